@@ -1,0 +1,59 @@
+// Element types of the Tensor IR, including the block-quantised weight formats.
+//
+// A quantised type stores a row of elements in blocks: `block_elems` elements take
+// `block_bytes` bytes (GGUF / ggml layouts; see ir/quant.h for the block structs).
+// A plain type is a "block" of one element. Quantised tensors are only used as
+// weights: the last dimension is the blocked one and must be a multiple of
+// block_elems.
+//
+// f8_e4m3 is DeepSeek-V3's native weight type (OCP E4M3FN: no infinities, 0x7f/0xff
+// are NaN); its 128x128 block scales (`weight_scale_inv`, f32) are a separate tensor
+// given to matmul as its third operand.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace moat::ir {
+
+enum class DTypeKind : uint8_t { Float, Int, Bool, Quantised };
+
+// X(id, text name, elements per block, bytes per block, kind)
+#define MOAT_IR_DTYPES(X)                        \
+  X(f32, "f32", 1, 4, Float)                     \
+  X(f16, "f16", 1, 2, Float)                     \
+  X(bf16, "bf16", 1, 2, Float)                   \
+  X(f8_e4m3, "f8_e4m3", 1, 1, Float)             \
+  X(i64, "i64", 1, 8, Int)                       \
+  X(i32, "i32", 1, 4, Int)                       \
+  X(i8, "i8", 1, 1, Int)                         \
+  X(u8, "u8", 1, 1, Int)                         \
+  X(boolean, "bool", 1, 1, Bool)                 \
+  X(q8_0, "q8_0", 32, 34, Quantised)             \
+  X(q4_0, "q4_0", 32, 18, Quantised)             \
+  X(q4_k, "q4_k", 256, 144, Quantised)           \
+  X(q6_k, "q6_k", 256, 210, Quantised)
+
+enum class DType : uint8_t {
+#define MOAT_X(id, name, elems, bytes, kind) id,
+  MOAT_IR_DTYPES(MOAT_X)
+#undef MOAT_X
+};
+
+std::string_view dtype_name(DType type);
+std::optional<DType> parse_dtype(std::string_view name);
+DTypeKind dtype_kind(DType type);
+int64_t dtype_block_elems(DType type);
+int64_t dtype_block_bytes(DType type);
+
+inline bool is_float(DType t) { return dtype_kind(t) == DTypeKind::Float; }
+inline bool is_int(DType t) { return dtype_kind(t) == DTypeKind::Int; }
+inline bool is_quantised(DType t) { return dtype_kind(t) == DTypeKind::Quantised; }
+
+// Bytes of a row of `elems` elements, or nullopt when `elems` is not a multiple of the
+// block size or the product overflows.
+std::optional<int64_t> dtype_row_bytes(DType type, int64_t elems);
+
+}  // namespace moat::ir

@@ -1,0 +1,43 @@
+// Device enumeration: what the machine has, found at run time. Vendor runtimes are
+// probed with dlopen, so one binary runs on any machine; a missing driver is reported
+// as "not available: <reason>", never an error.
+//
+// This is the seed of the unified device API (registry -> device -> stream -> buffer,
+// issue #3); for now it describes devices, it does not run work on them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moat::backends {
+
+struct DeviceInfo {
+  std::string id;       // "cpu", "opencl:0", "cuda:0", "hip:0"
+  std::string backend;  // "cpu", "opencl", "cuda", "hip"
+  std::string name;
+  std::string vendor;
+  std::string arch;          // "x86_64", "sm_90", "gfx90a"
+  uint64_t memory_bytes = 0;  // bytes usable by the device
+  int compute_units = 0;      // physical cores / SMs / CUs
+  int threads = 0;            // hardware threads (CPU)
+  std::vector<std::string> features;  // ISA features that change code generation
+};
+
+struct BackendStatus {
+  std::string backend;
+  bool available = false;
+  std::string detail;  // why not, or which driver library was found
+};
+
+struct DeviceReport {
+  std::vector<DeviceInfo> devices;
+  std::vector<BackendStatus> backends;
+};
+
+DeviceReport enumerate_devices();
+
+// The host CPU (backends/cpu/cpu_info.cpp).
+DeviceInfo describe_host_cpu();
+
+}  // namespace moat::backends

@@ -1,0 +1,20 @@
+// The moat subcommands: each has a spec (options, help) and a handler that returns
+// the process exit code. Handlers throw UserError / InternalError; main() maps those to
+// exit codes 2 / 1.
+#pragma once
+
+#include "samples/moat/args.h"
+
+namespace moat::cli {
+
+struct Command {
+  CommandSpec spec;
+  int (*run)(const ParsedArgs& args);
+};
+
+const Command& devices_command();
+const Command& inspect_command();
+// tokenize, run, bench, emit: their full option contract, not implemented yet.
+std::vector<const Command*> planned_commands();
+
+}  // namespace moat::cli

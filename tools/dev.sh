@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (run as root, or with sudo available):
+#   tools/dev.sh demo            install what is missing, build, run the demo
+#   tools/dev.sh test            install what is missing, build, run the whole test suite (CTest)
+#   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (clang-14) and run each for SECONDS (default 60)
+#   tools/dev.sh sanitize        build with ASan + UBSan and run the whole test suite
+# Package installs are idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${MOAT_JOBS:-2}
+
+build_packages=(cmake ninja-build g++ nlohmann-json3-dev doctest-dev)
+fuzz_packages=(clang-14 libclang-rt-14-dev)
+
+# Installs the packages of "$@" that are not installed yet (apt-get only when needed).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# build DIR [cmake args...]: configure once, then build.
+build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "$jobs"
+}
+
+case "${1:-}" in
+  demo)
+    ensure_packages "${build_packages[@]}"
+    build build
+    echo
+    echo "== moat devices"
+    build/bin/moat devices
+    echo
+    echo "== moat inspect tests/data/tiny.gguf"
+    build/bin/moat inspect tests/data/tiny.gguf
+    ;;
+  test)
+    ensure_packages "${build_packages[@]}"
+    build build
+    ctest --test-dir build --output-on-failure -j "$jobs"
+    ;;
+  sanitize)
+    ensure_packages "${build_packages[@]}"
+    build build-asan -DMOAT_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan --output-on-failure -j "$jobs"
+    ;;
+  fuzz)
+    seconds=${2:-60}
+    ensure_packages "${build_packages[@]}" "${fuzz_packages[@]}"
+    CC=clang-14 CXX=clang++-14 build build-fuzz -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF
+    for target in build-fuzz/fuzz/*_fuzz; do
+      name=$(basename "$target" _fuzz)
+      work=$(mktemp -d)  # the fuzzer adds inputs to its corpus: keep the committed seeds unchanged
+      echo "== fuzzing $name for ${seconds}s (seeds: tests/fuzz/corpus/$name)"
+      "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$work/" "$work" "tests/fuzz/corpus/$name" 2>&1 | tail -n 12
+      rm -rf "$work"
+    done
+    ;;
+  *)
+    sed -n '2,7p' "$0"
+    exit 2
+    ;;
+esac

@@ -1,10 +1,219 @@
+// moat inspect FILE|DIR [--json]: a model file's architecture, metadata and tensors.
+// GGUF files, single .safetensors files, safetensors index files and Hugging Face
+// folders (config.json + safetensors) are accepted. Shapes are printed row-major,
+// outermost dimension first, for every format (GGUF stores them innermost first).
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "frontend/gguf.h"
+#include "frontend/hf_config.h"
+#include "frontend/safetensors.h"
 #include "samples/moat/commands.h"
 #include "support/error.h"
+#include "support/mapped_file.h"
+
 namespace moat::cli {
+
 namespace {
-const Command kInspect{{"inspect", "FILE|DIR [--json]", "show a model file's metadata and tensors",
-                        {{"--json", "", "print one JSON object"}}, 1, 1},
-                       [](const ParsedArgs&) -> int { user_error("not yet"); }};
+
+using nlohmann::json;
+
+// Arrays longer than this are summarised (length + first elements).
+constexpr size_t kArraySummaryLimit = 16;
+constexpr size_t kArrayHeadElements = 6;
+
+struct TensorRow {
+  std::string name, dtype, file;
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0, offset = 0;
+};
+
+struct Inspection {
+  std::string path, format, architecture;
+  json metadata = json::object();  // key -> value (JSON form, long arrays summarised)
+  std::vector<std::pair<std::string, std::string>> metadata_text;  // key -> one-line text
+  std::vector<TensorRow> tensors;
+};
+
+// ---- GGUF ------------------------------------------------------------------
+
+json gguf_value_json(const gguf::Value& v) {
+  using gguf::ValueType;
+  switch (v.type) {
+    case ValueType::u8: case ValueType::u16: case ValueType::u32: case ValueType::u64: return v.u;
+    case ValueType::i8: case ValueType::i16: case ValueType::i32: case ValueType::i64: return v.i;
+    case ValueType::f32: case ValueType::f64: return v.f;
+    case ValueType::boolean: return v.b;
+    case ValueType::string: return v.str;
+    case ValueType::array: {
+      json items = json::array();
+      size_t n = v.array.size() > kArraySummaryLimit ? kArrayHeadElements : v.array.size();
+      for (size_t i = 0; i < n; ++i) items.push_back(gguf_value_json(v.array[i]));
+      if (v.array.size() <= kArraySummaryLimit) return items;
+      return json{{"array_of", gguf::value_type_name(v.elem_type)}, {"length", v.array.size()}, {"head", items}};
+    }
+  }
+  return nullptr;
 }
+
+std::string gguf_value_text(const gguf::Value& v) {
+  using gguf::ValueType;
+  switch (v.type) {
+    case ValueType::u8: case ValueType::u16: case ValueType::u32: case ValueType::u64: return std::to_string(v.u);
+    case ValueType::i8: case ValueType::i16: case ValueType::i32: case ValueType::i64: return std::to_string(v.i);
+    case ValueType::f32: return format_float(static_cast<float>(v.f));
+    case ValueType::f64: return format_float(v.f);
+    case ValueType::boolean: return v.b ? "true" : "false";
+    case ValueType::string: return moat::quoted(v.str);
+    case ValueType::array: {
+      std::string out = cat("[", v.array.size(), " x ", gguf::value_type_name(v.elem_type), "] [");
+      size_t n = v.array.size() > kArraySummaryLimit ? kArrayHeadElements : v.array.size();
+      for (size_t i = 0; i < n; ++i) out += (i ? ", " : "") + gguf_value_text(v.array[i]);
+      return out + (n < v.array.size() ? ", ...]" : "]");
+    }
+  }
+  return "?";
+}
+
+Inspection inspect_gguf(const std::string& path) {
+  gguf::File file = gguf::File::open(path);
+  Inspection out;
+  out.path = path;
+  out.format = cat("GGUF v", file.version(), " (alignment ", file.alignment(), ", data at byte ", file.data_offset(), ")");
+  out.architecture = file.architecture();
+  for (const gguf::KeyValue& kv : file.metadata()) {
+    out.metadata[kv.key] = gguf_value_json(kv.value);
+    std::string type = kv.value.type == gguf::ValueType::array ? "array" : std::string(gguf::value_type_name(kv.value.type));
+    out.metadata_text.emplace_back(kv.key, cat(type, " ", gguf_value_text(kv.value)));
+  }
+  for (const gguf::TensorInfo& t : file.tensors())
+    out.tensors.push_back({t.name, std::string(gguf::ggml_type_name(t.type)), "", t.shape(), t.bytes, t.offset});
+  return out;
+}
+
+// ---- safetensors / Hugging Face ---------------------------------------------
+
+void flatten_config(const json& value, const std::string& prefix, Inspection& out) {
+  if (value.is_object() && !value.empty()) {
+    for (const auto& [key, item] : value.items()) flatten_config(item, prefix.empty() ? key : prefix + "." + key, out);
+    return;
+  }
+  out.metadata[prefix] = value;
+  out.metadata_text.emplace_back(prefix, value.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+Inspection inspect_safetensors(const std::string& path, bool is_dir) {
+  Inspection out;
+  out.path = path;
+  std::string config_path = is_dir ? path + "/config.json" : "";
+  struct stat info {};
+  bool has_config = is_dir && ::stat(config_path.c_str(), &info) == 0;
+  if (has_config) {
+    json config = hf::read_json_file(config_path);
+    hf::DeepSeekConfig parsed = hf::load_deepseek_config(path);  // checks the DeepSeek fields
+    out.architecture = parsed.architectures.empty() ? parsed.model_type : parsed.architectures.front();
+    flatten_config(config, "", out);
+  }
+  safetensors::Model model = safetensors::Model::open(path);
+  out.format = cat("safetensors (", model.shard_paths().size(), model.shard_paths().size() == 1 ? " file" : " shards",
+                   has_config ? " + config.json" : "", ")");
+  if (model.shard_paths().size() == 1 && !model.tensors().empty()) {
+    safetensors::File single = safetensors::File::open(model.shard_paths().front());
+    for (const auto& [key, value] : single.metadata()) {
+      out.metadata["__metadata__." + key] = value;
+      out.metadata_text.emplace_back("__metadata__." + key, moat::quoted(value));
+    }
+  }
+  bool sharded = model.shard_paths().size() > 1;
+  for (const safetensors::TensorInfo& t : model.tensors()) {
+    std::string file = t.file.substr(t.file.find_last_of('/') + 1);
+    out.tensors.push_back({t.name, std::string(safetensors::dtype_name(t.dtype)), sharded ? file : "", t.shape,
+                           t.end - t.begin, t.begin});
+  }
+  return out;
+}
+
+bool starts_with_gguf_magic(const std::string& path) {
+  MappedFile file = MappedFile::open(path);
+  auto bytes = file.bytes();
+  return bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0;
+}
+
+Inspection inspect_path(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) user_error(path, ": no such file or folder");
+  if (S_ISDIR(info.st_mode)) return inspect_safetensors(path, true);
+  if (starts_with_gguf_magic(path)) return inspect_gguf(path);
+  if (path.ends_with(".safetensors") || path.ends_with(".json")) return inspect_safetensors(path, false);
+  user_error(path, ": not a GGUF file (no 'GGUF' magic), a .safetensors file or a Hugging Face folder");
+}
+
+// ---- output ------------------------------------------------------------------
+
+std::string shape_text(const std::vector<int64_t>& shape) { return "[" + join(shape, ", ") + "]"; }
+
+void print_text(const Inspection& in) {
+  uint64_t total_bytes = 0, total_elements = 0;
+  for (const TensorRow& t : in.tensors) {
+    total_bytes += t.bytes;
+    uint64_t n = 1;
+    for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+    total_elements += n;
+  }
+  std::printf("file:         %s\nformat:       %s\narchitecture: %s\n\n", in.path.c_str(), in.format.c_str(),
+              in.architecture.empty() ? "(not stated)" : in.architecture.c_str());
+  std::printf("metadata (%zu keys):\n", in.metadata_text.size());
+  size_t key_width = 0;
+  for (const auto& [key, value] : in.metadata_text) key_width = std::max(key_width, key.size());
+  for (const auto& [key, value] : in.metadata_text)
+    std::printf("  %-*s  %s\n", static_cast<int>(key_width), key.c_str(), value.c_str());
+  std::printf("\ntensors (%zu):\n", in.tensors.size());
+  if (!in.tensors.empty()) {
+    size_t name_width = 4;
+    for (const TensorRow& t : in.tensors) name_width = std::max(name_width, t.name.size());
+    std::printf("  %-*s  %-8s  %-22s  %12s  %12s%s\n", static_cast<int>(name_width), "name", "dtype",
+                "shape (outermost first)", "bytes", "offset", in.tensors.front().file.empty() ? "" : "  file");
+    for (const TensorRow& t : in.tensors)
+      std::printf("  %-*s  %-8s  %-22s  %12llu  %12llu%s%s\n", static_cast<int>(name_width), t.name.c_str(),
+                  t.dtype.c_str(), shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.bytes),
+                  static_cast<unsigned long long>(t.offset), t.file.empty() ? "" : "  ", t.file.c_str());
+  }
+  std::printf("\ntotal: %zu tensors, %llu elements, %llu bytes (%.2f MiB)\n", in.tensors.size(),
+              static_cast<unsigned long long>(total_elements), static_cast<unsigned long long>(total_bytes),
+              static_cast<double>(total_bytes) / (1024.0 * 1024.0));
+}
+
+void print_json(const Inspection& in) {
+  json out{{"file", in.path}, {"format", in.format}, {"architecture", in.architecture}, {"metadata", in.metadata}};
+  out["tensors"] = json::array();
+  for (const TensorRow& t : in.tensors) {
+    json row{{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}, {"offset", t.offset}};
+    if (!t.file.empty()) row["file"] = t.file;
+    out["tensors"].push_back(std::move(row));
+  }
+  std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+int run_inspect(const ParsedArgs& args) {
+  Inspection inspection = inspect_path(args.positional.front());
+  if (args.has("--json")) print_json(inspection);
+  else print_text(inspection);
+  return 0;
+}
+
+const Command kInspect{{"inspect", "FILE|DIR [--json]",
+                        "show a model file's architecture, metadata and tensors (GGUF, safetensors, Hugging Face folder)",
+                        {{"--json", "", "print one JSON object with the keys metadata and tensors"}},
+                        1,
+                        1},
+                       run_inspect};
+
+}  // namespace
+
 const Command& inspect_command() { return kInspect; }
+
 }  // namespace moat::cli

@@ -1,0 +1,61 @@
+// Composite ops defined by their expansion into primitives. The expansion IS the
+// definition: the reference interpreter runs it, and every kernel of a composite is
+// tested against it. All composites compute in f32 (f16 / bf16 operands are cast to
+// f32 first, the result back to the node's dtype).
+//
+//   rms_norm(x[..., D], w[D], eps)
+//       y = (x * rsqrt(sum(x^2, last) / D + eps)) * w
+//   softmax(x[..., N])       over the last axis
+//       y = exp(x - max(x)) / sum(exp(x - max(x)))
+//   rope(x[..., T, H, D], pos i32[T])   ggml_rope_ext (llama.cpp) semantics
+//       pair i in [0, n_dims/2): (x0, x1) = (x[2i], x[2i+1]) interleaved, or
+//       (x[i], x[i + n_dims/2]) NeoX; angle = pos[t] * f[i] with
+//         f[i] = theta^(-2i/n_dims) * (freq_scale * (1 - mix_i) + mix_i),
+//         mix_i = ext_factor * ramp(i) (0 without YaRN), ramp(i) = 1 - clamp((i - lo) /
+//         max(0.001, hi - lo), 0, 1), [lo, hi] = ggml_rope_yarn_corr_dims(n_dims,
+//         orig_ctx, theta, beta_fast, beta_slow);
+//       m = attn_factor * (ext_factor != 0 ? 1 + 0.1 ln(1 / freq_scale) : 1);
+//       c = cos(angle) * m, s = sin(angle) * m; (x0, x1) -> (x0 c - x1 s, x0 s + x1 c);
+//       dims >= n_dims pass through. f and m are host constants (f32) computed at
+//       expansion time; the positions stay a runtime input.
+//   attention(q[T, H, Dk], k[S, Hkv, Dk], v[S, Hkv, Dv], q_pos i32[T], scale, causal)
+//       query head h reads kv head h / (H / Hkv); scores[t, j] = (q_t . k_j) * scale,
+//       set to -inf where causal and j > q_pos[t] (key positions are 0..S-1);
+//       out[t, h] = sum_j softmax_j(scores[t, :]) * v_j  -> [T, H, Dv].
+//       A row with every key masked gives NaN.
+//   moe(x[T, D], router[E, D], gate[E, F, D], up[E, F, D], down[E, D, F], bias?[E])
+//       scores = softmax or sigmoid(x . router^T); sel = scores + bias (when given);
+//       grouping (methods other than greedy, n_groups G > 1): group score = max of the
+//       group's sel (group_limited_greedy) or the sum of its top-2 sel (noaux_tc; top-1
+//       for one-expert groups); the topk_groups best groups are kept, the rest of sel
+//       is set to -inf; idx = topk(sel, n_used) (largest first);
+//       w = scores[idx] (unbiased); norm_topk: w /= sum(w) (+ 1e-20 with sigmoid);
+//       w *= scale; out = sum_j w_j * down_j . (silu(gate_j . x) * (up_j . x)), j in
+//       topk order. Only the selected experts are read: their weights are gathered by
+//       index and multiplied as a batch.
+#pragma once
+
+#include <span>
+
+#include "ir/builder.h"
+#include "ir/graph.h"
+
+namespace moat::ir {
+
+// Appends the primitive expansion of composite `node` to builder b, with `operands` the
+// ids (in b's graph) of the node's operands; returns the id of the result, whose type
+// equals node.type.
+NodeId expand_composite(Builder& b, const Node& node, std::span<const NodeId> operands);
+
+// Returns a copy of `graph` where every composite is replaced by its expansion (for the
+// JIT): same name, symbols, inputs (in order) and output types.
+Graph expand_composites(const Graph& graph);
+
+// rope's per-pair angle factors f[i] and magnitude m (see above), as expand uses them.
+struct RopeFactors {
+  std::vector<double> freq;  // [n_dims / 2]
+  double mscale = 1.0;
+};
+RopeFactors rope_factors(const Node& rope_node);
+
+}  // namespace moat::ir

@@ -1,0 +1,185 @@
+// The moat command line as a user meets it: exit codes, messages, JSON output.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+struct Result {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;
+  std::string out, err;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Result run_moat(const std::vector<std::string>& args) {
+  auto dir = std::filesystem::temp_directory_path();
+  std::string out_path = dir / ("moat_cli_out_" + std::to_string(::getpid()));
+  std::string err_path = dir / ("moat_cli_err_" + std::to_string(::getpid()));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> argv_storage{MOAT_CLI_PATH};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  Result r;
+  REQUIRE(posix_spawn(&pid, MOAT_CLI_PATH, &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.out = read_all(out_path);
+  r.err = read_all(err_path);
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  return r;
+}
+
+const std::string kSource = MOAT_SOURCE_DIR;
+const std::string kTinyGguf = kSource + "/tests/data/tiny.gguf";
+const std::string kVocab = kSource + "/../shared/data/vocab/deepseek-llm.gguf";
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("help and unknown commands") {
+  Result help = run_moat({"--help"});
+  CHECK(help.exit_code == 0);
+  for (const char* command : {"devices", "inspect", "tokenize", "run", "bench", "emit"}) {
+    CHECK(contains(help.out, command));
+    Result h = run_moat({command, "--help"});
+    CHECK(h.exit_code == 0);
+    CHECK(contains(h.out, std::string("usage: moat ") + command));
+  }
+  Result unknown = run_moat({"frobnicate"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(contains(unknown.err, "unknown command 'frobnicate'"));
+  Result bad_option = run_moat({"inspect", "--colour", kTinyGguf});
+  CHECK(bad_option.exit_code == 2);
+  CHECK(contains(bad_option.err, "unknown option --colour"));
+  CHECK(run_moat({}).exit_code == 2);
+}
+
+TEST_CASE("commands of later issues parse their options and say they are not implemented") {
+  Result run = run_moat({"run", "-m", kTinyGguf, "-p", "hello", "-n", "4"});
+  CHECK(run.exit_code == 2);
+  CHECK(contains(run.err, "not implemented"));
+  CHECK(run_moat({"tokenize", "-m", kTinyGguf, "-p", "hi", "--no-bos"}).exit_code == 2);
+  CHECK(run_moat({"bench", "-m", kTinyGguf}).exit_code == 2);
+  Result emit = run_moat({"emit", "--graph", "x.mir", "--target"});
+  CHECK(emit.exit_code == 2);
+  CHECK(contains(emit.err, "--target needs a value"));
+}
+
+TEST_CASE("devices lists the host CPU, as text and as JSON") {
+  Result text = run_moat({"devices"});
+  CHECK(text.exit_code == 0);
+  CHECK(contains(text.out, "cpu"));
+  Result json = run_moat({"devices", "--json"});
+  REQUIRE(json.exit_code == 0);
+  auto parsed = nlohmann::json::parse(json.out);
+  REQUIRE(parsed["devices"].size() >= 1);
+  CHECK(parsed["devices"][0]["id"] == "cpu");
+  CHECK(parsed["devices"][0]["memory_bytes"].get<uint64_t>() > 0);
+  CHECK(parsed["backends"].size() == 4);
+}
+
+TEST_CASE("inspect a GGUF file, as text and as JSON") {
+  Result text = run_moat({"inspect", kTinyGguf});
+  REQUIRE(text.exit_code == 0);
+  CHECK(contains(text.out, "architecture: deepseek2"));
+  CHECK(contains(text.out, "GGUF v3"));
+  Result json = run_moat({"inspect", kTinyGguf, "--json"});
+  REQUIRE(json.exit_code == 0);
+  auto parsed = nlohmann::json::parse(json.out);
+  CHECK(parsed["metadata"]["general.architecture"] == "deepseek2");
+  REQUIRE(parsed["tensors"].is_array());
+  CHECK(parsed["tensors"].size() >= 4);
+  for (const auto& t : parsed["tensors"]) {
+    CHECK(t.contains("name"));
+    CHECK(t.contains("dtype"));
+    CHECK(t["shape"].is_array());
+    CHECK(t["bytes"].get<uint64_t>() > 0);
+    CHECK(t.contains("offset"));
+  }
+}
+
+TEST_CASE("inspect the real DeepSeek LLM vocabulary GGUF") {
+  if (!std::filesystem::exists(kVocab)) {
+    MESSAGE("skipped: " << kVocab << " is absent (shared test data)");
+    return;
+  }
+  Result text = run_moat({"inspect", kVocab});
+  REQUIRE(text.exit_code == 0);
+  CHECK(contains(text.out, "tokenizer.ggml.pre"));
+  CHECK(contains(text.out, "\"deepseek-llm\""));
+  CHECK(contains(text.out, "[102400 x string]"));
+  Result json = run_moat({"inspect", kVocab, "--json"});
+  REQUIRE(json.exit_code == 0);
+  auto parsed = nlohmann::json::parse(json.out);
+  CHECK(parsed["metadata"]["tokenizer.ggml.pre"] == "deepseek-llm");
+  CHECK(parsed["metadata"]["tokenizer.ggml.tokens"]["length"] == 102400);
+  CHECK(parsed["metadata"]["tokenizer.ggml.tokens"]["array_of"] == "string");
+  CHECK(parsed["tensors"].empty());
+}
+
+TEST_CASE("inspect a Hugging Face folder") {
+  std::string folder = kSource + "/tests/data/hf_tiny";
+  Result text = run_moat({"inspect", folder});
+  REQUIRE(text.exit_code == 0);
+  CHECK(contains(text.out, "safetensors (2 shards + config.json)"));
+  CHECK(contains(text.out, "hidden_size"));
+  Result json = run_moat({"inspect", folder, "--json"});
+  REQUIRE(json.exit_code == 0);
+  auto parsed = nlohmann::json::parse(json.out);
+  CHECK(parsed["metadata"].contains("model_type"));
+  CHECK(!parsed["tensors"].empty());
+  CHECK(parsed["tensors"][0].contains("file"));
+}
+
+TEST_CASE("bad files give exit 2 and a message naming the file, never a signal") {
+  CHECK(run_moat({"inspect", "/nonexistent/model.gguf"}).exit_code == 2);
+  Result missing = run_moat({"inspect", "/nonexistent/model.gguf"});
+  CHECK(contains(missing.err, "/nonexistent/model.gguf"));
+  Result not_model = run_moat({"inspect", kSource + "/README.md"});
+  CHECK(not_model.exit_code == 2);
+  CHECK(contains(not_model.err, "README.md"));
+
+  std::string original = read_all(kTinyGguf);
+  REQUIRE(original.size() > 64);
+  std::string path = (std::filesystem::temp_directory_path() / "moat_cli_cut.gguf").string();
+  // A few dozen cuts through the header, metadata, tensor infos and data, via the CLI.
+  for (size_t cut = 0; cut < original.size(); cut += std::max<size_t>(1, original.size() / 40)) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << original.substr(0, cut);
+    Result r = run_moat({"inspect", path});
+    CHECK_MESSAGE(r.signal == 0, "cut at ", cut);
+    CHECK_MESSAGE((r.exit_code == 2 || r.exit_code == 0), "cut at ", cut);
+    if (r.exit_code == 2) CHECK(contains(r.err, path));
+  }
+  std::filesystem::remove(path);
+}

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Writes the conversion and dequantisation test vectors under tests/data/quant/.
+
+Run from anywhere (deterministic: fixed seed; rewrites every file):
+
+    /tmp/venv/bin/python tools/make_quant_vectors.py
+
+Needs numpy, ml_dtypes and the PyPI `gguf` package (gguf-py from llama.cpp). The
+oracles are independent of moatless's code: gguf.quants.dequantize for the block
+formats, gguf.quants.quantize for the q8_0 / q4_0 quantisers, numpy / ml_dtypes
+casts for the narrow floats. The C++ side is tests/ir/quant_test.cpp and
+tests/support/half_test.cpp; the file format is in tests/data/quant/README.md.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_dtypes
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+from gguf import quants
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "quant"
+RNG = np.random.default_rng(20240607)
+
+F16 = np.float16
+BF16 = ml_dtypes.bfloat16
+FP8 = ml_dtypes.float8_e4m3fn
+
+
+def write(name: str, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array)
+    assert array.dtype.byteorder in ("<", "=", "|"), name
+    (OUT / name).write_bytes(array.tobytes())
+
+
+def f16_bits(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(F16).view(np.uint16)
+
+
+# ---------------------------------------------------------------- narrow floats
+
+
+def widen_tables() -> None:
+    # f16 -> f32: a strided sample of all 65536 patterns plus every special class
+    # (the C++ test also checks all patterns against exact arithmetic).
+    bits = np.unique(np.concatenate([
+        np.arange(0, 65536, 37, dtype=np.uint32),
+        [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0x3C00],
+    ]).astype(np.uint16))
+    write("f16_to_f32.u16.bin", bits)
+    write("f16_to_f32.f32.bin", bits.view(F16).astype(np.float32))
+
+    bits = np.unique(np.concatenate([
+        RNG.integers(0, 65536, 1000),
+        [0x0000, 0x8000, 0x0001, 0x007F, 0x0080, 0x7F7F, 0x7F80, 0xFF80, 0x7FC0, 0x3F80],
+    ]).astype(np.uint16))
+    write("bf16_to_f32.u16.bin", bits)
+    write("bf16_to_f32.f32.bin", bits.view(BF16).astype(np.float32))
+
+    write("fp8_e4m3_to_f32.f32.bin", np.arange(256, dtype=np.uint8).view(FP8).astype(np.float32))
+
+
+def ties_and_neighbours(grid: np.ndarray, count: int) -> np.ndarray:
+    """Midpoints of `count` random pairs of consecutive finite values of a narrow
+    format (exact in f32), and the f32 values one ulp either side of each."""
+    grid = np.sort(np.unique(grid[np.isfinite(grid) & (grid >= 0)].astype(np.float64)))
+    idx = RNG.choice(len(grid) - 1, size=min(count, len(grid) - 1), replace=False)
+    mid = ((grid[idx] + grid[idx + 1]) / 2).astype(np.float32)
+    assert np.all(mid.astype(np.float64) == (grid[idx] + grid[idx + 1]) / 2)
+    out = np.concatenate([mid, np.nextafter(mid, np.float32(np.inf)), np.nextafter(mid, np.float32(0))])
+    signs = np.where(RNG.random(out.size) < 0.5, -1, 1).astype(np.float32)
+    return out * signs
+
+
+def random_f32_with_exponents(lo: int, hi: int, count: int) -> np.ndarray:
+    """Random f32 bit patterns with biased exponents in [lo, hi] and random sign."""
+    exp = RNG.integers(lo, hi + 1, count).astype(np.uint32)
+    bits = (RNG.integers(0, 2, count).astype(np.uint32) << 31) | (exp << 23) | RNG.integers(0, 1 << 23, count).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+SPECIAL_F32 = np.array([
+    0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0, 1e-45, -1e-45, 1.17549435e-38,
+    3.4028235e38, -3.4028235e38, 1e-30, 0.3, 1 / 3,
+], dtype=np.float32)
+
+
+def narrow_tables() -> None:
+    all16 = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+
+    # f32 -> f16 (numpy's cast: RNE, overflow to inf, correct subnormals).
+    f16_grid = all16.view(F16).astype(np.float32)
+    x = np.concatenate([
+        SPECIAL_F32,
+        np.array([65504, 65519.996, 65520, 65535, 65536, 1e5, 2.0**-24, 2.0**-25, np.nextafter(2.0**-25, 1),
+                  2.0**-26, 6.1e-5, 2.0**-14, np.nextafter(2.0**-14, 0)], dtype=np.float32),
+        ties_and_neighbours(f16_grid, 700),
+        random_f32_with_exponents(127 - 30, 127 + 17, 1200),  # around the f16 range
+        RNG.integers(0, 1 << 32, 200, dtype=np.uint64).astype(np.uint32).view(np.float32),
+    ]).astype(np.float32)
+    write("f32_to_f16.in.f32.bin", x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        write("f32_to_f16.out.u16.bin", x.astype(F16).view(np.uint16))
+
+    # f32 -> bf16 (ml_dtypes: RNE, overflow to inf).
+    bf16_grid = all16.view(BF16).astype(np.float32)
+    x = np.concatenate([
+        SPECIAL_F32,
+        np.array([3.3895314e38, 3.3961776e38, 1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8], dtype=np.float32),
+        ties_and_neighbours(bf16_grid, 700),
+        random_f32_with_exponents(1, 254, 1000),
+        RNG.integers(0, 1 << 32, 200, dtype=np.uint64).astype(np.uint32).view(np.float32),
+    ]).astype(np.float32)
+    write("f32_to_bf16.in.f32.bin", x)
+    write("f32_to_bf16.out.u16.bin", x.astype(BF16).view(np.uint16))
+
+    # f32 -> f8_e4m3, SATURATING (support/half.h): clamp to ±448 first, then
+    # ml_dtypes' RNE cast; NaN stays NaN through the clamp.
+    fp8_grid = np.arange(256, dtype=np.uint8).view(FP8).astype(np.float32)
+    x = np.concatenate([
+        SPECIAL_F32,
+        np.array([448, 449, 463.99, 464, 480, 1e4, 2.0**-9, 2.0**-10, np.nextafter(2.0**-10, 1), 2.0**-11,
+                  3 * 2.0**-10, 2.0**-6, 0.3125, 0.3], dtype=np.float32),
+        ties_and_neighbours(fp8_grid, 200),
+        random_f32_with_exponents(127 - 12, 127 + 9, 1500),
+        RNG.uniform(-500, 500, 300).astype(np.float32),
+    ]).astype(np.float32)
+    write("f32_to_fp8_e4m3.in.f32.bin", x)
+    write("f32_to_fp8_e4m3.out.u8.bin", np.clip(x, -448, 448).astype(FP8).view(np.uint8))
+
+
+# ---------------------------------------------------------------- quantised blocks
+
+
+def f16_field(values) -> np.ndarray:
+    """f16 values as (n, 2) little-endian bytes."""
+    return f16_bits(values).astype("<u2").view(np.uint8).reshape(-1, 2)
+
+
+def random_bytes(n: int, size: int) -> np.ndarray:
+    return RNG.integers(0, 256, (n, size), dtype=np.uint8)
+
+
+def q8_0_blocks() -> np.ndarray:
+    d = [0.0125, -0.03, 0.0, 65504.0, 5.96e-8, 1.0, -0.0, 2.5e-3]  # 5.96e-8: smallest f16 subnormal
+    qs = RNG.integers(-128, 128, (len(d), 32)).astype(np.int8)
+    qs[3] = np.tile([127, -128], 16)
+    qs[5] = np.arange(-16, 16)
+    return np.concatenate([f16_field(d), qs.view(np.uint8)], axis=1)
+
+
+def q4_0_blocks() -> np.ndarray:
+    d = [0.02, -0.07, 0.0, 1000.0, -1.5, 3e-5, 0.5, 0.125]
+    qs = random_bytes(len(d), 16)
+    qs[4] = 0xFF  # every nibble 15
+    qs[5] = 0x00  # every nibble 0
+    qs[6] = 0xF0  # elements 0..15 are nibble 0, 16..31 nibble 15
+    qs[7] = np.arange(16, dtype=np.uint8) | (np.arange(15, -1, -1, dtype=np.uint8) << 4)
+    return np.concatenate([f16_field(d), qs], axis=1)
+
+
+def q4_k_blocks() -> np.ndarray:
+    n = 8
+    d = RNG.uniform(1e-4, 5e-2, n).astype(np.float32)
+    dmin = RNG.uniform(1e-4, 5e-2, n).astype(np.float32)
+    d[1], dmin[1] = -d[1], -dmin[1]  # negative super-scales
+    d[2] = 0.0                       # zero scale: only the mins remain
+    d[3], dmin[3] = 60000.0, 0.0     # large scale, no mins
+    scales = random_bytes(n, 12)
+    scales[4] = 0xFF                 # every scale and min 63
+    scales[5] = 0x00                 # every scale and min 0
+    scales[6] = [0xC0, 0x40, 0x80, 0x00, 0x3F, 0x7F, 0xBF, 0xFF, 0x1E, 0x2D, 0x3C, 0x4B]  # high bits only
+    qs = random_bytes(n, 128)
+    qs[4] = 0xFF
+    qs[5] = 0x0F
+    return np.concatenate([f16_field(d), f16_field(dmin), scales, qs], axis=1)
+
+
+def q6_k_blocks() -> np.ndarray:
+    n = 8
+    ql, qh = random_bytes(n, 128), random_bytes(n, 64)
+    scales = RNG.integers(-128, 128, (n, 16)).astype(np.int8)
+    d = RNG.uniform(1e-4, 5e-2, n).astype(np.float32)
+    d[1] = -d[1]
+    d[2] = 0.0
+    d[3] = 60000.0
+    scales[3] = np.tile(np.array([127, -128], dtype=np.int8), 8)
+    ql[4], qh[4] = 0xFF, 0xFF  # every q6 = 63 -> +31
+    ql[5], qh[5] = 0x00, 0x00  # every q6 = 0 -> -32
+    scales[5] = np.arange(-8, 8)
+    qh[6] = 0xE4               # bits 2k..2k+1 = k: each quarter gets a distinct high part
+    scales[6] = np.arange(1, 17)
+    return np.concatenate([ql, qh, scales.view(np.uint8), f16_field(d)], axis=1)
+
+
+def write_blocks(name: str, qtype: Q, blocks: np.ndarray) -> None:
+    blocks = np.ascontiguousarray(blocks, dtype=np.uint8)
+    block_elems, block_bytes = quants.GGML_QUANT_SIZES[qtype]
+    assert blocks.shape[1] == block_bytes, (name, blocks.shape)
+    expected = quants.dequantize(blocks.reshape(1, -1), qtype).reshape(-1)
+    assert expected.dtype == np.float32 and expected.size == blocks.shape[0] * block_elems
+    write(f"{name}.blocks.bin", blocks)
+    write(f"{name}.f32.bin", expected)
+
+
+def quantiser_inputs() -> np.ndarray:
+    """16 blocks of 32: varied magnitudes, zeros, ties for roundf, a repeated max."""
+    x = RNG.standard_normal((16, 32)).astype(np.float32)
+    x *= np.float32(10.0) ** RNG.integers(-3, 3, (16, 1)).astype(np.float32)
+    x[1] = 0.0
+    x[2] = np.arange(-16, 16, dtype=np.float32) + np.float32(0.5)  # half-integers, amax 15.5
+    x[3, :] = np.linspace(-1, 1, 32, dtype=np.float32)
+    x[3, 7] = -2.0                                                 # the max is negative
+    x[3, 20] = 2.0                                                 # same |max|, later: the first wins
+    x[4] *= np.float32(1e4)
+    x[5] *= np.float32(1e-6)                                      # d is an f16 subnormal
+    x[6] = np.where(np.arange(32) % 2 == 0, np.float32(127), np.float32(-62.5))  # d = 1: exact ties (roundf: -63, not even -62)
+    return x.reshape(-1)
+
+
+def q4_0_f32_reference(x: np.ndarray) -> np.ndarray:
+    """ggml's quantize_row_q4_0_ref in plain f32 arithmetic (no FMA), to confirm that
+    gguf-py's float64 shortcut agrees on these inputs."""
+    blocks = x.reshape(-1, 32)
+    out = []
+    for b in blocks:
+        imax = int(np.argmax(np.abs(b)))
+        d = np.float32(b[imax] / np.float32(-8))
+        idv = np.float32(0) if d == 0 else np.float32(np.float32(1) / d)
+        q = np.minimum(15, np.trunc((b * idv).astype(np.float32) + np.float32(8.5)).astype(np.int32))
+        qs = (q[:16] | (q[16:] << 4)).astype(np.uint8)
+        out.append(np.concatenate([f16_field([d])[0], qs]))
+    return np.stack(out)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    widen_tables()
+    narrow_tables()
+
+    write_blocks("q8_0", Q.Q8_0, q8_0_blocks())
+    write_blocks("q4_0", Q.Q4_0, q4_0_blocks())
+    write_blocks("q4_k", Q.Q4_K, q4_k_blocks())
+    write_blocks("q6_k", Q.Q6_K, q6_k_blocks())
+
+    x = quantiser_inputs()
+    write("quantize.in.f32.bin", x)
+    write("quantize_q8_0.out.bin", quants.quantize(x.reshape(1, -1), Q.Q8_0).reshape(-1))
+    q4 = quants.quantize(x.reshape(1, -1), Q.Q4_0).reshape(-1, 18)
+    assert np.array_equal(q4, q4_0_f32_reference(x)), "gguf-py's q4_0 disagrees with f32 arithmetic; change the inputs"
+    write("quantize_q4_0.out.bin", q4.reshape(-1))
+
+    total = sum(p.stat().st_size for p in OUT.glob("*.bin"))
+    print(f"wrote {len(list(OUT.glob('*.bin')))} files, {total} bytes, to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

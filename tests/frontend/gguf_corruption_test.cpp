@@ -9,15 +9,11 @@
 #include "frontend/gguf.h"
 #include "frontend/gguf_writer.h"
 #include "support/error.h"
+#include "tests/test_data.h"
 
 using namespace moat::gguf;
 
 namespace {
-
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 std::vector<uint8_t> every_type_file() {
   Writer w;
@@ -66,7 +62,7 @@ void patch_u64(std::vector<uint8_t>& bytes, size_t at, uint64_t value) { std::me
 }  // namespace
 
 TEST_CASE("truncation at every offset") {
-  for (const auto& original : {every_type_file(), read_file(std::string(MOAT_SOURCE_DIR) + "/tests/data/tiny.gguf")}) {
+  for (const auto& original : {every_type_file(), moat::testing::read_bytes(std::string(MOAT_SOURCE_DIR) + "/tests/data/tiny.gguf")}) {
     REQUIRE(original.size() > 100);
     size_t failures = 0;
     for (size_t cut = 0; cut < original.size(); ++cut) {
@@ -81,7 +77,7 @@ TEST_CASE("truncation at every offset") {
 }
 
 TEST_CASE("byte flips across the header and tensor infos") {
-  for (const auto& original : {every_type_file(), read_file(std::string(MOAT_SOURCE_DIR) + "/tests/data/tiny.gguf")}) {
+  for (const auto& original : {every_type_file(), moat::testing::read_bytes(std::string(MOAT_SOURCE_DIR) + "/tests/data/tiny.gguf")}) {
     File clean = File::parse(original, "clean.gguf");
     size_t header_end = clean.data_offset();
     for (size_t at = 0; at < header_end; ++at) {

@@ -16,23 +16,14 @@
 #include "ir/quant.h"
 #include "support/error.h"
 #include "support/half.h"
+#include "tests/test_data.h"
 
 using namespace moat;
 using namespace moat::ir;
 
-namespace {
+using moat::testing::read_vector;
 
-template <class T>
-std::vector<T> read_vector(const std::string& name) {
-  const std::string path = std::string(MOAT_SOURCE_DIR) + "/tests/data/quant/" + name;
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing ", path, " (run tools/make_quant_vectors.py)");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE(bytes.size() % sizeof(T) == 0);
-  std::vector<T> out(bytes.size() / sizeof(T));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
+namespace {
 
 // Bit-exact (so +0 / -0 differ); no NaN is expected from these blocks.
 void check_bits_equal(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {

@@ -13,22 +13,13 @@
 #include <vector>
 
 #include "support/half.h"
+#include "tests/test_data.h"
 
 using namespace moat;
 
-namespace {
+using moat::testing::read_vector;
 
-template <class T>
-std::vector<T> read_vector(const std::string& name) {
-  const std::string path = std::string(MOAT_SOURCE_DIR) + "/tests/data/quant/" + name;
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing ", path, " (run tools/make_quant_vectors.py)");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE(bytes.size() % sizeof(T) == 0);
-  std::vector<T> out(bytes.size() / sizeof(T));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
+namespace {
 
 // Equal bit patterns, or both NaN with the same sign (NaN payloads differ between
 // implementations and carry no meaning here).

@@ -113,9 +113,13 @@ Inspection inspect_safetensors(const std::string& path, bool is_dir) {
   struct stat info {};
   bool has_config = is_dir && ::stat(config_path.c_str(), &info) == 0;
   if (has_config) {
+    // Shown as it is: inspect is a viewer, so any model family's config.json is accepted.
     json config = hf::read_json_file(config_path);
-    hf::DeepSeekConfig parsed = hf::load_deepseek_config(path);  // checks the DeepSeek fields
-    out.architecture = parsed.architectures.empty() ? parsed.model_type : parsed.architectures.front();
+    if (config.contains("architectures") && config["architectures"].is_array() && !config["architectures"].empty() &&
+        config["architectures"][0].is_string())
+      out.architecture = config["architectures"][0].get<std::string>();
+    else if (config.contains("model_type") && config["model_type"].is_string())
+      out.architecture = config["model_type"].get<std::string>();
     flatten_config(config, "", out);
   }
   safetensors::Model model = safetensors::Model::open(path);

@@ -19,8 +19,8 @@ std::string trim(std::string s) {
   return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
-// Model name, vendor and physical core count from /proc/cpuinfo (Linux).
-void read_cpuinfo(DeviceInfo& info) {
+// Model name, vendor, physical core count and ISA flags from /proc/cpuinfo (Linux).
+void read_cpuinfo(DeviceInfo& info, std::set<std::string>& flags) {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
   std::set<std::pair<std::string, std::string>> cores;  // (physical id, core id)
@@ -34,6 +34,15 @@ void read_cpuinfo(DeviceInfo& info) {
     else if (key == "vendor_id" && info.vendor.empty()) info.vendor = value;
     else if (key == "physical id") physical_id = value;
     else if (key == "core id") cores.insert({physical_id, value});
+    else if ((key == "flags" || key == "Features") && flags.empty()) {
+      size_t at = 0;
+      while (at < value.size()) {
+        size_t space = value.find(' ', at);
+        if (space == std::string::npos) space = value.size();
+        if (space > at) flags.insert(value.substr(at, space - at));
+        at = space + 1;
+      }
+    }
   }
   info.compute_units = static_cast<int>(cores.size());
 }
@@ -44,7 +53,8 @@ DeviceInfo describe_host_cpu() {
   DeviceInfo info;
   info.id = "cpu";
   info.backend = "cpu";
-  read_cpuinfo(info);
+  std::set<std::string> flags;
+  read_cpuinfo(info, flags);
   struct utsname uts {};
   if (::uname(&uts) == 0) info.arch = uts.machine;
   info.threads = static_cast<int>(std::thread::hardware_concurrency());
@@ -53,18 +63,16 @@ DeviceInfo describe_host_cpu() {
   long pages = ::sysconf(_SC_PHYS_PAGES);
   long page_size = ::sysconf(_SC_PAGESIZE);
   if (pages > 0 && page_size > 0) info.memory_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  const std::pair<const char*, bool> features[] = {
-      {"sse4.2", __builtin_cpu_supports("sse4.2")},         {"avx", __builtin_cpu_supports("avx")},
-      {"avx2", __builtin_cpu_supports("avx2")},             {"fma", __builtin_cpu_supports("fma")},
-      {"f16c", __builtin_cpu_supports("f16c")},             {"avx512f", __builtin_cpu_supports("avx512f")},
-      {"avx512bw", __builtin_cpu_supports("avx512bw")},     {"avx512vl", __builtin_cpu_supports("avx512vl")},
-      {"avx512vnni", __builtin_cpu_supports("avx512vnni")}, {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
+  // ISA features that change code generation, named as LLVM names them, from the
+  // kernel's view of the CPU (/proc/cpuinfo "flags"), which is compiler-independent.
+  const std::pair<const char*, const char*> kFeatures[] = {
+      {"sse4_2", "sse4.2"},     {"avx", "avx"},           {"avx2", "avx2"},
+      {"fma", "fma"},           {"f16c", "f16c"},         {"avx512f", "avx512f"},
+      {"avx512bw", "avx512bw"}, {"avx512vl", "avx512vl"}, {"avx512_vnni", "avx512vnni"},
+      {"avx512_bf16", "avx512bf16"}, {"asimd", "neon"},   {"asimddp", "dotprod"},
   };
-  for (const auto& [name, present] : features)
-    if (present) info.features.emplace_back(name);
-#endif
+  for (const auto& [flag, name] : kFeatures)
+    if (flags.count(flag)) info.features.emplace_back(name);
   return info;
 }
 

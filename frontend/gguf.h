@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -32,6 +33,16 @@ struct Value {
   std::string str{};  // string
   ValueType elem_type = ValueType::u8;  // array
   std::vector<Value> array{};           // array (arrays may nest)
+
+  // Typed getters. `context` names the value in the error, e.g. `model.gguf: metadata
+  // key K`; the UserError reads "<context> is <type>, expected <what>".
+  uint64_t as_u64(std::string_view context) const;  // any integer type with a value >= 0
+  int64_t as_i64(std::string_view context) const;   // any integer type with a value <= INT64_MAX
+  double as_f64(std::string_view context) const;    // f32, f64 or any integer type
+  bool as_bool(std::string_view context) const;
+  const std::string& as_string(std::string_view context) const;
+  // The elements of an array whose element type is `elem`.
+  const std::vector<Value>& as_array(ValueType elem, std::string_view context) const;
 };
 
 struct KeyValue {
@@ -66,8 +77,12 @@ struct TensorInfo {
 
 class File {
  public:
+  // Maps and parses a file; tensor data points into the mapping, which the File (and
+  // its copies) keep alive. Errors are UserErrors starting with the path.
   static File open(const std::string& path);
   // Parses bytes that the caller keeps alive (tests, fuzzing); `name` is used in messages.
+  // Memory use is bounded by bytes.size() (about 100 bytes per metadata value, each of
+  // which takes at least one byte of the file), whatever counts the file claims.
   static File parse(std::span<const uint8_t> bytes, std::string name);
 
   const std::string& path() const { return path_; }
@@ -80,13 +95,16 @@ class File {
   const TensorInfo* find_tensor(std::string_view name) const;
   std::string architecture() const;  // general.architecture, or ""
 
-  // Typed lookups: UserError "<path>: metadata key K is <type>, expected ..." on a wrong
-  // type; the get_* ones also when the key is absent.
+  // Typed lookups (the Value getters above): UserError "<path>: metadata key K is
+  // <type>, expected ..." on a wrong type; the get_* ones also "<path>: metadata key K
+  // is missing" when the key is absent. find_* return nullopt when absent.
   std::optional<uint64_t> find_u64(std::string_view key) const;  // any integer type >= 0
+  std::optional<int64_t> find_i64(std::string_view key) const;   // any integer type that fits
   std::optional<double> find_f64(std::string_view key) const;    // f32, f64 or any integer
   std::optional<std::string> find_string(std::string_view key) const;
   std::optional<bool> find_bool(std::string_view key) const;
   uint64_t get_u64(std::string_view key) const;
+  int64_t get_i64(std::string_view key) const;
   double get_f64(std::string_view key) const;
   std::string get_string(std::string_view key) const;
   bool get_bool(std::string_view key) const;
@@ -99,6 +117,8 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> metadata_;
   std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> key_index_;     // key -> index in metadata_
+  std::map<std::string, size_t, std::less<>> tensor_index_;  // name -> index in tensors_
   friend class Reader;
 };
 

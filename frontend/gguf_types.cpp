@@ -1,4 +1,9 @@
+// The ggml tensor type table, value type names and Value's typed getters.
 #include "frontend/gguf.h"
+
+#include <cstdint>
+
+#include "support/error.h"
 
 namespace moat::gguf {
 
@@ -67,6 +72,60 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::Q6_K: return ir::DType::q6_k;
     default: return std::nullopt;
   }
+}
+
+namespace {
+bool is_unsigned(ValueType t) {
+  return t == ValueType::u8 || t == ValueType::u16 || t == ValueType::u32 || t == ValueType::u64;
+}
+bool is_signed(ValueType t) {
+  return t == ValueType::i8 || t == ValueType::i16 || t == ValueType::i32 || t == ValueType::i64;
+}
+[[noreturn]] void wrong_type(std::string_view context, const Value& v, std::string_view expected) {
+  user_error(context, " is ", value_type_name(v.type), ", expected ", expected);
+}
+}  // namespace
+
+uint64_t Value::as_u64(std::string_view context) const {
+  if (is_unsigned(type)) return u;
+  if (is_signed(type)) {
+    if (i < 0) user_error(context, " is ", i, ", expected a non-negative integer");
+    return static_cast<uint64_t>(i);
+  }
+  wrong_type(context, *this, "a non-negative integer");
+}
+
+int64_t Value::as_i64(std::string_view context) const {
+  if (is_signed(type)) return i;
+  if (is_unsigned(type)) {
+    if (u > static_cast<uint64_t>(INT64_MAX)) user_error(context, " is ", u, ", too large for a signed 64-bit integer");
+    return static_cast<int64_t>(u);
+  }
+  wrong_type(context, *this, "an integer");
+}
+
+double Value::as_f64(std::string_view context) const {
+  if (type == ValueType::f32 || type == ValueType::f64) return f;
+  if (is_unsigned(type)) return static_cast<double>(u);
+  if (is_signed(type)) return static_cast<double>(i);
+  wrong_type(context, *this, "a number");
+}
+
+bool Value::as_bool(std::string_view context) const {
+  if (type != ValueType::boolean) wrong_type(context, *this, "a bool");
+  return b;
+}
+
+const std::string& Value::as_string(std::string_view context) const {
+  if (type != ValueType::string) wrong_type(context, *this, "a string");
+  return str;
+}
+
+const std::vector<Value>& Value::as_array(ValueType elem, std::string_view context) const {
+  if (type != ValueType::array) wrong_type(context, *this, cat("an array of ", value_type_name(elem)));
+  if (elem_type != elem)
+    user_error(context, " is an array of ", value_type_name(elem_type), ", expected an array of ", value_type_name(elem));
+  return array;
 }
 
 std::vector<int64_t> TensorInfo::shape() const {

@@ -1,5 +1,6 @@
 #include "frontend/gguf_writer.h"
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 
@@ -63,10 +64,16 @@ void Writer::set(std::string key, Value value) {
   metadata_.push_back({std::move(key), std::move(value)});
 }
 
+void Writer::set_u8(std::string key, uint8_t v) { set(std::move(key), Value{.type = ValueType::u8, .u = v}); }
+void Writer::set_i8(std::string key, int8_t v) { set(std::move(key), Value{.type = ValueType::i8, .i = v}); }
+void Writer::set_u16(std::string key, uint16_t v) { set(std::move(key), Value{.type = ValueType::u16, .u = v}); }
+void Writer::set_i16(std::string key, int16_t v) { set(std::move(key), Value{.type = ValueType::i16, .i = v}); }
 void Writer::set_u32(std::string key, uint32_t v) { set(std::move(key), Value{.type = ValueType::u32, .u = v}); }
-void Writer::set_u64(std::string key, uint64_t v) { set(std::move(key), Value{.type = ValueType::u64, .u = v}); }
 void Writer::set_i32(std::string key, int32_t v) { set(std::move(key), Value{.type = ValueType::i32, .i = v}); }
+void Writer::set_u64(std::string key, uint64_t v) { set(std::move(key), Value{.type = ValueType::u64, .u = v}); }
+void Writer::set_i64(std::string key, int64_t v) { set(std::move(key), Value{.type = ValueType::i64, .i = v}); }
 void Writer::set_f32(std::string key, float v) { set(std::move(key), Value{.type = ValueType::f32, .f = v}); }
+void Writer::set_f64(std::string key, double v) { set(std::move(key), Value{.type = ValueType::f64, .f = v}); }
 void Writer::set_bool(std::string key, bool v) { set(std::move(key), Value{.type = ValueType::boolean, .b = v}); }
 void Writer::set_string(std::string key, std::string v) {
   set(std::move(key), Value{.type = ValueType::string, .str = std::move(v)});
@@ -77,8 +84,25 @@ void Writer::set_string_array(std::string key, const std::vector<std::string>& i
   set(std::move(key), std::move(v));
 }
 
+void Writer::set_i32_array(std::string key, const std::vector<int32_t>& items) {
+  std::vector<Value> values;
+  for (int32_t x : items) values.push_back(Value{.type = ValueType::i32, .i = x});
+  set_array(std::move(key), ValueType::i32, std::move(values));
+}
+void Writer::set_f32_array(std::string key, const std::vector<float>& items) {
+  std::vector<Value> values;
+  for (float x : items) values.push_back(Value{.type = ValueType::f32, .f = x});
+  set_array(std::move(key), ValueType::f32, std::move(values));
+}
+void Writer::set_array(std::string key, ValueType elem, std::vector<Value> items) {
+  for (const Value& item : items)
+    MOAT_INTERNAL_CHECK(item.type == elem, "array element of type ", value_type_name(item.type), " in an array of ",
+                        value_type_name(elem));
+  set(std::move(key), Value{.type = ValueType::array, .elem_type = elem, .array = std::move(items)});
+}
+
 void Writer::set_alignment(uint64_t alignment) {
-  MOAT_INTERNAL_CHECK(alignment > 0 && (alignment & (alignment - 1)) == 0 && alignment <= UINT32_MAX,
+  MOAT_INTERNAL_CHECK(alignment > 0 && (alignment & (alignment - 1)) == 0 && alignment <= (uint64_t{1} << 31),
                       "alignment must be a power of two");
   alignment_ = alignment;
   set_u32("general.alignment", static_cast<uint32_t>(alignment));
@@ -118,8 +142,10 @@ std::vector<uint8_t> Writer::to_bytes() const {
 void Writer::write(const std::string& path) const {
   std::vector<uint8_t> bytes = to_bytes();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) user_error(path, ": cannot create the GGUF file: ", std::strerror(errno));
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out) user_error(path, ": cannot write the GGUF file");
+  out.close();
+  if (!out) user_error(path, ": cannot write the GGUF file: ", std::strerror(errno));
 }
 
 }  // namespace moat::gguf

@@ -21,8 +21,9 @@ void check_attrs(const Node& node) {
       user_error("attribute ", spec.name, " must be a ", attr_kind_name(spec.kind), ", got a ",
                  attr_kind_name(attr_kind(it->second)));
   }
-  for (const auto& [key, value] : node.attrs) {
-    bool known = std::any_of(specs.begin(), specs.end(), [&](const AttrSpec& s) { return s.name == key; });
+  for (const auto& attr : node.attrs) {
+    const std::string& key = attr.first;
+    bool known = std::any_of(specs.begin(), specs.end(), [&key](const AttrSpec& s) { return s.name == key; });
     if (!known) user_error("unknown attribute ", key, " for ", op_name(node.op));
   }
 }

@@ -6,6 +6,11 @@ write — so the C++ reader is tested against an independent implementation.
     /tmp/venv/bin/python tools/make_test_gguf.py
 
 The values below are hard-coded in tests/frontend/gguf_reader_test.cpp; keep them in step.
+The output is deterministic (gguf 0.19.0: 1888 bytes). What the tests also rely on:
+  - general.alignment is absent (default 32); the data section starts at byte 896;
+  - tensors are packed in order, each padded to 32: offsets 0, 64, 96, 256, 352;
+  - blk.0.q8_0 block 0 is d = f16 0x2008 (1/127), qs = -127, -125, ...; its last byte is 127;
+  - test.nested is an array of i32 arrays, [[1, 2], [3]] (gguf-py writes nested arrays).
 """
 import pathlib
 

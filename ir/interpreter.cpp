@@ -65,6 +65,31 @@ SymbolValues bind_symbols(const Graph& graph, const Bindings& bindings) {
   return out;
 }
 
+}  // namespace
+
+HostTensor evaluate_constant(const Node& node, const std::vector<int64_t>& shape) {
+  const DType t = node.type.dtype;
+  const int64_t n = interp::product(shape);
+  const auto& values = attr_floats(node, "value");
+  auto value = [&](int64_t i) { return values[values.size() == 1 ? 0 : static_cast<size_t>(i)]; };
+  if (is_float(t)) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(value(i));
+    return HostTensor::from_f32(shape, v, t);
+  }
+  // Integers: truncated toward zero and saturated to the dtype's range; bool: != 0.
+  double lo = t == DType::i32 ? INT32_MIN : t == DType::i8 ? INT8_MIN : t == DType::u8 ? 0.0 : -HUGE_VAL;
+  double hi = t == DType::i32 ? INT32_MAX : t == DType::i8 ? INT8_MAX : t == DType::u8 ? UINT8_MAX : HUGE_VAL;
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    double x = value(i);
+    v[static_cast<size_t>(i)] = t == DType::boolean ? x != 0.0 : saturating_to_i64(x < lo ? lo : x > hi ? hi : x);
+  }
+  return HostTensor::from_i64(shape, v, t);
+}
+
+namespace {
+
 HostTensor eval_source(const Ctx& c, const Bindings& bindings) {
   const Node& node = c.node;
   const DType t = c.out_dtype();
@@ -73,24 +98,8 @@ HostTensor eval_source(const Ctx& c, const Bindings& bindings) {
     case Op::input:
     case Op::param:
       return bindings.tensors.at(attr_string(node, "name"));  // shares or borrows: no copy
-    case Op::constant: {
-      const auto& values = attr_floats(node, "value");
-      auto value = [&](int64_t i) { return values[values.size() == 1 ? 0 : static_cast<size_t>(i)]; };
-      if (is_float(t)) {
-        std::vector<float> v(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(value(i));
-        return HostTensor::from_f32(c.out_shape, v, t);
-      }
-      // Integers: truncated toward zero and saturated to the dtype's range; bool: != 0.
-      double lo = t == DType::i32 ? INT32_MIN : t == DType::i8 ? INT8_MIN : t == DType::u8 ? 0.0 : -HUGE_VAL;
-      double hi = t == DType::i32 ? INT32_MAX : t == DType::i8 ? INT8_MAX : t == DType::u8 ? UINT8_MAX : HUGE_VAL;
-      std::vector<int64_t> v(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) {
-        double x = value(i);
-        v[static_cast<size_t>(i)] = t == DType::boolean ? x != 0.0 : saturating_to_i64(x < lo ? lo : x > hi ? hi : x);
-      }
-      return HostTensor::from_i64(c.out_shape, v, t);
-    }
+    case Op::constant:
+      return evaluate_constant(node, c.out_shape);
     case Op::iota: {
       std::vector<int64_t> v(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = i;

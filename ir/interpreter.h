@@ -52,4 +52,8 @@ struct Bindings {
 // different values, an unbound symbol, an out-of-range index, integer division by zero.
 std::vector<HostTensor> interpret(const Graph& graph, const Bindings& bindings);
 
+// The value of constant node `node` with concrete shape `shape` (the rule above; the
+// JIT uses it so that kernels see exactly the interpreter's constants).
+HostTensor evaluate_constant(const Node& node, const std::vector<int64_t>& shape);
+
 }  // namespace moat::ir

@@ -40,3 +40,7 @@ template <class... Parts>
       ::moat::internal_error_at(__FILE__, __LINE__,                             \
                                 ::moat::cat("check failed: " #cond ": ", __VA_ARGS__)); \
   } while (0)
+
+// Fails unconditionally: an unhandled case that is a bug of moatless (e.g. a node kind
+// an emitter does not know).
+#define MOAT_INTERNAL_ERROR(...) ::moat::internal_error_at(__FILE__, __LINE__, ::moat::cat(__VA_ARGS__))

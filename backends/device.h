@@ -1,0 +1,138 @@
+// The unified device API: registry -> device -> stream -> buffer, plus modules (a
+// loaded compiled artifact) and kernel launches over a grid.
+//
+// Backends know nothing of the IRs: they take an Artifact (text or bytes in a target's
+// format, produced by a jit/ emitter), compile it to the device's binary form, load it
+// and launch its kernels by name. One backend per folder (backends/cpu, opencl, cuda,
+// hip); vendor runtimes are loaded with dlopen, so a missing driver makes a backend
+// "not available", never a link error or a crash.
+//
+// Kernel ABI (every target): a kernel takes its arguments in the order its Artifact
+// declares them: buffers (device memory) and scalars (i64 or f32). The grid is
+// groups[3] work-groups of items[3] work-items each (CUDA: grid of blocks of threads;
+// OpenCL: global = groups * items, local = items). On the CPU a work-group is one task
+// of the thread pool and the kernel itself iterates its work-items (the exact CPU
+// symbol signature and argument packing: backends/cpu/kernel_abi.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/registry.h"
+
+namespace moat::backends {
+
+// A kernel source or binary. `format` names the encoding: "ll" (LLVM IR text), "o"
+// (host object file), "cl" (OpenCL C), "spv", "ptx", "cubin", "hip", "hsaco".
+struct Artifact {
+  std::string format;
+  std::vector<uint8_t> bytes;        // text formats hold their text (no trailing NUL)
+  std::vector<std::string> kernels;  // entry points, by name
+
+  static Artifact text(std::string format, std::string_view text, std::vector<std::string> kernels);
+  std::string_view as_text() const { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
+};
+
+// What a device can do, for schedules (jit/) and the per-op capability query.
+struct DeviceProperties {
+  DeviceInfo info;                   // id, backend, name, vendor, arch, memory, features
+  int max_work_group_size = 1;       // work-items per group
+  int64_t local_memory_bytes = 0;    // work-group-local (shared) memory per group, bytes
+  int sub_group_size = 1;            // warp / wavefront / SIMD width in work-items; 1: none
+  int vector_bits = 128;             // widest native float vector, bits (CPU: 512 with AVX-512)
+  std::vector<std::string> dtypes;   // element types the device computes with: "f32", "f16", ...
+};
+
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual uint64_t size() const = 0;  // bytes
+  // Host-visible address of the contents when the device shares host memory (CPU),
+  // else nullptr: use Stream::write / read.
+  virtual void* host_pointer() const = 0;
+};
+
+// A scalar or buffer argument of a launch, in the kernel's declared order.
+struct KernelArg {
+  enum class Kind : uint8_t { Buffer, I64, F32 } kind = Kind::I64;
+  const Buffer* buffer = nullptr;
+  int64_t i64 = 0;
+  float f32 = 0;
+
+  static KernelArg of(const Buffer& b) { return {Kind::Buffer, &b, 0, 0}; }
+  static KernelArg of_i64(int64_t v) { return {Kind::I64, nullptr, v, 0}; }
+  static KernelArg of_f32(float v) { return {Kind::F32, nullptr, 0, v}; }
+};
+
+struct Grid {
+  int64_t groups[3] = {1, 1, 1};
+  int64_t items[3] = {1, 1, 1};
+  int64_t local_bytes = 0;  // dynamic work-group-local memory, bytes
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual const std::string& name() const = 0;
+};
+
+// A loaded artifact; owns its kernels.
+class Module {
+ public:
+  virtual ~Module() = default;
+  // UserError naming the kernel when the module has no such entry point.
+  virtual Kernel& kernel(std::string_view name) = 0;
+};
+
+// An in-order queue of work on one device (CUDA stream, OpenCL command queue; the CPU
+// runs each call to completion on its thread pool).
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  virtual void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) = 0;
+  virtual void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) = 0;
+  virtual void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) = 0;
+  virtual void synchronize() = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const DeviceProperties& properties() const = 0;
+  // Per-op capability query: whether kernels of Tensor IR op `op` (by name) over
+  // element types `dtypes` (by name) can run here.
+  virtual bool supports_op(std::string_view op, std::span<const std::string> dtypes) const = 0;
+
+  virtual std::unique_ptr<Buffer> allocate(uint64_t bytes) = 0;
+  // Host memory the caller keeps alive (an mmap'd weight) as a buffer: zero-copy where
+  // the device shares host memory, else a device copy made now.
+  virtual std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) = 0;
+
+  // Source -> the binary form load() takes (e.g. "ll" -> "o"); the kernel cache stores
+  // the result. Compile errors are UserError with the compiler's log.
+  virtual Artifact compile(const Artifact& source) = 0;
+  virtual std::unique_ptr<Module> load(const Artifact& binary) = 0;
+  // Everything that changes compile()'s output besides the source: target, arch, ISA
+  // features, compiler version (part of the kernel cache key).
+  virtual std::string compile_fingerprint() const = 0;
+
+  virtual Stream& stream() = 0;  // the default stream
+};
+
+// Options of the CPU backend (read by the CLI, never from the environment here).
+struct CpuOptions {
+  int threads = 0;  // worker threads; 0: one per physical core
+};
+
+// The devices this machine has, opened. `id` as DeviceInfo::id ("cpu", "opencl:0").
+// UserError naming the id and listing the available ones when there is no such device.
+std::unique_ptr<Device> open_device(std::string_view id, const CpuOptions& cpu_options = {});
+
+// The host CPU device (backends/cpu).
+std::unique_ptr<Device> open_cpu_device(const CpuOptions& options);
+
+}  // namespace moat::backends

@@ -1,0 +1,418 @@
+// Kernel IR -> LLVM IR (CPU kernel ABI, see emit_llvm.h). Structured statements become
+// plain CFGs; `var`s and local buffers are entry-block allocas (promoted to registers /
+// kept on the stack by the optimiser); expressions free of vars and loads are emitted
+// once per scope and reused.
+#include "jit/emit_llvm.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <map>
+#include <unordered_map>
+
+#include "jit/emit_llvm_numeric.h"
+#include "jit/kir_visitor.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+namespace {
+
+using llvm::Value;
+namespace le = llvm_emit;
+
+// Whether the kernel needs work-items to run in lock-step (barriers, sub-groups).
+class NeedsLockstep : public Visitor {
+ public:
+  bool found = false;
+  void visit_barrier(const Node&) override { found = true; }
+  void visit_subgroup_reduce(const Node& n) override {
+    found = true;
+    visit_children(n);
+  }
+};
+
+class LlvmEmitter {
+ public:
+  explicit LlvmEmitter(const Kernel& k) : k_(k), module_(k.name, ctx_), b_(ctx_) {}
+
+  std::string run() {
+    verify(k_);
+    const int64_t items = k_.items[0] * k_.items[1] * k_.items[2];
+    NeedsLockstep lockstep;
+    lockstep.visit(*k_.body);
+    MOAT_INTERNAL_CHECK(items == 1 || !lockstep.found, "kernel ", k_.name,
+                        ": barriers / sub-group operations with several work-items per group cannot run on the cpu target");
+
+    llvm::Type* i64 = b_.getInt64Ty();
+    llvm::Type* i64p = llvm::PointerType::getUnqual(i64);
+    auto* fn_type = llvm::FunctionType::get(b_.getVoidTy(), {i64p, i64p, i64, i64}, false);
+    fn_ = llvm::Function::Create(fn_type, llvm::Function::ExternalLinkage, k_.name, module_);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    fn_->addFnAttr(llvm::Attribute::NoFree);
+    auto arg = fn_->arg_begin();
+    Value* args = &*arg++;
+    Value* grid = &*arg++;
+    Value* group_begin = &*arg++;
+    Value* group_end = &*arg++;
+    args->setName("args");
+    grid->setName("grid");
+    fn_->addParamAttr(0, llvm::Attribute::NoAlias);
+    fn_->addParamAttr(1, llvm::Attribute::NoAlias);
+
+    entry_ = llvm::BasicBlock::Create(ctx_, "entry", fn_);
+    b_.SetInsertPoint(entry_);
+    bind_params(args);
+    for (int d = 0; d < 3; ++d) {
+      grid_groups_[d] = b_.CreateLoad(i64, b_.CreateGEP(i64, grid, b_.getInt64(d)), "groups" + std::to_string(d));
+      grid_items_[d] = b_.getInt64(k_.items[d]);
+    }
+    for (size_t i = 0; i < k_.buffers.size(); ++i) {
+      const BufferDecl& buf = k_.buffers[i];
+      if (buf.space != Space::local) continue;
+      llvm::Type* et = le::scalar_type(ctx_, storage_scalar(buf.dtype));
+      Value* mem = b_.CreateAlloca(llvm::ArrayType::get(et, static_cast<uint64_t>(buf.elements)), nullptr, buf.name);
+      buffer_ptr_[static_cast<int>(i)] = b_.CreateBitCast(mem, llvm::PointerType::getUnqual(et));
+    }
+
+    // for g in [begin, end): group ids from the linear id; then every work-item.
+    loop(group_begin, group_end, b_.getInt64(1), "g", [&](Value* g) {
+      Value* gx = grid_groups_[0];
+      Value* gy = grid_groups_[1];
+      group_id_[0] = b_.CreateURem(g, gx, "gid0");
+      group_id_[1] = b_.CreateURem(b_.CreateUDiv(g, gx), gy, "gid1");
+      group_id_[2] = b_.CreateUDiv(g, b_.CreateMul(gx, gy), "gid2");
+      if (items == 1) {
+        for (int d = 0; d < 3; ++d) item_id_[d] = b_.getInt64(0);
+        stmt(*k_.body);
+        return;
+      }
+      loop(b_.getInt64(0), grid_items_[2], b_.getInt64(1), "i2", [&](Value* i2) {
+        item_id_[2] = i2;
+        loop(b_.getInt64(0), grid_items_[1], b_.getInt64(1), "i1", [&](Value* i1) {
+          item_id_[1] = i1;
+          loop(b_.getInt64(0), grid_items_[0], b_.getInt64(1), "i0", [&](Value* i0) {
+            item_id_[0] = i0;
+            stmt(*k_.body);
+          });
+        });
+      });
+    });
+    b_.CreateRetVoid();
+
+    std::string errors;
+    llvm::raw_string_ostream err(errors);
+    MOAT_INTERNAL_CHECK(!llvm::verifyModule(module_, &err), "kernel ", k_.name, ": emitted LLVM IR is invalid: ", err.str());
+    std::string text;
+    llvm::raw_string_ostream out(text);
+    module_.print(out, nullptr);
+    return out.str();
+  }
+
+ private:
+  void bind_params(Value* args) {
+    llvm::Type* i64 = b_.getInt64Ty();
+    for (size_t p = 0; p < k_.params.size(); ++p) {
+      const Param& param = k_.params[p];
+      Value* slot = b_.CreateLoad(i64, b_.CreateGEP(i64, args, b_.getInt64(static_cast<int64_t>(p))));
+      if (param.is_buffer) {
+        const BufferDecl& buf = k_.buffers[param.index];
+        llvm::Type* et = le::scalar_type(ctx_, storage_scalar(buf.dtype));
+        buffer_ptr_[param.index] = b_.CreateIntToPtr(slot, llvm::PointerType::getUnqual(et), buf.name);
+      } else if (k_.scalars[param.index].scalar == Scalar::f32) {
+        scalar_[param.index] = b_.CreateBitCast(b_.CreateTrunc(slot, b_.getInt32Ty()), b_.getFloatTy(), k_.scalars[param.index].name);
+      } else {
+        scalar_[param.index] = slot;
+      }
+    }
+  }
+
+  // A counted loop; `body` emits the loop body given the induction variable.
+  template <class Body>
+  void loop(Value* begin, Value* end, Value* step, const std::string& name, Body&& body) {
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(ctx_, name + ".head", fn_);
+    auto* inner = llvm::BasicBlock::Create(ctx_, name + ".body", fn_);
+    auto* exit = llvm::BasicBlock::Create(ctx_, name + ".exit", fn_);
+    b_.CreateBr(header);
+    b_.SetInsertPoint(header);
+    llvm::PHINode* iv = b_.CreatePHI(b_.getInt64Ty(), 2, name);
+    iv->addIncoming(begin, pre);
+    b_.CreateCondBr(b_.CreateICmpSLT(iv, end), inner, exit);
+    b_.SetInsertPoint(inner);
+    cache_.emplace_back();
+    body(static_cast<Value*>(iv));
+    cache_.pop_back();
+    Value* next = b_.CreateAdd(iv, step, name + ".next", /*HasNUW=*/false, /*HasNSW=*/true);
+    iv->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateBr(header);
+    b_.SetInsertPoint(exit);
+  }
+
+  llvm::AllocaInst* entry_alloca(llvm::Type* t, const std::string& name) {
+    llvm::IRBuilder<> at(entry_, entry_->begin());
+    return at.CreateAlloca(t, nullptr, name);
+  }
+
+  void stmts(const std::vector<NodeRef>& list) {
+    cache_.emplace_back();
+    scopes_.emplace_back();
+    for (const NodeRef& s : list) stmt(*s);
+    for (const std::string& name : scopes_.back()) names_.erase(name);
+    scopes_.pop_back();
+    cache_.pop_back();
+  }
+
+  void bind(const std::string& name, Value* v, bool is_var) {
+    names_[name] = {v, is_var};
+    scopes_.back().push_back(name);
+  }
+
+  void stmt(const Node& n) {
+    switch (n.kind) {
+      case NodeKind::block: stmts(n.body); return;
+      case NodeKind::let: bind(n.name, expr(*n.args[0]), false); return;
+      case NodeKind::var: {
+        llvm::AllocaInst* slot = entry_alloca(le::value_type(ctx_, n.type), n.name);
+        b_.CreateStore(expr(*n.args[0]), slot);
+        bind(n.name, slot, true);
+        return;
+      }
+      case NodeKind::assign: b_.CreateStore(expr(*n.args[0]), names_.at(n.name).value); return;
+      case NodeKind::store: {
+        Value* value = expr(*n.args[1]);
+        Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), n.args[1]->type);
+        b_.CreateAlignedStore(value, p, element_align(static_cast<int>(n.i)));
+        return;
+      }
+      case NodeKind::for_loop:
+        loop(expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2]), n.name, [&](Value* iv) {
+          scopes_.emplace_back();
+          bind(n.name, iv, false);
+          stmts(n.body);
+          names_.erase(n.name);
+          scopes_.pop_back();
+        });
+        return;
+      case NodeKind::if_then: {
+        Value* cond = expr(*n.args[0]);
+        auto* then_bb = llvm::BasicBlock::Create(ctx_, "then", fn_);
+        auto* else_bb = llvm::BasicBlock::Create(ctx_, "else", fn_);
+        auto* join = llvm::BasicBlock::Create(ctx_, "join", fn_);
+        b_.CreateCondBr(cond, then_bb, else_bb);
+        b_.SetInsertPoint(then_bb);
+        stmts(n.body);
+        b_.CreateBr(join);
+        b_.SetInsertPoint(else_bb);
+        stmts(n.else_body);
+        b_.CreateBr(join);
+        b_.SetInsertPoint(join);
+        return;
+      }
+      case NodeKind::barrier: return;  // one work-item per group on this target (checked in run)
+      default: break;
+    }
+    MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");
+  }
+
+  llvm::Align element_align(int buffer) const {
+    return llvm::Align(static_cast<uint64_t>(std::max(1, scalar_bits(storage_scalar(k_.buffers[buffer].dtype)) / 8)));
+  }
+
+  // Address of element `index` of `buffer`, typed for a value of type t (a vector
+  // type for a vector access).
+  Value* element_ptr(int buffer, Value* index, Type t) {
+    llvm::Type* et = le::scalar_type(ctx_, t.scalar);
+    Value* p = b_.CreateGEP(et, buffer_ptr_.at(buffer), index);
+    if (t.lanes == 1) return p;
+    return b_.CreateBitCast(p, llvm::PointerType::getUnqual(le::value_type(ctx_, t)));
+  }
+
+  // Whether a node's value can be reused wherever it is in scope: no vars, no memory.
+  bool pure(const Node& n) {
+    auto it = pure_.find(&n);
+    if (it != pure_.end()) return it->second;
+    bool p = n.kind != NodeKind::load && n.kind != NodeKind::dequant && n.kind != NodeKind::subgroup_reduce;
+    if (n.kind == NodeKind::ref) {
+      auto named = names_.find(n.name);
+      p = named != names_.end() && !named->second.is_var;
+    }
+    for (const NodeRef& a : n.args) p = p && pure(*a);
+    if (n.kind != NodeKind::ref) pure_[&n] = p;  // refs: names can be rebound in other scopes
+    return p;
+  }
+
+  Value* expr(const Node& n) {
+    const bool reusable = pure(n);
+    if (reusable) {
+      for (auto s = cache_.rbegin(); s != cache_.rend(); ++s) {
+        auto it = s->find(&n);
+        if (it != s->end()) return it->second;
+      }
+    }
+    Value* v = compute(n);
+    if (reusable && !cache_.empty()) cache_.back()[&n] = v;
+    return v;
+  }
+
+  Value* compute(const Node& n) {
+    const Type t = n.type;
+    switch (n.kind) {
+      case NodeKind::constant: {
+        llvm::Type* st = le::scalar_type(ctx_, t.scalar);
+        Value* c = nullptr;
+        if (t.scalar == Scalar::f32) c = llvm::ConstantFP::get(st, static_cast<double>(static_cast<float>(n.f)));
+        else if (is_float(t.scalar)) c = le::convert(b_, llvm::ConstantFP::get(b_.getFloatTy(), n.f), kF32, {t.scalar, 1});
+        else c = llvm::ConstantInt::get(st, static_cast<uint64_t>(n.i), is_signed(t.scalar));
+        return c;
+      }
+      case NodeKind::scalar_arg: return scalar_.at(static_cast<int>(n.i));
+      case NodeKind::ref: {
+        const Named& named = names_.at(n.name);
+        if (!named.is_var) return named.value;
+        return b_.CreateLoad(le::value_type(ctx_, t), named.value, n.name);
+      }
+      case NodeKind::builtin:
+        switch (static_cast<Builtin>(n.op)) {
+          case Builtin::group_id: return group_id_[n.i];
+          case Builtin::item_id: return item_id_[n.i];
+          case Builtin::num_groups: return grid_groups_[n.i];
+          case Builtin::group_size: return grid_items_[n.i];
+        }
+        break;
+      case NodeKind::unary: return unary(n);
+      case NodeKind::binary:
+        return le::binary_op(b_, static_cast<BinaryOp>(n.op), expr(*n.args[0]), expr(*n.args[1]), n.args[0]->type);
+      case NodeKind::fma:
+        return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {le::value_type(ctx_, t)},
+                                  {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
+      case NodeKind::select: {
+        Value* c = expr(*n.args[0]);
+        if (n.args[0]->type.lanes == 1 && t.lanes > 1) c = b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), c);
+        return b_.CreateSelect(c, expr(*n.args[1]), expr(*n.args[2]));
+      }
+      case NodeKind::cast: return le::convert(b_, expr(*n.args[0]), n.args[0]->type, t);
+      case NodeKind::broadcast: return b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), expr(*n.args[0]));
+      case NodeKind::extract: return b_.CreateExtractElement(expr(*n.args[0]), expr(*n.args[1]));
+      case NodeKind::reduce: return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
+      case NodeKind::subgroup_reduce: return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
+      case NodeKind::load: {
+        Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), t);
+        return b_.CreateAlignedLoad(le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
+      }
+      case NodeKind::dequant: {
+        const ir::DType dtype = k_.buffers[n.i].dtype;
+        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
+        Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
+        return le::dequant32(b_, dtype, block, expr(*n.args[1]));
+      }
+      default: break;
+    }
+    MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not an expression (kernel ", k_.name, ")");
+  }
+
+  Value* unary(const Node& n) {
+    Value* x = expr(*n.args[0]);
+    const Type t = n.args[0]->type;
+    llvm::Type* vt = le::value_type(ctx_, t);
+    auto f32 = [&](float v) -> Value* {
+      Value* c = llvm::ConstantFP::get(b_.getFloatTy(), static_cast<double>(v));
+      return t.lanes == 1 ? c : b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), c);
+    };
+    switch (static_cast<UnaryOp>(n.op)) {
+      case UnaryOp::neg: return is_float(t.scalar) ? b_.CreateFNeg(x) : b_.CreateNeg(x);
+      case UnaryOp::abs:
+        if (is_float(t.scalar)) return b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+        return b_.CreateBinaryIntrinsic(llvm::Intrinsic::abs, x, b_.getFalse());
+      case UnaryOp::exp: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x);
+      case UnaryOp::log: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::log, x);
+      case UnaryOp::sqrt: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
+      case UnaryOp::rsqrt: return b_.CreateFDiv(f32(1.0f), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x));
+      case UnaryOp::recip: return b_.CreateFDiv(f32(1.0f), x);
+      case UnaryOp::sin: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sin, x);
+      case UnaryOp::cos: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::cos, x);
+      case UnaryOp::tanh: return libm_lanes("tanhf", x, t);
+      case UnaryOp::lnot: return b_.CreateNot(x);
+      case UnaryOp::isnan: return b_.CreateFCmpUNO(x, x);
+    }
+    (void)vt;
+    MOAT_INTERNAL_ERROR("llvm emitter: unknown unary op");
+  }
+
+  // A float function of libm applied to every lane.
+  Value* libm_lanes(const char* name, Value* x, Type t) {
+    llvm::FunctionCallee fn = module_.getOrInsertFunction(name, b_.getFloatTy(), b_.getFloatTy());
+    if (t.lanes == 1) return b_.CreateCall(fn, {x});
+    Value* out = llvm::UndefValue::get(x->getType());
+    for (int l = 0; l < t.lanes; ++l)
+      out = b_.CreateInsertElement(out, b_.CreateCall(fn, {b_.CreateExtractElement(x, static_cast<uint64_t>(l))}),
+                                   static_cast<uint64_t>(l));
+    return out;
+  }
+
+  // Horizontal reduction by halving (lane order within a vector is the schedule's).
+  Value* horizontal(ReduceOp op, Value* v, Type t) {
+    int lanes = t.lanes;
+    while (lanes > 1) {
+      const int half = lanes / 2;
+      std::vector<int> lo(static_cast<size_t>(half)), hi(static_cast<size_t>(half));
+      for (int i = 0; i < half; ++i) {
+        lo[static_cast<size_t>(i)] = i;
+        hi[static_cast<size_t>(i)] = i + half;
+      }
+      Value* a = b_.CreateShuffleVector(v, lo);
+      Value* c = b_.CreateShuffleVector(v, hi);
+      Value* r = combine(op, a, c, t);
+      if (lanes % 2 == 1) {  // fold the odd last lane into lane 0
+        Value* last = b_.CreateExtractElement(v, static_cast<uint64_t>(lanes - 1));
+        Value* first = b_.CreateExtractElement(r, uint64_t{0});
+        r = half == 1 ? combine(op, first, last, t.with_lanes(1))
+                      : b_.CreateInsertElement(r, combine(op, first, last, t.with_lanes(1)), uint64_t{0});
+      }
+      v = r;
+      lanes = half;
+    }
+    if (v->getType()->isVectorTy()) v = b_.CreateExtractElement(v, uint64_t{0});
+    return v;
+  }
+
+  Value* combine(ReduceOp op, Value* a, Value* c, Type t) {
+    switch (op) {
+      case ReduceOp::add: return le::binary_op(b_, BinaryOp::add, a, c, t);
+      case ReduceOp::max: return le::binary_op(b_, BinaryOp::max, a, c, t);
+      case ReduceOp::min: return le::binary_op(b_, BinaryOp::min, a, c, t);
+    }
+    MOAT_INTERNAL_ERROR("llvm emitter: unknown reduction");
+  }
+
+  struct Named {
+    Value* value = nullptr;  // the value, or the alloca of a var
+    bool is_var = false;
+  };
+
+  const Kernel& k_;
+  llvm::LLVMContext ctx_;
+  llvm::Module module_;
+  llvm::IRBuilder<> b_;
+  llvm::Function* fn_ = nullptr;
+  llvm::BasicBlock* entry_ = nullptr;
+  std::map<int, Value*> buffer_ptr_;
+  std::map<int, Value*> scalar_;
+  Value* grid_groups_[3] = {};
+  Value* grid_items_[3] = {};
+  Value* group_id_[3] = {};
+  Value* item_id_[3] = {};
+  std::unordered_map<std::string, Named> names_;
+  std::vector<std::vector<std::string>> scopes_;
+  std::vector<std::unordered_map<const Node*, Value*>> cache_;
+  std::unordered_map<const Node*, bool> pure_;
+};
+
+}  // namespace
+
+std::string emit_llvm(const Kernel& kernel) { return LlvmEmitter(kernel).run(); }
+
+}  // namespace moat::jit

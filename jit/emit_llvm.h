@@ -1,0 +1,19 @@
+// The LLVM IR emitter: renders a kernel as an LLVM module (text, format "ll") for the
+// CPU backend, following the CPU kernel ABI of backends/device.h:
+//   void NAME(const i64* args, const i64* grid, i64 group_begin, i64 group_end)
+// The function runs the work-groups with linear ids [group_begin, group_end) and, in
+// each, every work-item in turn (x fastest). A kernel whose groups have more than one
+// work-item may not use barriers or sub-group operations on this target (CPU schedules
+// give each thread one work-item per group and vectorise over lanes instead): that is a
+// lowering bug and raises InternalError naming the kernel.
+#pragma once
+
+#include <string>
+
+#include "jit/kir.h"
+
+namespace moat::jit {
+
+std::string emit_llvm(const Kernel& kernel);
+
+}  // namespace moat::jit

@@ -1,0 +1,30 @@
+// Internal to the LLVM emitter: value types, conversions between Kernel IR scalar
+// types, and block dequantisation, as LLVM IR built at an IRBuilder's insertion point.
+// Every helper works lane-wise on scalars and vectors alike.
+#pragma once
+
+#include <llvm/IR/IRBuilder.h>
+
+#include "jit/kir.h"
+
+namespace moat::jit::llvm_emit {
+
+// f16 is `half`; bf16 (i16) and f8 (i8) are carried as their bits; i1 as `i1`.
+llvm::Type* scalar_type(llvm::LLVMContext& ctx, Scalar s);
+llvm::Type* value_type(llvm::LLVMContext& ctx, Type t);
+
+// A lane-wise conversion with the rules of kir.h / ir/tensor.h (float -> int truncates
+// toward zero and saturates, NaN -> 0; int -> int wraps; anything -> i1 is != 0).
+llvm::Value* convert(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type to);
+
+// 32 consecutive elements (f32 x 32) starting at element `first` (i64, a multiple of 32)
+// of the block at `block` (i8*) of quantised `dtype`.
+llvm::Value* dequant32(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* first);
+
+// NaN-propagating max / min of two floats (ir/interpreter.h), and the lane-wise
+// results of a BinaryOp on two values of type t.
+llvm::Value* float_max(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);
+llvm::Value* float_min(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);
+llvm::Value* binary_op(llvm::IRBuilder<>& b, BinaryOp op, llvm::Value* x, llvm::Value* y, Type t);
+
+}  // namespace moat::jit::llvm_emit

@@ -1,0 +1,203 @@
+// Kernel IR: the target-neutral form every emitter renders (LLVM IR, PTX, OpenCL C,
+// HIP C++, SPIR-V). A kernel is a list of parameters (buffers and scalars), a launch
+// grid of work-groups x work-items, and a body of structured statements over typed
+// scalar and short-vector values.
+//
+// Values are immutable expression trees (shared, so a subexpression may be reused);
+// statements bind them to names (`let`, SSA), to mutable variables (`var` / `assign`,
+// for loop-carried values such as accumulators), or store them to memory. Control flow
+// is structured: `for` loops and `if`. Memory is global (kernel parameters) or
+// work-group-local (declared by the kernel, shared by a group's work-items and ordered
+// by `barrier`).
+//
+// Semantics every emitter must keep (the reference interpreter of the Tensor IR is the
+// oracle of every lowered kernel):
+//   - integer arithmetic is i64 unless a node says otherwise; div / rem truncate
+//   - float arithmetic is IEEE f32 (f16 / bf16 / f8 values are converted with `cast`;
+//     emitters may contract a*b+c only where the node is `fma`)
+//   - `load` / `store` index in elements of the buffer's element type; a vector load of
+//     N lanes reads N consecutive elements
+//   - `dequant` decodes 32 consecutive elements of a block-quantised buffer (ggml
+//     layouts, ir/quant.h) to f32 x 32 in ggml's order of operations
+//   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/dtype.h"
+
+namespace moat::jit {
+
+// Scalar types of values. f16 / bf16 / f8 (E4M3FN) are storage types: values of these
+// types are only loaded, stored and cast.
+enum class Scalar : uint8_t { f32, f16, bf16, f8, i64, i32, i8, u8, i1 };
+
+struct Type {
+  Scalar scalar = Scalar::f32;
+  int lanes = 1;  // 1: a scalar; 2..64: a short vector
+  bool operator==(const Type&) const = default;
+  Type with_lanes(int n) const { return {scalar, n}; }
+};
+inline constexpr Type kF32{Scalar::f32, 1};
+inline constexpr Type kI64{Scalar::i64, 1};
+inline constexpr Type kI32{Scalar::i32, 1};
+inline constexpr Type kBool{Scalar::i1, 1};
+
+bool is_float(Scalar s);
+bool is_signed(Scalar s);  // i64, i32, i8 (u8 and i1 are unsigned)
+int scalar_bits(Scalar s);
+std::string_view scalar_name(Scalar s);
+std::string type_name(Type t);  // "f32", "f32x8"
+
+// The scalar type a buffer of Tensor IR dtype `d` holds (bool -> u8); quantised
+// dtypes are byte buffers (u8) read with `dequant`.
+Scalar storage_scalar(ir::DType d);
+
+enum class UnaryOp : uint8_t { neg, abs, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, lnot, isnan };
+enum class BinaryOp : uint8_t { add, sub, mul, div, rem, min, max, pow, land, lor, shl, shr, lt, le, eq, ne };
+enum class ReduceOp : uint8_t { add, max, min };
+enum class Builtin : uint8_t { group_id, item_id, num_groups, group_size };
+std::string_view unary_name(UnaryOp op);
+std::string_view binary_name(BinaryOp op);
+std::string_view reduce_name(ReduceOp op);
+std::string_view builtin_name(Builtin b);
+bool is_comparison(BinaryOp op);
+
+// Every node: X(name, is_statement). Operands live in Node::args in the order given.
+#define MOAT_KIR_NODES(X)                                                                          \
+  /* expressions */                                                                                \
+  X(constant, false)   /* value in i (integers, i1) or f (floats) */                              \
+  X(scalar_arg, false) /* the scalar kernel parameter number i */                                  \
+  X(ref, false)        /* the value of let / var / loop variable `name` */                         \
+  X(builtin, false)    /* op: Builtin, i: dimension 0..2; i64 */                                   \
+  X(unary, false)      /* op: UnaryOp; args: x (lane-wise) */                                      \
+  X(binary, false)     /* op: BinaryOp; args: a, b (same type; comparisons give i1) */            \
+  X(fma, false)        /* args: a, b, c -> a * b + c (floats) */                                   \
+  X(select, false)     /* args: cond (i1, scalar or same lanes), a, b */                           \
+  X(cast, false)       /* args: x -> type (lane-wise numeric conversion, see kir.cpp) */          \
+  X(broadcast, false)  /* args: scalar x -> type.lanes copies */                                  \
+  X(extract, false)    /* args: vector x, lane (i64, in range) */                                   \
+  X(reduce, false)     /* op: ReduceOp; args: vector x -> scalar (horizontal) */                  \
+  X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group */     \
+  X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
+  X(dequant, false)    /* i: buffer (quantised); args: block (i64), first element in the block */ \
+                       /* (i64, a multiple of 32) -> f32 x 32 */                                   \
+  /* statements */                                                                                 \
+  X(block, true)       /* body: statements in order */                                             \
+  X(let, true)         /* name = args[0] (immutable, visible to the rest of the enclosing block) */ \
+  X(var, true)         /* mutable name : type = args[0] */                                         \
+  X(assign, true)      /* name = args[0] (a var) */                                                \
+  X(store, true)       /* i: buffer; args: element index, value */                                 \
+  X(for_loop, true)    /* for name = args[0]; name < args[1]; name += args[2] { body } (i64) */   \
+  X(if_then, true)     /* if args[0] { body } else { else_body } */                                \
+  X(barrier, true)     /* work-group barrier over local memory */
+
+enum class NodeKind : uint8_t {
+#define MOAT_X(name, stmt) name,
+  MOAT_KIR_NODES(MOAT_X)
+#undef MOAT_X
+};
+std::string_view node_kind_name(NodeKind kind);
+bool is_statement(NodeKind kind);
+
+struct Node;
+using NodeRef = std::shared_ptr<const Node>;
+
+struct Node {
+  NodeKind kind = NodeKind::constant;
+  Type type;                  // expressions: the value's type
+  uint8_t op = 0;             // UnaryOp / BinaryOp / ReduceOp / Builtin
+  int64_t i = 0;              // integer constant, buffer, scalar-arg number, lane, dimension
+  double f = 0;               // float constant
+  std::string name;           // let / var / assign / for_loop / ref
+  std::vector<NodeRef> args;  // operand expressions
+  std::vector<NodeRef> body;  // nested statements (block, for_loop, if_then)
+  std::vector<NodeRef> else_body;
+};
+
+enum class Space : uint8_t { global, local };
+
+struct BufferDecl {
+  std::string name;
+  ir::DType dtype = ir::DType::f32;  // element type (quantised: read with dequant)
+  Space space = Space::global;
+  int64_t elements = 0;              // local: elements allocated per work-group; global: extent (bounds, docs)
+  bool written = false;              // global: the kernel stores to it
+};
+
+struct ScalarDecl {
+  std::string name;
+  Scalar scalar = Scalar::i64;  // i64 or f32
+};
+
+// Parameters in ABI order: each entry is a global buffer or a scalar.
+struct Param {
+  bool is_buffer = true;
+  int index = 0;  // into Kernel::buffers or Kernel::scalars
+};
+
+struct Kernel {
+  std::string name;
+  std::vector<BufferDecl> buffers;  // globals (parameters) and locals, referenced by index
+  std::vector<ScalarDecl> scalars;
+  std::vector<Param> params;
+  int64_t groups[3] = {1, 1, 1};
+  int64_t items[3] = {1, 1, 1};
+  NodeRef body;  // a block
+
+  int add_buffer(BufferDecl decl);  // a global parameter or a local allocation
+  int add_scalar(ScalarDecl decl);
+};
+
+// --- Construction helpers (expressions check their operands' types: a mismatch is a
+// lowering bug and raises InternalError naming the node).
+NodeRef c_i64(int64_t v);
+NodeRef c_i32(int64_t v);
+NodeRef c_f32(double v);
+NodeRef c_bool(bool v);
+NodeRef constant(Type t, double v);  // floats from v, integers from (int64) v
+NodeRef scalar_arg(const Kernel& k, int index);
+NodeRef ref(std::string name, Type t);
+NodeRef builtin(Builtin b, int dim);
+NodeRef unary(UnaryOp op, NodeRef x);
+NodeRef binary(BinaryOp op, NodeRef a, NodeRef b);
+NodeRef fma(NodeRef a, NodeRef b, NodeRef c);
+NodeRef select(NodeRef cond, NodeRef a, NodeRef b);
+NodeRef cast(Type to, NodeRef x);
+NodeRef broadcast(NodeRef x, int lanes);
+NodeRef extract(NodeRef x, NodeRef lane);
+NodeRef reduce(ReduceOp op, NodeRef x);
+NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
+NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
+NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first);
+
+inline NodeRef add(NodeRef a, NodeRef b) { return binary(BinaryOp::add, std::move(a), std::move(b)); }
+inline NodeRef sub(NodeRef a, NodeRef b) { return binary(BinaryOp::sub, std::move(a), std::move(b)); }
+inline NodeRef mul(NodeRef a, NodeRef b) { return binary(BinaryOp::mul, std::move(a), std::move(b)); }
+inline NodeRef div(NodeRef a, NodeRef b) { return binary(BinaryOp::div, std::move(a), std::move(b)); }
+inline NodeRef rem(NodeRef a, NodeRef b) { return binary(BinaryOp::rem, std::move(a), std::move(b)); }
+inline NodeRef lt(NodeRef a, NodeRef b) { return binary(BinaryOp::lt, std::move(a), std::move(b)); }
+inline NodeRef min_(NodeRef a, NodeRef b) { return binary(BinaryOp::min, std::move(a), std::move(b)); }
+inline NodeRef max_(NodeRef a, NodeRef b) { return binary(BinaryOp::max, std::move(a), std::move(b)); }
+
+NodeRef block(std::vector<NodeRef> stmts);
+NodeRef let(std::string name, NodeRef value);
+NodeRef var(std::string name, NodeRef init);
+NodeRef assign(std::string name, NodeRef value);
+NodeRef store(const Kernel& k, int buffer, NodeRef index, NodeRef value);
+NodeRef for_loop(std::string name, NodeRef begin, NodeRef end, NodeRef step, std::vector<NodeRef> body);
+NodeRef if_then(NodeRef cond, std::vector<NodeRef> then_body, std::vector<NodeRef> else_body = {});
+NodeRef barrier();
+
+// Stable text of a kernel (golden tests, cache keys, `moat emit --target kir`).
+std::string print(const Kernel& k);
+// Checks names are bound before use and not rebound, buffer / scalar indices and
+// spaces, stores only to written globals or locals, loop and condition types. Throws
+// InternalError naming the kernel and the offending statement.
+void verify(const Kernel& k);
+
+}  // namespace moat::jit

@@ -1,0 +1,158 @@
+// Partition of an expanded graph into materialised nodes and inlined ones, and the
+// plan: buffers, then one kernel per materialised computed node, in graph order.
+#include "jit/lower.h"
+
+#include "ir/expand.h"
+#include "ir/interpreter.h"
+#include "ir/tensor.h"
+#include "jit/lower_kernels.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+bool is_gathered_weight(const ir::Graph& g, ir::NodeId id) {
+  const ir::Node& node = g.node(id);
+  return node.op == ir::Op::gather && g.type(node.operands[0]).shape.size() >= 3;
+}
+
+namespace {
+
+using ir::Op;
+using ir::OpKind;
+
+bool is_anchor(Op op) {
+  switch (ir::op_kind(op)) {
+    case OpKind::Reduce:
+    case OpKind::Matmul:
+    case OpKind::TopK: return true;
+    default: return false;
+  }
+}
+
+// Which nodes get a buffer of their own, and which reshapes alias their operand's.
+struct Partition {
+  std::vector<bool> materialised;
+  std::vector<bool> alias;
+};
+
+Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>& shapes) {
+  const size_t n = g.nodes.size();
+  std::vector<int> uses(n, 0);
+  std::vector<bool> needs_contiguous(n, false);  // matmul operands: loaded by row, not computed
+  for (const ir::Node& node : g.nodes) {
+    for (ir::NodeId o : node.operands) ++uses[static_cast<size_t>(o)];
+    if (node.op == Op::matmul) {
+      for (ir::NodeId o : node.operands)
+        if (!(o == node.operands[1] && is_gathered_weight(g, o))) needs_contiguous[static_cast<size_t>(o)] = true;
+    }
+  }
+  Partition p{std::vector<bool>(n, false), std::vector<bool>(n, false)};
+  for (size_t i = 0; i < n; ++i) {
+    const ir::Node& node = g.nodes[i];
+    const OpKind kind = ir::op_kind(node.op);
+    bool mat = false;
+    if (node.op == Op::input || node.op == Op::param) mat = true;
+    else if (node.op == Op::constant) mat = ir::attr_floats(node, "value").size() > 1 && numel(shapes[i]) > 1;
+    else if (node.op == Op::iota) mat = needs_contiguous[i];
+    else if (is_anchor(node.op)) mat = true;
+    else if (kind == OpKind::Unary || kind == OpKind::Binary || kind == OpKind::Ternary || kind == OpKind::Cast)
+      mat = uses[i] > 1 || needs_contiguous[i];
+    else if (kind == OpKind::View || kind == OpKind::Gather) mat = needs_contiguous[i];
+    // A quantised value cannot be computed into a buffer (kernels do not quantise):
+    // views and gathers of quantised weights are always read through to the weight.
+    if (ir::is_quantised(node.type.dtype) && kind != OpKind::Source) mat = false;
+    if (node.op == Op::reshape && (p.materialised[static_cast<size_t>(node.operands[0])] ||
+                                   p.alias[static_cast<size_t>(node.operands[0])])) {
+      p.alias[i] = true;  // the same bytes under another shape
+      mat = false;
+    }
+    p.materialised[i] = mat;
+  }
+  for (ir::NodeId o : g.outputs)
+    if (!p.alias[static_cast<size_t>(o)]) p.materialised[static_cast<size_t>(o)] = true;
+  return p;
+}
+
+int add_buffer(Plan& plan, PlanBuffer b) {
+  b.bytes = ir::tensor_bytes(b.dtype, b.shape);
+  plan.buffers.push_back(std::move(b));
+  return static_cast<int>(plan.buffers.size()) - 1;
+}
+
+PlanKernel kernel_for(LowerContext& ctx, ir::NodeId id, int out) {
+  switch (ir::op_kind(ctx.node(id).op)) {
+    case OpKind::Reduce: return reduce_kernel(ctx, id, out);
+    case OpKind::Matmul: return matmul_kernel(ctx, id, out);
+    case OpKind::TopK: return topk_kernel(ctx, id, out);
+    default: return map_kernel(ctx, id, out);
+  }
+}
+
+}  // namespace
+
+Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule) {
+  const ir::Graph g = ir::expand_composites(graph);
+  Plan plan;
+  LowerContext ctx{g, {}, std::vector<int>(g.nodes.size(), -1), plan, schedule};
+  for (const ir::Node& node : g.nodes) ctx.shapes.push_back(ir::resolve(node.type.shape, symbols));
+  const Partition part = partition(g, ctx.shapes);
+
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& node = g.nodes[i];
+    const ir::NodeId id = static_cast<ir::NodeId>(i);
+    PlanBuffer b;
+    b.dtype = node.type.dtype;
+    b.shape = ctx.shapes[i];
+    if (part.alias[i]) {
+      b.name = "reshape%" + std::to_string(i);
+      b.alias_of = ctx.buffer_of[static_cast<size_t>(node.operands[0])];
+      ctx.buffer_of[i] = add_buffer(plan, std::move(b));
+      continue;
+    }
+    if (!part.materialised[i]) continue;
+    if (node.op == Op::input || node.op == Op::param) {
+      b.role = node.op == Op::input ? PlanBuffer::Role::input : PlanBuffer::Role::param;
+      b.name = ir::attr_string(node, "name");
+      ctx.buffer_of[i] = add_buffer(plan, std::move(b));
+      continue;
+    }
+    if (node.op == Op::constant) {
+      b.role = PlanBuffer::Role::constant;
+      b.name = "constant%" + std::to_string(i);
+      ir::HostTensor value = ir::evaluate_constant(node, b.shape);
+      b.data.assign(value.bytes().begin(), value.bytes().end());
+      ctx.buffer_of[i] = add_buffer(plan, std::move(b));
+      continue;
+    }
+    b.name = ir::describe(g, id);
+    const int out = add_buffer(plan, std::move(b));
+    plan.kernels.push_back(kernel_for(ctx, id, out));
+    ctx.buffer_of[i] = out;
+  }
+
+  // Outputs: a computed buffer becomes the output; a source, an alias or an output
+  // listed twice is copied into a buffer of its own.
+  for (ir::NodeId o : g.outputs) {
+    const int buffer = ctx.buffer_of[static_cast<size_t>(o)];
+    MOAT_INTERNAL_CHECK(buffer >= 0, "output ", ir::describe(g, o), " has no buffer");
+    PlanBuffer& pb = plan.buffers[static_cast<size_t>(buffer)];
+    if (pb.role == PlanBuffer::Role::intermediate && pb.alias_of < 0) {
+      pb.role = PlanBuffer::Role::output;
+      plan.outputs.push_back(buffer);
+      continue;
+    }
+    if (ir::is_quantised(pb.dtype))
+      user_error("graph output ", ir::describe(g, o), " is a quantised tensor; cast it to a float type to output it");
+    PlanBuffer copy;
+    copy.role = PlanBuffer::Role::output;
+    copy.name = "output " + ir::describe(g, o);
+    copy.dtype = pb.dtype;
+    copy.shape = pb.shape;
+    const int out = add_buffer(plan, std::move(copy));
+    plan.kernels.push_back(map_kernel(ctx, o, out));
+    plan.outputs.push_back(out);
+  }
+  return plan;
+}
+
+}  // namespace moat::jit

@@ -1,0 +1,336 @@
+// KernelBuilder: values of inlined nodes as Kernel IR expressions (the fusion of
+// elementwise chains, views and gathers into the kernel that consumes them).
+#include "jit/lower_builder.h"
+
+#include <cstdio>
+#include <limits>
+
+#include "ir/interpreter.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+using ir::DType;
+using ir::Op;
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Type value_type(DType d) {
+  switch (d) {
+    case DType::i64: return kI64;
+    case DType::i32: return kI32;
+    case DType::i8: return {Scalar::i8, 1};
+    case DType::u8: return {Scalar::u8, 1};
+    case DType::boolean: return kBool;
+    default: return kF32;  // floats and quantised
+  }
+}
+
+namespace {
+
+bool is_const(const NodeRef& n, int64_t v) { return n->kind == NodeKind::constant && n->type == kI64 && n->i == v; }
+
+}  // namespace
+
+NodeRef iadd(NodeRef a, NodeRef b) {
+  if (is_const(a, 0)) return b;
+  if (is_const(b, 0)) return a;
+  if (a->kind == NodeKind::constant && b->kind == NodeKind::constant) return c_i64(a->i + b->i);
+  return add(std::move(a), std::move(b));
+}
+
+NodeRef imul(NodeRef a, NodeRef b) {
+  if (is_const(a, 1)) return b;
+  if (is_const(b, 1)) return a;
+  if (is_const(a, 0) || is_const(b, 0)) return c_i64(0);
+  if (a->kind == NodeKind::constant && b->kind == NodeKind::constant) return c_i64(a->i * b->i);
+  return mul(std::move(a), std::move(b));
+}
+
+NodeRef idiv(NodeRef a, int64_t b) {
+  if (b == 1) return a;
+  if (a->kind == NodeKind::constant) return c_i64(a->i / b);
+  return div(std::move(a), c_i64(b));
+}
+
+NodeRef irem(NodeRef a, int64_t b) {
+  if (b == 1) return c_i64(0);
+  if (a->kind == NodeKind::constant) return c_i64(a->i % b);
+  return rem(std::move(a), c_i64(b));
+}
+
+NodeRef linear_index(const std::vector<NodeRef>& idx, const std::vector<int64_t>& shape) {
+  MOAT_INTERNAL_CHECK(idx.size() == shape.size(), "index rank ", idx.size(), " for a rank ", shape.size(), " shape");
+  NodeRef linear = c_i64(0);
+  for (size_t d = 0; d < shape.size(); ++d) linear = iadd(imul(linear, c_i64(shape[d])), idx[d]);
+  return linear;
+}
+
+std::vector<NodeRef> delinearize(NodeRef linear, const std::vector<int64_t>& shape) {
+  std::vector<NodeRef> idx(shape.size());
+  int64_t inner = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = d == 0 ? idiv(linear, inner) : irem(idiv(linear, inner), shape[d]);
+    inner *= shape[d];
+  }
+  return idx;
+}
+
+KernelBuilder::KernelBuilder(LowerContext& ctx) : ctx_(ctx) {}
+
+int KernelBuilder::use(int plan_buffer, bool written) {
+  // Reshape aliases share their target's memory: address the target.
+  while (ctx_.plan.buffers.at(static_cast<size_t>(plan_buffer)).alias_of >= 0)
+    plan_buffer = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)].alias_of;
+  for (size_t i = 0; i < args_.size(); ++i) {
+    if (args_[i] == plan_buffer) {
+      if (written) kernel_.buffers[i].written = true;
+      return static_cast<int>(i);
+    }
+  }
+  const PlanBuffer& pb = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)];
+  BufferDecl decl;
+  decl.name = "b" + std::to_string(plan_buffer);
+  decl.dtype = pb.dtype;
+  decl.elements = numel(pb.shape);
+  decl.written = written;
+  args_.push_back(plan_buffer);
+  return kernel_.add_buffer(std::move(decl));
+}
+
+std::string KernelBuilder::fresh(std::string_view prefix) { return std::string(prefix) + std::to_string(counter_++); }
+
+NodeRef KernelBuilder::load_value(int buffer, const std::vector<NodeRef>& idx) {
+  const PlanBuffer& pb = ctx_.plan.buffers.at(static_cast<size_t>(buffer));
+  const int k = use(buffer, false);
+  if (ir::is_quantised(pb.dtype)) {
+    // Element (row, col) of a quantised matrix: lane col % 32 of the 32-element chunk.
+    const int64_t cols = pb.shape.back(), per_block = ir::dtype_block_elems(pb.dtype);
+    std::vector<NodeRef> row_idx(idx.begin(), idx.end() - 1);
+    std::vector<int64_t> row_shape(pb.shape.begin(), pb.shape.end() - 1);
+    NodeRef row = linear_index(row_idx, row_shape);
+    NodeRef col = idx.back();
+    NodeRef block = iadd(imul(row, c_i64(cols / per_block)), idiv(col, per_block));
+    NodeRef in_block = irem(col, per_block);
+    NodeRef chunk = dequant(kernel_, k, block, imul(idiv(in_block, 32), c_i64(32)));
+    return extract(chunk, irem(in_block, 32));
+  }
+  NodeRef raw = load(kernel_, k, linear_index(idx, pb.shape));
+  return cast(value_type(pb.dtype), raw);
+}
+
+NodeRef KernelBuilder::to_storage(NodeRef value, DType d) const {
+  const Type t{storage_scalar(d), value->type.lanes};
+  return cast(t, std::move(value));
+}
+
+NodeRef KernelBuilder::store_value(int buffer, const std::vector<NodeRef>& idx, NodeRef value) {
+  const PlanBuffer& pb = ctx_.plan.buffers.at(static_cast<size_t>(buffer));
+  const int k = use(buffer, true);
+  return store(kernel_, k, linear_index(idx, pb.shape), to_storage(std::move(value), pb.dtype));
+}
+
+NodeRef KernelBuilder::value_at(ir::NodeId id, const std::vector<NodeRef>& idx) {
+  const int buffer = ctx_.buffer_of[static_cast<size_t>(id)];
+  if (buffer >= 0) return load_value(buffer, idx);
+  return compute_at(id, idx);
+}
+
+NodeRef KernelBuilder::compute_at(ir::NodeId id, const std::vector<NodeRef>& idx) {
+  const ir::Node& node = ctx_.node(id);
+  switch (ir::op_kind(node.op)) {
+    case ir::OpKind::Unary:
+    case ir::OpKind::Binary:
+    case ir::OpKind::Ternary:
+    case ir::OpKind::Cast:
+    case ir::OpKind::Source: return elementwise(node, id, idx);
+    case ir::OpKind::View:
+    case ir::OpKind::Gather: return view(node, id, idx);
+    default: break;
+  }
+  MOAT_INTERNAL_ERROR("lowering: ", ir::describe(ctx_.graph, id), " is not materialised and cannot be inlined");
+}
+
+NodeRef KernelBuilder::operand_at(ir::NodeId operand, const std::vector<NodeRef>& out_idx) {
+  const std::vector<int64_t>& shape = ctx_.shape(operand);
+  std::vector<NodeRef> idx(shape.size());
+  const size_t offset = out_idx.size() - shape.size();  // numpy: align on the right
+  for (size_t d = 0; d < shape.size(); ++d) idx[d] = shape[d] == 1 ? c_i64(0) : out_idx[offset + d];
+  return value_at(operand, idx);
+}
+
+namespace {
+
+// A float value rounded through a narrower float dtype (f16 / bf16 / f8 results are
+// rounded: part of the meaning).
+NodeRef round_through(NodeRef v, DType d) {
+  if (!ir::is_float(d) || d == DType::f32) return v;
+  return cast(kF32, cast({storage_scalar(d), 1}, std::move(v)));
+}
+
+NodeRef f32_unary(Op op, NodeRef x) {
+  auto one = [] { return c_f32(1.0); };
+  switch (op) {
+    case Op::exp: return unary(UnaryOp::exp, x);
+    case Op::log: return unary(UnaryOp::log, x);
+    case Op::sqrt: return unary(UnaryOp::sqrt, x);
+    case Op::rsqrt: return unary(UnaryOp::rsqrt, x);
+    case Op::recip: return unary(UnaryOp::recip, x);
+    case Op::sin: return unary(UnaryOp::sin, x);
+    case Op::cos: return unary(UnaryOp::cos, x);
+    case Op::tanh: return unary(UnaryOp::tanh, x);
+    case Op::sigmoid: return div(one(), add(one(), unary(UnaryOp::exp, unary(UnaryOp::neg, x))));
+    case Op::silu: return div(x, add(one(), unary(UnaryOp::exp, unary(UnaryOp::neg, x))));
+    default: break;
+  }
+  MOAT_INTERNAL_ERROR("lowering: ", ir::op_name(op), " is not a float unary op");
+}
+
+BinaryOp binary_of(Op op) {
+  switch (op) {
+    case Op::add: return BinaryOp::add;
+    case Op::sub: return BinaryOp::sub;
+    case Op::mul: return BinaryOp::mul;
+    case Op::div: return BinaryOp::div;
+    case Op::max: return BinaryOp::max;
+    case Op::min: return BinaryOp::min;
+    case Op::pow: return BinaryOp::pow;
+    case Op::cmp_lt: return BinaryOp::lt;
+    case Op::cmp_le: return BinaryOp::le;
+    case Op::cmp_eq: return BinaryOp::eq;
+    default: break;
+  }
+  MOAT_INTERNAL_ERROR("lowering: ", ir::op_name(op), " is not a binary op");
+}
+
+}  // namespace
+
+NodeRef KernelBuilder::elementwise(const ir::Node& node, ir::NodeId id, const std::vector<NodeRef>& idx) {
+  const DType out = node.type.dtype;
+  const Type vt = value_type(out);
+  switch (node.op) {
+    case Op::constant: {
+      ir::HostTensor one = ir::evaluate_constant(node, {});
+      if (ir::is_float(out)) return c_f32(static_cast<double>(one.to_f32()[0]));
+      return constant(vt, static_cast<double>(one.to_i64()[0]));
+    }
+    case Op::iota: return cast(vt, idx[0]);
+    case Op::select: {
+      NodeRef c = operand_at(node.operands[0], idx);
+      return select(c, operand_at(node.operands[1], idx), operand_at(node.operands[2], idx));
+    }
+    case Op::cast: {
+      NodeRef x = operand_at(node.operands[0], idx);
+      if (vt.scalar == Scalar::i1) {
+        NodeRef zero = x->type.scalar == Scalar::f32 ? c_f32(0.0) : constant(x->type, 0);
+        return binary(BinaryOp::ne, x, zero);
+      }
+      return round_through(cast(vt, x), out);
+    }
+    default: break;
+  }
+  if (ir::op_kind(node.op) == ir::OpKind::Unary) {
+    NodeRef x = operand_at(node.operands[0], idx);
+    if (node.op == Op::neg) return round_through(unary(UnaryOp::neg, x), out);
+    if (node.op == Op::abs) return round_through(unary(UnaryOp::abs, x), out);
+    return round_through(f32_unary(node.op, x), out);
+  }
+  if (ir::op_kind(node.op) == ir::OpKind::Binary) {
+    NodeRef a = operand_at(node.operands[0], idx);
+    NodeRef b = operand_at(node.operands[1], idx);
+    const BinaryOp op = binary_of(node.op);
+    if (a->type.scalar == Scalar::f32 || is_comparison(op)) return round_through(binary(op, a, b), out);
+    // Integers: computed in i64 and wrapped to the node's width; x / 0 gives 0.
+    NodeRef wa = cast(kI64, a), wb = cast(kI64, b);
+    NodeRef r;
+    if (op == BinaryOp::div) {
+      NodeRef zero = binary(BinaryOp::eq, wb, c_i64(0));
+      r = select(zero, c_i64(0), div(wa, select(zero, c_i64(1), wb)));
+    } else {
+      r = binary(op, wa, wb);
+    }
+    return cast(vt, r);
+  }
+  MOAT_INTERNAL_ERROR("lowering: cannot inline ", ir::describe(ctx_.graph, id));
+}
+
+NodeRef KernelBuilder::view(const ir::Node& node, ir::NodeId id, const std::vector<NodeRef>& idx) {
+  const std::vector<int64_t>& out_shape = ctx_.shape(id);
+  const ir::NodeId src = node.operands.empty() ? -1 : node.operands[0];
+  switch (node.op) {
+    case Op::reshape: return value_at(src, delinearize(linear_index(idx, out_shape), ctx_.shape(src)));
+    case Op::broadcast: return operand_at(src, idx);
+    case Op::permute: {
+      const auto& perm = ir::attr_ints(node, "perm");
+      std::vector<NodeRef> in(idx.size());
+      for (size_t d = 0; d < perm.size(); ++d) in[static_cast<size_t>(perm[d])] = idx[d];
+      return value_at(src, in);
+    }
+    case Op::slice: {
+      int64_t axis = ir::attr_int(node, "axis");
+      if (axis < 0) axis += static_cast<int64_t>(out_shape.size());
+      std::vector<NodeRef> in = idx;
+      in[static_cast<size_t>(axis)] = iadd(idx[static_cast<size_t>(axis)], c_i64(ir::attr_int(node, "start")));
+      return value_at(src, in);
+    }
+    case Op::gather: {
+      // out[i..., j...] = table[idx[i...], j...]; the row is clamped to the table.
+      const ir::NodeId indices = node.operands[1];
+      const size_t k = ctx_.shape(indices).size();
+      const int64_t rows = ctx_.shape(src)[0];
+      std::vector<NodeRef> at_idx(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k));
+      NodeRef row = cast(kI64, value_at(indices, at_idx));
+      row = max_(c_i64(0), min_(row, c_i64(rows - 1)));
+      std::vector<NodeRef> in{row};
+      in.insert(in.end(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end());
+      return value_at(src, in);
+    }
+    case Op::concat: {
+      // The operand that holds the element, chosen by selects; every operand is read at
+      // an index clamped into its own extent, so no load is out of bounds.
+      int64_t axis = ir::attr_int(node, "axis");
+      if (axis < 0) axis += static_cast<int64_t>(out_shape.size());
+      const size_t a = static_cast<size_t>(axis);
+      NodeRef result;
+      int64_t offset = 0;
+      for (ir::NodeId part : node.operands) {
+        const int64_t len = ctx_.shape(part)[a];
+        std::vector<NodeRef> in = idx;
+        in[a] = max_(c_i64(0), min_(binary(BinaryOp::sub, idx[a], c_i64(offset)), c_i64(len - 1)));
+        NodeRef v = value_at(part, in);
+        result = result ? select(lt(idx[a], c_i64(offset)), result, v) : v;
+        offset += len;
+      }
+      return result;
+    }
+    case Op::take_along: {
+      // out[..., j] = x[..., idx[..., j]], clamped to the last dimension.
+      const int64_t n = ctx_.shape(src).back();
+      NodeRef at = cast(kI64, operand_at(node.operands[1], idx));
+      at = max_(c_i64(0), min_(at, c_i64(n - 1)));
+      std::vector<NodeRef> in = idx;
+      in.back() = at;
+      return operand_at(src, in);
+    }
+    default: break;
+  }
+  MOAT_INTERNAL_ERROR("lowering: cannot inline ", ir::describe(ctx_.graph, id));
+}
+
+PlanKernel KernelBuilder::finish(std::string_view prefix, std::vector<NodeRef> body) {
+  kernel_.body = block(std::move(body));
+  kernel_.name = "k";
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a 64 of the text under a placeholder name
+  for (char c : print(kernel_)) hash = (hash ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  kernel_.name = std::string(prefix) + "_" + hex;
+  verify(kernel_);
+  return PlanKernel{std::move(kernel_), std::move(args_)};
+}
+
+}  // namespace moat::jit

@@ -1,0 +1,170 @@
+// Map, reduction and top-k kernels. CPU schedule: each work-group (one thread's task)
+// takes a contiguous range of output rows and walks them with plain loops (LLVM
+// vectorises what it can); GPU schedule: one output element (map) or row (reduce,
+// top-k) per work-item.
+#include <limits>
+
+#include "jit/lower_kernels.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+namespace {
+
+struct RowSplit {
+  std::vector<int64_t> outer;  // output shape without its last dimension
+  int64_t inner = 1;           // the last dimension (1 for a scalar)
+  int64_t rows = 1;
+};
+
+RowSplit split_rows(const std::vector<int64_t>& shape) {
+  RowSplit s;
+  if (!shape.empty()) {
+    s.outer.assign(shape.begin(), shape.end() - 1);
+    s.inner = shape.back();
+  }
+  s.rows = numel(s.outer);
+  return s;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Calls `row_body(row index expression)` for every row, distributed over work-groups
+// (CPU: a range of rows per group, at least `min_work` elements each; GPU: one row
+// per work-item).
+template <class RowBody>
+std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per_row, RowBody&& row_body) {
+  const Schedule& s = kb.ctx().schedule;
+  Kernel& k = kb.kernel();
+  if (rows == 0) return {};
+  if (s.gpu) {
+    const int64_t items = std::min<int64_t>(s.work_group_size, rows);
+    k.items[0] = items;
+    k.groups[0] = ceil_div(rows, items);
+    NodeRef row = iadd(imul(builtin(Builtin::group_id, 0), c_i64(items)), builtin(Builtin::item_id, 0));
+    std::string r = kb.fresh("r");
+    std::vector<NodeRef> body{let(r, row)};
+    body.push_back(if_then(lt(ref(r, kI64), c_i64(rows)), row_body(ref(r, kI64))));
+    return body;
+  }
+  const int64_t per_group = std::max<int64_t>(1, s.elements_per_group / std::max<int64_t>(1, work_per_row));
+  const int64_t groups = ceil_div(rows, per_group);
+  k.groups[0] = groups;
+  std::string r = kb.fresh("r");
+  NodeRef begin = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
+  NodeRef end = min_(iadd(begin, c_i64(per_group)), c_i64(rows));
+  if (groups == 1) {
+    begin = c_i64(0);
+    end = c_i64(rows);
+  }
+  return {for_loop(r, begin, end, c_i64(1), row_body(ref(r, kI64)))};
+}
+
+std::vector<NodeRef> with_last(std::vector<NodeRef> idx, NodeRef last) {
+  idx.push_back(std::move(last));
+  return idx;
+}
+
+}  // namespace
+
+PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  // A node that already has a buffer is copied (an output that is a source or alias).
+  auto value = [&](const std::vector<NodeRef>& idx) {
+    return ctx.buffer_of[static_cast<size_t>(id)] >= 0 ? kb.value_at(id, idx) : kb.compute_at(id, idx);
+  };
+  const std::vector<int64_t>& shape = ctx.shape(id);
+  if (shape.empty()) {  // a scalar
+    std::vector<NodeRef> body{kb.store_value(out, {}, value({}))};
+    return kb.finish("map", std::move(body));
+  }
+  const RowSplit split = split_rows(shape);
+  auto row_body = [&](NodeRef row) {
+    std::string j = kb.fresh("j");
+    std::vector<NodeRef> idx = with_last(delinearize(row, split.outer), ref(j, kI64));
+    std::vector<NodeRef> inner{kb.store_value(out, idx, value(idx))};
+    return std::vector<NodeRef>{for_loop(j, c_i64(0), c_i64(split.inner), c_i64(1), std::move(inner))};
+  };
+  return kb.finish("map", over_rows(kb, split.rows, split.inner, row_body));
+}
+
+PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  const ir::Node& node = ctx.node(id);
+  const ir::NodeId src = node.operands[0];
+  const std::vector<int64_t>& in_shape = ctx.shape(src);
+  int64_t axis = ir::attr_int(node, "axis");
+  if (axis < 0) axis += static_cast<int64_t>(in_shape.size());
+  const int64_t len = in_shape[static_cast<size_t>(axis)];
+  const std::vector<int64_t>& out_shape = ctx.shape(id);
+  const bool is_max = node.op == ir::Op::reduce_max;
+  const Type vt = value_type(node.type.dtype);
+  const Type acc_type = vt.scalar == Scalar::f32 ? kF32 : kI64;  // ints sum in i64 and wrap
+
+  NodeRef init;
+  if (!is_max) init = constant(acc_type, 0);
+  else if (acc_type == kF32) init = c_f32(-std::numeric_limits<double>::infinity());
+  else {
+    const int bits = scalar_bits(vt.scalar);
+    init = c_i64(vt.scalar == Scalar::u8 ? 0 : bits >= 64 ? std::numeric_limits<int64_t>::min() : -(int64_t{1} << (bits - 1)));
+  }
+
+  auto element = [&](NodeRef out_linear) {
+    std::vector<NodeRef> idx = delinearize(out_linear, out_shape);
+    std::string acc = kb.fresh("acc"), k = kb.fresh("k");
+    std::vector<NodeRef> in_idx = idx;
+    if (!in_idx.empty()) in_idx[static_cast<size_t>(axis)] = ref(k, kI64);
+    NodeRef v = cast(acc_type, kb.value_at(src, in_idx));
+    NodeRef next = binary(is_max ? BinaryOp::max : BinaryOp::add, ref(acc, acc_type), v);
+    std::vector<NodeRef> stmts{var(acc, init), for_loop(k, c_i64(0), c_i64(len), c_i64(1), {assign(acc, next)})};
+    stmts.push_back(kb.store_value(out, idx, cast(vt, ref(acc, acc_type))));
+    return stmts;
+  };
+  return kb.finish(is_max ? "reduce_max" : "reduce_sum", over_rows(kb, numel(out_shape), len, element));
+}
+
+PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  const ir::Node& node = ctx.node(id);
+  const ir::NodeId src = node.operands[0];
+  const std::vector<int64_t>& in_shape = ctx.shape(src);
+  const int64_t n = in_shape.back(), k = ir::attr_int(node, "k");
+  const RowSplit split = split_rows(in_shape);
+  const Type vt = value_type(ctx.node(src).type.dtype);
+  const bool fp = vt.scalar == Scalar::f32;
+
+  // Whether (a, ia) ranks before (b, ib): larger first, NaN above every number, ties
+  // (and NaNs among themselves) by the lower index.
+  auto before = [&](NodeRef a, NodeRef ia, NodeRef b, NodeRef ib) {
+    NodeRef lower = lt(ia, ib);
+    NodeRef by_value = binary(BinaryOp::lor, binary(BinaryOp::lt, b, a), binary(BinaryOp::land, binary(BinaryOp::eq, a, b), lower));
+    if (!fp) return by_value;
+    NodeRef na = unary(UnaryOp::isnan, a), nb = unary(UnaryOp::isnan, b);
+    NodeRef both_numbers = binary(BinaryOp::land, unary(UnaryOp::lnot, na), unary(UnaryOp::lnot, nb));
+    return binary(BinaryOp::lor, binary(BinaryOp::lor, binary(BinaryOp::land, na, unary(UnaryOp::lnot, nb)),
+                                        binary(BinaryOp::land, both_numbers, by_value)),
+                  binary(BinaryOp::land, binary(BinaryOp::land, na, nb), lower));
+  };
+
+  auto row_body = [&](NodeRef row) {
+    std::vector<NodeRef> outer = delinearize(row, split.outer);
+    std::string last_v = kb.fresh("last_v"), last_i = kb.fresh("last_i");
+    std::string j = kb.fresh("j"), c = kb.fresh("c"), best_v = kb.fresh("best_v"), best_i = kb.fresh("best_i"), v = kb.fresh("v");
+    NodeRef value = kb.value_at(src, with_last(outer, ref(c, kI64)));
+    NodeRef eligible = binary(BinaryOp::lor, lt(ref(last_i, kI64), c_i64(0)),
+                              before(ref(last_v, vt), ref(last_i, kI64), ref(v, vt), ref(c, kI64)));
+    NodeRef better = binary(BinaryOp::lor, lt(ref(best_i, kI64), c_i64(0)),
+                            before(ref(v, vt), ref(c, kI64), ref(best_v, vt), ref(best_i, kI64)));
+    std::vector<NodeRef> scan{let(v, value),
+                              if_then(binary(BinaryOp::land, eligible, better), {assign(best_v, ref(v, vt)), assign(best_i, ref(c, kI64))})};
+    std::vector<NodeRef> pass{var(best_v, constant(vt, 0)), var(best_i, c_i64(-1)),
+                              for_loop(c, c_i64(0), c_i64(n), c_i64(1), std::move(scan)),
+                              kb.store_value(out, with_last(outer, ref(j, kI64)), cast(kI32, ref(best_i, kI64))),
+                              assign(last_v, ref(best_v, vt)), assign(last_i, ref(best_i, kI64))};
+    return std::vector<NodeRef>{var(last_v, constant(vt, 0)), var(last_i, c_i64(-1)),
+                                for_loop(j, c_i64(0), c_i64(k), c_i64(1), std::move(pass))};
+  };
+  return kb.finish("topk", over_rows(kb, split.rows, n * k, row_body));
+}
+
+}  // namespace moat::jit

@@ -1,0 +1,279 @@
+// matmul: out[.., m, n] = sum_k A[.., m, k] * B(k, n), batch dimensions broadcast.
+//
+// CPU schedule (B transposed, the weight layout [.., N, K]): a work-group computes
+// `matmul_cols` outputs n for `matmul_rows` rows m of A; each chunk of B's row n is
+// loaded (and dequantised, for Q8_0 / Q4_0 / Q4_K / Q6_K: 32 elements at a time in
+// registers; for FP8: converted and scaled by its 128x128 block scale) once and used
+// for every row of the tile, accumulating in f32 vectors of `vector_lanes` lanes (32
+// for quantised chunks) with a scalar tail for K not a multiple of the width. B
+// [.., K, N] (not transposed, activations only) and the GPU schedule use one scalar
+// dot product per output.
+#include <algorithm>
+
+#include "jit/lower_kernels.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Linear index of the batch of an operand with batch shape `shape` for the output
+// batch index `idx` (right-aligned numpy broadcasting; size-1 dims read index 0).
+NodeRef batch_index(const std::vector<NodeRef>& out_idx, const std::vector<int64_t>& shape) {
+  std::vector<NodeRef> idx(shape.size());
+  const size_t offset = out_idx.size() - shape.size();
+  for (size_t d = 0; d < shape.size(); ++d) idx[d] = shape[d] == 1 ? c_i64(0) : out_idx[offset + d];
+  return linear_index(idx, shape);
+}
+
+struct Operands {
+  int a = -1, b = -1, scales = -1;  // kernel buffers
+  ir::DType b_dtype = ir::DType::f32;
+  int64_t m = 0, n = 0, k = 0;
+  bool transposed = false;
+  int64_t block_rows = 0, block_cols = 0;  // fp8 scale blocks
+  int64_t scale_cols = 0;                  // columns of the scale matrix
+};
+
+class MatmulLowering {
+ public:
+  MatmulLowering(LowerContext& ctx, ir::NodeId id, int out) : ctx_(ctx), kb_(ctx), id_(id), out_(out) {}
+
+  PlanKernel run() {
+    const ir::Node& node = ctx_.node(id_);
+    const auto& a_shape = ctx_.shape(node.operands[0]);
+    const auto& b_shape = ctx_.shape(node.operands[1]);
+    const auto& o_shape = ctx_.shape(id_);
+    o_.transposed = ir::attr_bool(node, "b_transposed");
+    o_.m = a_shape[a_shape.size() - 2];
+    o_.k = a_shape.back();
+    o_.n = o_shape.back();
+    o_.b_dtype = ctx_.node(node.operands[1]).type.dtype;
+    o_.a = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(node.operands[0])), false);
+    const ir::NodeId b_node = node.operands[1];
+    if (ctx_.buffer_of.at(static_cast<size_t>(b_node)) >= 0) {
+      o_.b = kb_.use(ctx_.buffer_of[static_cast<size_t>(b_node)], false);
+    } else {
+      // gather(table, idx): B's batch (i.., j..) is table[idx[i..], j..]
+      MOAT_INTERNAL_CHECK(is_gathered_weight(ctx_.graph, b_node) && node.operands.size() == 2,
+                          "matmul B ", ir::describe(ctx_.graph, b_node), " has no buffer");
+      const ir::Node& gather = ctx_.node(b_node);
+      gather_indices_ = gather.operands[1];
+      table_shape_ = ctx_.shape(gather.operands[0]);
+      o_.b = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(gather.operands[0])), false);
+    }
+    if (node.operands.size() == 3) {
+      o_.scales = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(node.operands[2])), false);
+      const auto& block = ir::attr_ints(node, "block");
+      o_.block_rows = block[0];
+      o_.block_cols = block[1];
+      o_.scale_cols = ctx_.shape(node.operands[2]).back();
+    }
+    out_batch_.assign(o_shape.begin(), o_shape.end() - 2);
+    a_batch_.assign(a_shape.begin(), a_shape.end() - 2);
+    b_batch_.assign(b_shape.begin(), b_shape.end() - 2);
+    const int64_t batches = numel(out_batch_);
+
+    std::vector<NodeRef> body;
+    const Schedule& s = ctx_.schedule;
+    if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
+      body = tiled(batches);
+    } else {
+      body = per_output(batches);
+    }
+    std::string prefix = std::string("matmul_") + std::string(ir::dtype_name(o_.b_dtype));
+    return kb_.finish(prefix, std::move(body));
+  }
+
+ private:
+  // Element index of A[batch, m, k] and of B's row n (transposed) / column n.
+  NodeRef a_row(NodeRef batch, NodeRef m) { return imul(iadd(imul(batch_a(batch), c_i64(o_.m)), std::move(m)), c_i64(o_.k)); }
+  NodeRef batch_a(const NodeRef& batch) { return batch_index(delinearize(batch, out_batch_), a_batch_); }
+  NodeRef batch_b(const NodeRef& batch) {
+    if (gather_indices_ < 0) return batch_index(delinearize(batch, out_batch_), b_batch_);
+    // B's batch index (i.., j..): row idx[i..] (clamped) of the table, then j.. within it
+    std::vector<NodeRef> out_idx = delinearize(batch, out_batch_), b_idx(b_batch_.size());
+    const size_t offset = out_idx.size() - b_batch_.size();
+    for (size_t d = 0; d < b_batch_.size(); ++d) b_idx[d] = b_batch_[d] == 1 ? c_i64(0) : out_idx[offset + d];
+    const size_t k = ctx_.shape(gather_indices_).size();
+    std::vector<NodeRef> at(b_idx.begin(), b_idx.begin() + static_cast<std::ptrdiff_t>(k));
+    NodeRef row = cast(kI64, kb_.value_at(gather_indices_, at));
+    row = max_(c_i64(0), min_(row, c_i64(table_shape_[0] - 1)));
+    std::vector<NodeRef> middle(b_idx.begin() + static_cast<std::ptrdiff_t>(k), b_idx.end());
+    std::vector<int64_t> middle_shape(table_shape_.begin() + 1, table_shape_.end() - 2);
+    return iadd(imul(row, c_i64(numel(middle_shape))), linear_index(middle, middle_shape));
+  }
+  NodeRef b_row(NodeRef batch, NodeRef n) { return iadd(imul(batch_b(batch), c_i64(o_.n)), std::move(n)); }
+
+  // B(k, n) as f32 (`lanes` consecutive k for a transposed B); `row` is b_row(batch, n).
+  NodeRef b_value(const NodeRef& row, const NodeRef& batch, const NodeRef& n, const NodeRef& k, int lanes) {
+    if (!o_.transposed) {
+      NodeRef at = iadd(imul(iadd(imul(batch_b(batch), c_i64(o_.k)), k), c_i64(o_.n)), n);
+      return cast(kF32, load(kb_.kernel(), o_.b, at));
+    }
+    NodeRef v = cast(kF32.with_lanes(lanes), load(kb_.kernel(), o_.b, iadd(imul(row, c_i64(o_.k)), k), lanes));
+    if (o_.scales < 0) return v;
+    // fp8: the block scale of (n, k); a vector chunk never straddles a block (checked).
+    NodeRef scale_at = iadd(imul(idiv(n, o_.block_rows), c_i64(o_.scale_cols)), idiv(k, o_.block_cols));
+    NodeRef batch_scales = imul(batch_b(batch), c_i64(ceil_div(o_.n, o_.block_rows) * o_.scale_cols));
+    NodeRef scale = load(kb_.kernel(), o_.scales, iadd(batch_scales, scale_at));
+    return binary(BinaryOp::mul, v, broadcast(scale, lanes));
+  }
+
+  NodeRef a_value(const NodeRef& row_base, const NodeRef& k, int lanes) {
+    return cast(kF32.with_lanes(lanes), load(kb_.kernel(), o_.a, iadd(row_base, k), lanes));
+  }
+
+  NodeRef store_out(const NodeRef& batch, const NodeRef& m, const NodeRef& n, NodeRef value) {
+    std::vector<NodeRef> idx = delinearize(batch, out_batch_);
+    idx.push_back(m);
+    idx.push_back(n);
+    return kb_.store_value(out_, idx, std::move(value));
+  }
+
+  std::vector<NodeRef> tiled(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const Schedule& s = ctx_.schedule;
+    const int rows = static_cast<int>(std::min<int64_t>(s.matmul_rows, o_.m));
+    const int64_t cols = std::min<int64_t>(s.matmul_cols, o_.n);
+    k.groups[0] = ceil_div(o_.n, cols);
+    k.groups[1] = ceil_div(o_.m, rows);
+    k.groups[2] = batches;
+    const bool quantised = ir::is_quantised(o_.b_dtype);
+    int lanes = quantised ? 32 : s.vector_lanes;
+    if (o_.scales >= 0 && o_.block_cols % lanes != 0) lanes = 1;
+
+    std::vector<NodeRef> body;
+    std::string batch = kb_.fresh("batch"), m0 = kb_.fresh("m0"), n = kb_.fresh("n");
+    body.push_back(let(batch, builtin(Builtin::group_id, 2)));
+    body.push_back(let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))));
+    NodeRef batch_ref = ref(batch, kI64);
+    std::vector<std::string> a_base(static_cast<size_t>(rows)), acc(static_cast<size_t>(rows));
+    for (int r = 0; r < rows; ++r) {
+      // rows past M (the last tile) read row M - 1 and are not stored
+      a_base[r] = kb_.fresh("a_row");
+      NodeRef m = min_(iadd(ref(m0, kI64), c_i64(r)), c_i64(o_.m - 1));
+      body.push_back(let(a_base[r], a_row(batch_ref, m)));
+    }
+
+    std::vector<NodeRef> per_n;
+    NodeRef n_ref = ref(n, kI64);
+    std::string brow = kb_.fresh("b_row");
+    per_n.push_back(let(brow, b_row(batch_ref, n_ref)));
+    const Type acc_t = kF32.with_lanes(lanes);
+    for (int r = 0; r < rows; ++r) {
+      acc[r] = kb_.fresh("acc");
+      per_n.push_back(var(acc[r], broadcast(c_f32(0.0), lanes)));
+    }
+    int64_t main_k = 0;
+    if (quantised) {
+      // Whole blocks: K is a multiple of the block size for a quantised B.
+      const int64_t per_block = ir::dtype_block_elems(o_.b_dtype);
+      std::string blk = kb_.fresh("blk"), sub = kb_.fresh("sub");
+      NodeRef block = iadd(imul(ref(brow, kI64), c_i64(o_.k / per_block)), ref(blk, kI64));
+      NodeRef first = imul(ref(sub, kI64), c_i64(32));
+      std::string bq = kb_.fresh("bq");
+      std::vector<NodeRef> inner{let(bq, dequant(k, o_.b, block, first))};
+      NodeRef kk = iadd(imul(ref(blk, kI64), c_i64(per_block)), first);
+      for (int r = 0; r < rows; ++r)
+        inner.push_back(assign(acc[r], fma(a_value(ref(a_base[r], kI64), kk, 32), ref(bq, acc_t), ref(acc[r], acc_t))));
+      per_n.push_back(for_loop(blk, c_i64(0), c_i64(o_.k / per_block), c_i64(1),
+                               {for_loop(sub, c_i64(0), c_i64(per_block / 32), c_i64(1), std::move(inner))}));
+      main_k = o_.k;
+    } else if (lanes > 1) {
+      main_k = o_.k / lanes * lanes;
+      std::string kv = kb_.fresh("k"), bv = kb_.fresh("bv");
+      NodeRef kk = ref(kv, kI64);
+      std::vector<NodeRef> inner{let(bv, b_value(ref(brow, kI64), batch_ref, n_ref, kk, lanes))};
+      for (int r = 0; r < rows; ++r)
+        inner.push_back(assign(acc[r], fma(a_value(ref(a_base[r], kI64), kk, lanes), ref(bv, acc_t), ref(acc[r], acc_t))));
+      if (main_k > 0) per_n.push_back(for_loop(kv, c_i64(0), c_i64(main_k), c_i64(lanes), std::move(inner)));
+    }
+    std::vector<std::string> tail(static_cast<size_t>(rows));
+    for (int r = 0; r < rows; ++r) {
+      tail[r] = kb_.fresh("sum");
+      per_n.push_back(var(tail[r], reduce(ReduceOp::add, ref(acc[r], acc_t))));
+    }
+    if (main_k < o_.k) {
+      std::string kv = kb_.fresh("k"), bv = kb_.fresh("bv");
+      NodeRef kk = ref(kv, kI64);
+      std::vector<NodeRef> inner{let(bv, b_value(ref(brow, kI64), batch_ref, n_ref, kk, 1))};
+      for (int r = 0; r < rows; ++r)
+        inner.push_back(assign(tail[r], fma(a_value(ref(a_base[r], kI64), kk, 1), ref(bv, kF32), ref(tail[r], kF32))));
+      per_n.push_back(for_loop(kv, c_i64(main_k), c_i64(o_.k), c_i64(1), std::move(inner)));
+    }
+    for (int r = 0; r < rows; ++r) {
+      NodeRef m = iadd(ref(m0, kI64), c_i64(r));
+      NodeRef st = store_out(batch_ref, m, n_ref, ref(tail[r], kF32));
+      per_n.push_back(o_.m % rows == 0 ? st : if_then(lt(m, c_i64(o_.m)), {st}));
+    }
+    NodeRef n0 = imul(builtin(Builtin::group_id, 0), c_i64(cols));
+    body.push_back(for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    return body;
+  }
+
+  // One output per iteration (CPU: rows of outputs per group; GPU: one per work-item).
+  std::vector<NodeRef> per_output(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const Schedule& s = ctx_.schedule;
+    const int64_t total = batches * o_.m * o_.n;
+    if (total == 0) return {};
+    auto one = [&](NodeRef linear) {
+      std::string lin = kb_.fresh("o"), batch = kb_.fresh("batch"), m = kb_.fresh("m"), n = kb_.fresh("n");
+      std::string sum = kb_.fresh("sum"), kv = kb_.fresh("k"), a_base = kb_.fresh("a_row"), brow = kb_.fresh("b_row");
+      NodeRef batch_ref = ref(batch, kI64), n_ref = ref(n, kI64), kk = ref(kv, kI64);
+      std::vector<NodeRef> stmts{let(lin, linear),
+                                 let(n, irem(ref(lin, kI64), o_.n)),
+                                 let(m, irem(idiv(ref(lin, kI64), o_.n), o_.m)),
+                                 let(batch, idiv(ref(lin, kI64), o_.n * o_.m))};
+      stmts.push_back(let(a_base, a_row(batch_ref, ref(m, kI64))));
+      stmts.push_back(let(brow, b_row(batch_ref, n_ref)));
+      stmts.push_back(var(sum, c_f32(0.0)));
+      NodeRef bval;
+      std::vector<NodeRef> inner;
+      if (ir::is_quantised(o_.b_dtype)) {
+        // element k of row n: lane k % 32 of its dequantised chunk
+        const int64_t per_block = ir::dtype_block_elems(o_.b_dtype);
+        NodeRef block = iadd(imul(ref(brow, kI64), c_i64(o_.k / per_block)), idiv(kk, per_block));
+        NodeRef in_block = irem(kk, per_block);
+        bval = extract(dequant(k, o_.b, block, imul(idiv(in_block, 32), c_i64(32))), irem(in_block, 32));
+      } else {
+        bval = b_value(ref(brow, kI64), batch_ref, n_ref, kk, 1);
+      }
+      inner.push_back(assign(sum, fma(a_value(ref(a_base, kI64), kk, 1), bval, ref(sum, kF32))));
+      stmts.push_back(for_loop(kv, c_i64(0), c_i64(o_.k), c_i64(1), std::move(inner)));
+      stmts.push_back(store_out(batch_ref, ref(m, kI64), n_ref, ref(sum, kF32)));
+      return stmts;
+    };
+    if (s.gpu) {
+      const int64_t items = std::min<int64_t>(s.work_group_size, total);
+      k.items[0] = items;
+      k.groups[0] = ceil_div(total, items);
+      std::string o = kb_.fresh("o");
+      NodeRef linear = iadd(imul(builtin(Builtin::group_id, 0), c_i64(items)), builtin(Builtin::item_id, 0));
+      return {let(o, linear), if_then(lt(ref(o, kI64), c_i64(total)), one(ref(o, kI64)))};
+    }
+    const int64_t per_group = std::max<int64_t>(1, s.elements_per_group / std::max<int64_t>(1, o_.k));
+    k.groups[0] = ceil_div(total, per_group);
+    std::string o = kb_.fresh("o");
+    NodeRef begin = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
+    return {for_loop(o, begin, min_(iadd(begin, c_i64(per_group)), c_i64(total)), c_i64(1), one(ref(o, kI64)))};
+  }
+
+  LowerContext& ctx_;
+  KernelBuilder kb_;
+  ir::NodeId id_;
+  int out_;
+  Operands o_;
+  std::vector<int64_t> out_batch_, a_batch_, b_batch_;
+  ir::NodeId gather_indices_ = -1;   // B gathered from a table by these indices
+  std::vector<int64_t> table_shape_;
+};
+
+}  // namespace
+
+PlanKernel matmul_kernel(LowerContext& ctx, ir::NodeId id, int out) { return MatmulLowering(ctx, id, out).run(); }
+
+}  // namespace moat::jit

@@ -1,0 +1,15 @@
+#include "runtime/emit.h"
+
+#include "jit/emit_llvm.h"
+#include "support/error.h"
+
+namespace moat::runtime {
+
+backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel) {
+  const std::string& backend = device.info.backend;
+  if (backend == "cpu") return backends::Artifact::text("ll", jit::emit_llvm(kernel), {kernel.name});
+  user_error("device ", device.info.id, ": this build has no code generator for the ", backend,
+             " backend yet; use --device cpu");
+}
+
+}  // namespace moat::runtime

@@ -1,0 +1,95 @@
+#include "runtime/executor.h"
+
+#include <chrono>
+#include <map>
+
+#include "runtime/emit.h"
+#include "support/error.h"
+
+namespace moat::runtime {
+
+struct Executor::Compiled {
+  std::map<std::string, std::unique_ptr<backends::Module>> modules;  // by kernel name
+  std::vector<backends::Kernel*> kernels;                            // per plan kernel
+  std::vector<std::unique_ptr<backends::Buffer>> owned;              // per plan buffer (null: bound per run / alias)
+  std::vector<std::vector<backends::KernelArg>> args;                // per plan kernel (buffer slots patched per run)
+};
+
+Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan)
+    : device_(device), plan_(std::move(plan)), compiled_(std::make_unique<Compiled>()) {
+  const auto start = std::chrono::steady_clock::now();
+  for (const jit::PlanKernel& pk : plan_.kernels) {
+    auto it = compiled_->modules.find(pk.kernel.name);
+    if (it == compiled_->modules.end()) {
+      backends::Artifact binary = cache.get_or_compile(device_, emit_for(device_.properties(), pk.kernel));
+      it = compiled_->modules.emplace(pk.kernel.name, device_.load(binary)).first;
+    }
+    compiled_->kernels.push_back(&it->second->kernel(pk.kernel.name));
+  }
+  stats_.kernels = static_cast<int>(plan_.kernels.size());
+  stats_.distinct_kernels = static_cast<int>(compiled_->modules.size());
+  stats_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+
+  compiled_->owned.resize(plan_.buffers.size());
+  for (size_t i = 0; i < plan_.buffers.size(); ++i) {
+    const jit::PlanBuffer& b = plan_.buffers[i];
+    using Role = jit::PlanBuffer::Role;
+    if (b.alias_of >= 0 || b.role == Role::input || b.role == Role::param) continue;
+    compiled_->owned[i] = device_.allocate(static_cast<uint64_t>(std::max<int64_t>(b.bytes, 1)));
+    if (b.role == Role::constant) device_.stream().write(*compiled_->owned[i], 0, b.data.data(), b.data.size());
+  }
+}
+
+Executor::~Executor() = default;
+
+std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings) {
+  // Bound tensors become buffers for this run (zero-copy where the device shares
+  // host memory).
+  std::vector<std::unique_ptr<backends::Buffer>> bound(plan_.buffers.size());
+  std::vector<const backends::Buffer*> buffer(plan_.buffers.size(), nullptr);
+  for (size_t i = 0; i < plan_.buffers.size(); ++i) {
+    const jit::PlanBuffer& b = plan_.buffers[i];
+    if (b.alias_of >= 0) {
+      buffer[i] = buffer.at(static_cast<size_t>(b.alias_of));
+      continue;
+    }
+    if (compiled_->owned[i]) {
+      buffer[i] = compiled_->owned[i].get();
+      continue;
+    }
+    auto it = bindings.tensors.find(b.name);
+    if (it == bindings.tensors.end()) user_error("no tensor bound to ", b.name, " (", ir::dtype_name(b.dtype), ")");
+    const ir::HostTensor& t = it->second;
+    if (t.dtype() != b.dtype || t.shape() != b.shape)
+      user_error("tensor ", b.name, " is ", ir::dtype_name(t.dtype()), " of another shape than the ", ir::dtype_name(b.dtype),
+                 " the compiled graph was specialised for");
+    bound[i] = device_.wrap_host(t.bytes().data(), t.bytes().size());
+    buffer[i] = bound[i].get();
+  }
+
+  backends::Stream& stream = device_.stream();
+  std::vector<backends::KernelArg> args;
+  for (size_t k = 0; k < plan_.kernels.size(); ++k) {
+    const jit::PlanKernel& pk = plan_.kernels[k];
+    args.clear();
+    for (int b : pk.args) args.push_back(backends::KernelArg::of(*buffer.at(static_cast<size_t>(b))));
+    backends::Grid grid;
+    for (int d = 0; d < 3; ++d) {
+      grid.groups[d] = pk.kernel.groups[d];
+      grid.items[d] = pk.kernel.items[d];
+    }
+    stream.launch(*compiled_->kernels[k], grid, args);
+  }
+
+  std::vector<ir::HostTensor> outputs;
+  for (int o : plan_.outputs) {
+    const jit::PlanBuffer& b = plan_.buffers[static_cast<size_t>(o)];
+    std::vector<uint8_t> bytes(static_cast<size_t>(b.bytes));
+    if (!bytes.empty()) stream.read(*buffer[static_cast<size_t>(o)], 0, bytes.data(), bytes.size());
+    outputs.push_back(ir::HostTensor::from_bytes(b.dtype, b.shape, std::move(bytes)));
+  }
+  stream.synchronize();
+  return outputs;
+}
+
+}  // namespace moat::runtime

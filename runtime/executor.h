@@ -1,0 +1,45 @@
+// Runs a lowered plan (jit/lower.h) on one device: compiles its kernels once (through
+// the kernel cache), owns its intermediate and output buffers, and per run binds the
+// inputs and params, launches every kernel in order and reads the outputs back.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backends/device.h"
+#include "ir/interpreter.h"
+#include "jit/kernel_cache.h"
+#include "jit/lower.h"
+
+namespace moat::runtime {
+
+struct ExecutorStats {
+  int kernels = 0;           // launches per run
+  int distinct_kernels = 0;  // compiled artifacts (identical kernels share one)
+  double compile_ms = 0;     // emit + compile (or cache load) + module load
+};
+
+class Executor {
+ public:
+  Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // `bindings.tensors` holds every input and param of the plan by name, with the
+  // plan's dtype and shape (UserError naming the tensor otherwise). Returns one tensor
+  // per output.
+  std::vector<ir::HostTensor> run(const ir::Bindings& bindings);
+
+  const jit::Plan& plan() const { return plan_; }
+  const ExecutorStats& stats() const { return stats_; }
+
+ private:
+  struct Compiled;
+  backends::Device& device_;
+  jit::Plan plan_;
+  std::unique_ptr<Compiled> compiled_;
+  ExecutorStats stats_;
+};
+
+}  // namespace moat::runtime

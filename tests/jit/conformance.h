@@ -1,0 +1,138 @@
+// The conformance harness shared by every executable backend: a graph runs through
+// lowering + the device and each output is compared with the reference interpreter.
+//
+// Tolerances, stated once, by output dtype (|got - want| <= tol * max(1, |want|)):
+//   f32   1e-4   sums may be accumulated in another order (vector lanes, tiles)
+//   f16   2e-3   one f16 ulp (2^-10) of a result rounded from a slightly different f32
+//   bf16  1.6e-2 one bf16 ulp (2^-7), likewise
+//   f8    0.26   one e4m3 ulp (2^-3), likewise
+//   integers and bool: exact. NaN matches NaN; infinities match exactly.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "backends/device.h"
+#include "ir/builder.h"
+#include "ir/interpreter.h"
+#include "jit/kernel_cache.h"
+#include "jit/lower.h"
+#include "jit/schedule.h"
+#include "runtime/executor.h"
+
+namespace moat::testing {
+
+inline double tolerance_of(ir::DType d) {
+  switch (d) {
+    case ir::DType::f32: return 1e-4;
+    case ir::DType::f16: return 2e-3;
+    case ir::DType::bf16: return 1.6e-2;
+    case ir::DType::f8_e4m3: return 0.26;
+    default: return 0;
+  }
+}
+
+// Compares every element; reports the first few mismatches with their index.
+inline void expect_close(const ir::HostTensor& got, const ir::HostTensor& want, const std::string& what) {
+  REQUIRE_MESSAGE(got.shape() == want.shape(), what, ": shape differs");
+  REQUIRE_MESSAGE(got.dtype() == want.dtype(), what, ": dtype differs");
+  const double tol = tolerance_of(want.dtype());
+  int reported = 0, bad = 0;
+  if (ir::is_float(want.dtype())) {
+    std::vector<float> g = got.to_f32(), w = want.to_f32();
+    for (size_t i = 0; i < w.size(); ++i) {
+      bool ok = std::isnan(w[i]) ? std::isnan(g[i])
+                : std::isinf(w[i]) ? g[i] == w[i]
+                                   : std::fabs(static_cast<double>(g[i]) - w[i]) <= tol * std::max(1.0, std::fabs(static_cast<double>(w[i])));
+      if (!ok) {
+        ++bad;
+        if (reported++ < 4) FAIL_CHECK(what << ": element " << i << " is " << g[i] << ", want " << w[i]);
+      }
+    }
+  } else {
+    std::vector<int64_t> g = got.to_i64(), w = want.to_i64();
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (g[i] != w[i]) {
+        ++bad;
+        if (reported++ < 4) FAIL_CHECK(what << ": element " << i << " is " << g[i] << ", want " << w[i]);
+      }
+    }
+  }
+  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", want.numel(), " elements differ");
+}
+
+// One executable backend under test.
+struct BackendUnderTest {
+  std::unique_ptr<backends::Device> device;
+  jit::KernelCache cache{{}};
+  jit::Schedule schedule;
+
+  explicit BackendUnderTest(std::unique_ptr<backends::Device> d)
+      : device(std::move(d)), schedule(jit::schedule_for(device->properties())) {}
+
+  // Runs `graph` on the device and compares each output with the interpreter.
+  void check(const ir::Graph& graph, const ir::Bindings& bindings, const std::string& what) {
+    std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
+    jit::Plan plan = jit::lower(graph, bindings.symbols, schedule);
+    runtime::Executor exec(*device, cache, std::move(plan));
+    std::vector<ir::HostTensor> got = exec.run(bindings);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], what + " output " + std::to_string(i));
+  }
+};
+
+// Random values in [lo, hi) from a fixed seed.
+inline std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+inline int64_t count(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+inline ir::TensorType tensor_type(ir::DType d, const std::vector<int64_t>& shape) { return {d, ir::static_shape(shape)}; }
+
+}  // namespace moat::testing
+
+#include "support/half.h"
+
+namespace moat::testing {
+
+// A random tensor of any dtype: floats in [-1, 1) (rounded to the dtype), integers in
+// [-50, 50) ([0, 100) for u8), bools, q8_0 / q4_0 quantised from random floats, q4_k /
+// q6_k from random blocks with small f16 super-block scales.
+inline ir::HostTensor random_tensor(ir::DType d, const std::vector<int64_t>& shape, uint32_t seed) {
+  const int64_t n = count(shape);
+  std::mt19937 rng(seed);
+  if (d == ir::DType::q4_k || d == ir::DType::q6_k) {
+    const int64_t blocks = n / 256, bytes = ir::dtype_block_bytes(d);
+    std::vector<uint8_t> raw(static_cast<size_t>(blocks * bytes));
+    for (uint8_t& b : raw) b = static_cast<uint8_t>(rng());
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      uint8_t* p = raw.data() + blk * bytes;
+      const uint16_t scale = f32_to_f16(0.002f + 0.001f * static_cast<float>(rng() % 8));
+      const size_t at = d == ir::DType::q4_k ? 0 : 208;
+      std::memcpy(p + at, &scale, 2);
+      if (d == ir::DType::q4_k) std::memcpy(p + 2, &scale, 2);  // dmin
+    }
+    return ir::HostTensor::from_bytes(d, shape, std::move(raw));
+  }
+  if (ir::is_int(d) || d == ir::DType::boolean) {
+    std::vector<int64_t> v(static_cast<size_t>(n));
+    for (int64_t& x : v) x = d == ir::DType::boolean ? rng() % 2 : d == ir::DType::u8 ? rng() % 100 : static_cast<int64_t>(rng() % 100) - 50;
+    return ir::HostTensor::from_i64(shape, v, d);
+  }
+  return ir::HostTensor::from_f32(shape, random_values(static_cast<size_t>(n), seed), d);
+}
+
+}  // namespace moat::testing

@@ -307,7 +307,11 @@ class LlvmEmitter {
         const ir::DType dtype = k_.buffers[n.i].dtype;
         Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
         Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
-        return le::dequant32(b_, dtype, block, expr(*n.args[1]));
+        if (t.lanes == 32) return le::dequant32(b_, dtype, block, expr(*n.args[1]));
+        // one element: lane e % 32 of its chunk
+        Value* e = expr(*n.args[1]);
+        Value* chunk = le::dequant32(b_, dtype, block, b_.CreateAnd(e, b_.getInt64(~int64_t{31})));
+        return b_.CreateExtractElement(chunk, b_.CreateAnd(e, b_.getInt64(31)));
       }
       default: break;
     }

@@ -217,11 +217,12 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
   return make(Node{.kind = NodeKind::load, .type = t, .i = buffer, .args = {std::move(index)}});
 }
 
-NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first) {
+NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes) {
+  expect(lanes == 32 || lanes == 1, NodeKind::dequant, "decodes 32 elements or one");
   expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::dequant, "no such buffer");
   expect(ir::is_quantised(k.buffers[buffer].dtype), NodeKind::dequant, "buffer is not block-quantised");
   expect(block->type == kI64 && first->type == kI64, NodeKind::dequant, "block and element must be i64");
-  return make(Node{.kind = NodeKind::dequant, .type = {Scalar::f32, 32}, .i = buffer, .args = {std::move(block), std::move(first)}});
+  return make(Node{.kind = NodeKind::dequant, .type = {Scalar::f32, lanes}, .i = buffer, .args = {std::move(block), std::move(first)}});
 }
 
 NodeRef block(std::vector<NodeRef> stmts) { return make(Node{.kind = NodeKind::block, .body = std::move(stmts)}); }

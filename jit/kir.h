@@ -17,8 +17,8 @@
 //     emitters may contract a*b+c only where the node is `fma`)
 //   - `load` / `store` index in elements of the buffer's element type; a vector load of
 //     N lanes reads N consecutive elements
-//   - `dequant` decodes 32 consecutive elements of a block-quantised buffer (ggml
-//     layouts, ir/quant.h) to f32 x 32 in ggml's order of operations
+//   - `dequant` decodes 32 consecutive elements (or one element) of a block-quantised
+//     buffer (ggml layouts, ir/quant.h) to f32 in ggml's order of operations
 //   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
 #pragma once
 
@@ -84,8 +84,8 @@ bool is_comparison(BinaryOp op);
   X(reduce, false)     /* op: ReduceOp; args: vector x -> scalar (horizontal) */                  \
   X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group */     \
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
-  X(dequant, false)    /* i: buffer (quantised); args: block (i64), first element in the block */ \
-                       /* (i64, a multiple of 32) -> f32 x 32 */                                   \
+  X(dequant, false)    /* i: buffer (quantised); args: block (i64), element in the block (i64): */ \
+                       /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
   /* statements */                                                                                 \
   X(block, true)       /* body: statements in order */                                             \
   X(let, true)         /* name = args[0] (immutable, visible to the rest of the enclosing block) */ \
@@ -173,7 +173,7 @@ NodeRef extract(NodeRef x, NodeRef lane);
 NodeRef reduce(ReduceOp op, NodeRef x);
 NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
-NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first);
+NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
 
 inline NodeRef add(NodeRef a, NodeRef b) { return binary(BinaryOp::add, std::move(a), std::move(b)); }
 inline NodeRef sub(NodeRef a, NodeRef b) { return binary(BinaryOp::sub, std::move(a), std::move(b)); }

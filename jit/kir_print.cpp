@@ -45,8 +45,8 @@ class Printer {
         return "subgroup.reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) + "(" + expr(*n.args[0]) + ")";
       case NodeKind::load: return "load." + type_name(n.type) + " %" + k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + "]";
       case NodeKind::dequant:
-        return "dequant." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + " %" + k_.buffers.at(n.i).name + "[" +
-               expr(*n.args[0]) + ", " + expr(*n.args[1]) + "]";
+        return "dequant." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + "." + type_name(n.type) + " %" +
+               k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + "]";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel IR printer: ", node_kind_name(n.kind), " is not an expression");

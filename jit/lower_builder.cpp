@@ -116,8 +116,7 @@ NodeRef KernelBuilder::load_value(int buffer, const std::vector<NodeRef>& idx) {
     NodeRef col = idx.back();
     NodeRef block = iadd(imul(row, c_i64(cols / per_block)), idiv(col, per_block));
     NodeRef in_block = irem(col, per_block);
-    NodeRef chunk = dequant(kernel_, k, block, imul(idiv(in_block, 32), c_i64(32)));
-    return extract(chunk, irem(in_block, 32));
+    return dequant(kernel_, k, block, in_block, 1);
   }
   NodeRef raw = load(kernel_, k, linear_index(idx, pb.shape));
   return cast(value_type(pb.dtype), raw);

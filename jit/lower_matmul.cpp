@@ -238,7 +238,7 @@ class MatmulLowering {
         const int64_t per_block = ir::dtype_block_elems(o_.b_dtype);
         NodeRef block = iadd(imul(ref(brow, kI64), c_i64(o_.k / per_block)), idiv(kk, per_block));
         NodeRef in_block = irem(kk, per_block);
-        bval = extract(dequant(k, o_.b, block, imul(idiv(in_block, 32), c_i64(32))), irem(in_block, 32));
+        bval = dequant(k, o_.b, block, in_block, 1);
       } else {
         bval = b_value(ref(brow, kI64), batch_ref, n_ref, kk, 1);
       }

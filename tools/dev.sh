@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${MOAT_JOBS:-2}
 
-build_packages=(cmake ninja-build g++ nlohmann-json3-dev doctest-dev)
+build_packages=(cmake ninja-build g++ nlohmann-json3-dev doctest-dev llvm-14-dev)
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 
 # Installs the packages of "$@" that are not installed yet (apt-get only when needed).

@@ -56,17 +56,8 @@ const Command kBench{
       {"--svg", "F", "write an SVG chart"}}},
     [](const ParsedArgs&) { return not_yet("bench", "the benchmark issue"); }};
 
-const Command kEmit{
-    {"emit", "(-m MODEL | --graph FILE.mir) --target ptx|hip|opencl|spirv|llvm -o DIR",
-     "write every kernel of a model or graph for a target",
-     {{"-m", "MODEL", "model file or folder"},
-      {"--graph", "FILE", "a Tensor IR graph (.mir)"},
-      {"--target", "TARGET", "ptx, hip, opencl, spirv or llvm"},
-      {"-o", "DIR", "output directory"}}},
-    [](const ParsedArgs&) { return not_yet("emit", "the Kernel IR and GPU code generator issues"); }};
-
 }  // namespace
 
-std::vector<const Command*> planned_commands() { return {&kTokenize, &kRun, &kBench, &kEmit}; }
+std::vector<const Command*> planned_commands() { return {&kTokenize, &kRun, &kBench}; }
 
 }  // namespace moat::cli

@@ -1,5 +1,6 @@
 // The moat command line as a user meets it: exit codes, messages, JSON output.
 #include <doctest/doctest.h>
+#include <algorithm>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -11,6 +12,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "backends/cpu/llvm_verify.h"
 
 extern char** environ;
 
@@ -96,6 +99,40 @@ TEST_CASE("commands of later issues parse their options and say they are not imp
   CHECK(contains(emit.err, "--target needs a value"));
 }
 
+TEST_CASE("emit writes one file per distinct kernel of a graph, and explains bad options") {
+  const std::string graph = kSource + "/tests/data/graphs/ffn.mir";
+  const std::string dir = std::filesystem::temp_directory_path() / ("moat-emit-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Result ll = run_moat({"emit", "--graph", graph, "--sym", "T=3", "--target", "llvm", "-o", dir});
+  REQUIRE(ll.exit_code == 0);
+  CHECK(contains(ll.out, "wrote 7 llvm kernels"));
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    CHECK(entry.path().extension() == ".ll");
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(moat::backends::cpu::verify_llvm_ir(text) == "");
+    ++files;
+  }
+  CHECK(files == 7);
+  Result kir = run_moat({"emit", "--graph", graph, "--sym", "T=1", "--target", "kir", "-o", dir + "/kir"});
+  CHECK(kir.exit_code == 0);
+  std::filesystem::remove_all(dir);
+
+  Result unbound = run_moat({"emit", "--graph", graph, "--target", "llvm", "-o", dir});
+  CHECK(unbound.exit_code == 2);
+  CHECK(contains(unbound.err, "--sym T=N"));
+  Result bad_sym = run_moat({"emit", "--graph", graph, "--sym", "T", "--target", "llvm", "-o", dir});
+  CHECK(bad_sym.exit_code == 2);
+  CHECK(contains(bad_sym.err, "is not NAME=COUNT"));
+  Result missing = run_moat({"emit", "--graph", "/nonexistent.mir", "--sym", "T=1", "-o", dir});
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.err, "/nonexistent.mir"));
+  Result target = run_moat({"emit", "--graph", graph, "--sym", "T=1", "--target", "vulkan", "-o", dir});
+  CHECK(target.exit_code == 2);
+  CHECK(contains(target.err, "--target vulkan"));
+}
+
 TEST_CASE("devices lists the host CPU, as text and as JSON") {
   Result text = run_moat({"devices"});
   CHECK(text.exit_code == 0);
@@ -107,6 +144,17 @@ TEST_CASE("devices lists the host CPU, as text and as JSON") {
   CHECK(parsed["devices"][0]["id"] == "cpu");
   CHECK(parsed["devices"][0]["memory_bytes"].get<uint64_t>() > 0);
   CHECK(parsed["backends"].size() == 4);
+  const auto& properties = parsed["devices"][0]["properties"];
+  CHECK(properties["max_work_group_size"] == 1024);
+  CHECK(properties["local_memory_bytes"].get<int64_t>() == (1 << 20));
+  CHECK(properties["sub_group_size"] == 1);
+  int vector_bits = properties["vector_bits"].get<int>();
+  CHECK((vector_bits == 128 || vector_bits == 256 || vector_bits == 512));
+  auto dtypes = properties["dtypes"].get<std::vector<std::string>>();
+  CHECK(std::find(dtypes.begin(), dtypes.end(), "q4_k") != dtypes.end());
+  CHECK(contains(properties["compile_fingerprint"].get<std::string>(), "llvm 14"));
+  CHECK(contains(text.out, "dtypes: f32"));
+  CHECK(contains(text.out, "-bit vectors"));
 }
 
 TEST_CASE("inspect a GGUF file, as text and as JSON") {

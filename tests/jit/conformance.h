@@ -16,9 +16,11 @@
 #include <random>
 #include <string>
 
+#include "backends/cpu/llvm_verify.h"
 #include "backends/device.h"
 #include "ir/builder.h"
 #include "ir/interpreter.h"
+#include "jit/emit_llvm.h"
 #include "jit/kernel_cache.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
@@ -78,6 +80,11 @@ struct BackendUnderTest {
   void check(const ir::Graph& graph, const ir::Bindings& bindings, const std::string& what) {
     std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
     jit::Plan plan = jit::lower(graph, bindings.symbols, schedule);
+    if (device->properties().info.backend == "cpu") {
+      // every emitted .ll parses back and passes LLVM's verifier
+      for (const jit::PlanKernel& pk : plan.kernels)
+        CHECK_MESSAGE(backends::cpu::verify_llvm_ir(jit::emit_llvm(pk.kernel)) == "", what, ": kernel ", pk.kernel.name);
+    }
     runtime::Executor exec(*device, cache, std::move(plan));
     std::vector<ir::HostTensor> got = exec.run(bindings);
     REQUIRE(got.size() == want.size());

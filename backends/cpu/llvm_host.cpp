@@ -1,0 +1,43 @@
+#include "backends/cpu/llvm_host.h"
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/Config/llvm-config.h>
+#include <llvm/Support/Host.h>
+#include <llvm/Support/TargetSelect.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "support/strings.h"
+
+namespace moat::backends::cpu {
+
+namespace {
+
+HostTarget detect() {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::InitializeNativeTargetAsmParser();
+  HostTarget host;
+  host.triple = llvm::sys::getProcessTriple();
+  host.cpu = llvm::sys::getHostCPUName().str();
+  host.llvm_version = LLVM_VERSION_STRING;
+  llvm::StringMap<bool> features;
+  std::vector<std::string> flags;
+  if (llvm::sys::getHostCPUFeatures(features))
+    for (const auto& entry : features) flags.push_back((entry.getValue() ? "+" : "-") + entry.getKey().str());
+  std::sort(flags.begin(), flags.end(), [](const std::string& a, const std::string& b) {
+    return a.substr(1) < b.substr(1);
+  });
+  host.features = join(flags, ",");
+  return host;
+}
+
+}  // namespace
+
+const HostTarget& host_target() {
+  static const HostTarget host = detect();
+  return host;
+}
+
+}  // namespace moat::backends::cpu

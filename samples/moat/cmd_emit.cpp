@@ -1,0 +1,97 @@
+// moat emit: writes every distinct kernel of a graph for a target, one file per kernel
+// (named by the kernel, whose name carries a hash of its Kernel IR), so a kernel can be
+// read, diffed and fed to the target's own tools.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+#include "backends/device.h"
+#include "ir/text.h"
+#include "jit/emit_llvm.h"
+#include "jit/lower.h"
+#include "jit/schedule.h"
+#include "samples/moat/commands.h"
+#include "support/error.h"
+
+namespace moat::cli {
+
+namespace {
+
+// "T=7,S=128" -> {T: 7, S: 128}
+ir::SymbolValues parse_symbols(const std::string& text) {
+  ir::SymbolValues out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(start, end - start);
+    const size_t eq = item.find('=');
+    int64_t value = -1;
+    try {
+      if (eq != std::string::npos) value = std::stoll(item.substr(eq + 1));
+    } catch (const std::exception&) {
+      value = -1;
+    }
+    if (eq == std::string::npos || eq == 0 || value < 0)
+      user_error("--sym: '", item, "' is not NAME=COUNT (e.g. --sym T=7,S=128)");
+    out[item.substr(0, eq)] = value;
+    start = end + 1;
+  }
+  return out;
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) user_error("cannot write ", path.string(), ": check that the directory is writable");
+}
+
+int run_emit(const ParsedArgs& args) {
+  if (args.has("-m"))
+    user_error("moat emit -m needs the DeepSeek graph builder, which arrives with the DeepSeek graphs issue; use --graph FILE.mir");
+  if (!args.has("--graph")) user_error("moat emit needs --graph FILE.mir (see moat emit --help)");
+  const std::string target = args.value_or("--target", "llvm");
+  if (target == "ptx" || target == "hip" || target == "opencl" || target == "spirv")
+    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm or kir");
+  if (target != "llvm" && target != "kir") user_error("--target ", target, " is not one of llvm, kir, ptx, hip, opencl, spirv");
+  const std::filesystem::path dir = args.value("-o");
+
+  const ir::Graph graph = ir::parse_file(args.value("--graph"));
+  const ir::SymbolValues symbols = parse_symbols(args.value_or("--sym", ""));
+  for (const std::string& s : graph.symbols)
+    if (!symbols.count(s)) user_error("graph ", graph.name, " has the symbolic dimension ", s, ": give its value with --sym ", s, "=N");
+
+  // Kernels are scheduled for the host CPU (the llvm target's device).
+  std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
+  const jit::Plan plan = jit::lower(graph, symbols, jit::schedule_for(cpu->properties()));
+
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) user_error("-o ", dir.string(), ": cannot create the directory (", ec.message(), ")");
+  std::set<std::string> written;
+  for (const jit::PlanKernel& pk : plan.kernels) {
+    if (!written.insert(pk.kernel.name).second) continue;
+    if (target == "kir") write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
+    else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
+  }
+  std::cout << "wrote " << written.size() << " " << target << " kernels (" << plan.kernels.size() << " launches) to "
+            << dir.string() << "\n";
+  return 0;
+}
+
+const Command kEmit{
+    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target llvm|kir|ptx|hip|opencl|spirv -o DIR",
+     "write every kernel of a model or graph for a target",
+     {{"-m", "MODEL", "model file or folder"},
+      {"--graph", "FILE", "a Tensor IR graph (.mir)"},
+      {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
+      {"--target", "TARGET", "llvm (.ll), kir (Kernel IR text), ptx, hip, opencl or spirv"},
+      {"-o", "DIR", "output directory"}}},
+    run_emit};
+
+}  // namespace
+
+const Command& emit_command() { return kEmit; }
+
+}  // namespace moat::cli

@@ -1,5 +1,6 @@
 #include "runtime/emit.h"
 
+#include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
 #include "support/error.h"
 
@@ -8,6 +9,8 @@ namespace moat::runtime {
 backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel) {
   const std::string& backend = device.info.backend;
   if (backend == "cpu") return backends::Artifact::text("ll", jit::emit_llvm(kernel), {kernel.name});
+  if (backend == "opencl") return backends::Artifact::text("cl", jit::emit_opencl(kernel), {kernel.name});
+  if (backend == "hip") return backends::Artifact::text("hip", jit::emit_hip(kernel), {kernel.name});
   user_error("device ", device.info.id, ": this build has no code generator for the ", backend,
              " backend yet; use --device cpu");
 }

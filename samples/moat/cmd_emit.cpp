@@ -8,6 +8,7 @@
 
 #include "backends/device.h"
 #include "ir/text.h"
+#include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
@@ -52,9 +53,10 @@ int run_emit(const ParsedArgs& args) {
     user_error("moat emit -m needs the DeepSeek graph builder, which arrives with the DeepSeek graphs issue; use --graph FILE.mir");
   if (!args.has("--graph")) user_error("moat emit needs --graph FILE.mir (see moat emit --help)");
   const std::string target = args.value_or("--target", "llvm");
-  if (target == "ptx" || target == "hip" || target == "opencl" || target == "spirv")
-    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm or kir");
-  if (target != "llvm" && target != "kir") user_error("--target ", target, " is not one of llvm, kir, ptx, hip, opencl, spirv");
+  if (target == "ptx" || target == "spirv")
+    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm, kir, opencl or hip");
+  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip")
+    user_error("--target ", target, " is not one of llvm, kir, opencl, hip, ptx, spirv");
   const std::filesystem::path dir = args.value("-o");
 
   const ir::Graph graph = ir::parse_file(args.value("--graph"));
@@ -62,9 +64,17 @@ int run_emit(const ParsedArgs& args) {
   for (const std::string& s : graph.symbols)
     if (!symbols.count(s)) user_error("graph ", graph.name, " has the symbolic dimension ", s, ": give its value with --sym ", s, "=N");
 
-  // Kernels are scheduled for the host CPU (the llvm target's device).
-  std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
-  const jit::Plan plan = jit::lower(graph, symbols, jit::schedule_for(cpu->properties()));
+  // llvm / kir: scheduled for the host CPU; GPU targets: a GPU-style schedule of
+  // 128 work-items per group.
+  jit::Schedule schedule;
+  if (target == "llvm" || target == "kir") {
+    schedule = jit::schedule_for(backends::open_cpu_device({})->properties());
+  } else {
+    schedule.gpu = true;
+    schedule.work_group_size = 128;
+    schedule.vector_lanes = 1;
+  }
+  const jit::Plan plan = jit::lower(graph, symbols, schedule);
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -73,6 +83,8 @@ int run_emit(const ParsedArgs& args) {
   for (const jit::PlanKernel& pk : plan.kernels) {
     if (!written.insert(pk.kernel.name).second) continue;
     if (target == "kir") write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
+    else if (target == "opencl") write_file(dir / (pk.kernel.name + ".cl"), jit::emit_opencl(pk.kernel));
+    else if (target == "hip") write_file(dir / (pk.kernel.name + ".hip"), jit::emit_hip(pk.kernel));
     else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
   }
   std::cout << "wrote " << written.size() << " " << target << " kernels (" << plan.kernels.size() << " launches) to "

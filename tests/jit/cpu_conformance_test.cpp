@@ -1,338 +1,43 @@
-// Conformance of lowering + the CPU backend with the reference interpreter: every op
-// family over dtypes and shape families (size 1, odd sizes, sizes that are not a
-// multiple of the vector width, larger ones). Tolerances: tests/jit/conformance.h.
-#include "tests/jit/conformance.h"
+// Conformance of lowering + the CPU backend (LLVM ORC JIT) with the reference
+// interpreter: the shared cases of tests/jit/conformance_cases.h.
+#include "tests/jit/conformance_cases.h"
 
-using namespace moat;
-using namespace moat::ir;
 using moat::testing::BackendUnderTest;
-using moat::testing::random_tensor;
-using moat::testing::tensor_type;
+namespace cases = moat::testing::cases;
 
 namespace {
 
 BackendUnderTest& cpu() {
-  static BackendUnderTest backend(backends::open_cpu_device({.threads = 2}));
+  static BackendUnderTest backend(moat::backends::open_cpu_device({.threads = 2}));
   return backend;
 }
 
-std::string shape_text(const std::vector<int64_t>& s) { return to_string(static_shape(s)); }
-
-// A graph of one op over inputs of the given types; runs it and compares.
-template <class Build>
-void check_op(const std::string& what, const std::vector<std::pair<DType, std::vector<int64_t>>>& inputs, Build&& build,
-              uint32_t seed = 1) {
-  Graph g;
-  Builder b(g);
-  Bindings bindings;
-  std::vector<NodeId> ids;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string name = "x" + std::to_string(i);
-    ids.push_back(b.input(name, tensor_type(inputs[i].first, inputs[i].second)));
-    bindings.tensors[name] = random_tensor(inputs[i].first, inputs[i].second, seed + static_cast<uint32_t>(i));
-  }
-  b.output(build(b, ids));
-  cpu().check(g, bindings, what);
-}
-
-const std::vector<std::vector<int64_t>> kShapes = {{1}, {37}, {3, 70}, {2, 3, 129}};
-
 }  // namespace
 
-TEST_CASE("unary ops: every float op over f32 / f16 / bf16 and shape families") {
-  for (Op op : {Op::neg, Op::abs, Op::exp, Op::log, Op::sqrt, Op::rsqrt, Op::recip, Op::sin, Op::cos, Op::tanh,
-                Op::sigmoid, Op::silu}) {
-    for (DType d : {DType::f32, DType::f16, DType::bf16}) {
-      for (const auto& shape : kShapes) {
-        check_op(std::string(op_name(op)) + " " + std::string(dtype_name(d)) + shape_text(shape), {{d, shape}},
-                 [&](Builder& b, const std::vector<NodeId>& x) { return b.unary(op, x[0]); });
-      }
-    }
-  }
-  for (DType d : {DType::i32, DType::i64, DType::i8})
-    for (Op op : {Op::neg, Op::abs})
-      check_op(std::string(op_name(op)) + " " + std::string(dtype_name(d)), {{d, {5, 9}}},
-               [&](Builder& b, const std::vector<NodeId>& x) { return b.unary(op, x[0]); });
-}
+TEST_CASE("cpu: unary ops: every float op over f32 / f16 / bf16 and shape families") { cases::unary(cpu()); }
 
-TEST_CASE("binary ops with numpy broadcasting over float and integer dtypes") {
-  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
-      {{1}, {1}}, {{65}, {65}}, {{4, 1, 5}, {3, 1}}, {{7, 33}, {}}, {{2, 17}, {2, 1}}};
-  for (Op op : {Op::add, Op::sub, Op::mul, Op::div, Op::max, Op::min, Op::pow, Op::cmp_lt, Op::cmp_le, Op::cmp_eq}) {
-    for (DType d : {DType::f32, DType::f16, DType::bf16, DType::i32, DType::i64}) {
-      if (op == Op::pow && !is_float(d)) continue;
-      for (const auto& [sa, sb] : shapes) {
-        const std::string what = std::string(op_name(op)) + " " + std::string(dtype_name(d)) + shape_text(sa) + shape_text(sb);
-        check_op(what, {{d, sa}, {d, sb}}, [&](Builder& b, const std::vector<NodeId>& x) {
-          NodeId rhs = x[1];
-          // integer division: keep the divisor away from zero (the interpreter rejects it)
-          if (op == Op::div && !is_float(d)) rhs = b.add(b.unary(Op::abs, rhs), b.scalar(d, 1));
-          return b.binary(op, x[0], rhs);
-        });
-      }
-    }
-  }
-}
+TEST_CASE("cpu: binary ops with numpy broadcasting over float and integer dtypes") { cases::binary(cpu()); }
 
-TEST_CASE("select with broadcast condition and branches") {
-  check_op("select", {{DType::boolean, {4, 5}}, {DType::f32, {4, 5}}, {DType::f32, {5}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.select(x[0], x[1], x[2]); });
-  check_op("select i32", {{DType::boolean, {3, 1}}, {DType::i32, {3, 8}}, {DType::i32, {1, 8}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.select(x[0], x[1], x[2]); });
-}
+TEST_CASE("cpu: select with broadcast condition and branches") { cases::select(cpu()); }
 
-TEST_CASE("cast between every pair of plain dtypes, with saturation and specials") {
-  const DType all[] = {DType::f32, DType::f16, DType::bf16, DType::f8_e4m3, DType::i64,
-                       DType::i32, DType::i8,  DType::u8,   DType::boolean};
-  for (DType from : all) {
-    for (DType to : all) {
-      Graph g;
-      Builder b(g);
-      b.output(b.cast(b.input("x", tensor_type(from, {41})), to));
-      Bindings bindings;
-      if (is_float(from)) {
-        // wide range: saturation of narrow ints and of f8 (|x| > 448), plus specials
-        std::vector<float> v = moat::testing::random_values(41, 7, -600.0f, 600.0f);
-        v[0] = 0.0f, v[1] = -0.0f, v[2] = 0.4999f, v[3] = -2.5f, v[4] = 1e-3f;
-        v[5] = std::numeric_limits<float>::infinity(), v[6] = -v[5], v[7] = std::numeric_limits<float>::quiet_NaN();
-        v[8] = 448.0f, v[9] = 460.0f, v[10] = 1.0f / 1024.0f;
-        bindings.tensors["x"] = HostTensor::from_f32({41}, v, from);
-      } else {
-        bindings.tensors["x"] = random_tensor(from, {41}, 3);
-      }
-      cpu().check(g, bindings, "cast " + std::string(dtype_name(from)) + " -> " + std::string(dtype_name(to)));
-    }
-  }
-}
+TEST_CASE("cpu: cast between every pair of plain dtypes, with saturation and specials") { cases::cast(cpu()); }
 
-TEST_CASE("reductions over every axis, including size 1 and long rows") {
-  for (Op op : {Op::reduce_sum, Op::reduce_max}) {
-    for (DType d : {DType::f32, DType::f16, DType::i32}) {
-      for (int64_t axis : {0, 1, 2, -1})
-        check_op(std::string(op_name(op)) + " " + std::string(dtype_name(d)) + " axis " + std::to_string(axis),
-                 {{d, {3, 50, 7}}}, [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, x[0], axis); });
-      check_op(std::string(op_name(op)) + " [1]", {{d, {1}}},
-               [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, x[0], 0); });
-    }
-    check_op(std::string(op_name(op)) + " [300, 1000]", {{DType::f32, {300, 1000}}},
-             [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, x[0], 1); });
-  }
-}
+TEST_CASE("cpu: reductions over every axis, including size 1 and long rows") { cases::reduce(cpu()); }
 
-TEST_CASE("matmul with f32 / f16 / bf16 B, transposed or not, batched and broadcast") {
-  const std::vector<std::array<int64_t, 3>> mkn = {{1, 64, 64}, {3, 37, 17}, {5, 300, 33}, {1, 1, 1}, {9, 1024, 40}};
-  for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
-    for (auto [m, k, n] : mkn) {
-      const std::string what = "matmul B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) + " k" +
-                               std::to_string(k) + " n" + std::to_string(n);
-      check_op(what, {{DType::f32, {m, k}}, {bd, {n, k}}},
-               [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], true); });
-      check_op(what + " not transposed", {{DType::f32, {m, k}}, {bd, {k, n}}},
-               [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
-    }
-  }
-  check_op("matmul f16 A", {{DType::f16, {3, 40}}, {DType::f32, {6, 40}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], true); });
-  check_op("batched matmul, B broadcast over the outer batch", {{DType::f32, {2, 3, 4, 16}}, {DType::f32, {3, 5, 16}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], true); });
-  check_op("batched matmul, A broadcast", {{DType::f32, {1, 4, 19}}, {DType::f32, {3, 19, 6}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
-}
+TEST_CASE("cpu: matmul with f32 / f16 / bf16 B, transposed or not, batched and broadcast") { cases::matmul_float(cpu()); }
 
-TEST_CASE("matmul with quantised B dequantised in registers: q8_0, q4_0, q4_k, q6_k") {
-  for (DType bd : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
-    const int64_t block = dtype_block_elems(bd);
-    for (int64_t k : {block, 2 * block, 4 * block}) {
-      for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 37}, {3, 16}, {6, 7}}) {
-        const std::string what = "matmul B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) + " k" +
-                                 std::to_string(k) + " n" + std::to_string(n);
-        check_op(what, {{DType::f32, {m, k}}, {bd, {n, k}}},
-                 [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], true); });
-      }
-    }
-  }
-}
+TEST_CASE("cpu: matmul with quantised B dequantised in registers: q8_0, q4_0, q4_k, q6_k") { cases::matmul_quantised(cpu()); }
 
-TEST_CASE("matmul with fp8 e4m3 B and 128x128 block scales, including partial blocks") {
-  for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{{1, 130, 256}, {3, 64, 200}, {2, 7, 100}}) {
-    Graph g;
-    Builder b(g);
-    const int64_t sr = (n + 127) / 128, sc = (k + 127) / 128;
-    NodeId a = b.input("a", tensor_type(DType::f32, {m, k}));
-    NodeId w = b.input("w", tensor_type(DType::f8_e4m3, {n, k}));
-    NodeId s = b.input("s", tensor_type(DType::f32, {sr, sc}));
-    b.output(b.matmul_fp8(a, w, s));
-    Bindings bindings;
-    bindings.tensors["a"] = random_tensor(DType::f32, {m, k}, 1);
-    bindings.tensors["w"] = random_tensor(DType::f8_e4m3, {n, k}, 2);
-    bindings.tensors["s"] = HostTensor::from_f32({sr, sc}, moat::testing::random_values(static_cast<size_t>(sr * sc), 3, 0.5f, 2.0f));
-    cpu().check(g, bindings, "matmul fp8 m" + std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
-  }
-}
+TEST_CASE("cpu: matmul with fp8 e4m3 B and 128x128 block scales, including partial blocks") { cases::matmul_fp8(cpu()); }
 
-TEST_CASE("gather and take_along, including quantised tables") {
-  for (DType d : {DType::f32, DType::f16, DType::q8_0, DType::q4_k}) {
-    const int64_t cols = d == DType::q4_k ? 256 : 64;
-    Graph g;
-    Builder b(g);
-    NodeId table = b.input("table", tensor_type(d, {10, cols}));
-    NodeId idx = b.input("idx", tensor_type(DType::i32, {3, 2}));
-    b.output(b.cast(b.gather(table, idx), DType::f32));
-    Bindings bindings;
-    bindings.tensors["table"] = random_tensor(d, {10, cols}, 5);
-    bindings.tensors["idx"] = HostTensor::from_i64({3, 2}, std::vector<int64_t>{0, 9, 3, 3, 7, 1}, DType::i32);
-    cpu().check(g, bindings, "gather " + std::string(dtype_name(d)));
-  }
-  Graph g;
-  Builder b(g);
-  NodeId x = b.input("x", tensor_type(DType::f32, {4, 9}));
-  NodeId idx = b.input("idx", tensor_type(DType::i64, {4, 3}));
-  b.output(b.take_along(x, idx));
-  Bindings bindings;
-  bindings.tensors["x"] = random_tensor(DType::f32, {4, 9}, 2);
-  bindings.tensors["idx"] = HostTensor::from_i64({4, 3}, std::vector<int64_t>{0, 8, 4, 1, 1, 2, 7, 6, 5, 3, 0, 8});
-  cpu().check(g, bindings, "take_along");
-}
+TEST_CASE("cpu: gather and take_along, including quantised tables") { cases::gather(cpu()); }
 
-TEST_CASE("topk: largest first, ties to the lower index, NaN ranked first") {
-  std::vector<float> v = moat::testing::random_values(5 * 40, 9);
-  for (float& x : v) x = std::round(x * 10.0f) / 10.0f;  // many ties
-  v[3] = std::numeric_limits<float>::quiet_NaN();
-  v[50] = std::numeric_limits<float>::quiet_NaN();
-  v[51] = std::numeric_limits<float>::quiet_NaN();
-  for (int64_t k : {1, 6, 40}) {
-    Graph g;
-    Builder b(g);
-    b.output(b.topk(b.input("x", tensor_type(DType::f32, {5, 40})), k));
-    Bindings bindings;
-    bindings.tensors["x"] = HostTensor::from_f32({5, 40}, v);
-    cpu().check(g, bindings, "topk k=" + std::to_string(k));
-  }
-}
+TEST_CASE("cpu: topk: largest first, ties to the lower index, NaN ranked first") { cases::topk(cpu()); }
 
-TEST_CASE("views: reshape, permute, slice, concat, broadcast, fused into their consumer") {
-  check_op("permute + slice + reshape", {{DType::f32, {4, 6, 10}}}, [](Builder& b, const std::vector<NodeId>& x) {
-    NodeId p = b.permute(x[0], {2, 0, 1});   // [10, 4, 6]
-    NodeId s = b.slice(p, 0, 3, 9);          // [6, 4, 6]
-    return b.mul(b.reshape(s, {Dim::of(24), Dim::of(6)}), b.scalar(DType::f32, 2.0));
-  });
-  check_op("concat of three", {{DType::f32, {3, 2}}, {DType::f32, {3, 5}}, {DType::f32, {3, 1}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.concat({x[0], x[1], x[2]}, 1); });
-  check_op("broadcast", {{DType::f16, {3, 1}}}, [](Builder& b, const std::vector<NodeId>& x) {
-    return b.broadcast(x[0], static_shape({4, 3, 5}));
-  });
-  check_op("reshape of a materialised value is an alias", {{DType::f32, {6, 8}}}, [](Builder& b, const std::vector<NodeId>& x) {
-    NodeId s = b.reduce(Op::reduce_sum, x[0], 1);  // [6, 1]
-    return b.add(b.reshape(s, {Dim::of(2), Dim::of(3)}), b.scalar(DType::f32, 1.0));
-  });
-}
+TEST_CASE("cpu: views: reshape, permute, slice, concat, broadcast, fused into their consumer") { cases::views(cpu()); }
 
-TEST_CASE("sources, constants, iota, and outputs that are inputs or repeated") {
-  Graph g;
-  Builder b(g);
-  NodeId x = b.input("x", tensor_type(DType::f32, {2, 3}));
-  NodeId c = b.constant(tensor_type(DType::f32, {2, 3}), {1, 2, 3, 4, 5, 6});
-  NodeId i = b.cast(b.iota(DType::i32, Dim::of(3)), DType::f32);
-  NodeId y = b.add(b.add(x, c), i);
-  b.output(y);
-  b.output(x);
-  b.output(y);
-  b.output(b.scalar(DType::f16, 0.1));
-  Bindings bindings;
-  bindings.tensors["x"] = random_tensor(DType::f32, {2, 3}, 4);
-  cpu().check(g, bindings, "sources");
-}
+TEST_CASE("cpu: sources, constants, iota, and outputs that are inputs or repeated") { cases::sources(cpu()); }
 
-TEST_CASE("symbolic dimensions bound to 1 and to odd sizes") {
-  for (int64_t t : {1, 7, 64}) {
-    Graph g;
-    Builder b(g);
-    Dim T = b.symbol("T");
-    NodeId x = b.input("x", TensorType{DType::f32, {T, Dim::of(48)}});
-    NodeId w = b.input("w", tensor_type(DType::q8_0, {20, 64}));
-    NodeId w2 = b.input("w2", tensor_type(DType::f32, {20, 48}));
-    (void)w;
-    b.output(b.softmax(b.matmul(x, w2, true)));
-    Bindings bindings;
-    bindings.tensors["x"] = random_tensor(DType::f32, {t, 48}, 1);
-    bindings.tensors["w"] = random_tensor(DType::q8_0, {20, 64}, 2);
-    bindings.tensors["w2"] = random_tensor(DType::f32, {20, 48}, 3);
-    bindings.symbols["T"] = t;
-    cpu().check(g, bindings, "T=" + std::to_string(t));
-  }
-}
+TEST_CASE("cpu: symbolic dimensions bound to 1 and to odd sizes") { cases::symbolic(cpu()); }
 
-TEST_CASE("composites: rms_norm, softmax, rope (interleaved, NeoX, YaRN), attention, moe") {
-  check_op("rms_norm", {{DType::f32, {5, 64}}, {DType::f32, {64}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.rms_norm(x[0], x[1], 1e-6); });
-  check_op("rms_norm f16", {{DType::f16, {3, 40}}, {DType::f32, {40}}},
-           [](Builder& b, const std::vector<NodeId>& x) { return b.rms_norm(x[0], x[1], 1e-5); });
-  check_op("softmax", {{DType::f32, {3, 100}}}, [](Builder& b, const std::vector<NodeId>& x) { return b.softmax(x[0]); });
-  for (bool interleaved : {true, false}) {
-    for (double ext : {0.0, 1.0}) {
-      Graph g;
-      Builder b(g);
-      NodeId x = b.input("x", tensor_type(DType::f32, {4, 2, 16}));
-      NodeId pos = b.input("pos", tensor_type(DType::i32, {4}));
-      RopeParams p;
-      p.n_dims = 8;
-      p.interleaved = interleaved;
-      p.ext_factor = ext;
-      p.freq_scale = ext > 0 ? 0.25 : 1.0;
-      p.orig_ctx = 64;
-      b.output(b.rope(x, pos, p));
-      Bindings bindings;
-      bindings.tensors["x"] = random_tensor(DType::f32, {4, 2, 16}, 3);
-      bindings.tensors["pos"] = HostTensor::from_i64({4}, std::vector<int64_t>{0, 1, 5, 100}, DType::i32);
-      cpu().check(g, bindings, std::string("rope ") + (interleaved ? "interleaved" : "neox") + (ext > 0 ? " yarn" : ""));
-    }
-  }
-  {
-    Graph g;
-    Builder b(g);
-    NodeId q = b.input("q", tensor_type(DType::f32, {3, 4, 16}));
-    NodeId k = b.input("k", tensor_type(DType::f32, {5, 2, 16}));
-    NodeId v = b.input("v", tensor_type(DType::f32, {5, 2, 8}));
-    NodeId pos = b.input("pos", tensor_type(DType::i32, {3}));
-    b.output(b.attention(q, k, v, pos, 0.25, true));
-    Bindings bindings;
-    bindings.tensors["q"] = random_tensor(DType::f32, {3, 4, 16}, 1);
-    bindings.tensors["k"] = random_tensor(DType::f32, {5, 2, 16}, 2);
-    bindings.tensors["v"] = random_tensor(DType::f32, {5, 2, 8}, 3);
-    bindings.tensors["pos"] = HostTensor::from_i64({3}, std::vector<int64_t>{2, 3, 4}, DType::i32);
-    cpu().check(g, bindings, "attention");
-  }
-  for (const char* method : {"greedy", "group_limited_greedy", "noaux_tc"}) {
-    for (DType wd : {DType::f32, DType::q8_0}) {
-      Graph g;
-      Builder b(g);
-      const int64_t t = 3, d = 32, f = 32, e = 8;
-      NodeId x = b.input("x", tensor_type(DType::f32, {t, d}));
-      NodeId router = b.input("router", tensor_type(DType::f32, {e, d}));
-      NodeId gate = b.input("gate", tensor_type(wd, {e, f, d}));
-      NodeId up = b.input("up", tensor_type(wd, {e, f, d}));
-      NodeId down = b.input("down", tensor_type(wd, {e, d, f}));
-      std::optional<NodeId> bias;
-      MoeParams p;
-      p.n_used = 3;
-      p.method = method;
-      p.n_groups = 4;
-      p.topk_groups = 2;
-      p.norm_topk = true;
-      p.scale = 2.5;
-      if (std::string(method) == "noaux_tc") {
-        bias = b.input("bias", tensor_type(DType::f32, {e}));
-        p.scoring = "sigmoid";
-      }
-      b.output(b.moe(x, router, gate, up, down, bias, p));
-      Bindings bindings;
-      bindings.tensors["x"] = random_tensor(DType::f32, {t, d}, 1);
-      bindings.tensors["router"] = random_tensor(DType::f32, {e, d}, 2);
-      bindings.tensors["gate"] = random_tensor(wd, {e, f, d}, 3);
-      bindings.tensors["up"] = random_tensor(wd, {e, f, d}, 4);
-      bindings.tensors["down"] = random_tensor(wd, {e, d, f}, 5);
-      if (bias) bindings.tensors["bias"] = random_tensor(DType::f32, {e}, 6);
-      cpu().check(g, bindings, std::string("moe ") + method + " " + std::string(dtype_name(wd)));
-    }
-  }
-}
+TEST_CASE("cpu: composites: rms_norm, softmax, rope (interleaved, NeoX, YaRN), attention, moe") { cases::composites(cpu()); }

@@ -1,5 +1,10 @@
 #include "backends/device.h"
 
+#include <charconv>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/hip/hip_backend.h"
+#include "backends/opencl/opencl.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -12,13 +17,28 @@ Artifact Artifact::text(std::string format, std::string_view text, std::vector<s
   return a;
 }
 
+namespace {
+
+// N of "<prefix>N" ("cuda:0"); -1 when `id` is not of that form.
+int ordinal_of(std::string_view id, std::string_view prefix) {
+  if (id.substr(0, prefix.size()) != prefix) return -1;
+  std::string_view digits = id.substr(prefix.size());
+  int n = 0;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  return error == std::errc() && end == digits.data() + digits.size() && !digits.empty() && n >= 0 ? n : -1;
+}
+
+}  // namespace
+
 std::unique_ptr<Device> open_device(std::string_view id, const CpuOptions& cpu_options) {
   if (id == "cpu") return open_cpu_device(cpu_options);
-  // Other backends enumerate devices but cannot run work yet.
+  if (int n = ordinal_of(id, "opencl:"); n >= 0)
+    if (std::unique_ptr<Device> device = opencl::open_device(n)) return device;
+  if (int n = ordinal_of(id, "cuda:"); n >= 0) return open_cuda_device(n);
+  if (int n = ordinal_of(id, "hip:"); n >= 0) return open_hip_device(n);
   DeviceReport report = enumerate_devices();
   std::vector<std::string> ids;
-  for (const DeviceInfo& d : report.devices)
-    if (d.backend == "cpu") ids.push_back(d.id);
+  for (const DeviceInfo& d : report.devices) ids.push_back(d.id);
   user_error("no device '", id, "' to run on (available: ", join(ids, ", "),
              "); `moat devices` lists the devices and the state of each backend");
 }

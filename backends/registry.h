@@ -2,8 +2,8 @@
 // probed with dlopen, so one binary runs on any machine; a missing driver is reported
 // as "not available: <reason>", never an error.
 //
-// This is the seed of the unified device API (registry -> device -> stream -> buffer,
-// issue #3); for now it describes devices, it does not run work on them.
+// The registry level of the unified device API (registry -> device -> stream ->
+// buffer); backends/device.h opens what it lists.
 #pragma once
 
 #include <cstdint>

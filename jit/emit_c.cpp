@@ -42,13 +42,10 @@ class CPrinter {
  public:
   CPrinter(const Kernel& k, const Dialect& d) : k_(k), d_(d) {}
 
+  // The kernel's function (the prelude and helpers come first in a source file).
   std::string run() {
     MOAT_INTERNAL_CHECK(!has_vectors(k_), "kernel ", k_.name, ": the ", d_.name, " printer takes scalar Kernel IR");
-    UsesSubgroups subgroups;
-    subgroups.visit(*k_.body);
-    if (subgroups.found && d_.name == "opencl") out_ << "#pragma OPENCL EXTENSION cl_khr_subgroups : enable\n";
-    out_ << d_.prelude << c_emit::helpers() << "\n";
-    out_ << d_.kernel_prefix << " " << k_.name << "(";
+    out_ << "\n" << d_.kernel_prefix << " " << k_.name << "(";
     for (size_t p = 0; p < k_.params.size(); ++p) {
       if (p) out_ << ", ";
       const Param& param = k_.params[p];
@@ -253,17 +250,33 @@ class CPrinter {
   std::ostringstream out_;
 };
 
-std::string emit(const Kernel& kernel, const Dialect& dialect) {
-  if (has_vectors(kernel)) {
-    const Kernel scalar = scalarize(kernel);  // legalise, then print
-    return CPrinter(scalar, dialect).run();
+std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
+  std::string out;
+  bool subgroups = false;
+  for (const Kernel& k : kernels) {
+    UsesSubgroups finder;
+    finder.visit(*k.body);
+    subgroups = subgroups || finder.found;
   }
-  return CPrinter(kernel, dialect).run();
+  if (subgroups && dialect.name == "opencl") out += "#pragma OPENCL EXTENSION cl_khr_subgroups : enable\n";
+  out += dialect.prelude;
+  out += c_emit::helpers();
+  for (const Kernel& k : kernels) {
+    if (has_vectors(k)) {
+      const Kernel scalar = scalarize(k);  // legalise, then print
+      out += CPrinter(scalar, dialect).run();
+    } else {
+      out += CPrinter(k, dialect).run();
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
-std::string emit_opencl(const Kernel& kernel) { return emit(kernel, c_emit::opencl_dialect()); }
-std::string emit_hip(const Kernel& kernel) { return emit(kernel, c_emit::hip_dialect()); }
+std::string emit_opencl(std::span<const Kernel> kernels) { return emit(kernels, c_emit::opencl_dialect()); }
+std::string emit_hip(std::span<const Kernel> kernels) { return emit(kernels, c_emit::hip_dialect()); }
+std::string emit_opencl(const Kernel& kernel) { return emit_opencl(std::span<const Kernel>(&kernel, 1)); }
+std::string emit_hip(const Kernel& kernel) { return emit_hip(std::span<const Kernel>(&kernel, 1)); }
 
 }  // namespace moat::jit

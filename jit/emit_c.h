@@ -9,6 +9,7 @@
 // NaN (ir/interpreter.h).
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "jit/kir.h"
@@ -17,5 +18,10 @@ namespace moat::jit {
 
 std::string emit_opencl(const Kernel& kernel);
 std::string emit_hip(const Kernel& kernel);
+
+// One source file (one program / module) holding every kernel, the helpers once.
+// Kernel names must differ.
+std::string emit_opencl(std::span<const Kernel> kernels);
+std::string emit_hip(std::span<const Kernel> kernels);
 
 }  // namespace moat::jit

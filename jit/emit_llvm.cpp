@@ -1,9 +1,16 @@
-// Kernel IR -> LLVM IR (CPU kernel ABI, see emit_llvm.h). Structured statements become
-// plain CFGs; `var`s and local buffers are entry-block allocas (promoted to registers /
-// kept on the stack by the optimiser); expressions free of vars and loads are emitted
-// once per scope and reused.
+// Kernel IR -> LLVM IR, in two flavours (emit_llvm.h, emit_llvm_module.h):
+//   cpu   the CPU kernel ABI: one function runs a range of work-groups and loops over
+//         their work-items; local buffers are stack arrays; math by LLVM intrinsics
+//   spir  an OpenCL kernel for the spir64 target (SPIR 1.2 bitcode, and SPIR-V through
+//         the LLVM-SPIRV translator): buffers in addrspace(1), local buffers as
+//         addrspace(3) globals, work-item ids and math by OpenCL built-in calls;
+//         scalar Kernel IR only (vectors are scalarized first)
+// Structured statements become plain CFGs; `var`s are entry-block allocas (promoted to
+// registers by the optimiser); expressions free of vars and loads are emitted once per
+// scope and reused.
 #include "jit/emit_llvm.h"
 
+#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -13,8 +20,10 @@
 #include <map>
 #include <unordered_map>
 
+#include "jit/emit_llvm_module.h"
 #include "jit/emit_llvm_numeric.h"
 #include "jit/kir_visitor.h"
+#include "jit/legalize.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -37,10 +46,22 @@ class NeedsLockstep : public Visitor {
 
 class LlvmEmitter {
  public:
-  explicit LlvmEmitter(const Kernel& k) : k_(k), module_(k.name, ctx_), b_(ctx_) {}
+  LlvmEmitter(const Kernel& k, LlvmFlavour flavour, llvm::LLVMContext& ctx)
+      : k_(k), spir_(flavour == LlvmFlavour::spir), ctx_(ctx), module_(std::make_unique<llvm::Module>(k.name, ctx)), b_(ctx) {}
 
-  std::string run() {
+  std::unique_ptr<llvm::Module> run() {
     verify(k_);
+    if (spir_) run_spir();
+    else run_cpu();
+    b_.CreateRetVoid();
+    std::string errors;
+    llvm::raw_string_ostream err(errors);
+    MOAT_INTERNAL_CHECK(!llvm::verifyModule(*module_, &err), "kernel ", k_.name, ": emitted LLVM IR is invalid: ", err.str());
+    return std::move(module_);
+  }
+
+ private:
+  void run_cpu() {
     const int64_t items = k_.items[0] * k_.items[1] * k_.items[2];
     NeedsLockstep lockstep;
     lockstep.visit(*k_.body);
@@ -50,7 +71,7 @@ class LlvmEmitter {
     llvm::Type* i64 = b_.getInt64Ty();
     llvm::Type* i64p = llvm::PointerType::getUnqual(i64);
     auto* fn_type = llvm::FunctionType::get(b_.getVoidTy(), {i64p, i64p, i64, i64}, false);
-    fn_ = llvm::Function::Create(fn_type, llvm::Function::ExternalLinkage, k_.name, module_);
+    fn_ = llvm::Function::Create(fn_type, llvm::Function::ExternalLinkage, k_.name, *module_);
     fn_->addFnAttr(llvm::Attribute::NoUnwind);
     fn_->addFnAttr(llvm::Attribute::NoFree);
     auto arg = fn_->arg_begin();
@@ -101,18 +122,115 @@ class LlvmEmitter {
         });
       });
     });
-    b_.CreateRetVoid();
-
-    std::string errors;
-    llvm::raw_string_ostream err(errors);
-    MOAT_INTERNAL_CHECK(!llvm::verifyModule(module_, &err), "kernel ", k_.name, ": emitted LLVM IR is invalid: ", err.str());
-    std::string text;
-    llvm::raw_string_ostream out(text);
-    module_.print(out, nullptr);
-    return out.str();
   }
 
- private:
+  // An OpenCL kernel: one invocation per work-item; ids and barriers are built-ins.
+  void run_spir() {
+    module_->setTargetTriple("spir64-unknown-unknown");
+    module_->setDataLayout("e-i64:64-v16:16-v24:32-v32:32-v48:64-v96:128-v192:256-v256:256-v512:512-v1024:1024");
+    std::vector<llvm::Type*> params;
+    for (const Param& p : k_.params) {
+      if (p.is_buffer) params.push_back(llvm::PointerType::get(le::scalar_type(ctx_, storage_scalar(k_.buffers[p.index].dtype)), 1));
+      else params.push_back(k_.scalars[p.index].scalar == Scalar::f32 ? b_.getFloatTy() : b_.getInt64Ty());
+    }
+    fn_ = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false), llvm::Function::ExternalLinkage,
+                                 k_.name, *module_);
+    fn_->setCallingConv(llvm::CallingConv::SPIR_KERNEL);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    add_opencl_metadata();
+    entry_ = llvm::BasicBlock::Create(ctx_, "entry", fn_);
+    b_.SetInsertPoint(entry_);
+    auto arg = fn_->arg_begin();
+    for (const Param& p : k_.params) {
+      Value* v = &*arg++;
+      if (p.is_buffer) {
+        v->setName(k_.buffers[p.index].name);
+        buffer_ptr_[p.index] = v;
+      } else {
+        v->setName(k_.scalars[p.index].name);
+        scalar_[p.index] = v;
+      }
+    }
+    for (size_t i = 0; i < k_.buffers.size(); ++i) {
+      const BufferDecl& buf = k_.buffers[i];
+      if (buf.space != Space::local) continue;
+      llvm::Type* et = le::scalar_type(ctx_, storage_scalar(buf.dtype));
+      auto* array = llvm::ArrayType::get(et, static_cast<uint64_t>(buf.elements));
+      auto* global = new llvm::GlobalVariable(*module_, array, false, llvm::GlobalValue::InternalLinkage,
+                                              llvm::UndefValue::get(array), k_.name + "." + buf.name, nullptr,
+                                              llvm::GlobalValue::NotThreadLocal, 3);
+      global->setAlignment(llvm::Align(16));
+      buffer_ptr_[static_cast<int>(i)] = b_.CreateConstInBoundsGEP2_32(array, global, 0, 0);
+    }
+    for (int d = 0; d < 3; ++d) {
+      group_id_[d] = builtin_call("_Z12get_group_idj", d);
+      item_id_[d] = builtin_call("_Z12get_local_idj", d);
+      grid_groups_[d] = builtin_call("_Z14get_num_groupsj", d);
+      grid_items_[d] = builtin_call("_Z14get_local_sizej", d);
+    }
+    stmt(*k_.body);
+  }
+
+  // size_t f(uint dim), an OpenCL work-item function.
+  Value* builtin_call(const char* mangled, int dim) {
+    llvm::FunctionCallee fn = module_->getOrInsertFunction(mangled, b_.getInt64Ty(), b_.getInt32Ty());
+    llvm::CallInst* call = b_.CreateCall(fn, {b_.getInt32(static_cast<uint32_t>(dim))});
+    call->setCallingConv(llvm::CallingConv::SPIR_FUNC);
+    return call;
+  }
+
+  // A float OpenCL built-in (mangled name) of `args`.
+  Value* opencl_call(const char* mangled, std::vector<Value*> args) {
+    std::vector<llvm::Type*> types(args.size(), b_.getFloatTy());
+    llvm::FunctionCallee fn = module_->getOrInsertFunction(mangled, llvm::FunctionType::get(b_.getFloatTy(), types, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(fn.getCallee())) {
+      f->setCallingConv(llvm::CallingConv::SPIR_FUNC);
+      f->addFnAttr(llvm::Attribute::ReadNone);
+      f->addFnAttr(llvm::Attribute::NoUnwind);
+    }
+    llvm::CallInst* call = b_.CreateCall(fn, args);
+    call->setCallingConv(llvm::CallingConv::SPIR_FUNC);
+    return call;
+  }
+
+  // The kernel-argument metadata and SPIR version markers OpenCL consumers expect.
+  void add_opencl_metadata() {
+    std::vector<llvm::Metadata*> space, access, type, base, qual;
+    for (const Param& p : k_.params) {
+      std::string t;
+      if (p.is_buffer) {
+        switch (storage_scalar(k_.buffers[p.index].dtype)) {
+          case Scalar::f32: t = "float*"; break;
+          case Scalar::i64: t = "long*"; break;
+          case Scalar::i32: t = "int*"; break;
+          case Scalar::i8: t = "char*"; break;
+          case Scalar::f16: case Scalar::bf16: t = "ushort*"; break;
+          default: t = "uchar*"; break;
+        }
+      } else {
+        t = k_.scalars[p.index].scalar == Scalar::f32 ? "float" : "long";
+      }
+      space.push_back(llvm::ConstantAsMetadata::get(b_.getInt32(p.is_buffer ? 1 : 0)));
+      access.push_back(llvm::MDString::get(ctx_, "none"));
+      type.push_back(llvm::MDString::get(ctx_, t));
+      base.push_back(llvm::MDString::get(ctx_, t));
+      qual.push_back(llvm::MDString::get(ctx_, ""));
+    }
+    fn_->setMetadata("kernel_arg_addr_space", llvm::MDNode::get(ctx_, space));
+    fn_->setMetadata("kernel_arg_access_qual", llvm::MDNode::get(ctx_, access));
+    fn_->setMetadata("kernel_arg_type", llvm::MDNode::get(ctx_, type));
+    fn_->setMetadata("kernel_arg_base_type", llvm::MDNode::get(ctx_, base));
+    fn_->setMetadata("kernel_arg_type_qual", llvm::MDNode::get(ctx_, qual));
+    auto version = [&](const char* name) {
+      llvm::NamedMDNode* md = module_->getOrInsertNamedMetadata(name);
+      if (md->getNumOperands() == 0)
+        md->addOperand(llvm::MDNode::get(ctx_, {llvm::ConstantAsMetadata::get(b_.getInt32(1)),
+                                                llvm::ConstantAsMetadata::get(b_.getInt32(2))}));
+    };
+    version("opencl.spir.version");
+    version("opencl.ocl.version");
+  }
+
   void bind_params(Value* args) {
     llvm::Type* i64 = b_.getInt64Ty();
     for (size_t p = 0; p < k_.params.size(); ++p) {
@@ -212,7 +330,17 @@ class LlvmEmitter {
         b_.SetInsertPoint(join);
         return;
       }
-      case NodeKind::barrier: return;  // one work-item per group on this target (checked in run)
+      case NodeKind::barrier: {
+        if (!spir_) return;  // cpu: one work-item per group (checked in run_cpu)
+        llvm::FunctionCallee fn = module_->getOrInsertFunction("_Z7barrierj", b_.getVoidTy(), b_.getInt32Ty());
+        if (auto* f = llvm::dyn_cast<llvm::Function>(fn.getCallee())) {
+          f->setCallingConv(llvm::CallingConv::SPIR_FUNC);
+          f->addFnAttr(llvm::Attribute::Convergent);
+        }
+        llvm::CallInst* call = b_.CreateCall(fn, {b_.getInt32(1)});  // CLK_LOCAL_MEM_FENCE
+        call->setCallingConv(llvm::CallingConv::SPIR_FUNC);
+        return;
+      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");
@@ -226,9 +354,11 @@ class LlvmEmitter {
   // type for a vector access).
   Value* element_ptr(int buffer, Value* index, Type t) {
     llvm::Type* et = le::scalar_type(ctx_, t.scalar);
-    Value* p = b_.CreateGEP(et, buffer_ptr_.at(buffer), index);
+    Value* base = buffer_ptr_.at(buffer);
+    Value* p = b_.CreateGEP(et, base, index);
     if (t.lanes == 1) return p;
-    return b_.CreateBitCast(p, llvm::PointerType::getUnqual(le::value_type(ctx_, t)));
+    const unsigned space = base->getType()->getPointerAddressSpace();
+    return b_.CreateBitCast(p, llvm::PointerType::get(le::value_type(ctx_, t), space));
   }
 
   // Whether a node's value can be reused wherever it is in scope: no vars, no memory.
@@ -287,6 +417,7 @@ class LlvmEmitter {
       case NodeKind::binary:
         return le::binary_op(b_, static_cast<BinaryOp>(n.op), expr(*n.args[0]), expr(*n.args[1]), n.args[0]->type);
       case NodeKind::fma:
+        if (spir_) return opencl_call("_Z3fmafff", {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
         return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {le::value_type(ctx_, t)},
                                   {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
       case NodeKind::select: {
@@ -298,7 +429,14 @@ class LlvmEmitter {
       case NodeKind::broadcast: return b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), expr(*n.args[0]));
       case NodeKind::extract: return b_.CreateExtractElement(expr(*n.args[0]), expr(*n.args[1]));
       case NodeKind::reduce: return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
-      case NodeKind::subgroup_reduce: return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
+      case NodeKind::subgroup_reduce: {
+        if (!spir_) return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
+        const auto op = static_cast<ReduceOp>(n.op);
+        return opencl_call(op == ReduceOp::add   ? "_Z20sub_group_reduce_addf"
+                           : op == ReduceOp::max ? "_Z20sub_group_reduce_maxf"
+                                                 : "_Z20sub_group_reduce_minf",
+                           {expr(*n.args[0])});
+      }
       case NodeKind::load: {
         Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), t);
         return b_.CreateAlignedLoad(le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
@@ -308,10 +446,7 @@ class LlvmEmitter {
         Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
         Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
         if (t.lanes == 32) return le::dequant32(b_, dtype, block, expr(*n.args[1]));
-        // one element: lane e % 32 of its chunk
-        Value* e = expr(*n.args[1]);
-        Value* chunk = le::dequant32(b_, dtype, block, b_.CreateAnd(e, b_.getInt64(~int64_t{31})));
-        return b_.CreateExtractElement(chunk, b_.CreateAnd(e, b_.getInt64(31)));
+        return le::dequant1(b_, dtype, block, expr(*n.args[1]));
       }
       default: break;
     }
@@ -326,29 +461,33 @@ class LlvmEmitter {
       Value* c = llvm::ConstantFP::get(b_.getFloatTy(), static_cast<double>(v));
       return t.lanes == 1 ? c : b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), c);
     };
+    // a float function: an LLVM intrinsic (cpu) or the OpenCL built-in (spir)
+    auto fn = [&](llvm::Intrinsic::ID id, const char* opencl) -> Value* {
+      if (spir_) return opencl_call(opencl, {x});
+      return b_.CreateUnaryIntrinsic(id, x);
+    };
     switch (static_cast<UnaryOp>(n.op)) {
       case UnaryOp::neg: return is_float(t.scalar) ? b_.CreateFNeg(x) : b_.CreateNeg(x);
       case UnaryOp::abs:
-        if (is_float(t.scalar)) return b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-        return b_.CreateBinaryIntrinsic(llvm::Intrinsic::abs, x, b_.getFalse());
-      case UnaryOp::exp: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x);
-      case UnaryOp::log: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::log, x);
-      case UnaryOp::sqrt: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
-      case UnaryOp::rsqrt: return b_.CreateFDiv(f32(1.0f), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x));
+        if (is_float(t.scalar)) return fn(llvm::Intrinsic::fabs, "_Z4fabsf");
+        return b_.CreateSelect(b_.CreateICmpSLT(x, llvm::Constant::getNullValue(vt)), b_.CreateNeg(x), x);
+      case UnaryOp::exp: return fn(llvm::Intrinsic::exp, "_Z3expf");
+      case UnaryOp::log: return fn(llvm::Intrinsic::log, "_Z3logf");
+      case UnaryOp::sqrt: return fn(llvm::Intrinsic::sqrt, "_Z4sqrtf");
+      case UnaryOp::rsqrt: return b_.CreateFDiv(f32(1.0f), fn(llvm::Intrinsic::sqrt, "_Z4sqrtf"));
       case UnaryOp::recip: return b_.CreateFDiv(f32(1.0f), x);
-      case UnaryOp::sin: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sin, x);
-      case UnaryOp::cos: return b_.CreateUnaryIntrinsic(llvm::Intrinsic::cos, x);
-      case UnaryOp::tanh: return libm_lanes("tanhf", x, t);
+      case UnaryOp::sin: return fn(llvm::Intrinsic::sin, "_Z3sinf");
+      case UnaryOp::cos: return fn(llvm::Intrinsic::cos, "_Z3cosf");
+      case UnaryOp::tanh: return spir_ ? opencl_call("_Z4tanhf", {x}) : libm_lanes("tanhf", x, t);
       case UnaryOp::lnot: return b_.CreateNot(x);
       case UnaryOp::isnan: return b_.CreateFCmpUNO(x, x);
     }
-    (void)vt;
     MOAT_INTERNAL_ERROR("llvm emitter: unknown unary op");
   }
 
   // A float function of libm applied to every lane.
   Value* libm_lanes(const char* name, Value* x, Type t) {
-    llvm::FunctionCallee fn = module_.getOrInsertFunction(name, b_.getFloatTy(), b_.getFloatTy());
+    llvm::FunctionCallee fn = module_->getOrInsertFunction(name, b_.getFloatTy(), b_.getFloatTy());
     if (t.lanes == 1) return b_.CreateCall(fn, {x});
     Value* out = llvm::UndefValue::get(x->getType());
     for (int l = 0; l < t.lanes; ++l)
@@ -398,8 +537,9 @@ class LlvmEmitter {
   };
 
   const Kernel& k_;
-  llvm::LLVMContext ctx_;
-  llvm::Module module_;
+  const bool spir_;
+  llvm::LLVMContext& ctx_;
+  std::unique_ptr<llvm::Module> module_;
   llvm::IRBuilder<> b_;
   llvm::Function* fn_ = nullptr;
   llvm::BasicBlock* entry_ = nullptr;
@@ -417,6 +557,30 @@ class LlvmEmitter {
 
 }  // namespace
 
-std::string emit_llvm(const Kernel& kernel) { return LlvmEmitter(kernel).run(); }
+std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx) {
+  if (flavour == LlvmFlavour::spir && has_vectors(kernel)) {
+    const Kernel scalar = scalarize(kernel);  // legalise: OpenCL built-ins are called per scalar
+    return LlvmEmitter(scalar, flavour, ctx).run();
+  }
+  return LlvmEmitter(kernel, flavour, ctx).run();
+}
+
+std::string emit_llvm(const Kernel& kernel) {
+  llvm::LLVMContext ctx;
+  std::unique_ptr<llvm::Module> module = build_llvm_module(kernel, LlvmFlavour::cpu, ctx);
+  std::string text;
+  llvm::raw_string_ostream out(text);
+  module->print(out, nullptr);
+  return out.str();
+}
+
+std::vector<uint8_t> emit_spir_bitcode(const Kernel& kernel) {
+  llvm::LLVMContext ctx;
+  std::unique_ptr<llvm::Module> module = build_llvm_module(kernel, LlvmFlavour::spir, ctx);
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream out(buffer);
+  llvm::WriteBitcodeToFile(*module, out);
+  return {buffer.begin(), buffer.end()};
+}
 
 }  // namespace moat::jit

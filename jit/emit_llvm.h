@@ -8,12 +8,19 @@
 // lowering bug and raises InternalError naming the kernel.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "jit/kir.h"
 
 namespace moat::jit {
 
 std::string emit_llvm(const Kernel& kernel);
+
+// The kernel as an OpenCL kernel for the spir64 target, as LLVM bitcode (SPIR 1.2: what
+// PoCL loads with clCreateProgramWithBinary and "-x spir -spir-std=1.2"). Work-items are
+// hardware work-items here: barriers and any grid are allowed.
+std::vector<uint8_t> emit_spir_bitcode(const Kernel& kernel);
 
 }  // namespace moat::jit

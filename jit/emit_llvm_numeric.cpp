@@ -4,6 +4,8 @@
 
 #include <llvm/IR/Intrinsics.h>
 
+#include <cmath>
+
 #include "support/error.h"
 
 namespace moat::jit::llvm_emit {
@@ -72,7 +74,11 @@ Value* f32_to_f8(IRBuilder<>& b, Value* f, int lanes) {
   Value* inv_q = b.CreateBitCast(b.CreateShl(b.CreateSub(i32c(b, 130, lanes), e_clamped), i32c(b, 23, lanes)), f32);
   Value* q = b.CreateBitCast(b.CreateShl(b.CreateAdd(e_clamped, i32c(b, 124, lanes)), i32c(b, 23, lanes)), f32);
   Value* af = b.CreateBitCast(ax, f32);
-  Value* rounded = b.CreateFMul(b.CreateUnaryIntrinsic(llvm::Intrinsic::rint, b.CreateFMul(af, inv_q)), q);
+  // af * inv_q lies in [0, 16): (v + 2^23) - 2^23 rounds it to an integer, to nearest
+  // even (no intrinsic, so the SPIR flavour needs no libm)
+  Value* scaled = b.CreateFMul(af, inv_q);
+  Value* whole = b.CreateFSub(b.CreateFAdd(scaled, f32c(b, 8388608.0f, lanes)), f32c(b, 8388608.0f, lanes));
+  Value* rounded = b.CreateFMul(whole, q);
   rounded = b.CreateSelect(b.CreateFCmpOGT(rounded, f32c(b, 448.0f, lanes)), f32c(b, 448.0f, lanes), rounded);
   Value* rb = b.CreateBitCast(rounded, i32);
   Value* re = b.CreateSub(b.CreateLShr(rb, i32c(b, 23, lanes)), i32c(b, 127, lanes));
@@ -106,14 +112,24 @@ Value* from_f32(IRBuilder<>& b, Value* v, Scalar s, int lanes) {
     case Scalar::bf16: return f32_to_bf16(b, v, lanes);
     case Scalar::f8: return f32_to_f8(b, v, lanes);
     case Scalar::i1: return b.CreateFCmpUNE(v, f32c(b, 0.0f, lanes));
-    case Scalar::u8: {
-      // saturating, NaN -> 0 (llvm.fptoui.sat)
-      llvm::Type* t = with_lanes(scalar_type(ctx, s), lanes);
-      return b.CreateIntrinsic(llvm::Intrinsic::fptoui_sat, {t, v->getType()}, {v});
-    }
     default: {
+      // truncate toward zero, saturate to [lo, hi], NaN -> 0 (a select never passes on
+      // the poison of the out-of-range conversion it does not choose)
       llvm::Type* t = with_lanes(scalar_type(ctx, s), lanes);
-      return b.CreateIntrinsic(llvm::Intrinsic::fptosi_sat, {t, v->getType()}, {v});
+      const int bits = scalar_bits(s);
+      const bool is_unsigned = s == Scalar::u8;
+      const double lo = is_unsigned ? 0.0 : -std::ldexp(1.0, bits - 1);
+      const double hi = is_unsigned ? std::ldexp(1.0, bits) - 1.0 : std::ldexp(1.0, bits - 1);
+      const uint64_t lo_int = is_unsigned ? 0 : uint64_t{1} << (bits - 1);  // two's complement minimum
+      const uint64_t hi_int = is_unsigned ? (uint64_t{1} << bits) - 1 : (uint64_t{1} << (bits - 1)) - 1;
+      Value* converted = is_unsigned ? b.CreateFPToUI(v, t) : b.CreateFPToSI(v, t);
+      Value* lo_value = splat(b, llvm::ConstantInt::get(scalar_type(ctx, s), lo_int), lanes);
+      Value* hi_value = splat(b, llvm::ConstantInt::get(scalar_type(ctx, s), hi_int), lanes);
+      // u8: hi is 255 exactly; signed: 2^(bits-1) is the first value out of range
+      Value* too_high = b.CreateFCmpOGE(v, f32c(b, static_cast<float>(hi), lanes));
+      Value* out = b.CreateSelect(b.CreateFCmpOLE(v, f32c(b, static_cast<float>(lo), lanes)), lo_value, converted);
+      out = b.CreateSelect(too_high, hi_value, out);
+      return b.CreateSelect(b.CreateFCmpUNO(v, v), llvm::Constant::getNullValue(t), out);
     }
   }
 }
@@ -191,14 +207,19 @@ Value* byte_ptr(IRBuilder<>& b, Value* base, Value* offset) {
   return b.CreateGEP(b.getInt8Ty(), base, offset);
 }
 
+// A pointer to `t` in the address space of `base` (global on the CPU, addrspace(1) on SPIR).
+llvm::PointerType* pointer_to(llvm::Type* t, Value* base) {
+  return llvm::PointerType::get(t, base->getType()->getPointerAddressSpace());
+}
+
 Value* load_f16_as_f32(IRBuilder<>& b, Value* base, uint64_t offset) {
-  Value* p = b.CreateBitCast(byte_ptr(b, base, b.getInt64(offset)), llvm::PointerType::getUnqual(b.getHalfTy()));
+  Value* p = b.CreateBitCast(byte_ptr(b, base, b.getInt64(offset)), pointer_to(b.getHalfTy(), base));
   return b.CreateFPExt(b.CreateAlignedLoad(b.getHalfTy(), p, llvm::Align(1)), b.getFloatTy());
 }
 
 Value* load_bytes(IRBuilder<>& b, Value* base, Value* offset, unsigned n) {
   llvm::Type* vt = llvm::FixedVectorType::get(b.getInt8Ty(), n);
-  Value* p = b.CreateBitCast(byte_ptr(b, base, offset), llvm::PointerType::getUnqual(vt));
+  Value* p = b.CreateBitCast(byte_ptr(b, base, offset), pointer_to(vt, base));
   return b.CreateAlignedLoad(vt, p, llvm::Align(1));
 }
 
@@ -281,7 +302,64 @@ Value* dequant_q6_k(IRBuilder<>& b, Value* block, Value* first) {
   return b.CreateFMul(scales, q);
 }
 
+// One element e (i64) of a block, scalar (the formulas of the C helpers, ggml's order).
+Value* dequant_one(IRBuilder<>& b, ir::DType dtype, Value* block, Value* e) {
+  llvm::Type* f32 = b.getFloatTy();
+  auto byte_at = [&](Value* offset) { return load_byte(b, block, offset); };
+  auto i64c = [&](int64_t v) { return b.getInt64(static_cast<uint64_t>(v)); };
+  switch (dtype) {
+    case ir::DType::q8_0:
+      return b.CreateFMul(load_f16_as_f32(b, block, 0), b.CreateSIToFP(byte_at(b.CreateAdd(e, i64c(2))), f32));
+    case ir::DType::q4_0: {
+      Value* byte = byte_at(b.CreateAdd(b.CreateAnd(e, i64c(15)), i64c(2)));
+      Value* low = b.CreateICmpULT(e, i64c(16));
+      Value* nib = b.CreateSelect(low, b.CreateAnd(byte, b.getInt8(15)), b.CreateLShr(byte, b.getInt8(4)));
+      Value* q = b.CreateSub(b.CreateZExt(nib, b.getInt32Ty()), b.getInt32(8));
+      return b.CreateFMul(load_f16_as_f32(b, block, 0), b.CreateSIToFP(q, f32));
+    }
+    case ir::DType::q4_k: {
+      Value* j = b.CreateLShr(e, i64c(5));
+      Value* j3 = b.CreateAnd(j, i64c(3));
+      Value* lo = byte_at(b.CreateAdd(j3, i64c(4)));
+      Value* hi4 = byte_at(b.CreateAdd(j3, i64c(8)));
+      Value* top = byte_at(b.CreateAdd(j3, i64c(12)));
+      Value* small = b.CreateICmpULT(j, i64c(4));
+      Value* sc = b.CreateSelect(small, b.CreateAnd(lo, b.getInt8(63)),
+                                 b.CreateOr(b.CreateAnd(top, b.getInt8(15)), b.CreateShl(b.CreateLShr(lo, b.getInt8(6)), b.getInt8(4))));
+      Value* m = b.CreateSelect(small, b.CreateAnd(hi4, b.getInt8(63)),
+                                b.CreateOr(b.CreateLShr(top, b.getInt8(4)), b.CreateShl(b.CreateLShr(hi4, b.getInt8(6)), b.getInt8(4))));
+      Value* d1 = b.CreateFMul(load_f16_as_f32(b, block, 0), b.CreateUIToFP(sc, f32));
+      Value* m1 = b.CreateFMul(load_f16_as_f32(b, block, 2), b.CreateUIToFP(m, f32));
+      Value* at = b.CreateAdd(b.CreateAdd(i64c(16), b.CreateMul(b.CreateLShr(j, i64c(1)), i64c(32))), b.CreateAnd(e, i64c(31)));
+      Value* byte = byte_at(at);
+      Value* odd = b.CreateICmpNE(b.CreateAnd(j, i64c(1)), i64c(0));
+      Value* nib = b.CreateSelect(odd, b.CreateLShr(byte, b.getInt8(4)), b.CreateAnd(byte, b.getInt8(15)));
+      return b.CreateFSub(b.CreateFMul(d1, b.CreateUIToFP(nib, f32)), m1);
+    }
+    case ir::DType::q6_k: {
+      Value* h = b.CreateLShr(e, i64c(7));
+      Value* c = b.CreateAnd(b.CreateLShr(e, i64c(5)), i64c(3));
+      Value* l = b.CreateAnd(e, i64c(31));
+      Value* ql_at = b.CreateAdd(b.CreateAdd(b.CreateMul(h, i64c(64)), b.CreateMul(b.CreateAnd(c, i64c(1)), i64c(32))), l);
+      Value* ql_shift = b.CreateTrunc(b.CreateMul(b.CreateLShr(c, i64c(1)), i64c(4)), b.getInt8Ty());
+      Value* qh_at = b.CreateAdd(b.CreateAdd(i64c(128), b.CreateMul(h, i64c(32))), l);
+      Value* qh_shift = b.CreateTrunc(b.CreateMul(c, i64c(2)), b.getInt8Ty());
+      Value* low = b.CreateAnd(b.CreateLShr(byte_at(ql_at), ql_shift), b.getInt8(15));
+      Value* high = b.CreateAnd(b.CreateLShr(byte_at(qh_at), qh_shift), b.getInt8(3));
+      Value* q = b.CreateSub(b.CreateZExt(b.CreateOr(low, b.CreateShl(high, b.getInt8(4))), b.getInt32Ty()), b.getInt32(32));
+      Value* sc_at = b.CreateAdd(b.CreateAdd(i64c(192), b.CreateMul(h, i64c(8))),
+                                 b.CreateAdd(b.CreateMul(c, i64c(2)), b.CreateLShr(l, i64c(4))));
+      Value* d = b.CreateFMul(load_f16_as_f32(b, block, 208), b.CreateSIToFP(byte_at(sc_at), f32));
+      return b.CreateFMul(d, b.CreateSIToFP(q, f32));
+    }
+    default: break;
+  }
+  MOAT_INTERNAL_ERROR("llvm emitter: dequant of ", ir::dtype_name(dtype));
+}
+
 }  // namespace
+
+Value* dequant1(IRBuilder<>& b, ir::DType dtype, Value* block, Value* element) { return dequant_one(b, dtype, block, element); }
 
 Value* dequant32(IRBuilder<>& b, ir::DType dtype, Value* block, Value* first) {
   switch (dtype) {

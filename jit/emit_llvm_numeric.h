@@ -20,6 +20,8 @@ llvm::Value* convert(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type to);
 // 32 consecutive elements (f32 x 32) starting at element `first` (i64, a multiple of 32)
 // of the block at `block` (i8*) of quantised `dtype`.
 llvm::Value* dequant32(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* first);
+// One element (f32) at `element` (i64, any index within the block), scalar code.
+llvm::Value* dequant1(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* element);
 
 // NaN-propagating max / min of two floats (ir/interpreter.h), and the lane-wise
 // results of a BinaryOp on two values of type t.

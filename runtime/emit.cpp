@@ -2,14 +2,20 @@
 
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
+#include "jit/emit_spirv.h"
 #include "support/error.h"
 
 namespace moat::runtime {
 
-backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel) {
+backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel,
+                            std::string_view opencl_format) {
   const std::string& backend = device.info.backend;
   if (backend == "cpu") return backends::Artifact::text("ll", jit::emit_llvm(kernel), {kernel.name});
-  if (backend == "opencl") return backends::Artifact::text("cl", jit::emit_opencl(kernel), {kernel.name});
+  if (backend == "opencl") {
+    if (opencl_format == "spv") return backends::Artifact{"spv", jit::emit_spirv(kernel), {kernel.name}};
+    if (opencl_format == "bc-spir") return backends::Artifact{"bc-spir", jit::emit_spir_bitcode(kernel), {kernel.name}};
+    return backends::Artifact::text("cl", jit::emit_opencl(kernel), {kernel.name});
+  }
   if (backend == "hip") return backends::Artifact::text("hip", jit::emit_hip(kernel), {kernel.name});
   user_error("device ", device.info.id, ": this build has no code generator for the ", backend,
              " backend yet; use --device cpu");

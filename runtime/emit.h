@@ -6,7 +6,9 @@
 
 namespace moat::runtime {
 
-// UserError naming the backend when no emitter exists for it yet.
-backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel);
+// `opencl_format` picks the form for OpenCL devices: "cl", "spv" or "bc-spir". UserError
+// naming the backend when no emitter exists for it yet.
+backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel,
+                            std::string_view opencl_format = "cl");
 
 }  // namespace moat::runtime

@@ -15,13 +15,13 @@ struct Executor::Compiled {
   std::vector<std::vector<backends::KernelArg>> args;                // per plan kernel (buffer slots patched per run)
 };
 
-Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan)
+Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options)
     : device_(device), plan_(std::move(plan)), compiled_(std::make_unique<Compiled>()) {
   const auto start = std::chrono::steady_clock::now();
   for (const jit::PlanKernel& pk : plan_.kernels) {
     auto it = compiled_->modules.find(pk.kernel.name);
     if (it == compiled_->modules.end()) {
-      backends::Artifact binary = cache.get_or_compile(device_, emit_for(device_.properties(), pk.kernel));
+      backends::Artifact binary = cache.get_or_compile(device_, emit_for(device_.properties(), pk.kernel, options.opencl_format));
       it = compiled_->modules.emplace(pk.kernel.name, device_.load(binary)).first;
     }
     compiled_->kernels.push_back(&it->second->kernel(pk.kernel.name));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backends/device.h"
@@ -13,6 +14,12 @@
 
 namespace moat::runtime {
 
+struct ExecutorOptions {
+  // Which form OpenCL kernels take: "cl" (OpenCL C source), "spv" (SPIR-V, for devices
+  // that take IL) or "bc-spir" (SPIR 1.2 bitcode, which PoCL loads).
+  std::string opencl_format = "cl";
+};
+
 struct ExecutorStats {
   int kernels = 0;           // launches per run
   int distinct_kernels = 0;  // compiled artifacts (identical kernels share one)
@@ -21,7 +28,7 @@ struct ExecutorStats {
 
 class Executor {
  public:
-  Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan);
+  Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

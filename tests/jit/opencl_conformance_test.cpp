@@ -1,6 +1,7 @@
 // Conformance of lowering + the OpenCL C emitter + the OpenCL backend (PoCL here) with
 // the reference interpreter: the shared cases of tests/jit/conformance_cases.h. Skips,
 // saying why, when the machine has no OpenCL device.
+#include <algorithm>
 #include <iostream>
 
 #include "support/error.h"
@@ -25,9 +26,31 @@ BackendUnderTest* opencl() {
   return backend.get();
 }
 
+// The same device fed SPIR 1.2 bitcode made by the LLVM emitter's spir flavour (the
+// module SPIR-V is translated from), where the device takes it (PoCL does).
+BackendUnderTest* opencl_spir() {
+  static std::unique_ptr<BackendUnderTest> backend = []() -> std::unique_ptr<BackendUnderTest> {
+    if (!opencl()) return nullptr;
+    auto be = std::make_unique<BackendUnderTest>(moat::backends::open_device("opencl:0"),
+                                                 moat::runtime::ExecutorOptions{.opencl_format = "bc-spir"});
+    const auto& features = be->device->properties().info.features;
+    if (std::find(features.begin(), features.end(), "cl_khr_spir") == features.end()) {
+      std::cout << "skipping the SPIR bitcode cases: the OpenCL device does not report cl_khr_spir\n";
+      return nullptr;
+    }
+    return be;
+  }();
+  return backend.get();
+}
+
 template <class Case>
 void run(Case&& c) {
   if (BackendUnderTest* be = opencl()) c(*be);
+}
+
+template <class Case>
+void run_spir(Case&& c) {
+  if (BackendUnderTest* be = opencl_spir()) c(*be);
 }
 
 }  // namespace
@@ -46,3 +69,9 @@ TEST_CASE("opencl: views") { run(cases::views); }
 TEST_CASE("opencl: sources, constants, iota, outputs") { run(cases::sources); }
 TEST_CASE("opencl: symbolic dimensions") { run(cases::symbolic); }
 TEST_CASE("opencl: composites") { run(cases::composites); }
+
+TEST_CASE("opencl, SPIR bitcode: unary ops") { run_spir(cases::unary); }
+TEST_CASE("opencl, SPIR bitcode: reductions (local memory and barriers)") { run_spir(cases::reduce); }
+TEST_CASE("opencl, SPIR bitcode: matmul with quantised B") { run_spir(cases::matmul_quantised); }
+TEST_CASE("opencl, SPIR bitcode: cast between every pair of plain dtypes") { run_spir(cases::cast); }
+TEST_CASE("opencl, SPIR bitcode: composites") { run_spir(cases::composites); }

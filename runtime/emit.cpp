@@ -1,7 +1,10 @@
 #include "runtime/emit.h"
 
+#include <cstdlib>
+
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
+#include "jit/emit_ptx.h"
 #include "jit/emit_spirv.h"
 #include "support/error.h"
 
@@ -17,6 +20,13 @@ backends::Artifact emit_for(const backends::DeviceProperties& device, const jit:
     return backends::Artifact::text("cl", jit::emit_opencl(kernel), {kernel.name});
   }
   if (backend == "hip") return backends::Artifact::text("hip", jit::emit_hip(kernel), {kernel.name});
+  if (backend == "cuda") {
+    // arch "sm_90" -> PTX for sm_90 at the lowest PTX version that has it
+    const std::string& arch = device.info.arch;
+    int sm = 0;
+    if (arch.rfind("sm_", 0) == 0) sm = std::atoi(arch.c_str() + 3);
+    return backends::Artifact::text("ptx", jit::emit_ptx(kernel, jit::ptx_target_for(sm)), {kernel.name});
+  }
   user_error("device ", device.info.id, ": this build has no code generator for the ", backend,
              " backend yet; use --device cpu");
 }

@@ -44,7 +44,7 @@ build() {
 
 case "${1:-}" in
   demo)
-    ensure_packages "${build_packages[@]}"
+    ensure_packages "${build_packages[@]}" "${test_packages[@]}"
     build build
     echo
     echo "== moat devices"
@@ -52,6 +52,16 @@ case "${1:-}" in
     echo
     echo "== moat inspect tests/data/tiny.gguf"
     build/bin/moat inspect tests/data/tiny.gguf
+    echo
+    echo "== one graph (tests/data/graphs/ffn.mir), every target: moat emit --target ..."
+    out=$(mktemp -d)
+    for target in llvm opencl spirv hip ptx; do
+      build/bin/moat emit --graph tests/data/graphs/ffn.mir --sym T=1 --target "$target" -o "$out/$target"
+    done
+    rm -rf "$out"
+    echo
+    echo "== JIT-compiled kernels on the host CPU: moat-bench-kernels"
+    build/bin/moat-bench-kernels -r 5
     ;;
   test)
     ensure_packages "${build_packages[@]}" "${test_packages[@]}"

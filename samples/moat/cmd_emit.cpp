@@ -11,6 +11,7 @@
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
 #include "jit/emit_ptx.h"
+#include "jit/emit_spirv.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
 #include "samples/moat/commands.h"
@@ -54,9 +55,7 @@ int run_emit(const ParsedArgs& args) {
     user_error("moat emit -m needs the DeepSeek graph builder, which arrives with the DeepSeek graphs issue; use --graph FILE.mir");
   if (!args.has("--graph")) user_error("moat emit needs --graph FILE.mir (see moat emit --help)");
   const std::string target = args.value_or("--target", "llvm");
-  if (target == "spirv")
-    user_error("--target ", target, ": this build has no ", target, " code generator yet (it arrives with the GPU code generators issue); use llvm, kir, opencl, hip or ptx");
-  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip" && target != "ptx")
+  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip" && target != "ptx" && target != "spirv")
     user_error("--target ", target, " is not one of llvm, kir, opencl, hip, ptx, spirv");
   const std::filesystem::path dir = args.value("-o");
   jit::PtxTarget ptx_target;
@@ -99,6 +98,10 @@ int run_emit(const ParsedArgs& args) {
     else if (target == "opencl") write_file(dir / (pk.kernel.name + ".cl"), jit::emit_opencl(pk.kernel));
     else if (target == "hip") write_file(dir / (pk.kernel.name + ".hip"), jit::emit_hip(pk.kernel));
     else if (target == "ptx") write_file(dir / (pk.kernel.name + ".ptx"), jit::emit_ptx(pk.kernel, ptx_target));
+    else if (target == "spirv") {
+      const std::vector<uint8_t> spv = jit::emit_spirv(pk.kernel);
+      write_file(dir / (pk.kernel.name + ".spv"), std::string(spv.begin(), spv.end()));
+    }
     else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
   }
   std::cout << "wrote " << written.size() << " " << target << " kernels (" << plan.kernels.size() << " launches) to "
@@ -112,7 +115,7 @@ const Command kEmit{
      {{"-m", "MODEL", "model file or folder"},
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},
       {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
-      {"--target", "TARGET", "llvm (.ll), kir (Kernel IR text), ptx, hip, opencl or spirv"},
+      {"--target", "TARGET", "llvm (.ll), kir (Kernel IR text), ptx (.ptx), hip (.hip), opencl (.cl) or spirv (.spv)"},
       {"--arch", "sm_XY", "ptx: the GPU architecture (default sm_80)"},
       {"-o", "DIR", "output directory"}}},
     run_emit};

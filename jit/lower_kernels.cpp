@@ -106,6 +106,14 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     std::vector<NodeRef> body{kb.store_value(out, {}, value({}))};
     return kb.finish("map", std::move(body));
   }
+  if (ctx.schedule.gpu) {
+    // one element per work-item
+    auto element = [&](NodeRef e) {
+      std::vector<NodeRef> idx = delinearize(e, shape);
+      return std::vector<NodeRef>{kb.store_value(out, idx, value(idx))};
+    };
+    return kb.finish("map", over_rows(kb, numel(shape), 1, element));
+  }
   const RowSplit split = split_rows(shape);
   auto row_body = [&](NodeRef row) {
     std::string j = kb.fresh("j");

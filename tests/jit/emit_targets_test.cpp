@@ -3,13 +3,16 @@
 // target and checked by that target's own tools (SPIR-V and LLVM IR: every kernel of
 // both schedules): SPIR-V by SPIRV-Tools' validator (OpenCL 1.2 environment), OpenCL C by
 // building it on the first OpenCL device, HIP C++ by hiprtc for gfx90a and gfx1030,
-// LLVM IR by LLVM's verifier. Each check skips,
+// PTX by ptxas for sm_80 and sm_90, LLVM IR by LLVM's verifier. Each check skips,
 // saying why, only where its tool or device is absent.
 #include <iostream>
+#include <sstream>
 
 #include "backends/cpu/llvm_verify.h"
+#include "backends/cuda/ptx_check.h"
 #include "backends/hip/hip_compile.h"
 #include "jit/emit_c.h"
+#include "jit/emit_ptx.h"
 #include "jit/emit_spirv.h"
 #include "support/error.h"
 #include "tests/jit/conformance_cases.h"
@@ -134,4 +137,41 @@ TEST_CASE("HIP C++ of every kernel compiles with hiprtc for gfx90a and gfx1030")
     }
   }
   MESSAGE(sources << " HIP translation units compiled");
+}
+
+// Kernels' PTX modules joined into one (entries and labels are per kernel; the header
+// is kept once), so one ptxas run checks many kernels.
+std::string joined_ptx(std::span<const jit::Kernel> kernels, int sm) {
+  std::string out;
+  bool first = true;
+  for (const jit::Kernel& k : kernels) {
+    std::istringstream lines(jit::emit_ptx(k, jit::ptx_target_for(sm)));
+    std::string line;
+    while (std::getline(lines, line)) {
+      const bool header = line.rfind(".version", 0) == 0 || line.rfind(".target", 0) == 0 || line.rfind(".address_size", 0) == 0;
+      if (header && !first) continue;
+      out += line;
+      out += '\n';
+    }
+    first = false;
+  }
+  return out;
+}
+
+TEST_CASE("PTX of every kernel assembles with ptxas for sm_80 and sm_90") {
+  if (!moat::backends::cuda::ptxas_available()) {
+    MESSAGE("skipped: ptxas not found (install the CUDA toolkit to check PTX)");
+    return;
+  }
+  int modules = 0;
+  for (size_t start = 0; start < gpu_target_kernels().size(); start += 128) {
+    std::span<const jit::Kernel> chunk(gpu_target_kernels().data() + start,
+                                       std::min<size_t>(128, gpu_target_kernels().size() - start));
+    for (int sm : {80, 90}) {
+      CHECK_MESSAGE(moat::backends::cuda::check_ptx(joined_ptx(chunk, sm), "sm_" + std::to_string(sm)) == "", "sm_", sm,
+                    " kernels ", start, "..");
+      ++modules;
+    }
+  }
+  MESSAGE(modules << " PTX modules of up to 128 kernels assembled");
 }

@@ -32,14 +32,20 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build DIR [cmake args...]: configure once, then build.
+# build DIR [cmake args...]: configure once, then build everything (or only the
+# targets in $targets, space separated).
 build() {
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
     cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   fi
-  cmake --build "$dir" -j "$jobs"
+  if [ -n "${targets:-}" ]; then
+    # shellcheck disable=SC2086
+    cmake --build "$dir" -j "$jobs" --target $targets
+  else
+    cmake --build "$dir" -j "$jobs"
+  fi
 }
 
 case "${1:-}" in
@@ -77,7 +83,7 @@ case "${1:-}" in
   fuzz)
     seconds=${2:-60}
     ensure_packages "${build_packages[@]}" "${fuzz_packages[@]}"
-    CC=clang-14 CXX=clang++-14 build build-fuzz -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF
+    targets=moat_fuzzers CC=clang-14 CXX=clang++-14 build build-fuzz -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF
     for target in build-fuzz/fuzz/*_fuzz; do
       name=$(basename "$target" _fuzz)
       work=$(mktemp -d)  # the fuzzer adds inputs to its corpus: keep the committed seeds unchanged

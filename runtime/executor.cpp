@@ -42,7 +42,8 @@ Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan 
 
 Executor::~Executor() = default;
 
-std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings) {
+std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
+                                          const std::map<std::string, const backends::Buffer*>* resident) {
   // Bound tensors become buffers for this run (zero-copy where the device shares
   // host memory).
   std::vector<std::unique_ptr<backends::Buffer>> bound(plan_.buffers.size());
@@ -56,6 +57,13 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings) {
     if (compiled_->owned[i]) {
       buffer[i] = compiled_->owned[i].get();
       continue;
+    }
+    if (resident) {
+      auto on_device = resident->find(b.name);
+      if (on_device != resident->end()) {
+        buffer[i] = on_device->second;
+        continue;
+      }
     }
     auto it = bindings.tensors.find(b.name);
     if (it == bindings.tensors.end()) user_error("no tensor bound to ", b.name, " (", ir::dtype_name(b.dtype), ")");

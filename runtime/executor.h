@@ -3,6 +3,7 @@
 // inputs and params, launches every kernel in order and reads the outputs back.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,9 +35,11 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   // `bindings.tensors` holds every input and param of the plan by name, with the
-  // plan's dtype and shape (UserError naming the tensor otherwise). Returns one tensor
-  // per output.
-  std::vector<ir::HostTensor> run(const ir::Bindings& bindings);
+  // plan's dtype and shape (UserError naming the tensor otherwise), except those found
+  // in `resident`: tensors already on the device (weights uploaded once), by name, which
+  // the caller has checked. Returns one tensor per output.
+  std::vector<ir::HostTensor> run(const ir::Bindings& bindings,
+                                  const std::map<std::string, const backends::Buffer*>* resident = nullptr);
 
   const jit::Plan& plan() const { return plan_; }
   const ExecutorStats& stats() const { return stats_; }

@@ -19,29 +19,6 @@ const Command kTokenize{
       {"--no-bos", "", "do not add the beginning-of-sequence token"}}},
     [](const ParsedArgs&) { return not_yet("tokenize", "the text generation issue"); }};
 
-const Command kRun{
-    {"run",
-     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,...) [-n N] [--ctx N] [--batch K] [--temp T] "
-     "[--top-k K] [--top-p P] [--min-p P] [--seed S] [-t N] [--logits-out FILE.npy] [--chat]",
-     "generate text (or logits) with a model on a device",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
-      {"--device", "ID", "cpu, opencl:N, cuda:N or hip:N"},
-      {"-p", "TEXT", "prompt"},
-      {"-f", "FILE", "read the prompt from FILE"},
-      {"--tokens", "IDS", "prompt as comma-separated token ids"},
-      {"-n", "N", "tokens to generate"},
-      {"--ctx", "N", "context length"},
-      {"--batch", "K", "prompt tokens per forward pass"},
-      {"--temp", "T", "sampling temperature (0 = greedy)"},
-      {"--top-k", "K", "keep the K most likely tokens"},
-      {"--top-p", "P", "nucleus sampling threshold"},
-      {"--min-p", "P", "minimum probability relative to the best token"},
-      {"--seed", "S", "random seed"},
-      {"-t", "N", "CPU threads"},
-      {"--logits-out", "FILE", "write the logits as .npy"},
-      {"--chat", "", "interactive chat with the model's template"}}},
-    [](const ParsedArgs&) { return not_yet("run", "the DeepSeek graphs and text generation issues"); }};
-
 const Command kBench{
     {"bench", "-m MODEL [--device all|ID,...] [-p N] [-n N] [-r N] [-t N] [--json F] [--md F] [--svg F]",
      "benchmark prefill and decode on one or more devices",
@@ -58,6 +35,6 @@ const Command kBench{
 
 }  // namespace
 
-std::vector<const Command*> planned_commands() { return {&kTokenize, &kRun, &kBench}; }
+std::vector<const Command*> planned_commands() { return {&kTokenize, &kBench}; }
 
 }  // namespace moat::cli

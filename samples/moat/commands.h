@@ -15,7 +15,8 @@ struct Command {
 const Command& devices_command();
 const Command& inspect_command();
 const Command& emit_command();
-// tokenize, run, bench: their full option contract, not implemented yet.
+const Command& run_command();
+// tokenize, bench: their full option contract, not implemented yet.
 std::vector<const Command*> planned_commands();
 
 }  // namespace moat::cli

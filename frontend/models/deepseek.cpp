@@ -1,0 +1,181 @@
+// The DeepSeek forward graph, built from shared blocks: MLA attention (either form),
+// the dense FFN, the routed + shared expert FFN. Every view carries its shape comment.
+#include "frontend/models/deepseek.h"
+
+#include <cmath>
+
+#include "ir/builder.h"
+#include "support/error.h"
+
+namespace moat::models {
+
+namespace {
+
+using ir::Dim;
+using ir::NodeId;
+using ir::Op;
+
+class GraphBuilder {
+ public:
+  GraphBuilder(const DeepSeekModel& m, ir::Graph& g) : m_(m), h_(m.hparams), b_(g) {}
+
+  void build(int64_t tokens_count, int64_t past_count, AttentionForm form) {
+    const bool with_past = past_count > 0;
+    T_ = dim(tokens_count);
+    if (with_past) P_ = dim(past_count);
+    NodeId tokens = b_.input("tokens", {ir::DType::i32, {T_}});
+    positions_ = b_.input("positions", {ir::DType::i32, {T_}});
+    NodeId x = f32(b_.gather(param("token_embd.weight"), tokens));                       // [T, D]
+    std::vector<NodeId> latents;
+    for (int64_t l = 0; l < h_.n_layer; ++l) {
+      NodeId past = with_past ? b_.input("cache." + std::to_string(l), {ir::DType::f32, {*P_, dim(h_.latent_width())}}) : -1;
+      NodeId latent = -1;
+      NodeId attn = attention(l, norm(x, blk_name(l, "attn_norm")), past, form, &latent);  // [T, D]
+      x = b_.add(x, attn);
+      NodeId ffn_in = norm(x, blk_name(l, "ffn_norm"));                                    // [T, D]
+      x = b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));           // [T, D]
+      latents.push_back(latent);
+    }
+    NodeId out = norm(x, "output_norm.weight");                                            // [T, D]
+    const std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";  // tied embeddings
+    b_.output(linear(out, head));                                                          // [T, vocab]
+    for (NodeId latent : latents) b_.output(latent);                                       // [T, kv_lora + rope]
+  }
+
+ private:
+  static Dim dim(int64_t n) { return Dim::of(n); }
+
+  // A weight as a param node of its own dtype and shape.
+  NodeId param(const std::string& name) {
+    auto it = params_.find(name);
+    if (it != params_.end()) return it->second;
+    const ir::HostTensor& w = m_.weight(name);
+    NodeId id = b_.param(name, {w.dtype(), ir::static_shape(w.shape())});
+    params_[name] = id;
+    return id;
+  }
+
+  NodeId f32(NodeId x) { return b_.type(x).dtype == ir::DType::f32 ? x : b_.cast(x, ir::DType::f32); }
+
+  NodeId norm(NodeId x, const std::string& weight) { return b_.rms_norm(x, param(weight), h_.rms_eps); }
+
+  // x[..., K] @ W[N, K]^T -> [..., N]; FP8 weights with their block scales.
+  NodeId linear(NodeId x, const std::string& weight) {
+    if (m_.has(weight + ".scale"))
+      return b_.matmul_fp8(x, param(weight), param(weight + ".scale"), m_.fp8_block[0], m_.fp8_block[1]);
+    return b_.matmul(x, param(weight), true);
+  }
+
+  ir::RopeParams rope_params() const {
+    ir::RopeParams p;
+    p.n_dims = h_.qk_rope;
+    p.theta = h_.rope_theta;
+    p.interleaved = true;  // DeepSeek rotates adjacent pairs (llama.cpp's rope type NORM)
+    if (h_.yarn_factor > 1.0) {
+      p.freq_scale = 1.0 / h_.yarn_factor;
+      p.ext_factor = 1.0;
+      // ggml multiplies cos / sin by attn_factor * (1 + 0.1 ln(factor)); DeepSeek does
+      // not scale them (its mscale goes into the attention scale), so cancel it.
+      p.attn_factor = 1.0 / (1.0 + 0.1 * std::log(h_.yarn_factor));
+      p.beta_fast = h_.yarn_beta_fast;
+      p.beta_slow = h_.yarn_beta_slow;
+      p.orig_ctx = h_.yarn_orig_ctx;
+    }
+    return p;
+  }
+
+  // MLA. `latent` receives the new tokens' cache rows [T, kv_lora + rope].
+  NodeId attention(int64_t l, NodeId x, NodeId past, AttentionForm form, NodeId* latent) {
+    const int64_t H = h_.n_head, nope = h_.qk_nope, rope = h_.qk_rope, L = h_.kv_lora_rank, V = h_.v_head;
+    NodeId q;
+    if (h_.q_lora_rank > 0) {
+      NodeId qa = norm(linear(x, blk_name(l, "attn_q_a")), blk_name(l, "attn_q_a_norm"));  // [T, q_lora]
+      q = linear(qa, blk_name(l, "attn_q_b"));                                              // [T, H * (nope + rope)]
+    } else {
+      q = linear(x, blk_name(l, "attn_q"));                                                 // [T, H * (nope + rope)]
+    }
+    q = b_.reshape(q, {T_, dim(H), dim(nope + rope)});                                      // [T, H, nope + rope]
+    NodeId q_nope = b_.slice(q, 2, 0, nope);                                                // [T, H, nope]
+    NodeId q_pe = b_.rope(b_.slice(q, 2, nope, nope + rope), positions_, rope_params());   // [T, H, rope]
+
+    NodeId kv_a = linear(x, blk_name(l, "attn_kv_a_mqa"));                                  // [T, L + rope]
+    NodeId c_kv = norm(b_.slice(kv_a, 1, 0, L), blk_name(l, "attn_kv_a_norm"));             // [T, L]
+    NodeId k_pe = b_.reshape(b_.slice(kv_a, 1, L, L + rope), {T_, dim(1), dim(rope)});      // [T, 1, rope]
+    k_pe = b_.rope(k_pe, positions_, rope_params());                                        // [T, 1, rope]
+    *latent = b_.concat({c_kv, b_.reshape(k_pe, {T_, dim(rope)})}, 1);                       // [T, L + rope]
+
+    // All keys: the cached rows, then the new ones.
+    NodeId rows = past >= 0 ? b_.concat({past, *latent}, 0) : *latent;                     // [S, L + rope]
+    const Dim S = b_.type(rows).shape[0];
+    NodeId k_b = param(blk_name(l, "attn_k_b"));                                            // [H, L, nope]
+    NodeId v_b = param(blk_name(l, "attn_v_b"));                                            // [H, V, L]
+    NodeId out;                                                                             // [T, H, V]
+    if (form == AttentionForm::expanded) {
+      NodeId all_c = b_.reshape(b_.slice(rows, 1, 0, L), {dim(1), S, dim(L)});              // [1, S, L]
+      NodeId k_nope = b_.permute(b_.matmul(all_c, k_b, false), {1, 0, 2});                  // [S, H, nope]
+      NodeId v = b_.permute(b_.matmul(all_c, v_b, true), {1, 0, 2});                        // [S, H, V]
+      NodeId all_pe = b_.reshape(b_.slice(rows, 1, L, L + rope), {S, dim(1), dim(rope)});   // [S, 1, rope]
+      NodeId k = b_.concat({k_nope, b_.broadcast(all_pe, {S, dim(H), dim(rope)})}, 2);      // [S, H, nope + rope]
+      NodeId q_full = b_.concat({q_nope, q_pe}, 2);                                         // [T, H, nope + rope]
+      out = b_.attention(q_full, k, v, positions_, h_.attention_scale(), true);             // [T, H, V]
+    } else {
+      NodeId q_lat = b_.matmul(b_.permute(q_nope, {1, 0, 2}), k_b, true);                   // [H, T, L]
+      NodeId q_abs = b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2);                    // [T, H, L + rope]
+      NodeId keys = b_.reshape(rows, {S, dim(1), dim(L + rope)});                           // [S, 1, L + rope]
+      NodeId values = b_.slice(keys, 2, 0, L);                                              // [S, 1, L]
+      NodeId o_lat = b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]
+      NodeId o = b_.matmul(b_.permute(o_lat, {1, 0, 2}), v_b, true);                        // [H, T, V]
+      out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
+    }
+    return linear(b_.reshape(out, {T_, dim(H * V)}), blk_name(l, "attn_output"));           // [T, D]
+  }
+
+  // down(silu(gate(x)) * up(x))
+  NodeId ffn(NodeId x, const std::string& gate, const std::string& up, const std::string& down) {
+    return linear(b_.mul(b_.unary(Op::silu, linear(x, gate)), linear(x, up)), down);
+  }
+
+  NodeId dense_ffn(int64_t l, NodeId x) {
+    return ffn(x, blk_name(l, "ffn_gate"), blk_name(l, "ffn_up"), blk_name(l, "ffn_down"));  // [T, D]
+  }
+
+  NodeId moe_ffn(int64_t l, NodeId x) {
+    ir::MoeParams p;
+    p.n_used = h_.n_expert_used;
+    p.scoring = h_.scoring;
+    p.method = h_.method;
+    p.n_groups = h_.n_group;
+    p.topk_groups = h_.n_group_used;
+    p.norm_topk = h_.norm_topk;
+    p.scale = h_.routed_scale;
+    const std::string bias_name = "blk." + std::to_string(l) + ".exp_probs_b.bias";
+    std::optional<NodeId> bias;
+    if (m_.has(bias_name)) bias = f32(param(bias_name));
+    if (h_.method == "noaux_tc" && !bias)
+      user_error(m_.path, ": layer ", l, " routes with noaux_tc but has no score-correction bias (", bias_name, ")");
+    NodeId routed = b_.moe(x, f32(param(blk_name(l, "ffn_gate_inp"))), param(blk_name(l, "ffn_gate_exps")),
+                           param(blk_name(l, "ffn_up_exps")), param(blk_name(l, "ffn_down_exps")), bias, p);  // [T, D]
+    if (h_.n_expert_shared == 0) return routed;
+    return b_.add(routed, ffn(x, blk_name(l, "ffn_gate_shexp"), blk_name(l, "ffn_up_shexp"), blk_name(l, "ffn_down_shexp")));
+  }
+
+  const DeepSeekModel& m_;
+  const DeepSeekHParams& h_;
+  ir::Builder b_;
+  Dim T_;
+  std::optional<Dim> P_;
+  NodeId positions_ = -1;
+  std::map<std::string, NodeId> params_;
+};
+
+}  // namespace
+
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t past, AttentionForm form) {
+  if (tokens < 1 || past < 0) user_error("a forward pass needs at least one new token, got ", tokens, " after ", past);
+  ir::Graph g;
+  g.name = "deepseek";
+  GraphBuilder(model, g).build(tokens, past, form);
+  return g;
+}
+
+}  // namespace moat::models

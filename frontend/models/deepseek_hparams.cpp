@@ -1,0 +1,147 @@
+#include "frontend/models/deepseek_hparams.h"
+
+#include <cmath>
+
+#include "support/error.h"
+
+namespace moat::models {
+
+double DeepSeekHParams::attention_scale() const {
+  double scale = 1.0 / std::sqrt(static_cast<double>(qk_head()));
+  if (yarn_factor > 1.0) {
+    const double mscale = 1.0 + yarn_log_mul * std::log(yarn_factor);
+    scale *= mscale * mscale;
+  }
+  return scale;
+}
+
+namespace {
+
+// The checks both sources share: every width positive, heads divide, experts consistent.
+void check(const DeepSeekHParams& h, const std::string& source) {
+  auto positive = [&](int64_t v, const char* what) {
+    if (v <= 0) user_error(source, ": ", what, " must be positive, got ", v);
+  };
+  positive(h.n_layer, "the layer count");
+  positive(h.n_embd, "the embedding width");
+  positive(h.n_vocab, "the vocabulary size");
+  positive(h.n_head, "the head count");
+  positive(h.kv_lora_rank, "kv_lora_rank");
+  positive(h.qk_nope, "qk_nope_head_dim");
+  positive(h.qk_rope, "qk_rope_head_dim");
+  positive(h.v_head, "v_head_dim");
+  if (h.qk_rope % 2 != 0) user_error(source, ": qk_rope_head_dim must be even, got ", h.qk_rope);
+  if (h.n_dense < h.n_layer) {
+    positive(h.n_expert, "the expert count");
+    positive(h.n_ff_expert, "the expert FFN width");
+    if (h.n_expert_used < 1 || h.n_expert_used > h.n_expert)
+      user_error(source, ": experts per token (", h.n_expert_used, ") must be in 1..", h.n_expert);
+    if (h.n_group < 1 || h.n_expert % h.n_group != 0)
+      user_error(source, ": the expert group count (", h.n_group, ") must divide the expert count (", h.n_expert, ")");
+    if (h.n_group_used < 1 || h.n_group_used > h.n_group)
+      user_error(source, ": groups used (", h.n_group_used, ") must be in 1..", h.n_group);
+  }
+  if (h.n_dense > 0) positive(h.n_ff, "the dense FFN width");
+  if (h.scoring != "softmax" && h.scoring != "sigmoid")
+    user_error(source, ": expert scoring '", h.scoring, "' is not softmax or sigmoid");
+  if (h.method != "greedy" && h.method != "group_limited_greedy" && h.method != "noaux_tc")
+    user_error(source, ": routing method '", h.method, "' is not greedy, group_limited_greedy or noaux_tc");
+}
+
+}  // namespace
+
+DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std::string& method_override) {
+  const std::string arch = f.architecture();
+  if (arch != "deepseek2")
+    user_error(f.path(), ": architecture '", arch, "' is not deepseek2 (this runtime runs DeepSeek-V2 / V3 models)");
+  auto key = [&](const char* k) { return "deepseek2." + std::string(k); };
+  DeepSeekHParams h;
+  h.n_layer = f.get_i64(key("block_count"));
+  h.n_embd = f.get_i64(key("embedding_length"));
+  h.n_ctx_train = f.find_i64(key("context_length")).value_or(4096);
+  h.n_head = f.get_i64(key("attention.head_count"));
+  h.q_lora_rank = f.find_i64(key("attention.q_lora_rank")).value_or(0);
+  h.kv_lora_rank = f.get_i64(key("attention.kv_lora_rank"));
+  h.qk_rope = f.get_i64(key("rope.dimension_count"));
+  // key_length_mla / value_length_mla are the per-head sizes of the MLA (current
+  // converter); older files give them as key_length / value_length.
+  const int64_t k_len = f.find_i64(key("attention.key_length_mla")).value_or(f.get_i64(key("attention.key_length")));
+  h.v_head = f.find_i64(key("attention.value_length_mla")).value_or(f.get_i64(key("attention.value_length")));
+  h.qk_nope = k_len - h.qk_rope;
+  h.n_ff = f.find_i64(key("feed_forward_length")).value_or(0);
+  h.n_dense = f.find_i64(key("leading_dense_block_count")).value_or(0);
+  h.n_expert = f.find_i64(key("expert_count")).value_or(0);
+  h.n_expert_used = f.find_i64(key("expert_used_count")).value_or(0);
+  h.n_expert_shared = f.find_i64(key("expert_shared_count")).value_or(0);
+  h.n_ff_expert = f.find_i64(key("expert_feed_forward_length")).value_or(0);
+  h.n_group = f.find_i64(key("expert_group_count")).value_or(1);
+  h.n_group_used = f.find_i64(key("expert_group_used_count")).value_or(1);
+  h.routed_scale = f.find_f64(key("expert_weights_scale")).value_or(1.0);
+  h.norm_topk = f.find_bool(key("expert_weights_norm")).value_or(false);
+  const int64_t gating = f.find_i64(key("expert_gating_func")).value_or(1);  // llama.cpp: 1 softmax, 2 sigmoid
+  if (gating != 1 && gating != 2) user_error(f.path(), ": ", key("expert_gating_func"), " = ", gating, " is not 1 (softmax) or 2 (sigmoid)");
+  h.scoring = gating == 2 ? "sigmoid" : "softmax";
+  h.method = !method_override.empty() ? method_override
+             : has_bias                 ? "noaux_tc"
+             : h.n_group > 1            ? "group_limited_greedy"
+                                        : "greedy";
+  h.rms_eps = f.find_f64(key("attention.layer_norm_rms_epsilon")).value_or(1e-6);
+  h.rope_theta = f.find_f64(key("rope.freq_base")).value_or(10000.0);
+  const std::string scaling = f.find_string(key("rope.scaling.type")).value_or("none");
+  if (scaling == "yarn") {
+    h.yarn_factor = f.get_f64(key("rope.scaling.factor"));
+    h.yarn_orig_ctx = f.get_i64(key("rope.scaling.original_context_length"));
+    h.yarn_log_mul = f.find_f64(key("rope.scaling.yarn_log_multiplier")).value_or(0.0);
+    h.yarn_beta_fast = f.find_f64(key("rope.scaling.yarn_beta_fast")).value_or(32.0);
+    h.yarn_beta_slow = f.find_f64(key("rope.scaling.yarn_beta_slow")).value_or(1.0);
+  } else if (scaling != "none") {
+    user_error(f.path(), ": rope scaling '", scaling, "' is not supported (DeepSeek models use yarn or none)");
+  }
+  const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd) user_error(f.path(), ": no tensor token_embd.weight (is this a complete deepseek2 GGUF?)");
+  h.n_vocab = embd->shape().at(0);
+  check(h, f.path());
+  return h;
+}
+
+DeepSeekHParams hparams_from_hf(const hf::DeepSeekConfig& c, const std::string& path) {
+  DeepSeekHParams h;
+  h.n_layer = c.num_hidden_layers;
+  h.n_embd = c.hidden_size;
+  h.n_vocab = c.vocab_size;
+  h.n_ctx_train = c.max_position_embeddings;
+  h.n_head = c.num_attention_heads;
+  h.q_lora_rank = c.q_lora_rank.value_or(0);
+  h.kv_lora_rank = c.kv_lora_rank;
+  h.qk_nope = c.qk_nope_head_dim;
+  h.qk_rope = c.qk_rope_head_dim;
+  h.v_head = c.v_head_dim;
+  h.n_ff = c.intermediate_size;
+  h.n_dense = c.n_routed_experts == 0 ? c.num_hidden_layers : c.first_k_dense_replace;
+  h.n_expert = c.n_routed_experts;
+  h.n_expert_used = c.num_experts_per_tok;
+  h.n_expert_shared = c.n_shared_experts;
+  h.n_ff_expert = c.moe_intermediate_size;
+  h.n_group = c.n_group;
+  h.n_group_used = c.topk_group;
+  h.scoring = c.scoring_func;
+  h.method = c.topk_method;
+  h.norm_topk = c.norm_topk_prob;
+  h.routed_scale = c.routed_scaling_factor;
+  h.rms_eps = c.rms_norm_eps;
+  h.rope_theta = c.rope_theta;
+  if (c.rope_scaling) {
+    const hf::RopeScaling& r = *c.rope_scaling;
+    if (r.type != "yarn") user_error(path, ": rope_scaling type '", r.type, "' is not supported (DeepSeek models use yarn)");
+    h.yarn_factor = r.factor;
+    h.yarn_orig_ctx = r.original_max_position_embeddings;
+    h.yarn_beta_fast = r.beta_fast;
+    h.yarn_beta_slow = r.beta_slow;
+    h.yarn_log_mul = 0.1 * r.mscale_all_dim;
+  }
+  if (c.moe_layer_freq != 1) user_error(path, ": moe_layer_freq ", c.moe_layer_freq, " is not supported (every DeepSeek release uses 1)");
+  check(h, path);
+  return h;
+}
+
+}  // namespace moat::models

@@ -1,0 +1,49 @@
+// The hyperparameters of a DeepSeek-V2 / V2-Lite / V3 / R1 model, from a GGUF file's
+// metadata (llama.cpp's `deepseek2` keys) or from a Hugging Face config.json: one struct,
+// so the graph builder never knows which file format a model came from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "frontend/gguf.h"
+#include "frontend/hf_config.h"
+
+namespace moat::models {
+
+struct DeepSeekHParams {
+  int64_t n_layer = 0, n_embd = 0, n_vocab = 0, n_ctx_train = 0;  // tokens (context)
+  int64_t n_head = 0;
+  int64_t q_lora_rank = 0;  // 0: queries projected directly (V2-Lite)
+  int64_t kv_lora_rank = 0, qk_nope = 0, qk_rope = 0, v_head = 0;
+  int64_t n_ff = 0;          // dense FFN width (the first n_dense layers)
+  int64_t n_dense = 0;       // leading dense layers (first_k_dense_replace)
+  int64_t n_expert = 0, n_expert_used = 0, n_expert_shared = 0, n_ff_expert = 0;
+  int64_t n_group = 1, n_group_used = 1;
+  std::string scoring = "softmax";  // softmax | sigmoid
+  std::string method = "greedy";    // greedy | group_limited_greedy | noaux_tc
+  bool norm_topk = false;
+  double routed_scale = 1.0;
+  double rms_eps = 1e-6;
+  double rope_theta = 10000.0;
+  // YaRN (factor 1: none). yarn_log_mul = 0.1 * mscale_all_dim (llama.cpp's key).
+  double yarn_factor = 1.0, yarn_beta_fast = 32.0, yarn_beta_slow = 1.0, yarn_log_mul = 0.0;
+  int64_t yarn_orig_ctx = 0;
+
+  int64_t qk_head() const { return qk_nope + qk_rope; }
+  // Floats per token and layer in the latent KV cache: the compressed kv plus the shared
+  // rope key.
+  int64_t latent_width() const { return kv_lora_rank + qk_rope; }
+  // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
+  // inference/model.py; llama.cpp's kq_scale).
+  double attention_scale() const;
+};
+
+// llama.cpp's deepseek2 metadata. UserError naming the file and key when a key is
+// missing or out of range; the routing method, which GGUF does not record, is inferred
+// (bias tensor present -> noaux_tc; groups > 1 -> group_limited_greedy; else greedy)
+// unless `method_override` is given.
+DeepSeekHParams hparams_from_gguf(const gguf::File& file, bool has_bias, const std::string& method_override = "");
+DeepSeekHParams hparams_from_hf(const hf::DeepSeekConfig& config, const std::string& path);
+
+}  // namespace moat::models

@@ -1,0 +1,221 @@
+// Loading a DeepSeek model's weights from GGUF or from a Hugging Face folder into
+// llama.cpp's tensor names. The name table below is the one place both namings meet.
+#include "frontend/models/deepseek_weights.h"
+
+#include <filesystem>
+
+#include "frontend/gguf.h"
+#include "frontend/hf_config.h"
+#include "frontend/safetensors.h"
+#include "ir/quant.h"
+#include "support/error.h"
+
+namespace moat::models {
+
+namespace {
+
+// Per-layer tensors whose layout is the same in both files: GGUF name, HF name (under
+// "model.layers.N."), both followed by ".weight".
+struct NamePair {
+  const char* gguf;
+  const char* hf;
+};
+constexpr NamePair kLayerTensors[] = {
+    {"attn_norm", "input_layernorm"},
+    {"attn_q", "self_attn.q_proj"},
+    {"attn_q_a", "self_attn.q_a_proj"},
+    {"attn_q_a_norm", "self_attn.q_a_layernorm"},
+    {"attn_q_b", "self_attn.q_b_proj"},
+    {"attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa"},
+    {"attn_kv_a_norm", "self_attn.kv_a_layernorm"},
+    {"attn_output", "self_attn.o_proj"},
+    {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},
+    {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+    {"ffn_gate_inp", "mlp.gate"},
+    {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
+    {"ffn_up_shexp", "mlp.shared_experts.up_proj"},
+    {"ffn_down_shexp", "mlp.shared_experts.down_proj"},
+};
+// Whole-model tensors: GGUF name, HF name.
+constexpr NamePair kGlobalTensors[] = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"},
+};
+// Layer tensors made at load: the kv_b split (GGUF current layout), the score bias,
+// the stacked experts.
+constexpr const char* kKvB = "attn_kv_b";                 // legacy GGUF; HF self_attn.kv_b_proj
+constexpr const char* kKB = "attn_k_b";                   // [H, kv_lora, nope]
+constexpr const char* kVB = "attn_v_b";                   // [H, v, kv_lora]
+constexpr const char* kBiasHf = "mlp.gate.e_score_correction_bias";
+constexpr const char* kExperts[3][2] = {{"ffn_gate_exps", "gate_proj"}, {"ffn_up_exps", "up_proj"}, {"ffn_down_exps", "down_proj"}};
+
+// Every element of a 2-D weight as f32; FP8 with its block scales.
+std::vector<float> matrix_f32(const ir::HostTensor& w, const ir::HostTensor* scale, const std::vector<int64_t>& block) {
+  if (!scale) return w.to_f32();
+  const int64_t rows = w.shape()[0], cols = w.shape()[1];
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  std::vector<float> scales = scale->to_f32();
+  for (int64_t r = 0; r < rows; ++r)
+    ir::dequantize_fp8_block_row(w.bytes().data() + r * cols, scales.data(), r, cols, block[0], block[1],
+                                 out.data() + r * cols);
+  return out;
+}
+
+// kv_b [H * (nope + v), kv_lora] -> k_b [H, kv_lora, nope] (transposed per head), v_b [H, v, kv_lora].
+void split_kv_b(DeepSeekModel& m, int64_t layer, const std::vector<float>& kv_b) {
+  const DeepSeekHParams& h = m.hparams;
+  const int64_t nope = h.qk_nope, v = h.v_head, lora = h.kv_lora_rank, heads = h.n_head;
+  if (static_cast<int64_t>(kv_b.size()) != heads * (nope + v) * lora)
+    user_error(m.path, ": layer ", layer, "'s kv_b projection has ", kv_b.size(), " elements, expected ", heads, " x (",
+               nope, " + ", v, ") x ", lora);
+  std::vector<float> k(static_cast<size_t>(heads * lora * nope)), vb(static_cast<size_t>(heads * v * lora));
+  for (int64_t hd = 0; hd < heads; ++hd) {
+    const float* base = kv_b.data() + hd * (nope + v) * lora;
+    for (int64_t i = 0; i < nope; ++i)
+      for (int64_t c = 0; c < lora; ++c) k[static_cast<size_t>((hd * lora + c) * nope + i)] = base[i * lora + c];
+    for (int64_t i = 0; i < v; ++i)
+      for (int64_t c = 0; c < lora; ++c) vb[static_cast<size_t>((hd * v + i) * lora + c)] = base[(nope + i) * lora + c];
+  }
+  m.weights[blk_name(layer, kKB)] = ir::HostTensor::from_f32({heads, lora, nope}, k);
+  m.weights[blk_name(layer, kVB)] = ir::HostTensor::from_f32({heads, v, lora}, vb);
+}
+
+DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
+  auto file = std::make_shared<gguf::File>(gguf::File::open(path));
+  DeepSeekModel m;
+  m.path = path;
+  m.format = "gguf";
+  m.keep_alive.push_back(file);
+  bool has_bias = false;
+  for (const gguf::TensorInfo& t : file->tensors())
+    if (t.name.find("exp_probs_b") != std::string::npos) has_bias = true;
+  m.hparams = hparams_from_gguf(*file, has_bias, options.routing_method);
+  // MTP (next-token prediction) layers follow the decoder layers and are not run yet.
+  const int64_t nextn = file->find_i64("deepseek2.nextn_predict_layers").value_or(0);
+  if (nextn > 0) {
+    m.hparams.n_layer -= nextn;
+    m.notes.push_back("skipped " + std::to_string(nextn) + " MTP layer(s): multi-token prediction is not run");
+  }
+  for (const gguf::TensorInfo& t : file->tensors()) {
+    int64_t layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%ld.", &layer) == 1 && layer >= m.hparams.n_layer) continue;  // MTP
+    std::optional<ir::DType> dtype = gguf::to_ir_dtype(t.type);
+    if (!dtype)
+      user_error(path, ": tensor ", t.name, " has type ", gguf::ggml_type_name(t.type),
+                 ", which this runtime does not compute with (use F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K)");
+    m.weights[t.name] = ir::HostTensor::borrowed(*dtype, t.shape(), t.data);
+  }
+  // The legacy unsplit layout: split kv_b as the current converter does.
+  for (int64_t l = 0; l < m.hparams.n_layer; ++l) {
+    auto kv_b = m.weights.find(blk_name(l, kKvB));
+    if (kv_b == m.weights.end() || m.has(blk_name(l, kKB))) continue;
+    split_kv_b(m, l, kv_b->second.to_f32());
+    m.weights.erase(kv_b);
+    if (l == 0) m.notes.push_back("legacy attn_kv_b split into attn_k_b / attn_v_b (f32)");
+  }
+  return m;
+}
+
+DeepSeekModel load_hf(const std::string& path) {
+  const hf::DeepSeekConfig config = hf::load_deepseek_config(path);
+  auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(path));
+  DeepSeekModel m;
+  m.path = path;
+  m.format = "safetensors";
+  m.keep_alive.push_back(st);
+  m.hparams = hparams_from_hf(config, path);
+  if (config.quantization_config && config.quantization_config->weight_block_size.size() == 2)
+    m.fp8_block = config.quantization_config->weight_block_size;
+  if (config.num_nextn_predict_layers > 0)
+    m.notes.push_back("skipped " + std::to_string(config.num_nextn_predict_layers) +
+                      " MTP layer(s): multi-token prediction is not run");
+
+  auto tensor = [&](const safetensors::TensorInfo& t) {
+    std::optional<ir::DType> dtype = safetensors::to_ir_dtype(t.dtype);
+    if (!dtype) user_error(path, ": tensor ", t.name, " has dtype ", safetensors::dtype_name(t.dtype), ", which this runtime does not compute with");
+    return ir::HostTensor::borrowed(*dtype, t.shape, t.data);
+  };
+  auto scale_of = [&](const std::string& weight_name) -> std::optional<ir::HostTensor> {
+    const std::string scale_name = weight_name.substr(0, weight_name.size() - std::string("weight").size()) + "weight_scale_inv";
+    if (const safetensors::TensorInfo* s = st->find(scale_name)) return tensor(*s);
+    return std::nullopt;
+  };
+  // A weight under its GGUF name, with its FP8 block scales when it has them.
+  auto add = [&](const std::string& gguf_name, const safetensors::TensorInfo& t) {
+    m.weights[gguf_name] = tensor(t);
+    if (std::optional<ir::HostTensor> s = scale_of(t.name)) m.weights[gguf_name + ".scale"] = *s;
+  };
+
+  for (const NamePair& g : kGlobalTensors)
+    if (const safetensors::TensorInfo* t = st->find(g.hf)) add(g.gguf, *t);
+  const int64_t layers = m.hparams.n_layer;
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::string prefix = "model.layers." + std::to_string(l) + ".";
+    for (const NamePair& n : kLayerTensors)
+      if (const safetensors::TensorInfo* t = st->find(prefix + n.hf + ".weight")) add(blk_name(l, n.gguf), *t);
+    if (const safetensors::TensorInfo* t = st->find(prefix + kBiasHf))
+      m.weights["blk." + std::to_string(l) + ".exp_probs_b.bias"] = tensor(*t);
+    if (const safetensors::TensorInfo* t = st->find(prefix + "self_attn.kv_b_proj.weight")) {
+      std::optional<ir::HostTensor> s = scale_of(t->name);
+      split_kv_b(m, l, matrix_f32(tensor(*t), s ? &*s : nullptr, m.fp8_block));
+    }
+    if (l < m.hparams.n_dense || m.hparams.n_expert == 0) continue;
+    for (const auto& [gguf_name, hf_name] : kExperts) {
+      // experts e = 0..E-1 stacked into [E, rows, cols]
+      std::vector<uint8_t> bytes;
+      std::vector<float> floats;
+      ir::DType dtype = ir::DType::f32;
+      std::vector<int64_t> shape;
+      for (int64_t e = 0; e < m.hparams.n_expert; ++e) {
+        const std::string name = prefix + "mlp.experts." + std::to_string(e) + "." + hf_name + ".weight";
+        const safetensors::TensorInfo* t = st->find(name);
+        if (!t) user_error(path, ": tensor ", name, " is missing (", m.hparams.n_expert, " experts per layer from config.json)");
+        ir::HostTensor w = tensor(*t);
+        if (e == 0) shape = w.shape();
+        if (w.shape() != shape) user_error(path, ": tensor ", name, " has another shape than expert 0's");
+        std::optional<ir::HostTensor> s = scale_of(name);
+        if (s) {
+          std::vector<float> v = matrix_f32(w, &*s, m.fp8_block);
+          floats.insert(floats.end(), v.begin(), v.end());
+        } else {
+          if (e == 0) dtype = w.dtype();
+          if (w.dtype() != dtype) user_error(path, ": tensor ", name, " has another dtype than expert 0's");
+          bytes.insert(bytes.end(), w.bytes().begin(), w.bytes().end());
+        }
+      }
+      std::vector<int64_t> stacked{m.hparams.n_expert};
+      stacked.insert(stacked.end(), shape.begin(), shape.end());
+      m.weights[blk_name(l, gguf_name)] = floats.empty() ? ir::HostTensor::from_bytes(dtype, stacked, std::move(bytes))
+                                                          : ir::HostTensor::from_f32(stacked, floats);
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string blk_name(int64_t layer, const char* tensor) {
+  return "blk." + std::to_string(layer) + "." + tensor + ".weight";
+}
+
+const ir::HostTensor& DeepSeekModel::weight(const std::string& name) const {
+  auto it = weights.find(name);
+  if (it == weights.end()) user_error(path, ": the model has no tensor ", name, " (is the file complete?)");
+  return it->second;
+}
+
+DeepSeekModel load_deepseek(const std::string& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return load_hf(path);
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_gguf(path, options);
+  if (path.size() >= 12 && path.compare(path.size() - 12, 12, "config.json") == 0)
+    return load_hf(std::filesystem::path(path).parent_path().string());
+  // Anything else: GGUF if it starts with the magic, else say what is expected.
+  if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, options);
+  user_error(path, ": not found; give a GGUF file or a Hugging Face model folder (config.json + safetensors)");
+}
+
+}  // namespace moat::models

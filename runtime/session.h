@@ -1,0 +1,60 @@
+// A model running on one device: weights uploaded once, the latent KV cache, and the
+// forward pass over new tokens in chunks (prefill) or one at a time (decode).
+//
+// The cache holds, per layer and evaluated token, the kv_lora latent and the shared
+// rope key (f32): latent_width() x n_layer x 4 bytes per token. The first chunk of an
+// empty session runs the expanded attention form; later chunks run the absorbed form
+// over the cache. Each (new tokens, cached tokens) shape is lowered once and its
+// compiled kernels come from the kernel cache.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backends/device.h"
+#include "frontend/models/deepseek_weights.h"
+#include "jit/kernel_cache.h"
+
+namespace moat::runtime {
+
+class Executor;
+
+struct SessionStats {
+  double compile_ms = 0;  // lowering + emit + compile / cache loads, summed
+  int plans = 0;          // shapes lowered
+};
+
+class Session {
+ public:
+  // `context`: the most tokens the cache holds (0: the model's training context).
+  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0);
+  ~Session();
+
+  // Evaluates `tokens` after those already seen, at most `batch` per forward pass, and
+  // returns their logits, row-major [tokens.size(), n_vocab]. UserError when the cache
+  // would pass the context, naming both numbers, before any work is done.
+  std::vector<float> evaluate(std::span<const int32_t> tokens, int64_t batch);
+
+  int64_t cached_tokens() const { return cached_; }
+  int64_t context() const { return context_; }
+  // Bytes of latent cache per token (all layers).
+  uint64_t cache_bytes_per_token() const;
+  const SessionStats& stats() const { return stats_; }
+
+ private:
+  std::vector<float> forward(std::span<const int32_t> tokens);
+
+  const models::DeepSeekModel& model_;
+  backends::Device& device_;
+  jit::KernelCache& cache_;
+  int64_t context_ = 0, cached_ = 0;
+  std::vector<std::vector<float>> latent_;  // per layer: [cached_, latent_width]
+  std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
+  std::map<std::string, const backends::Buffer*> resident_;
+  SessionStats stats_;
+};
+
+}  // namespace moat::runtime

@@ -1,0 +1,115 @@
+// A tiny random DeepSeek model written as a GGUF file the way llama.cpp's converter
+// lays it out (deepseek2 keys and tensor names), for tests that need a model file and
+// no golden: the forms and devices are compared with each other and with the
+// interpreter. (Goldens from an independent implementation: tests/data/goldens.)
+#pragma once
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "frontend/gguf_writer.h"
+
+namespace moat::testing {
+
+struct TinyDeepSeek {
+  bool q_lora = true;      // V3 / V2 style queries; false: V2-Lite
+  bool sigmoid_bias = true;  // V3 routing (sigmoid, score bias, noaux_tc); false: softmax
+  bool legacy_kv_b = false;  // one unsplit attn_kv_b instead of attn_k_b / attn_v_b
+  bool yarn = true;
+};
+
+// Writes the model to `path`. Dims: 2 layers (1 dense), D 32, 2 heads, q_lora 16,
+// kv_lora 16, nope 8, rope 4, v 8, vocab 40, 4 experts (2 used, 2 groups), 1 shared.
+inline void write_tiny_deepseek(const std::string& path, const TinyDeepSeek& o, uint32_t seed = 7) {
+  const int64_t D = 32, H = 2, QL = 16, L = 16, NOPE = 8, ROPE = 4, V = 8, VOCAB = 40, FF = 24, E = 4, EF = 16;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.3f);
+  gguf::Writer w;
+  std::vector<std::vector<float>> keep;  // data must outlive write()
+  // A row-major [..] f32 tensor (GGUF dims are the reverse). Norm weights sit near 1.
+  auto tensor = [&](const std::string& name, std::vector<int64_t> shape, bool norm = false) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    keep.emplace_back(static_cast<size_t>(n));
+    for (float& x : keep.back()) x = norm ? 1.0f + 0.1f * dist(rng) : dist(rng);
+    std::vector<uint64_t> dims(shape.rbegin(), shape.rend());
+    w.add_tensor(name, gguf::GgmlType::F32, dims,
+                 {reinterpret_cast<const uint8_t*>(keep.back().data()), keep.back().size() * sizeof(float)});
+  };
+  const std::string a = "deepseek2.";
+  w.set_string("general.architecture", "deepseek2");
+  w.set_u32(a + "block_count", 2);
+  w.set_u32(a + "context_length", 64);
+  w.set_u32(a + "embedding_length", D);
+  w.set_u32(a + "feed_forward_length", FF);
+  w.set_u32(a + "attention.head_count", H);
+  w.set_u32(a + "attention.head_count_kv", 1);
+  if (o.q_lora) w.set_u32(a + "attention.q_lora_rank", QL);
+  w.set_u32(a + "attention.kv_lora_rank", L);
+  w.set_u32(a + "attention.key_length", L + ROPE);  // llama.cpp's MLA form: the latent key
+  w.set_u32(a + "attention.value_length", L);
+  w.set_u32(a + "attention.key_length_mla", NOPE + ROPE);
+  w.set_u32(a + "attention.value_length_mla", V);
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
+  w.set_u32(a + "rope.dimension_count", ROPE);
+  w.set_f32(a + "rope.freq_base", 10000.0f);
+  if (o.yarn) {
+    w.set_string(a + "rope.scaling.type", "yarn");
+    w.set_f32(a + "rope.scaling.factor", 4.0f);
+    w.set_u32(a + "rope.scaling.original_context_length", 8);
+    w.set_f32(a + "rope.scaling.yarn_log_multiplier", 0.1f);
+  }
+  w.set_u32(a + "leading_dense_block_count", 1);
+  w.set_u32(a + "expert_feed_forward_length", EF);
+  w.set_u32(a + "expert_count", E);
+  w.set_u32(a + "expert_used_count", 2);
+  w.set_u32(a + "expert_shared_count", 1);
+  w.set_f32(a + "expert_weights_scale", o.sigmoid_bias ? 2.5f : 1.0f);
+  w.set_bool(a + "expert_weights_norm", o.sigmoid_bias);
+  w.set_u32(a + "expert_gating_func", o.sigmoid_bias ? 2 : 1);
+  w.set_u32(a + "expert_group_count", o.sigmoid_bias ? 2 : 1);
+  w.set_u32(a + "expert_group_used_count", 1);
+
+  tensor("token_embd.weight", {VOCAB, D});
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    tensor(p + "attn_norm.weight", {D}, true);
+    if (o.q_lora) {
+      tensor(p + "attn_q_a.weight", {QL, D});
+      tensor(p + "attn_q_a_norm.weight", {QL}, true);
+      tensor(p + "attn_q_b.weight", {H * (NOPE + ROPE), QL});
+    } else {
+      tensor(p + "attn_q.weight", {H * (NOPE + ROPE), D});
+    }
+    tensor(p + "attn_kv_a_mqa.weight", {L + ROPE, D});
+    tensor(p + "attn_kv_a_norm.weight", {L}, true);
+    if (o.legacy_kv_b) {
+      tensor(p + "attn_kv_b.weight", {H * (NOPE + V), L});
+    } else {
+      tensor(p + "attn_k_b.weight", {H, L, NOPE});
+      tensor(p + "attn_v_b.weight", {H, V, L});
+    }
+    tensor(p + "attn_output.weight", {D, H * V});
+    tensor(p + "ffn_norm.weight", {D}, true);
+    if (l == 0) {
+      tensor(p + "ffn_gate.weight", {FF, D});
+      tensor(p + "ffn_up.weight", {FF, D});
+      tensor(p + "ffn_down.weight", {D, FF});
+    } else {
+      tensor(p + "ffn_gate_inp.weight", {E, D});
+      if (o.sigmoid_bias) tensor(p + "exp_probs_b.bias", {E});
+      tensor(p + "ffn_gate_exps.weight", {E, EF, D});
+      tensor(p + "ffn_up_exps.weight", {E, EF, D});
+      tensor(p + "ffn_down_exps.weight", {E, D, EF});
+      tensor(p + "ffn_gate_shexp.weight", {EF, D});
+      tensor(p + "ffn_up_shexp.weight", {EF, D});
+      tensor(p + "ffn_down_shexp.weight", {D, EF});
+    }
+  }
+  tensor("output_norm.weight", {D}, true);
+  tensor("output.weight", {VOCAB, D});
+  w.write(path);
+}
+
+}  // namespace moat::testing

@@ -45,36 +45,47 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
   return logits;
 }
 
+// Rows of the cache window a pass over `needed` rows uses: a multiple of kWindowStep,
+// so decode reuses one plan for kWindowStep tokens.
+constexpr int64_t kWindowStep = 64;
+
 std::vector<float> Session::forward(std::span<const int32_t> tokens) {
   const models::DeepSeekHParams& h = model_.hparams;
   const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_, W = h.latent_width();
   const bool with_past = P > 0;
-  const auto start = std::chrono::steady_clock::now();
-  ir::Graph graph = models::build_deepseek_graph(model_, T, P,
-                                                 with_past ? models::AttentionForm::absorbed : models::AttentionForm::expanded);
-  ir::SymbolValues symbols;
-  Executor exec(device_, cache_, jit::lower(graph, symbols, jit::schedule_for(device_.properties())));
-  stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  ++stats_.plans;
+  const int64_t window = with_past ? (P + T + kWindowStep - 1) / kWindowStep * kWindowStep : 0;
+  const auto key = std::make_pair(T, window);
+  auto plan = plans_.find(key);
+  if (plan == plans_.end()) {
+    const auto start = std::chrono::steady_clock::now();
+    ir::Graph graph = models::build_deepseek_graph(model_, T, window,
+                                                   with_past ? models::AttentionForm::absorbed : models::AttentionForm::expanded);
+    auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())));
+    plan = plans_.emplace(key, std::move(exec)).first;
+    stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    ++stats_.plans;
+  }
 
   ir::Bindings bindings;
-  bindings.symbols = symbols;
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) positions[static_cast<size_t>(i)] = P + i;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
   if (with_past) {
+    bindings.tensors["past"] = ir::HostTensor::from_i64({1}, std::vector<int64_t>{P}, ir::DType::i32);
     for (int64_t l = 0; l < h.n_layer; ++l) {
-      const std::vector<float>& rows = latent_[static_cast<size_t>(l)];
+      std::vector<float>& rows = latent_[static_cast<size_t>(l)];
+      rows.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(rows.size()), window * W)));  // zeros past P
       bindings.tensors["cache." + std::to_string(l)] = ir::HostTensor::borrowed(
-          ir::DType::f32, {P, W}, {reinterpret_cast<const uint8_t*>(rows.data()), rows.size() * sizeof(float)});
+          ir::DType::f32, {window, W}, {reinterpret_cast<const uint8_t*>(rows.data()), static_cast<size_t>(window * W) * sizeof(float)});
     }
   }
-  std::vector<ir::HostTensor> out = exec.run(bindings, &resident_);
+  std::vector<ir::HostTensor> out = plan->second->run(bindings, &resident_);
   for (int64_t l = 0; l < h.n_layer; ++l) {
-    std::vector<float> rows = out[static_cast<size_t>(1 + l)].to_f32();
-    auto& cache = latent_[static_cast<size_t>(l)];
-    cache.insert(cache.end(), rows.begin(), rows.end());
+    std::vector<float> fresh = out[static_cast<size_t>(1 + l)].to_f32();
+    auto& rows = latent_[static_cast<size_t>(l)];
+    rows.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(rows.size()), (P + T) * W)));
+    std::copy(fresh.begin(), fresh.end(), rows.begin() + P * W);
   }
   cached_ += T;
   return out[0].to_f32();

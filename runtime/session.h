@@ -4,8 +4,8 @@
 // The cache holds, per layer and evaluated token, the kv_lora latent and the shared
 // rope key (f32): latent_width() x n_layer x 4 bytes per token. The first chunk of an
 // empty session runs the expanded attention form; later chunks run the absorbed form
-// over the cache. Each (new tokens, cached tokens) shape is lowered once and its
-// compiled kernels come from the kernel cache.
+// over a window of the cache (a multiple of 64 rows). Each (new tokens, window) shape is
+// lowered once per session; its compiled kernels come from the kernel cache.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,8 @@ class Session {
   backends::Device& device_;
   jit::KernelCache& cache_;
   int64_t context_ = 0, cached_ = 0;
-  std::vector<std::vector<float>> latent_;  // per layer: [cached_, latent_width]
+  std::vector<std::vector<float>> latent_;  // per layer: [rows, latent_width], rows >= cached_
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   std::map<std::string, const backends::Buffer*> resident_;
   SessionStats stats_;

@@ -19,16 +19,19 @@ class GraphBuilder {
  public:
   GraphBuilder(const DeepSeekModel& m, ir::Graph& g) : m_(m), h_(m.hparams), b_(g) {}
 
-  void build(int64_t tokens_count, int64_t past_count, AttentionForm form) {
-    const bool with_past = past_count > 0;
+  void build(int64_t tokens_count, int64_t window, AttentionForm form) {
+    const bool with_past = window > 0;
     T_ = dim(tokens_count);
-    if (with_past) P_ = dim(past_count);
+    if (with_past) {
+      C_ = dim(window);
+      past_ = b_.input("past", {ir::DType::i32, {dim(1)}});
+    }
     NodeId tokens = b_.input("tokens", {ir::DType::i32, {T_}});
     positions_ = b_.input("positions", {ir::DType::i32, {T_}});
     NodeId x = f32(b_.gather(param("token_embd.weight"), tokens));                       // [T, D]
     std::vector<NodeId> latents;
     for (int64_t l = 0; l < h_.n_layer; ++l) {
-      NodeId past = with_past ? b_.input("cache." + std::to_string(l), {ir::DType::f32, {*P_, dim(h_.latent_width())}}) : -1;
+      NodeId past = with_past ? b_.input("cache." + std::to_string(l), {ir::DType::f32, {*C_, dim(h_.latent_width())}}) : -1;
       NodeId latent = -1;
       NodeId attn = attention(l, norm(x, blk_name(l, "attn_norm")), past, form, &latent);  // [T, D]
       x = b_.add(x, attn);
@@ -105,7 +108,7 @@ class GraphBuilder {
     *latent = b_.concat({c_kv, b_.reshape(k_pe, {T_, dim(rope)})}, 1);                       // [T, L + rope]
 
     // All keys: the cached rows, then the new ones.
-    NodeId rows = past >= 0 ? b_.concat({past, *latent}, 0) : *latent;                     // [S, L + rope]
+    NodeId rows = past >= 0 ? window_rows(past, *latent) : *latent;                         // [S, L + rope]
     const Dim S = b_.type(rows).shape[0];
     NodeId k_b = param(blk_name(l, "attn_k_b"));                                            // [H, L, nope]
     NodeId v_b = param(blk_name(l, "attn_v_b"));                                            // [H, V, L]
@@ -128,6 +131,17 @@ class GraphBuilder {
       out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
     }
     return linear(b_.reshape(out, {T_, dim(H * V)}), blk_name(l, "attn_output"));           // [T, D]
+  }
+
+  // The key rows of a cache window [C, W]: row j < P from the cache, row j >= P is new
+  // row j - P (clamped into [0, T): rows past P + T are masked by causality).
+  NodeId window_rows(NodeId cache, NodeId fresh) {
+    const int64_t T = T_.value;
+    NodeId j = b_.iota(ir::DType::i32, *C_);                                                // [C]
+    NodeId from_cache = b_.reshape(b_.binary(Op::cmp_lt, j, past_), {*C_, dim(1)});         // [C, 1]
+    NodeId k = b_.sub(j, past_);                                                            // [C]
+    k = b_.binary(Op::min, b_.binary(Op::max, k, b_.scalar(ir::DType::i32, 0)), b_.scalar(ir::DType::i32, static_cast<double>(T - 1)));
+    return b_.select(from_cache, cache, b_.gather(fresh, k));                               // [C, W]
   }
 
   // down(silu(gate(x)) * up(x))
@@ -163,18 +177,19 @@ class GraphBuilder {
   const DeepSeekHParams& h_;
   ir::Builder b_;
   Dim T_;
-  std::optional<Dim> P_;
+  std::optional<Dim> C_;
+  NodeId past_ = -1;
   NodeId positions_ = -1;
   std::map<std::string, NodeId> params_;
 };
 
 }  // namespace
 
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t past, AttentionForm form) {
-  if (tokens < 1 || past < 0) user_error("a forward pass needs at least one new token, got ", tokens, " after ", past);
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form) {
+  if (tokens < 1 || window < 0) user_error("a forward pass needs at least one new token, got ", tokens);
   ir::Graph g;
   g.name = "deepseek";
-  GraphBuilder(model, g).build(tokens, past, form);
+  GraphBuilder(model, g).build(tokens, window, form);
   return g;
 }
 

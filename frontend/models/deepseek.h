@@ -1,11 +1,13 @@
 // The DeepSeek-V2 / V2-Lite / V3 / R1 forward pass as a Tensor IR graph (llama.cpp's
 // deepseek2 and DeepSeek's inference/model.py are the references for the maths).
 //
-// One graph evaluates T new tokens at positions P..P+T-1 (static shapes: a graph is
-// built per shape, as plans are specialised per shape anyway):
-//   inputs   "tokens" i32[T], "positions" i32[T], and when P > 0, per layer L
-//            "cache.L" f32[P, kv_lora + rope]: the latent KV cache rows of the P earlier
-//            tokens
+// One graph evaluates T new tokens at positions P..P+T-1 over a cache window of C rows
+// (static T and C; P is a run-time input, so one graph serves every P < C - T + 1 and
+// decode compiles once per window size, not once per token):
+//   inputs   "tokens" i32[T], "positions" i32[T], and when C > 0, "past" i32[1] = P and
+//            per layer L "cache.L" f32[C, kv_lora + rope]: the latent rows of the P
+//            earlier tokens, then anything (rows >= P are replaced by the new tokens' and
+//            masked beyond them: key j is seen by a query at position p only if j <= p)
 //   params   every weight, by its GGUF name (deepseek_weights.h)
 //   outputs  logits f32[T, n_vocab], then per layer the latent rows of the new tokens
 //            f32[T, kv_lora + rope] (the caller appends them to its cache)
@@ -21,6 +23,7 @@ namespace moat::models {
 
 enum class AttentionForm { expanded, absorbed };
 
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t past, AttentionForm form);
+// `window` = C: 0 for a first pass without a cache, else >= P + T.
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form);
 
 }  // namespace moat::models

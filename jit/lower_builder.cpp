@@ -94,7 +94,7 @@ int KernelBuilder::use(int plan_buffer, bool written) {
   }
   const PlanBuffer& pb = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)];
   BufferDecl decl;
-  decl.name = "b" + std::to_string(plan_buffer);
+  decl.name = "b" + std::to_string(args_.size());  // positional: identical kernels print identically
   decl.dtype = pb.dtype;
   decl.elements = numel(pb.shape);
   decl.written = written;

@@ -45,15 +45,17 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
   return logits;
 }
 
-// Rows of the cache window a pass over `needed` rows uses: a multiple of kWindowStep,
-// so decode reuses one plan for kWindowStep tokens.
-constexpr int64_t kWindowStep = 64;
+std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens) {
+  const int64_t window = (prompt_tokens + 1 + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep;
+  return {models::build_deepseek_graph(model, prompt_tokens, 0, models::AttentionForm::expanded),
+          models::build_deepseek_graph(model, 1, window, models::AttentionForm::absorbed)};
+}
 
 std::vector<float> Session::forward(std::span<const int32_t> tokens) {
   const models::DeepSeekHParams& h = model_.hparams;
   const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_, W = h.latent_width();
   const bool with_past = P > 0;
-  const int64_t window = with_past ? (P + T + kWindowStep - 1) / kWindowStep * kWindowStep : 0;
+  const int64_t window = with_past ? (P + T + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep : 0;
   const auto key = std::make_pair(T, window);
   auto plan = plans_.find(key);
   if (plan == plans_.end()) {

@@ -16,11 +16,20 @@
 
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
+#include "ir/graph.h"
 #include "jit/kernel_cache.h"
 
 namespace moat::runtime {
 
 class Executor;
+
+// Rows of the cache window a pass uses: a multiple of this, so decode reuses one plan
+// for this many tokens.
+inline constexpr int64_t kCacheWindowStep = 64;
+
+// The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
+// then decode (one token over the first cache window): what `moat emit -m` writes.
+std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens);
 
 struct SessionStats {
   double compile_ms = 0;  // lowering + emit + compile / cache loads, summed

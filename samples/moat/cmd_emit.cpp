@@ -7,6 +7,7 @@
 #include <set>
 
 #include "backends/device.h"
+#include "frontend/models/deepseek_weights.h"
 #include "ir/text.h"
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
@@ -14,6 +15,7 @@
 #include "jit/emit_spirv.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
+#include "runtime/session.h"
 #include "samples/moat/commands.h"
 #include "support/error.h"
 
@@ -51,9 +53,7 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 }
 
 int run_emit(const ParsedArgs& args) {
-  if (args.has("-m"))
-    user_error("moat emit -m needs the DeepSeek graph builder, which arrives with the DeepSeek graphs issue; use --graph FILE.mir");
-  if (!args.has("--graph")) user_error("moat emit needs --graph FILE.mir (see moat emit --help)");
+  if (args.has("-m") == args.has("--graph")) user_error("moat emit needs one of -m MODEL or --graph FILE.mir (see moat emit --help)");
   const std::string target = args.value_or("--target", "llvm");
   if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip" && target != "ptx" && target != "spirv")
     user_error("--target ", target, " is not one of llvm, kir, opencl, hip, ptx, spirv");
@@ -71,10 +71,21 @@ int run_emit(const ParsedArgs& args) {
     ptx_target = jit::ptx_target_for(sm);
   }
 
-  const ir::Graph graph = ir::parse_file(args.value("--graph"));
+  // The graphs: the file's, or those a session runs for a model (a prompt of --sym T=N
+  // tokens, 32 by default, then decode).
   const ir::SymbolValues symbols = parse_symbols(args.value_or("--sym", ""));
-  for (const std::string& s : graph.symbols)
-    if (!symbols.count(s)) user_error("graph ", graph.name, " has the symbolic dimension ", s, ": give its value with --sym ", s, "=N");
+  std::vector<ir::Graph> graphs;
+  if (args.has("-m")) {
+    const models::DeepSeekModel model = models::load_deepseek(args.value("-m"));
+    const int64_t prompt = symbols.count("T") ? symbols.at("T") : 32;
+    if (prompt < 1) user_error("--sym T=", prompt, ": the prompt needs at least one token");
+    graphs = runtime::session_graphs(model, prompt);
+  } else {
+    graphs.push_back(ir::parse_file(args.value("--graph")));
+    for (const std::string& s : graphs[0].symbols)
+      if (!symbols.count(s))
+        user_error("graph ", graphs[0].name, " has the symbolic dimension ", s, ": give its value with --sym ", s, "=N");
+  }
 
   // llvm / kir: scheduled for the host CPU; GPU targets: a GPU-style schedule of
   // 128 work-items per group.
@@ -86,13 +97,17 @@ int run_emit(const ParsedArgs& args) {
     schedule.work_group_size = 128;
     schedule.vector_lanes = 1;
   }
-  const jit::Plan plan = jit::lower(graph, symbols, schedule);
+  std::vector<jit::PlanKernel> kernels;
+  for (const ir::Graph& graph : graphs) {
+    jit::Plan plan = jit::lower(graph, symbols, schedule);
+    for (jit::PlanKernel& pk : plan.kernels) kernels.push_back(std::move(pk));
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) user_error("-o ", dir.string(), ": cannot create the directory (", ec.message(), ")");
   std::set<std::string> written;
-  for (const jit::PlanKernel& pk : plan.kernels) {
+  for (const jit::PlanKernel& pk : kernels) {
     if (!written.insert(pk.kernel.name).second) continue;
     if (target == "kir") write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
     else if (target == "opencl") write_file(dir / (pk.kernel.name + ".cl"), jit::emit_opencl(pk.kernel));
@@ -104,7 +119,7 @@ int run_emit(const ParsedArgs& args) {
     }
     else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
   }
-  std::cout << "wrote " << written.size() << " " << target << " kernels (" << plan.kernels.size() << " launches) to "
+  std::cout << "wrote " << written.size() << " " << target << " kernels (" << kernels.size() << " launches) to "
             << dir.string() << "\n";
   return 0;
 }

@@ -91,7 +91,7 @@ TEST_CASE("help and unknown commands") {
 TEST_CASE("commands of later issues parse their options and say they are not implemented") {
   Result run = run_moat({"run", "-m", kTinyGguf, "-p", "hello", "-n", "4"});
   CHECK(run.exit_code == 2);
-  CHECK(contains(run.err, "not implemented"));
+  CHECK(contains(run.err, "need the tokenizer"));
   CHECK(run_moat({"tokenize", "-m", kTinyGguf, "-p", "hi", "--no-bos"}).exit_code == 2);
   CHECK(run_moat({"bench", "-m", kTinyGguf}).exit_code == 2);
   Result emit = run_moat({"emit", "--graph", "x.mir", "--target"});
@@ -230,4 +230,44 @@ TEST_CASE("bad files give exit 2 and a message naming the file, never a signal")
     if (r.exit_code == 2) CHECK(contains(r.err, path));
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("run: token ids in, greedy ids and every position's logits out; bad input is exit 2") {
+  const std::string model = kSource + "/tests/data/goldens/v2_lite/model-bf16.gguf";
+  const std::string npy = std::filesystem::temp_directory_path() / ("moat-run-test-" + std::to_string(::getpid()) + ".npy");
+  Result ok = run_moat({"run", "-m", model, "--tokens", "1,2,3", "-n", "2", "--logits-out", npy});
+  REQUIRE(ok.exit_code == 0);
+  std::istringstream ids(ok.out);
+  int a = -1, b = -1;
+  ids >> a >> b;
+  CHECK((a >= 0 && a < 256 && b >= 0 && b < 256));
+  CHECK(contains(ok.err, "5 tokens in"));
+  std::ifstream in(npy, std::ios::binary);
+  std::string header(128, '\0');
+  in.read(header.data(), 128);
+  CHECK(contains(header, "'shape': (5, 256)"));
+  std::filesystem::remove(npy);
+
+  Result bad_id = run_moat({"run", "-m", model, "--tokens", "1,x"});
+  CHECK(bad_id.exit_code == 2);
+  CHECK(contains(bad_id.err, "'x' is not a token id"));
+  Result big_id = run_moat({"run", "-m", model, "--tokens", "1,256"});
+  CHECK(big_id.exit_code == 2);
+  CHECK(contains(big_id.err, "outside the vocabulary of 256"));
+  Result ctx = run_moat({"run", "-m", model, "--tokens", "1,2,3", "-n", "5", "--ctx", "4"});
+  CHECK(ctx.exit_code == 2);
+  CHECK(contains(ctx.err, "passes the context of 4"));
+  Result missing = run_moat({"run", "-m", "/nonexistent/model.gguf", "--tokens", "1"});
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.err, "/nonexistent/model.gguf"));
+  Result not_deepseek = run_moat({"run", "-m", kTinyGguf, "--tokens", "1"});
+  CHECK(not_deepseek.exit_code == 2);
+}
+
+TEST_CASE("emit -m writes every distinct kernel a model runs") {
+  const std::string dir = std::filesystem::temp_directory_path() / ("moat-emit-model-" + std::to_string(::getpid()));
+  Result r = run_moat({"emit", "-m", kSource + "/tests/data/goldens/v3", "--target", "kir", "-o", dir});
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.out, "wrote 97 kir kernels (265 launches)"));
+  std::filesystem::remove_all(dir);
 }

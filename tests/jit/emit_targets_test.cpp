@@ -14,6 +14,8 @@
 #include "jit/emit_c.h"
 #include "jit/emit_ptx.h"
 #include "jit/emit_spirv.h"
+#include "frontend/models/deepseek_weights.h"
+#include "runtime/session.h"
 #include "support/error.h"
 #include "tests/jit/conformance_cases.h"
 
@@ -174,4 +176,55 @@ TEST_CASE("PTX of every kernel assembles with ptxas for sm_80 and sm_90") {
     }
   }
   MESSAGE(modules << " PTX modules of up to 128 kernels assembled");
+}
+
+// Every kernel a session compiles for the golden DeepSeek models (a 48-token prompt, then
+// decode), GPU schedule, for the targets no executing suite covers here: SPIR-V, PTX, HIP.
+// (Their OpenCL C runs on PoCL in tests/models/goldens_test.cpp; their LLVM IR on the CPU.)
+TEST_CASE("every kernel of the golden DeepSeek models: SPIR-V validates, PTX assembles, HIP compiles") {
+  jit::Schedule schedule;
+  schedule.gpu = true;
+  schedule.work_group_size = 128;
+  schedule.vector_lanes = 1;
+  std::vector<jit::Kernel> kernels;
+  std::set<std::string> names;
+  const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
+  for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2"}) {
+    const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model);
+    for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48))
+      for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
+        if (names.insert(pk.kernel.name).second) kernels.push_back(std::move(pk.kernel));
+  }
+  MESSAGE(kernels.size() << " distinct kernels in the golden models");
+#ifdef MOAT_HAVE_SPIRV_TOOLS
+  spv_context context = spvContextCreate(SPV_ENV_OPENCL_1_2);
+  for (const jit::Kernel& k : kernels) {
+    std::vector<uint8_t> spv = jit::emit_spirv(k);
+    spv_const_binary_t binary{reinterpret_cast<const uint32_t*>(spv.data()), spv.size() / 4};
+    spv_diagnostic diagnostic = nullptr;
+    CHECK_MESSAGE(spvValidate(context, &binary, &diagnostic) == SPV_SUCCESS, k.name, ": ", diagnostic ? diagnostic->error : "");
+    spvDiagnosticDestroy(diagnostic);
+  }
+  spvContextDestroy(context);
+#else
+  MESSAGE("SPIR-V part skipped: SPIRV-Tools was not found at build time");
+#endif
+  if (moat::backends::cuda::ptxas_available()) {
+    for (size_t start = 0; start < kernels.size(); start += 128) {
+      std::span<const jit::Kernel> chunk(kernels.data() + start, std::min<size_t>(128, kernels.size() - start));
+      for (int sm : {80, 90})
+        CHECK_MESSAGE(moat::backends::cuda::check_ptx(joined_ptx(chunk, sm), "sm_" + std::to_string(sm)) == "", "sm_", sm);
+    }
+  } else {
+    MESSAGE("PTX part skipped: ptxas not found");
+  }
+  if (moat::backends::hip::hip_compiler_available()) {
+    for (size_t start = 0; start < kernels.size(); start += 256) {
+      std::span<const jit::Kernel> chunk(kernels.data() + start, std::min<size_t>(256, kernels.size() - start));
+      const std::string source = jit::emit_hip(chunk);
+      for (const char* arch : {"gfx90a", "gfx1030"}) CHECK_MESSAGE(moat::backends::hip::check_hip(source, arch) == "", arch);
+    }
+  } else {
+    MESSAGE("HIP part skipped: " << moat::backends::hip::hip_compiler_unavailable_reason());
+  }
 }

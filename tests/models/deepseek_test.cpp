@@ -83,6 +83,31 @@ TEST_CASE("the lowered model matches the interpreter on the same graph") {
   std::filesystem::remove(path);
 }
 
+TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) load and run") {
+  for (gguf::GgmlType type : {gguf::GgmlType::F16, gguf::GgmlType::BF16, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0,
+                              gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
+    testing::TinyDeepSeek o;
+    o.matrix_type = type;
+    o.embd = 256;
+    const std::string path = tiny_path("quant", o);
+    const models::DeepSeekModel m = models::load_deepseek(path);
+    CHECK(m.weight("blk.0.attn_kv_a_mqa.weight").dtype() == *gguf::to_ir_dtype(type));
+    const int64_t T = static_cast<int64_t>(kTokens.size());
+    ir::Graph g = models::build_deepseek_graph(m, T, 0, models::AttentionForm::expanded);
+    ir::Bindings b;
+    b.tensors = m.weights;
+    std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
+    for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int64_t>(i);
+    b.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
+    b.tensors["positions"] = ir::HostTensor::from_i64({T}, pos, ir::DType::i32);
+    const std::vector<float> want = ir::interpret(g, b)[0].to_f32();
+    auto cpu = backends::open_cpu_device({.threads = 2});
+    CHECK_MESSAGE(relative_error(run(m, *cpu, 64), want) <= 1e-4, gguf::ggml_type_name(type));
+    CHECK_MESSAGE(relative_error(run(m, *cpu, 1), want) <= 1e-4, gguf::ggml_type_name(type));
+    std::filesystem::remove(path);
+  }
+}
+
 TEST_CASE("prefill (expanded attention) and token-by-token decode (absorbed, over the cache) agree") {
   for (bool v3 : {true, false}) {
     testing::TinyDeepSeek o;

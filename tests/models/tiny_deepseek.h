@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <cstring>
+
+#include "frontend/gguf.h"
 #include "frontend/gguf_writer.h"
+#include "ir/tensor.h"
 
 namespace moat::testing {
 
@@ -17,25 +21,47 @@ struct TinyDeepSeek {
   bool sigmoid_bias = true;  // V3 routing (sigmoid, score bias, noaux_tc); false: softmax
   bool legacy_kv_b = false;  // one unsplit attn_kv_b instead of attn_k_b / attn_v_b
   bool yarn = true;
+  // Matrices whose rows are whole blocks of this type are stored in it (F32 otherwise),
+  // like a quantised llama.cpp file; K-quants need the 256-wide embedding.
+  gguf::GgmlType matrix_type = gguf::GgmlType::F32;
+  int64_t embd = 32;
 };
 
-// Writes the model to `path`. Dims: 2 layers (1 dense), D 32, 2 heads, q_lora 16,
+// Writes the model to `path`. Dims: 2 layers (1 dense), D `embd` (32), 2 heads, q_lora 16,
 // kv_lora 16, nope 8, rope 4, v 8, vocab 40, 4 experts (2 used, 2 groups), 1 shared.
 inline void write_tiny_deepseek(const std::string& path, const TinyDeepSeek& o, uint32_t seed = 7) {
-  const int64_t D = 32, H = 2, QL = 16, L = 16, NOPE = 8, ROPE = 4, V = 8, VOCAB = 40, FF = 24, E = 4, EF = 16;
+  const int64_t D = o.embd, H = 2, QL = 16, L = 16, NOPE = 8, ROPE = 4, V = 8, VOCAB = 40, FF = 24, E = 4, EF = 16;
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.0f, 0.3f);
   gguf::Writer w;
-  std::vector<std::vector<float>> keep;  // data must outlive write()
-  // A row-major [..] f32 tensor (GGUF dims are the reverse). Norm weights sit near 1.
+  std::vector<std::vector<uint8_t>> keep;  // data must outlive write()
+  // A row-major [..] tensor (GGUF dims are the reverse). Norm weights sit near 1.
   auto tensor = [&](const std::string& name, std::vector<int64_t> shape, bool norm = false) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    keep.emplace_back(static_cast<size_t>(n));
-    for (float& x : keep.back()) x = norm ? 1.0f + 0.1f * dist(rng) : dist(rng);
+    std::vector<float> values(static_cast<size_t>(n));
+    for (float& x : values) x = norm ? 1.0f + 0.1f * dist(rng) : dist(rng);
+    gguf::GgmlType type = gguf::GgmlType::F32;
+    const bool matrix = shape.size() >= 2 && name.find("ffn_gate_inp") == std::string::npos;
+    if (matrix && o.matrix_type != gguf::GgmlType::F32 && shape.back() % gguf::ggml_block_elems(o.matrix_type) == 0)
+      type = o.matrix_type;
+    const ir::DType dtype = *gguf::to_ir_dtype(type);
+    if (dtype == ir::DType::q4_k || dtype == ir::DType::q6_k) {
+      // random blocks with small f16 super-block scales (no reference quantiser here)
+      std::vector<uint8_t> raw(static_cast<size_t>(n / 256 * ir::dtype_block_bytes(dtype)));
+      for (uint8_t& b : raw) b = static_cast<uint8_t>(rng());
+      for (size_t at = 0; at < raw.size(); at += static_cast<size_t>(ir::dtype_block_bytes(dtype))) {
+        const uint16_t d = 0x1c00;  // 2^-8
+        std::memcpy(raw.data() + at + (dtype == ir::DType::q4_k ? 0 : 208), &d, 2);
+        if (dtype == ir::DType::q4_k) std::memcpy(raw.data() + at + 2, &d, 2);
+      }
+      keep.push_back(std::move(raw));
+    } else {
+      ir::HostTensor t = ir::HostTensor::from_f32(shape, values, dtype);
+      keep.emplace_back(t.bytes().begin(), t.bytes().end());
+    }
     std::vector<uint64_t> dims(shape.rbegin(), shape.rend());
-    w.add_tensor(name, gguf::GgmlType::F32, dims,
-                 {reinterpret_cast<const uint8_t*>(keep.back().data()), keep.back().size() * sizeof(float)});
+    w.add_tensor(name, type, dims, keep.back());
   };
   const std::string a = "deepseek2.";
   w.set_string("general.architecture", "deepseek2");

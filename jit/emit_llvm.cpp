@@ -22,6 +22,7 @@
 
 #include "jit/emit_llvm_module.h"
 #include "jit/emit_llvm_numeric.h"
+#include "jit/kir_reuse.h"
 #include "jit/kir_visitor.h"
 #include "jit/legalize.h"
 #include "support/error.h"
@@ -361,18 +362,12 @@ class LlvmEmitter {
     return b_.CreateBitCast(p, llvm::PointerType::get(le::value_type(ctx_, t), space));
   }
 
-  // Whether a node's value can be reused wherever it is in scope: no vars, no memory.
+  // Whether a node's value can be reused wherever it is in scope (kir_reuse.h).
   bool pure(const Node& n) {
-    auto it = pure_.find(&n);
-    if (it != pure_.end()) return it->second;
-    bool p = n.kind != NodeKind::load && n.kind != NodeKind::dequant && n.kind != NodeKind::subgroup_reduce;
-    if (n.kind == NodeKind::ref) {
-      auto named = names_.find(n.name);
-      p = named != names_.end() && !named->second.is_var;
-    }
-    for (const NodeRef& a : n.args) p = p && pure(*a);
-    if (n.kind != NodeKind::ref) pure_[&n] = p;  // refs: names can be rebound in other scopes
-    return p;
+    return reuse_.reusable(n, [&](const std::string& name) {
+      auto named = names_.find(name);
+      return named != names_.end() && !named->second.is_var;
+    });
   }
 
   Value* expr(const Node& n) {
@@ -552,7 +547,7 @@ class LlvmEmitter {
   std::unordered_map<std::string, Named> names_;
   std::vector<std::vector<std::string>> scopes_;
   std::vector<std::unordered_map<const Node*, Value*>> cache_;
-  std::unordered_map<const Node*, bool> pure_;
+  ReuseAnalysis reuse_;
 };
 
 }  // namespace

@@ -47,7 +47,9 @@ int run_model(const ParsedArgs& args) {
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
 
   const auto load_start = std::chrono::steady_clock::now();
-  const models::DeepSeekModel model = models::load_deepseek(args.value("-m"));
+  models::LoadOptions load;
+  load.routing_method = args.value_or("--routing", "");
+  const models::DeepSeekModel model = models::load_deepseek(args.value("-m"), load);
   for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
@@ -87,7 +89,7 @@ int run_model(const ParsedArgs& args) {
 const Command kRun{
     {"run",
      "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,...) [-n N] [--ctx N] [--batch K] [--temp T] "
-     "[--top-k K] [--top-p P] [--min-p P] [--seed S] [-t N] [--logits-out FILE.npy] [--chat]",
+     "[--top-k K] [--top-p P] [--min-p P] [--seed S] [-t N] [--logits-out FILE.npy] [--routing METHOD] [--chat]",
      "generate text (or logits) with a model on a device",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
       {"--device", "ID", "cpu, opencl:N, cuda:N or hip:N"},
@@ -104,6 +106,7 @@ const Command kRun{
       {"--seed", "S", "random seed"},
       {"-t", "N", "CPU threads"},
       {"--logits-out", "FILE", "write the logits as .npy"},
+      {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},
       {"--chat", "", "interactive chat with the model's template"}}},
     run_model};
 

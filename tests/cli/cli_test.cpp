@@ -260,6 +260,9 @@ TEST_CASE("run: token ids in, greedy ids and every position's logits out; bad in
   Result missing = run_moat({"run", "-m", "/nonexistent/model.gguf", "--tokens", "1"});
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.err, "/nonexistent/model.gguf"));
+  Result routing = run_moat({"run", "-m", model, "--tokens", "1", "--routing", "bogus"});
+  CHECK(routing.exit_code == 2);
+  CHECK(contains(routing.err, "routing method 'bogus'"));
   Result not_deepseek = run_moat({"run", "-m", kTinyGguf, "--tokens", "1"});
   CHECK(not_deepseek.exit_code == 2);
 }

@@ -11,14 +11,6 @@ int not_yet(std::string_view name, std::string_view issue) {
   user_error("moat ", name, " is not implemented in this build yet (it arrives with ", issue, ")");
 }
 
-const Command kTokenize{
-    {"tokenize", "-m MODEL (-p TEXT | -f FILE) [--no-bos]", "print the token ids of a text, space separated",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
-      {"-p", "TEXT", "the text"},
-      {"-f", "FILE", "read the text from FILE"},
-      {"--no-bos", "", "do not add the beginning-of-sequence token"}}},
-    [](const ParsedArgs&) { return not_yet("tokenize", "the text generation issue"); }};
-
 const Command kBench{
     {"bench", "-m MODEL [--device all|ID,...] [-p N] [-n N] [-r N] [-t N] [--json F] [--md F] [--svg F]",
      "benchmark prefill and decode on one or more devices",
@@ -35,6 +27,6 @@ const Command kBench{
 
 }  // namespace
 
-std::vector<const Command*> planned_commands() { return {&kTokenize, &kBench}; }
+std::vector<const Command*> planned_commands() { return {&kBench}; }
 
 }  // namespace moat::cli

@@ -16,7 +16,8 @@ const Command& devices_command();
 const Command& inspect_command();
 const Command& emit_command();
 const Command& run_command();
-// tokenize, bench: their full option contract, not implemented yet.
+const Command& tokenize_command();
+// bench: its full option contract, not implemented yet.
 std::vector<const Command*> planned_commands();
 
 }  // namespace moat::cli

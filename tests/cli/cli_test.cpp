@@ -92,11 +92,45 @@ TEST_CASE("commands of later issues parse their options and say they are not imp
   Result run = run_moat({"run", "-m", kTinyGguf, "-p", "hello", "-n", "4"});
   CHECK(run.exit_code == 2);
   CHECK(contains(run.err, "need the tokenizer"));
-  CHECK(run_moat({"tokenize", "-m", kTinyGguf, "-p", "hi", "--no-bos"}).exit_code == 2);
   CHECK(run_moat({"bench", "-m", kTinyGguf}).exit_code == 2);
   Result emit = run_moat({"emit", "--graph", "x.mir", "--target"});
   CHECK(emit.exit_code == 2);
   CHECK(contains(emit.err, "--target needs a value"));
+}
+
+TEST_CASE("tokenize prints the ids of a text on one line") {
+  // Errors first: they need no shared data.
+  Result missing = run_moat({"tokenize", "-m", kSource + "/no-such-model.gguf", "-p", "hi"});
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.err, "no-such-model.gguf"));
+  Result no_tokenizer = run_moat({"tokenize", "-m", kTinyGguf, "-p", "hi", "--no-bos"});
+  CHECK(no_tokenizer.exit_code == 2);
+  CHECK(contains(no_tokenizer.err, "tokenizer.ggml.model is missing"));
+  Result both = run_moat({"tokenize", "-m", kTinyGguf, "-p", "hi", "-f", "x.txt"});
+  CHECK(both.exit_code == 2);
+  CHECK(contains(both.err, "one of -p TEXT or -f FILE"));
+
+  if (!std::filesystem::exists(kVocab)) {
+    MESSAGE("skipped: " << kVocab << " is absent (shared test data)");
+    return;
+  }
+  // "Hello world" is line 12 of deepseek-llm.gguf.out: 17464 1843; BOS is 100000.
+  Result hello = run_moat({"tokenize", "-m", kVocab, "-p", "Hello world"});
+  CHECK(hello.exit_code == 0);
+  CHECK(hello.out == "100000 17464 1843\n");
+  Result no_bos = run_moat({"tokenize", "-m", kVocab, "-p", "Hello world", "--no-bos"});
+  CHECK(no_bos.out == "17464 1843\n");
+  Result empty = run_moat({"tokenize", "-m", kVocab, "-p", ""});
+  CHECK(empty.exit_code == 0);
+  CHECK(empty.out == "\n");
+  const std::string file = (std::filesystem::temp_directory_path() / "moat_tokenize_input.txt").string();
+  std::ofstream(file, std::ios::binary) << " Hello world";  // line 13: 37727 1843
+  Result from_file = run_moat({"tokenize", "-m", kVocab, "-f", file, "--no-bos"});
+  CHECK(from_file.out == "37727 1843\n");
+  std::filesystem::remove(file);
+  Result no_file = run_moat({"tokenize", "-m", kVocab, "-f", kSource + "/no-such-text.txt"});
+  CHECK(no_file.exit_code == 2);
+  CHECK(contains(no_file.err, "no-such-text.txt"));
 }
 
 TEST_CASE("emit writes one file per distinct kernel of a graph, and explains bad options") {

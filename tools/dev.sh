@@ -67,6 +67,13 @@ case "${1:-}" in
     done
     rm -rf "$out"
     echo
+    echo "== a tiny DeepSeek-V3 (tests/data/goldens/v3) on every device: the same greedy token ids"
+    for device in $(build/bin/moat devices --json | sed -n 's/.*"id": *"\([a-z]*:\{0,1\}[0-9]*\)".*/\1/p'); do
+      echo "-- $device"
+      build/bin/moat run -m tests/data/goldens/v3 --tokens 171,205,6,0,120 -n 8 --device "$device" ||
+        echo "($device could not run it)"
+    done
+    echo
     echo "== JIT-compiled kernels on the host CPU: moat-bench-kernels"
     build/bin/moat-bench-kernels -r 5
     ;;

@@ -93,6 +93,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   for (const gguf::TensorInfo& t : file->tensors())
     if (t.name.find("exp_probs_b") != std::string::npos) has_bias = true;
   m.hparams = hparams_from_gguf(*file, has_bias, options.routing_method);
+  m.eos = static_cast<int32_t>(file->find_i64("tokenizer.ggml.eos_token_id").value_or(-1));
   // MTP (next-token prediction) layers follow the decoder layers and are not run yet.
   const int64_t nextn = file->find_i64("deepseek2.nextn_predict_layers").value_or(0);
   if (nextn > 0) {
@@ -127,6 +128,7 @@ DeepSeekModel load_hf(const std::string& path) {
   m.format = "safetensors";
   m.keep_alive.push_back(st);
   m.hparams = hparams_from_hf(config, path);
+  m.eos = static_cast<int32_t>(config.eos_token_id.value_or(-1));
   if (config.quantization_config && config.quantization_config->weight_block_size.size() == 2)
     m.fp8_block = config.quantization_config->weight_block_size;
   if (config.num_nextn_predict_layers > 0)

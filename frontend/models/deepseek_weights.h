@@ -27,6 +27,7 @@ struct DeepSeekModel {
   DeepSeekHParams hparams;
   std::map<std::string, ir::HostTensor> weights;
   std::vector<int64_t> fp8_block = {128, 128};   // rows, cols of an FP8 scale block
+  int32_t eos = -1;                              // end-of-sequence token id; -1 when unknown
   std::vector<std::string> notes;                // what loading skipped or converted
   std::vector<std::shared_ptr<const void>> keep_alive;  // the file mappings weights borrow
 

@@ -1,6 +1,7 @@
-// moat run: a model on a device. Today: a prompt of token ids, greedy generation of
-// token ids, and the logits of every evaluated position (--logits-out); text prompts,
-// sampling and chat arrive with the tokenizer (text generation issue).
+// moat run: a model on a device. Today: a prompt of token ids, generation of token ids
+// (greedy, or sampled: temperature, top-k, top-p, min-p, repetition penalty, seed; stops
+// at -n or EOS), and the logits of every evaluated position (--logits-out). Text prompts,
+// streaming text and chat are the rest of the text generation issue.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
 #include "jit/kernel_cache.h"
+#include "runtime/sampler.h"
 #include "runtime/session.h"
 #include "samples/moat/commands.h"
 #include "support/error.h"
@@ -39,9 +41,14 @@ int run_model(const ParsedArgs& args) {
     user_error("text prompts and --chat need the tokenizer, which arrives with the text generation issue; give --tokens ID,ID,...");
   if (!args.has("-m")) user_error("moat run needs -m MODEL (a GGUF file or a Hugging Face folder)");
   if (!args.has("--tokens")) user_error("moat run needs a prompt: --tokens ID,ID,...");
-  for (const char* sampling : {"--temp", "--top-k", "--top-p", "--min-p", "--seed"})
-    if (args.has(sampling) && !(std::string(sampling) == "--temp" && args.number("--temp", 0, 0, 1e9) == 0))
-      user_error(sampling, ": sampling arrives with the text generation issue; generation is greedy for now");
+  runtime::SamplingOptions sampling;
+  sampling.temperature = args.number("--temp", 0.0, 0.0, 1e6);
+  sampling.top_k = args.integer("--top-k", 0, 0, 1 << 30);
+  sampling.top_p = args.number("--top-p", 1.0, 0.0, 1.0);
+  sampling.min_p = args.number("--min-p", 0.0, 0.0, 1.0);
+  sampling.repeat_penalty = args.number("--repeat-penalty", 1.0, 0.0, 1e6);
+  sampling.seed = static_cast<uint64_t>(args.integer("--seed", 0, 0, INT64_MAX));
+  runtime::Sampler sampler(sampling);
   const std::vector<int32_t> prompt = parse_tokens(args.value("--tokens"));
   const int64_t n_gen = args.integer("-n", 0, 0, 1 << 20);
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
@@ -65,11 +72,13 @@ int run_model(const ParsedArgs& args) {
   const int64_t vocab = model.hparams.n_vocab;
   const auto run_start = std::chrono::steady_clock::now();
   std::vector<float> logits = session.evaluate(prompt, batch);
-  std::vector<int32_t> generated;
+  std::vector<int32_t> generated, history(prompt);
   for (int64_t i = 0; i < n_gen; ++i) {
-    const float* last = logits.data() + logits.size() - static_cast<size_t>(vocab);
-    const int32_t next = static_cast<int32_t>(std::max_element(last, last + vocab) - last);  // greedy
+    std::span<const float> last(logits.data() + logits.size() - static_cast<size_t>(vocab), static_cast<size_t>(vocab));
+    const int32_t next = sampler.sample(last, history);
+    if (next == model.eos) break;  // end of sequence: not printed, not evaluated
     generated.push_back(next);
+    history.push_back(next);
     std::vector<float> row = session.evaluate(std::span<const int32_t>(&generated.back(), 1), 1);
     logits.insert(logits.end(), row.begin(), row.end());
   }
@@ -89,7 +98,7 @@ int run_model(const ParsedArgs& args) {
 const Command kRun{
     {"run",
      "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,...) [-n N] [--ctx N] [--batch K] [--temp T] "
-     "[--top-k K] [--top-p P] [--min-p P] [--seed S] [-t N] [--logits-out FILE.npy] [--routing METHOD] [--chat]",
+     "[--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--seed S] [-t N] [--logits-out FILE.npy] [--routing METHOD] [--chat]",
      "generate text (or logits) with a model on a device",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
       {"--device", "ID", "cpu, opencl:N, cuda:N or hip:N"},
@@ -106,6 +115,7 @@ const Command kRun{
       {"--seed", "S", "random seed"},
       {"-t", "N", "CPU threads"},
       {"--logits-out", "FILE", "write the logits as .npy"},
+      {"--repeat-penalty", "P", "divide the logits of the last 64 tokens by P (1 = off)"},
       {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},
       {"--chat", "", "interactive chat with the model's template"}}},
     run_model};

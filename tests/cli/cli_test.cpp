@@ -294,6 +294,14 @@ TEST_CASE("run: token ids in, greedy ids and every position's logits out; bad in
   Result missing = run_moat({"run", "-m", "/nonexistent/model.gguf", "--tokens", "1"});
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.err, "/nonexistent/model.gguf"));
+  // sampling: the same seed gives the same ids, greedy is the default
+  Result s1 = run_moat({"run", "-m", model, "--tokens", "1,2,3", "-n", "6", "--temp", "0.9", "--seed", "7"});
+  Result s2 = run_moat({"run", "-m", model, "--tokens", "1,2,3", "-n", "6", "--temp", "0.9", "--seed", "7"});
+  CHECK(s1.exit_code == 0);
+  CHECK(s1.out == s2.out);
+  Result bad_top_p = run_moat({"run", "-m", model, "--tokens", "1", "--top-p", "2"});
+  CHECK(bad_top_p.exit_code == 2);
+  CHECK(contains(bad_top_p.err, "--top-p"));
   Result routing = run_moat({"run", "-m", model, "--tokens", "1", "--routing", "bogus"});
   CHECK(routing.exit_code == 2);
   CHECK(contains(routing.err, "routing method 'bogus'"));

@@ -12,6 +12,7 @@
 #include "backends/cpu/llvm_host.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/device.h"
+#include "backends/module_kernels.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -62,15 +63,7 @@ class CpuModule final : public Module {
     for (const std::string& name : names) kernels_.try_emplace(name, name, library_->find(name));
   }
 
-  Kernel& kernel(std::string_view name) override {
-    auto it = kernels_.find(name);
-    if (it == kernels_.end()) {
-      std::vector<std::string> names;
-      for (const auto& entry : kernels_) names.push_back(entry.first);
-      user_error("no kernel '", name, "' in this module (it has: ", names.empty() ? "none" : join(names, ", "), ")");
-    }
-    return it->second;
-  }
+  Kernel& kernel(std::string_view name) override { return find_kernel(kernels_, name); }
 
  private:
   std::unique_ptr<cpu::JitLibrary> library_;  // owns the code the kernels point into

@@ -6,6 +6,7 @@
 #include <map>
 #include <new>
 
+#include "backends/module_kernels.h"
 #include "backends/cuda/cuda_api.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_jit.h"
@@ -123,15 +124,7 @@ class CudaModule final : public Module {
     context_->api().cuModuleUnload(module_);
   }
 
-  Kernel& kernel(std::string_view name) override {
-    auto it = kernels_.find(name);
-    if (it == kernels_.end()) {
-      std::vector<std::string> names;
-      for (const auto& entry : kernels_) names.push_back(entry.first);
-      user_error("no kernel '", name, "' in this module (it has: ", names.empty() ? "none" : join(names, ", "), ")");
-    }
-    return it->second;
-  }
+  Kernel& kernel(std::string_view name) override { return find_kernel(kernels_, name); }
 
  private:
   std::shared_ptr<const Context> context_;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "backends/module_kernels.h"
 #include "backends/hip/hip_api.h"
 #include "backends/hip/hip_backend.h"
 #include "backends/hip/hip_compile.h"
@@ -93,15 +94,7 @@ class HipModule final : public Module {
     target_->api.hipModuleUnload(module_);
   }
 
-  Kernel& kernel(std::string_view name) override {
-    auto it = kernels_.find(name);
-    if (it == kernels_.end()) {
-      std::vector<std::string> names;
-      for (const auto& entry : kernels_) names.push_back(entry.first);
-      user_error("no kernel '", name, "' in this module (it has: ", names.empty() ? "none" : join(names, ", "), ")");
-    }
-    return it->second;
-  }
+  Kernel& kernel(std::string_view name) override { return find_kernel(kernels_, name); }
 
  private:
   std::shared_ptr<const Target> target_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "backends/module_kernels.h"
 #include "backends/opencl/cl_api.h"
 #include "backends/opencl/cl_info.h"
 #include "backends/opencl/cl_program.h"
@@ -59,15 +60,7 @@ class ClModule final : public Module {
     }
   }
 
-  Kernel& kernel(std::string_view name) override {
-    auto it = kernels_.find(name);
-    if (it == kernels_.end()) {
-      std::vector<std::string> names;
-      for (const auto& entry : kernels_) names.push_back(entry.first);
-      user_error("no kernel '", name, "' in this module (it has: ", names.empty() ? "none" : join(names, ", "), ")");
-    }
-    return it->second;
-  }
+  Kernel& kernel(std::string_view name) override { return find_kernel(kernels_, name); }
 
  private:
   ProgramRef program_;                                      // kernels are released before it

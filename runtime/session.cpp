@@ -11,15 +11,39 @@
 
 namespace moat::runtime {
 
-Session::Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context)
-    : model_(model), device_(device), cache_(cache) {
-  context_ = context > 0 ? context : std::max<int64_t>(model.hparams.n_ctx_train, 1);
+namespace {
+
+int64_t window_rows(int64_t tokens) { return (tokens + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep; }
+
+}  // namespace
+
+Session::Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
+                 const SessionOptions& options)
+    : model_(model), device_(device), cache_(cache), progress_(options.progress) {
+  context_ = options.context > 0 ? options.context : std::max<int64_t>(model.hparams.n_ctx_train, 1);
   latent_.resize(static_cast<size_t>(model.hparams.n_layer));
+  for (auto& rows : latent_) rows.reserve(static_cast<size_t>(window_rows(context_ + 1) * model.hparams.latent_width()));
   // Weights go to the device once (zero-copy where it shares host memory).
+  const auto total = static_cast<int64_t>(model.weights.size());
   for (const auto& [name, tensor] : model.weights) {
     weight_buffers_.push_back(device.wrap_host(tensor.bytes().data(), tensor.bytes().size()));
     resident_[name] = weight_buffers_.back().get();
+    if (progress_) progress_("upload", static_cast<int64_t>(weight_buffers_.size()), total);
   }
+}
+
+void Session::rewind(int64_t tokens) { cached_ = std::clamp<int64_t>(tokens, 0, cached_); }
+
+void Session::prepare(int64_t prompt_tokens, int64_t batch) {
+  if (batch < 1) user_error("--batch must be at least 1, got ", batch);
+  int64_t past = cached_;
+  for (int64_t left = prompt_tokens; left > 0;) {
+    const int64_t n = std::min(left, batch);
+    plan_for(n, past);
+    past += n;
+    left -= n;
+  }
+  if (past < context_) plan_for(1, past);
 }
 
 Session::~Session() = default;
@@ -46,27 +70,38 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
 }
 
 std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens) {
-  const int64_t window = (prompt_tokens + 1 + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep;
+  const int64_t window = window_rows(prompt_tokens + 1);
   return {models::build_deepseek_graph(model, prompt_tokens, 0, models::AttentionForm::expanded),
           models::build_deepseek_graph(model, 1, window, models::AttentionForm::absorbed)};
+}
+
+// The compiled pass for `new_tokens` after `past_tokens`: the expanded form on an
+// empty cache, else the absorbed form over a window of whole kCacheWindowStep rows.
+Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens) {
+  const bool with_past = past_tokens > 0;
+  const int64_t window = with_past ? window_rows(past_tokens + new_tokens) : 0;
+  const auto key = std::make_pair(new_tokens, window);
+  auto plan = plans_.find(key);
+  if (plan != plans_.end()) return *plan->second;
+  const auto start = std::chrono::steady_clock::now();
+  ir::Graph graph = models::build_deepseek_graph(model_, new_tokens, window,
+                                                 with_past ? models::AttentionForm::absorbed : models::AttentionForm::expanded);
+  ExecutorOptions options;
+  if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
+  auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())),
+                                         options);
+  plan = plans_.emplace(key, std::move(exec)).first;
+  stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ++stats_.plans;
+  return *plan->second;
 }
 
 std::vector<float> Session::forward(std::span<const int32_t> tokens) {
   const models::DeepSeekHParams& h = model_.hparams;
   const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_, W = h.latent_width();
   const bool with_past = P > 0;
-  const int64_t window = with_past ? (P + T + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep : 0;
-  const auto key = std::make_pair(T, window);
-  auto plan = plans_.find(key);
-  if (plan == plans_.end()) {
-    const auto start = std::chrono::steady_clock::now();
-    ir::Graph graph = models::build_deepseek_graph(model_, T, window,
-                                                   with_past ? models::AttentionForm::absorbed : models::AttentionForm::expanded);
-    auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())));
-    plan = plans_.emplace(key, std::move(exec)).first;
-    stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    ++stats_.plans;
-  }
+  const int64_t window = with_past ? window_rows(P + T) : 0;
+  Executor& plan = plan_for(T, P);
 
   ir::Bindings bindings;
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));
@@ -82,7 +117,7 @@ std::vector<float> Session::forward(std::span<const int32_t> tokens) {
           ir::DType::f32, {window, W}, {reinterpret_cast<const uint8_t*>(rows.data()), static_cast<size_t>(window * W) * sizeof(float)});
     }
   }
-  std::vector<ir::HostTensor> out = plan->second->run(bindings, &resident_);
+  std::vector<ir::HostTensor> out = plan.run(bindings, &resident_);
   for (int64_t l = 0; l < h.n_layer; ++l) {
     std::vector<float> fresh = out[static_cast<size_t>(1 + l)].to_f32();
     auto& rows = latent_[static_cast<size_t>(l)];

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -31,6 +32,15 @@ inline constexpr int64_t kCacheWindowStep = 64;
 // then decode (one token over the first cache window): what `moat emit -m` writes.
 std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens);
 
+// Reports a long step: `stage` ("upload" of the weights, "compile" of a pass's
+// kernels), `done` of `total` units so far.
+using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t total)>;
+
+struct SessionOptions {
+  int64_t context = 0;  // the most tokens the cache holds (0: the model's training context)
+  ProgressFn progress;  // optional
+};
+
 struct SessionStats {
   double compile_ms = 0;  // lowering + emit + compile / cache loads, summed
   int plans = 0;          // shapes lowered
@@ -38,14 +48,27 @@ struct SessionStats {
 
 class Session {
  public:
-  // `context`: the most tokens the cache holds (0: the model's training context).
-  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0);
+  // The cache's capacity for the whole context is reserved here (address space; pages
+  // are touched as tokens arrive), so decoding never reallocates it.
+  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
+          const SessionOptions& options);
+  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
+      : Session(model, device, cache, SessionOptions{context, {}}) {}
   ~Session();
 
   // Evaluates `tokens` after those already seen, at most `batch` per forward pass, and
   // returns their logits, row-major [tokens.size(), n_vocab]. UserError when the cache
   // would pass the context, naming both numbers, before any work is done.
   std::vector<float> evaluate(std::span<const int32_t> tokens, int64_t batch);
+
+  // Forgets every token after the first `tokens` (a conversation that diverges from
+  // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
+  // >= cached_tokens().
+  void rewind(int64_t tokens);
+
+  // Compiles the passes of a prompt of `prompt_tokens` and of the first decode step
+  // without running them, so that timing and streaming start after compilation.
+  void prepare(int64_t prompt_tokens, int64_t batch);
 
   int64_t cached_tokens() const { return cached_; }
   int64_t context() const { return context_; }
@@ -55,10 +78,12 @@ class Session {
 
  private:
   std::vector<float> forward(std::span<const int32_t> tokens);
+  Executor& plan_for(int64_t new_tokens, int64_t past_tokens);
 
   const models::DeepSeekModel& model_;
   backends::Device& device_;
   jit::KernelCache& cache_;
+  ProgressFn progress_;
   int64_t context_ = 0, cached_ = 0;
   std::vector<std::vector<float>> latent_;  // per layer: [rows, latent_width], rows >= cached_
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window)

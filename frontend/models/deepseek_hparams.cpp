@@ -51,6 +51,9 @@ void check(const DeepSeekHParams& h, const std::string& source) {
 }  // namespace
 
 DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std::string& method_override) {
+  if (f.tensors().empty())
+    user_error(f.path(), ": the file holds a vocabulary only, no weights; `moat tokenize -m ", f.path(),
+               "` works with it, `moat run` needs a model file (a DeepSeek-V2 / V3 GGUF)");
   const std::string arch = f.architecture();
   if (arch != "deepseek2")
     user_error(f.path(), ": architecture '", arch, "' is not deepseek2 (this runtime runs DeepSeek-V2 / V3 models)");

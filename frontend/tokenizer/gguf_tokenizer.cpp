@@ -65,6 +65,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
   const bool bos_family = pre_name == "deepseek-llm" || pre_name == "deepseek-coder" || pre_name == "deepseek-v3" ||
                           pre_name == "llama-bpe";
   spec.add_bos = file.find_bool("tokenizer.ggml.add_bos_token").value_or(bos_family);
+  spec.chat_template = file.find_string("tokenizer.chat_template").value_or("");
   spec.ignore_merges = pre_name == "llama-bpe";  // llama 3's tokenizer.json "ignore_merges": true
   return build(std::move(spec), std::move(pre));
 }

@@ -141,6 +141,8 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
       spec.bos = id_of(token_field(config, "bos_token"));
       spec.eos = id_of(token_field(config, "eos_token"));
       spec.add_bos = config.value("add_bos_token", spec.bos >= 0);
+      if (config.contains("chat_template") && config.at("chat_template").is_string())
+        spec.chat_template = config.at("chat_template").get<std::string>();
     }
     return build(std::move(spec), std::move(pre));
   } catch (const json::exception& e) {

@@ -41,9 +41,20 @@ const std::vector<std::string> kGpt2 = {
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
 };
 
+// llama.cpp's fallback for a BPE vocabulary whose tokenizer.ggml.pre is "default":
+// punctuation runs, GPT-2's words without its final \s+ alternative, digit runs,
+// then three-digit groups.
+const std::vector<std::string> kDefault = {
+    R"([\p{P}\$\+<=>\^~\|]+)",
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))",
+    R"(\p{N}+)",
+    R"([0-9][0-9][0-9])",
+};
+
 const std::vector<PreTokenizerEntry> kTable = {
     {"deepseek-llm", kDeepSeekLlm}, {"deepseek-coder", kDeepSeekCoder}, {"deepseek-v3", kDeepSeekV3},
     {"qwen2", kQwen2},              {"llama-bpe", kLlamaBpe},           {"gpt-2", kGpt2},
+    {"default", kDefault},
 };
 
 }  // namespace

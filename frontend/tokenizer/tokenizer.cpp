@@ -107,6 +107,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool render_special)
 int32_t Tokenizer::bos() const { return impl_->spec.bos; }
 int32_t Tokenizer::eos() const { return impl_->spec.eos; }
 bool Tokenizer::add_bos() const { return impl_->spec.add_bos; }
+const std::string& Tokenizer::chat_template() const { return impl_->spec.chat_template; }
 size_t Tokenizer::vocab_size() const { return impl_->spec.tokens.size(); }
 const PreTokenizer& Tokenizer::pre_tokenizer() const { return impl_->pre; }
 

@@ -36,6 +36,7 @@ struct VocabSpec {
   int32_t bos = -1, eos = -1;         // -1: none
   bool add_bos = false;
   bool ignore_merges = false;         // a word that is a token is that token
+  std::string chat_template;          // Jinja text as stored (tokenizer.chat_template); empty: none
 };
 
 class Tokenizer {
@@ -62,6 +63,7 @@ class Tokenizer {
   int32_t bos() const;  // -1 when none
   int32_t eos() const;  // -1 when none
   bool add_bos() const;  // the model's default for prompts
+  const std::string& chat_template() const;  // empty when the file has none
   size_t vocab_size() const;
   const std::string& token_text(int32_t id) const;  // as stored
   TokenType token_type(int32_t id) const;

@@ -1,23 +1,26 @@
-// moat run: a model on a device. Today: a prompt of token ids, generation of token ids
-// (greedy, or sampled: temperature, top-k, top-p, min-p, repetition penalty, seed; stops
-// at -n or EOS), and the logits of every evaluated position (--logits-out). Text prompts,
-// streaming text and chat are the rest of the text generation issue.
-#include <chrono>
+// moat run: a model on a device. A text prompt (-p / -f) streams the generated text as
+// it is sampled; a prompt of token ids (--tokens) prints the generated ids; --chat runs
+// a conversation in the model's chat format (chat_session.cpp). Every path ends with one
+// stats line on stderr.
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
-#include "backends/device.h"
-#include "frontend/models/deepseek_weights.h"
-#include "jit/kernel_cache.h"
+#include "runtime/generate.h"
 #include "runtime/sampler.h"
-#include "runtime/session.h"
+#include "samples/moat/chat_session.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/run_setup.h"
 #include "support/error.h"
 #include "support/npy.h"
 
 namespace moat::cli {
 
 namespace {
+
+constexpr int64_t kDefaultTextTokens = 128;  // -n for text prompts when not given
 
 std::vector<int32_t> parse_tokens(const std::string& text) {
   std::vector<int32_t> out;
@@ -36,11 +39,15 @@ std::vector<int32_t> parse_tokens(const std::string& text) {
   return out;
 }
 
-int run_model(const ParsedArgs& args) {
-  if (args.has("-p") || args.has("-f") || args.has("--chat"))
-    user_error("text prompts and --chat need the tokenizer, which arrives with the text generation issue; give --tokens ID,ID,...");
-  if (!args.has("-m")) user_error("moat run needs -m MODEL (a GGUF file or a Hugging Face folder)");
-  if (!args.has("--tokens")) user_error("moat run needs a prompt: --tokens ID,ID,...");
+std::string read_prompt_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("-f ", path, ": cannot be read; check the path and its permissions");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+runtime::SamplingOptions sampling_options(const ParsedArgs& args) {
   runtime::SamplingOptions sampling;
   sampling.temperature = args.number("--temp", 0.0, 0.0, 1e6);
   sampling.top_k = args.integer("--top-k", 0, 0, 1 << 30);
@@ -48,78 +55,139 @@ int run_model(const ParsedArgs& args) {
   sampling.min_p = args.number("--min-p", 0.0, 0.0, 1.0);
   sampling.repeat_penalty = args.number("--repeat-penalty", 1.0, 0.0, 1e6);
   sampling.seed = static_cast<uint64_t>(args.integer("--seed", 0, 0, INT64_MAX));
-  runtime::Sampler sampler(sampling);
-  const std::vector<int32_t> prompt = parse_tokens(args.value("--tokens"));
-  const int64_t n_gen = args.integer("-n", 0, 0, 1 << 20);
+  return sampling;
+}
+
+// The prompt's ids and, for a text prompt, its text.
+struct Prompt {
+  std::vector<int32_t> ids;
+  std::string text;
+  bool is_text = false;
+};
+
+Prompt read_prompt(const ParsedArgs& args, const RunSetup& setup) {
+  Prompt prompt;
+  if (args.has("--tokens")) {
+    prompt.ids = parse_tokens(args.value("--tokens"));
+    return prompt;
+  }
+  prompt.is_text = true;
+  prompt.text = args.has("-p") ? args.value("-p") : read_prompt_file(args.value("-f"));
+  if (prompt.text.empty()) user_error("the prompt is empty; give some text with -p or -f");
+  const bool bos = !args.has("--no-bos") && setup.tokenizer->add_bos();
+  prompt.ids = setup.tokenizer->encode(prompt.text, bos);
+  return prompt;
+}
+
+int run_once(const ParsedArgs& args) {
+  const int prompt_kinds = args.has("-p") + args.has("-f") + args.has("--tokens");
+  if (prompt_kinds != 1) user_error("moat run needs one prompt: -p TEXT, -f FILE or --tokens ID,ID,... (see moat run --help)");
+  runtime::Sampler sampler(sampling_options(args));
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
+  RunSetup setup;
+  open_run(args, !args.has("--tokens"), setup);
+  const Prompt prompt = read_prompt(args, setup);
 
-  const auto load_start = std::chrono::steady_clock::now();
-  models::LoadOptions load;
-  load.routing_method = args.value_or("--routing", "");
-  const models::DeepSeekModel model = models::load_deepseek(args.value("-m"), load);
-  for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
-  backends::CpuOptions cpu;
-  cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
-  std::unique_ptr<backends::Device> device = backends::open_device(args.value_or("--device", "cpu"), cpu);
-  jit::KernelCache cache(jit::default_kernel_cache_dir(std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"),
-                                                       std::getenv("HOME")));
-  runtime::Session session(model, *device, cache, args.integer("--ctx", 0, 0, 1 << 30));
-  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
-  if (static_cast<int64_t>(prompt.size()) + n_gen > session.context())
-    user_error("the prompt (", prompt.size(), " tokens) plus -n ", n_gen, " passes the context of ", session.context(),
-               " tokens; shorten them or raise --ctx");
-
-  const int64_t vocab = model.hparams.n_vocab;
-  const auto run_start = std::chrono::steady_clock::now();
-  std::vector<float> logits = session.evaluate(prompt, batch);
-  std::vector<int32_t> generated, history(prompt);
-  for (int64_t i = 0; i < n_gen; ++i) {
-    std::span<const float> last(logits.data() + logits.size() - static_cast<size_t>(vocab), static_cast<size_t>(vocab));
-    const int32_t next = sampler.sample(last, history);
-    if (next == model.eos) break;  // end of sequence: not printed, not evaluated
-    generated.push_back(next);
-    history.push_back(next);
-    std::vector<float> row = session.evaluate(std::span<const int32_t>(&generated.back(), 1), 1);
-    logits.insert(logits.end(), row.begin(), row.end());
+  runtime::Session& session = *setup.session;
+  int64_t n_gen = args.integer("-n", prompt.is_text ? kDefaultTextTokens : 0, 0, 1 << 30);
+  if (static_cast<int64_t>(prompt.ids.size()) + n_gen > session.context()) {
+    if (args.has("-n") || static_cast<int64_t>(prompt.ids.size()) > session.context())
+      user_error("the prompt (", prompt.ids.size(), " tokens) plus -n ", n_gen, " passes the context of ",
+                 session.context(), " tokens; shorten them or raise --ctx");
+    n_gen = session.context() - static_cast<int64_t>(prompt.ids.size());  // the default -n, within the context
   }
-  const double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run_start).count();
+  session.prepare(static_cast<int64_t>(prompt.ids.size()), batch);
+  setup.progress.disable();  // text streams from here on
+
+  runtime::GenerationOptions options;
+  options.max_tokens = n_gen;
+  options.batch = batch;
+  options.stop_ids = stop_tokens(setup);
+  std::vector<int32_t> generated, history;
+  std::vector<float> logits;
+  std::optional<tok::StreamDecoder> decoder;
+  if (prompt.is_text) {
+    decoder.emplace(*setup.tokenizer);
+    if (!args.has("--no-display-prompt")) std::fwrite(prompt.text.data(), 1, prompt.text.size(), stdout);
+    std::fflush(stdout);
+  }
+  const runtime::GenerationStats stats = runtime::generate(
+      session, sampler, prompt.ids, history, options,
+      [&](int32_t id) {
+        generated.push_back(id);
+        if (!decoder) return;
+        const std::string piece = decoder->push(id);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      },
+      args.has("--logits-out") ? &logits : nullptr);
+  if (decoder) {
+    const std::string rest = decoder->flush();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputs("\n", stdout);
+  } else {
+    for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
+    if (!generated.empty()) std::cout << "\n";
+  }
+  std::cout.flush();
+  std::fflush(stdout);
   if (args.has("--logits-out")) {
-    const int64_t rows = static_cast<int64_t>(logits.size()) / vocab;
-    write_npy_f32(args.value("--logits-out"), {rows, vocab}, logits);
+    const int64_t vocab = setup.model.hparams.n_vocab;
+    write_npy_f32(args.value("--logits-out"), {static_cast<int64_t>(logits.size()) / vocab, vocab}, logits);
   }
-  for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
-  if (!generated.empty()) std::cout << "\n";
-  std::cerr << "load " << static_cast<int64_t>(load_ms) << " ms, compile " << static_cast<int64_t>(session.stats().compile_ms)
-            << " ms (" << cache.report() << "), " << prompt.size() + generated.size() << " tokens in "
-            << static_cast<int64_t>(run_ms) << " ms on " << device->properties().info.id << "\n";
+  if (stats.stop == runtime::StopReason::context_full)
+    std::cerr << "moat: stopped: the context of " << session.context() << " tokens is full (raise --ctx)\n";
+  print_run_stats(setup, stats);
   return 0;
+}
+
+int run_model(const ParsedArgs& args) {
+  if (!args.has("--chat")) return run_once(args);
+  if (args.has("--tokens") || args.has("-f") || args.has("--logits-out"))
+    user_error("--chat takes its turns as text (-p for the first one, then the terminal or standard input); "
+               "--tokens, -f and --logits-out are for one-shot runs");
+  ChatOptions chat;
+  chat.sampling = sampling_options(args);
+  chat.batch = args.integer("--batch", 512, 1, 1 << 20);
+  chat.max_tokens = args.integer("-n", kDefaultChatTokens, 1, 1 << 30);
+  chat.system = args.value_or("--system", "");
+  chat.first_message = args.value_or("-p", "");
+  chat.format_name = args.value_or("--chat-template", "");
+  RunSetup setup;
+  open_run(args, true, setup, [&chat](const RunSetup& s) { check_chat_format(s, chat); });
+  return run_chat(setup, chat);
 }
 
 const Command kRun{
     {"run",
-     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,...) [-n N] [--ctx N] [--batch K] [--temp T] "
-     "[--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--seed S] [-t N] [--logits-out FILE.npy] [--routing METHOD] [--chat]",
-     "generate text (or logits) with a model on a device",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
-      {"--device", "ID", "cpu, opencl:N, cuda:N or hip:N"},
-      {"-p", "TEXT", "prompt"},
-      {"-f", "FILE", "read the prompt from FILE"},
-      {"--tokens", "IDS", "prompt as comma-separated token ids"},
-      {"-n", "N", "tokens to generate"},
-      {"--ctx", "N", "context length"},
-      {"--batch", "K", "prompt tokens per forward pass"},
-      {"--temp", "T", "sampling temperature (0 = greedy)"},
-      {"--top-k", "K", "keep the K most likely tokens"},
-      {"--top-p", "P", "nucleus sampling threshold"},
-      {"--min-p", "P", "minimum probability relative to the best token"},
-      {"--seed", "S", "random seed"},
-      {"-t", "N", "CPU threads"},
-      {"--logits-out", "FILE", "write the logits as .npy"},
-      {"--repeat-penalty", "P", "divide the logits of the last 64 tokens by P (1 = off)"},
+     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] "
+     "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--seed S] [-t N] [--logits-out FILE.npy] "
+     "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
+     "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
+     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
+      {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices)"},
+      {"-p", "TEXT", "prompt text (with --chat: the first message)"},
+      {"-f", "FILE", "read the prompt text from FILE"},
+      {"--tokens", "IDS", "prompt as comma-separated token ids; prints the generated ids"},
+      {"-n", "N", "tokens to generate at most (default: 128 for text, 0 for --tokens, 256 per --chat reply)"},
+      {"--ctx", "N", "context length in tokens (default: the model's, capped to half the available memory)"},
+      {"--batch", "K", "prompt tokens per forward pass (default 512)"},
+      {"--temp", "T", "sampling temperature (default 0: greedy)"},
+      {"--top-k", "K", "keep the K most likely tokens (0: all)"},
+      {"--top-p", "P", "nucleus sampling threshold (1: off)"},
+      {"--min-p", "P", "drop tokens below P x the best token's probability (0: off)"},
+      {"--repeat-penalty", "P", "penalise the last 64 tokens by P (1: off)"},
+      {"--seed", "S", "random seed: the same seed on the same device gives the same text"},
+      {"-t", "N", "CPU threads (default: physical cores)"},
+      {"--logits-out", "FILE", "write the logits of every evaluated position as .npy [positions, vocab]"},
       {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},
-      {"--chat", "", "interactive chat with the model's template"}}},
+      {"--no-bos", "", "do not start a text prompt with the BOS token"},
+      {"--no-display-prompt", "", "print only the generated text, not the prompt"},
+      {"--chat", "", "a conversation in the model's chat format: on a terminal, type a message per line (empty line "
+                     "or Ctrl-D ends); otherwise each line of standard input is a message"},
+      {"--system", "TEXT", "system message of a --chat conversation"},
+      {"--chat-template", "NAME", "chat format when the model has no template: deepseek3 (V3, R1) or deepseek2 (V2)"}}},
     run_model};
-
 
 }  // namespace
 

@@ -1,0 +1,40 @@
+// The generation loop: evaluate a prompt, then sample, stream and evaluate one token at
+// a time until a stop token, the token limit or a full context.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace moat::runtime {
+
+struct GenerationOptions {
+  int64_t max_tokens = 0;         // tokens to generate at most
+  int64_t batch = 512;            // prompt tokens per forward pass
+  std::vector<int32_t> stop_ids;  // tokens that end generation (not streamed, not evaluated)
+};
+
+enum class StopReason { limit, stop_token, context_full };
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prompt_ms = 0, generate_ms = 0;  // wall time of evaluation, compilation excluded
+  double compile_ms = 0;                  // compilation on the way (new cache windows)
+  StopReason stop = StopReason::limit;
+};
+
+// Evaluates `prompt` after what `session` holds, then generates. `history` holds every
+// token the session has seen (for the repetition penalty) and is extended with the
+// prompt and the generated tokens. `on_token` receives each generated token as soon as
+// it is chosen. `logits_out`, when given, receives the logits of every evaluated
+// position, row-major [positions, n_vocab]. The context must hold the prompt (UserError
+// otherwise, before any work); generation stops when it is full.
+GenerationStats generate(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
+                         std::vector<int32_t>& history, const GenerationOptions& options,
+                         const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out = nullptr);
+
+}  // namespace moat::runtime

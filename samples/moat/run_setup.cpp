@@ -1,0 +1,89 @@
+#include "samples/moat/run_setup.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "runtime/context.h"
+#include "samples/moat/demo_model.h"
+#include "support/error.h"
+#include "support/memory.h"
+
+namespace moat::cli {
+
+namespace {
+
+// A tokenizer for the model, or nullopt with the reason when the file has none.
+std::optional<tok::Tokenizer> try_tokenizer(const std::string& path, std::string& why) {
+  try {
+    return tok::Tokenizer::open(path);
+  } catch (const UserError& e) {
+    why = e.what();
+    return std::nullopt;
+  }
+}
+
+double tokens_per_second(int64_t tokens, double ms) { return ms > 0 ? 1000.0 * static_cast<double>(tokens) / ms : 0; }
+
+}  // namespace
+
+void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
+              const std::function<void(const RunSetup&)>& check_before_load) {
+  setup.model_path = args.has("-m") ? args.value("-m") : demo_model_path();
+  const auto start = std::chrono::steady_clock::now();
+  std::string why;
+  setup.tokenizer = try_tokenizer(setup.model_path, why);
+  if (!setup.tokenizer && need_tokenizer)
+    user_error("text prompts need the model's tokenizer, which ", setup.model_path, " lacks (", why,
+               "); give the prompt as --tokens ID,ID,...");
+  if (check_before_load) check_before_load(setup);
+  models::LoadOptions load;
+  load.routing_method = args.value_or("--routing", "");
+  setup.model = models::load_deepseek(setup.model_path, load);
+  for (const std::string& note : setup.model.notes) std::cerr << "note: " << note << "\n";
+  if (setup.tokenizer && setup.tokenizer->vocab_size() > static_cast<size_t>(setup.model.hparams.n_vocab))
+    user_error(setup.model_path, ": the tokenizer has ", setup.tokenizer->vocab_size(), " tokens but the model only ",
+               setup.model.hparams.n_vocab, "; the file is inconsistent");
+
+  backends::CpuOptions cpu;
+  cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
+  setup.device = backends::open_device(args.value_or("--device", "cpu"), cpu);
+  setup.cache = std::make_unique<jit::KernelCache>(jit::default_kernel_cache_dir(
+      std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
+
+  runtime::SessionOptions options;
+  const uint64_t per_token =
+      static_cast<uint64_t>(setup.model.hparams.latent_width() * setup.model.hparams.n_layer) * sizeof(float);
+  const runtime::ContextChoice context = runtime::choose_context(
+      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train, per_token, available_host_memory());
+  options.context = context.tokens;
+  options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
+  setup.session = std::make_unique<runtime::Session>(setup.model, *setup.device, *setup.cache, options);
+  setup.progress.clear();
+  setup.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "moat: " << setup.model_path << " on " << setup.device->properties().info.id << ", " << context.report
+            << "\n";
+}
+
+std::vector<int32_t> stop_tokens(const RunSetup& setup) {
+  std::vector<int32_t> stops;
+  if (setup.model.eos >= 0) stops.push_back(setup.model.eos);
+  if (setup.tokenizer && setup.tokenizer->eos() >= 0 && setup.tokenizer->eos() != setup.model.eos)
+    stops.push_back(setup.tokenizer->eos());
+  return stops;
+}
+
+void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stats) {
+  const backends::DeviceInfo& info = setup.device->properties().info;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "load %.0f ms | compile %.0f ms | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f "
+                "tokens/s | %s",
+                setup.load_ms, setup.session->stats().compile_ms, static_cast<long long>(stats.prompt_tokens),
+                tokens_per_second(stats.prompt_tokens, stats.prompt_ms), static_cast<long long>(stats.generated_tokens),
+                tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str());
+  std::cerr << "moat: " << line << "\nmoat: " << setup.cache->report() << "\n";
+}
+
+}  // namespace moat::cli

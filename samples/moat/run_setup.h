@@ -1,0 +1,46 @@
+// What `moat run` builds before it evaluates anything: the model, its tokenizer, the
+// device, the kernel cache and a session whose context fits memory. Shared by the
+// one-shot and the chat paths of cmd_run.cpp.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backends/device.h"
+#include "frontend/models/deepseek_weights.h"
+#include "frontend/tokenizer/tokenizer.h"
+#include "jit/kernel_cache.h"
+#include "runtime/generate.h"
+#include "runtime/session.h"
+#include "samples/moat/args.h"
+#include "samples/moat/progress.h"
+
+namespace moat::cli {
+
+struct RunSetup {
+  std::string model_path;
+  models::DeepSeekModel model;
+  std::optional<tok::Tokenizer> tokenizer;  // absent only for --tokens prompts of a model without one
+  std::unique_ptr<backends::Device> device;
+  std::unique_ptr<jit::KernelCache> cache;
+  std::unique_ptr<runtime::Session> session;
+  ProgressBar progress;
+  double load_ms = 0;  // model file to weights on the device
+};
+
+// Loads everything; prints the model's notes and the context chosen on stderr.
+// `need_tokenizer`: UserError when the model has none. `check_before_load` (optional)
+// runs once the tokenizer is read, before the weights are: for option checks that
+// need it.
+void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
+              const std::function<void(const RunSetup&)>& check_before_load = {});
+
+// The stop tokens of generation: the model's EOS.
+std::vector<int32_t> stop_tokens(const RunSetup& setup);
+
+// One line on stderr: load, compile (kernel cache), prompt and generation speed, device.
+void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stats);
+
+}  // namespace moat::cli

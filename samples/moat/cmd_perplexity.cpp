@@ -1,0 +1,79 @@
+// moat perplexity: how well a model predicts a text (lower is better), on a device.
+// The method is runtime/perplexity.h's: non-overlapping windows, each from an empty
+// cache, every position but the first scored.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/perplexity.h"
+#include "samples/moat/commands.h"
+#include "samples/moat/run_setup.h"
+#include "support/error.h"
+
+namespace moat::cli {
+
+namespace {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("-f ", path, ": cannot be read; check the path and its permissions");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int run_perplexity(const ParsedArgs& args) {
+  if (!args.has("-f")) user_error("moat perplexity needs -f FILE, the text to score");
+  const std::string text = read_text_file(args.value("-f"));
+  const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
+  RunSetup setup;
+  open_run(args, true, setup);
+  const std::vector<int32_t> ids = setup.tokenizer->encode(text, false);
+  runtime::Session& session = *setup.session;
+  const int64_t window = args.integer("--window", session.context(), 2, session.context());
+  session.prepare(window, batch);
+  if (const int64_t last = static_cast<int64_t>(ids.size()) % window; last >= 2) {
+    session.prepare(last, batch);  // the shorter last window's passes, compiled before timing
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const runtime::PerplexityResult r = runtime::perplexity(
+      session, ids, window, batch, [&setup](int64_t done, int64_t total) { setup.progress.update("score", done, total); });
+  setup.progress.clear();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string device = setup.device->properties().info.id;
+  if (args.has("--json")) {
+    nlohmann::json j = {{"model", setup.model_path}, {"file", args.value("-f")}, {"device", device},
+                        {"perplexity", r.perplexity()},  {"scored_tokens", r.scored_tokens},
+                        {"windows", r.windows},          {"window", window},
+                        {"nll_sum", r.nll_sum},          {"seconds", seconds}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("perplexity %.4f over %lld tokens (%lld windows of %lld) on %s in %.1f s\n", r.perplexity(),
+                static_cast<long long>(r.scored_tokens), static_cast<long long>(r.windows),
+                static_cast<long long>(window), device.c_str(), seconds);
+  }
+  return 0;
+}
+
+const Command kPerplexity{
+    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [-t N] [--json]",
+     "perplexity of a model on a text file (non-overlapping windows, each from an empty cache)",
+     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
+      {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
+      {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N"},
+      {"--ctx", "N", "context length (default: the model's, capped to memory)"},
+      {"--window", "N", "tokens per window (default: the context); every position but a window's first is scored"},
+      {"--batch", "K", "tokens per forward pass (default 512)"},
+      {"-t", "N", "CPU threads"},
+      {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},
+      {"--json", "", "print the result as JSON"}}},
+    run_perplexity};
+
+}  // namespace
+
+const Command& perplexity_command() { return kPerplexity; }
+
+}  // namespace moat::cli

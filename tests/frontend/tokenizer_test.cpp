@@ -119,6 +119,30 @@ TEST_CASE("deepseek-llm: every .inp input gives the ids of its .out line") {
   MESSAGE(matched << " of " << inputs.size() << " inputs match llama.cpp's ids");
 }
 
+TEST_CASE("llama.cpp's default pre-tokenizer: the DeepSeek LLM vocabulary with pre 'default' gives llama.cpp's ids") {
+  const std::string gguf = kVocabDir + "deepseek-llm.gguf";
+  if (!std::filesystem::exists(gguf)) {
+    MESSAGE("skipped: " << gguf << " is absent (shared test data, see ../shared/data/README.md)");
+    return;
+  }
+  // The vocabulary as an older converter writes it: every key the same but the pre-tokenizer.
+  const moat::gguf::File file = moat::gguf::File::open(gguf);
+  moat::gguf::Writer w;
+  for (const moat::gguf::KeyValue& kv : file.metadata())
+    if (kv.key != "tokenizer.ggml.pre") w.set(kv.key, kv.value);
+  w.set_string("tokenizer.ggml.pre", "default");
+  const Tokenizer tok = tiny_tokenizer(w);
+  const nlohmann::json doc = nlohmann::json::parse(read_file(kVectors + "default_llamacpp.json"));
+  int cases = 0;
+  for (const nlohmann::json& c : doc.at("cases")) {
+    const std::string text = c.at("text").get<std::string>();
+    INFO("'", text, "'");
+    CHECK(tok.encode(text, false) == c.at("ids").get<std::vector<int32_t>>());
+    ++cases;
+  }
+  CHECK(cases == 46);
+}
+
 TEST_CASE("deepseek-llm: special tokens in text, streaming, empty input") {
   const std::string gguf = kVocabDir + "deepseek-llm.gguf";
   if (!std::filesystem::exists(gguf)) {
@@ -336,7 +360,7 @@ TEST_CASE("tokenizer.json: what is not supported is a clear error") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("pre-tokenizer expressions: matches and gaps become pieces; empty matches cut nothing") {
+TEST_CASE("pre-tokenizer expressions: matches and gaps become pieces, empty matches cut nothing") {
   const auto pieces = [](const moat::tok::PreTokenizer& pre, std::string_view text) {
     std::vector<std::string> out;
     for (std::string_view p : pre.split(text)) out.emplace_back(p);

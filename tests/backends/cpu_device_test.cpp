@@ -237,7 +237,7 @@ next:
   CHECK(contains(user_error_of([&] { device->compile(Artifact::text("ll", syntax, {"broken"})); }), "broken"));
 }
 
-TEST_CASE("kernels must be defined and follow the ABI; formats are checked") {
+TEST_CASE("kernels must be defined and follow the ABI, formats are checked") {
   auto device = cpu_with(1);
   std::string missing = user_error_of([&] { device->compile(Artifact::text("ll", testing::kSaxpyLl, {"gemv"})); });
   CHECK(contains(missing, "'gemv' is not defined"));
@@ -293,7 +293,7 @@ TEST_CASE("thread pool: many launches in a row, with the caller's writes visible
   }
 }
 
-TEST_CASE("thread pool: a launch from inside a task runs serially; idle workers sleep and wake") {
+TEST_CASE("thread pool: a launch from inside a task runs serially, idle workers sleep and wake") {
   auto pool = cpu::make_thread_pool(3);
   std::atomic<int64_t> inner{0};
   pool->parallel_for(6, [&](int64_t) { pool->parallel_for(10, [&](int64_t) { inner.fetch_add(1); }); });

@@ -231,7 +231,7 @@ TEST_CASE("opencl: an unknown device id names the available ones") {
   CHECK(contains(user_error_of([] { open_device("opencl:x"); }), "opencl:x"));
 }
 
-TEST_CASE("opencl: buffers are device copies; stream copies honour offsets") {
+TEST_CASE("opencl: buffers are device copies, stream copies honour offsets") {
   auto device = opencl_or_skip();
   if (!device) return;
   std::vector<int32_t> host(64);
@@ -349,7 +349,7 @@ TEST_CASE("opencl: compile -> clbin -> load round trip") {
   CHECK(contains(user_error_of([&] { fresh->compile(Artifact::text("ptx", "", {"saxpy"})); }), "\"ptx\""));
 }
 
-TEST_CASE("opencl: a build error carries the compiler's log; unknown kernels are named") {
+TEST_CASE("opencl: a build error carries the compiler's log, unknown kernels are named") {
   auto device = opencl_or_skip();
   if (!device) return;
   constexpr const char* kBroken = "__kernel void broken(__global float* x) { x[0] = undefined_thing; }";

@@ -449,7 +449,7 @@ TEST_CASE("moe: each routing method, softmax / sigmoid scoring, groups, norm_top
   }
 }
 
-TEST_CASE("moe: quantised experts are gathered by index; unselected experts are never read") {
+TEST_CASE("moe: quantised experts are gathered by index, unselected experts are never read") {
   MoeParams p;
   p.method = "group_limited_greedy";
   p.n_groups = 2;

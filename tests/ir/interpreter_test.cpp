@@ -252,7 +252,7 @@ TEST_CASE("select broadcasts its condition and copies either branch exactly") {
   CHECK(run1(g, b.select(cond, b.scalar(DType::f16, 0.5), hf), in).to_f32() == std::vector<float>{1, 2, 3, 0.5f, 0.5f, 0.5f});
 }
 
-TEST_CASE("reductions keep the axis as size 1; negative axes; integers; NaN propagates in max") {
+TEST_CASE("reductions keep the axis as size 1, negative axes, integers, NaN propagates in max") {
   Graph g;
   Builder b(g);
   NodeId x = b.input("x", tt(DType::f32, {2, 3, 2}));
@@ -400,7 +400,7 @@ TEST_CASE("gather: rows of any dtype, quantised rows stay blocks, out-of-range i
   CHECK(error_of([&] { run1(g, b.gather(table, idx), in); }).find("index -1") != std::string::npos);
 }
 
-TEST_CASE("take_along along the last axis; an out-of-range index is a UserError") {
+TEST_CASE("take_along along the last axis, an out-of-range index is a UserError") {
   Graph g;
   Builder b(g);
   NodeId x = b.input("x", tt(DType::f32, {2, 3}));
@@ -412,7 +412,7 @@ TEST_CASE("take_along along the last axis; an out-of-range index is a UserError"
         std::string::npos);
 }
 
-TEST_CASE("views: reshape, permute, slice, concat, broadcast; quantised views move whole blocks") {
+TEST_CASE("views: reshape, permute, slice, concat, broadcast, quantised views move whole blocks") {
   Graph g;
   Builder b(g);
   NodeId x = b.input("x", tt(DType::f32, {2, 3, 2}));

@@ -80,7 +80,7 @@ bool same(const Artifact& a, const Artifact& b) {
 
 }  // namespace
 
-TEST_CASE("miss, then memory hit; memory-only cache") {
+TEST_CASE("miss, then memory hit, memory-only cache") {
   FakeDevice device("fake-1");
   for (const char* dir : {"", "disk"}) {
     TempDir temp("miss");

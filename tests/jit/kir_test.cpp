@@ -110,7 +110,7 @@ TEST_CASE("printer: stable text of a kernel (golden)") {
   CHECK(print(saxpy_kernel(10)) == want);
 }
 
-TEST_CASE("emitted LLVM IR passes the LLVM verifier; a kernel runs its work-items") {
+TEST_CASE("emitted LLVM IR passes the LLVM verifier, a kernel runs its work-items") {
   const Kernel k = saxpy_kernel(10);
   CHECK(moat::backends::cpu::verify_llvm_ir(emit_llvm(k)) == "");
   std::vector<float> x(10), y(10);

@@ -48,7 +48,7 @@ std::vector<float> run(const models::DeepSeekModel& m, backends::Device& device,
 
 }  // namespace
 
-TEST_CASE("a deepseek2 GGUF loads with its hyperparameters; the latent cache holds (kv_lora + rope) per token and layer") {
+TEST_CASE("a deepseek2 GGUF loads with its hyperparameters, the latent cache holds (kv_lora + rope) per token and layer") {
   const std::string path = tiny_path("load", {});
   const models::DeepSeekModel m = models::load_deepseek(path);
   CHECK(m.hparams.n_layer == 2);

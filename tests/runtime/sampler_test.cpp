@@ -53,7 +53,7 @@ TEST_CASE("the repetition penalty moves greedy away from recent tokens") {
   CHECK(s.sample(kLogits, std::vector<int32_t>{1, 3}) == 2);  // 3/2 < 2
 }
 
-TEST_CASE("the same seed gives the same tokens; frequencies follow the softmax") {
+TEST_CASE("the same seed gives the same tokens, frequencies follow the softmax") {
   SamplingOptions o;
   o.temperature = 1.0;
   o.seed = 42;

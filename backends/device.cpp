@@ -17,6 +17,28 @@ Artifact Artifact::text(std::string format, std::string_view text, std::vector<s
   return a;
 }
 
+void MemoryLedger::add(uint64_t bytes) {
+  const uint64_t now = live_.fetch_add(bytes) + bytes;
+  uint64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void MemoryLedger::remove(uint64_t bytes) { live_.fetch_sub(bytes); }
+
+Buffer::~Buffer() {
+  if (ledger_) ledger_->remove(counted_);
+}
+
+std::unique_ptr<Buffer> Device::counted(std::unique_ptr<Buffer> buffer) {
+  if (buffer && !buffer->ledger_) {
+    buffer->counted_ = buffer->size();
+    buffer->ledger_ = memory_;
+    memory_->add(buffer->counted_);
+  }
+  return buffer;
+}
+
 namespace {
 
 // N of "<prefix>N" ("cuda:0"); -1 when `id` is not of that form.

@@ -15,6 +15,7 @@
 // symbol signature and argument packing: backends/cpu/kernel_abi.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -45,15 +46,40 @@ struct DeviceProperties {
   int sub_group_size = 1;            // warp / wavefront / SIMD width in work-items; 1: none
   int vector_bits = 128;             // widest native float vector, bits (CPU: 512 with AVX-512)
   std::vector<std::string> dtypes;   // element types the device computes with: "f32", "f16", ...
+  bool host_memory = false;          // computes from host DRAM: the CPU backend, OpenCL CPU devices (PoCL)
+  double memory_bandwidth = 0;       // bytes/s of device memory by its specification; 0: unknown
+};
+
+// The bytes of the buffers a device holds: device memory (allocate, wrap_host copies)
+// and host memory a zero-copy wrap_host lends it (the CPU reading weights in place).
+// `peak` is the most held at once since the device opened or reset_peak(). Thread-safe.
+class MemoryLedger {
+ public:
+  void add(uint64_t bytes);
+  void remove(uint64_t bytes);
+  uint64_t live() const { return live_.load(); }  // bytes
+  uint64_t peak() const { return peak_.load(); }  // bytes
+  void reset_peak() { peak_.store(live_.load()); }
+
+ private:
+  std::atomic<uint64_t> live_{0}, peak_{0};
 };
 
 class Buffer {
  public:
-  virtual ~Buffer() = default;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;  // counted once, given back once
+  Buffer& operator=(const Buffer&) = delete;
+  virtual ~Buffer();  // gives its bytes back to the ledger that counted it
   virtual uint64_t size() const = 0;  // bytes
   // Host-visible address of the contents when the device shares host memory (CPU),
   // else nullptr: use Stream::write / read.
   virtual void* host_pointer() const = 0;
+
+ private:
+  friend class Device;
+  std::shared_ptr<MemoryLedger> ledger_;  // null: not counted
+  uint64_t counted_ = 0;                  // bytes
 };
 
 // A scalar or buffer argument of a launch, in the kernel's declared order.
@@ -121,6 +147,17 @@ class Device {
   virtual std::string compile_fingerprint() const = 0;
 
   virtual Stream& stream() = 0;  // the default stream
+
+  // The bytes of this device's live buffers (every allocate / wrap_host result).
+  MemoryLedger& memory() { return *memory_; }
+  const MemoryLedger& memory() const { return *memory_; }
+
+ protected:
+  // What allocate() and wrap_host() return: `buffer`, counted in memory() until destroyed.
+  std::unique_ptr<Buffer> counted(std::unique_ptr<Buffer> buffer);
+
+ private:
+  std::shared_ptr<MemoryLedger> memory_ = std::make_shared<MemoryLedger>();  // buffers may outlive the device
 };
 
 // Options of the CPU backend (read by the CLI, never from the environment here).

@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -13,10 +14,31 @@ struct Executor::Compiled {
   std::vector<backends::Kernel*> kernels;                            // per plan kernel
   std::vector<std::unique_ptr<backends::Buffer>> owned;              // per plan buffer (null: bound per run / alias)
   std::vector<std::vector<backends::KernelArg>> args;                // per plan kernel (buffer slots patched per run)
+  std::vector<std::string> labels;                                   // per plan kernel: its name in a profile
 };
 
+namespace {
+
+// "matmul_f32_2feaf63054082fd8 [attn_q_a]": the kernel's name and the weights it reads
+// without their layer prefix and ".weight", so that a profile tells launches apart by
+// what they compute and sums the same work over layers.
+std::string profile_label(const jit::Plan& plan, const jit::PlanKernel& pk) {
+  std::vector<std::string> weights;
+  for (int b : pk.args) {
+    const jit::PlanBuffer& buffer = plan.buffers.at(static_cast<size_t>(b));
+    if (buffer.role != jit::PlanBuffer::Role::param) continue;
+    std::string name = buffer.name;
+    if (name.starts_with("blk.")) name = name.substr(std::min(name.size(), name.find('.', 4) + 1));
+    if (name.ends_with(".weight")) name.resize(name.size() - 7);
+    if (std::find(weights.begin(), weights.end(), name) == weights.end()) weights.push_back(name);
+  }
+  return weights.empty() ? pk.kernel.name : cat(pk.kernel.name, " [", join(weights, ", "), "]");
+}
+
+}  // namespace
+
 Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options)
-    : device_(device), plan_(std::move(plan)), compiled_(std::make_unique<Compiled>()) {
+    : device_(device), plan_(std::move(plan)), profile_(options.profile), compiled_(std::make_unique<Compiled>()) {
   const auto start = std::chrono::steady_clock::now();
   for (const jit::PlanKernel& pk : plan_.kernels) {
     auto it = compiled_->modules.find(pk.kernel.name);
@@ -25,6 +47,9 @@ Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan 
       it = compiled_->modules.emplace(pk.kernel.name, device_.load(binary)).first;
     }
     compiled_->kernels.push_back(&it->second->kernel(pk.kernel.name));
+    compiled_->labels.push_back(profile_label(plan_, pk));
+    if (options.progress)
+      options.progress(static_cast<int64_t>(compiled_->kernels.size()), static_cast<int64_t>(plan_.kernels.size()));
   }
   stats_.kernels = static_cast<int>(plan_.kernels.size());
   stats_.distinct_kernels = static_cast<int>(compiled_->modules.size());
@@ -76,6 +101,8 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
   }
 
   backends::Stream& stream = device_.stream();
+  KernelProfile* profile = profile_ ? profile_ : active_profile();
+  if (profile) stream.synchronize();  // earlier work is not charged to the first kernel
   std::vector<backends::KernelArg> args;
   for (size_t k = 0; k < plan_.kernels.size(); ++k) {
     const jit::PlanKernel& pk = plan_.kernels[k];
@@ -86,7 +113,12 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
       grid.groups[d] = pk.kernel.groups[d];
       grid.items[d] = pk.kernel.items[d];
     }
+    const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     stream.launch(*compiled_->kernels[k], grid, args);
+    if (profile) {
+      stream.synchronize();
+      profile->add(compiled_->labels[k], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
   }
 
   std::vector<ir::HostTensor> outputs;

@@ -3,6 +3,7 @@
 // inputs and params, launches every kernel in order and reads the outputs back.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "ir/interpreter.h"
 #include "jit/kernel_cache.h"
 #include "jit/lower.h"
+#include "runtime/kernel_profile.h"
 
 namespace moat::runtime {
 
@@ -19,6 +21,11 @@ struct ExecutorOptions {
   // Which form OpenCL kernels take: "cl" (OpenCL C source), "spv" (SPIR-V, for devices
   // that take IL) or "bc-spir" (SPIR 1.2 bitcode, which PoCL loads).
   std::string opencl_format = "cl";
+  // Called after each kernel is compiled or loaded: (kernels done, kernels in the plan).
+  std::function<void(int64_t done, int64_t total)> progress;
+  // Times every launch into this profile (kernel_profile.h: the stream is synchronised
+  // around each launch). Null: the thread's active_profile(), if any; else no timing.
+  KernelProfile* profile = nullptr;
 };
 
 struct ExecutorStats {
@@ -48,6 +55,7 @@ class Executor {
   struct Compiled;
   backends::Device& device_;
   jit::Plan plan_;
+  KernelProfile* profile_;
   std::unique_ptr<Compiled> compiled_;
   ExecutorStats stats_;
 };

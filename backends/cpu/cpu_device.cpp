@@ -161,6 +161,7 @@ DeviceProperties host_properties() {
   };
   p.vector_bits = has("avx512f") ? 512 : has("avx2") ? 256 : 128;
   p.dtypes = {"f32", "f16", "bf16", "f8_e4m3", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
+  p.host_memory = true;  // DRAM bandwidth is measured (runtime/bandwidth.h), not specified
   return p;
 }
 
@@ -182,12 +183,12 @@ class CpuDevice final : public Device {
 
   std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
     uint64_t rounded = std::max<uint64_t>(64, (bytes + 63) / 64 * 64);
-    return std::make_unique<CpuBuffer>(::operator new(rounded, kBufferAlignment), bytes, true);
+    return counted(std::make_unique<CpuBuffer>(::operator new(rounded, kBufferAlignment), bytes, true));
   }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
     MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");
-    return std::make_unique<CpuBuffer>(const_cast<void*>(data), bytes, false);
+    return counted(std::make_unique<CpuBuffer>(const_cast<void*>(data), bytes, false));
   }
 
   Artifact compile(const Artifact& source) override { return cpu::compile_llvm_ir(source); }

@@ -269,6 +269,9 @@ DeviceProperties describe(const CudaApi& api, int ordinal) {
   p.local_memory_bytes = attribute(api, device, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK);
   p.sub_group_size = attribute(api, device, CU_DEVICE_ATTRIBUTE_WARP_SIZE);
   p.vector_bits = 128;  // ld.global.v4.f32
+  // Double data rate: 2 transfers per memory clock (kHz) over the bus (bits).
+  p.memory_bandwidth = 2.0 * 1e3 * attribute(api, device, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE) *
+                       attribute(api, device, CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH) / 8.0;
   int cc = 10 * major + minor;
   p.dtypes = {"f32", "f16"};
   if (cc >= 80) p.dtypes.push_back("bf16");
@@ -291,7 +294,9 @@ class CudaDevice final : public Device {
     });
   }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override { return std::make_unique<CudaBuffer>(context_, bytes); }
+  std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
+    return counted(std::make_unique<CudaBuffer>(context_, bytes));
+  }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
     MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");

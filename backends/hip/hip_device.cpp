@@ -255,6 +255,9 @@ DeviceProperties describe(const HipApi& api, int ordinal) {
   p.local_memory_bytes = attribute(api, ordinal, hipDeviceAttributeMaxSharedMemoryPerBlock);
   p.sub_group_size = attribute(api, ordinal, hipDeviceAttributeWarpSize);  // 64 (CDNA, GCN) or 32 (RDNA)
   p.vector_bits = 128;  // global_load_dwordx4
+  // Double data rate: 2 transfers per memory clock (kHz) over the bus (bits).
+  p.memory_bandwidth = 2.0 * 1e3 * attribute(api, ordinal, hipDeviceAttributeMemoryClockRate) *
+                       attribute(api, ordinal, hipDeviceAttributeMemoryBusWidth) / 8.0;
   p.dtypes = {"f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
   return p;
 }
@@ -278,7 +281,9 @@ class HipDevice final : public Device {
     });
   }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override { return std::make_unique<HipBuffer>(target_, bytes); }
+  std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
+    return counted(std::make_unique<HipBuffer>(target_, bytes));
+  }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
     MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");

@@ -226,7 +226,7 @@ class ClDevice final : public Device {
       user_error("a buffer of ", bytes, " bytes is larger than ", id(),
                  " allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE); use a smaller model or context, or another device");
     cl_check(code, "clCreateBuffer", cat(bytes, " bytes on ", id()));
-    return std::make_unique<ClBuffer>(api_, mem, bytes);
+    return counted(std::make_unique<ClBuffer>(api_, mem, bytes));
   }
 
   const ClApi& api_;

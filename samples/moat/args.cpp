@@ -94,6 +94,7 @@ double ParsedArgs::number(std::string_view option, double fallback, double min, 
 
 std::string help_text(const CommandSpec& spec) {
   std::string out = cat("usage: moat ", spec.name, " ", spec.usage, "\n\n", spec.summary, "\n");
+  if (!spec.details.empty()) out += cat("\n", spec.details, "\n");
   if (!spec.options.empty()) out += "\noptions:\n";
   for (const OptionSpec& o : spec.options) {
     std::string left = cat("  ", o.name, o.value_name.empty() ? "" : " ", o.value_name);

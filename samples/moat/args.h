@@ -25,6 +25,7 @@ struct CommandSpec {
   std::vector<OptionSpec> options;
   size_t min_positional = 0;
   size_t max_positional = 0;
+  std::string_view details;  // more paragraphs for --help ("" for none)
 };
 
 class ParsedArgs {

@@ -17,7 +17,7 @@ const Command& inspect_command();
 const Command& emit_command();
 const Command& run_command();
 const Command& tokenize_command();
-// bench: its full option contract, not implemented yet.
-std::vector<const Command*> planned_commands();
+const Command& bench_command();
+const Command& perplexity_command();
 
 }  // namespace moat::cli

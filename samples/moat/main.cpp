@@ -11,11 +11,9 @@
 namespace {
 
 std::vector<const moat::cli::Command*> all_commands() {
-  std::vector<const moat::cli::Command*> commands{&moat::cli::devices_command(), &moat::cli::inspect_command(),
-                                                &moat::cli::emit_command(), &moat::cli::run_command(),
-                                                &moat::cli::tokenize_command()};
-  for (const auto* c : moat::cli::planned_commands()) commands.push_back(c);
-  return commands;
+  return {&moat::cli::devices_command(), &moat::cli::inspect_command(), &moat::cli::emit_command(),
+          &moat::cli::run_command(),     &moat::cli::tokenize_command(), &moat::cli::bench_command(),
+          &moat::cli::perplexity_command()};
 }
 
 void print_usage(std::FILE* out) {

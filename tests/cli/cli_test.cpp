@@ -91,8 +91,7 @@ TEST_CASE("help and unknown commands") {
 TEST_CASE("commands of later issues parse their options and say they are not implemented") {
   Result run = run_moat({"run", "-m", kTinyGguf, "-p", "hello", "-n", "4"});
   CHECK(run.exit_code == 2);
-  CHECK(contains(run.err, "need the tokenizer"));
-  CHECK(run_moat({"bench", "-m", kTinyGguf}).exit_code == 2);
+  CHECK(contains(run.err, "need the model's tokenizer"));
   Result emit = run_moat({"emit", "--graph", "x.mir", "--target"});
   CHECK(emit.exit_code == 2);
   CHECK(contains(emit.err, "--target needs a value"));
@@ -266,7 +265,7 @@ TEST_CASE("bad files give exit 2 and a message naming the file, never a signal")
   std::filesystem::remove(path);
 }
 
-TEST_CASE("run: token ids in, greedy ids and every position's logits out; bad input is exit 2") {
+TEST_CASE("run: token ids in, greedy ids and every position's logits out, bad input is exit 2") {
   const std::string model = kSource + "/tests/data/goldens/v2_lite/model-bf16.gguf";
   const std::string npy = std::filesystem::temp_directory_path() / ("moat-run-test-" + std::to_string(::getpid()) + ".npy");
   Result ok = run_moat({"run", "-m", model, "--tokens", "1,2,3", "-n", "2", "--logits-out", npy});
@@ -275,7 +274,8 @@ TEST_CASE("run: token ids in, greedy ids and every position's logits out; bad in
   int a = -1, b = -1;
   ids >> a >> b;
   CHECK((a >= 0 && a < 256 && b >= 0 && b < 256));
-  CHECK(contains(ok.err, "5 tokens in"));
+  CHECK(contains(ok.err, "prompt 3 tokens"));
+  CHECK(contains(ok.err, "generation 2 tokens"));
   std::ifstream in(npy, std::ios::binary);
   std::string header(128, '\0');
   in.read(header.data(), 128);
@@ -314,5 +314,124 @@ TEST_CASE("emit -m writes every distinct kernel a model runs") {
   Result r = run_moat({"emit", "-m", kSource + "/tests/data/goldens/v3", "--target", "kir", "-o", dir});
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.out, "wrote 97 kir kernels (265 launches)"));
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Whether `svg` is one <svg> element whose tags all close in order (comments,
+// declarations and self-closing tags aside): XML-ish enough for a chart.
+bool balanced_svg(const std::string& svg) {
+  if (!svg.starts_with("<svg")) return false;
+  std::vector<std::string> open;
+  for (size_t at = svg.find('<'); at != std::string::npos; at = svg.find('<', at + 1)) {
+    const size_t end = svg.find('>', at);
+    if (end == std::string::npos) return false;
+    const std::string tag = svg.substr(at + 1, end - at - 1);
+    if (tag.empty() || tag[0] == '?' || tag[0] == '!' || tag.back() == '/') continue;
+    const bool closing = tag[0] == '/';
+    const std::string name = tag.substr(closing ? 1 : 0, tag.find_first_of(" \t\n/", closing ? 1 : 0) - (closing ? 1 : 0));
+    if (!closing) {
+      open.push_back(name);
+      continue;
+    }
+    if (open.empty() || open.back() != name) return false;
+    open.pop_back();
+    if (open.empty() && svg.find('<', end) != std::string::npos) return false;  // one root
+  }
+  return open.empty();
+}
+
+}  // namespace
+
+TEST_CASE("bench: a row per device and test as Markdown, JSON and SVG, and bad options are exit 2") {
+  const std::string model = kSource + "/tests/data/goldens/v3/model-f32.gguf";
+  Result no_model = run_moat({"bench", "-p", "8"});
+  CHECK(no_model.exit_code == 2);
+  CHECK(contains(no_model.err, "-m MODEL"));
+  Result bad_device = run_moat({"bench", "-m", model, "--device", "cpu,tpu:0"});
+  CHECK(bad_device.exit_code == 2);
+  CHECK(contains(bad_device.err, "--device: no device 'tpu:0'"));
+  Result bad_reps = run_moat({"bench", "-m", model, "-r", "0"});
+  CHECK(bad_reps.exit_code == 2);
+  CHECK(contains(bad_reps.err, "option -r"));
+  Result nothing = run_moat({"bench", "-m", model, "-p", "0", "-n", "0"});
+  CHECK(nothing.exit_code == 2);
+  CHECK(contains(nothing.err, "nothing to measure"));
+  Result too_long = run_moat({"bench", "-m", model, "-p", "4096", "--device", "cpu"});  // context: 128
+  CHECK(too_long.exit_code == 2);
+  CHECK(contains(too_long.err, "-p 4096 passes the model's context"));
+  Result missing = run_moat({"bench", "-m", "/nonexistent/model.gguf"});
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.err, "/nonexistent/model.gguf"));
+  Result not_deepseek = run_moat({"bench", "-m", kTinyGguf, "--device", "cpu"});
+  CHECK(not_deepseek.exit_code == 2);
+  Result bad_json = run_moat({"bench", "-m", model, "--json", "/nonexistent-dir/x.json"});
+  CHECK(bad_json.exit_code == 2);
+  CHECK(contains(bad_json.err, "--json: cannot write"));
+
+  // Every device the registry lists runs: the expected rows.
+  Result devices = run_moat({"devices", "--json"});
+  REQUIRE(devices.exit_code == 0);
+  std::vector<std::string> ids;
+  const nlohmann::json listed = nlohmann::json::parse(devices.out);
+  for (const auto& d : listed["devices"]) ids.push_back(d["id"].get<std::string>());
+  REQUIRE(!ids.empty());
+  const std::string dir = std::filesystem::temp_directory_path() / ("moat-bench-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string json_path = dir + "/bench.json", md_path = dir + "/bench.md", svg_path = dir + "/bench.svg";
+  Result r = run_moat({"bench", "-m", model, "--device", "all", "-p", "8", "-n", "4", "-r", "2", "--json", json_path,
+                       "--md", md_path, "--svg", svg_path});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+
+  const nlohmann::json rows = nlohmann::json::parse(read_all(json_path));
+  REQUIRE(rows.is_array());
+  CHECK(rows.size() == 2 * ids.size());
+  for (const std::string& id : ids)
+    for (const char* test : {"pp8", "tg4"}) {
+      const auto row = std::find_if(rows.begin(), rows.end(), [&](const auto& j) { return j["device"] == id && j["test"] == test; });
+      REQUIRE_MESSAGE(row != rows.end(), id, " ", test);
+      const nlohmann::json& j = *row;
+      for (const char* field : {"model_filename", "model_type", "model_size", "model_n_params", "n_prompt", "n_gen",
+                                "n_threads", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
+                                "test_time", "build_commit", "device", "backend", "load_ms", "compile_ms",
+                                "compile_warm_ms", "peak_bytes", "bandwidth_share", "bandwidth_gbs"})
+        CHECK_MESSAGE(j.contains(field), field);
+      const bool pp = std::string(test) == "pp8";
+      CHECK(j["n_prompt"] == (pp ? 8 : 0));
+      CHECK(j["n_gen"] == (pp ? 0 : 4));
+      CHECK(j["samples_ns"].size() == 2);
+      CHECK(j["samples_ts"].size() == 2);
+      CHECK(j["avg_ts"].get<double>() > 0);
+      CHECK(j["compile_ms"].get<double>() > 0);
+      // the device held the weights at least
+      CHECK(j["peak_bytes"].get<uint64_t>() >= j["model_size"].get<uint64_t>());
+      CHECK(j["model_filename"] == model);
+      if (pp) CHECK(j["bandwidth_share"].is_null());
+      if (!pp && id == "cpu") CHECK(j["bandwidth_share"].get<double>() > 0);  // the host's bandwidth is measured
+      CHECK(j["n_threads"].is_null() == (id != "cpu"));
+    }
+
+  const std::string md = read_all(md_path);
+  CHECK(r.out == md);  // stdout is the same table
+  CHECK(contains(md, "| model | size | params | backend | device | threads | test | t/s |"));
+  std::vector<std::string> lines;
+  for (std::istringstream in(md); std::getline(in, lines.emplace_back());) {
+  }
+  for (const std::string& id : ids)
+    for (const char* test : {"pp8", "tg4"}) {
+      const bool row = std::any_of(lines.begin(), lines.end(), [&](const std::string& line) {
+        return contains(line, "| " + id + " | ") && contains(line, std::string("| ") + test + " | ");
+      });
+      CHECK_MESSAGE(row, id, " ", test);
+    }
+  size_t table_rows = 0;
+  for (size_t at = md.find("\n| deepseek2 "); at != std::string::npos; at = md.find("\n| deepseek2 ", at + 1)) ++table_rows;
+  CHECK(table_rows == 2 * ids.size());
+
+  const std::string svg = read_all(svg_path);
+  CHECK(balanced_svg(svg));
+  CHECK(contains(svg, "model-f32.gguf"));
+  for (const std::string& id : ids) CHECK(contains(svg, ">" + id + "<"));
   std::filesystem::remove_all(dir);
 }

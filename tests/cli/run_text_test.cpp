@@ -81,7 +81,7 @@ TEST_CASE("a text prompt streams the prompt and its greedy continuation, then on
   CHECK(sampled1.out == sampled2.out);
 }
 
-TEST_CASE("the context: the model's by default, capped and reported; too long is exit 2 before any work") {
+TEST_CASE("the context: the model's by default, capped and reported, too long is exit 2 before any work") {
   const auto run = run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2"});
   CHECK(contains(run.err, "context 128 tokens (the model's), latent cache"));
   const auto too_long = run_moat({"run", "-m", kV3, "-p", std::string(200, 'a')});
@@ -99,7 +99,7 @@ TEST_CASE("the context: the model's by default, capped and reported; too long is
   CHECK(contains(huge.err, "lower --ctx"));
 }
 
-TEST_CASE("--chat: one message per input line in the model's format; no known format is exit 2") {
+TEST_CASE("--chat: one message per input line in the model's format, no known format is exit 2") {
   const auto chat = run_moat({"run", "-m", kV3, "--chat", "--chat-template", "deepseek3", "-n", "4"}, "hello\n\nagain\n");
   REQUIRE(chat.exit_code == 0);
   CHECK(contains(chat.out, "> hello\n"));

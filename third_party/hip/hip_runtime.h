@@ -27,6 +27,8 @@ constexpr hipError_t hipErrorOutOfMemory = 2;
 constexpr hipError_t hipErrorNoDevice = 100;
 
 constexpr hipDeviceAttribute_t hipDeviceAttributeMaxThreadsPerBlock = 56;
+constexpr hipDeviceAttribute_t hipDeviceAttributeMemoryBusWidth = 59;   // bits
+constexpr hipDeviceAttribute_t hipDeviceAttributeMemoryClockRate = 60;  // peak, kHz
 constexpr hipDeviceAttribute_t hipDeviceAttributeMultiprocessorCount = 63;
 constexpr hipDeviceAttribute_t hipDeviceAttributeMaxSharedMemoryPerBlock = 74;  // bytes
 constexpr hipDeviceAttribute_t hipDeviceAttributeWarpSize = 87;

@@ -1,0 +1,63 @@
+// The measuring loop of `moat bench` for one device, after llama-bench: prompt
+// processing (pp N: N prompt tokens in one forward pass on an empty cache) and token
+// generation (tg N: N decode steps of one token each after a one-token prompt), each
+// timed over several repetitions after a warm-up, plus the costs of getting there
+// (load, JIT compile cold and warm) and the device memory it took.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/device.h"
+#include "frontend/models/deepseek_weights.h"
+#include "runtime/kernel_profile.h"
+
+namespace moat::runtime {
+
+struct BenchOptions {
+  int64_t n_prompt = 512;  // tokens of the pp test; 0 skips it
+  int64_t n_gen = 128;     // decode steps of the tg test; 0 skips it
+  int repetitions = 5;     // timed runs of each test, after one untimed warm-up
+  // An empty directory for the kernel cache: the first session compiles every kernel
+  // into it (cold), the second loads them back from it (warm).
+  std::filesystem::path cold_cache_dir;
+  bool profile = false;    // also time each kernel of one prefill and one decode step
+};
+
+struct BenchTest {
+  int64_t n_prompt = 0, n_gen = 0;  // one of them is 0
+  std::vector<double> samples_ns;   // one per repetition: nanoseconds for the whole test
+  std::optional<KernelProfile> profile;  // one pass (prefill) or one decode step, when asked
+
+  int64_t tokens() const { return n_prompt + n_gen; }
+  std::string name() const;  // "pp512" | "tg128"
+};
+
+struct BenchResult {
+  double load_ms = 0;          // model file read + weights on the device (first session), ms
+  double compile_ms = 0;       // lowering + JIT compile of every pass the tests use, empty cache, ms
+  double compile_warm_ms = 0;  // the same from the populated cache, in a second session, ms
+  uint64_t peak_bytes = 0;     // the device's MemoryLedger peak: weights + bound cache windows + activations
+  uint64_t peak_rss_bytes = 0; // the process's peak resident memory while benchmarking; 0 when unknown
+  std::vector<BenchTest> tests;  // pp first, then tg; skipped tests absent
+};
+
+// UserError naming -p / -n when a test needs more tokens than the model's training
+// context (pp: n_prompt; tg: the one-token prompt + n_gen).
+void check_bench_options(const models::DeepSeekModel& model, const BenchOptions& options);
+
+// Loads `model_path` and benchmarks it on `device`: check_bench_options, then UserError
+// from the model, a compile or the device.
+BenchResult bench_device(const std::string& model_path, const models::LoadOptions& load, backends::Device& device,
+                         const BenchOptions& options);
+
+// Mean and sample standard deviation (n - 1; 0 for fewer than two values).
+struct MeanSd {
+  double mean = 0, sd = 0;
+};
+MeanSd mean_sd(const std::vector<double>& values);
+
+}  // namespace moat::runtime

@@ -1,0 +1,49 @@
+#include "samples/moat/bench_report.h"
+
+#include <cstdio>
+
+namespace moat::cli {
+
+namespace {
+
+std::string scaled(double value, const char* const* units, int n_units, double step, const char* format) {
+  int unit = 0;
+  while (value >= step && unit + 1 < n_units) {
+    value /= step;
+    ++unit;
+  }
+  char text[48];
+  std::snprintf(text, sizeof text, format, value, units[unit]);
+  return text;
+}
+
+}  // namespace
+
+std::vector<double> samples_ts(const runtime::BenchTest& test) {
+  std::vector<double> out;
+  for (double ns : test.samples_ns) out.push_back(ns > 0 ? static_cast<double>(test.tokens()) * 1e9 / ns : 0.0);
+  return out;
+}
+
+std::optional<double> decode_bytes_per_s(const BenchReport& report, const runtime::BenchTest& test) {
+  if (test.n_gen == 0) return std::nullopt;
+  return static_cast<double>(report.model.decode_bytes_per_token) * runtime::mean_sd(samples_ts(test)).mean;
+}
+
+std::optional<double> bandwidth_share(const BenchReport& report, const DeviceBench& device, const runtime::BenchTest& test) {
+  std::optional<double> reached = decode_bytes_per_s(report, test);
+  if (!reached || device.bandwidth.bytes_per_s <= 0) return std::nullopt;
+  return *reached / device.bandwidth.bytes_per_s;
+}
+
+std::string human_count(double count) {
+  static const char* const units[] = {"", "K", "M", "B", "T"};
+  return scaled(count, units, 5, 1000, "%.2f %s");
+}
+
+std::string human_bytes(double bytes) {
+  static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  return scaled(bytes, units, 5, 1024, "%.2f %s");
+}
+
+}  // namespace moat::cli

@@ -32,13 +32,14 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
   return out;
 }
 
-// Nanoseconds of the pp test: `prompt` in one pass on an empty cache. Compilation that
-// happens inside (a shape met for the first time) is not counted.
+// Nanoseconds of the pp test: `prompt` in one pass on an empty cache, logits for its
+// last position (as llama-bench). Compilation that happens inside (a shape met for the
+// first time) is not counted.
 double run_pp(Session& session, std::span<const int32_t> prompt) {
   session.rewind(0);
   const double compile_before = session.stats().compile_ms;
   const auto start = Clock::now();
-  session.evaluate(prompt, static_cast<int64_t>(prompt.size()));
+  session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
   return (ms_since(start) - (session.stats().compile_ms - compile_before)) * 1e6;
 }
 
@@ -68,7 +69,7 @@ KernelProfile profile_prefill(Session& session, std::span<const int32_t> prompt)
   KernelProfile profile;
   session.rewind(0);
   ProfileScope scope(profile);
-  session.evaluate(prompt, static_cast<int64_t>(prompt.size()));
+  session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
   return profile;
 }
 

@@ -28,11 +28,12 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
   const double compile_before = session.stats().compile_ms;
 
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits = session.evaluate(prompt, options.batch);
+  std::vector<float> logits =
+      session.evaluate(prompt, options.batch, logits_out ? models::LogitRows::all : models::LogitRows::last);
   const double prompt_compile = session.stats().compile_ms - compile_before;
   stats.prompt_ms = ms_since(start) - prompt_compile;
   history.insert(history.end(), prompt.begin(), prompt.end());
-  const size_t vocab = logits.size() / prompt.size();
+  const size_t vocab = logits_out ? logits.size() / prompt.size() : logits.size();
   if (logits_out) logits_out->insert(logits_out->end(), logits.begin(), logits.end());
   std::vector<float> last(logits.end() - static_cast<std::ptrdiff_t>(vocab), logits.end());
 

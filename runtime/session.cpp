@@ -34,16 +34,16 @@ Session::Session(const models::DeepSeekModel& model, backends::Device& device, j
 
 void Session::rewind(int64_t tokens) { cached_ = std::clamp<int64_t>(tokens, 0, cached_); }
 
-void Session::prepare(int64_t prompt_tokens, int64_t batch) {
+void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
   int64_t past = cached_;
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
-    plan_for(n, past);
+    plan_for(n, past, rows);
     past += n;
     left -= n;
   }
-  if (past < context_) plan_for(1, past);
+  if (past < context_) plan_for(1, past, models::LogitRows::all);
 }
 
 Session::~Session() = default;
@@ -52,7 +52,7 @@ uint64_t Session::cache_bytes_per_token() const {
   return static_cast<uint64_t>(model_.hparams.latent_width() * model_.hparams.n_layer) * sizeof(float);
 }
 
-std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch) {
+std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
   if (cached_ + static_cast<int64_t>(tokens.size()) > context_)
     user_error(cached_, " cached + ", tokens.size(), " new tokens pass the context of ", context_,
@@ -63,29 +63,32 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
   std::vector<float> logits;
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(batch)) {
     const size_t n = std::min<size_t>(static_cast<size_t>(batch), tokens.size() - start);
-    std::vector<float> rows = forward(tokens.subspan(start, n));
-    logits.insert(logits.end(), rows.begin(), rows.end());
+    std::vector<float> chunk = forward(tokens.subspan(start, n), rows);
+    if (rows == models::LogitRows::last) logits.clear();  // only the last chunk's last row is kept
+    logits.insert(logits.end(), chunk.begin(), chunk.end());
   }
   return logits;
 }
 
 std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens) {
   const int64_t window = window_rows(prompt_tokens + 1);
-  return {models::build_deepseek_graph(model, prompt_tokens, 0, models::AttentionForm::expanded),
+  return {models::build_deepseek_graph(model, prompt_tokens, 0, models::first_pass_form(model), models::LogitRows::last),
           models::build_deepseek_graph(model, 1, window, models::AttentionForm::absorbed)};
 }
 
 // The compiled pass for `new_tokens` after `past_tokens`: the expanded form on an
 // empty cache, else the absorbed form over a window of whole kCacheWindowStep rows.
-Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens) {
+Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows) {
+  if (new_tokens == 1) rows = models::LogitRows::all;  // the same pass: one plan
   const bool with_past = past_tokens > 0;
   const int64_t window = with_past ? window_rows(past_tokens + new_tokens) : 0;
-  const auto key = std::make_pair(new_tokens, window);
+  const auto key = std::make_tuple(new_tokens, window, rows);
   auto plan = plans_.find(key);
   if (plan != plans_.end()) return *plan->second;
   const auto start = std::chrono::steady_clock::now();
   ir::Graph graph = models::build_deepseek_graph(model_, new_tokens, window,
-                                                 with_past ? models::AttentionForm::absorbed : models::AttentionForm::expanded);
+                                                 with_past ? models::AttentionForm::absorbed : models::first_pass_form(model_),
+                                                 rows);
   ExecutorOptions options;
   if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
   auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())),
@@ -96,12 +99,12 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens) {
   return *plan->second;
 }
 
-std::vector<float> Session::forward(std::span<const int32_t> tokens) {
+std::vector<float> Session::forward(std::span<const int32_t> tokens, models::LogitRows rows) {
   const models::DeepSeekHParams& h = model_.hparams;
   const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_, W = h.latent_width();
   const bool with_past = P > 0;
   const int64_t window = with_past ? window_rows(P + T) : 0;
-  Executor& plan = plan_for(T, P);
+  Executor& plan = plan_for(T, P, rows);
 
   ir::Bindings bindings;
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));

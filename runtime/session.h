@@ -13,9 +13,11 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "backends/device.h"
+#include "frontend/models/deepseek.h"
 #include "frontend/models/deepseek_weights.h"
 #include "ir/graph.h"
 #include "jit/kernel_cache.h"
@@ -57,9 +59,12 @@ class Session {
   ~Session();
 
   // Evaluates `tokens` after those already seen, at most `batch` per forward pass, and
-  // returns their logits, row-major [tokens.size(), n_vocab]. UserError when the cache
-  // would pass the context, naming both numbers, before any work is done.
-  std::vector<float> evaluate(std::span<const int32_t> tokens, int64_t batch);
+  // returns their logits, row-major [tokens.size(), n_vocab] (LogitRows::all) or the
+  // last token's [n_vocab] (LogitRows::last: the output matrix is read for one row).
+  // UserError when the cache would pass the context, naming both numbers, before any
+  // work is done.
+  std::vector<float> evaluate(std::span<const int32_t> tokens, int64_t batch,
+                              models::LogitRows rows = models::LogitRows::all);
 
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
@@ -68,7 +73,7 @@ class Session {
 
   // Compiles the passes of a prompt of `prompt_tokens` and of the first decode step
   // without running them, so that timing and streaming start after compilation.
-  void prepare(int64_t prompt_tokens, int64_t batch);
+  void prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows = models::LogitRows::last);
 
   int64_t cached_tokens() const { return cached_; }
   int64_t context() const { return context_; }
@@ -77,8 +82,8 @@ class Session {
   const SessionStats& stats() const { return stats_; }
 
  private:
-  std::vector<float> forward(std::span<const int32_t> tokens);
-  Executor& plan_for(int64_t new_tokens, int64_t past_tokens);
+  std::vector<float> forward(std::span<const int32_t> tokens, models::LogitRows rows);
+  Executor& plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows);
 
   const models::DeepSeekModel& model_;
   backends::Device& device_;
@@ -86,7 +91,7 @@ class Session {
   ProgressFn progress_;
   int64_t context_ = 0, cached_ = 0;
   std::vector<std::vector<float>> latent_;  // per layer: [rows, latent_width], rows >= cached_
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window)
+  std::map<std::tuple<int64_t, int64_t, models::LogitRows>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window, rows)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   std::map<std::string, const backends::Buffer*> resident_;
   SessionStats stats_;

@@ -19,7 +19,7 @@ class GraphBuilder {
  public:
   GraphBuilder(const DeepSeekModel& m, ir::Graph& g) : m_(m), h_(m.hparams), b_(g) {}
 
-  void build(int64_t tokens_count, int64_t window, AttentionForm form) {
+  void build(int64_t tokens_count, int64_t window, AttentionForm form, LogitRows logit_rows) {
     const bool with_past = window > 0;
     T_ = dim(tokens_count);
     if (with_past) {
@@ -39,9 +39,10 @@ class GraphBuilder {
       x = b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));           // [T, D]
       latents.push_back(latent);
     }
-    NodeId out = norm(x, "output_norm.weight");                                            // [T, D]
+    if (logit_rows == LogitRows::last && tokens_count > 1) x = b_.slice(x, 0, tokens_count - 1, tokens_count);  // [1, D]
+    NodeId out = norm(x, "output_norm.weight");                                            // [T or 1, D]
     const std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";  // tied embeddings
-    b_.output(linear(out, head));                                                          // [T, vocab]
+    b_.output(linear(out, head));                                                          // [T or 1, vocab]
     for (NodeId latent : latents) b_.output(latent);                                       // [T, kv_lora + rope]
   }
 
@@ -185,11 +186,18 @@ class GraphBuilder {
 
 }  // namespace
 
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form) {
+AttentionForm first_pass_form(const DeepSeekModel& model) {
+  const auto k_b = model.weights.find(blk_name(0, "attn_k_b"));
+  const bool quantised = k_b != model.weights.end() && ir::is_quantised(k_b->second.dtype());
+  return quantised ? AttentionForm::absorbed : AttentionForm::expanded;
+}
+
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form,
+                               LogitRows logit_rows) {
   if (tokens < 1 || window < 0) user_error("a forward pass needs at least one new token, got ", tokens);
   ir::Graph g;
   g.name = "deepseek";
-  GraphBuilder(model, g).build(tokens, window, form);
+  GraphBuilder(model, g).build(tokens, window, form, logit_rows);
   return g;
 }
 

@@ -23,7 +23,18 @@ namespace moat::models {
 
 enum class AttentionForm { expanded, absorbed };
 
+// Which positions get logits: every one (scoring, --logits-out) or only the last (what
+// generation needs: the output matrix, often the largest, is then read for one row).
+enum class LogitRows { all, last };
+
+// The form of a first pass over an empty cache: expanded (fewer operations), unless the
+// model's attn_k_b is block-quantised: the expanded form multiplies by it untransposed,
+// which quantised matmuls do not do (blocks run along its rows).
+AttentionForm first_pass_form(const DeepSeekModel& model);
+
 // `window` = C: 0 for a first pass without a cache, else >= P + T.
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form);
+// Outputs: the logits [tokens or 1, vocab], then each layer's new latent rows [tokens, kv_lora + rope].
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form,
+                               LogitRows logit_rows = LogitRows::all);
 
 }  // namespace moat::models

@@ -34,9 +34,9 @@ int run_perplexity(const ParsedArgs& args) {
   const std::vector<int32_t> ids = setup.tokenizer->encode(text, false);
   runtime::Session& session = *setup.session;
   const int64_t window = args.integer("--window", session.context(), 2, session.context());
-  session.prepare(window, batch);
+  session.prepare(window, batch, models::LogitRows::all);
   if (const int64_t last = static_cast<int64_t>(ids.size()) % window; last >= 2) {
-    session.prepare(last, batch);  // the shorter last window's passes, compiled before timing
+    session.prepare(last, batch, models::LogitRows::all);  // the shorter last window's passes, compiled before timing
   }
   const auto start = std::chrono::steady_clock::now();
   const runtime::PerplexityResult r = runtime::perplexity(

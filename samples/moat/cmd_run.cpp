@@ -96,7 +96,8 @@ int run_once(const ParsedArgs& args) {
                  session.context(), " tokens; shorten them or raise --ctx");
     n_gen = session.context() - static_cast<int64_t>(prompt.ids.size());  // the default -n, within the context
   }
-  session.prepare(static_cast<int64_t>(prompt.ids.size()), batch);
+  session.prepare(static_cast<int64_t>(prompt.ids.size()), batch,
+                  args.has("--logits-out") ? models::LogitRows::all : models::LogitRows::last);
   setup.progress.disable();  // text streams from here on
 
   runtime::GenerationOptions options;

@@ -108,6 +108,30 @@ TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_
   }
 }
 
+TEST_CASE("a block-quantised attn_k_b: the first pass takes the absorbed form and matches the interpreter") {
+  testing::TinyDeepSeek o;
+  o.matrix_type = gguf::GgmlType::Q8_0;
+  o.embd = 64;
+  o.nope = 32;
+  const std::string path = tiny_path("quant_kb", o);
+  const models::DeepSeekModel m = models::load_deepseek(path);
+  REQUIRE(m.weight("blk.0.attn_k_b.weight").dtype() == ir::DType::q8_0);
+  CHECK(models::first_pass_form(m) == models::AttentionForm::absorbed);
+  const int64_t T = static_cast<int64_t>(kTokens.size());
+  ir::Graph g = models::build_deepseek_graph(m, T, 0, models::AttentionForm::absorbed);
+  ir::Bindings b;
+  b.tensors = m.weights;
+  std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int64_t>(i);
+  b.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
+  b.tensors["positions"] = ir::HostTensor::from_i64({T}, pos, ir::DType::i32);
+  const std::vector<float> want = ir::interpret(g, b)[0].to_f32();
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  CHECK(relative_error(run(m, *cpu, 64), want) <= 1e-4);
+  CHECK(relative_error(run(m, *cpu, 1), want) <= 1e-4);
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("prefill (expanded attention) and token-by-token decode (absorbed, over the cache) agree") {
   for (bool v3 : {true, false}) {
     testing::TinyDeepSeek o;

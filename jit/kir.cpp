@@ -137,6 +137,10 @@ NodeRef scalar_arg(const Kernel& k, int index) {
 
 NodeRef ref(std::string name, Type t) { return make(Node{.kind = NodeKind::ref, .type = t, .name = std::move(name)}); }
 
+NodeRef bounded_ref(std::string name, int64_t lo, int64_t hi) {
+  return make(Node{.kind = NodeKind::ref, .type = kI64, .name = std::move(name), .range_lo = lo, .range_hi = hi});
+}
+
 NodeRef builtin(Builtin b, int dim) {
   expect(dim >= 0 && dim < 3, NodeKind::builtin, "dimension out of range");
   return make(Node{.kind = NodeKind::builtin, .type = kI64, .op = static_cast<uint8_t>(b), .i = dim});

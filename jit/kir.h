@@ -117,6 +117,10 @@ struct Node {
   std::vector<NodeRef> args;  // operand expressions
   std::vector<NodeRef> body;  // nested statements (block, for_loop, if_then)
   std::vector<NodeRef> else_body;
+  // ref of an index that is known to lie in [range_lo, range_hi] wherever it is used (a
+  // loop counter with constant bounds); range_lo > range_hi: unknown. Not printed: it
+  // only lets the lowering simplify index arithmetic.
+  int64_t range_lo = 0, range_hi = -1;
 };
 
 enum class Space : uint8_t { global, local };
@@ -162,6 +166,8 @@ NodeRef c_bool(bool v);
 NodeRef constant(Type t, double v);  // floats from v, integers from (int64) v
 NodeRef scalar_arg(const Kernel& k, int index);
 NodeRef ref(std::string name, Type t);
+// An i64 ref whose values lie in [lo, hi] (see Node::range_lo).
+NodeRef bounded_ref(std::string name, int64_t lo, int64_t hi);
 NodeRef builtin(Builtin b, int dim);
 NodeRef unary(UnaryOp op, NodeRef x);
 NodeRef binary(BinaryOp op, NodeRef a, NodeRef b);

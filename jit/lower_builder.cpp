@@ -2,7 +2,9 @@
 // elementwise chains, views and gathers into the kernel that consumes them).
 #include "jit/lower_builder.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <limits>
 
 #include "ir/interpreter.h"
@@ -34,12 +36,137 @@ namespace {
 
 bool is_const(const NodeRef& n, int64_t v) { return n->kind == NodeKind::constant && n->type == kI64 && n->i == v; }
 
+bool is_int_const(const NodeRef& n) { return n->kind == NodeKind::constant && n->type.scalar != Scalar::f32; }
+
+bool is_binary(const NodeRef& n, BinaryOp op) {
+  return n->kind == NodeKind::binary && static_cast<BinaryOp>(n->op) == op && n->args.size() == 2;
+}
+
+// Values an integer index expression can take, when they can be bounded: constants,
+// loop counters made with bounded_ref, work-group / item ids (non-negative) and +, *,
+// / and % of those. Bounds stay far from overflow (|v| < 2^40) or are dropped.
+struct Range {
+  int64_t lo, hi;
+};
+constexpr int64_t kRangeLimit = int64_t{1} << 40;
+
+std::optional<Range> checked(int64_t lo, int64_t hi) {
+  if (lo < -kRangeLimit || hi > kRangeLimit || lo > hi) return std::nullopt;
+  return Range{lo, hi};
+}
+
+std::optional<Range> range_of(const NodeRef& e) {
+  switch (e->kind) {
+    case NodeKind::constant:
+      return is_int_const(e) ? checked(e->i, e->i) : std::nullopt;
+    case NodeKind::ref:
+      return e->range_lo <= e->range_hi ? checked(e->range_lo, e->range_hi) : std::nullopt;
+    case NodeKind::builtin:
+      return Range{0, int64_t{1} << 31};
+    case NodeKind::cast:
+    {
+      if (e->type.scalar != Scalar::i64 && e->type.scalar != Scalar::i32) return std::nullopt;
+      if (e->args[0]->type.scalar != Scalar::i64 && e->args[0]->type.scalar != Scalar::i32) return std::nullopt;
+      const std::optional<Range> r = range_of(e->args[0]);
+      if (r && e->type.scalar == Scalar::i32 && (r->lo < INT32_MIN || r->hi > INT32_MAX)) return std::nullopt;  // wraps
+      return r;
+    }
+    case NodeKind::binary: {
+      if (e->args.size() != 2) return std::nullopt;
+      const std::optional<Range> a = range_of(e->args[0]), b = range_of(e->args[1]);
+      if (!a || !b) return std::nullopt;
+      switch (static_cast<BinaryOp>(e->op)) {
+        case BinaryOp::add: return checked(a->lo + b->lo, a->hi + b->hi);
+        case BinaryOp::sub: return checked(a->lo - b->hi, a->hi - b->lo);
+        case BinaryOp::mul: {
+          const int64_t p[4] = {a->lo * b->lo, a->lo * b->hi, a->hi * b->lo, a->hi * b->hi};
+          return checked(*std::min_element(p, p + 4), *std::max_element(p, p + 4));
+        }
+        case BinaryOp::div:
+          if (a->lo < 0 || b->lo <= 0) return std::nullopt;
+          return checked(a->lo / b->hi, a->hi / b->lo);
+        case BinaryOp::rem:
+          if (a->lo < 0 || b->lo <= 0) return std::nullopt;
+          return a->hi < b->lo ? a : checked(0, std::min(a->hi, b->hi - 1));
+        case BinaryOp::min: return checked(std::min(a->lo, b->lo), std::min(a->hi, b->hi));
+        case BinaryOp::max: return checked(std::max(a->lo, b->lo), std::max(a->hi, b->hi));
+        default: return std::nullopt;
+      }
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+bool non_negative(const NodeRef& e) {
+  const std::optional<Range> r = range_of(e);
+  return r && r->lo >= 0;
+}
+
+void add_terms(const NodeRef& e, std::vector<NodeRef>& terms) {
+  if (is_binary(e, BinaryOp::add) && e->type == kI64) {
+    add_terms(e->args[0], terms);
+    add_terms(e->args[1], terms);
+  } else {
+    terms.push_back(e);
+  }
+}
+
+// a = c * quotient + rest, found term by term in the sum `a` (constants and products by
+// a multiple of c go to the quotient). False unless every term is non-negative (then
+// truncating division and remainder split exactly) and some term is a multiple.
+bool split_multiples(const NodeRef& a, int64_t c, NodeRef& quotient, NodeRef& rest) {
+  std::vector<NodeRef> terms;
+  add_terms(a, terms);
+  quotient = c_i64(0);
+  rest = c_i64(0);
+  bool found = false;
+  for (const NodeRef& t : terms) {
+    if (!non_negative(t)) return false;
+    if (is_const(t, t->i) && t->i % c == 0) {
+      quotient = iadd(quotient, c_i64(t->i / c));
+      found = true;
+      continue;
+    }
+    if (is_binary(t, BinaryOp::mul)) {
+      for (int side = 0; side < 2; ++side) {
+        const NodeRef& k = t->args[side];
+        if (is_const(k, k->i) && k->i % c == 0) {
+          quotient = iadd(quotient, imul(t->args[1 - side], c_i64(k->i / c)));
+          found = true;
+          goto next_term;
+        }
+      }
+    }
+    rest = iadd(rest, t);
+  next_term:;
+  }
+  return found;
+}
+
+// (x / c) * c + x % c, in either order: x.
+const NodeRef* undivided(const NodeRef& a, const NodeRef& b) {
+  if (!is_binary(a, BinaryOp::mul) || !is_binary(b, BinaryOp::rem)) return nullptr;
+  const NodeRef& c = b->args[1];
+  if (!is_const(c, c->i)) return nullptr;
+  for (int side = 0; side < 2; ++side) {
+    const NodeRef& quotient = a->args[side];
+    const NodeRef& k = a->args[1 - side];
+    if (is_const(k, c->i) && is_binary(quotient, BinaryOp::div) && is_const(quotient->args[1], c->i) &&
+        quotient->args[0] == b->args[0])
+      return &b->args[0];
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 NodeRef iadd(NodeRef a, NodeRef b) {
   if (is_const(a, 0)) return b;
   if (is_const(b, 0)) return a;
   if (a->kind == NodeKind::constant && b->kind == NodeKind::constant) return c_i64(a->i + b->i);
+  if (const NodeRef* x = undivided(a, b)) return *x;
+  if (const NodeRef* x = undivided(b, a)) return *x;
   return add(std::move(a), std::move(b));
 }
 
@@ -54,12 +181,21 @@ NodeRef imul(NodeRef a, NodeRef b) {
 NodeRef idiv(NodeRef a, int64_t b) {
   if (b == 1) return a;
   if (a->kind == NodeKind::constant) return c_i64(a->i / b);
+  if (const std::optional<Range> r = range_of(a); r && r->lo >= 0 && r->hi < b) return c_i64(0);
+  if (is_binary(a, BinaryOp::div) && is_const(a->args[1], a->args[1]->i) && a->args[1]->i > 0 && non_negative(a) &&
+      a->args[1]->i <= kRangeLimit / b)
+    return idiv(a->args[0], a->args[1]->i * b);  // (x / c) / b = x / (c b) for x >= 0
+  NodeRef quotient, rest;
+  if (split_multiples(a, b, quotient, rest)) return iadd(quotient, idiv(rest, b));
   return div(std::move(a), c_i64(b));
 }
 
 NodeRef irem(NodeRef a, int64_t b) {
   if (b == 1) return c_i64(0);
   if (a->kind == NodeKind::constant) return c_i64(a->i % b);
+  if (const std::optional<Range> r = range_of(a); r && r->lo >= 0 && r->hi < b) return a;
+  NodeRef quotient, rest;
+  if (split_multiples(a, b, quotient, rest)) return irem(rest, b);
   return rem(std::move(a), c_i64(b));
 }
 

@@ -44,7 +44,7 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
     NodeRef row = iadd(imul(builtin(Builtin::group_id, 0), c_i64(items)), builtin(Builtin::item_id, 0));
     std::string r = kb.fresh("r");
     std::vector<NodeRef> body{let(r, row)};
-    body.push_back(if_then(lt(ref(r, kI64), c_i64(rows)), row_body(ref(r, kI64))));
+    body.push_back(if_then(lt(ref(r, kI64), c_i64(rows)), row_body(bounded_ref(r, 0, rows - 1))));
     return body;
   }
   const int64_t per_group = std::max<int64_t>(1, s.elements_per_group / std::max<int64_t>(1, work_per_row));
@@ -57,7 +57,7 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
     begin = c_i64(0);
     end = c_i64(rows);
   }
-  return {for_loop(r, begin, end, c_i64(1), row_body(ref(r, kI64)))};
+  return {for_loop(r, begin, end, c_i64(1), row_body(bounded_ref(r, 0, rows - 1)))};
 }
 
 std::vector<NodeRef> with_last(std::vector<NodeRef> idx, NodeRef last) {
@@ -117,7 +117,7 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   const RowSplit split = split_rows(shape);
   auto row_body = [&](NodeRef row) {
     std::string j = kb.fresh("j");
-    std::vector<NodeRef> idx = with_last(delinearize(row, split.outer), ref(j, kI64));
+    std::vector<NodeRef> idx = with_last(delinearize(row, split.outer), bounded_ref(j, 0, split.inner - 1));
     std::vector<NodeRef> inner{kb.store_value(out, idx, value(idx))};
     return std::vector<NodeRef>{for_loop(j, c_i64(0), c_i64(split.inner), c_i64(1), std::move(inner))};
   };

@@ -80,6 +80,9 @@ class MatmulLowering {
     const Schedule& s = ctx_.schedule;
     if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
+    } else if (!s.gpu && !o_.transposed && !ir::is_quantised(o_.b_dtype) && o_.scales < 0 && o_.m > 0 &&
+               o_.n >= s.vector_lanes) {
+      body = tiled_untransposed(batches);
     } else if (s.gpu && o_.k >= 128 && batches * o_.m * o_.n > 0) {
       body = split_k(batches);
     } else {
@@ -213,6 +216,63 @@ class MatmulLowering {
     }
     NodeRef n0 = imul(builtin(Builtin::group_id, 0), c_i64(cols));
     body.push_back(for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    return body;
+  }
+
+  // CPU, B [.., K, N] (activations: attention's probabilities x values): vectors of
+  // `vector_lanes` consecutive outputs n, each a sequential sum over k (the order of
+  // per_output), for `matmul_rows` rows of A; a scalar tail for N past the last vector.
+  std::vector<NodeRef> tiled_untransposed(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const Schedule& s = ctx_.schedule;
+    const int lanes = s.vector_lanes;
+    const int rows = static_cast<int>(std::min<int64_t>(s.matmul_rows, o_.m));
+    const int64_t cols = std::min<int64_t>(int64_t{lanes} * 4, o_.n / lanes * lanes);  // outputs per group
+    const int64_t main_n = o_.n / lanes * lanes;
+    k.groups[0] = ceil_div(o_.n, cols);
+    k.groups[1] = ceil_div(o_.m, rows);
+    k.groups[2] = batches;
+    std::string batch = kb_.fresh("batch"), m0 = kb_.fresh("m0"), n0 = kb_.fresh("n0"), b_base = kb_.fresh("b_base");
+    NodeRef batch_ref = ref(batch, kI64);
+    std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)),
+                              let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))),
+                              let(n0, imul(builtin(Builtin::group_id, 0), c_i64(cols))),
+                              let(b_base, imul(batch_b(batch_ref), c_i64(o_.k * o_.n)))};
+    std::vector<std::string> a_base(static_cast<size_t>(rows));
+    for (int r = 0; r < rows; ++r) {  // rows past M (the last tile) read row M - 1 and are not stored
+      a_base[r] = kb_.fresh("a_row");
+      body.push_back(let(a_base[r], a_row(batch_ref, min_(iadd(ref(m0, kI64), c_i64(r)), c_i64(o_.m - 1)))));
+    }
+    const NodeRef end = min_(iadd(ref(n0, kI64), c_i64(cols)), c_i64(o_.n));
+    auto columns = [&](const std::string& n, int width) {
+      const Type t = kF32.with_lanes(width);
+      NodeRef n_ref = ref(n, kI64);
+      std::vector<NodeRef> per_n;
+      std::vector<std::string> acc(static_cast<size_t>(rows));
+      for (int r = 0; r < rows; ++r) {
+        acc[r] = kb_.fresh("acc");
+        per_n.push_back(var(acc[r], width == 1 ? c_f32(0.0) : broadcast(c_f32(0.0), width)));
+      }
+      std::string kv = kb_.fresh("k"), bv = kb_.fresh("bv");
+      NodeRef kk = ref(kv, kI64);
+      NodeRef b_at = iadd(ref(b_base, kI64), iadd(imul(kk, c_i64(o_.n)), n_ref));
+      std::vector<NodeRef> inner{let(bv, cast(t, load(k, o_.b, b_at, width)))};
+      for (int r = 0; r < rows; ++r) {
+        NodeRef a = a_value(ref(a_base[r], kI64), kk, 1);
+        inner.push_back(assign(acc[r], fma(width == 1 ? a : broadcast(a, width), ref(bv, t), ref(acc[r], t))));
+      }
+      per_n.push_back(for_loop(kv, c_i64(0), c_i64(o_.k), c_i64(1), std::move(inner)));
+      for (int r = 0; r < rows; ++r) {
+        NodeRef m = iadd(ref(m0, kI64), c_i64(r));
+        NodeRef st = store_out(batch_ref, m, n_ref, ref(acc[r], t));
+        per_n.push_back(o_.m % rows == 0 ? st : if_then(lt(m, c_i64(o_.m)), {st}));
+      }
+      return per_n;
+    };
+    std::string nv = kb_.fresh("n"), ns = kb_.fresh("n");
+    body.push_back(for_loop(nv, ref(n0, kI64), min_(end, c_i64(main_n)), c_i64(lanes), columns(nv, lanes)));
+    if (main_n < o_.n)
+      body.push_back(for_loop(ns, max_(ref(n0, kI64), c_i64(main_n)), end, c_i64(1), columns(ns, 1)));
     return body;
   }
 

@@ -140,6 +140,9 @@ inline void matmul_float(BackendUnderTest& be) {
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], true); });
   check_op(be, "batched matmul, A broadcast", {{DType::f32, {1, 4, 19}}, {DType::f32, {3, 19, 6}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
+  check_op(be, "batched matmul, B [K, N] broadcast over the outer batch, N past whole vectors",
+           {{DType::f32, {2, 3, 5, 20}}, {DType::f16, {3, 20, 37}}},
+           [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
 }
 
 // matmul with quantised B dequantised in registers: q8_0, q4_0, q4_k, q6_k

@@ -78,7 +78,9 @@ class MatmulLowering {
 
     std::vector<NodeRef> body;
     const Schedule& s = ctx_.schedule;
-    if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
+    if (!s.gpu && grouped_experts_apply(batches)) {
+      body = grouped_experts(batches);
+    } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
     } else if (!s.gpu && !o_.transposed && !ir::is_quantised(o_.b_dtype) && o_.scales < 0 && o_.m > 0 &&
                o_.n >= s.vector_lanes) {
@@ -216,6 +218,79 @@ class MatmulLowering {
     }
     NodeRef n0 = imul(builtin(Builtin::group_id, 0), c_i64(cols));
     body.push_back(for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    return body;
+  }
+
+  // CPU, experts of a MoE layer for many tokens (prefill): B gathered from a table
+  // [E, N, K] by each slot's expert index, one row of A per slot. Per-slot GEMVs would
+  // stream an expert's weights once for every slot that chose it; here a work-group
+  // takes one expert and a tile of its rows: it lists the slots that chose the expert,
+  // and dequantises each weight row once (into local memory) for all of them. The sums
+  // run in the order of `tiled` (32-lane chunks, then a horizontal add).
+  bool grouped_experts_apply(int64_t slots) const {
+    if (gather_indices_ < 0 || !o_.transposed || o_.m != 1 || o_.scales >= 0 || table_shape_.size() != 3) return false;
+    const bool quantised = ir::is_quantised(o_.b_dtype);
+    if (!quantised && o_.k % 32 != 0) return false;
+    if (o_.k * 4 > 256 * 1024 || slots * 8 > 256 * 1024) return false;  // local memory: a row of B, the slot list
+    return slots >= 2 * table_shape_[0];  // enough slots per expert to share its rows
+  }
+
+  std::vector<NodeRef> grouped_experts(int64_t slots) {
+    Kernel& k = kb_.kernel();
+    const int64_t experts = table_shape_[0], cols = ctx_.schedule.matmul_cols;
+    const int64_t tiles = ceil_div(o_.n, cols);
+    k.groups[0] = experts * tiles;
+    auto local = [&](const char* name, ir::DType dtype, int64_t elements) {
+      BufferDecl decl;
+      decl.name = kb_.fresh(name);
+      decl.dtype = dtype;
+      decl.space = Space::local;
+      decl.elements = elements;
+      return k.add_buffer(std::move(decl));
+    };
+    const int chosen = local("chosen", ir::DType::i64, slots);  // slots that chose the expert
+    const int row = local("row", ir::DType::f32, o_.k);          // one dequantised row of B
+    std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s");
+    NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64);
+    std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
+                              let(tile, irem(builtin(Builtin::group_id, 0), tiles)), var(count, c_i64(0))};
+    {
+      NodeRef s_ref = bounded_ref(s, 0, slots - 1);
+      body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
+                              {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
+                                       {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
+    }
+    const bool quantised = ir::is_quantised(o_.b_dtype);
+    const int64_t per_block = quantised ? ir::dtype_block_elems(o_.b_dtype) : 32;
+    std::string n = kb_.fresh("n"), blk = kb_.fresh("blk"), sub = kb_.fresh("sub"), c = kb_.fresh("c");
+    std::string slot = kb_.fresh("slot"), a_base = kb_.fresh("a_row"), acc = kb_.fresh("acc"), kc = kb_.fresh("k");
+    NodeRef n_ref = bounded_ref(n, 0, o_.n - 1);
+    NodeRef b_row_ref = iadd(imul(e_ref, c_i64(o_.n)), n_ref);
+    std::vector<NodeRef> per_n;
+    {  // the row, 32 elements at a time
+      NodeRef first = imul(ref(sub, kI64), c_i64(32));
+      NodeRef at = iadd(imul(ref(blk, kI64), c_i64(per_block)), first);
+      NodeRef chunk = quantised
+                          ? dequant(k, o_.b, iadd(imul(b_row_ref, c_i64(o_.k / per_block)), ref(blk, kI64)), first)
+                          : cast(kF32.with_lanes(32), load(k, o_.b, iadd(imul(b_row_ref, c_i64(o_.k)), at), 32));
+      per_n.push_back(for_loop(blk, c_i64(0), c_i64(o_.k / per_block), c_i64(1),
+                               {for_loop(sub, c_i64(0), c_i64(per_block / 32), c_i64(1), {store(k, row, at, chunk)})}));
+    }
+    {  // every slot that chose the expert: its row of A . the row of B
+      const Type t = kF32.with_lanes(32);
+      NodeRef slot_ref = ref(slot, kI64), kk = ref(kc, kI64);
+      std::vector<NodeRef> per_slot{let(slot, load(k, chosen, ref(c, kI64))),
+                                    let(a_base, a_row(slot_ref, c_i64(0))),
+                                    var(acc, broadcast(c_f32(0.0), 32)),
+                                    for_loop(kc, c_i64(0), c_i64(o_.k), c_i64(32),
+                                             {assign(acc, fma(a_value(ref(a_base, kI64), kk, 32), load(k, row, kk, 32),
+                                                              ref(acc, t)))}),
+                                    store_out(slot_ref, c_i64(0), n_ref, reduce(ReduceOp::add, ref(acc, t)))};
+      per_n.push_back(for_loop(c, c_i64(0), count_ref, c_i64(1), std::move(per_slot)));
+    }
+    NodeRef n0 = imul(ref(tile, kI64), c_i64(cols));
+    body.push_back(if_then(lt(c_i64(0), count_ref),
+                           {for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n))}));
     return body;
   }
 

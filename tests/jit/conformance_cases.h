@@ -317,10 +317,13 @@ inline void composites(BackendUnderTest& be) {
     be.check(g, bindings, "attention");
   }
   for (const char* method : {"greedy", "group_limited_greedy", "noaux_tc"}) {
-    for (DType wd : {DType::f32, DType::q8_0}) {
+    // 3 tokens: an expert's slots one by one; 16 tokens (48 slots of 8 experts): the
+    // CPU groups the slots of each expert (lower_matmul.cpp, grouped_experts).
+    for (auto [wd, t] : {std::pair{DType::f32, int64_t{3}}, std::pair{DType::q8_0, int64_t{3}},
+                         std::pair{DType::f32, int64_t{16}}, std::pair{DType::q8_0, int64_t{16}}}) {
       Graph g;
       Builder b(g);
-      const int64_t t = 3, d = 32, f = 32, e = 8;
+      const int64_t d = 32, f = 32, e = 8;
       NodeId x = b.input("x", tensor_type(DType::f32, {t, d}));
       NodeId router = b.input("router", tensor_type(DType::f32, {e, d}));
       NodeId gate = b.input("gate", tensor_type(wd, {e, f, d}));
@@ -346,7 +349,8 @@ inline void composites(BackendUnderTest& be) {
       bindings.tensors["up"] = random_tensor(wd, {e, f, d}, 4);
       bindings.tensors["down"] = random_tensor(wd, {e, d, f}, 5);
       if (bias) bindings.tensors["bias"] = random_tensor(DType::f32, {e}, 6);
-      be.check(g, bindings, std::string("moe ") + method + " " + std::string(dtype_name(wd)));
+      be.check(g, bindings,
+               std::string("moe ") + method + " " + std::string(dtype_name(wd)) + " t" + std::to_string(t));
     }
   }
 }

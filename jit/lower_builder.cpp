@@ -224,8 +224,8 @@ int KernelBuilder::use(int plan_buffer, bool written) {
     plan_buffer = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)].alias_of;
   for (size_t i = 0; i < args_.size(); ++i) {
     if (args_[i] == plan_buffer) {
-      if (written) kernel_.buffers[i].written = true;
-      return static_cast<int>(i);
+      if (written) kernel_.buffers[static_cast<size_t>(arg_buffers_[i])].written = true;
+      return arg_buffers_[i];
     }
   }
   const PlanBuffer& pb = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)];
@@ -235,7 +235,8 @@ int KernelBuilder::use(int plan_buffer, bool written) {
   decl.elements = numel(pb.shape);
   decl.written = written;
   args_.push_back(plan_buffer);
-  return kernel_.add_buffer(std::move(decl));
+  arg_buffers_.push_back(kernel_.add_buffer(std::move(decl)));  // local buffers may sit between globals
+  return arg_buffers_.back();
 }
 
 std::string KernelBuilder::fresh(std::string_view prefix) { return std::string(prefix) + std::to_string(counter_++); }

@@ -72,7 +72,8 @@ class KernelBuilder {
 
   LowerContext& ctx_;
   Kernel kernel_;
-  std::vector<int> args_;  // plan buffer per kernel buffer
+  std::vector<int> args_;         // plan buffer per global kernel buffer, in order
+  std::vector<int> arg_buffers_;  // kernel buffer index of args_[i]
   int counter_ = 0;
 };
 

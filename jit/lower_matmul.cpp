@@ -231,7 +231,7 @@ class MatmulLowering {
     if (gather_indices_ < 0 || !o_.transposed || o_.m != 1 || o_.scales >= 0 || table_shape_.size() != 3) return false;
     const bool quantised = ir::is_quantised(o_.b_dtype);
     if (!quantised && o_.k % 32 != 0) return false;
-    if (o_.k * 4 > 256 * 1024 || slots * 8 > 256 * 1024) return false;  // local memory: a row of B, the slot list
+    if (o_.k * 16 > 256 * 1024 || slots * 8 > 256 * 1024) return false;  // local memory: 4 rows of B, the slot list
     return slots >= 2 * table_shape_[0];  // enough slots per expert to share its rows
   }
 
@@ -249,7 +249,6 @@ class MatmulLowering {
       return k.add_buffer(std::move(decl));
     };
     const int chosen = local("chosen", ir::DType::i64, slots);  // slots that chose the expert
-    const int row = local("row", ir::DType::f32, o_.k);          // one dequantised row of B
     std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s");
     NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64);
     std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
@@ -262,35 +261,43 @@ class MatmulLowering {
     }
     const bool quantised = ir::is_quantised(o_.b_dtype);
     const int64_t per_block = quantised ? ir::dtype_block_elems(o_.b_dtype) : 32;
+    // B rows per pass: each chunk of a slot's A row is loaded once for all of them.
+    const int64_t rows = o_.n % 4 == 0 ? 4 : 1;
+    const int row = local("rows", ir::DType::f32, rows * o_.k);  // dequantised rows of B
     std::string n = kb_.fresh("n"), blk = kb_.fresh("blk"), sub = kb_.fresh("sub"), c = kb_.fresh("c");
-    std::string slot = kb_.fresh("slot"), a_base = kb_.fresh("a_row"), acc = kb_.fresh("acc"), kc = kb_.fresh("k");
+    std::string slot = kb_.fresh("slot"), a_base = kb_.fresh("a_row"), kc = kb_.fresh("k"), av = kb_.fresh("a");
     NodeRef n_ref = bounded_ref(n, 0, o_.n - 1);
-    NodeRef b_row_ref = iadd(imul(e_ref, c_i64(o_.n)), n_ref);
     std::vector<NodeRef> per_n;
-    {  // the row, 32 elements at a time
+    for (int64_t r = 0; r < rows; ++r) {  // the rows, 32 elements at a time
+      NodeRef b_row_ref = iadd(imul(e_ref, c_i64(o_.n)), iadd(n_ref, c_i64(r)));
       NodeRef first = imul(ref(sub, kI64), c_i64(32));
       NodeRef at = iadd(imul(ref(blk, kI64), c_i64(per_block)), first);
       NodeRef chunk = quantised
                           ? dequant(k, o_.b, iadd(imul(b_row_ref, c_i64(o_.k / per_block)), ref(blk, kI64)), first)
                           : cast(kF32.with_lanes(32), load(k, o_.b, iadd(imul(b_row_ref, c_i64(o_.k)), at), 32));
       per_n.push_back(for_loop(blk, c_i64(0), c_i64(o_.k / per_block), c_i64(1),
-                               {for_loop(sub, c_i64(0), c_i64(per_block / 32), c_i64(1), {store(k, row, at, chunk)})}));
+                               {for_loop(sub, c_i64(0), c_i64(per_block / 32), c_i64(1),
+                                         {store(k, row, iadd(c_i64(r * o_.k), at), chunk)})}));
     }
-    {  // every slot that chose the expert: its row of A . the row of B
+    {  // every slot that chose the expert: its row of A . each row of B
       const Type t = kF32.with_lanes(32);
       NodeRef slot_ref = ref(slot, kI64), kk = ref(kc, kI64);
-      std::vector<NodeRef> per_slot{let(slot, load(k, chosen, ref(c, kI64))),
-                                    let(a_base, a_row(slot_ref, c_i64(0))),
-                                    var(acc, broadcast(c_f32(0.0), 32)),
-                                    for_loop(kc, c_i64(0), c_i64(o_.k), c_i64(32),
-                                             {assign(acc, fma(a_value(ref(a_base, kI64), kk, 32), load(k, row, kk, 32),
-                                                              ref(acc, t)))}),
-                                    store_out(slot_ref, c_i64(0), n_ref, reduce(ReduceOp::add, ref(acc, t)))};
+      std::vector<NodeRef> per_slot{let(slot, load(k, chosen, ref(c, kI64))), let(a_base, a_row(slot_ref, c_i64(0)))};
+      std::vector<std::string> acc(static_cast<size_t>(rows));
+      std::vector<NodeRef> dot{let(av, a_value(ref(a_base, kI64), kk, 32))};
+      for (int64_t r = 0; r < rows; ++r) {
+        acc[r] = kb_.fresh("acc");
+        per_slot.push_back(var(acc[r], broadcast(c_f32(0.0), 32)));
+        dot.push_back(assign(acc[r], fma(ref(av, t), load(k, row, iadd(c_i64(r * o_.k), kk), 32), ref(acc[r], t))));
+      }
+      per_slot.push_back(for_loop(kc, c_i64(0), c_i64(o_.k), c_i64(32), std::move(dot)));
+      for (int64_t r = 0; r < rows; ++r)
+        per_slot.push_back(store_out(slot_ref, c_i64(0), iadd(n_ref, c_i64(r)), reduce(ReduceOp::add, ref(acc[r], t))));
       per_n.push_back(for_loop(c, c_i64(0), count_ref, c_i64(1), std::move(per_slot)));
     }
     NodeRef n0 = imul(ref(tile, kI64), c_i64(cols));
     body.push_back(if_then(lt(c_i64(0), count_ref),
-                           {for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n))}));
+                           {for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(rows), std::move(per_n))}));
     return body;
   }
 

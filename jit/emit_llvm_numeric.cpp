@@ -237,15 +237,16 @@ Value* dequant_q8_0(IRBuilder<>& b, Value* block) {
 }
 
 // q4_0: d (f16) then 16 bytes; element i is the low nibble of byte i, 16 + i the high.
+// Both halves come from uniform operations on the 16 bytes (a mask, a shift by 4) and
+// one concatenating shuffle: x86 has no per-lane byte shift.
 Value* dequant_q4_0(IRBuilder<>& b, Value* block) {
   Value* d = load_f16_as_f32(b, block, 0);
   Value* bytes = load_bytes(b, block, b.getInt64(2), 16);
+  Value* low = b.CreateAnd(bytes, b.CreateVectorSplat(16, b.getInt8(0x0f)));
+  Value* high = b.CreateLShr(bytes, b.CreateVectorSplat(16, b.getInt8(4)));
   std::vector<int> both(32);
   for (int i = 0; i < 32; ++i) both[i] = i;
-  Value* pair = b.CreateShuffleVector(bytes, bytes, both);  // bytes twice
-  std::vector<llvm::Constant*> shifts;
-  for (int i = 0; i < 32; ++i) shifts.push_back(b.getInt8(i < 16 ? 0 : 4));
-  Value* nib = b.CreateAnd(b.CreateLShr(pair, llvm::ConstantVector::get(shifts)), i8v(b, 0x0f));
+  Value* nib = b.CreateShuffleVector(low, high, both);  // low nibbles, then high
   Value* q = b.CreateSIToFP(b.CreateSub(nib, i8v(b, 8)), llvm::FixedVectorType::get(b.getFloatTy(), 32));
   return b.CreateFMul(b.CreateVectorSplat(32, d), q);
 }

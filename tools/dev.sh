@@ -53,29 +53,30 @@ case "${1:-}" in
   demo)
     ensure_packages "${build_packages[@]}" "${test_packages[@]}"
     build build
+    devices=$(build/bin/moat devices --json | sed -n 's/.*"id": *"\([a-z]*:\{0,1\}[0-9]*\)".*/\1/p')
     echo
     echo "== moat devices"
     build/bin/moat devices
     echo
-    echo "== moat inspect tests/data/tiny.gguf"
-    build/bin/moat inspect tests/data/tiny.gguf
+    echo "== the demo model (models/kjv-tiny.gguf: a DeepSeek-V3-style MoE trained on the King James Bible,"
+    echo "   docs/demo_model.md) on every device, greedy: the same text everywhere"
+    for device in $devices; do
+      echo "-- $device"
+      build/bin/moat run -p "And God said," -n 48 --device "$device" || echo "($device could not run it)"
+    done
     echo
-    echo "== one graph (tests/data/graphs/ffn.mir), every target: moat emit --target ..."
+    echo "== sampled (temperature 0.8, top-p 0.95, seed 7)"
+    build/bin/moat run -p "The LORD is my shepherd;" -n 48 --temp 0.8 --top-p 0.95 --seed 7
+    echo
+    echo "== moat bench: every device, prompt 64 tokens, generation 32 tokens"
+    build/bin/moat bench --device all -p 64 -n 32 -r 3
+    echo
+    echo "== one graph (tests/data/graphs/ffn.mir) for every target: moat emit --target ..."
     out=$(mktemp -d)
     for target in llvm opencl spirv hip ptx; do
       build/bin/moat emit --graph tests/data/graphs/ffn.mir --sym T=1 --target "$target" -o "$out/$target"
     done
     rm -rf "$out"
-    echo
-    echo "== a tiny DeepSeek-V3 (tests/data/goldens/v3) on every device: the same greedy token ids"
-    for device in $(build/bin/moat devices --json | sed -n 's/.*"id": *"\([a-z]*:\{0,1\}[0-9]*\)".*/\1/p'); do
-      echo "-- $device"
-      build/bin/moat run -m tests/data/goldens/v3 --tokens 171,205,6,0,120 -n 8 --device "$device" ||
-        echo "($device could not run it)"
-    done
-    echo
-    echo "== JIT-compiled kernels on the host CPU: moat-bench-kernels"
-    build/bin/moat-bench-kernels -r 5
     ;;
   test)
     ensure_packages "${build_packages[@]}" "${test_packages[@]}"

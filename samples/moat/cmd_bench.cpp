@@ -14,6 +14,7 @@
 #include "frontend/models/deepseek_weights.h"
 #include "samples/moat/bench_report.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/demo_model.h"
 #include "support/error.h"
 
 #ifndef MOAT_BUILD_COMMIT
@@ -98,7 +99,6 @@ std::vector<std::pair<std::string, std::ofstream>> open_outputs(const ParsedArgs
 }
 
 int run_bench(const ParsedArgs& args) {
-  if (!args.has("-m")) user_error("moat bench needs -m MODEL (a GGUF file or a Hugging Face folder)");
   runtime::BenchOptions options;
   options.n_prompt = args.integer("-p", 512, 0, 1 << 20);
   options.n_gen = args.integer("-n", 128, 0, 1 << 20);
@@ -112,7 +112,7 @@ int run_bench(const ParsedArgs& args) {
   auto outputs = open_outputs(args);
 
   BenchReport report;
-  report.model_filename = args.value("-m");
+  report.model_filename = args.has("-m") ? args.value("-m") : demo_model_path();
   report.build_commit = MOAT_BUILD_COMMIT;
   {  // loaded once up front: a bad model fails before any device work; its sizes
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
@@ -152,9 +152,9 @@ int run_bench(const ParsedArgs& args) {
 }
 
 const Command kBench{
-    {"bench", "-m MODEL [--device all|ID,...] [-p N] [-n N] [-r N] [-t N] [--json F] [--md F] [--svg F] [--profile]",
+    {"bench", "[-m MODEL] [--device all|ID,...] [-p N] [-n N] [-r N] [-t N] [--json F] [--md F] [--svg F] [--profile]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder"},
+     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
       {"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
       {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},

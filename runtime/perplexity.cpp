@@ -19,7 +19,7 @@ double negative_log_likelihood(std::span<const float> row, int32_t target) {
 }  // namespace
 
 PerplexityResult perplexity(Session& session, std::span<const int32_t> ids, int64_t window, int64_t batch,
-                            const std::function<void(int64_t, int64_t)>& on_window) {
+                            int32_t bos, const std::function<void(int64_t, int64_t)>& on_window) {
   if (ids.size() < 2) user_error("perplexity needs a text of at least 2 tokens, got ", ids.size());
   if (window < 2) user_error("the perplexity window must hold at least 2 tokens, got ", window);
   if (window > session.context())
@@ -27,15 +27,22 @@ PerplexityResult perplexity(Session& session, std::span<const int32_t> ids, int6
   const auto n = static_cast<int64_t>(ids.size());
   const int64_t total = (n + window - 1) / window;
   PerplexityResult result;
-  for (int64_t start = 0; start + 1 < n; start += window) {
+  std::vector<int32_t> input;
+  for (int64_t start = 0; start < n; start += window) {
     const int64_t len = std::min(window, n - start);
     const std::span<const int32_t> chunk = ids.subspan(static_cast<size_t>(start), static_cast<size_t>(len));
+    // Row i of the logits predicts target i: with BOS, [BOS] + chunk[..len-1] predicts
+    // all of chunk; without, chunk predicts chunk[1..].
+    input.clear();
+    if (bos >= 0) input.push_back(bos);
+    input.insert(input.end(), chunk.begin(), chunk.end() - (bos >= 0 ? 1 : 0));
+    const std::span<const int32_t> targets = bos >= 0 ? chunk : chunk.subspan(1);
+    if (targets.empty()) continue;  // a last window of one id, without BOS
     session.rewind(0);
-    const std::vector<float> logits = session.evaluate(chunk, batch);
-    const size_t vocab = logits.size() / static_cast<size_t>(len);
-    for (int64_t i = 0; i + 1 < len; ++i) {
-      const std::span<const float> row(logits.data() + static_cast<size_t>(i) * vocab, vocab);
-      result.nll_sum += negative_log_likelihood(row, chunk[static_cast<size_t>(i + 1)]);
+    const std::vector<float> logits = session.evaluate(input, batch);
+    const size_t vocab = logits.size() / input.size();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      result.nll_sum += negative_log_likelihood(std::span<const float>(logits.data() + i * vocab, vocab), targets[i]);
       ++result.scored_tokens;
     }
     ++result.windows;

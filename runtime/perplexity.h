@@ -2,10 +2,11 @@
 // the model gives each token after the ones before it.
 //
 // Method (stated in `moat perplexity --help` and docs/): the ids are cut into
-// consecutive, non-overlapping windows of `window` tokens (a shorter last window is
-// kept when it has at least 2 tokens); each window is evaluated from an empty cache and
-// every position but its first is scored, so each scored token sees 1..window-1 tokens
-// of context. Log-softmax in double precision.
+// consecutive, non-overlapping windows, each evaluated from an empty cache. With a BOS
+// token (models whose tokenizer adds one, as llama.cpp's perplexity does): windows of
+// `window` ids, each run as [BOS] + its ids but the last, and every id scored. Without:
+// windows of `window` ids (a shorter last one kept when it has at least 2), every id
+// but a window's first scored. Log-softmax in double precision.
 #pragma once
 
 #include <cmath>
@@ -25,9 +26,9 @@ struct PerplexityResult {
 };
 
 // `session` is rewound to empty before each window; `window` <= session.context().
-// `on_window(done, total)` (optional) after each window. UserError when fewer than 2
-// ids are given.
+// `bos`: the BOS id, or -1 for none. `on_window(done, total)` (optional) after each
+// window. UserError when fewer than 2 ids are given.
 PerplexityResult perplexity(Session& session, std::span<const int32_t> ids, int64_t window, int64_t batch,
-                            const std::function<void(int64_t, int64_t)>& on_window = {});
+                            int32_t bos = -1, const std::function<void(int64_t, int64_t)>& on_window = {});
 
 }  // namespace moat::runtime

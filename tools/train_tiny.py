@@ -626,7 +626,7 @@ def perplexity(model, tok, text, context):
 
 @torch.no_grad()
 def perplexity_no_bos(model, tok, text, window):
-    """`moat perplexity`'s method (runtime/perplexity.h): the ids of `text` (no BOS) cut into
+    """`moat perplexity --no-bos`'s method (runtime/perplexity.h): the ids of `text` (no BOS) cut into
     non-overlapping windows of `window` ids, each run on its own without BOS, every id but a
     window's first scored. -> (mean nll, ppl, ids scored)."""
     ids = tok.encode(text).ids
@@ -763,7 +763,7 @@ def run_check(args):
         print(f"  greedy {p!r}: {'same ids' if ours == ref else 'DIFFERENT ids'}: {tok.decode(ref)!r}")
     print(f"greedy: moat == PyTorch on {agree}/{len(PROMPTS)} prompts")
     nll, ppl, n = perplexity_no_bos(model, tok, heldout, cfg.context)
-    ours = json.loads(moat(args.moat, "perplexity", "-m", args.check, "--device", args.device, "-f", args.heldout, "--json"))
+    ours = json.loads(moat(args.moat, "perplexity", "-m", args.check, "--device", args.device, "-f", args.heldout, "--no-bos", "--json"))
     rel = abs(ours["perplexity"] - ppl) / ppl
     print(f"perplexity without BOS (moat's method): moat {ours['perplexity']:.4f} over {ours['scored_tokens']} ids, "
           f"PyTorch {ppl:.4f} over {n}: relative difference {rel:.1e}")

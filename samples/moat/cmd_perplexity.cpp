@@ -35,12 +35,14 @@ int run_perplexity(const ParsedArgs& args) {
   runtime::Session& session = *setup.session;
   const int64_t window = args.integer("--window", session.context(), 2, session.context());
   session.prepare(window, batch, models::LogitRows::all);
-  if (const int64_t last = static_cast<int64_t>(ids.size()) % window; last >= 2) {
+  if (const int64_t last = static_cast<int64_t>(ids.size()) % window; last >= 1) {
     session.prepare(last, batch, models::LogitRows::all);  // the shorter last window's passes, compiled before timing
   }
   const auto start = std::chrono::steady_clock::now();
+  const int32_t bos = !args.has("--no-bos") && setup.tokenizer->add_bos() ? setup.tokenizer->bos() : -1;
   const runtime::PerplexityResult r = runtime::perplexity(
-      session, ids, window, batch, [&setup](int64_t done, int64_t total) { setup.progress.update("score", done, total); });
+      session, ids, window, batch, bos,
+      [&setup](int64_t done, int64_t total) { setup.progress.update("score", done, total); });
   setup.progress.clear();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string device = setup.device->properties().info.id;
@@ -48,7 +50,8 @@ int run_perplexity(const ParsedArgs& args) {
     nlohmann::json j = {{"model", setup.model_path}, {"file", args.value("-f")}, {"device", device},
                         {"perplexity", r.perplexity()},  {"scored_tokens", r.scored_tokens},
                         {"windows", r.windows},          {"window", window},
-                        {"nll_sum", r.nll_sum},          {"seconds", seconds}};
+                        {"nll_sum", r.nll_sum},          {"seconds", seconds},
+                        {"bos", bos >= 0}};
     std::cout << j.dump(2) << "\n";
   } else {
     std::printf("perplexity %.4f over %lld tokens (%lld windows of %lld) on %s in %.1f s\n", r.perplexity(),
@@ -59,8 +62,9 @@ int run_perplexity(const ParsedArgs& args) {
 }
 
 const Command kPerplexity{
-    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [-t N] [--json]",
-     "perplexity of a model on a text file (non-overlapping windows, each from an empty cache)",
+    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [-t N] [--no-bos] [--json]",
+     "perplexity of a model on a text file (non-overlapping windows, each from an empty cache; with the model's BOS: "
+     "[BOS] + the window's ids but the last, every id scored; without: every id but a window's first)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
       {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N"},
@@ -69,6 +73,7 @@ const Command kPerplexity{
       {"--batch", "K", "tokens per forward pass (default 512)"},
       {"-t", "N", "CPU threads"},
       {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},
+      {"--no-bos", "", "windows without the BOS token, even when the model adds one"},
       {"--json", "", "print the result as JSON"}}},
     run_perplexity};
 

@@ -14,59 +14,19 @@
 #include <vector>
 
 #include "backends/cpu/llvm_verify.h"
-
-extern char** environ;
+#include "tests/cli/cli_runner.h"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;  // -1 when killed by a signal
-  int signal = 0;
-  std::string out, err;
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Result run_moat(const std::vector<std::string>& args) {
-  auto dir = std::filesystem::temp_directory_path();
-  std::string out_path = dir / ("moat_cli_out_" + std::to_string(::getpid()));
-  std::string err_path = dir / ("moat_cli_err_" + std::to_string(::getpid()));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> argv_storage{MOAT_CLI_PATH};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  Result r;
-  REQUIRE(posix_spawn(&pid, MOAT_CLI_PATH, &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = read_all(out_path);
-  r.err = read_all(err_path);
-  std::filesystem::remove(out_path);
-  std::filesystem::remove(err_path);
-  return r;
-}
+using Result = moat::testing::CliResult;
+using moat::testing::read_all;
+using moat::testing::run_moat;
 
 const std::string kSource = MOAT_SOURCE_DIR;
 const std::string kTinyGguf = kSource + "/tests/data/tiny.gguf";
 const std::string kVocab = kSource + "/../shared/data/vocab/deepseek-llm.gguf";
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using moat::testing::contains;
 
 }  // namespace
 
@@ -346,9 +306,10 @@ bool balanced_svg(const std::string& svg) {
 
 TEST_CASE("bench: a row per device and test as Markdown, JSON and SVG, and bad options are exit 2") {
   const std::string model = kSource + "/tests/data/goldens/v3/model-f32.gguf";
-  Result no_model = run_moat({"bench", "-p", "8"});
-  CHECK(no_model.exit_code == 2);
-  CHECK(contains(no_model.err, "-m MODEL"));
+  Result demo = run_moat({"bench", "-p", "8", "-n", "0", "-r", "1", "--device", "cpu"});  // no -m: the demo model
+  CHECK(demo.exit_code == 0);
+  CHECK(contains(demo.out, "pp8"));
+  CHECK(contains(demo.out, "8.03 M"));
   Result bad_device = run_moat({"bench", "-m", model, "--device", "cpu,tpu:0"});
   CHECK(bad_device.exit_code == 2);
   CHECK(contains(bad_device.err, "--device: no device 'tpu:0'"));

@@ -46,6 +46,19 @@ std::vector<float> run(const models::DeepSeekModel& m, backends::Device& device,
   return s.evaluate(kTokens, batch);
 }
 
+// The logits of kTokens in one pass of `form`, by the reference interpreter.
+std::vector<float> interpreted(const models::DeepSeekModel& m, models::AttentionForm form) {
+  const int64_t T = static_cast<int64_t>(kTokens.size());
+  ir::Graph g = models::build_deepseek_graph(m, T, 0, form);
+  ir::Bindings b;
+  b.tensors = m.weights;
+  std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int64_t>(i);
+  b.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
+  b.tensors["positions"] = ir::HostTensor::from_i64({T}, pos, ir::DType::i32);
+  return ir::interpret(g, b)[0].to_f32();
+}
+
 }  // namespace
 
 TEST_CASE("a deepseek2 GGUF loads with its hyperparameters, the latent cache holds (kv_lora + rope) per token and layer") {
@@ -92,15 +105,7 @@ TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_
     const std::string path = tiny_path("quant", o);
     const models::DeepSeekModel m = models::load_deepseek(path);
     CHECK(m.weight("blk.0.attn_kv_a_mqa.weight").dtype() == *gguf::to_ir_dtype(type));
-    const int64_t T = static_cast<int64_t>(kTokens.size());
-    ir::Graph g = models::build_deepseek_graph(m, T, 0, models::AttentionForm::expanded);
-    ir::Bindings b;
-    b.tensors = m.weights;
-    std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
-    for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int64_t>(i);
-    b.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
-    b.tensors["positions"] = ir::HostTensor::from_i64({T}, pos, ir::DType::i32);
-    const std::vector<float> want = ir::interpret(g, b)[0].to_f32();
+    const std::vector<float> want = interpreted(m, models::AttentionForm::expanded);
     auto cpu = backends::open_cpu_device({.threads = 2});
     CHECK_MESSAGE(relative_error(run(m, *cpu, 64), want) <= 1e-4, gguf::ggml_type_name(type));
     CHECK_MESSAGE(relative_error(run(m, *cpu, 1), want) <= 1e-4, gguf::ggml_type_name(type));
@@ -117,15 +122,7 @@ TEST_CASE("a block-quantised attn_k_b: the first pass takes the absorbed form an
   const models::DeepSeekModel m = models::load_deepseek(path);
   REQUIRE(m.weight("blk.0.attn_k_b.weight").dtype() == ir::DType::q8_0);
   CHECK(models::first_pass_form(m) == models::AttentionForm::absorbed);
-  const int64_t T = static_cast<int64_t>(kTokens.size());
-  ir::Graph g = models::build_deepseek_graph(m, T, 0, models::AttentionForm::absorbed);
-  ir::Bindings b;
-  b.tensors = m.weights;
-  std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int64_t>(i);
-  b.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
-  b.tensors["positions"] = ir::HostTensor::from_i64({T}, pos, ir::DType::i32);
-  const std::vector<float> want = ir::interpret(g, b)[0].to_f32();
+  const std::vector<float> want = interpreted(m, models::AttentionForm::absorbed);
   auto cpu = backends::open_cpu_device({.threads = 2});
   CHECK(relative_error(run(m, *cpu, 64), want) <= 1e-4);
   CHECK(relative_error(run(m, *cpu, 1), want) <= 1e-4);

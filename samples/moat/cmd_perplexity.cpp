@@ -63,18 +63,24 @@ int run_perplexity(const ParsedArgs& args) {
 
 const Command kPerplexity{
     {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [-t N] [--no-bos] [--json]",
-     "perplexity of a model on a text file (non-overlapping windows, each from an empty cache; with the model's BOS: "
-     "[BOS] + the window's ids but the last, every id scored; without: every id but a window's first)",
+     "perplexity of a model on a text file",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
       {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N"},
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
-      {"--window", "N", "tokens per window (default: the context); every position but a window's first is scored"},
+      {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},
       {"-t", "N", "CPU threads"},
       {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},
       {"--no-bos", "", "windows without the BOS token, even when the model adds one"},
-      {"--json", "", "print the result as JSON"}}},
+      {"--json", "", "print the result as JSON"}},
+     0,
+     0,
+     "Method: the text's ids (no BOS) are cut into non-overlapping windows of --window ids, each\n"
+     "evaluated from an empty cache. When the model adds BOS (as llama.cpp's perplexity does), a\n"
+     "window runs as [BOS] + its ids but the last and every id is scored; with --no-bos, or a model\n"
+     "without BOS, a window runs as its ids and every id but its first is scored. Perplexity =\n"
+     "exp(mean negative log-likelihood), in double precision.\n"},
     run_perplexity};
 
 }  // namespace

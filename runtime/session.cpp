@@ -49,7 +49,7 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
 Session::~Session() = default;
 
 uint64_t Session::cache_bytes_per_token() const {
-  return static_cast<uint64_t>(model_.hparams.latent_width() * model_.hparams.n_layer) * sizeof(float);
+  return model_.hparams.cache_bytes_per_token();
 }
 
 std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "support/error.h"
 
@@ -104,6 +106,14 @@ std::string help_text(const CommandSpec& spec) {
   }
   out += cat("  --help", std::string(16, ' '), "show this help\n");
   return out;
+}
+
+std::string read_option_file(std::string_view option, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error(option, " ", path, ": cannot be read; check the path and its permissions");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 }  // namespace moat::cli

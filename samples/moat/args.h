@@ -51,4 +51,8 @@ ParsedArgs parse_args(const CommandSpec& spec, std::span<char* const> args);
 
 std::string help_text(const CommandSpec& spec);
 
+// The bytes of FILE, the value of `option` (e.g. "-f"); UserError naming both when it
+// cannot be read.
+std::string read_option_file(std::string_view option, const std::string& path);
+
 }  // namespace moat::cli

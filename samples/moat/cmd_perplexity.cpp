@@ -3,10 +3,8 @@
 // cache, every position but the first scored.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "runtime/perplexity.h"
 #include "samples/moat/commands.h"
@@ -17,17 +15,9 @@ namespace moat::cli {
 
 namespace {
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) user_error("-f ", path, ": cannot be read; check the path and its permissions");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int run_perplexity(const ParsedArgs& args) {
   if (!args.has("-f")) user_error("moat perplexity needs -f FILE, the text to score");
-  const std::string text = read_text_file(args.value("-f"));
+  const std::string text = read_option_file("-f", args.value("-f"));
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
   RunSetup setup;
   open_run(args, true, setup);

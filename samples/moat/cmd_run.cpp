@@ -4,9 +4,7 @@
 // stats line on stderr.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "runtime/generate.h"
 #include "runtime/sampler.h"
@@ -39,14 +37,6 @@ std::vector<int32_t> parse_tokens(const std::string& text) {
   return out;
 }
 
-std::string read_prompt_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) user_error("-f ", path, ": cannot be read; check the path and its permissions");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 runtime::SamplingOptions sampling_options(const ParsedArgs& args) {
   runtime::SamplingOptions sampling;
   sampling.temperature = args.number("--temp", 0.0, 0.0, 1e6);
@@ -72,7 +62,7 @@ Prompt read_prompt(const ParsedArgs& args, const RunSetup& setup) {
     return prompt;
   }
   prompt.is_text = true;
-  prompt.text = args.has("-p") ? args.value("-p") : read_prompt_file(args.value("-f"));
+  prompt.text = args.has("-p") ? args.value("-p") : read_option_file("-f", args.value("-f"));
   if (prompt.text.empty()) user_error("the prompt is empty; give some text with -p or -f");
   const bool bos = !args.has("--no-bos") && setup.tokenizer->add_bos();
   prompt.ids = setup.tokenizer->encode(prompt.text, bos);

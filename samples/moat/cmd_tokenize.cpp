@@ -1,8 +1,6 @@
 // moat tokenize: the token ids of a text, space separated on one line.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "frontend/tokenizer/tokenizer.h"
 #include "samples/moat/commands.h"
@@ -12,19 +10,11 @@ namespace moat::cli {
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) user_error("-f ", path, ": cannot be read; check the path and its permissions");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int run_tokenize(const ParsedArgs& args) {
   if (args.has("-p") == args.has("-f"))
     user_error("moat tokenize needs one of -p TEXT or -f FILE (see moat tokenize --help)");
   const std::string model = args.value("-m");
-  const std::string text = args.has("-p") ? args.value("-p") : read_text(args.value("-f"));
+  const std::string text = args.has("-p") ? args.value("-p") : read_option_file("-f", args.value("-f"));
   const tok::Tokenizer tokenizer = tok::Tokenizer::open(model);
   // An empty text is no ids, even with BOS: nothing to start.
   const bool bos = !args.has("--no-bos") && tokenizer.add_bos() && !text.empty();

@@ -53,10 +53,9 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
   runtime::SessionOptions options;
-  const uint64_t per_token =
-      static_cast<uint64_t>(setup.model.hparams.latent_width() * setup.model.hparams.n_layer) * sizeof(float);
   const runtime::ContextChoice context = runtime::choose_context(
-      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train, per_token, available_host_memory());
+      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train, setup.model.hparams.cache_bytes_per_token(),
+      available_host_memory());
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
   setup.session = std::make_unique<runtime::Session>(setup.model, *setup.device, *setup.cache, options);

@@ -1,8 +1,10 @@
 #include "ir/builder.h"
 
+
 #include <algorithm>
 
 #include "ir/infer.h"
+#include "ir/quant.h"
 #include "support/error.h"
 
 namespace moat::ir {
@@ -44,6 +46,10 @@ NodeId Builder::reduce(Op op, NodeId x, int64_t axis) { return add_node(op, {x},
 
 NodeId Builder::matmul(NodeId a, NodeId b, bool b_transposed) {
   return add_node(Op::matmul, {a, b}, {{"b_transposed", b_transposed}});
+}
+NodeId Builder::matmul_weight(NodeId a, NodeId w) {
+  if (quantises_activations(type(w).dtype) && type(a).dtype != DType::q8_0) a = cast(a, DType::q8_0);
+  return matmul(a, w, true);
 }
 NodeId Builder::matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t block_rows, int64_t block_cols) {
   return add_node(Op::matmul, {a, b, block_scales},

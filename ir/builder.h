@@ -60,6 +60,10 @@ class Builder {
   NodeId reduce(Op op, NodeId x, int64_t axis);
   NodeId matmul(NodeId a, NodeId b, bool b_transposed = true);
   NodeId matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t block_rows = 128, int64_t block_cols = 128);
+  // a[..., K] x w[..., N, K]^T as runtimes compute it with that weight: a Q8_0 / Q4_0 w
+  // gets a cast to q8_0 first (quantised activations, ir/quant.h), other types a plain
+  // matmul.
+  NodeId matmul_weight(NodeId a, NodeId w);
   NodeId gather(NodeId table, NodeId indices);
   NodeId take_along(NodeId x, NodeId indices);
   NodeId reshape(NodeId x, Shape shape);

@@ -116,7 +116,8 @@ TensorType infer_matmul(const Graph& graph, const Node& node) {
   const TensorType& a = operand(graph, node, 0);
   const TensorType& b = operand(graph, node, 1);
   bool b_transposed = attr_bool(node, "b_transposed");
-  require(is_plain_float(a.dtype), cat("A must be f32, f16 or bf16, got ", dtype_name(a.dtype)));
+  require(is_plain_float(a.dtype) || a.dtype == DType::q8_0,
+          cat("A must be f32, f16, bf16 or q8_0 (quantised activations), got ", dtype_name(a.dtype)));
   require(is_float(b.dtype) || is_quantised(b.dtype), cat("B must be a float or quantised type, got ", dtype_name(b.dtype)));
   require(a.shape.size() >= 2 && b.shape.size() >= 2, "A and B need at least 2 dimensions");
   bool blocked_b = is_quantised(b.dtype) || b.dtype == DType::f8_e4m3;
@@ -151,7 +152,7 @@ TensorType infer_matmul(const Graph& graph, const Node& node) {
   Shape out = *batch;
   out.push_back(m);
   out.push_back(n);
-  return TensorType{a.dtype, out};
+  return TensorType{a.dtype == DType::q8_0 ? DType::f32 : a.dtype, out};
 }
 
 TensorType infer_gather(const Graph& graph, const Node& node) {
@@ -387,8 +388,16 @@ TensorType infer_type(const Graph& graph, const Node& node) {
     case OpKind::View: return infer_view(graph, node);
     case OpKind::Cast: {
       const TensorType& x = operand(graph, node, 0);
-      require(!is_quantised(node.type.dtype), "cannot cast to a quantised type (quantisation is not a cast)");
       require(node.type.shape == x.shape, "cast keeps the shape");
+      if (is_quantised(node.type.dtype)) {  // activation quantisation (ir/quant.h)
+        require(node.type.dtype == DType::q8_0 && is_plain_float(x.dtype),
+                cat("only a float tensor can be cast to a quantised type, and only to q8_0 (got ",
+                    dtype_name(x.dtype), " to ", dtype_name(node.type.dtype), ")"));
+        const Dim& last = x.shape.empty() ? Dim::of(0) : x.shape.back();
+        require(!x.shape.empty() && last.is_static() && last.value % 32 == 0,
+                cat("a cast to q8_0 needs a static last dimension that is a multiple of 32, got ", to_string(x.shape)));
+      }
+      require(!is_quantised(x.dtype) || !is_quantised(node.type.dtype), "a cast between quantised types");
       return node.type;
     }
     case OpKind::TopK: {

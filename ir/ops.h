@@ -12,12 +12,16 @@
 //              `b_transposed`: B is [..., N, K] (the weight layout; required when B is
 //              quantised or f8_e4m3) else [..., K, N]. A third operand, the f32 block
 //              scales of an f8_e4m3 B ([..., ceil(N/bn), ceil(K/bk)], attr `block` =
-//              [bn, bk]), makes B's value fp8(B) * scale.
+//              [bn, bk]), makes B's value fp8(B) * scale. A may be q8_0 (quantised
+//              activations): its dequantised value is used and the result is f32.
 //   Gather     gather(table[V, ...], idx[int ...]) -> idx.shape + table.shape[1:]
 //              (rows may be quantised); take_along(x[..., N], idx[..., k]) -> [..., k].
 //   View       reshape / broadcast (to the node's type), permute (attr `perm`), slice
 //              (attrs `axis`, `start`, `end`), concat (attr `axis`, >= 2 operands).
-//   Cast       to the node's dtype; quantised -> float dequantises.
+//   Cast       to the node's dtype; quantised -> float dequantises; float -> q8_0
+//              quantises each 32 elements of the last axis (ir/quant.h's
+//              quantize_row_q8_0): activations for int8 dot products (no other
+//              quantised target).
 //   TopK       topk(x[..., N], attr k) -> i32 indices [..., k] of the k largest values,
 //              largest first, ties to the lower index.
 //   Composite  rms_norm, softmax, rope, attention, moe (see ir/expand.h).

@@ -240,6 +240,13 @@ class CPrinter {
         out_ << pad << "}\n";
         return;
       case NodeKind::barrier: out_ << pad << d_.barrier << "\n"; return;
+      case NodeKind::quantize: {  // scalarised: the block, then the 32 values
+        out_ << pad << "{\n" << pad << "  const float q_x[32] = {";
+        for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);
+        out_ << "};\n" << pad << "  moat_quantize_q8_0(" << buffer_name(n.i) << ", " << expr(*n.args[0]) << ", q_x);\n"
+             << pad << "}\n";
+        return;
+      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle statement ", node_kind_name(n.kind));

@@ -125,6 +125,29 @@ MOAT_FN moat_u8 moat_f32_to_f8(float f) {
 
 // Element e of block `block` of a quantised buffer (ggml layouts).
 MOAT_FN float moat_f16_at(const MOAT_GLOBAL moat_u8* p) { return moat_f16_to_f32((moat_u16)(p[0] | (p[1] << 8))); }
+// ir/quant.cpp's quantize_row_q8_0 for one block: d = amax / 127, q = round(x * (1 / d))
+// half away from zero (exact: x - trunc(x) is exact below 2^23); a NaN input gives 0.
+MOAT_FN void moat_quantize_q8_0(MOAT_GLOBAL moat_u8* w, moat_i64 block, const float* x) {
+  MOAT_GLOBAL moat_u8* p = w + block * 34;
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    const float a = x[i] < 0.0f ? -x[i] : x[i];
+    if (a > amax) amax = a;
+  }
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const moat_u16 h = moat_f32_to_f16(d);
+  p[0] = (moat_u8)(h & 0xffu);
+  p[1] = (moat_u8)(h >> 8);
+  for (int i = 0; i < 32; ++i) {
+    const float v = x[i] * id;
+    moat_i32 q = (v >= -127.5f && v <= 127.5f) ? (moat_i32)v : 0;
+    const float r = v - (float)q;
+    if (r >= 0.5f) ++q;
+    if (r <= -0.5f) --q;
+    p[2 + i] = (moat_u8)(moat_i8)q;
+  }
+}
 MOAT_FN float moat_dq_q8_0(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
   const MOAT_GLOBAL moat_u8* p = w + block * 34;
   return moat_f16_at(p) * (float)(moat_i8)p[2 + e];

@@ -47,8 +47,9 @@ class NeedsLockstep : public Visitor {
 
 class LlvmEmitter {
  public:
-  LlvmEmitter(const Kernel& k, LlvmFlavour flavour, llvm::LLVMContext& ctx)
-      : k_(k), spir_(flavour == LlvmFlavour::spir), ctx_(ctx), module_(std::make_unique<llvm::Module>(k.name, ctx)), b_(ctx) {}
+  LlvmEmitter(const Kernel& k, LlvmFlavour flavour, llvm::LLVMContext& ctx, const CpuFeatures& cpu)
+      : k_(k), spir_(flavour == LlvmFlavour::spir), cpu_(cpu), ctx_(ctx), module_(std::make_unique<llvm::Module>(k.name, ctx)),
+        b_(ctx) {}
 
   std::unique_ptr<llvm::Module> run() {
     verify(k_);
@@ -96,7 +97,8 @@ class LlvmEmitter {
       const BufferDecl& buf = k_.buffers[i];
       if (buf.space != Space::local) continue;
       llvm::Type* et = le::scalar_type(ctx_, storage_scalar(buf.dtype));
-      Value* mem = b_.CreateAlloca(llvm::ArrayType::get(et, static_cast<uint64_t>(buf.elements)), nullptr, buf.name);
+      llvm::AllocaInst* mem = b_.CreateAlloca(llvm::ArrayType::get(et, static_cast<uint64_t>(buf.elements)), nullptr, buf.name);
+      mem->setAlignment(llvm::Align(64));  // whole cache lines: vector loads never straddle two
       buffer_ptr_[static_cast<int>(i)] = b_.CreateBitCast(mem, llvm::PointerType::getUnqual(et));
     }
 
@@ -342,6 +344,22 @@ class LlvmEmitter {
         call->setCallingConv(llvm::CallingConv::SPIR_FUNC);
         return;
       }
+      case NodeKind::quantize: {
+        std::vector<Value*> lanes;  // the value's 32 lanes (a vector, or scalars after legalisation)
+        if (n.args.size() == 2) {
+          Value* v = expr(*n.args[1]);
+          for (int i = 0; i < 32; ++i) lanes.push_back(b_.CreateExtractElement(v, b_.getInt64(i)));
+        } else {
+          for (size_t a = 1; a < n.args.size(); ++a) lanes.push_back(expr(*n.args[a]));
+        }
+        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(ir::DType::q8_0)));
+        Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
+        le::quantize_q8_0(b_, block, lanes, [&](Value* x) -> Value* {
+          if (spir_) return opencl_call("_Z5roundf", {x});
+          return b_.CreateUnaryIntrinsic(llvm::Intrinsic::round, x);
+        });
+        return;
+      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");
@@ -443,6 +461,16 @@ class LlvmEmitter {
         if (t.lanes == 32) return le::dequant32(b_, dtype, block, expr(*n.args[1]));
         return le::dequant1(b_, dtype, block, expr(*n.args[1]));
       }
+      case NodeKind::qdot: {
+        const ir::DType b_dtype = k_.buffers[n.j].dtype;
+        auto first = [&](int buffer, ir::DType dtype, const Node& block) {
+          Value* offset = b_.CreateMul(expr(block), b_.getInt64(ir::dtype_block_bytes(dtype)));
+          return b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(buffer), offset);
+        };
+        Value* a = first(static_cast<int>(n.i), ir::DType::q8_0, *n.args[0]);
+        Value* bb = first(static_cast<int>(n.j), b_dtype, *n.args[1]);
+        return le::qdot(b_, b_dtype, a, bb, t.lanes / 8, !spir_ && cpu_.avx512_vnni);
+      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not an expression (kernel ", k_.name, ")");
@@ -533,6 +561,7 @@ class LlvmEmitter {
 
   const Kernel& k_;
   const bool spir_;
+  const CpuFeatures cpu_;
   llvm::LLVMContext& ctx_;
   std::unique_ptr<llvm::Module> module_;
   llvm::IRBuilder<> b_;
@@ -552,17 +581,18 @@ class LlvmEmitter {
 
 }  // namespace
 
-std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx) {
+std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx,
+                                                const CpuFeatures& cpu) {
   if (flavour == LlvmFlavour::spir && has_vectors(kernel)) {
     const Kernel scalar = scalarize(kernel);  // legalise: OpenCL built-ins are called per scalar
-    return LlvmEmitter(scalar, flavour, ctx).run();
+    return LlvmEmitter(scalar, flavour, ctx, {}).run();
   }
-  return LlvmEmitter(kernel, flavour, ctx).run();
+  return LlvmEmitter(kernel, flavour, ctx, flavour == LlvmFlavour::cpu ? cpu : CpuFeatures{}).run();
 }
 
-std::string emit_llvm(const Kernel& kernel) {
+std::string emit_llvm(const Kernel& kernel, const CpuFeatures& cpu) {
   llvm::LLVMContext ctx;
-  std::unique_ptr<llvm::Module> module = build_llvm_module(kernel, LlvmFlavour::cpu, ctx);
+  std::unique_ptr<llvm::Module> module = build_llvm_module(kernel, LlvmFlavour::cpu, ctx, cpu);
   std::string text;
   llvm::raw_string_ostream out(text);
   module->print(out, nullptr);

@@ -16,7 +16,13 @@
 
 namespace moat::jit {
 
-std::string emit_llvm(const Kernel& kernel);
+// ISA features of the host CPU that the emitted IR may use directly (everything else
+// is left to LLVM's instruction selection for the host).
+struct CpuFeatures {
+  bool avx512_vnni = false;  // with AVX512VL: vpdpbusd on 256 and 512 bits (qdot)
+};
+
+std::string emit_llvm(const Kernel& kernel, const CpuFeatures& cpu = {});
 
 // The kernel as an OpenCL kernel for the spir64 target, as LLVM bitcode (SPIR 1.2: what
 // PoCL loads with clCreateProgramWithBinary and "-x spir -spir-std=1.2"). Work-items are

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "jit/emit_llvm.h"
 #include "jit/kir.h"
 
 namespace moat::jit {
@@ -14,6 +15,8 @@ namespace moat::jit {
 enum class LlvmFlavour : uint8_t { cpu, spir };
 
 // A verified module (InternalError naming the kernel otherwise) in `ctx`.
-std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx);
+// `cpu`: the host's features (the cpu flavour only).
+std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx,
+                                                const CpuFeatures& cpu = {});
 
 }  // namespace moat::jit

@@ -3,6 +3,7 @@
 #include "jit/emit_llvm_numeric.h"
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
 
 #include <cmath>
 
@@ -358,7 +359,125 @@ Value* dequant_one(IRBuilder<>& b, ir::DType dtype, Value* block, Value* e) {
   MOAT_INTERNAL_ERROR("llvm emitter: dequant of ", ir::dtype_name(dtype));
 }
 
+// The integers of B's block (q8_0: its int8; q4_0: its nibbles, 0..15, *not* minus 8)
+// as 32 bytes, and B's block size.
+Value* b_block_ints(IRBuilder<>& b, ir::DType dtype, Value* block) {
+  if (dtype == ir::DType::q8_0) return load_bytes(b, block, b.getInt64(2), 32);
+  Value* bytes = load_bytes(b, block, b.getInt64(2), 16);
+  Value* low = b.CreateAnd(bytes, b.CreateVectorSplat(16, b.getInt8(0x0f)));
+  Value* high = b.CreateLShr(bytes, b.CreateVectorSplat(16, b.getInt8(4)));
+  std::vector<int> both(32);
+  for (int i = 0; i < 32; ++i) both[i] = i;
+  return b.CreateShuffleVector(low, high, both);
+}
+
+Value* concat(IRBuilder<>& b, const std::vector<Value*>& parts) {
+  std::vector<Value*> level = parts;
+  while (level.size() > 1) {  // pairwise: equal widths at every level (blocks is 1, 2, 4 or 8)
+    std::vector<Value*> next;
+    for (size_t i = 0; i + 1 < level.size(); i += 2) {
+      const unsigned n = llvm::cast<llvm::FixedVectorType>(level[i]->getType())->getNumElements();
+      std::vector<int> mask(2 * n);
+      for (unsigned j = 0; j < 2 * n; ++j) mask[j] = static_cast<int>(j);
+      next.push_back(b.CreateShuffleVector(level[i], level[i + 1], mask));
+    }
+    if (level.size() % 2 == 1) next.push_back(level.back());
+    level = std::move(next);
+  }
+  return level[0];
+}
+
+// Lanes of 4-element sums of the products of two <32t x i8> (a signed, b unsigned or
+// signed as `b_signed`): <8t x i32>, lane g = sum of elements 4g .. 4g + 3.
+Value* dot4_generic(IRBuilder<>& b, Value* a, Value* bv, bool b_signed, int lanes) {
+  llvm::Type* wide = llvm::FixedVectorType::get(b.getInt32Ty(), static_cast<unsigned>(lanes));
+  Value* prod = b.CreateMul(b.CreateSExt(a, wide), b_signed ? b.CreateSExt(bv, wide) : b.CreateZExt(bv, wide));
+  Value* sum = nullptr;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int> pick(static_cast<size_t>(lanes / 4));
+    for (int g = 0; g < lanes / 4; ++g) pick[static_cast<size_t>(g)] = 4 * g + i;
+    Value* part = b.CreateShuffleVector(prod, pick);
+    sum = sum ? b.CreateAdd(sum, part) : part;
+  }
+  return sum;
+}
+
+// vpdpbusd without accumulation: lane g = sum over 4 bytes of u8(bu) * s8(a).
+Value* dot4_vnni(IRBuilder<>& b, Value* bu, Value* a, int lanes) {
+  const unsigned words = static_cast<unsigned>(lanes / 4);
+  llvm::Type* wt = llvm::FixedVectorType::get(b.getInt32Ty(), words);
+  const llvm::Intrinsic::ID id = words == 16 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512
+                                             : llvm::Intrinsic::x86_avx512_vpdpbusd_256;
+  return b.CreateIntrinsic(id, {}, {llvm::Constant::getNullValue(wt), b.CreateBitCast(bu, wt), b.CreateBitCast(a, wt)});
+}
+
 }  // namespace
+
+Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, int blocks, bool vnni) {
+  const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), b_bytes = ir::dtype_block_bytes(b_dtype);
+  std::vector<Value*> aq, bq, scales;
+  for (int t = 0; t < blocks; ++t) {
+    Value* a_block = byte_ptr(b, a_first, b.getInt64(t * a_bytes));
+    Value* b_block = byte_ptr(b, b_first, b.getInt64(t * b_bytes));
+    aq.push_back(load_bytes(b, a_block, b.getInt64(2), 32));
+    bq.push_back(b_block_ints(b, b_dtype, b_block));
+    scales.push_back(b.CreateFMul(load_f16_as_f32(b, a_block, 0), load_f16_as_f32(b, b_block, 0)));
+  }
+  const int lanes = 32 * blocks;
+  Value* a = concat(b, aq);
+  Value* bv = concat(b, bq);
+  const bool q4 = b_dtype == ir::DType::q4_0;
+  Value* isum = nullptr;
+  if (vnni && (blocks == 1 || blocks == 2)) {
+    // u8 x s8: B made unsigned (q8_0: + 128 by flipping the sign bit; q4_0: the nibbles),
+    // then the offset's products (128 or 8 times A's sums) taken away.
+    const uint8_t offset = q4 ? 8 : 0x80;
+    llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(lanes));
+    Value* bu = q4 ? bv : b.CreateXor(bv, llvm::ConstantInt::get(bytes, 0x80));
+    Value* raw = dot4_vnni(b, bu, a, lanes);
+    Value* correction = dot4_vnni(b, llvm::ConstantInt::get(bytes, offset), a, lanes);
+    isum = b.CreateSub(raw, correction);
+  } else if (q4) {
+    llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(lanes));
+    isum = dot4_generic(b, a, b.CreateSub(bv, llvm::ConstantInt::get(bytes, 8)), true, lanes);
+  } else {
+    isum = dot4_generic(b, a, bv, true, lanes);
+  }
+  // lanes 8t .. 8t + 7 take block t's d_a * d_b
+  const unsigned out_lanes = static_cast<unsigned>(8 * blocks);
+  llvm::Type* st = llvm::FixedVectorType::get(b.getFloatTy(), static_cast<unsigned>(blocks));
+  Value* packed = llvm::UndefValue::get(st);
+  for (int t = 0; t < blocks; ++t) packed = b.CreateInsertElement(packed, scales[static_cast<size_t>(t)], b.getInt64(t));
+  std::vector<int> spread(out_lanes);
+  for (unsigned l = 0; l < out_lanes; ++l) spread[l] = static_cast<int>(l / 8);
+  Value* scale = b.CreateShuffleVector(packed, spread);
+  return b.CreateFMul(b.CreateSIToFP(isum, llvm::FixedVectorType::get(b.getFloatTy(), out_lanes)), scale);
+}
+
+void quantize_q8_0(IRBuilder<>& b, Value* block, const std::vector<Value*>& x, const std::function<Value*(Value*)>& round) {
+  // amax = max |x| (a NaN is skipped by fcmp ogt: the block's bytes are then unspecified)
+  Value* amax = llvm::ConstantFP::get(b.getFloatTy(), 0.0);
+  std::vector<Value*> ax;
+  for (Value* v : x) {
+    Value* bits = b.CreateAnd(b.CreateBitCast(v, b.getInt32Ty()), b.getInt32(0x7fffffff));
+    ax.push_back(b.CreateBitCast(bits, b.getFloatTy()));
+    amax = b.CreateSelect(b.CreateFCmpOGT(ax.back(), amax), ax.back(), amax);
+  }
+  Value* zero = llvm::ConstantFP::get(b.getFloatTy(), 0.0);
+  Value* d = b.CreateFDiv(amax, llvm::ConstantFP::get(b.getFloatTy(), 127.0));
+  Value* id = b.CreateSelect(b.CreateFCmpUNE(d, zero), b.CreateFDiv(llvm::ConstantFP::get(b.getFloatTy(), 1.0), d), zero);
+  Value* dp = b.CreateBitCast(block, pointer_to(b.getHalfTy(), block));
+  b.CreateAlignedStore(b.CreateFPTrunc(d, b.getHalfTy()), dp, llvm::Align(1));
+  for (size_t i = 0; i < x.size(); ++i) {
+    Value* v = round(b.CreateFMul(x[i], id));
+    // |v| <= 127 for finite x; NaN / inf (from a NaN / inf input) become 0, never poison
+    Value* ok = b.CreateFCmpOLE(b.CreateBitCast(b.CreateAnd(b.CreateBitCast(v, b.getInt32Ty()), b.getInt32(0x7fffffff)),
+                                                b.getFloatTy()),
+                                llvm::ConstantFP::get(b.getFloatTy(), 127.0));
+    Value* q = b.CreateFPToSI(b.CreateSelect(ok, v, zero), b.getInt8Ty());
+    b.CreateAlignedStore(q, byte_ptr(b, block, b.getInt64(2 + static_cast<int64_t>(i))), llvm::Align(1));
+  }
+}
 
 Value* dequant1(IRBuilder<>& b, ir::DType dtype, Value* block, Value* element) { return dequant_one(b, dtype, block, element); }
 

@@ -5,6 +5,9 @@
 
 #include <llvm/IR/IRBuilder.h>
 
+#include <functional>
+#include <vector>
+
 #include "jit/kir.h"
 
 namespace moat::jit::llvm_emit {
@@ -22,6 +25,16 @@ llvm::Value* convert(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type to);
 llvm::Value* dequant32(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* first);
 // One element (f32) at `element` (i64, any index within the block), scalar code.
 llvm::Value* dequant1(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* element);
+
+// kir.h's `qdot`: `blocks` consecutive q8_0 blocks from a_first (i8*) with as many
+// `b_dtype` (q8_0 / q4_0) blocks from b_first: f32 x 8 * blocks. `vnni`: the host has
+// AVX-512 VNNI (vpdpbusd on 256 / 512 bits); otherwise widening multiplies.
+llvm::Value* qdot(llvm::IRBuilder<>& b, ir::DType b_dtype, llvm::Value* a_first, llvm::Value* b_first, int blocks,
+                  bool vnni);
+// kir.h's `quantize`: the q8_0 block at `block` (i8*) for the 32 f32 values x. `round`
+// rounds one f32 half away from zero (an intrinsic on the CPU, a built-in on SPIR).
+void quantize_q8_0(llvm::IRBuilder<>& b, llvm::Value* block, const std::vector<llvm::Value*>& x,
+                   const std::function<llvm::Value*(llvm::Value*)>& round);
 
 // NaN-propagating max / min of two floats (ir/interpreter.h), and the lane-wise
 // results of a BinaryOp on two values of type t.

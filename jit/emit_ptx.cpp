@@ -140,6 +140,15 @@ class PtxPrinter {
         b_.op("st." + space(buffer) + "." + mem_type(storage_scalar(k_.buffers[buffer].dtype)), {addr, value});
         return;
       }
+      case NodeKind::quantize: {  // scalarised: the block, then the 32 values
+        const int buffer = static_cast<int>(n.i);
+        std::string blk = b_.def(Reg::b64, "mad.lo.s64", {expr(*n.args[0]), imm(ir::dtype_block_bytes(ir::DType::q8_0)),
+                                                         buffer_ptr_.at(buffer)});
+        std::vector<std::string> x;
+        for (size_t a = 1; a < n.args.size(); ++a) x.push_back(expr(*n.args[a]));
+        ptx::quantize_q8_0(b_, blk, x, space(buffer));
+        return;
+      }
       case NodeKind::for_loop: for_loop(n); return;
       case NodeKind::if_then: {
         std::string cond = expr(*n.args[0]);

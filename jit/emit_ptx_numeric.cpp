@@ -454,4 +454,25 @@ std::string dequant_one(Builder& b, ir::DType dtype, const std::string& block, c
   MOAT_INTERNAL_ERROR("ptx emitter: dequant of ", ir::dtype_name(dtype));
 }
 
+void quantize_q8_0(Builder& b, const std::string& block, const std::vector<std::string>& x, const std::string& space) {
+  std::string amax = b.def(Reg::f32, "mov.f32", {f32_imm(0.0f)});
+  for (const std::string& v : x) {  // a NaN fails the comparison: it never becomes amax
+    std::string a = b.def(Reg::f32, "abs.f32", {v});
+    amax = b.def(Reg::f32, "selp.f32", {a, amax, b.def(Reg::pred, "setp.gt.f32", {a, amax})});
+  }
+  std::string d = b.def(Reg::f32, "div.rn.f32", {amax, f32_imm(127.0f)});
+  std::string inv = b.def(Reg::f32, "div.rn.f32", {f32_imm(1.0f), d});
+  std::string id = b.def(Reg::f32, "selp.f32", {inv, f32_imm(0.0f), b.def(Reg::pred, "setp.neu.f32", {d, f32_imm(0.0f)})});
+  b.op("st." + space + ".b16", {"[" + block + "]", b.def(Reg::b16, "cvt.rn.f16.f32", {d})});
+  for (size_t i = 0; i < x.size(); ++i) {
+    std::string v = b.def(Reg::f32, "mul.rn.f32", {x[i], id});
+    std::string t = b.def(Reg::b32, "cvt.rzi.s32.f32", {v});  // NaN -> 0
+    std::string r = b.def(Reg::f32, "sub.rn.f32", {v, b.def(Reg::f32, "cvt.rn.f32.s32", {t})});
+    std::string up = b.def(Reg::b32, "selp.b32", {"1", "0", b.def(Reg::pred, "setp.ge.f32", {r, f32_imm(0.5f)})});
+    std::string down = b.def(Reg::b32, "selp.b32", {"1", "0", b.def(Reg::pred, "setp.le.f32", {r, f32_imm(-0.5f)})});
+    std::string q = b.def(Reg::b32, "sub.s32", {b.def(Reg::b32, "add.s32", {t, up}), down});
+    b.op("st." + space + ".s8", {"[" + block + "+" + imm(2 + static_cast<int64_t>(i)) + "]", q});
+  }
+}
+
 }  // namespace moat::jit::ptx

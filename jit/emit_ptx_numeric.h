@@ -22,6 +22,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ir/dtype.h"
 #include "jit/emit_ptx_builder.h"
@@ -52,5 +53,9 @@ std::string fmod_f32(Builder& b, const std::string& x, const std::string& y);
 // "shared").
 std::string dequant_one(Builder& b, ir::DType dtype, const std::string& block, const std::string& element,
                         const std::string& space);
+// kir.h's `quantize`: the q8_0 block at byte address `block` (b64) in `space` for the 32
+// f32 registers x (ir/quant.cpp's quantize_row_q8_0; rounding half away from zero is
+// exact: x - trunc(x) is exact below 2^23; a NaN gives 0).
+void quantize_q8_0(Builder& b, const std::string& block, const std::vector<std::string>& x, const std::string& space);
 
 }  // namespace moat::jit::ptx

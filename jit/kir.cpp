@@ -229,6 +229,18 @@ NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int l
   return make(Node{.kind = NodeKind::dequant, .type = {Scalar::f32, lanes}, .i = buffer, .args = {std::move(block), std::move(first)}});
 }
 
+NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks) {
+  const int n = static_cast<int>(k.buffers.size());
+  expect(a >= 0 && a < n && b >= 0 && b < n, NodeKind::qdot, "no such buffer");
+  expect(k.buffers[a].dtype == ir::DType::q8_0, NodeKind::qdot, "A must be a q8_0 buffer");
+  expect(k.buffers[b].dtype == ir::DType::q8_0 || k.buffers[b].dtype == ir::DType::q4_0, NodeKind::qdot,
+         "B must be a q8_0 or q4_0 buffer");
+  expect(blocks >= 1 && blocks <= 8, NodeKind::qdot, "1 to 8 blocks");
+  expect(a_block->type == kI64 && b_block->type == kI64, NodeKind::qdot, "block indices must be i64");
+  return make(Node{.kind = NodeKind::qdot, .type = {Scalar::f32, 8 * blocks}, .i = a, .j = b,
+                   .args = {std::move(a_block), std::move(b_block)}});
+}
+
 NodeRef block(std::vector<NodeRef> stmts) { return make(Node{.kind = NodeKind::block, .body = std::move(stmts)}); }
 NodeRef let(std::string name, NodeRef value) {
   Type t = value->type;
@@ -266,5 +278,13 @@ NodeRef if_then(NodeRef cond, std::vector<NodeRef> then_body, std::vector<NodeRe
 }
 
 NodeRef barrier() { return make(Node{.kind = NodeKind::barrier}); }
+
+NodeRef quantize(const Kernel& k, int buffer, NodeRef block, NodeRef value) {
+  expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::quantize, "no such buffer");
+  expect(k.buffers[buffer].dtype == ir::DType::q8_0, NodeKind::quantize, "buffer is not q8_0");
+  expect(block->type == kI64, NodeKind::quantize, "block must be i64");
+  expect(value->type == kF32.with_lanes(32), NodeKind::quantize, "value must be f32x32");
+  return make(Node{.kind = NodeKind::quantize, .i = buffer, .args = {std::move(block), std::move(value)}});
+}
 
 }  // namespace moat::jit

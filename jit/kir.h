@@ -19,6 +19,15 @@
 //     N lanes reads N consecutive elements
 //   - `dequant` decodes 32 consecutive elements (or one element) of a block-quantised
 //     buffer (ggml layouts, ir/quant.h) to f32 in ggml's order of operations
+//   - `quantize` encodes 32 f32 values as one q8_0 block exactly as ir/quant.h's
+//     quantize_row_q8_0 (d = amax / 127 stored as f16, q = round(x * (1 / d)), ties
+//     away from zero); a block with a NaN gets unspecified bytes, never UB
+//   - `qdot` is the integer dot product of a q8_0 block with a q8_0 / q4_0 block, in
+//     lanes of 4 elements: lane g of block t is f32(d_a * d_b) * f32(sum over the 4
+//     products qa[4g + i] * qb[4g + i]) (the integer sum is exact; q4_0's qb = nibble -
+//     8). The sum over all lanes is the blocks' dot product as llama.cpp computes it;
+//     scalar targets may compute each lane from dequantised values instead (the same
+//     value within f32 rounding)
 //   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
 #pragma once
 
@@ -86,6 +95,8 @@ bool is_comparison(BinaryOp op);
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
   X(dequant, false)    /* i: buffer (quantised); args: block (i64), element in the block (i64): */ \
                        /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
+  X(qdot, false)       /* i: buffer A (q8_0), j: buffer B (q8_0 / q4_0); args: A block, B block */ \
+                       /* (i64) -> f32 x 8t: 8 lanes per block for t consecutive blocks of each */ \
   /* statements */                                                                                 \
   X(block, true)       /* body: statements in order */                                             \
   X(let, true)         /* name = args[0] (immutable, visible to the rest of the enclosing block) */ \
@@ -94,7 +105,8 @@ bool is_comparison(BinaryOp op);
   X(store, true)       /* i: buffer; args: element index, value */                                 \
   X(for_loop, true)    /* for name = args[0]; name < args[1]; name += args[2] { body } (i64) */   \
   X(if_then, true)     /* if args[0] { body } else { else_body } */                                \
-  X(barrier, true)     /* work-group barrier over local memory */
+  X(barrier, true)     /* work-group barrier over local memory */                                 \
+  X(quantize, true)    /* i: buffer (q8_0); args: block (i64), value (f32 x 32) -> that block */
 
 enum class NodeKind : uint8_t {
 #define MOAT_X(name, stmt) name,
@@ -112,6 +124,7 @@ struct Node {
   Type type;                  // expressions: the value's type
   uint8_t op = 0;             // UnaryOp / BinaryOp / ReduceOp / Builtin
   int64_t i = 0;              // integer constant, buffer, scalar-arg number, lane, dimension
+  int64_t j = 0;              // a second buffer (qdot: B)
   double f = 0;               // float constant
   std::string name;           // let / var / assign / for_loop / ref
   std::vector<NodeRef> args;  // operand expressions
@@ -180,6 +193,8 @@ NodeRef reduce(ReduceOp op, NodeRef x);
 NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
+// `blocks` consecutive blocks of A (q8_0) from a_block and of B from b_block: f32 x 8 * blocks.
+NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks = 1);
 
 inline NodeRef add(NodeRef a, NodeRef b) { return binary(BinaryOp::add, std::move(a), std::move(b)); }
 inline NodeRef sub(NodeRef a, NodeRef b) { return binary(BinaryOp::sub, std::move(a), std::move(b)); }
@@ -198,6 +213,7 @@ NodeRef store(const Kernel& k, int buffer, NodeRef index, NodeRef value);
 NodeRef for_loop(std::string name, NodeRef begin, NodeRef end, NodeRef step, std::vector<NodeRef> body);
 NodeRef if_then(NodeRef cond, std::vector<NodeRef> then_body, std::vector<NodeRef> else_body = {});
 NodeRef barrier();
+NodeRef quantize(const Kernel& k, int buffer, NodeRef block, NodeRef value);
 
 // Stable text of a kernel (golden tests, cache keys, `moat emit --target kir`).
 std::string print(const Kernel& k);

@@ -47,6 +47,10 @@ class Printer {
       case NodeKind::dequant:
         return "dequant." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + "." + type_name(n.type) + " %" +
                k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + "]";
+      case NodeKind::qdot:
+        return "qdot." + std::string(ir::dtype_name(k_.buffers.at(n.j).dtype)) + "." + type_name(n.type) + " %" +
+               k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + "], %" + k_.buffers.at(n.j).name + "[" +
+               expr(*n.args[1]) + "]";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel IR printer: ", node_kind_name(n.kind), " is not an expression");
@@ -80,6 +84,11 @@ class Printer {
         out_ << pad << "}\n";
         return;
       case NodeKind::barrier: out_ << pad << "barrier\n"; return;
+      case NodeKind::quantize:  // the value, or (scalar targets) its 32 lanes
+        out_ << pad << "quantize.q8_0 %" << k_.buffers.at(n.i).name << "[" << expr(*n.args[0]) << "], ";
+        for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);
+        out_ << "\n";
+        return;
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel IR printer: ", node_kind_name(n.kind), " is not a statement");

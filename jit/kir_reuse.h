@@ -17,7 +17,8 @@ class ReuseAnalysis {
   bool reusable(const Node& n, ImmutableRef&& immutable_ref) {
     auto it = memo_.find(&n);
     if (it != memo_.end()) return it->second;
-    bool ok = n.kind != NodeKind::load && n.kind != NodeKind::dequant && n.kind != NodeKind::subgroup_reduce;
+    bool ok = n.kind != NodeKind::load && n.kind != NodeKind::dequant && n.kind != NodeKind::qdot &&
+              n.kind != NodeKind::subgroup_reduce;
     if (n.kind == NodeKind::ref) ok = immutable_ref(n.name);
     for (const NodeRef& a : n.args) ok = ok && reusable(*a, immutable_ref);
     if (n.kind != NodeKind::ref) memo_[&n] = ok;  // a name can be rebound in another scope

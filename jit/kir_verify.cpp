@@ -68,6 +68,10 @@ class Verifier {
         break;
       case NodeKind::load:
       case NodeKind::dequant: buffer_ok(n.i); break;
+      case NodeKind::qdot:
+        buffer_ok(n.i);
+        buffer_ok(n.j);
+        break;
       default: break;
     }
     for (const NodeRef& a : n.args) expr(*a);
@@ -97,6 +101,17 @@ class Verifier {
         const BufferDecl& b = k_.buffers[n.i];
         check(b.space == Space::local || b.written, "store to %" + b.name + ", which is not declared written");
         check(!ir::is_quantised(b.dtype), "store to quantised %" + b.name);
+        break;
+      }
+      case NodeKind::quantize: {
+        buffer_ok(n.i);
+        const BufferDecl& b = k_.buffers[n.i];
+        check(b.space == Space::local || b.written, "quantize into %" + b.name + ", which is not declared written");
+        check(b.dtype == ir::DType::q8_0, "quantize into %" + b.name + ", which is not q8_0");
+        const bool vector = n.args.size() == 2 && n.args[1]->type == kF32.with_lanes(32);
+        bool lanes = n.args.size() == 33;  // scalarised: the 32 values
+        for (size_t a = 1; lanes && a < n.args.size(); ++a) lanes = n.args[a]->type == kF32;
+        check(vector || lanes, "quantize needs f32x32 or 32 f32 values");
         break;
       }
       case NodeKind::for_loop:

@@ -15,6 +15,10 @@ bool is_gathered_weight(const ir::Graph& g, ir::NodeId id) {
   return node.op == ir::Op::gather && g.type(node.operands[0]).shape.size() >= 3;
 }
 
+bool is_activation_quantise(const ir::Graph& g, const ir::Node& node) {
+  return node.op == ir::Op::cast && ir::is_quantised(node.type.dtype) && !ir::is_quantised(g.type(node.operands[0]).dtype);
+}
+
 namespace {
 
 using ir::Op;
@@ -45,6 +49,7 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
       for (ir::NodeId o : node.operands)
         if (!(o == node.operands[1] && is_gathered_weight(g, o))) needs_contiguous[static_cast<size_t>(o)] = true;
     }
+    if (is_activation_quantise(g, node)) needs_contiguous[static_cast<size_t>(node.operands[0])] = true;
   }
   Partition p{std::vector<bool>(n, false), std::vector<bool>(n, false)};
   for (size_t i = 0; i < n; ++i) {
@@ -58,9 +63,9 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
     else if (kind == OpKind::Unary || kind == OpKind::Binary || kind == OpKind::Ternary || kind == OpKind::Cast)
       mat = uses[i] > 1 || needs_contiguous[i];
     else if (kind == OpKind::View || kind == OpKind::Gather) mat = needs_contiguous[i];
-    // A quantised value cannot be computed into a buffer (kernels do not quantise):
-    // views and gathers of quantised weights are always read through to the weight.
-    if (ir::is_quantised(node.type.dtype) && kind != OpKind::Source) mat = false;
+    // Views and gathers of quantised weights are always read through to the weight; the
+    // one quantised value a kernel computes is a cast to q8_0 (activations).
+    if (ir::is_quantised(node.type.dtype) && kind != OpKind::Source) mat = is_activation_quantise(g, node);
     if (node.op == Op::reshape && (p.materialised[static_cast<size_t>(node.operands[0])] ||
                                    p.alias[static_cast<size_t>(node.operands[0])])) {
       p.alias[i] = true;  // the same bytes under another shape
@@ -80,6 +85,7 @@ int add_buffer(Plan& plan, PlanBuffer b) {
 }
 
 PlanKernel kernel_for(LowerContext& ctx, ir::NodeId id, int out) {
+  if (is_activation_quantise(ctx.graph, ctx.node(id))) return quantize_kernel(ctx, id, out);
   switch (ir::op_kind(ctx.node(id).op)) {
     case OpKind::Reduce: return reduce_kernel(ctx, id, out);
     case OpKind::Matmul: return matmul_kernel(ctx, id, out);

@@ -124,6 +124,20 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   return kb.finish("map", over_rows(kb, split.rows, split.inner, row_body));
 }
 
+PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  const ir::NodeId x = ctx.node(id).operands[0];
+  const int src = kb.use(ctx.buffer_of.at(static_cast<size_t>(x)), false);
+  const int dst = kb.use(out, true);
+  const ir::DType from = ctx.node(x).type.dtype;
+  auto block_body = [&](NodeRef blk) {
+    NodeRef value = load(kb.kernel(), src, imul(blk, c_i64(32)), 32);
+    if (from != ir::DType::f32) value = cast(kF32.with_lanes(32), value);
+    return std::vector<NodeRef>{quantize(kb.kernel(), dst, blk, value)};
+  };
+  return kb.finish("quantize_q8_0", over_rows(kb, numel(ctx.shape(id)) / 32, 32, block_body));
+}
+
 PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   KernelBuilder kb(ctx);
   const ir::Node& node = ctx.node(id);

@@ -12,8 +12,11 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out);
 PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out);
 // topk over the last axis: k selection passes per row.
 PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out);
-// matmul with a plain, quantised or fp8-with-block-scales B (lower_matmul.cpp).
+// matmul with a plain, quantised or fp8-with-block-scales B (lower_matmul.cpp); A may
+// be q8_0 (int8 dot products with a Q8_0 / Q4_0 B on the CPU).
 PlanKernel matmul_kernel(LowerContext& ctx, ir::NodeId id, int out);
+// A cast of a float tensor (a contiguous buffer) to q8_0: one `quantize` per block.
+PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out);
 
 // GPU schedules: a work-group of `items` work-items (a power of two) reduces one value
 // per work-item (`partial`, scalar) through local memory: returns the statements that
@@ -31,5 +34,7 @@ int64_t reduction_items(const Schedule& s, int64_t len);
 
 // Whether matmul operand B `id` is gather(table[E, .., N, K], idx), read in place.
 bool is_gathered_weight(const ir::Graph& g, ir::NodeId id);
+// Whether `node` casts a float tensor to q8_0 (activations quantised for a matmul).
+bool is_activation_quantise(const ir::Graph& g, const ir::Node& node);
 
 }  // namespace moat::jit

@@ -8,6 +8,10 @@
 // for quantised chunks) with a scalar tail for K not a multiple of the width. B
 // [.., K, N] (not transposed, activations only) and the GPU schedule use one scalar
 // dot product per output.
+//
+// A q8_0 A (activations quantised for a Q8_0 / Q4_0 weight, ir/quant.h) is read with
+// `dequant`, except on the CPU's tiled schedule with a Q8_0 / Q4_0 B, where each pair
+// of blocks is one `qdot` (int8 dot products: VNNI where the CPU has it).
 #include <algorithm>
 
 #include "jit/lower_kernels.h"
@@ -30,7 +34,7 @@ NodeRef batch_index(const std::vector<NodeRef>& out_idx, const std::vector<int64
 
 struct Operands {
   int a = -1, b = -1, scales = -1;  // kernel buffers
-  ir::DType b_dtype = ir::DType::f32;
+  ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
   int64_t m = 0, n = 0, k = 0;
   bool transposed = false;
   int64_t block_rows = 0, block_cols = 0;  // fp8 scale blocks
@@ -51,6 +55,7 @@ class MatmulLowering {
     o_.k = a_shape.back();
     o_.n = o_shape.back();
     o_.b_dtype = ctx_.node(node.operands[1]).type.dtype;
+    o_.a_dtype = ctx_.node(node.operands[0]).type.dtype;
     o_.a = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(node.operands[0])), false);
     const ir::NodeId b_node = node.operands[1];
     if (ctx_.buffer_of.at(static_cast<size_t>(b_node)) >= 0) {
@@ -130,7 +135,29 @@ class MatmulLowering {
   }
 
   NodeRef a_value(const NodeRef& row_base, const NodeRef& k, int lanes) {
+    if (a_quantised()) {  // lanes is 1, or 32 from a block's first element
+      NodeRef at = iadd(row_base, k);
+      return dequant(kb_.kernel(), o_.a, idiv(at, 32), lanes == 32 ? c_i64(0) : irem(at, 32), lanes);
+    }
     return cast(kF32.with_lanes(lanes), load(kb_.kernel(), o_.a, iadd(row_base, k), lanes));
+  }
+  bool a_quantised() const { return ir::is_quantised(o_.a_dtype); }
+  // A work-group-local buffer of `elements` of `dtype`.
+  int local_buffer(const char* name, ir::DType dtype, int64_t elements) {
+    BufferDecl decl;
+    decl.name = kb_.fresh(name);
+    decl.dtype = dtype;
+    decl.space = Space::local;
+    decl.elements = elements;
+    return kb_.kernel().add_buffer(std::move(decl));
+  }
+  // Block index of A[batch, m, 0] (a q8_0 A: K / 32 blocks per row).
+  NodeRef a_row_block(const NodeRef& batch, NodeRef m) {
+    return imul(iadd(imul(batch_a(batch), c_i64(o_.m)), std::move(m)), c_i64(o_.k / 32));
+  }
+  // Whether the CPU's tiled schedule multiplies blocks with qdot (int8 dot products).
+  bool int8_dot() const {
+    return a_quantised() && (o_.b_dtype == ir::DType::q8_0 || o_.b_dtype == ir::DType::q4_0) && o_.scales < 0;
   }
 
   NodeRef store_out(const NodeRef& batch, const NodeRef& m, const NodeRef& n, NodeRef value) {
@@ -144,26 +171,55 @@ class MatmulLowering {
     Kernel& k = kb_.kernel();
     const Schedule& s = ctx_.schedule;
     const int rows = static_cast<int>(std::min<int64_t>(s.matmul_rows, o_.m));
-    const int64_t cols = std::min<int64_t>(s.matmul_cols, o_.n);
+    // a q8_0 A dequantised once per group (below): wider groups share that work
+    const int64_t cols = std::min<int64_t>(s.matmul_cols * (a_quantised() && rows > 1 ? 4 : 1), o_.n);
     k.groups[0] = ceil_div(o_.n, cols);
     k.groups[1] = ceil_div(o_.m, rows);
     k.groups[2] = batches;
     const bool quantised = ir::is_quantised(o_.b_dtype);
-    int lanes = quantised ? 32 : s.vector_lanes;
+    int lanes = quantised || a_quantised() ? 32 : s.vector_lanes;
     if (o_.scales >= 0 && o_.block_cols % lanes != 0) lanes = 1;
+    // int8 dot products: two blocks per qdot (f32 x 16) where K has an even count
+    const int64_t k_blocks = o_.k / 32;
+    // (one row of A: GEMV, where int8 products beat f32 FMAs; several rows share each
+    // dequantised B chunk in f32 instead, from A rows dequantised once per group)
+    const int qdot_blocks = int8_dot() && rows == 1 ? (k_blocks % 2 == 0 ? 2 : 1) : 0;
+    const bool a_local = a_quantised() && qdot_blocks == 0;
+    if (qdot_blocks > 0) lanes = 8 * qdot_blocks;
 
     std::vector<NodeRef> body;
     std::string batch = kb_.fresh("batch"), m0 = kb_.fresh("m0"), n = kb_.fresh("n");
     body.push_back(let(batch, builtin(Builtin::group_id, 2)));
     body.push_back(let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))));
     NodeRef batch_ref = ref(batch, kI64);
-    std::vector<std::string> a_base(static_cast<size_t>(rows)), acc(static_cast<size_t>(rows));
+    std::vector<std::string> a_base(static_cast<size_t>(rows)), a_blk(static_cast<size_t>(rows)), acc(static_cast<size_t>(rows));
     for (int r = 0; r < rows; ++r) {
       // rows past M (the last tile) read row M - 1 and are not stored
       a_base[r] = kb_.fresh("a_row");
       NodeRef m = min_(iadd(ref(m0, kI64), c_i64(r)), c_i64(o_.m - 1));
-      body.push_back(let(a_base[r], a_row(batch_ref, m)));
+      if (qdot_blocks > 0 || a_local) {
+        a_blk[r] = kb_.fresh("a_blk");
+        body.push_back(let(a_blk[r], a_row_block(batch_ref, m)));
+      } else {
+        body.push_back(let(a_base[r], a_row(batch_ref, m)));
+      }
     }
+    int a_rows = -1;  // a_local: the tile's rows of A as f32, row r at r * K
+    if (a_local) {
+      a_rows = local_buffer("a_rows", ir::DType::f32, rows * o_.k);
+      std::string blk = kb_.fresh("blk");
+      NodeRef blk_ref = ref(blk, kI64);
+      std::vector<NodeRef> fill;
+      for (int r = 0; r < rows; ++r)
+        fill.push_back(store(k, a_rows, iadd(c_i64(r * o_.k), imul(blk_ref, c_i64(32))),
+                             dequant(k, o_.a, iadd(ref(a_blk[r], kI64), blk_ref), c_i64(0))));
+      body.push_back(for_loop(blk, c_i64(0), c_i64(k_blocks), c_i64(1), std::move(fill)));
+    }
+    // A[m0 + r, kk .. kk + lanes) as f32
+    auto a_chunk = [&](int r, const NodeRef& kk, int width) {
+      if (a_local) return load(k, a_rows, iadd(c_i64(r * o_.k), kk), width);
+      return a_value(ref(a_base[r], kI64), kk, width);
+    };
 
     std::vector<NodeRef> per_n;
     NodeRef n_ref = ref(n, kI64);
@@ -175,7 +231,18 @@ class MatmulLowering {
       per_n.push_back(var(acc[r], broadcast(c_f32(0.0), lanes)));
     }
     int64_t main_k = 0;
-    if (quantised) {
+    if (qdot_blocks > 0) {
+      std::string blk = kb_.fresh("blk");
+      NodeRef blk_ref = ref(blk, kI64);
+      NodeRef b_block = iadd(imul(ref(brow, kI64), c_i64(k_blocks)), blk_ref);
+      std::vector<NodeRef> inner;
+      for (int r = 0; r < rows; ++r) {
+        NodeRef a_block = iadd(ref(a_blk[r], kI64), blk_ref);
+        inner.push_back(assign(acc[r], add(ref(acc[r], acc_t), qdot(k, o_.a, a_block, o_.b, b_block, qdot_blocks))));
+      }
+      per_n.push_back(for_loop(blk, c_i64(0), c_i64(k_blocks), c_i64(qdot_blocks), std::move(inner)));
+      main_k = o_.k;
+    } else if (quantised) {
       // Whole blocks: K is a multiple of the block size for a quantised B.
       const int64_t per_block = ir::dtype_block_elems(o_.b_dtype);
       std::string blk = kb_.fresh("blk"), sub = kb_.fresh("sub");
@@ -185,7 +252,7 @@ class MatmulLowering {
       std::vector<NodeRef> inner{let(bq, dequant(k, o_.b, block, first))};
       NodeRef kk = iadd(imul(ref(blk, kI64), c_i64(per_block)), first);
       for (int r = 0; r < rows; ++r)
-        inner.push_back(assign(acc[r], fma(a_value(ref(a_base[r], kI64), kk, 32), ref(bq, acc_t), ref(acc[r], acc_t))));
+        inner.push_back(assign(acc[r], fma(a_chunk(r, kk, 32), ref(bq, acc_t), ref(acc[r], acc_t))));
       per_n.push_back(for_loop(blk, c_i64(0), c_i64(o_.k / per_block), c_i64(1),
                                {for_loop(sub, c_i64(0), c_i64(per_block / 32), c_i64(1), std::move(inner))}));
       main_k = o_.k;
@@ -195,7 +262,7 @@ class MatmulLowering {
       NodeRef kk = ref(kv, kI64);
       std::vector<NodeRef> inner{let(bv, b_value(ref(brow, kI64), batch_ref, n_ref, kk, lanes))};
       for (int r = 0; r < rows; ++r)
-        inner.push_back(assign(acc[r], fma(a_value(ref(a_base[r], kI64), kk, lanes), ref(bv, acc_t), ref(acc[r], acc_t))));
+        inner.push_back(assign(acc[r], fma(a_chunk(r, kk, lanes), ref(bv, acc_t), ref(acc[r], acc_t))));
       if (main_k > 0) per_n.push_back(for_loop(kv, c_i64(0), c_i64(main_k), c_i64(lanes), std::move(inner)));
     }
     std::vector<std::string> tail(static_cast<size_t>(rows));
@@ -208,7 +275,7 @@ class MatmulLowering {
       NodeRef kk = ref(kv, kI64);
       std::vector<NodeRef> inner{let(bv, b_value(ref(brow, kI64), batch_ref, n_ref, kk, 1))};
       for (int r = 0; r < rows; ++r)
-        inner.push_back(assign(tail[r], fma(a_value(ref(a_base[r], kI64), kk, 1), ref(bv, kF32), ref(tail[r], kF32))));
+        inner.push_back(assign(tail[r], fma(a_chunk(r, kk, 1), ref(bv, kF32), ref(tail[r], kF32))));
       per_n.push_back(for_loop(kv, c_i64(main_k), c_i64(o_.k), c_i64(1), std::move(inner)));
     }
     for (int r = 0; r < rows; ++r) {
@@ -240,15 +307,7 @@ class MatmulLowering {
     const int64_t experts = table_shape_[0], cols = ctx_.schedule.matmul_cols;
     const int64_t tiles = ceil_div(o_.n, cols);
     k.groups[0] = experts * tiles;
-    auto local = [&](const char* name, ir::DType dtype, int64_t elements) {
-      BufferDecl decl;
-      decl.name = kb_.fresh(name);
-      decl.dtype = dtype;
-      decl.space = Space::local;
-      decl.elements = elements;
-      return k.add_buffer(std::move(decl));
-    };
-    const int chosen = local("chosen", ir::DType::i64, slots);  // slots that chose the expert
+    const int chosen = local_buffer("chosen", ir::DType::i64, slots);  // slots that chose the expert
     std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s");
     NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64);
     std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
@@ -263,7 +322,7 @@ class MatmulLowering {
     const int64_t per_block = quantised ? ir::dtype_block_elems(o_.b_dtype) : 32;
     // B rows per pass: each chunk of a slot's A row is loaded once for all of them.
     const int64_t rows = o_.n % 4 == 0 ? 4 : 1;
-    const int row = local("rows", ir::DType::f32, rows * o_.k);  // dequantised rows of B
+    const int row = local_buffer("rows", ir::DType::f32, rows * o_.k);  // dequantised rows of B
     std::string n = kb_.fresh("n"), blk = kb_.fresh("blk"), sub = kb_.fresh("sub"), c = kb_.fresh("c");
     std::string slot = kb_.fresh("slot"), a_base = kb_.fresh("a_row"), kc = kb_.fresh("k"), av = kb_.fresh("a");
     NodeRef n_ref = bounded_ref(n, 0, o_.n - 1);

@@ -1,5 +1,6 @@
 #include "runtime/emit.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "jit/emit_c.h"
@@ -13,7 +14,13 @@ namespace moat::runtime {
 backends::Artifact emit_for(const backends::DeviceProperties& device, const jit::Kernel& kernel,
                             std::string_view opencl_format) {
   const std::string& backend = device.info.backend;
-  if (backend == "cpu") return backends::Artifact::text("ll", jit::emit_llvm(kernel), {kernel.name});
+  if (backend == "cpu") {
+    const std::vector<std::string>& features = device.info.features;
+    auto has = [&](const char* f) { return std::find(features.begin(), features.end(), f) != features.end(); };
+    jit::CpuFeatures cpu;
+    cpu.avx512_vnni = has("avx512vnni") && has("avx512vl");
+    return backends::Artifact::text("ll", jit::emit_llvm(kernel, cpu), {kernel.name});
+  }
   if (backend == "opencl") {
     if (opencl_format == "spv") return backends::Artifact{"spv", jit::emit_spirv(kernel), {kernel.name}};
     if (opencl_format == "bc-spir") return backends::Artifact{"bc-spir", jit::emit_spir_bitcode(kernel), {kernel.name}};

@@ -67,7 +67,7 @@ class GraphBuilder {
   NodeId linear(NodeId x, const std::string& weight) {
     if (m_.has(weight + ".scale"))
       return b_.matmul_fp8(x, param(weight), param(weight + ".scale"), m_.fp8_block[0], m_.fp8_block[1]);
-    return b_.matmul(x, param(weight), true);
+    return b_.matmul_weight(x, param(weight));
   }
 
   ir::RopeParams rope_params() const {
@@ -117,18 +117,18 @@ class GraphBuilder {
     if (form == AttentionForm::expanded) {
       NodeId all_c = b_.reshape(b_.slice(rows, 1, 0, L), {dim(1), S, dim(L)});              // [1, S, L]
       NodeId k_nope = b_.permute(b_.matmul(all_c, k_b, false), {1, 0, 2});                  // [S, H, nope]
-      NodeId v = b_.permute(b_.matmul(all_c, v_b, true), {1, 0, 2});                        // [S, H, V]
+      NodeId v = b_.permute(b_.matmul_weight(all_c, v_b), {1, 0, 2});                       // [S, H, V]
       NodeId all_pe = b_.reshape(b_.slice(rows, 1, L, L + rope), {S, dim(1), dim(rope)});   // [S, 1, rope]
       NodeId k = b_.concat({k_nope, b_.broadcast(all_pe, {S, dim(H), dim(rope)})}, 2);      // [S, H, nope + rope]
       NodeId q_full = b_.concat({q_nope, q_pe}, 2);                                         // [T, H, nope + rope]
       out = b_.attention(q_full, k, v, positions_, h_.attention_scale(), true);             // [T, H, V]
     } else {
-      NodeId q_lat = b_.matmul(b_.permute(q_nope, {1, 0, 2}), k_b, true);                   // [H, T, L]
+      NodeId q_lat = b_.matmul_weight(b_.permute(q_nope, {1, 0, 2}), k_b);                  // [H, T, L]
       NodeId q_abs = b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2);                    // [T, H, L + rope]
       NodeId keys = b_.reshape(rows, {S, dim(1), dim(L + rope)});                           // [S, 1, L + rope]
       NodeId values = b_.slice(keys, 2, 0, L);                                              // [S, 1, L]
       NodeId o_lat = b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]
-      NodeId o = b_.matmul(b_.permute(o_lat, {1, 0, 2}), v_b, true);                        // [H, T, V]
+      NodeId o = b_.matmul_weight(b_.permute(o_lat, {1, 0, 2}), v_b);                       // [H, T, V]
       out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
     }
     return linear(b_.reshape(out, {T_, dim(H * V)}), blk_name(l, "attn_output"));           // [T, D]

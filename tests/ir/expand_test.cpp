@@ -17,6 +17,7 @@
 #include "ir/builder.h"
 #include "ir/expand.h"
 #include "ir/interpreter.h"
+#include "ir/quant.h"
 #include "ir/tensor.h"
 #include "ir/verify.h"
 #include "support/half.h"
@@ -173,7 +174,18 @@ struct MoeWeights {
   std::vector<float> x, router, gate, up, down, bias;  // dequantised values
 };
 
-std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p) {
+// Values rounded through q8_0 as the activations of a Q8_0 / Q4_0 expert matmul are
+// (ir/quant.h): quantised and dequantised by the reference code, 32 at a time.
+std::vector<double> through_q8_0(const std::vector<double>& v) {
+  std::vector<float> f(v.begin(), v.end()), back(v.size());
+  std::vector<uint8_t> blocks(v.size() / 32 * sizeof(BlockQ8_0));
+  quantize_row_q8_0(f.data(), blocks.data(), static_cast<int64_t>(v.size()));
+  dequantize_row(DType::q8_0, blocks.data(), back.data(), static_cast<int64_t>(v.size()));
+  return {back.begin(), back.end()};
+}
+
+// `q8_activations`: the experts' inputs go through q8_0 (quantised expert weights).
+std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_activations = false) {
   std::vector<double> out(static_cast<size_t>(m.t * m.d), 0.0);
   auto at = [](const std::vector<float>& v, int64_t i) { return double(v[static_cast<size_t>(i)]); };
   for (int64_t t = 0; t < m.t; ++t) {
@@ -209,14 +221,17 @@ std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p) {
     for (size_t j = 0; j < idx.size(); ++j) {
       const int64_t e = static_cast<int64_t>(idx[j]);
       std::vector<double> hidden(static_cast<size_t>(m.f));
+      std::vector<double> xt(m.x.begin() + t * m.d, m.x.begin() + (t + 1) * m.d);
+      if (q8_activations) xt = through_q8_0(xt);
       for (int64_t f = 0; f < m.f; ++f) {
         double g = 0, u = 0;
         for (int64_t i = 0; i < m.d; ++i) {
-          g += at(m.gate, (e * m.f + f) * m.d + i) * at(m.x, t * m.d + i);
-          u += at(m.up, (e * m.f + f) * m.d + i) * at(m.x, t * m.d + i);
+          g += at(m.gate, (e * m.f + f) * m.d + i) * xt[static_cast<size_t>(i)];
+          u += at(m.up, (e * m.f + f) * m.d + i) * xt[static_cast<size_t>(i)];
         }
         hidden[static_cast<size_t>(f)] = g / (1.0 + std::exp(-g)) * u;
       }
+      if (q8_activations) hidden = through_q8_0(hidden);
       for (int64_t i = 0; i < m.d; ++i) {
         double o = 0;
         for (int64_t f = 0; f < m.f; ++f) o += at(m.down, (e * m.d + i) * m.f + f) * hidden[static_cast<size_t>(f)];
@@ -458,7 +473,7 @@ TEST_CASE("moe: quantised experts are gathered by index, unselected experts are 
   p.norm_topk = true;
   MoeWeights m = moe_weights(77, 3, 32, 4, 32, false);
   HostTensor out = run_moe(m, p, DType::q8_0);
-  check_close(out.to_f32(), naive_moe(m, p), kTol);
+  check_close(out.to_f32(), naive_moe(m, p, true), kTol);  // Q8_0 experts take q8_0 activations
 
   // Positive inputs and a strongly negative router row: expert 3 is never selected, so
   // its NaN weights must not reach the output.

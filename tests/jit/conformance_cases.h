@@ -159,6 +159,26 @@ inline void matmul_quantised(BackendUnderTest& be) {
       }
     }
   }
+  // Activations quantised to q8_0 (ir/quant.h): k 32 (one block: single-block int8
+  // products), 64 and 160 (pairs of blocks, and an odd count); m 1 (the CPU's int8 GEMV)
+  // and m > 1 (A's rows dequantised once per tile); a batch of 3 sharing one weight.
+  for (DType bd : {DType::q8_0, DType::q4_0}) {
+    for (int64_t k : {32, 64, 160}) {
+      for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 37}, {6, 7}, {21, 18}}) {
+        const std::string what = "matmul q8_0 activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +
+                                 " k" + std::to_string(k) + " n" + std::to_string(n);
+        check_op(be, what, {{DType::f32, {m, k}}, {bd, {n, k}}},
+                 [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+      }
+    }
+    check_op(be, "matmul q8_0 activations batched B " + std::string(dtype_name(bd)), {{DType::f32, {3, 1, 64}}, {bd, {5, 64}}},
+             [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+  }
+  // The quantisation itself, read back: f32 and f16 sources, rows of several blocks.
+  for (DType from : {DType::f32, DType::f16}) {
+    check_op(be, "cast " + std::string(dtype_name(from)) + " -> q8_0 -> f32", {{from, {3, 96}}},
+             [](Builder& b, const std::vector<NodeId>& x) { return b.cast(b.cast(x[0], DType::q8_0), DType::f32); });
+  }
 }
 
 // matmul with fp8 e4m3 B and 128x128 block scales, including partial blocks

@@ -3,6 +3,8 @@
 // memory, scalar arguments, dequantisation).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "backends/cpu/llvm_verify.h"
@@ -12,6 +14,7 @@
 #include "jit/emit_llvm.h"
 #include "jit/kir.h"
 #include "support/error.h"
+#include "support/half.h"
 
 using namespace moat::jit;
 using moat::InternalError;
@@ -37,9 +40,9 @@ Kernel saxpy_kernel(int64_t n) {
 }
 
 std::vector<float> run_on_cpu(const Kernel& k, std::vector<std::vector<float>> buffers, std::vector<backends::KernelArg> scalars,
-                              size_t result) {
+                              size_t result, const CpuFeatures& features = {}) {
   auto device = backends::open_cpu_device({.threads = 2});
-  backends::Artifact ll = backends::Artifact::text("ll", emit_llvm(k), {k.name});
+  backends::Artifact ll = backends::Artifact::text("ll", emit_llvm(k, features), {k.name});
   auto module = device->load(device->compile(ll));
   std::vector<std::unique_ptr<backends::Buffer>> owned;
   std::vector<backends::KernelArg> args;
@@ -169,5 +172,77 @@ TEST_CASE("dequant decodes q4_k and q6_k chunks like the reference") {
     std::memcpy(packed.data(), raw.data(), raw.size());
     std::vector<float> got = run_on_cpu(k, {packed, std::vector<float>(want.size())}, {}, 1);
     for (size_t i = 0; i < want.size(); ++i) REQUIRE_MESSAGE(got[i] == want[i], moat::ir::dtype_name(d), " element ", i);
+  }
+}
+
+TEST_CASE("quantize writes ggml's q8_0 blocks; qdot is the exact integer dot scaled by d_a * d_b (VNNI and generic)") {
+  namespace ir = moat::ir;
+  // 4 blocks: random values, exact ties of the rounding (k + 0.5 steps), zeros, one large value
+  std::vector<float> x(128);
+  for (size_t i = 0; i < 32; ++i) x[i] = std::sin(static_cast<float>(i) * 1.7f) * 3.0f;
+  for (size_t i = 32; i < 64; ++i) x[i] = (static_cast<float>(i % 9) - 4.0f) + 0.5f;  // amax 4.5: steps of 4.5/127
+  x[63] = 127.0f;  // d = 1: every other value a tie of the rounding
+  for (size_t i = 96; i < 128; ++i) x[i] = i == 100 ? -1e3f : 1e-3f * static_cast<float>(i);
+  std::vector<uint8_t> want(4 * sizeof(ir::BlockQ8_0));
+  ir::quantize_row_q8_0(x.data(), want.data(), 128);
+
+  Kernel q;
+  q.name = "quant";
+  int in = q.add_buffer({"x", ir::DType::f32, Space::global, 128, false});
+  int blocks = q.add_buffer({"q", ir::DType::q8_0, Space::global, 128, true});
+  q.body = block({for_loop("b", c_i64(0), c_i64(4), c_i64(1),
+                           {quantize(q, blocks, ref("b", kI64), load(q, in, mul(ref("b", kI64), c_i64(32)), 32))})});
+  verify(q);
+  std::vector<float> packed((want.size() + 3) / 4);
+  const std::vector<float> got = run_on_cpu(q, {x, packed}, {}, 1);
+  REQUIRE(std::memcmp(got.data(), want.data(), want.size()) == 0);
+
+  // qdot of those activations with q8_0 and q4_0 weights: 2 blocks per qdot, 16 lanes
+  for (ir::DType wd : {ir::DType::q8_0, ir::DType::q4_0}) {
+    std::vector<float> wv(128);
+    for (size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(static_cast<float>(i) * 0.37f) * 0.5f;
+    ir::HostTensor w = ir::HostTensor::from_f32({128}, wv, wd);
+    std::vector<float> wpacked((w.bytes().size() + 3) / 4);
+    std::memcpy(wpacked.data(), w.bytes().data(), w.bytes().size());
+    std::vector<float> expect(32);  // lanes of blocks 0-1, then 2-3
+    for (int blk = 0; blk < 4; ++blk) {
+      std::vector<float> a(32), b(32);
+      ir::dequantize_row(ir::DType::q8_0, want.data() + blk * 34, a.data(), 32);
+      const uint8_t* wb = w.bytes().data() + blk * ir::dtype_block_bytes(wd);
+      ir::dequantize_row(wd, wb, b.data(), 32);
+      ir::BlockQ8_0 ab;
+      std::memcpy(&ab, want.data() + blk * 34, 34);
+      uint16_t wd_bits;
+      std::memcpy(&wd_bits, wb, 2);
+      const float scale = moat::f16_to_f32(ab.d) * moat::f16_to_f32(wd_bits);
+      for (int g = 0; g < 8; ++g) {
+        int32_t sum = 0;
+        for (int e = 4 * g; e < 4 * g + 4; ++e) {
+          const int qa = ab.qs[e];
+          const int qb = wd == ir::DType::q8_0 ? static_cast<int8_t>(wb[2 + e])
+                                               : ((e < 16 ? wb[2 + e] : wb[2 + e - 16] >> 4) & 15) - 8;
+          sum += qa * qb;
+        }
+        expect[static_cast<size_t>(blk * 8 + g)] = static_cast<float>(sum) * scale;
+      }
+    }
+    Kernel d;
+    d.name = "qdot";
+    int qa = d.add_buffer({"a", ir::DType::q8_0, Space::global, 128, false});
+    int qb = d.add_buffer({"w", wd, Space::global, 128, false});
+    int out = d.add_buffer({"out", ir::DType::f32, Space::global, 32, true});
+    d.body = block({for_loop("p", c_i64(0), c_i64(2), c_i64(1),
+                             {store(d, out, mul(ref("p", kI64), c_i64(16)),
+                                    qdot(d, qa, mul(ref("p", kI64), c_i64(2)), qb, mul(ref("p", kI64), c_i64(2)), 2))})});
+    const auto& features = backends::open_cpu_device({})->properties().info.features;
+    const bool host_vnni = std::find(features.begin(), features.end(), "avx512vnni") != features.end() &&
+                           std::find(features.begin(), features.end(), "avx512vl") != features.end();
+    for (bool vnni : {false, true}) {
+      if (vnni && !host_vnni) continue;  // this CPU cannot run vpdpbusd
+      const std::vector<float> lanes = run_on_cpu(d, {got, wpacked, std::vector<float>(32)}, {}, 2,
+                                                  CpuFeatures{.avx512_vnni = vnni});
+      for (size_t i = 0; i < 32; ++i)
+        REQUIRE_MESSAGE(lanes[i] == expect[i], ir::dtype_name(wd), (vnni ? " vnni" : " generic"), " lane ", i);
+    }
   }
 }

@@ -11,6 +11,7 @@
 #include "backends/device.h"
 #include "frontend/models/deepseek.h"
 #include "ir/interpreter.h"
+#include "ir/quant.h"
 #include "jit/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
@@ -108,7 +109,10 @@ TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_
     const std::vector<float> want = interpreted(m, models::AttentionForm::expanded);
     auto cpu = backends::open_cpu_device({.threads = 2});
     CHECK_MESSAGE(relative_error(run(m, *cpu, 64), want) <= 1e-4, gguf::ggml_type_name(type));
-    CHECK_MESSAGE(relative_error(run(m, *cpu, 1), want) <= 1e-4, gguf::ggml_type_name(type));
+    // Token by token runs the absorbed attention, which quantises other activations
+    // than the expanded form of `want` does for Q8_0 / Q4_0 weights (ir/quant.h).
+    const bool q8_activations = ir::quantises_activations(*gguf::to_ir_dtype(type));
+    CHECK_MESSAGE(relative_error(run(m, *cpu, 1), want) <= (q8_activations ? 1e-2 : 1e-4), gguf::ggml_type_name(type));
     std::filesystem::remove(path);
   }
 }
@@ -125,7 +129,8 @@ TEST_CASE("a block-quantised attn_k_b: the first pass takes the absorbed form an
   const std::vector<float> want = interpreted(m, models::AttentionForm::absorbed);
   auto cpu = backends::open_cpu_device({.threads = 2});
   CHECK(relative_error(run(m, *cpu, 64), want) <= 1e-4);
-  CHECK(relative_error(run(m, *cpu, 1), want) <= 1e-4);
+  // token by token: later passes quantise the cache's latents as activations too
+  CHECK(relative_error(run(m, *cpu, 1), want) <= 1e-2);
   std::filesystem::remove(path);
 }
 

@@ -28,12 +28,21 @@ struct Golden {
   const char* model;      // under tests/data/goldens
   const char* reference;  // logits .npy
   double tolerance;       // max|Δ| / max|ref|
+  int argmax_flips = 0;   // positions allowed another argmax
 };
+
+// A Q8_0 file runs with quantised activations (llama.cpp's semantics, ir/quant.h), so
+// its logits are held to llama.cpp's own error on the same file against the same
+// reference, not to f32 rounding: llama.cpp (llama-cpp-python 0.3.36, batch 48 and 1)
+// gives max|d|/max|ref| = 0.343 with 1 of 48 positions on another argmax (this tiny
+// random model's router flips an expert choice; tests/data/goldens/README.md).
+constexpr double kLlamaCppQ8Error = 0.343;
+constexpr int kLlamaCppQ8Flips = 1;
 
 const Golden kGoldens[] = {
     {"v3", "v3/logits.npy", 1e-4},
     {"v3/model-f32.gguf", "v3/logits.npy", 1e-4},
-    {"v3/model-q8_0.gguf", "v3/logits-q8_0.npy", 1e-4},
+    {"v3/model-q8_0.gguf", "v3/logits-q8_0.npy", kLlamaCppQ8Error, kLlamaCppQ8Flips},
     {"v3_fp8", "v3_fp8/logits.npy", 1e-4},
     {"v2_lite", "v2_lite/logits.npy", 1e-4},
     {"v2_lite/model-f32.gguf", "v2_lite/logits.npy", 1e-4},
@@ -52,7 +61,8 @@ std::vector<int32_t> tokens() {
 }
 
 // Compares logits rows with the reference: the tolerance and every row's argmax.
-void expect_matches(const std::vector<float>& got, const NpyF32& want, double tolerance, const std::string& what) {
+void expect_matches(const std::vector<float>& got, const NpyF32& want, double tolerance, const std::string& what,
+                    int argmax_flips = 0) {
   REQUIRE(want.shape.size() == 2);
   REQUIRE(got.size() == want.values.size());
   const size_t vocab = static_cast<size_t>(want.shape[1]);
@@ -70,7 +80,7 @@ void expect_matches(const std::vector<float>& got, const NpyF32& want, double to
     argmax_mismatches += g != w;
   }
   CHECK_MESSAGE(diff / scale <= tolerance, what, ": max|d|/max|ref| = ", diff / scale);
-  CHECK_MESSAGE(argmax_mismatches == 0, what, ": ", argmax_mismatches, " positions with another argmax");
+  CHECK_MESSAGE(argmax_mismatches <= argmax_flips, what, ": ", argmax_mismatches, " positions with another argmax");
   MESSAGE(what << ": max|d|/max|ref| = " << diff / scale);
 }
 
@@ -87,8 +97,8 @@ TEST_CASE("goldens on the CPU: every model and file form, prefill and token-by-t
   for (const Golden& g : kGoldens) {
     const models::DeepSeekModel m = models::load_deepseek(kDir + g.model);
     const NpyF32 want = read_npy_f32(kDir + g.reference);
-    expect_matches(evaluate(m, *cpu, cache, 64), want, g.tolerance, std::string(g.model) + " on cpu, one pass");
-    expect_matches(evaluate(m, *cpu, cache, 1), want, g.tolerance, std::string(g.model) + " on cpu, token by token");
+    expect_matches(evaluate(m, *cpu, cache, 64), want, g.tolerance, std::string(g.model) + " on cpu, one pass", g.argmax_flips);
+    expect_matches(evaluate(m, *cpu, cache, 1), want, g.tolerance, std::string(g.model) + " on cpu, token by token", g.argmax_flips);
   }
 }
 
@@ -117,7 +127,7 @@ TEST_CASE("goldens on OpenCL: every model and file form, prefill and token-by-to
   for (const Golden& g : kGoldens) {  // forms of one model share their kernels (one cache)
     const models::DeepSeekModel m = models::load_deepseek(kDir + g.model);
     const NpyF32 want = read_npy_f32(kDir + g.reference);
-    expect_matches(evaluate(m, *ocl, cache, 64), want, g.tolerance, std::string(g.model) + " on opencl:0, one pass");
-    expect_matches(evaluate(m, *ocl, cache, 1), want, g.tolerance, std::string(g.model) + " on opencl:0, token by token");
+    expect_matches(evaluate(m, *ocl, cache, 64), want, g.tolerance, std::string(g.model) + " on opencl:0, one pass", g.argmax_flips);
+    expect_matches(evaluate(m, *ocl, cache, 1), want, g.tolerance, std::string(g.model) + " on opencl:0, token by token", g.argmax_flips);
   }
 }

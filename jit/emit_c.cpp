@@ -192,6 +192,9 @@ class CPrinter {
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
       case NodeKind::load: return buffer_name(n.i) + "[" + expr(*n.args[0]) + "]";
+      case NodeKind::qscale:
+        return "moat_f16_at(" + buffer_name(n.i) + " + " + expr(*n.args[0]) + " * " +
+               std::to_string(ir::dtype_block_bytes(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + ")";
       case NodeKind::dequant:
         return "moat_dq_" + std::string(ir::dtype_name(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + "(" +
                buffer_name(n.i) + ", " + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ")";

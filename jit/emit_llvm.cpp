@@ -461,6 +461,13 @@ class LlvmEmitter {
         if (t.lanes == 32) return le::dequant32(b_, dtype, block, expr(*n.args[1]));
         return le::dequant1(b_, dtype, block, expr(*n.args[1]));
       }
+      case NodeKind::dot4:
+        return le::dot4(b_, expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2]), !spir_ && cpu_.avx512_vnni);
+      case NodeKind::qscale: {
+        const ir::DType dtype = k_.buffers[n.i].dtype;
+        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
+        return le::qscale(b_, b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset));
+      }
       case NodeKind::qdot: {
         const ir::DType b_dtype = k_.buffers[n.j].dtype;
         auto first = [&](int buffer, ir::DType dtype, const Node& block) {

@@ -413,6 +413,33 @@ Value* dot4_vnni(IRBuilder<>& b, Value* bu, Value* a, int lanes) {
 
 }  // namespace
 
+Value* dot4(IRBuilder<>& b, Value* acc, Value* a, Value* bv, bool vnni) {
+  const unsigned n = llvm::cast<llvm::FixedVectorType>(acc->getType())->getNumElements();
+  llvm::Type* words = llvm::FixedVectorType::get(b.getInt32Ty(), n);
+  llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), 4 * n);
+  if (llvm::cast<llvm::FixedVectorType>(bv->getType())->getNumElements() == 4 && n > 1)  // the same 4 bytes per lane
+    bv = b.CreateBitCast(b.CreateVectorSplat(n, b.CreateBitCast(bv, b.getInt32Ty())), bytes);
+  if (vnni && (n == 4 || n == 8 || n == 16)) {
+    const llvm::Intrinsic::ID id = n == 16  ? llvm::Intrinsic::x86_avx512_vpdpbusd_512
+                                   : n == 8 ? llvm::Intrinsic::x86_avx512_vpdpbusd_256
+                                            : llvm::Intrinsic::x86_avx512_vpdpbusd_128;
+    return b.CreateIntrinsic(id, {}, {acc, b.CreateBitCast(a, words), b.CreateBitCast(bv, words)});
+  }
+  llvm::Type* wide = llvm::FixedVectorType::get(b.getInt32Ty(), 4 * n);
+  Value* prod = b.CreateMul(b.CreateZExt(a, wide), b.CreateSExt(bv, wide));
+  Value* sum = acc;
+  for (unsigned i = 0; i < 4; ++i) {
+    std::vector<int> pick(n);
+    for (unsigned g = 0; g < n; ++g) pick[g] = static_cast<int>(4 * g + i);
+    Value* part = b.CreateShuffleVector(prod, pick);
+    if (n == 1) part = b.CreateExtractElement(part, b.getInt64(0));
+    sum = b.CreateAdd(sum, part);
+  }
+  return sum;
+}
+
+Value* qscale(IRBuilder<>& b, Value* block) { return load_f16_as_f32(b, block, 0); }
+
 Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, int blocks, bool vnni) {
   const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), b_bytes = ir::dtype_block_bytes(b_dtype);
   std::vector<Value*> aq, bq, scales;

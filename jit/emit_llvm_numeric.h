@@ -26,6 +26,11 @@ llvm::Value* dequant32(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block
 // One element (f32) at `element` (i64, any index within the block), scalar code.
 llvm::Value* dequant1(llvm::IRBuilder<>& b, ir::DType dtype, llvm::Value* block, llvm::Value* element);
 
+// kir.h's `dot4` (acc i32 x N, a u8 x 4N, b i8 x 4N or x 4); `vnni`: vpdpbusd for N of
+// 4, 8, 16.
+llvm::Value* dot4(llvm::IRBuilder<>& b, llvm::Value* acc, llvm::Value* a, llvm::Value* bv, bool vnni);
+// kir.h's `qscale`: the f16 scale at the start of the q8_0 / q4_0 block at `block` (i8*).
+llvm::Value* qscale(llvm::IRBuilder<>& b, llvm::Value* block);
 // kir.h's `qdot`: `blocks` consecutive q8_0 blocks from a_first (i8*) with as many
 // `b_dtype` (q8_0 / q4_0) blocks from b_first: f32 x 8 * blocks. `vnni`: the host has
 // AVX-512 VNNI (vpdpbusd on 256 / 512 bits); otherwise widening multiplies.

@@ -253,6 +253,13 @@ class PtxPrinter {
         std::string addr = element_address(buffer, *n.args[0]);
         return b_.def(ptx::reg_class(n.type.scalar), "ld." + space(buffer) + "." + mem_type(n.type.scalar), {addr});
       }
+      case NodeKind::qscale: {  // the f16 at the block's start
+        const int buffer = static_cast<int>(n.i);
+        const ir::DType dtype = k_.buffers[buffer].dtype;
+        std::string blk = b_.def(Reg::b64, "mad.lo.s64", {expr(*n.args[0]), imm(ir::dtype_block_bytes(dtype)), buffer_ptr_.at(buffer)});
+        std::string h = b_.def(Reg::b16, "ld." + space(buffer) + ".b16", {"[" + blk + "]"});
+        return b_.def(Reg::f32, "cvt.f32.f16", {h});
+      }
       case NodeKind::dequant: {
         const int buffer = static_cast<int>(n.i);
         const ir::DType dtype = k_.buffers[buffer].dtype;

@@ -229,6 +229,24 @@ NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int l
   return make(Node{.kind = NodeKind::dequant, .type = {Scalar::f32, lanes}, .i = buffer, .args = {std::move(block), std::move(first)}});
 }
 
+NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b) {
+  const int n = acc->type.lanes;
+  expect(acc->type.scalar == Scalar::i32, NodeKind::dot4, "the accumulator must be i32");
+  expect(a->type == Type{Scalar::u8, 4 * n}, NodeKind::dot4, "a must be u8 with 4 lanes per accumulator lane");
+  expect(b->type.scalar == Scalar::i8 && (b->type.lanes == 4 * n || b->type.lanes == 4), NodeKind::dot4,
+         "b must be i8 with 4 lanes per accumulator lane, or 4 lanes for all");
+  Type t = acc->type;
+  return make(Node{.kind = NodeKind::dot4, .type = t, .args = {std::move(acc), std::move(a), std::move(b)}});
+}
+
+NodeRef qscale(const Kernel& k, int buffer, NodeRef block) {
+  expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::qscale, "no such buffer");
+  const ir::DType d = k.buffers[buffer].dtype;
+  expect(d == ir::DType::q8_0 || d == ir::DType::q4_0, NodeKind::qscale, "buffer is not q8_0 or q4_0");
+  expect(block->type == kI64, NodeKind::qscale, "block must be i64");
+  return make(Node{.kind = NodeKind::qscale, .type = kF32, .i = buffer, .args = {std::move(block)}});
+}
+
 NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks) {
   const int n = static_cast<int>(k.buffers.size());
   expect(a >= 0 && a < n && b >= 0 && b < n, NodeKind::qdot, "no such buffer");

@@ -22,6 +22,8 @@
 //   - `quantize` encodes 32 f32 values as one q8_0 block exactly as ir/quant.h's
 //     quantize_row_q8_0 (d = amax / 127 stored as f16, q = round(x * (1 / d)), ties
 //     away from zero); a block with a NaN gets unspecified bytes, never UB
+//   - `dot4` is vpdpbusd / dp4a: 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
+//     added to an accumulator lane; a 4-lane b is the same 4 bytes for every lane
 //   - `qdot` is the integer dot product of a q8_0 block with a q8_0 / q4_0 block, in
 //     lanes of 4 elements: lane g of block t is f32(d_a * d_b) * f32(sum over the 4
 //     products qa[4g + i] * qb[4g + i]) (the integer sum is exact; q4_0's qb = nibble -
@@ -95,6 +97,9 @@ bool is_comparison(BinaryOp op);
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
   X(dequant, false)    /* i: buffer (quantised); args: block (i64), element in the block (i64): */ \
                        /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
+  X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
+                       /* -> i32 x N: lane j = acc[j] + sum over i < 4 of a[4j + i] * b[4j + i] */ \
+  X(qscale, false)     /* i: buffer (q8_0 / q4_0); args: block (i64) -> f32: the block's scale d */ \
   X(qdot, false)       /* i: buffer A (q8_0), j: buffer B (q8_0 / q4_0); args: A block, B block */ \
                        /* (i64) -> f32 x 8t: 8 lanes per block for t consecutive blocks of each */ \
   /* statements */                                                                                 \
@@ -193,6 +198,8 @@ NodeRef reduce(ReduceOp op, NodeRef x);
 NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
+NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b);
+NodeRef qscale(const Kernel& k, int buffer, NodeRef block);
 // `blocks` consecutive blocks of A (q8_0) from a_block and of B from b_block: f32 x 8 * blocks.
 NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks = 1);
 

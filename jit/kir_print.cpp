@@ -47,6 +47,11 @@ class Printer {
       case NodeKind::dequant:
         return "dequant." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + "." + type_name(n.type) + " %" +
                k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + "]";
+      case NodeKind::dot4:
+        return "dot4(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ", " + expr(*n.args[2]) + ")";
+      case NodeKind::qscale:
+        return "qscale." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + " %" + k_.buffers.at(n.i).name + "[" +
+               expr(*n.args[0]) + "]";
       case NodeKind::qdot:
         return "qdot." + std::string(ir::dtype_name(k_.buffers.at(n.j).dtype)) + "." + type_name(n.type) + " %" +
                k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + "], %" + k_.buffers.at(n.j).name + "[" +

@@ -18,6 +18,7 @@ class ReuseAnalysis {
     auto it = memo_.find(&n);
     if (it != memo_.end()) return it->second;
     bool ok = n.kind != NodeKind::load && n.kind != NodeKind::dequant && n.kind != NodeKind::qdot &&
+              n.kind != NodeKind::qscale &&
               n.kind != NodeKind::subgroup_reduce;
     if (n.kind == NodeKind::ref) ok = immutable_ref(n.name);
     for (const NodeRef& a : n.args) ok = ok && reusable(*a, immutable_ref);

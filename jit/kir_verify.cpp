@@ -67,6 +67,7 @@ class Verifier {
         check(n.i >= 0 && n.i < static_cast<int64_t>(k_.scalars.size()), "scalar argument out of range");
         break;
       case NodeKind::load:
+      case NodeKind::qscale:
       case NodeKind::dequant: buffer_ok(n.i); break;
       case NodeKind::qdot:
         buffer_ok(n.i);

@@ -47,6 +47,7 @@ class Scalarizer {
       case NodeKind::broadcast: return scalar(n.args[0]);
       case NodeKind::load: return rebuilt(n, {plus(scalar(n.args[0]), i)}, st);
       case NodeKind::dequant: return rebuilt(n, {scalar(n.args[0]), plus(scalar(n.args[1]), i)}, st);
+      case NodeKind::dot4: return dot4_lane(n, i);
       case NodeKind::qdot: {  // lane i: 4 products of dequantised elements (kir.h allows it)
         const int64_t t = i / 8, first = 4 * (i % 8);
         NodeRef a_block = plus(scalar(n.args[0]), t), b_block = plus(scalar(n.args[1]), t), sum;
@@ -76,10 +77,23 @@ class Scalarizer {
     MOAT_INTERNAL_ERROR("scalarize: ", node_kind_name(n.kind), " has no lanes (kernel ", k_.name, ")");
   }
 
+  // Lane i of a dot4: the accumulator plus 4 widened products.
+  NodeRef dot4_lane(const Node& n, int i) {
+    const NodeRef& b = n.args[2];
+    NodeRef sum = n.args[0]->type.lanes == 1 ? scalar(n.args[0]) : lane(n.args[0], i);
+    for (int e = 0; e < 4; ++e) {
+      NodeRef x = cast(kI32, lane(n.args[1], 4 * i + e));
+      NodeRef y = cast(kI32, lane(b, b->type.lanes == 4 ? e : 4 * i + e));
+      sum = add(sum, binary(BinaryOp::mul, x, y));
+    }
+    return sum;
+  }
+
   // A scalar expression with its vector subexpressions taken apart.
   NodeRef scalar(const NodeRef& e) {
     const Node& n = *e;
     MOAT_INTERNAL_CHECK(n.type.lanes == 1, "scalarize: a vector where a scalar is expected (kernel ", k_.name, ")");
+    if (n.kind == NodeKind::dot4) return dot4_lane(n, 0);
     if (n.kind == NodeKind::reduce) {
       const NodeRef& x = n.args[0];
       std::vector<NodeRef> parts;

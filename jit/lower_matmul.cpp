@@ -85,6 +85,8 @@ class MatmulLowering {
     const Schedule& s = ctx_.schedule;
     if (!s.gpu && grouped_experts_apply(batches)) {
       body = grouped_experts(batches);
+    } else if (!s.gpu && int8_gemm_apply()) {
+      body = int8_gemm(batches);
     } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
     } else if (!s.gpu && !o_.transposed && !ir::is_quantised(o_.b_dtype) && o_.scales < 0 && o_.m > 0 &&
@@ -285,6 +287,108 @@ class MatmulLowering {
     }
     NodeRef n0 = imul(builtin(Builtin::group_id, 0), c_i64(cols));
     body.push_back(for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    return body;
+  }
+
+  // CPU, a q8_0 A of several rows times a Q8_0 / Q4_0 B (prefill): integer products
+  // summed per block for 16 columns at once. A work-group takes 16 columns n and up to
+  // 64 rows m. It first lays its 16 weight rows out for `dot4`: for every block and
+  // 4-byte quad q of it, the 16 rows' quads side by side as unsigned bytes (q8_0: q +
+  // 128; q4_0: the nibbles, q + 8), and the 16 block scales. Then, for each row of A and
+  // block, 8 dot4 of those 64 bytes with the row's quad (the same 4 bytes in every lane)
+  // give the 16 integer dot products (less offset x the sum of the row's quants,
+  // the accumulator's start), converted and scaled by d_a * d_b into f32 accumulators.
+  static constexpr int64_t kGemmCols = 16, kGemmRows = 4, kGemmGroupRows = 64;
+
+  bool int8_gemm_apply() const {
+    return int8_dot() && o_.transposed && gather_indices_ < 0 && o_.m > 1 && o_.k * kGemmCols <= 512 * 1024;
+  }
+
+  std::vector<NodeRef> int8_gemm(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const int64_t C = kGemmCols, kb = o_.k / 32, mg = std::min(kGemmGroupRows, o_.m);
+    k.groups[0] = ceil_div(o_.n, C);
+    k.groups[1] = ceil_div(o_.m, mg);
+    k.groups[2] = batches;
+    const bool q4 = o_.b_dtype == ir::DType::q4_0;
+    const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), b_bytes = ir::dtype_block_bytes(o_.b_dtype);
+    const int quads = local_buffer("quads", ir::DType::u8, kb * 8 * C * 4);  // [block][q][column][4]
+    const int scales = local_buffer("scales", ir::DType::f32, kb * C);        // [block][column]
+    const Type u8x4{Scalar::u8, 4};
+    auto u8s = [](int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); };
+
+    std::string batch = kb_.fresh("batch"), n0 = kb_.fresh("n0"), m0 = kb_.fresh("m0"), m_end = kb_.fresh("m_end");
+    NodeRef batch_ref = ref(batch, kI64), n0_ref = ref(n0, kI64), m0_ref = ref(m0, kI64);
+    std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(n0, imul(builtin(Builtin::group_id, 0), c_i64(C))),
+                              let(m0, imul(builtin(Builtin::group_id, 1), c_i64(mg))),
+                              let(m_end, min_(iadd(m0_ref, c_i64(mg)), c_i64(o_.m)))};
+    {  // the weight rows, laid out (columns past N repeat row N - 1 and are not stored)
+      std::string c = kb_.fresh("c"), blk = kb_.fresh("blk"), brow = kb_.fresh("b_row"), bblk = kb_.fresh("b_blk");
+      NodeRef c_ref = bounded_ref(c, 0, C - 1), blk_ref = bounded_ref(blk, 0, kb - 1), bblk_ref = ref(bblk, kI64);
+      std::vector<NodeRef> per_block{let(bblk, iadd(imul(ref(brow, kI64), c_i64(kb)), blk_ref)),
+                                     store(k, scales, iadd(imul(blk_ref, c_i64(C)), c_ref), qscale(k, o_.b, bblk_ref))};
+      for (int q = 0; q < 8; ++q) {
+        NodeRef raw = load(k, o_.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(2 + 4 * (q4 ? q % 4 : q))), 4);
+        NodeRef v = !q4 ? add(raw, u8s(128, 4))
+                    : q < 4 ? binary(BinaryOp::land, raw, u8s(15, 4))
+                            : binary(BinaryOp::shr, raw, u8s(4, 4));
+        NodeRef at = imul(iadd(imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C)), c_ref), c_i64(4));
+        per_block.push_back(store(k, quads, at, v));
+      }
+      NodeRef n = min_(iadd(n0_ref, c_ref), c_i64(o_.n - 1));
+      body.push_back(for_loop(c, c_i64(0), c_i64(C), c_i64(1),
+                              {let(brow, b_row(batch_ref, n)),
+                               for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block))}));
+    }
+    const int64_t offset = q4 ? 8 : 128;
+    const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, o_.m));
+    const Type f16x{Scalar::f32, static_cast<int>(C)}, i16x{Scalar::i32, static_cast<int>(C)};
+    std::string r0 = kb_.fresh("r0"), blk = kb_.fresh("blk"), db = kb_.fresh("db");
+    NodeRef r0_ref = ref(r0, kI64), blk_ref = bounded_ref(blk, 0, kb - 1);
+    std::vector<NodeRef> per_pass;
+    std::vector<std::string> a_blk(static_cast<size_t>(rows)), acc(static_cast<size_t>(rows));
+    for (int r = 0; r < rows; ++r) {  // rows past M read row M - 1 and are not stored
+      a_blk[r] = kb_.fresh("a_blk");
+      acc[r] = kb_.fresh("acc");
+      per_pass.push_back(let(a_blk[r], a_row_block(batch_ref, min_(iadd(r0_ref, c_i64(r)), c_i64(o_.m - 1)))));
+      per_pass.push_back(var(acc[r], broadcast(c_f32(0.0), static_cast<int>(C))));
+    }
+    std::vector<NodeRef> per_block;
+    std::vector<std::string> bq(8);
+    for (int q = 0; q < 8; ++q) {
+      bq[q] = kb_.fresh("bq");
+      per_block.push_back(let(bq[q], load(k, quads, imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C))));
+    }
+    per_block.push_back(let(db, load(k, scales, imul(blk_ref, c_i64(C)), static_cast<int>(C))));
+    for (int r = 0; r < rows; ++r) {
+      std::string a_block = kb_.fresh("a_block"), ab = kb_.fresh("a_at"), iacc = kb_.fresh("iacc");
+      per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
+      per_block.push_back(let(ab, imul(ref(a_block, kI64), c_i64(a_bytes))));  // its first byte
+      NodeRef a_quants = cast({Scalar::i8, 32}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2)), 32));
+      NodeRef a_sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), a_quants));
+      NodeRef sum = broadcast(binary(BinaryOp::mul, a_sum, c_i32(-offset)), static_cast<int>(C));
+      for (int q = 0; q < 8; ++q) {
+        NodeRef quad = cast({Scalar::i8, 4}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2 + 4 * q)), 4));
+        sum = dot4(sum, ref(bq[q], {Scalar::u8, static_cast<int>(4 * C)}), quad);
+      }
+      per_block.push_back(let(iacc, sum));
+      NodeRef scale = binary(BinaryOp::mul, ref(db, f16x), broadcast(qscale(k, o_.a, ref(a_block, kI64)), static_cast<int>(C)));
+      per_block.push_back(assign(acc[r], fma(cast(f16x, ref(iacc, i16x)), scale, ref(acc[r], f16x))));
+    }
+    per_pass.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block)));
+    for (int r = 0; r < rows; ++r) {
+      NodeRef m = iadd(r0_ref, c_i64(r));
+      std::vector<NodeRef> st;
+      if (o_.n % C == 0) {
+        st.push_back(store_out(batch_ref, m, n0_ref, ref(acc[r], f16x)));
+      } else {
+        for (int64_t c = 0; c < C; ++c)
+          st.push_back(if_then(lt(iadd(n0_ref, c_i64(c)), c_i64(o_.n)),
+                               {store_out(batch_ref, m, iadd(n0_ref, c_i64(c)), extract(ref(acc[r], f16x), c_i64(c)))}));
+      }
+      per_pass.push_back(if_then(lt(m, ref(m_end, kI64)), std::move(st)));
+    }
+    body.push_back(for_loop(r0, m0_ref, ref(m_end, kI64), c_i64(rows), std::move(per_pass)));
     return body;
   }
 

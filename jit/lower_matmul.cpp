@@ -84,7 +84,7 @@ class MatmulLowering {
     std::vector<NodeRef> body;
     const Schedule& s = ctx_.schedule;
     if (!s.gpu && grouped_experts_apply(batches)) {
-      body = grouped_experts(batches);
+      body = int8_dot() ? grouped_experts_int8(batches) : grouped_experts(batches);
     } else if (!s.gpu && int8_gemm_apply()) {
       body = int8_gemm(batches);
     } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
@@ -304,91 +304,222 @@ class MatmulLowering {
     return int8_dot() && o_.transposed && gather_indices_ < 0 && o_.m > 1 && o_.k * kGemmCols <= 512 * 1024;
   }
 
-  std::vector<NodeRef> int8_gemm(int64_t batches) {
+  // The 16 weight rows of a work-group laid out for dot4 in local memory (int8_gemm's
+  // first step); `b_row_of(c)` is column c's row of B (an index of B's rows).
+  struct WeightTile {
+    int quads = -1, scales = -1;  // local: [block][q][column][4] bytes, [block][column] f32
+    std::vector<NodeRef> stmts;
+  };
+  template <class BRowOf>
+  WeightTile weight_tile(BRowOf&& b_row_of) {
     Kernel& k = kb_.kernel();
-    const int64_t C = kGemmCols, kb = o_.k / 32, mg = std::min(kGemmGroupRows, o_.m);
-    k.groups[0] = ceil_div(o_.n, C);
-    k.groups[1] = ceil_div(o_.m, mg);
-    k.groups[2] = batches;
+    const int64_t C = kGemmCols, kb = o_.k / 32, b_bytes = ir::dtype_block_bytes(o_.b_dtype);
     const bool q4 = o_.b_dtype == ir::DType::q4_0;
-    const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), b_bytes = ir::dtype_block_bytes(o_.b_dtype);
-    const int quads = local_buffer("quads", ir::DType::u8, kb * 8 * C * 4);  // [block][q][column][4]
-    const int scales = local_buffer("scales", ir::DType::f32, kb * C);        // [block][column]
-    const Type u8x4{Scalar::u8, 4};
-    auto u8s = [](int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); };
+    WeightTile t;
+    t.quads = local_buffer("quads", ir::DType::u8, kb * 8 * C * 4);
+    t.scales = local_buffer("scales", ir::DType::f32, kb * C);
+    std::string c = kb_.fresh("c"), blk = kb_.fresh("blk"), brow = kb_.fresh("b_row"), bblk = kb_.fresh("b_blk");
+    NodeRef c_ref = bounded_ref(c, 0, C - 1), blk_ref = bounded_ref(blk, 0, kb - 1), bblk_ref = ref(bblk, kI64);
+    std::vector<NodeRef> per_block{let(bblk, iadd(imul(ref(brow, kI64), c_i64(kb)), blk_ref)),
+                                   store(k, t.scales, iadd(imul(blk_ref, c_i64(C)), c_ref), qscale(k, o_.b, bblk_ref))};
+    for (int q = 0; q < 8; ++q) {
+      NodeRef raw = load(k, o_.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(2 + 4 * (q4 ? q % 4 : q))), 4);
+      NodeRef v = !q4 ? add(raw, u8s(128, 4)) : q < 4 ? binary(BinaryOp::land, raw, u8s(15, 4)) : binary(BinaryOp::shr, raw, u8s(4, 4));
+      NodeRef at = imul(iadd(imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C)), c_ref), c_i64(4));
+      per_block.push_back(store(k, t.quads, at, v));
+    }
+    t.stmts.push_back(for_loop(c, c_i64(0), c_i64(C), c_i64(1),
+                               {let(brow, b_row_of(c_ref)), for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block))}));
+    return t;
+  }
 
-    std::string batch = kb_.fresh("batch"), n0 = kb_.fresh("n0"), m0 = kb_.fresh("m0"), m_end = kb_.fresh("m_end");
-    NodeRef batch_ref = ref(batch, kI64), n0_ref = ref(n0, kI64), m0_ref = ref(m0, kI64);
-    std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(n0, imul(builtin(Builtin::group_id, 0), c_i64(C))),
-                              let(m0, imul(builtin(Builtin::group_id, 1), c_i64(mg))),
-                              let(m_end, min_(iadd(m0_ref, c_i64(mg)), c_i64(o_.m)))};
-    {  // the weight rows, laid out (columns past N repeat row N - 1 and are not stored)
-      std::string c = kb_.fresh("c"), blk = kb_.fresh("blk"), brow = kb_.fresh("b_row"), bblk = kb_.fresh("b_blk");
-      NodeRef c_ref = bounded_ref(c, 0, C - 1), blk_ref = bounded_ref(blk, 0, kb - 1), bblk_ref = ref(bblk, kI64);
-      std::vector<NodeRef> per_block{let(bblk, iadd(imul(ref(brow, kI64), c_i64(kb)), blk_ref)),
-                                     store(k, scales, iadd(imul(blk_ref, c_i64(C)), c_ref), qscale(k, o_.b, bblk_ref))};
-      for (int q = 0; q < 8; ++q) {
-        NodeRef raw = load(k, o_.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(2 + 4 * (q4 ? q % 4 : q))), 4);
-        NodeRef v = !q4 ? add(raw, u8s(128, 4))
-                    : q < 4 ? binary(BinaryOp::land, raw, u8s(15, 4))
-                            : binary(BinaryOp::shr, raw, u8s(4, 4));
-        NodeRef at = imul(iadd(imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C)), c_ref), c_i64(4));
-        per_block.push_back(store(k, quads, at, v));
-      }
-      NodeRef n = min_(iadd(n0_ref, c_ref), c_i64(o_.n - 1));
-      body.push_back(for_loop(c, c_i64(0), c_i64(C), c_i64(1),
-                              {let(brow, b_row(batch_ref, n)),
-                               for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block))}));
-    }
-    const int64_t offset = q4 ? 8 : 128;
-    const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, o_.m));
-    const Type f16x{Scalar::f32, static_cast<int>(C)}, i16x{Scalar::i32, static_cast<int>(C)};
-    std::string r0 = kb_.fresh("r0"), blk = kb_.fresh("blk"), db = kb_.fresh("db");
-    NodeRef r0_ref = ref(r0, kI64), blk_ref = bounded_ref(blk, 0, kb - 1);
-    std::vector<NodeRef> per_pass;
-    std::vector<std::string> a_blk(static_cast<size_t>(rows)), acc(static_cast<size_t>(rows));
-    for (int r = 0; r < rows; ++r) {  // rows past M read row M - 1 and are not stored
-      a_blk[r] = kb_.fresh("a_blk");
+  // For rows of A whose first blocks are the lets `a_blk` (one per row): the block loop
+  // accumulating 16 columns of each row into the f32 x 16 vars `acc` (declared here).
+  std::vector<NodeRef> int8_rows(const WeightTile& t, const std::vector<std::string>& a_blk, std::vector<std::string>& acc) {
+    Kernel& k = kb_.kernel();
+    const int64_t C = kGemmCols, kb = o_.k / 32, a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
+    const int64_t offset = o_.b_dtype == ir::DType::q4_0 ? 8 : 128;
+    const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)}, ux{Scalar::u8, static_cast<int>(4 * C)};
+    std::vector<NodeRef> out;
+    acc.assign(a_blk.size(), "");
+    for (size_t r = 0; r < a_blk.size(); ++r) {
       acc[r] = kb_.fresh("acc");
-      per_pass.push_back(let(a_blk[r], a_row_block(batch_ref, min_(iadd(r0_ref, c_i64(r)), c_i64(o_.m - 1)))));
-      per_pass.push_back(var(acc[r], broadcast(c_f32(0.0), static_cast<int>(C))));
+      out.push_back(var(acc[r], broadcast(c_f32(0.0), static_cast<int>(C))));
     }
+    std::string blk = kb_.fresh("blk"), db = kb_.fresh("db");
+    NodeRef blk_ref = bounded_ref(blk, 0, kb - 1);
     std::vector<NodeRef> per_block;
     std::vector<std::string> bq(8);
     for (int q = 0; q < 8; ++q) {
       bq[q] = kb_.fresh("bq");
-      per_block.push_back(let(bq[q], load(k, quads, imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C))));
+      per_block.push_back(let(bq[q], load(k, t.quads, imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C))));
     }
-    per_block.push_back(let(db, load(k, scales, imul(blk_ref, c_i64(C)), static_cast<int>(C))));
-    for (int r = 0; r < rows; ++r) {
+    per_block.push_back(let(db, load(k, t.scales, imul(blk_ref, c_i64(C)), static_cast<int>(C))));
+    for (size_t r = 0; r < a_blk.size(); ++r) {
       std::string a_block = kb_.fresh("a_block"), ab = kb_.fresh("a_at"), iacc = kb_.fresh("iacc");
       per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
       per_block.push_back(let(ab, imul(ref(a_block, kI64), c_i64(a_bytes))));  // its first byte
+      // the accumulator starts at -offset x (the sum of the row's 32 quants)
       NodeRef a_quants = cast({Scalar::i8, 32}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2)), 32));
       NodeRef a_sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), a_quants));
       NodeRef sum = broadcast(binary(BinaryOp::mul, a_sum, c_i32(-offset)), static_cast<int>(C));
       for (int q = 0; q < 8; ++q) {
         NodeRef quad = cast({Scalar::i8, 4}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2 + 4 * q)), 4));
-        sum = dot4(sum, ref(bq[q], {Scalar::u8, static_cast<int>(4 * C)}), quad);
+        sum = dot4(sum, ref(bq[q], ux), quad);
       }
       per_block.push_back(let(iacc, sum));
-      NodeRef scale = binary(BinaryOp::mul, ref(db, f16x), broadcast(qscale(k, o_.a, ref(a_block, kI64)), static_cast<int>(C)));
-      per_block.push_back(assign(acc[r], fma(cast(f16x, ref(iacc, i16x)), scale, ref(acc[r], f16x))));
+      NodeRef scale = binary(BinaryOp::mul, ref(db, fx), broadcast(qscale(k, o_.a, ref(a_block, kI64)), static_cast<int>(C)));
+      per_block.push_back(assign(acc[r], fma(cast(fx, ref(iacc, ix)), scale, ref(acc[r], fx))));
     }
-    per_pass.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block)));
+    out.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block)));
+    return out;
+  }
+
+  // Stores 16 outputs (batch, m, n0 .. n0 + 15) from an f32 x 16, those below N.
+  std::vector<NodeRef> store_columns(const NodeRef& batch, const NodeRef& m, const NodeRef& n0, const std::string& acc) {
+    const Type fx{Scalar::f32, static_cast<int>(kGemmCols)};
+    if (o_.n % kGemmCols == 0) return {store_out(batch, m, n0, ref(acc, fx))};
+    std::vector<NodeRef> st;
+    for (int64_t c = 0; c < kGemmCols; ++c)
+      st.push_back(if_then(lt(iadd(n0, c_i64(c)), c_i64(o_.n)), {store_out(batch, m, iadd(n0, c_i64(c)), extract(ref(acc, fx), c_i64(c)))}));
+    return st;
+  }
+
+  static NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }
+
+  std::vector<NodeRef> int8_gemm(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    const int64_t C = kGemmCols, mg = std::min(kGemmGroupRows, o_.m);
+    k.groups[0] = ceil_div(o_.n, C);
+    k.groups[1] = ceil_div(o_.m, mg);
+    k.groups[2] = batches;
+    std::string batch = kb_.fresh("batch"), n0 = kb_.fresh("n0"), m0 = kb_.fresh("m0"), m_end = kb_.fresh("m_end");
+    NodeRef batch_ref = ref(batch, kI64), n0_ref = ref(n0, kI64), m0_ref = ref(m0, kI64);
+    std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(n0, imul(builtin(Builtin::group_id, 0), c_i64(C))),
+                              let(m0, imul(builtin(Builtin::group_id, 1), c_i64(mg))),
+                              let(m_end, min_(iadd(m0_ref, c_i64(mg)), c_i64(o_.m)))};
+    // columns past N repeat row N - 1 and are not stored
+    WeightTile tile = weight_tile([&](const NodeRef& c) { return b_row(batch_ref, min_(iadd(n0_ref, c), c_i64(o_.n - 1))); });
+    body.insert(body.end(), tile.stmts.begin(), tile.stmts.end());
+    const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, o_.m));
+    std::string r0 = kb_.fresh("r0");
+    NodeRef r0_ref = ref(r0, kI64);
+    std::vector<NodeRef> per_pass;
+    std::vector<std::string> a_blk(static_cast<size_t>(rows)), acc;
+    for (int r = 0; r < rows; ++r) {  // rows past M read row M - 1 and are not stored
+      a_blk[r] = kb_.fresh("a_blk");
+      per_pass.push_back(let(a_blk[r], a_row_block(batch_ref, min_(iadd(r0_ref, c_i64(r)), c_i64(o_.m - 1)))));
+    }
+    std::vector<NodeRef> loop = int8_rows(tile, a_blk, acc);
+    per_pass.insert(per_pass.end(), loop.begin(), loop.end());
     for (int r = 0; r < rows; ++r) {
       NodeRef m = iadd(r0_ref, c_i64(r));
-      std::vector<NodeRef> st;
-      if (o_.n % C == 0) {
-        st.push_back(store_out(batch_ref, m, n0_ref, ref(acc[r], f16x)));
-      } else {
-        for (int64_t c = 0; c < C; ++c)
-          st.push_back(if_then(lt(iadd(n0_ref, c_i64(c)), c_i64(o_.n)),
-                               {store_out(batch_ref, m, iadd(n0_ref, c_i64(c)), extract(ref(acc[r], f16x), c_i64(c)))}));
-      }
-      per_pass.push_back(if_then(lt(m, ref(m_end, kI64)), std::move(st)));
+      per_pass.push_back(if_then(lt(m, ref(m_end, kI64)), store_columns(batch_ref, m, n0_ref, acc[r])));
     }
     body.push_back(for_loop(r0, m0_ref, ref(m_end, kI64), c_i64(rows), std::move(per_pass)));
+    return body;
+  }
+
+  // grouped_experts with int8 products: a work-group takes one expert and 16 columns,
+  // lays those weight rows out once (weight_tile) and runs every slot that chose the
+  // expert through int8_rows, 4 slots per pass.
+  std::vector<NodeRef> grouped_experts_int8(int64_t slots) {
+    Kernel& k = kb_.kernel();
+    // a work-group: one expert, up to 4 tiles of 16 columns (the slot list made once)
+    const int64_t experts = table_shape_[0], C = kGemmCols, tiles = ceil_div(o_.n, C), per_group = 4;
+    const int64_t groups_per_expert = ceil_div(tiles, per_group);
+    k.groups[0] = experts * groups_per_expert;
+    const int chosen = local_buffer("chosen", ir::DType::i64, slots);
+    std::string e = kb_.fresh("e"), g = kb_.fresh("g"), count = kb_.fresh("count"), s = kb_.fresh("s");
+    std::string tile = kb_.fresh("tile"), n0 = kb_.fresh("n0");
+    NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64), n0_ref = ref(n0, kI64);
+    std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), groups_per_expert)),
+                              let(g, irem(builtin(Builtin::group_id, 0), groups_per_expert)), var(count, c_i64(0))};
+    NodeRef s_ref = bounded_ref(s, 0, slots - 1);
+    body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
+                            {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
+                                     {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
+    std::vector<NodeRef> per_tile{let(n0, imul(ref(tile, kI64), c_i64(C)))};
+    WeightTile w = weight_tile([&](const NodeRef& c) {
+      return iadd(imul(e_ref, c_i64(o_.n)), min_(iadd(n0_ref, c), c_i64(o_.n - 1)));
+    });
+    per_tile.insert(per_tile.end(), w.stmts.begin(), w.stmts.end());
+    // the slots 4 at a time, then the rest one at a time
+    auto passes = [&](int rows, NodeRef begin, NodeRef end) {
+      std::string c0 = kb_.fresh("c0");
+      NodeRef c0_ref = ref(c0, kI64);
+      std::vector<NodeRef> per_pass;
+      std::vector<std::string> slot(static_cast<size_t>(rows)), a_blk(static_cast<size_t>(rows)), acc;
+      for (int r = 0; r < rows; ++r) {
+        slot[r] = kb_.fresh("slot");
+        a_blk[r] = kb_.fresh("a_blk");
+        per_pass.push_back(let(slot[r], load(k, chosen, iadd(c0_ref, c_i64(r)))));
+        per_pass.push_back(let(a_blk[r], a_row_block(ref(slot[r], kI64), c_i64(0))));
+      }
+      std::vector<NodeRef> loop = int8_rows(w, a_blk, acc);
+      per_pass.insert(per_pass.end(), loop.begin(), loop.end());
+      for (int r = 0; r < rows; ++r) {
+        std::vector<NodeRef> st = store_columns(ref(slot[r], kI64), c_i64(0), n0_ref, acc[r]);
+        per_pass.insert(per_pass.end(), st.begin(), st.end());
+      }
+      return for_loop(c0, std::move(begin), std::move(end), c_i64(rows), std::move(per_pass));
+    };
+    NodeRef whole = imul(idiv(count_ref, 4), c_i64(4));
+    per_tile.push_back(passes(4, c_i64(0), whole));
+    per_tile.push_back(passes(1, whole, count_ref));
+    NodeRef first = imul(ref(g, kI64), c_i64(per_group));
+    body.push_back(if_then(lt(c_i64(0), count_ref), {for_loop(tile, first, min_(iadd(first, c_i64(per_group)), c_i64(tiles)),
+                                                              c_i64(1), std::move(per_tile))}));
+    return body;
+  }
+  static NodeRef isub1(NodeRef x) { return binary(BinaryOp::sub, std::move(x), c_i64(1)); }
+
+  // grouped_experts with qdot: few slots share an expert in a prefill (6 of 64 experts
+  // per token: about 6 slots each for 64 tokens), too few to pay for laying its rows out;
+  // a work-group takes one expert and 16 columns, and each column's row is multiplied
+  // in place with 4 slots at a time (its blocks read once per pass).
+  std::vector<NodeRef> grouped_experts_qdot(int64_t slots) {
+    Kernel& k = kb_.kernel();
+    const int64_t experts = table_shape_[0], C = kGemmCols, tiles = ceil_div(o_.n, C), kb = o_.k / 32;
+    const int blocks = kb % 2 == 0 ? 2 : 1;
+    k.groups[0] = experts * tiles;
+    const int chosen = local_buffer("chosen", ir::DType::i64, slots);
+    std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s"), n0 = kb_.fresh("n0");
+    NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64), n0_ref = ref(n0, kI64);
+    std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
+                              let(tile, irem(builtin(Builtin::group_id, 0), tiles)),
+                              let(n0, imul(ref(tile, kI64), c_i64(C))), var(count, c_i64(0))};
+    NodeRef s_ref = bounded_ref(s, 0, slots - 1);
+    body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
+                            {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
+                                     {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
+    const int rows = 4;
+    const Type acc_t = kF32.with_lanes(8 * blocks);
+    std::string c0 = kb_.fresh("c0"), n = kb_.fresh("n"), blk = kb_.fresh("blk"), bblk = kb_.fresh("b_blk");
+    NodeRef c0_ref = ref(c0, kI64), n_ref = ref(n, kI64), blk_ref = ref(blk, kI64);
+    std::vector<NodeRef> per_pass;
+    std::vector<std::string> slot(rows), a_blk(rows), acc(rows);
+    for (int r = 0; r < rows; ++r) {  // passes past the count repeat the last slot and store nothing
+      slot[r] = kb_.fresh("slot");
+      a_blk[r] = kb_.fresh("a_blk");
+      per_pass.push_back(let(slot[r], load(k, chosen, min_(iadd(c0_ref, c_i64(r)), isub1(count_ref)))));
+      per_pass.push_back(let(a_blk[r], a_row_block(ref(slot[r], kI64), c_i64(0))));
+    }
+    std::vector<NodeRef> per_n;
+    for (int r = 0; r < rows; ++r) {
+      acc[r] = kb_.fresh("acc");
+      per_n.push_back(var(acc[r], broadcast(c_f32(0.0), 8 * blocks)));
+    }
+    std::vector<NodeRef> inner{let(bblk, iadd(imul(iadd(imul(e_ref, c_i64(o_.n)), n_ref), c_i64(kb)), blk_ref))};
+    for (int r = 0; r < rows; ++r)
+      inner.push_back(assign(acc[r], add(ref(acc[r], acc_t), qdot(k, o_.a, iadd(ref(a_blk[r], kI64), blk_ref), o_.b,
+                                                                  ref(bblk, kI64), blocks))));
+    per_n.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(blocks), std::move(inner)));
+    for (int r = 0; r < rows; ++r)
+      per_n.push_back(if_then(lt(iadd(c0_ref, c_i64(r)), count_ref),
+                              {store_out(ref(slot[r], kI64), c_i64(0), n_ref, reduce(ReduceOp::add, ref(acc[r], acc_t)))}));
+    per_pass.push_back(for_loop(n, n0_ref, min_(iadd(n0_ref, c_i64(C)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
+    body.push_back(if_then(lt(c_i64(0), count_ref), {for_loop(c0, c_i64(0), count_ref, c_i64(rows), std::move(per_pass))}));
     return body;
   }
 

@@ -442,13 +442,12 @@ Value* qscale(IRBuilder<>& b, Value* block) { return load_f16_as_f32(b, block, 0
 
 Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, int blocks, bool vnni) {
   const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), b_bytes = ir::dtype_block_bytes(b_dtype);
-  std::vector<Value*> aq, bq, scales;
+  std::vector<Value*> aq, bq;
   for (int t = 0; t < blocks; ++t) {
     Value* a_block = byte_ptr(b, a_first, b.getInt64(t * a_bytes));
     Value* b_block = byte_ptr(b, b_first, b.getInt64(t * b_bytes));
     aq.push_back(load_bytes(b, a_block, b.getInt64(2), 32));
     bq.push_back(b_block_ints(b, b_dtype, b_block));
-    scales.push_back(b.CreateFMul(load_f16_as_f32(b, a_block, 0), load_f16_as_f32(b, b_block, 0)));
   }
   const int lanes = 32 * blocks;
   Value* a = concat(b, aq);
@@ -470,11 +469,21 @@ Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, i
   } else {
     isum = dot4_generic(b, a, bv, true, lanes);
   }
-  // lanes 8t .. 8t + 7 take block t's d_a * d_b
+  // lanes 8t .. 8t + 7 take block t's d_a * d_b (the f16 scales gathered as bits and
+  // converted together: one vcvtph2ps per operand rather than one per scale)
   const unsigned out_lanes = static_cast<unsigned>(8 * blocks);
+  llvm::Type* bits_t = llvm::FixedVectorType::get(b.getInt16Ty(), static_cast<unsigned>(blocks));
+  llvm::Type* half_t = llvm::FixedVectorType::get(b.getHalfTy(), static_cast<unsigned>(blocks));
   llvm::Type* st = llvm::FixedVectorType::get(b.getFloatTy(), static_cast<unsigned>(blocks));
-  Value* packed = llvm::UndefValue::get(st);
-  for (int t = 0; t < blocks; ++t) packed = b.CreateInsertElement(packed, scales[static_cast<size_t>(t)], b.getInt64(t));
+  auto gather_scales = [&](Value* first, int64_t stride) {
+    Value* v = llvm::UndefValue::get(bits_t);
+    for (int t = 0; t < blocks; ++t) {
+      Value* p = b.CreateBitCast(byte_ptr(b, first, b.getInt64(t * stride)), pointer_to(b.getInt16Ty(), first));
+      v = b.CreateInsertElement(v, b.CreateAlignedLoad(b.getInt16Ty(), p, llvm::Align(1)), b.getInt64(t));
+    }
+    return b.CreateFPExt(b.CreateBitCast(v, half_t), st);
+  };
+  Value* packed = b.CreateFMul(gather_scales(a_first, a_bytes), gather_scales(b_first, b_bytes));
   std::vector<int> spread(out_lanes);
   for (unsigned l = 0; l < out_lanes; ++l) spread[l] = static_cast<int>(l / 8);
   Value* scale = b.CreateShuffleVector(packed, spread);

@@ -87,6 +87,7 @@ class MatmulLowering {
       body = int8_dot() ? grouped_experts_int8(batches) : grouped_experts(batches);
     } else if (!s.gpu && int8_gemm_apply()) {
       body = int8_gemm(batches);
+
     } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
     } else if (!s.gpu && !o_.transposed && !ir::is_quantised(o_.b_dtype) && o_.scales < 0 && o_.m > 0 &&

@@ -10,7 +10,7 @@
 #include "frontend/models/deepseek_weights.h"
 #include "ir/text.h"
 #include "jit/emit_c.h"
-#include "jit/emit_llvm.h"
+#include "runtime/emit.h"
 #include "jit/emit_ptx.h"
 #include "jit/emit_spirv.h"
 #include "jit/lower.h"
@@ -90,8 +90,10 @@ int run_emit(const ParsedArgs& args) {
   // llvm / kir: scheduled for the host CPU; GPU targets: a GPU-style schedule of
   // 128 work-items per group.
   jit::Schedule schedule;
+  backends::DeviceProperties host;  // llvm: the host CPU's ISA features (VNNI) as its kernels use them
   if (target == "llvm" || target == "kir") {
-    schedule = jit::schedule_for(backends::open_cpu_device({})->properties());
+    host = backends::open_cpu_device({})->properties();
+    schedule = jit::schedule_for(host);
   } else {
     schedule.gpu = true;
     schedule.work_group_size = 128;
@@ -117,7 +119,7 @@ int run_emit(const ParsedArgs& args) {
       const std::vector<uint8_t> spv = jit::emit_spirv(pk.kernel);
       write_file(dir / (pk.kernel.name + ".spv"), std::string(spv.begin(), spv.end()));
     }
-    else write_file(dir / (pk.kernel.name + ".ll"), jit::emit_llvm(pk.kernel));
+    else write_file(dir / (pk.kernel.name + ".ll"), std::string(runtime::emit_for(host, pk.kernel, "cl").as_text()));
   }
   std::cout << "wrote " << written.size() << " " << target << " kernels (" << kernels.size() << " launches) to "
             << dir.string() << "\n";

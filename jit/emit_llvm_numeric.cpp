@@ -450,19 +450,28 @@ Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, i
     bq.push_back(b_block_ints(b, b_dtype, b_block));
   }
   const int lanes = 32 * blocks;
-  Value* a = concat(b, aq);
-  Value* bv = concat(b, bq);
+  Value* a = vnni ? nullptr : concat(b, aq);
+  Value* bv = vnni ? nullptr : concat(b, bq);
   const bool q4 = b_dtype == ir::DType::q4_0;
   Value* isum = nullptr;
-  if (vnni && (blocks == 1 || blocks == 2)) {
+  if (vnni) {
     // u8 x s8: B made unsigned (q8_0: + 128 by flipping the sign bit; q4_0: the nibbles),
-    // then the offset's products (128 or 8 times A's sums) taken away.
+    // then the offset's products (128 or 8 times A's sums) taken away; 512 bits (two
+    // blocks) per vpdpbusd.
     const uint8_t offset = q4 ? 8 : 0x80;
-    llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(lanes));
-    Value* bu = q4 ? bv : b.CreateXor(bv, llvm::ConstantInt::get(bytes, 0x80));
-    Value* raw = dot4_vnni(b, bu, a, lanes);
-    Value* correction = dot4_vnni(b, llvm::ConstantInt::get(bytes, offset), a, lanes);
-    isum = b.CreateSub(raw, correction);
+    std::vector<Value*> parts;
+    for (int t = 0; t < blocks; t += 2) {
+      const int n = std::min(2, blocks - t);
+      std::vector<Value*> as(aq.begin() + t, aq.begin() + t + n), bs(bq.begin() + t, bq.begin() + t + n);
+      Value* ap = concat(b, as);
+      Value* bp = concat(b, bs);
+      llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(32 * n));
+      Value* bu = q4 ? bp : b.CreateXor(bp, llvm::ConstantInt::get(bytes, 0x80));
+      Value* raw = dot4_vnni(b, bu, ap, 32 * n);
+      Value* correction = dot4_vnni(b, llvm::ConstantInt::get(bytes, offset), ap, 32 * n);
+      parts.push_back(b.CreateSub(raw, correction));
+    }
+    isum = concat(b, parts);
   } else if (q4) {
     llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(lanes));
     isum = dot4_generic(b, a, b.CreateSub(bv, llvm::ConstantInt::get(bytes, 8)), true, lanes);

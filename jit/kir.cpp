@@ -253,7 +253,7 @@ NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, in
   expect(k.buffers[a].dtype == ir::DType::q8_0, NodeKind::qdot, "A must be a q8_0 buffer");
   expect(k.buffers[b].dtype == ir::DType::q8_0 || k.buffers[b].dtype == ir::DType::q4_0, NodeKind::qdot,
          "B must be a q8_0 or q4_0 buffer");
-  expect(blocks >= 1 && blocks <= 8, NodeKind::qdot, "1 to 8 blocks");
+  expect(blocks == 1 || blocks == 2 || blocks == 4 || blocks == 8, NodeKind::qdot, "1, 2, 4 or 8 blocks");
   expect(a_block->type == kI64 && b_block->type == kI64, NodeKind::qdot, "block indices must be i64");
   return make(Node{.kind = NodeKind::qdot, .type = {Scalar::f32, 8 * blocks}, .i = a, .j = b,
                    .args = {std::move(a_block), std::move(b_block)}});

@@ -200,7 +200,8 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
 NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b);
 NodeRef qscale(const Kernel& k, int buffer, NodeRef block);
-// `blocks` consecutive blocks of A (q8_0) from a_block and of B from b_block: f32 x 8 * blocks.
+// `blocks` (1, 2, 4, 8) consecutive blocks of A (q8_0) from a_block and of B from b_block:
+// f32 x 8 * blocks.
 NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks = 1);
 
 inline NodeRef add(NodeRef a, NodeRef b) { return binary(BinaryOp::add, std::move(a), std::move(b)); }

@@ -186,7 +186,7 @@ class MatmulLowering {
     const int64_t k_blocks = o_.k / 32;
     // (one row of A: GEMV, where int8 products beat f32 FMAs; several rows share each
     // dequantised B chunk in f32 instead, from A rows dequantised once per group)
-    const int qdot_blocks = int8_dot() && rows == 1 ? (k_blocks % 2 == 0 ? 2 : 1) : 0;
+    const int qdot_blocks = int8_dot() && rows == 1 ? (k_blocks % 4 == 0 ? 4 : k_blocks % 2 == 0 ? 2 : 1) : 0;
     const bool a_local = a_quantised() && qdot_blocks == 0;
     if (qdot_blocks > 0) lanes = 8 * qdot_blocks;
 

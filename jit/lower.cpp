@@ -6,6 +6,7 @@
 #include "ir/interpreter.h"
 #include "ir/tensor.h"
 #include "jit/lower_kernels.h"
+#include "jit/weight_packing.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -78,6 +79,33 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
   return p;
 }
 
+// Whether param `id` gets the packed CPU layout (jit/weight_packing.h): every use is B of
+// an int8 matmul (a q8_0 A, B [.., N, K] transposed), directly or through a gather of
+// expert rows whose matmuls have one row of A each (the kernels that read the layout:
+// lower_matmul.cpp's int8 GEMV, GEMM and grouped experts).
+bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
+                  const std::vector<int64_t>& shape) {
+  const ir::Node& param = g.node(id);
+  if (param.op != Op::param || !packable(param.type.dtype, shape) || users[static_cast<size_t>(id)].empty()) return false;
+  auto int8_matmul_b = [&](ir::NodeId user, ir::NodeId operand, bool one_row) {
+    const ir::Node& u = g.node(user);
+    if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != operand || u.operands[0] == operand) return false;
+    if (!ir::attr_bool(u, "b_transposed")) return false;
+    const ir::TensorType& a = g.type(u.operands[0]);
+    if (a.dtype != ir::DType::q8_0) return false;
+    const ir::Dim& m = a.shape[a.shape.size() - 2];
+    return !one_row || (m.is_static() && m.value == 1);
+  };
+  for (ir::NodeId user : users[static_cast<size_t>(id)]) {
+    if (int8_matmul_b(user, id, false)) continue;
+    const ir::Node& u = g.node(user);
+    if (u.op != Op::gather || u.operands[0] != id || !is_gathered_weight(g, user)) return false;
+    for (ir::NodeId m : users[static_cast<size_t>(user)])
+      if (!int8_matmul_b(m, user, true)) return false;
+  }
+  return true;
+}
+
 int add_buffer(Plan& plan, PlanBuffer b) {
   b.bytes = ir::tensor_bytes(b.dtype, b.shape);
   plan.buffers.push_back(std::move(b));
@@ -99,9 +127,12 @@ PlanKernel kernel_for(LowerContext& ctx, ir::NodeId id, int out) {
 Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule) {
   const ir::Graph g = ir::expand_composites(graph);
   Plan plan;
-  LowerContext ctx{g, {}, std::vector<int>(g.nodes.size(), -1), plan, schedule};
+  LowerContext ctx{g, {}, std::vector<int>(g.nodes.size(), -1), plan, schedule, std::vector<int>(g.nodes.size(), -1)};
   for (const ir::Node& node : g.nodes) ctx.shapes.push_back(ir::resolve(node.type.shape, symbols));
   const Partition part = partition(g, ctx.shapes);
+  std::vector<std::vector<ir::NodeId>> users(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (ir::NodeId o : g.nodes[i].operands) users[static_cast<size_t>(o)].push_back(static_cast<ir::NodeId>(i));
 
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& node = g.nodes[i];
@@ -116,6 +147,21 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       continue;
     }
     if (!part.materialised[i]) continue;
+    if (!schedule.gpu && packs_weight(g, id, users, b.shape)) {  // two buffers: quads, scales
+      const std::string& name = ir::attr_string(node, "name");
+      const PackedShape ps = packed_shape(node.type.dtype, b.shape);
+      PlanBuffer quads, scales;
+      quads.role = scales.role = PlanBuffer::Role::param;
+      quads.name = packed_quads_name(name);
+      quads.dtype = ir::DType::u8;
+      quads.shape = {ps.quad_bytes};
+      scales.name = packed_scales_name(name);
+      scales.dtype = ir::DType::f16;
+      scales.shape = {ps.scales};
+      ctx.buffer_of[i] = add_buffer(plan, std::move(quads));
+      ctx.packed_scales_of[i] = add_buffer(plan, std::move(scales));
+      continue;
+    }
     if (node.op == Op::input || node.op == Op::param) {
       b.role = node.op == Op::input ? PlanBuffer::Role::input : PlanBuffer::Role::param;
       b.name = ir::attr_string(node, "name");

@@ -17,6 +17,9 @@ struct LowerContext {
   std::vector<int> buffer_of;                 // plan buffer of a materialised node, else -1
   Plan& plan;
   const Schedule& schedule;
+  // A weight in the packed CPU layout (jit/weight_packing.h): buffer_of holds its quads,
+  // this its scales; -1 for every other node.
+  std::vector<int> packed_scales_of;
 
   const std::vector<int64_t>& shape(ir::NodeId id) const { return shapes.at(static_cast<size_t>(id)); }
   const ir::Node& node(ir::NodeId id) const { return graph.node(id); }

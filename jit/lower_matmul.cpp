@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "jit/lower_kernels.h"
+#include "jit/weight_packing.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -34,6 +35,7 @@ NodeRef batch_index(const std::vector<NodeRef>& out_idx, const std::vector<int64
 
 struct Operands {
   int a = -1, b = -1, scales = -1;  // kernel buffers
+  int b_scales = -1;                 // B in the packed layout (jit/weight_packing.h): b holds its quads
   ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
   int64_t m = 0, n = 0, k = 0;
   bool transposed = false;
@@ -60,6 +62,8 @@ class MatmulLowering {
     const ir::NodeId b_node = node.operands[1];
     if (ctx_.buffer_of.at(static_cast<size_t>(b_node)) >= 0) {
       o_.b = kb_.use(ctx_.buffer_of[static_cast<size_t>(b_node)], false);
+      if (ctx_.packed_scales_of[static_cast<size_t>(b_node)] >= 0)
+        o_.b_scales = kb_.use(ctx_.packed_scales_of[static_cast<size_t>(b_node)], false);
     } else {
       // gather(table, idx): B's batch (i.., j..) is table[idx[i..], j..]
       MOAT_INTERNAL_CHECK(is_gathered_weight(ctx_.graph, b_node) && node.operands.size() == 2,
@@ -68,6 +72,8 @@ class MatmulLowering {
       gather_indices_ = gather.operands[1];
       table_shape_ = ctx_.shape(gather.operands[0]);
       o_.b = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(gather.operands[0])), false);
+      if (ctx_.packed_scales_of[static_cast<size_t>(gather.operands[0])] >= 0)
+        o_.b_scales = kb_.use(ctx_.packed_scales_of[static_cast<size_t>(gather.operands[0])], false);
     }
     if (node.operands.size() == 3) {
       o_.scales = kb_.use(ctx_.buffer_of.at(static_cast<size_t>(node.operands[2])), false);
@@ -87,6 +93,8 @@ class MatmulLowering {
       body = int8_dot() ? grouped_experts_int8(batches) : grouped_experts(batches);
     } else if (!s.gpu && int8_gemm_apply()) {
       body = int8_gemm(batches);
+    } else if (o_.b_scales >= 0) {  // a packed weight: only the int8 kernels read its layout
+      body = int8_gemv_packed(batches);
 
     } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
@@ -302,7 +310,7 @@ class MatmulLowering {
   static constexpr int64_t kGemmCols = 16, kGemmRows = 4, kGemmGroupRows = 64;
 
   bool int8_gemm_apply() const {
-    return int8_dot() && o_.transposed && gather_indices_ < 0 && o_.m > 1 && o_.k * kGemmCols <= 512 * 1024;
+    return int8_dot() && o_.transposed && gather_indices_ < 0 && o_.m > 1 && (o_.b_scales >= 0 || o_.k * kGemmCols <= 512 * 1024);
   }
 
   // The 16 weight rows of a work-group laid out for dot4 in local memory (int8_gemm's
@@ -310,7 +318,34 @@ class MatmulLowering {
   struct WeightTile {
     int quads = -1, scales = -1;  // local: [block][q][column][4] bytes, [block][column] f32
     std::vector<NodeRef> stmts;
+    NodeRef packed_tile;          // packed weights (no local copy): the tile's index
   };
+  // The tile of a packed weight whose first row (of all B's rows) is 16 * `tile`.
+  WeightTile packed_tile(NodeRef tile) {
+    WeightTile t;
+    t.packed_tile = std::move(tile);
+    return t;
+  }
+  // Quad vector q (0..7) of block `blk` of the tile: 16 columns x 4 unsigned bytes.
+  NodeRef tile_quads(const WeightTile& t, const NodeRef& blk, int q) {
+    Kernel& k = kb_.kernel();
+    const int64_t C = kGemmCols, kb = o_.k / 32;
+    if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
+    const bool q4 = o_.b_dtype == ir::DType::q4_0;
+    const int64_t vectors = packed_vectors(o_.b_dtype);
+    NodeRef v = iadd(imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors)), c_i64(q4 ? q % 4 : q));
+    NodeRef raw = load(k, o_.b, imul(v, c_i64(64)), 64);
+    if (!q4) return raw;  // stored + 128
+    return q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
+  }
+  // The tile's 16 scales of block `blk` as f32 x 16.
+  NodeRef tile_scales(const WeightTile& t, const NodeRef& blk) {
+    Kernel& k = kb_.kernel();
+    const int64_t C = kGemmCols, kb = o_.k / 32;
+    if (!t.packed_tile) return load(k, t.scales, imul(blk, c_i64(C)), static_cast<int>(C));
+    NodeRef at = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(C));
+    return cast(kF32.with_lanes(static_cast<int>(C)), load(k, o_.b_scales, at, static_cast<int>(C)));
+  }
   template <class BRowOf>
   WeightTile weight_tile(BRowOf&& b_row_of) {
     Kernel& k = kb_.kernel();
@@ -353,9 +388,9 @@ class MatmulLowering {
     std::vector<std::string> bq(8);
     for (int q = 0; q < 8; ++q) {
       bq[q] = kb_.fresh("bq");
-      per_block.push_back(let(bq[q], load(k, t.quads, imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C))));
+      per_block.push_back(let(bq[q], tile_quads(t, blk_ref, q)));
     }
-    per_block.push_back(let(db, load(k, t.scales, imul(blk_ref, c_i64(C)), static_cast<int>(C))));
+    per_block.push_back(let(db, tile_scales(t, blk_ref)));
     for (size_t r = 0; r < a_blk.size(); ++r) {
       std::string a_block = kb_.fresh("a_block"), ab = kb_.fresh("a_at"), iacc = kb_.fresh("iacc");
       per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
@@ -386,6 +421,51 @@ class MatmulLowering {
     return st;
   }
 
+  // CPU, one row of A times a packed weight (decode; also each slot's expert when few
+  // slots share one): a work-group takes 8 tiles of 16 columns; the row's blocks are
+  // prepared once (int8_rows' accumulator start and d_a, in local memory), then each
+  // tile's blocks stream by in order, 16 columns per dot4.
+  static constexpr int64_t kGemvTiles = 8;
+
+  std::vector<NodeRef> int8_gemv_packed(int64_t batches) {
+    Kernel& k = kb_.kernel();
+    MOAT_INTERNAL_CHECK(o_.m == 1 && o_.n % kGemmCols == 0, "a packed weight's matmul with ", o_.m, " rows of A");
+    const int64_t C = kGemmCols, tiles = o_.n / C, kb = o_.k / 32, per_group = std::min(kGemvTiles, tiles);
+    const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), offset = o_.b_dtype == ir::DType::q4_0 ? 8 : 128;
+    k.groups[0] = ceil_div(tiles, per_group);
+    k.groups[2] = batches;
+    const int starts = local_buffer("starts", ir::DType::i32, kb), a_scales = local_buffer("a_scales", ir::DType::f32, kb);
+    std::string batch = kb_.fresh("batch"), a_blk = kb_.fresh("a_blk"), first = kb_.fresh("first"), blk = kb_.fresh("blk");
+    NodeRef batch_ref = ref(batch, kI64), blk_ref = bounded_ref(blk, 0, kb - 1), a_blk_ref = ref(a_blk, kI64);
+    std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(a_blk, a_row_block(batch_ref, c_i64(0))),
+                              let(first, imul(batch_b(batch_ref), c_i64(tiles)))};
+    {  // the row's blocks: -offset x (sum of quants), d_a
+      NodeRef at = imul(iadd(a_blk_ref, blk_ref), c_i64(a_bytes));
+      NodeRef quants = cast({Scalar::i8, 32}, load(k, o_.a, iadd(at, c_i64(2)), 32));
+      NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
+      body.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1),
+                              {store(k, starts, blk_ref, binary(BinaryOp::mul, sum, c_i32(-offset))),
+                               store(k, a_scales, blk_ref, qscale(k, o_.a, iadd(a_blk_ref, blk_ref)))}));
+    }
+    const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)};
+    std::string t = kb_.fresh("t"), acc = kb_.fresh("acc"), b2 = kb_.fresh("blk"), iacc = kb_.fresh("iacc");
+    NodeRef t_ref = ref(t, kI64), b2_ref = bounded_ref(b2, 0, kb - 1);
+    WeightTile w = packed_tile(iadd(ref(first, kI64), t_ref));
+    NodeRef sum = broadcast(load(k, starts, b2_ref), static_cast<int>(C));
+    NodeRef at = imul(iadd(a_blk_ref, b2_ref), c_i64(a_bytes));
+    for (int q = 0; q < 8; ++q)
+      sum = dot4(sum, tile_quads(w, b2_ref, q), cast({Scalar::i8, 4}, load(k, o_.a, iadd(at, c_i64(2 + 4 * q)), 4)));
+    NodeRef scale = binary(BinaryOp::mul, tile_scales(w, b2_ref), broadcast(load(k, a_scales, b2_ref), static_cast<int>(C)));
+    std::vector<NodeRef> per_tile{
+        var(acc, broadcast(c_f32(0.0), static_cast<int>(C))),
+        for_loop(b2, c_i64(0), c_i64(kb), c_i64(1),
+                 {let(iacc, sum), assign(acc, fma(cast(fx, ref(iacc, ix)), scale, ref(acc, fx)))}),
+        store_out(batch_ref, c_i64(0), imul(t_ref, c_i64(C)), ref(acc, fx))};
+    NodeRef t0 = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
+    body.push_back(for_loop(t, t0, min_(iadd(t0, c_i64(per_group)), c_i64(tiles)), c_i64(1), std::move(per_tile)));
+    return body;
+  }
+
   static NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }
 
   std::vector<NodeRef> int8_gemm(int64_t batches) {
@@ -400,7 +480,9 @@ class MatmulLowering {
                               let(m0, imul(builtin(Builtin::group_id, 1), c_i64(mg))),
                               let(m_end, min_(iadd(m0_ref, c_i64(mg)), c_i64(o_.m)))};
     // columns past N repeat row N - 1 and are not stored
-    WeightTile tile = weight_tile([&](const NodeRef& c) { return b_row(batch_ref, min_(iadd(n0_ref, c), c_i64(o_.n - 1))); });
+    WeightTile tile = o_.b_scales >= 0
+                          ? packed_tile(iadd(imul(batch_b(batch_ref), c_i64(o_.n / C)), builtin(Builtin::group_id, 0)))
+                          : weight_tile([&](const NodeRef& c) { return b_row(batch_ref, min_(iadd(n0_ref, c), c_i64(o_.n - 1))); });
     body.insert(body.end(), tile.stmts.begin(), tile.stmts.end());
     const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, o_.m));
     std::string r0 = kb_.fresh("r0");
@@ -441,9 +523,10 @@ class MatmulLowering {
                             {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
                                      {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
     std::vector<NodeRef> per_tile{let(n0, imul(ref(tile, kI64), c_i64(C)))};
-    WeightTile w = weight_tile([&](const NodeRef& c) {
-      return iadd(imul(e_ref, c_i64(o_.n)), min_(iadd(n0_ref, c), c_i64(o_.n - 1)));
-    });
+    WeightTile w = o_.b_scales >= 0 ? packed_tile(iadd(imul(e_ref, c_i64(o_.n / C)), ref(tile, kI64)))
+                                    : weight_tile([&](const NodeRef& c) {
+                                        return iadd(imul(e_ref, c_i64(o_.n)), min_(iadd(n0_ref, c), c_i64(o_.n - 1)));
+                                      });
     per_tile.insert(per_tile.end(), w.stmts.begin(), w.stmts.end());
     // the slots 4 at a time, then the rest one at a time
     auto passes = [&](int rows, NodeRef begin, NodeRef end) {

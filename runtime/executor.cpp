@@ -90,9 +90,10 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
         continue;
       }
     }
+    const ir::HostTensor* packed = packed_.find(b.name, bindings.tensors);  // a packed weight's half
     auto it = bindings.tensors.find(b.name);
-    if (it == bindings.tensors.end()) user_error("no tensor bound to ", b.name, " (", ir::dtype_name(b.dtype), ")");
-    const ir::HostTensor& t = it->second;
+    if (!packed && it == bindings.tensors.end()) user_error("no tensor bound to ", b.name, " (", ir::dtype_name(b.dtype), ")");
+    const ir::HostTensor& t = packed ? *packed : it->second;
     if (t.dtype() != b.dtype || t.shape() != b.shape)
       user_error("tensor ", b.name, " is ", ir::dtype_name(t.dtype()), " of another shape than the ", ir::dtype_name(b.dtype),
                  " the compiled graph was specialised for");

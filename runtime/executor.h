@@ -14,6 +14,7 @@
 #include "jit/kernel_cache.h"
 #include "jit/lower.h"
 #include "runtime/kernel_profile.h"
+#include "runtime/packed_weights.h"
 
 namespace moat::runtime {
 
@@ -44,7 +45,8 @@ class Executor {
   // `bindings.tensors` holds every input and param of the plan by name, with the
   // plan's dtype and shape (UserError naming the tensor otherwise), except those found
   // in `resident`: tensors already on the device (weights uploaded once), by name, which
-  // the caller has checked. Returns one tensor per output.
+  // the caller has checked. A weight the plan reads packed (jit/weight_packing.h) is
+  // bound by its own name and packed here on first use. Returns one tensor per output.
   std::vector<ir::HostTensor> run(const ir::Bindings& bindings,
                                   const std::map<std::string, const backends::Buffer*>* resident = nullptr);
 
@@ -57,6 +59,7 @@ class Executor {
   jit::Plan plan_;
   KernelProfile* profile_;
   std::unique_ptr<Compiled> compiled_;
+  PackedWeights packed_;  // packed weights that were bound by their unpacked tensors
   ExecutorStats stats_;
 };
 

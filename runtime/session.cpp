@@ -93,6 +93,13 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
   if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
   auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())),
                                          options);
+  for (const jit::PlanBuffer& b : exec->plan().buffers) {  // packed weights: made once, kept on the device
+    if (b.role != jit::PlanBuffer::Role::param || resident_.count(b.name)) continue;
+    if (const ir::HostTensor* t = packed_.find(b.name, model_.weights)) {
+      weight_buffers_.push_back(device_.wrap_host(t->bytes().data(), t->bytes().size()));
+      resident_[b.name] = weight_buffers_.back().get();
+    }
+  }
   plan = plans_.emplace(key, std::move(exec)).first;
   stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   ++stats_.plans;

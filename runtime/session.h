@@ -21,6 +21,7 @@
 #include "frontend/models/deepseek_weights.h"
 #include "ir/graph.h"
 #include "jit/kernel_cache.h"
+#include "runtime/packed_weights.h"
 
 namespace moat::runtime {
 
@@ -94,6 +95,7 @@ class Session {
   std::map<std::tuple<int64_t, int64_t, models::LogitRows>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window, rows)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   std::map<std::string, const backends::Buffer*> resident_;
+  PackedWeights packed_;  // weights some plan reads in the packed CPU layout
   SessionStats stats_;
 };
 

@@ -173,6 +173,52 @@ inline void matmul_quantised(BackendUnderTest& be) {
     }
     check_op(be, "matmul q8_0 activations batched B " + std::string(dtype_name(bd)), {{DType::f32, {3, 1, 64}}, {bd, {5, 64}}},
              [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+    // per-head weights (MLA's attn_k_b / attn_v_b): A [H, T, K] x B [H, N, K]
+    for (auto [t, n, k] : std::vector<std::array<int64_t, 3>>{{8, 16, 32}, {8, 8, 16 * 2}, {5, 32, 64}, {1, 16, 32}}) {
+      check_op(be, "matmul q8_0 activations per-head B " + std::string(dtype_name(bd)) + " t" + std::to_string(t) + " n" +
+                       std::to_string(n) + " k" + std::to_string(k),
+               {{DType::f32, {4, t, k}}, {bd, {4, n, k}}},
+               [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+    }
+  }
+  // Weights as params (the CPU packs Q8_0 / Q4_0 params read only by int8 matmuls into
+  // 16-row tiles, jit/weight_packing.h): GEMV (m 1), GEMM (m > 1), per-head batches,
+  // and experts gathered by index, few slots (one GEMV each) and many (grouped).
+  for (DType bd : {DType::q8_0, DType::q4_0}) {
+    for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{{1, 1, 16, 32}, {1, 1, 144, 256}, {1, 7, 32, 64},
+                                                                    {1, 21, 48, 96}, {3, 5, 16, 64}, {3, 1, 32, 32}}) {
+      Graph g;
+      Builder b(g);
+      std::vector<int64_t> a_shape{m, k}, w_shape{n, k};
+      if (batch > 1) {
+        a_shape.insert(a_shape.begin(), batch);
+        w_shape.insert(w_shape.begin(), batch);
+      }
+      NodeId a = b.input("a", tensor_type(DType::f32, a_shape));
+      NodeId w = b.param("w", tensor_type(bd, w_shape));
+      b.output(b.matmul_weight(a, w));
+      Bindings bindings;
+      bindings.tensors["a"] = random_tensor(DType::f32, a_shape, 1);
+      bindings.tensors["w"] = random_tensor(bd, w_shape, 2);
+      be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
+                                std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
+    }
+    for (int64_t t : {2, 24}) {  // 24 tokens x 2 of 4 experts: grouped
+      Graph g;
+      Builder b(g);
+      const int64_t e = 4, n = 32, k = 64;
+      NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
+      NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
+      NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
+      b.output(b.matmul_weight(x, b.gather(w, idx)));
+      Bindings bindings;
+      bindings.tensors["x"] = random_tensor(DType::f32, {t, 1, 1, k}, 3);
+      std::vector<int64_t> ids(static_cast<size_t>(2 * t));
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
+      bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
+      bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
+      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t));
+    }
   }
   // The quantisation itself, read back: f32 and f16 sources, rows of several blocks.
   for (DType from : {DType::f32, DType::f16}) {

@@ -1,0 +1,73 @@
+#include "jit/weight_packing.h"
+
+#include <cstring>
+
+#include "support/error.h"
+
+namespace moat::jit {
+
+namespace {
+
+constexpr std::string_view kQuads = "#quads16", kScales = "#scales16";
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+std::string packed_quads_name(std::string_view name) { return std::string(name) + std::string(kQuads); }
+std::string packed_scales_name(std::string_view name) { return std::string(name) + std::string(kScales); }
+
+std::string packed_weight_of(std::string_view buffer_name) {
+  for (std::string_view suffix : {kQuads, kScales})
+    if (ends_with(buffer_name, suffix)) return std::string(buffer_name.substr(0, buffer_name.size() - suffix.size()));
+  return {};
+}
+
+bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
+  if ((dtype != ir::DType::q8_0 && dtype != ir::DType::q4_0) || shape.size() < 2) return false;
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  return rows > 0 && rows % kPackRows == 0 && shape.back() % 32 == 0 && shape.back() > 0;
+}
+
+int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : 4; }
+
+PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape) {
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  const int64_t kb = shape.back() / 32;
+  return {rows * kb * packed_vectors(dtype) * 4, rows * kb};
+}
+
+PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std::span<const uint8_t> bytes) {
+  MOAT_INTERNAL_CHECK(packable(dtype, shape), "pack_weight: a ", ir::dtype_name(dtype), " weight that cannot be packed");
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  const int64_t kb = shape.back() / 32, block_bytes = ir::dtype_block_bytes(dtype), vectors = packed_vectors(dtype);
+  MOAT_INTERNAL_CHECK(static_cast<int64_t>(bytes.size()) == rows * kb * block_bytes, "pack_weight: ",
+                      bytes.size(), " bytes for ", rows, " rows of ", kb, " blocks");
+  const bool q8 = dtype == ir::DType::q8_0;
+  PackedWeight out;
+  out.quads.resize(static_cast<size_t>(rows * kb * vectors * 4));
+  out.scales.resize(static_cast<size_t>(rows * kb));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t tile = r / kPackRows, c = r % kPackRows;
+    for (int64_t b = 0; b < kb; ++b) {
+      const uint8_t* block = bytes.data() + (r * kb + b) * block_bytes;
+      const int64_t tb = tile * kb + b;
+      std::memcpy(&out.scales[static_cast<size_t>(tb * kPackRows + c)], block, 2);
+      for (int64_t v = 0; v < vectors; ++v) {
+        uint8_t* dst = out.quads.data() + (tb * vectors + v) * 64 + c * 4;
+        for (int64_t i = 0; i < 4; ++i) {
+          const uint8_t byte = block[2 + 4 * v + i];
+          dst[i] = q8 ? static_cast<uint8_t>(byte + 128) : byte;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace moat::jit

@@ -1,0 +1,55 @@
+// A CPU layout for Q8_0 / Q4_0 weights that int8 kernels read without rearranging them:
+// rows in tiles of 16, each block's 16 rows side by side by 4-byte quads, the scales
+// apart. It is what `dot4` wants (16 columns' quads in one 64-byte vector), so the
+// prefill GEMM no longer lays each weight tile out per pass and the decode GEMV runs 16
+// columns per instruction. llama.cpp repacks Q4_0 for its AVX-512 kernels the same way.
+//
+// A weight W [.., R, K] (R rows over all leading dimensions, R % 16 == 0, K % 32 == 0;
+// kb = K / 32 blocks per row) becomes two buffers:
+//   quads   u8. Tile t = rows 16t .. 16t + 15, block b, 64-byte vector v at byte
+//           ((t * kb + b) * V + v) * 64, lane c (row 16t + c) at + 4c:
+//             q8_0  V = 8: bytes 4v .. 4v + 3 of the row's 32 quants, each + 128 (unsigned)
+//             q4_0  V = 4: bytes 4v .. 4v + 3 of the row's 16 packed bytes as stored
+//                   (low nibbles: elements 4v + i; high: 16 + 4v + i)
+//   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
+// The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/dtype.h"
+
+namespace moat::jit {
+
+inline constexpr int64_t kPackRows = 16;
+
+// Names of the two plan buffers of a packed weight `name` (the Tensor IR param).
+std::string packed_quads_name(std::string_view name);
+std::string packed_scales_name(std::string_view name);
+// The weight's name when `buffer_name` is one of the two, else "".
+std::string packed_weight_of(std::string_view buffer_name);
+
+// Whether a weight of this type and [.., R, K] shape has the packed layout.
+bool packable(ir::DType dtype, const std::vector<int64_t>& shape);
+
+// Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0).
+int64_t packed_vectors(ir::DType dtype);
+
+// Sizes of the two buffers: bytes of quads, f16 scales.
+struct PackedShape {
+  int64_t quad_bytes = 0, scales = 0;
+};
+PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape);
+
+struct PackedWeight {
+  std::vector<uint8_t> quads;
+  std::vector<uint16_t> scales;  // f16 bits
+};
+// `bytes`: the weight in its ggml layout (packable(dtype, shape) holds).
+PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std::span<const uint8_t> bytes);
+
+}  // namespace moat::jit

@@ -1,0 +1,30 @@
+#include "runtime/packed_weights.h"
+
+#include <cstring>
+
+#include "jit/weight_packing.h"
+#include "support/error.h"
+
+namespace moat::runtime {
+
+const ir::HostTensor* PackedWeights::find(const std::string& buffer_name, const std::map<std::string, ir::HostTensor>& weights) {
+  const std::string weight = jit::packed_weight_of(buffer_name);
+  if (weight.empty()) return nullptr;
+  auto done = packed_.find(buffer_name);
+  if (done != packed_.end()) return &done->second;
+  auto it = weights.find(weight);
+  if (it == weights.end()) user_error("no tensor bound to ", weight, " (the weight of ", buffer_name, ")");
+  const ir::HostTensor& w = it->second;
+  if (!jit::packable(w.dtype(), w.shape()))
+    user_error("tensor ", weight, " is a ", ir::dtype_name(w.dtype()), " tensor that the compiled graph cannot use packed");
+  jit::PackedWeight p = jit::pack_weight(w.dtype(), w.shape(), w.bytes());
+  std::vector<uint8_t> scales(p.scales.size() * sizeof(uint16_t));
+  if (!scales.empty()) std::memcpy(scales.data(), p.scales.data(), scales.size());
+  const auto quad_bytes = static_cast<int64_t>(p.quads.size());
+  const auto scale_count = static_cast<int64_t>(p.scales.size());
+  packed_[jit::packed_quads_name(weight)] = ir::HostTensor::from_bytes(ir::DType::u8, {quad_bytes}, std::move(p.quads));
+  packed_[jit::packed_scales_name(weight)] = ir::HostTensor::from_bytes(ir::DType::f16, {scale_count}, std::move(scales));
+  return &packed_.at(buffer_name);
+}
+
+}  // namespace moat::runtime

@@ -1,0 +1,85 @@
+// The packed CPU layout of Q8_0 / Q4_0 weights (jit/weight_packing.h): the bytes land
+// where the layout says, and the lowering packs exactly the weights that only int8
+// matmuls read, on the CPU schedule only.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ir/builder.h"
+#include "ir/tensor.h"
+#include "jit/lower.h"
+#include "jit/weight_packing.h"
+#include "tests/jit/conformance.h"
+
+using namespace moat;
+
+namespace {
+
+bool has_buffer(const jit::Plan& plan, const std::string& name) {
+  return std::any_of(plan.buffers.begin(), plan.buffers.end(), [&](const jit::PlanBuffer& b) { return b.name == name; });
+}
+
+jit::Schedule cpu_schedule() {
+  jit::Schedule s;
+  s.gpu = false;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("pack_weight puts every quad and scale where the layout says") {
+  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0}) {
+    const int64_t rows = 32, k = 64, kb = k / 32, block = ir::dtype_block_bytes(d);
+    const std::vector<float> values = testing::random_values(static_cast<size_t>(rows * k), 7);
+    const ir::HostTensor w = ir::HostTensor::from_f32({rows, k}, values, d);
+    REQUIRE(jit::packable(d, w.shape()));
+    const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
+    const jit::PackedShape shape = jit::packed_shape(d, w.shape());
+    REQUIRE(static_cast<int64_t>(p.quads.size()) == shape.quad_bytes);
+    REQUIRE(static_cast<int64_t>(p.scales.size()) == shape.scales);
+    const int64_t vectors = jit::packed_vectors(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < kb; ++b) {
+        const uint8_t* src = w.bytes().data() + (r * kb + b) * block;
+        const int64_t tb = (r / 16) * kb + b, c = r % 16;
+        uint16_t scale;
+        std::memcpy(&scale, src, 2);
+        CHECK(p.scales[static_cast<size_t>(tb * 16 + c)] == scale);
+        for (int64_t v = 0; v < vectors; ++v)
+          for (int64_t i = 0; i < 4; ++i) {
+            const uint8_t want = d == ir::DType::q8_0 ? static_cast<uint8_t>(src[2 + 4 * v + i] + 128) : src[2 + 4 * v + i];
+            REQUIRE(p.quads[static_cast<size_t>((tb * vectors + v) * 64 + c * 4 + i)] == want);
+          }
+      }
+    }
+  }
+  CHECK_FALSE(jit::packable(ir::DType::q8_0, {24, 64}));  // rows not a multiple of 16
+  CHECK_FALSE(jit::packable(ir::DType::q4_k, {32, 256}));
+  CHECK(jit::packed_weight_of(jit::packed_scales_name("blk.0.w")) == "blk.0.w");
+  CHECK(jit::packed_weight_of("blk.0.w").empty());
+}
+
+TEST_CASE("the lowering packs weights read only by int8 matmuls, on the CPU schedule only") {
+  ir::Graph g;
+  ir::Builder b(g);
+  const ir::Dim t = b.symbol("T");
+  ir::NodeId x = b.input("x", {ir::DType::f32, {t, ir::Dim::of(64)}});
+  ir::NodeId w = b.param("w", {ir::DType::q4_0, ir::static_shape({32, 64})});
+  ir::NodeId shared = b.param("shared", {ir::DType::q8_0, ir::static_shape({32, 64})});
+  ir::NodeId out = b.matmul_weight(x, w);
+  // `shared` is also read as a plain float tensor: it keeps the file's layout
+  ir::NodeId plain = b.matmul(x, b.cast(shared, ir::DType::f32), true);
+  g.outputs = {out, b.add(b.matmul_weight(x, shared), plain)};
+  const jit::Plan cpu = jit::lower(g, {{"T", 3}}, cpu_schedule());
+  CHECK(has_buffer(cpu, jit::packed_quads_name("w")));
+  CHECK(has_buffer(cpu, jit::packed_scales_name("w")));
+  CHECK_FALSE(has_buffer(cpu, "w"));
+  CHECK(has_buffer(cpu, "shared"));
+  CHECK_FALSE(has_buffer(cpu, jit::packed_quads_name("shared")));
+  jit::Schedule gpu;
+  gpu.gpu = true;
+  const jit::Plan on_gpu = jit::lower(g, {{"T", 3}}, gpu);
+  CHECK(has_buffer(on_gpu, "w"));
+  CHECK_FALSE(has_buffer(on_gpu, jit::packed_quads_name("w")));
+}

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "jit/weight_packing.h"
+#include "support/memory.h"
 #include "support/error.h"
 
 namespace moat::runtime {
@@ -18,6 +19,7 @@ const ir::HostTensor* PackedWeights::find(const std::string& buffer_name, const 
   if (!jit::packable(w.dtype(), w.shape()))
     user_error("tensor ", weight, " is a ", ir::dtype_name(w.dtype()), " tensor that the compiled graph cannot use packed");
   jit::PackedWeight p = jit::pack_weight(w.dtype(), w.shape(), w.bytes());
+  release_host_pages(w.bytes().data(), w.bytes().size());  // kernels read the packed copy from now on
   std::vector<uint8_t> scales(p.scales.size() * sizeof(uint16_t));
   if (!scales.empty()) std::memcpy(scales.data(), p.scales.data(), scales.size());
   const auto quad_bytes = static_cast<int64_t>(p.quads.size());

@@ -1,5 +1,9 @@
 #include "support/memory.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -33,6 +37,20 @@ bool reset_peak_resident_memory() {
   clear << "5";
   clear.flush();
   return static_cast<bool>(clear);
+}
+
+void release_host_pages(const void* data, uint64_t bytes) {
+#if defined(__linux__) && defined(MADV_PAGEOUT)
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (page <= 0 || data == nullptr) return;
+  const auto begin = reinterpret_cast<uintptr_t>(data), end = begin + bytes;
+  const uintptr_t first = (begin + static_cast<uintptr_t>(page) - 1) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+  const uintptr_t last = end / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);  // a hint: errors ignored
+#else
+  (void)data;
+  (void)bytes;
+#endif
 }
 
 }  // namespace moat

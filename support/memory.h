@@ -16,4 +16,11 @@ uint64_t peak_resident_memory();
 // /proc/self/clear_refs). False when the system does not allow it.
 bool reset_peak_resident_memory();
 
+// Tells the system that this process will not read [data, data + bytes) for a while:
+// the whole pages inside it may leave resident memory (Linux: MADV_PAGEOUT; file-backed
+// pages, such as a mapped model file, are dropped and read back if touched again;
+// anonymous pages go to swap, or stay). The contents never change. No-op where the
+// system cannot.
+void release_host_pages(const void* data, uint64_t bytes);
+
 }  // namespace moat

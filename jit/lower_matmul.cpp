@@ -10,8 +10,11 @@
 // dot product per output.
 //
 // A q8_0 A (activations quantised for a Q8_0 / Q4_0 weight, ir/quant.h) is read with
-// `dequant`, except on the CPU's tiled schedule with a Q8_0 / Q4_0 B, where each pair
-// of blocks is one `qdot` (int8 dot products: VNNI where the CPU has it).
+// `dequant`, except on the CPU with a Q8_0 / Q4_0 B, where blocks multiply in integers
+// (VNNI where the CPU has it): a GEMV of `qdot`s, or `dot4` over 16 weight rows at a
+// time — read from the packed layout (jit/weight_packing.h) when the lowering packed B,
+// else laid out in local memory per work-group (int8_gemm, grouped_experts_int8,
+// int8_gemv_packed).
 #include <algorithm>
 
 #include "jit/lower_kernels.h"
@@ -503,25 +506,42 @@ class MatmulLowering {
     return body;
   }
 
-  // grouped_experts with int8 products: a work-group takes one expert and 16 columns,
-  // lays those weight rows out once (weight_tile) and runs every slot that chose the
-  // expert through int8_rows, 4 slots per pass.
+  // The slots (output batches) whose expert is `e`, in order: a local i64 list and the
+  // var `count`; statements that make them (every work-group of that expert repeats it).
+  struct SlotList {
+    int chosen = -1;
+    std::vector<NodeRef> stmts;
+  };
+  SlotList slots_of_expert(const NodeRef& e, int64_t slots, const std::string& count) {
+    Kernel& k = kb_.kernel();
+    SlotList list;
+    list.chosen = local_buffer("chosen", ir::DType::i64, slots);
+    std::string s = kb_.fresh("s");
+    NodeRef s_ref = bounded_ref(s, 0, slots - 1), count_ref = ref(count, kI64);
+    list.stmts = {var(count, c_i64(0)),
+                  for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
+                           {if_then(binary(BinaryOp::eq, batch_b(s_ref), e),
+                                    {store(k, list.chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})})};
+    return list;
+  }
+
+  // grouped_experts with int8 products: a work-group takes one expert and up to 4 tiles
+  // of 16 columns; per tile (packed, or laid out once by weight_tile) it runs every slot
+  // that chose the expert through int8_rows, 4 slots per pass, then one at a time.
   std::vector<NodeRef> grouped_experts_int8(int64_t slots) {
     Kernel& k = kb_.kernel();
     // a work-group: one expert, up to 4 tiles of 16 columns (the slot list made once)
     const int64_t experts = table_shape_[0], C = kGemmCols, tiles = ceil_div(o_.n, C), per_group = 4;
     const int64_t groups_per_expert = ceil_div(tiles, per_group);
     k.groups[0] = experts * groups_per_expert;
-    const int chosen = local_buffer("chosen", ir::DType::i64, slots);
-    std::string e = kb_.fresh("e"), g = kb_.fresh("g"), count = kb_.fresh("count"), s = kb_.fresh("s");
+    std::string e = kb_.fresh("e"), g = kb_.fresh("g"), count = kb_.fresh("count");
     std::string tile = kb_.fresh("tile"), n0 = kb_.fresh("n0");
     NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64), n0_ref = ref(n0, kI64);
     std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), groups_per_expert)),
-                              let(g, irem(builtin(Builtin::group_id, 0), groups_per_expert)), var(count, c_i64(0))};
-    NodeRef s_ref = bounded_ref(s, 0, slots - 1);
-    body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
-                            {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
-                                     {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
+                              let(g, irem(builtin(Builtin::group_id, 0), groups_per_expert))};
+    const SlotList list = slots_of_expert(e_ref, slots, count);
+    const int chosen = list.chosen;
+    body.insert(body.end(), list.stmts.begin(), list.stmts.end());
     std::vector<NodeRef> per_tile{let(n0, imul(ref(tile, kI64), c_i64(C)))};
     WeightTile w = o_.b_scales >= 0 ? packed_tile(iadd(imul(e_ref, c_i64(o_.n / C)), ref(tile, kI64)))
                                     : weight_tile([&](const NodeRef& c) {
@@ -558,55 +578,6 @@ class MatmulLowering {
   }
   static NodeRef isub1(NodeRef x) { return binary(BinaryOp::sub, std::move(x), c_i64(1)); }
 
-  // grouped_experts with qdot: few slots share an expert in a prefill (6 of 64 experts
-  // per token: about 6 slots each for 64 tokens), too few to pay for laying its rows out;
-  // a work-group takes one expert and 16 columns, and each column's row is multiplied
-  // in place with 4 slots at a time (its blocks read once per pass).
-  std::vector<NodeRef> grouped_experts_qdot(int64_t slots) {
-    Kernel& k = kb_.kernel();
-    const int64_t experts = table_shape_[0], C = kGemmCols, tiles = ceil_div(o_.n, C), kb = o_.k / 32;
-    const int blocks = kb % 2 == 0 ? 2 : 1;
-    k.groups[0] = experts * tiles;
-    const int chosen = local_buffer("chosen", ir::DType::i64, slots);
-    std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s"), n0 = kb_.fresh("n0");
-    NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64), n0_ref = ref(n0, kI64);
-    std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
-                              let(tile, irem(builtin(Builtin::group_id, 0), tiles)),
-                              let(n0, imul(ref(tile, kI64), c_i64(C))), var(count, c_i64(0))};
-    NodeRef s_ref = bounded_ref(s, 0, slots - 1);
-    body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
-                            {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
-                                     {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
-    const int rows = 4;
-    const Type acc_t = kF32.with_lanes(8 * blocks);
-    std::string c0 = kb_.fresh("c0"), n = kb_.fresh("n"), blk = kb_.fresh("blk"), bblk = kb_.fresh("b_blk");
-    NodeRef c0_ref = ref(c0, kI64), n_ref = ref(n, kI64), blk_ref = ref(blk, kI64);
-    std::vector<NodeRef> per_pass;
-    std::vector<std::string> slot(rows), a_blk(rows), acc(rows);
-    for (int r = 0; r < rows; ++r) {  // passes past the count repeat the last slot and store nothing
-      slot[r] = kb_.fresh("slot");
-      a_blk[r] = kb_.fresh("a_blk");
-      per_pass.push_back(let(slot[r], load(k, chosen, min_(iadd(c0_ref, c_i64(r)), isub1(count_ref)))));
-      per_pass.push_back(let(a_blk[r], a_row_block(ref(slot[r], kI64), c_i64(0))));
-    }
-    std::vector<NodeRef> per_n;
-    for (int r = 0; r < rows; ++r) {
-      acc[r] = kb_.fresh("acc");
-      per_n.push_back(var(acc[r], broadcast(c_f32(0.0), 8 * blocks)));
-    }
-    std::vector<NodeRef> inner{let(bblk, iadd(imul(iadd(imul(e_ref, c_i64(o_.n)), n_ref), c_i64(kb)), blk_ref))};
-    for (int r = 0; r < rows; ++r)
-      inner.push_back(assign(acc[r], add(ref(acc[r], acc_t), qdot(k, o_.a, iadd(ref(a_blk[r], kI64), blk_ref), o_.b,
-                                                                  ref(bblk, kI64), blocks))));
-    per_n.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(blocks), std::move(inner)));
-    for (int r = 0; r < rows; ++r)
-      per_n.push_back(if_then(lt(iadd(c0_ref, c_i64(r)), count_ref),
-                              {store_out(ref(slot[r], kI64), c_i64(0), n_ref, reduce(ReduceOp::add, ref(acc[r], acc_t)))}));
-    per_pass.push_back(for_loop(n, n0_ref, min_(iadd(n0_ref, c_i64(C)), c_i64(o_.n)), c_i64(1), std::move(per_n)));
-    body.push_back(if_then(lt(c_i64(0), count_ref), {for_loop(c0, c_i64(0), count_ref, c_i64(rows), std::move(per_pass))}));
-    return body;
-  }
-
   // CPU, experts of a MoE layer for many tokens (prefill): B gathered from a table
   // [E, N, K] by each slot's expert index, one row of A per slot. Per-slot GEMVs would
   // stream an expert's weights once for every slot that chose it; here a work-group
@@ -626,17 +597,13 @@ class MatmulLowering {
     const int64_t experts = table_shape_[0], cols = ctx_.schedule.matmul_cols;
     const int64_t tiles = ceil_div(o_.n, cols);
     k.groups[0] = experts * tiles;
-    const int chosen = local_buffer("chosen", ir::DType::i64, slots);  // slots that chose the expert
-    std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count"), s = kb_.fresh("s");
+    std::string e = kb_.fresh("e"), tile = kb_.fresh("tile"), count = kb_.fresh("count");
     NodeRef e_ref = bounded_ref(e, 0, experts - 1), count_ref = ref(count, kI64);
     std::vector<NodeRef> body{let(e, idiv(builtin(Builtin::group_id, 0), tiles)),
-                              let(tile, irem(builtin(Builtin::group_id, 0), tiles)), var(count, c_i64(0))};
-    {
-      NodeRef s_ref = bounded_ref(s, 0, slots - 1);
-      body.push_back(for_loop(s, c_i64(0), c_i64(slots), c_i64(1),
-                              {if_then(binary(BinaryOp::eq, batch_b(s_ref), e_ref),
-                                       {store(k, chosen, count_ref, s_ref), assign(count, iadd(count_ref, c_i64(1)))})}));
-    }
+                              let(tile, irem(builtin(Builtin::group_id, 0), tiles))};
+    const SlotList list = slots_of_expert(e_ref, slots, count);  // slots that chose the expert
+    const int chosen = list.chosen;
+    body.insert(body.end(), list.stmts.begin(), list.stmts.end());
     const bool quantised = ir::is_quantised(o_.b_dtype);
     const int64_t per_block = quantised ? ir::dtype_block_elems(o_.b_dtype) : 32;
     // B rows per pass: each chunk of a slot's A row is loaded once for all of them.

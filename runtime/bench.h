@@ -37,7 +37,7 @@ struct BenchTest {
 };
 
 struct BenchResult {
-  double load_ms = 0;          // model file read + weights on the device (first session), ms
+  double load_ms = 0;          // model file read + weights on the device, packed where its kernels want (first session), ms
   double compile_ms = 0;       // lowering + JIT compile of every pass the tests use, empty cache, ms
   double compile_warm_ms = 0;  // the same from the populated cache, in a second session, ms
   uint64_t peak_bytes = 0;     // the device's MemoryLedger peak: weights + bound cache windows + activations

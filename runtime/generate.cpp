@@ -25,20 +25,20 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
                " tokens; shorten it or raise --ctx");
   GenerationStats stats;
   stats.prompt_tokens = static_cast<int64_t>(prompt.size());
-  const double compile_before = session.stats().compile_ms;
+  const double setup_before = session.stats().setup_ms(), compile_before = session.stats().compile_ms;
 
   auto start = std::chrono::steady_clock::now();
   std::vector<float> logits =
       session.evaluate(prompt, options.batch, logits_out ? models::LogitRows::all : models::LogitRows::last);
   const double prompt_compile = session.stats().compile_ms - compile_before;
-  stats.prompt_ms = ms_since(start) - prompt_compile;
+  stats.prompt_ms = ms_since(start) - (session.stats().setup_ms() - setup_before);
   history.insert(history.end(), prompt.begin(), prompt.end());
   const size_t vocab = logits_out ? logits.size() / prompt.size() : logits.size();
   if (logits_out) logits_out->insert(logits_out->end(), logits.begin(), logits.end());
   std::vector<float> last(logits.end() - static_cast<std::ptrdiff_t>(vocab), logits.end());
 
   start = std::chrono::steady_clock::now();
-  const double compile_start = session.stats().compile_ms;
+  const double compile_start = session.stats().compile_ms, setup_start = session.stats().setup_ms();
   while (stats.generated_tokens < options.max_tokens) {
     const int32_t next = sampler.sample(last, history);
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end()) {
@@ -56,7 +56,7 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
     if (logits_out) logits_out->insert(logits_out->end(), last.begin(), last.end());
   }
   stats.compile_ms = prompt_compile + (session.stats().compile_ms - compile_start);
-  stats.generate_ms = ms_since(start) - (session.stats().compile_ms - compile_start);
+  stats.generate_ms = ms_since(start) - (session.stats().setup_ms() - setup_start);
   return stats;
 }
 

@@ -46,7 +46,10 @@ struct SessionOptions {
 
 struct SessionStats {
   double compile_ms = 0;  // lowering + emit + compile / cache loads, summed
+  double pack_ms = 0;     // weights packed for the CPU's int8 kernels (jit/weight_packing.h)
   int plans = 0;          // shapes lowered
+  // Time spent making plans ready, not running them.
+  double setup_ms() const { return compile_ms + pack_ms; }
 };
 
 class Session {

@@ -79,7 +79,7 @@ void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stat
   std::snprintf(line, sizeof line,
                 "load %.0f ms | compile %.0f ms | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f "
                 "tokens/s | %s",
-                setup.load_ms, setup.session->stats().compile_ms, static_cast<long long>(stats.prompt_tokens),
+                setup.load_ms + setup.session->stats().pack_ms, setup.session->stats().compile_ms, static_cast<long long>(stats.prompt_tokens),
                 tokens_per_second(stats.prompt_tokens, stats.prompt_ms), static_cast<long long>(stats.generated_tokens),
                 tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str());
   std::cerr << "moat: " << line << "\nmoat: " << setup.cache->report() << "\n";

@@ -48,7 +48,11 @@ NodeId Builder::matmul(NodeId a, NodeId b, bool b_transposed) {
   return add_node(Op::matmul, {a, b}, {{"b_transposed", b_transposed}});
 }
 NodeId Builder::matmul_weight(NodeId a, NodeId w) {
-  if (quantises_activations(type(w).dtype) && type(a).dtype != DType::q8_0) a = cast(a, DType::q8_0);
+  if (quantises_activations(type(w).dtype) && type(a).dtype != DType::q8_0) {
+    auto [it, made] = q8_0_of_.try_emplace(a, a);
+    if (made) it->second = cast(a, DType::q8_0);
+    a = it->second;
+  }
   return matmul(a, w, true);
 }
 NodeId Builder::matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t block_rows, int64_t block_cols) {

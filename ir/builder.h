@@ -2,6 +2,7 @@
 // it goes (a mistake is reported at the line that makes it, naming the node).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,7 +63,7 @@ class Builder {
   NodeId matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t block_rows = 128, int64_t block_cols = 128);
   // a[..., K] x w[..., N, K]^T as runtimes compute it with that weight: a Q8_0 / Q4_0 w
   // gets a cast to q8_0 first (quantised activations, ir/quant.h), other types a plain
-  // matmul.
+  // matmul. One cast per activation: weights that share an input share its quantisation.
   NodeId matmul_weight(NodeId a, NodeId w);
   NodeId gather(NodeId table, NodeId indices);
   NodeId take_along(NodeId x, NodeId indices);
@@ -90,6 +91,7 @@ class Builder {
 
  private:
   Graph& graph_;
+  std::map<NodeId, NodeId> q8_0_of_;  // matmul_weight's casts, by their operand
 };
 
 }  // namespace moat::ir

@@ -8,7 +8,6 @@
 #include <limits>
 #include <numbers>
 
-#include "ir/quant.h"
 #include "support/error.h"
 
 namespace moat::ir {
@@ -164,7 +163,6 @@ NodeId expand_moe(Builder& b, const Node& node, std::span<const NodeId> ops) {
   NodeId up = b.gather(ops[3], idx);    // [T, n_used, F, D]
   NodeId down = b.gather(ops[4], idx);  // [T, n_used, D, F]
   NodeId xa = b.reshape(x, {t, dim(1), dim(1), d});                                          // [T, 1, 1, D]
-  if (quantises_activations(b.type(gate).dtype)) xa = b.cast(xa, DType::q8_0);                // one cast for both
   NodeId hidden = b.mul(b.unary(Op::silu, b.matmul_weight(xa, gate)), b.matmul_weight(xa, up));  // [T, n_used, 1, F]
   NodeId expert_out = b.matmul_weight(hidden, down);                                         // [T, n_used, 1, D]
   NodeId weighted = b.mul(expert_out, b.reshape(w, {t, dim(n_used), dim(1), dim(1)}));        // [T, n_used, 1, D]

@@ -98,7 +98,6 @@ class MatmulLowering {
       body = int8_gemm(batches);
     } else if (o_.b_scales >= 0) {  // a packed weight: only the int8 kernels read its layout
       body = int8_gemv_packed(batches);
-
     } else if (!s.gpu && o_.transposed && o_.n > 0 && o_.m > 0) {
       body = tiled(batches);
     } else if (!s.gpu && !o_.transposed && !ir::is_quantised(o_.b_dtype) && o_.scales < 0 && o_.m > 0 &&

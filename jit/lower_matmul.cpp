@@ -376,7 +376,6 @@ class MatmulLowering {
   std::vector<NodeRef> int8_rows(const WeightTile& t, const std::vector<std::string>& a_blk, std::vector<std::string>& acc) {
     Kernel& k = kb_.kernel();
     const int64_t C = kGemmCols, kb = o_.k / 32, a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
-    const int64_t offset = o_.b_dtype == ir::DType::q4_0 ? 8 : 128;
     const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)}, ux{Scalar::u8, static_cast<int>(4 * C)};
     std::vector<NodeRef> out;
     acc.assign(a_blk.size(), "");
@@ -397,10 +396,7 @@ class MatmulLowering {
       std::string a_block = kb_.fresh("a_block"), ab = kb_.fresh("a_at"), iacc = kb_.fresh("iacc");
       per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
       per_block.push_back(let(ab, imul(ref(a_block, kI64), c_i64(a_bytes))));  // its first byte
-      // the accumulator starts at -offset x (the sum of the row's 32 quants)
-      NodeRef a_quants = cast({Scalar::i8, 32}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2)), 32));
-      NodeRef a_sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), a_quants));
-      NodeRef sum = broadcast(binary(BinaryOp::mul, a_sum, c_i32(-offset)), static_cast<int>(C));
+      NodeRef sum = broadcast(a_block_start(ref(ab, kI64)), static_cast<int>(C));
       for (int q = 0; q < 8; ++q) {
         NodeRef quad = cast({Scalar::i8, 4}, load(k, o_.a, iadd(ref(ab, kI64), c_i64(2 + 4 * q)), 4));
         sum = dot4(sum, ref(bq[q], ux), quad);
@@ -433,7 +429,7 @@ class MatmulLowering {
     Kernel& k = kb_.kernel();
     MOAT_INTERNAL_CHECK(o_.m == 1 && o_.n % kGemmCols == 0, "a packed weight's matmul with ", o_.m, " rows of A");
     const int64_t C = kGemmCols, tiles = o_.n / C, kb = o_.k / 32, per_group = std::min(kGemvTiles, tiles);
-    const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0), offset = o_.b_dtype == ir::DType::q4_0 ? 8 : 128;
+    const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
     k.groups[0] = ceil_div(tiles, per_group);
     k.groups[2] = batches;
     const int starts = local_buffer("starts", ir::DType::i32, kb), a_scales = local_buffer("a_scales", ir::DType::f32, kb);
@@ -441,12 +437,10 @@ class MatmulLowering {
     NodeRef batch_ref = ref(batch, kI64), blk_ref = bounded_ref(blk, 0, kb - 1), a_blk_ref = ref(a_blk, kI64);
     std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(a_blk, a_row_block(batch_ref, c_i64(0))),
                               let(first, imul(batch_b(batch_ref), c_i64(tiles)))};
-    {  // the row's blocks: -offset x (sum of quants), d_a
+    {  // the row's blocks: where their dot4 sums start, d_a
       NodeRef at = imul(iadd(a_blk_ref, blk_ref), c_i64(a_bytes));
-      NodeRef quants = cast({Scalar::i8, 32}, load(k, o_.a, iadd(at, c_i64(2)), 32));
-      NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
       body.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1),
-                              {store(k, starts, blk_ref, binary(BinaryOp::mul, sum, c_i32(-offset))),
+                              {store(k, starts, blk_ref, a_block_start(at)),
                                store(k, a_scales, blk_ref, qscale(k, o_.a, iadd(a_blk_ref, blk_ref)))}));
     }
     const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)};
@@ -466,6 +460,16 @@ class MatmulLowering {
     NodeRef t0 = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
     body.push_back(for_loop(t, t0, min_(iadd(t0, c_i64(per_group)), c_i64(tiles)), c_i64(1), std::move(per_tile)));
     return body;
+  }
+
+  // Where a dot4 sum of A's block (at byte `at`) with unsigned weights starts (i32): the
+  // weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8), so -offset x the sum
+  // of the block's 32 quants.
+  NodeRef a_block_start(const NodeRef& at) {
+    const int64_t offset = o_.b_dtype == ir::DType::q4_0 ? 8 : 128;
+    NodeRef quants = cast({Scalar::i8, 32}, load(kb_.kernel(), o_.a, iadd(at, c_i64(2)), 32));
+    NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
+    return binary(BinaryOp::mul, sum, c_i32(-offset));
   }
 
   static NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }

@@ -96,9 +96,9 @@ class Session {
   int64_t context_ = 0, cached_ = 0;
   std::vector<std::vector<float>> latent_;  // per layer: [rows, latent_width], rows >= cached_
   std::map<std::tuple<int64_t, int64_t, models::LogitRows>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window, rows)
+  PackedWeights packed_;  // weights some plan reads in the packed CPU layout (outlive their buffers)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   std::map<std::string, const backends::Buffer*> resident_;
-  PackedWeights packed_;  // weights some plan reads in the packed CPU layout
   SessionStats stats_;
 };
 

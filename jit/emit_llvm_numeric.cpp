@@ -387,30 +387,6 @@ Value* concat(IRBuilder<>& b, const std::vector<Value*>& parts) {
   return level[0];
 }
 
-// Lanes of 4-element sums of the products of two <32t x i8> (a signed, b unsigned or
-// signed as `b_signed`): <8t x i32>, lane g = sum of elements 4g .. 4g + 3.
-Value* dot4_generic(IRBuilder<>& b, Value* a, Value* bv, bool b_signed, int lanes) {
-  llvm::Type* wide = llvm::FixedVectorType::get(b.getInt32Ty(), static_cast<unsigned>(lanes));
-  Value* prod = b.CreateMul(b.CreateSExt(a, wide), b_signed ? b.CreateSExt(bv, wide) : b.CreateZExt(bv, wide));
-  Value* sum = nullptr;
-  for (int i = 0; i < 4; ++i) {
-    std::vector<int> pick(static_cast<size_t>(lanes / 4));
-    for (int g = 0; g < lanes / 4; ++g) pick[static_cast<size_t>(g)] = 4 * g + i;
-    Value* part = b.CreateShuffleVector(prod, pick);
-    sum = sum ? b.CreateAdd(sum, part) : part;
-  }
-  return sum;
-}
-
-// vpdpbusd without accumulation: lane g = sum over 4 bytes of u8(bu) * s8(a).
-Value* dot4_vnni(IRBuilder<>& b, Value* bu, Value* a, int lanes) {
-  const unsigned words = static_cast<unsigned>(lanes / 4);
-  llvm::Type* wt = llvm::FixedVectorType::get(b.getInt32Ty(), words);
-  const llvm::Intrinsic::ID id = words == 16 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512
-                                             : llvm::Intrinsic::x86_avx512_vpdpbusd_256;
-  return b.CreateIntrinsic(id, {}, {llvm::Constant::getNullValue(wt), b.CreateBitCast(bu, wt), b.CreateBitCast(a, wt)});
-}
-
 }  // namespace
 
 Value* dot4(IRBuilder<>& b, Value* acc, Value* a, Value* bv, bool vnni) {
@@ -449,35 +425,23 @@ Value* qdot(IRBuilder<>& b, ir::DType b_dtype, Value* a_first, Value* b_first, i
     aq.push_back(load_bytes(b, a_block, b.getInt64(2), 32));
     bq.push_back(b_block_ints(b, b_dtype, b_block));
   }
-  const int lanes = 32 * blocks;
-  Value* a = vnni ? nullptr : concat(b, aq);
-  Value* bv = vnni ? nullptr : concat(b, bq);
+  // u8 x s8 (dot4): B made unsigned (q8_0: + 128 by flipping the sign bit; q4_0: the
+  // nibbles), then the offset's products (128 or 8 times A's sums) taken away; two blocks
+  // (512 bits, one vpdpbusd) at a time.
   const bool q4 = b_dtype == ir::DType::q4_0;
-  Value* isum = nullptr;
-  if (vnni) {
-    // u8 x s8: B made unsigned (q8_0: + 128 by flipping the sign bit; q4_0: the nibbles),
-    // then the offset's products (128 or 8 times A's sums) taken away; 512 bits (two
-    // blocks) per vpdpbusd.
-    const uint8_t offset = q4 ? 8 : 0x80;
-    std::vector<Value*> parts;
-    for (int t = 0; t < blocks; t += 2) {
-      const int n = std::min(2, blocks - t);
-      std::vector<Value*> as(aq.begin() + t, aq.begin() + t + n), bs(bq.begin() + t, bq.begin() + t + n);
-      Value* ap = concat(b, as);
-      Value* bp = concat(b, bs);
-      llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(32 * n));
-      Value* bu = q4 ? bp : b.CreateXor(bp, llvm::ConstantInt::get(bytes, 0x80));
-      Value* raw = dot4_vnni(b, bu, ap, 32 * n);
-      Value* correction = dot4_vnni(b, llvm::ConstantInt::get(bytes, offset), ap, 32 * n);
-      parts.push_back(b.CreateSub(raw, correction));
-    }
-    isum = concat(b, parts);
-  } else if (q4) {
-    llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(lanes));
-    isum = dot4_generic(b, a, b.CreateSub(bv, llvm::ConstantInt::get(bytes, 8)), true, lanes);
-  } else {
-    isum = dot4_generic(b, a, bv, true, lanes);
+  std::vector<Value*> parts;
+  for (int t = 0; t < blocks; t += 2) {
+    const int n = std::min(2, blocks - t);
+    Value* ap = concat(b, std::vector<Value*>(aq.begin() + t, aq.begin() + t + n));
+    Value* bp = concat(b, std::vector<Value*>(bq.begin() + t, bq.begin() + t + n));
+    llvm::Type* bytes = llvm::FixedVectorType::get(b.getInt8Ty(), static_cast<unsigned>(32 * n));
+    Value* zero = llvm::Constant::getNullValue(llvm::FixedVectorType::get(b.getInt32Ty(), static_cast<unsigned>(8 * n)));
+    Value* bu = q4 ? bp : b.CreateXor(bp, llvm::ConstantInt::get(bytes, 0x80));
+    Value* raw = dot4(b, zero, bu, ap, vnni);
+    Value* correction = dot4(b, zero, llvm::ConstantInt::get(bytes, q4 ? 8 : 0x80), ap, vnni);
+    parts.push_back(b.CreateSub(raw, correction));
   }
+  Value* isum = concat(b, parts);
   // lanes 8t .. 8t + 7 take block t's d_a * d_b (the f16 scales gathered as bits and
   // converted together: one vcvtph2ps per operand rather than one per scale)
   const unsigned out_lanes = static_cast<unsigned>(8 * blocks);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moat::backends {
@@ -22,6 +23,11 @@ struct DeviceInfo {
   int compute_units = 0;      // physical cores / SMs / CUs
   int threads = 0;            // hardware threads (CPU)
   std::vector<std::string> features;  // ISA features that change code generation
+  bool has_feature(std::string_view f) const {
+    for (const std::string& have : features)
+      if (have == f) return true;
+    return false;
+  }
 };
 
 struct BackendStatus {

@@ -1,6 +1,5 @@
 #include "runtime/emit.h"
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "jit/emit_c.h"
@@ -15,10 +14,8 @@ backends::Artifact emit_for(const backends::DeviceProperties& device, const jit:
                             std::string_view opencl_format) {
   const std::string& backend = device.info.backend;
   if (backend == "cpu") {
-    const std::vector<std::string>& features = device.info.features;
-    auto has = [&](const char* f) { return std::find(features.begin(), features.end(), f) != features.end(); };
     jit::CpuFeatures cpu;
-    cpu.avx512_vnni = has("avx512vnni") && has("avx512vl");
+    cpu.avx512_vnni = device.info.has_feature("avx512vnni") && device.info.has_feature("avx512vl");
     return backends::Artifact::text("ll", jit::emit_llvm(kernel, cpu), {kernel.name});
   }
   if (backend == "opencl") {

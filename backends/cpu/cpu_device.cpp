@@ -156,10 +156,7 @@ DeviceProperties host_properties() {
   p.max_work_group_size = static_cast<int>(kMaxWorkGroupSize);
   p.local_memory_bytes = kLocalMemoryBytes;
   p.sub_group_size = 1;
-  auto has = [&](const char* feature) {
-    return std::find(p.info.features.begin(), p.info.features.end(), feature) != p.info.features.end();
-  };
-  p.vector_bits = has("avx512f") ? 512 : has("avx2") ? 256 : 128;
+  p.vector_bits = p.info.has_feature("avx512f") ? 512 : p.info.has_feature("avx2") ? 256 : 128;
   p.dtypes = {"f32", "f16", "bf16", "f8_e4m3", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
   p.host_memory = true;  // DRAM bandwidth is measured (runtime/bandwidth.h), not specified
   return p;

@@ -3,7 +3,6 @@
 // memory, scalar arguments, dequantisation).
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -234,9 +233,8 @@ TEST_CASE("quantize writes ggml's q8_0 blocks; qdot is the exact integer dot sca
     d.body = block({for_loop("p", c_i64(0), c_i64(2), c_i64(1),
                              {store(d, out, mul(ref("p", kI64), c_i64(16)),
                                     qdot(d, qa, mul(ref("p", kI64), c_i64(2)), qb, mul(ref("p", kI64), c_i64(2)), 2))})});
-    const auto& features = backends::open_cpu_device({})->properties().info.features;
-    const bool host_vnni = std::find(features.begin(), features.end(), "avx512vnni") != features.end() &&
-                           std::find(features.begin(), features.end(), "avx512vl") != features.end();
+    const auto& info = backends::open_cpu_device({})->properties().info;
+    const bool host_vnni = info.has_feature("avx512vnni") && info.has_feature("avx512vl");
     for (bool vnni : {false, true}) {
       if (vnni && !host_vnni) continue;  // this CPU cannot run vpdpbusd
       const std::vector<float> lanes = run_on_cpu(d, {got, wpacked, std::vector<float>(32)}, {}, 2,

@@ -65,6 +65,10 @@ class MemoryLedger {
   std::atomic<uint64_t> live_{0}, peak_{0};
 };
 
+// Offsets of Device::view are multiples of this many bytes (OpenCL sub-buffers need
+// the device's base address alignment, at most 4 KiB in practice).
+inline constexpr uint64_t kViewAlignment = 4096;
+
 class Buffer {
  public:
   Buffer() = default;
@@ -137,6 +141,11 @@ class Device {
   // Host memory the caller keeps alive (an mmap'd weight) as a buffer: zero-copy where
   // the device shares host memory, else a device copy made now.
   virtual std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) = 0;
+
+  // Bytes [offset, offset + bytes) of `parent` as a buffer of their own (a plan's
+  // intermediates in one arena): not counted in memory() (the parent is), valid while
+  // the parent lives. `offset` must be a multiple of kViewAlignment.
+  virtual std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) = 0;
 
   // Source -> the binary form load() takes (e.g. "ll" -> "o"); the kernel cache stores
   // the result. Compile errors are UserError with the compiler's log.

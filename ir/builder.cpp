@@ -62,6 +62,7 @@ NodeId Builder::matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t bloc
 
 NodeId Builder::gather(NodeId table, NodeId indices) { return add_node(Op::gather, {table, indices}); }
 NodeId Builder::take_along(NodeId x, NodeId indices) { return add_node(Op::take_along, {x, indices}); }
+NodeId Builder::write_rows(NodeId dst, NodeId rows, NodeId at) { return add_node(Op::write_rows, {dst, rows, at}); }
 
 NodeId Builder::reshape(NodeId x, Shape shape) {
   return add_node(Op::reshape, {x}, {}, TensorType{type(x).dtype, std::move(shape)});

@@ -67,6 +67,7 @@ class Builder {
   NodeId matmul_weight(NodeId a, NodeId w);
   NodeId gather(NodeId table, NodeId indices);
   NodeId take_along(NodeId x, NodeId indices);
+  NodeId write_rows(NodeId dst, NodeId rows, NodeId at);
   NodeId reshape(NodeId x, Shape shape);
   NodeId broadcast(NodeId x, Shape shape);
   NodeId permute(NodeId x, std::vector<int64_t> perm);

@@ -218,7 +218,7 @@ NodeId expand_composite(Builder& b, const Node& node, std::span<const NodeId> op
   return out;
 }
 
-Graph expand_composites(const Graph& graph) {
+Graph expand_composites(const Graph& graph, std::span<const Op> keep) {
   Graph out;
   out.name = graph.name;
   out.symbols = graph.symbols;
@@ -228,7 +228,8 @@ Graph expand_composites(const Graph& graph) {
     const Node& node = graph.nodes[i];
     std::vector<NodeId> operands;
     for (NodeId o : node.operands) operands.push_back(map[static_cast<size_t>(o)]);
-    map[i] = op_kind(node.op) == OpKind::Composite ? expand_composite(b, node, operands)
+    const bool expand = op_kind(node.op) == OpKind::Composite && std::find(keep.begin(), keep.end(), node.op) == keep.end();
+    map[i] = expand ? expand_composite(b, node, operands)
                                                   : b.add_node(node.op, std::move(operands), node.attrs, node.type);
   }
   for (NodeId o : graph.outputs) out.outputs.push_back(map[static_cast<size_t>(o)]);

@@ -47,9 +47,9 @@ namespace moat::ir {
 // equals node.type.
 NodeId expand_composite(Builder& b, const Node& node, std::span<const NodeId> operands);
 
-// Returns a copy of `graph` where every composite is replaced by its expansion (for the
-// JIT): same name, symbols, inputs (in order) and output types.
-Graph expand_composites(const Graph& graph);
+// Returns a copy of `graph` where every composite except those in `keep` is replaced by
+// its expansion (for the JIT): same name, symbols, inputs (in order) and output types.
+Graph expand_composites(const Graph& graph, std::span<const Op> keep = {});
 
 // rope's per-pair angle factors f[i] and magnitude m (see above), as expand uses them.
 struct RopeFactors {

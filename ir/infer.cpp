@@ -176,6 +176,22 @@ TensorType infer_gather(const Graph& graph, const Node& node) {
   return TensorType{x.dtype, out};
 }
 
+TensorType infer_update(const Graph& graph, const Node& node) {
+  const TensorType& dst = operand(graph, node, 0);
+  const TensorType& rows = operand(graph, node, 1);
+  const TensorType& at = operand(graph, node, 2);
+  require(is_index(at.dtype), cat("write_rows: indices must be i32 or i64, got ", dtype_name(at.dtype)));
+  require(!dst.shape.empty() && rows.shape.size() == dst.shape.size(), "write_rows: rows need dst's rank");
+  require(rows.dtype == dst.dtype, cat("write_rows: rows are ", dtype_name(rows.dtype), ", dst is ", dtype_name(dst.dtype)));
+  require(!is_quantised(dst.dtype), "write_rows into a quantised tensor");
+  for (size_t i = 1; i < dst.shape.size(); ++i)
+    require(same_dim(dst.shape[i], rows.shape[i]), cat("write_rows: row shapes differ: ", to_string(dst.shape), " and ",
+                                                       to_string(rows.shape)));
+  require(at.shape.size() == 1 && same_dim(at.shape[0], rows.shape[0]),
+          cat("write_rows: one index per row, got ", to_string(at.shape), " for ", to_string(rows.shape)));
+  return dst;
+}
+
 // Sorted symbols of a shape, and the product of its static dims.
 std::vector<std::string> symbols_of(const Shape& shape) {
   std::vector<std::string> out;
@@ -385,6 +401,7 @@ TensorType infer_type(const Graph& graph, const Node& node) {
     case OpKind::Reduce: return infer_reduce(graph, node);
     case OpKind::Matmul: return infer_matmul(graph, node);
     case OpKind::Gather: return infer_gather(graph, node);
+    case OpKind::Update: return infer_update(graph, node);
     case OpKind::View: return infer_view(graph, node);
     case OpKind::Cast: {
       const TensorType& x = operand(graph, node, 0);

@@ -142,6 +142,7 @@ HostTensor eval(const Ctx& c, const Bindings& bindings, const SymbolValues& symb
     case OpKind::Reduce: return interp::eval_reduce(c);
     case OpKind::Matmul: return interp::eval_matmul(c);
     case OpKind::Gather: return interp::eval_gather(c);
+    case OpKind::Update: return interp::eval_write_rows(c);
     case OpKind::View: return interp::eval_view(c);
     case OpKind::Cast: return interp::eval_cast(c);
     case OpKind::TopK: return interp::eval_topk(c);

@@ -325,6 +325,21 @@ HostTensor eval_gather(const Ctx& c) {
   return HostTensor::from_bytes(c.out_dtype(), c.out_shape, std::move(out));
 }
 
+HostTensor eval_write_rows(const Ctx& c) {
+  const HostTensor& dst = c.arg(0);
+  const HostTensor& rows = c.arg(1);
+  const std::vector<int64_t> at = c.arg(2).to_i64();
+  std::vector<uint8_t> out(dst.bytes().begin(), dst.bytes().end());
+  const int64_t n_rows = dst.shape()[0];
+  const size_t row_bytes = at.empty() ? 0 : rows.bytes().size() / at.size();
+  for (size_t r = 0; r < at.size(); ++r) {
+    if (at[r] < 0 || at[r] >= n_rows)
+      c.fail("index ", at[r], " is out of range [0, ", n_rows, ") (element ", r, " of the indices)");
+    std::memcpy(out.data() + static_cast<size_t>(at[r]) * row_bytes, rows.bytes().data() + r * row_bytes, row_bytes);
+  }
+  return HostTensor::from_bytes(c.out_dtype(), c.out_shape, std::move(out));
+}
+
 HostTensor eval_view(const Ctx& c) {
   const HostTensor& x = c.arg(0);
   const DType t = x.dtype();

@@ -36,6 +36,7 @@ HostTensor eval_elementwise(const Ctx& c);  // unary, binary, select
 HostTensor eval_reduce(const Ctx& c);
 HostTensor eval_matmul(const Ctx& c);
 HostTensor eval_gather(const Ctx& c);       // gather, take_along
+HostTensor eval_write_rows(const Ctx& c);
 HostTensor eval_view(const Ctx& c);         // reshape, permute, slice, concat, broadcast
 HostTensor eval_cast(const Ctx& c);
 HostTensor eval_topk(const Ctx& c);

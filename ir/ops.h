@@ -16,6 +16,10 @@
 //              activations): its dequantised value is used and the result is f32.
 //   Gather     gather(table[V, ...], idx[int ...]) -> idx.shape + table.shape[1:]
 //              (rows may be quantised); take_along(x[..., N], idx[..., k]) -> [..., k].
+//   Update     write_rows(dst[R, ...], rows[T, ...], at int[T]) -> dst's type: dst with
+//              row at[i] replaced by rows[i] (i ascending, so a repeated index keeps the
+//              last). rows has dst's dtype and trailing dims. The JIT writes the rows into
+//              dst's own buffer when dst has no other reader (a cache updated in place).
 //   View       reshape / broadcast (to the node's type), permute (attr `perm`), slice
 //              (attrs `axis`, `start`, `end`), concat (attr `axis`, >= 2 operands).
 //   Cast       to the node's dtype; quantised -> float dequantises; float -> q8_0
@@ -34,7 +38,7 @@
 
 namespace moat::ir {
 
-enum class OpKind : uint8_t { Source, Unary, Binary, Ternary, Reduce, Matmul, Gather, View, Cast, TopK, Composite };
+enum class OpKind : uint8_t { Source, Unary, Binary, Ternary, Reduce, Matmul, Gather, Update, View, Cast, TopK, Composite };
 
 constexpr int kVariadic = 1 << 20;
 
@@ -72,6 +76,7 @@ constexpr int kVariadic = 1 << 20;
   X(matmul, Matmul, 2, 3)                \
   X(gather, Gather, 2, 2)                \
   X(take_along, Gather, 2, 2)            \
+  X(write_rows, Update, 3, 3)            \
   X(reshape, View, 1, 1)                 \
   X(permute, View, 1, 1)                 \
   X(slice, View, 1, 1)                   \

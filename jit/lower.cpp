@@ -2,6 +2,8 @@
 // plan: buffers, then one kernel per materialised computed node, in graph order.
 #include "jit/lower.h"
 
+#include <algorithm>
+
 #include "ir/expand.h"
 #include "ir/interpreter.h"
 #include "ir/tensor.h"
@@ -29,7 +31,9 @@ bool is_anchor(Op op) {
   switch (ir::op_kind(op)) {
     case OpKind::Reduce:
     case OpKind::Matmul:
-    case OpKind::TopK: return true;
+    case OpKind::TopK:
+    case OpKind::Update:
+    case OpKind::Composite: return true;  // attention: kept whole
     default: return false;
   }
 }
@@ -51,6 +55,10 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
         if (!(o == node.operands[1] && is_gathered_weight(g, o))) needs_contiguous[static_cast<size_t>(o)] = true;
     }
     if (is_activation_quantise(g, node)) needs_contiguous[static_cast<size_t>(node.operands[0])] = true;
+    if (node.op == Op::write_rows) needs_contiguous[static_cast<size_t>(node.operands[0])] = true;
+    if (node.op == Op::attention)
+      for (ir::NodeId o : attention_contiguous_operands(g, static_cast<ir::NodeId>(&node - g.nodes.data())))
+        needs_contiguous[static_cast<size_t>(o)] = true;
   }
   Partition p{std::vector<bool>(n, false), std::vector<bool>(n, false)};
   for (size_t i = 0; i < n; ++i) {
@@ -112,20 +120,31 @@ int add_buffer(Plan& plan, PlanBuffer b) {
   return static_cast<int>(plan.buffers.size()) - 1;
 }
 
-PlanKernel kernel_for(LowerContext& ctx, ir::NodeId id, int out) {
-  if (is_activation_quantise(ctx.graph, ctx.node(id))) return quantize_kernel(ctx, id, out);
+std::vector<PlanKernel> kernels_for(LowerContext& ctx, ir::NodeId id, int out) {
+  if (is_activation_quantise(ctx.graph, ctx.node(id))) return {quantize_kernel(ctx, id, out)};
   switch (ir::op_kind(ctx.node(id).op)) {
-    case OpKind::Reduce: return reduce_kernel(ctx, id, out);
-    case OpKind::Matmul: return matmul_kernel(ctx, id, out);
-    case OpKind::TopK: return topk_kernel(ctx, id, out);
-    default: return map_kernel(ctx, id, out);
+    case OpKind::Reduce: return {reduce_kernel(ctx, id, out)};
+    case OpKind::Matmul: return {matmul_kernel(ctx, id, out)};
+    case OpKind::TopK: return {topk_kernel(ctx, id, out)};
+    case OpKind::Composite: return attention_kernels(ctx, id, out);
+    case OpKind::Update: return {write_rows_kernel(ctx, id, out)};
+    default: return {map_kernel(ctx, id, out)};
   }
+}
+
+// Whether write_rows `id` may store into its destination's own buffer: the destination
+// is an input nothing else reads (nor outputs), so its old value is never needed.
+bool writes_in_place(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users) {
+  const ir::NodeId dst = g.node(id).operands[0];
+  if (g.node(dst).op != Op::input || users[static_cast<size_t>(dst)].size() != 1) return false;
+  return std::find(g.outputs.begin(), g.outputs.end(), dst) == g.outputs.end();
 }
 
 }  // namespace
 
 Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule) {
-  const ir::Graph g = ir::expand_composites(graph);
+  const Op kept[] = {Op::attention};
+  const ir::Graph g = ir::expand_composites(graph, kept);
   Plan plan;
   LowerContext ctx{g, {}, std::vector<int>(g.nodes.size(), -1), plan, schedule, std::vector<int>(g.nodes.size(), -1)};
   for (const ir::Node& node : g.nodes) ctx.shapes.push_back(ir::resolve(node.type.shape, symbols));
@@ -177,8 +196,14 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       continue;
     }
     b.name = ir::describe(g, id);
+    if (node.op == Op::write_rows && writes_in_place(g, id, users)) {
+      b.alias_of = ctx.buffer_of[static_cast<size_t>(node.operands[0])];
+      b.in_place = true;
+    }
     const int out = add_buffer(plan, std::move(b));
-    plan.kernels.push_back(kernel_for(ctx, id, out));
+    if (node.op == Op::write_rows && !plan.buffers[static_cast<size_t>(out)].in_place)
+      plan.kernels.push_back(map_kernel(ctx, node.operands[0], out));  // a copy of the destination first
+    for (PlanKernel& k : kernels_for(ctx, id, out)) plan.kernels.push_back(std::move(k));
     ctx.buffer_of[i] = out;
   }
 
@@ -188,6 +213,10 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
     const int buffer = ctx.buffer_of[static_cast<size_t>(o)];
     MOAT_INTERNAL_CHECK(buffer >= 0, "output ", ir::describe(g, o), " has no buffer");
     PlanBuffer& pb = plan.buffers[static_cast<size_t>(buffer)];
+    if (pb.in_place && std::find(plan.outputs.begin(), plan.outputs.end(), buffer) == plan.outputs.end()) {
+      plan.outputs.push_back(buffer);  // the updated input itself
+      continue;
+    }
     if (pb.role == PlanBuffer::Role::intermediate && pb.alias_of < 0) {
       pb.role = PlanBuffer::Role::output;
       plan.outputs.push_back(buffer);

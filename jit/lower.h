@@ -1,7 +1,8 @@
 // Lowering: a Tensor IR graph, specialised to concrete symbol values, becomes a plan of
 // buffers and Kernel IR kernels in launch order.
 //
-// Composites are expanded first (ir/expand.h). Then every node is either
+// Composites are expanded first (ir/expand.h), except attention, which has kernels of its
+// own (lower_attention.cpp: streaming, the key count a run-time value). Then every node is either
 // materialised (it gets a buffer: sources, graph outputs, reductions, matmuls, top-k,
 // concat, and elementwise values used more than once or needed contiguous) or inlined:
 // elementwise ops, casts, views and gathers become index arithmetic and math inside
@@ -36,6 +37,9 @@ struct PlanBuffer {
   int64_t bytes = 0;
   std::vector<uint8_t> data;     // a constant's contents, in the dtype's encoding
   int alias_of = -1;             // >= 0: the same memory as that buffer (a reshape)
+  // write_rows updated input `alias_of` in place: as an output, the input's own buffer
+  // (state such as a KV cache that stays on the device), not a copy.
+  bool in_place = false;
 };
 
 struct PlanKernel {

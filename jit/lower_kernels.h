@@ -18,6 +18,15 @@ PlanKernel matmul_kernel(LowerContext& ctx, ir::NodeId id, int out);
 // A cast of a float tensor (a contiguous buffer) to q8_0: one `quantize` per block.
 PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out);
 
+// attention (the composite, not expanded): streaming online-softmax kernels over the
+// keys a query may see (lower_attention.cpp); one or two kernels.
+std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int out);
+// The nodes attention `id` reads q, k and v from in place (its operands without the
+// slices over them): the partition gives them buffers.
+std::vector<int> attention_contiguous_operands(const ir::Graph& g, ir::NodeId id);
+// write_rows: stores the new rows into `out` (the destination's buffer when in place).
+PlanKernel write_rows_kernel(LowerContext& ctx, ir::NodeId id, int out);
+
 // GPU schedules: a work-group of `items` work-items (a power of two) reduces one value
 // per work-item (`partial`, scalar) through local memory: returns the statements that
 // leave the result in element 0 of a new local buffer, readable by work-item 0 after

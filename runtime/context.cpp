@@ -38,7 +38,8 @@ ContextChoice choose_context(int64_t requested, int64_t model_context, uint64_t 
     const int64_t model = std::max<int64_t>(model_context, 1);
     choice.tokens = model;
     if (model > fits) {
-      choice.tokens = std::max<int64_t>(fits / kCacheWindowStep * kCacheWindowStep, kCacheWindowStep);
+      constexpr int64_t kStep = 64;  // a round number of tokens
+      choice.tokens = std::max<int64_t>(fits / kStep * kStep, kStep);
       report << "context " << choice.tokens << " tokens (the model's " << model << " capped to fit half of the "
              << mib(available_bytes) << " of memory available; raise it with --ctx)";
     } else {

@@ -12,7 +12,8 @@ namespace moat::runtime {
 struct Executor::Compiled {
   std::map<std::string, std::unique_ptr<backends::Module>> modules;  // by kernel name
   std::vector<backends::Kernel*> kernels;                            // per plan kernel
-  std::vector<std::unique_ptr<backends::Buffer>> owned;              // per plan buffer (null: bound per run / alias)
+  std::vector<std::unique_ptr<backends::Buffer>> owned;              // per plan buffer: constants (else null)
+  std::vector<std::unique_ptr<backends::Buffer>> views;              // per plan buffer: its bytes of the arena (else null)
   std::vector<std::vector<backends::KernelArg>> args;                // per plan kernel (buffer slots patched per run)
   std::vector<std::string> labels;                                   // per plan kernel: its name in a profile
 };
@@ -38,7 +39,16 @@ std::string profile_label(const jit::Plan& plan, const jit::PlanKernel& pk) {
 }  // namespace
 
 Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options)
-    : device_(device), plan_(std::move(plan)), profile_(options.profile), compiled_(std::make_unique<Compiled>()) {
+    : device_(device), plan_(std::move(plan)), profile_(options.profile), compiled_(std::make_unique<Compiled>()),
+      memory_(plan_memory(plan_)), arena_(options.arena) {
+  if (!arena_) {
+    own_arena_ = std::make_unique<Arena>(device_);
+    arena_ = own_arena_.get();
+  }
+  arena_->reserve(memory_.bytes);
+  stats_.arena_bytes = memory_.bytes;
+  for (const jit::PlanBuffer& b : plan_.buffers)
+    if (b.in_place) written_inputs_.insert(b.alias_of);
   const auto start = std::chrono::steady_clock::now();
   for (const jit::PlanKernel& pk : plan_.kernels) {
     auto it = compiled_->modules.find(pk.kernel.name);
@@ -59,9 +69,9 @@ Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan 
   for (size_t i = 0; i < plan_.buffers.size(); ++i) {
     const jit::PlanBuffer& b = plan_.buffers[i];
     using Role = jit::PlanBuffer::Role;
-    if (b.alias_of >= 0 || b.role == Role::input || b.role == Role::param) continue;
+    if (b.role != Role::constant) continue;
     compiled_->owned[i] = device_.allocate(static_cast<uint64_t>(std::max<int64_t>(b.bytes, 1)));
-    if (b.role == Role::constant) device_.stream().write(*compiled_->owned[i], 0, b.data.data(), b.data.size());
+    device_.stream().write(*compiled_->owned[i], 0, b.data.data(), b.data.size());
   }
 }
 
@@ -69,6 +79,15 @@ Executor::~Executor() = default;
 
 std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
                                           const std::map<std::string, const backends::Buffer*>* resident) {
+  if (views_generation_ != arena_->generation()) {  // the arena was made (again): views of its bytes
+    compiled_->views.clear();
+    compiled_->views.resize(plan_.buffers.size());
+    for (size_t i = 0; i < plan_.buffers.size(); ++i)
+      if (memory_.offset[i] >= 0)
+        compiled_->views[i] = device_.view(*arena_->buffer(), static_cast<uint64_t>(memory_.offset[i]),
+                                           static_cast<uint64_t>(plan_.buffers[i].bytes));
+    views_generation_ = arena_->generation();
+  }
   // Bound tensors become buffers for this run (zero-copy where the device shares
   // host memory).
   std::vector<std::unique_ptr<backends::Buffer>> bound(plan_.buffers.size());
@@ -79,8 +98,8 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
       buffer[i] = buffer.at(static_cast<size_t>(b.alias_of));
       continue;
     }
-    if (compiled_->owned[i]) {
-      buffer[i] = compiled_->owned[i].get();
+    if (compiled_->owned[i] || compiled_->views[i]) {
+      buffer[i] = compiled_->owned[i] ? compiled_->owned[i].get() : compiled_->views[i].get();
       continue;
     }
     if (resident) {
@@ -97,7 +116,13 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
     if (t.dtype() != b.dtype || t.shape() != b.shape)
       user_error("tensor ", b.name, " is ", ir::dtype_name(t.dtype()), " of another shape than the ", ir::dtype_name(b.dtype),
                  " the compiled graph was specialised for");
-    bound[i] = device_.wrap_host(t.bytes().data(), t.bytes().size());
+    if (written_inputs_.count(static_cast<int>(i)) && device_.properties().host_memory) {
+      // written in place (write_rows): a copy, never the caller's const tensor
+      bound[i] = device_.allocate(t.bytes().size());
+      device_.stream().write(*bound[i], 0, t.bytes().data(), t.bytes().size());
+    } else {
+      bound[i] = device_.wrap_host(t.bytes().data(), t.bytes().size());
+    }
     buffer[i] = bound[i].get();
   }
 
@@ -125,6 +150,14 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
   std::vector<ir::HostTensor> outputs;
   for (int o : plan_.outputs) {
     const jit::PlanBuffer& b = plan_.buffers[static_cast<size_t>(o)];
+    if (b.in_place && resident) {  // state updated on the device: the caller holds it, nothing is read back
+      int root = o;
+      while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+      if (resident->count(plan_.buffers[static_cast<size_t>(root)].name)) {
+        outputs.push_back(ir::HostTensor::from_bytes(b.dtype, {0}, {}));
+        continue;
+      }
+    }
     std::vector<uint8_t> bytes(static_cast<size_t>(b.bytes));
     if (!bytes.empty()) stream.read(*buffer[static_cast<size_t>(o)], 0, bytes.data(), bytes.size());
     outputs.push_back(ir::HostTensor::from_bytes(b.dtype, b.shape, std::move(bytes)));

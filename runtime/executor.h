@@ -1,10 +1,13 @@
 // Runs a lowered plan (jit/lower.h) on one device: compiles its kernels once (through
-// the kernel cache), owns its intermediate and output buffers, and per run binds the
-// inputs and params, launches every kernel in order and reads the outputs back.
+// the kernel cache), places its intermediates and outputs in an arena by liveness
+// (memory_plan.h), and per run binds the inputs and params, launches every kernel in
+// order and reads the outputs back. Nothing is allocated per run but the host copies of
+// the outputs and the wrappers of host tensors bound by the caller.
 #pragma once
 
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "jit/kernel_cache.h"
 #include "jit/lower.h"
 #include "runtime/kernel_profile.h"
+#include "runtime/memory_plan.h"
 #include "runtime/packed_weights.h"
 
 namespace moat::runtime {
@@ -27,12 +31,16 @@ struct ExecutorOptions {
   // Times every launch into this profile (kernel_profile.h: the stream is synchronised
   // around each launch). Null: the thread's active_profile(), if any; else no timing.
   KernelProfile* profile = nullptr;
+  // Where intermediates and outputs live (memory_plan.h): an arena shared with other
+  // executors that never run at the same time (a session's plans). Null: its own.
+  Arena* arena = nullptr;
 };
 
 struct ExecutorStats {
   int kernels = 0;           // launches per run
   int distinct_kernels = 0;  // compiled artifacts (identical kernels share one)
   double compile_ms = 0;     // emit + compile (or cache load) + module load
+  uint64_t arena_bytes = 0;  // the intermediates' and outputs' bytes (memory_plan.h)
 };
 
 class Executor {
@@ -51,6 +59,7 @@ class Executor {
                                   const std::map<std::string, const backends::Buffer*>* resident = nullptr);
 
   const jit::Plan& plan() const { return plan_; }
+  const MemoryPlan& memory() const { return memory_; }
   const ExecutorStats& stats() const { return stats_; }
 
  private:
@@ -59,6 +68,11 @@ class Executor {
   jit::Plan plan_;
   KernelProfile* profile_;
   std::unique_ptr<Compiled> compiled_;
+  MemoryPlan memory_;
+  std::unique_ptr<Arena> own_arena_;  // when no shared arena was given
+  Arena* arena_;
+  uint64_t views_generation_ = 0;     // the arena generation compiled_->views were made for
+  std::set<int> written_inputs_;      // input buffers write_rows updates in place
   PackedWeights packed_;  // packed weights that were bound by their unpacked tensors
   ExecutorStats stats_;
 };

@@ -6,23 +6,27 @@
 #include "frontend/models/deepseek.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
+#include "ir/tensor.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 
 namespace moat::runtime {
 
-namespace {
-
-int64_t window_rows(int64_t tokens) { return (tokens + kCacheWindowStep - 1) / kCacheWindowStep * kCacheWindowStep; }
-
-}  // namespace
-
 Session::Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
                  const SessionOptions& options)
     : model_(model), device_(device), cache_(cache), progress_(options.progress) {
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.hparams.n_ctx_train, 1);
-  latent_.resize(static_cast<size_t>(model.hparams.n_layer));
-  for (auto& rows : latent_) rows.reserve(static_cast<size_t>(window_rows(context_ + 1) * model.hparams.latent_width()));
+  arena_ = std::make_unique<Arena>(device);
+  pass_.cache_rows = context_;
+  pass_.cache_dtype = options.cache_dtype;
+  // The latent cache lives on the device for the whole context: written in place by the
+  // passes (write_rows), never copied to or from the host. Pages are touched as rows
+  // are written (CPU: address space until then).
+  const uint64_t layer_bytes = static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {context_, model.hparams.latent_width()}));
+  for (int64_t l = 0; l < model.hparams.n_layer; ++l) {
+    caches_.push_back(device.allocate(layer_bytes));
+    resident_[models::cache_input_name(l)] = caches_.back().get();
+  }
   // Weights go to the device once (zero-copy where it shares host memory).
   const auto total = static_cast<int64_t>(model.weights.size());
   for (const auto& [name, tensor] : model.weights) {
@@ -49,7 +53,7 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
 Session::~Session() = default;
 
 uint64_t Session::cache_bytes_per_token() const {
-  return model_.hparams.cache_bytes_per_token();
+  return static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {model_.hparams.n_layer, model_.hparams.latent_width()}));
 }
 
 std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
@@ -70,26 +74,30 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
   return logits;
 }
 
-std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens) {
-  const int64_t window = window_rows(prompt_tokens + 1);
-  return {models::build_deepseek_graph(model, prompt_tokens, 0, models::first_pass_form(model), models::LogitRows::last),
-          models::build_deepseek_graph(model, 1, window, models::AttentionForm::absorbed)};
+std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens, int64_t context,
+                                     ir::DType cache_dtype) {
+  const models::PassShape pass{context, cache_dtype};
+  return {models::build_deepseek_graph(model, prompt_tokens, pass, models::first_pass_form(model), models::LogitRows::last),
+          models::build_deepseek_graph(model, 1, pass, models::AttentionForm::absorbed)};
 }
 
-// The compiled pass for `new_tokens` after `past_tokens`: the expanded form on an
-// empty cache, else the absorbed form over a window of whole kCacheWindowStep rows.
+// The compiled pass for `new_tokens` after `past_tokens`: the first pass over an empty
+// cache may take the expanded form; every later one the absorbed form over the cache.
+// Neither depends on how many tokens are cached.
 Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows) {
   if (new_tokens == 1) rows = models::LogitRows::all;  // the same pass: one plan
-  const bool with_past = past_tokens > 0;
-  const int64_t window = with_past ? window_rows(past_tokens + new_tokens) : 0;
-  const auto key = std::make_tuple(new_tokens, window, rows);
+  const bool first = past_tokens == 0;
+  const auto key = std::make_tuple(new_tokens, first, rows);
   auto plan = plans_.find(key);
-  if (plan != plans_.end()) return *plan->second;
+  if (plan != plans_.end()) {
+    plan->second.last_use = ++uses_;
+    return *plan->second.executor;
+  }
   const auto start = std::chrono::steady_clock::now();
-  ir::Graph graph = models::build_deepseek_graph(model_, new_tokens, window,
-                                                 with_past ? models::AttentionForm::absorbed : models::first_pass_form(model_),
-                                                 rows);
+  const models::AttentionForm form = first ? models::first_pass_form(model_) : models::AttentionForm::absorbed;
+  ir::Graph graph = models::build_deepseek_graph(model_, new_tokens, pass_, form, rows);
   ExecutorOptions options;
+  options.arena = arena_.get();
   if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
   auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())),
                                          options);
@@ -101,42 +109,30 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
       resident_[b.name] = weight_buffers_.back().get();
     }
   }
-  plan = plans_.emplace(key, std::move(exec)).first;
+  // A bounded set: the least recently used plan goes when there are too many (prompts
+  // of many lengths end in chunks of many sizes).
+  if (plans_.size() >= kMaxPlans) {
+    auto oldest = std::min_element(plans_.begin(), plans_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+    plans_.erase(oldest);
+  }
+  plan = plans_.emplace(key, CachedPlan{std::move(exec), ++uses_}).first;
   const auto end = std::chrono::steady_clock::now();
   stats_.compile_ms += std::chrono::duration<double, std::milli>(pack_start - start).count();
   stats_.pack_ms += std::chrono::duration<double, std::milli>(end - pack_start).count();
   ++stats_.plans;
-  return *plan->second;
+  return *plan->second.executor;
 }
 
 std::vector<float> Session::forward(std::span<const int32_t> tokens, models::LogitRows rows) {
-  const models::DeepSeekHParams& h = model_.hparams;
-  const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_, W = h.latent_width();
-  const bool with_past = P > 0;
-  const int64_t window = with_past ? window_rows(P + T) : 0;
+  const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_;
   Executor& plan = plan_for(T, P, rows);
-
   ir::Bindings bindings;
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) positions[static_cast<size_t>(i)] = P + i;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
-  if (with_past) {
-    bindings.tensors["past"] = ir::HostTensor::from_i64({1}, std::vector<int64_t>{P}, ir::DType::i32);
-    for (int64_t l = 0; l < h.n_layer; ++l) {
-      std::vector<float>& rows = latent_[static_cast<size_t>(l)];
-      rows.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(rows.size()), window * W)));  // zeros past P
-      bindings.tensors["cache." + std::to_string(l)] = ir::HostTensor::borrowed(
-          ir::DType::f32, {window, W}, {reinterpret_cast<const uint8_t*>(rows.data()), static_cast<size_t>(window * W) * sizeof(float)});
-    }
-  }
-  std::vector<ir::HostTensor> out = plan.run(bindings, &resident_);
-  for (int64_t l = 0; l < h.n_layer; ++l) {
-    std::vector<float> fresh = out[static_cast<size_t>(1 + l)].to_f32();
-    auto& rows = latent_[static_cast<size_t>(l)];
-    rows.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(rows.size()), (P + T) * W)));
-    std::copy(fresh.begin(), fresh.end(), rows.begin() + P * W);
-  }
+  std::vector<ir::HostTensor> out = plan.run(bindings, &resident_);  // the caches are updated in place
   cached_ += T;
   return out[0].to_f32();
 }

@@ -2,10 +2,12 @@
 // forward pass over new tokens in chunks (prefill) or one at a time (decode).
 //
 // The cache holds, per layer and evaluated token, the kv_lora latent and the shared
-// rope key (f32): latent_width() x n_layer x 4 bytes per token. The first chunk of an
-// empty session runs the expanded attention form; later chunks run the absorbed form
-// over a window of the cache (a multiple of 64 rows). Each (new tokens, window) shape is
-// lowered once per session; its compiled kernels come from the kernel cache.
+// rope key in the cache type (f16 by default): latent_width() x n_layer elements per
+// token, on the device, for the whole context, written in place by the passes. The
+// first chunk of an empty session runs the expanded attention form; later chunks run
+// the absorbed form over the cache. A pass's plan depends on its number of new tokens
+// and form only (never on how many tokens are cached), so a session holds a few plans
+// however long it runs; compiled kernels come from the kernel cache.
 #pragma once
 
 #include <cstdint>
@@ -21,19 +23,20 @@
 #include "frontend/models/deepseek_weights.h"
 #include "ir/graph.h"
 #include "jit/kernel_cache.h"
+#include "runtime/memory_plan.h"
 #include "runtime/packed_weights.h"
 
 namespace moat::runtime {
 
 class Executor;
 
-// Rows of the cache window a pass uses: a multiple of this, so decode reuses one plan
-// for this many tokens.
-inline constexpr int64_t kCacheWindowStep = 64;
+// The most plans a session keeps (least recently used go first).
+inline constexpr size_t kMaxPlans = 8;
 
 // The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
-// then decode (one token over the first cache window): what `moat emit -m` writes.
-std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens);
+// then decode (one token over the cache of `context` rows): what `moat emit -m` writes.
+std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens, int64_t context,
+                                     ir::DType cache_dtype = ir::DType::f16);
 
 // Reports a long step: `stage` ("upload" of the weights, "compile" of a pass's
 // kernels), `done` of `total` units so far.
@@ -42,6 +45,7 @@ using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t t
 struct SessionOptions {
   int64_t context = 0;  // the most tokens the cache holds (0: the model's training context)
   ProgressFn progress;  // optional
+  ir::DType cache_dtype = ir::DType::f16;  // latent cache rows: f32, f16 or bf16
 };
 
 struct SessionStats {
@@ -59,7 +63,7 @@ class Session {
   Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
           const SessionOptions& options);
   Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
-      : Session(model, device, cache, SessionOptions{context, {}}) {}
+      : Session(model, device, cache, SessionOptions{context, {}, ir::DType::f16}) {}
   ~Session();
 
   // Evaluates `tokens` after those already seen, at most `batch` per forward pass, and
@@ -81,7 +85,7 @@ class Session {
 
   int64_t cached_tokens() const { return cached_; }
   int64_t context() const { return context_; }
-  // Bytes of latent cache per token (all layers).
+  // Bytes of latent cache per token (all layers, in the cache type).
   uint64_t cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
 
@@ -94,8 +98,15 @@ class Session {
   jit::KernelCache& cache_;
   ProgressFn progress_;
   int64_t context_ = 0, cached_ = 0;
-  std::vector<std::vector<float>> latent_;  // per layer: [rows, latent_width], rows >= cached_
-  std::map<std::tuple<int64_t, int64_t, models::LogitRows>, std::unique_ptr<Executor>> plans_;  // by (new tokens, window, rows)
+  models::PassShape pass_;                              // the cache every pass reads
+  std::unique_ptr<Arena> arena_;                        // every plan's intermediates (outlives the plans)
+  std::vector<std::unique_ptr<backends::Buffer>> caches_;  // per layer: [context, latent_width] on the device
+  struct CachedPlan {
+    std::unique_ptr<Executor> executor;
+    uint64_t last_use = 0;
+  };
+  std::map<std::tuple<int64_t, bool, models::LogitRows>, CachedPlan> plans_;  // by (new tokens, first pass, rows)
+  uint64_t uses_ = 0;
   PackedWeights packed_;  // weights some plan reads in the packed CPU layout (outlive their buffers)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   std::map<std::string, const backends::Buffer*> resident_;

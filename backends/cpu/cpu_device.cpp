@@ -188,6 +188,12 @@ class CpuDevice final : public Device {
     return counted(std::make_unique<CpuBuffer>(const_cast<void*>(data), bytes, false));
   }
 
+  std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
+    MOAT_INTERNAL_CHECK(parent.host_pointer() && offset <= parent.size() && bytes <= parent.size() - offset,
+                        "a view of ", bytes, " bytes at ", offset, " of a buffer of ", parent.size());
+    return std::make_unique<CpuBuffer>(static_cast<char*>(parent.host_pointer()) + offset, bytes, false);
+  }
+
   Artifact compile(const Artifact& source) override { return cpu::compile_llvm_ir(source); }
 
   std::unique_ptr<Module> load(const Artifact& binary) override {

@@ -76,7 +76,11 @@ class CudaBuffer final : public Buffer {
     cuda_check(context_->api(), context_->api().cuMemAlloc_v2(&pointer_, std::max<uint64_t>(size, 1)), "cuMemAlloc",
                cat(size, " bytes"));
   }
+  // A view: bytes of another buffer, not owned.
+  CudaBuffer(std::shared_ptr<const Context> context, CUdeviceptr pointer, uint64_t size)
+      : context_(std::move(context)), size_(size), pointer_(pointer), owned_(false) {}
   ~CudaBuffer() override {
+    if (!owned_) return;
     ContextScope scope(*context_, std::nothrow);
     context_->api().cuMemFree_v2(pointer_);
   }
@@ -89,6 +93,7 @@ class CudaBuffer final : public Buffer {
   std::shared_ptr<const Context> context_;
   uint64_t size_;  // bytes
   CUdeviceptr pointer_ = 0;
+  bool owned_ = true;
 };
 
 class CudaKernel final : public Kernel {
@@ -296,6 +301,12 @@ class CudaDevice final : public Device {
 
   std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
     return counted(std::make_unique<CudaBuffer>(context_, bytes));
+  }
+
+  std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
+    const auto& p = dynamic_cast<const CudaBuffer&>(parent);
+    MOAT_INTERNAL_CHECK(offset <= p.size() && bytes <= p.size() - offset, "a view past the end of its buffer");
+    return std::make_unique<CudaBuffer>(context_, p.pointer() + offset, bytes);
   }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {

@@ -41,7 +41,11 @@ class HipBuffer final : public Buffer {
     hip_check(target_->api, target_->api.hipMalloc(&pointer_, std::max<uint64_t>(size, 1)), "hipMalloc",
               cat(size, " bytes"));
   }
+  // A view: bytes of another buffer, not owned.
+  HipBuffer(std::shared_ptr<const Target> target, void* pointer, uint64_t size)
+      : target_(std::move(target)), size_(size), pointer_(pointer), owned_(false) {}
   ~HipBuffer() override {
+    if (!owned_) return;
     target_->api.hipSetDevice(target_->ordinal);
     target_->api.hipFree(pointer_);
   }
@@ -54,6 +58,7 @@ class HipBuffer final : public Buffer {
   std::shared_ptr<const Target> target_;
   uint64_t size_;         // bytes
   void* pointer_ = nullptr;
+  bool owned_ = true;
 };
 
 class HipKernel final : public Kernel {
@@ -283,6 +288,12 @@ class HipDevice final : public Device {
 
   std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
     return counted(std::make_unique<HipBuffer>(target_, bytes));
+  }
+
+  std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
+    const auto& p = dynamic_cast<const HipBuffer&>(parent);
+    MOAT_INTERNAL_CHECK(offset <= p.size() && bytes <= p.size() - offset, "a view past the end of its buffer");
+    return std::make_unique<HipBuffer>(target_, static_cast<char*>(p.pointer()) + offset, bytes);
   }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {

@@ -29,6 +29,7 @@ namespace moat::backends::opencl {
   REQUIRED(clCreateCommandQueue)                  \
   REQUIRED(clReleaseCommandQueue)                 \
   REQUIRED(clCreateBuffer)                        \
+  REQUIRED(clCreateSubBuffer)                     \
   REQUIRED(clReleaseMemObject)                    \
   REQUIRED(clEnqueueWriteBuffer)                  \
   REQUIRED(clEnqueueReadBuffer)                   \

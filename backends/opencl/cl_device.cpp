@@ -193,6 +193,19 @@ class ClDevice final : public Device {
 
   std::unique_ptr<Buffer> allocate(uint64_t bytes) override { return create(bytes, nullptr); }
 
+  std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
+    auto* cl_parent = dynamic_cast<const ClBuffer*>(&parent);
+    MOAT_INTERNAL_CHECK(cl_parent && offset <= parent.size() && bytes <= parent.size() - offset,
+                        "a view of ", bytes, " bytes at ", offset, " of a buffer of ", parent.size(), " on ", id());
+    cl_mem mem = cl_parent->mem();
+    cl_buffer_region region{offset, std::max<uint64_t>(bytes, 1)};
+    if (region.origin + region.size > parent.size()) region.size = bytes;  // an empty view at the end
+    cl_int code = CL_SUCCESS;
+    cl_mem sub = api_.clCreateSubBuffer(mem, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &code);
+    cl_check(code, "clCreateSubBuffer", cat(bytes, " bytes at ", offset, " on ", id()));
+    return std::make_unique<ClBuffer>(api_, sub, bytes);
+  }
+
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
     MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");
     return create(bytes, bytes ? data : nullptr);

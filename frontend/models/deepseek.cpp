@@ -19,31 +19,28 @@ class GraphBuilder {
  public:
   GraphBuilder(const DeepSeekModel& m, ir::Graph& g) : m_(m), h_(m.hparams), b_(g) {}
 
-  void build(int64_t tokens_count, int64_t window, AttentionForm form, LogitRows logit_rows) {
-    const bool with_past = window > 0;
+  void build(int64_t tokens_count, const PassShape& pass, AttentionForm form, LogitRows logit_rows) {
     T_ = dim(tokens_count);
-    if (with_past) {
-      C_ = dim(window);
-      past_ = b_.input("past", {ir::DType::i32, {dim(1)}});
-    }
     NodeId tokens = b_.input("tokens", {ir::DType::i32, {T_}});
     positions_ = b_.input("positions", {ir::DType::i32, {T_}});
     NodeId x = f32(b_.gather(param("token_embd.weight"), tokens));                       // [T, D]
-    std::vector<NodeId> latents;
+    std::vector<NodeId> caches;
     for (int64_t l = 0; l < h_.n_layer; ++l) {
-      NodeId past = with_past ? b_.input("cache." + std::to_string(l), {ir::DType::f32, {*C_, dim(h_.latent_width())}}) : -1;
-      NodeId latent = -1;
-      NodeId attn = attention(l, norm(x, blk_name(l, "attn_norm")), past, form, &latent);  // [T, D]
+      NodeId cache = -1;
+      if (pass.cache_rows > 0)
+        cache = b_.input(cache_input_name(l), {pass.cache_dtype, {dim(pass.cache_rows), dim(h_.latent_width())}});  // [R, W]
+      NodeId attn = attention(l, norm(x, blk_name(l, "attn_norm")), form, &cache);      // [T, D]
       x = b_.add(x, attn);
       NodeId ffn_in = norm(x, blk_name(l, "ffn_norm"));                                    // [T, D]
       x = b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));           // [T, D]
-      latents.push_back(latent);
+      caches.push_back(cache);
     }
     if (logit_rows == LogitRows::last && tokens_count > 1) x = b_.slice(x, 0, tokens_count - 1, tokens_count);  // [1, D]
     NodeId out = norm(x, "output_norm.weight");                                            // [T or 1, D]
     const std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";  // tied embeddings
     b_.output(linear(out, head));                                                          // [T or 1, vocab]
-    for (NodeId latent : latents) b_.output(latent);                                       // [T, kv_lora + rope]
+    for (NodeId cache : caches)
+      if (cache >= 0) b_.output(cache);                                                    // [R, W]: updated
   }
 
  private:
@@ -88,8 +85,9 @@ class GraphBuilder {
     return p;
   }
 
-  // MLA. `latent` receives the new tokens' cache rows [T, kv_lora + rope].
-  NodeId attention(int64_t l, NodeId x, NodeId past, AttentionForm form, NodeId* latent) {
+  // MLA. `cache` (-1: none) is this layer's cache input [R, W]; it becomes the cache
+  // with the new tokens' rows written at their positions.
+  NodeId attention(int64_t l, NodeId x, AttentionForm form, NodeId* cache) {
     const int64_t H = h_.n_head, nope = h_.qk_nope, rope = h_.qk_rope, L = h_.kv_lora_rank, V = h_.v_head;
     NodeId q;
     if (h_.q_lora_rank > 0) {
@@ -106,10 +104,17 @@ class GraphBuilder {
     NodeId c_kv = norm(b_.slice(kv_a, 1, 0, L), blk_name(l, "attn_kv_a_norm"));             // [T, L]
     NodeId k_pe = b_.reshape(b_.slice(kv_a, 1, L, L + rope), {T_, dim(1), dim(rope)});      // [T, 1, rope]
     k_pe = b_.rope(k_pe, positions_, rope_params());                                        // [T, 1, rope]
-    *latent = b_.concat({c_kv, b_.reshape(k_pe, {T_, dim(rope)})}, 1);                       // [T, L + rope]
+    NodeId latent = b_.concat({c_kv, b_.reshape(k_pe, {T_, dim(rope)})}, 1);                // [T, L + rope]
 
-    // All keys: the cached rows, then the new ones.
-    NodeId rows = past >= 0 ? window_rows(past, *latent) : *latent;                         // [S, L + rope]
+    // The keys: the expanded form reads the new rows only (a first pass, positions
+    // 0..T-1); the absorbed form the whole cache after the new rows are written.
+    NodeId rows = latent;                                                                   // [S, L + rope]
+    if (*cache >= 0) {
+      const ir::DType cache_dtype = b_.type(*cache).dtype;
+      NodeId stored = cache_dtype == ir::DType::f32 ? latent : b_.cast(latent, cache_dtype);  // [T, L + rope]
+      *cache = b_.write_rows(*cache, stored, positions_);                                   // [R, L + rope]
+      if (form == AttentionForm::absorbed) rows = *cache;
+    }
     const Dim S = b_.type(rows).shape[0];
     NodeId k_b = param(blk_name(l, "attn_k_b"));                                            // [H, L, nope]
     NodeId v_b = param(blk_name(l, "attn_v_b"));                                            // [H, V, L]
@@ -132,17 +137,6 @@ class GraphBuilder {
       out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
     }
     return linear(b_.reshape(out, {T_, dim(H * V)}), blk_name(l, "attn_output"));           // [T, D]
-  }
-
-  // The key rows of a cache window [C, W]: row j < P from the cache, row j >= P is new
-  // row j - P (clamped into [0, T): rows past P + T are masked by causality).
-  NodeId window_rows(NodeId cache, NodeId fresh) {
-    const int64_t T = T_.value;
-    NodeId j = b_.iota(ir::DType::i32, *C_);                                                // [C]
-    NodeId from_cache = b_.reshape(b_.binary(Op::cmp_lt, j, past_), {*C_, dim(1)});         // [C, 1]
-    NodeId k = b_.sub(j, past_);                                                            // [C]
-    k = b_.binary(Op::min, b_.binary(Op::max, k, b_.scalar(ir::DType::i32, 0)), b_.scalar(ir::DType::i32, static_cast<double>(T - 1)));
-    return b_.select(from_cache, cache, b_.gather(fresh, k));                               // [C, W]
   }
 
   // down(silu(gate(x)) * up(x))
@@ -178,8 +172,6 @@ class GraphBuilder {
   const DeepSeekHParams& h_;
   ir::Builder b_;
   Dim T_;
-  std::optional<Dim> C_;
-  NodeId past_ = -1;
   NodeId positions_ = -1;
   std::map<std::string, NodeId> params_;
 };
@@ -192,12 +184,17 @@ AttentionForm first_pass_form(const DeepSeekModel& model) {
   return quantised ? AttentionForm::absorbed : AttentionForm::expanded;
 }
 
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form,
+std::string cache_input_name(int64_t layer) { return "cache." + std::to_string(layer); }
+
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows) {
-  if (tokens < 1 || window < 0) user_error("a forward pass needs at least one new token, got ", tokens);
+  if (tokens < 1) user_error("a forward pass needs at least one new token, got ", tokens);
+  if (pass.cache_rows < 0) user_error("a cache of ", pass.cache_rows, " rows");
+  if (pass.cache_dtype != ir::DType::f32 && pass.cache_dtype != ir::DType::f16 && pass.cache_dtype != ir::DType::bf16)
+    user_error("a latent cache of ", ir::dtype_name(pass.cache_dtype), " (f32, f16 or bf16)");
   ir::Graph g;
   g.name = "deepseek";
-  GraphBuilder(model, g).build(tokens, window, form, logit_rows);
+  GraphBuilder(model, g).build(tokens, pass, form, logit_rows);
   return g;
 }
 

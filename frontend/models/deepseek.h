@@ -1,19 +1,20 @@
 // The DeepSeek-V2 / V2-Lite / V3 / R1 forward pass as a Tensor IR graph (llama.cpp's
 // deepseek2 and DeepSeek's inference/model.py are the references for the maths).
 //
-// One graph evaluates T new tokens at positions P..P+T-1 over a cache window of C rows
-// (static T and C; P is a run-time input, so one graph serves every P < C - T + 1 and
-// decode compiles once per window size, not once per token):
-//   inputs   "tokens" i32[T], "positions" i32[T], and when C > 0, "past" i32[1] = P and
-//            per layer L "cache.L" f32[C, kv_lora + rope]: the latent rows of the P
-//            earlier tokens, then anything (rows >= P are replaced by the new tokens' and
-//            masked beyond them: key j is seen by a query at position p only if j <= p)
+// One graph evaluates T new tokens at run-time positions over a latent cache of R rows
+// (static T and R; how many rows are filled is not part of the graph, so one graph
+// serves every cache length: a query at position p sees keys 0..p):
+//   inputs   "tokens" i32[T], "positions" i32[T], and when R > 0 per layer L
+//            "cache.L" [R, kv_lora + rope] (f32, f16 or bf16): row j holds the latent of
+//            the token at position j
 //   params   every weight, by its GGUF name (deepseek_weights.h)
-//   outputs  logits f32[T, n_vocab], then per layer the latent rows of the new tokens
-//            f32[T, kv_lora + rope] (the caller appends them to its cache)
-// Attention: `expanded` (keys and values of every head made from the latents; prefill)
-// or `absorbed` (queries projected into the latent space, attention over the latents
-// with one shared key head; decode). Both compute the same function.
+//   outputs  logits f32[T or 1, n_vocab], then (R > 0) per layer the cache with the new
+//            tokens' rows written at their positions (write_rows: the JIT updates the
+//            cache buffer in place, and a device-resident cache is never copied)
+// Attention: `expanded` (keys and values of every head made from the latents of the new
+// tokens only: a first pass, positions 0..T-1) or `absorbed` (queries projected into the
+// latent space, attention over the whole cache with one shared key head; decode and
+// later chunks). Both compute the same function.
 #pragma once
 
 #include "frontend/models/deepseek_weights.h"
@@ -32,9 +33,17 @@ enum class LogitRows { all, last };
 // which quantised matmuls do not do (blocks run along its rows).
 AttentionForm first_pass_form(const DeepSeekModel& model);
 
-// `window` = C: 0 for a first pass without a cache, else >= P + T.
-// Outputs: the logits [tokens or 1, vocab], then each layer's new latent rows [tokens, kv_lora + rope].
-ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, int64_t window, AttentionForm form,
+// The cache a pass reads and writes: rows (0: no cache, the absorbed form attends to the
+// new tokens only) and the element type of its rows.
+struct PassShape {
+  int64_t cache_rows = 0;
+  ir::DType cache_dtype = ir::DType::f32;
+};
+
+// The name of layer `layer`'s cache input ("cache.3").
+std::string cache_input_name(int64_t layer);
+
+ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows = LogitRows::all);
 
 }  // namespace moat::models

@@ -72,14 +72,16 @@ int run_emit(const ParsedArgs& args) {
   }
 
   // The graphs: the file's, or those a session runs for a model (a prompt of --sym T=N
-  // tokens, 32 by default, then decode).
+  // tokens, 32 by default, then decode, over a cache of --sym C=N rows, the model's context by default).
   const ir::SymbolValues symbols = parse_symbols(args.value_or("--sym", ""));
   std::vector<ir::Graph> graphs;
   if (args.has("-m")) {
     const models::DeepSeekModel model = models::load_deepseek(args.value("-m"));
     const int64_t prompt = symbols.count("T") ? symbols.at("T") : 32;
     if (prompt < 1) user_error("--sym T=", prompt, ": the prompt needs at least one token");
-    graphs = runtime::session_graphs(model, prompt);
+    const int64_t context = symbols.count("C") ? symbols.at("C") : std::max<int64_t>(model.hparams.n_ctx_train, prompt + 1);
+    if (context <= prompt) user_error("--sym C=", context, ": the cache needs more rows than the prompt's ", prompt, " tokens");
+    graphs = runtime::session_graphs(model, prompt, context);
   } else {
     graphs.push_back(ir::parse_file(args.value("--graph")));
     for (const std::string& s : graphs[0].symbols)

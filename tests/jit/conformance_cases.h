@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 
+#include "support/error.h"
 #include "tests/jit/conformance.h"
 
 namespace moat::testing::cases {
@@ -342,7 +343,7 @@ inline void symbolic(BackendUnderTest& be) {
   }
 }
 
-// composites: rms_norm, softmax, rope (interleaved, NeoX, YaRN), attention, moe
+// composites: rms_norm, softmax, rope (interleaved, NeoX, YaRN), attention, moe; write_rows
 inline void composites(BackendUnderTest& be) {
   check_op(be, "rms_norm", {{DType::f32, {5, 64}}, {DType::f32, {64}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.rms_norm(x[0], x[1], 1e-6); });
@@ -382,6 +383,62 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["v"] = random_tensor(DType::f32, {5, 2, 8}, 3);
     bindings.tensors["pos"] = HostTensor::from_i64({3}, std::vector<int64_t>{2, 3, 4}, DType::i32);
     be.check(g, bindings, "attention");
+  }
+  // Streaming attention (lower_attention.cpp): decode over many keys split across
+  // work-groups (positions past the keys, partial blocks), prefill in one split
+  // without a mask, and the absorbed MLA form: one shared f16 key head whose first
+  // columns are the values (a slice read in place), after write_rows stored new rows.
+  for (auto [t, s, causal] : {std::tuple{int64_t{1}, int64_t{100}, true}, std::tuple{int64_t{2}, int64_t{37}, true},
+                              std::tuple{int64_t{20}, int64_t{40}, false}, std::tuple{int64_t{20}, int64_t{40}, true}}) {
+    Graph g;
+    Builder b(g);
+    NodeId q = b.input("q", tensor_type(DType::f32, {t, 4, 24}));
+    NodeId k = b.input("k", tensor_type(DType::f32, {s, 4, 24}));
+    NodeId v = b.input("v", tensor_type(DType::f32, {s, 4, 12}));
+    NodeId pos = b.input("pos", tensor_type(DType::i32, {t}));
+    b.output(b.attention(q, k, v, pos, 0.2, causal));
+    Bindings bindings;
+    bindings.tensors["q"] = random_tensor(DType::f32, {t, 4, 24}, 4);
+    bindings.tensors["k"] = random_tensor(DType::f32, {s, 4, 24}, 5);
+    bindings.tensors["v"] = random_tensor(DType::f32, {s, 4, 12}, 6);
+    std::vector<int64_t> p(static_cast<size_t>(t));
+    for (int64_t i = 0; i < t; ++i) p[static_cast<size_t>(i)] = t == 1 ? 60 : t == 2 ? 36 + 5 * i : i + 3;
+    bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
+    be.check(g, bindings, moat::cat("attention t", t, " s", s, causal ? " causal" : ""));
+  }
+  for (DType cache_type : {DType::f32, DType::f16}) {
+    Graph g;
+    Builder b(g);
+    const int64_t rows = 50, w = 40, l = 32, t = 3;
+    NodeId cache = b.input("cache", tensor_type(cache_type, {rows, w}));
+    NodeId fresh = b.input("fresh", tensor_type(DType::f32, {t, w}));
+    NodeId pos = b.input("pos", tensor_type(DType::i32, {t}));
+    NodeId q = b.input("q", tensor_type(DType::f32, {t, 4, w}));
+    NodeId stored = cache_type == DType::f32 ? fresh : b.cast(fresh, cache_type);
+    NodeId updated = b.write_rows(cache, stored, pos);                            // [rows, w]
+    NodeId keys = b.reshape(updated, static_shape({rows, 1, w}));                  // [rows, 1, w]
+    b.output(b.attention(q, keys, b.slice(keys, 2, 0, l), pos, 0.3, true));       // [t, 4, l]
+    b.output(updated);
+    Bindings bindings;
+    bindings.tensors["cache"] = random_tensor(cache_type, {rows, w}, 7);
+    bindings.tensors["fresh"] = random_tensor(DType::f32, {t, w}, 8);
+    bindings.tensors["q"] = random_tensor(DType::f32, {t, 4, w}, 9);
+    bindings.tensors["pos"] = HostTensor::from_i64({t}, std::vector<int64_t>{20, 21, 22}, DType::i32);
+    be.check(g, bindings, moat::cat("write_rows + absorbed attention, ", dtype_name(cache_type), " cache"));
+  }
+  {  // write_rows whose destination is read again: a copy, then the rows
+    Graph g;
+    Builder b(g);
+    NodeId dst = b.input("dst", tensor_type(DType::f32, {6, 5}));
+    NodeId rows = b.input("rows", tensor_type(DType::f32, {2, 5}));
+    NodeId at = b.input("at", tensor_type(DType::i32, {2}));
+    b.output(b.write_rows(dst, rows, at));
+    b.output(b.add(dst, dst));
+    Bindings bindings;
+    bindings.tensors["dst"] = random_tensor(DType::f32, {6, 5}, 1);
+    bindings.tensors["rows"] = random_tensor(DType::f32, {2, 5}, 2);
+    bindings.tensors["at"] = HostTensor::from_i64({2}, std::vector<int64_t>{4, 1}, DType::i32);
+    be.check(g, bindings, "write_rows, not in place");
   }
   for (const char* method : {"greedy", "group_limited_greedy", "noaux_tc"}) {
     // 3 tokens: an expert's slots one by one; 16 tokens (48 slots of 8 experts): the

@@ -191,7 +191,7 @@ TEST_CASE("every kernel of the golden DeepSeek models: SPIR-V validates, PTX ass
   const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
   for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2"}) {
     const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model);
-    for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48))
+    for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48, 64))
       for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
         if (names.insert(pk.kernel.name).second) kernels.push_back(std::move(pk.kernel));
   }

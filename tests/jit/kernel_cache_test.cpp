@@ -26,6 +26,7 @@ class FakeDevice final : public Device {
   bool supports_op(std::string_view, std::span<const std::string>) const override { return true; }
   std::unique_ptr<Buffer> allocate(uint64_t) override { return nullptr; }
   std::unique_ptr<Buffer> wrap_host(const void*, uint64_t) override { return nullptr; }
+  std::unique_ptr<Buffer> view(const Buffer&, uint64_t, uint64_t) override { return nullptr; }
   Artifact compile(const Artifact& source) override {
     compiles += 1;
     Artifact out;

@@ -43,14 +43,14 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 std::vector<float> run(const models::DeepSeekModel& m, backends::Device& device, int64_t batch) {
   jit::KernelCache cache{{}};
-  runtime::Session s(m, device, cache);
+  runtime::Session s(m, device, cache, {.cache_dtype = ir::DType::f32});  // parity: no cache rounding
   return s.evaluate(kTokens, batch);
 }
 
 // The logits of kTokens in one pass of `form`, by the reference interpreter.
 std::vector<float> interpreted(const models::DeepSeekModel& m, models::AttentionForm form) {
   const int64_t T = static_cast<int64_t>(kTokens.size());
-  ir::Graph g = models::build_deepseek_graph(m, T, 0, form);
+  ir::Graph g = models::build_deepseek_graph(m, T, {}, form);
   ir::Bindings b;
   b.tensors = m.weights;
   std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());
@@ -74,7 +74,7 @@ TEST_CASE("a deepseek2 GGUF loads with its hyperparameters, the latent cache hol
   auto cpu = backends::open_cpu_device({.threads = 2});
   jit::KernelCache cache{{}};
   runtime::Session s(m, *cpu, cache);
-  CHECK(s.cache_bytes_per_token() == static_cast<uint64_t>((16 + 4) * 2 * sizeof(float)));
+  CHECK(s.cache_bytes_per_token() == static_cast<uint64_t>((16 + 4) * 2 * 2));  // f16 rows by default
   s.evaluate(std::vector<int32_t>{1, 2, 3}, 8);
   CHECK(s.cached_tokens() == 3);
   std::filesystem::remove(path);
@@ -83,7 +83,7 @@ TEST_CASE("a deepseek2 GGUF loads with its hyperparameters, the latent cache hol
 TEST_CASE("the lowered model matches the interpreter on the same graph") {
   const std::string path = tiny_path("interp", {});
   const models::DeepSeekModel m = models::load_deepseek(path);
-  ir::Graph g = models::build_deepseek_graph(m, static_cast<int64_t>(kTokens.size()), 0, models::AttentionForm::expanded);
+  ir::Graph g = models::build_deepseek_graph(m, static_cast<int64_t>(kTokens.size()), {}, models::AttentionForm::expanded);
   ir::Bindings b;
   b.tensors = m.weights;
   std::vector<int64_t> ids(kTokens.begin(), kTokens.end()), pos(kTokens.size());

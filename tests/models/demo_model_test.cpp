@@ -39,7 +39,7 @@ TEST_CASE("demo model: logits equal the PyTorch model's on every device") {
   for (const std::string& id : device_ids()) {
     INFO(id);
     auto device = moat::backends::open_device(id, {});
-    moat::runtime::Session session(model, *device, cache);
+    moat::runtime::Session session(model, *device, cache, {.cache_dtype = moat::ir::DType::f32});
     const std::vector<float> got = session.evaluate(tokens, 64);
     REQUIRE(got.size() == want.values.size());
     double diff = 0, scale = 0;

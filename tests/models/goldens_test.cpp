@@ -85,7 +85,7 @@ void expect_matches(const std::vector<float>& got, const NpyF32& want, double to
 }
 
 std::vector<float> evaluate(const models::DeepSeekModel& m, backends::Device& device, jit::KernelCache& cache, int64_t batch) {
-  runtime::Session session(m, device, cache);
+  runtime::Session session(m, device, cache, {.cache_dtype = ir::DType::f32});  // parity: no cache rounding
   return session.evaluate(tokens(), batch);
 }
 

@@ -1,0 +1,306 @@
+// Streaming attention (the `attention` composite lowered directly, never expanded in a
+// kernel plan): online softmax over blocks of keys, split over the key axis
+// (flash-decoding), so no [T, H, S] score matrix exists and the number of keys a query
+// reads is a run-time value: a causal query at position p reads keys 0..min(S, p + 1) - 1,
+// so one plan serves every cache length up to S.
+//
+//   partial kernel  one work-group per (query t, split s); its work-items take heads
+//                   h = item, item + items, ... For each head: keys of the split's range
+//                   in blocks of `block` keys: scores into a scratch row, the running max
+//                   m and sum l (rescaled once per block), acc[Dv] += p_j * v_j.
+//   combine kernel  out[t, h] = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s.
+//
+// With one split, the partial kernel accumulates straight into the output and divides
+// by l at the end (no combine). Operands q, k, v are read as strided views of their
+// buffers (a slice of the cache, e.g. the absorbed form's values, is read in place).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "jit/lower_kernels.h"
+#include "support/error.h"
+
+namespace moat::jit {
+
+namespace {
+
+// A node read in place: element [i0, i1, i2] at offset + sum(i_d * strides[d]).
+struct StridedView {
+  int buffer = -1;
+  int64_t offset = 0;            // elements
+  std::vector<int64_t> strides;  // elements, per dimension of the node's shape
+};
+
+std::vector<int64_t> row_major_strides(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (size_t d = shape.size(); d-- > 1;) s[d - 1] = s[d] * shape[d];
+  return s;
+}
+
+std::optional<StridedView> strided_view(const LowerContext& ctx, ir::NodeId id) {
+  const int buffer = ctx.buffer_of[static_cast<size_t>(id)];
+  if (buffer >= 0) return StridedView{buffer, 0, row_major_strides(ctx.shape(id))};
+  const ir::Node& node = ctx.node(id);
+  if (node.op != ir::Op::slice) return std::nullopt;
+  std::optional<StridedView> v = strided_view(ctx, node.operands[0]);
+  if (!v) return std::nullopt;
+  int64_t axis = ir::attr_int(node, "axis");
+  if (axis < 0) axis += static_cast<int64_t>(v->strides.size());
+  v->offset += ir::attr_int(node, "start") * v->strides[static_cast<size_t>(axis)];
+  return v;
+}
+
+// The largest power of two <= `cap` that divides n.
+int64_t lanes_for(int64_t n, int64_t cap) {
+  int64_t lanes = 1;
+  while (lanes * 2 <= cap && n % (lanes * 2) == 0) lanes *= 2;
+  return lanes;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct AttentionShape {
+  int64_t T, H, S, Hkv, Dk, Dv;
+  int64_t group() const { return H / Hkv; }
+};
+
+// Splits of the key axis: enough work-groups to occupy the device when there are few
+// queries (decode), one split when the queries alone are many (prefill).
+int64_t key_splits(const Schedule& s, const AttentionShape& a) {
+  const int64_t wanted = s.gpu ? 128 : 16;  // work-groups worth filling a GPU / the CPU threads
+  return std::clamp<int64_t>(ceil_div(wanted, a.T), 1, s.gpu ? 64 : 16);
+}
+
+NodeRef f32_load(Kernel& k, int buffer, NodeRef index, int64_t lanes) {
+  NodeRef v = load(k, buffer, std::move(index), static_cast<int>(lanes));
+  return v->type.scalar == Scalar::f32 ? v : cast(kF32.with_lanes(static_cast<int>(lanes)), v);
+}
+
+}  // namespace
+
+std::vector<int> attention_contiguous_operands(const ir::Graph& g, ir::NodeId id) {
+  std::vector<int> bases;
+  const ir::Node& node = g.node(id);
+  for (int i = 0; i < 3; ++i) {
+    ir::NodeId o = node.operands[static_cast<size_t>(i)];
+    while (g.node(o).op == ir::Op::slice) o = g.node(o).operands[0];
+    bases.push_back(o);
+  }
+  return bases;
+}
+
+std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int out) {
+  const ir::Node& node = ctx.node(id);
+  const std::vector<int64_t>& qs = ctx.shape(node.operands[0]);
+  const std::vector<int64_t>& ks = ctx.shape(node.operands[1]);
+  const std::vector<int64_t>& vs = ctx.shape(node.operands[2]);
+  const AttentionShape a{qs[0], qs[1], ks[0], ks[1], qs[2], vs[2]};
+  const double scale = ir::attr_float(node, "scale");
+  const bool causal = ir::attr_bool(node, "causal");
+  const Schedule& s = ctx.schedule;
+  std::optional<StridedView> qv = strided_view(ctx, node.operands[0]), kv = strided_view(ctx, node.operands[1]),
+                             vv = strided_view(ctx, node.operands[2]);
+  MOAT_INTERNAL_CHECK(qv && kv && vv, "attention ", ir::describe(ctx.graph, id), ": q, k and v must be buffers or slices of one");
+  MOAT_INTERNAL_CHECK(qv->strides[2] == 1 && kv->strides[2] == 1 && vv->strides[2] == 1,
+                      "attention: the head dimension must be contiguous");
+
+  const int64_t splits = key_splits(s, a);
+  const bool direct = splits == 1 && node.type.dtype == ir::DType::f32;  // accumulate into the output
+  const int64_t items = s.gpu ? std::min<int64_t>(s.work_group_size, a.H) : 1;
+  const int64_t block = s.gpu ? 8 : 16;                            // keys per online-softmax step
+  const int64_t cap = s.gpu ? 4 : 4 * std::max(1, s.vector_lanes);  // f32 lanes per vector
+  const int64_t lk = lanes_for(a.Dk, cap), lv = lanes_for(a.Dv, cap);
+  constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+  // Scratch: scores [groups * items, block]; without `direct` also acc [T, splits, H, Dv]
+  // and (m, l) [T, splits, H, 2].
+  auto scratch = [&](const std::string& name, int64_t elements) {
+    PlanBuffer b;
+    b.name = cat(ir::describe(ctx.graph, id), " ", name);
+    b.shape = {elements};
+    b.bytes = elements * 4;
+    ctx.plan.buffers.push_back(std::move(b));
+    return static_cast<int>(ctx.plan.buffers.size()) - 1;
+  };
+  const int scores_buf = scratch("scores", a.T * splits * items * block);
+  const int acc_buf = direct ? out : scratch("partial sums", a.T * splits * a.H * a.Dv);
+  const int stats_buf = direct ? -1 : scratch("partial max and sum", a.T * splits * a.H * 2);
+
+  std::vector<PlanKernel> kernels;
+  {
+    KernelBuilder kb(ctx);
+    Kernel& k = kb.kernel();
+    k.groups[0] = a.T * splits;
+    k.items[0] = items;
+    const int q = kb.use(qv->buffer, false), key = kb.use(kv->buffer, false), val = kb.use(vv->buffer, false);
+    const int sc = kb.use(scores_buf, true), acc = kb.use(acc_buf, true);
+    const int stats = direct ? -1 : kb.use(stats_buf, true);
+
+    NodeRef g = builtin(Builtin::group_id, 0);
+    NodeRef t = bounded_ref("t", 0, a.T - 1), split = bounded_ref("split", 0, splits - 1);
+    std::vector<NodeRef> body{let("t", idiv(g, splits)), let("split", irem(g, splits))};
+    NodeRef bound = c_i64(a.S);
+    if (causal) {
+      NodeRef pos = cast(kI64, kb.value_at(node.operands[3], {t}));
+      bound = min_(c_i64(a.S), max_(c_i64(0), add(pos, c_i64(1))));
+    }
+    body.push_back(let("bound", bound));
+    body.push_back(let("chunk", div(add(ref("bound", kI64), c_i64(splits - 1)), c_i64(splits))));
+    body.push_back(let("j0", mul(split, ref("chunk", kI64))));
+    body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
+    body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));
+
+    // Per head h (a loop variable): the slot of its partial results.
+    NodeRef h = ref("h", kI64);
+    NodeRef slot = iadd(imul(g, c_i64(a.H)), h);                          // (t * splits + split) * H + h
+    NodeRef acc_base = direct ? imul(iadd(imul(t, c_i64(a.H)), h), c_i64(a.Dv)) : imul(slot, c_i64(a.Dv));
+    NodeRef kvh = a.group() == 1 ? h : div(h, c_i64(a.group()));
+    NodeRef q_base = iadd(c_i64(qv->offset), iadd(imul(t, c_i64(qv->strides[0])), imul(h, c_i64(qv->strides[1]))));
+    auto key_base = [&](NodeRef j) {
+      return iadd(c_i64(kv->offset), iadd(imul(j, c_i64(kv->strides[0])), imul(kvh, c_i64(kv->strides[1]))));
+    };
+    auto val_base = [&](NodeRef j) {
+      return iadd(c_i64(vv->offset), iadd(imul(j, c_i64(vv->strides[0])), imul(kvh, c_i64(vv->strides[1]))));
+    };
+    const Type vk = kF32.with_lanes(static_cast<int>(lk)), vvt = kF32.with_lanes(static_cast<int>(lv));
+
+    std::vector<NodeRef> head;
+    head.push_back(let("acc_base", acc_base));
+    NodeRef acc_at = add(ref("acc_base", kI64), ref("d", kI64));
+    head.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}));
+    head.push_back(var("m", c_f32(kNegInf)));
+    head.push_back(var("l", c_f32(0)));
+
+    // One block of keys jb .. jb + block - 1 (those >= j1 masked).
+    std::vector<NodeRef> blk;
+    NodeRef j = add(ref("jb", kI64), ref("b", kI64));
+    NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
+    NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
+                           f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
+    NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
+    score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
+    NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
+    blk.push_back(var("bmax", c_f32(kNegInf)));
+    blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
+                           {let("k_base", key_base(jc)), var("dot", broadcast(c_f32(0), static_cast<int>(lk))),
+                            for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), {assign("dot", dot_step)}),
+                            let("score", score), store(k, sc, sc_at, ref("score", kF32)),
+                            assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
+    blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
+    blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), ref("m_new", kF32)))));
+    blk.push_back(assign("l", mul(ref("l", kF32), ref("corr", kF32))));
+    NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), ref("m_new", kF32)));
+    blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
+                           {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
+    NodeRef v_step = fma(broadcast(load(k, sc, sc_at), static_cast<int>(lv)),
+                         f32_load(k, val, add(val_base(jc), ref("d", kI64)), lv), ref("a", vvt));
+    blk.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
+                           {var("a", mul(load(k, acc, acc_at, static_cast<int>(lv)), broadcast(ref("corr", kF32), static_cast<int>(lv)))),
+                            for_loop("b", c_i64(0), c_i64(block), c_i64(1), {assign("a", v_step)}),
+                            store(k, acc, acc_at, ref("a", vvt))}));
+    blk.push_back(assign("m", ref("m_new", kF32)));
+    head.push_back(let("q_base", q_base));
+    head.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), std::move(blk)));
+    if (direct) {
+      NodeRef inv = div(c_f32(1), ref("l", kF32));
+      head.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
+                              {store(k, acc, acc_at, mul(load(k, acc, acc_at, static_cast<int>(lv)),
+                                                         broadcast(inv, static_cast<int>(lv))))}));
+    } else {
+      head.push_back(store(k, stats, imul(slot, c_i64(2)), ref("m", kF32)));
+      head.push_back(store(k, stats, iadd(imul(slot, c_i64(2)), c_i64(1)), ref("l", kF32)));
+    }
+    body.push_back(for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(head)));
+    kernels.push_back(kb.finish("attention", std::move(body)));
+  }
+  if (direct) return kernels;
+
+  // combine: one (t, h) row per work-item (GPU) or a range of rows per group (CPU).
+  KernelBuilder kb(ctx);
+  Kernel& k = kb.kernel();
+  const int acc = kb.use(acc_buf, false), stats = kb.use(stats_buf, false);
+  const int64_t rows = a.T * a.H;
+  const int64_t items2 = s.gpu ? std::min<int64_t>(s.work_group_size, rows) : 1;
+  const int64_t per_group = s.gpu ? items2 : std::max<int64_t>(1, s.elements_per_group / (a.Dv * splits));
+  k.items[0] = items2;
+  k.groups[0] = ceil_div(rows, per_group);
+  NodeRef row_begin = s.gpu ? iadd(imul(builtin(Builtin::group_id, 0), c_i64(items2)), builtin(Builtin::item_id, 0))
+                            : imul(builtin(Builtin::group_id, 0), c_i64(per_group));
+  NodeRef row_end = s.gpu ? add(ref("r0", kI64), c_i64(1)) : min_(c_i64(rows), add(ref("r0", kI64), c_i64(per_group)));
+  NodeRef r = bounded_ref("r", 0, rows - 1);
+  NodeRef t = div(r, c_i64(a.H)), h = rem(r, c_i64(a.H));
+  auto slot = [&](NodeRef sp) { return add(mul(add(mul(t, c_i64(splits)), sp), c_i64(a.H)), h); };
+  NodeRef m_s = load(k, stats, mul(slot(ref("sp", kI64)), c_i64(2)));
+  NodeRef l_s = load(k, stats, add(mul(slot(ref("sp", kI64)), c_i64(2)), c_i64(1)));
+  const Type vvt = kF32.with_lanes(static_cast<int>(lv));
+  std::vector<NodeRef> row{
+      var("mx", c_f32(kNegInf)),
+      for_loop("sp", c_i64(0), c_i64(splits), c_i64(1), {assign("mx", max_(ref("mx", kF32), m_s))}),
+      var("sum", c_f32(0)),
+      for_loop("sp", c_i64(0), c_i64(splits), c_i64(1),
+               {assign("sum", fma(unary(UnaryOp::exp, sub(m_s, ref("mx", kF32))), l_s, ref("sum", kF32)))}),
+      let("inv", div(c_f32(1), ref("sum", kF32)))};
+  NodeRef part = load(k, acc, add(mul(slot(ref("sp", kI64)), c_i64(a.Dv)), ref("d", kI64)), static_cast<int>(lv));
+  NodeRef w = broadcast(mul(unary(UnaryOp::exp, sub(m_s, ref("mx", kF32))), ref("inv", kF32)), static_cast<int>(lv));
+  std::vector<NodeRef> per_d{var("o", broadcast(c_f32(0), static_cast<int>(lv))),
+                             for_loop("sp", c_i64(0), c_i64(splits), c_i64(1), {assign("o", fma(w, part, ref("o", vvt)))})};
+  if (node.type.dtype == ir::DType::f32) {
+    const int o = kb.use(out, true);
+    per_d.push_back(store(k, o, add(mul(r, c_i64(a.Dv)), ref("d", kI64)), ref("o", vvt)));
+  } else {
+    for (int64_t lane = 0; lane < lv; ++lane)
+      per_d.push_back(kb.store_value(out, {t, h, add(ref("d", kI64), c_i64(lane))}, extract(ref("o", vvt), c_i64(lane))));
+  }
+  row.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), std::move(per_d)));
+  std::vector<NodeRef> body{let("r0", row_begin)};
+  if (s.gpu)
+    body.push_back(if_then(lt(ref("r0", kI64), c_i64(rows)), {for_loop("r", ref("r0", kI64), row_end, c_i64(1), std::move(row))}));
+  else
+    body.push_back(for_loop("r", ref("r0", kI64), row_end, c_i64(1), std::move(row)));
+  kernels.push_back(kb.finish("attention_combine", std::move(body)));
+  return kernels;
+}
+
+PlanKernel write_rows_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  Kernel& k = kb.kernel();
+  const ir::Node& node = ctx.node(id);
+  const std::vector<int64_t>& dst = ctx.shape(id);
+  const std::vector<int64_t>& rows_shape = ctx.shape(node.operands[1]);
+  const int64_t n_rows = rows_shape[0], row_len = numel(dst) / std::max<int64_t>(1, dst[0]);
+  const std::vector<int64_t> row_shape(dst.begin() + 1, dst.end());
+  const int o = kb.use(out, true);
+  // Row i of `rows` goes to row at[i]; an index outside the destination is skipped (a
+  // kernel cannot raise the interpreter's error).
+  auto element = [&](NodeRef i, NodeRef e) {
+    std::vector<NodeRef> src_idx{i};
+    for (NodeRef x : delinearize(e, row_shape)) src_idx.push_back(x);
+    NodeRef value = kb.value_at(node.operands[1], src_idx);
+    return store(k, o, add(mul(ref("dst_row", kI64), c_i64(row_len)), e), kb.to_storage(value, node.type.dtype));
+  };
+  auto row_prologue = [&](NodeRef i) {
+    return let("dst_row", cast(kI64, kb.value_at(node.operands[2], {i})));
+  };
+  NodeRef in_range = binary(BinaryOp::land, lt(ref("dst_row", kI64), c_i64(dst[0])),
+                            binary(BinaryOp::le, c_i64(0), ref("dst_row", kI64)));
+  std::vector<NodeRef> body;
+  if (ctx.schedule.gpu) {  // one element per work-item
+    const int64_t total = n_rows * row_len, items = std::min<int64_t>(ctx.schedule.work_group_size, std::max<int64_t>(1, total));
+    k.items[0] = items;
+    k.groups[0] = ceil_div(std::max<int64_t>(1, total), items);
+    body.push_back(let("x", iadd(imul(builtin(Builtin::group_id, 0), c_i64(items)), builtin(Builtin::item_id, 0))));
+    NodeRef x = bounded_ref("x", 0, std::max<int64_t>(1, total) - 1);
+    std::vector<NodeRef> inner{row_prologue(div(x, c_i64(row_len))),
+                               if_then(in_range, {element(div(x, c_i64(row_len)), rem(x, c_i64(row_len)))})};
+    body.push_back(if_then(lt(ref("x", kI64), c_i64(total)), std::move(inner)));
+  } else {  // one group writes every row (a few rows of a few KB)
+    NodeRef i = bounded_ref("i", 0, n_rows - 1);
+    NodeRef e = bounded_ref("e", 0, row_len - 1);
+    body.push_back(for_loop("i", c_i64(0), c_i64(n_rows), c_i64(1),
+                            {row_prologue(i), if_then(in_range, {for_loop("e", c_i64(0), c_i64(row_len), c_i64(1), {element(i, e)})})}));
+  }
+  return kb.finish("write_rows", std::move(body));
+}
+
+}  // namespace moat::jit

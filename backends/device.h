@@ -118,15 +118,52 @@ class Module {
   virtual Kernel& kernel(std::string_view name) = 0;
 };
 
+// What crossed between the host and a device, counted since it opened: what the
+// runtime promises per decoded token (token ids in, logits out, nothing else) is
+// checked against these. Thread-safe.
+struct DeviceTraffic {
+  std::atomic<uint64_t> h2d_bytes{0};    // host -> device copies (writes, wrap_host copies)
+  std::atomic<uint64_t> d2h_bytes{0};    // device -> host copies (reads)
+  std::atomic<uint64_t> launches{0};     // kernel launches
+  std::atomic<uint64_t> allocations{0};  // device allocations (allocate, copying wrap_host)
+
+  struct Snapshot {
+    uint64_t h2d_bytes = 0, d2h_bytes = 0, launches = 0, allocations = 0;
+    Snapshot operator-(const Snapshot& o) const {
+      return {h2d_bytes - o.h2d_bytes, d2h_bytes - o.d2h_bytes, launches - o.launches, allocations - o.allocations};
+    }
+  };
+  Snapshot snapshot() const { return {h2d_bytes.load(), d2h_bytes.load(), launches.load(), allocations.load()}; }
+};
+
 // An in-order queue of work on one device (CUDA stream, OpenCL command queue; the CPU
-// runs each call to completion on its thread pool).
+// runs each call to completion on its thread pool). The public calls count traffic();
+// backends implement the do_ ones.
 class Stream {
  public:
   virtual ~Stream() = default;
-  virtual void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) = 0;
-  virtual void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) = 0;
-  virtual void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) = 0;
+  void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) {
+    traffic_.h2d_bytes += bytes;
+    do_write(dst, offset, src, bytes);
+  }
+  void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) {
+    traffic_.d2h_bytes += bytes;
+    do_read(src, offset, dst, bytes);
+  }
+  void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+    ++traffic_.launches;
+    do_launch(kernel, grid, args);
+  }
   virtual void synchronize() = 0;
+  DeviceTraffic& traffic() { return traffic_; }
+
+ protected:
+  virtual void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) = 0;
+  virtual void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) = 0;
+  virtual void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) = 0;
+
+ private:
+  DeviceTraffic traffic_;
 };
 
 class Device {
@@ -137,7 +174,11 @@ class Device {
   // element types `dtypes` (by name) can run here.
   virtual bool supports_op(std::string_view op, std::span<const std::string> dtypes) const = 0;
 
-  virtual std::unique_ptr<Buffer> allocate(uint64_t bytes) = 0;
+  // Device memory of `bytes` (counted in traffic().allocations).
+  std::unique_ptr<Buffer> allocate(uint64_t bytes) {
+    count_allocation();
+    return do_allocate(bytes);
+  }
   // Host memory the caller keeps alive (an mmap'd weight) as a buffer: zero-copy where
   // the device shares host memory, else a device copy made now.
   virtual std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) = 0;
@@ -156,12 +197,16 @@ class Device {
   virtual std::string compile_fingerprint() const = 0;
 
   virtual Stream& stream() = 0;  // the default stream
+  // Host <-> device bytes, launches and allocations of this device (its stream's).
+  DeviceTraffic::Snapshot traffic() { return stream().traffic().snapshot(); }
 
   // The bytes of this device's live buffers (every allocate / wrap_host result).
   MemoryLedger& memory() { return *memory_; }
   const MemoryLedger& memory() const { return *memory_; }
 
  protected:
+  virtual std::unique_ptr<Buffer> do_allocate(uint64_t bytes) = 0;
+  void count_allocation() { ++stream().traffic().allocations; }
   // What allocate() and wrap_host() return: `buffer`, counted in memory() until destroyed.
   std::unique_ptr<Buffer> counted(std::unique_ptr<Buffer> buffer);
 

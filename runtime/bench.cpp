@@ -32,26 +32,54 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
   return out;
 }
 
-// Nanoseconds of the pp test: `prompt` in one pass on an empty cache, logits for its
-// last position (as llama-bench). Compilation that happens inside (a shape met for the
-// first time) is not counted.
-double run_pp(Session& session, std::span<const int32_t> prompt) {
-  session.rewind(0);
+// Fills the cache with the test's depth (untimed): the first time in passes of
+// `batch` tokens, later by rewinding to it (the rows past it are overwritten).
+struct Depth {
+  std::vector<int32_t> tokens;
+  int64_t batch = 512;
+  bool filled = false;
+
+  void prepare(Session& session) {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    if (filled && session.cached_tokens() >= n) {
+      session.rewind(n);
+      return;
+    }
+    session.rewind(0);
+    if (n > 0) session.evaluate(tokens, batch, models::LogitRows::last);
+    filled = true;
+  }
+};
+
+struct Measured {
+  double ns = 0;                            // the timed part
+  backends::DeviceTraffic::Snapshot traffic;  // during it
+};
+
+// The pp test: `prompt` in one pass after the depth, logits for its last position (as
+// llama-bench). Compilation that happens inside (a shape met for the first time) is not
+// counted.
+Measured run_pp(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> prompt) {
+  depth.prepare(session);
   const double setup_before = session.stats().setup_ms();
+  const auto traffic_before = device.traffic();
   const auto start = Clock::now();
   session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
-  return (ms_since(start) - (session.stats().setup_ms() - setup_before)) * 1e6;
+  const double ms = ms_since(start);
+  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
 }
 
-// Nanoseconds of the tg test: tokens[1..] decoded one at a time after the one-token
+// The tg test: tokens[1..] decoded one at a time after the depth and the one-token
 // prompt tokens[0] (untimed).
-double run_tg(Session& session, std::span<const int32_t> tokens) {
-  session.rewind(0);
+Measured run_tg(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> tokens) {
+  depth.prepare(session);
   session.evaluate(tokens.first(1), 1);
   const double setup_before = session.stats().setup_ms();
+  const auto traffic_before = device.traffic();
   const auto start = Clock::now();
   for (size_t i = 1; i < tokens.size(); ++i) session.evaluate(tokens.subspan(i, 1), 1);
-  return (ms_since(start) - (session.stats().setup_ms() - setup_before)) * 1e6;
+  const double ms = ms_since(start);
+  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
 }
 
 struct Inputs {
@@ -59,41 +87,66 @@ struct Inputs {
   std::vector<int32_t> generated;  // tg: 1 + n_gen tokens
 };
 
-// One untimed run of every test: compiles every pass the tests use.
-void warm_up(Session& session, const Inputs& in) {
-  if (!in.prompt.empty()) run_pp(session, in.prompt);
-  if (in.generated.size() > 1) run_tg(session, in.generated);
+// One untimed run of every test at depth 0: compiles every pass the tests use (a depth
+// adds only the passes of filling it, compiled there).
+void warm_up(Session& session, backends::Device& device, const Inputs& in) {
+  Depth none;
+  if (!in.prompt.empty()) run_pp(session, device, none, in.prompt);
+  if (in.generated.size() > 1) run_tg(session, device, none, in.generated);
 }
 
-KernelProfile profile_prefill(Session& session, std::span<const int32_t> prompt) {
+KernelProfile profile_prefill(Session& session, Depth& depth, std::span<const int32_t> prompt) {
   KernelProfile profile;
-  session.rewind(0);
+  depth.prepare(session);
   ProfileScope scope(profile);
   session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
   return profile;
 }
 
-KernelProfile profile_decode_step(Session& session, std::span<const int32_t> tokens) {
+KernelProfile profile_decode_step(Session& session, Depth& depth, std::span<const int32_t> tokens) {
   KernelProfile profile;
-  session.rewind(0);
+  depth.prepare(session);
   session.evaluate(tokens.first(1), 1);
   ProfileScope scope(profile);
   session.evaluate(tokens.subspan(1, 1), 1);
   return profile;
 }
 
+// Adds one timed run to `test`, its traffic averaged per token over the runs so far.
+void record(BenchTest& test, const Measured& m) {
+  const double runs = static_cast<double>(test.samples_ns.size());
+  const double tokens = static_cast<double>(test.tokens());
+  auto average = [&](double mean, uint64_t count) { return (mean * runs + static_cast<double>(count) / tokens) / (runs + 1); };
+  test.h2d_bytes_per_token = average(test.h2d_bytes_per_token, m.traffic.h2d_bytes);
+  test.d2h_bytes_per_token = average(test.d2h_bytes_per_token, m.traffic.d2h_bytes);
+  test.launches_per_token = average(test.launches_per_token, m.traffic.launches);
+  test.allocs_per_token = average(test.allocs_per_token, m.traffic.allocations);
+  test.samples_ns.push_back(m.ns);
+}
+
+int64_t max_depth(const BenchOptions& options) {
+  return options.depths.empty() ? 0 : *std::max_element(options.depths.begin(), options.depths.end());
+}
+
 }  // namespace
 
 void check_bench_options(const models::DeepSeekModel& model, const BenchOptions& options) {
-  const int64_t context = model.hparams.n_ctx_train;
-  if (options.n_prompt > context)
-    user_error("-p ", options.n_prompt, " passes the model's context of ", context, " tokens; give -p ", context, " or less");
-  if (options.n_gen > 0 && options.n_gen + 1 > context)
-    user_error("-n ", options.n_gen, " (after a one-token prompt) passes the model's context of ", context,
-               " tokens; give -n ", context - 1, " or less");
+  const int64_t context = model.hparams.n_ctx_train, depth = max_depth(options);
+  for (int64_t d : options.depths)
+    if (d < 0) user_error("-d ", d, ": a depth is a number of cached tokens, 0 or more");
+  const std::string after = depth > 0 ? cat(" after -d ", depth) : "";
+  if (depth + options.n_prompt > context)
+    user_error("-p ", options.n_prompt, after, " passes the model's context of ", context, " tokens; give -p ",
+               std::max<int64_t>(context - depth, 0), " or less", depth > 0 ? " or a smaller -d" : "");
+  if (options.n_gen > 0 && depth + options.n_gen + 1 > context)
+    user_error("-n ", options.n_gen, " (after a one-token prompt", after, ") passes the model's context of ", context,
+               " tokens; give -n ", std::max<int64_t>(context - depth - 1, 0), " or less", depth > 0 ? " or a smaller -d" : "");
 }
 
-std::string BenchTest::name() const { return n_prompt > 0 ? cat("pp", n_prompt) : cat("tg", n_gen); }
+std::string BenchTest::name() const {
+  const std::string test = n_prompt > 0 ? cat("pp", n_prompt) : cat("tg", n_gen);
+  return depth > 0 ? cat(test, " @ d", depth) : test;
+}
 
 MeanSd mean_sd(const std::vector<double>& values) {
   MeanSd out;
@@ -115,7 +168,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   const auto load_start = Clock::now();
   const models::DeepSeekModel model = models::load_deepseek(model_path, load);
   check_bench_options(model, options);
-  const int64_t context = std::max<int64_t>({options.n_prompt, options.n_gen + 1, 1});
+  const int64_t context = max_depth(options) + std::max<int64_t>({options.n_prompt, options.n_gen + 1, 1});
   Inputs in;
   in.prompt = bench_tokens(options.n_prompt, model.hparams.n_vocab);
   if (options.n_gen > 0) in.generated = bench_tokens(options.n_gen + 1, model.hparams.n_vocab);
@@ -124,27 +177,34 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
     jit::KernelCache cold(options.cold_cache_dir);
     Session first(model, device, cold, context);
     result.load_ms = ms_since(load_start);
-    warm_up(first, in);
+    warm_up(first, device, in);
     result.load_ms += first.stats().pack_ms;  // weights made ready for the device's kernels
     result.compile_ms = first.stats().compile_ms;
   }
   // warm: a new cache over the same directory, as a second process would start
   jit::KernelCache warm(options.cold_cache_dir);
   Session session(model, device, warm, context);
-  warm_up(session, in);
+  warm_up(session, device, in);
   result.compile_warm_ms = session.stats().compile_ms;
 
-  if (!in.prompt.empty()) {
-    BenchTest& pp = result.tests.emplace_back();
-    pp.n_prompt = options.n_prompt;
-    for (int r = 0; r < options.repetitions; ++r) pp.samples_ns.push_back(run_pp(session, in.prompt));
-    if (options.profile) pp.profile = profile_prefill(session, in.prompt);
-  }
-  if (!in.generated.empty()) {
-    BenchTest& tg = result.tests.emplace_back();
-    tg.n_gen = options.n_gen;
-    for (int r = 0; r < options.repetitions; ++r) tg.samples_ns.push_back(run_tg(session, in.generated));
-    if (options.profile) tg.profile = profile_decode_step(session, in.generated);
+  for (int64_t d : options.depths) {
+    Depth depth{bench_tokens(d, model.hparams.n_vocab), options.depth_batch};
+    if (!in.prompt.empty()) {
+      BenchTest& pp = result.tests.emplace_back();
+      pp.n_prompt = options.n_prompt;
+      pp.depth = d;
+      if (d > 0) run_pp(session, device, depth, in.prompt);  // warm-up: this depth's passes
+      for (int r = 0; r < options.repetitions; ++r) record(pp, run_pp(session, device, depth, in.prompt));
+      if (options.profile) pp.profile = profile_prefill(session, depth, in.prompt);
+    }
+    if (!in.generated.empty()) {
+      BenchTest& tg = result.tests.emplace_back();
+      tg.n_gen = options.n_gen;
+      tg.depth = d;
+      if (d > 0) run_tg(session, device, depth, in.generated);
+      for (int r = 0; r < options.repetitions; ++r) record(tg, run_tg(session, device, depth, in.generated));
+      if (options.profile) tg.profile = profile_decode_step(session, depth, in.generated);
+    }
   }
   result.peak_bytes = device.memory().peak();
   result.peak_rss_bytes = peak_resident_memory();

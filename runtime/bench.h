@@ -1,8 +1,9 @@
 // The measuring loop of `moat bench` for one device, after llama-bench: prompt
-// processing (pp N: N prompt tokens in one forward pass on an empty cache) and token
-// generation (tg N: N decode steps of one token each after a one-token prompt), each
-// timed over several repetitions after a warm-up, plus the costs of getting there
-// (load, JIT compile cold and warm) and the device memory it took.
+// processing (pp N: N prompt tokens in one forward pass) and token generation (tg N: N
+// decode steps of one token each after a one-token prompt), each at one or more depths
+// (llama-bench's -d: the tests run after that many cached tokens), timed over several
+// repetitions after a warm-up, plus the costs of getting there (load, JIT compile cold
+// and warm), the device memory it took and what crossed between host and device.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ struct BenchOptions {
   int64_t n_prompt = 512;  // tokens of the pp test; 0 skips it
   int64_t n_gen = 128;     // decode steps of the tg test; 0 skips it
   int repetitions = 5;     // timed runs of each test, after one untimed warm-up
+  std::vector<int64_t> depths = {0};  // cached tokens before each test (filled untimed, in chunks of depth_batch)
+  int64_t depth_batch = 512;          // tokens per pass when filling the depth (llama.cpp's ubatch)
   // An empty directory for the kernel cache: the first session compiles every kernel
   // into it (cold), the second loads them back from it (warm).
   std::filesystem::path cold_cache_dir;
@@ -29,11 +32,15 @@ struct BenchOptions {
 
 struct BenchTest {
   int64_t n_prompt = 0, n_gen = 0;  // one of them is 0
+  int64_t depth = 0;                // cached tokens before the test
   std::vector<double> samples_ns;   // one per repetition: nanoseconds for the whole test
   std::optional<KernelProfile> profile;  // one pass (prefill) or one decode step, when asked
+  // Per token of the timed runs, averaged over them: bytes host -> device and device ->
+  // host, kernel launches and device allocations (backends::DeviceTraffic).
+  double h2d_bytes_per_token = 0, d2h_bytes_per_token = 0, launches_per_token = 0, allocs_per_token = 0;
 
   int64_t tokens() const { return n_prompt + n_gen; }
-  std::string name() const;  // "pp512" | "tg128"
+  std::string name() const;  // "pp512" | "tg128", with " @ d4096" at a depth (llama-bench's names)
 };
 
 struct BenchResult {
@@ -45,8 +52,8 @@ struct BenchResult {
   std::vector<BenchTest> tests;  // pp first, then tg; skipped tests absent
 };
 
-// UserError naming -p / -n when a test needs more tokens than the model's training
-// context (pp: n_prompt; tg: the one-token prompt + n_gen).
+// UserError naming -p / -n / -d when a test needs more tokens than the model's training
+// context (pp: depth + n_prompt; tg: depth + the one-token prompt + n_gen).
 void check_bench_options(const models::DeepSeekModel& model, const BenchOptions& options);
 
 // Loads `model_path` and benchmarks it on `device`: check_bench_options, then UserError

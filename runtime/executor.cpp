@@ -14,6 +14,7 @@ struct Executor::Compiled {
   std::vector<backends::Kernel*> kernels;                            // per plan kernel
   std::vector<std::unique_ptr<backends::Buffer>> owned;              // per plan buffer: constants (else null)
   std::vector<std::unique_ptr<backends::Buffer>> views;              // per plan buffer: its bytes of the arena (else null)
+  std::vector<std::unique_ptr<backends::Buffer>> inputs;             // per plan buffer: an input's device copy (else null)
   std::vector<std::vector<backends::KernelArg>> args;                // per plan kernel (buffer slots patched per run)
   std::vector<std::string> labels;                                   // per plan kernel: its name in a profile
 };
@@ -47,8 +48,6 @@ Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan 
   }
   arena_->reserve(memory_.bytes);
   stats_.arena_bytes = memory_.bytes;
-  for (const jit::PlanBuffer& b : plan_.buffers)
-    if (b.in_place) written_inputs_.insert(b.alias_of);
   const auto start = std::chrono::steady_clock::now();
   for (const jit::PlanKernel& pk : plan_.kernels) {
     auto it = compiled_->modules.find(pk.kernel.name);
@@ -66,6 +65,7 @@ Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan 
   stats_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   compiled_->owned.resize(plan_.buffers.size());
+  compiled_->inputs.resize(plan_.buffers.size());
   for (size_t i = 0; i < plan_.buffers.size(); ++i) {
     const jit::PlanBuffer& b = plan_.buffers[i];
     using Role = jit::PlanBuffer::Role;
@@ -116,13 +116,17 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
     if (t.dtype() != b.dtype || t.shape() != b.shape)
       user_error("tensor ", b.name, " is ", ir::dtype_name(t.dtype()), " of another shape than the ", ir::dtype_name(b.dtype),
                  " the compiled graph was specialised for");
-    if (written_inputs_.count(static_cast<int>(i)) && device_.properties().host_memory) {
-      // written in place (write_rows): a copy, never the caller's const tensor
-      bound[i] = device_.allocate(t.bytes().size());
-      device_.stream().write(*bound[i], 0, t.bytes().data(), t.bytes().size());
-    } else {
-      bound[i] = device_.wrap_host(t.bytes().data(), t.bytes().size());
+    if (b.role == jit::PlanBuffer::Role::input) {
+      // Inputs (token ids, positions) are copied into buffers of this plan made once:
+      // no allocation per run, and a tensor written in place (write_rows) is a copy,
+      // never the caller's const memory.
+      std::unique_ptr<backends::Buffer>& staged = compiled_->inputs[i];
+      if (!staged) staged = device_.allocate(static_cast<uint64_t>(std::max<int64_t>(b.bytes, 1)));
+      if (!t.bytes().empty()) device_.stream().write(*staged, 0, t.bytes().data(), t.bytes().size());
+      buffer[i] = staged.get();
+      continue;
     }
+    bound[i] = device_.wrap_host(t.bytes().data(), t.bytes().size());
     buffer[i] = bound[i].get();
   }
 

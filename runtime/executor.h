@@ -1,13 +1,13 @@
 // Runs a lowered plan (jit/lower.h) on one device: compiles its kernels once (through
 // the kernel cache), places its intermediates and outputs in an arena by liveness
 // (memory_plan.h), and per run binds the inputs and params, launches every kernel in
-// order and reads the outputs back. Nothing is allocated per run but the host copies of
-// the outputs and the wrappers of host tensors bound by the caller.
+// order and reads the outputs back. Inputs are copied into buffers made on the first run;
+// nothing is allocated on the device per run (params the caller binds instead of
+// leaving resident are wrapped per run).
 #pragma once
 
 #include <functional>
 #include <map>
-#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,7 +72,6 @@ class Executor {
   std::unique_ptr<Arena> own_arena_;  // when no shared arena was given
   Arena* arena_;
   uint64_t views_generation_ = 0;     // the arena generation compiled_->views were made for
-  std::set<int> written_inputs_;      // input buffers write_rows updates in place
   PackedWeights packed_;  // packed weights that were bound by their unpacked tensors
   ExecutorStats stats_;
 };

@@ -74,17 +74,17 @@ class CpuStream final : public Stream {
  public:
   explicit CpuStream(cpu::ThreadPool& pool) : pool_(pool) {}
 
-  void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
+  void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
     check_range(dst, offset, bytes);
     if (bytes) std::memcpy(static_cast<char*>(dst.host_pointer()) + offset, src, bytes);
   }
 
-  void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
+  void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
     check_range(src, offset, bytes);
     if (bytes) std::memcpy(dst, static_cast<const char*>(src.host_pointer()) + offset, bytes);
   }
 
-  void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
+  void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
 
   void synchronize() override {}  // every call completes before it returns
 
@@ -97,7 +97,7 @@ class CpuStream final : public Stream {
   cpu::ThreadPool& pool_;
 };
 
-void CpuStream::launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+void CpuStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
   auto* cpu_kernel = dynamic_cast<CpuKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(cpu_kernel, "kernel '", kernel.name(), "' was not loaded by the CPU device");
   int64_t shape[cpu::kGridSlots];
@@ -178,7 +178,7 @@ class CpuDevice final : public Device {
 
   bool supports_op(std::string_view, std::span<const std::string>) const override { return true; }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
+  std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
     uint64_t rounded = std::max<uint64_t>(64, (bytes + 63) / 64 * 64);
     return counted(std::make_unique<CpuBuffer>(::operator new(rounded, kBufferAlignment), bytes, true));
   }

@@ -152,7 +152,7 @@ class CudaStream final : public Stream {
     api().cuStreamDestroy_v2(stream_);
   }
 
-  void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
+  void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
     const CudaBuffer& buffer = device_buffer(dst, offset, bytes);
     if (!bytes) return;
     ContextScope scope(*context_);
@@ -161,7 +161,7 @@ class CudaStream final : public Stream {
     cuda_check(api(), api().cuStreamSynchronize(stream_), "cuStreamSynchronize", "after a write");
   }
 
-  void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
+  void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
     const CudaBuffer& buffer = device_buffer(src, offset, bytes);
     if (!bytes) return;
     ContextScope scope(*context_);
@@ -170,7 +170,7 @@ class CudaStream final : public Stream {
     cuda_check(api(), api().cuStreamSynchronize(stream_), "cuStreamSynchronize", "after a read");
   }
 
-  void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
+  void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
 
   void synchronize() override {
     ContextScope scope(*context_);
@@ -194,7 +194,7 @@ class CudaStream final : public Stream {
   CUstream stream_ = nullptr;
 };
 
-void CudaStream::launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+void CudaStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
   auto* cuda_kernel = dynamic_cast<CudaKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(cuda_kernel, "kernel '", kernel.name(), "' was not loaded by ", properties_.info.id);
   int64_t items = 1;
@@ -299,7 +299,7 @@ class CudaDevice final : public Device {
     });
   }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
+  std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
     return counted(std::make_unique<CudaBuffer>(context_, bytes));
   }
 

@@ -122,7 +122,7 @@ class HipStream final : public Stream {
     api().hipStreamDestroy(stream_);
   }
 
-  void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
+  void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
     const HipBuffer& buffer = device_buffer(dst, offset, bytes);
     if (!bytes) return;
     target_->select();
@@ -133,7 +133,7 @@ class HipStream final : public Stream {
     hip_check(api(), api().hipStreamSynchronize(stream_), "hipStreamSynchronize", "after a write");
   }
 
-  void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
+  void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
     const HipBuffer& buffer = device_buffer(src, offset, bytes);
     if (!bytes) return;
     target_->select();
@@ -142,7 +142,7 @@ class HipStream final : public Stream {
     hip_check(api(), api().hipStreamSynchronize(stream_), "hipStreamSynchronize", "after a read");
   }
 
-  void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
+  void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
 
   void synchronize() override {
     target_->select();
@@ -166,7 +166,7 @@ class HipStream final : public Stream {
   hipStream_t stream_ = nullptr;
 };
 
-void HipStream::launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+void HipStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
   auto* hip_kernel = dynamic_cast<HipKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(hip_kernel, "kernel '", kernel.name(), "' was not loaded by ", target_->id);
   int64_t items = 1;
@@ -286,7 +286,7 @@ class HipDevice final : public Device {
     });
   }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override {
+  std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
     return counted(std::make_unique<HipBuffer>(target_, bytes));
   }
 

@@ -72,21 +72,21 @@ class ClStream final : public Stream {
   ClStream(const ClApi& api, cl_command_queue queue, const DeviceProperties& properties)
       : api_(api), queue_(queue), properties_(properties) {}
 
-  void write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
+  void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
     cl_mem mem = checked(dst, offset, bytes);
     if (bytes == 0) return;
     cl_check(api_.clEnqueueWriteBuffer(queue_, mem, CL_TRUE, offset, bytes, src, 0, nullptr, nullptr),
              "clEnqueueWriteBuffer", cat(bytes, " bytes to ", properties_.info.id));
   }
 
-  void read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
+  void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
     cl_mem mem = checked(src, offset, bytes);
     if (bytes == 0) return;
     cl_check(api_.clEnqueueReadBuffer(queue_, mem, CL_TRUE, offset, bytes, dst, 0, nullptr, nullptr),
              "clEnqueueReadBuffer", cat(bytes, " bytes from ", properties_.info.id));
   }
 
-  void launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
+  void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
 
   void synchronize() override { cl_check(api_.clFinish(queue_), "clFinish", properties_.info.id); }
 
@@ -104,7 +104,7 @@ class ClStream final : public Stream {
   const DeviceProperties& properties_;
 };
 
-void ClStream::launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+void ClStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
   auto* loaded = dynamic_cast<ClKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(loaded, "kernel '", kernel.name(), "' was not loaded by an OpenCL device");
   if (grid.local_bytes > 0)
@@ -191,7 +191,7 @@ class ClDevice final : public Device {
                        [&](const std::string& t) { return std::find(has.begin(), has.end(), t) != has.end(); });
   }
 
-  std::unique_ptr<Buffer> allocate(uint64_t bytes) override { return create(bytes, nullptr); }
+  std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override { return create(bytes, nullptr); }
 
   std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
     auto* cl_parent = dynamic_cast<const ClBuffer*>(&parent);
@@ -208,6 +208,8 @@ class ClDevice final : public Device {
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
     MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");
+    count_allocation();
+    stream_->traffic().h2d_bytes += bytes;  // copied at creation (CL_MEM_COPY_HOST_PTR)
     return create(bytes, bytes ? data : nullptr);
   }
 

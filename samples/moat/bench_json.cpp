@@ -37,6 +37,7 @@ nlohmann::ordered_json row(const BenchReport& report, const DeviceBench& d, cons
       {"model_n_params", report.model.params},
       {"n_prompt", test.n_prompt},
       {"n_gen", test.n_gen},
+      {"n_depth", test.depth},
       {"n_threads", d.n_threads > 0 ? nlohmann::ordered_json(d.n_threads) : nlohmann::ordered_json()},
       {"avg_ns", static_cast<uint64_t>(std::llround(std::max(ns.mean, 0.0)))},
       {"stddev_ns", static_cast<uint64_t>(std::llround(ns.sd))},
@@ -55,6 +56,10 @@ nlohmann::ordered_json row(const BenchReport& report, const DeviceBench& d, cons
       {"compile_warm_ms", d.result.compile_warm_ms},
       {"peak_bytes", d.result.peak_bytes},
       {"peak_rss_bytes", d.result.peak_rss_bytes > 0 ? nlohmann::ordered_json(d.result.peak_rss_bytes) : nlohmann::ordered_json()},
+      {"h2d_bytes_per_token", test.h2d_bytes_per_token},
+      {"d2h_bytes_per_token", test.d2h_bytes_per_token},
+      {"launches_per_token", test.launches_per_token},
+      {"allocs_per_token", test.allocs_per_token},
       {"decode_bytes_per_token", report.model.decode_bytes_per_token},
       {"decode_gbs", optional_number(test.n_gen > 0 ? std::optional<double>(decode_bytes_per_s(report, test).value_or(0) / 1e9)
                                                     : std::nullopt)},

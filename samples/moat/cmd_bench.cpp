@@ -98,11 +98,30 @@ std::vector<std::pair<std::string, std::ofstream>> open_outputs(const ParsedArgs
   return out;
 }
 
+// -d's value: depths separated by commas ("0,4096"), each 0 or more.
+std::vector<int64_t> parse_depths(const std::string& text) {
+  std::vector<int64_t> depths;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    errno = 0;
+    const long long value = item.empty() ? -1 : std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno != 0 || value < 0 || value > (1 << 24))
+      user_error("-d '", text, "': give depths (cached tokens before each test) as numbers separated by commas, e.g. -d 0,4096");
+    depths.push_back(value);
+    start = comma + 1;
+  }
+  return depths;
+}
+
 int run_bench(const ParsedArgs& args) {
   runtime::BenchOptions options;
   options.n_prompt = args.integer("-p", 512, 0, 1 << 20);
   options.n_gen = args.integer("-n", 128, 0, 1 << 20);
   options.repetitions = static_cast<int>(args.integer("-r", 5, 1, 10000));
+  if (args.has("-d")) options.depths = parse_depths(args.value("-d"));
   options.profile = args.has("--profile");
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
@@ -152,12 +171,13 @@ int run_bench(const ParsedArgs& args) {
 }
 
 const Command kBench{
-    {"bench", "[-m MODEL] [--device all|ID,...] [-p N] [-n N] [-r N] [-t N] [--json F] [--md F] [--svg F] [--profile]",
+    {"bench", "[-m MODEL] [--device all|ID,...] [-p N] [-n N] [-d N,...] [-r N] [-t N] [--json F] [--md F] [--svg F] [--profile]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
       {"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
       {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
+      {"-d", "N,...", "depths: run each test after N cached tokens (default 0; a comma list runs each depth)"},
       {"-r", "N", "repetitions of each test (default 5)"},
       {"-t", "N", "CPU threads (default: one per physical core)"},
       {"--json", "F", "write the results as JSON (one object per device and test)"},
@@ -166,8 +186,9 @@ const Command kBench{
       {"--profile", "", "time every kernel of one prefill and one decode step"}},
      0,
      0,
-     "For each device: pp N evaluates N prompt tokens in one pass on an empty cache; tg N\n"
-     "decodes N tokens one at a time after a one-token prompt. Each test runs once to warm up,\n"
+     "For each device: pp N evaluates N prompt tokens in one pass; tg N decodes N tokens one\n"
+     "at a time after a one-token prompt; both after -d cached tokens (filled untimed in\n"
+     "passes of 512, as llama-bench's depth; 0: an empty cache). Each test runs once to warm up,\n"
      "then -r times; t/s is the mean ± sd over those runs. Also reported: load (model file to\n"
      "weights on the device), JIT compile time cold (an empty temporary kernel cache) and warm\n"
      "(a second session on that cache), peak memory (the most bytes of device buffers held at\n"
@@ -179,6 +200,8 @@ const Command kBench{
      "or specified by the device (CUDA, HIP; unknown for OpenCL GPUs). Cold means moatless'\n"
      "kernel cache is empty; a driver's own cache (PoCL's kcache: POCL_KERNEL_CACHE=0 turns it\n"
      "off) may still be warm.\n\n"
+     "The JSON also has, per token of each test, the bytes copied host -> device and device ->\n"
+     "host, the kernel launches and the device allocations (h2d_bytes_per_token, ...).\n\n"
      "The table goes to stdout; --md, --json and --svg write files as well; --profile adds\n"
      "per-kernel tables (each launch synchronised, so profiled time exceeds plain time)."},
     run_bench};

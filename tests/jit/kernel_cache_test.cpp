@@ -24,7 +24,7 @@ class FakeDevice final : public Device {
   explicit FakeDevice(std::string fingerprint) : fingerprint_(std::move(fingerprint)) {}
   const DeviceProperties& properties() const override { return properties_; }
   bool supports_op(std::string_view, std::span<const std::string>) const override { return true; }
-  std::unique_ptr<Buffer> allocate(uint64_t) override { return nullptr; }
+  std::unique_ptr<Buffer> do_allocate(uint64_t) override { return nullptr; }
   std::unique_ptr<Buffer> wrap_host(const void*, uint64_t) override { return nullptr; }
   std::unique_ptr<Buffer> view(const Buffer&, uint64_t, uint64_t) override { return nullptr; }
   Artifact compile(const Artifact& source) override {

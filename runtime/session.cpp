@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "frontend/models/deepseek.h"
 #include "jit/lower.h"
@@ -9,6 +10,7 @@
 #include "ir/tensor.h"
 #include "runtime/executor.h"
 #include "support/error.h"
+#include "support/memory.h"
 
 namespace moat::runtime {
 
@@ -19,6 +21,8 @@ Session::Session(const models::DeepSeekModel& model, backends::Device& device, j
   arena_ = std::make_unique<Arena>(device);
   pass_.cache_rows = context_;
   pass_.cache_dtype = options.cache_dtype;
+  max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
+  check_memory(options);
   // The latent cache lives on the device for the whole context: written in place by the
   // passes (write_rows), never copied to or from the host. Pages are touched as rows
   // are written (CPU: address space until then).
@@ -40,6 +44,7 @@ void Session::rewind(int64_t tokens) { cached_ = std::clamp<int64_t>(tokens, 0, 
 
 void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
+  batch = std::min(batch, max_batch_);
   int64_t past = cached_;
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
@@ -52,12 +57,57 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
 
 Session::~Session() = default;
 
+jit::Plan Session::lower_pass(const PlanKey& key) const {
+  const auto [new_tokens, first, rows] = key;
+  const models::AttentionForm form = first ? models::first_pass_form(model_) : models::AttentionForm::absorbed;
+  return jit::lower(models::build_deepseek_graph(model_, new_tokens, pass_, form, rows), {},
+                    jit::schedule_for(device_.properties()));
+}
+
+namespace {
+
+std::string mib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return text;
+}
+
+}  // namespace
+
+void Session::check_memory(const SessionOptions& options) {
+  const models::DeepSeekHParams& h = model_.hparams;
+  for (const auto& [name, tensor] : model_.weights) needs_.weights += tensor.bytes().size();
+  needs_.cache = static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {h.n_layer, context_, h.latent_width()}));
+  // The largest passes: a full batch (first and later) and one token; lowered once here
+  // and compiled when first used.
+  const auto start = std::chrono::steady_clock::now();
+  for (const PlanKey& key : {PlanKey{max_batch_, true, models::LogitRows::all}, PlanKey{max_batch_, false, models::LogitRows::all},
+                             PlanKey{1, false, models::LogitRows::all}}) {
+    jit::Plan plan = lower_pass(key);
+    needs_.activations = std::max(needs_.activations, plan_memory(plan).bytes);
+    lowered_.emplace(key, std::move(plan));
+  }
+  stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const backends::DeviceProperties& p = device_.properties();
+  needs_.available = options.memory_budget > 0 ? options.memory_budget
+                     : p.host_memory            ? available_host_memory()
+                                                : p.info.memory_bytes;
+  if (needs_.available == 0 || needs_.total() <= needs_.available) return;
+  user_error("the model does not fit ", p.info.id, ": it needs ", mib(needs_.total()), " (weights ", mib(needs_.weights),
+             ", latent cache ", mib(needs_.cache), " for ", context_, " tokens of ", ir::dtype_name(pass_.cache_dtype),
+             ", activations ", mib(needs_.activations), " for passes of ", max_batch_, " tokens) and ",
+             options.memory_budget > 0 ? "the budget (--memory-budget) is " : "has ", mib(needs_.available),
+             "; lower --ctx or --batch", pass_.cache_dtype == ir::DType::f32 ? ", use --cache-type f16" : "",
+             ", or use a smaller model file");
+}
+
 uint64_t Session::cache_bytes_per_token() const {
   return static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {model_.hparams.n_layer, model_.hparams.latent_width()}));
 }
 
 std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
+  batch = std::min(batch, max_batch_);
   if (cached_ + static_cast<int64_t>(tokens.size()) > context_)
     user_error(cached_, " cached + ", tokens.size(), " new tokens pass the context of ", context_,
                " tokens; shorten the prompt or -n, or raise --ctx");
@@ -94,13 +144,13 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
     return *plan->second.executor;
   }
   const auto start = std::chrono::steady_clock::now();
-  const models::AttentionForm form = first ? models::first_pass_form(model_) : models::AttentionForm::absorbed;
-  ir::Graph graph = models::build_deepseek_graph(model_, new_tokens, pass_, form, rows);
+  auto lowered = lowered_.find(key);
+  jit::Plan lowered_plan = lowered != lowered_.end() ? std::move(lowered->second) : lower_pass(key);
+  if (lowered != lowered_.end()) lowered_.erase(lowered);
   ExecutorOptions options;
   options.arena = arena_.get();
   if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
-  auto exec = std::make_unique<Executor>(device_, cache_, jit::lower(graph, {}, jit::schedule_for(device_.properties())),
-                                         options);
+  auto exec = std::make_unique<Executor>(device_, cache_, std::move(lowered_plan), options);
   const auto pack_start = std::chrono::steady_clock::now();
   for (const jit::PlanBuffer& b : exec->plan().buffers) {  // packed weights: made once, kept on the device
     if (b.role != jit::PlanBuffer::Role::param || resident_.count(b.name)) continue;

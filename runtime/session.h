@@ -46,6 +46,17 @@ struct SessionOptions {
   int64_t context = 0;  // the most tokens the cache holds (0: the model's training context)
   ProgressFn progress;  // optional
   ir::DType cache_dtype = ir::DType::f16;  // latent cache rows: f32, f16 or bf16
+  int64_t max_batch = 512;     // the most tokens one pass evaluates (sizes the activations)
+  uint64_t memory_budget = 0;  // bytes for weights + cache + activations; 0: what the device has
+};
+
+// What a session needs, computed before it loads anything onto the device.
+struct MemoryNeeds {
+  uint64_t weights = 0;      // bytes of the model's weights (mapped or uploaded)
+  uint64_t cache = 0;        // bytes of the latent cache for the whole context
+  uint64_t activations = 0;  // bytes of the largest pass's arena (memory_plan.h)
+  uint64_t available = 0;    // the budget they are checked against; 0: unknown (not checked)
+  uint64_t total() const { return weights + cache + activations; }
 };
 
 struct SessionStats {
@@ -58,15 +69,19 @@ struct SessionStats {
 
 class Session {
  public:
-  // The cache's capacity for the whole context is reserved here (address space; pages
-  // are touched as tokens arrive), so decoding never reallocates it.
+  // The memory it needs (weights, the cache for the whole context, the largest pass's
+  // activations) is computed first: UserError naming the sizes and what to lower when it
+  // passes the budget, before anything is allocated. The cache is then allocated for the
+  // whole context (on the CPU, pages are touched as tokens arrive), so decoding never
+  // reallocates it.
   Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
           const SessionOptions& options);
   Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
       : Session(model, device, cache, SessionOptions{context, {}, ir::DType::f16}) {}
   ~Session();
 
-  // Evaluates `tokens` after those already seen, at most `batch` per forward pass, and
+  // Evaluates `tokens` after those already seen, at most `batch` (and max_batch) per
+  // forward pass, and
   // returns their logits, row-major [tokens.size(), n_vocab] (LogitRows::all) or the
   // last token's [n_vocab] (LogitRows::last: the output matrix is read for one row).
   // UserError when the cache would pass the context, naming both numbers, before any
@@ -88,10 +103,15 @@ class Session {
   // Bytes of latent cache per token (all layers, in the cache type).
   uint64_t cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
+  const MemoryNeeds& memory_needs() const { return needs_; }
+  size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= kMaxPlans)
 
  private:
   std::vector<float> forward(std::span<const int32_t> tokens, models::LogitRows rows);
   Executor& plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows);
+  using PlanKey = std::tuple<int64_t, bool, models::LogitRows>;  // (new tokens, first pass, rows)
+  jit::Plan lower_pass(const PlanKey& key) const;
+  void check_memory(const SessionOptions& options);
 
   const models::DeepSeekModel& model_;
   backends::Device& device_;
@@ -105,7 +125,10 @@ class Session {
     std::unique_ptr<Executor> executor;
     uint64_t last_use = 0;
   };
-  std::map<std::tuple<int64_t, bool, models::LogitRows>, CachedPlan> plans_;  // by (new tokens, first pass, rows)
+  std::map<PlanKey, CachedPlan> plans_;
+  std::map<PlanKey, jit::Plan> lowered_;  // lowered by check_memory, not compiled yet
+  int64_t max_batch_ = 512;
+  MemoryNeeds needs_;
   uint64_t uses_ = 0;
   PackedWeights packed_;  // weights some plan reads in the packed CPU layout (outlive their buffers)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;

@@ -8,6 +8,7 @@
 
 #include "frontend/gguf.h"
 #include "frontend/hf_config.h"
+#include "ir/dtype.h"
 
 namespace moat::models {
 
@@ -34,8 +35,10 @@ struct DeepSeekHParams {
   // Floats per token and layer in the latent KV cache: the compressed kv plus the shared
   // rope key.
   int64_t latent_width() const { return kv_lora_rank + qk_rope; }
-  // Bytes of latent cache per token, all layers (f32 rows of latent_width()).
-  uint64_t cache_bytes_per_token() const { return static_cast<uint64_t>(latent_width() * n_layer) * sizeof(float); }
+  // Bytes of latent cache per token, all layers (rows of latent_width() elements of `cache`).
+  uint64_t cache_bytes_per_token(ir::DType cache = ir::DType::f32) const {
+    return static_cast<uint64_t>(latent_width() * n_layer * ir::dtype_block_bytes(cache));
+  }
   // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
   // inference/model.py; llama.cpp's kq_scale).
   double attention_scale() const;

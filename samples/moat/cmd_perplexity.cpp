@@ -52,7 +52,7 @@ int run_perplexity(const ParsedArgs& args) {
 }
 
 const Command kPerplexity{
-    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [-t N] [--no-bos] [--json]",
+    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
      "perplexity of a model on a text file",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
@@ -60,6 +60,8 @@ const Command kPerplexity{
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
       {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},
+      {"--cache-type", "T", "latent cache element type: f32, f16 (default) or bf16"},
+      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
       {"-t", "N", "CPU threads"},
       {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},
       {"--no-bos", "", "windows without the BOS token, even when the model adds one"},

@@ -151,7 +151,7 @@ int run_model(const ParsedArgs& args) {
 
 const Command kRun{
     {"run",
-     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] "
+     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
      "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--seed S] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
@@ -163,6 +163,8 @@ const Command kRun{
       {"-n", "N", "tokens to generate at most (default: 128 for text, 0 for --tokens, 256 per --chat reply)"},
       {"--ctx", "N", "context length in tokens (default: the model's, capped to half the available memory)"},
       {"--batch", "K", "prompt tokens per forward pass (default 512)"},
+      {"--cache-type", "T", "latent cache element type: f32, f16 (default) or bf16"},
+      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
       {"--temp", "T", "sampling temperature (default 0: greedy)"},
       {"--top-k", "K", "keep the K most likely tokens (0: all)"},
       {"--top-p", "P", "nucleus sampling threshold (1: off)"},

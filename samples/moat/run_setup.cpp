@@ -1,5 +1,6 @@
 #include "samples/moat/run_setup.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -52,10 +53,10 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   setup.cache = std::make_unique<jit::KernelCache>(jit::default_kernel_cache_dir(
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
-  runtime::SessionOptions options;
+  runtime::SessionOptions options = session_options(args);
   const runtime::ContextChoice context = runtime::choose_context(
-      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train, setup.model.hparams.cache_bytes_per_token(),
-      available_host_memory());
+      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
+      setup.model.hparams.cache_bytes_per_token(options.cache_dtype), available_host_memory());
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
   setup.session = std::make_unique<runtime::Session>(setup.model, *setup.device, *setup.cache, options);
@@ -63,6 +64,36 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   setup.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "moat: " << setup.model_path << " on " << setup.device->properties().info.id << ", " << context.report
             << "\n";
+}
+
+ir::DType cache_type_option(const ParsedArgs& args) {
+  const std::string name = args.value_or("--cache-type", "f16");
+  if (name == "f32") return ir::DType::f32;
+  if (name == "f16") return ir::DType::f16;
+  if (name == "bf16") return ir::DType::bf16;
+  user_error("--cache-type ", name, ": the latent cache can be f32, f16 (the default) or bf16");
+}
+
+uint64_t memory_budget_option(const ParsedArgs& args) {
+  if (!args.has("--memory-budget")) return 0;
+  const std::string text = args.value("--memory-budget");
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  const std::string unit = end ? std::string(end) : "";
+  const double scale = unit.empty() || unit == "B" ? 1.0 : unit == "K" || unit == "KiB" ? 1024.0
+                       : unit == "M" || unit == "MiB" ? 1024.0 * 1024 : unit == "G" || unit == "GiB" ? 1024.0 * 1024 * 1024 : -1;
+  if (text.empty() || errno != 0 || !(value > 0) || scale < 0 || value * scale > 1e18)
+    user_error("--memory-budget ", text, ": give a size such as 512M or 6G (bytes, K, M or G)");
+  return static_cast<uint64_t>(value * scale);
+}
+
+runtime::SessionOptions session_options(const ParsedArgs& args) {
+  runtime::SessionOptions options;
+  options.cache_dtype = cache_type_option(args);
+  options.max_batch = args.integer("--batch", 512, 1, 1 << 20);
+  options.memory_budget = memory_budget_option(args);
+  return options;
 }
 
 std::vector<int32_t> stop_tokens(const RunSetup& setup) {

@@ -37,6 +37,12 @@ struct RunSetup {
 void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load = {});
 
+// --cache-type (f32, f16, bf16; default f16), --batch (the most tokens per pass) and
+// --memory-budget (bytes, K, M or G; default: what the device has) as session options.
+runtime::SessionOptions session_options(const ParsedArgs& args);
+ir::DType cache_type_option(const ParsedArgs& args);
+uint64_t memory_budget_option(const ParsedArgs& args);
+
 // The stop tokens of generation: the model's EOS.
 std::vector<int32_t> stop_tokens(const RunSetup& setup);
 

@@ -4,9 +4,9 @@
 // reads is a run-time value: a causal query at position p reads keys 0..min(S, p + 1) - 1,
 // so one plan serves every cache length up to S.
 //
-//   partial kernel  one work-group per (query t, split s); its work-items take heads
-//                   h = item, item + items, ... For each head: keys of the split's range
-//                   in blocks of `block` keys: scores into a scratch row, the running max
+//   partial kernel  one work-group per (query t, split s); for each block of `block`
+//                   keys of the split's range, its work-items take heads h = item,
+//                   item + items, ...: scores into a scratch row, the head's running max
 //                   m and sum l (rescaled once per block), acc[Dv] += p_j * v_j.
 //   combine kernel  out[t, h] = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s.
 //
@@ -113,8 +113,8 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
   const int64_t lk = lanes_for(a.Dk, cap), lv = lanes_for(a.Dv, cap);
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-  // Scratch: scores [groups * items, block]; without `direct` also acc [T, splits, H, Dv]
-  // and (m, l) [T, splits, H, 2].
+  // Scratch: scores [groups * items, block], (m, l) [T, splits, H, 2]; without `direct`
+  // also acc [T, splits, H, Dv].
   auto scratch = [&](const std::string& name, int64_t elements) {
     PlanBuffer b;
     b.name = cat(ir::describe(ctx.graph, id), " ", name);
@@ -125,7 +125,7 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
   };
   const int scores_buf = scratch("scores", a.T * splits * items * block);
   const int acc_buf = direct ? out : scratch("partial sums", a.T * splits * a.H * a.Dv);
-  const int stats_buf = direct ? -1 : scratch("partial max and sum", a.T * splits * a.H * 2);
+  const int stats_buf = scratch("partial max and sum", a.T * splits * a.H * 2);
 
   std::vector<PlanKernel> kernels;
   {
@@ -135,7 +135,7 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
     k.items[0] = items;
     const int q = kb.use(qv->buffer, false), key = kb.use(kv->buffer, false), val = kb.use(vv->buffer, false);
     const int sc = kb.use(scores_buf, true), acc = kb.use(acc_buf, true);
-    const int stats = direct ? -1 : kb.use(stats_buf, true);
+    const int stats = kb.use(stats_buf, true);
 
     NodeRef g = builtin(Builtin::group_id, 0);
     NodeRef t = bounded_ref("t", 0, a.T - 1), split = bounded_ref("split", 0, splits - 1);
@@ -165,15 +165,20 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
     };
     const Type vk = kF32.with_lanes(static_cast<int>(lk)), vvt = kF32.with_lanes(static_cast<int>(lv));
 
-    std::vector<NodeRef> head;
-    head.push_back(let("acc_base", acc_base));
+    // Keys outermost, heads inside: a block of keys is loaded once for every head that
+    // reads it (all of them in MLA's absorbed form). Each head's running max m, sum l and
+    // acc[Dv] live in the scratch rows of its slot.
     NodeRef acc_at = add(ref("acc_base", kI64), ref("d", kI64));
-    head.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}));
-    head.push_back(var("m", c_f32(kNegInf)));
-    head.push_back(var("l", c_f32(0)));
+    NodeRef m_at = imul(slot, c_i64(2)), l_at = iadd(imul(slot, c_i64(2)), c_i64(1));
+    auto over_heads = [&](std::vector<NodeRef> per_head) {
+      per_head.insert(per_head.begin(), let("acc_base", acc_base));
+      return for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(per_head));
+    };
+    body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}),
+                               store(k, stats, m_at, c_f32(kNegInf)), store(k, stats, l_at, c_f32(0))}));
 
-    // One block of keys jb .. jb + block - 1 (those >= j1 masked).
-    std::vector<NodeRef> blk;
+    // One block of keys jb .. jb + block - 1 (those >= j1 masked) for head h.
+    std::vector<NodeRef> blk{let("q_base", q_base)};
     NodeRef j = add(ref("jb", kI64), ref("b", kI64));
     NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
     NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
@@ -187,9 +192,10 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
                             for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), {assign("dot", dot_step)}),
                             let("score", score), store(k, sc, sc_at, ref("score", kF32)),
                             assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
+    blk.push_back(let("m", load(k, stats, m_at)));
     blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
     blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), ref("m_new", kF32)))));
-    blk.push_back(assign("l", mul(ref("l", kF32), ref("corr", kF32))));
+    blk.push_back(var("l", mul(load(k, stats, l_at), ref("corr", kF32))));
     NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), ref("m_new", kF32)));
     blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
                            {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
@@ -199,19 +205,14 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
                            {var("a", mul(load(k, acc, acc_at, static_cast<int>(lv)), broadcast(ref("corr", kF32), static_cast<int>(lv)))),
                             for_loop("b", c_i64(0), c_i64(block), c_i64(1), {assign("a", v_step)}),
                             store(k, acc, acc_at, ref("a", vvt))}));
-    blk.push_back(assign("m", ref("m_new", kF32)));
-    head.push_back(let("q_base", q_base));
-    head.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), std::move(blk)));
-    if (direct) {
-      NodeRef inv = div(c_f32(1), ref("l", kF32));
-      head.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
-                              {store(k, acc, acc_at, mul(load(k, acc, acc_at, static_cast<int>(lv)),
-                                                         broadcast(inv, static_cast<int>(lv))))}));
-    } else {
-      head.push_back(store(k, stats, imul(slot, c_i64(2)), ref("m", kF32)));
-      head.push_back(store(k, stats, iadd(imul(slot, c_i64(2)), c_i64(1)), ref("l", kF32)));
+    blk.push_back(store(k, stats, m_at, ref("m_new", kF32)));
+    blk.push_back(store(k, stats, l_at, ref("l", kF32)));
+    body.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), {over_heads(std::move(blk))}));
+    if (direct) {  // one split: normalise in place
+      NodeRef inv = broadcast(div(c_f32(1), load(k, stats, l_at)), static_cast<int>(lv));
+      body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
+                                          {store(k, acc, acc_at, mul(load(k, acc, acc_at, static_cast<int>(lv)), inv))})}));
     }
-    body.push_back(for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(head)));
     kernels.push_back(kb.finish("attention", std::move(body)));
   }
   if (direct) return kernels;

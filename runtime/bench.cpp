@@ -130,8 +130,8 @@ int64_t max_depth(const BenchOptions& options) {
 
 }  // namespace
 
-void check_bench_options(const models::DeepSeekModel& model, const BenchOptions& options) {
-  const int64_t context = model.hparams.n_ctx_train, depth = max_depth(options);
+void check_bench_options(const models::Model& model, const BenchOptions& options) {
+  const int64_t context = model.training_context(), depth = max_depth(options);
   for (int64_t d : options.depths)
     if (d < 0) user_error("-d ", d, ": a depth is a number of cached tokens, 0 or more");
   const std::string after = depth > 0 ? cat(" after -d ", depth) : "";
@@ -166,12 +166,13 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   device.memory().reset_peak();
   BenchResult result;
   const auto load_start = Clock::now();
-  const models::DeepSeekModel model = models::load_deepseek(model_path, load);
+  const std::unique_ptr<models::Model> owned = models::open_model(model_path, load);
+  const models::Model& model = *owned;
   check_bench_options(model, options);
   const int64_t context = max_depth(options) + std::max<int64_t>({options.n_prompt, options.n_gen + 1, 1});
   Inputs in;
-  in.prompt = bench_tokens(options.n_prompt, model.hparams.n_vocab);
-  if (options.n_gen > 0) in.generated = bench_tokens(options.n_gen + 1, model.hparams.n_vocab);
+  in.prompt = bench_tokens(options.n_prompt, model.vocab_size());
+  if (options.n_gen > 0) in.generated = bench_tokens(options.n_gen + 1, model.vocab_size());
 
   {  // cold: every kernel compiled into an empty cache
     jit::KernelCache cold(options.cold_cache_dir);
@@ -188,7 +189,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   result.compile_warm_ms = session.stats().compile_ms;
 
   for (int64_t d : options.depths) {
-    Depth depth{bench_tokens(d, model.hparams.n_vocab), options.depth_batch};
+    Depth depth{bench_tokens(d, model.vocab_size()), options.depth_batch};
     if (!in.prompt.empty()) {
       BenchTest& pp = result.tests.emplace_back();
       pp.n_prompt = options.n_prompt;

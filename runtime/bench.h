@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "backends/device.h"
-#include "frontend/models/deepseek_weights.h"
+#include "frontend/model.h"
 #include "runtime/kernel_profile.h"
 
 namespace moat::runtime {
@@ -54,7 +54,7 @@ struct BenchResult {
 
 // UserError naming -p / -n / -d when a test needs more tokens than the model's training
 // context (pp: depth + n_prompt; tg: depth + the one-token prompt + n_gen).
-void check_bench_options(const models::DeepSeekModel& model, const BenchOptions& options);
+void check_bench_options(const models::Model& model, const BenchOptions& options);
 
 // Loads `model_path` and benchmarks it on `device`: check_bench_options, then UserError
 // from the model, a compile or the device.

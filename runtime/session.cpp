@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 
-#include "frontend/models/deepseek.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
 #include "ir/tensor.h"
@@ -14,10 +13,11 @@
 
 namespace moat::runtime {
 
-Session::Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
+Session::Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache,
                  const SessionOptions& options)
     : model_(model), device_(device), cache_(cache), progress_(options.progress) {
-  context_ = options.context > 0 ? options.context : std::max<int64_t>(model.hparams.n_ctx_train, 1);
+  context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
+  cache_parts_ = model.cache_layout();
   arena_ = std::make_unique<Arena>(device);
   pass_.cache_rows = context_;
   pass_.cache_dtype = options.cache_dtype;
@@ -26,14 +26,14 @@ Session::Session(const models::DeepSeekModel& model, backends::Device& device, j
   // The latent cache lives on the device for the whole context: written in place by the
   // passes (write_rows), never copied to or from the host. Pages are touched as rows
   // are written (CPU: address space until then).
-  const uint64_t layer_bytes = static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {context_, model.hparams.latent_width()}));
-  for (int64_t l = 0; l < model.hparams.n_layer; ++l) {
-    caches_.push_back(device.allocate(layer_bytes));
-    resident_[models::cache_input_name(l)] = caches_.back().get();
+  for (const models::CachePart& part : cache_parts_) {
+    caches_.push_back(device.allocate(static_cast<uint64_t>(
+        ir::tensor_bytes(pass_.cache_dtype, {context_ * part.rows_per_token, part.width}))));
+    resident_[part.input] = caches_.back().get();
   }
   // Weights go to the device once (zero-copy where it shares host memory).
-  const auto total = static_cast<int64_t>(model.weights.size());
-  for (const auto& [name, tensor] : model.weights) {
+  const auto total = static_cast<int64_t>(model.tensors().size());
+  for (const auto& [name, tensor] : model.tensors()) {
     weight_buffers_.push_back(device.wrap_host(tensor.bytes().data(), tensor.bytes().size()));
     resident_[name] = weight_buffers_.back().get();
     if (progress_) progress_("upload", static_cast<int64_t>(weight_buffers_.size()), total);
@@ -58,10 +58,9 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
 Session::~Session() = default;
 
 jit::Plan Session::lower_pass(const PlanKey& key) const {
-  const auto [new_tokens, first, rows] = key;
-  const models::AttentionForm form = first ? models::first_pass_form(model_) : models::AttentionForm::absorbed;
-  return jit::lower(models::build_deepseek_graph(model_, new_tokens, pass_, form, rows), {},
-                    jit::schedule_for(device_.properties()));
+  models::PassSpec pass = pass_;
+  std::tie(pass.tokens, pass.first, pass.rows) = key;
+  return jit::lower(model_.pass_graph(pass), {}, jit::schedule_for(device_.properties()));
 }
 
 namespace {
@@ -75,9 +74,8 @@ std::string mib(uint64_t bytes) {
 }  // namespace
 
 void Session::check_memory(const SessionOptions& options) {
-  const models::DeepSeekHParams& h = model_.hparams;
-  for (const auto& [name, tensor] : model_.weights) needs_.weights += tensor.bytes().size();
-  needs_.cache = static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {h.n_layer, context_, h.latent_width()}));
+  for (const auto& [name, tensor] : model_.tensors()) needs_.weights += tensor.bytes().size();
+  needs_.cache = static_cast<uint64_t>(context_) * cache_bytes_per_token();
   // The largest passes: a full batch (first and later) and one token; lowered once here
   // and compiled when first used.
   const auto start = std::chrono::steady_clock::now();
@@ -102,7 +100,10 @@ void Session::check_memory(const SessionOptions& options) {
 }
 
 uint64_t Session::cache_bytes_per_token() const {
-  return static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {model_.hparams.n_layer, model_.hparams.latent_width()}));
+  uint64_t bytes = 0;
+  for (const models::CachePart& part : cache_parts_)
+    bytes += static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {part.rows_per_token, part.width}));
+  return bytes;
 }
 
 std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
@@ -112,8 +113,8 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
     user_error(cached_, " cached + ", tokens.size(), " new tokens pass the context of ", context_,
                " tokens; shorten the prompt or -n, or raise --ctx");
   for (int32_t t : tokens)
-    if (t < 0 || t >= model_.hparams.n_vocab)
-      user_error("token id ", t, " is outside the vocabulary of ", model_.hparams.n_vocab, " tokens");
+    if (t < 0 || t >= model_.vocab_size())
+      user_error("token id ", t, " is outside the vocabulary of ", model_.vocab_size(), " tokens");
   std::vector<float> logits;
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(batch)) {
     const size_t n = std::min<size_t>(static_cast<size_t>(batch), tokens.size() - start);
@@ -124,11 +125,10 @@ std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t ba
   return logits;
 }
 
-std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens, int64_t context,
+std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
                                      ir::DType cache_dtype) {
-  const models::PassShape pass{context, cache_dtype};
-  return {models::build_deepseek_graph(model, prompt_tokens, pass, models::first_pass_form(model), models::LogitRows::last),
-          models::build_deepseek_graph(model, 1, pass, models::AttentionForm::absorbed)};
+  return {model.pass_graph({prompt_tokens, true, models::LogitRows::last, context, cache_dtype}),
+          model.pass_graph({1, false, models::LogitRows::all, context, cache_dtype})};
 }
 
 // The compiled pass for `new_tokens` after `past_tokens`: the first pass over an empty
@@ -154,7 +154,7 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
   const auto pack_start = std::chrono::steady_clock::now();
   for (const jit::PlanBuffer& b : exec->plan().buffers) {  // packed weights: made once, kept on the device
     if (b.role != jit::PlanBuffer::Role::param || resident_.count(b.name)) continue;
-    if (const ir::HostTensor* t = packed_.find(b.name, model_.weights)) {
+    if (const ir::HostTensor* t = packed_.find(b.name, model_.tensors())) {
       weight_buffers_.push_back(device_.wrap_host(t->bytes().data(), t->bytes().size()));
       resident_[b.name] = weight_buffers_.back().get();
     }

@@ -1,13 +1,12 @@
 // A model running on one device: weights uploaded once, the latent KV cache, and the
 // forward pass over new tokens in chunks (prefill) or one at a time (decode).
 //
-// The cache holds, per layer and evaluated token, the kv_lora latent and the shared
-// rope key in the cache type (f16 by default): latent_width() x n_layer elements per
-// token, on the device, for the whole context, written in place by the passes. The
-// first chunk of an empty session runs the expanded attention form; later chunks run
-// the absorbed form over the cache. A pass's plan depends on its number of new tokens
-// and form only (never on how many tokens are cached), so a session holds a few plans
-// however long it runs; compiled kernels come from the kernel cache.
+// The model is any family behind the model interface (frontend/model.h). Its cache parts
+// (DeepSeek: per layer the kv_lora latent and the shared rope key) live on the device
+// in the cache type (f16 by default) for the whole context, written in place by the
+// passes. A pass's plan depends on its number of new tokens and whether it is the first
+// (never on how many tokens are cached), so a session holds a few plans however long it
+// runs; compiled kernels come from the kernel cache.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +18,7 @@
 #include <vector>
 
 #include "backends/device.h"
-#include "frontend/models/deepseek.h"
-#include "frontend/models/deepseek_weights.h"
+#include "frontend/model.h"
 #include "ir/graph.h"
 #include "jit/kernel_cache.h"
 #include "runtime/memory_plan.h"
@@ -35,7 +33,7 @@ inline constexpr size_t kMaxPlans = 8;
 
 // The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
 // then decode (one token over the cache of `context` rows): what `moat emit -m` writes.
-std::vector<ir::Graph> session_graphs(const models::DeepSeekModel& model, int64_t prompt_tokens, int64_t context,
+std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
                                      ir::DType cache_dtype = ir::DType::f16);
 
 // Reports a long step: `stage` ("upload" of the weights, "compile" of a pass's
@@ -74,9 +72,9 @@ class Session {
   // passes the budget, before anything is allocated. The cache is then allocated for the
   // whole context (on the CPU, pages are touched as tokens arrive), so decoding never
   // reallocates it.
-  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache,
+  Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache,
           const SessionOptions& options);
-  Session(const models::DeepSeekModel& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
+  Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
       : Session(model, device, cache, SessionOptions{context, {}, ir::DType::f16}) {}
   ~Session();
 
@@ -113,14 +111,15 @@ class Session {
   jit::Plan lower_pass(const PlanKey& key) const;
   void check_memory(const SessionOptions& options);
 
-  const models::DeepSeekModel& model_;
+  const models::Model& model_;
   backends::Device& device_;
   jit::KernelCache& cache_;
   ProgressFn progress_;
   int64_t context_ = 0, cached_ = 0;
-  models::PassShape pass_;                              // the cache every pass reads
+  models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)
+  std::vector<models::CachePart> cache_parts_;
   std::unique_ptr<Arena> arena_;                        // every plan's intermediates (outlives the plans)
-  std::vector<std::unique_ptr<backends::Buffer>> caches_;  // per layer: [context, latent_width] on the device
+  std::vector<std::unique_ptr<backends::Buffer>> caches_;  // per cache part: [context rows, width] on the device
   struct CachedPlan {
     std::unique_ptr<Executor> executor;
     uint64_t last_use = 0;

@@ -186,6 +186,17 @@ AttentionForm first_pass_form(const DeepSeekModel& model) {
 
 std::string cache_input_name(int64_t layer) { return "cache." + std::to_string(layer); }
 
+std::vector<CachePart> DeepSeekModel::cache_layout() const {
+  std::vector<CachePart> parts;
+  for (int64_t l = 0; l < hparams.n_layer; ++l) parts.push_back({cache_input_name(l), hparams.latent_width()});
+  return parts;
+}
+
+ir::Graph DeepSeekModel::pass_graph(const PassSpec& pass) const {
+  const AttentionForm form = pass.first ? first_pass_form(*this) : AttentionForm::absorbed;
+  return build_deepseek_graph(*this, pass.tokens, {pass.cache_rows, pass.cache_dtype}, form, pass.rows);
+}
+
 ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows) {
   if (tokens < 1) user_error("a forward pass needs at least one new token, got ", tokens);

@@ -24,10 +24,6 @@ namespace moat::models {
 
 enum class AttentionForm { expanded, absorbed };
 
-// Which positions get logits: every one (scoring, --logits-out) or only the last (what
-// generation needs: the output matrix, often the largest, is then read for one row).
-enum class LogitRows { all, last };
-
 // The form of a first pass over an empty cache: expanded (fewer operations), unless the
 // model's attn_k_b is block-quantised: the expanded form multiplies by it untransposed,
 // which quantised matmuls do not do (blocks run along its rows).

@@ -16,12 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "frontend/model.h"
 #include "frontend/models/deepseek_hparams.h"
 #include "ir/tensor.h"
 
 namespace moat::models {
 
-struct DeepSeekModel {
+// A loaded model; the Model interface's methods are in deepseek.cpp (graphs, cache) and
+// deepseek_size.cpp (sizes).
+struct DeepSeekModel : Model {
   std::string path;
   std::string format;  // "gguf" | "safetensors"
   DeepSeekHParams hparams;
@@ -34,10 +37,13 @@ struct DeepSeekModel {
   bool has(const std::string& name) const { return weights.count(name) != 0; }
   // UserError naming the model file and the tensor when absent.
   const ir::HostTensor& weight(const std::string& name) const;
-};
 
-struct LoadOptions {
-  std::string routing_method;  // overrides the inferred method of a GGUF file ("" = infer)
+  int64_t vocab_size() const override { return hparams.n_vocab; }
+  int64_t training_context() const override { return hparams.n_ctx_train; }
+  const std::map<std::string, ir::HostTensor>& tensors() const override { return weights; }
+  std::vector<CachePart> cache_layout() const override;  // per layer: "cache.L" of kv_lora + rope
+  ir::Graph pass_graph(const PassSpec& pass) const override;
+  ModelSize size() const override;
 };
 
 // A GGUF file (llama.cpp's deepseek2 architecture) or a Hugging Face folder

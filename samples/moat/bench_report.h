@@ -10,7 +10,7 @@
 #include "backends/registry.h"
 #include "runtime/bandwidth.h"
 #include "runtime/bench.h"
-#include "runtime/model_size.h"
+#include "frontend/model.h"
 
 namespace moat::cli {
 
@@ -24,7 +24,7 @@ struct DeviceBench {
 
 struct BenchReport {
   std::string model_filename;  // as given to -m
-  runtime::ModelSize model;
+  models::ModelSize model;
   std::string build_commit;    // "" when unknown
   std::vector<DeviceBench> devices;
 };

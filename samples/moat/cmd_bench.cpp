@@ -136,7 +136,7 @@ int run_bench(const ParsedArgs& args) {
   {  // loaded once up front: a bad model fails before any device work; its sizes
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
     for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
-    report.model = runtime::model_size(model);
+    report.model = model.size();
     runtime::check_bench_options(model, options);
   }
   for (const std::string& note : notes) std::cerr << "note: " << note << "\n";

@@ -61,7 +61,8 @@ Graph every_op_graph() {
                                                .beta_fast = 32.0, .beta_slow = 1.0, .orig_ctx = 4096});
   NodeId k = b.input("k", {DType::f32, {s, Dim::of(2), Dim::of(16)}});
   NodeId v = b.input("v", {DType::f32, {s, Dim::of(2), Dim::of(8)}});
-  NodeId att = b.attention(roped, k, v, pos, 0.25, true);  // [T, 4, 8]
+  NodeId kw = b.write_rows(k, b.slice(heads, 1, 0, 2), pos);  // [S, 2, 16]
+  NodeId att = b.attention(roped, kw, v, pos, 0.25, true);  // [T, 4, 8]
   NodeId flat = b.reshape(b.permute(att, {1, 0, 2}), {Dim::of(4), t, Dim::of(8)});
   NodeId bc = b.broadcast(b.iota(DType::f32, Dim::of(8)), {Dim::of(4), t, Dim::of(8)});
   NodeId mixed = b.add(flat, bc);

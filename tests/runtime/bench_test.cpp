@@ -13,7 +13,6 @@
 #include "runtime/bandwidth.h"
 #include "runtime/bench.h"
 #include "runtime/kernel_profile.h"
-#include "runtime/model_size.h"
 #include "runtime/session.h"
 #include "support/error.h"
 
@@ -25,7 +24,7 @@ const std::string kV3 = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v3/m
 
 TEST_CASE("model_size: a decoded token reads the non-expert weights, one embedding row and top-k of the experts") {
   const models::DeepSeekModel model = models::load_deepseek(kV3);
-  const runtime::ModelSize size = runtime::model_size(model);
+  const models::ModelSize size = model.size();
   CHECK(size.bytes == 688800);
   CHECK(size.params == 172200);  // f32: 4 bytes each
   // By hand (tests/data/goldens/v3/config.json): 2 MoE layers of 3 stacked expert

@@ -1,4 +1,9 @@
-#include "runtime/model_size.h"
+// What a DeepSeek model's weights weigh, and how many of their bytes one decoded token
+// reads: every non-expert weight (attention, norms, routers, shared experts, the output
+// matrix) in full; of the token-embedding table one row (all of it when it doubles as
+// the output matrix); of each MoE layer's routed experts (`*_exps` tensors, stacked
+// [n_expert, ...]) the n_expert_used of n_expert that the router picks.
+#include "frontend/models/deepseek_weights.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,7 +11,7 @@
 
 #include "support/strings.h"
 
-namespace moat::runtime {
+namespace moat::models {
 
 namespace {
 
@@ -32,12 +37,12 @@ std::string upper(std::string_view text) {
 
 }  // namespace
 
-ModelSize model_size(const models::DeepSeekModel& model) {
-  const models::DeepSeekHParams& h = model.hparams;
-  const bool tied = !model.has("output.weight");  // the embedding table is also the output matrix
+ModelSize DeepSeekModel::size() const {
+  const DeepSeekHParams& h = hparams;
+  const bool tied = !has("output.weight");  // the embedding table is also the output matrix
   ModelSize size;
   std::map<ir::DType, uint64_t> bytes_by_dtype;
-  for (const auto& [name, tensor] : model.weights) {
+  for (const auto& [name, tensor] : weights) {
     const uint64_t bytes = tensor.bytes().size();
     size.bytes += bytes;
     size.params += static_cast<uint64_t>(tensor.numel());
@@ -57,4 +62,4 @@ ModelSize model_size(const models::DeepSeekModel& model) {
   return size;
 }
 
-}  // namespace moat::runtime
+}  // namespace moat::models

@@ -1,0 +1,77 @@
+// The model interface: what the runtime needs of a model, whatever its family. The
+// runtime (runtime/) includes this header and never a family's (frontend/models/): a
+// family implements Model and adds itself to open_model.
+//
+// A model is its weights, the graph of one forward pass for T new tokens over its
+// cache, and the layout of that cache. The cache is a list of parts (for DeepSeek-V2/V3:
+// one latent tensor per layer; newer families: several per layer, of other widths), each
+// a graph input of [rows, width] elements in the cache type that the pass updates in
+// place (ir write_rows) and returns as an output, after the logits, in this order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace moat::models {
+
+// Which positions get logits: every one (scoring, --logits-out) or only the last (what
+// generation needs: the output matrix, often the largest, is then read for one row).
+enum class LogitRows { all, last };
+
+struct LoadOptions {
+  std::string routing_method;  // overrides the inferred expert routing of a GGUF file ("" = infer)
+};
+
+// One part of the cache: a graph input `input` of [rows, width] elements.
+struct CachePart {
+  std::string input;  // the graph input's name ("cache.3")
+  int64_t width = 0;  // elements per row
+  int64_t rows_per_token = 1;  // rows a cached token takes (1 for every family so far)
+};
+
+// One forward pass: `tokens` new tokens at positions P..P+tokens-1 over a cache of
+// `cache_rows` rows per part (0: no cache). `first`: P is 0 (a family may then take a
+// cheaper form that attends to the new tokens only).
+struct PassSpec {
+  int64_t tokens = 1;
+  bool first = false;
+  LogitRows rows = LogitRows::all;
+  int64_t cache_rows = 0;
+  ir::DType cache_dtype = ir::DType::f16;
+};
+
+// What the weights weigh and how many of their bytes one decoded token reads.
+struct ModelSize {
+  uint64_t bytes = 0;   // every weight tensor as loaded (as the device holds them)
+  uint64_t params = 0;  // elements of every weight tensor
+  // Weight bytes one decode step reads (dense weights in full, one embedding row, the
+  // routed experts a token uses); cache reads are not included.
+  uint64_t decode_bytes_per_token = 0;
+  std::string label;  // llama-bench's model_type: "deepseek2 176.1K F32"
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t training_context() const = 0;  // tokens the model was trained for
+  // Every weight by the name its graphs' params bind.
+  virtual const std::map<std::string, ir::HostTensor>& tensors() const = 0;
+  virtual std::vector<CachePart> cache_layout() const = 0;
+  // Inputs "tokens" i32[T] and "positions" i32[T] and the cache parts (when
+  // cache_rows > 0); outputs the logits f32[T or 1, vocab], then the updated parts.
+  virtual ir::Graph pass_graph(const PassSpec& pass) const = 0;
+  virtual ModelSize size() const = 0;
+};
+
+// The model in a file or folder, of whichever family it is. UserError naming the path
+// for a file that cannot be read, is not a model, or is of an unsupported architecture.
+std::unique_ptr<Model> open_model(const std::string& path, const LoadOptions& options = {});
+
+}  // namespace moat::models

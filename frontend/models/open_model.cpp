@@ -1,0 +1,14 @@
+// open_model (frontend/model.h): the one place that maps a file to its family.
+#include "frontend/model.h"
+
+#include "frontend/models/deepseek_weights.h"
+
+namespace moat::models {
+
+std::unique_ptr<Model> open_model(const std::string& path, const LoadOptions& options) {
+  // DeepSeek-V2 / V2-Lite / V3 / R1: load_deepseek names the file and what it lacks
+  // when it is of another architecture. A new family checks its architecture first.
+  return std::make_unique<DeepSeekModel>(load_deepseek(path, options));
+}
+
+}  // namespace moat::models

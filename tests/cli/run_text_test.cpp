@@ -98,6 +98,16 @@ TEST_CASE("the context: the model's by default, capped and reported, too long is
   const auto huge = run_moat({"run", "-m", kV3, "-p", "a", "--ctx", "1000000000"});
   CHECK(huge.exit_code == 2);
   CHECK(contains(huge.err, "lower --ctx"));
+  // A budget the weights, cache and activations pass: exit 2 naming each, before any work.
+  const auto budget = run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2", "--memory-budget", "64K"});
+  CHECK(budget.exit_code == 2);
+  CHECK(contains(budget.err, "does not fit cpu: it needs"));
+  CHECK(contains(budget.err, "latent cache"));
+  CHECK(contains(budget.err, "the budget (--memory-budget) is 0.1 MiB"));
+  CHECK(run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2", "--memory-budget", "lots"}).exit_code == 2);
+  CHECK(run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2", "--cache-type", "q8_0"}).exit_code == 2);
+  const auto f32 = run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2", "--cache-type", "f32"});
+  CHECK(f32.exit_code == 0);
 }
 
 TEST_CASE("--chat: one message per input line in the model's format, no known format is exit 2") {

@@ -22,7 +22,8 @@
 //       query head h reads kv head h / (H / Hkv); scores[t, j] = (q_t . k_j) * scale,
 //       set to -inf where causal and j > q_pos[t] (key positions are 0..S-1);
 //       out[t, h] = sum_j softmax_j(scores[t, :]) * v_j  -> [T, H, Dv].
-//       A row with every key masked gives NaN.
+//       A row with every key masked gives NaN. k and v may be q8_0 (a quantised
+//       cache), decoded to f32 first like f16 / bf16 ones.
 //   moe(x[T, D], router[E, D], gate[E, F, D], up[E, F, D], down[E, D, F], bias?[E])
 //       scores = softmax or sigmoid(x . router^T); sel = scores + bias (when given);
 //       grouping (methods other than greedy, n_groups G > 1): group score = max of the

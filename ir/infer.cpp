@@ -183,7 +183,11 @@ TensorType infer_update(const Graph& graph, const Node& node) {
   require(is_index(at.dtype), cat("write_rows: indices must be i32 or i64, got ", dtype_name(at.dtype)));
   require(!dst.shape.empty() && rows.shape.size() == dst.shape.size(), "write_rows: rows need dst's rank");
   require(rows.dtype == dst.dtype, cat("write_rows: rows are ", dtype_name(rows.dtype), ", dst is ", dtype_name(dst.dtype)));
-  require(!is_quantised(dst.dtype), "write_rows into a quantised tensor");
+  if (is_quantised(dst.dtype)) {  // whole blocks per row: a row is a byte range
+    const Dim& last = dst.shape.back();
+    require(dst.shape.size() >= 2 && last.is_static() && last.value % dtype_block_elems(dst.dtype) == 0,
+            cat("write_rows into ", dtype_name(dst.dtype), " needs rows of whole blocks, got ", to_string(dst.shape)));
+  }
   for (size_t i = 1; i < dst.shape.size(); ++i)
     require(same_dim(dst.shape[i], rows.shape[i]), cat("write_rows: row shapes differ: ", to_string(dst.shape), " and ",
                                                        to_string(rows.shape)));
@@ -309,8 +313,8 @@ TensorType infer_composite(const Graph& graph, const Node& node) {
       const TensorType& k = operand(graph, node, 1);
       const TensorType& v = operand(graph, node, 2);
       const TensorType& pos = operand(graph, node, 3);
-      require_float(k, "k");
-      require_float(v, "v");
+      for (const auto& [t, what] : {std::pair{&k, "k"}, std::pair{&v, "v"}})  // a q8_0 cache is decoded
+        if (t->dtype != DType::q8_0) require_float(*t, what);
       require(x.shape.size() == 3 && k.shape.size() == 3 && v.shape.size() == 3,
               "attention takes q [T, H, Dk], k [S, Hkv, Dk], v [S, Hkv, Dv]");
       require(same_dim(x.shape[2], k.shape[2]), "q and k head sizes differ");

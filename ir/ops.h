@@ -18,7 +18,8 @@
 //              (rows may be quantised); take_along(x[..., N], idx[..., k]) -> [..., k].
 //   Update     write_rows(dst[R, ...], rows[T, ...], at int[T]) -> dst's type: dst with
 //              row at[i] replaced by rows[i] (i ascending, so a repeated index keeps the
-//              last). rows has dst's dtype and trailing dims. The JIT writes the rows into
+//              last). rows has dst's dtype and trailing dims (a quantised dst: rows of
+//              whole blocks, copied as bytes). The JIT writes the rows into
 //              dst's own buffer when dst has no other reader (a cache updated in place).
 //   View       reshape / broadcast (to the node's type), permute (attr `perm`), slice
 //              (attrs `axis`, `start`, `end`), concat (attr `axis`, >= 2 operands).

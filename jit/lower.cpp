@@ -73,8 +73,10 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
       mat = uses[i] > 1 || needs_contiguous[i];
     else if (kind == OpKind::View || kind == OpKind::Gather) mat = needs_contiguous[i];
     // Views and gathers of quantised weights are always read through to the weight; the
-    // one quantised value a kernel computes is a cast to q8_0 (activations).
-    if (ir::is_quantised(node.type.dtype) && kind != OpKind::Source) mat = is_activation_quantise(g, node);
+    // quantised values a kernel computes are a cast to q8_0 (activations) and rows
+    // written into a quantised cache.
+    if (ir::is_quantised(node.type.dtype) && kind != OpKind::Source && kind != OpKind::Update)
+      mat = is_activation_quantise(g, node);
     if (node.op == Op::reshape && (p.materialised[static_cast<size_t>(node.operands[0])] ||
                                    p.alias[static_cast<size_t>(node.operands[0])])) {
       p.alias[i] = true;  // the same bytes under another shape

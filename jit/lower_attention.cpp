@@ -18,6 +18,7 @@
 #include <limits>
 #include <optional>
 
+#include "ir/tensor.h"
 #include "jit/lower_kernels.h"
 #include "support/error.h"
 
@@ -72,7 +73,11 @@ int64_t key_splits(const Schedule& s, const AttentionShape& a) {
   return std::clamp<int64_t>(ceil_div(wanted, a.T), 1, s.gpu ? 64 : 16);
 }
 
+// `lanes` consecutive elements from element `index` as f32; a block-quantised buffer is
+// decoded (32 lanes, `index` a multiple of 32).
 NodeRef f32_load(Kernel& k, int buffer, NodeRef index, int64_t lanes) {
+  if (ir::is_quantised(k.buffers[static_cast<size_t>(buffer)].dtype))
+    return dequant(k, buffer, idiv(index, 32), c_i64(0), static_cast<int>(lanes));
   NodeRef v = load(k, buffer, std::move(index), static_cast<int>(lanes));
   return v->type.scalar == Scalar::f32 ? v : cast(kF32.with_lanes(static_cast<int>(lanes)), v);
 }
@@ -110,7 +115,19 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
   const int64_t items = s.gpu ? std::min<int64_t>(s.work_group_size, a.H) : 1;
   const int64_t block = s.gpu ? 8 : 16;                            // keys per online-softmax step
   const int64_t cap = s.gpu ? 4 : 4 * std::max(1, s.vector_lanes);  // f32 lanes per vector
-  const int64_t lk = lanes_for(a.Dk, cap), lv = lanes_for(a.Dv, cap);
+  int64_t lk = lanes_for(a.Dk, cap), lv = lanes_for(a.Dv, cap);
+  // A block-quantised cache (q8_0) is decoded a block at a time: 32 lanes, and every row
+  // and value column must start on a block.
+  const bool quantised_kv = ir::is_quantised(ctx.plan.buffers[static_cast<size_t>(kv->buffer)].dtype) ||
+                            ir::is_quantised(ctx.plan.buffers[static_cast<size_t>(vv->buffer)].dtype);
+  if (quantised_kv) {
+    auto blocks = [](const StridedView& v) {
+      return v.offset % 32 == 0 && v.strides[0] % 32 == 0 && v.strides[1] % 32 == 0;
+    };
+    MOAT_INTERNAL_CHECK(a.Dk % 32 == 0 && a.Dv % 32 == 0 && blocks(*kv) && blocks(*vv),
+                        "attention over a block-quantised cache needs rows of whole blocks");
+    lk = lv = 32;
+  }
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
   // Scratch: scores [groups * items, block], (m, l) [T, splits, H, 2]; without `direct`
@@ -272,6 +289,24 @@ PlanKernel write_rows_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   const int64_t n_rows = rows_shape[0], row_len = numel(dst) / std::max<int64_t>(1, dst[0]);
   const std::vector<int64_t> row_shape(dst.begin() + 1, dst.end());
   const int o = kb.use(out, true);
+  if (ir::is_quantised(node.type.dtype)) {
+    // Whole blocks: a row is a byte range, copied from the rows' buffer (the quantised
+    // new rows, materialised by their cast).
+    const int src = kb.use(ctx.buffer_of.at(static_cast<size_t>(node.operands[1])), false);
+    const int64_t row_bytes = ir::tensor_bytes(node.type.dtype, {1, dst.back()}) * (row_len / dst.back());
+    for (auto [buffer, rows] : {std::pair{o, dst[0]}, std::pair{src, n_rows}}) {  // seen here as plain bytes
+      k.buffers[static_cast<size_t>(buffer)].dtype = ir::DType::u8;
+      k.buffers[static_cast<size_t>(buffer)].elements = rows * row_bytes;
+    }
+    NodeRef i = bounded_ref("i", 0, n_rows - 1);
+    NodeRef e = bounded_ref("e", 0, row_bytes - 1);
+    NodeRef dst_row = cast(kI64, kb.value_at(node.operands[2], {i}));
+    NodeRef copy = store(k, o, add(mul(ref("dst_row", kI64), c_i64(row_bytes)), e), load(k, src, add(mul(i, c_i64(row_bytes)), e)));
+    NodeRef ok = binary(BinaryOp::land, lt(ref("dst_row", kI64), c_i64(dst[0])), binary(BinaryOp::le, c_i64(0), ref("dst_row", kI64)));
+    std::vector<NodeRef> body{for_loop("i", c_i64(0), c_i64(n_rows), c_i64(1),
+                                       {let("dst_row", dst_row), if_then(ok, {for_loop("e", c_i64(0), c_i64(row_bytes), c_i64(1), {copy})})})};
+    return kb.finish("write_rows", std::move(body));
+  }
   // Row i of `rows` goes to row at[i]; an index outside the destination is skipped (a
   // kernel cannot raise the interpreter's error).
   auto element = [&](NodeRef i, NodeRef e) {

@@ -18,6 +18,11 @@ Session::Session(const models::Model& model, backends::Device& device, jit::Kern
     : model_(model), device_(device), cache_(cache), progress_(options.progress) {
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
   cache_parts_ = model.cache_layout();
+  for (const models::CachePart& part : cache_parts_)
+    if (part.width % ir::dtype_block_elems(options.cache_dtype) != 0)
+      user_error("a ", ir::dtype_name(options.cache_dtype), " cache needs rows of whole ", ir::dtype_block_elems(options.cache_dtype),
+                 "-element blocks, and this model's ", part.input, " rows have ", part.width,
+                 " elements; use --cache-type f16 (or f32, bf16)");
   arena_ = std::make_unique<Arena>(device);
   pass_.cache_rows = context_;
   pass_.cache_dtype = options.cache_dtype;

@@ -43,7 +43,7 @@ using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t t
 struct SessionOptions {
   int64_t context = 0;  // the most tokens the cache holds (0: the model's training context)
   ProgressFn progress;  // optional
-  ir::DType cache_dtype = ir::DType::f16;  // latent cache rows: f32, f16 or bf16
+  ir::DType cache_dtype = ir::DType::f16;  // cache rows: f32, f16, bf16 or q8_0
   int64_t max_batch = 512;     // the most tokens one pass evaluates (sizes the activations)
   uint64_t memory_budget = 0;  // bytes for weights + cache + activations; 0: what the device has
 };

@@ -201,8 +201,12 @@ ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const
                                LogitRows logit_rows) {
   if (tokens < 1) user_error("a forward pass needs at least one new token, got ", tokens);
   if (pass.cache_rows < 0) user_error("a cache of ", pass.cache_rows, " rows");
-  if (pass.cache_dtype != ir::DType::f32 && pass.cache_dtype != ir::DType::f16 && pass.cache_dtype != ir::DType::bf16)
-    user_error("a latent cache of ", ir::dtype_name(pass.cache_dtype), " (f32, f16 or bf16)");
+  if (pass.cache_dtype != ir::DType::f32 && pass.cache_dtype != ir::DType::f16 && pass.cache_dtype != ir::DType::bf16 &&
+      pass.cache_dtype != ir::DType::q8_0)
+    user_error("a latent cache of ", ir::dtype_name(pass.cache_dtype), " (f32, f16, bf16 or q8_0)");
+  if (pass.cache_dtype == ir::DType::q8_0 && (model.hparams.kv_lora_rank % 32 != 0 || model.hparams.qk_rope % 32 != 0))
+    user_error("--cache-type q8_0 needs the latent (kv_lora ", model.hparams.kv_lora_rank, ") and the rope key (",
+               model.hparams.qk_rope, ") in whole 32-element blocks, which ", model.path, " has not: use f16");
   ir::Graph g;
   g.name = "deepseek";
   GraphBuilder(model, g).build(tokens, pass, form, logit_rows);

@@ -37,7 +37,7 @@ struct DeepSeekHParams {
   int64_t latent_width() const { return kv_lora_rank + qk_rope; }
   // Bytes of latent cache per token, all layers (rows of latent_width() elements of `cache`).
   uint64_t cache_bytes_per_token(ir::DType cache = ir::DType::f32) const {
-    return static_cast<uint64_t>(latent_width() * n_layer * ir::dtype_block_bytes(cache));
+    return static_cast<uint64_t>(latent_width() / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * n_layer);
   }
   // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
   // inference/model.py; llama.cpp's kq_scale).

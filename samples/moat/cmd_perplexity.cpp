@@ -60,7 +60,7 @@ const Command kPerplexity{
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
       {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},
-      {"--cache-type", "T", "latent cache element type: f32, f16 (default) or bf16"},
+      {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0 (rows of whole blocks)"},
       {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
       {"-t", "N", "CPU threads"},
       {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},

@@ -163,7 +163,7 @@ const Command kRun{
       {"-n", "N", "tokens to generate at most (default: 128 for text, 0 for --tokens, 256 per --chat reply)"},
       {"--ctx", "N", "context length in tokens (default: the model's, capped to half the available memory)"},
       {"--batch", "K", "prompt tokens per forward pass (default 512)"},
-      {"--cache-type", "T", "latent cache element type: f32, f16 (default) or bf16"},
+      {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0 (rows of whole blocks)"},
       {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
       {"--temp", "T", "sampling temperature (default 0: greedy)"},
       {"--top-k", "K", "keep the K most likely tokens (0: all)"},

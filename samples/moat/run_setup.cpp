@@ -71,7 +71,8 @@ ir::DType cache_type_option(const ParsedArgs& args) {
   if (name == "f32") return ir::DType::f32;
   if (name == "f16") return ir::DType::f16;
   if (name == "bf16") return ir::DType::bf16;
-  user_error("--cache-type ", name, ": the latent cache can be f32, f16 (the default) or bf16");
+  if (name == "q8_0") return ir::DType::q8_0;
+  user_error("--cache-type ", name, ": the latent cache can be f32, f16 (the default), bf16 or q8_0");
 }
 
 uint64_t memory_budget_option(const ParsedArgs& args) {

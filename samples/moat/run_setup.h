@@ -37,7 +37,7 @@ struct RunSetup {
 void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load = {});
 
-// --cache-type (f32, f16, bf16; default f16), --batch (the most tokens per pass) and
+// --cache-type (f32, f16, bf16, q8_0; default f16), --batch (the most tokens per pass) and
 // --memory-budget (bytes, K, M or G; default: what the device has) as session options.
 runtime::SessionOptions session_options(const ParsedArgs& args);
 ir::DType cache_type_option(const ParsedArgs& args);

@@ -406,10 +406,10 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
     be.check(g, bindings, moat::cat("attention t", t, " s", s, causal ? " causal" : ""));
   }
-  for (DType cache_type : {DType::f32, DType::f16}) {
+  for (DType cache_type : {DType::f32, DType::f16, DType::q8_0}) {
     Graph g;
     Builder b(g);
-    const int64_t rows = 50, w = 40, l = 32, t = 3;
+    const int64_t rows = 50, w = 64, l = 32, t = 3;
     NodeId cache = b.input("cache", tensor_type(cache_type, {rows, w}));
     NodeId fresh = b.input("fresh", tensor_type(DType::f32, {t, w}));
     NodeId pos = b.input("pos", tensor_type(DType::i32, {t}));
@@ -418,7 +418,7 @@ inline void composites(BackendUnderTest& be) {
     NodeId updated = b.write_rows(cache, stored, pos);                            // [rows, w]
     NodeId keys = b.reshape(updated, static_shape({rows, 1, w}));                  // [rows, 1, w]
     b.output(b.attention(q, keys, b.slice(keys, 2, 0, l), pos, 0.3, true));       // [t, 4, l]
-    b.output(updated);
+    b.output(cache_type == DType::q8_0 ? b.cast(updated, DType::f32) : updated);  // q8_0: compared decoded
     Bindings bindings;
     bindings.tensors["cache"] = random_tensor(cache_type, {rows, w}, 7);
     bindings.tensors["fresh"] = random_tensor(DType::f32, {t, w}, 8);

@@ -184,6 +184,55 @@ TEST_CASE("the same model on OpenCL gives the CPU's logits") {
   std::filesystem::remove(path);
 }
 
+// kTokens decoded one at a time by the reference interpreter over a cache of `dtype`
+// rows, each pass's updated cache fed to the next: the cache's rounding as the IR defines it.
+std::vector<float> interpreted_decode(const models::DeepSeekModel& m, ir::DType dtype) {
+  const int64_t T = static_cast<int64_t>(kTokens.size()), W = m.hparams.latent_width();
+  // as a session does it: the first pass (an empty cache) in the model's first-pass form
+  const ir::Graph first = models::build_deepseek_graph(m, 1, {T, dtype}, models::first_pass_form(m));
+  const ir::Graph later = models::build_deepseek_graph(m, 1, {T, dtype}, models::AttentionForm::absorbed);
+  ir::Bindings b;
+  b.tensors = m.weights;
+  for (int64_t l = 0; l < m.hparams.n_layer; ++l)
+    b.tensors[models::cache_input_name(l)] =
+        ir::HostTensor::from_bytes(dtype, {T, W}, std::vector<uint8_t>(static_cast<size_t>(ir::tensor_bytes(dtype, {T, W}))));
+  std::vector<float> logits;
+  for (int64_t i = 0; i < T; ++i) {
+    b.tensors["tokens"] = ir::HostTensor::from_i64({1}, std::vector<int64_t>{kTokens[static_cast<size_t>(i)]}, ir::DType::i32);
+    b.tensors["positions"] = ir::HostTensor::from_i64({1}, std::vector<int64_t>{i}, ir::DType::i32);
+    std::vector<ir::HostTensor> out = ir::interpret(i == 0 ? first : later, b);
+    const std::vector<float> row = out[0].to_f32();
+    logits.insert(logits.end(), row.begin(), row.end());
+    for (int64_t l = 0; l < m.hparams.n_layer; ++l) b.tensors[models::cache_input_name(l)] = std::move(out[static_cast<size_t>(1 + l)]);
+  }
+  return logits;
+}
+
+TEST_CASE("a q8_0 cache: token-by-token logits equal the interpreter's over the same q8_0 cache, on cpu and OpenCL") {
+  testing::TinyDeepSeek o;
+  o.kv_lora = 32;  // latent 32 + rope 32: the values and the rope key are whole blocks
+  o.rope = 32;
+  const std::string path = tiny_path("q8cache", o);
+  const models::DeepSeekModel m = models::load_deepseek(path);
+  const std::vector<float> want = interpreted_decode(m, ir::DType::q8_0);
+  const std::vector<float> f32_cache = interpreted_decode(m, ir::DType::f32);
+  CHECK(relative_error(want, f32_cache) > 1e-3);  // the rounding is visible ...
+  std::vector<std::unique_ptr<backends::Device>> devices;
+  devices.push_back(backends::open_cpu_device({.threads = 2}));
+  try {
+    devices.push_back(backends::open_device("opencl:0"));
+  } catch (const UserError& e) {
+    MESSAGE("opencl:0 skipped: " << e.what());
+  }
+  for (auto& device : devices) {
+    INFO(device->properties().info.id);
+    jit::KernelCache cache{{}};
+    runtime::Session s(m, *device, cache, {.cache_dtype = ir::DType::q8_0});
+    CHECK(relative_error(s.evaluate(kTokens, 1), want) <= 1e-4);  // ... and the kernels round as the IR does
+  }
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("a prompt past the context and an unknown token are clear errors before any work") {
   const std::string path = tiny_path("errors", {});
   const models::DeepSeekModel m = models::load_deepseek(path);

@@ -26,12 +26,14 @@ struct TinyDeepSeek {
   gguf::GgmlType matrix_type = gguf::GgmlType::F32;
   int64_t embd = 32;
   int64_t nope = 8;  // 32: attn_k_b rows are whole blocks, so a quantised file quantises it
+  int64_t kv_lora = 16;
+  int64_t rope = 4;  // with kv_lora 32 and rope 32, latent rows of whole q8_0 blocks (a q8_0 cache)
 };
 
 // Writes the model to `path`. Dims: 2 layers (1 dense), D `embd` (32), 2 heads, q_lora 16,
-// kv_lora 16, nope 8, rope 4, v 8, vocab 40, 4 experts (2 used, 2 groups), 1 shared.
+// kv_lora `kv_lora` (16), nope 8, rope `rope` (4), v 8, vocab 40, 4 experts (2 used, 2 groups), 1 shared.
 inline void write_tiny_deepseek(const std::string& path, const TinyDeepSeek& o, uint32_t seed = 7) {
-  const int64_t D = o.embd, H = 2, QL = 16, L = 16, NOPE = o.nope, ROPE = 4, V = 8, VOCAB = 40, FF = 24, E = 4, EF = 16;
+  const int64_t D = o.embd, H = 2, QL = 16, L = o.kv_lora, NOPE = o.nope, ROPE = o.rope, V = 8, VOCAB = 40, FF = 24, E = 4, EF = 16;
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.0f, 0.3f);
   gguf::Writer w;

@@ -27,12 +27,12 @@ const models::DeepSeekModel& demo() {
   return model;
 }
 
-// The devices this machine has that run kernels here: the CPU, and OpenCL devices (PoCL
-// copies to and from its buffers as a discrete GPU would).
+// Every device this machine has: the CPU, OpenCL devices (PoCL copies to and from its
+// buffers as a discrete GPU would), and CUDA / HIP GPUs where present.
 std::vector<std::string> device_ids() {
-  std::vector<std::string> ids = {"cpu"};
-  for (const backends::DeviceInfo& d : backends::enumerate_devices().devices)
-    if (d.backend == "opencl") ids.push_back(d.id);
+  std::vector<std::string> ids;
+  for (const backends::DeviceInfo& d : backends::enumerate_devices().devices) ids.push_back(d.id);
+  if (std::find(ids.begin(), ids.end(), "cpu") == ids.end()) ids.insert(ids.begin(), "cpu");
   return ids;
 }
 

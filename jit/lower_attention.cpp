@@ -61,6 +61,8 @@ int64_t lanes_for(int64_t n, int64_t cap) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
 struct AttentionShape {
   int64_t T, H, S, Hkv, Dk, Dv;
   int64_t group() const { return H / Hkv; }
@@ -95,7 +97,23 @@ std::vector<int> attention_contiguous_operands(const ir::Graph& g, ir::NodeId id
   return bases;
 }
 
-std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int out) {
+namespace {
+
+// What both kernels of one attention node share: its shape, operand views, schedule
+// parameters and scratch buffers.
+struct AttentionPlan {
+  const ir::Node& node;
+  int out = -1;
+  AttentionShape a{};
+  double scale = 1;
+  bool causal = true;
+  std::optional<StridedView> qv, kv, vv;
+  int64_t splits = 1, items = 1, block = 16, lk = 1, lv = 1;  // lk / lv: f32 lanes of q.k / of v
+  bool direct = false;  // one split, f32 output: accumulate into the output, no combine
+  int scores_buf = -1, acc_buf = -1, stats_buf = -1;
+};
+
+AttentionPlan plan_attention(LowerContext& ctx, ir::NodeId id, int out) {
   const ir::Node& node = ctx.node(id);
   const std::vector<int64_t>& qs = ctx.shape(node.operands[0]);
   const std::vector<int64_t>& ks = ctx.shape(node.operands[1]);
@@ -128,7 +146,6 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
                         "attention over a block-quantised cache needs rows of whole blocks");
     lk = lv = 32;
   }
-  constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
   // Scratch: scores [groups * items, block], (m, l) [T, splits, H, 2]; without `direct`
   // also acc [T, splits, H, Dv].
@@ -144,97 +161,129 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
   const int acc_buf = direct ? out : scratch("partial sums", a.T * splits * a.H * a.Dv);
   const int stats_buf = scratch("partial max and sum", a.T * splits * a.H * 2);
 
-  std::vector<PlanKernel> kernels;
-  {
-    KernelBuilder kb(ctx);
-    Kernel& k = kb.kernel();
-    k.groups[0] = a.T * splits;
-    k.items[0] = items;
-    const int q = kb.use(qv->buffer, false), key = kb.use(kv->buffer, false), val = kb.use(vv->buffer, false);
-    const int sc = kb.use(scores_buf, true), acc = kb.use(acc_buf, true);
-    const int stats = kb.use(stats_buf, true);
+  AttentionPlan p{node};
+  p.out = out;
+  p.a = a;
+  p.scale = scale;
+  p.causal = causal;
+  p.qv = qv;
+  p.kv = kv;
+  p.vv = vv;
+  p.splits = splits;
+  p.items = items;
+  p.block = block;
+  p.lk = lk;
+  p.lv = lv;
+  p.direct = direct;
+  p.scores_buf = scores_buf;
+  p.acc_buf = acc_buf;
+  p.stats_buf = stats_buf;
+  return p;
+}
 
-    NodeRef g = builtin(Builtin::group_id, 0);
-    NodeRef t = bounded_ref("t", 0, a.T - 1), split = bounded_ref("split", 0, splits - 1);
-    std::vector<NodeRef> body{let("t", idiv(g, splits)), let("split", irem(g, splits))};
-    NodeRef bound = c_i64(a.S);
-    if (causal) {
-      NodeRef pos = cast(kI64, kb.value_at(node.operands[3], {t}));
-      bound = min_(c_i64(a.S), max_(c_i64(0), add(pos, c_i64(1))));
-    }
-    body.push_back(let("bound", bound));
-    body.push_back(let("chunk", div(add(ref("bound", kI64), c_i64(splits - 1)), c_i64(splits))));
-    body.push_back(let("j0", mul(split, ref("chunk", kI64))));
-    body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
-    body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));
+// Online softmax over the split's keys for every head of one query (see the top).
+PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
+  const ir::Node& node = plan.node;
+  const AttentionShape& a = plan.a;
+  const std::optional<StridedView>&qv = plan.qv, &kv = plan.kv, &vv = plan.vv;
+  const int64_t splits = plan.splits, items = plan.items, block = plan.block, lk = plan.lk, lv = plan.lv;
+  const bool direct = plan.direct, causal = plan.causal;
+  const double scale = plan.scale;
+  const int scores_buf = plan.scores_buf, acc_buf = plan.acc_buf, stats_buf = plan.stats_buf;
+  KernelBuilder kb(ctx);
+  Kernel& k = kb.kernel();
+  k.groups[0] = a.T * splits;
+  k.items[0] = items;
+  const int q = kb.use(qv->buffer, false), key = kb.use(kv->buffer, false), val = kb.use(vv->buffer, false);
+  const int sc = kb.use(scores_buf, true), acc = kb.use(acc_buf, true);
+  const int stats = kb.use(stats_buf, true);
 
-    // Per head h (a loop variable): the slot of its partial results.
-    NodeRef h = ref("h", kI64);
-    NodeRef slot = iadd(imul(g, c_i64(a.H)), h);                          // (t * splits + split) * H + h
-    NodeRef acc_base = direct ? imul(iadd(imul(t, c_i64(a.H)), h), c_i64(a.Dv)) : imul(slot, c_i64(a.Dv));
-    NodeRef kvh = a.group() == 1 ? h : div(h, c_i64(a.group()));
-    NodeRef q_base = iadd(c_i64(qv->offset), iadd(imul(t, c_i64(qv->strides[0])), imul(h, c_i64(qv->strides[1]))));
-    auto key_base = [&](NodeRef j) {
-      return iadd(c_i64(kv->offset), iadd(imul(j, c_i64(kv->strides[0])), imul(kvh, c_i64(kv->strides[1]))));
-    };
-    auto val_base = [&](NodeRef j) {
-      return iadd(c_i64(vv->offset), iadd(imul(j, c_i64(vv->strides[0])), imul(kvh, c_i64(vv->strides[1]))));
-    };
-    const Type vk = kF32.with_lanes(static_cast<int>(lk)), vvt = kF32.with_lanes(static_cast<int>(lv));
-
-    // Keys outermost, heads inside: a block of keys is loaded once for every head that
-    // reads it (all of them in MLA's absorbed form). Each head's running max m, sum l and
-    // acc[Dv] live in the scratch rows of its slot.
-    NodeRef acc_at = add(ref("acc_base", kI64), ref("d", kI64));
-    NodeRef m_at = imul(slot, c_i64(2)), l_at = iadd(imul(slot, c_i64(2)), c_i64(1));
-    auto over_heads = [&](std::vector<NodeRef> per_head) {
-      per_head.insert(per_head.begin(), let("acc_base", acc_base));
-      return for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(per_head));
-    };
-    body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}),
-                               store(k, stats, m_at, c_f32(kNegInf)), store(k, stats, l_at, c_f32(0))}));
-
-    // One block of keys jb .. jb + block - 1 (those >= j1 masked) for head h.
-    std::vector<NodeRef> blk{let("q_base", q_base)};
-    NodeRef j = add(ref("jb", kI64), ref("b", kI64));
-    NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
-    NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
-                           f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
-    NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
-    score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
-    NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
-    blk.push_back(var("bmax", c_f32(kNegInf)));
-    blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
-                           {let("k_base", key_base(jc)), var("dot", broadcast(c_f32(0), static_cast<int>(lk))),
-                            for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), {assign("dot", dot_step)}),
-                            let("score", score), store(k, sc, sc_at, ref("score", kF32)),
-                            assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
-    blk.push_back(let("m", load(k, stats, m_at)));
-    blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
-    blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), ref("m_new", kF32)))));
-    blk.push_back(var("l", mul(load(k, stats, l_at), ref("corr", kF32))));
-    NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), ref("m_new", kF32)));
-    blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
-                           {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
-    NodeRef v_step = fma(broadcast(load(k, sc, sc_at), static_cast<int>(lv)),
-                         f32_load(k, val, add(val_base(jc), ref("d", kI64)), lv), ref("a", vvt));
-    blk.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
-                           {var("a", mul(load(k, acc, acc_at, static_cast<int>(lv)), broadcast(ref("corr", kF32), static_cast<int>(lv)))),
-                            for_loop("b", c_i64(0), c_i64(block), c_i64(1), {assign("a", v_step)}),
-                            store(k, acc, acc_at, ref("a", vvt))}));
-    blk.push_back(store(k, stats, m_at, ref("m_new", kF32)));
-    blk.push_back(store(k, stats, l_at, ref("l", kF32)));
-    body.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), {over_heads(std::move(blk))}));
-    if (direct) {  // one split: normalise in place
-      NodeRef inv = broadcast(div(c_f32(1), load(k, stats, l_at)), static_cast<int>(lv));
-      body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
-                                          {store(k, acc, acc_at, mul(load(k, acc, acc_at, static_cast<int>(lv)), inv))})}));
-    }
-    kernels.push_back(kb.finish("attention", std::move(body)));
+  NodeRef g = builtin(Builtin::group_id, 0);
+  NodeRef t = bounded_ref("t", 0, a.T - 1), split = bounded_ref("split", 0, splits - 1);
+  std::vector<NodeRef> body{let("t", idiv(g, splits)), let("split", irem(g, splits))};
+  NodeRef bound = c_i64(a.S);
+  if (causal) {
+    NodeRef pos = cast(kI64, kb.value_at(node.operands[3], {t}));
+    bound = min_(c_i64(a.S), max_(c_i64(0), add(pos, c_i64(1))));
   }
-  if (direct) return kernels;
+  body.push_back(let("bound", bound));
+  body.push_back(let("chunk", div(add(ref("bound", kI64), c_i64(splits - 1)), c_i64(splits))));
+  body.push_back(let("j0", mul(split, ref("chunk", kI64))));
+  body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
+  body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));
 
-  // combine: one (t, h) row per work-item (GPU) or a range of rows per group (CPU).
+  // Per head h (a loop variable): the slot of its partial results.
+  NodeRef h = ref("h", kI64);
+  NodeRef slot = iadd(imul(g, c_i64(a.H)), h);                          // (t * splits + split) * H + h
+  NodeRef acc_base = direct ? imul(iadd(imul(t, c_i64(a.H)), h), c_i64(a.Dv)) : imul(slot, c_i64(a.Dv));
+  NodeRef kvh = a.group() == 1 ? h : div(h, c_i64(a.group()));
+  NodeRef q_base = iadd(c_i64(qv->offset), iadd(imul(t, c_i64(qv->strides[0])), imul(h, c_i64(qv->strides[1]))));
+  auto key_base = [&](NodeRef j) {
+    return iadd(c_i64(kv->offset), iadd(imul(j, c_i64(kv->strides[0])), imul(kvh, c_i64(kv->strides[1]))));
+  };
+  auto val_base = [&](NodeRef j) {
+    return iadd(c_i64(vv->offset), iadd(imul(j, c_i64(vv->strides[0])), imul(kvh, c_i64(vv->strides[1]))));
+  };
+  const Type vk = kF32.with_lanes(static_cast<int>(lk)), vvt = kF32.with_lanes(static_cast<int>(lv));
+
+  // Keys outermost, heads inside: a block of keys is loaded once for every head that
+  // reads it (all of them in MLA's absorbed form). Each head's running max m, sum l and
+  // acc[Dv] live in the scratch rows of its slot.
+  NodeRef acc_at = add(ref("acc_base", kI64), ref("d", kI64));
+  NodeRef m_at = imul(slot, c_i64(2)), l_at = iadd(imul(slot, c_i64(2)), c_i64(1));
+  auto over_heads = [&](std::vector<NodeRef> per_head) {
+    per_head.insert(per_head.begin(), let("acc_base", acc_base));
+    return for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(per_head));
+  };
+  body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}),
+                             store(k, stats, m_at, c_f32(kNegInf)), store(k, stats, l_at, c_f32(0))}));
+
+  // One block of keys jb .. jb + block - 1 (those >= j1 masked) for head h.
+  std::vector<NodeRef> blk{let("q_base", q_base)};
+  NodeRef j = add(ref("jb", kI64), ref("b", kI64));
+  NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
+  NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
+                         f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
+  NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
+  score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
+  NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
+  blk.push_back(var("bmax", c_f32(kNegInf)));
+  blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
+                         {let("k_base", key_base(jc)), var("dot", broadcast(c_f32(0), static_cast<int>(lk))),
+                          for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), {assign("dot", dot_step)}),
+                          let("score", score), store(k, sc, sc_at, ref("score", kF32)),
+                          assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
+  blk.push_back(let("m", load(k, stats, m_at)));
+  blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
+  blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), ref("m_new", kF32)))));
+  blk.push_back(var("l", mul(load(k, stats, l_at), ref("corr", kF32))));
+  NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), ref("m_new", kF32)));
+  blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
+                         {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
+  NodeRef v_step = fma(broadcast(load(k, sc, sc_at), static_cast<int>(lv)),
+                       f32_load(k, val, add(val_base(jc), ref("d", kI64)), lv), ref("a", vvt));
+  blk.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
+                         {var("a", mul(load(k, acc, acc_at, static_cast<int>(lv)), broadcast(ref("corr", kF32), static_cast<int>(lv)))),
+                          for_loop("b", c_i64(0), c_i64(block), c_i64(1), {assign("a", v_step)}),
+                          store(k, acc, acc_at, ref("a", vvt))}));
+  blk.push_back(store(k, stats, m_at, ref("m_new", kF32)));
+  blk.push_back(store(k, stats, l_at, ref("l", kF32)));
+  body.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), {over_heads(std::move(blk))}));
+  if (direct) {  // one split: normalise in place
+    NodeRef inv = broadcast(div(c_f32(1), load(k, stats, l_at)), static_cast<int>(lv));
+    body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
+                                        {store(k, acc, acc_at, mul(load(k, acc, acc_at, static_cast<int>(lv)), inv))})}));
+  }
+  return kb.finish("attention", std::move(body));
+}
+
+// out[t, h] from the splits' partial results.
+PlanKernel combine_kernel(LowerContext& ctx, const AttentionPlan& plan) {
+  const ir::Node& node = plan.node;
+  const AttentionShape& a = plan.a;
+  const Schedule& s = ctx.schedule;
+  const int64_t splits = plan.splits, lv = plan.lv;
+  const int out = plan.out, acc_buf = plan.acc_buf, stats_buf = plan.stats_buf;
   KernelBuilder kb(ctx);
   Kernel& k = kb.kernel();
   const int acc = kb.use(acc_buf, false), stats = kb.use(stats_buf, false);
@@ -276,7 +325,15 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
     body.push_back(if_then(lt(ref("r0", kI64), c_i64(rows)), {for_loop("r", ref("r0", kI64), row_end, c_i64(1), std::move(row))}));
   else
     body.push_back(for_loop("r", ref("r0", kI64), row_end, c_i64(1), std::move(row)));
-  kernels.push_back(kb.finish("attention_combine", std::move(body)));
+  return kb.finish("attention_combine", std::move(body));
+}
+
+}  // namespace
+
+std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int out) {
+  const AttentionPlan p = plan_attention(ctx, id, out);
+  std::vector<PlanKernel> kernels{partial_kernel(ctx, p)};
+  if (!p.direct) kernels.push_back(combine_kernel(ctx, p));  // one (t, h) row per work-item (GPU) or rows per group (CPU)
   return kernels;
 }
 

@@ -5,19 +5,9 @@
 
 #include "runtime/session.h"
 #include "support/error.h"
+#include "support/strings.h"
 
 namespace moat::runtime {
-
-namespace {
-
-std::string mib(uint64_t bytes) {
-  std::ostringstream s;
-  s.precision(1);
-  s << std::fixed << static_cast<double>(bytes) / (1024.0 * 1024.0) << " MiB";
-  return s.str();
-}
-
-}  // namespace
 
 ContextChoice choose_context(int64_t requested, int64_t model_context, uint64_t bytes_per_token,
                              uint64_t available_bytes) {

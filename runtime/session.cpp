@@ -68,16 +68,6 @@ jit::Plan Session::lower_pass(const PlanKey& key) const {
   return jit::lower(model_.pass_graph(pass), {}, jit::schedule_for(device_.properties()));
 }
 
-namespace {
-
-std::string mib(uint64_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return text;
-}
-
-}  // namespace
-
 void Session::check_memory(const SessionOptions& options) {
   for (const auto& [name, tensor] : model_.tensors()) needs_.weights += tensor.bytes().size();
   needs_.cache = static_cast<uint64_t>(context_) * cache_bytes_per_token();

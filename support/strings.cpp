@@ -39,4 +39,10 @@ static std::string format_shortest(T value) {
 std::string format_float(double value) { return format_shortest(value); }
 std::string format_float(float value) { return format_shortest(value); }
 
+std::string mib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return text;
+}
+
 }  // namespace moat

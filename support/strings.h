@@ -1,6 +1,7 @@
 // Small string helpers shared by every layer.
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -36,5 +37,8 @@ std::string quoted(std::string_view text);
 // Shortest round-trip decimal form of a float / double (std::to_chars).
 std::string format_float(double value);
 std::string format_float(float value);
+
+// A byte count in mebibytes with one decimal: "12.3 MiB".
+std::string mib(uint64_t bytes);
 
 }  // namespace moat

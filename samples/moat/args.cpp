@@ -1,5 +1,6 @@
 #include "samples/moat/args.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -114,6 +115,24 @@ std::string read_option_file(std::string_view option, const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+std::optional<std::vector<int64_t>> parse_integer_list(const std::string& text, int64_t min, int64_t max, std::string& bad) {
+  std::vector<int64_t> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    int64_t value = 0;
+    const auto [rest, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || error != std::errc() || rest != item.data() + item.size() || value < min || value > max) {
+      bad = item;
+      return std::nullopt;
+    }
+    out.push_back(value);
+    start = end + 1;
+  }
+  return out;
 }
 
 }  // namespace moat::cli

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -48,6 +49,10 @@ class ParsedArgs {
 // Parses argv (after the subcommand name). Throws UserError naming the unknown or
 // malformed option and pointing at `moat NAME --help`.
 ParsedArgs parse_args(const CommandSpec& spec, std::span<char* const> args);
+
+// "3,0,17": integers in [min, max] separated by commas. nullopt when an item is empty,
+// not a number or out of range; that item goes to `bad` (for the caller's message).
+std::optional<std::vector<int64_t>> parse_integer_list(const std::string& text, int64_t min, int64_t max, std::string& bad);
 
 std::string help_text(const CommandSpec& spec);
 

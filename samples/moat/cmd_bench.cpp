@@ -100,20 +100,11 @@ std::vector<std::pair<std::string, std::ofstream>> open_outputs(const ParsedArgs
 
 // -d's value: depths separated by commas ("0,4096"), each 0 or more.
 std::vector<int64_t> parse_depths(const std::string& text) {
-  std::vector<int64_t> depths;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    char* end = nullptr;
-    errno = 0;
-    const long long value = item.empty() ? -1 : std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || errno != 0 || value < 0 || value > (1 << 24))
-      user_error("-d '", text, "': give depths (cached tokens before each test) as numbers separated by commas, e.g. -d 0,4096");
-    depths.push_back(value);
-    start = comma + 1;
-  }
-  return depths;
+  std::string bad;
+  const std::optional<std::vector<int64_t>> depths = parse_integer_list(text, 0, 1 << 24, bad);
+  if (!depths)
+    user_error("-d '", text, "': give depths (cached tokens before each test) as numbers separated by commas, e.g. -d 0,4096");
+  return *depths;
 }
 
 int run_bench(const ParsedArgs& args) {

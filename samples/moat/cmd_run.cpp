@@ -21,20 +21,10 @@ namespace {
 constexpr int64_t kDefaultTextTokens = 128;  // -n for text prompts when not given
 
 std::vector<int32_t> parse_tokens(const std::string& text) {
-  std::vector<int32_t> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = text.substr(start, end - start);
-    char* rest = nullptr;
-    const long long v = std::strtoll(item.c_str(), &rest, 10);
-    if (item.empty() || *rest != '\0' || v < 0 || v > INT32_MAX)
-      user_error("--tokens: '", item, "' is not a token id (give non-negative integers separated by commas)");
-    out.push_back(static_cast<int32_t>(v));
-    start = end + 1;
-  }
-  return out;
+  std::string bad;
+  const std::optional<std::vector<int64_t>> ids = parse_integer_list(text, 0, INT32_MAX, bad);
+  if (!ids) user_error("--tokens: '", bad, "' is not a token id (give non-negative integers separated by commas)");
+  return std::vector<int32_t>(ids->begin(), ids->end());
 }
 
 runtime::SamplingOptions sampling_options(const ParsedArgs& args) {

@@ -73,6 +73,16 @@ class CPrinter {
  private:
   std::string buffer_name(int64_t i) const { return "p_" + k_.buffers.at(static_cast<size_t>(i)).name; }
 
+  // Buffer i as an array of scalar s: the buffer itself, or (a quantised buffer's bytes
+  // read as i8 / f16, kir.h) a pointer cast in the buffer's address space.
+  std::string access(int64_t i, Scalar s) const {
+    const BufferDecl& b = k_.buffers.at(static_cast<size_t>(i));
+    if (s == storage_scalar(b.dtype)) return buffer_name(i);
+    const std::string_view space = b.space == Space::local ? d_.local_ptr : d_.global_ptr;
+    return "((" + std::string(space) + (b.written || b.space == Space::local ? "" : "const ") + c_type(s) + "*)" +
+           buffer_name(i) + ")";
+  }
+
   std::string math(std::string_view fn) const { return std::string(fn) + std::string(d_.math_suffix); }
 
   std::string constant(const Node& n) const {
@@ -191,13 +201,7 @@ class CPrinter {
         std::string_view fn = op == ReduceOp::add ? d_.subgroup_add : op == ReduceOp::max ? d_.subgroup_max : d_.subgroup_min;
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
-      case NodeKind::load: return buffer_name(n.i) + "[" + expr(*n.args[0]) + "]";
-      case NodeKind::qscale:
-        return "moat_f16_at(" + buffer_name(n.i) + " + " + expr(*n.args[0]) + " * " +
-               std::to_string(ir::dtype_block_bytes(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + ")";
-      case NodeKind::dequant:
-        return "moat_dq_" + std::string(ir::dtype_name(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + "(" +
-               buffer_name(n.i) + ", " + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ")";
+      case NodeKind::load: return access(n.i, n.type.scalar) + "[" + expr(*n.args[0]) + "]";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle ", node_kind_name(n.kind));
@@ -219,7 +223,7 @@ class CPrinter {
         return;
       case NodeKind::assign: out_ << pad << "v_" << n.name << " = " << expr(*n.args[0]) << ";\n"; return;
       case NodeKind::store:
-        out_ << pad << buffer_name(n.i) << "[" << expr(*n.args[0]) << "] = " << expr(*n.args[1]) << ";\n";
+        out_ << pad << access(n.i, n.args[1]->type.scalar) << "[" << expr(*n.args[0]) << "] = " << expr(*n.args[1]) << ";\n";
         return;
       case NodeKind::for_loop: {
         // bounds and step are evaluated once, before the loop (kir.h)
@@ -243,13 +247,6 @@ class CPrinter {
         out_ << pad << "}\n";
         return;
       case NodeKind::barrier: out_ << pad << d_.barrier << "\n"; return;
-      case NodeKind::quantize: {  // scalarised: the block, then the 32 values
-        out_ << pad << "{\n" << pad << "  const float q_x[32] = {";
-        for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);
-        out_ << "};\n" << pad << "  moat_quantize_q8_0(" << buffer_name(n.i) << ", " << expr(*n.args[0]) << ", q_x);\n"
-             << pad << "}\n";
-        return;
-      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle statement ", node_kind_name(n.kind));
@@ -272,12 +269,8 @@ std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {
-    if (has_vectors(k)) {
-      const Kernel scalar = scalarize(k);  // legalise, then print
-      out += CPrinter(scalar, dialect).run();
-    } else {
-      out += CPrinter(k, dialect).run();
-    }
+    const Kernel legal = legalize_numerics(k);  // legalise, then print
+    out += CPrinter(has_vectors(legal) ? scalarize(legal) : legal, dialect).run();
   }
   return out;
 }

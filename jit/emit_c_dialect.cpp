@@ -38,8 +38,7 @@ MOAT_FN float moat_warp_max(float x) { for (int o = warpSize / 2; o > 0; o >>= 1
 MOAT_FN float moat_warp_min(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y < x || y != y) ? y : x; } return x; }
 )";
 
-// Conversions follow support/half.h bit for bit; dequantisation follows ir/quant.cpp
-// (ggml's order of operations).
+// Conversions follow support/half.h bit for bit.
 constexpr std::string_view kHelpers = R"(
 #define MOAT_I64_MAX MOAT_I64(9223372036854775807)
 #define MOAT_I64_MIN (-MOAT_I64_MAX - MOAT_I64(1))
@@ -123,62 +122,6 @@ MOAT_FN moat_u8 moat_f32_to_f8(float f) {
   return (moat_u8)(sign | m);
 }
 
-// Element e of block `block` of a quantised buffer (ggml layouts).
-MOAT_FN float moat_f16_at(const MOAT_GLOBAL moat_u8* p) { return moat_f16_to_f32((moat_u16)(p[0] | (p[1] << 8))); }
-// ir/quant.cpp's quantize_row_q8_0 for one block: d = amax / 127, q = round(x * (1 / d))
-// half away from zero (exact: x - trunc(x) is exact below 2^23); a NaN input gives 0.
-MOAT_FN void moat_quantize_q8_0(MOAT_GLOBAL moat_u8* w, moat_i64 block, const float* x) {
-  MOAT_GLOBAL moat_u8* p = w + block * 34;
-  float amax = 0.0f;
-  for (int i = 0; i < 32; ++i) {
-    const float a = x[i] < 0.0f ? -x[i] : x[i];
-    if (a > amax) amax = a;
-  }
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const moat_u16 h = moat_f32_to_f16(d);
-  p[0] = (moat_u8)(h & 0xffu);
-  p[1] = (moat_u8)(h >> 8);
-  for (int i = 0; i < 32; ++i) {
-    const float v = x[i] * id;
-    moat_i32 q = (v >= -127.5f && v <= 127.5f) ? (moat_i32)v : 0;
-    const float r = v - (float)q;
-    if (r >= 0.5f) ++q;
-    if (r <= -0.5f) --q;
-    p[2 + i] = (moat_u8)(moat_i8)q;
-  }
-}
-MOAT_FN float moat_dq_q8_0(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 34;
-  return moat_f16_at(p) * (float)(moat_i8)p[2 + e];
-}
-MOAT_FN float moat_dq_q4_0(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 18;
-  moat_u8 byte = p[2 + (e & 15)];
-  int nibble = e < 16 ? (byte & 15) : (byte >> 4);
-  return moat_f16_at(p) * (float)(nibble - 8);
-}
-MOAT_FN float moat_dq_q4_k(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 144;
-  int j = (int)(e >> 5), j3 = j & 3;
-  moat_u8 lo = p[4 + j3], hi4 = p[8 + j3], top = p[12 + j3];
-  int sc = j < 4 ? (lo & 63) : ((top & 15) | ((lo >> 6) << 4));
-  int m = j < 4 ? (hi4 & 63) : ((top >> 4) | ((hi4 >> 6) << 4));
-  float d1 = moat_f16_at(p) * (float)sc;
-  float m1 = moat_f16_at(p + 2) * (float)m;
-  moat_u8 byte = p[16 + 32 * (j >> 1) + (e & 31)];
-  int q = (j & 1) ? (byte >> 4) : (byte & 15);
-  return d1 * (float)q - m1;
-}
-MOAT_FN float moat_dq_q6_k(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 210;
-  int h = (int)(e >> 7), c = (int)((e >> 5) & 3), l = (int)(e & 31);
-  int low = (p[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 15;
-  int high = (p[128 + 32 * h + l] >> (2 * c)) & 3;
-  int q = (low | (high << 4)) - 32;
-  float d = moat_f16_at(p + 208) * (float)(moat_i8)p[192 + 8 * h + 2 * c + (l >> 4)];
-  return d * (float)q;
-}
 )";
 
 const Dialect kOpencl{
@@ -186,6 +129,7 @@ const Dialect kOpencl{
     kOpenclPrelude,
     "__kernel void",
     "__global ",
+    "__local ",
     "__local ",
     "restrict",
     "barrier(CLK_LOCAL_MEM_FENCE);",
@@ -205,6 +149,7 @@ const Dialect kHip{
     "extern \"C\" __global__ void",
     "",
     "__shared__ ",
+    "",
     "__restrict__",
     "__syncthreads();",
     {"blockIdx.x", "blockIdx.y", "blockIdx.z"},

@@ -9,7 +9,6 @@
 // and one entry here (fields + rule).
 #pragma once
 
-#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -57,7 +56,6 @@ const std::vector<BlockFormat>& block_formats();
 // legalised (`bind`), so it is computed once.
 class BlockAccess {
  public:
-  using Binder = std::function<NodeRef(NodeRef value)>;
   BlockAccess(const Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind);
 
   const BlockFormat& format() const { return format_; }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "jit/emit_c_dialect.h"
+#include "jit/float_formats.h"
 #include "jit/kir_visitor.h"
 #include "jit/legalize.h"
 #include "support/error.h"
@@ -109,22 +110,15 @@ class CPrinter {
   // A lane-wise conversion with the rules of kir.h.
   std::string convert(const std::string& x, Scalar from, Scalar to) const {
     if (from == to) return x;
-    auto to_f32 = [&]() -> std::string {
-      switch (from) {
-        case Scalar::f16: return "moat_f16_to_f32(" + x + ")";
-        case Scalar::bf16: return "moat_bf16_to_f32(" + x + ")";
-        case Scalar::f8: return "moat_f8_to_f32(" + x + ")";
-        default: return "((float)" + x + ")";
-      }
-    };
+    if (is_narrow_float(from) || is_narrow_float(to))
+      MOAT_INTERNAL_ERROR("kernel ", k_.name, ": a cast between ", scalar_name(from), " and ", scalar_name(to),
+                          " reached the ", d_.name, " printer (legalize_numerics writes it out)");
+    auto to_f32 = [&]() -> std::string { return from == Scalar::f32 ? x : "((float)" + x + ")"; };
     if (to == Scalar::i1) return is_float(from) ? "(" + to_f32() + " != 0.0f)" : "(" + x + " != 0)";
     if (!is_float(from) && !is_float(to)) return "((" + c_type(to) + ")" + x + ")";
     const std::string f = to_f32();
     switch (to) {
       case Scalar::f32: return f;
-      case Scalar::f16: return "moat_f32_to_f16(" + f + ")";
-      case Scalar::bf16: return "moat_f32_to_bf16(" + f + ")";
-      case Scalar::f8: return "moat_f32_to_f8(" + f + ")";
       case Scalar::i64: return "moat_f2i64(" + f + ")";
       case Scalar::i32: return "moat_f2i32(" + f + ")";
       case Scalar::i8: return "moat_f2i8(" + f + ")";
@@ -132,6 +126,14 @@ class CPrinter {
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": no conversion to ", scalar_name(to));
+  }
+
+  // kir.h's bitcast: f32 <-> i32, or a narrow float's bits (held as moat_u16 / moat_u8)
+  // <-> i32.
+  static std::string reinterpret(const std::string& x, Scalar from, Scalar to) {
+    if (from == Scalar::f32) return "((moat_i32)MOAT_AS_UINT(" + x + "))";
+    if (to == Scalar::f32) return "MOAT_AS_FLOAT(" + x + ")";
+    return "((" + c_type(to) + ")" + x + ")";
   }
 
   std::string unary(const Node& n) const {
@@ -196,6 +198,7 @@ class CPrinter {
       case NodeKind::fma: return math("fma") + "(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ", " + expr(*n.args[2]) + ")";
       case NodeKind::select: return "(" + expr(*n.args[0]) + " ? " + expr(*n.args[1]) + " : " + expr(*n.args[2]) + ")";
       case NodeKind::cast: return convert(expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
+      case NodeKind::bitcast: return reinterpret(expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: {
         const auto op = static_cast<ReduceOp>(n.op);
         std::string_view fn = op == ReduceOp::add ? d_.subgroup_add : op == ReduceOp::max ? d_.subgroup_max : d_.subgroup_min;
@@ -269,7 +272,7 @@ std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {
-    const Kernel legal = legalize_numerics(k);  // legalise, then print
+    const Kernel legal = legalize_numerics(k, {.native_f16 = false});  // legalise, then print
     out += CPrinter(has_vectors(legal) ? scalarize(legal) : legal, dialect).run();
   }
   return out;

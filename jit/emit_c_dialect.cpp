@@ -38,7 +38,8 @@ MOAT_FN float moat_warp_max(float x) { for (int o = warpSize / 2; o > 0; o >>= 1
 MOAT_FN float moat_warp_min(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y < x || y != y) ? y : x; } return x; }
 )";
 
-// Conversions follow support/half.h bit for bit.
+// Float -> integer conversions (kir.h: truncate toward zero, saturate, NaN -> 0) and
+// NaN-propagating min / max. Narrow floats arrive written out by legalize_numerics.
 constexpr std::string_view kHelpers = R"(
 #define MOAT_I64_MAX MOAT_I64(9223372036854775807)
 #define MOAT_I64_MIN (-MOAT_I64_MAX - MOAT_I64(1))
@@ -55,72 +56,6 @@ MOAT_FN moat_i32 moat_f2i32(float x) {
 }
 MOAT_FN moat_i8 moat_f2i8(float x) { return x != x ? 0 : x <= -128.0f ? (moat_i8)(-128) : x >= 127.0f ? (moat_i8)127 : (moat_i8)(moat_i32)x; }
 MOAT_FN moat_u8 moat_f2u8(float x) { return x != x ? 0 : x <= 0.0f ? (moat_u8)0 : x >= 255.0f ? (moat_u8)255 : (moat_u8)(moat_i32)x; }
-
-// Rounds a finite f32 magnitude to a format with mant_bits fraction bits and the
-// given exponent bias, to nearest even, with the target's subnormals.
-MOAT_FN moat_u32 moat_round_magnitude(moat_u32 ax, int mant_bits, int bias) {
-  int e = (int)(ax >> 23) - 127;
-  int emin = 1 - bias;
-  moat_u32 mant = ax & 0x7fffffu;
-  int shift = 23 - mant_bits;
-  moat_u32 kept;
-  if (e >= emin) {
-    kept = ((moat_u32)(e + bias) << mant_bits) | (mant >> shift);
-  } else {
-    if (ax < 0x00800000u) return 0u;
-    mant |= 0x800000u;
-    shift += emin - e;
-    if (shift > 24) return 0u;
-    kept = mant >> shift;
-  }
-  moat_u32 rest = mant & ((1u << shift) - 1u);
-  moat_u32 halfway = 1u << (shift - 1);
-  if (rest > halfway || (rest == halfway && (kept & 1u))) ++kept;
-  return kept;
-}
-
-MOAT_FN float moat_f16_to_f32(moat_u16 h) {
-  moat_u32 sign = ((moat_u32)(h & 0x8000u)) << 16;
-  moat_u32 ex = ((moat_u32)h >> 10) & 0x1fu;
-  moat_u32 mant = (moat_u32)h & 0x3ffu;
-  if (ex == 0x1fu) return MOAT_AS_FLOAT(sign | 0x7f800000u | (mant << 13));
-  if (ex != 0u) return MOAT_AS_FLOAT(sign | ((ex + 112u) << 23) | (mant << 13));
-  float sub = (float)mant * 5.9604644775390625e-8f;
-  return sign ? -sub : sub;
-}
-MOAT_FN moat_u16 moat_f32_to_f16(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  moat_u32 sign = (x >> 16) & 0x8000u;
-  moat_u32 ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return (moat_u16)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-  moat_u32 m = moat_round_magnitude(ax, 10, 15);
-  if (m > 0x7c00u) m = 0x7c00u;
-  return (moat_u16)(sign | m);
-}
-MOAT_FN float moat_bf16_to_f32(moat_u16 b) { return MOAT_AS_FLOAT(((moat_u32)b) << 16); }
-MOAT_FN moat_u16 moat_f32_to_bf16(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (moat_u16)((x >> 16) | 0x40u);
-  return (moat_u16)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-MOAT_FN float moat_f8_to_f32(moat_u8 b) {
-  moat_u32 sign = ((moat_u32)(b & 0x80u)) << 24;
-  moat_u32 ex = ((moat_u32)b >> 3) & 0xfu;
-  moat_u32 mant = (moat_u32)b & 0x7u;
-  if ((b & 0x7fu) == 0x7fu) return MOAT_AS_FLOAT(sign | 0x7fc00000u);
-  if (ex != 0u) return MOAT_AS_FLOAT(sign | ((ex + 120u) << 23) | (mant << 20));
-  float sub = (float)mant * 0.001953125f;
-  return sign ? -sub : sub;
-}
-MOAT_FN moat_u8 moat_f32_to_f8(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  moat_u32 sign = (x >> 24) & 0x80u;
-  moat_u32 ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return (moat_u8)(sign | 0x7fu);
-  moat_u32 m = moat_round_magnitude(ax, 3, 7);
-  if (m > 0x7eu) m = 0x7eu;
-  return (moat_u8)(sign | m);
-}
 
 )";
 

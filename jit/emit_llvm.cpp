@@ -425,6 +425,7 @@ class LlvmEmitter {
         return b_.CreateSelect(c, expr(*n.args[1]), expr(*n.args[2]));
       }
       case NodeKind::cast: return le::convert(b_, expr(*n.args[0]), n.args[0]->type, t);
+      case NodeKind::bitcast: return le::reinterpret(b_, expr(*n.args[0]), n.args[0]->type, t);
       case NodeKind::broadcast: return b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), expr(*n.args[0]));
       case NodeKind::extract: return b_.CreateExtractElement(expr(*n.args[0]), expr(*n.args[1]));
       case NodeKind::concat: {  // equal widths (kir.cpp)
@@ -563,7 +564,7 @@ class LlvmEmitter {
 
 std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx,
                                                 const CpuFeatures& cpu) {
-  const Kernel legal = legalize_numerics(kernel);
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
   if (flavour == LlvmFlavour::spir && has_vectors(legal)) {
     const Kernel scalar = scalarize(legal);  // legalise: OpenCL built-ins are called per scalar
     return LlvmEmitter(scalar, flavour, ctx, {}).run();

@@ -1,5 +1,5 @@
-// Conversions, arithmetic and dequantisation for the LLVM emitter. The bit-level rules
-// match support/half.h and ir/quant.cpp (the interpreter's definitions).
+// Conversions, arithmetic and dot products for the LLVM emitter (f16 natively; bf16 and
+// f8 arrive written out by legalize_numerics).
 #include "jit/emit_llvm_numeric.h"
 
 #include <llvm/IR/Intrinsics.h>
@@ -19,7 +19,6 @@ using llvm::Value;
 Value* splat(IRBuilder<>& b, Value* scalar, int lanes) {
   return lanes == 1 ? scalar : b.CreateVectorSplat(static_cast<unsigned>(lanes), scalar);
 }
-Value* i32c(IRBuilder<>& b, uint32_t v, int lanes) { return splat(b, b.getInt32(v), lanes); }
 Value* f32c(IRBuilder<>& b, float v, int lanes) {
   return splat(b, llvm::ConstantFP::get(b.getFloatTy(), static_cast<double>(v)), lanes);
 }
@@ -28,79 +27,15 @@ llvm::Type* with_lanes(llvm::Type* scalar, int lanes) {
   return lanes == 1 ? scalar : llvm::FixedVectorType::get(scalar, static_cast<unsigned>(lanes));
 }
 
-Value* bf16_to_f32(IRBuilder<>& b, Value* bits, int lanes) {
-  Value* wide = b.CreateShl(b.CreateZExt(bits, with_lanes(b.getInt32Ty(), lanes)), i32c(b, 16, lanes));
-  return b.CreateBitCast(wide, with_lanes(b.getFloatTy(), lanes));
-}
-
-// Round to nearest even; NaN -> quiet NaN (support/half.h f32_to_bf16).
-Value* f32_to_bf16(IRBuilder<>& b, Value* f, int lanes) {
-  Value* x = b.CreateBitCast(f, with_lanes(b.getInt32Ty(), lanes));
-  Value* odd = b.CreateAnd(b.CreateLShr(x, i32c(b, 16, lanes)), i32c(b, 1, lanes));
-  Value* rounded = b.CreateLShr(b.CreateAdd(b.CreateAdd(x, i32c(b, 0x7fff, lanes)), odd), i32c(b, 16, lanes));
-  Value* nan_bits = b.CreateOr(b.CreateLShr(x, i32c(b, 16, lanes)), i32c(b, 0x40, lanes));
-  Value* is_nan = b.CreateFCmpUNO(f, f);
-  Value* out = b.CreateSelect(is_nan, nan_bits, rounded);
-  return b.CreateTrunc(out, with_lanes(b.getInt16Ty(), lanes));
-}
-
-// E4M3FN: s eeee mmm, bias 7, no infinities, 0x7f / 0xff NaN, subnormals m * 2^-9.
-Value* f8_to_f32(IRBuilder<>& b, Value* bits, int lanes) {
-  Value* x = b.CreateZExt(bits, with_lanes(b.getInt32Ty(), lanes));
-  Value* sign = b.CreateShl(b.CreateAnd(x, i32c(b, 0x80, lanes)), i32c(b, 24, lanes));
-  Value* exp = b.CreateAnd(b.CreateLShr(x, i32c(b, 3, lanes)), i32c(b, 0xf, lanes));
-  Value* mant = b.CreateAnd(x, i32c(b, 7, lanes));
-  Value* normal = b.CreateOr(b.CreateShl(b.CreateAdd(exp, i32c(b, 120, lanes)), i32c(b, 23, lanes)),
-                             b.CreateShl(mant, i32c(b, 20, lanes)));
-  Value* sub = b.CreateBitCast(b.CreateFMul(b.CreateUIToFP(mant, with_lanes(b.getFloatTy(), lanes)), f32c(b, 0.001953125f, lanes)),
-                               with_lanes(b.getInt32Ty(), lanes));
-  Value* magnitude = b.CreateSelect(b.CreateICmpEQ(exp, i32c(b, 0, lanes)), sub, normal);
-  Value* is_nan = b.CreateICmpEQ(b.CreateAnd(x, i32c(b, 0x7f, lanes)), i32c(b, 0x7f, lanes));
-  magnitude = b.CreateSelect(is_nan, i32c(b, 0x7fc00000u, lanes), magnitude);
-  return b.CreateBitCast(b.CreateOr(sign, magnitude), with_lanes(b.getFloatTy(), lanes));
-}
-
-// Round to nearest even with subnormals, saturate to 448, NaN -> 0x7f (support/half.h):
-// the magnitude is rounded to its quantum 2^(max(e, -6) - 3) with rint (exact: the
-// scaling is by powers of two), then re-encoded from the rounded f32's bits.
-Value* f32_to_f8(IRBuilder<>& b, Value* f, int lanes) {
-  llvm::Type* i32 = with_lanes(b.getInt32Ty(), lanes);
-  llvm::Type* f32 = with_lanes(b.getFloatTy(), lanes);
-  Value* x = b.CreateBitCast(f, i32);
-  Value* sign = b.CreateAnd(b.CreateLShr(x, i32c(b, 24, lanes)), i32c(b, 0x80, lanes));
-  Value* ax = b.CreateAnd(x, i32c(b, 0x7fffffff, lanes));
-  Value* e = b.CreateSub(b.CreateLShr(ax, i32c(b, 23, lanes)), i32c(b, 127, lanes));
-  Value* e_clamped = b.CreateSelect(b.CreateICmpSLT(e, i32c(b, static_cast<uint32_t>(-6), lanes)), i32c(b, static_cast<uint32_t>(-6), lanes), e);
-  // inverse quantum 2^(3 - E) and quantum 2^(E - 3) as f32 bit patterns
-  Value* inv_q = b.CreateBitCast(b.CreateShl(b.CreateSub(i32c(b, 130, lanes), e_clamped), i32c(b, 23, lanes)), f32);
-  Value* q = b.CreateBitCast(b.CreateShl(b.CreateAdd(e_clamped, i32c(b, 124, lanes)), i32c(b, 23, lanes)), f32);
-  Value* af = b.CreateBitCast(ax, f32);
-  // af * inv_q lies in [0, 16): (v + 2^23) - 2^23 rounds it to an integer, to nearest
-  // even (no intrinsic, so the SPIR flavour needs no libm)
-  Value* scaled = b.CreateFMul(af, inv_q);
-  Value* whole = b.CreateFSub(b.CreateFAdd(scaled, f32c(b, 8388608.0f, lanes)), f32c(b, 8388608.0f, lanes));
-  Value* rounded = b.CreateFMul(whole, q);
-  rounded = b.CreateSelect(b.CreateFCmpOGT(rounded, f32c(b, 448.0f, lanes)), f32c(b, 448.0f, lanes), rounded);
-  Value* rb = b.CreateBitCast(rounded, i32);
-  Value* re = b.CreateSub(b.CreateLShr(rb, i32c(b, 23, lanes)), i32c(b, 127, lanes));
-  Value* normal_code = b.CreateOr(b.CreateShl(b.CreateAdd(re, i32c(b, 7, lanes)), i32c(b, 3, lanes)),
-                                  b.CreateAnd(b.CreateLShr(rb, i32c(b, 20, lanes)), i32c(b, 7, lanes)));
-  Value* sub_code = b.CreateFPToUI(b.CreateFMul(rounded, f32c(b, 512.0f, lanes)), i32);  // m in 0..8
-  Value* code = b.CreateSelect(b.CreateFCmpOLT(rounded, f32c(b, 0.015625f, lanes)), sub_code, normal_code);
-  code = b.CreateSelect(b.CreateICmpUGT(ax, i32c(b, 0x7f800000u, lanes)), i32c(b, 0x7f, lanes), code);
-  return b.CreateTrunc(b.CreateOr(sign, code), with_lanes(b.getInt8Ty(), lanes));
-}
-
 // Any scalar type to f32 (the hub of every conversion between non-f32 types).
 Value* to_f32(IRBuilder<>& b, Value* v, Scalar s, int lanes) {
   llvm::Type* f32 = with_lanes(b.getFloatTy(), lanes);
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.CreateFPExt(v, f32);
-    case Scalar::bf16: return bf16_to_f32(b, v, lanes);
-    case Scalar::f8: return f8_to_f32(b, v, lanes);
     case Scalar::i64: case Scalar::i32: case Scalar::i8: return b.CreateSIToFP(v, f32);
     case Scalar::u8: case Scalar::i1: return b.CreateUIToFP(v, f32);
+    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
   }
   MOAT_INTERNAL_ERROR("llvm emitter: no conversion from ", scalar_name(s));
 }
@@ -110,8 +45,7 @@ Value* from_f32(IRBuilder<>& b, Value* v, Scalar s, int lanes) {
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.CreateFPTrunc(v, with_lanes(b.getHalfTy(), lanes));
-    case Scalar::bf16: return f32_to_bf16(b, v, lanes);
-    case Scalar::f8: return f32_to_f8(b, v, lanes);
+    case Scalar::bf16: case Scalar::f8: MOAT_INTERNAL_ERROR("llvm emitter: a cast to ", scalar_name(s), " (legalize_numerics writes it out)");
     case Scalar::i1: return b.CreateFCmpUNE(v, f32c(b, 0.0f, lanes));
     default: {
       // truncate toward zero, saturate to [lo, hi], NaN -> 0 (a select never passes on
@@ -165,6 +99,19 @@ Value* convert(IRBuilder<>& b, Value* v, Type from, Type to) {
   }
   if (from.scalar == Scalar::f32 && to.scalar == Scalar::f16) return b.CreateFPTrunc(v, value_type(b.getContext(), to));
   return from_f32(b, to_f32(b, v, from.scalar, lanes), to.scalar, lanes);
+}
+
+Value* reinterpret(IRBuilder<>& b, Value* v, Type from, Type to) {
+  llvm::LLVMContext& ctx = b.getContext();
+  const int lanes = to.lanes;
+  if (from.scalar == Scalar::f32 || to.scalar == Scalar::f32) return b.CreateBitCast(v, value_type(ctx, to));
+  if (to.scalar == Scalar::i32) {  // a narrow float's bits, zero-extended
+    if (from.scalar == Scalar::f16) v = b.CreateBitCast(v, with_lanes(b.getInt16Ty(), lanes));
+    return b.CreateZExt(v, value_type(ctx, to));
+  }
+  const bool f16 = to.scalar == Scalar::f16;
+  Value* low = b.CreateTrunc(v, with_lanes(f16 ? b.getInt16Ty() : scalar_type(ctx, to.scalar), lanes));
+  return f16 ? b.CreateBitCast(low, value_type(ctx, to)) : low;
 }
 
 Value* float_max(IRBuilder<>& b, Value* x, Value* y) {

@@ -17,6 +17,9 @@ llvm::Type* value_type(llvm::LLVMContext& ctx, Type t);
 // toward zero and saturates, NaN -> 0; int -> int wraps; anything -> i1 is != 0).
 llvm::Value* convert(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type to);
 
+// kir.h's `bitcast` (f32 <-> i32; a narrow float's bits <-> i32).
+llvm::Value* reinterpret(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type to);
+
 // kir.h's `dot4` (acc i32 x N, a u8 x 4N, b i8 x 4N or x 4); `vnni`: vpdpbusd for N of
 // 4, 8, 16.
 llvm::Value* dot4(llvm::IRBuilder<>& b, llvm::Value* acc, llvm::Value* a, llvm::Value* bv, bool vnni);

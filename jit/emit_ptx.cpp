@@ -241,6 +241,7 @@ class PtxPrinter {
         return b_.def(Reg::f32, "fma.rn.f32", {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
       case NodeKind::select: return select(n);
       case NodeKind::cast: return ptx::convert(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
+      case NodeKind::bitcast: return ptx::reinterpret(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: return subgroup_reduce(n);
       case NodeKind::load: {
         const int buffer = static_cast<int>(n.i);
@@ -484,7 +485,7 @@ PtxTarget ptx_target_for(int sm) {
 
 Kernel legalize_for_ptx(const Kernel& kernel) {
   verify(kernel);
-  const Kernel legal = legalize_numerics(kernel);
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
   return has_vectors(legal) ? scalarize(legal) : legal;
 }
 

@@ -37,63 +37,11 @@ std::string int_convert(Builder& b, const std::string& v, Scalar from, Scalar to
   MOAT_INTERNAL_ERROR("ptx emitter: no integer conversion from ", scalar_name(from), " to ", scalar_name(to));
 }
 
-// E4M3FN bits (zero-extended in a b32) -> f32; NaN codes 0x7f / 0xff -> quiet NaN.
-std::string f8_to_f32(Builder& b, const std::string& x) {
-  std::string sign = b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "and.b32", {x, "128"}), "24"});
-  std::string exp = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {x, "3"}), "15"});
-  std::string mant = b.def(Reg::b32, "and.b32", {x, "7"});
-  std::string normal = b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {exp, "120"}), "23"}),
-                                                   b.def(Reg::b32, "shl.b32", {mant, "20"})});
-  std::string sub_f = b.def(Reg::f32, "mul.rn.f32", {b.def(Reg::f32, "cvt.rn.f32.u32", {mant}), F(0.001953125f)});
-  std::string magnitude = b.def(Reg::b32, "selp.b32", {bits_of(b, sub_f), normal, b.def(Reg::pred, "setp.eq.s32", {exp, "0"})});
-  std::string is_nan = b.def(Reg::pred, "setp.eq.s32", {b.def(Reg::b32, "and.b32", {x, "127"}), "127"});
-  magnitude = b.def(Reg::b32, "selp.b32", {"0x7FC00000", magnitude, is_nan});
-  return float_of(b, b.def(Reg::b32, "or.b32", {sign, magnitude}));
-}
-
-// f32 -> E4M3FN: the magnitude rounded to its quantum 2^(max(e, -6) - 3) with rint
-// (exact power-of-two scalings), saturated at 448, re-encoded from the rounded f32's
-// bits; NaN -> 0x7f with the sign (emit_llvm_numeric.cpp f32_to_f8).
-std::string f32_to_f8(Builder& b, const std::string& f) {
-  std::string x = bits_of(b, f);
-  std::string sign = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {x, "24"}), "128"});
-  std::string ax = b.def(Reg::b32, "and.b32", {x, "0x7FFFFFFF"});
-  std::string e = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shr.u32", {ax, "23"}), "-127"});
-  std::string ec = b.def(Reg::b32, "max.s32", {e, "-6"});
-  // inverse quantum 2^(3 - E): biased exponent 130 - E; quantum 2^(E - 3): E + 124
-  std::string inv_q = float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "neg.s32", {ec}), "130"}), "23"}));
-  std::string q = float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {ec, "124"}), "23"}));
-  std::string scaled = b.def(Reg::f32, "mul.rn.f32", {float_of(b, ax), inv_q});
-  std::string rounded = b.def(Reg::f32, "mul.rn.f32", {b.def(Reg::f32, "cvt.rni.f32.f32", {scaled}), q});
-  rounded = b.def(Reg::f32, "selp.f32", {F(448.0f), rounded, b.def(Reg::pred, "setp.gt.f32", {rounded, F(448.0f)})});
-  std::string rb = bits_of(b, rounded);
-  std::string re = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shr.u32", {rb, "23"}), "-127"});
-  std::string normal = b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {re, "7"}), "3"}),
-                                                   b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {rb, "20"}), "7"})});
-  std::string sub = b.def(Reg::b32, "cvt.rzi.u32.f32", {b.def(Reg::f32, "mul.rn.f32", {rounded, F(512.0f)})});  // 0..8
-  std::string code = b.def(Reg::b32, "selp.b32", {sub, normal, b.def(Reg::pred, "setp.lt.f32", {rounded, F(0.015625f)})});
-  code = b.def(Reg::b32, "selp.b32", {"127", code, b.def(Reg::pred, "setp.gt.u32", {ax, "0x7F800000"})});
-  return b.def(Reg::b32, "or.b32", {sign, code});
-}
-
-// f32 -> bf16 bits: round to nearest even; NaN -> (bits >> 16) | 0x40 (quiet).
-std::string f32_to_bf16(Builder& b, const std::string& f) {
-  std::string x = bits_of(b, f);
-  std::string hi = b.def(Reg::b32, "shr.u32", {x, "16"});
-  std::string odd = b.def(Reg::b32, "and.b32", {hi, "1"});
-  std::string sum = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "add.s32", {x, "32767"}), odd});
-  std::string rounded = b.def(Reg::b32, "shr.u32", {sum, "16"});
-  std::string nan_bits = b.def(Reg::b32, "or.b32", {hi, "64"});
-  std::string out = b.def(Reg::b32, "selp.b32", {nan_bits, rounded, b.def(Reg::pred, "setp.nan.f32", {f, f})});
-  return b.def(Reg::b16, "cvt.u16.u32", {out});
-}
-
 std::string to_f32(Builder& b, const std::string& v, Scalar s) {
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.def(Reg::f32, "cvt.f32.f16", {v});
-    case Scalar::bf16: return float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "cvt.u32.u16", {v}), "16"}));
-    case Scalar::f8: return f8_to_f32(b, v);
+    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
     case Scalar::i64: return b.def(Reg::f32, "cvt.rn.f32.s64", {v});
     case Scalar::i32: case Scalar::i8: return b.def(Reg::f32, "cvt.rn.f32.s32", {v});
     case Scalar::u8: return b.def(Reg::f32, "cvt.rn.f32.u32", {v});
@@ -109,8 +57,7 @@ std::string from_f32(Builder& b, const std::string& v, Scalar s) {
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.def(Reg::b16, "cvt.rn.f16.f32", {v});
-    case Scalar::bf16: return f32_to_bf16(b, v);
-    case Scalar::f8: return f32_to_f8(b, v);
+    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
     case Scalar::i1: return b.def(Reg::pred, "setp.neu.f32", {v, F(0.0f)});
     case Scalar::u8: return b.def(Reg::b32, "min.u32", {b.def(Reg::b32, "cvt.rzi.u32.f32", {v}), "255"});
     case Scalar::i8: {
@@ -230,6 +177,14 @@ std::string convert(Builder& b, const std::string& v, Scalar from, Scalar to) {
   if (!is_float(from) && !is_float(to)) return int_convert(b, v, from, to);
   if (from == Scalar::f32 && to == Scalar::f16) return b.def(Reg::b16, "cvt.rn.f16.f32", {v});
   return from_f32(b, to_f32(b, v, from), to);
+}
+
+std::string reinterpret(Builder& b, const std::string& v, Scalar from, Scalar to) {
+  if (from == Scalar::f32) return bits_of(b, v);
+  if (to == Scalar::f32) return float_of(b, v);
+  if (to == Scalar::i32) return reg_class(from) == Reg::b16 ? b.def(Reg::b32, "cvt.u32.u16", {v}) : b.def(Reg::b32, "and.b32", {v, "255"});
+  if (reg_class(to) == Reg::b16) return b.def(Reg::b16, "cvt.u16.u32", {v});
+  return b.def(Reg::b32, "and.b32", {v, "255"});  // f8: its byte, zero-extended in a b32
 }
 
 std::string float_max(Builder& b, const std::string& x, const std::string& y) {

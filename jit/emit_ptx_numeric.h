@@ -35,6 +35,9 @@ Reg reg_class(Scalar s);
 // Numeric conversion between any two scalar types (jit/kir.cpp `cast`).
 std::string convert(Builder& b, const std::string& v, Scalar from, Scalar to);
 
+// kir.h's bitcast: f32 <-> i32, or a narrow float's bits <-> i32 (zero-extended).
+std::string reinterpret(Builder& b, const std::string& v, Scalar from, Scalar to);
+
 // NaN-propagating max / min of f32: x when x > y (x < y) or x is NaN, else y.
 std::string float_max(Builder& b, const std::string& x, const std::string& y);
 std::string float_min(Builder& b, const std::string& x, const std::string& y);

@@ -189,6 +189,16 @@ NodeRef cast(Type to, NodeRef x) {
   return make(Node{.kind = NodeKind::cast, .type = to, .args = {std::move(x)}});
 }
 
+NodeRef bitcast(Type to, NodeRef x) {
+  expect(to.lanes == x->type.lanes, NodeKind::bitcast, "lane counts differ");
+  const Scalar a = x->type.scalar, b = to.scalar;
+  const bool f32_bits = (a == Scalar::f32 && b == Scalar::i32) || (a == Scalar::i32 && b == Scalar::f32);
+  auto narrow = [](Scalar s) { return s == Scalar::f16 || s == Scalar::bf16 || s == Scalar::f8; };
+  const bool narrow_bits = (narrow(a) && b == Scalar::i32) || (a == Scalar::i32 && narrow(b));
+  expect(f32_bits || narrow_bits, NodeKind::bitcast, type_name(x->type) + " to " + type_name(to));
+  return make(Node{.kind = NodeKind::bitcast, .type = to, .args = {std::move(x)}});
+}
+
 NodeRef broadcast(NodeRef x, int lanes) {
   expect(x->type.lanes == 1, NodeKind::broadcast, "takes a scalar");
   if (lanes == 1) return x;

@@ -41,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -97,6 +98,8 @@ bool is_comparison(BinaryOp op);
   X(fma, false)        /* args: a, b, c -> a * b + c (floats) */                                   \
   X(select, false)     /* args: cond (i1, scalar or same lanes), a, b */                           \
   X(cast, false)       /* args: x -> type (lane-wise numeric conversion, see kir.cpp) */          \
+  X(bitcast, false)    /* args: x -> type: the same bits; f32 <-> i32, or f16 / bf16 / f8 <-> i32 */ \
+                       /* (the narrow float's bits zero-extended; back: the low bits) */           \
   X(broadcast, false)  /* args: scalar x -> type.lanes copies */                                  \
   X(extract, false)    /* args: vector x, lane (i64, in range) */                                   \
   X(concat, false)     /* args: a, b (one type) -> a's lanes, then b's */                           \
@@ -200,6 +203,7 @@ NodeRef binary(BinaryOp op, NodeRef a, NodeRef b);
 NodeRef fma(NodeRef a, NodeRef b, NodeRef c);
 NodeRef select(NodeRef cond, NodeRef a, NodeRef b);
 NodeRef cast(Type to, NodeRef x);
+NodeRef bitcast(Type to, NodeRef x);
 NodeRef broadcast(NodeRef x, int lanes);
 NodeRef extract(NodeRef x, NodeRef lane);
 NodeRef concat(NodeRef a, NodeRef b);
@@ -225,6 +229,10 @@ inline NodeRef rem(NodeRef a, NodeRef b) { return binary(BinaryOp::rem, std::mov
 inline NodeRef lt(NodeRef a, NodeRef b) { return binary(BinaryOp::lt, std::move(a), std::move(b)); }
 inline NodeRef min_(NodeRef a, NodeRef b) { return binary(BinaryOp::min, std::move(a), std::move(b)); }
 inline NodeRef max_(NodeRef a, NodeRef b) { return binary(BinaryOp::max, std::move(a), std::move(b)); }
+
+// A rewrite's way to share a value: binds it to a fresh `let` placed before the
+// statement being rewritten and returns a ref to it (legalize_numerics provides it).
+using Binder = std::function<NodeRef(NodeRef value)>;
 
 NodeRef block(std::vector<NodeRef> stmts);
 NodeRef let(std::string name, NodeRef value);

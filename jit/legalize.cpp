@@ -60,6 +60,7 @@ class Scalarizer {
       case NodeKind::binary:
       case NodeKind::fma:
       case NodeKind::cast:
+      case NodeKind::bitcast:
       case NodeKind::subgroup_reduce: {
         std::vector<NodeRef> args;
         for (const NodeRef& a : n.args) args.push_back(lane(a, i));

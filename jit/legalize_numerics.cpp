@@ -1,9 +1,14 @@
-// legalize_numerics: `dequant`, `qscale`, `qdot` and `quantize` become the loads, stores
-// and arithmetic of their block formats' rules (jit/block_formats.h). Values a rule
-// shares are bound to lets placed just before the statement that used the node.
+// legalize_numerics, in two walks: `dequant`, `qscale`, `qdot` and `quantize` become
+// the loads, stores and arithmetic of their block formats' rules (jit/block_formats.h);
+// then casts from and to narrow floats a target does not convert natively become
+// jit/float_formats.h's integer arithmetic (the first walk's rules emit such casts).
+// Values a rule shares are bound to lets placed just before the statement that used
+// the node.
 #include "jit/block_formats.h"
+#include "jit/float_formats.h"
 #include "jit/legalize.h"
 #include "support/error.h"
+#include "support/half.h"
 
 #include <unordered_map>
 
@@ -28,14 +33,15 @@ NodeRef concat_all(std::vector<NodeRef> parts) {
   return parts[0];
 }
 
+enum class Walk { formats, conversions };
+
 class NumericsLegalizer {
  public:
-  explicit NumericsLegalizer(const Kernel& k) : k_(k) {}
+  NumericsLegalizer(const Kernel& k, Walk walk, NumericsOptions options) : k_(k), walk_(walk), options_(options) {}
 
-  Kernel run() {
-    Kernel out = k_;
-    out.body = block(stmts(k_.body->body));
-    verify(out);
+  std::vector<NodeRef> stmts(const std::vector<NodeRef>& in) {
+    std::vector<NodeRef> out;
+    for (const NodeRef& s : in) stmt(s, out);
     return out;
   }
 
@@ -54,7 +60,7 @@ class NumericsLegalizer {
 
   NodeRef bind(NodeRef v) {
     if (v->kind == NodeKind::constant || v->kind == NodeKind::ref) return v;
-    std::string name = "nq" + std::to_string(next_name_++);
+    std::string name = (walk_ == Walk::formats ? "nq" : "nc") + std::to_string(next_name_++);
     pending_->push_back(let(name, v));
     return ref(std::move(name), v->type);
   }
@@ -68,6 +74,7 @@ class NumericsLegalizer {
   }
 
   NodeRef compute(const NodeRef& e) {
+    if (walk_ == Walk::conversions) return conversion(e);
     const Node& n = *e;
     switch (n.kind) {
       case NodeKind::dequant: {
@@ -86,13 +93,43 @@ class NumericsLegalizer {
       }
       default: break;
     }
+    return with_args(e);
+  }
+
+  // e with its operands rewritten.
+  NodeRef with_args(const NodeRef& e) {
     bool changed = false;
     std::vector<NodeRef> args;
-    for (const NodeRef& a : n.args) {
+    for (const NodeRef& a : e->args) {
       args.push_back(expr(a));
       changed = changed || args.back() != a;
     }
-    return changed ? rebuilt(n, std::move(args)) : e;
+    return changed ? rebuilt(*e, std::move(args)) : e;
+  }
+
+  bool native(Scalar s) const { return !is_narrow_float(s) || (s == Scalar::f16 && options_.native_f16); }
+
+  // A narrow-float constant as its bits, rounded here by support/half.h.
+  static NodeRef narrow_constant(const Node& n) {
+    const float v = static_cast<float>(n.f);
+    const uint32_t bits = n.type.scalar == Scalar::f16    ? f32_to_f16(v)
+                          : n.type.scalar == Scalar::bf16 ? f32_to_bf16(v)
+                                                          : f32_to_fp8_e4m3(v);
+    return bitcast(n.type, c_i32(bits));
+  }
+
+  // A cast through f32 where its source or destination is a narrow float to write out.
+  NodeRef conversion(const NodeRef& e) {
+    NodeRef out = with_args(e);
+    if (out->kind == NodeKind::constant && !native(out->type.scalar)) return narrow_constant(*out);
+    if (out->kind != NodeKind::cast) return out;
+    const Scalar from = out->args[0]->type.scalar, to = out->type.scalar;
+    if (native(from) && native(to)) return out;
+    const Binder binder = [this](NodeRef v) { return bind(std::move(v)); };
+    NodeRef v = out->args[0];
+    if (!native(from)) v = narrow_to_f32(v, binder);
+    if (!native(to)) return f32_to_narrow(cast(kF32.with_lanes(v->type.lanes), v), to, binder);
+    return cast(out->type, v);
   }
 
   // kir.h's qdot from B's integer form: per pair of blocks, dot4(u_B, q_A) less the
@@ -125,12 +162,6 @@ class NumericsLegalizer {
     return mul(cast(kF32.with_lanes(8 * blocks), isum), concat_all(std::move(scales)));
   }
 
-  std::vector<NodeRef> stmts(const std::vector<NodeRef>& in) {
-    std::vector<NodeRef> out;
-    for (const NodeRef& s : in) stmt(s, out);
-    return out;
-  }
-
   void stmt(const NodeRef& s, std::vector<NodeRef>& out) {
     const Node& n = *s;
     std::vector<NodeRef> pending;
@@ -161,6 +192,8 @@ class NumericsLegalizer {
   }
 
   const Kernel& k_;
+  Walk walk_;
+  NumericsOptions options_;
   int next_name_ = 0;
   std::vector<NodeRef>* pending_ = nullptr;          // lets to place before the current statement
   std::unordered_map<const Node*, NodeRef> memo_;    // rewritten expressions of the current statement
@@ -168,6 +201,13 @@ class NumericsLegalizer {
 
 }  // namespace
 
-Kernel legalize_numerics(const Kernel& kernel) { return NumericsLegalizer(kernel).run(); }
+Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options) {
+  Kernel legal = kernel;
+  legal.body = block(NumericsLegalizer(kernel, Walk::formats, options).stmts(kernel.body->body));
+  Kernel converted = legal;
+  converted.body = block(NumericsLegalizer(legal, Walk::conversions, options).stmts(legal.body->body));
+  verify(converted);
+  return converted;
+}
 
 }  // namespace moat::jit

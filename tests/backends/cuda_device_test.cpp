@@ -11,6 +11,7 @@
 #include "backends/device.h"
 #include "support/error.h"
 #include "tests/backends/gpu_kernels.h"
+#include "tests/skip.h"
 
 using namespace moat;
 using namespace moat::backends;
@@ -37,10 +38,10 @@ BackendStatus cuda_status(const DeviceReport& report) {
   return {};
 }
 
-// The CUDA status, after MESSAGE-ing the skip reason when CUDA is not available.
+// Whether a CUDA device is present; when not, the test case is skipped (tests/skip.h), saying why.
 bool cuda_present() {
   BackendStatus status = cuda_status(enumerate_devices());
-  if (!status.available) MESSAGE("skipped: no CUDA device: ", status.detail);
+  if (!status.available) testing::skip("no CUDA device: " + status.detail);
   return status.available;
 }
 

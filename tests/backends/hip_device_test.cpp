@@ -13,6 +13,7 @@
 #include "backends/hip/hip_compile.h"
 #include "support/error.h"
 #include "tests/backends/gpu_kernels.h"
+#include "tests/skip.h"
 
 using namespace moat;
 using namespace moat::backends;
@@ -41,13 +42,13 @@ BackendStatus hip_status(const DeviceReport& report) {
 
 bool hip_present() {
   BackendStatus status = hip_status(enumerate_devices());
-  if (!status.available) MESSAGE("skipped: no HIP device: ", status.detail);
+  if (!status.available) testing::skip("no HIP device: " + status.detail);
   return status.available;
 }
 
 bool skip_without_hiprtc() {
   if (hip::hip_compiler_available()) return false;
-  MESSAGE("skipped: ", hip::hip_compiler_unavailable_reason());
+  testing::skip(hip::hip_compiler_unavailable_reason());
   return true;
 }
 

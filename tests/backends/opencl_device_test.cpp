@@ -16,6 +16,7 @@
 #include "backends/opencl/clbin.h"
 #include "backends/opencl/opencl.h"
 #include "support/error.h"
+#include "tests/skip.h"
 
 using namespace moat;
 using namespace moat::backends;
@@ -39,11 +40,11 @@ std::string user_error_of(Fn&& fn) {
   return {};
 }
 
-// opencl:0, or nullptr after saying why the test is skipped.
+// opencl:0, or nullptr after skipping the test case, saying why (tests/skip.h).
 std::unique_ptr<Device> opencl_or_skip() {
   opencl::Probe probe = opencl::probe();
   if (!probe.status.available) {
-    MESSAGE("skipped: no OpenCL device (", probe.status.detail, ")");
+    moat::testing::skip("no OpenCL device (" + probe.status.detail + ")");
     return nullptr;
   }
   return open_device("opencl:0");
@@ -271,7 +272,8 @@ TEST_CASE("opencl: work-group reduction in local memory with barriers") {
   auto device = opencl_or_skip();
   if (!device) return;
   if (device->properties().max_work_group_size < 128) {
-    MESSAGE("skipped: opencl:0 takes at most ", device->properties().max_work_group_size, " work-items per group");
+    moat::testing::skip(moat::cat("opencl:0 takes at most ", device->properties().max_work_group_size,
+                                  " work-items per group"));
     return;
   }
   constexpr int64_t groups = 37, items = 128;

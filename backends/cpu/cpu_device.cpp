@@ -47,16 +47,7 @@ class CpuBuffer final : public Buffer {
   bool owned_;     // false: wrapped host memory the caller keeps alive
 };
 
-class CpuKernel final : public Kernel {
- public:
-  CpuKernel(std::string name, KernelFn fn) : name_(std::move(name)), fn_(fn) {}
-  const std::string& name() const override { return name_; }
-  KernelFn fn() const { return fn_; }
-
- private:
-  std::string name_;
-  KernelFn fn_;
-};
+using CpuKernel = NamedKernel<KernelFn>;
 
 class CpuModule final : public Module {
  public:
@@ -69,7 +60,7 @@ class CpuModule final : public Module {
 
  private:
   std::unique_ptr<cpu::JitLibrary> library_;  // owns the code the kernels point into
-  std::map<std::string, CpuKernel, std::less<>> kernels_;
+  KernelMap<KernelFn> kernels_;
 };
 
 class CpuStream final : public Stream {
@@ -137,7 +128,7 @@ void CpuStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const Kern
     }
   }
 
-  KernelFn fn = cpu_kernel->fn();
+  KernelFn fn = cpu_kernel->handle();
   int threads = pool_.threads();
   if (groups == 1 || threads == 1) {
     fn(slots, shape, 0, groups);

@@ -11,7 +11,6 @@
 #include "backends/cuda/cuda_jit.h"
 #include "backends/gpu/gpu_buffer.h"
 #include "backends/gpu/gpu_launch.h"
-#include "backends/gpu/gpu_module.h"
 #include "backends/gpu/gpu_probe.h"
 #include "backends/module_kernels.h"
 #include "backends/op_support.h"
@@ -89,7 +88,7 @@ void Context::free(Pointer pointer) const noexcept {
 }
 
 using CudaBuffer = gpu::GpuBuffer<Context>;
-using CudaKernel = gpu::GpuKernel<CUfunction>;
+using CudaKernel = NamedKernel<CUfunction>;
 
 class CudaModule final : public Module {
  public:
@@ -98,7 +97,7 @@ class CudaModule final : public Module {
     std::string what = cat("kernels ", binary.kernels.empty() ? "(none)" : join(binary.kernels, ", "));
     ContextScope scope(*context_);
     module_ = load_image(api, binary.format, binary.bytes, what);
-    kernels_ = gpu::find_kernels<CUfunction>(
+    kernels_ = find_kernels<CUfunction>(
         binary.kernels,
         [&](const std::string& name, CUfunction& function) {
           return api.cuModuleGetFunction(&function, module_, name.c_str()) == CUDA_SUCCESS;
@@ -119,7 +118,7 @@ class CudaModule final : public Module {
  private:
   std::shared_ptr<const Context> context_;
   CUmodule module_ = nullptr;
-  gpu::KernelMap<CUfunction> kernels_;
+  KernelMap<CUfunction> kernels_;
 };
 
 // write() and read() return once the host memory may be reused / holds the data;
@@ -182,7 +181,7 @@ void CudaStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const Ker
   ContextScope scope(*context_);
   using gpu::launch_dim;
   cuda_check(api(),
-             api().cuLaunchKernel(cuda_kernel->function(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
+             api().cuLaunchKernel(cuda_kernel->handle(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
                                   launch_dim(grid.groups[2]), launch_dim(grid.items[0]), launch_dim(grid.items[1]),
                                   launch_dim(grid.items[2]), launch_dim(grid.local_bytes), stream_, packed.params(),
                                   nullptr),

@@ -7,7 +7,6 @@
 
 #include "backends/gpu/gpu_buffer.h"
 #include "backends/gpu/gpu_launch.h"
-#include "backends/gpu/gpu_module.h"
 #include "backends/gpu/gpu_probe.h"
 #include "backends/hip/hip_api.h"
 #include "backends/hip/hip_backend.h"
@@ -63,7 +62,7 @@ class HipModule final : public Module {
     if (rc != hipSuccess)
       user_error("cannot load the code object of ", what, " on ", t.id, ": ", hip_error_name(api, rc),
                  " (a code object runs only on the gfx architecture it was compiled for: recompile it)");
-    kernels_ = gpu::find_kernels<hipFunction_t>(
+    kernels_ = find_kernels<hipFunction_t>(
         binary.kernels,
         [&](const std::string& name, hipFunction_t& function) {
           return api.hipModuleGetFunction(&function, module_, name.c_str()) == hipSuccess;
@@ -84,7 +83,7 @@ class HipModule final : public Module {
  private:
   std::shared_ptr<const Target> target_;
   hipModule_t module_ = nullptr;
-  gpu::KernelMap<hipFunction_t> kernels_;
+  KernelMap<hipFunction_t> kernels_;
 };
 
 // write() and read() return once the host memory may be reused / holds the data;
@@ -142,14 +141,14 @@ class HipStream final : public Stream {
 };
 
 void HipStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
-  auto* hip_kernel = dynamic_cast<gpu::GpuKernel<hipFunction_t>*>(&kernel);
+  auto* hip_kernel = dynamic_cast<NamedKernel<hipFunction_t>*>(&kernel);
   MOAT_INTERNAL_CHECK(hip_kernel, "kernel '", kernel.name(), "' was not loaded by ", target_->id);
   if (!gpu::check_grid(grid, properties_, kernel.name())) return;
   gpu::PackedArgs<void*> packed(args, kernel.name(), [&](const Buffer& b) { return device_buffer(b, 0, 0).pointer(); });
   target_->select();
   using gpu::launch_dim;
   hip_check(api(),
-            api().hipModuleLaunchKernel(hip_kernel->function(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
+            api().hipModuleLaunchKernel(hip_kernel->handle(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
                                         launch_dim(grid.groups[2]), launch_dim(grid.items[0]),
                                         launch_dim(grid.items[1]), launch_dim(grid.items[2]),
                                         launch_dim(grid.local_bytes), stream_, packed.params(), nullptr),

@@ -14,24 +14,15 @@
 #include "support/error.h"
 #include "tests/backends/gpu_kernels.h"
 #include "tests/skip.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
 
 BackendStatus hip_status(const DeviceReport& report) {
   for (const BackendStatus& s : report.backends)

@@ -12,9 +12,11 @@
 #include "backends/device.h"
 #include "support/error.h"
 #include "tests/cli/cli_runner.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
@@ -28,17 +30,6 @@ bool has_backend_line(const DeviceReport& report, const std::string& backend) {
   for (const BackendStatus& s : report.backends)
     if (s.backend == backend) return true;
   return false;
-}
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
 }
 
 // Sets MOAT_NULL_BACKEND for the scope.

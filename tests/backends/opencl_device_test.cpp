@@ -17,9 +17,11 @@
 #include "backends/opencl/opencl.h"
 #include "support/error.h"
 #include "tests/skip.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
@@ -27,17 +29,6 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 bool has(const std::vector<std::string>& items, const std::string& item) {
   return std::find(items.begin(), items.end(), item) != items.end();
-}
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
 }
 
 // opencl:0, or nullptr after skipping the test case, saying why (tests/skip.h).

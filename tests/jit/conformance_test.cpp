@@ -53,34 +53,58 @@ struct Row {
   std::string name;     // test-case prefix
   std::string backend;  // DeviceInfo::backend of the devices it runs on
   runtime::ExecutorOptions options;
-  std::string needs_feature;  // DeviceInfo feature a device must report ("" none)
-  // Families not run, and why (the skip table).
-  std::map<std::string, std::string> skipped_families;
-  // CTest label (doctest test suite): "toolchains" where an external compiler
-  // dominates the time (tools/dev.sh sanitize leaves those out).
-  const char* label = "";
+  std::string needs_feature;                          // a DeviceInfo feature each device must report
+  std::map<std::string, std::string> skipped_families;  // family -> why it is not run
+  const char* label = "";                             // CTest label (the doctest test suite)
 };
 
-// What differs from "every family, default options" per backend: the skip table.
+// The skip table: what differs per row from "every family on the backend's devices,
+// default options". A row named after a backend of the registration table changes
+// that backend's row; one with `flavour_of` adds a row after it.
+struct RowSpec {
+  const char* name;
+  const char* flavour_of = nullptr;  // runs on this backend's devices
+  const char* opencl_format = "cl";  // ExecutorOptions::opencl_format
+  const char* needs_feature = "";
+  // "toolchains": an external compiler dominates the time (tools/dev.sh sanitize
+  // leaves these out).
+  const char* label = "";
+  std::vector<std::string> skipped = {};  // families not run, for `why`
+  const char* why = "";
+};
+
+const RowSpec kRowSpecs[] = {
+    {.name = "opencl", .label = "toolchains"},  // PoCL builds every kernel
+    // SPIR 1.2 bitcode from the LLVM emitter's spir flavour (what SPIR-V is translated
+    // from), where the device takes it (PoCL does).
+    {.name = "opencl-spir",
+     .flavour_of = "opencl",
+     .opencl_format = "bc-spir",
+     .needs_feature = "cl_khr_spir",
+     .label = "toolchains",
+     .skipped = {"binary ops with broadcasting", "select", "matmul with float B", "matmul with fp8 B and block scales",
+                 "gather and take_along", "topk", "views", "sources constants iota and outputs", "symbolic dimensions"},
+     .why = "SPIR bitcode shares lowering with OpenCL C: a subset (element math, casts, local memory and barriers, "
+            "quantised matmul, composites) keeps PoCL's time down"},
+};
+
+Row row_of(const RowSpec& spec, std::string_view backend) {
+  Row row{.name = spec.name, .backend = std::string(backend), .needs_feature = spec.needs_feature, .label = spec.label};
+  row.options.opencl_format = spec.opencl_format;
+  for (const std::string& family : spec.skipped) row.skipped_families[family] = spec.why;
+  return row;
+}
+
+// Every backend's row, each followed by its flavours.
 std::vector<Row> rows() {
   std::vector<Row> out;
   for (const backends::BackendEntry& entry : backends::backend_table()) {
-    Row row{.name = std::string(entry.name), .backend = std::string(entry.name)};
-    if (entry.name == "opencl") row.label = "toolchains";  // PoCL builds every kernel
-    out.push_back(std::move(row));
-    if (entry.name == "opencl") {
-      // SPIR 1.2 bitcode from the LLVM emitter's spir flavour (what SPIR-V is translated
-      // from), where the device takes it (PoCL does).
-      Row spir{.name = "opencl-spir", .backend = "opencl", .needs_feature = "cl_khr_spir", .label = "toolchains"};
-      spir.options.opencl_format = "bc-spir";
-      const char* why = "SPIR bitcode shares lowering with OpenCL C: a subset (element math, casts, local memory "
-                        "and barriers, quantised matmul, composites) keeps PoCL's time down";
-      for (const char* f : {"binary ops with broadcasting", "select", "matmul with float B",
-                            "matmul with fp8 B and block scales", "gather and take_along", "topk", "views",
-                            "sources constants iota and outputs", "symbolic dimensions"})
-        spir.skipped_families[f] = why;
-      out.push_back(std::move(spir));
-    }
+    RowSpec plain{.name = entry.name.data()};
+    for (const RowSpec& spec : kRowSpecs)
+      if (!spec.flavour_of && spec.name == entry.name) plain = spec;
+    out.push_back(row_of(plain, entry.name));
+    for (const RowSpec& spec : kRowSpecs)
+      if (spec.flavour_of && spec.flavour_of == entry.name) out.push_back(row_of(spec, entry.name));
   }
   return out;
 }

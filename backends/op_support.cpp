@@ -41,8 +41,11 @@ bool jit_supports_op(std::string_view op, std::span<const std::string> dtypes,
                      std::span<const std::string> device_dtypes) {
   const OpRow* row = std::find_if(std::begin(kOps), std::end(kOps), [&](const OpRow& r) { return r.name == op; });
   if (row == std::end(kOps)) return false;
+  // An arithmetic type must be one the device computes with; any other type is storage
+  // (block-quantised, f8) that the JIT decodes with byte loads and integer arithmetic on
+  // every device, so only the op decides.
   return std::all_of(dtypes.begin(), dtypes.end(), [&](const std::string& t) {
-    return contains(device_dtypes, t) && (row->storage_types || contains(kArithmetic, t));
+    return contains(kArithmetic, t) ? contains(device_dtypes, t) : row->storage_types;
   });
 }
 

@@ -64,6 +64,8 @@ std::string_view ggml_type_name(GgmlType type);
 int64_t ggml_block_elems(GgmlType type);
 int64_t ggml_block_bytes(GgmlType type);
 std::optional<ir::DType> to_ir_dtype(GgmlType type);
+// The names of the tensor types to_ir_dtype maps, in the table's order ("F32, F16, ...").
+std::string supported_ggml_types();
 
 struct TensorInfo {
   std::string name;

@@ -74,6 +74,16 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
   }
 }
 
+std::string supported_ggml_types() {
+  std::string names;
+  for (const GgmlTypeInfo& t : kTypes) {
+    if (!to_ir_dtype(static_cast<GgmlType>(t.id))) continue;
+    if (!names.empty()) names += ", ";
+    names += t.name;
+  }
+  return names;
+}
+
 namespace {
 bool is_unsigned(ValueType t) {
   return t == ValueType::u8 || t == ValueType::u16 || t == ValueType::u32 || t == ValueType::u64;

@@ -42,6 +42,13 @@ enum class DType : uint8_t {
 #undef MOAT_X
 };
 
+// Every dtype, in the X-macro's order.
+inline constexpr DType kAllDTypes[] = {
+#define MOAT_X(id, name, elems, bytes, kind) DType::id,
+    MOAT_IR_DTYPES(MOAT_X)
+#undef MOAT_X
+};
+
 std::string_view dtype_name(DType type);
 std::optional<DType> parse_dtype(std::string_view name);
 DTypeKind dtype_kind(DType type);

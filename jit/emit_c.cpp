@@ -26,6 +26,7 @@ std::string c_type(Scalar s) {
     case Scalar::i32: return "moat_i32";
     case Scalar::i8: return "moat_i8";
     case Scalar::i1: return "bool";
+    case Scalar::f64: return "double";  // not produced for these targets (native math)
   }
   return "?";
 }

@@ -394,6 +394,7 @@ class LlvmEmitter {
         llvm::Type* st = le::scalar_type(ctx_, t.scalar);
         Value* c = nullptr;
         if (t.scalar == Scalar::f32) c = llvm::ConstantFP::get(st, static_cast<double>(static_cast<float>(n.f)));
+        else if (t.scalar == Scalar::f64) c = llvm::ConstantFP::get(st, n.f);
         else if (is_float(t.scalar)) c = le::convert(b_, llvm::ConstantFP::get(b_.getFloatTy(), n.f), kF32, {t.scalar, 1});
         else c = llvm::ConstantInt::get(st, static_cast<uint64_t>(n.i), is_signed(t.scalar));
         return c;
@@ -417,7 +418,8 @@ class LlvmEmitter {
         return le::binary_op(b_, static_cast<BinaryOp>(n.op), expr(*n.args[0]), expr(*n.args[1]), n.args[0]->type);
       case NodeKind::fma:
         if (spir_) return opencl_call("_Z3fmafff", {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
-        return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {le::value_type(ctx_, t)},
+        // f64 (the math rules): fused, as kir.h requires; f32: fused where it is fast
+        return b_.CreateIntrinsic(t.scalar == Scalar::f64 ? llvm::Intrinsic::fma : llvm::Intrinsic::fmuladd, {le::value_type(ctx_, t)},
                                   {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
       case NodeKind::select: {
         Value* c = expr(*n.args[0]);
@@ -485,6 +487,7 @@ class LlvmEmitter {
       case UnaryOp::tanh: return spir_ ? opencl_call("_Z4tanhf", {x}) : libm_lanes("tanhf", x, t);
       case UnaryOp::lnot: return b_.CreateNot(x);
       case UnaryOp::isnan: return b_.CreateFCmpUNO(x, x);
+      case UnaryOp::rint: return fn(llvm::Intrinsic::rint, "_Z4rintf");
     }
     MOAT_INTERNAL_ERROR("llvm emitter: unknown unary op");
   }

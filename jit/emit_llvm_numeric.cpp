@@ -35,7 +35,7 @@ Value* to_f32(IRBuilder<>& b, Value* v, Scalar s, int lanes) {
     case Scalar::f16: return b.CreateFPExt(v, f32);
     case Scalar::i64: case Scalar::i32: case Scalar::i8: return b.CreateSIToFP(v, f32);
     case Scalar::u8: case Scalar::i1: return b.CreateUIToFP(v, f32);
-    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
+    case Scalar::bf16: case Scalar::f8: case Scalar::f64: break;  // written out by legalize_numerics / convert
   }
   MOAT_INTERNAL_ERROR("llvm emitter: no conversion from ", scalar_name(s));
 }
@@ -80,6 +80,7 @@ llvm::Type* scalar_type(llvm::LLVMContext& ctx, Scalar s) {
     case Scalar::i64: return llvm::Type::getInt64Ty(ctx);
     case Scalar::i32: return llvm::Type::getInt32Ty(ctx);
     case Scalar::i1: return llvm::Type::getInt1Ty(ctx);
+    case Scalar::f64: return llvm::Type::getDoubleTy(ctx);
   }
   MOAT_INTERNAL_ERROR("llvm emitter: unknown scalar type");
 }
@@ -98,13 +99,22 @@ Value* convert(IRBuilder<>& b, Value* v, Type from, Type to) {
     return is_signed(from.scalar) ? b.CreateSExt(v, t) : b.CreateZExt(v, t);
   }
   if (from.scalar == Scalar::f32 && to.scalar == Scalar::f16) return b.CreateFPTrunc(v, value_type(b.getContext(), to));
+  if (from.scalar == Scalar::f64 || to.scalar == Scalar::f64) {  // the math rules' intermediates
+    llvm::Type* t = value_type(b.getContext(), to);
+    if (from.scalar == Scalar::f32) return b.CreateFPExt(v, t);
+    if (to.scalar == Scalar::f32) return b.CreateFPTrunc(v, t);
+    if (from_int) return is_signed(from.scalar) ? b.CreateSIToFP(v, t) : b.CreateUIToFP(v, t);
+    if (to_int) return b.CreateIntrinsic(llvm::Intrinsic::fptosi_sat, {t, v->getType()}, {v});  // NaN -> 0, saturated
+    MOAT_INTERNAL_ERROR("llvm emitter: no conversion from f64 to ", scalar_name(to.scalar));
+  }
   return from_f32(b, to_f32(b, v, from.scalar, lanes), to.scalar, lanes);
 }
 
 Value* reinterpret(IRBuilder<>& b, Value* v, Type from, Type to) {
   llvm::LLVMContext& ctx = b.getContext();
   const int lanes = to.lanes;
-  if (from.scalar == Scalar::f32 || to.scalar == Scalar::f32) return b.CreateBitCast(v, value_type(ctx, to));
+  if (from.scalar == Scalar::f32 || to.scalar == Scalar::f32 || from.scalar == Scalar::f64 || to.scalar == Scalar::f64)
+    return b.CreateBitCast(v, value_type(ctx, to));
   if (to.scalar == Scalar::i32) {  // a narrow float's bits, zero-extended
     if (from.scalar == Scalar::f16) v = b.CreateBitCast(v, with_lanes(b.getInt16Ty(), lanes));
     return b.CreateZExt(v, value_type(ctx, to));

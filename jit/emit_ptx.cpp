@@ -45,6 +45,7 @@ std::string mem_type(Scalar s) {
     case Scalar::i8: return "s8";
     case Scalar::i32: return "b32";
     case Scalar::i64: return "b64";
+    case Scalar::f64: return "f64";
   }
   return "?";
 }
@@ -237,8 +238,11 @@ class PtxPrinter {
       case NodeKind::unary: return unary(n);
       case NodeKind::binary:
         return arith(static_cast<BinaryOp>(n.op), n.args[0]->type.scalar, expr(*n.args[0]), expr(*n.args[1]));
-      case NodeKind::fma:
-        return b_.def(Reg::f32, "fma.rn.f32", {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
+      case NodeKind::fma: {
+        const bool wide = n.type.scalar == Scalar::f64;
+        return b_.def(wide ? Reg::f64 : Reg::f32, wide ? "fma.rn.f64" : "fma.rn.f32",
+                      {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
+      }
       case NodeKind::select: return select(n);
       case NodeKind::cast: return ptx::convert(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::bitcast: return ptx::reinterpret(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
@@ -257,6 +261,7 @@ class PtxPrinter {
     const float f = static_cast<float>(n.f);  // float constants are f32 first (as the LLVM emitter)
     switch (n.type.scalar) {
       case Scalar::f32: return b_.def(Reg::f32, "mov.f32", {ptx::f32_imm(f)});
+      case Scalar::f64: return b_.def(Reg::f64, "mov.f64", {ptx::f64_imm(n.f)});
       case Scalar::f16: return b_.def(Reg::b16, "mov.b16", {imm(f32_to_f16(f))});
       case Scalar::bf16: return b_.def(Reg::b16, "mov.b16", {imm(f32_to_bf16(f))});
       case Scalar::f8: return b_.def(Reg::b32, "mov.b32", {imm(f32_to_fp8_e4m3(f))});
@@ -295,6 +300,13 @@ class PtxPrinter {
     const UnaryOp op = static_cast<UnaryOp>(n.op);
     std::string x = expr(*n.args[0]);
     const bool wide = s == Scalar::i64;
+    if (s == Scalar::f64) {  // the math rules' intermediates
+      if (op == UnaryOp::neg) return b_.def(Reg::f64, "neg.f64", {x});
+      if (op == UnaryOp::abs) return b_.def(Reg::f64, "abs.f64", {x});
+      if (op == UnaryOp::rint) return b_.def(Reg::f64, "cvt.rni.f64.f64", {x});
+      if (op == UnaryOp::isnan) return b_.def(Reg::pred, "setp.nan.f64", {x, x});
+      MOAT_INTERNAL_ERROR("ptx emitter: unary ", unary_name(op), " of f64 (kernel ", k_.name, ")");
+    }
     switch (op) {
       case UnaryOp::neg:
         if (s == Scalar::f32) return b_.def(Reg::f32, "neg.f32", {x});
@@ -307,15 +319,13 @@ class PtxPrinter {
         if (is_float(s)) break;
         if (s == Scalar::u8) x = b_.def(Reg::b32, "cvt.s32.s8", {x});  // llvm.abs reads the bits as signed
         return narrow(s, b_.def(ptx::reg_class(s), wide ? "abs.s64" : "abs.s32", {x}));
-      case UnaryOp::exp: return ptx::exp_f32(b_, x);
-      case UnaryOp::log: return ptx::log_f32(b_, x);
+      case UnaryOp::exp: case UnaryOp::log: case UnaryOp::sin: case UnaryOp::cos: case UnaryOp::tanh:
+        break;  // written out by legalize_numerics (PTX has no exact enough native function)
+      case UnaryOp::rint: return b_.def(Reg::f32, "cvt.rni.f32.f32", {x});
       case UnaryOp::sqrt: return b_.def(Reg::f32, "sqrt.rn.f32", {x});
       case UnaryOp::rsqrt:
         return b_.def(Reg::f32, "div.rn.f32", {ptx::f32_imm(1.0f), b_.def(Reg::f32, "sqrt.rn.f32", {x})});
       case UnaryOp::recip: return b_.def(Reg::f32, "rcp.rn.f32", {x});
-      case UnaryOp::sin: return ptx::sin_f32(b_, x);
-      case UnaryOp::cos: return ptx::cos_f32(b_, x);
-      case UnaryOp::tanh: return ptx::tanh_f32(b_, x);
       case UnaryOp::lnot: return b_.def(Reg::pred, "not.pred", {x});
       case UnaryOp::isnan: return b_.def(Reg::pred, "setp.nan.f32", {x, x});
     }
@@ -324,7 +334,7 @@ class PtxPrinter {
 
   // a op b for operands of scalar type s (comparisons give a predicate).
   std::string arith(BinaryOp op, Scalar s, const std::string& a, const std::string& c) {
-    if (s == Scalar::f32) return float_arith(op, a, c);
+    if (s == Scalar::f32 || s == Scalar::f64) return float_arith(op, s == Scalar::f64 ? "f64" : "f32", a, c);
     if (s == Scalar::i1) return pred_arith(op, a, c);
     if (is_float(s)) {
       MOAT_INTERNAL_ERROR("ptx emitter: ", binary_name(op), " of ", scalar_name(s), " (a storage type; kernel ", k_.name, ")");
@@ -359,23 +369,23 @@ class PtxPrinter {
     return s == Scalar::i64 ? b_.def(Reg::b32, "cvt.u32.u64", {c}) : c;
   }
 
-  std::string float_arith(BinaryOp op, const std::string& a, const std::string& c) {
+  // f32 or f64 (`t`) arithmetic; rem and pow arrive written out by legalize_numerics.
+  std::string float_arith(BinaryOp op, const std::string& t, const std::string& a, const std::string& c) {
+    const Reg cls = t == "f64" ? Reg::f64 : Reg::f32;
     switch (op) {
-      case BinaryOp::add: return b_.def(Reg::f32, "add.rn.f32", {a, c});
-      case BinaryOp::sub: return b_.def(Reg::f32, "sub.rn.f32", {a, c});
-      case BinaryOp::mul: return b_.def(Reg::f32, "mul.rn.f32", {a, c});
-      case BinaryOp::div: return b_.def(Reg::f32, "div.rn.f32", {a, c});
-      case BinaryOp::rem: return ptx::fmod_f32(b_, a, c);
-      case BinaryOp::min: return ptx::float_min(b_, a, c);
-      case BinaryOp::max: return ptx::float_max(b_, a, c);
-      case BinaryOp::pow: return ptx::pow_f32(b_, a, c);
-      case BinaryOp::lt: return b_.def(Reg::pred, "setp.lt.f32", {a, c});   // ordered
-      case BinaryOp::le: return b_.def(Reg::pred, "setp.le.f32", {a, c});
-      case BinaryOp::eq: return b_.def(Reg::pred, "setp.eq.f32", {a, c});
-      case BinaryOp::ne: return b_.def(Reg::pred, "setp.neu.f32", {a, c});  // unordered: NaN != x
+      case BinaryOp::add: return b_.def(cls, "add.rn." + t, {a, c});
+      case BinaryOp::sub: return b_.def(cls, "sub.rn." + t, {a, c});
+      case BinaryOp::mul: return b_.def(cls, "mul.rn." + t, {a, c});
+      case BinaryOp::div: return b_.def(cls, "div.rn." + t, {a, c});
+      case BinaryOp::min: return ptx::float_min(b_, a, c, t);
+      case BinaryOp::max: return ptx::float_max(b_, a, c, t);
+      case BinaryOp::lt: return b_.def(Reg::pred, "setp.lt." + t, {a, c});   // ordered
+      case BinaryOp::le: return b_.def(Reg::pred, "setp.le." + t, {a, c});
+      case BinaryOp::eq: return b_.def(Reg::pred, "setp.eq." + t, {a, c});
+      case BinaryOp::ne: return b_.def(Reg::pred, "setp.neu." + t, {a, c});  // unordered: NaN != x
       default: break;
     }
-    MOAT_INTERNAL_ERROR("ptx emitter: ", binary_name(op), " of f32 (kernel ", k_.name, ")");
+    MOAT_INTERNAL_ERROR("ptx emitter: ", binary_name(op), " of ", t, " (kernel ", k_.name, ")");
   }
 
   // i1 as an unsigned one-bit integer (the LLVM meaning of i1 arithmetic).
@@ -407,7 +417,7 @@ class PtxPrinter {
       case Reg::b32: return b_.def(cls, "selp.b32", {a, c, cond});
       case Reg::b64: return b_.def(cls, "selp.b64", {a, c, cond});
       case Reg::f32: return b_.def(cls, "selp.f32", {a, c, cond});
-      case Reg::f64: break;
+      case Reg::f64: return b_.def(cls, "selp.f64", {a, c, cond});
     }
     MOAT_INTERNAL_ERROR("ptx emitter: select of ", type_name(n.type));
   }
@@ -485,7 +495,7 @@ PtxTarget ptx_target_for(int sm) {
 
 Kernel legalize_for_ptx(const Kernel& kernel) {
   verify(kernel);
-  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true, .native_math = false});
   return has_vectors(legal) ? scalarize(legal) : legal;
 }
 

@@ -6,7 +6,9 @@
 
 namespace moat::jit {
 
-bool is_float(Scalar s) { return s == Scalar::f32 || s == Scalar::f16 || s == Scalar::bf16 || s == Scalar::f8; }
+bool is_float(Scalar s) {
+  return s == Scalar::f32 || s == Scalar::f64 || s == Scalar::f16 || s == Scalar::bf16 || s == Scalar::f8;
+}
 bool is_signed(Scalar s) { return s == Scalar::i64 || s == Scalar::i32 || s == Scalar::i8; }
 
 int scalar_bits(Scalar s) {
@@ -14,7 +16,7 @@ int scalar_bits(Scalar s) {
     case Scalar::f32: case Scalar::i32: return 32;
     case Scalar::f16: case Scalar::bf16: return 16;
     case Scalar::f8: case Scalar::i8: case Scalar::u8: return 8;
-    case Scalar::i64: return 64;
+    case Scalar::i64: case Scalar::f64: return 64;
     case Scalar::i1: return 1;
   }
   return 0;
@@ -31,6 +33,7 @@ std::string_view scalar_name(Scalar s) {
     case Scalar::i8: return "i8";
     case Scalar::u8: return "u8";
     case Scalar::i1: return "i1";
+    case Scalar::f64: return "f64";
   }
   return "?";
 }
@@ -56,7 +59,7 @@ Scalar storage_scalar(ir::DType d) {
 
 std::string_view unary_name(UnaryOp op) {
   static constexpr std::string_view names[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt",
-                                               "recip", "sin", "cos", "tanh", "not", "isnan"};
+                                               "recip", "sin", "cos", "tanh", "not", "isnan", "rint"};
   return names[static_cast<int>(op)];
 }
 std::string_view binary_name(BinaryOp op) {
@@ -128,6 +131,7 @@ NodeRef constant(Type t, double v) {
 NodeRef c_i64(int64_t v) { return make(Node{.kind = NodeKind::constant, .type = kI64, .i = v}); }
 NodeRef c_i32(int64_t v) { return make(Node{.kind = NodeKind::constant, .type = kI32, .i = v}); }
 NodeRef c_f32(double v) { return make(Node{.kind = NodeKind::constant, .type = kF32, .f = v}); }
+NodeRef c_f64(double v) { return make(Node{.kind = NodeKind::constant, .type = {Scalar::f64, 1}, .f = v}); }
 NodeRef c_bool(bool v) { return make(Node{.kind = NodeKind::constant, .type = kBool, .i = v ? 1 : 0}); }
 
 NodeRef scalar_arg(const Kernel& k, int index) {
@@ -150,8 +154,10 @@ NodeRef unary(UnaryOp op, NodeRef x) {
   Type t = x->type;
   if (op == UnaryOp::lnot) expect(t.scalar == Scalar::i1, NodeKind::unary, "not takes i1");
   else if (op == UnaryOp::isnan) {
-    expect(t.scalar == Scalar::f32, NodeKind::unary, "isnan takes f32");
+    expect(t.scalar == Scalar::f32 || t.scalar == Scalar::f64, NodeKind::unary, "isnan takes f32 or f64");
     t.scalar = Scalar::i1;
+  } else if (op == UnaryOp::rint) {
+    expect(t.scalar == Scalar::f32 || t.scalar == Scalar::f64, NodeKind::unary, "rint takes f32 or f64");
   } else if (op != UnaryOp::neg && op != UnaryOp::abs) {
     expect(t.scalar == Scalar::f32, NodeKind::unary, std::string(unary_name(op)) + " takes f32, got " + type_name(t));
   }
@@ -170,7 +176,8 @@ NodeRef binary(BinaryOp op, NodeRef a, NodeRef b) {
 }
 
 NodeRef fma(NodeRef a, NodeRef b, NodeRef c) {
-  expect(a->type == b->type && b->type == c->type && a->type.scalar == Scalar::f32, NodeKind::fma, "operands are one f32 type");
+  expect(a->type == b->type && b->type == c->type && (a->type.scalar == Scalar::f32 || a->type.scalar == Scalar::f64),
+         NodeKind::fma, "operands are one f32 or f64 type");
   Type t = a->type;
   return make(Node{.kind = NodeKind::fma, .type = t, .args = {std::move(a), std::move(b), std::move(c)}});
 }
@@ -192,7 +199,8 @@ NodeRef cast(Type to, NodeRef x) {
 NodeRef bitcast(Type to, NodeRef x) {
   expect(to.lanes == x->type.lanes, NodeKind::bitcast, "lane counts differ");
   const Scalar a = x->type.scalar, b = to.scalar;
-  const bool f32_bits = (a == Scalar::f32 && b == Scalar::i32) || (a == Scalar::i32 && b == Scalar::f32);
+  const bool f32_bits = (a == Scalar::f32 && b == Scalar::i32) || (a == Scalar::i32 && b == Scalar::f32) ||
+                        (a == Scalar::f64 && b == Scalar::i64) || (a == Scalar::i64 && b == Scalar::f64);
   auto narrow = [](Scalar s) { return s == Scalar::f16 || s == Scalar::bf16 || s == Scalar::f8; };
   const bool narrow_bits = (narrow(a) && b == Scalar::i32) || (a == Scalar::i32 && narrow(b));
   expect(f32_bits || narrow_bits, NodeKind::bitcast, type_name(x->type) + " to " + type_name(to));

@@ -12,9 +12,11 @@
 //
 // Semantics every emitter must keep (the reference interpreter of the Tensor IR is the
 // oracle of every lowered kernel):
-//   - integer arithmetic is i64 unless a node says otherwise; div / rem truncate
+//   - integer arithmetic is i64 unless a node says otherwise; div / rem truncate; shr of
+//     a signed type is arithmetic
 //   - float arithmetic is IEEE f32 (f16 / bf16 / f8 values are converted with `cast`;
-//     emitters may contract a*b+c only where the node is `fma`)
+//     emitters may contract a*b+c only where the node is `fma`; an f64 `fma` is fused,
+//     the math rules depend on it)
 //   - `load` / `store` index in elements of the buffer's element type; a vector load of
 //     N lanes reads N consecutive elements. A buffer of a block-quantised dtype is bytes:
 //     it is accessed as u8, i8 or f16 values, indexed in units of the value's type (the
@@ -52,8 +54,9 @@
 namespace moat::jit {
 
 // Scalar types of values. f16 / bf16 / f8 (E4M3FN) are storage types: values of these
-// types are only loaded, stored and cast.
-enum class Scalar : uint8_t { f32, f16, bf16, f8, i64, i32, i8, u8, i1 };
+// types are only loaded, stored and cast. f64 is an intermediate of the math functions
+// legalize_numerics writes out (never loaded or stored; only for targets with f64).
+enum class Scalar : uint8_t { f32, f16, bf16, f8, i64, i32, i8, u8, i1, f64 };
 
 struct Type {
   Scalar scalar = Scalar::f32;
@@ -76,7 +79,8 @@ std::string type_name(Type t);  // "f32", "f32x8"
 // dtypes are byte buffers (u8) read with `dequant`.
 Scalar storage_scalar(ir::DType d);
 
-enum class UnaryOp : uint8_t { neg, abs, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, lnot, isnan };
+// rint: to the nearest integer, ties to even (f32 / f64).
+enum class UnaryOp : uint8_t { neg, abs, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, lnot, isnan, rint };
 enum class BinaryOp : uint8_t { add, sub, mul, div, rem, min, max, pow, land, lor, shl, shr, lt, le, eq, ne };
 enum class ReduceOp : uint8_t { add, max, min };
 enum class Builtin : uint8_t { group_id, item_id, num_groups, group_size };
@@ -98,7 +102,7 @@ bool is_comparison(BinaryOp op);
   X(fma, false)        /* args: a, b, c -> a * b + c (floats) */                                   \
   X(select, false)     /* args: cond (i1, scalar or same lanes), a, b */                           \
   X(cast, false)       /* args: x -> type (lane-wise numeric conversion, see kir.cpp) */          \
-  X(bitcast, false)    /* args: x -> type: the same bits; f32 <-> i32, or f16 / bf16 / f8 <-> i32 */ \
+  X(bitcast, false)    /* args: x -> type: the same bits; f32 <-> i32, f64 <-> i64, f16 / bf16 / f8 <-> i32 */ \
                        /* (the narrow float's bits zero-extended; back: the low bits) */           \
   X(broadcast, false)  /* args: scalar x -> type.lanes copies */                                  \
   X(extract, false)    /* args: vector x, lane (i64, in range) */                                   \
@@ -191,6 +195,7 @@ struct Kernel {
 NodeRef c_i64(int64_t v);
 NodeRef c_i32(int64_t v);
 NodeRef c_f32(double v);
+NodeRef c_f64(double v);
 NodeRef c_bool(bool v);
 NodeRef constant(Type t, double v);  // floats from v, integers from (int64) v
 NodeRef scalar_arg(const Kernel& k, int index);

@@ -16,13 +16,15 @@ Kernel scalarize(const Kernel& kernel);
 // What a target converts itself, exactly as support/half.h does (everything else is
 // written out by legalize_numerics).
 struct NumericsOptions {
-  bool native_f16 = false;  // f16 <-> f32 (LLVM `half`, PTX cvt.rn.f16.f32 / cvt.f32.f16)
+  bool native_f16 = false;   // f16 <-> f32 (LLVM `half`, PTX cvt.rn.f16.f32 / cvt.f32.f16)
+  bool native_math = true;   // exp, log, sin, cos, tanh, pow, f32 rem (libm, OpenCL / HIP built-ins)
 };
 
 // `dequant`, `qscale`, `qdot` and `quantize` become loads, stores and arithmetic, from
 // the rules of jit/block_formats.h; then every cast from or to a narrow float the
 // target does not convert natively becomes integer arithmetic on its bits
-// (jit/float_formats.h). Vector nodes stay vectors: run it before `scalarize`. Every
+// (jit/float_formats.h), and without native math the math functions become
+// jit/math_functions.h's. Vector nodes stay vectors: run it before `scalarize`. Every
 // target runs it first; printers never see those nodes or conversions.
 Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options = {});
 

@@ -6,6 +6,7 @@
 // the node.
 #include "jit/block_formats.h"
 #include "jit/float_formats.h"
+#include "jit/math_functions.h"
 #include "jit/legalize.h"
 #include "support/error.h"
 #include "support/half.h"
@@ -118,9 +119,33 @@ class NumericsLegalizer {
     return bitcast(n.type, c_i32(bits));
   }
 
+  // A math function written out (targets without native math).
+  NodeRef math(const NodeRef& e) {
+    const Node& n = *e;
+    const Binder binder = [this](NodeRef v) { return bind(std::move(v)); };
+    if (n.kind == NodeKind::unary && n.type.scalar == Scalar::f32) {
+      switch (static_cast<UnaryOp>(n.op)) {
+        case UnaryOp::exp: return exp_rule(n.args[0], binder);
+        case UnaryOp::log: return log_rule(n.args[0], binder);
+        case UnaryOp::sin: return sin_rule(n.args[0], binder);
+        case UnaryOp::cos: return cos_rule(n.args[0], binder);
+        case UnaryOp::tanh: return tanh_rule(n.args[0], binder);
+        default: return e;
+      }
+    }
+    if (n.kind == NodeKind::binary && n.type.scalar == Scalar::f32) {
+      if (static_cast<BinaryOp>(n.op) == BinaryOp::pow) return pow_rule(n.args[0], n.args[1], binder);
+      if (static_cast<BinaryOp>(n.op) == BinaryOp::rem)
+        return fmod_rule(n.args[0], n.args[1], binder, [this](NodeRef s) { pending_->push_back(std::move(s)); },
+                         [this] { return "nm" + std::to_string(next_name_++); });
+    }
+    return e;
+  }
+
   // A cast through f32 where its source or destination is a narrow float to write out.
   NodeRef conversion(const NodeRef& e) {
     NodeRef out = with_args(e);
+    if (!options_.native_math) out = math(out);
     if (out->kind == NodeKind::constant && !native(out->type.scalar)) return narrow_constant(*out);
     if (out->kind != NodeKind::cast) return out;
     const Scalar from = out->args[0]->type.scalar, to = out->type.scalar;

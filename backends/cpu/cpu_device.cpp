@@ -150,7 +150,7 @@ DeviceProperties host_properties() {
   p.local_memory_bytes = kLocalMemoryBytes;
   p.sub_group_size = 1;
   p.vector_bits = p.info.has_feature("avx512f") ? 512 : p.info.has_feature("avx2") ? 256 : 128;
-  p.dtypes = {"f32", "f16", "bf16", "f8_e4m3", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
+  p.dtypes = {"f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"};
   p.host_memory = true;  // DRAM bandwidth is measured (runtime/bandwidth.h), not specified
   return p;
 }

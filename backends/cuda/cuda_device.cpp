@@ -222,8 +222,7 @@ DeviceProperties describe(const CudaApi& api, int ordinal) {
   int cc = 10 * major + minor;
   p.dtypes = {"f32", "f16"};
   if (cc >= 80) p.dtypes.push_back("bf16");
-  if (cc >= 89) p.dtypes.push_back("f8_e4m3");  // cvt to / from e4m3 (Ada, Hopper and later)
-  for (const char* t : {"i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"}) p.dtypes.push_back(t);
+  for (const char* t : {"i64", "i32", "i8", "u8", "bool"}) p.dtypes.push_back(t);
   return p;
 }
 

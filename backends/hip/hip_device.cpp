@@ -199,7 +199,7 @@ DeviceProperties describe(const HipApi& api, int ordinal) {
   // Double data rate: 2 transfers per memory clock (kHz) over the bus (bits).
   p.memory_bandwidth = 2.0 * 1e3 * attribute(api, ordinal, hipDeviceAttributeMemoryClockRate) *
                        attribute(api, ordinal, hipDeviceAttributeMemoryBusWidth) / 8.0;
-  p.dtypes = {"f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
+  p.dtypes = {"f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"};
   return p;
 }
 

@@ -135,7 +135,7 @@ ClDeviceEntry describe(const ClApi& api, cl_platform_id platform, cl_device_id d
   p.vector_bits = 32 * static_cast<int>(std::clamp<cl_uint>(floats, 1, 64));
   // The OpenCL C emitter carries f16 / bf16 / f8 as bits and dequantises blocks with
   // integer code, so every dtype runs without device extensions.
-  p.dtypes = {"f32", "f16", "bf16", "f8_e4m3", "i64", "i32", "i8", "u8", "bool", "q8_0", "q4_0", "q4_k", "q6_k"};
+  p.dtypes = {"f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"};
   // OpenCL has no query for memory bandwidth: a CPU device (PoCL) computes from host
   // DRAM, whose bandwidth is measured; a GPU's stays unknown (0).
   p.host_memory = (device_value<cl_device_type>(api, device, CL_DEVICE_TYPE, "the device type") & CL_DEVICE_TYPE_CPU) != 0;

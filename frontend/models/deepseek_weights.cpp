@@ -106,7 +106,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
     std::optional<ir::DType> dtype = gguf::to_ir_dtype(t.type);
     if (!dtype)
       user_error(path, ": tensor ", t.name, " has type ", gguf::ggml_type_name(t.type),
-                 ", which this runtime does not compute with (use F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K)");
+                 ", which this runtime does not compute with (it takes ", gguf::supported_ggml_types(), ")");
     m.weights[t.name] = ir::HostTensor::borrowed(*dtype, t.shape(), t.data);
   }
   // The legacy unsplit layout: split kv_b as the current converter does.

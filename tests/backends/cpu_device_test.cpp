@@ -49,9 +49,9 @@ TEST_CASE("cpu device properties") {
   bool avx512 = std::find(p.info.features.begin(), p.info.features.end(), "avx512f") != p.info.features.end();
   CHECK(p.vector_bits == (avx512 ? 512 : p.vector_bits));
   CHECK((p.vector_bits == 128 || p.vector_bits == 256 || p.vector_bits == 512));
-  for (const char* dtype : {"f32", "f16", "bf16", "f8_e4m3", "i64", "q8_0", "q4_k", "q6_k"})
+  for (const char* dtype : {"f32", "f16", "bf16", "i64", "i8", "bool"})
     CHECK(std::find(p.dtypes.begin(), p.dtypes.end(), dtype) != p.dtypes.end());
-  std::vector<std::string> types{"q4_k", "f32"};
+  std::vector<std::string> types{"q4_k", "f32"};  // storage types are decoded by the JIT: not listed, supported
   CHECK(device->supports_op("matmul", types));
   std::string fingerprint = device->compile_fingerprint();
   CHECK(contains(fingerprint, "llvm 14"));

@@ -50,6 +50,12 @@ TEST_CASE("op_support: per op and dtype") {
   CHECK_FALSE(ok("exp", {"q8_0", "q8_0"}));  // storage types are not computed on
   CHECK_FALSE(ok("reduce_sum", {"f8_e4m3", "f8_e4m3"}));
   CHECK_FALSE(ok("concat", {"q4_k", "q4_k", "q4_k"}));
+  // storage types are decoded by the JIT on any device: the device lists only what it
+  // computes with
+  const std::vector<std::string> plain{"f32", "i32"};
+  CHECK(jit_supports_op("matmul", std::vector<std::string>{"f32", "q6_k", "f32"}, plain));
+  CHECK(jit_supports_op("gather", std::vector<std::string>{"f8_e4m3", "i32", "f32"}, plain));
+  CHECK_FALSE(jit_supports_op("add", std::vector<std::string>{"f16", "f16", "f16"}, plain));
 }
 
 TEST_CASE("op_support: the CPU device answers through the table") {

@@ -144,7 +144,7 @@ TEST_CASE("devices lists the host CPU, as text and as JSON") {
   int vector_bits = properties["vector_bits"].get<int>();
   CHECK((vector_bits == 128 || vector_bits == 256 || vector_bits == 512));
   auto dtypes = properties["dtypes"].get<std::vector<std::string>>();
-  CHECK(std::find(dtypes.begin(), dtypes.end(), "q4_k") != dtypes.end());
+  CHECK(std::find(dtypes.begin(), dtypes.end(), "bf16") != dtypes.end());
   CHECK(contains(properties["compile_fingerprint"].get<std::string>(), "llvm 14"));
   CHECK(contains(text.out, "dtypes: f32"));
   CHECK(contains(text.out, "-bit vectors"));

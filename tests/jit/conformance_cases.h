@@ -146,9 +146,10 @@ inline void matmul_float(BackendUnderTest& be) {
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
 }
 
-// matmul with quantised B dequantised in registers: q8_0, q4_0, q4_k, q6_k
+// matmul with quantised B dequantised in registers: every block-quantised dtype
 inline void matmul_quantised(BackendUnderTest& be) {
-  for (DType bd : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+  for (DType bd : kAllDTypes) {
+    if (!is_quantised(bd)) continue;
     const int64_t block = dtype_block_elems(bd);
     for (int64_t k : {block, 2 * block, 4 * block}) {
       // m 21: the CPU's 8-row tiles for quantised B (prefill) with a partial last tile

@@ -148,12 +148,7 @@ TEST_CASE("local memory, vectors and horizontal reductions") {
 
 TEST_CASE("block formats: every quantised dtype has one, its fields lie in the block, f16 fields are aligned") {
   namespace ir = moat::ir;
-  const std::vector<ir::DType> dtypes = {
-#define MOAT_X(id, name, elems, bytes, kind) ir::DType::id,
-      MOAT_IR_DTYPES(MOAT_X)
-#undef MOAT_X
-  };
-  for (ir::DType d : dtypes) {
+  for (ir::DType d : ir::kAllDTypes) {
     if (!ir::is_quantised(d)) continue;
     const BlockFormat* f = find_block_format(d);
     REQUIRE_MESSAGE(f != nullptr, ir::dtype_name(d), " has no block format (jit/block_formats.cpp)");

@@ -153,6 +153,7 @@ class CPrinter {
       case UnaryOp::tanh: return math("tanh") + "(" + x + ")";
       case UnaryOp::lnot: return "(!" + x + ")";
       case UnaryOp::isnan: return "(" + x + " != " + x + ")";
+      case UnaryOp::rint: return math("rint") + "(" + x + ")";
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": unknown unary op for ", d_.name);
   }

@@ -19,6 +19,8 @@ struct Schedule {
   int64_t elements_per_group = 16384;  // map / reduce kernels: output elements per group (CPU)
   int matmul_rows = 4;           // matmul: rows of A sharing each loaded chunk of B
   int matmul_cols = 16;          // matmul: columns of B (outputs) per work-group
+  // Work-group-local memory a kernel may use, bytes (CPU: a stack array per group).
+  int64_t local_memory_bytes = int64_t{1} << 20;
 };
 
 Schedule schedule_for(const backends::DeviceProperties& device);

@@ -117,13 +117,16 @@ int run_emit(const ParsedArgs& args) {
   return 0;
 }
 
+// The --target values, from the table.
+const std::string kTargetHelp = cat("kir (Kernel IR text) or a target: ", jit::target_names());
+
 const Command kEmit{
     {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] -o DIR",
      "write every kernel of a model or graph for a target",
      {{"-m", "MODEL", "model file or folder"},
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},
       {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
-      {"--target", "TARGET", "kir (Kernel IR text) or a target of jit/target.h: llvm-cpu (llvm), ptx, hip, opencl-c (opencl), spir, spirv"},
+      {"--target", "TARGET", kTargetHelp},
       {"--arch", "ARCH", "the target's architecture (ptx: sm_80, sm_90, ...; hip: gfx90a, gfx1030, ...); default: the host CPU for llvm, else the target's first"},
       {"-o", "DIR", "output directory"}}},
     run_emit};

@@ -29,7 +29,6 @@ struct Target {
   std::string_view format;      // the Artifact format (backends/device.h): "ll", "ptx", "hip", "cl", "bc-spir", "spv"
   std::string_view backend;     // the backend whose devices load it: "cpu", "cuda", "hip", "opencl"
   std::string_view extension;   // file name extension of a dumped kernel, without the dot
-  bool text = true;             // the artifact is text (else binary)
   std::string_view default_arch;                   // the architecture an offline emit assumes ("" for generic)
   std::span<const Capabilities> architectures;    // the known ones, first the default
   ScheduleDefaults schedule;

@@ -145,9 +145,14 @@ std::string target_names() {
   return out;
 }
 
-const Target& target_named(std::string_view name) {
+const Target* find_target(std::string_view name) {
   for (const Target& t : table())
-    if (t.name == name || (!t.alias.empty() && t.alias == name)) return t;
+    if (t.name == name || (!t.alias.empty() && t.alias == name)) return &t;
+  return nullptr;
+}
+
+const Target& target_named(std::string_view name) {
+  if (const Target* t = find_target(name)) return *t;
   user_error("target '", name, "' is not one of ", target_names());
 }
 

@@ -40,7 +40,8 @@ struct Target {
 // Every target; the first target of a backend is that backend's default.
 std::span<const Target> targets();
 
-// The target named `name` (or its alias); UserError listing the names otherwise.
+// The target named `name` (or its alias): nullptr / UserError listing the names otherwise.
+const Target* find_target(std::string_view name);
 const Target& target_named(std::string_view name);
 
 // The target that backend `backend`'s devices load in `format`, or the backend's

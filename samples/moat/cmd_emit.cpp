@@ -54,8 +54,7 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 // stage (scheduled for the host CPU).
 const jit::Target* target_of_option(const std::string& name) {
   if (name == "kir") return nullptr;
-  for (const jit::Target& t : jit::targets())
-    if (t.name == name || (!t.alias.empty() && t.alias == name)) return &t;
+  if (const jit::Target* t = jit::find_target(name)) return t;
   user_error("--target ", name, " is not one of kir, ", jit::target_names());
 }
 

@@ -17,6 +17,10 @@ namespace {
 
 bool applies(const Schedule& s, const MatmulShape& mm) { return !s.gpu && mm.transposed && mm.n > 0 && mm.m > 0; }
 
+// Long (about 120 lines): one kernel read top to bottom — the group's rows of A, then per
+// output n the K loop in one of three forms (qdot blocks, dequantised blocks, f32
+// vectors), the scalar tail and the stores; the names it makes are part of the kernel's
+// text (and hash), so its statement order is kept as is.
 std::vector<NodeRef> lower(MatmulBuilder& mm) {
   KernelBuilder& kb = mm.kb;
   const Operands& o = mm.o;

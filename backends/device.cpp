@@ -2,9 +2,7 @@
 
 #include <charconv>
 
-#include "backends/cuda/cuda_backend.h"
-#include "backends/hip/hip_backend.h"
-#include "backends/opencl/opencl.h"
+#include "backends/backend_table.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -41,23 +39,25 @@ std::unique_ptr<Buffer> Device::counted(std::unique_ptr<Buffer> buffer) {
 
 namespace {
 
-// N of "<prefix>N" ("cuda:0"); -1 when `id` is not of that form.
+// N of "<prefix>:N" ("cuda:0"); -1 when `id` is not of that form.
 int ordinal_of(std::string_view id, std::string_view prefix) {
-  if (id.substr(0, prefix.size()) != prefix) return -1;
-  std::string_view digits = id.substr(prefix.size());
+  if (id.size() <= prefix.size() || id.substr(0, prefix.size()) != prefix || id[prefix.size()] != ':') return -1;
+  std::string_view digits = id.substr(prefix.size() + 1);
   int n = 0;
   auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  return error == std::errc() && end == digits.data() + digits.size() && !digits.empty() && n >= 0 ? n : -1;
+  return error == std::errc() && end == digits.data() + digits.size() && n >= 0 ? n : -1;
 }
 
 }  // namespace
 
 std::unique_ptr<Device> open_device(std::string_view id, const CpuOptions& cpu_options) {
-  if (id == "cpu") return open_cpu_device(cpu_options);
-  if (int n = ordinal_of(id, "opencl:"); n >= 0)
-    if (std::unique_ptr<Device> device = opencl::open_device(n)) return device;
-  if (int n = ordinal_of(id, "cuda:"); n >= 0) return open_cuda_device(n);
-  if (int n = ordinal_of(id, "hip:"); n >= 0) return open_hip_device(n);
+  for (const BackendEntry& backend : backend_table()) {
+    if (backend.enabled && !backend.enabled()) continue;
+    int n = backend.numbered ? ordinal_of(id, backend.name) : id == backend.name ? 0 : -1;
+    if (n < 0) continue;
+    if (std::unique_ptr<Device> device = backend.open(n, cpu_options)) return device;
+    break;
+  }
   DeviceReport report = enumerate_devices();
   std::vector<std::string> ids;
   for (const DeviceInfo& d : report.devices) ids.push_back(d.id);

@@ -1,5 +1,5 @@
-// Shared by the backends' Module implementations: the lookup of a kernel by name in a
-// module's name -> kernel map.
+// Shared by the backends' Module implementations: a kernel as its name and the
+// driver's handle, the kernels of a loaded module by name, and their lookup.
 #pragma once
 
 #include <map>
@@ -12,6 +12,37 @@
 #include "support/strings.h"
 
 namespace moat::backends {
+
+// A kernel of a module: its name and the driver's handle to it (a CUfunction, a host
+// function pointer), owned by the module.
+template <class Handle>
+class NamedKernel final : public Kernel {
+ public:
+  NamedKernel(std::string name, Handle handle) : name_(std::move(name)), handle_(handle) {}
+  const std::string& name() const override { return name_; }
+  Handle handle() const { return handle_; }
+
+ private:
+  std::string name_;
+  Handle handle_;
+};
+
+template <class Handle>
+using KernelMap = std::map<std::string, NamedKernel<Handle>, std::less<>>;
+
+// The kernels `names` of a loaded module: `lookup(name, Handle&)` says whether the
+// module has it; for the first it has not, `missing(name)` is called, which must throw
+// (after unloading the module).
+template <class Handle, class Lookup, class Missing>
+KernelMap<Handle> find_kernels(const std::vector<std::string>& names, Lookup&& lookup, Missing&& missing) {
+  KernelMap<Handle> kernels;
+  for (const std::string& name : names) {
+    Handle handle{};
+    if (!lookup(name, handle)) missing(name);
+    kernels.try_emplace(name, name, handle);
+  }
+  return kernels;
+}
 
 // The kernel `name`; UserError listing the module's kernels when there is none.
 template <class KernelT>

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "jit/emit_c_dialect.h"
+#include "jit/float_formats.h"
 #include "jit/kir_visitor.h"
 #include "jit/legalize.h"
 #include "support/error.h"
@@ -73,6 +74,16 @@ class CPrinter {
  private:
   std::string buffer_name(int64_t i) const { return "p_" + k_.buffers.at(static_cast<size_t>(i)).name; }
 
+  // Buffer i as an array of scalar s: the buffer itself, or (a quantised buffer's bytes
+  // read as i8 / f16, kir.h) a pointer cast in the buffer's address space.
+  std::string access(int64_t i, Scalar s) const {
+    const BufferDecl& b = k_.buffers.at(static_cast<size_t>(i));
+    if (s == storage_scalar(b.dtype)) return buffer_name(i);
+    const std::string_view space = b.space == Space::local ? d_.local_ptr : d_.global_ptr;
+    return "((" + std::string(space) + (b.written || b.space == Space::local ? "" : "const ") + c_type(s) + "*)" +
+           buffer_name(i) + ")";
+  }
+
   std::string math(std::string_view fn) const { return std::string(fn) + std::string(d_.math_suffix); }
 
   std::string constant(const Node& n) const {
@@ -99,22 +110,15 @@ class CPrinter {
   // A lane-wise conversion with the rules of kir.h.
   std::string convert(const std::string& x, Scalar from, Scalar to) const {
     if (from == to) return x;
-    auto to_f32 = [&]() -> std::string {
-      switch (from) {
-        case Scalar::f16: return "moat_f16_to_f32(" + x + ")";
-        case Scalar::bf16: return "moat_bf16_to_f32(" + x + ")";
-        case Scalar::f8: return "moat_f8_to_f32(" + x + ")";
-        default: return "((float)" + x + ")";
-      }
-    };
+    if (is_narrow_float(from) || is_narrow_float(to))
+      MOAT_INTERNAL_ERROR("kernel ", k_.name, ": a cast between ", scalar_name(from), " and ", scalar_name(to),
+                          " reached the ", d_.name, " printer (legalize_numerics writes it out)");
+    auto to_f32 = [&]() -> std::string { return from == Scalar::f32 ? x : "((float)" + x + ")"; };
     if (to == Scalar::i1) return is_float(from) ? "(" + to_f32() + " != 0.0f)" : "(" + x + " != 0)";
     if (!is_float(from) && !is_float(to)) return "((" + c_type(to) + ")" + x + ")";
     const std::string f = to_f32();
     switch (to) {
       case Scalar::f32: return f;
-      case Scalar::f16: return "moat_f32_to_f16(" + f + ")";
-      case Scalar::bf16: return "moat_f32_to_bf16(" + f + ")";
-      case Scalar::f8: return "moat_f32_to_f8(" + f + ")";
       case Scalar::i64: return "moat_f2i64(" + f + ")";
       case Scalar::i32: return "moat_f2i32(" + f + ")";
       case Scalar::i8: return "moat_f2i8(" + f + ")";
@@ -122,6 +126,14 @@ class CPrinter {
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": no conversion to ", scalar_name(to));
+  }
+
+  // kir.h's bitcast: f32 <-> i32, or a narrow float's bits (held as moat_u16 / moat_u8)
+  // <-> i32.
+  static std::string reinterpret(const std::string& x, Scalar from, Scalar to) {
+    if (from == Scalar::f32) return "((moat_i32)MOAT_AS_UINT(" + x + "))";
+    if (to == Scalar::f32) return "MOAT_AS_FLOAT(" + x + ")";
+    return "((" + c_type(to) + ")" + x + ")";
   }
 
   std::string unary(const Node& n) const {
@@ -186,18 +198,13 @@ class CPrinter {
       case NodeKind::fma: return math("fma") + "(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ", " + expr(*n.args[2]) + ")";
       case NodeKind::select: return "(" + expr(*n.args[0]) + " ? " + expr(*n.args[1]) + " : " + expr(*n.args[2]) + ")";
       case NodeKind::cast: return convert(expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
+      case NodeKind::bitcast: return reinterpret(expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: {
         const auto op = static_cast<ReduceOp>(n.op);
         std::string_view fn = op == ReduceOp::add ? d_.subgroup_add : op == ReduceOp::max ? d_.subgroup_max : d_.subgroup_min;
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
-      case NodeKind::load: return buffer_name(n.i) + "[" + expr(*n.args[0]) + "]";
-      case NodeKind::qscale:
-        return "moat_f16_at(" + buffer_name(n.i) + " + " + expr(*n.args[0]) + " * " +
-               std::to_string(ir::dtype_block_bytes(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + ")";
-      case NodeKind::dequant:
-        return "moat_dq_" + std::string(ir::dtype_name(k_.buffers.at(static_cast<size_t>(n.i)).dtype)) + "(" +
-               buffer_name(n.i) + ", " + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ")";
+      case NodeKind::load: return access(n.i, n.type.scalar) + "[" + expr(*n.args[0]) + "]";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle ", node_kind_name(n.kind));
@@ -219,7 +226,7 @@ class CPrinter {
         return;
       case NodeKind::assign: out_ << pad << "v_" << n.name << " = " << expr(*n.args[0]) << ";\n"; return;
       case NodeKind::store:
-        out_ << pad << buffer_name(n.i) << "[" << expr(*n.args[0]) << "] = " << expr(*n.args[1]) << ";\n";
+        out_ << pad << access(n.i, n.args[1]->type.scalar) << "[" << expr(*n.args[0]) << "] = " << expr(*n.args[1]) << ";\n";
         return;
       case NodeKind::for_loop: {
         // bounds and step are evaluated once, before the loop (kir.h)
@@ -243,13 +250,6 @@ class CPrinter {
         out_ << pad << "}\n";
         return;
       case NodeKind::barrier: out_ << pad << d_.barrier << "\n"; return;
-      case NodeKind::quantize: {  // scalarised: the block, then the 32 values
-        out_ << pad << "{\n" << pad << "  const float q_x[32] = {";
-        for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);
-        out_ << "};\n" << pad << "  moat_quantize_q8_0(" << buffer_name(n.i) << ", " << expr(*n.args[0]) << ", q_x);\n"
-             << pad << "}\n";
-        return;
-      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle statement ", node_kind_name(n.kind));
@@ -272,12 +272,8 @@ std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {
-    if (has_vectors(k)) {
-      const Kernel scalar = scalarize(k);  // legalise, then print
-      out += CPrinter(scalar, dialect).run();
-    } else {
-      out += CPrinter(k, dialect).run();
-    }
+    const Kernel legal = legalize_numerics(k, {.native_f16 = false});  // legalise, then print
+    out += CPrinter(has_vectors(legal) ? scalarize(legal) : legal, dialect).run();
   }
   return out;
 }

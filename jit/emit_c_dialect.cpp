@@ -38,8 +38,8 @@ MOAT_FN float moat_warp_max(float x) { for (int o = warpSize / 2; o > 0; o >>= 1
 MOAT_FN float moat_warp_min(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y < x || y != y) ? y : x; } return x; }
 )";
 
-// Conversions follow support/half.h bit for bit; dequantisation follows ir/quant.cpp
-// (ggml's order of operations).
+// Float -> integer conversions (kir.h: truncate toward zero, saturate, NaN -> 0) and
+// NaN-propagating min / max. Narrow floats arrive written out by legalize_numerics.
 constexpr std::string_view kHelpers = R"(
 #define MOAT_I64_MAX MOAT_I64(9223372036854775807)
 #define MOAT_I64_MIN (-MOAT_I64_MAX - MOAT_I64(1))
@@ -57,128 +57,6 @@ MOAT_FN moat_i32 moat_f2i32(float x) {
 MOAT_FN moat_i8 moat_f2i8(float x) { return x != x ? 0 : x <= -128.0f ? (moat_i8)(-128) : x >= 127.0f ? (moat_i8)127 : (moat_i8)(moat_i32)x; }
 MOAT_FN moat_u8 moat_f2u8(float x) { return x != x ? 0 : x <= 0.0f ? (moat_u8)0 : x >= 255.0f ? (moat_u8)255 : (moat_u8)(moat_i32)x; }
 
-// Rounds a finite f32 magnitude to a format with mant_bits fraction bits and the
-// given exponent bias, to nearest even, with the target's subnormals.
-MOAT_FN moat_u32 moat_round_magnitude(moat_u32 ax, int mant_bits, int bias) {
-  int e = (int)(ax >> 23) - 127;
-  int emin = 1 - bias;
-  moat_u32 mant = ax & 0x7fffffu;
-  int shift = 23 - mant_bits;
-  moat_u32 kept;
-  if (e >= emin) {
-    kept = ((moat_u32)(e + bias) << mant_bits) | (mant >> shift);
-  } else {
-    if (ax < 0x00800000u) return 0u;
-    mant |= 0x800000u;
-    shift += emin - e;
-    if (shift > 24) return 0u;
-    kept = mant >> shift;
-  }
-  moat_u32 rest = mant & ((1u << shift) - 1u);
-  moat_u32 halfway = 1u << (shift - 1);
-  if (rest > halfway || (rest == halfway && (kept & 1u))) ++kept;
-  return kept;
-}
-
-MOAT_FN float moat_f16_to_f32(moat_u16 h) {
-  moat_u32 sign = ((moat_u32)(h & 0x8000u)) << 16;
-  moat_u32 ex = ((moat_u32)h >> 10) & 0x1fu;
-  moat_u32 mant = (moat_u32)h & 0x3ffu;
-  if (ex == 0x1fu) return MOAT_AS_FLOAT(sign | 0x7f800000u | (mant << 13));
-  if (ex != 0u) return MOAT_AS_FLOAT(sign | ((ex + 112u) << 23) | (mant << 13));
-  float sub = (float)mant * 5.9604644775390625e-8f;
-  return sign ? -sub : sub;
-}
-MOAT_FN moat_u16 moat_f32_to_f16(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  moat_u32 sign = (x >> 16) & 0x8000u;
-  moat_u32 ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return (moat_u16)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-  moat_u32 m = moat_round_magnitude(ax, 10, 15);
-  if (m > 0x7c00u) m = 0x7c00u;
-  return (moat_u16)(sign | m);
-}
-MOAT_FN float moat_bf16_to_f32(moat_u16 b) { return MOAT_AS_FLOAT(((moat_u32)b) << 16); }
-MOAT_FN moat_u16 moat_f32_to_bf16(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (moat_u16)((x >> 16) | 0x40u);
-  return (moat_u16)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-MOAT_FN float moat_f8_to_f32(moat_u8 b) {
-  moat_u32 sign = ((moat_u32)(b & 0x80u)) << 24;
-  moat_u32 ex = ((moat_u32)b >> 3) & 0xfu;
-  moat_u32 mant = (moat_u32)b & 0x7u;
-  if ((b & 0x7fu) == 0x7fu) return MOAT_AS_FLOAT(sign | 0x7fc00000u);
-  if (ex != 0u) return MOAT_AS_FLOAT(sign | ((ex + 120u) << 23) | (mant << 20));
-  float sub = (float)mant * 0.001953125f;
-  return sign ? -sub : sub;
-}
-MOAT_FN moat_u8 moat_f32_to_f8(float f) {
-  moat_u32 x = MOAT_AS_UINT(f);
-  moat_u32 sign = (x >> 24) & 0x80u;
-  moat_u32 ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return (moat_u8)(sign | 0x7fu);
-  moat_u32 m = moat_round_magnitude(ax, 3, 7);
-  if (m > 0x7eu) m = 0x7eu;
-  return (moat_u8)(sign | m);
-}
-
-// Element e of block `block` of a quantised buffer (ggml layouts).
-MOAT_FN float moat_f16_at(const MOAT_GLOBAL moat_u8* p) { return moat_f16_to_f32((moat_u16)(p[0] | (p[1] << 8))); }
-// ir/quant.cpp's quantize_row_q8_0 for one block: d = amax / 127, q = round(x * (1 / d))
-// half away from zero (exact: x - trunc(x) is exact below 2^23); a NaN input gives 0.
-MOAT_FN void moat_quantize_q8_0(MOAT_GLOBAL moat_u8* w, moat_i64 block, const float* x) {
-  MOAT_GLOBAL moat_u8* p = w + block * 34;
-  float amax = 0.0f;
-  for (int i = 0; i < 32; ++i) {
-    const float a = x[i] < 0.0f ? -x[i] : x[i];
-    if (a > amax) amax = a;
-  }
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const moat_u16 h = moat_f32_to_f16(d);
-  p[0] = (moat_u8)(h & 0xffu);
-  p[1] = (moat_u8)(h >> 8);
-  for (int i = 0; i < 32; ++i) {
-    const float v = x[i] * id;
-    moat_i32 q = (v >= -127.5f && v <= 127.5f) ? (moat_i32)v : 0;
-    const float r = v - (float)q;
-    if (r >= 0.5f) ++q;
-    if (r <= -0.5f) --q;
-    p[2 + i] = (moat_u8)(moat_i8)q;
-  }
-}
-MOAT_FN float moat_dq_q8_0(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 34;
-  return moat_f16_at(p) * (float)(moat_i8)p[2 + e];
-}
-MOAT_FN float moat_dq_q4_0(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 18;
-  moat_u8 byte = p[2 + (e & 15)];
-  int nibble = e < 16 ? (byte & 15) : (byte >> 4);
-  return moat_f16_at(p) * (float)(nibble - 8);
-}
-MOAT_FN float moat_dq_q4_k(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 144;
-  int j = (int)(e >> 5), j3 = j & 3;
-  moat_u8 lo = p[4 + j3], hi4 = p[8 + j3], top = p[12 + j3];
-  int sc = j < 4 ? (lo & 63) : ((top & 15) | ((lo >> 6) << 4));
-  int m = j < 4 ? (hi4 & 63) : ((top >> 4) | ((hi4 >> 6) << 4));
-  float d1 = moat_f16_at(p) * (float)sc;
-  float m1 = moat_f16_at(p + 2) * (float)m;
-  moat_u8 byte = p[16 + 32 * (j >> 1) + (e & 31)];
-  int q = (j & 1) ? (byte >> 4) : (byte & 15);
-  return d1 * (float)q - m1;
-}
-MOAT_FN float moat_dq_q6_k(const MOAT_GLOBAL moat_u8* w, moat_i64 block, moat_i64 e) {
-  const MOAT_GLOBAL moat_u8* p = w + block * 210;
-  int h = (int)(e >> 7), c = (int)((e >> 5) & 3), l = (int)(e & 31);
-  int low = (p[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 15;
-  int high = (p[128 + 32 * h + l] >> (2 * c)) & 3;
-  int q = (low | (high << 4)) - 32;
-  float d = moat_f16_at(p + 208) * (float)(moat_i8)p[192 + 8 * h + 2 * c + (l >> 4)];
-  return d * (float)q;
-}
 )";
 
 const Dialect kOpencl{
@@ -186,6 +64,7 @@ const Dialect kOpencl{
     kOpenclPrelude,
     "__kernel void",
     "__global ",
+    "__local ",
     "__local ",
     "restrict",
     "barrier(CLK_LOCAL_MEM_FENCE);",
@@ -205,6 +84,7 @@ const Dialect kHip{
     "extern \"C\" __global__ void",
     "",
     "__shared__ ",
+    "",
     "__restrict__",
     "__syncthreads();",
     {"blockIdx.x", "blockIdx.y", "blockIdx.z"},

@@ -344,22 +344,6 @@ class LlvmEmitter {
         call->setCallingConv(llvm::CallingConv::SPIR_FUNC);
         return;
       }
-      case NodeKind::quantize: {
-        std::vector<Value*> lanes;  // the value's 32 lanes (a vector, or scalars after legalisation)
-        if (n.args.size() == 2) {
-          Value* v = expr(*n.args[1]);
-          for (int i = 0; i < 32; ++i) lanes.push_back(b_.CreateExtractElement(v, b_.getInt64(i)));
-        } else {
-          for (size_t a = 1; a < n.args.size(); ++a) lanes.push_back(expr(*n.args[a]));
-        }
-        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(ir::DType::q8_0)));
-        Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
-        le::quantize_q8_0(b_, block, lanes, [&](Value* x) -> Value* {
-          if (spir_) return opencl_call("_Z5roundf", {x});
-          return b_.CreateUnaryIntrinsic(llvm::Intrinsic::round, x);
-        });
-        return;
-      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");
@@ -374,9 +358,11 @@ class LlvmEmitter {
   Value* element_ptr(int buffer, Value* index, Type t) {
     llvm::Type* et = le::scalar_type(ctx_, t.scalar);
     Value* base = buffer_ptr_.at(buffer);
+    const unsigned space = base->getType()->getPointerAddressSpace();
+    if (t.scalar != storage_scalar(k_.buffers[buffer].dtype))  // a quantised buffer's bytes read as i8 / f16 (kir.h)
+      base = b_.CreateBitCast(base, llvm::PointerType::get(et, space));
     Value* p = b_.CreateGEP(et, base, index);
     if (t.lanes == 1) return p;
-    const unsigned space = base->getType()->getPointerAddressSpace();
     return b_.CreateBitCast(p, llvm::PointerType::get(le::value_type(ctx_, t), space));
   }
 
@@ -439,8 +425,18 @@ class LlvmEmitter {
         return b_.CreateSelect(c, expr(*n.args[1]), expr(*n.args[2]));
       }
       case NodeKind::cast: return le::convert(b_, expr(*n.args[0]), n.args[0]->type, t);
+      case NodeKind::bitcast: return le::reinterpret(b_, expr(*n.args[0]), n.args[0]->type, t);
       case NodeKind::broadcast: return b_.CreateVectorSplat(static_cast<unsigned>(t.lanes), expr(*n.args[0]));
       case NodeKind::extract: return b_.CreateExtractElement(expr(*n.args[0]), expr(*n.args[1]));
+      case NodeKind::concat: {  // equal widths (kir.cpp)
+        auto as_vector = [&](Value* v) -> Value* {
+          if (v->getType()->isVectorTy()) return v;
+          return b_.CreateInsertElement(llvm::UndefValue::get(llvm::FixedVectorType::get(v->getType(), 1)), v, b_.getInt64(0));
+        };
+        std::vector<int> lanes(static_cast<size_t>(t.lanes));
+        for (int i = 0; i < t.lanes; ++i) lanes[static_cast<size_t>(i)] = i;
+        return b_.CreateShuffleVector(as_vector(expr(*n.args[0])), as_vector(expr(*n.args[1])), lanes);
+      }
       case NodeKind::reduce: return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
       case NodeKind::subgroup_reduce: {
         if (!spir_) return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
@@ -454,30 +450,8 @@ class LlvmEmitter {
         Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), t);
         return b_.CreateAlignedLoad(le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
       }
-      case NodeKind::dequant: {
-        const ir::DType dtype = k_.buffers[n.i].dtype;
-        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
-        Value* block = b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset);
-        if (t.lanes == 32) return le::dequant32(b_, dtype, block, expr(*n.args[1]));
-        return le::dequant1(b_, dtype, block, expr(*n.args[1]));
-      }
       case NodeKind::dot4:
         return le::dot4(b_, expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2]), !spir_ && cpu_.avx512_vnni);
-      case NodeKind::qscale: {
-        const ir::DType dtype = k_.buffers[n.i].dtype;
-        Value* offset = b_.CreateMul(expr(*n.args[0]), b_.getInt64(ir::dtype_block_bytes(dtype)));
-        return le::qscale(b_, b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(static_cast<int>(n.i)), offset));
-      }
-      case NodeKind::qdot: {
-        const ir::DType b_dtype = k_.buffers[n.j].dtype;
-        auto first = [&](int buffer, ir::DType dtype, const Node& block) {
-          Value* offset = b_.CreateMul(expr(block), b_.getInt64(ir::dtype_block_bytes(dtype)));
-          return b_.CreateGEP(b_.getInt8Ty(), buffer_ptr_.at(buffer), offset);
-        };
-        Value* a = first(static_cast<int>(n.i), ir::DType::q8_0, *n.args[0]);
-        Value* bb = first(static_cast<int>(n.j), b_dtype, *n.args[1]);
-        return le::qdot(b_, b_dtype, a, bb, t.lanes / 8, !spir_ && cpu_.avx512_vnni);
-      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("llvm emitter: ", node_kind_name(n.kind), " is not an expression (kernel ", k_.name, ")");
@@ -590,11 +564,12 @@ class LlvmEmitter {
 
 std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx,
                                                 const CpuFeatures& cpu) {
-  if (flavour == LlvmFlavour::spir && has_vectors(kernel)) {
-    const Kernel scalar = scalarize(kernel);  // legalise: OpenCL built-ins are called per scalar
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
+  if (flavour == LlvmFlavour::spir && has_vectors(legal)) {
+    const Kernel scalar = scalarize(legal);  // legalise: OpenCL built-ins are called per scalar
     return LlvmEmitter(scalar, flavour, ctx, {}).run();
   }
-  return LlvmEmitter(kernel, flavour, ctx, flavour == LlvmFlavour::cpu ? cpu : CpuFeatures{}).run();
+  return LlvmEmitter(legal, flavour, ctx, flavour == LlvmFlavour::cpu ? cpu : CpuFeatures{}).run();
 }
 
 std::string emit_llvm(const Kernel& kernel, const CpuFeatures& cpu) {

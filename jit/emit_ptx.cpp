@@ -136,17 +136,9 @@ class PtxPrinter {
       case NodeKind::store: {
         const int buffer = static_cast<int>(n.i);
         std::string value = expr(*n.args[1]);
-        std::string addr = element_address(buffer, *n.args[0]);
-        b_.op("st." + space(buffer) + "." + mem_type(storage_scalar(k_.buffers[buffer].dtype)), {addr, value});
-        return;
-      }
-      case NodeKind::quantize: {  // scalarised: the block, then the 32 values
-        const int buffer = static_cast<int>(n.i);
-        std::string blk = b_.def(Reg::b64, "mad.lo.s64", {expr(*n.args[0]), imm(ir::dtype_block_bytes(ir::DType::q8_0)),
-                                                         buffer_ptr_.at(buffer)});
-        std::vector<std::string> x;
-        for (size_t a = 1; a < n.args.size(); ++a) x.push_back(expr(*n.args[a]));
-        ptx::quantize_q8_0(b_, blk, x, space(buffer));
+        const Scalar s = n.args[1]->type.scalar;
+        std::string addr = element_address(buffer, *n.args[0], s);
+        b_.op("st." + space(buffer) + "." + mem_type(s), {addr, value});
         return;
       }
       case NodeKind::for_loop: for_loop(n); return;
@@ -192,9 +184,11 @@ class PtxPrinter {
   std::string space(int buffer) const { return k_.buffers.at(buffer).space == Space::local ? "shared" : "global"; }
 
   // "[address]" of element `index` of `buffer` (constant indices fold into the offset).
-  std::string element_address(int buffer, const Node& index) {
+  // Address of element `index` of `buffer` read or written as scalar s (kir.h: a
+  // quantised buffer's bytes may be accessed as i8 or f16).
+  std::string element_address(int buffer, const Node& index, Scalar s) {
     const std::string& base = buffer_ptr_.at(buffer);
-    const int64_t size = element_bytes(storage_scalar(k_.buffers[buffer].dtype));
+    const int64_t size = element_bytes(s);
     if (index.kind == NodeKind::constant && index.i >= INT_MIN / size && index.i <= INT_MAX / size) {
       const int64_t offset = index.i * size;
       return "[" + base + (offset ? "+" + imm(offset) : "") + "]";
@@ -247,24 +241,12 @@ class PtxPrinter {
         return b_.def(Reg::f32, "fma.rn.f32", {expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2])});
       case NodeKind::select: return select(n);
       case NodeKind::cast: return ptx::convert(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
+      case NodeKind::bitcast: return ptx::reinterpret(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: return subgroup_reduce(n);
       case NodeKind::load: {
         const int buffer = static_cast<int>(n.i);
-        std::string addr = element_address(buffer, *n.args[0]);
+        std::string addr = element_address(buffer, *n.args[0], n.type.scalar);
         return b_.def(ptx::reg_class(n.type.scalar), "ld." + space(buffer) + "." + mem_type(n.type.scalar), {addr});
-      }
-      case NodeKind::qscale: {  // the f16 at the block's start
-        const int buffer = static_cast<int>(n.i);
-        const ir::DType dtype = k_.buffers[buffer].dtype;
-        std::string blk = b_.def(Reg::b64, "mad.lo.s64", {expr(*n.args[0]), imm(ir::dtype_block_bytes(dtype)), buffer_ptr_.at(buffer)});
-        std::string h = b_.def(Reg::b16, "ld." + space(buffer) + ".b16", {"[" + blk + "]"});
-        return b_.def(Reg::f32, "cvt.f32.f16", {h});
-      }
-      case NodeKind::dequant: {
-        const int buffer = static_cast<int>(n.i);
-        const ir::DType dtype = k_.buffers[buffer].dtype;
-        std::string blk = b_.def(Reg::b64, "mad.lo.s64", {expr(*n.args[0]), imm(ir::dtype_block_bytes(dtype)), buffer_ptr_.at(buffer)});
-        return ptx::dequant_one(b_, dtype, blk, expr(*n.args[1]), space(buffer));
       }
       default: break;
     }
@@ -503,7 +485,8 @@ PtxTarget ptx_target_for(int sm) {
 
 Kernel legalize_for_ptx(const Kernel& kernel) {
   verify(kernel);
-  return has_vectors(kernel) ? scalarize(kernel) : kernel;
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
+  return has_vectors(legal) ? scalarize(legal) : legal;
 }
 
 std::string emit_ptx(const Kernel& kernel, const PtxTarget& target) {

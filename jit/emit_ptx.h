@@ -30,8 +30,8 @@ struct PtxTarget {
 // for an architecture this emitter does not support (below sm_80).
 PtxTarget ptx_target_for(int sm);
 
-// Kernel IR -> Kernel IR a PTX printer can print: vectors scalarised (every vector
-// becomes one scalar per lane; PTX registers are scalars).
+// Kernel IR -> Kernel IR a PTX printer can print: numerics legalised (legalize.h), then
+// vectors scalarised (every vector becomes one scalar per lane; PTX registers are scalars).
 Kernel legalize_for_ptx(const Kernel& kernel);
 
 std::string emit_ptx(const Kernel& kernel, const PtxTarget& target);

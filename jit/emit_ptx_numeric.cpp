@@ -37,63 +37,11 @@ std::string int_convert(Builder& b, const std::string& v, Scalar from, Scalar to
   MOAT_INTERNAL_ERROR("ptx emitter: no integer conversion from ", scalar_name(from), " to ", scalar_name(to));
 }
 
-// E4M3FN bits (zero-extended in a b32) -> f32; NaN codes 0x7f / 0xff -> quiet NaN.
-std::string f8_to_f32(Builder& b, const std::string& x) {
-  std::string sign = b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "and.b32", {x, "128"}), "24"});
-  std::string exp = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {x, "3"}), "15"});
-  std::string mant = b.def(Reg::b32, "and.b32", {x, "7"});
-  std::string normal = b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {exp, "120"}), "23"}),
-                                                   b.def(Reg::b32, "shl.b32", {mant, "20"})});
-  std::string sub_f = b.def(Reg::f32, "mul.rn.f32", {b.def(Reg::f32, "cvt.rn.f32.u32", {mant}), F(0.001953125f)});
-  std::string magnitude = b.def(Reg::b32, "selp.b32", {bits_of(b, sub_f), normal, b.def(Reg::pred, "setp.eq.s32", {exp, "0"})});
-  std::string is_nan = b.def(Reg::pred, "setp.eq.s32", {b.def(Reg::b32, "and.b32", {x, "127"}), "127"});
-  magnitude = b.def(Reg::b32, "selp.b32", {"0x7FC00000", magnitude, is_nan});
-  return float_of(b, b.def(Reg::b32, "or.b32", {sign, magnitude}));
-}
-
-// f32 -> E4M3FN: the magnitude rounded to its quantum 2^(max(e, -6) - 3) with rint
-// (exact power-of-two scalings), saturated at 448, re-encoded from the rounded f32's
-// bits; NaN -> 0x7f with the sign (emit_llvm_numeric.cpp f32_to_f8).
-std::string f32_to_f8(Builder& b, const std::string& f) {
-  std::string x = bits_of(b, f);
-  std::string sign = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {x, "24"}), "128"});
-  std::string ax = b.def(Reg::b32, "and.b32", {x, "0x7FFFFFFF"});
-  std::string e = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shr.u32", {ax, "23"}), "-127"});
-  std::string ec = b.def(Reg::b32, "max.s32", {e, "-6"});
-  // inverse quantum 2^(3 - E): biased exponent 130 - E; quantum 2^(E - 3): E + 124
-  std::string inv_q = float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "neg.s32", {ec}), "130"}), "23"}));
-  std::string q = float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {ec, "124"}), "23"}));
-  std::string scaled = b.def(Reg::f32, "mul.rn.f32", {float_of(b, ax), inv_q});
-  std::string rounded = b.def(Reg::f32, "mul.rn.f32", {b.def(Reg::f32, "cvt.rni.f32.f32", {scaled}), q});
-  rounded = b.def(Reg::f32, "selp.f32", {F(448.0f), rounded, b.def(Reg::pred, "setp.gt.f32", {rounded, F(448.0f)})});
-  std::string rb = bits_of(b, rounded);
-  std::string re = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shr.u32", {rb, "23"}), "-127"});
-  std::string normal = b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "add.s32", {re, "7"}), "3"}),
-                                                   b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {rb, "20"}), "7"})});
-  std::string sub = b.def(Reg::b32, "cvt.rzi.u32.f32", {b.def(Reg::f32, "mul.rn.f32", {rounded, F(512.0f)})});  // 0..8
-  std::string code = b.def(Reg::b32, "selp.b32", {sub, normal, b.def(Reg::pred, "setp.lt.f32", {rounded, F(0.015625f)})});
-  code = b.def(Reg::b32, "selp.b32", {"127", code, b.def(Reg::pred, "setp.gt.u32", {ax, "0x7F800000"})});
-  return b.def(Reg::b32, "or.b32", {sign, code});
-}
-
-// f32 -> bf16 bits: round to nearest even; NaN -> (bits >> 16) | 0x40 (quiet).
-std::string f32_to_bf16(Builder& b, const std::string& f) {
-  std::string x = bits_of(b, f);
-  std::string hi = b.def(Reg::b32, "shr.u32", {x, "16"});
-  std::string odd = b.def(Reg::b32, "and.b32", {hi, "1"});
-  std::string sum = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "add.s32", {x, "32767"}), odd});
-  std::string rounded = b.def(Reg::b32, "shr.u32", {sum, "16"});
-  std::string nan_bits = b.def(Reg::b32, "or.b32", {hi, "64"});
-  std::string out = b.def(Reg::b32, "selp.b32", {nan_bits, rounded, b.def(Reg::pred, "setp.nan.f32", {f, f})});
-  return b.def(Reg::b16, "cvt.u16.u32", {out});
-}
-
 std::string to_f32(Builder& b, const std::string& v, Scalar s) {
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.def(Reg::f32, "cvt.f32.f16", {v});
-    case Scalar::bf16: return float_of(b, b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "cvt.u32.u16", {v}), "16"}));
-    case Scalar::f8: return f8_to_f32(b, v);
+    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
     case Scalar::i64: return b.def(Reg::f32, "cvt.rn.f32.s64", {v});
     case Scalar::i32: case Scalar::i8: return b.def(Reg::f32, "cvt.rn.f32.s32", {v});
     case Scalar::u8: return b.def(Reg::f32, "cvt.rn.f32.u32", {v});
@@ -109,8 +57,7 @@ std::string from_f32(Builder& b, const std::string& v, Scalar s) {
   switch (s) {
     case Scalar::f32: return v;
     case Scalar::f16: return b.def(Reg::b16, "cvt.rn.f16.f32", {v});
-    case Scalar::bf16: return f32_to_bf16(b, v);
-    case Scalar::f8: return f32_to_f8(b, v);
+    case Scalar::bf16: case Scalar::f8: break;  // written out by legalize_numerics
     case Scalar::i1: return b.def(Reg::pred, "setp.neu.f32", {v, F(0.0f)});
     case Scalar::u8: return b.def(Reg::b32, "min.u32", {b.def(Reg::b32, "cvt.rzi.u32.f32", {v}), "255"});
     case Scalar::i8: {
@@ -230,6 +177,14 @@ std::string convert(Builder& b, const std::string& v, Scalar from, Scalar to) {
   if (!is_float(from) && !is_float(to)) return int_convert(b, v, from, to);
   if (from == Scalar::f32 && to == Scalar::f16) return b.def(Reg::b16, "cvt.rn.f16.f32", {v});
   return from_f32(b, to_f32(b, v, from), to);
+}
+
+std::string reinterpret(Builder& b, const std::string& v, Scalar from, Scalar to) {
+  if (from == Scalar::f32) return bits_of(b, v);
+  if (to == Scalar::f32) return float_of(b, v);
+  if (to == Scalar::i32) return reg_class(from) == Reg::b16 ? b.def(Reg::b32, "cvt.u32.u16", {v}) : b.def(Reg::b32, "and.b32", {v, "255"});
+  if (reg_class(to) == Reg::b16) return b.def(Reg::b16, "cvt.u16.u32", {v});
+  return b.def(Reg::b32, "and.b32", {v, "255"});  // f8: its byte, zero-extended in a b32
 }
 
 std::string float_max(Builder& b, const std::string& x, const std::string& y) {
@@ -353,126 +308,6 @@ std::string fmod_f32(Builder& b, const std::string& x, const std::string& y) {
   b.op("mov.b32", {result, b.def(Reg::b32, "or.b32", {rf, sign})});
   b.place(done);
   return result;
-}
-
-// --- dequantisation (ir/quant.cpp layouts; emit_llvm_numeric.cpp's arithmetic) ---------
-
-namespace {
-
-struct Block {
-  Builder& b;
-  const std::string& base;   // b64 byte address of the block
-  const std::string& space;  // "global" / "shared"
-
-  std::string at(const std::string& offset32) const {  // base + a b32 byte offset
-    return b.def(Reg::b64, "add.s64", {base, b.def(Reg::b64, "cvt.u64.u32", {offset32})});
-  }
-  std::string u8(const std::string& addr, int64_t plus = 0) const {
-    return b.def(Reg::b32, "ld." + space + ".u8", {"[" + addr + (plus ? "+" + imm(plus) : "") + "]"});
-  }
-  std::string s8(const std::string& addr, int64_t plus = 0) const {
-    return b.def(Reg::b32, "ld." + space + ".s8", {"[" + addr + (plus ? "+" + imm(plus) : "") + "]"});
-  }
-  // The f16 at byte `offset` (even: every block size here is even) as f32.
-  std::string f16(int64_t offset) const {
-    std::string h = b.def(Reg::b16, "ld." + space + ".b16", {"[" + base + (offset ? "+" + imm(offset) : "") + "]"});
-    return b.def(Reg::f32, "cvt.f32.f16", {h});
-  }
-};
-
-}  // namespace
-
-std::string dequant_one(Builder& b, ir::DType dtype, const std::string& block, const std::string& element,
-                        const std::string& space) {
-  Block blk{b, block, space};
-  std::string e = b.def(Reg::b32, "cvt.u32.u64", {element});
-  std::string lane = b.def(Reg::b32, "and.b32", {e, "31"});  // lane of the element's 32-chunk
-  switch (dtype) {
-    case ir::DType::q8_0: {  // d (f16), 32 x int8: x = d * q
-      std::string d = blk.f16(0);
-      std::string q = blk.s8(blk.at(lane), 2);
-      return b.def(Reg::f32, "mul.rn.f32", {d, b.def(Reg::f32, "cvt.rn.f32.s32", {q})});
-    }
-    case ir::DType::q4_0: {  // d (f16), 16 bytes: lane i < 16 the low nibble of byte i, else the high of i - 16
-      std::string d = blk.f16(0);
-      std::string byte = blk.u8(blk.at(b.def(Reg::b32, "and.b32", {lane, "15"})), 2);
-      std::string shift = b.def(Reg::b32, "shr.u32", {b.def(Reg::b32, "and.b32", {lane, "16"}), "2"});
-      std::string nib = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {byte, shift}), "15"});
-      std::string q = b.def(Reg::b32, "add.s32", {nib, "-8"});
-      return b.def(Reg::f32, "mul.rn.f32", {d, b.def(Reg::f32, "cvt.rn.f32.s32", {q})});
-    }
-    case ir::DType::q4_k: {
-      // sub-block j = e / 32, 6-bit scale sc and min m from scales[12] at byte 4:
-      // x = (d * sc) * q - dmin * m, q the low (j even) / high (j odd) nibble of
-      // qs[32 * (j / 2) + lane] at byte 16
-      std::string j = b.def(Reg::b32, "shr.u32", {e, "5"});
-      std::string j3 = blk.at(b.def(Reg::b32, "and.b32", {j, "3"}));
-      std::string lo = blk.u8(j3, 4), hi4 = blk.u8(j3, 8), top = blk.u8(j3, 12);
-      std::string small = b.def(Reg::pred, "setp.lt.u32", {j, "4"});
-      std::string sc = b.def(Reg::b32, "selp.b32", {b.def(Reg::b32, "and.b32", {lo, "63"}),
-                                                    b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "and.b32", {top, "15"}),
-                                                                               b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "shr.u32", {lo, "6"}), "4"})}),
-                                                    small});
-      std::string m = b.def(Reg::b32, "selp.b32", {b.def(Reg::b32, "and.b32", {hi4, "63"}),
-                                                   b.def(Reg::b32, "or.b32", {b.def(Reg::b32, "shr.u32", {top, "4"}),
-                                                                              b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "shr.u32", {hi4, "6"}), "4"})}),
-                                                   small});
-      std::string d1 = b.def(Reg::f32, "mul.rn.f32", {blk.f16(0), b.def(Reg::f32, "cvt.rn.f32.u32", {sc})});
-      std::string m1 = b.def(Reg::f32, "mul.rn.f32", {blk.f16(2), b.def(Reg::f32, "cvt.rn.f32.u32", {m})});
-      std::string qs = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "shr.u32", {j, "1"}), "5"}), lane});
-      std::string byte = blk.u8(blk.at(qs), 16);
-      std::string shift = b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "and.b32", {j, "1"}), "2"});
-      std::string nib = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {byte, shift}), "15"});
-      std::string dq = b.def(Reg::f32, "mul.rn.f32", {d1, b.def(Reg::f32, "cvt.rn.f32.u32", {nib})});
-      return b.def(Reg::f32, "sub.rn.f32", {dq, m1});
-    }
-    case ir::DType::q6_k: {
-      // chunk j = e / 32 is quarter c = j % 4 of half h = j / 4: low 4 bits from
-      // ql[64h + 32(c & 1) + lane] >> 4(c >> 1), high 2 from qh[32h + lane] (byte 128) >>
-      // 2c; scale scales[8h + 2c + lane / 16] (int8, byte 192); d (f16) at byte 208:
-      // x = (d * sc) * (q - 32)
-      std::string j = b.def(Reg::b32, "shr.u32", {e, "5"});
-      std::string h = b.def(Reg::b32, "shr.u32", {j, "2"});
-      std::string c = b.def(Reg::b32, "and.b32", {j, "3"});
-      std::string ql_off = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shl.b32", {h, "6"}),
-                                                       b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "and.b32", {c, "1"}), "5"})});
-      std::string ql_byte = blk.u8(blk.at(b.def(Reg::b32, "add.s32", {ql_off, lane})));
-      std::string qh_byte = blk.u8(blk.at(b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shl.b32", {h, "5"}), lane})), 128);
-      std::string ql_shift = b.def(Reg::b32, "shl.b32", {b.def(Reg::b32, "shr.u32", {c, "1"}), "2"});
-      std::string qh_shift = b.def(Reg::b32, "shl.b32", {c, "1"});
-      std::string ql = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {ql_byte, ql_shift}), "15"});
-      std::string qh = b.def(Reg::b32, "and.b32", {b.def(Reg::b32, "shr.u32", {qh_byte, qh_shift}), "3"});
-      std::string q = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "or.b32", {ql, b.def(Reg::b32, "shl.b32", {qh, "4"})}), "-32"});
-      std::string sc_off = b.def(Reg::b32, "add.s32", {b.def(Reg::b32, "shl.b32", {h, "3"}), b.def(Reg::b32, "shl.b32", {c, "1"})});
-      sc_off = b.def(Reg::b32, "add.s32", {sc_off, b.def(Reg::b32, "shr.u32", {lane, "4"})});
-      std::string sc = blk.s8(blk.at(sc_off), 192);
-      std::string s = b.def(Reg::f32, "mul.rn.f32", {blk.f16(208), b.def(Reg::f32, "cvt.rn.f32.s32", {sc})});
-      return b.def(Reg::f32, "mul.rn.f32", {s, b.def(Reg::f32, "cvt.rn.f32.s32", {q})});
-    }
-    default: break;
-  }
-  MOAT_INTERNAL_ERROR("ptx emitter: dequant of ", ir::dtype_name(dtype));
-}
-
-void quantize_q8_0(Builder& b, const std::string& block, const std::vector<std::string>& x, const std::string& space) {
-  std::string amax = b.def(Reg::f32, "mov.f32", {f32_imm(0.0f)});
-  for (const std::string& v : x) {  // a NaN fails the comparison: it never becomes amax
-    std::string a = b.def(Reg::f32, "abs.f32", {v});
-    amax = b.def(Reg::f32, "selp.f32", {a, amax, b.def(Reg::pred, "setp.gt.f32", {a, amax})});
-  }
-  std::string d = b.def(Reg::f32, "div.rn.f32", {amax, f32_imm(127.0f)});
-  std::string inv = b.def(Reg::f32, "div.rn.f32", {f32_imm(1.0f), d});
-  std::string id = b.def(Reg::f32, "selp.f32", {inv, f32_imm(0.0f), b.def(Reg::pred, "setp.neu.f32", {d, f32_imm(0.0f)})});
-  b.op("st." + space + ".b16", {"[" + block + "]", b.def(Reg::b16, "cvt.rn.f16.f32", {d})});
-  for (size_t i = 0; i < x.size(); ++i) {
-    std::string v = b.def(Reg::f32, "mul.rn.f32", {x[i], id});
-    std::string t = b.def(Reg::b32, "cvt.rzi.s32.f32", {v});  // NaN -> 0
-    std::string r = b.def(Reg::f32, "sub.rn.f32", {v, b.def(Reg::f32, "cvt.rn.f32.s32", {t})});
-    std::string up = b.def(Reg::b32, "selp.b32", {"1", "0", b.def(Reg::pred, "setp.ge.f32", {r, f32_imm(0.5f)})});
-    std::string down = b.def(Reg::b32, "selp.b32", {"1", "0", b.def(Reg::pred, "setp.le.f32", {r, f32_imm(-0.5f)})});
-    std::string q = b.def(Reg::b32, "sub.s32", {b.def(Reg::b32, "add.s32", {t, up}), down});
-    b.op("st." + space + ".s8", {"[" + block + "+" + imm(2 + static_cast<int64_t>(i)) + "]", q});
-  }
 }
 
 }  // namespace moat::jit::ptx

@@ -1,7 +1,7 @@
-// Internal to the PTX emitter: instruction sequences for conversions, float min / max,
-// math functions and dequantisation. Each takes operand registers and returns the
-// register holding the result. The meaning is the LLVM emitter's (emit_llvm_numeric.h,
-// support/half.h, ir/quant.cpp), bit for bit where it is a bit manipulation there.
+// Internal to the PTX emitter: instruction sequences for conversions, float min / max
+// and math functions. Each takes operand registers and returns the register holding
+// the result. The meaning is the LLVM emitter's (emit_llvm_numeric.h,
+// support/half.h), bit for bit where it is a bit manipulation there.
 //
 // Math accuracy (f32 results, no flush to zero; the conformance tolerance is 1e-4):
 //   exp        Cody-Waite reduction by ln2 in f32 (fma), degree-7 polynomial, exact
@@ -24,7 +24,6 @@
 #include <string>
 #include <vector>
 
-#include "ir/dtype.h"
 #include "jit/emit_ptx_builder.h"
 #include "jit/kir.h"
 
@@ -35,6 +34,9 @@ Reg reg_class(Scalar s);
 
 // Numeric conversion between any two scalar types (jit/kir.cpp `cast`).
 std::string convert(Builder& b, const std::string& v, Scalar from, Scalar to);
+
+// kir.h's bitcast: f32 <-> i32, or a narrow float's bits <-> i32 (zero-extended).
+std::string reinterpret(Builder& b, const std::string& v, Scalar from, Scalar to);
 
 // NaN-propagating max / min of f32: x when x > y (x < y) or x is NaN, else y.
 std::string float_max(Builder& b, const std::string& x, const std::string& y);
@@ -47,15 +49,5 @@ std::string cos_f32(Builder& b, const std::string& x);
 std::string tanh_f32(Builder& b, const std::string& x);
 std::string pow_f32(Builder& b, const std::string& x, const std::string& y);
 std::string fmod_f32(Builder& b, const std::string& x, const std::string& y);
-
-// One f32 element `element` (b64 register, 0 <= element < block elements) of the
-// quantised block at byte address `block` (b64) in state space `space` ("global" or
-// "shared").
-std::string dequant_one(Builder& b, ir::DType dtype, const std::string& block, const std::string& element,
-                        const std::string& space);
-// kir.h's `quantize`: the q8_0 block at byte address `block` (b64) in `space` for the 32
-// f32 registers x (ir/quant.cpp's quantize_row_q8_0; rounding half away from zero is
-// exact: x - trunc(x) is exact below 2^23; a NaN gives 0).
-void quantize_q8_0(Builder& b, const std::string& block, const std::vector<std::string>& x, const std::string& space);
 
 }  // namespace moat::jit::ptx

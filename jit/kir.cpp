@@ -189,6 +189,16 @@ NodeRef cast(Type to, NodeRef x) {
   return make(Node{.kind = NodeKind::cast, .type = to, .args = {std::move(x)}});
 }
 
+NodeRef bitcast(Type to, NodeRef x) {
+  expect(to.lanes == x->type.lanes, NodeKind::bitcast, "lane counts differ");
+  const Scalar a = x->type.scalar, b = to.scalar;
+  const bool f32_bits = (a == Scalar::f32 && b == Scalar::i32) || (a == Scalar::i32 && b == Scalar::f32);
+  auto narrow = [](Scalar s) { return s == Scalar::f16 || s == Scalar::bf16 || s == Scalar::f8; };
+  const bool narrow_bits = (narrow(a) && b == Scalar::i32) || (a == Scalar::i32 && narrow(b));
+  expect(f32_bits || narrow_bits, NodeKind::bitcast, type_name(x->type) + " to " + type_name(to));
+  return make(Node{.kind = NodeKind::bitcast, .type = to, .args = {std::move(x)}});
+}
+
 NodeRef broadcast(NodeRef x, int lanes) {
   expect(x->type.lanes == 1, NodeKind::broadcast, "takes a scalar");
   if (lanes == 1) return x;
@@ -201,6 +211,13 @@ NodeRef extract(NodeRef x, NodeRef lane) {
   if (x->type.lanes == 1) return x;
   Type t = x->type.with_lanes(1);
   return make(Node{.kind = NodeKind::extract, .type = t, .args = {std::move(x), std::move(lane)}});
+}
+
+NodeRef concat(NodeRef a, NodeRef b) {
+  expect(a->type == b->type, NodeKind::concat, "operands differ: " + type_name(a->type) + " vs " + type_name(b->type));
+  const Type t = a->type.with_lanes(a->type.lanes + b->type.lanes);
+  expect(t.lanes <= 64, NodeKind::concat, "more than 64 lanes");
+  return make(Node{.kind = NodeKind::concat, .type = t, .args = {std::move(a), std::move(b)}});
 }
 
 NodeRef reduce(ReduceOp op, NodeRef x) {
@@ -216,8 +233,19 @@ NodeRef subgroup_reduce(ReduceOp op, NodeRef x) {
 
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
   expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::load, "no such buffer");
+  return load_as(k, buffer, std::move(index), {storage_scalar(k.buffers[buffer].dtype), lanes});
+}
+
+bool accessible_as(ir::DType buffer, Scalar s) {
+  if (s == storage_scalar(buffer)) return true;
+  return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16);
+}
+
+NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t) {
+  expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::load, "no such buffer");
   expect(index->type == kI64, NodeKind::load, "index must be i64");
-  Type t{storage_scalar(k.buffers[buffer].dtype), lanes};
+  expect(accessible_as(k.buffers[buffer].dtype, t.scalar), NodeKind::load,
+         type_name(t) + " from a " + std::string(ir::dtype_name(k.buffers[buffer].dtype)) + " buffer");
   return make(Node{.kind = NodeKind::load, .type = t, .i = buffer, .args = {std::move(index)}});
 }
 
@@ -278,8 +306,8 @@ NodeRef store(const Kernel& k, int buffer, NodeRef index, NodeRef value) {
   expect(index->type == kI64, NodeKind::store, "index must be i64");
   Scalar s = storage_scalar(k.buffers[buffer].dtype);
   if (value->type.scalar == Scalar::i1 && s == Scalar::u8) value = cast({Scalar::u8, value->type.lanes}, value);
-  expect(value->type.scalar == s, NodeKind::store,
-         "value " + type_name(value->type) + " into a " + std::string(scalar_name(s)) + " buffer");
+  expect(accessible_as(k.buffers[buffer].dtype, value->type.scalar), NodeKind::store,
+         "value " + type_name(value->type) + " into a " + std::string(ir::dtype_name(k.buffers[buffer].dtype)) + " buffer");
   return make(Node{.kind = NodeKind::store, .i = buffer, .args = {std::move(index), std::move(value)}});
 }
 

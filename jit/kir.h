@@ -16,7 +16,14 @@
 //   - float arithmetic is IEEE f32 (f16 / bf16 / f8 values are converted with `cast`;
 //     emitters may contract a*b+c only where the node is `fma`)
 //   - `load` / `store` index in elements of the buffer's element type; a vector load of
-//     N lanes reads N consecutive elements
+//     N lanes reads N consecutive elements. A buffer of a block-quantised dtype is bytes:
+//     it is accessed as u8, i8 or f16 values, indexed in units of the value's type (the
+//     block formats keep every f16 field 2-byte aligned)
+//   - narrow integers (i8, u8) wrap in casts; arithmetic on them must not overflow (the
+//     C-like targets compute it in int)
+//   - `dequant`, `qscale`, `qdot` and `quantize` are numerics that `legalize_numerics`
+//     (legalize.h) rewrites into loads, stores and arithmetic before any printer sees
+//     them, from the block formats of jit/block_formats.h:
 //   - `dequant` decodes 32 consecutive elements (or one element) of a block-quantised
 //     buffer (ggml layouts, ir/quant.h) to f32 in ggml's order of operations
 //   - `quantize` encodes 32 f32 values as one q8_0 block exactly as ir/quant.h's
@@ -34,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -90,8 +98,11 @@ bool is_comparison(BinaryOp op);
   X(fma, false)        /* args: a, b, c -> a * b + c (floats) */                                   \
   X(select, false)     /* args: cond (i1, scalar or same lanes), a, b */                           \
   X(cast, false)       /* args: x -> type (lane-wise numeric conversion, see kir.cpp) */          \
+  X(bitcast, false)    /* args: x -> type: the same bits; f32 <-> i32, or f16 / bf16 / f8 <-> i32 */ \
+                       /* (the narrow float's bits zero-extended; back: the low bits) */           \
   X(broadcast, false)  /* args: scalar x -> type.lanes copies */                                  \
   X(extract, false)    /* args: vector x, lane (i64, in range) */                                   \
+  X(concat, false)     /* args: a, b (one type) -> a's lanes, then b's */                           \
   X(reduce, false)     /* op: ReduceOp; args: vector x -> scalar (horizontal) */                  \
   X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group */     \
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
@@ -192,11 +203,17 @@ NodeRef binary(BinaryOp op, NodeRef a, NodeRef b);
 NodeRef fma(NodeRef a, NodeRef b, NodeRef c);
 NodeRef select(NodeRef cond, NodeRef a, NodeRef b);
 NodeRef cast(Type to, NodeRef x);
+NodeRef bitcast(Type to, NodeRef x);
 NodeRef broadcast(NodeRef x, int lanes);
 NodeRef extract(NodeRef x, NodeRef lane);
+NodeRef concat(NodeRef a, NodeRef b);
 NodeRef reduce(ReduceOp op, NodeRef x);
 NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
+// A load of type t: the buffer's storage type, or u8 / i8 / f16 from a quantised buffer.
+NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t);
+// Whether a buffer of dtype `buffer` is loaded and stored as values of scalar s.
+bool accessible_as(ir::DType buffer, Scalar s);
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
 NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b);
 NodeRef qscale(const Kernel& k, int buffer, NodeRef block);
@@ -212,6 +229,10 @@ inline NodeRef rem(NodeRef a, NodeRef b) { return binary(BinaryOp::rem, std::mov
 inline NodeRef lt(NodeRef a, NodeRef b) { return binary(BinaryOp::lt, std::move(a), std::move(b)); }
 inline NodeRef min_(NodeRef a, NodeRef b) { return binary(BinaryOp::min, std::move(a), std::move(b)); }
 inline NodeRef max_(NodeRef a, NodeRef b) { return binary(BinaryOp::max, std::move(a), std::move(b)); }
+
+// A rewrite's way to share a value: binds it to a fresh `let` placed before the
+// statement being rewritten and returns a ref to it (legalize_numerics provides it).
+using Binder = std::function<NodeRef(NodeRef value)>;
 
 NodeRef block(std::vector<NodeRef> stmts);
 NodeRef let(std::string name, NodeRef value);

@@ -37,7 +37,9 @@ class Printer {
       case NodeKind::select:
         return "select(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ", " + expr(*n.args[2]) + ")";
       case NodeKind::cast: return "cast." + type_name(n.type) + "(" + expr(*n.args[0]) + ")";
+      case NodeKind::bitcast: return "bitcast." + type_name(n.type) + "(" + expr(*n.args[0]) + ")";
       case NodeKind::broadcast: return "broadcast." + type_name(n.type) + "(" + expr(*n.args[0]) + ")";
+      case NodeKind::concat: return "concat." + type_name(n.type) + "(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ")";
       case NodeKind::extract: return "extract(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ")";
       case NodeKind::reduce:
         return "reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) + "(" + expr(*n.args[0]) + ")";

@@ -101,7 +101,7 @@ class Verifier {
         buffer_ok(n.i);
         const BufferDecl& b = k_.buffers[n.i];
         check(b.space == Space::local || b.written, "store to %" + b.name + ", which is not declared written");
-        check(!ir::is_quantised(b.dtype), "store to quantised %" + b.name);
+        check(accessible_as(b.dtype, n.args[1]->type.scalar), "store of " + type_name(n.args[1]->type) + " to %" + b.name);
         break;
       }
       case NodeKind::quantize: {

@@ -46,17 +46,10 @@ class Scalarizer {
       case NodeKind::ref: return ref(lane_name(n.name, i), st);
       case NodeKind::broadcast: return scalar(n.args[0]);
       case NodeKind::load: return rebuilt(n, {plus(scalar(n.args[0]), i)}, st);
-      case NodeKind::dequant: return rebuilt(n, {scalar(n.args[0]), plus(scalar(n.args[1]), i)}, st);
       case NodeKind::dot4: return dot4_lane(n, i);
-      case NodeKind::qdot: {  // lane i: 4 products of dequantised elements (kir.h allows it)
-        const int64_t t = i / 8, first = 4 * (i % 8);
-        NodeRef a_block = plus(scalar(n.args[0]), t), b_block = plus(scalar(n.args[1]), t), sum;
-        for (int64_t e = 0; e < 4; ++e) {
-          NodeRef a = dequant(k_, static_cast<int>(n.i), a_block, c_i64(first + e), 1);
-          NodeRef b = dequant(k_, static_cast<int>(n.j), b_block, c_i64(first + e), 1);
-          sum = sum ? fma(a, b, sum) : binary(BinaryOp::mul, a, b);
-        }
-        return sum;
+      case NodeKind::concat: {
+        const int half = n.args[0]->type.lanes;
+        return i < half ? lane(n.args[0], i) : lane(n.args[1], i - half);
       }
       case NodeKind::select: {
         const NodeRef& c = n.args[0];
@@ -67,6 +60,7 @@ class Scalarizer {
       case NodeKind::binary:
       case NodeKind::fma:
       case NodeKind::cast:
+      case NodeKind::bitcast:
       case NodeKind::subgroup_reduce: {
         std::vector<NodeRef> args;
         for (const NodeRef& a : n.args) args.push_back(lane(a, i));
@@ -113,8 +107,6 @@ class Scalarizer {
       const NodeRef& x = n.args[0];
       NodeRef at = scalar(n.args[1]);
       if (at->kind == NodeKind::constant) return lane(x, static_cast<int>(at->i));
-      if (x->kind == NodeKind::dequant)
-        return rebuilt(*x, {scalar(x->args[0]), add(scalar(x->args[1]), at)}, x->type.with_lanes(1));
       NodeRef out = lane(x, 0);
       for (int i = 1; i < x->type.lanes; ++i) out = select(binary(BinaryOp::eq, at, c_i64(i)), lane(x, i), out);
       return out;
@@ -168,12 +160,6 @@ class Scalarizer {
         return;
       case NodeKind::if_then: out.push_back(if_then(scalar(n.args[0]), stmts(n.body), stmts(n.else_body))); return;
       case NodeKind::barrier: out.push_back(barrier()); return;
-      case NodeKind::quantize: {  // the block index, then the value's 32 lanes
-        std::vector<NodeRef> args{scalar(n.args[0])};
-        for (int i = 0; i < 32; ++i) args.push_back(lane(n.args[1], i));
-        out.push_back(rebuilt(n, std::move(args), n.type));
-        return;
-      }
       default: break;
     }
     MOAT_INTERNAL_ERROR("scalarize: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");

@@ -7,13 +7,24 @@
 namespace moat::jit {
 
 // Every vector value becomes one scalar per lane: vector lets / vars become `name_lN`,
-// vector loads and stores become per-lane element accesses, a 32-lane dequant becomes
-// 32 one-element dequants, a qdot lane 4 products of one-element dequants, a quantize
-// takes its value as 32 scalar operands, horizontal reductions become trees, extracts pick a lane
-// (a dynamic lane of a dequant reads that one element; of anything else, a select
-// chain). The result has no vector types (targets whose printers are scalar: C-like,
-// PTX).
+// vector loads and stores become per-lane element accesses, dot4 lanes sums of 4
+// products, horizontal reductions trees, extracts pick a lane (a dynamic lane: a select
+// chain). Runs after `legalize_numerics`. The result has no vector types (targets whose
+// printers are scalar: C-like, PTX).
 Kernel scalarize(const Kernel& kernel);
+
+// What a target converts itself, exactly as support/half.h does (everything else is
+// written out by legalize_numerics).
+struct NumericsOptions {
+  bool native_f16 = false;  // f16 <-> f32 (LLVM `half`, PTX cvt.rn.f16.f32 / cvt.f32.f16)
+};
+
+// `dequant`, `qscale`, `qdot` and `quantize` become loads, stores and arithmetic, from
+// the rules of jit/block_formats.h; then every cast from or to a narrow float the
+// target does not convert natively becomes integer arithmetic on its bits
+// (jit/float_formats.h). Vector nodes stay vectors: run it before `scalarize`. Every
+// target runs it first; printers never see those nodes or conversions.
+Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options = {});
 
 // Whether any expression of the kernel has more than one lane.
 bool has_vectors(const Kernel& kernel);

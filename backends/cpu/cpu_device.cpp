@@ -6,6 +6,7 @@
 #include <map>
 #include <new>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_jit.h"
 #include "backends/cpu/kernel_abi.h"
 #include "backends/cpu/llvm_compiler.h"
@@ -13,6 +14,7 @@
 #include "backends/cpu/thread_pool.h"
 #include "backends/device.h"
 #include "backends/module_kernels.h"
+#include "backends/op_support.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -45,16 +47,7 @@ class CpuBuffer final : public Buffer {
   bool owned_;     // false: wrapped host memory the caller keeps alive
 };
 
-class CpuKernel final : public Kernel {
- public:
-  CpuKernel(std::string name, KernelFn fn) : name_(std::move(name)), fn_(fn) {}
-  const std::string& name() const override { return name_; }
-  KernelFn fn() const { return fn_; }
-
- private:
-  std::string name_;
-  KernelFn fn_;
-};
+using CpuKernel = NamedKernel<KernelFn>;
 
 class CpuModule final : public Module {
  public:
@@ -67,7 +60,7 @@ class CpuModule final : public Module {
 
  private:
   std::unique_ptr<cpu::JitLibrary> library_;  // owns the code the kernels point into
-  std::map<std::string, CpuKernel, std::less<>> kernels_;
+  KernelMap<KernelFn> kernels_;
 };
 
 class CpuStream final : public Stream {
@@ -135,7 +128,7 @@ void CpuStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const Kern
     }
   }
 
-  KernelFn fn = cpu_kernel->fn();
+  KernelFn fn = cpu_kernel->handle();
   int threads = pool_.threads();
   if (groups == 1 || threads == 1) {
     fn(slots, shape, 0, groups);
@@ -176,7 +169,9 @@ class CpuDevice final : public Device {
 
   const DeviceProperties& properties() const override { return properties_; }
 
-  bool supports_op(std::string_view, std::span<const std::string>) const override { return true; }
+  bool supports_op(std::string_view op, std::span<const std::string> dtypes) const override {
+    return jit_supports_op(op, dtypes, properties().dtypes);
+  }
 
   std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
     uint64_t rounded = std::max<uint64_t>(64, (bytes + 63) / 64 * 64);
@@ -218,5 +213,10 @@ class CpuDevice final : public Device {
 }  // namespace
 
 std::unique_ptr<Device> open_cpu_device(const CpuOptions& options) { return std::make_unique<CpuDevice>(options); }
+
+BackendStatus probe_cpu(std::vector<DeviceInfo>& devices) {
+  devices.push_back(describe_host_cpu());
+  return {"cpu", true, "host CPU"};
+}
 
 }  // namespace moat::backends

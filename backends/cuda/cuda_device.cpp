@@ -6,10 +6,14 @@
 #include <map>
 #include <new>
 
-#include "backends/module_kernels.h"
 #include "backends/cuda/cuda_api.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_jit.h"
+#include "backends/gpu/gpu_buffer.h"
+#include "backends/gpu/gpu_launch.h"
+#include "backends/gpu/gpu_probe.h"
+#include "backends/module_kernels.h"
+#include "backends/op_support.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -21,8 +25,6 @@ using namespace cuda;
 // Bump when compile() changes its output for the same PTX (kernel cache key).
 constexpr int kCompilerRevision = 1;
 constexpr int kNameBytes = 256;
-constexpr int64_t kMaxGridX = (int64_t{1} << 31) - 1;  // blocks
-constexpr int64_t kMaxGridYZ = 65535;                  // blocks
 
 // The device's primary context, retained while any device, buffer or module uses it.
 class Context {
@@ -38,6 +40,11 @@ class Context {
 
   const CudaApi& api() const { return api_; }
   CUcontext handle() const { return context_; }
+
+  // Device memory (gpu::GpuBuffer's Context interface).
+  using Pointer = CUdeviceptr;
+  Pointer allocate(uint64_t bytes) const;
+  void free(Pointer pointer) const noexcept;
 
  private:
   const CudaApi& api_;
@@ -68,44 +75,20 @@ class ContextScope {
   bool pushed_ = false;
 };
 
-class CudaBuffer final : public Buffer {
- public:
-  CudaBuffer(std::shared_ptr<const Context> context, uint64_t size) : context_(std::move(context)), size_(size) {
-    ContextScope scope(*context_);
-    // cuMemAlloc rejects 0 bytes; an empty buffer still gets a distinct address.
-    cuda_check(context_->api(), context_->api().cuMemAlloc_v2(&pointer_, std::max<uint64_t>(size, 1)), "cuMemAlloc",
-               cat(size, " bytes"));
-  }
-  // A view: bytes of another buffer, not owned.
-  CudaBuffer(std::shared_ptr<const Context> context, CUdeviceptr pointer, uint64_t size)
-      : context_(std::move(context)), size_(size), pointer_(pointer), owned_(false) {}
-  ~CudaBuffer() override {
-    if (!owned_) return;
-    ContextScope scope(*context_, std::nothrow);
-    context_->api().cuMemFree_v2(pointer_);
-  }
-  uint64_t size() const override { return size_; }
-  void* host_pointer() const override { return nullptr; }
-  CUdeviceptr pointer() const { return pointer_; }
-  const Context& context() const { return *context_; }
+Context::Pointer Context::allocate(uint64_t bytes) const {
+  ContextScope scope(*this);
+  CUdeviceptr pointer = 0;
+  cuda_check(api_, api_.cuMemAlloc_v2(&pointer, bytes), "cuMemAlloc", cat(bytes, " bytes"));
+  return pointer;
+}
 
- private:
-  std::shared_ptr<const Context> context_;
-  uint64_t size_;  // bytes
-  CUdeviceptr pointer_ = 0;
-  bool owned_ = true;
-};
+void Context::free(Pointer pointer) const noexcept {
+  ContextScope scope(*this, std::nothrow);
+  api_.cuMemFree_v2(pointer);
+}
 
-class CudaKernel final : public Kernel {
- public:
-  CudaKernel(std::string name, CUfunction function) : name_(std::move(name)), function_(function) {}
-  const std::string& name() const override { return name_; }
-  CUfunction function() const { return function_; }
-
- private:
-  std::string name_;
-  CUfunction function_;  // owned by the module
-};
+using CudaBuffer = gpu::GpuBuffer<Context>;
+using CudaKernel = NamedKernel<CUfunction>;
 
 class CudaModule final : public Module {
  public:
@@ -114,15 +97,16 @@ class CudaModule final : public Module {
     std::string what = cat("kernels ", binary.kernels.empty() ? "(none)" : join(binary.kernels, ", "));
     ContextScope scope(*context_);
     module_ = load_image(api, binary.format, binary.bytes, what);
-    for (const std::string& name : binary.kernels) {
-      CUfunction function = nullptr;
-      if (api.cuModuleGetFunction(&function, module_, name.c_str()) != CUDA_SUCCESS) {
-        api.cuModuleUnload(module_);
-        user_error("the ", binary.format, " of ", what, " has no kernel '", name,
-                   "' (a kernel needs .visible .entry in PTX)");
-      }
-      kernels_.try_emplace(name, name, function);
-    }
+    kernels_ = find_kernels<CUfunction>(
+        binary.kernels,
+        [&](const std::string& name, CUfunction& function) {
+          return api.cuModuleGetFunction(&function, module_, name.c_str()) == CUDA_SUCCESS;
+        },
+        [&](const std::string& name) {
+          api.cuModuleUnload(module_);
+          user_error("the ", binary.format, " of ", what, " has no kernel '", name,
+                     "' (a kernel needs .visible .entry in PTX)");
+        });
   }
   ~CudaModule() override {
     ContextScope scope(*context_, std::nothrow);
@@ -134,7 +118,7 @@ class CudaModule final : public Module {
  private:
   std::shared_ptr<const Context> context_;
   CUmodule module_ = nullptr;
-  std::map<std::string, CudaKernel, std::less<>> kernels_;
+  KernelMap<CUfunction> kernels_;
 };
 
 // write() and read() return once the host memory may be reused / holds the data;
@@ -181,12 +165,7 @@ class CudaStream final : public Stream {
   const CudaApi& api() const { return context_->api(); }
 
   const CudaBuffer& device_buffer(const Buffer& buffer, uint64_t offset, uint64_t bytes) const {
-    auto* cuda_buffer = dynamic_cast<const CudaBuffer*>(&buffer);
-    MOAT_INTERNAL_CHECK(cuda_buffer && &cuda_buffer->context() == context_.get(), "a buffer of another device on ",
-                        properties_.info.id);
-    MOAT_INTERNAL_CHECK(offset <= buffer.size() && bytes <= buffer.size() - offset, properties_.info.id,
-                        " stream: bytes [", offset, ", +", bytes, ") outside a buffer of ", buffer.size());
-    return *cuda_buffer;
+    return gpu::device_buffer(buffer, *context_, offset, bytes, properties_.info.id);
   }
 
   std::shared_ptr<const Context> context_;
@@ -197,52 +176,15 @@ class CudaStream final : public Stream {
 void CudaStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
   auto* cuda_kernel = dynamic_cast<CudaKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(cuda_kernel, "kernel '", kernel.name(), "' was not loaded by ", properties_.info.id);
-  int64_t items = 1;
-  for (int d = 0; d < 3; ++d) {
-    int64_t max_groups = d == 0 ? kMaxGridX : kMaxGridYZ;
-    MOAT_INTERNAL_CHECK(grid.groups[d] >= 0 && grid.groups[d] <= max_groups && grid.items[d] >= 1 &&
-                            grid.items[d] <= properties_.max_work_group_size,
-                        "kernel '", kernel.name(), "': bad grid dimension ", d);
-    items *= grid.items[d];
-  }
-  MOAT_INTERNAL_CHECK(items <= properties_.max_work_group_size && grid.local_bytes >= 0 &&
-                          grid.local_bytes <= properties_.local_memory_bytes,
-                      "kernel '", kernel.name(), "': ", items, " threads, ", grid.local_bytes,
-                      " shared bytes per block exceed ", properties_.info.id, "'s limits");
-  if (grid.groups[0] == 0 || grid.groups[1] == 0 || grid.groups[2] == 0) return;
-
-  // cuLaunchKernel reads each argument through a pointer to its value.
-  union Slot {
-    CUdeviceptr pointer;
-    int64_t i64;
-    float f32;
-  };
-  std::vector<Slot> slots(args.size());
-  std::vector<void*> params(args.size());
-  for (size_t i = 0; i < args.size(); ++i) {
-    const KernelArg& arg = args[i];
-    switch (arg.kind) {
-      case KernelArg::Kind::Buffer:
-        MOAT_INTERNAL_CHECK(arg.buffer, "kernel '", kernel.name(), "': arg ", i, " has no buffer");
-        slots[i].pointer = device_buffer(*arg.buffer, 0, 0).pointer();
-        params[i] = &slots[i].pointer;
-        break;
-      case KernelArg::Kind::I64:
-        slots[i].i64 = arg.i64;
-        params[i] = &slots[i].i64;
-        break;
-      case KernelArg::Kind::F32:
-        slots[i].f32 = arg.f32;
-        params[i] = &slots[i].f32;
-        break;
-    }
-  }
+  if (!gpu::check_grid(grid, properties_, kernel.name())) return;
+  gpu::PackedArgs<CUdeviceptr> packed(args, kernel.name(), [&](const Buffer& b) { return device_buffer(b, 0, 0).pointer(); });
   ContextScope scope(*context_);
-  auto u = [](int64_t v) { return static_cast<unsigned>(v); };
+  using gpu::launch_dim;
   cuda_check(api(),
-             api().cuLaunchKernel(cuda_kernel->function(), u(grid.groups[0]), u(grid.groups[1]), u(grid.groups[2]),
-                                  u(grid.items[0]), u(grid.items[1]), u(grid.items[2]), u(grid.local_bytes), stream_,
-                                  params.empty() ? nullptr : params.data(), nullptr),
+             api().cuLaunchKernel(cuda_kernel->handle(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
+                                  launch_dim(grid.groups[2]), launch_dim(grid.items[0]), launch_dim(grid.items[1]),
+                                  launch_dim(grid.items[2]), launch_dim(grid.local_bytes), stream_, packed.params(),
+                                  nullptr),
              "cuLaunchKernel", kernel.name());
 }
 
@@ -293,10 +235,8 @@ class CudaDevice final : public Device {
 
   const DeviceProperties& properties() const override { return properties_; }
 
-  bool supports_op(std::string_view, std::span<const std::string> dtypes) const override {
-    return std::all_of(dtypes.begin(), dtypes.end(), [&](const std::string& t) {
-      return std::find(properties_.dtypes.begin(), properties_.dtypes.end(), t) != properties_.dtypes.end();
-    });
+  bool supports_op(std::string_view op, std::span<const std::string> dtypes) const override {
+    return jit_supports_op(op, dtypes, properties().dtypes);
   }
 
   std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
@@ -304,16 +244,11 @@ class CudaDevice final : public Device {
   }
 
   std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
-    const auto& p = dynamic_cast<const CudaBuffer&>(parent);
-    MOAT_INTERNAL_CHECK(offset <= p.size() && bytes <= p.size() - offset, "a view past the end of its buffer");
-    return std::make_unique<CudaBuffer>(context_, p.pointer() + offset, bytes);
+    return CudaBuffer::view(context_, parent, offset, bytes);
   }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
-    MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");
-    auto buffer = allocate(bytes);
-    stream_->write(*buffer, 0, data, bytes);
-    return buffer;
+    return gpu::copy_of_host(*this, data, bytes);
   }
 
   Artifact compile(const Artifact& source) override {
@@ -361,29 +296,18 @@ BackendStatus probe_cuda(std::vector<DeviceInfo>& devices) {
   if (!api) return {"cuda", false, "not available: " + why};
   int count = device_count(*api);
   if (count == 0) return {"cuda", false, cat("not available: ", api->library, " loaded, but it reports no devices")};
-  std::string unreadable;
-  for (int i = 0; i < count; ++i) {
-    try {
-      devices.push_back(describe(*api, i).info);
-    } catch (const std::exception& e) {
-      unreadable += cat("; cuda:", i, " unreadable: ", e.what());
-    }
-  }
+  std::string unreadable = gpu::describe_devices(
+      "cuda", count, [&](int i) { return describe(*api, i).info; }, devices);
   return {"cuda", true,
-          cat("driver ", api->library, " (CUDA ", cuda_version_text(api->driver_version), "), ", count,
-              count == 1 ? " device" : " devices", unreadable)};
+          cat("driver ", api->library, " (CUDA ", cuda_version_text(api->driver_version), "), ",
+              gpu::device_count_text(count), unreadable)};
 }
 
 std::unique_ptr<Device> open_cuda_device(int ordinal) {
   std::string why;
   const CudaApi* api = load_cuda_api(why);
-  if (!api)
-    user_error("cannot open cuda:", ordinal, ": CUDA is not available: ", why,
-               "; `moat devices` lists the devices and the state of each backend");
-  int count = device_count(*api);
-  if (ordinal < 0 || ordinal >= count)
-    user_error("no device 'cuda:", ordinal, "' (this machine has ", count, " CUDA device", count == 1 ? "" : "s",
-               "); `moat devices` lists them");
+  if (!api) gpu::not_available("cuda", "CUDA", ordinal, why);
+  gpu::check_ordinal("cuda", "CUDA", ordinal, device_count(*api));
   return std::make_unique<CudaDevice>(*api, ordinal);
 }
 

@@ -5,10 +5,14 @@
 #include <cstring>
 #include <map>
 
-#include "backends/module_kernels.h"
+#include "backends/gpu/gpu_buffer.h"
+#include "backends/gpu/gpu_launch.h"
+#include "backends/gpu/gpu_probe.h"
 #include "backends/hip/hip_api.h"
 #include "backends/hip/hip_backend.h"
 #include "backends/hip/hip_compile.h"
+#include "backends/module_kernels.h"
+#include "backends/op_support.h"
 #include "support/error.h"
 
 namespace moat::backends {
@@ -20,8 +24,6 @@ using namespace hip;
 // Bump when compile() changes its output for the same source (kernel cache key).
 constexpr int kCompilerRevision = 1;
 constexpr int kNameBytes = 256;
-constexpr int64_t kMaxGridX = (int64_t{1} << 31) - 1;  // blocks
-constexpr int64_t kMaxGridYZ = 65535;                  // blocks
 
 // The runtime and the device ordinal every object of one device uses.
 struct Target {
@@ -31,46 +33,22 @@ struct Target {
 
   // Makes this device the calling thread's current one.
   void select() const { hip_check(api, api.hipSetDevice(ordinal), "hipSetDevice", id); }
-};
 
-class HipBuffer final : public Buffer {
- public:
-  HipBuffer(std::shared_ptr<const Target> target, uint64_t size) : target_(std::move(target)), size_(size) {
-    target_->select();
-    // An empty buffer still gets a distinct address.
-    hip_check(target_->api, target_->api.hipMalloc(&pointer_, std::max<uint64_t>(size, 1)), "hipMalloc",
-              cat(size, " bytes"));
+  // Device memory (gpu::GpuBuffer's Context interface).
+  using Pointer = void*;
+  Pointer allocate(uint64_t bytes) const {
+    select();
+    void* pointer = nullptr;
+    hip_check(api, api.hipMalloc(&pointer, bytes), "hipMalloc", cat(bytes, " bytes"));
+    return pointer;
   }
-  // A view: bytes of another buffer, not owned.
-  HipBuffer(std::shared_ptr<const Target> target, void* pointer, uint64_t size)
-      : target_(std::move(target)), size_(size), pointer_(pointer), owned_(false) {}
-  ~HipBuffer() override {
-    if (!owned_) return;
-    target_->api.hipSetDevice(target_->ordinal);
-    target_->api.hipFree(pointer_);
+  void free(Pointer pointer) const noexcept {
+    api.hipSetDevice(ordinal);
+    api.hipFree(pointer);
   }
-  uint64_t size() const override { return size_; }
-  void* host_pointer() const override { return nullptr; }
-  void* pointer() const { return pointer_; }
-  const Target& target() const { return *target_; }
-
- private:
-  std::shared_ptr<const Target> target_;
-  uint64_t size_;         // bytes
-  void* pointer_ = nullptr;
-  bool owned_ = true;
 };
 
-class HipKernel final : public Kernel {
- public:
-  HipKernel(std::string name, hipFunction_t function) : name_(std::move(name)), function_(function) {}
-  const std::string& name() const override { return name_; }
-  hipFunction_t function() const { return function_; }
-
- private:
-  std::string name_;
-  hipFunction_t function_;  // owned by the module
-};
+using HipBuffer = gpu::GpuBuffer<Target>;
 
 class HipModule final : public Module {
  public:
@@ -84,15 +62,16 @@ class HipModule final : public Module {
     if (rc != hipSuccess)
       user_error("cannot load the code object of ", what, " on ", t.id, ": ", hip_error_name(api, rc),
                  " (a code object runs only on the gfx architecture it was compiled for: recompile it)");
-    for (const std::string& name : binary.kernels) {
-      hipFunction_t function = nullptr;
-      if (api.hipModuleGetFunction(&function, module_, name.c_str()) != hipSuccess) {
-        api.hipModuleUnload(module_);
-        user_error("the code object of ", what, " has no kernel '", name,
-                   "' (a kernel must be an extern \"C\" __global__ function)");
-      }
-      kernels_.try_emplace(name, name, function);
-    }
+    kernels_ = find_kernels<hipFunction_t>(
+        binary.kernels,
+        [&](const std::string& name, hipFunction_t& function) {
+          return api.hipModuleGetFunction(&function, module_, name.c_str()) == hipSuccess;
+        },
+        [&](const std::string& name) {
+          api.hipModuleUnload(module_);
+          user_error("the code object of ", what, " has no kernel '", name,
+                     "' (a kernel must be an extern \"C\" __global__ function)");
+        });
   }
   ~HipModule() override {
     target_->api.hipSetDevice(target_->ordinal);
@@ -104,7 +83,7 @@ class HipModule final : public Module {
  private:
   std::shared_ptr<const Target> target_;
   hipModule_t module_ = nullptr;
-  std::map<std::string, HipKernel, std::less<>> kernels_;
+  KernelMap<hipFunction_t> kernels_;
 };
 
 // write() and read() return once the host memory may be reused / holds the data;
@@ -153,12 +132,7 @@ class HipStream final : public Stream {
   const HipApi& api() const { return target_->api; }
 
   const HipBuffer& device_buffer(const Buffer& buffer, uint64_t offset, uint64_t bytes) const {
-    auto* hip_buffer = dynamic_cast<const HipBuffer*>(&buffer);
-    MOAT_INTERNAL_CHECK(hip_buffer && &hip_buffer->target() == target_.get(), "a buffer of another device on ",
-                        target_->id);
-    MOAT_INTERNAL_CHECK(offset <= buffer.size() && bytes <= buffer.size() - offset, target_->id, " stream: bytes [",
-                        offset, ", +", bytes, ") outside a buffer of ", buffer.size());
-    return *hip_buffer;
+    return gpu::device_buffer(buffer, *target_, offset, bytes, target_->id);
   }
 
   std::shared_ptr<const Target> target_;
@@ -167,55 +141,17 @@ class HipStream final : public Stream {
 };
 
 void HipStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
-  auto* hip_kernel = dynamic_cast<HipKernel*>(&kernel);
+  auto* hip_kernel = dynamic_cast<NamedKernel<hipFunction_t>*>(&kernel);
   MOAT_INTERNAL_CHECK(hip_kernel, "kernel '", kernel.name(), "' was not loaded by ", target_->id);
-  int64_t items = 1;
-  for (int d = 0; d < 3; ++d) {
-    int64_t max_groups = d == 0 ? kMaxGridX : kMaxGridYZ;
-    MOAT_INTERNAL_CHECK(grid.groups[d] >= 0 && grid.groups[d] <= max_groups && grid.items[d] >= 1 &&
-                            grid.items[d] <= properties_.max_work_group_size,
-                        "kernel '", kernel.name(), "': bad grid dimension ", d);
-    items *= grid.items[d];
-  }
-  MOAT_INTERNAL_CHECK(items <= properties_.max_work_group_size && grid.local_bytes >= 0 &&
-                          grid.local_bytes <= properties_.local_memory_bytes,
-                      "kernel '", kernel.name(), "': ", items, " threads, ", grid.local_bytes,
-                      " shared bytes per block exceed ", target_->id, "'s limits");
-  if (grid.groups[0] == 0 || grid.groups[1] == 0 || grid.groups[2] == 0) return;
-
-  // hipModuleLaunchKernel reads each argument through a pointer to its value.
-  union Slot {
-    void* pointer;
-    int64_t i64;
-    float f32;
-  };
-  std::vector<Slot> slots(args.size());
-  std::vector<void*> params(args.size());
-  for (size_t i = 0; i < args.size(); ++i) {
-    const KernelArg& arg = args[i];
-    switch (arg.kind) {
-      case KernelArg::Kind::Buffer:
-        MOAT_INTERNAL_CHECK(arg.buffer, "kernel '", kernel.name(), "': arg ", i, " has no buffer");
-        slots[i].pointer = device_buffer(*arg.buffer, 0, 0).pointer();
-        params[i] = &slots[i].pointer;
-        break;
-      case KernelArg::Kind::I64:
-        slots[i].i64 = arg.i64;
-        params[i] = &slots[i].i64;
-        break;
-      case KernelArg::Kind::F32:
-        slots[i].f32 = arg.f32;
-        params[i] = &slots[i].f32;
-        break;
-    }
-  }
+  if (!gpu::check_grid(grid, properties_, kernel.name())) return;
+  gpu::PackedArgs<void*> packed(args, kernel.name(), [&](const Buffer& b) { return device_buffer(b, 0, 0).pointer(); });
   target_->select();
-  auto u = [](int64_t v) { return static_cast<unsigned>(v); };
+  using gpu::launch_dim;
   hip_check(api(),
-            api().hipModuleLaunchKernel(hip_kernel->function(), u(grid.groups[0]), u(grid.groups[1]),
-                                        u(grid.groups[2]), u(grid.items[0]), u(grid.items[1]), u(grid.items[2]),
-                                        u(grid.local_bytes), stream_, params.empty() ? nullptr : params.data(),
-                                        nullptr),
+            api().hipModuleLaunchKernel(hip_kernel->handle(), launch_dim(grid.groups[0]), launch_dim(grid.groups[1]),
+                                        launch_dim(grid.groups[2]), launch_dim(grid.items[0]),
+                                        launch_dim(grid.items[1]), launch_dim(grid.items[2]),
+                                        launch_dim(grid.local_bytes), stream_, packed.params(), nullptr),
             "hipModuleLaunchKernel", kernel.name());
 }
 
@@ -280,10 +216,8 @@ class HipDevice final : public Device {
 
   const DeviceProperties& properties() const override { return properties_; }
 
-  bool supports_op(std::string_view, std::span<const std::string> dtypes) const override {
-    return std::all_of(dtypes.begin(), dtypes.end(), [&](const std::string& t) {
-      return std::find(properties_.dtypes.begin(), properties_.dtypes.end(), t) != properties_.dtypes.end();
-    });
+  bool supports_op(std::string_view op, std::span<const std::string> dtypes) const override {
+    return jit_supports_op(op, dtypes, properties().dtypes);
   }
 
   std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override {
@@ -291,16 +225,11 @@ class HipDevice final : public Device {
   }
 
   std::unique_ptr<Buffer> view(const Buffer& parent, uint64_t offset, uint64_t bytes) override {
-    const auto& p = dynamic_cast<const HipBuffer&>(parent);
-    MOAT_INTERNAL_CHECK(offset <= p.size() && bytes <= p.size() - offset, "a view past the end of its buffer");
-    return std::make_unique<HipBuffer>(target_, static_cast<char*>(p.pointer()) + offset, bytes);
+    return HipBuffer::view(target_, parent, offset, bytes);
   }
 
   std::unique_ptr<Buffer> wrap_host(const void* data, uint64_t bytes) override {
-    MOAT_INTERNAL_CHECK(data || bytes == 0, "wrap_host of a null pointer");
-    auto buffer = allocate(bytes);
-    stream_->write(*buffer, 0, data, bytes);
-    return buffer;
+    return gpu::copy_of_host(*this, data, bytes);
   }
 
   Artifact compile(const Artifact& source) override { return hip::compile_hip(source, properties_.info.arch); }
@@ -337,30 +266,19 @@ BackendStatus probe_hip(std::vector<DeviceInfo>& devices) {
   if (!api) return {"hip", false, "not available: " + why};
   int count = device_count(*api);
   if (count == 0) return {"hip", false, cat("not available: ", api->library, " loaded, but it reports no devices")};
-  std::string notes;
-  for (int i = 0; i < count; ++i) {
-    try {
-      devices.push_back(describe(*api, i).info);
-    } catch (const std::exception& e) {
-      notes += cat("; hip:", i, " unreadable: ", e.what());
-    }
-  }
+  std::string notes = gpu::describe_devices(
+      "hip", count, [&](int i) { return describe(*api, i).info; }, devices);
   if (!hip_compiler_available()) notes += "; cannot compile: " + hip_compiler_unavailable_reason();
   return {"hip", true,
-          cat("runtime ", api->library, " (HIP ", hip_version_text(api->runtime_version), "), ", count,
-              count == 1 ? " device" : " devices", notes)};
+          cat("runtime ", api->library, " (HIP ", hip_version_text(api->runtime_version), "), ",
+              gpu::device_count_text(count), notes)};
 }
 
 std::unique_ptr<Device> open_hip_device(int ordinal) {
   std::string why;
   const HipApi* api = load_hip_api(why);
-  if (!api)
-    user_error("cannot open hip:", ordinal, ": HIP is not available: ", why,
-               "; `moat devices` lists the devices and the state of each backend");
-  int count = device_count(*api);
-  if (ordinal < 0 || ordinal >= count)
-    user_error("no device 'hip:", ordinal, "' (this machine has ", count, " HIP device", count == 1 ? "" : "s",
-               "); `moat devices` lists them");
+  if (!api) gpu::not_available("hip", "HIP", ordinal, why);
+  gpu::check_ordinal("hip", "HIP", ordinal, device_count(*api));
   return std::make_unique<HipDevice>(*api, ordinal);
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "backends/module_kernels.h"
+#include "backends/op_support.h"
 #include "backends/opencl/cl_api.h"
 #include "backends/opencl/cl_info.h"
 #include "backends/opencl/cl_program.h"
@@ -185,10 +186,8 @@ class ClDevice final : public Device {
 
   const DeviceProperties& properties() const override { return entry_.properties; }
 
-  bool supports_op(std::string_view, std::span<const std::string> dtypes) const override {
-    const std::vector<std::string>& has = entry_.properties.dtypes;
-    return std::all_of(dtypes.begin(), dtypes.end(),
-                       [&](const std::string& t) { return std::find(has.begin(), has.end(), t) != has.end(); });
+  bool supports_op(std::string_view op, std::span<const std::string> dtypes) const override {
+    return jit_supports_op(op, dtypes, properties().dtypes);
   }
 
   std::unique_ptr<Buffer> do_allocate(uint64_t bytes) override { return create(bytes, nullptr); }

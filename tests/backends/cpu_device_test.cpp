@@ -16,9 +16,11 @@
 #include "backends/device.h"
 #include "support/error.h"
 #include "tests/backends/ll_kernels.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
@@ -33,17 +35,6 @@ std::unique_ptr<Module> build(Device& device, const char* ll, const char* kernel
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
 
 }  // namespace
 

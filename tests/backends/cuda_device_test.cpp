@@ -11,24 +11,16 @@
 #include "backends/device.h"
 #include "support/error.h"
 #include "tests/backends/gpu_kernels.h"
+#include "tests/skip.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
 
 BackendStatus cuda_status(const DeviceReport& report) {
   for (const BackendStatus& s : report.backends)
@@ -37,10 +29,10 @@ BackendStatus cuda_status(const DeviceReport& report) {
   return {};
 }
 
-// The CUDA status, after MESSAGE-ing the skip reason when CUDA is not available.
+// Whether a CUDA device is present; when not, the test case is skipped (tests/skip.h), saying why.
 bool cuda_present() {
   BackendStatus status = cuda_status(enumerate_devices());
-  if (!status.available) MESSAGE("skipped: no CUDA device: ", status.detail);
+  if (!status.available) testing::skip("no CUDA device: " + status.detail);
   return status.available;
 }
 

@@ -13,24 +13,16 @@
 #include "backends/hip/hip_compile.h"
 #include "support/error.h"
 #include "tests/backends/gpu_kernels.h"
+#include "tests/skip.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
 
 BackendStatus hip_status(const DeviceReport& report) {
   for (const BackendStatus& s : report.backends)
@@ -41,13 +33,13 @@ BackendStatus hip_status(const DeviceReport& report) {
 
 bool hip_present() {
   BackendStatus status = hip_status(enumerate_devices());
-  if (!status.available) MESSAGE("skipped: no HIP device: ", status.detail);
+  if (!status.available) testing::skip("no HIP device: " + status.detail);
   return status.available;
 }
 
 bool skip_without_hiprtc() {
   if (hip::hip_compiler_available()) return false;
-  MESSAGE("skipped: ", hip::hip_compiler_unavailable_reason());
+  testing::skip(hip::hip_compiler_unavailable_reason());
   return true;
 }
 

@@ -16,9 +16,12 @@
 #include "backends/opencl/clbin.h"
 #include "backends/opencl/opencl.h"
 #include "support/error.h"
+#include "tests/skip.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 using namespace moat::backends;
+using moat::testing::user_error_of;
 
 namespace {
 
@@ -28,22 +31,11 @@ bool has(const std::vector<std::string>& items, const std::string& item) {
   return std::find(items.begin(), items.end(), item) != items.end();
 }
 
-template <class Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
-
-// opencl:0, or nullptr after saying why the test is skipped.
+// opencl:0, or nullptr after skipping the test case, saying why (tests/skip.h).
 std::unique_ptr<Device> opencl_or_skip() {
   opencl::Probe probe = opencl::probe();
   if (!probe.status.available) {
-    MESSAGE("skipped: no OpenCL device (", probe.status.detail, ")");
+    moat::testing::skip("no OpenCL device (" + probe.status.detail + ")");
     return nullptr;
   }
   return open_device("opencl:0");
@@ -271,7 +263,8 @@ TEST_CASE("opencl: work-group reduction in local memory with barriers") {
   auto device = opencl_or_skip();
   if (!device) return;
   if (device->properties().max_work_group_size < 128) {
-    MESSAGE("skipped: opencl:0 takes at most ", device->properties().max_work_group_size, " work-items per group");
+    moat::testing::skip(moat::cat("opencl:0 takes at most ", device->properties().max_work_group_size,
+                                  " work-items per group"));
     return;
   }
   constexpr int64_t groups = 37, items = 128;

@@ -6,6 +6,7 @@
 
 #include "backends/cuda/ptx_check.h"
 #include "support/error.h"
+#include "tests/skip.h"
 #include "tests/backends/gpu_kernels.h"
 
 using namespace moat;
@@ -17,7 +18,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 bool skip_without_ptxas() {
   if (ptxas_available()) return false;
-  MESSAGE("skipped: ptxas not found on $PATH or in /usr/local/cuda/bin (install the CUDA toolkit)");
+  moat::testing::skip("ptxas not found on $PATH or in /usr/local/cuda/bin (install the CUDA toolkit)");
   return true;
 }
 

@@ -27,6 +27,7 @@
 #include "jit/schedule.h"
 #include "runtime/device_target.h"
 #include "runtime/executor.h"
+#include "support/strings.h"
 
 namespace moat::testing {
 
@@ -69,8 +70,23 @@ inline void expect_close(const ir::HostTensor& got, const ir::HostTensor& want, 
   CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", want.numel(), " elements differ");
 }
 
+// The first node of `graph` the device cannot run (Device::supports_op over the node's
+// operand and result dtypes), as "op over dtypes"; "" when it can run them all.
+inline std::string unsupported_node(const backends::Device& device, const ir::Graph& graph) {
+  for (const ir::Node& node : graph.nodes) {
+    std::vector<std::string> dtypes;
+    for (ir::NodeId operand : node.operands) dtypes.emplace_back(ir::dtype_name(graph.type(operand).dtype));
+    dtypes.emplace_back(ir::dtype_name(node.type.dtype));
+    if (!device.supports_op(ir::op_name(node.op), dtypes))
+      return std::string(ir::op_name(node.op)) + " over " + join(dtypes, ", ");
+  }
+  return "";
+}
+
 // One executable backend under test; or, without a device, a collector of the distinct
 // kernels the cases lower to under a schedule (for the emitters' validation tests).
+// With a device, a case whose graph has an op the device does not support (supports_op)
+// is not run: it is counted in `unsupported`, naming the op and dtypes.
 struct BackendUnderTest {
   std::unique_ptr<backends::Device> device;
   runtime::KernelCache cache{{}};
@@ -78,6 +94,8 @@ struct BackendUnderTest {
   std::vector<jit::Kernel> collected;  // without a device: every distinct kernel, by name
   std::set<std::string> collected_names;
   runtime::ExecutorOptions options;
+  int checked = 0;                       // cases run on the device and compared
+  std::vector<std::string> unsupported;  // cases not run: "what: op over dtypes"
 
   explicit BackendUnderTest(std::unique_ptr<backends::Device> d, runtime::ExecutorOptions o = {})
       : device(std::move(d)), schedule(runtime::schedule_for(device->properties())), options(std::move(o)) {}
@@ -85,12 +103,19 @@ struct BackendUnderTest {
 
   // Runs `graph` on the device and compares each output with the interpreter.
   void check(const ir::Graph& graph, const ir::Bindings& bindings, const std::string& what) {
+    if (device) {
+      if (std::string op = unsupported_node(*device, graph); !op.empty()) {
+        unsupported.push_back(what + ": " + op);
+        return;
+      }
+    }
     jit::Plan plan = jit::lower(graph, bindings.symbols, schedule);
     if (!device) {
       for (jit::PlanKernel& pk : plan.kernels)
         if (collected_names.insert(pk.kernel.name).second) collected.push_back(std::move(pk.kernel));
       return;
     }
+    ++checked;
     std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
     if (runtime::target_of(device->properties()).format == "ll") {
       // every emitted .ll parses back and passes LLVM's verifier

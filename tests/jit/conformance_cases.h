@@ -1,8 +1,8 @@
 // The conformance cases shared by every executable backend: every op family over
 // dtypes and shape families (size 1, odd sizes, sizes that are not a multiple of the
 // vector width, larger ones), each compared with the reference interpreter.
-// Tolerances: tests/jit/conformance.h. A backend's test file runs each case as a
-// TEST_CASE (tests/jit/cpu_conformance_test.cpp, opencl_conformance_test.cpp).
+// Tolerances: tests/jit/conformance.h. tests/jit/conformance_test.cpp runs each family on
+// every device; emit_targets_test and ptx_test collect their kernels for the validators.
 #pragma once
 
 #include <array>

@@ -10,8 +10,10 @@
 #include "backends/device.h"
 #include "ir/quant.h"
 #include "ir/tensor.h"
+#include "jit/block_formats.h"
 #include "jit/emit_llvm.h"
 #include "jit/kir.h"
+#include "jit/legalize.h"
 #include "support/error.h"
 #include "support/half.h"
 
@@ -144,34 +146,76 @@ TEST_CASE("local memory, vectors and horizontal reductions") {
   CHECK(run_on_cpu(k, {xs, {0.0f}}, {}, 1)[0] == 136.0f);
 }
 
-TEST_CASE("dequant decodes q4_k and q6_k chunks like the reference") {
-  for (moat::ir::DType d : {moat::ir::DType::q4_k, moat::ir::DType::q6_k, moat::ir::DType::q8_0, moat::ir::DType::q4_0}) {
+TEST_CASE("block formats: every quantised dtype has one, its fields lie in the block, f16 fields are aligned") {
+  namespace ir = moat::ir;
+  const std::vector<ir::DType> dtypes = {
+#define MOAT_X(id, name, elems, bytes, kind) ir::DType::id,
+      MOAT_IR_DTYPES(MOAT_X)
+#undef MOAT_X
+  };
+  for (ir::DType d : dtypes) {
+    if (!ir::is_quantised(d)) continue;
+    const BlockFormat* f = find_block_format(d);
+    REQUIRE_MESSAGE(f != nullptr, ir::dtype_name(d), " has no block format (jit/block_formats.cpp)");
+    CHECK(static_cast<bool>(f->one));
+    CHECK(static_cast<bool>(f->chunk));
+    int64_t covered = 0;
+    for (const BlockField& field : f->fields) {
+      CHECK_MESSAGE(field.offset + field.bytes <= ir::dtype_block_bytes(d), ir::dtype_name(d), ".", field.name);
+      if (field.scalar == Scalar::f16) CHECK(field.offset % 2 == 0);
+      covered += field.bytes;
+    }
+    CHECK_MESSAGE(covered == ir::dtype_block_bytes(d), ir::dtype_name(d), ": the fields cover the block");
+  }
+}
+
+TEST_CASE("dequant decodes every block format like the reference, 32 at a time and one element at a time") {
+  for (const BlockFormat& format : block_formats()) {
+    const moat::ir::DType d = format.dtype;
     const int64_t per_block = moat::ir::dtype_block_elems(d), bytes = moat::ir::dtype_block_bytes(d);
     std::vector<uint8_t> raw(static_cast<size_t>(2 * bytes));
     for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>((i * 37 + 11) % 256);
     for (int blk = 0; blk < 2; ++blk) {  // sane f16 scales (0.01)
       const uint16_t s = 0x211f;
-      const size_t at = d == moat::ir::DType::q6_k ? 208 : 0;
-      std::memcpy(raw.data() + blk * bytes + at, &s, 2);
-      if (d == moat::ir::DType::q4_k) std::memcpy(raw.data() + blk * bytes + 2, &s, 2);
+      for (const BlockField& field : format.fields)
+        if (field.scalar == Scalar::f16) std::memcpy(raw.data() + blk * bytes + field.offset, &s, 2);
     }
     std::vector<float> want(static_cast<size_t>(2 * per_block));
     moat::ir::dequantize_row(d, raw.data(), want.data(), 2 * per_block);
 
-    Kernel k;
-    k.name = "deq";
-    int w = k.add_buffer({"w", d, Space::global, 2 * per_block, false});
-    int out = k.add_buffer({"out", moat::ir::DType::f32, Space::global, 2 * per_block, true});
-    k.body = block({for_loop("b", c_i64(0), c_i64(2), c_i64(1),
-                             {for_loop("c", c_i64(0), c_i64(per_block), c_i64(32),
-                                       {store(k, out, add(mul(ref("b", kI64), c_i64(per_block)), ref("c", kI64)),
-                                              dequant(k, w, ref("b", kI64), ref("c", kI64)))})})});
-    // the raw blocks travel as floats' bytes in run_on_cpu's float buffers
-    std::vector<float> packed((raw.size() + 3) / 4);
-    std::memcpy(packed.data(), raw.data(), raw.size());
-    std::vector<float> got = run_on_cpu(k, {packed, std::vector<float>(want.size())}, {}, 1);
-    for (size_t i = 0; i < want.size(); ++i) REQUIRE_MESSAGE(got[i] == want[i], moat::ir::dtype_name(d), " element ", i);
+    for (int lanes : {32, 1}) {
+      Kernel k;
+      k.name = "deq";
+      int w = k.add_buffer({"w", d, Space::global, 2 * per_block, false});
+      int out = k.add_buffer({"out", moat::ir::DType::f32, Space::global, 2 * per_block, true});
+      NodeRef at = add(mul(ref("b", kI64), c_i64(per_block)), ref("c", kI64));
+      k.body = block({for_loop("b", c_i64(0), c_i64(2), c_i64(1),
+                               {for_loop("c", c_i64(0), c_i64(per_block), c_i64(lanes),
+                                         {store(k, out, at, dequant(k, w, ref("b", kI64), ref("c", kI64), lanes))})})});
+      // the raw blocks travel as floats' bytes in run_on_cpu's float buffers
+      std::vector<float> packed((raw.size() + 3) / 4);
+      std::memcpy(packed.data(), raw.data(), raw.size());
+      std::vector<float> got = run_on_cpu(k, {packed, std::vector<float>(want.size())}, {}, 1);
+      for (size_t i = 0; i < want.size(); ++i)
+        REQUIRE_MESSAGE(got[i] == want[i], moat::ir::dtype_name(d), " element ", i, ", ", lanes, " at a time");
+    }
   }
+}
+
+TEST_CASE("legalize_numerics leaves no dequant, qscale, qdot or quantize for a printer") {
+  Kernel k;
+  k.name = "numerics";
+  int w = k.add_buffer({"w", moat::ir::DType::q4_k, Space::global, 256, false});
+  int a = k.add_buffer({"a", moat::ir::DType::q8_0, Space::global, 64, true});
+  int b = k.add_buffer({"b", moat::ir::DType::q4_0, Space::global, 64, false});
+  int out = k.add_buffer({"out", moat::ir::DType::f32, Space::global, 64, true});
+  k.body = block({store(k, out, c_i64(0), dequant(k, w, c_i64(0), c_i64(32))),
+                  quantize(k, a, c_i64(0), load(k, out, c_i64(0), 32)),
+                  store(k, out, c_i64(32), qdot(k, a, c_i64(0), b, c_i64(0), 2)),
+                  store(k, out, c_i64(48), qscale(k, b, c_i64(1)))});
+  const std::string text = print(legalize_numerics(k));
+  for (const char* node : {"dequant", "qscale", "qdot", "quantize"}) CHECK_MESSAGE(text.find(node) == std::string::npos, node);
+  CHECK(text.find("dot4(") != std::string::npos);
 }
 
 TEST_CASE("quantize writes ggml's q8_0 blocks; qdot is the exact integer dot scaled by d_a * d_b (VNNI and generic)") {

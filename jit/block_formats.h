@@ -1,0 +1,87 @@
+// Block-quantised weight formats as data: each format is a table entry (its fields:
+// byte offset, size, type and bits per value) and its decode rule, written once as
+// Kernel IR. `legalize_numerics` (legalize.h) turns every `dequant`, `qscale` and `qdot`
+// into the rule's loads and arithmetic, so no printer names a block type. The
+// reference decoder (the interpreter's, ir/quant.cpp) is written independently; the
+// conformance tests compare the two on every backend.
+//
+// Adding a GGUF type: its row in ir/dtype.h, its reference decoder in ir/quant.cpp,
+// and one entry here (fields + rule).
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "ir/dtype.h"
+#include "jit/kir.h"
+
+namespace moat::jit {
+
+struct BlockField {
+  std::string_view name;
+  int64_t offset = 0;  // bytes from the block's start
+  int64_t bytes = 0;
+  Scalar scalar = Scalar::u8;  // f16 scales, u8 / i8 packed values
+  int bits = 8;                // bits per value packed in the field (4: nibbles, 6: 6-bit scales, 2: crumbs)
+};
+
+class BlockAccess;
+
+struct BlockFormat {
+  ir::DType dtype;
+  std::vector<BlockField> fields;
+  // Element `element` (i64, 0 <= element < block elements) of the block: f32.
+  NodeRef (*one)(const BlockAccess& block, const NodeRef& element);
+  // The 32 elements from `first` (i64, a multiple of 32): f32 x 32.
+  NodeRef (*chunk)(const BlockAccess& block, const NodeRef& first);
+  // Formats of 32 elements whose value is a scale times an integer (the B operand of
+  // `qdot`): the 32 integers as u8 x 32 such that x = field "d" * (u - offset); nullptr
+  // for other formats.
+  NodeRef (*integers)(const BlockAccess& block) = nullptr;
+  int64_t integer_offset = 0;
+  // Formats activations are quantised to (`quantize`): the statements that store the
+  // block for `value` (f32 x elements); nullptr for decode-only formats.
+  std::vector<NodeRef> (*encode)(const BlockAccess& block, const NodeRef& value) = nullptr;
+
+  const BlockField& field(std::string_view name) const;  // internal error when absent
+};
+
+// The format of `dtype`; nullptr when it is not block-quantised.
+const BlockFormat* find_block_format(ir::DType dtype);
+// Every format of the table (tests check each against the reference decoder).
+const std::vector<BlockFormat>& block_formats();
+
+// Kernel IR reads and writes of one block of a quantised buffer, for a rule. A value that several
+// lanes or uses share is bound to a fresh `let` placed before the statement being
+// legalised (`bind`), so it is computed once.
+class BlockAccess {
+ public:
+  BlockAccess(const Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind);
+
+  const BlockFormat& format() const { return format_; }
+  // The f16 at the start of `field`, as f32.
+  NodeRef f16(std::string_view field) const;
+  // `lanes` consecutive values of scalar `s` (u8 / i8) from byte `at` (i64) of `field`.
+  NodeRef bytes(std::string_view field, const NodeRef& at, Scalar s = Scalar::u8, int lanes = 1) const;
+  NodeRef bind(NodeRef value) const { return bind_(std::move(value)); }
+  // Stores of `value` (f16) at the start of `field`, of `value` (u8 / i8 lanes) from byte
+  // `at` of `field`.
+  NodeRef store_f16(std::string_view field, const NodeRef& value) const;
+  NodeRef store_bytes(std::string_view field, const NodeRef& at, const NodeRef& value) const;
+
+ private:
+  NodeRef byte_index(const BlockField& f, const NodeRef& at) const;  // i64, from the buffer's start
+  NodeRef f16_index(std::string_view field) const;                   // i64, in f16 units
+
+  const Kernel& kernel_;
+  int buffer_;
+  const BlockFormat& format_;
+  NodeRef block_;
+  Binder bind_;
+};
+
+// Constants of narrow types for the rules: scalar or `lanes` copies.
+NodeRef c_u8(int64_t v, int lanes = 1);
+NodeRef c_i8(int64_t v, int lanes = 1);
+
+}  // namespace moat::jit

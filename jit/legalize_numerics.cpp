@@ -1,0 +1,213 @@
+// legalize_numerics, in two walks: `dequant`, `qscale`, `qdot` and `quantize` become
+// the loads, stores and arithmetic of their block formats' rules (jit/block_formats.h);
+// then casts from and to narrow floats a target does not convert natively become
+// jit/float_formats.h's integer arithmetic (the first walk's rules emit such casts).
+// Values a rule shares are bound to lets placed just before the statement that used
+// the node.
+#include "jit/block_formats.h"
+#include "jit/float_formats.h"
+#include "jit/legalize.h"
+#include "support/error.h"
+#include "support/half.h"
+
+#include <unordered_map>
+
+namespace moat::jit {
+
+namespace {
+
+NodeRef rebuilt(const Node& n, std::vector<NodeRef> args) {
+  Node copy = n;
+  copy.args = std::move(args);
+  return std::make_shared<const Node>(std::move(copy));
+}
+
+// Balanced concatenation of equal-width parts (pairwise, so each level's halves match).
+NodeRef concat_all(std::vector<NodeRef> parts) {
+  while (parts.size() > 1) {
+    std::vector<NodeRef> next;
+    for (size_t i = 0; i + 1 < parts.size(); i += 2) next.push_back(concat(parts[i], parts[i + 1]));
+    if (parts.size() % 2 == 1) next.push_back(parts.back());
+    parts = std::move(next);
+  }
+  return parts[0];
+}
+
+enum class Walk { formats, conversions };
+
+class NumericsLegalizer {
+ public:
+  NumericsLegalizer(const Kernel& k, Walk walk, NumericsOptions options) : k_(k), walk_(walk), options_(options) {}
+
+  std::vector<NodeRef> stmts(const std::vector<NodeRef>& in) {
+    std::vector<NodeRef> out;
+    for (const NodeRef& s : in) stmt(s, out);
+    return out;
+  }
+
+ private:
+  const BlockFormat& format_of(int buffer) const {
+    const BlockFormat* f = find_block_format(k_.buffers.at(static_cast<size_t>(buffer)).dtype);
+    MOAT_INTERNAL_CHECK(f != nullptr, "legalize_numerics: %", k_.buffers[buffer].name, " (",
+                        ir::dtype_name(k_.buffers[buffer].dtype), ") has no block format (kernel ", k_.name, ")");
+    return *f;
+  }
+
+  // Access to block `block` of `buffer`; shared values become lets in `pending_`.
+  BlockAccess access(int buffer, NodeRef block) {
+    return BlockAccess(k_, buffer, format_of(buffer), std::move(block), [this](NodeRef v) { return bind(std::move(v)); });
+  }
+
+  NodeRef bind(NodeRef v) {
+    if (v->kind == NodeKind::constant || v->kind == NodeKind::ref) return v;
+    std::string name = (walk_ == Walk::formats ? "nq" : "nc") + std::to_string(next_name_++);
+    pending_->push_back(let(name, v));
+    return ref(std::move(name), v->type);
+  }
+
+  NodeRef expr(const NodeRef& e) {
+    auto memo = memo_.find(e.get());
+    if (memo != memo_.end()) return memo->second;
+    NodeRef out = compute(e);
+    memo_[e.get()] = out;
+    return out;
+  }
+
+  NodeRef compute(const NodeRef& e) {
+    if (walk_ == Walk::conversions) return conversion(e);
+    const Node& n = *e;
+    switch (n.kind) {
+      case NodeKind::dequant: {
+        BlockAccess b = access(static_cast<int>(n.i), expr(n.args[0]));
+        return n.type.lanes == 32 ? b.format().chunk(b, expr(n.args[1])) : b.format().one(b, expr(n.args[1]));
+      }
+      case NodeKind::qscale: return access(static_cast<int>(n.i), expr(n.args[0])).f16("d");
+      case NodeKind::qdot: return qdot_rule(n);
+      case NodeKind::extract: {  // a dynamic lane of a decoded chunk: decode that one element
+        const Node& x = *n.args[0];
+        if (x.kind == NodeKind::dequant && n.args[1]->kind != NodeKind::constant) {
+          BlockAccess b = access(static_cast<int>(x.i), expr(x.args[0]));
+          return b.format().one(b, add(expr(x.args[1]), expr(n.args[1])));
+        }
+        break;
+      }
+      default: break;
+    }
+    return with_args(e);
+  }
+
+  // e with its operands rewritten.
+  NodeRef with_args(const NodeRef& e) {
+    bool changed = false;
+    std::vector<NodeRef> args;
+    for (const NodeRef& a : e->args) {
+      args.push_back(expr(a));
+      changed = changed || args.back() != a;
+    }
+    return changed ? rebuilt(*e, std::move(args)) : e;
+  }
+
+  bool native(Scalar s) const { return !is_narrow_float(s) || (s == Scalar::f16 && options_.native_f16); }
+
+  // A narrow-float constant as its bits, rounded here by support/half.h.
+  static NodeRef narrow_constant(const Node& n) {
+    const float v = static_cast<float>(n.f);
+    const uint32_t bits = n.type.scalar == Scalar::f16    ? f32_to_f16(v)
+                          : n.type.scalar == Scalar::bf16 ? f32_to_bf16(v)
+                                                          : f32_to_fp8_e4m3(v);
+    return bitcast(n.type, c_i32(bits));
+  }
+
+  // A cast through f32 where its source or destination is a narrow float to write out.
+  NodeRef conversion(const NodeRef& e) {
+    NodeRef out = with_args(e);
+    if (out->kind == NodeKind::constant && !native(out->type.scalar)) return narrow_constant(*out);
+    if (out->kind != NodeKind::cast) return out;
+    const Scalar from = out->args[0]->type.scalar, to = out->type.scalar;
+    if (native(from) && native(to)) return out;
+    const Binder binder = [this](NodeRef v) { return bind(std::move(v)); };
+    NodeRef v = out->args[0];
+    if (!native(from)) v = narrow_to_f32(v, binder);
+    if (!native(to)) return f32_to_narrow(cast(kF32.with_lanes(v->type.lanes), v), to, binder);
+    return cast(out->type, v);
+  }
+
+  // kir.h's qdot from B's integer form: per pair of blocks, dot4(u_B, q_A) less the
+  // offset's products dot4(offset, q_A) (u8 x i8 as vpdpbusd / dp4a take them), then
+  // lanes 8t .. 8t + 7 times block t's d_A * d_B.
+  NodeRef qdot_rule(const Node& n) {
+    const int a = static_cast<int>(n.i), b = static_cast<int>(n.j);
+    const BlockFormat& b_format = format_of(b);
+    MOAT_INTERNAL_CHECK(b_format.integers != nullptr, "qdot: ", ir::dtype_name(b_format.dtype), " has no integer form");
+    const int blocks = n.type.lanes / 8;
+    NodeRef a_first = expr(n.args[0]), b_first = expr(n.args[1]);
+    auto plus = [](const NodeRef& x, int t) { return t == 0 ? x : add(x, c_i64(t)); };
+    std::vector<NodeRef> a_ints, b_ints, scales;
+    for (int t = 0; t < blocks; ++t) {
+      BlockAccess ab = access(a, plus(a_first, t)), bb = access(b, plus(b_first, t));
+      a_ints.push_back(bind(ab.bytes("qs", c_i64(0), Scalar::i8, 32)));
+      b_ints.push_back(bind(b_format.integers(bb)));
+      scales.push_back(broadcast(bind(mul(ab.f16("d"), bb.f16("d"))), 8));
+    }
+    std::vector<NodeRef> sums;
+    for (int t = 0; t < blocks; t += 2) {
+      const int pair = std::min(2, blocks - t);
+      NodeRef qa = pair == 2 ? concat(a_ints[t], a_ints[t + 1]) : a_ints[t];
+      NodeRef ub = pair == 2 ? concat(b_ints[t], b_ints[t + 1]) : b_ints[t];
+      NodeRef zero = broadcast(c_i32(0), 8 * pair);
+      NodeRef offset = broadcast(constant({Scalar::u8, 1}, static_cast<double>(b_format.integer_offset)), 32 * pair);
+      sums.push_back(sub(dot4(zero, ub, qa), dot4(zero, offset, qa)));
+    }
+    NodeRef isum = concat_all(std::move(sums));
+    return mul(cast(kF32.with_lanes(8 * blocks), isum), concat_all(std::move(scales)));
+  }
+
+  void stmt(const NodeRef& s, std::vector<NodeRef>& out) {
+    const Node& n = *s;
+    std::vector<NodeRef> pending;
+    std::vector<NodeRef>* outer = pending_;
+    pending_ = &pending;
+    memo_.clear();
+    std::vector<NodeRef> args;
+    for (const NodeRef& a : n.args) args.push_back(expr(a));
+    NodeRef result;
+    std::vector<NodeRef> encoded;
+    switch (n.kind) {
+      case NodeKind::block: result = block(stmts(n.body)); break;
+      case NodeKind::for_loop: result = for_loop(n.name, args[0], args[1], args[2], stmts(n.body)); break;
+      case NodeKind::if_then: result = if_then(args[0], stmts(n.body), stmts(n.else_body)); break;
+      case NodeKind::quantize: {
+        pending_ = &pending;  // the bodies above may have moved it
+        BlockAccess b = access(static_cast<int>(n.i), args[0]);
+        MOAT_INTERNAL_CHECK(b.format().encode != nullptr, "quantize into ", ir::dtype_name(b.format().dtype));
+        encoded = b.format().encode(b, args[1]);
+        break;
+      }
+      default: result = rebuilt(n, std::move(args)); break;
+    }
+    pending_ = outer;
+    out.insert(out.end(), pending.begin(), pending.end());
+    if (result) out.push_back(result);
+    out.insert(out.end(), encoded.begin(), encoded.end());
+  }
+
+  const Kernel& k_;
+  Walk walk_;
+  NumericsOptions options_;
+  int next_name_ = 0;
+  std::vector<NodeRef>* pending_ = nullptr;          // lets to place before the current statement
+  std::unordered_map<const Node*, NodeRef> memo_;    // rewritten expressions of the current statement
+};
+
+}  // namespace
+
+Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options) {
+  Kernel legal = kernel;
+  legal.body = block(NumericsLegalizer(kernel, Walk::formats, options).stmts(kernel.body->body));
+  Kernel converted = legal;
+  converted.body = block(NumericsLegalizer(legal, Walk::conversions, options).stmts(legal.body->body));
+  verify(converted);
+  return converted;
+}
+
+}  // namespace moat::jit

@@ -92,7 +92,7 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
 // Whether param `id` gets the packed CPU layout (jit/weight_packing.h): every use is B of
 // an int8 matmul (a q8_0 A, B [.., N, K] transposed), directly or through a gather of
 // expert rows whose matmuls have one row of A each (the kernels that read the layout:
-// lower_matmul.cpp's int8 GEMV, GEMM and grouped experts).
+// jit/matmul/'s int8 GEMV, GEMM and grouped experts).
 bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
                   const std::vector<int64_t>& shape) {
   const ir::Node& param = g.node(id);

@@ -466,6 +466,13 @@ PlanKernel KernelBuilder::finish(std::string_view prefix, std::vector<NodeRef> b
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
   kernel_.name = std::string(prefix) + "_" + hex;
   verify(kernel_);
+  // Work-group-local buffers fit the device's local memory: a lowering that chose a
+  // schedule whose buffers do not is a bug (its `applies` should have refused).
+  int64_t local_bytes = 0;
+  for (const BufferDecl& b : kernel_.buffers)
+    if (b.space == Space::local) local_bytes += b.elements / ir::dtype_block_elems(b.dtype) * ir::dtype_block_bytes(b.dtype);
+  MOAT_INTERNAL_CHECK(local_bytes <= ctx_.schedule.local_memory_bytes, "kernel ", kernel_.name, ": ", local_bytes,
+                      " bytes of work-group-local memory exceed the schedule's ", ctx_.schedule.local_memory_bytes);
   return PlanKernel{std::move(kernel_), std::move(args_)};
 }
 

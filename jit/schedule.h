@@ -1,12 +1,14 @@
-// Schedule parameters of the lowerings, chosen per device from its reported properties
+// Schedule parameters of the lowerings, chosen per target and device capabilities
 // (and part of every kernel's text, hence of the kernel cache key).
 #pragma once
 
 #include <cstdint>
 
-#include "backends/device.h"
+#include "jit/capabilities.h"
 
 namespace moat::jit {
+
+struct Target;
 
 struct Schedule {
   // CPU style: a work-group is one thread's task with one work-item; inner loops are
@@ -19,8 +21,15 @@ struct Schedule {
   int64_t elements_per_group = 16384;  // map / reduce kernels: output elements per group (CPU)
   int matmul_rows = 4;           // matmul: rows of A sharing each loaded chunk of B
   int matmul_cols = 16;          // matmul: columns of B (outputs) per work-group
+  // From the device's capabilities (the defaults: the CPU's):
+  int64_t local_memory_bytes = int64_t{1} << 20;  // work-group-local memory a kernel may use, bytes
+  int sub_group_size = 1;        // work-items per sub-group whose lanes exchange values; 1: none
+  bool int8_dot = false;         // a native 4 x int8 dot product (jit/capabilities.h)
 };
 
-Schedule schedule_for(const backends::DeviceProperties& device);
+// The target's default schedule for a device with `caps`: its style; GPU work-groups of
+// the target's preferred size capped by the device's maximum; CPU vectors of the
+// device's width within the target's range of lanes.
+Schedule schedule_for(const Target& target, const Capabilities& caps);
 
 }  // namespace moat::jit

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <span>
 
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
 #include "support/memory.h"
@@ -175,7 +175,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   if (options.n_gen > 0) in.generated = bench_tokens(options.n_gen + 1, model.vocab_size());
 
   {  // cold: every kernel compiled into an empty cache
-    jit::KernelCache cold(options.cold_cache_dir);
+    runtime::KernelCache cold(options.cold_cache_dir);
     Session first(model, device, cold, context);
     result.load_ms = ms_since(load_start);
     warm_up(first, device, in);
@@ -183,7 +183,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
     result.compile_ms = first.stats().compile_ms;
   }
   // warm: a new cache over the same directory, as a second process would start
-  jit::KernelCache warm(options.cold_cache_dir);
+  runtime::KernelCache warm(options.cold_cache_dir);
   Session session(model, device, warm, context);
   warm_up(session, device, in);
   result.compile_warm_ms = session.stats().compile_ms;

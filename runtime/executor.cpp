@@ -39,7 +39,7 @@ std::string profile_label(const jit::Plan& plan, const jit::PlanKernel& pk) {
 
 }  // namespace
 
-Executor::Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options)
+Executor::Executor(backends::Device& device, runtime::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options)
     : device_(device), plan_(std::move(plan)), profile_(options.profile), compiled_(std::make_unique<Compiled>()),
       memory_(plan_memory(plan_)), arena_(options.arena) {
   if (!arena_) {

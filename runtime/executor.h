@@ -14,7 +14,7 @@
 
 #include "backends/device.h"
 #include "ir/interpreter.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "jit/lower.h"
 #include "runtime/kernel_profile.h"
 #include "runtime/memory_plan.h"
@@ -45,7 +45,7 @@ struct ExecutorStats {
 
 class Executor {
  public:
-  Executor(backends::Device& device, jit::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options = {});
+  Executor(backends::Device& device, runtime::KernelCache& cache, jit::Plan plan, const ExecutorOptions& options = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

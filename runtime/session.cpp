@@ -7,13 +7,14 @@
 #include "jit/lower.h"
 #include "jit/schedule.h"
 #include "ir/tensor.h"
+#include "runtime/device_target.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 #include "support/memory.h"
 
 namespace moat::runtime {
 
-Session::Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache,
+Session::Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
                  const SessionOptions& options)
     : model_(model), device_(device), cache_(cache), progress_(options.progress) {
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
@@ -65,7 +66,7 @@ Session::~Session() = default;
 jit::Plan Session::lower_pass(const PlanKey& key) const {
   models::PassSpec pass = pass_;
   std::tie(pass.tokens, pass.first, pass.rows) = key;
-  return jit::lower(model_.pass_graph(pass), {}, jit::schedule_for(device_.properties()));
+  return jit::lower(model_.pass_graph(pass), {}, schedule_for(device_.properties()));
 }
 
 void Session::check_memory(const SessionOptions& options) {

@@ -20,7 +20,7 @@
 #include "backends/device.h"
 #include "frontend/model.h"
 #include "ir/graph.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/memory_plan.h"
 #include "runtime/packed_weights.h"
 
@@ -72,9 +72,9 @@ class Session {
   // passes the budget, before anything is allocated. The cache is then allocated for the
   // whole context (on the CPU, pages are touched as tokens arrive), so decoding never
   // reallocates it.
-  Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache,
+  Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
           const SessionOptions& options);
-  Session(const models::Model& model, backends::Device& device, jit::KernelCache& cache, int64_t context = 0)
+  Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache, int64_t context = 0)
       : Session(model, device, cache, SessionOptions{context, {}, ir::DType::f16}) {}
   ~Session();
 
@@ -113,7 +113,7 @@ class Session {
 
   const models::Model& model_;
   backends::Device& device_;
-  jit::KernelCache& cache_;
+  runtime::KernelCache& cache_;
   ProgressFn progress_;
   int64_t context_ = 0, cached_ = 0;
   models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)

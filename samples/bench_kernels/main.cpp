@@ -19,8 +19,9 @@
 
 #include "backends/device.h"
 #include "ir/builder.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "jit/lower.h"
+#include "runtime/device_target.h"
 #include "runtime/executor.h"
 
 using namespace moat;
@@ -86,14 +87,14 @@ Result run_case(backends::Device& device, const Case& c, const std::filesystem::
   bindings.tensors["w"] = ir::HostTensor::from_f32({c.n, c.k}, ws, c.weight);
 
   Result r;
-  const jit::Schedule schedule = jit::schedule_for(device.properties());
+  const jit::Schedule schedule = runtime::schedule_for(device.properties());
   {
-    jit::KernelCache cold(cache_dir);
+    runtime::KernelCache cold(cache_dir);
     auto t = Clock::now();
     runtime::Executor e(device, cold, jit::lower(g, {}, schedule));
     r.cold_ms = seconds_since(t) * 1e3;
   }
-  jit::KernelCache warm(cache_dir);
+  runtime::KernelCache warm(cache_dir);
   auto t = Clock::now();
   runtime::Executor exec(device, warm, jit::lower(g, {}, schedule));
   r.warm_ms = seconds_since(t) * 1e3;

@@ -9,12 +9,10 @@
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
 #include "ir/text.h"
-#include "jit/emit_c.h"
-#include "runtime/emit.h"
-#include "jit/emit_ptx.h"
-#include "jit/emit_spirv.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
+#include "jit/target.h"
+#include "runtime/device_target.h"
 #include "runtime/session.h"
 #include "samples/moat/commands.h"
 #include "support/error.h"
@@ -52,24 +50,33 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
   if (!out) user_error("cannot write ", path.string(), ": check that the directory is writable");
 }
 
+// The target `name` names in the table (or its alias); nullptr for "kir", the Kernel IR
+// stage (scheduled for the host CPU).
+const jit::Target* target_of_option(const std::string& name) {
+  if (name == "kir") return nullptr;
+  if (const jit::Target* t = jit::find_target(name)) return t;
+  user_error("--target ", name, " is not one of kir, ", jit::target_names());
+}
+
 int run_emit(const ParsedArgs& args) {
   if (args.has("-m") == args.has("--graph")) user_error("moat emit needs one of -m MODEL or --graph FILE.mir (see moat emit --help)");
-  const std::string target = args.value_or("--target", "llvm");
-  if (target != "llvm" && target != "kir" && target != "opencl" && target != "hip" && target != "ptx" && target != "spirv")
-    user_error("--target ", target, " is not one of llvm, kir, opencl, hip, ptx, spirv");
+  const std::string target_name = args.value_or("--target", "llvm");
+  const jit::Target* target = target_of_option(target_name);
   const std::filesystem::path dir = args.value("-o");
-  jit::PtxTarget ptx_target;
-  if (target == "ptx") {
-    const std::string arch = args.value_or("--arch", "sm_80");
-    int sm = 0;
-    try {
-      if (arch.rfind("sm_", 0) == 0) sm = std::stoi(arch.substr(3));
-    } catch (const std::exception&) {
-      sm = 0;
-    }
-    if (sm <= 0) user_error("--arch ", arch, " is not an sm_XY name (e.g. --arch sm_90)");
-    ptx_target = jit::ptx_target_for(sm);
+
+  // The kernels are scheduled and printed for the host CPU's own capabilities (kir, and
+  // the host's target without --arch), else for the table's record of --arch (the
+  // target's default architecture without it): what a device of that kind would run.
+  jit::Capabilities caps;
+  const jit::Target* scheduled_for = target;
+  if (!target || (!args.has("--arch") && target->backend == backends::describe_host_cpu().backend)) {
+    const backends::DeviceProperties host = backends::open_cpu_device({})->properties();
+    caps = runtime::capabilities_of(host);
+    scheduled_for = &runtime::target_of(host);
+  } else {
+    caps = jit::capabilities_of(*target, args.value_or("--arch", std::string(target->default_arch)));
   }
+  const jit::Schedule schedule = jit::schedule_for(*scheduled_for, caps);
 
   // The graphs: the file's, or those a session runs for a model (a prompt of --sym T=N
   // tokens, 32 by default, then decode, over a cache of --sym C=N rows, the model's context by default).
@@ -89,18 +96,6 @@ int run_emit(const ParsedArgs& args) {
         user_error("graph ", graphs[0].name, " has the symbolic dimension ", s, ": give its value with --sym ", s, "=N");
   }
 
-  // llvm / kir: scheduled for the host CPU; GPU targets: a GPU-style schedule of
-  // 128 work-items per group.
-  jit::Schedule schedule;
-  backends::DeviceProperties host;  // llvm: the host CPU's ISA features (VNNI) as its kernels use them
-  if (target == "llvm" || target == "kir") {
-    host = backends::open_cpu_device({})->properties();
-    schedule = jit::schedule_for(host);
-  } else {
-    schedule.gpu = true;
-    schedule.work_group_size = 128;
-    schedule.vector_lanes = 1;
-  }
   std::vector<jit::PlanKernel> kernels;
   for (const ir::Graph& graph : graphs) {
     jit::Plan plan = jit::lower(graph, symbols, schedule);
@@ -113,29 +108,25 @@ int run_emit(const ParsedArgs& args) {
   std::set<std::string> written;
   for (const jit::PlanKernel& pk : kernels) {
     if (!written.insert(pk.kernel.name).second) continue;
-    if (target == "kir") write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
-    else if (target == "opencl") write_file(dir / (pk.kernel.name + ".cl"), jit::emit_opencl(pk.kernel));
-    else if (target == "hip") write_file(dir / (pk.kernel.name + ".hip"), jit::emit_hip(pk.kernel));
-    else if (target == "ptx") write_file(dir / (pk.kernel.name + ".ptx"), jit::emit_ptx(pk.kernel, ptx_target));
-    else if (target == "spirv") {
-      const std::vector<uint8_t> spv = jit::emit_spirv(pk.kernel);
-      write_file(dir / (pk.kernel.name + ".spv"), std::string(spv.begin(), spv.end()));
-    }
-    else write_file(dir / (pk.kernel.name + ".ll"), std::string(runtime::emit_for(host, pk.kernel, "cl").as_text()));
+    if (!target) write_file(dir / (pk.kernel.name + ".kir"), jit::print(pk.kernel));
+    else write_file(dir / cat(pk.kernel.name, ".", target->extension), target->print(pk.kernel, caps));
   }
-  std::cout << "wrote " << written.size() << " " << target << " kernels (" << kernels.size() << " launches) to "
+  std::cout << "wrote " << written.size() << " " << target_name << " kernels (" << kernels.size() << " launches) to "
             << dir.string() << "\n";
   return 0;
 }
 
+// The --target values, from the table.
+const std::string kTargetHelp = cat("kir (Kernel IR text) or a target: ", jit::target_names());
+
 const Command kEmit{
-    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target llvm|kir|ptx|hip|opencl|spirv -o DIR",
+    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] -o DIR",
      "write every kernel of a model or graph for a target",
      {{"-m", "MODEL", "model file or folder"},
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},
       {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
-      {"--target", "TARGET", "llvm (.ll), kir (Kernel IR text), ptx (.ptx), hip (.hip), opencl (.cl) or spirv (.spv)"},
-      {"--arch", "sm_XY", "ptx: the GPU architecture (default sm_80)"},
+      {"--target", "TARGET", kTargetHelp},
+      {"--arch", "ARCH", "the target's architecture (ptx: sm_80, sm_90, ...; hip: gfx90a, gfx1030, ...); default: the host CPU for llvm, else the target's first"},
       {"-o", "DIR", "output directory"}}},
     run_emit};
 

@@ -50,7 +50,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
   setup.device = backends::open_device(args.value_or("--device", "cpu"), cpu);
-  setup.cache = std::make_unique<jit::KernelCache>(jit::default_kernel_cache_dir(
+  setup.cache = std::make_unique<runtime::KernelCache>(runtime::default_kernel_cache_dir(
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
   runtime::SessionOptions options = session_options(args);

@@ -11,7 +11,7 @@
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
 #include "frontend/tokenizer/tokenizer.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "samples/moat/args.h"
@@ -24,7 +24,7 @@ struct RunSetup {
   models::DeepSeekModel model;
   std::optional<tok::Tokenizer> tokenizer;  // absent only for --tokens prompts of a model without one
   std::unique_ptr<backends::Device> device;
-  std::unique_ptr<jit::KernelCache> cache;
+  std::unique_ptr<runtime::KernelCache> cache;
   std::unique_ptr<runtime::Session> session;
   ProgressBar progress;
   double load_ms = 0;  // model file to weights on the device

@@ -22,9 +22,10 @@
 #include "ir/builder.h"
 #include "ir/interpreter.h"
 #include "jit/emit_llvm.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
+#include "runtime/device_target.h"
 #include "runtime/executor.h"
 #include "support/strings.h"
 
@@ -88,7 +89,7 @@ inline std::string unsupported_node(const backends::Device& device, const ir::Gr
 // is not run: it is counted in `unsupported`, naming the op and dtypes.
 struct BackendUnderTest {
   std::unique_ptr<backends::Device> device;
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   jit::Schedule schedule;
   std::vector<jit::Kernel> collected;  // without a device: every distinct kernel, by name
   std::set<std::string> collected_names;
@@ -97,7 +98,7 @@ struct BackendUnderTest {
   std::vector<std::string> unsupported;  // cases not run: "what: op over dtypes"
 
   explicit BackendUnderTest(std::unique_ptr<backends::Device> d, runtime::ExecutorOptions o = {})
-      : device(std::move(d)), schedule(jit::schedule_for(device->properties())), options(std::move(o)) {}
+      : device(std::move(d)), schedule(runtime::schedule_for(device->properties())), options(std::move(o)) {}
   explicit BackendUnderTest(jit::Schedule s) : schedule(s) {}
 
   // Runs `graph` on the device and compares each output with the interpreter.
@@ -116,7 +117,7 @@ struct BackendUnderTest {
     }
     ++checked;
     std::vector<ir::HostTensor> want = ir::interpret(graph, bindings);
-    if (device->properties().info.backend == "cpu") {
+    if (runtime::target_of(device->properties()).format == "ll") {
       // every emitted .ll parses back and passes LLVM's verifier
       for (const jit::PlanKernel& pk : plan.kernels)
         CHECK_MESSAGE(backends::cpu::verify_llvm_ir(jit::emit_llvm(pk.kernel)) == "", what, ": kernel ", pk.kernel.name);

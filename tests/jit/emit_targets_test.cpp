@@ -1,20 +1,29 @@
-// Every kernel of the conformance cases, lowered with a GPU schedule (work-items) and
-// a sample of those lowered with a CPU schedule (vectors, scalarized), emitted for every
-// target and checked by that target's own tools (SPIR-V and LLVM IR: every kernel of
-// both schedules): SPIR-V by SPIRV-Tools' validator (OpenCL 1.2 environment), OpenCL C by
-// building it on the first OpenCL device, HIP C++ by hiprtc for gfx90a and gfx1030,
-// PTX by ptxas for sm_80 and sm_90, LLVM IR by LLVM's verifier. Each check skips,
-// saying why, only where its tool or device is absent.
+// Every target of the table (jit/target.h) checked by its own tools on the kernels its
+// real default schedule produces: for each validated architecture, the schedule is
+// jit::schedule_for(target, the table's capabilities of that architecture) — what a
+// device of that kind runs (e.g. 256 work-items per group on CUDA and HIP). The kernels
+// are every distinct kernel of the conformance case families and of the golden DeepSeek
+// models; GPU targets also get a sample of CPU-schedule kernels (vectors), which reach
+// them only through the scalarize legalisation.
+//
+// Validators, by artifact format: LLVM IR by LLVM's verifier, SPIR-V by SPIRV-Tools'
+// validator (OpenCL 1.2 environment), OpenCL C by building it on the first OpenCL
+// device, HIP C++ by hiprtc for gfx90a and gfx1030, PTX by ptxas for sm_80 and sm_90.
+// A target without one says why (kNotValidated); each check skips, saying why, only
+// where its tool or device is absent.
+#include <chrono>
+#include <cstring>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "backends/cpu/llvm_verify.h"
 #include "backends/cuda/ptx_check.h"
 #include "backends/hip/hip_compile.h"
+#include "frontend/models/deepseek_weights.h"
 #include "jit/emit_c.h"
 #include "jit/emit_ptx.h"
-#include "jit/emit_spirv.h"
-#include "frontend/models/deepseek_weights.h"
+#include "jit/target.h"
 #include "runtime/session.h"
 #include "support/error.h"
 #include "tests/jit/conformance_cases.h"
@@ -29,125 +38,75 @@ namespace jit = moat::jit;
 
 namespace {
 
-// The distinct kernels of every case under `schedule`.
-std::vector<jit::Kernel> collect(const jit::Schedule& schedule) {
-  BackendUnderTest c(schedule);
-  for (auto fn : {cases::unary, cases::binary, cases::select, cases::cast, cases::reduce, cases::matmul_float,
-                  cases::matmul_quantised, cases::matmul_fp8, cases::gather, cases::topk, cases::views, cases::sources,
-                  cases::symbolic, cases::composites})
-    fn(c);
-  return std::move(c.collected);
+using Kernels = std::vector<jit::Kernel>;
+
+// A schedule's fields as text: kernels are collected once per distinct schedule.
+std::string schedule_key(const jit::Schedule& s) {
+  return moat::cat(s.gpu, "/", s.vector_lanes, "/", s.work_group_size, "/", s.elements_per_group, "/", s.matmul_rows, "/",
+                   s.matmul_cols, "/", s.local_memory_bytes, "/", s.sub_group_size, "/", s.int8_dot);
 }
 
-const std::vector<jit::Kernel>& cpu_kernels() {
-  static const std::vector<jit::Kernel> k = collect(jit::Schedule{});
-  return k;
+// The distinct kernels of every conformance case under `schedule`.
+const Kernels& case_kernels(const jit::Schedule& schedule) {
+  static std::map<std::string, Kernels> memo;
+  auto [it, fresh] = memo.try_emplace(schedule_key(schedule));
+  if (fresh) {
+    BackendUnderTest c(schedule);
+    for (auto fn : {cases::unary, cases::binary, cases::select, cases::cast, cases::reduce, cases::matmul_float,
+                    cases::matmul_quantised, cases::matmul_fp8, cases::gather, cases::topk, cases::views, cases::sources,
+                    cases::symbolic, cases::composites})
+      fn(c);
+    it->second = std::move(c.collected);
+  }
+  return it->second;
 }
 
-const std::vector<jit::Kernel>& gpu_kernels() {
-  static const std::vector<jit::Kernel> k = [] {
-    jit::Schedule s;
-    s.gpu = true;
-    s.work_group_size = 128;
-    s.vector_lanes = 1;
-    return collect(s);
-  }();
-  return k;
-}
-
-// GPU targets run GPU-schedule kernels; CPU-schedule kernels (vectors) reach them only
-// through the scalarize legalisation, which a sample of them exercises.
-const std::vector<jit::Kernel>& gpu_target_kernels() {
-  static const std::vector<jit::Kernel> k = [] {
-    std::vector<jit::Kernel> out = gpu_kernels();
-    for (size_t i = 0; i < cpu_kernels().size(); i += 8) out.push_back(cpu_kernels()[i]);
-    return out;
-  }();
-  return k;
-}
-
-}  // namespace
-
-TEST_CASE("the cases lower to hundreds of distinct kernels under both schedules") {
-  CHECK(cpu_kernels().size() > 200);
-  CHECK(gpu_kernels().size() > 200);
-  MESSAGE(cpu_kernels().size() << " CPU-schedule kernels, " << gpu_kernels().size() << " GPU-schedule kernels");
-}
-
-TEST_CASE("SPIR-V of every kernel passes SPIRV-Tools' validator for OpenCL 1.2") {
-#ifdef MOAT_HAVE_SPIRV_TOOLS
-  spv_context context = spvContextCreate(SPV_ENV_OPENCL_1_2);
-  int validated = 0;
-  for (const auto* set : {&cpu_kernels(), &gpu_kernels()}) {
-    for (const jit::Kernel& k : *set) {
-      std::vector<uint8_t> spv = jit::emit_spirv(k);
-      REQUIRE(spv.size() % 4 == 0);
-      spv_const_binary_t binary{reinterpret_cast<const uint32_t*>(spv.data()), spv.size() / 4};
-      spv_diagnostic diagnostic = nullptr;
-      spv_result_t result = spvValidate(context, &binary, &diagnostic);
-      CHECK_MESSAGE(result == SPV_SUCCESS, k.name, ": ", diagnostic ? diagnostic->error : "invalid");
-      spvDiagnosticDestroy(diagnostic);
-      ++validated;
+// Every distinct kernel a session compiles for the golden DeepSeek models (a 48-token
+// prompt, then decode) under `schedule`.
+const Kernels& golden_kernels(const jit::Schedule& schedule) {
+  static std::map<std::string, Kernels> memo;
+  auto [it, fresh] = memo.try_emplace(schedule_key(schedule));
+  if (fresh) {
+    std::set<std::string> names;
+    const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
+    for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2"}) {
+      const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model);
+      for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48, 64))
+        for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
+          if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
     }
   }
-  spvContextDestroy(context);
-  MESSAGE(validated << " SPIR-V modules validated");
-#else
-  MESSAGE("skipped: SPIRV-Tools was not found at build time (Debian: spirv-tools)");
-#endif
+  return it->second;
 }
 
-TEST_CASE("OpenCL C of every kernel builds on the first OpenCL device") {
-  std::unique_ptr<moat::backends::Device> device;
-  try {
-    device = moat::backends::open_device("opencl:0");
-  } catch (const moat::UserError& e) {
-    MESSAGE("skipped: " << e.what());
-    return;
-  }
-  for (const auto* set : {&gpu_target_kernels()}) {
-    // one program per 64 kernels: fewer driver builds, errors still findable
-    for (size_t start = 0; start < set->size(); start += 64) {
-      std::span<const jit::Kernel> chunk(set->data() + start, std::min<size_t>(64, set->size() - start));
-      std::vector<std::string> names;
-      for (const jit::Kernel& k : chunk) names.push_back(k.name);
-      moat::backends::Artifact source = moat::backends::Artifact::text("cl", jit::emit_opencl(chunk), names);
-      CHECK_NOTHROW(device->compile(source));
-    }
-  }
+// The schedule of the CPU target's default architecture: where the sample of vector
+// kernels for the GPU targets comes from.
+jit::Schedule cpu_schedule() {
+  for (const jit::Target& t : jit::targets())
+    if (!t.schedule.gpu) return jit::schedule_for(t, jit::capabilities_of(t));
+  FAIL("no CPU target in the table");
+  return {};
 }
 
-TEST_CASE("LLVM IR of every CPU-schedule kernel passes LLVM's verifier") {
-  for (const jit::Kernel& k : cpu_kernels()) CHECK_MESSAGE(moat::backends::cpu::verify_llvm_ir(jit::emit_llvm(k)) == "", k.name);
-}
-
-TEST_CASE("HIP C++ of every kernel compiles with hiprtc for gfx90a and gfx1030") {
-  if (!moat::backends::hip::hip_compiler_available()) {
-    MESSAGE("skipped: " << moat::backends::hip::hip_compiler_unavailable_reason());
-    return;
+// The kernels to validate for `target` on an architecture with `caps`: those of its
+// default schedule, and for GPU targets every 8th CPU-schedule kernel.
+Kernels kernels_for(const jit::Target& target, const jit::Capabilities& caps, bool goldens) {
+  const jit::Schedule schedule = jit::schedule_for(target, caps);
+  Kernels out = goldens ? golden_kernels(schedule) : case_kernels(schedule);
+  if (target.schedule.gpu && !goldens) {
+    const Kernels& cpu = case_kernels(cpu_schedule());
+    for (size_t i = 0; i < cpu.size(); i += 8) out.push_back(cpu[i]);
   }
-  int sources = 0;
-  for (const auto* set : {&gpu_target_kernels()}) {
-    // one translation unit per 256 kernels: hiprtc's start-up dominates small units
-    for (size_t start = 0; start < set->size(); start += 256) {
-      std::span<const jit::Kernel> chunk(set->data() + start, std::min<size_t>(256, set->size() - start));
-      const std::string source = jit::emit_hip(chunk);
-      for (const char* arch : {"gfx90a", "gfx1030"}) {
-        CHECK_MESSAGE(moat::backends::hip::check_hip(source, arch) == "", arch, " kernels ", start, "..");
-        ++sources;
-      }
-    }
-  }
-  MESSAGE(sources << " HIP translation units compiled");
+  return out;
 }
 
 // Kernels' PTX modules joined into one (entries and labels are per kernel; the header
 // is kept once), so one ptxas run checks many kernels.
-std::string joined_ptx(std::span<const jit::Kernel> kernels, int sm) {
+std::string joined_ptx(const jit::Target& target, std::span<const jit::Kernel> kernels, const jit::Capabilities& caps) {
   std::string out;
   bool first = true;
   for (const jit::Kernel& k : kernels) {
-    std::istringstream lines(jit::emit_ptx(k, jit::ptx_target_for(sm)));
+    std::istringstream lines(target.print(k, caps));
     std::string line;
     while (std::getline(lines, line)) {
       const bool header = line.rfind(".version", 0) == 0 || line.rfind(".target", 0) == 0 || line.rfind(".address_size", 0) == 0;
@@ -160,71 +119,169 @@ std::string joined_ptx(std::span<const jit::Kernel> kernels, int sm) {
   return out;
 }
 
-TEST_CASE("PTX of every kernel assembles with ptxas for sm_80 and sm_90") {
-  if (!moat::backends::cuda::ptxas_available()) {
-    MESSAGE("skipped: ptxas not found (install the CUDA toolkit to check PTX)");
-    return;
-  }
-  int modules = 0;
-  for (size_t start = 0; start < gpu_target_kernels().size(); start += 128) {
-    std::span<const jit::Kernel> chunk(gpu_target_kernels().data() + start,
-                                       std::min<size_t>(128, gpu_target_kernels().size() - start));
-    for (int sm : {80, 90}) {
-      CHECK_MESSAGE(moat::backends::cuda::check_ptx(joined_ptx(chunk, sm), "sm_" + std::to_string(sm)) == "", "sm_", sm,
-                    " kernels ", start, "..");
-      ++modules;
+std::unique_ptr<moat::backends::Device>& opencl_device() {
+  static std::unique_ptr<moat::backends::Device> device;
+  static std::string why;
+  if (!device && why.empty()) {
+    try {
+      device = moat::backends::open_device("opencl:0");
+    } catch (const moat::UserError& e) {
+      why = e.what();
     }
   }
-  MESSAGE(modules << " PTX modules of up to 128 kernels assembled");
+  return device;
 }
 
-// Every kernel a session compiles for the golden DeepSeek models (a 48-token prompt, then
-// decode), GPU schedule, for the targets no executing suite covers here: SPIR-V, PTX, HIP.
-// (Their OpenCL C runs on PoCL in tests/models/goldens_test.cpp; their LLVM IR on the CPU.)
-TEST_CASE("every kernel of the golden DeepSeek models: SPIR-V validates, PTX assembles, HIP compiles") {
-  jit::Schedule schedule;
-  schedule.gpu = true;
-  schedule.work_group_size = 128;
-  schedule.vector_lanes = 1;
-  std::vector<jit::Kernel> kernels;
-  std::set<std::string> names;
-  const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
-  for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2"}) {
-    const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model);
-    for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48, 64))
-      for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
-        if (names.insert(pk.kernel.name).second) kernels.push_back(std::move(pk.kernel));
-  }
-  MESSAGE(kernels.size() << " distinct kernels in the golden models");
+// An offline validator of one artifact format.
+struct Validator {
+  std::string_view format;
+  std::vector<std::string_view> archs;  // architectures checked; "" the target's default
+  size_t batch;                         // kernels per tool run
+  bool goldens;                         // also the golden models' kernels (else an executing suite runs them)
+  // "" when the tool is here, else why not.
+  std::string (*unavailable)();
+  // "" when the batch passes, else the tool's messages.
+  std::string (*check)(const jit::Target&, const jit::Capabilities&, std::span<const jit::Kernel>);
+};
+
+std::string spirv_val(const jit::Target& target, const jit::Capabilities& caps, std::span<const jit::Kernel> kernels) {
 #ifdef MOAT_HAVE_SPIRV_TOOLS
   spv_context context = spvContextCreate(SPV_ENV_OPENCL_1_2);
+  std::string errors;
   for (const jit::Kernel& k : kernels) {
-    std::vector<uint8_t> spv = jit::emit_spirv(k);
-    spv_const_binary_t binary{reinterpret_cast<const uint32_t*>(spv.data()), spv.size() / 4};
+    const std::string spv = target.print(k, caps);
+    if (spv.size() % 4 != 0) {
+      errors += moat::cat(k.name, ": ", spv.size(), " bytes is not whole words\n");
+      continue;
+    }
+    std::vector<uint32_t> words(spv.size() / 4);
+    std::memcpy(words.data(), spv.data(), spv.size());
+    spv_const_binary_t binary{words.data(), words.size()};
     spv_diagnostic diagnostic = nullptr;
-    CHECK_MESSAGE(spvValidate(context, &binary, &diagnostic) == SPV_SUCCESS, k.name, ": ", diagnostic ? diagnostic->error : "");
+    if (spvValidate(context, &binary, &diagnostic) != SPV_SUCCESS)
+      errors += moat::cat(k.name, ": ", diagnostic ? diagnostic->error : "invalid", "\n");
     spvDiagnosticDestroy(diagnostic);
   }
   spvContextDestroy(context);
+  return errors;
 #else
-  MESSAGE("SPIR-V part skipped: SPIRV-Tools was not found at build time");
+  (void)target, (void)caps, (void)kernels;
+  return "SPIRV-Tools missing";
 #endif
-  if (moat::backends::cuda::ptxas_available()) {
-    for (size_t start = 0; start < kernels.size(); start += 128) {
-      std::span<const jit::Kernel> chunk(kernels.data() + start, std::min<size_t>(128, kernels.size() - start));
-      for (int sm : {80, 90})
-        CHECK_MESSAGE(moat::backends::cuda::check_ptx(joined_ptx(chunk, sm), "sm_" + std::to_string(sm)) == "", "sm_", sm);
+}
+
+const Validator kValidators[] = {
+    {"ll", {""}, 1, true, [] { return std::string(); },
+     [](const jit::Target& t, const jit::Capabilities& caps, std::span<const jit::Kernel> k) {
+       const std::string errors = moat::backends::cpu::verify_llvm_ir(t.print(k[0], caps));
+       return errors.empty() ? errors : moat::cat(k[0].name, ": ", errors);
+     }},
+    {"spv", {""}, 256, true,
+     [] {
+#ifdef MOAT_HAVE_SPIRV_TOOLS
+       return std::string();
+#else
+       return std::string("SPIRV-Tools was not found at build time (Debian: spirv-tools)");
+#endif
+     },
+     spirv_val},
+    {"cl", {""}, 64, false,  // the golden models run on PoCL in tests/models/goldens_test.cpp
+     [] {
+       return opencl_device() ? std::string() : std::string("no OpenCL device (opencl:0) to build OpenCL C on");
+     },
+     [](const jit::Target&, const jit::Capabilities&, std::span<const jit::Kernel> k) {
+       // one program per batch: fewer driver builds, errors still findable
+       std::vector<std::string> names;
+       for (const jit::Kernel& kernel : k) names.push_back(kernel.name);
+       try {
+         opencl_device()->compile(moat::backends::Artifact::text("cl", jit::emit_opencl(k), names));
+       } catch (const std::exception& e) {
+         return std::string(e.what());
+       }
+       return std::string();
+     }},
+    {"hip", {"gfx90a", "gfx1030"}, 256, true,
+     [] {
+       return moat::backends::hip::hip_compiler_available() ? std::string()
+                                                             : moat::backends::hip::hip_compiler_unavailable_reason();
+     },
+     [](const jit::Target&, const jit::Capabilities& caps, std::span<const jit::Kernel> k) {
+       // one translation unit per batch: hiprtc's start-up dominates small units
+       return moat::backends::hip::check_hip(jit::emit_hip(k), caps.arch);
+     }},
+    {"ptx", {"sm_80", "sm_90"}, 128, true,
+     [] {
+       return moat::backends::cuda::ptxas_available() ? std::string()
+                                                      : std::string("ptxas not found (install the CUDA toolkit to check PTX)");
+     },
+     [](const jit::Target& t, const jit::Capabilities& caps, std::span<const jit::Kernel> k) {
+       return moat::backends::cuda::check_ptx(joined_ptx(t, k, caps), caps.arch);
+     }},
+};
+
+// Targets no offline tool checks here, and why.
+const std::map<std::string_view, std::string_view> kNotValidated = {
+    {"bc-spir", "SPIR 1.2 bitcode has no offline validator; PoCL loads it in opencl_conformance_test"},
+};
+
+const Validator* validator_of(const jit::Target& t) {
+  for (const Validator& v : kValidators)
+    if (v.format == t.format) return &v;
+  return nullptr;
+}
+
+// Validates every target's kernels (the conformance cases', or the golden models').
+void validate_all(bool goldens) {
+  for (const jit::Target& target : jit::targets()) {
+    const Validator* v = validator_of(target);
+    if (!v) {
+      MESSAGE(target.name, ": not validated offline: ", kNotValidated.at(target.format));
+      continue;
     }
-  } else {
-    MESSAGE("PTX part skipped: ptxas not found");
-  }
-  if (moat::backends::hip::hip_compiler_available()) {
-    for (size_t start = 0; start < kernels.size(); start += 256) {
-      std::span<const jit::Kernel> chunk(kernels.data() + start, std::min<size_t>(256, kernels.size() - start));
-      const std::string source = jit::emit_hip(chunk);
-      for (const char* arch : {"gfx90a", "gfx1030"}) CHECK_MESSAGE(moat::backends::hip::check_hip(source, arch) == "", arch);
+    if (goldens && !v->goldens) continue;
+    if (const std::string why = v->unavailable(); !why.empty()) {
+      MESSAGE(target.name, ": skipped: ", why);
+      continue;
     }
-  } else {
-    MESSAGE("HIP part skipped: " << moat::backends::hip::hip_compiler_unavailable_reason());
+    for (std::string_view arch : v->archs) {
+      const jit::Capabilities& caps = jit::capabilities_of(target, arch);
+      const Kernels kernels = kernels_for(target, caps, goldens);
+      const jit::Schedule schedule = jit::schedule_for(target, caps);
+      int runs = 0;
+      const auto began = std::chrono::steady_clock::now();
+      for (size_t start = 0; start < kernels.size(); start += v->batch) {
+        std::span<const jit::Kernel> chunk(kernels.data() + start, std::min(v->batch, kernels.size() - start));
+        const std::string errors = v->check(target, caps, chunk);
+        CHECK_MESSAGE(errors.empty(), target.name, " ", caps.arch, " kernels ", start, "..: ", errors.substr(0, 4000));
+        ++runs;
+      }
+      MESSAGE(target.name, " ", (caps.arch.empty() ? "generic" : caps.arch), ": ", kernels.size(), " kernels (",
+              schedule.gpu ? moat::cat(schedule.work_group_size, " work-items per group") : moat::cat(schedule.vector_lanes, " f32 lanes"),
+              ") in ", runs, " runs, ",
+              std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count(), " s");
+    }
   }
 }
+
+}  // namespace
+
+TEST_CASE("every target has an offline validator or says why not, and its architectures are in the table") {
+  for (const jit::Target& target : jit::targets()) {
+    const Validator* v = validator_of(target);
+    CHECK_MESSAGE((v != nullptr || kNotValidated.count(target.format) == 1), target.name, " has neither");
+    if (v)
+      for (std::string_view arch : v->archs) CHECK_NOTHROW(jit::capabilities_of(target, arch));
+  }
+}
+
+TEST_CASE("each target's default schedule lowers the cases to hundreds of distinct kernels") {
+  for (const jit::Target& target : jit::targets()) {
+    const jit::Schedule s = jit::schedule_for(target, jit::capabilities_of(target));
+    CHECK_MESSAGE(case_kernels(s).size() > 200, target.name);
+    if (s.gpu) CHECK_MESSAGE(s.work_group_size == 256, target.name, ": GPU work-groups of ", s.work_group_size);
+  }
+}
+
+TEST_CASE("every target's kernels of the conformance case families pass its validator") { validate_all(false); }
+
+TEST_CASE("every target's kernels of the golden DeepSeek models pass its validator") { validate_all(true); }

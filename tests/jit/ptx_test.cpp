@@ -1,13 +1,15 @@
 // The PTX emitter: the text's structure on a hand-built kernel, every Kernel IR node /
 // type / conversion / dequant layout, and every kernel the lowering makes for the op
-// families of the CPU conformance suite (GPU and CPU schedules), each assembled by
-// ptxas for sm_80 and sm_90. Nothing here runs PTX (no GPU): numerical behaviour is
+// families of the CPU conformance suite — under the PTX target's real schedules for
+// sm_80 and sm_90 (jit/target.h) and under the CPU schedule — assembled by ptxas for
+// sm_80 and sm_90. Nothing here runs PTX (no GPU): numerical behaviour is
 // the emitter's contract (jit/emit_ptx_numeric.h), checked on a device when one is lent.
 //
 // ptxas runs through backends/cuda/ptx_check.h; tests that need it skip when it is absent.
 #include <doctest/doctest.h>
 
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "backends/cuda/ptx_check.h"
@@ -15,6 +17,7 @@
 #include "jit/emit_ptx.h"
 #include "jit/lower.h"
 #include "jit/schedule.h"
+#include "jit/target.h"
 #include "support/error.h"
 #include "tests/jit/conformance.h"
 
@@ -370,40 +373,48 @@ std::vector<Case> conformance_cases() {
   return cases;
 }
 
-// Lowers every case with `schedule` and assembles each distinct kernel for sm_80 and
-// sm_90; returns {kernels, kernels assembled for both}.
-std::pair<int, int> check_lowered(const Schedule& schedule, const std::string& label) {
-  int kernels = 0, both = 0;
-  for (const Case& c : conformance_cases()) {
-    ir::Graph g;
-    ir::Builder b(g);
-    c.build(b);
-    Plan plan = lower(g, c.symbols, schedule);
-    std::set<std::string> seen;
-    for (const PlanKernel& pk : plan.kernels) {
-      if (!seen.insert(pk.kernel.name).second) continue;
-      ++kernels;
-      if (check_kernel(pk.kernel, label + " " + c.name) == 2) ++both;
+// Lowers every case under the PTX target's real default schedule for each of sm_80 and
+// sm_90 (jit/target.h: that architecture's capabilities) — or under `fixed`, when given,
+// for both — and assembles each distinct kernel for that architecture; returns
+// {kernels, kernels assembled}.
+std::pair<int, int> check_lowered(const std::optional<Schedule>& fixed, const std::string& label) {
+  int kernels = 0, assembled = 0;
+  const Target& ptx = target_named("ptx");
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    const Capabilities& caps = capabilities_of(ptx, arch);
+    const Schedule schedule = fixed ? *fixed : schedule_for(ptx, caps);
+    for (const Case& c : conformance_cases()) {
+      ir::Graph g;
+      ir::Builder b(g);
+      c.build(b);
+      Plan plan = lower(g, c.symbols, schedule);
+      std::set<std::string> seen;
+      for (const PlanKernel& pk : plan.kernels) {
+        if (!seen.insert(pk.kernel.name).second) continue;
+        ++kernels;
+        const std::string errors = assemble(ptx.print(pk.kernel, caps), arch);
+        if (errors.empty()) ++assembled;
+        else FAIL_CHECK(label << " " << c.name << ": kernel " << pk.kernel.name << " (" << arch << "):\n" << errors.substr(0, 2000));
+      }
     }
   }
-  return {kernels, both};
+  return {kernels, assembled};
 }
 
 }  // namespace
 
-TEST_CASE("ptx: every kernel of the conformance op families, GPU schedule, assembles for sm_80 and sm_90") {
+TEST_CASE("ptx: every kernel of the conformance op families, under the real sm_80 / sm_90 schedules, assembles") {
   if (!have_ptxas()) {
     MESSAGE("skipped: ptxas is not on PATH (install the CUDA toolkit to assemble PTX)");
     return;
   }
-  Schedule s;
-  s.gpu = true;
-  s.work_group_size = 128;
-  s.vector_lanes = 1;
-  auto [kernels, both] = check_lowered(s, "gpu");
-  MESSAGE("gpu schedule: ", both, " of ", kernels, " kernels assembled for sm_80 and sm_90");
-  CHECK(kernels > 100);
-  CHECK(both == kernels);
+  const Schedule sm80 = schedule_for(target_named("ptx"), capabilities_of(target_named("ptx"), "sm_80"));
+  CHECK(sm80.gpu);
+  CHECK(sm80.work_group_size == 256);  // what a CUDA device runs
+  auto [kernels, assembled] = check_lowered(std::nullopt, "gpu");
+  MESSAGE("gpu schedule: ", assembled, " of ", kernels, " kernels assembled (sm_80 and sm_90 schedules)");
+  CHECK(kernels > 200);
+  CHECK(assembled == kernels);
 }
 
 TEST_CASE("ptx: every kernel of the conformance op families, CPU schedule (vectors scalarised), assembles") {
@@ -411,9 +422,10 @@ TEST_CASE("ptx: every kernel of the conformance op families, CPU schedule (vecto
     MESSAGE("skipped: ptxas is not on PATH (install the CUDA toolkit to assemble PTX)");
     return;
   }
-  Schedule s;  // the CPU defaults: 16-lane vectors, 32-lane dequant chunks
-  auto [kernels, both] = check_lowered(s, "cpu");
-  MESSAGE("cpu schedule: ", both, " of ", kernels, " kernels assembled for sm_80 and sm_90");
-  CHECK(kernels > 100);
-  CHECK(both == kernels);
+  const Target& cpu = target_named("llvm-cpu");
+  const Schedule s = schedule_for(cpu, capabilities_of(cpu));  // 16-lane vectors, 32-lane dequant chunks
+  auto [kernels, assembled] = check_lowered(s, "cpu");
+  MESSAGE("cpu schedule: ", assembled, " of ", kernels, " kernels assembled for sm_80 and sm_90");
+  CHECK(kernels > 200);
+  CHECK(assembled == kernels);
 }

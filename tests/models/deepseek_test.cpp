@@ -12,7 +12,7 @@
 #include "frontend/models/deepseek.h"
 #include "ir/interpreter.h"
 #include "ir/quant.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
 #include "tests/models/tiny_deepseek.h"
@@ -42,7 +42,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 std::vector<float> run(const models::DeepSeekModel& m, backends::Device& device, int64_t batch) {
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   runtime::Session s(m, device, cache, {.cache_dtype = ir::DType::f32});  // parity: no cache rounding
   return s.evaluate(kTokens, batch);
 }
@@ -72,7 +72,7 @@ TEST_CASE("a deepseek2 GGUF loads with its hyperparameters, the latent cache hol
   CHECK(m.hparams.method == "noaux_tc");  // inferred from the bias tensor
   CHECK(m.hparams.scoring == "sigmoid");
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   runtime::Session s(m, *cpu, cache);
   CHECK(s.cache_bytes_per_token() == static_cast<uint64_t>((16 + 4) * 2 * 2));  // f16 rows by default
   s.evaluate(std::vector<int32_t>{1, 2, 3}, 8);
@@ -226,7 +226,7 @@ TEST_CASE("a q8_0 cache: token-by-token logits equal the interpreter's over the 
   }
   for (auto& device : devices) {
     INFO(device->properties().info.id);
-    jit::KernelCache cache{{}};
+    runtime::KernelCache cache{{}};
     runtime::Session s(m, *device, cache, {.cache_dtype = ir::DType::q8_0});
     CHECK(relative_error(s.evaluate(kTokens, 1), want) <= 1e-4);  // ... and the kernels round as the IR does
   }
@@ -237,7 +237,7 @@ TEST_CASE("a prompt past the context and an unknown token are clear errors befor
   const std::string path = tiny_path("errors", {});
   const models::DeepSeekModel m = models::load_deepseek(path);
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   runtime::Session s(m, *cpu, cache, 4);
   CHECK_THROWS_WITH_AS(s.evaluate(std::vector<int32_t>{1, 2, 3, 4, 5}, 8), doctest::Contains("pass the context of 4"), UserError);
   CHECK_THROWS_WITH_AS(s.evaluate(std::vector<int32_t>{40}, 8), doctest::Contains("outside the vocabulary of 40"), UserError);

@@ -35,7 +35,7 @@ TEST_CASE("demo model: logits equal the PyTorch model's on every device") {
   const std::vector<int32_t> tokens = nlohmann::json::parse(read_all(kData + "tokens.json")).get<std::vector<int32_t>>();
   const moat::NpyF32 want = moat::read_npy_f32(kData + "logits.npy");
   const moat::models::DeepSeekModel model = moat::models::load_deepseek(kModel);
-  moat::jit::KernelCache cache("");  // memory only
+  moat::runtime::KernelCache cache("");  // memory only
   for (const std::string& id : device_ids()) {
     INFO(id);
     auto device = moat::backends::open_device(id, {});

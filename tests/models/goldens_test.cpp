@@ -13,7 +13,7 @@
 
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
 #include "support/npy.h"
@@ -84,7 +84,7 @@ void expect_matches(const std::vector<float>& got, const NpyF32& want, double to
   MESSAGE(what << ": max|d|/max|ref| = " << diff / scale);
 }
 
-std::vector<float> evaluate(const models::DeepSeekModel& m, backends::Device& device, jit::KernelCache& cache, int64_t batch,
+std::vector<float> evaluate(const models::DeepSeekModel& m, backends::Device& device, runtime::KernelCache& cache, int64_t batch,
                             ir::DType cache_type = ir::DType::f32) {  // parity: no cache rounding
   runtime::Session session(m, device, cache, {.cache_dtype = cache_type});
   return session.evaluate(tokens(), batch);
@@ -94,7 +94,7 @@ std::vector<float> evaluate(const models::DeepSeekModel& m, backends::Device& de
 
 TEST_CASE("goldens on the CPU: every model and file form, prefill and token-by-token decode") {
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   for (const Golden& g : kGoldens) {
     const models::DeepSeekModel m = models::load_deepseek(kDir + g.model);
     const NpyF32 want = read_npy_f32(kDir + g.reference);
@@ -105,7 +105,7 @@ TEST_CASE("goldens on the CPU: every model and file form, prefill and token-by-t
 
 TEST_CASE("the GGUF and the safetensors form of a model give the same logits") {
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   for (const char* name : {"v3", "v2_lite", "v2"}) {
     const std::vector<float> hf = evaluate(models::load_deepseek(kDir + name), *cpu, cache, 64);
     const std::vector<float> gguf = evaluate(models::load_deepseek(kDir + name + "/model-f32.gguf"), *cpu, cache, 64);
@@ -124,7 +124,7 @@ TEST_CASE("goldens on OpenCL: every model and file form, prefill and token-by-to
     MESSAGE("skipped: " << e.what());
     return;
   }
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   for (const Golden& g : kGoldens) {  // forms of one model share their kernels (one cache)
     const models::DeepSeekModel m = models::load_deepseek(kDir + g.model);
     const NpyF32 want = read_npy_f32(kDir + g.reference);
@@ -135,7 +135,7 @@ TEST_CASE("goldens on OpenCL: every model and file form, prefill and token-by-to
 
 TEST_CASE("the f16 cache (the default) keeps every golden's argmax, token by token, but at near-ties") {
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   for (const Golden& g : kGoldens) {
     if (g.argmax_flips > 0) continue;  // quantised activations flip on their own
     const models::DeepSeekModel m = models::load_deepseek(kDir + g.model);

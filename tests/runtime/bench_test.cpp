@@ -9,7 +9,7 @@
 
 #include "backends/device.h"
 #include "frontend/models/deepseek_weights.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "runtime/bandwidth.h"
 #include "runtime/bench.h"
 #include "runtime/kernel_profile.h"
@@ -62,7 +62,7 @@ TEST_CASE("a device's memory ledger counts its live buffers and their peak") {
 TEST_CASE("a ProfileScope times every launch of the passes run inside it, named by kernel and weight") {
   const models::DeepSeekModel model = models::load_deepseek(kV3);
   std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({.threads = 1});
-  jit::KernelCache cache("");
+  runtime::KernelCache cache("");
   runtime::Session session(model, *cpu, cache, 8);
   const std::vector<int32_t> tokens = {3, 5};
   session.evaluate(tokens, 2);  // compiled and run outside any scope

@@ -59,7 +59,7 @@ TEST_CASE("a decoded token sends its id and position and reads its logits: nothi
   for (const std::string& id : device_ids()) {
     INFO(id);
     auto device = backends::open_device(id, {.threads = 2});
-    jit::KernelCache cache{{}};
+    runtime::KernelCache cache{{}};
     runtime::Session s(demo(), *device, cache);
     std::vector<float> logits = s.evaluate(kPrompt, 64, models::LogitRows::last);
     logits = s.evaluate(std::vector<int32_t>{argmax(logits)}, 1);  // the decode plan is made here
@@ -78,7 +78,7 @@ TEST_CASE("a decoded token sends its id and position and reads its logits: nothi
 
 TEST_CASE("decode compiles nothing after its first step, whatever the cache length; plans stay bounded") {
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   runtime::Session s(demo(), *cpu, cache);
   std::vector<float> logits = s.evaluate(std::vector<int32_t>{1, 2, 3, 4}, 64, models::LogitRows::last);
   logits = s.evaluate(std::vector<int32_t>{argmax(logits)}, 1);
@@ -100,7 +100,7 @@ TEST_CASE("the f16 cache (the default) gives the f32 cache's greedy text on the 
   for (const std::string& id : device_ids()) {
     INFO(id);
     auto device = backends::open_device(id, {.threads = 2});
-    jit::KernelCache cache{{}};
+    runtime::KernelCache cache{{}};
     runtime::Session f16(demo(), *device, cache);
     runtime::Session f32(demo(), *device, cache, {.cache_dtype = ir::DType::f32});
     CHECK(f16.cache_bytes_per_token() * 2 == f32.cache_bytes_per_token());
@@ -110,7 +110,7 @@ TEST_CASE("the f16 cache (the default) gives the f32 cache's greedy text on the 
 
 TEST_CASE("a session that cannot fit its budget is a UserError naming the sizes, before anything is allocated") {
   auto cpu = backends::open_cpu_device({.threads = 2});
-  jit::KernelCache cache{{}};
+  runtime::KernelCache cache{{}};
   const uint64_t live = cpu->memory().live();
   CHECK_THROWS_WITH_AS(runtime::Session(demo(), *cpu, cache, {.memory_budget = 4u << 20}),
                        doctest::Contains("does not fit cpu: it needs"), UserError);

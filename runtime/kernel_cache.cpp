@@ -1,4 +1,4 @@
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 
 #include <unistd.h>
 
@@ -15,7 +15,7 @@
 #include "support/error.h"
 #include "support/sha256.h"
 
-namespace moat::jit {
+namespace moat::runtime {
 
 namespace {
 
@@ -251,4 +251,4 @@ std::filesystem::path default_kernel_cache_dir(const char* moat_cache_dir_env, c
   return {};
 }
 
-}  // namespace moat::jit
+}  // namespace moat::runtime

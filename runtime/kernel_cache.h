@@ -1,8 +1,8 @@
 // Compiled kernels by content: a warm start compiles nothing.
 //
 // Key: SHA-256 over (cache format version, MOAT_VERSION, the device's
-// compile_fingerprint(), the source's format, kernel names and bytes), each
-// length-prefixed. Entries live in memory for the life of the cache and, when a
+// compile_fingerprint(), the source's format — its target's row in jit/target.h —,
+// kernel names and bytes), each length-prefixed. Entries live in memory for the life of the cache and, when a
 // directory is given, as one file per key (<dir>/<hex key>.kc) whose header carries a
 // magic, the format version, the key, the payload size and the payload's SHA-256. A
 // file that is truncated, corrupt or for another key is never trusted: the source is
@@ -17,7 +17,7 @@
 
 #include "backends/device.h"
 
-namespace moat::jit {
+namespace moat::runtime {
 
 struct KernelCacheStats {
   uint64_t memory_hits = 0;
@@ -65,4 +65,4 @@ std::string kernel_cache_key(const backends::Artifact& source, std::string_view 
 std::filesystem::path default_kernel_cache_dir(const char* moat_cache_dir_env, const char* xdg_cache_home_env,
                                                const char* home_env);
 
-}  // namespace moat::jit
+}  // namespace moat::runtime

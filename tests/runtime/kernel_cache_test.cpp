@@ -8,7 +8,7 @@
 #include <iterator>
 
 #include "backends/device.h"
-#include "jit/kernel_cache.h"
+#include "runtime/kernel_cache.h"
 #include "support/error.h"
 #include "tests/backends/ll_kernels.h"
 
@@ -85,14 +85,14 @@ TEST_CASE("miss, then memory hit, memory-only cache") {
   FakeDevice device("fake-1");
   for (const char* dir : {"", "disk"}) {
     TempDir temp("miss");
-    jit::KernelCache cache(dir[0] ? temp.path : fs::path());
+    runtime::KernelCache cache(dir[0] ? temp.path : fs::path());
     device.compiles = 0;
     Artifact first = cache.get_or_compile(device, kSource);
     Artifact second = cache.get_or_compile(device, kSource);
     CHECK(device.compiles == 1);
     CHECK(same(first, second));
     CHECK(same(first, device.compile(kSource)));
-    jit::KernelCacheStats s = cache.stats();
+    runtime::KernelCacheStats s = cache.stats();
     CHECK(s.compiles == 1);
     CHECK(s.memory_hits == 1);
     CHECK(s.disk_hits == 0);
@@ -107,7 +107,7 @@ TEST_CASE("a warm start from disk compiles nothing") {
   FakeDevice device("fake-1");
   Artifact other = Artifact::text("ll", "define void @j() { ret void }", {"j"});
   {
-    jit::KernelCache cache(temp.path);
+    runtime::KernelCache cache(temp.path);
     cache.get_or_compile(device, kSource);
     cache.get_or_compile(device, other);
   }
@@ -116,7 +116,7 @@ TEST_CASE("a warm start from disk compiles nothing") {
   CHECK(files.size() == 2);  // no temporary files left behind
   for (const auto& f : files) CHECK(f.extension() == ".kc");
 
-  jit::KernelCache warm(temp.path);
+  runtime::KernelCache warm(temp.path);
   Artifact a = warm.get_or_compile(device, kSource);
   Artifact b = warm.get_or_compile(device, other);
   warm.get_or_compile(device, kSource);
@@ -132,8 +132,8 @@ TEST_CASE("a warm start from disk compiles nothing") {
 TEST_CASE("corrupt, truncated and misplaced entries are recompiled and rewritten, never trusted") {
   TempDir temp("corrupt");
   FakeDevice device("fake-1");
-  { jit::KernelCache(temp.path).get_or_compile(device, kSource); }
-  fs::path entry = temp.path / (jit::kernel_cache_key(kSource, "fake-1") + ".kc");
+  { runtime::KernelCache(temp.path).get_or_compile(device, kSource); }
+  fs::path entry = temp.path / (runtime::kernel_cache_key(kSource, "fake-1") + ".kc");
   REQUIRE(fs::exists(entry));
   const std::vector<char> good = read_file(entry);
   FakeDevice reference("fake-1");
@@ -156,46 +156,46 @@ TEST_CASE("corrupt, truncated and misplaced entries are recompiled and rewritten
     CAPTURE(damage.name);
     write_file(entry, damage.apply(good));
     device.compiles = 0;
-    jit::KernelCache cache(temp.path);
+    runtime::KernelCache cache(temp.path);
     Artifact got = cache.get_or_compile(device, kSource);
     CHECK(same(got, expected));
     CHECK(device.compiles == 1);
     CHECK(cache.stats().rejected_entries == 1);
     CHECK(read_file(entry) == good);  // rewritten
-    jit::KernelCache again(temp.path);
+    runtime::KernelCache again(temp.path);
     again.get_or_compile(device, kSource);
     CHECK(again.stats().disk_hits == 1);
   }
 
   // A valid entry stored under another key's name.
   Artifact other = Artifact::text("ll", "define void @j() { ret void }", {"j"});
-  fs::path other_entry = temp.path / (jit::kernel_cache_key(other, "fake-1") + ".kc");
+  fs::path other_entry = temp.path / (runtime::kernel_cache_key(other, "fake-1") + ".kc");
   fs::copy_file(entry, other_entry);
   device.compiles = 0;
-  jit::KernelCache cache(temp.path);
+  runtime::KernelCache cache(temp.path);
   CHECK(same(cache.get_or_compile(device, other), reference.compile(other)));
   CHECK(device.compiles == 1);
   CHECK(cache.stats().rejected_entries == 1);
 }
 
 TEST_CASE("keys change with the fingerprint, the source, its format and its kernel names") {
-  std::string base = jit::kernel_cache_key(kSource, "fake-1");
+  std::string base = runtime::kernel_cache_key(kSource, "fake-1");
   CHECK(base.size() == 64);
-  CHECK(base == jit::kernel_cache_key(kSource, "fake-1"));
-  CHECK(base != jit::kernel_cache_key(kSource, "fake-2"));
+  CHECK(base == runtime::kernel_cache_key(kSource, "fake-1"));
+  CHECK(base != runtime::kernel_cache_key(kSource, "fake-2"));
   Artifact changed = kSource;
   changed.bytes.push_back(' ');
-  CHECK(base != jit::kernel_cache_key(changed, "fake-1"));
+  CHECK(base != runtime::kernel_cache_key(changed, "fake-1"));
   changed = kSource;
   changed.format = "cl";
-  CHECK(base != jit::kernel_cache_key(changed, "fake-1"));
+  CHECK(base != runtime::kernel_cache_key(changed, "fake-1"));
   changed = kSource;
   changed.kernels = {"k", "k2"};
-  CHECK(base != jit::kernel_cache_key(changed, "fake-1"));
+  CHECK(base != runtime::kernel_cache_key(changed, "fake-1"));
 
   TempDir temp("fingerprint");
   FakeDevice one("fake-1"), two("fake-2");
-  jit::KernelCache cache(temp.path);
+  runtime::KernelCache cache(temp.path);
   cache.get_or_compile(one, kSource);
   cache.get_or_compile(two, kSource);
   CHECK(one.compiles == 1);
@@ -208,7 +208,7 @@ TEST_CASE("an unusable directory: warned about, the cache works in memory") {
   fs::create_directories(temp.path);
   write_file(temp.path / "file", {'x'});
   FakeDevice device("fake-1");
-  jit::KernelCache cache(temp.path / "file" / "kernels");  // a path through a regular file
+  runtime::KernelCache cache(temp.path / "file" / "kernels");  // a path through a regular file
   CHECK(cache.dir().empty());
   cache.get_or_compile(device, kSource);
   cache.get_or_compile(device, kSource);
@@ -220,7 +220,7 @@ TEST_CASE("an unusable directory: warned about, the cache works in memory") {
 TEST_CASE("a directory that stops being writable: warned about once, later entries stay in memory") {
   TempDir temp("gone");
   FakeDevice device("fake-1");
-  jit::KernelCache cache(temp.path);
+  runtime::KernelCache cache(temp.path);
   REQUIRE(cache.dir() == temp.path);
   fs::remove_all(temp.path);
   write_file(temp.path, {'x'});  // the directory is now a regular file
@@ -238,7 +238,7 @@ TEST_CASE("a directory that stops being writable: warned about once, later entri
 TEST_CASE("compile errors propagate and nothing is cached") {
   TempDir temp("errors");
   auto cpu = open_device("cpu", {1});
-  jit::KernelCache cache(temp.path);
+  runtime::KernelCache cache(temp.path);
   Artifact broken = Artifact::text("ll", "define void @k(", {"k"});
   CHECK_THROWS_AS(cache.get_or_compile(*cpu, broken), UserError);
   CHECK_THROWS_AS(cache.get_or_compile(*cpu, broken), UserError);
@@ -249,8 +249,8 @@ TEST_CASE("the CPU device through the cache: a warm start loads the stored objec
   TempDir temp("cpu");
   auto cpu = open_device("cpu", {2});
   Artifact source = Artifact::text("ll", testing::kSaxpyLl, {"saxpy"});
-  { jit::KernelCache(temp.path).get_or_compile(*cpu, source); }
-  jit::KernelCache warm(temp.path);
+  { runtime::KernelCache(temp.path).get_or_compile(*cpu, source); }
+  runtime::KernelCache warm(temp.path);
   Artifact binary = warm.get_or_compile(*cpu, source);
   CHECK(warm.stats().disk_hits == 1);
   CHECK(warm.stats().compiles == 0);
@@ -267,10 +267,10 @@ TEST_CASE("the CPU device through the cache: a warm start loads the stored objec
 }
 
 TEST_CASE("default_kernel_cache_dir: MOAT_CACHE_DIR, then XDG_CACHE_HOME, then HOME") {
-  CHECK(jit::default_kernel_cache_dir("/m", "/x", "/h") == fs::path("/m"));
-  CHECK(jit::default_kernel_cache_dir("", "/x", "/h") == fs::path("/x/moatless/kernels"));
-  CHECK(jit::default_kernel_cache_dir(nullptr, nullptr, "/h") == fs::path("/h/.cache/moatless/kernels"));
-  CHECK(jit::default_kernel_cache_dir(nullptr, "relative", "/h") == fs::path("/h/.cache/moatless/kernels"));
-  CHECK(jit::default_kernel_cache_dir(nullptr, nullptr, nullptr).empty());
-  CHECK(jit::default_kernel_cache_dir("", "", "").empty());
+  CHECK(runtime::default_kernel_cache_dir("/m", "/x", "/h") == fs::path("/m"));
+  CHECK(runtime::default_kernel_cache_dir("", "/x", "/h") == fs::path("/x/moatless/kernels"));
+  CHECK(runtime::default_kernel_cache_dir(nullptr, nullptr, "/h") == fs::path("/h/.cache/moatless/kernels"));
+  CHECK(runtime::default_kernel_cache_dir(nullptr, "relative", "/h") == fs::path("/h/.cache/moatless/kernels"));
+  CHECK(runtime::default_kernel_cache_dir(nullptr, nullptr, nullptr).empty());
+  CHECK(runtime::default_kernel_cache_dir("", "", "").empty());
 }

@@ -1,0 +1,113 @@
+// Weight tiles for the int8 strategies: layout, quads, scales, the per-row block loop.
+#include "jit/matmul/int8_tiles.h"
+
+#include "jit/weight_packing.h"
+
+namespace moat::jit::matmul {
+
+WeightTile packed_tile(NodeRef tile) {
+  WeightTile t;
+  t.packed_tile = std::move(tile);
+  return t;
+}
+
+NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, int q) {
+  Kernel& k = mm.kb.kernel();
+  const int64_t C = kTileCols, kb = mm.o.k / 32;
+  if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
+  const bool q4 = mm.o.b_dtype == ir::DType::q4_0;
+  const int64_t vectors = packed_vectors(mm.o.b_dtype);
+  NodeRef v = iadd(imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors)), c_i64(q4 ? q % 4 : q));
+  NodeRef raw = load(k, mm.o.b, imul(v, c_i64(64)), 64);
+  if (!q4) return raw;  // stored + 128
+  return q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
+}
+
+NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) {
+  Kernel& k = mm.kb.kernel();
+  const int64_t C = kTileCols, kb = mm.o.k / 32;
+  if (!t.packed_tile) return load(k, t.scales, imul(blk, c_i64(C)), static_cast<int>(C));
+  NodeRef at = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(C));
+  return cast(kF32.with_lanes(static_cast<int>(C)), load(k, mm.o.b_scales, at, static_cast<int>(C)));
+}
+
+WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const NodeRef&)>& b_row_of) {
+  Kernel& k = mm.kb.kernel();
+  const int64_t C = kTileCols, kb = mm.o.k / 32, b_bytes = ir::dtype_block_bytes(mm.o.b_dtype);
+  const bool q4 = mm.o.b_dtype == ir::DType::q4_0;
+  WeightTile t;
+  t.quads = mm.local_buffer("quads", ir::DType::u8, kb * 8 * C * 4);
+  t.scales = mm.local_buffer("scales", ir::DType::f32, kb * C);
+  std::string c = mm.kb.fresh("c"), blk = mm.kb.fresh("blk"), brow = mm.kb.fresh("b_row"), bblk = mm.kb.fresh("b_blk");
+  NodeRef c_ref = bounded_ref(c, 0, C - 1), blk_ref = bounded_ref(blk, 0, kb - 1), bblk_ref = ref(bblk, kI64);
+  std::vector<NodeRef> per_block{let(bblk, iadd(imul(ref(brow, kI64), c_i64(kb)), blk_ref)),
+                                 store(k, t.scales, iadd(imul(blk_ref, c_i64(C)), c_ref), qscale(k, mm.o.b, bblk_ref))};
+  for (int q = 0; q < 8; ++q) {
+    NodeRef raw = load(k, mm.o.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(2 + 4 * (q4 ? q % 4 : q))), 4);
+    NodeRef v = !q4 ? add(raw, u8s(128, 4)) : q < 4 ? binary(BinaryOp::land, raw, u8s(15, 4)) : binary(BinaryOp::shr, raw, u8s(4, 4));
+    NodeRef at = imul(iadd(imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C)), c_ref), c_i64(4));
+    per_block.push_back(store(k, t.quads, at, v));
+  }
+  t.stmts.push_back(for_loop(c, c_i64(0), c_i64(C), c_i64(1),
+                             {let(brow, b_row_of(c_ref)), for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block))}));
+  return t;
+}
+
+std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
+                               std::vector<std::string>& acc) {
+  Kernel& k = mm.kb.kernel();
+  const int64_t C = kTileCols, kb = mm.o.k / 32, a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
+  const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)}, ux{Scalar::u8, static_cast<int>(4 * C)};
+  std::vector<NodeRef> out;
+  acc.assign(a_blk.size(), "");
+  for (size_t r = 0; r < a_blk.size(); ++r) {
+    acc[r] = mm.kb.fresh("acc");
+    out.push_back(var(acc[r], broadcast(c_f32(0.0), static_cast<int>(C))));
+  }
+  std::string blk = mm.kb.fresh("blk"), db = mm.kb.fresh("db");
+  NodeRef blk_ref = bounded_ref(blk, 0, kb - 1);
+  std::vector<NodeRef> per_block;
+  std::vector<std::string> bq(8);
+  for (int q = 0; q < 8; ++q) {
+    bq[q] = mm.kb.fresh("bq");
+    per_block.push_back(let(bq[q], tile_quads(mm, t, blk_ref, q)));
+  }
+  per_block.push_back(let(db, tile_scales(mm, t, blk_ref)));
+  for (size_t r = 0; r < a_blk.size(); ++r) {
+    std::string a_block = mm.kb.fresh("a_block"), ab = mm.kb.fresh("a_at"), iacc = mm.kb.fresh("iacc");
+    per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
+    per_block.push_back(let(ab, imul(ref(a_block, kI64), c_i64(a_bytes))));  // its first byte
+    NodeRef sum = broadcast(a_block_start(mm, ref(ab, kI64)), static_cast<int>(C));
+    for (int q = 0; q < 8; ++q) {
+      NodeRef quad = cast({Scalar::i8, 4}, load(k, mm.o.a, iadd(ref(ab, kI64), c_i64(2 + 4 * q)), 4));
+      sum = dot4(sum, ref(bq[q], ux), quad);
+    }
+    per_block.push_back(let(iacc, sum));
+    NodeRef scale = binary(BinaryOp::mul, ref(db, fx), broadcast(qscale(k, mm.o.a, ref(a_block, kI64)), static_cast<int>(C)));
+    per_block.push_back(assign(acc[r], fma(cast(fx, ref(iacc, ix)), scale, ref(acc[r], fx))));
+  }
+  out.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block)));
+  return out;
+}
+
+std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
+                                   const std::string& acc) {
+  const Type fx{Scalar::f32, static_cast<int>(kTileCols)};
+  if (mm.o.n % kTileCols == 0) return {mm.store_out(batch, m, n0, ref(acc, fx))};
+  std::vector<NodeRef> st;
+  for (int64_t c = 0; c < kTileCols; ++c)
+    st.push_back(if_then(lt(iadd(n0, c_i64(c)), c_i64(mm.o.n)),
+                         {mm.store_out(batch, m, iadd(n0, c_i64(c)), extract(ref(acc, fx), c_i64(c)))}));
+  return st;
+}
+
+NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
+  const int64_t offset = mm.o.b_dtype == ir::DType::q4_0 ? 8 : 128;
+  NodeRef quants = cast({Scalar::i8, 32}, load(mm.kb.kernel(), mm.o.a, iadd(at, c_i64(2)), 32));
+  NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
+  return binary(BinaryOp::mul, sum, c_i32(-offset));
+}
+
+NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }
+
+}  // namespace moat::jit::matmul

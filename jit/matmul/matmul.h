@@ -1,0 +1,122 @@
+// Internal to the matmul lowering: out[.., m, n] = sum_k A[.., m, k] * B(k, n), batch
+// dimensions broadcast. A matmul node is lowered by the first strategy of
+// matmul_strategies() whose `applies` accepts the schedule and the node's shapes and
+// dtypes (MatmulShape); the strategy writes the kernel body through a MatmulBuilder,
+// which holds the operands (resolved once per node) and the index helpers every
+// strategy shares. One strategy per file in this folder, each with its own parameters.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "jit/lower_kernels.h"
+
+namespace moat::jit::matmul {
+
+int64_t ceil_div(int64_t a, int64_t b);
+
+// What a strategy's predicate may look at: shapes and dtypes of one matmul node.
+struct MatmulShape {
+  int64_t m = 0, n = 0, k = 0;
+  int64_t batches = 0;               // output batches (product of the batch dimensions)
+  ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
+  bool transposed = false;           // B is [.., N, K] (the weight layout)
+  bool fp8_scales = false;           // B has block scales (a third operand)
+  bool packed_b = false;             // B is in the packed CPU layout (jit/weight_packing.h)
+  bool gathered_b = false;           // B is gather(table, idx) read in place (MoE experts)
+  int64_t experts = 0;               // gathered_b: rows of the table (E)
+  int table_rank = 0;                // gathered_b: rank of the table
+
+  bool a_quantised() const { return ir::is_quantised(a_dtype); }
+  // A q8_0 A times a Q8_0 / Q4_0 B: blocks multiply in integers (qdot / dot4).
+  bool int8_dot() const {
+    return a_quantised() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0) && !fp8_scales;
+  }
+};
+
+struct Operands {
+  int a = -1, b = -1, scales = -1;  // kernel buffers
+  int b_scales = -1;                 // B in the packed layout (jit/weight_packing.h): b holds its quads
+  ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
+  int64_t m = 0, n = 0, k = 0;
+  bool transposed = false;
+  int64_t block_rows = 0, block_cols = 0;  // fp8 scale blocks
+  int64_t scale_cols = 0;                  // columns of the scale matrix
+};
+
+// One matmul node's kernel under construction: its operands and the index arithmetic
+// over them. Strategies read the public members and call the helpers.
+class MatmulBuilder {
+ public:
+  // Resolves the node's operands into kernel buffers (in a fixed order: A, B or the
+  // gathered table, packed scales, fp8 scales).
+  MatmulBuilder(LowerContext& ctx, ir::NodeId id, int out);
+
+  MatmulShape shape() const;
+  const Schedule& schedule() const { return ctx.schedule; }
+
+  // Element index of A[batch, m, 0]; the batch index of A / B for output batch `batch`.
+  NodeRef a_row(NodeRef batch, NodeRef m);
+  NodeRef batch_a(const NodeRef& batch);
+  NodeRef batch_b(const NodeRef& batch);
+  // Index of B's row n (transposed B) over all of B's rows.
+  NodeRef b_row(NodeRef batch, NodeRef n);
+  // B(k, n) as f32 (`lanes` consecutive k for a transposed B); `row` is b_row(batch, n).
+  NodeRef b_value(const NodeRef& row, const NodeRef& batch, const NodeRef& n, const NodeRef& k, int lanes);
+  // A[row_base + k ..) as f32: `lanes` is 1, or 32 from a block's first element for a q8_0 A.
+  NodeRef a_value(const NodeRef& row_base, const NodeRef& k, int lanes);
+  bool a_quantised() const { return ir::is_quantised(o.a_dtype); }
+  bool int8_dot() const {
+    return a_quantised() && (o.b_dtype == ir::DType::q8_0 || o.b_dtype == ir::DType::q4_0) && o.scales < 0;
+  }
+  // A work-group-local buffer of `elements` of `dtype`.
+  int local_buffer(const char* name, ir::DType dtype, int64_t elements);
+  // Block index of A[batch, m, 0] (a q8_0 A: K / 32 blocks per row).
+  NodeRef a_row_block(const NodeRef& batch, NodeRef m);
+  NodeRef store_out(const NodeRef& batch, const NodeRef& m, const NodeRef& n, NodeRef value);
+
+  // The slots (output batches) whose expert is `e`, in order: a local i64 list and the
+  // var `count`; statements that make them (every work-group of that expert repeats it).
+  struct SlotList {
+    int chosen = -1;
+    std::vector<NodeRef> stmts;
+  };
+  SlotList slots_of_expert(const NodeRef& e, int64_t slots, const std::string& count);
+
+  LowerContext& ctx;
+  KernelBuilder kb;
+  Operands o;
+  std::vector<int64_t> out_batch, a_batch, b_batch;
+  ir::NodeId gather_indices = -1;  // B gathered from a table by these indices
+  std::vector<int64_t> table_shape;
+
+ private:
+  int out_;  // the output's plan buffer
+};
+
+// A schedule of the matmul: `applies` decides from the schedule (the target's style and
+// capabilities) and the node's shapes and dtypes alone; `lower` returns the kernel body
+// and sets the kernel's grid.
+struct MatmulStrategy {
+  std::string_view name;
+  bool (*applies)(const Schedule& schedule, const MatmulShape& shape);
+  std::vector<NodeRef> (*lower)(MatmulBuilder& mm);
+};
+
+// Every strategy, in the order they are tried; the last applies to every matmul.
+std::span<const MatmulStrategy* const> matmul_strategies();
+
+// The strategies (one file each).
+extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
+extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
+extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp
+extern const MatmulStrategy kInt8GemvPacked;      // int8_gemv_packed.cpp
+extern const MatmulStrategy kTiled;               // tiled.cpp
+extern const MatmulStrategy kTiledUntransposed;   // tiled_untransposed.cpp
+extern const MatmulStrategy kSplitK;              // split_k.cpp
+extern const MatmulStrategy kPerOutput;           // per_output.cpp
+
+}  // namespace moat::jit::matmul

@@ -1,0 +1,19 @@
+// The matmul strategies in the order they are tried: the most specific first (MoE
+// experts grouped, int8 products, packed weights), then the CPU's tiles, the GPU's
+// split over K, and per_output, which takes every matmul left.
+#include "jit/matmul/matmul.h"
+
+namespace moat::jit::matmul {
+
+namespace {
+
+const MatmulStrategy* const kOrder[] = {
+    &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm, &kInt8GemvPacked,
+    &kTiled,              &kTiledUntransposed, &kSplitK, &kPerOutput,
+};
+
+}  // namespace
+
+std::span<const MatmulStrategy* const> matmul_strategies() { return kOrder; }
+
+}  // namespace moat::jit::matmul

@@ -270,7 +270,7 @@ std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
     finder.visit(*k.body);
     subgroups = subgroups || finder.found;
   }
-  if (subgroups && dialect.name == "opencl") out += "#pragma OPENCL EXTENSION cl_khr_subgroups : enable\n";
+  if (subgroups) out += dialect.subgroup_enable;
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {

@@ -76,6 +76,7 @@ const Dialect kOpencl{
     "sub_group_reduce_add",
     "sub_group_reduce_max",
     "sub_group_reduce_min",
+    "#pragma OPENCL EXTENSION cl_khr_subgroups : enable\n",
 };
 
 const Dialect kHip{
@@ -95,6 +96,7 @@ const Dialect kHip{
     "moat_warp_add",
     "moat_warp_max",
     "moat_warp_min",
+    "",
 };
 
 }  // namespace

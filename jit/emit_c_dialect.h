@@ -17,6 +17,7 @@ struct Dialect {
   std::string_view group_id[3], item_id[3], num_groups[3], group_size[3];
   std::string_view math_suffix;     // "" (OpenCL overloads) or "f" (expf, ...)
   std::string_view subgroup_add, subgroup_max, subgroup_min;
+  std::string_view subgroup_enable;  // source line that enables sub-group functions, if one is needed
 };
 
 const Dialect& opencl_dialect();

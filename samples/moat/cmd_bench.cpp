@@ -137,7 +137,8 @@ int run_bench(const ParsedArgs& args) {
     std::unique_ptr<backends::Device> device = backends::open_device(id, cpu);
     DeviceBench& d = report.devices.emplace_back();
     d.info = device->properties().info;
-    if (d.info.backend == "cpu") d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, d.info.compute_units);
+    // a device that runs kernels on host threads (DeviceInfo::threads) takes --threads
+    if (d.info.threads > 0) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, d.info.compute_units);
     if (device->properties().host_memory && host_bandwidth < 0) {
       std::cerr << "moat bench: measuring host memory bandwidth ...\n";
       host_bandwidth = runtime::measure_host_read_bandwidth(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

@@ -274,7 +274,9 @@ std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {
-    const Kernel legal = legalize_numerics(k, {.native_f16 = false});  // legalise, then print
+    // legalise, then print: the least this printer needs (jit/target.cpp declares the same;
+    // a kernel the Target legalised already passes unchanged)
+    const Kernel legal = legalize_numerics(k, {.native_f16 = false});
     out += CPrinter(has_vectors(legal) ? scalarize(legal) : legal, dialect).run();
   }
   return out;

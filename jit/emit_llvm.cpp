@@ -567,6 +567,8 @@ class LlvmEmitter {
 
 std::unique_ptr<llvm::Module> build_llvm_module(const Kernel& kernel, LlvmFlavour flavour, llvm::LLVMContext& ctx,
                                                 const CpuFeatures& cpu) {
+  // the least this printer needs (jit/target.cpp declares the same; a kernel the Target
+  // legalised already passes unchanged)
   const Kernel legal = legalize_numerics(kernel, {.native_f16 = true});
   if (flavour == LlvmFlavour::spir && has_vectors(legal)) {
     const Kernel scalar = scalarize(legal);  // legalise: OpenCL built-ins are called per scalar

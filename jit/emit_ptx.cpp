@@ -495,6 +495,8 @@ PtxTarget ptx_target_for(int sm) {
 
 Kernel legalize_for_ptx(const Kernel& kernel) {
   verify(kernel);
+  // the least this printer needs (jit/target.cpp declares the same; a kernel the Target
+  // legalised already passes unchanged)
   const Kernel legal = legalize_numerics(kernel, {.native_f16 = true, .native_math = false});
   return has_vectors(legal) ? scalarize(legal) : legal;
 }

@@ -116,17 +116,23 @@ constexpr ScheduleDefaults kGpuSchedule{.gpu = true, .work_group_size = 256, .mi
 std::span<const Target> table() {
   static const Target targets[] = {
       {.name = "llvm-cpu", .alias = "llvm", .format = "ll", .backend = "cpu", .extension = "ll",
-       .default_arch = "x86_64", .architectures = cpu_archs(), .schedule = kCpuSchedule, .print = print_llvm},
+       .default_arch = "x86_64", .architectures = cpu_archs(), .schedule = kCpuSchedule,
+       .numerics = {.native_f16 = true, .native_math = true}, .printer = print_llvm},
       {.name = "ptx", .alias = "", .format = "ptx", .backend = "cuda", .extension = "ptx",
-       .default_arch = "sm_80", .architectures = nvidia_archs(), .schedule = kGpuSchedule, .print = print_ptx},
+       .default_arch = "sm_80", .architectures = nvidia_archs(), .schedule = kGpuSchedule,
+       .numerics = {.native_f16 = true, .native_math = false}, .printer = print_ptx},
       {.name = "hip", .alias = "", .format = "hip", .backend = "hip", .extension = "hip",
-       .default_arch = "gfx90a", .architectures = amd_archs(), .schedule = kGpuSchedule, .print = print_hip},
+       .default_arch = "gfx90a", .architectures = amd_archs(), .schedule = kGpuSchedule,
+       .numerics = {.native_f16 = false, .native_math = true}, .printer = print_hip},
       {.name = "opencl-c", .alias = "opencl", .format = "cl", .backend = "opencl", .extension = "cl",
-       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule, .print = print_opencl},
+       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule,
+       .numerics = {.native_f16 = false, .native_math = true}, .printer = print_opencl},
       {.name = "spir", .alias = "", .format = "bc-spir", .backend = "opencl", .extension = "bc",
-       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule, .print = print_spir},
+       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule,
+       .numerics = {.native_f16 = true, .native_math = true}, .printer = print_spir},
       {.name = "spirv", .alias = "", .format = "spv", .backend = "opencl", .extension = "spv",
-       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule, .print = print_spirv},
+       .default_arch = "", .architectures = opencl_archs(), .schedule = kGpuSchedule,
+       .numerics = {.native_f16 = true, .native_math = true}, .printer = print_spirv},
   };
   return targets;
 }

@@ -11,6 +11,7 @@
 
 #include "jit/capabilities.h"
 #include "jit/kir.h"
+#include "jit/legalize.h"
 
 namespace moat::jit {
 
@@ -32,9 +33,17 @@ struct Target {
   std::string_view default_arch;                   // the architecture an offline emit assumes ("" for generic)
   std::span<const Capabilities> architectures;    // the known ones, first the default
   ScheduleDefaults schedule;
+  // What the target converts and computes natively and exactly (f16 conversions, math
+  // functions); legalize_numerics writes out everything else before printing.
+  NumericsOptions numerics;
   // The printer: the kernel in `format` for a device with `caps` (text, or the bytes of
-  // a binary format). Each printer legalises the kernel for itself first.
-  std::string (*print)(const Kernel& kernel, const Capabilities& caps);
+  // a binary format). It legalises the rest of what it needs itself (scalarize).
+  std::string (*printer)(const Kernel& kernel, const Capabilities& caps);
+
+  // The kernel in `format`: numerics legalised as `numerics` declares, then printed.
+  std::string print(const Kernel& kernel, const Capabilities& caps) const {
+    return printer(legalize_numerics(kernel, numerics), caps);
+  }
 };
 
 // Every target; the first target of a backend is that backend's default.

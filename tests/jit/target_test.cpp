@@ -21,7 +21,7 @@ TEST_CASE("targets: names and formats are unique, each default architecture is k
     CHECK_MESSAGE(formats.insert(t.format).second, t.format);
     CHECK(!t.backend.empty());
     CHECK(!t.extension.empty());
-    CHECK(static_cast<bool>(t.print));
+    CHECK(static_cast<bool>(t.printer));
     REQUIRE_MESSAGE(!t.architectures.empty(), t.name);
     CHECK_MESSAGE(find_architecture(t, t.default_arch) == &t.architectures[0], t.name, ": the default comes first");
     for (const Capabilities& c : t.architectures) {

@@ -1,13 +1,13 @@
 // legalize_numerics, in two walks: `dequant`, `qscale`, `qdot` and `quantize` become
 // the loads, stores and arithmetic of their block formats' rules (jit/block_formats.h);
 // then casts from and to narrow floats a target does not convert natively become
-// jit/float_formats.h's integer arithmetic (the first walk's rules emit such casts).
-// Values a rule shares are bound to lets placed just before the statement that used
-// the node.
+// jit/float_formats.h's integer arithmetic (the first walk's rules emit such casts),
+// and, without native math, the math functions jit/math_functions.h's rules. Values a
+// rule shares are bound to lets placed just before the statement that used the node.
 #include "jit/block_formats.h"
 #include "jit/float_formats.h"
-#include "jit/math_functions.h"
 #include "jit/legalize.h"
+#include "jit/math_functions.h"
 #include "support/error.h"
 #include "support/half.h"
 

@@ -48,12 +48,12 @@ class Reader {
     uint64_t n_tensors = u64("the tensor count", nullptr);
     uint64_t n_kv = u64("the metadata count", nullptr);
     if (n_kv > remaining() / kMinKeyValueBytes)
-      fail(16, cat("metadata count ", n_kv, " is larger than the file can hold"));
+      fail(16, cat("metadata count ", n_kv, " is larger than the file can hold (the file is truncated or corrupt)"));
     file.metadata_.reserve(n_kv);
     for (uint64_t k = 0; k < n_kv; ++k) key_value(file);
     file.alignment_ = alignment(file);
     if (n_tensors > remaining() / kMinTensorInfoBytes)
-      fail(8, cat("tensor count ", n_tensors, " is larger than the file can hold"));
+      fail(8, cat("tensor count ", n_tensors, " is larger than the file can hold (the file is truncated or corrupt)"));
     file.tensors_.reserve(n_tensors);
     for (uint64_t t = 0; t < n_tensors; ++t) tensor_info(file);
     data_section(file);
@@ -64,7 +64,8 @@ class Reader {
   // Magic and version; returns the version.
   uint32_t header() {
     if (bytes_.size() < 4 || std::memcmp(bytes_.data(), "GGUF", 4) != 0)
-      fail(0, "not a GGUF file (the first 4 bytes are not 'GGUF')");
+      user_error(name_, ": not a GGUF file (the first 4 bytes are not 'GGUF'); give a GGUF model file or a Hugging Face "
+                 "model folder");
     pos_ = 4;
     uint32_t version = u32("the version", nullptr);
     if (version == 1) fail(4, "GGUF version 1 is too old; re-convert the model with a current llama.cpp");
@@ -190,7 +191,7 @@ class Reader {
         uint64_t count = u64("an array length", &key);
         // Bounds the reservation by the bytes left, not by the number in the file.
         if (count > remaining() / min_value_bytes(v.elem_type))
-          fail(at + 4, cat("metadata key ", quoted(key), ": array length ", count, " is larger than the file can hold"));
+          fail(at + 4, cat("metadata key ", quoted(key), ": array length ", count, " is larger than the file can hold (the file is truncated or corrupt)"));
         v.array.reserve(count);
         for (uint64_t i = 0; i < count; ++i) v.array.push_back(value(v.elem_type, depth + 1, key));
         break;

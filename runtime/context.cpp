@@ -24,6 +24,10 @@ ContextChoice choose_context(int64_t requested, int64_t model_context, uint64_t 
                  " of memory available; lower --ctx (at most ", fits, " here)");
     choice.tokens = requested;
     report << "context " << choice.tokens << " tokens (--ctx)";
+    if (model_context > 0 && requested > model_context)
+      choice.warning = cat("--ctx ", requested, " passes the ", model_context,
+                           " tokens the model was trained for: past them its predictions degrade (for perplexity, "
+                           "keep --window within ", model_context, ")");
   } else {
     const int64_t model = std::max<int64_t>(model_context, 1);
     choice.tokens = model;

@@ -9,7 +9,8 @@ namespace moat::runtime {
 
 struct ContextChoice {
   int64_t tokens = 0;
-  std::string report;  // one line for the user: the size chosen, and why when capped
+  std::string report;   // one line for the user: the size chosen, and why when capped
+  std::string warning;  // "" or why the size chosen is unwise (past the training context)
 };
 
 // `requested` > 0: that many tokens, UserError when their cache would need more than

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <unordered_map>
 #include <vector>
 
 #include "support/error.h"
@@ -15,40 +16,50 @@ Sampler::Sampler(const SamplingOptions& o) : o_(o), rng_(o.seed) {
   if (!(o.top_p > 0 && o.top_p <= 1)) user_error("--top-p must be in (0, 1], got ", o.top_p);
   if (!(o.min_p >= 0 && o.min_p < 1)) user_error("--min-p must be in [0, 1), got ", o.min_p);
   if (!(o.repeat_penalty > 0)) user_error("--repeat-penalty must be > 0, got ", o.repeat_penalty);
+  if (!std::isfinite(o.frequency_penalty)) user_error("--frequency-penalty must be a finite number");
+  if (!std::isfinite(o.presence_penalty)) user_error("--presence-penalty must be a finite number");
+  if (o.repeat_last_n < -1) user_error("--repeat-last-n must be -1 (the whole history), 0 (off) or a count, got ", o.repeat_last_n);
+}
+
+void Sampler::apply_penalties(std::vector<float>& logits, std::span<const int32_t> history) const {
+  if (o_.repeat_penalty == 1.0 && o_.frequency_penalty == 0.0 && o_.presence_penalty == 0.0) return;
+  const size_t window = o_.repeat_last_n < 0 ? history.size() : static_cast<size_t>(o_.repeat_last_n);
+  const size_t from = history.size() > window ? history.size() - window : 0;
+  std::unordered_map<int32_t, int64_t> counts;
+  for (size_t i = from; i < history.size(); ++i)
+    if (history[i] >= 0 && static_cast<size_t>(history[i]) < logits.size()) ++counts[history[i]];
+  for (const auto& [token, count] : counts) {
+    float& v = logits[static_cast<size_t>(token)];
+    // llama.cpp's rule: positive logits divided, negative multiplied, once per token
+    v = v > 0 ? static_cast<float>(v / o_.repeat_penalty) : static_cast<float>(v * o_.repeat_penalty);
+    v -= static_cast<float>(static_cast<double>(count) * o_.frequency_penalty + o_.presence_penalty);
+  }
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   const size_t n = logits.size();
   MOAT_INTERNAL_CHECK(n > 0, "sampling from an empty row");
   std::vector<float> l(logits.begin(), logits.end());
-  if (o_.repeat_penalty != 1.0) {
-    // llama.cpp's rule: positive logits divided, negative multiplied, once per token
-    const size_t from = history.size() > static_cast<size_t>(o_.repeat_last_n) ? history.size() - static_cast<size_t>(o_.repeat_last_n) : 0;
-    std::vector<bool> seen(n, false);
-    for (size_t i = from; i < history.size(); ++i) {
-      const int32_t t = history[i];
-      if (t < 0 || static_cast<size_t>(t) >= n || seen[static_cast<size_t>(t)]) continue;
-      seen[static_cast<size_t>(t)] = true;
-      float& v = l[static_cast<size_t>(t)];
-      v = v > 0 ? static_cast<float>(v / o_.repeat_penalty) : static_cast<float>(v * o_.repeat_penalty);
-    }
-  }
+  apply_penalties(l, history);
   if (o_.temperature == 0) return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
 
   // candidates by descending logit (ties: lower id first)
   std::vector<int32_t> ids(n);
   std::iota(ids.begin(), ids.end(), 0);
-  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return l[static_cast<size_t>(a)] > l[static_cast<size_t>(b)]; });
   size_t keep = o_.top_k > 0 ? std::min(n, static_cast<size_t>(o_.top_k)) : n;
-  std::vector<double> p(keep);
+  const auto by_logit = [&](int32_t a, int32_t b) {
+    return l[static_cast<size_t>(a)] > l[static_cast<size_t>(b)] || (l[static_cast<size_t>(a)] == l[static_cast<size_t>(b)] && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end(), by_logit);
   const double top = l[static_cast<size_t>(ids[0])];
+  // the untempered softmax of the kept candidates, for top-p and min-p
+  std::vector<double> p(keep);
   double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((l[static_cast<size_t>(ids[i])] - top) / o_.temperature);
-  for (double& x : p) x /= sum;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(l[static_cast<size_t>(ids[i])] - top);
   if (o_.top_p < 1.0) {
     double acc = 0;
     size_t i = 0;
-    while (i < keep && acc < o_.top_p) acc += p[i++];
+    while (i < keep && acc < o_.top_p * sum) acc += p[i++];
     keep = std::max<size_t>(i, 1);
   }
   if (o_.min_p > 0) {
@@ -56,6 +67,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     while (i < keep && p[i] >= o_.min_p * p[0]) ++i;
     keep = i;
   }
+  // the temperature reshapes what is left
+  for (size_t i = 0; i < keep; ++i) p[i] = std::exp((l[static_cast<size_t>(ids[i])] - top) / o_.temperature);
   std::discrete_distribution<size_t> draw(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(keep));
   return ids[draw(rng_)];
 }

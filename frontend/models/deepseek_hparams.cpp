@@ -55,8 +55,11 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
     user_error(f.path(), ": the file holds a vocabulary only, no weights; `moat tokenize -m ", f.path(),
                "` works with it, `moat run` needs a model file (a DeepSeek-V2 / V3 GGUF)");
   const std::string arch = f.architecture();
-  if (arch != "deepseek2")
-    user_error(f.path(), ": architecture '", arch, "' is not deepseek2 (this runtime runs DeepSeek-V2 / V3 models)");
+  if (arch != "deepseek2") {
+    const char* family = arch == "deepseek32" ? " (DeepSeek-V3.2)" : arch == "deepseek4" ? " (DeepSeek-V4)" : "";
+    user_error(f.path(), ": architecture '", arch, "'", family, " is not supported; moatless runs 'deepseek2' files "
+               "(DeepSeek-V2, V2-Lite, V3, R1)");
+  }
   auto key = [&](const char* k) { return "deepseek2." + std::string(k); };
   DeepSeekHParams h;
   h.n_layer = f.get_i64(key("block_count"));

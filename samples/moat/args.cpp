@@ -1,11 +1,15 @@
 #include "samples/moat/args.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "samples/moat/llama_options.h"
 #include "support/error.h"
 
 namespace moat::cli {
@@ -18,6 +22,27 @@ const OptionSpec* find_option(const CommandSpec& spec, std::string_view name) {
 }
 
 std::string see_help(const CommandSpec& spec) { return cat(" (see: moat ", spec.name, " --help)"); }
+
+std::vector<std::string_view> option_names(const CommandSpec& spec) {
+  std::vector<std::string_view> names;
+  for (const OptionSpec& o : spec.options) names.push_back(o.name);
+  return names;
+}
+
+// The spec of option `name` (or of the moat option a llama.cpp alias stands for); a
+// UserError that says why otherwise: a llama.cpp option moat lacks, a likely typo, or
+// an unknown name.
+const OptionSpec& resolve_option(const CommandSpec& spec, std::string_view name) {
+  if (const OptionSpec* option = find_option(spec, name)) return *option;
+  const std::vector<std::string_view> offered = option_names(spec);
+  if (std::optional<std::string_view> target = llama_alias_target(name, spec.name, offered))
+    return *find_option(spec, *target);
+  if (std::optional<std::string_view> why = llama_option_missing(name))
+    user_error("moat ", spec.name, ": ", name, " (a llama.cpp option) is not supported: ", *why);
+  const std::string nearest = nearest_option(name, spec.name, offered);
+  if (!nearest.empty()) user_error("moat ", spec.name, ": unknown option ", name, "; did you mean ", nearest, "?", see_help(spec));
+  user_error("moat ", spec.name, ": unknown option ", name, see_help(spec));
+}
 }  // namespace
 
 ParsedArgs parse_args(const CommandSpec& spec, std::span<char* const> args) {
@@ -36,16 +61,17 @@ ParsedArgs parse_args(const CommandSpec& spec, std::span<char* const> args) {
         inline_value = arg.substr(eq + 1);
         has_inline = true;
       }
-      const OptionSpec* option = find_option(spec, name);
-      if (!option) user_error("moat ", spec.name, ": unknown option ", name, see_help(spec));
+      const OptionSpec* option = &resolve_option(spec, name);
+      const std::string_view typed = name;
+      name = option->name;  // values and flags are kept under moat's name, whichever alias gave them
       if (option->value_name.empty()) {
-        if (has_inline) user_error("moat ", spec.name, ": option ", name, " takes no value", see_help(spec));
+        if (has_inline) user_error("moat ", spec.name, ": option ", typed, " takes no value", see_help(spec));
         parsed.flags.insert(std::string(name));
         continue;
       }
       if (!has_inline) {
         if (i + 1 >= args.size())
-          user_error("moat ", spec.name, ": option ", name, " needs a value (", option->value_name, ")", see_help(spec));
+          user_error("moat ", spec.name, ": option ", typed, " needs a value (", option->value_name, ")", see_help(spec));
         inline_value = args[++i];
       }
       parsed.values[std::string(name)] = std::string(inline_value);
@@ -101,9 +127,11 @@ std::string help_text(const CommandSpec& spec) {
   if (!spec.options.empty()) out += "\noptions:\n";
   for (const OptionSpec& o : spec.options) {
     std::string left = cat("  ", o.name, o.value_name.empty() ? "" : " ", o.value_name);
+    const std::vector<std::string_view> aliases = llama_aliases_of(o.name, spec.name);
+    const std::string also = aliases.empty() ? "" : cat(" (also ", join(aliases, ", "), ")");
     if (left.size() < 24) left.resize(24, ' ');
     else left += "  ";
-    out += cat(left, o.help, "\n");
+    out += cat(left, o.help, also, "\n");
   }
   out += cat("  --help", std::string(16, ' '), "show this help\n");
   return out;
@@ -115,6 +143,20 @@ std::string read_option_file(std::string_view option, const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+void check_writable(std::string_view option, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty()) user_error(option, ": give a file name");
+  if (fs::is_directory(path, ec)) user_error(option, " ", path, ": is a folder; give a file name");
+  if (fs::exists(path, ec)) {
+    if (::access(path.c_str(), W_OK) != 0) user_error(option, " ", path, ": the file exists and cannot be written");
+    return;
+  }
+  const fs::path parent = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) user_error(option, " ", path, ": the folder ", parent.string(), " does not exist");
+  if (::access(parent.c_str(), W_OK) != 0) user_error(option, " ", path, ": the folder ", parent.string(), " is not writable");
 }
 
 std::optional<std::vector<int64_t>> parse_integer_list(const std::string& text, int64_t min, int64_t max, std::string& bad) {

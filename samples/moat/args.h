@@ -60,4 +60,9 @@ std::string help_text(const CommandSpec& spec);
 // cannot be read.
 std::string read_option_file(std::string_view option, const std::string& path);
 
+// UserError naming `option` when `path` could not be written: its folder is missing or
+// not writable, or it is a folder or a read-only file. Checked before any work; creates
+// nothing.
+void check_writable(std::string_view option, const std::string& path);
+
 }  // namespace moat::cli

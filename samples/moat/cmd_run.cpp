@@ -3,8 +3,10 @@
 // a conversation in the model's chat format (chat_session.cpp). Every path ends with one
 // stats line on stderr.
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <random>
 
 #include "runtime/generate.h"
 #include "runtime/sampler.h"
@@ -20,6 +22,9 @@ namespace {
 
 constexpr int64_t kDefaultTextTokens = 128;  // -n for text prompts when not given
 
+// A seed from the operating system's entropy, small enough to retype (below 2^32).
+uint64_t random_seed() { return std::random_device{}(); }
+
 std::vector<int32_t> parse_tokens(const std::string& text) {
   std::string bad;
   const std::optional<std::vector<int64_t>> ids = parse_integer_list(text, 0, INT32_MAX, bad);
@@ -27,14 +32,20 @@ std::vector<int32_t> parse_tokens(const std::string& text) {
   return std::vector<int32_t>(ids->begin(), ids->end());
 }
 
+// llama.cpp's defaults (common/common.h): temperature 0.8, top-k 40, top-p 0.95, min-p
+// 0.05, penalties off over the last 64 tokens, a random seed (-1 or no --seed).
 runtime::SamplingOptions sampling_options(const ParsedArgs& args) {
   runtime::SamplingOptions sampling;
-  sampling.temperature = args.number("--temp", 0.0, 0.0, 1e6);
-  sampling.top_k = args.integer("--top-k", 0, 0, 1 << 30);
-  sampling.top_p = args.number("--top-p", 1.0, 0.0, 1.0);
-  sampling.min_p = args.number("--min-p", 0.0, 0.0, 1.0);
+  sampling.temperature = args.number("--temp", 0.8, 0.0, 1e6);
+  sampling.top_k = args.integer("--top-k", 40, 0, 1 << 30);
+  sampling.top_p = args.number("--top-p", 0.95, 0.0, 1.0);
+  sampling.min_p = args.number("--min-p", 0.05, 0.0, 1.0);
   sampling.repeat_penalty = args.number("--repeat-penalty", 1.0, 0.0, 1e6);
-  sampling.seed = static_cast<uint64_t>(args.integer("--seed", 0, 0, INT64_MAX));
+  sampling.frequency_penalty = args.number("--frequency-penalty", 0.0, -1e6, 1e6);
+  sampling.presence_penalty = args.number("--presence-penalty", 0.0, -1e6, 1e6);
+  sampling.repeat_last_n = args.integer("--repeat-last-n", 64, -1, 1 << 30);
+  const int64_t seed = args.integer("--seed", -1, -1, INT64_MAX);
+  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : random_seed();
   return sampling;
 }
 
@@ -59,23 +70,37 @@ Prompt read_prompt(const ParsedArgs& args, const RunSetup& setup) {
   return prompt;
 }
 
+// How tokens are chosen, for the stats line: the seed repeats a sampled run.
+std::string sampling_note(const runtime::SamplingOptions& sampling) {
+  return sampling.temperature == 0 ? "greedy" : cat("seed ", sampling.seed);
+}
+
 int run_once(const ParsedArgs& args) {
   const int prompt_kinds = args.has("-p") + args.has("-f") + args.has("--tokens");
   if (prompt_kinds != 1) user_error("moat run needs one prompt: -p TEXT, -f FILE or --tokens ID,ID,... (see moat run --help)");
-  runtime::Sampler sampler(sampling_options(args));
+  const runtime::SamplingOptions sampling = sampling_options(args);
+  runtime::Sampler sampler(sampling);
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
+  // -1: until the end of sequence or a full context
+  const int64_t n_asked = args.integer("-n", -2, -1, 1 << 30);
+  if (args.has("--logits-out")) check_writable("--logits-out", args.value("--logits-out"));
   RunSetup setup;
+  setup.tokens_hint = "give the prompt as token ids with --tokens ID,ID,...";
+  setup.sampling_note = sampling_note(sampling);
   open_run(args, !args.has("--tokens"), setup);
   const Prompt prompt = read_prompt(args, setup);
 
   runtime::Session& session = *setup.session;
-  int64_t n_gen = args.integer("-n", prompt.is_text ? kDefaultTextTokens : 0, 0, 1 << 30);
-  if (static_cast<int64_t>(prompt.ids.size()) + n_gen > session.context()) {
-    if (args.has("-n") || static_cast<int64_t>(prompt.ids.size()) > session.context())
-      user_error("the prompt (", prompt.ids.size(), " tokens) plus -n ", n_gen, " passes the context of ",
-                 session.context(), " tokens; shorten them or raise --ctx");
-    n_gen = session.context() - static_cast<int64_t>(prompt.ids.size());  // the default -n, within the context
-  }
+  const int64_t prompt_tokens = static_cast<int64_t>(prompt.ids.size());
+  if (prompt_tokens > session.context())
+    user_error("the prompt (", prompt_tokens, " tokens) passes the context of ", session.context(),
+               " tokens; shorten it or raise --ctx");
+  const int64_t room = session.context() - prompt_tokens;  // tokens the context has left to generate
+  const int64_t wanted = n_asked == -2 ? (prompt.is_text ? kDefaultTextTokens : 0) : n_asked == -1 ? INT64_MAX : n_asked;
+  const int64_t n_gen = std::min(wanted, room);
+  if (n_asked >= 0 && n_asked > room)
+    std::cerr << "moat: note: the prompt (" << prompt_tokens << " tokens) plus -n " << n_asked << " passes the context of "
+              << session.context() << " tokens; generating until it is full\n";
   session.prepare(static_cast<int64_t>(prompt.ids.size()), batch,
                   args.has("--logits-out") ? models::LogitRows::all : models::LogitRows::last);
   setup.progress.disable();  // text streams from here on
@@ -83,7 +108,7 @@ int run_once(const ParsedArgs& args) {
   runtime::GenerationOptions options;
   options.max_tokens = n_gen;
   options.batch = batch;
-  options.stop_ids = stop_tokens(setup);
+  if (!args.has("--ignore-eos")) options.stop_ids = stop_tokens(setup);
   std::vector<int32_t> generated, history;
   std::vector<float> logits;
   std::optional<tok::StreamDecoder> decoder;
@@ -116,7 +141,9 @@ int run_once(const ParsedArgs& args) {
     const int64_t vocab = setup.model.hparams.n_vocab;
     write_npy_f32(args.value("--logits-out"), {static_cast<int64_t>(logits.size()) / vocab, vocab}, logits);
   }
-  if (stats.stop == runtime::StopReason::context_full)
+  const bool context_ended = stats.stop == runtime::StopReason::context_full ||
+                             (stats.stop == runtime::StopReason::limit && n_gen < wanted);
+  if (context_ended)
     std::cerr << "moat: stopped: the context of " << session.context() << " tokens is full (raise --ctx)\n";
   print_run_stats(setup, stats);
   return 0;
@@ -124,17 +151,20 @@ int run_once(const ParsedArgs& args) {
 
 int run_model(const ParsedArgs& args) {
   if (!args.has("--chat")) return run_once(args);
-  if (args.has("--tokens") || args.has("-f") || args.has("--logits-out"))
+  if (args.has("--tokens") || args.has("-f") || args.has("--logits-out") || args.has("--ignore-eos"))
     user_error("--chat takes its turns as text (-p for the first one, then the terminal or standard input); "
-               "--tokens, -f and --logits-out are for one-shot runs");
+               "--tokens, -f, --logits-out and --ignore-eos are for one-shot runs");
   ChatOptions chat;
   chat.sampling = sampling_options(args);
   chat.batch = args.integer("--batch", 512, 1, 1 << 20);
-  chat.max_tokens = args.integer("-n", kDefaultChatTokens, 1, 1 << 30);
+  const int64_t n_asked = args.integer("-n", kDefaultChatTokens, -1, 1 << 30);
+  if (n_asked == 0) user_error("-n 0 leaves --chat no reply; give a count, or -1 for replies that end at the model's end of turn");
+  chat.max_tokens = n_asked == -1 ? INT64_MAX : n_asked;  // -1: a reply ends at its end of turn or a full context
   chat.system = args.value_or("--system", "");
   chat.first_message = args.value_or("-p", "");
   chat.format_name = args.value_or("--chat-template", "");
   RunSetup setup;
+  setup.sampling_note = sampling_note(chat.sampling);
   open_run(args, true, setup, [&chat](const RunSetup& s) { check_chat_format(s, chat); });
   return run_chat(setup, chat);
 }
@@ -142,7 +172,8 @@ int run_model(const ParsedArgs& args) {
 const Command kRun{
     {"run",
      "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
-     "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--seed S] [-t N] [--logits-out FILE.npy] "
+     "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--repeat-last-n N] [--presence-penalty P] "
+     "[--frequency-penalty P] [--seed S] [--ignore-eos] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
@@ -150,17 +181,23 @@ const Command kRun{
       {"-p", "TEXT", "prompt text (with --chat: the first message)"},
       {"-f", "FILE", "read the prompt text from FILE"},
       {"--tokens", "IDS", "prompt as comma-separated token ids; prints the generated ids"},
-      {"-n", "N", "tokens to generate at most (default: 128 for text, 0 for --tokens, 256 per --chat reply)"},
+      {"-n", "N", "tokens to generate at most (default: 128 for text, 0 for --tokens, 256 per --chat reply; -1: until the "
+                  "end of sequence or a full context). Past the context: generates until it is full, and says so"},
       {"--ctx", "N", "context length in tokens (default: the model's, capped to half the available memory)"},
       {"--batch", "K", "prompt tokens per forward pass (default 512)"},
       {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0 (rows of whole blocks)"},
       {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
-      {"--temp", "T", "sampling temperature (default 0: greedy)"},
-      {"--top-k", "K", "keep the K most likely tokens (0: all)"},
-      {"--top-p", "P", "nucleus sampling threshold (1: off)"},
-      {"--min-p", "P", "drop tokens below P x the best token's probability (0: off)"},
-      {"--repeat-penalty", "P", "penalise the last 64 tokens by P (1: off)"},
-      {"--seed", "S", "random seed: the same seed on the same device gives the same text"},
+      {"--temp", "T", "sampling temperature (default 0.8, as llama.cpp; 0: greedy, the most likely token)"},
+      {"--top-k", "K", "keep the K most likely tokens (default 40; 0: all)"},
+      {"--top-p", "P", "nucleus sampling threshold (default 0.95; 1: off)"},
+      {"--min-p", "P", "drop tokens below P x the best token's probability (default 0.05; 0: off)"},
+      {"--repeat-penalty", "P", "divide the logits of the last --repeat-last-n tokens by P (default 1: off)"},
+      {"--repeat-last-n", "N", "tokens the penalties look back over (default 64; 0: off; -1: all)"},
+      {"--presence-penalty", "P", "subtract P from the logit of each token among the last --repeat-last-n (default 0)"},
+      {"--frequency-penalty", "P", "subtract P x its count from each such token's logit (default 0)"},
+      {"--seed", "S", "random seed (default -1: a new one each run, printed in the stats line); the same seed on the "
+                      "same device gives the same text"},
+      {"--ignore-eos", "", "keep generating past the model's end-of-sequence token"},
       {"-t", "N", "CPU threads (default: physical cores)"},
       {"--logits-out", "FILE", "write the logits of every evaluated position as .npy [positions, vocab]"},
       {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},
@@ -169,7 +206,8 @@ const Command kRun{
       {"--chat", "", "a conversation in the model's chat format: on a terminal, type a message per line (empty line "
                      "or Ctrl-D ends); otherwise each line of standard input is a message"},
       {"--system", "TEXT", "system message of a --chat conversation"},
-      {"--chat-template", "NAME", "chat format when the model has no template: deepseek3 (V3, R1) or deepseek2 (V2)"}}},
+      {"--chat-template", "NAME", "chat format when the model has no template: deepseek3 (V3, R1) or deepseek2 (V2)"},
+      {"--list-devices", "", "list the devices (as moat devices) and exit"}}},
     run_model};
 
 }  // namespace

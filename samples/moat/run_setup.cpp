@@ -33,15 +33,18 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load) {
   setup.model_path = args.has("-m") ? args.value("-m") : demo_model_path();
   const auto start = std::chrono::steady_clock::now();
-  std::string why;
-  setup.tokenizer = try_tokenizer(setup.model_path, why);
-  if (!setup.tokenizer && need_tokenizer)
-    user_error("text prompts need the model's tokenizer, which ", setup.model_path, " lacks (", why,
-               "); give the prompt as --tokens ID,ID,...");
-  if (check_before_load) check_before_load(setup);
+  // The model first: a file that cannot be read, is not a model or is of another
+  // architecture says so before anything else is said about it. (GGUF and
+  // safetensors weights are mapped, not read, so this is cheap.)
   models::LoadOptions load;
   load.routing_method = args.value_or("--routing", "");
   setup.model = models::load_deepseek(setup.model_path, load);
+  std::string why;
+  setup.tokenizer = try_tokenizer(setup.model_path, why);
+  if (!setup.tokenizer && need_tokenizer)
+    user_error("text needs the model's tokenizer, which ", setup.model_path, " lacks (", why, ")",
+               setup.tokens_hint.empty() ? "" : "; ", setup.tokens_hint);
+  if (check_before_load) check_before_load(setup);
   for (const std::string& note : setup.model.notes) std::cerr << "note: " << note << "\n";
   if (setup.tokenizer && setup.tokenizer->vocab_size() > static_cast<size_t>(setup.model.hparams.n_vocab))
     user_error(setup.model_path, ": the tokenizer has ", setup.tokenizer->vocab_size(), " tokens but the model only ",
@@ -57,6 +60,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   const runtime::ContextChoice context = runtime::choose_context(
       args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
       setup.model.hparams.cache_bytes_per_token(options.cache_dtype), available_host_memory());
+  if (!context.warning.empty()) std::cerr << "moat: warning: " << context.warning << "\n";
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
   setup.session = std::make_unique<runtime::Session>(setup.model, *setup.device, *setup.cache, options);
@@ -110,10 +114,11 @@ void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stat
   char line[512];
   std::snprintf(line, sizeof line,
                 "load %.0f ms | compile %.0f ms | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f "
-                "tokens/s | %s",
+                "tokens/s | %s%s%s",
                 setup.load_ms + setup.session->stats().pack_ms, setup.session->stats().compile_ms, static_cast<long long>(stats.prompt_tokens),
                 tokens_per_second(stats.prompt_tokens, stats.prompt_ms), static_cast<long long>(stats.generated_tokens),
-                tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str());
+                tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str(),
+                setup.sampling_note.empty() ? "" : " | ", setup.sampling_note.c_str());
   std::cerr << "moat: " << line << "\nmoat: " << setup.cache->report() << "\n";
 }
 

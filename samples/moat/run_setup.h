@@ -28,12 +28,18 @@ struct RunSetup {
   std::unique_ptr<runtime::Session> session;
   ProgressBar progress;
   double load_ms = 0;  // model file to weights on the device
+  // Set by the command before open_run: how a text prompt could do without a tokenizer
+  // ("" when it cannot), and how tokens are chosen, for the stats line ("seed 42").
+  std::string tokens_hint;
+  std::string sampling_note;
 };
 
-// Loads everything; prints the model's notes and the context chosen on stderr.
-// `need_tokenizer`: UserError when the model has none. `check_before_load` (optional)
-// runs once the tokenizer is read, before the weights are: for option checks that
-// need it.
+// Loads everything; prints the model's notes and the context chosen on stderr. The
+// model is opened first, so a file that is not a model of a supported architecture is
+// the first thing said. `need_tokenizer`: UserError when the model has none (with
+// `setup.tokens_hint`). `check_before_load` (optional) runs once the model and its
+// tokenizer are read, before the device is opened and kernels are compiled: for option
+// checks that need them.
 void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load = {});
 
@@ -46,7 +52,8 @@ uint64_t memory_budget_option(const ParsedArgs& args);
 // The stop tokens of generation: the model's EOS.
 std::vector<int32_t> stop_tokens(const RunSetup& setup);
 
-// One line on stderr: load, compile (kernel cache), prompt and generation speed, device.
+// One line on stderr: load, compile (kernel cache), prompt and generation speed, device,
+// and the sampling note (the seed that repeats the run).
 void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stats);
 
 }  // namespace moat::cli

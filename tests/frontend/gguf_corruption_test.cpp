@@ -156,7 +156,7 @@ TEST_CASE("gguf: random multi-byte mutations") {
 
 TEST_CASE("gguf: header: magic, version, endianness") {
   std::vector<uint8_t> base = every_type_file();
-  expect({'G', 'G', 'U'}, "at byte 0: not a GGUF file (the first 4 bytes are not 'GGUF')");
+  expect({'G', 'G', 'U'}, "not a GGUF file (the first 4 bytes are not 'GGUF'); give a GGUF model file or a Hugging Face model folder");
   expect({'G', 'G', 'U', 'F', 3, 0}, "at byte 4: the file ends inside the version (truncated?)");
   std::vector<uint8_t> bytes = base;
   patch_u32(bytes, 4, 1);
@@ -178,18 +178,18 @@ TEST_CASE("gguf: key-values: huge lengths and counts, duplicates, bad types, dee
 
   bytes = every_type_file();
   patch_u64(bytes, 16, uint64_t{1} << 60);
-  expect(bytes, "at byte 16: metadata count 1152921504606846976 is larger than the file can hold");
+  expect(bytes, "at byte 16: metadata count 1152921504606846976 is larger than the file can hold (the file is truncated or corrupt)");
 
   bytes = every_type_file();
   patch_u64(bytes, 8, UINT64_MAX);
-  expect(bytes, "at byte 8: tensor count 18446744073709551615 is larger than the file can hold");
+  expect(bytes, "at byte 8: tensor count 18446744073709551615 is larger than the file can hold (the file is truncated or corrupt)");
 
   Writer one_array;
   one_array.set_string_array("arr", {"x"});
   bytes = one_array.to_bytes();
   // key length 24, "arr" 32, type 35, element type 39, count 43
   patch_u64(bytes, 43, uint64_t{1} << 40);
-  expect(bytes, "at byte 43: metadata key \"arr\": array length 1099511627776 is larger than the file can hold");
+  expect(bytes, "at byte 43: metadata key \"arr\": array length 1099511627776 is larger than the file can hold (the file is truncated or corrupt)");
   patch_u64(bytes, 43, 1);
   patch_u32(bytes, 39, 13);
   expect(bytes, "at byte 39: metadata key \"arr\" has unknown array element type 13");

@@ -56,13 +56,13 @@ TEST_CASE("demo model: greedy text is the PyTorch model's, and the default of mo
   for (const nlohmann::json& c : greedy.at("cases")) {
     const std::string prompt = c.at("prompt");
     INFO(prompt);
-    const auto run = run_moat({"run", "-p", prompt, "-n", "40", "--no-display-prompt"});  // no -m: the demo model
+    const auto run = run_moat({"run", "-p", prompt, "-n", "40", "--temp", "0", "--no-display-prompt"});  // no -m: the demo model
     REQUIRE(run.exit_code == 0);
     CHECK(run.out == c.at("text").get<std::string>() + "\n");
   }
   const nlohmann::json& first = greedy.at("cases").at(0);
   for (const std::string& id : device_ids()) {
-    const auto run = run_moat({"run", "-m", kModel, "-p", first.at("prompt"), "-n", "40", "--no-display-prompt",
+    const auto run = run_moat({"run", "-m", kModel, "-p", first.at("prompt"), "-n", "40", "--temp", "0", "--no-display-prompt",
                                "--device", id});
     CHECK(run.out == first.at("text").get<std::string>() + "\n");
   }

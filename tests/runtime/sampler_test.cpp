@@ -81,3 +81,48 @@ TEST_CASE("out-of-range options are errors naming the option") {
   o.temperature = -1;
   CHECK_THROWS_WITH_AS(Sampler{o}, doctest::Contains("--temp"), moat::UserError);
 }
+
+TEST_CASE("frequency and presence penalties subtract per occurrence and once per token") {
+  SamplingOptions o;
+  o.frequency_penalty = 1.0;
+  Sampler f(o);
+  CHECK(f.sample(kLogits, std::vector<int32_t>{1}) == 3);     // 3 - 1 = 2 < 3
+  CHECK(f.sample(kLogits, std::vector<int32_t>{3, 1, 1}) == 2);  // id 1: 3 - 2, id 3: 3 - 1, id 2: 2 (ties to the lower id)
+  o = {};
+  o.presence_penalty = 0.5;
+  Sampler p(o);
+  CHECK(p.sample(kLogits, std::vector<int32_t>{1, 1, 1}) == 3);  // once, not per occurrence: 2.5 < 3
+  CHECK(p.sample(kLogits, std::vector<int32_t>{1, 3}) == 1);     // 2.5 = 2.5 > 2: the lower id
+}
+
+TEST_CASE("repeat-last-n bounds the penalties' window: 0 turns them off, -1 looks at everything") {
+  SamplingOptions o;
+  o.presence_penalty = 5.0;
+  o.repeat_last_n = 1;
+  CHECK(Sampler(o).sample(kLogits, std::vector<int32_t>{1, 4}) == 1);  // id 1 is outside the window
+  o.repeat_last_n = 0;
+  CHECK(Sampler(o).sample(kLogits, std::vector<int32_t>{1}) == 1);
+  o.repeat_last_n = -1;
+  CHECK(Sampler(o).sample(kLogits, std::vector<int32_t>{1, 4, 4, 4}) == 3);
+  o.repeat_last_n = -2;
+  CHECK_THROWS_WITH_AS(Sampler{o}, doctest::Contains("--repeat-last-n"), moat::UserError);
+}
+
+TEST_CASE("top-p and min-p filter the untempered distribution; the temperature only reshapes what is left") {
+  // untempered: p = 0.665, 0.245, 0.090; top-p 0.7 keeps ids 0 and 1 whatever the temperature
+  const std::vector<float> logits = {2.0f, 1.0f, 0.0f};
+  SamplingOptions o;
+  o.temperature = 100.0;
+  o.top_p = 0.7;
+  o.seed = 5;
+  Sampler s(o);
+  std::vector<int> counts(3, 0);
+  for (int i = 0; i < 2000; ++i) ++counts[static_cast<size_t>(s.sample(logits, {}))];
+  CHECK(counts[2] == 0);
+  CHECK(counts[0] > 900);  // nearly uniform over the two kept at this temperature
+  CHECK(counts[1] > 900);
+  o.top_p = 1.0;
+  o.min_p = 0.3;  // 0.245 / 0.665 = 0.37 keeps id 1, 0.135 drops id 2
+  Sampler m(o);
+  for (int i = 0; i < 500; ++i) CHECK(m.sample(logits, {}) != 2);
+}

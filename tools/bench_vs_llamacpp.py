@@ -633,7 +633,8 @@ def measure_memory(type_name, path, moat, p, g, threads):
     prompt, _ = memory_tokens(p, g)
     out, errors = {"prompt": p, "generated": g, "n_ctx": n_ctx, "threads": threads}, []
     rss, lines, err = peak_rss([moat, "run", "-m", path, "--device", "cpu", "--tokens", ",".join(map(str, prompt)),
-                                "-n", str(g), "--ctx", str(n_ctx), "--batch", str(N_BATCH), "-t", str(threads)])
+                                "-n", str(g), "--ctx", str(n_ctx), "--batch", str(N_BATCH), "-t", str(threads),
+                                "--temp", "0"])
     if err:
         errors.append(f"moatless, {type_name}, memory: {err}")
     else:  # moat run --tokens prints the generated ids, and nothing else, on stdout

@@ -62,11 +62,11 @@ case "${1:-}" in
     echo "   docs/demo_model.md) on every device, greedy: the same text everywhere"
     for device in $devices; do
       echo "-- $device"
-      build/bin/moat run -p "And God said," -n 48 --device "$device" || echo "($device could not run it)"
+      build/bin/moat run -p "And God said," -n 48 --temp 0 --device "$device" || echo "($device could not run it)"
     done
     echo
-    echo "== sampled (temperature 0.8, top-p 0.95, seed 7)"
-    build/bin/moat run -p "The LORD is my shepherd;" -n 48 --temp 0.8 --top-p 0.95 --seed 7
+    echo "== sampled with llama.cpp's defaults (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05), seed 7"
+    build/bin/moat run -p "The LORD is my shepherd;" -n 48 --seed 7
     echo
     echo "== moat bench: every device, prompt 64 tokens, generation 32 tokens"
     build/bin/moat bench --device all -p 64 -n 32 -r 3

@@ -7,7 +7,7 @@ eager attention; V2's YaRN softmax-scale patched exactly as make_goldens.py does
 the first PROMPT_LEN ids of tokens.json as the prompt and appends, N_GEN times, the
 argmax of the last position's logits (a full forward each step: no KV cache, so nothing
 of transformers' cache code is involved), stopping early at eos_token_id (not
-appended), which is what `moat run --tokens ... -n N` does greedily.
+appended), which is what `moat run --tokens ... -n N --temp 0` does.
 
 Every step's margin between the best and the second-best logit is checked to be far
 from a tie (so an implementation within f32 rounding cannot pick another token).

@@ -758,7 +758,7 @@ def run_check(args):
         ref = greedy(model, ids, args.sample_tokens, tok.token_to_id(EOS))
         ours = [int(t) for t in moat(args.moat, "run", "-m", args.check, "--device", args.device,
                                      "--tokens", ",".join(map(str, ids)),
-                                     "-n", str(args.sample_tokens)).split()]
+                                     "-n", str(args.sample_tokens), "--temp", "0").split()]
         agree += ours == ref
         print(f"  greedy {p!r}: {'same ids' if ours == ref else 'DIFFERENT ids'}: {tok.decode(ref)!r}")
     print(f"greedy: moat == PyTorch on {agree}/{len(PROMPTS)} prompts")

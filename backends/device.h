@@ -48,6 +48,10 @@ struct DeviceProperties {
   std::vector<std::string> dtypes;   // element types the device computes with: "f32", "f16", ...
   bool host_memory = false;          // computes from host DRAM: the CPU backend, OpenCL CPU devices (PoCL)
   double memory_bandwidth = 0;       // bytes/s of device memory by its specification; 0: unknown
+  // The driver finishes compiling a kernel at its first launch (OpenCL drivers such as
+  // PoCL specialise a kernel for its work-group size then): a session runs a new plan
+  // once before it is timed, so that this compile is not counted as evaluation.
+  bool first_launch_compiles = false;
 };
 
 // The bytes of the buffers a device holds: device memory (allocate, wrap_host copies)

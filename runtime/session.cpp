@@ -167,18 +167,29 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
   stats_.compile_ms += std::chrono::duration<double, std::milli>(pack_start - start).count();
   stats_.pack_ms += std::chrono::duration<double, std::milli>(end - pack_start).count();
   ++stats_.plans;
+  if (device_.properties().first_launch_compiles) {
+    run_pass(*plan->second.executor, std::vector<int32_t>(static_cast<size_t>(new_tokens), 0), past_tokens);
+    stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
+  }
   return *plan->second.executor;
 }
 
-std::vector<float> Session::forward(std::span<const int32_t> tokens, models::LogitRows rows) {
-  const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_;
-  Executor& plan = plan_for(T, P, rows);
+// Runs `plan` for `tokens` at positions P, P+1, ...: the cache rows from P on are
+// written in place (a warm-up's rows are written again by the real pass).
+std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const int32_t> tokens, int64_t P) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
   ir::Bindings bindings;
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) positions[static_cast<size_t>(i)] = P + i;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
-  std::vector<ir::HostTensor> out = plan.run(bindings, &resident_);  // the caches are updated in place
+  return plan.run(bindings, &resident_);
+}
+
+std::vector<float> Session::forward(std::span<const int32_t> tokens, models::LogitRows rows) {
+  const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_;
+  Executor& plan = plan_for(T, P, rows);
+  std::vector<ir::HostTensor> out = run_pass(plan, tokens, P);
   cached_ += T;
   return out[0].to_f32();
 }

@@ -58,7 +58,9 @@ struct MemoryNeeds {
 };
 
 struct SessionStats {
-  double compile_ms = 0;  // lowering + emit + compile / cache loads, summed
+  // lowering + emit + compile / cache loads, and the first launch of a new plan on a
+  // device whose driver compiles then (DeviceProperties::first_launch_compiles), summed
+  double compile_ms = 0;
   double pack_ms = 0;     // weights packed for the CPU's int8 kernels (jit/weight_packing.h)
   int plans = 0;          // shapes lowered
   // Time spent making plans ready, not running them.
@@ -107,6 +109,7 @@ class Session {
  private:
   std::vector<float> forward(std::span<const int32_t> tokens, models::LogitRows rows);
   Executor& plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows);
+  std::vector<ir::HostTensor> run_pass(Executor& plan, std::span<const int32_t> tokens, int64_t past_tokens);
   using PlanKey = std::tuple<int64_t, bool, models::LogitRows>;  // (new tokens, first pass, rows)
   jit::Plan lower_pass(const PlanKey& key) const;
   void check_memory(const SessionOptions& options);

@@ -139,6 +139,7 @@ ClDeviceEntry describe(const ClApi& api, cl_platform_id platform, cl_device_id d
   // OpenCL has no query for memory bandwidth: a CPU device (PoCL) computes from host
   // DRAM, whose bandwidth is measured; a GPU's stays unknown (0).
   p.host_memory = (device_value<cl_device_type>(api, device, CL_DEVICE_TYPE, "the device type") & CL_DEVICE_TYPE_CPU) != 0;
+  p.first_launch_compiles = true;  // clEnqueueNDRangeKernel may build the kernel for its work-group size
   return e;
 }
 

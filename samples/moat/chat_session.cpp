@@ -116,8 +116,9 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
       ids = tokenizer.encode(tok::render_chat(format, messages, true, bos_text, eos_text), false);
     }
     if (dropped)
-      std::cerr << "moat: the context of " << context << " tokens is full: dropped the oldest " << dropped
-                << (dropped == 1 ? " exchange" : " exchanges") << "\n";
+      std::cerr << "moat: the context of " << context << " tokens is full: dropped the "
+                << (dropped == 1 ? std::string("oldest exchange") : std::to_string(dropped) + " oldest exchanges")
+                << "\n";
     if (static_cast<int64_t>(ids.size()) >= context)
       user_error("the message (", ids.size(), " tokens with the chat format",
                  options.system.empty() ? "" : " and the system message", ") does not fit the context of ", context,

@@ -44,7 +44,7 @@ void install_chat_interrupt() {
   struct sigaction action {};
   action.sa_handler = on_interrupt;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;  // a read at the prompt is not cut short by a stopped reply's Ctrl-C
+  action.sa_flags = SA_RESTART;  // output written while a reply is stopped resumes instead of failing (EINTR)
   sigaction(SIGINT, &action, nullptr);
 }
 

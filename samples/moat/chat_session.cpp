@@ -1,7 +1,9 @@
 #include "samples/moat/chat_session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "frontend/tokenizer/chat_format.h"
 #include "runtime/generate.h"
@@ -60,6 +62,30 @@ bool drop_oldest_exchange(std::vector<tok::ChatMessage>& messages) {
   return true;
 }
 
+// The ids of the conversation with the reply prompt, leaving `reply_room` tokens of the
+// context free: the oldest exchanges are dropped (said on stderr) until it fits, as
+// llama.cpp's context shift does; the system message stays. UserError when the last
+// message does not fit even alone.
+std::vector<int32_t> render_to_fit(const tok::Tokenizer& tokenizer, tok::ChatFormat format,
+                                   std::vector<tok::ChatMessage>& messages, int64_t context, int64_t reply_room,
+                                   const std::string& bos, const std::string& eos) {
+  const auto render = [&] { return tokenizer.encode(tok::render_chat(format, messages, true, bos, eos), false); };
+  std::vector<int32_t> ids = render();
+  int dropped = 0;
+  while (static_cast<int64_t>(ids.size()) + reply_room > context && drop_oldest_exchange(messages)) {
+    ++dropped;
+    ids = render();
+  }
+  if (dropped)
+    std::cerr << "moat: the context of " << context << " tokens is full: dropped the "
+              << (dropped == 1 ? std::string("oldest exchange") : std::to_string(dropped) + " oldest exchanges")
+              << "\n";
+  if (static_cast<int64_t>(ids.size()) >= context)
+    user_error("the message (", ids.size(), " tokens in the chat format, with the system message if any) does not "
+               "fit the context of ", context, " tokens; shorten it or raise --ctx");
+  return ids;
+}
+
 void add_stats(runtime::GenerationStats& total, const runtime::GenerationStats& stats) {
   total.prompt_tokens += stats.prompt_tokens;
   total.generated_tokens += stats.generated_tokens;
@@ -106,24 +132,10 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
   while (have_message) {
     if (!input.terminal()) std::cout << "> " << message << std::endl;
     messages.push_back({"user", message});
-    std::vector<int32_t> ids =
-        tokenizer.encode(tok::render_chat(format, messages, true, bos_text, eos_text), false);
-    // A full context drops the oldest exchanges (the system message stays), as
-    // llama.cpp's context shift does, and the conversation is evaluated again.
-    int dropped = 0;
-    while (static_cast<int64_t>(ids.size()) + reply_room > context && drop_oldest_exchange(messages)) {
-      ++dropped;
-      ids = tokenizer.encode(tok::render_chat(format, messages, true, bos_text, eos_text), false);
-    }
-    if (dropped)
-      std::cerr << "moat: the context of " << context << " tokens is full: dropped the "
-                << (dropped == 1 ? std::string("oldest exchange") : std::to_string(dropped) + " oldest exchanges")
-                << "\n";
-    if (static_cast<int64_t>(ids.size()) >= context)
-      user_error("the message (", ids.size(), " tokens with the chat format",
-                 options.system.empty() ? "" : " and the system message", ") does not fit the context of ", context,
-                 " tokens; shorten it or raise --ctx");
-    // Reuse what the session already evaluated; re-evaluate from the first difference.
+    const std::vector<int32_t> ids =
+        render_to_fit(tokenizer, format, messages, context, reply_room, bos_text, eos_text);
+    // Reuse what the session already evaluated; re-evaluate from the first difference
+    // (after dropped exchanges: from the system message on).
     const size_t keep = common_prefix(ids, evaluated);
     session.rewind(static_cast<int64_t>(keep));
     evaluated.resize(keep);

@@ -209,10 +209,11 @@ DEEPSEEK_R1_ORIG = (
     r"{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}"
 )
 
-# deepseek-ai/DeepSeek-V2.5 tokenizer_config.json chat_template: the function-calling
-# template of DeepSeek-Coder-V2-Instruct-0724, which V2.5 (the merge of V2-Chat-0628 and
-# Coder-V2-0724) ships. Copied from ShishirPatil/gorilla berkeley-function-call-
-# leaderboard's DeepseekCoderHandler (docstring quoting tokenizer_config.json). The runs
+# The function-calling chat_template of DeepSeek-Coder-V2-Instruct-0724, which
+# DeepSeek-V2.5 (the merge of V2-Chat-0628 and Coder-V2-Instruct-0724) ships as far as we
+# know; not compared with the hub files themselves (they were out of reach). Copied from
+# ShishirPatil/gorilla berkeley-function-call-leaderboard's DeepseekCoderHandler
+# (docstring quoting tokenizer_config.json). The runs
 # of spaces are in the hub file (its lines were joined); the ones that stand before a
 # "{%" without "-" are text, so each system message writes eight spaces before BOS.
 # Backslash-n in the text (JSON "\\n").

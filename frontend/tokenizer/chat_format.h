@@ -17,7 +17,7 @@ enum class ChatFormat {
   deepseek3_1,       // V3.1 (non-thinking): as V3, a reply after a user turn opens "<｜Assistant｜></think>"
   deepseek_r1,       // R1 (updated): as V3, replies cut after "</think>", reply prompt opens "<think>\n"
   deepseek_r1_orig,  // R1 / R1-Distill (first): as V3, only the last system message, replies cut after "</think>"
-  deepseek2_5,       // V2.5 / Coder-V2 (function-calling template): as V3, only the last system message
+  deepseek2_5,       // V2.5 / Coder-V2-0724: as V3, only the last system message (and 8 spaces before BOS per system message)
   deepseek2,         // V2 / V2-Lite chat: "User: …\n\n", "Assistant: …<EOS>", reply prompt "Assistant:"
 };
 

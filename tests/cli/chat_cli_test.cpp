@@ -47,7 +47,7 @@ TEST_CASE("the demo model answers in its own chat format (issue 17's example)") 
   CHECK(generated_tokens(r.err) > 0);
 }
 
-TEST_CASE("Ctrl-C stops the reply; the chat goes on with the next piped message and ends with status 0") {
+TEST_CASE("Ctrl-C stops the reply and the chat goes on with the next piped message and ends with status 0") {
   // Replies that would run to the end of a 2048-token context (seconds on the CPU).
   CliProcess p = start_moat({"run", "--chat", "-n", "100000", "--ctx", "2048", "--temp", "0"}, "first\nsecond\n");
   REQUIRE(wait_for_output(p, reply_started("first", 8), 120s));
@@ -94,7 +94,7 @@ TEST_CASE("a conversation longer than the context drops the oldest exchanges and
   CHECK(after(r.out, "> The LORD is my shepherd\n").size() > 1);  // the last message is answered too
 }
 
-TEST_CASE("a message that cannot fit the context even alone ends the chat with status 2, saying why") {
+TEST_CASE("a message that cannot fit the context even alone ends the chat with status 2 and says why") {
   std::string long_message;
   for (int i = 0; i < 80; ++i) long_message += "word ";
   const auto r = run_moat({"run", "--chat", "-n", "8", "--ctx", "64", "--temp", "0"}, "hello\n" + long_message + "\nafter\n");

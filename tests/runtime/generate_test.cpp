@@ -18,7 +18,7 @@ const std::vector<int32_t> kPrompt = {0, 449, 341, 336, 379, 2362, 28};  // BOS 
 
 }  // namespace
 
-TEST_CASE("a set cancel flag stops generation after the prompt; a flag set on the way stops it there") {
+TEST_CASE("a set cancel flag stops generation after the prompt and a flag set on the way stops it there") {
   const models::DeepSeekModel model = models::load_deepseek(kModel);
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache{{}};

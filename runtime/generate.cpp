@@ -40,6 +40,10 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
   start = std::chrono::steady_clock::now();
   const double compile_start = session.stats().compile_ms, setup_start = session.stats().setup_ms();
   while (stats.generated_tokens < options.max_tokens) {
+    if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
+      stats.stop = StopReason::cancelled;
+      break;
+    }
     const int32_t next = sampler.sample(last, history);
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end()) {
       stats.stop = StopReason::stop_token;

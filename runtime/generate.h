@@ -2,6 +2,7 @@
 // a time until a stop token, the token limit or a full context.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -16,9 +17,13 @@ struct GenerationOptions {
   int64_t max_tokens = 0;         // tokens to generate at most
   int64_t batch = 512;            // prompt tokens per forward pass
   std::vector<int32_t> stop_ids;  // tokens that end generation (not streamed, not evaluated)
+  // When given and set (e.g. by a SIGINT handler), generation stops before choosing its
+  // next token (StopReason::cancelled); the prompt is always evaluated whole. Read with
+  // a relaxed load once per token.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
-enum class StopReason { limit, stop_token, context_full };
+enum class StopReason { limit, stop_token, context_full, cancelled };
 
 struct GenerationStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;

@@ -27,8 +27,8 @@ live on the Hugging Face hub, so the text was taken from public GitHub copies):
   Jinja gives the same string either way.
   The V3 text has is_first_sp; the variant that starts "... system_prompt='') %}" (no
   is_first_sp, last system message wins) is the first DeepSeek-R1 / R1-Distill template,
-  kept here as "deepseek-r1-orig". Later V3/R1 revisions (V3-0324, R1-0528, V3.1, with an
-  is_last_user flag) are not covered.
+  kept here as "deepseek-r1-orig". V3.1 ("deepseek3.1", below) has its own format; other
+  revisions (V3-0324, R1-0528) are not covered.
 * "deepseek2" -- deepseek-ai/DeepSeek-V2-Chat and DeepSeek-V2-Lite-Chat (huggingface.js's
   Jinja tests give the same text for deepseek-llm-7b-chat). Copied from
   ShishirPatil/gorilla berkeley-function-call-leaderboard/bfcl/model_handler/
@@ -87,6 +87,16 @@ deepseek2 (V2-Chat / V2-Lite-Chat), messages rendered in order, each at its posi
   generation prompt: 'Assistant:' WITHOUT a trailing space (deepseek-ai's DeepSeek-Coder-V2
     README warns that a space there degrades the 16B-Lite model's answers); nothing when
     false.
+deepseek2.5 (V2.5, Coder-V2-Instruct-0724; sources at DEEPSEEK2_5 below):
+  like deepseek-r1-orig without the '</think>' cut: the LAST system message only, after
+  BOS; assistant '<｜Assistant｜>' + content + EOS; generation prompt '<｜Assistant｜>'.
+  One quirk of the template text: each system message writes eight spaces BEFORE BOS
+  (text between two tags of its joined lines).
+deepseek3.1 (V3.1, V3.1-Terminus; sources at DEEPSEEK3_1 below), with thinking off (the default):
+  system prompt as deepseek3 (all joined); user as deepseek3;
+  assistant: '<｜Assistant｜></think>' only when the previous turn was a user turn (a reply
+    after a reply has no marker), then the content cut after the FIRST '</think>', then EOS;
+  generation prompt '<｜Assistant｜></think>', only when the last turn is a user turn.
 """
 import json
 import pathlib
@@ -199,11 +209,84 @@ DEEPSEEK_R1_ORIG = (
     r"{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}"
 )
 
+# The function-calling chat_template of DeepSeek-Coder-V2-Instruct-0724, which
+# DeepSeek-V2.5 (the merge of V2-Chat-0628 and Coder-V2-Instruct-0724) ships as far as we
+# know; not compared with the hub files themselves (they were out of reach). Copied from
+# ShishirPatil/gorilla berkeley-function-call-leaderboard's DeepseekCoderHandler
+# (docstring quoting tokenizer_config.json). The runs
+# of spaces are in the hub file (its lines were joined); the ones that stand before a
+# "{%" without "-" are text, so each system message writes eight spaces before BOS.
+# Backslash-n in the text (JSON "\\n").
+DEEPSEEK2_5 = (
+    r"{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+    r"{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='') %}"
+    r"{%- for message in messages %}    {%- if message['role'] == 'system' %}        "
+    r"{% set ns.system_prompt = message['content'] %}    {%- endif %}{%- endfor %}{{bos_token}}{{ns.system_prompt}}"
+    r"{%- for message in messages %}    {%- if message['role'] == 'user' %}    {%- set ns.is_tool = false -%}"
+    r"{{'<｜User｜>' + message['content']}}    {%- endif %}"
+    r"    {%- if message['role'] == 'assistant' and message['content'] is none %}        {%- set ns.is_tool = false -%}"
+    r"        {%- for tool in message['tool_calls']%}            {%- if not ns.is_first %}"
+    r"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'}}"
+    r"            {%- set ns.is_first = true -%}            {%- else %}"
+    r"{{'\n' + '<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'}}"
+    r"{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}                   {%- endif %}        {%- endfor %}    {%- endif %}"
+    r"    {%- if message['role'] == 'assistant' and message['content'] is not none %}        {%- if ns.is_tool %}"
+    r"{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}        {%- set ns.is_tool = false -%}"
+    r"        {%- else %}{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}        {%- endif %}    {%- endif %}"
+    r"    {%- if message['role'] == 'tool' %}        {%- set ns.is_tool = true -%}        {%- if ns.is_output_first %}"
+    r"{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}"
+    r"        {%- set ns.is_output_first = false %}        {%- else %}"
+    r"{{'\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}        {%- endif %}    {%- endif %}"
+    r"{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}"
+    r"{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}"
+)
+
+# deepseek-ai/DeepSeek-V3.1 (and V3.1-Terminus) tokenizer_config.json chat_template, as
+# a V3.1-Terminus GGUF carries it: logged whole by llama-server in ikawrakow/ik_llama.cpp
+# discussion of issue #804 (whose report quotes the same text from the system prompt on);
+# ggml-org/llama.cpp models/templates/deepseek-ai-DeepSeek-V3.1.jinja is a reformatted
+# copy with the same logic (plus an enable_thinking fallback). `thinking` defaults to
+# false: replies after a user turn open "<｜Assistant｜></think>", and so does the reply
+# prompt, which is written only after a user turn. Real newlines in the '\n\n' literal.
+DEEPSEEK3_1 = (
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+    "{% if not thinking is defined %}{% set thinking = false %}{% endif %}"
+    "{% set ns = namespace(is_first=false, is_tool=false, system_prompt='', is_first_sp=true, is_last_user=false) %}"
+    "{%- for message in messages %}{%- if message['role'] == 'system' %}{%- if ns.is_first_sp %}"
+    "{% set ns.system_prompt = ns.system_prompt + message['content'] %}{% set ns.is_first_sp = false %}"
+    "{%- else %}{% set ns.system_prompt = ns.system_prompt + '\n\n' + message['content'] %}{%- endif %}"
+    "{%- endif %}{%- endfor %}{{ bos_token }}{{ ns.system_prompt }}"
+    "{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}"
+    "{%- set ns.is_first = false -%}{%- set ns.is_last_user = true -%}{{'<｜User｜>' + message['content']}}{%- endif %}"
+    "{%- if message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] is not none %}"
+    "{%- if ns.is_last_user %}{{'<｜Assistant｜></think>'}}{%- endif %}{%- set ns.is_last_user = false -%}"
+    "{%- set ns.is_first = false %}{%- set ns.is_tool = false -%}{%- for tool in message['tool_calls'] %}"
+    "{%- if not ns.is_first %}{%- if message['content'] is none %}"
+    "{{'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}"
+    "{%- else %}"
+    "{{message['content'] + '<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}"
+    "{%- endif %}{%- set ns.is_first = true -%}{%- else %}"
+    "{{'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}"
+    "{%- endif %}{%- endfor %}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}"
+    "{%- if message['role'] == 'assistant' and (message['tool_calls'] is not defined or message['tool_calls'] is none) %}"
+    "{%- if ns.is_last_user %}{{'<｜Assistant｜>'}}{%- if message['prefix'] is defined and message['prefix'] and thinking %}"
+    "{{'<think>'}}  {%- else %}{{'</think>'}}{%- endif %}{%- endif %}{%- set ns.is_last_user = false -%}"
+    "{%- if ns.is_tool %}{{message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}"
+    "{%- else %}{%- set content = message['content'] -%}{%- if '</think>' in content %}"
+    "{%- set content = content.split('</think>', 1)[1] -%}{%- endif %}{{content + '<｜end▁of▁sentence｜>'}}"
+    "{%- endif %}{%- endif %}{%- if message['role'] == 'tool' %}{%- set ns.is_last_user = false -%}"
+    "{%- set ns.is_tool = true -%}{{'<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}"
+    "{%- endif %}{%- endfor -%}{%- if add_generation_prompt and ns.is_last_user and not ns.is_tool %}"
+    "{{'<｜Assistant｜>'}}{%- if not thinking %}{{'</think>'}}{%- else %}{{'<think>'}}{%- endif %}{% endif %}"
+)
+
 TEMPLATES = {
     "deepseek3": DEEPSEEK3,
     "deepseek2": DEEPSEEK2,
     "deepseek-r1": DEEPSEEK_R1,
     "deepseek-r1-orig": DEEPSEEK_R1_ORIG,
+    "deepseek2.5": DEEPSEEK2_5,
+    "deepseek3.1": DEEPSEEK3_1,
 }
 
 
@@ -306,6 +389,8 @@ def check_templates():
     assert DEEPSEEK2.count("\n") == 4 and "\\" not in DEEPSEEK2
     assert "\n" not in DEEPSEEK_R1 and DEEPSEEK_R1.count("\\n") == 13
     assert "\n" not in DEEPSEEK_R1_ORIG and DEEPSEEK_R1_ORIG.count("\\n") == 8
+    assert "\n" not in DEEPSEEK2_5 and DEEPSEEK2_5.count("\\n") == 8
+    assert DEEPSEEK3_1.count("\n") == 2 and "\\" not in DEEPSEEK3_1
 
 
 def main():

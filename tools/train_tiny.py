@@ -529,6 +529,10 @@ def write_gguf(path, cfg, arrays, tokens, merges):
     w.add_eos_token_id(tokens.index(EOS))
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
+    # DeepSeek-V3's chat template (as V3 GGUFs carry it), for `moat run --chat`; its role
+    # markers are not tokens of this vocabulary, so they are encoded as ordinary text.
+    w.add_chat_template(json.load(open(os.path.join(ROOT, "tests/data/tokenizer/chat_vectors.json"), encoding="utf-8"))
+                        ["templates"]["deepseek3"])
     stored = {}
     for name, a in arrays.items():
         s = np.ascontiguousarray(a.astype(stored_dtype(name, a)))

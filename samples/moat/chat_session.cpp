@@ -1,12 +1,14 @@
 #include "samples/moat/chat_session.h"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "frontend/tokenizer/chat_format.h"
 #include "runtime/generate.h"
+#include "samples/moat/chat_interrupt.h"
+#include "samples/moat/line_input.h"
 #include "support/error.h"
 
 namespace moat::cli {
@@ -18,10 +20,10 @@ tok::ChatFormat chat_format_of(const RunSetup& setup, const ChatOptions& options
   const std::string& jinja = setup.tokenizer->chat_template();
   if (jinja.empty())
     user_error(setup.model_path, " has no chat template (tokenizer.chat_template); choose a format with "
-               "--chat-template deepseek3 or deepseek2, or run a plain prompt with -p");
+               "--chat-template NAME (", tok::chat_format_list(), "), or run a plain prompt with -p");
   if (std::optional<tok::ChatFormat> format = tok::detect_chat_format(jinja)) return *format;
-  user_error(setup.model_path, ": its chat template is not a DeepSeek V2 / V3 format moatless knows; choose one with "
-             "--chat-template deepseek3 or deepseek2");
+  user_error(setup.model_path, ": its chat template is not a DeepSeek format moatless knows; choose one with "
+             "--chat-template NAME (", tok::chat_format_list(), ")");
 }
 
 std::string trim(const std::string& s) {
@@ -30,18 +32,15 @@ std::string trim(const std::string& s) {
   return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
 }
 
-// The next user message: from the terminal (with a "> " prompt) or the next line of
-// standard input. False at the end of input or, on a terminal, an empty line.
-bool read_message(bool terminal, std::string& message) {
+// The next user message. On a terminal an empty line ends the chat; from a pipe empty
+// lines are skipped. False at the end of input.
+bool read_message(LineInput& input, std::string& message) {
   while (true) {
-    if (terminal) {
-      std::fputs("\n> ", stdout);
-      std::fflush(stdout);
-    }
-    if (!std::getline(std::cin, message)) return false;
+    if (input.terminal()) std::fputs("\n", stdout);
+    if (!input.read("> ", message)) return false;
     message = trim(message);
     if (!message.empty()) return true;
-    if (terminal) return false;
+    if (input.terminal()) return false;
   }
 }
 
@@ -51,9 +50,58 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
   return n;
 }
 
+// Drops the oldest exchange (the first user message and the reply after it), keeping
+// system messages and the last message. False when there is none to drop.
+bool drop_oldest_exchange(std::vector<tok::ChatMessage>& messages) {
+  size_t first = 0;
+  while (first < messages.size() && messages[first].role == "system") ++first;
+  if (first + 1 >= messages.size()) return false;  // only the message being answered is left
+  size_t end = first + 1;
+  while (end + 1 < messages.size() && messages[end].role == "assistant") ++end;
+  messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(first), messages.begin() + static_cast<std::ptrdiff_t>(end));
+  return true;
+}
+
+// The ids of the conversation with the reply prompt, leaving `reply_room` tokens of the
+// context free: the oldest exchanges are dropped (said on stderr) until it fits, as
+// llama.cpp's context shift does; the system message stays. UserError when the last
+// message does not fit even alone.
+std::vector<int32_t> render_to_fit(const tok::Tokenizer& tokenizer, tok::ChatFormat format,
+                                   std::vector<tok::ChatMessage>& messages, int64_t context, int64_t reply_room,
+                                   const std::string& bos, const std::string& eos) {
+  const auto render = [&] { return tokenizer.encode(tok::render_chat(format, messages, true, bos, eos), false); };
+  std::vector<int32_t> ids = render();
+  int dropped = 0;
+  while (static_cast<int64_t>(ids.size()) + reply_room > context && drop_oldest_exchange(messages)) {
+    ++dropped;
+    ids = render();
+  }
+  if (dropped)
+    std::cerr << "moat: the context of " << context << " tokens is full: dropped the "
+              << (dropped == 1 ? std::string("oldest exchange") : std::to_string(dropped) + " oldest exchanges")
+              << "\n";
+  if (static_cast<int64_t>(ids.size()) >= context)
+    user_error("the message (", ids.size(), " tokens in the chat format, with the system message if any) does not "
+               "fit the context of ", context, " tokens; shorten it or raise --ctx");
+  return ids;
+}
+
+void add_stats(runtime::GenerationStats& total, const runtime::GenerationStats& stats) {
+  total.prompt_tokens += stats.prompt_tokens;
+  total.generated_tokens += stats.generated_tokens;
+  total.prompt_ms += stats.prompt_ms;
+  total.generate_ms += stats.generate_ms;
+}
+
 }  // namespace
 
 void check_chat_format(const RunSetup& setup, const ChatOptions& options) { (void)chat_format_of(setup, options); }
+
+const std::string& chat_template_help() {
+  static const std::string help =
+      "chat format when the model's template is missing or unknown: " + tok::chat_format_list();
+  return help;
+}
 
 int run_chat(RunSetup& setup, const ChatOptions& options) {
   const tok::Tokenizer& tokenizer = *setup.tokenizer;
@@ -62,38 +110,41 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
   const std::string bos_text = tokenizer.bos() >= 0 ? tokenizer.token_bytes(tokenizer.bos()) : "";
   const std::string eos_text = tokenizer.eos() >= 0 ? tokenizer.token_bytes(tokenizer.eos()) : "";
   runtime::Session& session = *setup.session;
+  const int64_t context = session.context();
+  // Room kept free for a reply when older turns must go: the reply's limit, at most half
+  // the context.
+  const int64_t reply_room = std::min(options.max_tokens, context / 2);
   runtime::Sampler sampler(options.sampling);
   runtime::GenerationOptions generation;
   generation.max_tokens = options.max_tokens;
   generation.batch = options.batch;
   generation.stop_ids = stop_tokens(setup);
+  generation.cancel = reply_cancel();
 
   std::vector<tok::ChatMessage> messages;
   if (!options.system.empty()) messages.push_back({"system", options.system});
-  const bool terminal = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1;
+  LineInput input;
+  install_chat_interrupt();
   std::vector<int32_t> evaluated;  // the tokens the session holds, in order
   runtime::GenerationStats total;
   std::string message = options.first_message;
-  bool have_message = !message.empty() || read_message(terminal, message);
+  bool have_message = !message.empty() || read_message(input, message);
   while (have_message) {
-    if (!terminal) std::cout << "> " << message << "\n";
+    if (!input.terminal()) std::cout << "> " << message << std::endl;
     messages.push_back({"user", message});
-    const std::string text = tok::render_chat(format, messages, true, bos_text, eos_text);
-    const std::vector<int32_t> ids = tokenizer.encode(text, false);
-    // Reuse what the session already evaluated; re-evaluate from the first difference.
+    const std::vector<int32_t> ids =
+        render_to_fit(tokenizer, format, messages, context, reply_room, bos_text, eos_text);
+    // Reuse what the session already evaluated; re-evaluate from the first difference
+    // (after dropped exchanges: from the system message on).
     const size_t keep = common_prefix(ids, evaluated);
     session.rewind(static_cast<int64_t>(keep));
     evaluated.resize(keep);
     const std::span<const int32_t> fresh(ids.data() + keep, ids.size() - keep);
-    if (session.cached_tokens() + static_cast<int64_t>(fresh.size()) >= session.context()) {
-      std::cerr << "moat: the conversation no longer fits the context of " << session.context()
-                << " tokens; start again with a larger --ctx\n";
-      break;
-    }
     session.prepare(static_cast<int64_t>(fresh.size()), options.batch);
     setup.progress.disable();
     tok::StreamDecoder decoder(tokenizer);
     std::string reply;
+    begin_reply();
     const runtime::GenerationStats stats =
         runtime::generate(session, sampler, fresh, evaluated, generation, [&](int32_t id) {
           const std::string piece = decoder.push(id);
@@ -101,24 +152,24 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
           std::fwrite(piece.data(), 1, piece.size(), stdout);
           std::fflush(stdout);
         });
+    const bool interrupted = end_reply();
     const std::string rest = decoder.flush();
     reply += rest;
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputs("\n", stdout);
     std::fflush(stdout);
     // `evaluated` now ends with the reply; its last token is in the session unless the
-    // context filled up.
+    // context filled up. A stopped or cut reply is kept as it is: the conversation is
+    // what the user saw.
     evaluated.resize(static_cast<size_t>(session.cached_tokens()));
     messages.push_back({"assistant", trim(reply)});
-    total.prompt_tokens += stats.prompt_tokens;
-    total.generated_tokens += stats.generated_tokens;
-    total.prompt_ms += stats.prompt_ms;
-    total.generate_ms += stats.generate_ms;
-    if (stats.stop == runtime::StopReason::context_full) {
-      std::cerr << "moat: the context of " << session.context() << " tokens is full; start again with a larger --ctx\n";
-      break;
-    }
-    have_message = read_message(terminal, message);
+    add_stats(total, stats);
+    if (interrupted || stats.stop == runtime::StopReason::cancelled)
+      std::cerr << "moat: reply stopped (Ctrl-C); a second Ctrl-C at the prompt ends the chat\n";
+    if (stats.stop == runtime::StopReason::context_full)
+      std::cerr << "moat: the reply filled the context of " << context
+                << " tokens and was cut; the next message drops the oldest exchanges\n";
+    have_message = read_message(input, message);
   }
   print_run_stats(setup, total);
   return 0;

@@ -204,9 +204,10 @@ const Command kRun{
       {"--no-bos", "", "do not start a text prompt with the BOS token"},
       {"--no-display-prompt", "", "print only the generated text, not the prompt"},
       {"--chat", "", "a conversation in the model's chat format: on a terminal, type a message per line (empty line "
-                     "or Ctrl-D ends); otherwise each line of standard input is a message"},
+                     "or Ctrl-D ends; Ctrl-C stops a reply, a second Ctrl-C exits); otherwise each line of standard "
+                     "input is a message. A full context drops the oldest exchanges"},
       {"--system", "TEXT", "system message of a --chat conversation"},
-      {"--chat-template", "NAME", "chat format when the model has no template: deepseek3 (V3, R1) or deepseek2 (V2)"},
+      {"--chat-template", "NAME", chat_template_help()},
       {"--list-devices", "", "list the devices (as moat devices) and exit"}}},
     run_model};
 

@@ -56,7 +56,7 @@ TEST_CASE("null backend: hidden and not openable unless enabled") {
   }
 }
 
-TEST_CASE("null backend: enabled, it is listed and opens; buffers round-trip; kernels are not implemented") {
+TEST_CASE("null backend: enabled, it is listed and opens - buffers round-trip - kernels are not implemented") {
   NullBackendSwitch on(true);
   DeviceReport report = enumerate_devices();
   CHECK(lists(report, "null:0"));

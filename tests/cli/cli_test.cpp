@@ -48,7 +48,7 @@ TEST_CASE("help and unknown commands") {
   CHECK(run_moat({}).exit_code == 2);
 }
 
-TEST_CASE("what a model file lacks is said first; a missing value is named") {
+TEST_CASE("what a model file lacks is said first - a missing value is named") {
   Result run = run_moat({"run", "-m", kTinyGguf, "-p", "hello", "-n", "4"});
   CHECK(run.exit_code == 2);
   CHECK(contains(run.err, "deepseek2.block_count is missing"));  // what the file lacks, not that it has no tokenizer

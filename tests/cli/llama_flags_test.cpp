@@ -58,7 +58,7 @@ TEST_CASE("llama.cpp's option names are aliases of moat's") {
   CHECK(run_moat({"help", "nonsense"}).exit_code == 2);
 }
 
-TEST_CASE("llama.cpp options moat lacks say so and what comes closest; typos get a suggestion") {
+TEST_CASE("llama.cpp options moat lacks say so and what comes closest - typos get a suggestion") {
   for (const char* option : {"-ngl", "--grammar", "--json-schema", "--prompt-cache", "-fa", "-ctv"}) {
     INFO(option);
     const auto r = run_moat({"run", option, "1", "-p", "x"});
@@ -107,7 +107,7 @@ TEST_CASE("sampling is llama.cpp's by default: a new seed each run, printed, and
   CHECK(contains(penalties.err, "generation 8 tokens"));
 }
 
-TEST_CASE("-n past the context generates until it is full and says so; -n -1 runs until EOS or a full context") {
+TEST_CASE("-n past the context generates until it is full and says so - -n -1 runs until EOS or a full context") {
   const auto past = run_moat({"run", "-p", "And God said,", "-n", "400", "--ctx", "32", "--temp", "0", "--ignore-eos"});
   CHECK(past.exit_code == 0);
   CHECK(contains(past.err, "plus -n 400 passes the context of 32 tokens"));

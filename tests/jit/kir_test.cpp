@@ -213,7 +213,7 @@ TEST_CASE("legalize_numerics leaves no dequant, qscale, qdot or quantize for a p
   CHECK(text.find("dot4(") != std::string::npos);
 }
 
-TEST_CASE("quantize writes ggml's q8_0 blocks; qdot is the exact integer dot scaled by d_a * d_b (VNNI and generic)") {
+TEST_CASE("quantize writes ggml's q8_0 blocks - qdot is the exact integer dot scaled by d_a * d_b (VNNI and generic)") {
   namespace ir = moat::ir;
   // 4 blocks: random values, exact ties of the rounding (k + 0.5 steps), zeros, one large value
   std::vector<float> x(128);

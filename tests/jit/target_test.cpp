@@ -33,7 +33,7 @@ TEST_CASE("targets: names and formats are unique, each default architecture is k
   CHECK(names.size() >= 6);
 }
 
-TEST_CASE("targets: lookups by name, alias, backend and format; unknown names are user errors") {
+TEST_CASE("targets: lookups by name, alias, backend and format - unknown names are user errors") {
   CHECK(target_named("llvm").name == "llvm-cpu");
   CHECK(target_named("opencl").name == "opencl-c");
   CHECK(target_named("ptx").format == "ptx");

@@ -76,7 +76,7 @@ TEST_CASE("an unknown architecture assumes nothing beyond what the device report
   CHECK(runtime::schedule_for(fake("hip", "gfx9999")).sub_group_size == 1);
 }
 
-TEST_CASE("OpenCL devices take the format asked for; a backend without a target is a user error") {
+TEST_CASE("OpenCL devices take the format asked for - a backend without a target is a user error") {
   const backends::DeviceProperties p = fake("opencl", "OpenCL 3.0");
   CHECK(runtime::target_of(p).format == "cl");
   CHECK(runtime::target_of(p, "spv").format == "spv");

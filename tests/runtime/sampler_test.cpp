@@ -108,7 +108,7 @@ TEST_CASE("repeat-last-n bounds the penalties' window: 0 turns them off, -1 look
   CHECK_THROWS_WITH_AS(Sampler{o}, doctest::Contains("--repeat-last-n"), moat::UserError);
 }
 
-TEST_CASE("top-p and min-p filter the untempered distribution; the temperature only reshapes what is left") {
+TEST_CASE("top-p and min-p filter the untempered distribution - the temperature only reshapes what is left") {
   // untempered: p = 0.665, 0.245, 0.090; top-p 0.7 keeps ids 0 and 1 whatever the temperature
   const std::vector<float> logits = {2.0f, 1.0f, 0.0f};
   SamplingOptions o;

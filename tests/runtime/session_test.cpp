@@ -76,7 +76,7 @@ TEST_CASE("a decoded token sends its id and position and reads its logits: nothi
   }
 }
 
-TEST_CASE("decode compiles nothing after its first step, whatever the cache length; plans stay bounded") {
+TEST_CASE("decode compiles nothing after its first step, whatever the cache length - plans stay bounded") {
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache{{}};
   runtime::Session s(demo(), *cpu, cache);

@@ -51,7 +51,7 @@ namespace moat::backends::cpu {
 namespace {
 
 constexpr int kMaxThreads = 4096;
-constexpr int64_t kMaxClaims = int64_t{1} << 30;  // claims per job: next never reaches bit 32
+constexpr int64_t kMaxClaims = int64_t{1} << 20;  // claims per job (more tasks: several per claim)
 // Spin before sleeping. A worker spins across the short gaps between the launches of
 // a decode step; the caller spins for the last claims in progress, which normally end
 // within one task, and sleeps sooner, so a worker preempted while holding a claim can

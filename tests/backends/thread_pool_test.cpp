@@ -199,3 +199,13 @@ TEST_CASE("thread pool: tasks of very different lengths") {
   for (int64_t s : sums) got += s;
   CHECK(got == expected);
 }
+
+TEST_CASE("thread pool: more tasks than claims, several tasks per claim") {
+  // A job holds at most 2^20 claims; beyond that each claim runs consecutive tasks.
+  auto pool = cpu::make_thread_pool(3);
+  for (int64_t n : {(int64_t{1} << 20) - 1, int64_t{1} << 20, (int64_t{1} << 20) + 1, int64_t{3000007}}) {
+    std::vector<uint8_t> runs(static_cast<size_t>(n), 0);  // each task writes only its own byte
+    pool->parallel_for(n, [&](int64_t task) { runs[static_cast<size_t>(task)] += 1; });
+    CHECK_MESSAGE(std::count(runs.begin(), runs.end(), uint8_t{1}) == n, "n_tasks ", n);
+  }
+}

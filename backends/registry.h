@@ -20,8 +20,8 @@ struct DeviceInfo {
   std::string vendor;
   std::string arch;          // "x86_64", "sm_90", "gfx90a"
   uint64_t memory_bytes = 0;  // bytes usable by the device
-  int compute_units = 0;      // physical cores / SMs / CUs
-  int threads = 0;            // hardware threads (CPU)
+  int compute_units = 0;      // physical cores / SMs / CUs (CPU: cores this process may run on)
+  int threads = 0;            // hardware threads (CPU: those in this process's affinity mask)
   std::vector<std::string> features;  // ISA features that change code generation
   bool has_feature(std::string_view f) const {
     for (const std::string& have : features)

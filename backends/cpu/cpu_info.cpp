@@ -4,9 +4,9 @@
 #include <fstream>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 
+#include "backends/cpu/cpu_topology.h"
 #include "backends/registry.h"
 
 namespace moat::backends {
@@ -19,12 +19,10 @@ std::string trim(std::string s) {
   return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
-// Model name, vendor, physical core count and ISA flags from /proc/cpuinfo (Linux).
+// Model name, vendor and ISA flags from /proc/cpuinfo (Linux).
 void read_cpuinfo(DeviceInfo& info, std::set<std::string>& flags) {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
-  std::set<std::pair<std::string, std::string>> cores;  // (physical id, core id)
-  std::string physical_id;
   while (std::getline(in, line)) {
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
@@ -32,8 +30,6 @@ void read_cpuinfo(DeviceInfo& info, std::set<std::string>& flags) {
     std::string value = trim(line.substr(colon + 1));
     if (key == "model name" && info.name.empty()) info.name = value;
     else if (key == "vendor_id" && info.vendor.empty()) info.vendor = value;
-    else if (key == "physical id") physical_id = value;
-    else if (key == "core id") cores.insert({physical_id, value});
     else if ((key == "flags" || key == "Features") && flags.empty()) {
       size_t at = 0;
       while (at < value.size()) {
@@ -44,7 +40,6 @@ void read_cpuinfo(DeviceInfo& info, std::set<std::string>& flags) {
       }
     }
   }
-  info.compute_units = static_cast<int>(cores.size());
 }
 
 }  // namespace
@@ -57,8 +52,10 @@ DeviceInfo describe_host_cpu() {
   read_cpuinfo(info, flags);
   struct utsname uts {};
   if (::uname(&uts) == 0) info.arch = uts.machine;
-  info.threads = static_cast<int>(std::thread::hardware_concurrency());
-  if (info.compute_units <= 0) info.compute_units = info.threads;
+  // The CPUs this process may run on (its affinity mask), not the whole machine's.
+  const cpu::CpuCount cpus = cpu::available_host_cpus();
+  info.threads = cpus.logical;
+  info.compute_units = cpus.physical;
   if (info.name.empty()) info.name = "host CPU";
   long pages = ::sysconf(_SC_PHYS_PAGES);
   long page_size = ::sysconf(_SC_PAGESIZE);

@@ -1,6 +1,9 @@
 // A persistent pool of worker threads for the CPU backend: every kernel launch of a
 // decode loop goes through parallel_for, so a launch allocates nothing and takes no
-// lock; idle workers spin briefly, then sleep on a futex.
+// lock; idle workers spin briefly, then sleep on a futex. Tasks are claimed from a
+// shared counter and a launch waits only for the claims in progress, never for a
+// worker that has not started on it: with another process busy on a core, the
+// pool's thread there just takes fewer tasks (protocol: thread_pool.cpp).
 #pragma once
 
 #include <cstdint>

@@ -53,6 +53,9 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
   setup.device = backends::open_device(args.value_or("--device", "cpu"), cpu);
+  if (const int cpus = setup.device->properties().info.threads; cpus > 0 && cpu.threads > cpus)  // a host-thread device
+    std::cerr << "moat: warning: -t " << cpu.threads << " is more than the CPUs this process may run on (" << cpus
+              << "); threads beyond that share CPUs and slow each other down\n";
   setup.cache = std::make_unique<runtime::KernelCache>(runtime::default_kernel_cache_dir(
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 

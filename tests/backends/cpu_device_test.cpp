@@ -1,18 +1,14 @@
 // The CPU backend: LLVM IR kernels compiled, loaded and launched over the thread pool,
-// with the kernel ABI of backends/cpu/kernel_abi.h; the thread pool on its own.
+// with the kernel ABI of backends/cpu/kernel_abi.h (the pool alone: thread_pool_test).
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "backends/cpu/llvm_compiler.h"
 #include "backends/cpu/llvm_verify.h"
-#include "backends/cpu/thread_pool.h"
 #include "backends/device.h"
 #include "support/error.h"
 #include "tests/backends/ll_kernels.h"
@@ -250,47 +246,4 @@ TEST_CASE("the optimised IR targets the host CPU") {
   CHECK(object.format == "o");
   REQUIRE(object.bytes.size() > 4);
   CHECK(std::memcmp(object.bytes.data(), "\x7f" "ELF", 4) == 0);
-}
-
-TEST_CASE("thread pool: every task runs exactly once") {
-  for (int threads : {1, 2, 3, 8}) {
-    auto pool = cpu::make_thread_pool(threads);
-    CHECK(pool->threads() == threads);
-    for (int64_t n : {0, 1, 2, 3, 7, 64, 1000, 100000}) {
-      std::vector<std::atomic<int>> runs(static_cast<size_t>(n));
-      pool->parallel_for(n, [&](int64_t task) { runs[static_cast<size_t>(task)].fetch_add(1); });
-      int64_t wrong = 0;
-      for (auto& r : runs) wrong += r.load() != 1;
-      CHECK_MESSAGE(wrong == 0, "threads ", threads, " n_tasks ", n);
-    }
-    pool->parallel_for(-5, [&](int64_t) { FAIL("no task may run"); });
-  }
-}
-
-TEST_CASE("thread pool: many launches in a row, with the caller's writes visible") {
-  for (int threads : {2, 4}) {
-    auto pool = cpu::make_thread_pool(threads);
-    std::vector<int64_t> data(64, 0);  // plain memory: each launch's writes must be visible to the next
-    for (int launch = 0; launch < 20000; ++launch) {
-      int64_t n = 1 + launch % 64;
-      pool->parallel_for(n, [&](int64_t task) { data[static_cast<size_t>(task)] += 1; });
-    }
-    int64_t total = 0;
-    for (int64_t v : data) total += v;
-    int64_t expected = 0;
-    for (int launch = 0; launch < 20000; ++launch) expected += 1 + launch % 64;
-    CHECK(total == expected);
-    CHECK(data[0] == 20000);
-  }
-}
-
-TEST_CASE("thread pool: a launch from inside a task runs serially, idle workers sleep and wake") {
-  auto pool = cpu::make_thread_pool(3);
-  std::atomic<int64_t> inner{0};
-  pool->parallel_for(6, [&](int64_t) { pool->parallel_for(10, [&](int64_t) { inner.fetch_add(1); }); });
-  CHECK(inner.load() == 60);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin budget: workers sleep
-  std::atomic<int64_t> count{0};
-  pool->parallel_for(1000, [&](int64_t) { count.fetch_add(1); });
-  CHECK(count.load() == 1000);
 }

@@ -56,15 +56,15 @@ struct Measured {
   backends::DeviceTraffic::Snapshot traffic;  // during it
 };
 
-// The pp test: `prompt` in one pass after the depth, logits for its last position (as
-// llama-bench). Compilation that happens inside (a shape met for the first time) is not
-// counted.
-Measured run_pp(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> prompt) {
+// The pp test: `prompt` in passes of at most `batch` tokens after the depth, logits for
+// its last position (as llama-bench). Compilation that happens inside (a shape met for
+// the first time) is not counted.
+Measured run_pp(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> prompt, int64_t batch) {
   depth.prepare(session);
   const double setup_before = session.stats().setup_ms();
   const auto traffic_before = device.traffic();
   const auto start = Clock::now();
-  session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
+  session.evaluate(prompt, batch, models::LogitRows::last);
   const double ms = ms_since(start);
   return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
 }
@@ -83,23 +83,24 @@ Measured run_tg(Session& session, backends::Device& device, Depth& depth, std::s
 }
 
 struct Inputs {
-  std::vector<int32_t> prompt;     // pp: n_prompt tokens
-  std::vector<int32_t> generated;  // tg: 1 + n_gen tokens
+  std::vector<std::vector<int32_t>> prompts;    // pp: one per -p above 0
+  std::vector<std::vector<int32_t>> generated;  // tg: 1 + n_gen tokens, one per -n above 0
 };
 
-// One untimed run of every test at depth 0: compiles every pass the tests use (a depth
-// adds only the passes of filling it, compiled there).
-void warm_up(Session& session, backends::Device& device, const Inputs& in) {
+// One untimed run of every test with every batch at depth 0: compiles every pass the
+// tests use (a depth adds only the passes of filling it, compiled there).
+void warm_up(Session& session, backends::Device& device, const Inputs& in, const std::vector<int64_t>& batches) {
   Depth none;
-  if (!in.prompt.empty()) run_pp(session, device, none, in.prompt);
-  if (in.generated.size() > 1) run_tg(session, device, none, in.generated);
+  for (int64_t batch : batches)
+    for (const std::vector<int32_t>& prompt : in.prompts) run_pp(session, device, none, prompt, batch);
+  for (const std::vector<int32_t>& tokens : in.generated) run_tg(session, device, none, tokens);
 }
 
-KernelProfile profile_prefill(Session& session, Depth& depth, std::span<const int32_t> prompt) {
+KernelProfile profile_prefill(Session& session, Depth& depth, std::span<const int32_t> prompt, int64_t batch) {
   KernelProfile profile;
   depth.prepare(session);
   ProfileScope scope(profile);
-  session.evaluate(prompt, static_cast<int64_t>(prompt.size()), models::LogitRows::last);
+  session.evaluate(prompt, batch, models::LogitRows::last);
   return profile;
 }
 
@@ -124,23 +125,40 @@ void record(BenchTest& test, const Measured& m) {
   test.samples_ns.push_back(m.ns);
 }
 
-int64_t max_depth(const BenchOptions& options) {
-  return options.depths.empty() ? 0 : *std::max_element(options.depths.begin(), options.depths.end());
+int64_t max_of(const std::vector<int64_t>& values) {
+  return values.empty() ? 0 : *std::max_element(values.begin(), values.end());
 }
 
 }  // namespace
 
 void check_bench_options(const models::Model& model, const BenchOptions& options) {
-  const int64_t context = model.training_context(), depth = max_depth(options);
-  for (int64_t d : options.depths)
+  const int64_t context = model.training_context();
+  for (int64_t d : options.depths) {
     if (d < 0) user_error("-d ", d, ": a depth is a number of cached tokens, 0 or more");
-  const std::string after = depth > 0 ? cat(" after -d ", depth) : "";
-  if (depth + options.n_prompt > context)
-    user_error("-p ", options.n_prompt, after, " passes the model's context of ", context, " tokens; give -p ",
-               std::max<int64_t>(context - depth, 0), " or less", depth > 0 ? " or a smaller -d" : "");
-  if (options.n_gen > 0 && depth + options.n_gen + 1 > context)
-    user_error("-n ", options.n_gen, " (after a one-token prompt", after, ") passes the model's context of ", context,
-               " tokens; give -n ", std::max<int64_t>(context - depth - 1, 0), " or less", depth > 0 ? " or a smaller -d" : "");
+    if (d >= context)
+      user_error("-d ", d, " leaves no room for a test in the model's context of ", context, " tokens; give -d ",
+                 std::max<int64_t>(context - 1, 0), " or less");
+  }
+  if (max_of(options.n_prompt) == 0 && max_of(options.n_gen) == 0)
+    user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
+  for (int64_t b : options.batches)
+    if (b < 1) user_error("-b ", b, ": a batch is 1 token or more");
+  for (int64_t depth : options.depths) {
+    const std::string after = depth > 0 ? cat(" after -d ", depth) : "";
+    const std::string or_depth = depth > 0 ? " or a smaller -d" : "";
+    for (int64_t p : options.n_prompt)
+      if (depth + p > context)
+        user_error("-p ", p, after, " passes the model's context of ", context, " tokens; give -p ",
+                   std::max<int64_t>(context - depth, 0), " or less", or_depth);
+    for (int64_t n : options.n_gen)
+      if (n > 0 && depth + n + 1 > context)
+        user_error("-n ", n, " (after a one-token prompt", after, ") passes the model's context of ", context,
+                   " tokens; give -n ", std::max<int64_t>(context - depth - 1, 0), " or less", or_depth);
+  }
+}
+
+int64_t bench_context(const BenchOptions& options) {
+  return max_of(options.depths) + std::max<int64_t>({max_of(options.n_prompt), max_of(options.n_gen) + 1, 1});
 }
 
 std::string BenchTest::name() const {
@@ -169,44 +187,65 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   const std::unique_ptr<models::Model> owned = models::open_model(model_path, load);
   const models::Model& model = *owned;
   check_bench_options(model, options);
-  const int64_t context = max_depth(options) + std::max<int64_t>({options.n_prompt, options.n_gen + 1, 1});
+  SessionOptions session_options;
+  session_options.context = bench_context(options);
+  session_options.max_batch = std::clamp<int64_t>(max_of(options.batches), 1, session_options.context);
   Inputs in;
-  in.prompt = bench_tokens(options.n_prompt, model.vocab_size());
-  if (options.n_gen > 0) in.generated = bench_tokens(options.n_gen + 1, model.vocab_size());
+  for (int64_t p : options.n_prompt)
+    if (p > 0) in.prompts.push_back(bench_tokens(p, model.vocab_size()));
+  for (int64_t n : options.n_gen)
+    if (n > 0) in.generated.push_back(bench_tokens(n + 1, model.vocab_size()));
 
-  {  // cold: every kernel compiled into an empty cache
-    runtime::KernelCache cold(options.cold_cache_dir);
-    Session first(model, device, cold, context);
+  // The session that compiles first: its load and compile times are the ones reported.
+  auto first_session = [&](KernelCache& cache) {
+    auto session = std::make_unique<Session>(model, device, cache, session_options);
     result.load_ms = ms_since(load_start);
-    warm_up(first, device, in);
-    result.load_ms += first.stats().pack_ms;  // weights made ready for the device's kernels
-    result.compile_ms = first.stats().compile_ms;
+    warm_up(*session, device, in, options.batches);
+    result.load_ms += session->stats().pack_ms;  // weights made ready for the device's kernels
+    result.compile_ms = session->stats().compile_ms;
+    result.kernels_compiled = cache.stats().compiles;
+    result.kernels_cached = cache.stats().hits();
+    return session;
+  };
+  std::unique_ptr<KernelCache> cache;
+  std::unique_ptr<Session> session;
+  if (options.cold) {
+    {  // every kernel compiled into an empty cache
+      KernelCache cold(options.kernel_cache_dir);
+      first_session(cold);
+    }
+    // warm: a new cache over the same directory, as a second process would start
+    cache = std::make_unique<KernelCache>(options.kernel_cache_dir);
+    session = std::make_unique<Session>(model, device, *cache, session_options);
+    warm_up(*session, device, in, options.batches);
+    result.compile_warm_ms = session->stats().compile_ms;
+  } else {
+    cache = std::make_unique<KernelCache>(options.kernel_cache_dir);
+    session = first_session(*cache);
   }
-  // warm: a new cache over the same directory, as a second process would start
-  runtime::KernelCache warm(options.cold_cache_dir);
-  Session session(model, device, warm, context);
-  warm_up(session, device, in);
-  result.compile_warm_ms = session.stats().compile_ms;
 
-  for (int64_t d : options.depths) {
-    Depth depth{bench_tokens(d, model.vocab_size()), options.depth_batch};
-    if (!in.prompt.empty()) {
-      BenchTest& pp = result.tests.emplace_back();
-      pp.n_prompt = options.n_prompt;
-      pp.depth = d;
-      if (d > 0) run_pp(session, device, depth, in.prompt);  // warm-up: this depth's passes
-      for (int r = 0; r < options.repetitions; ++r) record(pp, run_pp(session, device, depth, in.prompt));
-      if (options.profile) pp.profile = profile_prefill(session, depth, in.prompt);
+  for (int64_t batch : options.batches)
+    for (int64_t d : options.depths) {
+      Depth depth{bench_tokens(d, model.vocab_size()), batch};
+      for (const std::vector<int32_t>& prompt : in.prompts) {
+        BenchTest& pp = result.tests.emplace_back();
+        pp.n_prompt = static_cast<int64_t>(prompt.size());
+        pp.depth = d;
+        pp.n_batch = batch;
+        if (d > 0) run_pp(*session, device, depth, prompt, batch);  // warm-up: this depth's passes
+        for (int r = 0; r < options.repetitions; ++r) record(pp, run_pp(*session, device, depth, prompt, batch));
+        if (options.profile) pp.profile = profile_prefill(*session, depth, prompt, batch);
+      }
+      for (const std::vector<int32_t>& tokens : in.generated) {
+        BenchTest& tg = result.tests.emplace_back();
+        tg.n_gen = static_cast<int64_t>(tokens.size()) - 1;
+        tg.depth = d;
+        tg.n_batch = batch;
+        if (d > 0) run_tg(*session, device, depth, tokens);
+        for (int r = 0; r < options.repetitions; ++r) record(tg, run_tg(*session, device, depth, tokens));
+        if (options.profile) tg.profile = profile_decode_step(*session, depth, tokens);
+      }
     }
-    if (!in.generated.empty()) {
-      BenchTest& tg = result.tests.emplace_back();
-      tg.n_gen = options.n_gen;
-      tg.depth = d;
-      if (d > 0) run_tg(session, device, depth, in.generated);
-      for (int r = 0; r < options.repetitions; ++r) record(tg, run_tg(session, device, depth, in.generated));
-      if (options.profile) tg.profile = profile_decode_step(session, depth, in.generated);
-    }
-  }
   result.peak_bytes = device.memory().peak();
   result.peak_rss_bytes = peak_resident_memory();
   return result;

@@ -1,7 +1,9 @@
-// moat bench --json: one object per device and test, with llama-bench's field names
-// where they apply (model_filename ... test_time, build_commit) and moatless' own after
-// them. Durations: *_ns nanoseconds (integers), *_ms milliseconds; rates: *_ts tokens/s,
-// *_gbs 1e9 bytes/s; memory: bytes. null where a value does not apply or is unknown.
+// moat bench's rows as JSON (-o json, --json), JSON lines (-o jsonl) and CSV (-o csv):
+// one object per device, thread count and test, with llama-bench's field names and
+// order where they apply (build_commit ... stddev_ts, samples_ns, samples_ts) and
+// moatless' own after them. Durations: *_ns nanoseconds (integers), *_ms milliseconds;
+// rates: *_ts tokens/s, *_gbs 1e9 bytes/s; memory: bytes. null where a value does not
+// apply or is unknown (empty in the CSV).
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -11,10 +13,12 @@ namespace moat::cli {
 
 namespace {
 
-nlohmann::ordered_json optional_number(std::optional<double> value) { return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(); }
+using Json = nlohmann::ordered_json;
 
-nlohmann::ordered_json profile_json(const runtime::KernelProfile& profile) {
-  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+Json optional_number(std::optional<double> value) { return value ? Json(*value) : Json(); }
+
+Json profile_json(const runtime::KernelProfile& profile) {
+  Json out = Json::array();
   const double total = profile.total_ms();
   for (const runtime::KernelTime& k : profile.by_time())
     out.push_back({{"kernel", k.name},
@@ -24,38 +28,48 @@ nlohmann::ordered_json profile_json(const runtime::KernelProfile& profile) {
   return out;
 }
 
-nlohmann::ordered_json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTest& test) {
+Json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTest& test) {
   const std::vector<double> ts = samples_ts(test);
   const runtime::MeanSd ns = runtime::mean_sd(test.samples_ns), rate = runtime::mean_sd(ts);
   std::vector<uint64_t> samples_ns;
   for (double v : test.samples_ns) samples_ns.push_back(static_cast<uint64_t>(std::llround(std::max(v, 0.0))));
   const bool known_bandwidth = d.bandwidth.bytes_per_s > 0;
-  nlohmann::ordered_json j = {
+  const runtime::BenchResult& r = d.result;
+  Json j = {
+      // llama-bench's fields, in its order
+      {"build_commit", report.build_commit.empty() ? Json() : Json(report.build_commit)},
+      {"cpu_info", report.cpu_info},
+      {"backends", d.info.backend},
       {"model_filename", report.model_filename},
       {"model_type", report.model.label},
       {"model_size", report.model.bytes},
       {"model_n_params", report.model.params},
+      {"n_batch", test.n_batch},
+      {"n_ubatch", test.n_batch},  // moatless evaluates a batch in one pass: both are -b
+      {"n_threads", d.n_threads > 0 ? Json(d.n_threads) : Json()},
       {"n_prompt", test.n_prompt},
       {"n_gen", test.n_gen},
       {"n_depth", test.depth},
-      {"n_threads", d.n_threads > 0 ? nlohmann::ordered_json(d.n_threads) : nlohmann::ordered_json()},
+      {"test_time", d.test_time},
       {"avg_ns", static_cast<uint64_t>(std::llround(std::max(ns.mean, 0.0)))},
       {"stddev_ns", static_cast<uint64_t>(std::llround(ns.sd))},
       {"avg_ts", rate.mean},
       {"stddev_ts", rate.sd},
       {"samples_ns", samples_ns},
       {"samples_ts", ts},
-      {"test_time", d.test_time},
-      {"build_commit", report.build_commit.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(report.build_commit)},
+      // moatless' own
       {"test", test.name()},
       {"device", d.info.id},
       {"device_name", d.info.name},
       {"backend", d.info.backend},
-      {"load_ms", d.result.load_ms},
-      {"compile_ms", d.result.compile_ms},
-      {"compile_warm_ms", d.result.compile_warm_ms},
-      {"peak_bytes", d.result.peak_bytes},
-      {"peak_rss_bytes", d.result.peak_rss_bytes > 0 ? nlohmann::ordered_json(d.result.peak_rss_bytes) : nlohmann::ordered_json()},
+      {"load_ms", r.load_ms},
+      {"compile_ms", r.compile_ms},
+      {"compile_cold", report.cold},
+      {"compile_warm_ms", optional_number(r.compile_warm_ms)},
+      {"kernels_compiled", r.kernels_compiled},
+      {"kernels_cached", r.kernels_cached},
+      {"peak_bytes", r.peak_bytes},
+      {"peak_rss_bytes", r.peak_rss_bytes > 0 ? Json(r.peak_rss_bytes) : Json()},
       {"h2d_bytes_per_token", test.h2d_bytes_per_token},
       {"d2h_bytes_per_token", test.d2h_bytes_per_token},
       {"launches_per_token", test.launches_per_token},
@@ -63,21 +77,67 @@ nlohmann::ordered_json row(const BenchReport& report, const DeviceBench& d, cons
       {"decode_bytes_per_token", report.model.decode_bytes_per_token},
       {"decode_gbs", optional_number(test.n_gen > 0 ? std::optional<double>(decode_bytes_per_s(report, test).value_or(0) / 1e9)
                                                     : std::nullopt)},
-      {"bandwidth_gbs", known_bandwidth ? nlohmann::ordered_json(d.bandwidth.bytes_per_s / 1e9) : nlohmann::ordered_json()},
-      {"bandwidth_source", known_bandwidth ? nlohmann::ordered_json(d.bandwidth.source) : nlohmann::ordered_json()},
+      {"bandwidth_gbs", known_bandwidth ? Json(d.bandwidth.bytes_per_s / 1e9) : Json()},
+      {"bandwidth_source", known_bandwidth ? Json(d.bandwidth.source) : Json()},
       {"bandwidth_share", optional_number(bandwidth_share(report, d, test))},
   };
   if (test.profile) j["profile"] = profile_json(*test.profile);
   return j;
 }
 
+std::vector<Json> rows(const BenchReport& report) {
+  std::vector<Json> out;
+  for (const DeviceBench& d : report.devices)
+    for (const runtime::BenchTest& test : d.result.tests) out.push_back(row(report, d, test));
+  return out;
+}
+
+std::string dumped(const Json& j, int indent = -1) { return j.dump(indent, ' ', false, Json::error_handler_t::replace); }
+
+// A CSV field, always quoted (as llama-bench), quotes doubled.
+std::string csv_field(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 std::string bench_json(const BenchReport& report) {
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  for (const DeviceBench& d : report.devices)
-    for (const runtime::BenchTest& test : d.result.tests) rows.push_back(row(report, d, test));
-  return rows.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  Json all = Json::array();
+  for (Json& j : rows(report)) all.push_back(std::move(j));
+  return dumped(all, 2) + "\n";
+}
+
+std::string bench_jsonl(const BenchReport& report) {
+  std::string out;
+  for (const Json& j : rows(report)) out += dumped(j) + "\n";
+  return out;
+}
+
+std::string bench_csv(const BenchReport& report) {
+  const std::vector<Json> all = rows(report);
+  // The columns: every field that is not a list, in the order of the first row (every
+  // row has them all; only "profile", a list, is optional).
+  std::vector<std::string> columns;
+  const Json example = row(report, {}, {});
+  for (const auto& [key, value] : example.items())
+    if (!value.is_array() && !value.is_object()) columns.push_back(key);
+  std::string out;
+  for (size_t i = 0; i < columns.size(); ++i) out += (i ? "," : "") + columns[i];
+  out += "\n";
+  for (const Json& j : all) {
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const Json& v = j[columns[i]];
+      out += i ? "," : "";
+      out += csv_field(v.is_null() ? "" : v.is_string() ? v.get<std::string>() : dumped(v));
+    }
+    out += "\n";
+  }
+  return out;
 }
 
 }  // namespace moat::cli

@@ -1,6 +1,7 @@
 // moat bench's Markdown: llama-bench's table (model, size, params, backend, device,
-// threads, test, t/s) with the columns only moatless has: load and JIT compile time,
-// the device's peak memory and decode's share of memory bandwidth.
+// threads, n_batch when it is not the default, test, t/s) with the columns only
+// moatless has: load and JIT compile time (through the kernel cache as found; --cold:
+// cold / warm), the device's peak memory and decode's share of memory bandwidth.
 #include <cstdio>
 
 #include "samples/moat/bench_report.h"
@@ -28,18 +29,22 @@ std::string bandwidth_cell(const BenchReport& report, const DeviceBench& device,
 }  // namespace
 
 std::string bench_markdown(const BenchReport& report) {
-  std::string out =
-      "| model | size | params | backend | device | threads | test | t/s | load ms | compile ms cold / warm | peak mem | decode bandwidth |\n"
-      "| ----- | ---: | -----: | ------- | ------ | ------: | ---: | --: | ------: | ---------------------: | -------: | ---------------: |\n";
+  const bool batch = batch_varies(report);
+  const std::string compile = report.cold ? "compile ms cold / warm" : "compile ms";
+  std::string out = cat("| model | size | params | backend | device | threads | ", batch ? "n_batch | " : "",
+                        "test | t/s | load ms | ", compile, " | peak mem | decode bandwidth |\n",
+                        "| ----- | ---: | -----: | ------- | ------ | ------: | ", batch ? "------: | " : "",
+                        "---: | --: | ------: | ", std::string(compile.size() - 1, '-'), ": | -------: | ---------------: |\n");
   for (const DeviceBench& d : report.devices)
     for (const runtime::BenchTest& test : d.result.tests) {
       const runtime::MeanSd ts = runtime::mean_sd(samples_ts(test));
+      const runtime::BenchResult& r = d.result;
       out += cat("| ", report.model.label, " | ", human_bytes(static_cast<double>(report.model.bytes)), " | ",
                  human_count(static_cast<double>(report.model.params)), " | ", d.info.backend, " | ", d.info.id, " | ",
-                 d.n_threads > 0 ? std::to_string(d.n_threads) : "-", " | ", test.name(), " | ", fixed(ts.mean, 2),
-                 " ± ", fixed(ts.sd, 2), " | ", fixed(d.result.load_ms, 1), " | ", fixed(d.result.compile_ms, 0), " / ",
-                 fixed(d.result.compile_warm_ms, 0), " | ", human_bytes(static_cast<double>(d.result.peak_bytes)), " | ",
-                 bandwidth_cell(report, d, test), " |\n");
+                 d.n_threads > 0 ? std::to_string(d.n_threads) : "-", " | ", batch ? cat(test.n_batch, " | ") : "",
+                 test.name(), " | ", fixed(ts.mean, 2), " ± ", fixed(ts.sd, 2), " | ", fixed(r.load_ms, 1), " | ",
+                 fixed(r.compile_ms, 0), r.compile_warm_ms ? cat(" / ", fixed(*r.compile_warm_ms, 0)) : "", " | ",
+                 human_bytes(static_cast<double>(r.peak_bytes)), " | ", bandwidth_cell(report, d, test), " |\n");
     }
   if (!report.build_commit.empty()) out += cat("\nbuild: ", report.build_commit, "\n");
   return out;
@@ -53,7 +58,9 @@ std::string bench_profile_markdown(const BenchReport& report) {
       if (!test.profile) continue;
       const runtime::KernelProfile& p = *test.profile;
       const double total = p.total_ms();
-      out += cat("\n### ", d.info.id, ": ", test.n_prompt > 0 ? cat("one prefill of ", test.n_prompt, " tokens") : "one decode step",
+      out += cat("\n### ", device_label(report, d), ": ",
+                 test.n_prompt > 0 ? cat("one prefill of ", test.n_prompt, " tokens") : "one decode step",
+                 test.depth > 0 ? cat(" after ", test.depth, " cached tokens") : "", batch_varies(report) && test.n_prompt > 0 ? cat(", batch ", test.n_batch) : "",
                  " — ", p.launches(), " launches, ", fixed(total, 3), " ms\n\n");
       out += "| kernel | launches | total ms | share |\n| ------ | -------: | -------: | ----: |\n";
       const std::vector<runtime::KernelTime> kernels = p.by_time();

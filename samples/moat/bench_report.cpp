@@ -1,6 +1,9 @@
 #include "samples/moat/bench_report.h"
 
 #include <cstdio>
+#include <set>
+
+#include "support/strings.h"
 
 namespace moat::cli {
 
@@ -34,6 +37,23 @@ std::optional<double> bandwidth_share(const BenchReport& report, const DeviceBen
   std::optional<double> reached = decode_bytes_per_s(report, test);
   if (!reached || device.bandwidth.bytes_per_s <= 0) return std::nullopt;
   return *reached / device.bandwidth.bytes_per_s;
+}
+
+bool batch_varies(const BenchReport& report) {
+  std::set<int64_t> batches;
+  for (const DeviceBench& d : report.devices)
+    for (const runtime::BenchTest& test : d.result.tests) batches.insert(test.n_batch);
+  return batches.size() > 1 || (batches.size() == 1 && *batches.begin() != runtime::BenchTest{}.n_batch);
+}
+
+std::string device_label(const BenchReport& report, const DeviceBench& device) {
+  size_t runs = 0;
+  for (const DeviceBench& d : report.devices) runs += d.info.id == device.info.id;
+  return runs > 1 && device.n_threads > 0 ? cat(device.info.id, " t", device.n_threads) : device.info.id;
+}
+
+std::string test_label(const BenchReport& report, const runtime::BenchTest& test) {
+  return batch_varies(report) ? cat(test.name(), " b", test.n_batch) : test.name();
 }
 
 std::string human_count(double count) {

@@ -57,6 +57,7 @@ std::string colour(const std::string& backend) {
 
 struct Bar {
   const DeviceBench* device;
+  std::string label;  // device_label
   runtime::MeanSd ts;
 };
 
@@ -82,7 +83,7 @@ double panel(std::string& svg, double top, const std::string& title, const std::
   for (size_t i = 0; i < bars.size(); ++i) {
     const Bar& b = bars[i];
     const double y = bars_top + static_cast<double>(i) * (kBar + kGap) + kGap / 2, mid = y + kBar / 2;
-    svg += cat("<text x=\"", kLeft - 8, "\" y=\"", num(mid + 4), "\" class=\"label\">", xml_escaped(b.device->info.id),
+    svg += cat("<text x=\"", kLeft - 8, "\" y=\"", num(mid + 4), "\" class=\"label\">", xml_escaped(b.label),
                "</text>\n");
     svg += cat("<rect x=\"", kLeft, "\" y=\"", num(y), "\" width=\"", num(x_of(b.ts.mean) - kLeft), "\" height=\"", kBar,
                "\" fill=\"", colour(b.device->info.backend), "\"><title>", xml_escaped(b.device->info.name),
@@ -103,11 +104,11 @@ std::string bench_svg(const BenchReport& report) {
   std::vector<std::pair<std::string, std::vector<Bar>>> panels;
   for (const DeviceBench& d : report.devices)
     for (const runtime::BenchTest& test : d.result.tests) {
-      const std::string title = test.n_prompt > 0 ? cat("prompt processing, ", test.name())
-                                                  : cat("token generation, ", test.name());
+      const std::string title = test.n_prompt > 0 ? cat("prompt processing, ", test_label(report, test))
+                                                  : cat("token generation, ", test_label(report, test));
       auto it = std::find_if(panels.begin(), panels.end(), [&](const auto& p) { return p.first == title; });
       if (it == panels.end()) it = panels.insert(panels.end(), std::make_pair(title, std::vector<Bar>{}));
-      it->second.push_back({&d, runtime::mean_sd(samples_ts(test))});
+      it->second.push_back({&d, device_label(report, d), runtime::mean_sd(samples_ts(test))});
     }
   std::string body;
   double y = 58;

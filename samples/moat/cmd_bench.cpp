@@ -1,13 +1,16 @@
 // moat bench: prompt processing and token generation speed of a model on one or more
 // devices, after llama-bench (runtime/bench.h measures; bench_report.h writes).
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
+#include <tuple>
 
 #include "backends/device.h"
 #include "backends/registry.h"
@@ -15,6 +18,9 @@
 #include "samples/moat/bench_report.h"
 #include "samples/moat/commands.h"
 #include "samples/moat/demo_model.h"
+#include "samples/moat/temp_dir.h"
+#include "runtime/bandwidth.h"
+#include "runtime/kernel_cache.h"
 #include "support/error.h"
 
 #ifndef MOAT_BUILD_COMMIT
@@ -27,14 +33,14 @@ namespace {
 
 // The devices to run on, in the order given ("all": every device the registry lists).
 // Backends that are not available are noted in `notes`.
-std::vector<std::string> pick_devices(const std::string& spec, std::vector<std::string>& notes) {
+std::vector<backends::DeviceInfo> pick_devices(const std::string& spec, std::vector<std::string>& notes) {
   const backends::DeviceReport report = backends::enumerate_devices();
   std::vector<std::string> known;
   for (const backends::DeviceInfo& d : report.devices) known.push_back(d.id);
   if (spec == "all") {
     for (const backends::BackendStatus& b : report.backends)
       if (!b.available) notes.push_back(cat(b.backend, " skipped (", b.detail, ")"));
-    return known;
+    return report.devices;
   }
   std::vector<std::string> picked;
   size_t start = 0;
@@ -50,30 +56,11 @@ std::vector<std::string> pick_devices(const std::string& spec, std::vector<std::
                  "); `moat devices` lists the devices and why a backend is not available");
     if (std::find(picked.begin(), picked.end(), id) == picked.end()) picked.push_back(id);
   }
-  return picked;
+  std::vector<backends::DeviceInfo> out;
+  for (const std::string& id : picked)
+    out.push_back(*std::find_if(report.devices.begin(), report.devices.end(), [&](const auto& d) { return d.id == id; }));
+  return out;
 }
-
-// An empty directory for one device's cold kernel cache, removed with this object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "moat-bench-XXXXXX").string();
-    if (!::mkdtemp(pattern.data()))
-      user_error("cannot create a temporary kernel cache directory (", pattern, "): ", std::strerror(errno),
-                 "; set TMPDIR to a writable directory");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string utc_now() {
   std::time_t now = std::time(nullptr);
@@ -84,118 +71,234 @@ std::string utc_now() {
   return text;
 }
 
-// Opens every output file named by an option now, so that a bad path fails before the
-// benchmark rather than after it.
-std::vector<std::pair<std::string, std::ofstream>> open_outputs(const ParsedArgs& args) {
-  std::vector<std::pair<std::string, std::ofstream>> out;
-  for (const char* option : {"--json", "--md", "--svg"}) {
+// -p, -n, -d, -b, -t: numbers in [min, max] separated by commas; `fallback` when absent.
+std::vector<int64_t> integer_list(const ParsedArgs& args, const char* option, std::vector<int64_t> fallback, int64_t min,
+                                  int64_t max, const char* what, const char* example) {
+  if (!args.has(option)) return fallback;
+  const std::string& text = args.value(option);
+  std::string bad;
+  const std::optional<std::vector<int64_t>> values = parse_integer_list(text, min, max, bad);
+  if (!values)
+    user_error(option, " ", text, ": ", bad.empty() ? std::string("an empty item") : cat("'", bad, "'"), " is not ", what,
+               " in [", min, ", ", max, "]; give numbers separated by commas, e.g. ", option, " ", example);
+  return *values;
+}
+
+enum class Format { md, csv, json, jsonl, svg };
+
+Format output_format(const ParsedArgs& args) {
+  const std::string value = args.value_or("-o", "md");
+  if (value == "md") return Format::md;
+  if (value == "csv") return Format::csv;
+  if (value == "json") return Format::json;
+  if (value == "jsonl") return Format::jsonl;
+  user_error("-o ", value, ": not an output format; give md (the default), csv, json or jsonl");
+}
+
+std::string formatted(const BenchReport& report, Format format) {
+  switch (format) {
+    case Format::md: return bench_markdown(report) + bench_profile_markdown(report);
+    case Format::csv: return bench_csv(report);
+    case Format::json: return bench_json(report);
+    case Format::jsonl: return bench_jsonl(report);
+    case Format::svg: return bench_svg(report);
+  }
+  return "";
+}
+
+// Where the results go: stdout in one form (-o, or the one file option given as -),
+// and the files of --json, --md and --svg, opened now so that a bad path fails before
+// the benchmark rather than after it.
+struct Outputs {
+  Format stdout_format = Format::md;
+  std::vector<std::tuple<std::string, Format, std::ofstream>> files;  // option, form, file
+};
+
+Outputs open_outputs(const ParsedArgs& args) {
+  Outputs out;
+  out.stdout_format = output_format(args);
+  std::string to_stdout = args.has("-o") ? "-o" : "";
+  for (auto [option, format] : {std::pair{"--json", Format::json}, {"--md", Format::md}, {"--svg", Format::svg}}) {
     if (!args.has(option)) continue;
     const std::string& path = args.value(option);
+    if (path == "-") {
+      if (!to_stdout.empty())
+        user_error(to_stdout, to_stdout == "-o" ? "" : " -", " and ", option,
+                   " - both write to stdout; give one of them (a file name writes a file)");
+      to_stdout = option;
+      out.stdout_format = format;
+      continue;
+    }
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     if (!file) user_error(option, ": cannot write '", path, "' (", std::strerror(errno), ")");
-    out.emplace_back(option, std::move(file));
+    out.files.emplace_back(option, format, std::move(file));
   }
   return out;
 }
 
-// -d's value: depths separated by commas ("0,4096"), each 0 or more.
-std::vector<int64_t> parse_depths(const std::string& text) {
-  std::string bad;
-  const std::optional<std::vector<int64_t>> depths = parse_integer_list(text, 0, 1 << 24, bad);
-  if (!depths)
-    user_error("-d '", text, "': give depths (cached tokens before each test) as numbers separated by commas, e.g. -d 0,4096");
-  return *depths;
+// The default -p / -n, capped so that every test fits the model's context after the
+// largest depth, with a note on stderr; given values are checked as given (a test past
+// the context is an error, as in `moat run`).
+void cap_defaults(const ParsedArgs& args, int64_t context, runtime::BenchOptions& options) {
+  const int64_t room = context - *std::max_element(options.depths.begin(), options.depths.end());
+  if (room <= 0) return;  // check_bench_options names -d
+  auto cap = [&](const char* option, std::vector<int64_t>& values, int64_t most, const char* test) {
+    if (args.has(option) || values.front() <= most) return;
+    std::cerr << "note: " << option << " " << values.front() << " (the default) does not fit the model's context of "
+              << context << " tokens" << (room < context ? " after -d" : "") << "; running " << test << most
+              << " instead (give " << option << " to choose)\n";
+    values = {most};
+  };
+  cap("-p", options.n_prompt, room, "pp");
+  cap("-n", options.n_gen, room - 1, "tg");
 }
 
 int run_bench(const ParsedArgs& args) {
   runtime::BenchOptions options;
-  options.n_prompt = args.integer("-p", 512, 0, 1 << 20);
-  options.n_gen = args.integer("-n", 128, 0, 1 << 20);
+  options.n_prompt = integer_list(args, "-p", {512}, 0, 1 << 20, "a number of prompt tokens", "16,32");
+  options.n_gen = integer_list(args, "-n", {128}, 0, 1 << 20, "a number of generated tokens", "8,128");
+  options.depths = integer_list(args, "-d", {0}, 0, 1 << 24, "a depth (cached tokens)", "0,4096");
+  options.batches = integer_list(args, "-b", {512}, 1, 1 << 20, "a batch (tokens per forward pass)", "128,512");
+  const std::vector<int64_t> threads = integer_list(args, "-t", {0}, 0, 1024, "a thread count", "1,2,4");
   options.repetitions = static_cast<int>(args.integer("-r", 5, 1, 10000));
-  if (args.has("-d")) options.depths = parse_depths(args.value("-d"));
   options.profile = args.has("--profile");
-  backends::CpuOptions cpu;
-  cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
-  if (options.n_prompt == 0 && options.n_gen == 0) user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
+  options.cold = args.has("--cold");
+  auto any = [](const std::vector<int64_t>& v) { return std::any_of(v.begin(), v.end(), [](int64_t x) { return x > 0; }); };
+  if (!any(options.n_prompt) && !any(options.n_gen))
+    user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
+  Outputs outputs = open_outputs(args);
+
+  // From here on, a signal removes the temporary kernel caches of --cold before it ends
+  // the process. Before any device is opened: their threads inherit the blocked signals.
+  remove_temp_dirs_on_signals();
   std::vector<std::string> notes;
-  const std::vector<std::string> ids = pick_devices(args.value_or("--device", "all"), notes);
-  auto outputs = open_outputs(args);
+  const std::vector<backends::DeviceInfo> devices = pick_devices(args.value_or("--device", "all"), notes);
 
   BenchReport report;
   report.model_filename = args.has("-m") ? args.value("-m") : demo_model_path();
   report.build_commit = MOAT_BUILD_COMMIT;
+  report.cpu_info = backends::describe_host_cpu().name;
+  report.cold = options.cold;
   {  // loaded once up front: a bad model fails before any device work; its sizes
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
     for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
     report.model = model.size();
+    cap_defaults(args, model.training_context(), options);
     runtime::check_bench_options(model, options);
   }
   for (const std::string& note : notes) std::cerr << "note: " << note << "\n";
 
-  double host_bandwidth = -1;  // bytes/s; measured when a device first needs it
-  for (const std::string& id : ids) {
-    std::unique_ptr<backends::Device> device = backends::open_device(id, cpu);
-    DeviceBench& d = report.devices.emplace_back();
-    d.info = device->properties().info;
-    // a device that runs kernels on host threads (DeviceInfo::threads) takes --threads
-    if (d.info.threads > 0) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, d.info.compute_units);
-    if (device->properties().host_memory && host_bandwidth < 0) {
+  const std::filesystem::path cache_dir =
+      runtime::default_kernel_cache_dir(std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
+  std::optional<double> host_bandwidth;  // bytes/s; when a device first needs it
+  auto host_read_bandwidth = [&]() {
+    if (host_bandwidth) return *host_bandwidth;
+    const runtime::HostBandwidth b = runtime::cached_host_read_bandwidth(cache_dir, args.has("--remeasure-bandwidth"), [] {
       std::cerr << "moat bench: measuring host memory bandwidth ...\n";
-      host_bandwidth = runtime::measure_host_read_bandwidth(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+      return runtime::measure_host_read_bandwidth(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    });
+    char gbs[32];
+    std::snprintf(gbs, sizeof gbs, "%.1f", b.bytes_per_s / 1e9);
+    std::cerr << "moat bench: host memory bandwidth " << gbs << " GB/s, "
+              << (b.cached ? "measured " + b.measured_at : std::string("measured now"));
+    if (!b.file.empty()) std::cerr << (b.cached ? " (" : " (kept in ") << b.file.string() << "; --remeasure-bandwidth measures it again)";
+    std::cerr << "\n";
+    host_bandwidth = b.bytes_per_s;
+    return *host_bandwidth;
+  };
+
+  for (const backends::DeviceInfo& listed : devices) {
+    const std::string& id = listed.id;
+    // a device that runs kernels on host threads (DeviceInfo::threads) runs once per -t
+    // value; other devices run once
+    const bool host_threads = listed.threads > 0;
+    for (size_t t = 0; t < (host_threads ? threads.size() : 1); ++t) {
+      backends::CpuOptions cpu;
+      cpu.threads = static_cast<int>(threads[t]);
+      std::unique_ptr<backends::Device> device = backends::open_device(id, cpu);
+      const backends::DeviceProperties& properties = device->properties();
+      DeviceBench& d = report.devices.emplace_back();
+      d.info = properties.info;
+      if (host_threads) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, d.info.compute_units);
+      d.bandwidth = runtime::device_bandwidth(properties, properties.host_memory ? host_read_bandwidth() : 0);
+      std::cerr << "moat bench: " << id << " (" << d.info.name << ")"
+                << (host_threads ? cat(", ", d.n_threads, d.n_threads == 1 ? " thread" : " threads") : "") << " ...\n";
+      std::optional<TempDir> cold_cache;
+      if (options.cold) cold_cache.emplace("moat-bench-");
+      options.kernel_cache_dir = options.cold ? cold_cache->path() : cache_dir;
+      d.test_time = utc_now();
+      d.result = runtime::bench_device(report.model_filename, {}, *device, options);
+      const runtime::BenchResult& r = d.result;
+      std::cerr << "moat bench: " << id << ": compile " << static_cast<int64_t>(r.compile_ms) << " ms ("
+                << r.kernels_compiled << " kernels compiled, " << r.kernels_cached << " from the kernel cache"
+                << (options.cold ? cat("; warm: ", static_cast<int64_t>(r.compile_warm_ms.value_or(0)), " ms")
+                                 : cache_dir.empty() ? std::string(", in memory only") : cat(" in ", cache_dir.string()))
+                << "), not counted in t/s\n";
     }
-    d.bandwidth = runtime::device_bandwidth(device->properties(), host_bandwidth);
-    std::cerr << "moat bench: " << id << " (" << d.info.name << ") ...\n";
-    TempDir cold_cache;
-    options.cold_cache_dir = cold_cache.path();
-    d.test_time = utc_now();
-    d.result = runtime::bench_device(report.model_filename, {}, *device, options);
   }
 
-  const std::string markdown = bench_markdown(report), profile = bench_profile_markdown(report);
-  std::cout << markdown << profile;
-  for (auto& [option, file] : outputs) {
-    const std::string text = option == "--json" ? bench_json(report) : option == "--md" ? markdown + profile : bench_svg(report);
-    file << text;
+  for (auto& [option, format, file] : outputs.files) {
+    file << formatted(report, format);
     file.flush();
     if (!file) user_error(option, ": writing '", args.value(option), "' failed (", std::strerror(errno), ")");
   }
+  std::cout << formatted(report, outputs.stdout_format);
+  std::cout.flush();
+  if (!std::cout) user_error("writing the results to stdout failed");
   return 0;
 }
 
 const Command kBench{
-    {"bench", "[-m MODEL] [--device all|ID,...] [-p N] [-n N] [-d N,...] [-r N] [-t N] [--json F] [--md F] [--svg F] [--profile]",
+    {"bench",
+     "[-m MODEL] [--device all|ID,...] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
+     "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
-      {"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
-      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
-      {"-d", "N,...", "depths: run each test after N cached tokens (default 0; a comma list runs each depth)"},
+      {"-p", "N,...", "prompt tokens of the pp tests (default 512, capped to the context; 0 skips pp)"},
+      {"-n", "N,...", "generated tokens of the tg tests (default 128, capped to the context; 0 skips tg)"},
+      {"-d", "N,...", "depths: run each test after N cached tokens (default 0)"},
+      {"-b", "N,...", "batch: the most tokens one forward pass evaluates, pp and depth fill (default 512)"},
+      {"-t", "N,...", "threads of devices that run on host cores (default: one per physical core)"},
       {"-r", "N", "repetitions of each test (default 5)"},
-      {"-t", "N", "CPU threads (default: one per physical core)"},
-      {"--json", "F", "write the results as JSON (one object per device and test)"},
-      {"--md", "F", "write the Markdown table to F too"},
-      {"--svg", "F", "write an SVG bar chart of t/s per device"},
+      {"-o", "FORMAT", "what stdout gets: md (default: the table), csv, json or jsonl"},
+      {"--json", "F", "write the rows as JSON to F too (- : to stdout, instead of -o)"},
+      {"--md", "F", "write the Markdown table to F too (- : to stdout)"},
+      {"--svg", "F", "write an SVG bar chart of t/s per device to F (- : to stdout)"},
+      {"--cold", "", "measure compile cold (an empty temporary kernel cache) and warm"},
+      {"--remeasure-bandwidth", "", "measure the host's memory bandwidth again (else the cached value)"},
       {"--profile", "", "time every kernel of one prefill and one decode step"}},
      0,
      0,
-     "For each device: pp N evaluates N prompt tokens in one pass; tg N decodes N tokens one\n"
-     "at a time after a one-token prompt; both after -d cached tokens (filled untimed in\n"
-     "passes of 512, as llama-bench's depth; 0: an empty cache). Each test runs once to warm up,\n"
-     "then -r times; t/s is the mean ± sd over those runs. Also reported: load (model file to\n"
-     "weights on the device), JIT compile time cold (an empty temporary kernel cache) and warm\n"
-     "(a second session on that cache), peak memory (the most bytes of device buffers held at\n"
-     "once: weights, cache windows, activations; on the CPU the weights are the model file's\n"
-     "mapped pages; peak_rss_bytes in the JSON is the process's peak resident memory) and\n"
-     "decode's share of memory bandwidth: weight bytes read per token (non-expert weights\n"
-     "with the output matrix, one embedding row, each MoE layer's top-k routed and shared\n"
-     "experts) x tokens/s, over the bandwidth measured on the host (CPU, OpenCL CPU devices)\n"
-     "or specified by the device (CUDA, HIP; unknown for OpenCL GPUs). Cold means moatless'\n"
-     "kernel cache is empty; a driver's own cache (PoCL's kcache: POCL_KERNEL_CACHE=0 turns it\n"
-     "off) may still be warm.\n\n"
-     "The JSON also has, per token of each test, the bytes copied host -> device and device ->\n"
-     "host, the kernel launches and the device allocations (h2d_bytes_per_token, ...).\n\n"
-     "The table goes to stdout; --md, --json and --svg write files as well; --profile adds\n"
-     "per-kernel tables (each launch synchronised, so profiled time exceeds plain time)."},
+     "As llama-bench: every combination of the lists is a test and a row, per device (and\n"
+     "per -t value on devices that run on host cores): for each -b, for each -d, pp of each\n"
+     "-p, then tg of each -n. pp N evaluates N prompt tokens in passes of at most -b; tg N\n"
+     "decodes N tokens one at a time after a one-token prompt; both after -d cached tokens\n"
+     "(filled untimed; 0: an empty cache). Each test runs once to warm up, then -r times;\n"
+     "t/s is the mean ± sd over those runs.\n\n"
+     "The default -p and -n are capped to the model's context (after the largest -d), with a\n"
+     "note on stderr; a test given explicitly that passes the context is an error (exit 2),\n"
+     "as in `moat run`.\n\n"
+     "Also reported: load (model file to weights on the device), JIT compile time (kernels\n"
+     "through the kernel cache as found, $MOAT_CACHE_DIR or ~/.cache/moatless/kernels, so\n"
+     "usually warm; --cold: into an empty temporary cache, then warm from it in a second\n"
+     "session; compile time never counts in t/s), peak memory (the most bytes of device\n"
+     "buffers held at once: weights, cache windows, activations; on the CPU the weights are\n"
+     "the model file's mapped pages; peak_rss_bytes in the JSON is the process's peak\n"
+     "resident memory) and decode's share of memory bandwidth: weight bytes read per token\n"
+     "(non-expert weights with the output matrix, one embedding row, each MoE layer's top-k\n"
+     "routed and shared experts) x tokens/s, over the bandwidth measured on the host (CPU,\n"
+     "OpenCL CPU devices) or specified by the device (CUDA, HIP; unknown for OpenCL GPUs).\n"
+     "The host's bandwidth is measured once per machine and kept in the kernel cache\n"
+     "directory (host-bandwidth-*.txt); --remeasure-bandwidth, or deleting that file,\n"
+     "measures it again. Cold means moatless' kernel cache is empty; a driver's own cache\n"
+     "(PoCL's kcache: POCL_KERNEL_CACHE=0 turns it off) may still be warm.\n\n"
+     "Output: stdout gets one form, -o's (md by default, with --profile's per-kernel tables;\n"
+     "csv, json and jsonl use llama-bench's field names where they exist, then moatless'\n"
+     "own: device, load_ms, compile_ms, h2d_bytes_per_token, ...), or the file option given\n"
+     "as -; progress and notes go to stderr. --json, --md and --svg write files as well.\n"
+     "--profile's per-kernel times synchronise each launch, so profiled time exceeds plain\n"
+     "time. Temporary files are removed on every exit, Ctrl-C and SIGTERM included."},
     run_bench};
 
 }  // namespace

@@ -3,7 +3,11 @@
 // device's bandwidth comes from.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -107,17 +111,67 @@ TEST_CASE("device bandwidth: measured for host memory, specified for GPUs, else 
   CHECK(runtime::device_bandwidth(opencl_gpu, 2e10).source.empty());
 }
 
-TEST_CASE("check_bench_options names -p or -n when a test passes the training context") {
+TEST_CASE("check_bench_options names -p, -n or -d when a test passes the training context") {
   const models::DeepSeekModel model = models::load_deepseek(kV3);
   const int64_t context = model.hparams.n_ctx_train;
   runtime::BenchOptions ok;
-  ok.n_prompt = context;
-  ok.n_gen = context - 1;
+  ok.n_prompt = {1, context};
+  ok.n_gen = {context - 1, 0};
   CHECK_NOTHROW(runtime::check_bench_options(model, ok));
+  CHECK(runtime::bench_context(ok) == context);
   runtime::BenchOptions long_prompt = ok;
-  long_prompt.n_prompt = context + 1;
+  long_prompt.n_prompt = {8, context + 1};
   CHECK_THROWS_WITH_AS(runtime::check_bench_options(model, long_prompt), doctest::Contains("-p"), UserError);
   runtime::BenchOptions long_gen = ok;
-  long_gen.n_gen = context;
+  long_gen.n_gen = {context};
   CHECK_THROWS_WITH_AS(runtime::check_bench_options(model, long_gen), doctest::Contains("-n"), UserError);
+  runtime::BenchOptions deep = ok;
+  deep.n_prompt = {8};
+  deep.n_gen = {4};
+  deep.depths = {0, context - 8};
+  CHECK_NOTHROW(runtime::check_bench_options(model, deep));
+  CHECK(runtime::bench_context(deep) == context);
+  deep.depths = {0, context - 4};
+  CHECK_THROWS_WITH_AS(runtime::check_bench_options(model, deep), doctest::Contains("-p 8 after -d"), UserError);
+  deep.depths = {context};
+  CHECK_THROWS_WITH_AS(runtime::check_bench_options(model, deep), doctest::Contains("-d"), UserError);
+  runtime::BenchOptions nothing = ok;
+  nothing.n_prompt = {0};
+  nothing.n_gen = {0, 0};
+  CHECK_THROWS_WITH_AS(runtime::check_bench_options(model, nothing), doctest::Contains("nothing to measure"), UserError);
+}
+
+TEST_CASE("the host's bandwidth is measured once per machine and kept in a file until remeasured") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("moat-bandwidth-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  int measured = 0;
+  auto measure = [&] { return 1e9 * ++measured; };
+  const runtime::HostBandwidth first = runtime::cached_host_read_bandwidth(dir, false, measure);
+  CHECK(measured == 1);
+  CHECK_FALSE(first.cached);
+  CHECK(first.bytes_per_s == 1e9);
+  REQUIRE(std::filesystem::exists(first.file));  // the directory is made when missing
+  CHECK(first.file.parent_path() == dir);
+  CHECK(first.file.filename().string().starts_with("host-bandwidth-"));
+  const runtime::HostBandwidth again = runtime::cached_host_read_bandwidth(dir, false, measure);
+  CHECK(measured == 1);  // read back, not measured
+  CHECK(again.cached);
+  CHECK(again.bytes_per_s == doctest::Approx(1e9));
+  CHECK(again.measured_at == first.measured_at);
+  const runtime::HostBandwidth redone = runtime::cached_host_read_bandwidth(dir, true, measure);
+  CHECK(measured == 2);
+  CHECK_FALSE(redone.cached);
+  CHECK(runtime::cached_host_read_bandwidth(dir, false, measure).bytes_per_s == doctest::Approx(2e9));
+  // A file for another machine (or damaged) is measured over.
+  std::ofstream(first.file) << "moatless host read bandwidth v1\nmachine host=elsewhere\nbytes_per_s 5e9\n";
+  CHECK(runtime::cached_host_read_bandwidth(dir, false, measure).bytes_per_s == 3e9);
+  std::ofstream(first.file) << "garbage";
+  CHECK(runtime::cached_host_read_bandwidth(dir, false, measure).bytes_per_s == 4e9);
+  CHECK(measured == 4);
+  // No directory: measured every time, nothing written.
+  const runtime::HostBandwidth nowhere = runtime::cached_host_read_bandwidth({}, false, measure);
+  CHECK(measured == 5);
+  CHECK(nowhere.file.empty());
+  std::filesystem::remove_all(dir);
 }

@@ -136,18 +136,24 @@ Outputs open_outputs(const ParsedArgs& args) {
   return out;
 }
 
-// The default -p / -n, capped so that every test fits the model's context after the
-// largest depth, with a note on stderr; given values are checked as given (a test past
-// the context is an error, as in `moat run`).
-void cap_defaults(const ParsedArgs& args, int64_t context, runtime::BenchOptions& options) {
+// -p / -n values, default or given, capped so that every test fits the model's context
+// after the largest depth, each with a note on stderr (as `moat run -n` past the
+// context generates until it is full and says so); duplicates left by capping go.
+void cap_to_context(const ParsedArgs& args, int64_t context, runtime::BenchOptions& options) {
   const int64_t room = context - *std::max_element(options.depths.begin(), options.depths.end());
   if (room <= 0) return;  // check_bench_options names -d
   auto cap = [&](const char* option, std::vector<int64_t>& values, int64_t most, const char* test) {
-    if (args.has(option) || values.front() <= most) return;
-    std::cerr << "note: " << option << " " << values.front() << " (the default) does not fit the model's context of "
-              << context << " tokens" << (room < context ? " after -d" : "") << "; running " << test << most
-              << " instead (give " << option << " to choose)\n";
-    values = {most};
+    std::vector<int64_t> capped;
+    for (int64_t v : values) {
+      if (v > most)
+        std::cerr << "note: " << option << " " << v << (args.has(option) ? "" : " (the default)")
+                  << " does not fit the model's context of " << context << " tokens" << (room < context ? " after -d" : "")
+                  << "; running " << test << most << " instead" << (args.has(option) ? "" : cat(" (give ", option, " to choose)"))
+                  << "\n";
+      const int64_t fitted = std::min(v, most);
+      if (std::find(capped.begin(), capped.end(), fitted) == capped.end()) capped.push_back(fitted);
+    }
+    values = capped;
   };
   cap("-p", options.n_prompt, room, "pp");
   cap("-n", options.n_gen, room - 1, "tg");
@@ -183,7 +189,7 @@ int run_bench(const ParsedArgs& args) {
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
     for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
     report.model = model.size();
-    cap_defaults(args, model.training_context(), options);
+    cap_to_context(args, model.training_context(), options);
     runtime::check_bench_options(model, options);
   }
   for (const std::string& note : notes) std::cerr << "note: " << note << "\n";
@@ -276,9 +282,8 @@ const Command kBench{
      "decodes N tokens one at a time after a one-token prompt; both after -d cached tokens\n"
      "(filled untimed; 0: an empty cache). Each test runs once to warm up, then -r times;\n"
      "t/s is the mean ± sd over those runs.\n\n"
-     "The default -p and -n are capped to the model's context (after the largest -d), with a\n"
-     "note on stderr; a test given explicitly that passes the context is an error (exit 2),\n"
-     "as in `moat run`.\n\n"
+     "-p and -n values that pass the model's context (after the largest -d) are capped to it,\n"
+     "with a note on stderr, as `moat run -n` generates until the context is full.\n\n"
      "Also reported: load (model file to weights on the device), JIT compile time (kernels\n"
      "through the kernel cache as found, $MOAT_CACHE_DIR or ~/.cache/moatless/kernels, so\n"
      "usually warm; --cold: into an empty temporary cache, then warm from it in a second\n"

@@ -118,10 +118,12 @@ TEST_CASE("bench: the defaults run on the demo model, pp and tg capped to its co
   CHECK(contains(r.out, "| tg128 |"));  // 128 + the one-token prompt fit: not capped
   CHECK(!contains(r.err, "-n 128 (the default)"));
   CHECK(contains(r.out, "| compile ms |"));  // warm cache: one number, not cold / warm
-  // A value given that passes the context is an error, as in moat run.
-  Result too_long = run_moat({"bench", "--device", "cpu", "-n", "300"});
-  CHECK(too_long.exit_code == 2);
-  CHECK(contains(too_long.err, "-n 300 (after a one-token prompt) passes the model's context of 256 tokens"));
+  // A value given that passes the context is capped with a note, as moat run -n is.
+  Result too_long = run_moat({"bench", "--device", "cpu", "-p", "8", "-n", "300,400", "-r", "1"});
+  CHECK(too_long.exit_code == 0);
+  CHECK(contains(too_long.err, "note: -n 300 does not fit the model's context of 256 tokens; running tg255 instead"));
+  CHECK(contains(too_long.err, "note: -n 400 does not fit"));
+  CHECK(contains(too_long.out, "| tg255 |"));
   // The defaults are capped after the largest depth.
   Result deep = run_moat({"bench", "--device", "cpu", "-d", "250", "-r", "1"});
   REQUIRE_MESSAGE(deep.exit_code == 0, deep.err);

@@ -322,9 +322,9 @@ TEST_CASE("bench: a row per device and test as Markdown, JSON and SVG, and bad o
   Result nothing = run_moat({"bench", "-m", model, "-p", "0", "-n", "0"});
   CHECK(nothing.exit_code == 2);
   CHECK(contains(nothing.err, "nothing to measure"));
-  Result too_long = run_moat({"bench", "-m", model, "-p", "4096", "--device", "cpu"});  // context: 128
-  CHECK(too_long.exit_code == 2);
-  CHECK(contains(too_long.err, "-p 4096 passes the model's context"));
+  Result too_long = run_moat({"bench", "-m", model, "-p", "4096", "-n", "0", "-r", "1", "--device", "cpu"});  // context: 128
+  CHECK(too_long.exit_code == 0);  // capped, as run -n is
+  CHECK(contains(too_long.err, "-p 4096 does not fit the model's context of 128 tokens; running pp128 instead"));
   Result missing = run_moat({"bench", "-m", "/nonexistent/model.gguf"});
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.err, "/nonexistent/model.gguf"));

@@ -35,7 +35,7 @@ CliResult run_on_one_cpu(const std::vector<std::string>& args) {
 }  // namespace
 
 TEST_CASE("run: -t above the CPUs this process may run on warns, and the ids do not depend on -t") {
-  const std::vector<std::string> run{"run", "-m", kModel, "--tokens", "1,2,3", "-n", "6"};
+  const std::vector<std::string> run{"run", "-m", kModel, "--tokens", "1,2,3", "-n", "6", "--temp", "0"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = run;
     args.insert(args.end(), extra.begin(), extra.end());

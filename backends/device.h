@@ -50,7 +50,8 @@ struct DeviceProperties {
   double memory_bandwidth = 0;       // bytes/s of device memory by its specification; 0: unknown
   // The driver finishes compiling a kernel at its first launch (OpenCL drivers such as
   // PoCL specialise a kernel for its work-group size then): a session runs a new plan
-  // once before it is timed, so that this compile is not counted as evaluation.
+  // whose kernels it had to compile once before it is timed, so that this compile is not
+  // counted as evaluation.
   bool first_launch_compiles = false;
 };
 

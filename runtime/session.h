@@ -58,8 +58,8 @@ struct MemoryNeeds {
 };
 
 struct SessionStats {
-  // lowering + emit + compile / cache loads, and the first launch of a new plan on a
-  // device whose driver compiles then (DeviceProperties::first_launch_compiles), summed
+  // lowering + emit + compile / cache loads, and the first launch of a newly compiled
+  // plan on a device whose driver compiles then (DeviceProperties::first_launch_compiles)
   double compile_ms = 0;
   double pack_ms = 0;     // weights packed for the CPU's int8 kernels (jit/weight_packing.h)
   int plans = 0;          // shapes lowered

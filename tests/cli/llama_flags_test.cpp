@@ -146,7 +146,7 @@ TEST_CASE("a bad model file is named for what it is, before anything about token
       {v4, "architecture 'deepseek4' (DeepSeek-V4) is not supported"}};
   for (const auto& [path, cause] : cases) {
     INFO(path);
-    for (const std::string& text_option : {"-p", "-f"}) {  // run with a prompt, perplexity with a text file
+    for (const std::string text_option : {"-p", "-f"}) {  // run with a prompt, perplexity with a text file
       const std::string command = text_option == "-p" ? "run" : "perplexity";
       const auto r = run_moat({command, "-m", path, text_option, text_option == "-p" ? "x" : kSource + "/models/kjv-heldout.txt"});
       CHECK(r.exit_code == 2);

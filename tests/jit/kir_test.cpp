@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "backends/cpu/llvm_verify.h"
 #include "backends/device.h"
@@ -272,7 +273,8 @@ TEST_CASE("quantize writes ggml's q8_0 blocks - qdot is the exact integer dot sc
     d.body = block({for_loop("p", c_i64(0), c_i64(2), c_i64(1),
                              {store(d, out, mul(ref("p", kI64), c_i64(16)),
                                     qdot(d, qa, mul(ref("p", kI64), c_i64(2)), qb, mul(ref("p", kI64), c_i64(2)), 2))})});
-    const auto& info = backends::open_cpu_device({})->properties().info;
+    const std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
+    const backends::DeviceInfo& info = cpu->properties().info;
     const bool host_vnni = info.has_feature("avx512vnni") && info.has_feature("avx512vl");
     for (bool vnni : {false, true}) {
       if (vnni && !host_vnni) continue;  // this CPU cannot run vpdpbusd

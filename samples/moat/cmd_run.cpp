@@ -2,8 +2,8 @@
 // it is sampled; a prompt of token ids (--tokens) prints the generated ids; --chat runs
 // a conversation in the model's chat format (chat_session.cpp). Every path ends with one
 // stats line on stderr.
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -82,7 +82,7 @@ int run_once(const ParsedArgs& args) {
   runtime::Sampler sampler(sampling);
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
   // -1: until the end of sequence or a full context
-  const int64_t n_asked = args.integer("-n", -2, -1, 1 << 30);
+  const int64_t n_asked = args.integer("-n", -1, -1, 1 << 30);
   if (args.has("--logits-out")) check_writable("--logits-out", args.value("--logits-out"));
   RunSetup setup;
   setup.tokens_hint = "give the prompt as token ids with --tokens ID,ID,...";
@@ -96,12 +96,12 @@ int run_once(const ParsedArgs& args) {
     user_error("the prompt (", prompt_tokens, " tokens) passes the context of ", session.context(),
                " tokens; shorten it or raise --ctx");
   const int64_t room = session.context() - prompt_tokens;  // tokens the context has left to generate
-  const int64_t wanted = n_asked == -2 ? (prompt.is_text ? kDefaultTextTokens : 0) : n_asked == -1 ? INT64_MAX : n_asked;
+  const int64_t wanted = !args.has("-n") ? (prompt.is_text ? kDefaultTextTokens : 0) : n_asked == -1 ? INT64_MAX : n_asked;
   const int64_t n_gen = std::min(wanted, room);
   if (n_asked >= 0 && n_asked > room)
     std::cerr << "moat: note: the prompt (" << prompt_tokens << " tokens) plus -n " << n_asked << " passes the context of "
               << session.context() << " tokens; generating until it is full\n";
-  session.prepare(static_cast<int64_t>(prompt.ids.size()), batch,
+  session.prepare(prompt_tokens, batch,
                   args.has("--logits-out") ? models::LogitRows::all : models::LogitRows::last);
   setup.progress.disable();  // text streams from here on
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ir/quant_families.h"
 #include "support/error.h"
 #include "support/half.h"
 
@@ -94,6 +95,16 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems) {
     case DType::q4_0: dequantize_blocks<BlockQ4_0, dequantize_block_q4_0>(src, dst, blocks, block_elems); return;
     case DType::q4_k: dequantize_blocks<BlockQ4_K, dequantize_block_q4_k>(src, dst, blocks, block_elems); return;
     case DType::q6_k: dequantize_blocks<BlockQ6_K, dequantize_block_q6_k>(src, dst, blocks, block_elems); return;
+    case DType::q4_1: case DType::q5_0: case DType::q5_1:
+      dequantize_legacy_blocks(type, src, dst, blocks);
+      return;
+    case DType::q2_k: case DType::q3_k: case DType::q5_k: case DType::q8_k:
+      dequantize_k_blocks(type, src, dst, blocks);
+      return;
+    case DType::iq4_nl: case DType::iq4_xs: case DType::mxfp4: case DType::iq3_xxs: case DType::iq3_s:
+    case DType::iq2_xxs: case DType::iq2_xs: case DType::iq2_s: case DType::iq1_s: case DType::iq1_m:
+      dequantize_iq_blocks(type, src, dst, blocks);
+      return;
   }
   throw InternalError("dequantize_row: unknown dtype");
 }

@@ -80,9 +80,12 @@ void decode_f32(DType dtype, const uint8_t* src, float* dst, int64_t count) {
     case DType::i8: for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(load<int8_t>(src + i)); return;
     case DType::u8: for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(src[i]); return;
     case DType::boolean: for (int64_t i = 0; i < count; ++i) dst[i] = src[i] != 0 ? 1.0f : 0.0f; return;
-    case DType::q8_0: case DType::q4_0: case DType::q4_k: case DType::q6_k:
-      dequantize_row(dtype, src, dst, count);
-      return;
+    default:
+      if (is_quantised(dtype)) {
+        dequantize_row(dtype, src, dst, count);
+        return;
+      }
+      break;
   }
   throw InternalError("decode_f32: unknown dtype");
 }

@@ -3,19 +3,14 @@
 // combined as u8, offsets are taken in i8 or i32.
 #include "jit/block_formats.h"
 
+#include "jit/block_rules.h"
 #include "support/error.h"
 
 namespace moat::jit {
 
 namespace {
 
-NodeRef i64c(int64_t v) { return c_i64(v); }
-NodeRef shr(NodeRef a, NodeRef b) { return binary(BinaryOp::shr, std::move(a), std::move(b)); }
-NodeRef shl(NodeRef a, NodeRef b) { return binary(BinaryOp::shl, std::move(a), std::move(b)); }
-NodeRef bit_and(NodeRef a, NodeRef b) { return binary(BinaryOp::land, std::move(a), std::move(b)); }
-NodeRef bit_or(NodeRef a, NodeRef b) { return binary(BinaryOp::lor, std::move(a), std::move(b)); }
-NodeRef to_f32(const NodeRef& x) { return cast(kF32.with_lanes(x->type.lanes), x); }
-NodeRef splat32(NodeRef x) { return broadcast(std::move(x), 32); }
+using namespace block_rules;
 
 // --- q8_0: d (f16), then 32 int8: x = d * q.
 
@@ -148,7 +143,7 @@ NodeRef q6_k_chunk(const BlockAccess& b, const NodeRef& first) {
 
 std::vector<BlockFormat> make_formats() {
   using S = Scalar;
-  return {
+  std::vector<BlockFormat> formats = {
       {ir::DType::q8_0, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::i8, 8}}, q8_0_one, q8_0_chunk, q8_0_integers, 128, q8_0_encode},
       {ir::DType::q4_0, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 16, S::u8, 4}}, q4_0_one, q4_0_chunk, q4_0_integers, 8},
       {ir::DType::q4_k,
@@ -160,6 +155,9 @@ std::vector<BlockFormat> make_formats() {
        q6_k_one,
        q6_k_chunk},
   };
+  for (auto* family : {legacy_block_formats, k_block_formats, iq_block_formats})
+    for (BlockFormat& f : family()) formats.push_back(std::move(f));
+  return formats;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 
+#include "jit/block_formats.h"
 #include "support/error.h"
 #include "tests/jit/conformance.h"
 
@@ -149,7 +150,7 @@ inline void matmul_float(BackendUnderTest& be) {
 // matmul with quantised B dequantised in registers: every block-quantised dtype
 inline void matmul_quantised(BackendUnderTest& be) {
   for (DType bd : kAllDTypes) {
-    if (!is_quantised(bd)) continue;
+    if (!is_quantised(bd) || moat::jit::find_block_format(bd) == nullptr) continue;
     const int64_t block = dtype_block_elems(bd);
     for (int64_t k : {block, 2 * block, 4 * block}) {
       // m 21: the CPU's 8-row tiles for quantised B (prefill) with a partial last tile

@@ -1,0 +1,12 @@
+// Reference decoders of q4_1, q5_0, q5_1 (ir/quant_families.h).
+#include "ir/quant_families.h"
+
+#include "support/error.h"
+
+namespace moat::ir {
+
+void dequantize_legacy_blocks(DType type, const uint8_t*, float*, int64_t) {
+  MOAT_INTERNAL_ERROR("no reference decoder for ", dtype_name(type), " yet");
+}
+
+}  // namespace moat::ir

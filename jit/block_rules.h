@@ -1,0 +1,30 @@
+// Shorthands for writing block formats' decode rules in Kernel IR (jit/block_formats*.cpp),
+// and the format families defined outside jit/block_formats.cpp.
+#pragma once
+
+#include <vector>
+
+#include "jit/block_formats.h"
+
+namespace moat::jit {
+
+namespace block_rules {
+
+inline NodeRef i64c(int64_t v) { return c_i64(v); }
+inline NodeRef shr(NodeRef a, NodeRef b) { return binary(BinaryOp::shr, std::move(a), std::move(b)); }
+inline NodeRef shl(NodeRef a, NodeRef b) { return binary(BinaryOp::shl, std::move(a), std::move(b)); }
+inline NodeRef bit_and(NodeRef a, NodeRef b) { return binary(BinaryOp::land, std::move(a), std::move(b)); }
+inline NodeRef bit_or(NodeRef a, NodeRef b) { return binary(BinaryOp::lor, std::move(a), std::move(b)); }
+inline NodeRef to_f32(const NodeRef& x) { return cast(kF32.with_lanes(x->type.lanes), x); }
+inline NodeRef splat32(NodeRef x) { return broadcast(std::move(x), 32); }
+
+}  // namespace block_rules
+
+// q4_1, q5_0, q5_1 (jit/block_formats_legacy.cpp)
+std::vector<BlockFormat> legacy_block_formats();
+// q2_k, q3_k, q5_k, q8_k (jit/block_formats_k.cpp)
+std::vector<BlockFormat> k_block_formats();
+// iq4_nl, iq4_xs, mxfp4, iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m (jit/block_formats_iq.cpp)
+std::vector<BlockFormat> iq_block_formats();
+
+}  // namespace moat::jit

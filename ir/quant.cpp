@@ -101,9 +101,12 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems) {
     case DType::q2_k: case DType::q3_k: case DType::q5_k: case DType::q8_k:
       dequantize_k_blocks(type, src, dst, blocks);
       return;
-    case DType::iq4_nl: case DType::iq4_xs: case DType::mxfp4: case DType::iq3_xxs: case DType::iq3_s:
-    case DType::iq2_xxs: case DType::iq2_xs: case DType::iq2_s: case DType::iq1_s: case DType::iq1_m:
-      dequantize_iq_blocks(type, src, dst, blocks);
+    case DType::iq4_nl: case DType::iq4_xs: case DType::mxfp4:
+      dequantize_iq4_blocks(type, src, dst, blocks);
+      return;
+    case DType::iq3_xxs: case DType::iq3_s: case DType::iq2_xxs: case DType::iq2_xs: case DType::iq2_s:
+    case DType::iq1_s: case DType::iq1_m:
+      dequantize_iq_grid_blocks(type, src, dst, blocks);
       return;
   }
   throw InternalError("dequantize_row: unknown dtype");

@@ -16,7 +16,10 @@ namespace moat::ir {
 void dequantize_legacy_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
 // q2_k, q3_k, q5_k, q8_k (ir/quant_k.cpp)
 void dequantize_k_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
-// iq4_nl, iq4_xs, mxfp4, iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m (ir/quant_iq.cpp)
-void dequantize_iq_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
+// iq4_nl, iq4_xs, mxfp4: 4-bit indices into a 16-value table (ir/quant_iq4.cpp)
+void dequantize_iq4_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
+// iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m: indices into ggml's lattice grids
+// (ir/quant_iq_grids.cpp)
+void dequantize_iq_grid_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
 
 }  // namespace moat::ir

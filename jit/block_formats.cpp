@@ -155,7 +155,7 @@ std::vector<BlockFormat> make_formats() {
        q6_k_one,
        q6_k_chunk},
   };
-  for (auto* family : {legacy_block_formats, k_block_formats, iq_block_formats})
+  for (auto* family : {legacy_block_formats, k_block_formats, iq4_block_formats, iq_grid_block_formats})
     for (BlockFormat& f : family()) formats.push_back(std::move(f));
   return formats;
 }

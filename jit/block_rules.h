@@ -24,7 +24,9 @@ inline NodeRef splat32(NodeRef x) { return broadcast(std::move(x), 32); }
 std::vector<BlockFormat> legacy_block_formats();
 // q2_k, q3_k, q5_k, q8_k (jit/block_formats_k.cpp)
 std::vector<BlockFormat> k_block_formats();
-// iq4_nl, iq4_xs, mxfp4, iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m (jit/block_formats_iq.cpp)
-std::vector<BlockFormat> iq_block_formats();
+// iq4_nl, iq4_xs, mxfp4 (jit/block_formats_iq4.cpp)
+std::vector<BlockFormat> iq4_block_formats();
+// iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m (jit/block_formats_iq_grids.cpp)
+std::vector<BlockFormat> iq_grid_block_formats();
 
 }  // namespace moat::jit

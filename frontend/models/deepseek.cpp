@@ -72,17 +72,31 @@ class GraphBuilder {
     p.n_dims = h_.qk_rope;
     p.theta = h_.rope_theta;
     p.interleaved = true;  // DeepSeek rotates adjacent pairs (llama.cpp's rope type NORM)
-    if (h_.yarn_factor > 1.0) {
-      p.freq_scale = 1.0 / h_.yarn_factor;
+    // ggml's rope_yarn parameters, as llama.cpp passes them for deepseek2.
+    p.freq_scale = h_.rope_freq_scale();
+    p.attn_factor = h_.rope_cos_sin_factor();
+    if (h_.rope_scaling == DeepSeekHParams::RopeScaling::yarn) {
       p.ext_factor = 1.0;
-      // ggml multiplies cos / sin by attn_factor * (1 + 0.1 ln(factor)); DeepSeek does
-      // not scale them (its mscale goes into the attention scale), so cancel it.
-      p.attn_factor = 1.0 / (1.0 + 0.1 * std::log(h_.yarn_factor));
       p.beta_fast = h_.yarn_beta_fast;
       p.beta_slow = h_.yarn_beta_slow;
       p.orig_ctx = h_.yarn_orig_ctx;
     }
     return p;
+  }
+
+  // Queries [T, H, W] times the attention temperature at their positions, when the model
+  // has one (DeepSeekHParams::attn_temp_scale; llama.cpp's llm_graph_input_attn_temp):
+  // 1 + scale * ln(floor(p / length) + 1). Positions are below 2^24, so p / length in f32
+  // truncated is the floor.
+  NodeId with_temperature(NodeId q) {
+    if (h_.attn_temp_scale == 0.0) return q;
+    auto f32c = [&](double v) { return b_.scalar(ir::DType::f32, v); };
+    NodeId p = b_.cast(positions_, ir::DType::f32);                                         // [T]
+    NodeId blocks = b_.cast(b_.cast(b_.div(p, f32c(static_cast<double>(h_.attn_temp_length))), ir::DType::i32),
+                            ir::DType::f32);                                                // [T]
+    NodeId scale = b_.add(b_.mul(b_.unary(ir::Op::log, b_.add(blocks, f32c(1.0))), f32c(h_.attn_temp_scale)),
+                          f32c(1.0));                                                       // [T]
+    return b_.mul(q, b_.broadcast(b_.reshape(scale, {T_, dim(1), dim(1)}), b_.type(q).shape));  // [T, H, W]
   }
 
   // MLA. `cache` (-1: none) is this layer's cache input [R, W]; it becomes the cache
@@ -125,11 +139,11 @@ class GraphBuilder {
       NodeId v = b_.permute(b_.matmul_weight(all_c, v_b), {1, 0, 2});                       // [S, H, V]
       NodeId all_pe = b_.reshape(b_.slice(rows, 1, L, L + rope), {S, dim(1), dim(rope)});   // [S, 1, rope]
       NodeId k = b_.concat({k_nope, b_.broadcast(all_pe, {S, dim(H), dim(rope)})}, 2);      // [S, H, nope + rope]
-      NodeId q_full = b_.concat({q_nope, q_pe}, 2);                                         // [T, H, nope + rope]
+      NodeId q_full = with_temperature(b_.concat({q_nope, q_pe}, 2));                       // [T, H, nope + rope]
       out = b_.attention(q_full, k, v, positions_, h_.attention_scale(), true);             // [T, H, V]
     } else {
       NodeId q_lat = b_.matmul_weight(b_.permute(q_nope, {1, 0, 2}), k_b);                  // [H, T, L]
-      NodeId q_abs = b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2);                    // [T, H, L + rope]
+      NodeId q_abs = with_temperature(b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2));  // [T, H, L + rope]
       NodeId keys = b_.reshape(rows, {S, dim(1), dim(L + rope)});                           // [S, 1, L + rope]
       NodeId values = b_.slice(keys, 2, 0, L);                                              // [S, 1, L]
       NodeId o_lat = b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]

@@ -1,18 +1,32 @@
 #include "frontend/models/deepseek_hparams.h"
 
 #include <cmath>
+#include <optional>
 
 #include "support/error.h"
 
 namespace moat::models {
 
-double DeepSeekHParams::attention_scale() const {
-  double scale = 1.0 / std::sqrt(static_cast<double>(qk_head()));
-  if (yarn_factor > 1.0) {
-    const double mscale = 1.0 + yarn_log_mul * std::log(yarn_factor);
-    scale *= mscale * mscale;
+// llama.cpp's rules (llama-context.cpp sets yarn_attn_factor, models/deepseek2.cpp
+// kq_scale); `ln_factor` = ln(1 / freq_scale), 0 without scaling. Under YaRN with a log
+// multiplier (every DeepSeek release) this is DeepSeek's own mscale^2 / sqrt(d). With
+// linear scaling llama.cpp's deepseek2 graph still multiplies the scale by
+// (1 + 0.1 ln factor)^2; files scaled that way are llama.cpp's, so its rule is kept.
+double DeepSeekHParams::rope_cos_sin_factor() const {
+  double factor = 1.0;
+  if (rope_scaling == RopeScaling::yarn) {
+    const double ln_factor = std::log(rope_factor);
+    const double yarn_mscale = yarn_log_mul != 0.0 ? 1.0 : 1.0 + 0.1 * ln_factor;  // get_mscale ratio
+    factor = yarn_mscale / (1.0 + 0.1 * ln_factor);
   }
-  return scale;
+  return factor * rope_attn_factor;
+}
+
+double DeepSeekHParams::attention_scale() const {
+  const double ln_factor = std::log(1.0 / rope_freq_scale());
+  const double original = rope_cos_sin_factor() * (1.0 + 0.1 * ln_factor);
+  const double mscale = original * (1.0 + yarn_log_mul * ln_factor);
+  return mscale * mscale / std::sqrt(static_cast<double>(qk_head()));
 }
 
 namespace {
@@ -48,6 +62,49 @@ void check(const DeepSeekHParams& h, const std::string& source) {
     user_error(source, ": routing method '", h.method, "' is not greedy, group_limited_greedy or noaux_tc");
 }
 
+// An integer key that llama.cpp also takes as a per-layer array (get_key_or_arr): an
+// array whose elements are all equal is that value; one that varies per layer names
+// the key, as moatless builds every layer alike.
+std::optional<int64_t> find_layer_uniform(const gguf::File& f, const std::string& key) {
+  const gguf::Value* v = f.find(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->type != gguf::ValueType::array) return f.find_i64(key);
+  const std::string context = f.path() + ": metadata key " + key;
+  if (v->array.empty()) user_error(context, " is an empty array");
+  const int64_t first = v->array.front().as_i64(context);
+  for (const gguf::Value& e : v->array)
+    if (e.as_i64(context) != first)
+      user_error(context, " differs from layer to layer (", first, ", ", e.as_i64(context), ", ...); moatless "
+                 "builds every layer alike and does not run such files");
+  return first;
+}
+
+// RoPE scaling keys, as llama.cpp reads them: the type defaults to "linear", whose
+// factor (rope.scaling.factor, or the older rope.scale_linear) defaults to none.
+template <class Key>
+void read_rope_scaling(const gguf::File& f, const Key& key, DeepSeekHParams* h) {
+  using RopeScaling = DeepSeekHParams::RopeScaling;
+  const std::string type = f.find_string(key("rope.scaling.type")).value_or("linear");
+  const double factor =
+      f.find_f64(key("rope.scaling.factor")).value_or(f.find_f64(key("rope.scale_linear")).value_or(0.0));
+  h->rope_attn_factor = f.find_f64(key("rope.scaling.attn_factor")).value_or(1.0);
+  if (type == "none") return;
+  if (type != "linear" && type != "yarn")
+    user_error(f.path(), ": rope scaling '", type, "' is not supported (moatless runs none, linear and yarn, as "
+               "llama.cpp's deepseek2 does)");
+  if (factor < 0.0 || (factor > 0.0 && factor < 1.0 && type == "yarn"))
+    user_error(f.path(), ": ", key("rope.scaling.factor"), " = ", factor, " is out of range");
+  if (factor == 0.0 || factor == 1.0) return;  // no scaling
+  h->rope_scaling = type == "yarn" ? RopeScaling::yarn : RopeScaling::linear;
+  h->rope_factor = factor;
+  if (type == "yarn") {
+    h->yarn_orig_ctx = f.find_i64(key("rope.scaling.original_context_length")).value_or(h->n_ctx_train);
+    h->yarn_log_mul = f.find_f64(key("rope.scaling.yarn_log_multiplier")).value_or(0.0);
+    h->yarn_beta_fast = f.find_f64(key("rope.scaling.yarn_beta_fast")).value_or(32.0);
+    h->yarn_beta_slow = f.find_f64(key("rope.scaling.yarn_beta_slow")).value_or(1.0);
+  }
+}
+
 }  // namespace
 
 DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std::string& method_override) {
@@ -65,7 +122,9 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
   h.n_layer = f.get_i64(key("block_count"));
   h.n_embd = f.get_i64(key("embedding_length"));
   h.n_ctx_train = f.find_i64(key("context_length")).value_or(4096);
-  h.n_head = f.get_i64(key("attention.head_count"));
+  const std::optional<int64_t> n_head = find_layer_uniform(f, key("attention.head_count"));
+  if (!n_head) user_error(f.path(), ": metadata key ", key("attention.head_count"), " is missing");
+  h.n_head = *n_head;
   h.q_lora_rank = f.find_i64(key("attention.q_lora_rank")).value_or(0);
   h.kv_lora_rank = f.get_i64(key("attention.kv_lora_rank"));
   h.qk_rope = f.get_i64(key("rope.dimension_count"));
@@ -74,12 +133,12 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
   const int64_t k_len = f.find_i64(key("attention.key_length_mla")).value_or(f.get_i64(key("attention.key_length")));
   h.v_head = f.find_i64(key("attention.value_length_mla")).value_or(f.get_i64(key("attention.value_length")));
   h.qk_nope = k_len - h.qk_rope;
-  h.n_ff = f.find_i64(key("feed_forward_length")).value_or(0);
+  h.n_ff = find_layer_uniform(f, key("feed_forward_length")).value_or(0);
   h.n_dense = f.find_i64(key("leading_dense_block_count")).value_or(0);
   h.n_expert = f.find_i64(key("expert_count")).value_or(0);
-  h.n_expert_used = f.find_i64(key("expert_used_count")).value_or(0);
+  h.n_expert_used = find_layer_uniform(f, key("expert_used_count")).value_or(0);
   h.n_expert_shared = f.find_i64(key("expert_shared_count")).value_or(0);
-  h.n_ff_expert = f.find_i64(key("expert_feed_forward_length")).value_or(0);
+  h.n_ff_expert = find_layer_uniform(f, key("expert_feed_forward_length")).value_or(0);
   h.n_group = f.find_i64(key("expert_group_count")).value_or(1);
   h.n_group_used = f.find_i64(key("expert_group_used_count")).value_or(1);
   h.routed_scale = f.find_f64(key("expert_weights_scale")).value_or(1.0);
@@ -93,16 +152,12 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
                                         : "greedy";
   h.rms_eps = f.find_f64(key("attention.layer_norm_rms_epsilon")).value_or(1e-6);
   h.rope_theta = f.find_f64(key("rope.freq_base")).value_or(10000.0);
-  const std::string scaling = f.find_string(key("rope.scaling.type")).value_or("none");
-  if (scaling == "yarn") {
-    h.yarn_factor = f.get_f64(key("rope.scaling.factor"));
-    h.yarn_orig_ctx = f.get_i64(key("rope.scaling.original_context_length"));
-    h.yarn_log_mul = f.find_f64(key("rope.scaling.yarn_log_multiplier")).value_or(0.0);
-    h.yarn_beta_fast = f.find_f64(key("rope.scaling.yarn_beta_fast")).value_or(32.0);
-    h.yarn_beta_slow = f.find_f64(key("rope.scaling.yarn_beta_slow")).value_or(1.0);
-  } else if (scaling != "none") {
-    user_error(f.path(), ": rope scaling '", scaling, "' is not supported (DeepSeek models use yarn or none)");
-  }
+  read_rope_scaling(f, key, &h);
+  h.attn_temp_scale = f.find_f64(key("attention.temperature_scale")).value_or(0.0);
+  h.attn_temp_length = f.find_i64(key("attention.temperature_length")).value_or(0);
+  if (h.attn_temp_scale != 0.0 && h.attn_temp_length <= 0)
+    user_error(f.path(), ": ", key("attention.temperature_scale"), " is set but ", key("attention.temperature_length"),
+               " is ", h.attn_temp_length, " (it must be a positive number of tokens)");
   const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd) user_error(f.path(), ": no tensor token_embd.weight (is this a complete deepseek2 GGUF?)");
   h.n_vocab = embd->shape().at(0);
@@ -139,7 +194,8 @@ DeepSeekHParams hparams_from_hf(const hf::DeepSeekConfig& c, const std::string& 
   if (c.rope_scaling) {
     const hf::RopeScaling& r = *c.rope_scaling;
     if (r.type != "yarn") user_error(path, ": rope_scaling type '", r.type, "' is not supported (DeepSeek models use yarn)");
-    h.yarn_factor = r.factor;
+    h.rope_scaling = r.factor > 1.0 ? DeepSeekHParams::RopeScaling::yarn : DeepSeekHParams::RopeScaling::none;
+    h.rope_factor = r.factor;
     h.yarn_orig_ctx = r.original_max_position_embeddings;
     h.yarn_beta_fast = r.beta_fast;
     h.yarn_beta_slow = r.beta_slow;

@@ -27,9 +27,21 @@ struct DeepSeekHParams {
   double routed_scale = 1.0;
   double rms_eps = 1e-6;
   double rope_theta = 10000.0;
-  // YaRN (factor 1: none). yarn_log_mul = 0.1 * mscale_all_dim (llama.cpp's key).
-  double yarn_factor = 1.0, yarn_beta_fast = 32.0, yarn_beta_slow = 1.0, yarn_log_mul = 0.0;
+  // RoPE scaling as llama.cpp applies it to deepseek2 (llama-context.cpp, models/deepseek2.cpp):
+  // none; linear (positions divided by rope_factor); yarn (NTK-by-parts over yarn_orig_ctx
+  // tokens, rope_factor the context extension). yarn_log_mul = 0.1 * mscale_all_dim (the
+  // GGUF key's value). rope_attn_factor: rope.scaling.attn_factor, a multiplier of cos/sin.
+  enum class RopeScaling { none, linear, yarn };
+  RopeScaling rope_scaling = RopeScaling::none;
+  double rope_factor = 1.0;
+  double rope_attn_factor = 1.0;
+  double yarn_beta_fast = 32.0, yarn_beta_slow = 1.0, yarn_log_mul = 0.0;
   int64_t yarn_orig_ctx = 0;
+  // Attention temperature (Mistral-Large-3 files, deepseek2 keys
+  // attention.temperature_scale / temperature_length): queries at position p are
+  // multiplied by 1 + attn_temp_scale * ln(floor(p / attn_temp_length) + 1). 0: off.
+  double attn_temp_scale = 0.0;
+  int64_t attn_temp_length = 0;
 
   int64_t qk_head() const { return qk_nope + qk_rope; }
   // Floats per token and layer in the latent KV cache: the compressed kv plus the shared
@@ -40,8 +52,13 @@ struct DeepSeekHParams {
     return static_cast<uint64_t>(latent_width() / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * n_layer);
   }
   // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
-  // inference/model.py; llama.cpp's kq_scale).
+  // inference/model.py; llama.cpp's kq_scale, whose rule this follows for every scaling).
   double attention_scale() const;
+  // RoPE's cos / sin multiplier as ggml takes it (ggml's rope multiplies it once more by
+  // 1 + 0.1 ln(factor) under YaRN): llama.cpp's yarn_attn_factor.
+  double rope_cos_sin_factor() const;
+  // 1 / rope_factor, or 1 without scaling.
+  double rope_freq_scale() const { return rope_scaling == RopeScaling::none ? 1.0 : 1.0 / rope_factor; }
 };
 
 // llama.cpp's deepseek2 metadata. UserError naming the file and key when a key is

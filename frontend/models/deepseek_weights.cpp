@@ -2,6 +2,7 @@
 // llama.cpp's tensor names. The name table below is the one place both namings meet.
 #include "frontend/models/deepseek_weights.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include "frontend/gguf.h"
@@ -83,6 +84,34 @@ void split_kv_b(DeepSeekModel& m, int64_t layer, const std::vector<float>& kv_b)
   m.weights[blk_name(layer, kVB)] = ir::HostTensor::from_f32({heads, v, lora}, vb);
 }
 
+// llama.cpp's converter may fuse the experts' gate and up projections
+// (--fuse-gate-up-exps): blk.N.ffn_gate_up_exps.weight [E, 2F, D], gate rows first in
+// each expert. The MoE takes them apart: each becomes its own [E, F, D] tensor (a copy
+// of the expert weights' bytes, made once at load).
+void split_fused_gate_up(DeepSeekModel& m) {
+  for (int64_t l = 0; l < m.hparams.n_layer; ++l) {
+    auto fused = m.weights.find(blk_name(l, "ffn_gate_up_exps"));
+    if (fused == m.weights.end()) continue;
+    const ir::HostTensor& t = fused->second;
+    const std::vector<int64_t>& shape = t.shape();
+    if (shape.size() != 3 || shape[1] % 2 != 0)
+      user_error(m.path, ": ", fused->first, " has shape [", shape.size() > 0 ? shape[0] : 0, ", ...]; expected [experts, "
+                 "2 x expert FFN width, embedding width]");
+    const int64_t experts = shape[0], width = shape[1] / 2;
+    const size_t half = static_cast<size_t>(ir::tensor_bytes(t.dtype(), {width, shape[2]}));
+    std::vector<uint8_t> gate(half * static_cast<size_t>(experts)), up(gate.size());
+    for (int64_t e = 0; e < experts; ++e) {
+      const uint8_t* expert = t.bytes().data() + 2 * half * static_cast<size_t>(e);
+      std::memcpy(gate.data() + half * static_cast<size_t>(e), expert, half);
+      std::memcpy(up.data() + half * static_cast<size_t>(e), expert + half, half);
+    }
+    m.weights[blk_name(l, "ffn_gate_exps")] = ir::HostTensor::from_bytes(t.dtype(), {experts, width, shape[2]}, std::move(gate));
+    m.weights[blk_name(l, "ffn_up_exps")] = ir::HostTensor::from_bytes(t.dtype(), {experts, width, shape[2]}, std::move(up));
+    m.weights.erase(fused);
+    if (l == m.hparams.n_dense) m.notes.push_back("fused ffn_gate_up_exps split into gate and up experts (copied at load)");
+  }
+}
+
 DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   auto file = std::make_shared<gguf::File>(gguf::File::open(path));
   DeepSeekModel m;
@@ -109,6 +138,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
                  ", which this runtime does not compute with (it takes ", gguf::supported_ggml_types(), ")");
     m.weights[t.name] = ir::HostTensor::borrowed(*dtype, t.shape(), t.data);
   }
+  split_fused_gate_up(m);
   // The legacy unsplit layout: split kv_b as the current converter does.
   for (int64_t l = 0; l < m.hparams.n_layer; ++l) {
     auto kv_b = m.weights.find(blk_name(l, kKvB));

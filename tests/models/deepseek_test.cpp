@@ -245,3 +245,32 @@ TEST_CASE("a prompt past the context and an unknown token are clear errors befor
   CHECK_THROWS_WITH_AS(models::load_deepseek("/nonexistent/model.gguf"), doctest::Contains("/nonexistent/model.gguf"), UserError);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("deepseek2 keys llama.cpp honours that moatless cannot run are named in the error") {
+  auto error_of = [](const char* name, std::function<void(gguf::Writer&, const std::string&)> keys) {
+    testing::TinyDeepSeek o;
+    o.more_keys = std::move(keys);
+    const std::string path = tiny_path(name, o);
+    std::string message;
+    try {
+      (void)models::load_deepseek(path);
+    } catch (const UserError& e) {
+      message = e.what();
+    }
+    std::filesystem::remove(path);
+    return message;
+  };
+  CHECK(error_of("longrope", [](gguf::Writer& w, const std::string& a) {
+          w.set_string(a + "rope.scaling.type", "longrope");
+        }).find("rope scaling 'longrope' is not supported") != std::string::npos);
+  CHECK(error_of("heads", [](gguf::Writer& w, const std::string& a) {
+          w.set_i32_array(a + "attention.head_count", {2, 4});
+        }).find("attention.head_count differs from layer to layer (2, 4") != std::string::npos);
+  CHECK(error_of("temperature", [](gguf::Writer& w, const std::string& a) {
+          w.set_f32(a + "attention.temperature_scale", 0.5f);
+        }).find("temperature_length is 0") != std::string::npos);
+  // A per-layer array whose values agree is that value.
+  CHECK(error_of("uniform", [](gguf::Writer& w, const std::string& a) {
+          w.set_i32_array(a + "attention.head_count", {2, 2});
+        }).empty());
+}

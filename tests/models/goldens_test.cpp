@@ -39,7 +39,19 @@ struct Golden {
 constexpr double kLlamaCppQ8Error = 0.343;
 constexpr int kLlamaCppQ8Flips = 1;
 
+// Files with deepseek2 keys DeepSeek's releases do not use but llama.cpp honours (linear
+// RoPE scaling, rope.scaling.attn_factor, the older rope.scale_linear, YaRN without a log
+// multiplier, attention temperature, fused gate/up experts, per-layer arrays;
+// tools/make_llamacpp_key_goldens.py): the reference is llama.cpp's logits on the file
+// (f32 cache, no flash attention), which on the plain v3 file are transformers' within
+// 7.4e-7 of max|ref|.
+constexpr double kLlamaCppF32Error = 1e-4;
+
 const Golden kGoldens[] = {
+    {"llamacpp_keys/linear.gguf", "llamacpp_keys/linear-logits.npy", kLlamaCppF32Error},
+    {"llamacpp_keys/scale-linear.gguf", "llamacpp_keys/scale-linear-logits.npy", kLlamaCppF32Error},
+    {"llamacpp_keys/yarn-plain.gguf", "llamacpp_keys/yarn-plain-logits.npy", kLlamaCppF32Error},
+    {"llamacpp_keys/temperature.gguf", "llamacpp_keys/temperature-logits.npy", kLlamaCppF32Error},
     {"v3", "v3/logits.npy", 1e-4},
     {"v3/model-f32.gguf", "v3/logits.npy", 1e-4},
     {"v3/model-q8_0.gguf", "v3/logits-q8_0.npy", kLlamaCppQ8Error, kLlamaCppQ8Flips},

@@ -4,6 +4,7 @@
 // interpreter. (Goldens from an independent implementation: tests/data/goldens.)
 #pragma once
 
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct TinyDeepSeek {
   int64_t nope = 8;  // 32: attn_k_b rows are whole blocks, so a quantised file quantises it
   int64_t kv_lora = 16;
   int64_t rope = 4;  // with kv_lora 32 and rope 32, latent rows of whole q8_0 blocks (a q8_0 cache)
+  // Keys written after the usual ones ("deepseek2." + key), to try what a loader makes of them.
+  std::function<void(gguf::Writer&, const std::string& prefix)> more_keys;
 };
 
 // Writes the model to `path`. Dims: 2 layers (1 dense), D `embd` (32), 2 heads, q_lora 16,
@@ -99,6 +102,7 @@ inline void write_tiny_deepseek(const std::string& path, const TinyDeepSeek& o, 
   w.set_u32(a + "expert_gating_func", o.sigmoid_bias ? 2 : 1);
   w.set_u32(a + "expert_group_count", o.sigmoid_bias ? 2 : 1);
   w.set_u32(a + "expert_group_used_count", 1);
+  if (o.more_keys) o.more_keys(w, a);
 
   tensor("token_embd.weight", {VOCAB, D});
   for (int l = 0; l < 2; ++l) {

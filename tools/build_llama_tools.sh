@@ -4,15 +4,27 @@
 # tools/quant_perplexity.py load through llama-cpp-python), so that the files quantised by
 # them and the perplexities they report come from one llama.cpp revision.
 #
-#   tools/build_llama_tools.sh [OUT_DIR]      default OUT_DIR: /tmp/llama-tools
+#   tools/build_llama_tools.sh [--libs DIR] [OUT_DIR]      default OUT_DIR: /tmp/llama-tools
 #
 # Writes OUT_DIR/src/ (the unpacked sdist), OUT_DIR/build/ (the CMake build) and
 # OUT_DIR/bin/{llama-quantize,llama-imatrix,llama-perplexity,llama-bench} (links into the
 # build). Nothing is written inside the repository. Reuses an existing OUT_DIR/src and build,
 # so a second run only rebuilds what changed. Needs pip (any Python 3), cmake, a C++17
-# compiler and network access for the one `pip download`.
-# Environment: JOBS (parallel compile jobs, default 2), PIP (default: pip3).
+# compiler and network access for the one `pip download`. The full build compiles ggml,
+# libllama and common: about 140 compile jobs, tens of minutes on two busy cores.
+#
+# --libs DIR: compile only the four tools' own sources (seconds) and link them against the
+# shared libraries in DIR (libllama, libllama-common, libggml*), which must come from the same
+# llama-cpp-python 0.3.36 built from source, e.g. a venv's site-packages/lib after
+# `pip install llama-cpp-python==0.3.36`. The binaries go to OUT_DIR/bin and find DIR by RPATH.
+# Environment: JOBS (parallel compile jobs, default 2), PIP (default: pip3), CXX (default g++).
 set -euo pipefail
+
+libs=""
+if [ "${1:-}" = "--libs" ]; then
+  libs=$(cd "${2:?--libs needs a folder}" && pwd)
+  shift 2
+fi
 
 version=0.3.36
 out=${1:-/tmp/llama-tools}
@@ -33,6 +45,34 @@ if [ ! -d "$src/vendor/llama.cpp" ]; then
 fi
 llama="$src/vendor/llama.cpp"
 [ -f "$llama/CMakeLists.txt" ] || { echo "no llama.cpp sources in $llama" >&2; exit 1; }
+
+if [ -n "$libs" ]; then
+  for l in libllama.so libllama-common.so libggml.so libggml-base.so; do
+    [ -e "$libs/$l" ] || { echo "--libs $libs: no $l there" >&2; exit 1; }
+  done
+  mkdir -p "$out/bin"
+  # tool: its sources (tools/<dir>/...), the same split as the tools' CMakeLists.txt.
+  declare -A sources=([llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
+                      [llama-imatrix]="imatrix/imatrix.cpp"
+                      [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
+                      [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp")
+  for t in "${tools[@]}"; do
+    files=()
+    for f in ${sources[$t]}; do files+=("$llama/tools/$f"); done
+    dir=$(dirname "${files[0]}")
+    rm -f "$out/bin/$t"
+    # --disable-new-dtags: an RPATH (not RUNPATH) also serves libllama-common's own
+    # dependencies on libllama and libggml.
+    "${CXX:-g++}" -O2 -std=c++17 -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" \
+      -I"$dir" "${files[@]}" -o "$out/bin/$t" -L"$libs" -lllama-common -lllama -lggml -lggml-base \
+      -Wl,--disable-new-dtags,-rpath,"$libs" -pthread &
+    if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
+  done
+  wait
+  for t in "${tools[@]}"; do [ -x "$out/bin/$t" ] || { echo "$t was not built" >&2; exit 1; }; done
+  echo "built: ${tools[*]} in $out/bin (against $libs)"
+  exit 0
+fi
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

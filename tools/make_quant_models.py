@@ -119,9 +119,9 @@ def main():
     ap.add_argument("--types", default=",".join(TYPES), help="llama-quantize type names, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=256, help="imatrix chunk length (the demo model's context)")
-    ap.add_argument("--imatrix-chunks", type=int, default=400,
-                    help="chunks of --ctx tokens of the training text the importance matrix sees (default 400: "
-                         "102,400 of its 1,020,884 tokens)")
+    ap.add_argument("--imatrix-chunks", type=int, default=200,
+                    help="chunks of --ctx tokens of the training text the importance matrix sees (default 200: "
+                         "51,200 of its 1,020,884 tokens)")
     ap.add_argument("--force", action="store_true", help="remake files that exist")
     ap.add_argument("--no-v2lite", action="store_true", help="skip the V2-Lite-shaped Q4_K_M file")
     ap.add_argument("--bench-models", default="/tmp/moat-bench-models",

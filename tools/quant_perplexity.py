@@ -142,8 +142,12 @@ def main():
     ap.add_argument("--tools", default="", help="folder with llama-perplexity: adds its own estimate as a column")
     ap.add_argument("--types", default=",".join(makeq.TYPES))
     ap.add_argument("--ctx", type=int, default=256, help="window / chunk length (the demo model's context)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default="")
+    ap.add_argument("--threads", type=int, default=2, help="moat's -t and llama-perplexity's -t")
+    ap.add_argument("--llama-threads", type=int, default=1,
+                    help="llama.cpp's threads in this process (default 1: its worker threads spin while they wait, "
+                         "which on a shared, loaded machine costs more than they gain on this small model)")
+    ap.add_argument("--json", default="", help="write every row measured so far here, after each file")
+    ap.add_argument("--reuse", default="", help="a --json of an earlier run: its rows (same file path) are not measured again")
     args = ap.parse_args()
     devices = [d for d in args.devices.split(",") if d]
     with open(HELDOUT, encoding="utf-8") as f:
@@ -159,79 +163,87 @@ def main():
 
     files = [("F16", DEMO)] + [(t, os.path.join(args.models, f"kjv-tiny-{t.lower()}.gguf"))
                                for t in args.types.split(",") if t]
+    reuse = {}
+    if args.reuse:  # rows of an earlier run (e.g. its F16 baseline), taken as they are
+        with open(args.reuse) as f:
+            reuse = {r["file"]: r for r in json.load(f)["rows"] if not r.get("absent")}
+    print("| file | type mix (non-F32 tensors) | llama.cpp ppl | ratio to F16 | "
+          + ("llama-perplexity (its convention) | " if args.tools else "")
+          + " | ".join(f"moat {d} ppl | ratio to F16" for d in devices)
+          + " | \\|moat ratio - llama ratio\\| / llama ratio | threshold | result |")
+    print("|" + "---|" * (7 + (1 if args.tools else 0) + 2 * len(devices)), flush=True)
     rows = []
     for name, path in files:
-        row = {"type": name, "file": path}
+        row = reuse.get(path) or measure(name, path, ids, bos, args, devices)
         rows.append(row)
-        if not os.path.exists(path):
-            row["absent"] = True
-            continue
-        row["mix"] = short_mix(makeq.type_mix(path))
-        t0 = time.time()
-        try:
-            row["llama_ppl"], row["scored"] = llama_ppl(path, ids, bos, args.ctx, args.threads)
-        except Exception as e:  # noqa: BLE001  a file llama.cpp cannot run is a row, not the end
-            row["llama_error"] = str(e).splitlines()[0]
-        if args.tools:
-            row["llama_tool_ppl"], err = llama_perplexity_tool(args.tools, path, args.ctx, args.threads)
-            if err:
-                row["llama_tool_error"] = err[0]
-        for d in devices:
-            ppl, extra = moat_ppl(args.moat, path, d, args.ctx, args.threads)
-            row.setdefault("moat", {})[d] = {"ppl": ppl, "error": extra} if ppl is None else {"ppl": ppl,
-                                                                                            "scored": extra}
-        log(f"{name}: {time.time() - t0:.0f} s  {row.get('llama_ppl')}  {row.get('moat')}")
-
-    f16 = rows[0]
-    print("| file | type mix (non-F32 tensors) | llama.cpp ppl | ratio to F16 | "
-          + (" llama-perplexity (its convention) | " if args.tools else "")
-          + " | ".join(f"moat {d} ppl | ratio to F16" for d in devices)
-          + " | \\|moat ratio - llama ratio\\| / llama ratio (per device) | threshold | result |")
-    print("|" + "---|" * (6 + (1 if args.tools else 0) + 2 * len(devices)))
-    for r in rows:
-        name = os.path.basename(r["file"])
-        if r.get("absent"):
-            print(f"| {name} | (absent: not made) |" + " |" * (5 + (1 if args.tools else 0) + 2 * len(devices)))
-            continue
-        lp = r.get("llama_ppl")
-        lr = lp / f16["llama_ppl"] if lp and f16.get("llama_ppl") else None
-        cells = [name, r["mix"], f"{lp:.4f}" if lp else f"error: {r.get('llama_error')}",
-                 f"{lr:.4f}" if lr else "-"]
-        if args.tools:
-            cells.append(f"{r['llama_tool_ppl']:.4f}" if r.get("llama_tool_ppl") else
-                         f"error: {r.get('llama_tool_error')}")
-        devs, ok = [], True
-        for d in devices:
-            m = r["moat"][d]
-            base = f16["moat"][d].get("ppl")
-            if m["ppl"] is None:
-                cells += [f"moat error: {m['error']}", "-"]
-                devs.append(f"{d}: -")
-                ok = None if ok is not False else False
-                continue
-            mr = m["ppl"] / base if base else None
-            cells += [f"{m['ppl']:.4f}", f"{mr:.4f}" if mr else "-"]
-            if mr and lr:
-                dev = abs(mr - lr) / lr
-                m["deviation"] = dev
-                devs.append(f"{d}: {100 * dev:.2f} %")
-                limit = 0.03 if r["type"] in LOOSE else 0.01
-                if dev > limit:
-                    ok = False
-            else:
-                devs.append(f"{d}: -")
-                ok = None if ok is not False else False
-        limit = 0.03 if r["type"] in LOOSE else 0.01
-        r["pass"] = ok
-        cells += ["; ".join(devs), f"{100 * limit:.0f} %",
-                  "pass" if ok else ("FAIL" if ok is False else "not run (moat error)")]
-        print("| " + " | ".join(cells) + " |")
+        print(table_row(row, rows[0], args, devices), flush=True)
+        if args.json:  # after every file: a cut-short run keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump({"parity": parity, "n_ids": len(ids), "rows": rows}, f, indent=1)
     print(f"\nConvention of the compared columns: windows of {args.ctx} ids, [BOS] + ids[:-1], every id scored "
-          f"({f16.get('scored')} tokens). llama-perplexity's own column scores the second half of each "
+          f"({rows[0].get('scored')} tokens). llama-perplexity's own column scores the second half of each "
           f"{args.ctx}-token chunk only.")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"parity": parity, "n_ids": len(ids), "rows": rows}, f, indent=1)
+
+
+def measure(name, path, ids, bos, args, devices):
+    row = {"type": name, "file": path}
+    if not os.path.exists(path):
+        row["absent"] = True
+        return row
+    row["mix"] = short_mix(makeq.type_mix(path))
+    t0 = time.time()
+    try:
+        row["llama_ppl"], row["scored"] = llama_ppl(path, ids, bos, args.ctx, args.llama_threads)
+    except Exception as e:  # noqa: BLE001  a file llama.cpp cannot run is a row, not the end
+        row["llama_error"] = str(e).splitlines()[0]
+    if args.tools:
+        row["llama_tool_ppl"], err = llama_perplexity_tool(args.tools, path, args.ctx, args.threads)
+        if err:
+            row["llama_tool_error"] = err[0]
+    for d in devices:
+        ppl, extra = moat_ppl(args.moat, path, d, args.ctx, args.threads)
+        row.setdefault("moat", {})[d] = {"ppl": ppl, "error": extra} if ppl is None else {"ppl": ppl, "scored": extra}
+    log(f"{name}: {time.time() - t0:.0f} s  {row.get('llama_ppl')}  {row.get('moat')}")
+    return row
+
+
+def table_row(r, f16, args, devices):
+    """One Markdown row; ratios against `f16`'s row (llama.cpp's and each device's own)."""
+    name = os.path.basename(r["file"])
+    if r.get("absent"):
+        return f"| {name} | (absent: not made) |" + " |" * (5 + (1 if args.tools else 0) + 2 * len(devices))
+    lp = r.get("llama_ppl")
+    lr = lp / f16["llama_ppl"] if lp and f16.get("llama_ppl") else None
+    cells = [name, r["mix"], f"{lp:.4f}" if lp else f"error: {r.get('llama_error')}", f"{lr:.4f}" if lr else "-"]
+    if args.tools:
+        cells.append(f"{r['llama_tool_ppl']:.4f}" if r.get("llama_tool_ppl") else f"error: {r.get('llama_tool_error')}")
+    limit = 0.03 if r["type"] in LOOSE else 0.01
+    devs, verdicts = [], []
+    for d in devices:
+        m = r["moat"].get(d) or {"ppl": None, "error": "not run"}
+        base = (f16["moat"].get(d) or {}).get("ppl")
+        if m["ppl"] is None:
+            cells += [f"moat error: {m['error']}", "-"]
+            devs.append(f"{d}: -")
+            verdicts.append(None)
+            continue
+        mr = m["ppl"] / base if base else None
+        cells += [f"{m['ppl']:.4f}", f"{mr:.4f}" if mr else "-"]
+        if mr and lr:
+            dev = abs(mr - lr) / lr
+            devs.append(f"{d}: {100 * dev:.2f} %")
+            verdicts.append(dev <= limit)
+        else:
+            devs.append(f"{d}: -")
+            verdicts.append(None)
+    if False in verdicts:
+        result = "FAIL"
+    elif None in verdicts:
+        result = "pass where run" if True in verdicts else "not run (moat error)"
+    else:
+        result = "pass"
+    cells += ["; ".join(devs), f"{100 * limit:.0f} %", result]
+    return "| " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":

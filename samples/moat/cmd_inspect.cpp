@@ -1,9 +1,11 @@
 // moat inspect FILE|DIR [--json]: a model file's architecture, metadata and tensors.
 // GGUF files, single .safetensors files, safetensors index files and Hugging Face
 // folders (config.json + safetensors) are accepted. Shapes are printed row-major,
-// outermost dimension first, for every format (GGUF stores them innermost first).
+// outermost dimension first, for every format (GGUF stores them innermost first). The
+// tensor type mix (tensors and bytes per storage type) follows the tensor list.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -160,6 +162,29 @@ Inspection inspect_path(const std::string& path) {
 
 std::string shape_text(const std::vector<int64_t>& shape) { return "[" + join(shape, ", ") + "]"; }
 
+// One storage type's share of a file: how many tensors are stored in it and their bytes.
+struct TypeShare {
+  std::string dtype;
+  size_t tensors = 0;
+  uint64_t bytes = 0;
+};
+
+// The file's tensor type mix, most bytes first (ties by name): what a quantiser chose,
+// including the types it fell back to for rows its main type cannot hold.
+std::vector<TypeShare> type_mix(const std::vector<TensorRow>& tensors) {
+  std::vector<TypeShare> mix;
+  for (const TensorRow& t : tensors) {
+    auto it = std::find_if(mix.begin(), mix.end(), [&](const TypeShare& s) { return s.dtype == t.dtype; });
+    if (it == mix.end()) it = mix.insert(mix.end(), TypeShare{t.dtype});
+    it->tensors += 1;
+    it->bytes += t.bytes;
+  }
+  std::sort(mix.begin(), mix.end(), [](const TypeShare& a, const TypeShare& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.dtype < b.dtype;
+  });
+  return mix;
+}
+
 void print_text(const Inspection& in) {
   uint64_t total_bytes = 0, total_elements = 0;
   for (const TensorRow& t : in.tensors) {
@@ -186,6 +211,11 @@ void print_text(const Inspection& in) {
                   t.dtype.c_str(), shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.bytes),
                   static_cast<unsigned long long>(t.offset), t.file.empty() ? "" : "  ", t.file.c_str());
   }
+  std::printf("\ntensor types (%zu):\n", type_mix(in.tensors).size());
+  if (!in.tensors.empty()) std::printf("  %-8s  %7s  %12s  %6s\n", "dtype", "tensors", "bytes", "bytes%");
+  for (const TypeShare& s : type_mix(in.tensors))
+    std::printf("  %-8s  %7zu  %12llu  %5.1f%%\n", s.dtype.c_str(), s.tensors, static_cast<unsigned long long>(s.bytes),
+                total_bytes ? 100.0 * static_cast<double>(s.bytes) / static_cast<double>(total_bytes) : 0.0);
   std::printf("\ntotal: %zu tensors, %llu elements, %llu bytes (%.2f MiB)\n", in.tensors.size(),
               static_cast<unsigned long long>(total_elements), static_cast<unsigned long long>(total_bytes),
               static_cast<double>(total_bytes) / (1024.0 * 1024.0));
@@ -199,6 +229,9 @@ void print_json(const Inspection& in) {
     if (!t.file.empty()) row["file"] = t.file;
     out["tensors"].push_back(std::move(row));
   }
+  out["tensor_types"] = json::array();
+  for (const TypeShare& s : type_mix(in.tensors))
+    out["tensor_types"].push_back({{"dtype", s.dtype}, {"tensors", s.tensors}, {"bytes", s.bytes}});
   std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
@@ -210,8 +243,8 @@ int run_inspect(const ParsedArgs& args) {
 }
 
 const Command kInspect{{"inspect", "FILE|DIR [--json]",
-                        "show a model file's architecture, metadata and tensors (GGUF, safetensors, Hugging Face folder)",
-                        {{"--json", "", "print one JSON object with the keys metadata and tensors"}},
+                        "show a model file's architecture, metadata, tensors and tensor type mix (GGUF, safetensors, Hugging Face folder)",
+                        {{"--json", "", "print one JSON object with the keys metadata, tensors and tensor_types"}},
                         1,
                         1},
                        run_inspect};

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -169,6 +170,39 @@ TEST_CASE("inspect a GGUF file, as text and as JSON") {
     CHECK(t["bytes"].get<uint64_t>() > 0);
     CHECK(t.contains("offset"));
   }
+}
+
+TEST_CASE("inspect shows the tensor type mix - tensors and bytes per type") {
+  // tests/data/tiny.gguf: two F32 tensors (48 + 640 bytes), one each of Q8_0 (136), Q4_0 (72)
+  // and F16 (16); the mix lists them by bytes, most first, with their share of all bytes.
+  Result text = run_moat({"inspect", kTinyGguf});
+  REQUIRE(text.exit_code == 0);
+  const size_t mix = text.out.find("tensor types (4):");
+  REQUIRE(mix != std::string::npos);
+  std::istringstream lines(text.out.substr(mix));
+  std::string line;
+  std::getline(lines, line);  // the title
+  std::getline(lines, line);  // the column names
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < 4 && std::getline(lines, line); ++i) {
+    std::istringstream words(line);
+    rows.emplace_back(std::istream_iterator<std::string>(words), std::istream_iterator<std::string>());
+  }
+  const std::vector<std::vector<std::string>> expected = {
+      {"F32", "2", "688", "75.4%"},  // 688 of the file's 912 tensor bytes
+      {"Q8_0", "1", "136", "14.9%"},
+      {"Q4_0", "1", "72", "7.9%"},
+      {"F16", "1", "16", "1.8%"}};
+  CHECK(rows == expected);
+
+  Result json = run_moat({"inspect", kTinyGguf, "--json"});
+  REQUIRE(json.exit_code == 0);
+  const auto types = nlohmann::json::parse(json.out)["tensor_types"];
+  REQUIRE(types.size() == 4);
+  CHECK(types[0] == nlohmann::json({{"dtype", "F32"}, {"tensors", 2}, {"bytes", 688}}));
+  CHECK(types[1] == nlohmann::json({{"dtype", "Q8_0"}, {"tensors", 1}, {"bytes", 136}}));
+  CHECK(types[2] == nlohmann::json({{"dtype", "Q4_0"}, {"tensors", 1}, {"bytes", 72}}));
+  CHECK(types[3] == nlohmann::json({{"dtype", "F16"}, {"tensors", 1}, {"bytes", 16}}));
 }
 
 TEST_CASE("inspect the real DeepSeek LLM vocabulary GGUF") {

@@ -70,6 +70,12 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::Q4_0: return ir::DType::q4_0;
     case GgmlType::Q4_K: return ir::DType::q4_k;
     case GgmlType::Q6_K: return ir::DType::q6_k;
+    case GgmlType::Q4_1: return ir::DType::q4_1;
+    case GgmlType::Q5_0: return ir::DType::q5_0;
+    case GgmlType::Q5_1: return ir::DType::q5_1;
+    case GgmlType::Q2_K: return ir::DType::q2_k;
+    case GgmlType::Q3_K: return ir::DType::q3_k;
+    case GgmlType::Q5_K: return ir::DType::q5_k;
     default: return std::nullopt;
   }
 }

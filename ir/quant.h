@@ -78,11 +78,13 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems);
 void quantize_row_q8_0(const float* src, uint8_t* dst, int64_t elems);
 void quantize_row_q4_0(const float* src, uint8_t* dst, int64_t elems);
 
-// llama.cpp's rule for a matmul with Q8_0 / Q4_0 weights: the activations are
+// llama.cpp's rule for a matmul with Q8_0 / Q4_0 / Q5_0 weights: the activations are
 // quantised to Q8_0 (each 32 along K, quantize_row_q8_0) and multiplied with the weight
 // blocks as integers. Model builders cast A to q8_0 before such a matmul; kernels then
 // use int8 dot products. Whether weights of `dtype` get quantised activations.
-inline bool quantises_activations(DType weight) { return weight == DType::q8_0 || weight == DType::q4_0; }
+inline bool quantises_activations(DType weight) {
+  return weight == DType::q8_0 || weight == DType::q4_0 || weight == DType::q5_0;
+}
 
 // DeepSeek-V3 FP8 weights: w [rows, cols] f8_e4m3 with f32 scale_inv
 // [ceil(rows / block_rows), ceil(cols / block_cols)] (usually 128 x 128):

@@ -73,21 +73,6 @@ NodeRef q4_0_chunk(const BlockAccess& b, const NodeRef&) {
 // ggml's get_scale_min_k4) and x = (d * sc) * q - dmin * m; its nibbles are the low (j
 // even) or high (j odd) halves of qs[32 * (j / 2) ..].
 
-struct ScaleMin {
-  NodeRef scale, min;  // f32: d * sc, dmin * m
-};
-
-ScaleMin q4_k_scale_min(const BlockAccess& b, const NodeRef& j) {
-  NodeRef j3 = bit_and(j, i64c(3));
-  NodeRef lo = b.bytes("scales", j3);                    // scales[j & 3]
-  NodeRef hi = b.bytes("scales", add(j3, i64c(4)));      // scales[(j & 3) + 4]
-  NodeRef top = b.bytes("scales", add(j3, i64c(8)));     // scales[(j & 3) + 8]
-  NodeRef first_four = lt(j, i64c(4));
-  NodeRef sc = select(first_four, bit_and(lo, c_u8(63)), bit_or(bit_and(top, c_u8(15)), shl(shr(lo, c_u8(6)), c_u8(4))));
-  NodeRef m = select(first_four, bit_and(hi, c_u8(63)), bit_or(shr(top, c_u8(4)), shl(shr(hi, c_u8(6)), c_u8(4))));
-  return {b.bind(mul(b.f16("d"), to_f32(sc))), b.bind(mul(b.f16("dmin"), to_f32(m)))};
-}
-
 NodeRef q4_k_one(const BlockAccess& b, const NodeRef& e) {
   NodeRef j = b.bind(shr(e, i64c(5)));
   const ScaleMin s = q4_k_scale_min(b, j);
@@ -162,6 +147,21 @@ std::vector<BlockFormat> make_formats() {
 
 }  // namespace
 
+namespace block_rules {
+
+ScaleMin q4_k_scale_min(const BlockAccess& b, const NodeRef& j) {
+  NodeRef j3 = bit_and(j, i64c(3));
+  NodeRef lo = b.bytes("scales", j3);                    // scales[j & 3]
+  NodeRef hi = b.bytes("scales", add(j3, i64c(4)));      // scales[(j & 3) + 4]
+  NodeRef top = b.bytes("scales", add(j3, i64c(8)));     // scales[(j & 3) + 8]
+  NodeRef first_four = lt(j, i64c(4));
+  NodeRef sc = select(first_four, bit_and(lo, c_u8(63)), bit_or(bit_and(top, c_u8(15)), shl(shr(lo, c_u8(6)), c_u8(4))));
+  NodeRef m = select(first_four, bit_and(hi, c_u8(63)), bit_or(shr(top, c_u8(4)), shl(shr(hi, c_u8(6)), c_u8(4))));
+  return {b.bind(mul(b.f16("d"), to_f32(sc))), b.bind(mul(b.f16("dmin"), to_f32(m)))};
+}
+
+}  // namespace block_rules
+
 const BlockField& BlockFormat::field(std::string_view name) const {
   for (const BlockField& f : fields)
     if (f.name == name) return f;
@@ -177,6 +177,11 @@ const BlockFormat* find_block_format(ir::DType dtype) {
   for (const BlockFormat& f : block_formats())
     if (f.dtype == dtype) return &f;
   return nullptr;
+}
+
+bool has_integer_form(ir::DType dtype) {
+  const BlockFormat* f = find_block_format(dtype);
+  return f != nullptr && f->integers != nullptr;
 }
 
 BlockAccess::BlockAccess(const Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind)

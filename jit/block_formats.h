@@ -48,6 +48,8 @@ struct BlockFormat {
 
 // The format of `dtype`; nullptr when it is not block-quantised.
 const BlockFormat* find_block_format(ir::DType dtype);
+// Whether `dtype` has a block format with an integer form (the B operand of `qdot`).
+bool has_integer_form(ir::DType dtype);
 // Every format of the table (tests check each against the reference decoder).
 const std::vector<BlockFormat>& block_formats();
 

@@ -18,6 +18,14 @@ inline NodeRef bit_or(NodeRef a, NodeRef b) { return binary(BinaryOp::lor, std::
 inline NodeRef to_f32(const NodeRef& x) { return cast(kF32.with_lanes(x->type.lanes), x); }
 inline NodeRef splat32(NodeRef x) { return broadcast(std::move(x), 32); }
 
+// q4_k's and q5_k's sub-block j (i64, 0..7): its 6-bit scale and min unpacked from the
+// 12-byte field "scales" (ggml's get_scale_min_k4) and multiplied by the f16 fields
+// "d" and "dmin". Both are bound (computed once).
+struct ScaleMin {
+  NodeRef scale, min;  // f32: d * sc, dmin * m
+};
+ScaleMin q4_k_scale_min(const BlockAccess& b, const NodeRef& j);
+
 }  // namespace block_rules
 
 // q4_1, q5_0, q5_1 (jit/block_formats_legacy.cpp)

@@ -2,6 +2,7 @@
 // bug: InternalError naming the node).
 #include "jit/kir.h"
 
+#include "jit/block_formats.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -278,7 +279,7 @@ NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b) {
 NodeRef qscale(const Kernel& k, int buffer, NodeRef block) {
   expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::qscale, "no such buffer");
   const ir::DType d = k.buffers[buffer].dtype;
-  expect(d == ir::DType::q8_0 || d == ir::DType::q4_0, NodeKind::qscale, "buffer is not q8_0 or q4_0");
+  expect(has_integer_form(d), NodeKind::qscale, "buffer has no integer form (q8_0, q4_0, q5_0)");
   expect(block->type == kI64, NodeKind::qscale, "block must be i64");
   return make(Node{.kind = NodeKind::qscale, .type = kF32, .i = buffer, .args = {std::move(block)}});
 }
@@ -287,8 +288,7 @@ NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, in
   const int n = static_cast<int>(k.buffers.size());
   expect(a >= 0 && a < n && b >= 0 && b < n, NodeKind::qdot, "no such buffer");
   expect(k.buffers[a].dtype == ir::DType::q8_0, NodeKind::qdot, "A must be a q8_0 buffer");
-  expect(k.buffers[b].dtype == ir::DType::q8_0 || k.buffers[b].dtype == ir::DType::q4_0, NodeKind::qdot,
-         "B must be a q8_0 or q4_0 buffer");
+  expect(has_integer_form(k.buffers[b].dtype), NodeKind::qdot, "B must have an integer form (q8_0, q4_0, q5_0)");
   expect(blocks == 1 || blocks == 2 || blocks == 4 || blocks == 8, NodeKind::qdot, "1, 2, 4 or 8 blocks");
   expect(a_block->type == kI64 && b_block->type == kI64, NodeKind::qdot, "block indices must be i64");
   return make(Node{.kind = NodeKind::qdot, .type = {Scalar::f32, 8 * blocks}, .i = a, .j = b,

@@ -33,12 +33,13 @@
 //     away from zero); a block with a NaN gets unspecified bytes, never UB
 //   - `dot4` is vpdpbusd / dp4a: 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
 //     added to an accumulator lane; a 4-lane b is the same 4 bytes for every lane
-//   - `qdot` is the integer dot product of a q8_0 block with a q8_0 / q4_0 block, in
-//     lanes of 4 elements: lane g of block t is f32(d_a * d_b) * f32(sum over the 4
-//     products qa[4g + i] * qb[4g + i]) (the integer sum is exact; q4_0's qb = nibble -
-//     8). The sum over all lanes is the blocks' dot product as llama.cpp computes it;
-//     scalar targets may compute each lane from dequantised values instead (the same
-//     value within f32 rounding)
+//   - `qdot` is the integer dot product of a q8_0 block with a block that has an integer
+//     form (q8_0, q4_0, q5_0), in lanes of 4 elements: lane g of block t is
+//     f32(d_a * d_b) * f32(sum over the 4 products qa[4g + i] * qb[4g + i]) (the integer
+//     sum is exact; q4_0's qb = nibble - 8, q5_0's the 5-bit value - 16). The sum over
+//     all lanes is the blocks' dot product as llama.cpp computes it; scalar targets may
+//     compute each lane from dequantised values instead (the same value within f32
+//     rounding)
 //   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
 #pragma once
 
@@ -114,8 +115,8 @@ bool is_comparison(BinaryOp op);
                        /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
   X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
                        /* -> i32 x N: lane j = acc[j] + sum over i < 4 of a[4j + i] * b[4j + i] */ \
-  X(qscale, false)     /* i: buffer (q8_0 / q4_0); args: block (i64) -> f32: the block's scale d */ \
-  X(qdot, false)       /* i: buffer A (q8_0), j: buffer B (q8_0 / q4_0); args: A block, B block */ \
+  X(qscale, false)     /* i: buffer (q8_0 / q4_0 / q5_0); args: block (i64) -> f32: the block's scale d */ \
+  X(qdot, false)       /* i: buffer A (q8_0), j: buffer B (q8_0 / q4_0 / q5_0); args: A block, B block */ \
                        /* (i64) -> f32 x 8t: 8 lanes per block for t consecutive blocks of each */ \
   /* statements */                                                                                 \
   X(block, true)       /* body: statements in order */                                             \

@@ -195,6 +195,98 @@ def q6_k_blocks() -> np.ndarray:
     return np.concatenate([ql, qh, scales.view(np.uint8), f16_field(d)], axis=1)
 
 
+# q4_1, q5_0, q5_1, q2_k, q3_k, q5_k: each draws from its own generator, so adding
+# other types' vectors leaves these files unchanged.
+
+
+def legacy_scales(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n f16 scales: random, then negative, zero, the f16 maximum, the smallest subnormal."""
+    d = rng.uniform(1e-3, 5e-2, n).astype(np.float32)
+    d[1], d[2], d[3], d[4] = -d[1], 0.0, 65504.0, 5.96e-8
+    return d
+
+
+def q5_high_bits(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n little-endian u32 masks of fifth bits: random, all set, none, alternating."""
+    qh = rng.integers(0, 256, (n, 4), dtype=np.uint8)
+    qh[3], qh[4], qh[5] = 0xFF, 0x00, 0x55
+    qh[6] = [0x01, 0x80, 0x00, 0x80]  # bits 0, 15, 31: the first and last of each half
+    return qh
+
+
+def legacy_nibbles(rng: np.random.Generator, n: int) -> np.ndarray:
+    qs = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    qs[3], qs[4], qs[5] = 0xFF, 0x00, 0xF0
+    qs[6] = np.arange(16, dtype=np.uint8) | (np.arange(15, -1, -1, dtype=np.uint8) << 4)
+    return qs
+
+
+def q4_1_blocks() -> np.ndarray:
+    rng = np.random.default_rng(41)
+    d, m = legacy_scales(rng, 8), -legacy_scales(rng, 8)
+    m[3] = -65504.0  # x = 15 * 65504 - 65504, no overflow in f32
+    return np.concatenate([f16_field(d), f16_field(m), legacy_nibbles(rng, 8)], axis=1)
+
+
+def q5_0_blocks() -> np.ndarray:
+    rng = np.random.default_rng(50)
+    return np.concatenate([f16_field(legacy_scales(rng, 8)), q5_high_bits(rng, 8), legacy_nibbles(rng, 8)], axis=1)
+
+
+def q5_1_blocks() -> np.ndarray:
+    rng = np.random.default_rng(51)
+    d, m = legacy_scales(rng, 8), legacy_scales(rng, 8)[::-1].copy()
+    return np.concatenate([f16_field(d), f16_field(m), q5_high_bits(rng, 8), legacy_nibbles(rng, 8)], axis=1)
+
+
+def k_super_scales(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """d and dmin of n super-blocks: random, negative, zero d, large d without mins."""
+    d = rng.uniform(1e-4, 5e-2, n).astype(np.float32)
+    dmin = rng.uniform(1e-4, 5e-2, n).astype(np.float32)
+    d[1], dmin[1] = -d[1], -dmin[1]
+    d[2] = 0.0
+    d[3], dmin[3] = 60000.0, 0.0
+    return d, dmin
+
+
+def q2_k_blocks() -> np.ndarray:
+    rng = np.random.default_rng(210)
+    d, dmin = k_super_scales(rng, 8)
+    scales = rng.integers(0, 256, (8, 16), dtype=np.uint8)
+    scales[4], scales[5], scales[6] = 0xFF, 0x00, np.arange(16, dtype=np.uint8) * 0x11
+    qs = rng.integers(0, 256, (8, 64), dtype=np.uint8)
+    qs[4], qs[5] = 0xFF, 0x00
+    qs[6] = 0xE4  # crumb j = j: each quarter gets a distinct value
+    return np.concatenate([scales, qs, f16_field(d), f16_field(dmin)], axis=1)
+
+
+def q3_k_blocks() -> np.ndarray:
+    rng = np.random.default_rng(310)
+    d, _ = k_super_scales(rng, 8)
+    hmask = rng.integers(0, 256, (8, 32), dtype=np.uint8)
+    hmask[4], hmask[5], hmask[6] = 0xFF, 0x00, 0xA5
+    qs = rng.integers(0, 256, (8, 64), dtype=np.uint8)
+    qs[4], qs[5], qs[6] = 0xFF, 0x00, 0xE4
+    scales = rng.integers(0, 256, (8, 12), dtype=np.uint8)
+    scales[4] = 0xFF  # every scale 63 - 32 = 31
+    scales[5] = 0x00  # every scale -32
+    scales[6] = [0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE, 0x1B, 0x6C, 0xB1, 0xE4]  # distinct scales
+    return np.concatenate([hmask, qs, scales, f16_field(d)], axis=1)
+
+
+def q5_k_blocks() -> np.ndarray:
+    rng = np.random.default_rng(510)
+    d, dmin = k_super_scales(rng, 8)
+    scales = rng.integers(0, 256, (8, 12), dtype=np.uint8)
+    scales[4], scales[5] = 0xFF, 0x00
+    scales[6] = [0xC0, 0x40, 0x80, 0x00, 0x3F, 0x7F, 0xBF, 0xFF, 0x1E, 0x2D, 0x3C, 0x4B]  # high bits only
+    qh = rng.integers(0, 256, (8, 32), dtype=np.uint8)
+    qh[4], qh[5], qh[6] = 0xFF, 0x00, 0xA5
+    qs = rng.integers(0, 256, (8, 128), dtype=np.uint8)
+    qs[4], qs[5] = 0xFF, 0x0F
+    return np.concatenate([f16_field(d), f16_field(dmin), scales, qh, qs], axis=1)
+
+
 def write_blocks(name: str, qtype: Q, blocks: np.ndarray) -> None:
     blocks = np.ascontiguousarray(blocks, dtype=np.uint8)
     block_elems, block_bytes = quants.GGML_QUANT_SIZES[qtype]
@@ -244,6 +336,12 @@ def main() -> None:
     write_blocks("q4_0", Q.Q4_0, q4_0_blocks())
     write_blocks("q4_k", Q.Q4_K, q4_k_blocks())
     write_blocks("q6_k", Q.Q6_K, q6_k_blocks())
+    write_blocks("q4_1", Q.Q4_1, q4_1_blocks())
+    write_blocks("q5_0", Q.Q5_0, q5_0_blocks())
+    write_blocks("q5_1", Q.Q5_1, q5_1_blocks())
+    write_blocks("q2_k", Q.Q2_K, q2_k_blocks())
+    write_blocks("q3_k", Q.Q3_K, q3_k_blocks())
+    write_blocks("q5_k", Q.Q5_K, q5_k_blocks())
 
     x = quantiser_inputs()
     write("quantize.in.f32.bin", x)

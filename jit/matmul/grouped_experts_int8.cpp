@@ -13,7 +13,7 @@ namespace {
 constexpr int64_t kTilesPerGroup = 4;
 constexpr int kPassSlots = 4;
 
-bool applies(const Schedule& s, const MatmulShape& mm) { return grouped_experts_fit(s, mm) && mm.int8_dot(); }
+bool applies(const Schedule& s, const MatmulShape& mm) { return grouped_experts_fit(s, mm) && mm.int8_tiles(); }
 
 std::vector<NodeRef> lower(MatmulBuilder& mm) {
   KernelBuilder& kb = mm.kb;

@@ -17,7 +17,7 @@ constexpr int64_t kPassRows = 4, kGroupRows = 64;
 constexpr int64_t kLocalShare = 2;  // an unpacked tile's quads (K x 16 bytes): at most 1 / kLocalShare of local memory
 
 bool applies(const Schedule& s, const MatmulShape& mm) {
-  return !s.gpu && mm.int8_dot() && mm.transposed && !mm.gathered_b && mm.m > 1 &&
+  return !s.gpu && mm.int8_tiles() && mm.transposed && !mm.gathered_b && mm.m > 1 &&
          (mm.packed_b || mm.k * kTileCols <= s.local_memory_bytes / kLocalShare);
 }
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "jit/block_formats.h"
 #include "jit/lower_kernels.h"
 
 namespace moat::jit::matmul {
@@ -31,10 +32,11 @@ struct MatmulShape {
   int table_rank = 0;                // gathered_b: rank of the table
 
   bool a_quantised() const { return ir::is_quantised(a_dtype); }
-  // A q8_0 A times a Q8_0 / Q4_0 B: blocks multiply in integers (qdot / dot4).
-  bool int8_dot() const {
-    return a_quantised() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0) && !fp8_scales;
-  }
+  // A q8_0 A times a B with an integer form (Q8_0, Q4_0, Q5_0: jit/block_formats.h):
+  // blocks multiply in integers (qdot / dot4).
+  bool int8_dot() const { return a_quantised() && has_integer_form(b_dtype) && !fp8_scales; }
+  // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0.
+  bool int8_tiles() const { return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0); }
 };
 
 struct Operands {
@@ -69,9 +71,7 @@ class MatmulBuilder {
   // A[row_base + k ..) as f32: `lanes` is 1, or 32 from a block's first element for a q8_0 A.
   NodeRef a_value(const NodeRef& row_base, const NodeRef& k, int lanes);
   bool a_quantised() const { return ir::is_quantised(o.a_dtype); }
-  bool int8_dot() const {
-    return a_quantised() && (o.b_dtype == ir::DType::q8_0 || o.b_dtype == ir::DType::q4_0) && o.scales < 0;
-  }
+  bool int8_dot() const { return a_quantised() && has_integer_form(o.b_dtype) && o.scales < 0; }
   // A work-group-local buffer of `elements` of `dtype`.
   int local_buffer(const char* name, ir::DType dtype, int64_t elements);
   // Block index of A[batch, m, 0] (a q8_0 A: K / 32 blocks per row).

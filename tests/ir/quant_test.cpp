@@ -14,6 +14,7 @@
 
 #include "ir/dtype.h"
 #include "ir/quant.h"
+#include "ir/quant_legacy_k_blocks.h"
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
@@ -58,10 +59,19 @@ TEST_CASE("block structs match the dtype table") {
   CHECK(sizeof(BlockQ6_K) == dtype_block_bytes(DType::q6_k));
   CHECK(offsetof(BlockQ6_K, d) == 208);
   CHECK(offsetof(BlockQ4_K, qs) == 16);
+  CHECK(sizeof(BlockQ4_1) == dtype_block_bytes(DType::q4_1));
+  CHECK(sizeof(BlockQ5_0) == dtype_block_bytes(DType::q5_0));
+  CHECK(sizeof(BlockQ5_1) == dtype_block_bytes(DType::q5_1));
+  CHECK(sizeof(BlockQ2_K) == dtype_block_bytes(DType::q2_k));
+  CHECK(sizeof(BlockQ3_K) == dtype_block_bytes(DType::q3_k));
+  CHECK(sizeof(BlockQ5_K) == dtype_block_bytes(DType::q5_k));
+  CHECK(offsetof(BlockQ3_K, d) == 108);
+  CHECK(offsetof(BlockQ5_K, qs) == 48);
 }
 
 TEST_CASE("dequantize_row equals gguf-py bit for bit, at any alignment") {
-  for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+  for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k, DType::q4_1, DType::q5_0, DType::q5_1,
+                     DType::q2_k, DType::q3_k, DType::q5_k}) {
     const std::string name(dtype_name(type));
     CAPTURE(name);
     auto blocks = read_vector<uint8_t>(name + ".blocks.bin");
@@ -140,6 +150,39 @@ TEST_CASE("q6_k: the ql / qh interleave and per-16 scales") {
   CHECK(y[199] == 0.25f * 13.0f * static_cast<float>(q));  // scale index 199 / 16 = 12
   CHECK(y[7] == 0.25f * 1.0f * -32.0f);                    // all-zero bits -> -32
   CHECK(y[128 + 7] == 0.25f * 9.0f * -32.0f);  // low nibble of the same ql byte: 0
+}
+
+TEST_CASE("q5_0: the fifth bit of element i is bit i of the little-endian qh") {
+  BlockQ5_0 b{};
+  b.d = f32_to_f16(2.0f);
+  b.qh[0] = 0x01;  // element 0
+  b.qh[1] = 0x80;  // element 15
+  b.qh[2] = 0x01;  // element 16
+  b.qs[0] = 0x3f;  // element 0: low nibble 15, element 16: high nibble 3
+  float y[32];
+  dequantize_row(DType::q5_0, reinterpret_cast<const uint8_t*>(&b), y, 32);
+  CHECK(y[0] == 2.0f * static_cast<float>(31 - 16));
+  CHECK(y[15] == 2.0f * static_cast<float>(16 - 16));
+  CHECK(y[16] == 2.0f * static_cast<float>(19 - 16));
+  CHECK(y[1] == 2.0f * -16.0f);
+}
+
+TEST_CASE("q3_k: 6-bit scales, and the hmask bit that removes the offset 4") {
+  uint8_t s[12] = {};
+  s[2] = 0x5a;              // scale 2: low nibble 0xa, scale 10: low nibble 0x5
+  s[10] = 0x3 | (0x1 << 4);  // scale 2: high bits 3, scale 10: high bits 1
+  CHECK(q3_k_scale(s, 2) == (0xa | (3 << 4)));
+  CHECK(q3_k_scale(s, 10) == (0x5 | (1 << 4)));
+
+  BlockQ3_K b{};
+  b.d = f32_to_f16(0.5f);
+  std::memcpy(b.scales, s, 12);
+  b.qs[32 + 5] = 0x3 << 2;  // element 128 + 32 + 5 (half 1, quarter 1): crumb 3
+  b.hmask[5] = 1 << 5;      // ... with its high bit set (bit (128 + 32 + 5) / 32 = 5)
+  std::vector<float> y(256);
+  dequantize_row(DType::q3_k, reinterpret_cast<const uint8_t*>(&b), y.data(), 256);
+  CHECK(y[165] == 0.5f * static_cast<float>((0x5 | (1 << 4)) - 32) * 3.0f);  // scale 165 / 16 = 10
+  CHECK(y[37] == 0.5f * static_cast<float>(q3_k_scale(s, 2) - 32) * -4.0f);   // crumb 0, bit clear
 }
 
 TEST_CASE("quantize_row_q8_0 / q4_0 equal gguf-py's quantisers byte for byte") {

@@ -165,7 +165,7 @@ inline void matmul_quantised(BackendUnderTest& be) {
   // Activations quantised to q8_0 (ir/quant.h): k 32 (one block: single-block int8
   // products), 64 and 160 (pairs of blocks, and an odd count); m 1 (the CPU's int8 GEMV)
   // and m > 1 (A's rows dequantised once per tile); a batch of 3 sharing one weight.
-  for (DType bd : {DType::q8_0, DType::q4_0}) {
+  for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0}) {
     for (int64_t k : {32, 64, 160}) {
       for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 37}, {6, 7}, {21, 18}}) {
         const std::string what = "matmul q8_0 activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +

@@ -97,9 +97,9 @@ TEST_CASE("the lowered model matches the interpreter on the same graph") {
   std::filesystem::remove(path);
 }
 
-TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) load and run") {
+TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q5_0, Q3_K, Q4_K, Q6_K) load and run") {
   for (gguf::GgmlType type : {gguf::GgmlType::F16, gguf::GgmlType::BF16, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0,
-                              gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
+                              gguf::GgmlType::Q5_0, gguf::GgmlType::Q3_K, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
     testing::TinyDeepSeek o;
     o.matrix_type = type;
     o.embd = 256;
@@ -108,7 +108,7 @@ TEST_CASE("quantised and half-precision GGUF weights (F16, BF16, Q8_0, Q4_0, Q4_
     CHECK(m.weight("blk.0.attn_kv_a_mqa.weight").dtype() == *gguf::to_ir_dtype(type));
     const std::vector<float> want = interpreted(m, models::AttentionForm::expanded);
     auto cpu = backends::open_cpu_device({.threads = 2});
-    // Q8_0 / Q4_0 weights quantise the activations (ir/quant.h): an f32 rounding
+    // Q8_0 / Q4_0 / Q5_0 weights quantise the activations (ir/quant.h): an f32 rounding
     // difference before a quantisation (another summation order than the interpreter's)
     // can move one value by a quantisation step (1/127 of its block's largest), so whole
     // models agree to about 1e-3, not 1e-4 (the kernels themselves are exact on equal

@@ -14,6 +14,7 @@
 #include "frontend/gguf.h"
 #include "frontend/gguf_writer.h"
 #include "ir/tensor.h"
+#include "jit/block_formats.h"
 
 namespace moat::testing {
 
@@ -52,14 +53,15 @@ inline void write_tiny_deepseek(const std::string& path, const TinyDeepSeek& o, 
     if (matrix && o.matrix_type != gguf::GgmlType::F32 && shape.back() % gguf::ggml_block_elems(o.matrix_type) == 0)
       type = o.matrix_type;
     const ir::DType dtype = *gguf::to_ir_dtype(type);
-    if (dtype == ir::DType::q4_k || dtype == ir::DType::q6_k) {
-      // random blocks with small f16 super-block scales (no reference quantiser here)
-      std::vector<uint8_t> raw(static_cast<size_t>(n / 256 * ir::dtype_block_bytes(dtype)));
+    if (ir::is_quantised(dtype) && dtype != ir::DType::q8_0 && dtype != ir::DType::q4_0) {
+      // random blocks whose f16 fields (scales, mins: jit/block_formats.h) are small (no
+      // reference quantiser here)
+      std::vector<uint8_t> raw(static_cast<size_t>(n / ir::dtype_block_elems(dtype) * ir::dtype_block_bytes(dtype)));
       for (uint8_t& b : raw) b = static_cast<uint8_t>(rng());
       for (size_t at = 0; at < raw.size(); at += static_cast<size_t>(ir::dtype_block_bytes(dtype))) {
         const uint16_t d = 0x1c00;  // 2^-8
-        std::memcpy(raw.data() + at + (dtype == ir::DType::q4_k ? 0 : 208), &d, 2);
-        if (dtype == ir::DType::q4_k) std::memcpy(raw.data() + at + 2, &d, 2);
+        for (const jit::BlockField& field : jit::find_block_format(dtype)->fields)
+          if (field.scalar == jit::Scalar::f16) std::memcpy(raw.data() + at + field.offset, &d, 2);
       }
       keep.push_back(std::move(raw));
     } else {

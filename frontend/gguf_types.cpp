@@ -70,6 +70,9 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::Q4_0: return ir::DType::q4_0;
     case GgmlType::Q4_K: return ir::DType::q4_k;
     case GgmlType::Q6_K: return ir::DType::q6_k;
+    case GgmlType::IQ4_NL: return ir::DType::iq4_nl;
+    case GgmlType::IQ4_XS: return ir::DType::iq4_xs;
+    case GgmlType::MXFP4: return ir::DType::mxfp4;
     default: return std::nullopt;
   }
 }

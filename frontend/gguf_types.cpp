@@ -76,6 +76,9 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::Q2_K: return ir::DType::q2_k;
     case GgmlType::Q3_K: return ir::DType::q3_k;
     case GgmlType::Q5_K: return ir::DType::q5_k;
+    case GgmlType::IQ4_NL: return ir::DType::iq4_nl;
+    case GgmlType::IQ4_XS: return ir::DType::iq4_xs;
+    case GgmlType::MXFP4: return ir::DType::mxfp4;
     default: return std::nullopt;
   }
 }

@@ -80,7 +80,7 @@ class CPrinter {
   void tables() {
     for (size_t t = 0; t < k_.tables.size(); ++t) {
       const TableDecl& d = k_.tables[t];
-      out_ << "\n" << d_.table_array << table_type(d.scalar) << " " << table_name(static_cast<int64_t>(t)) << "["
+      out_ << "\n" << d_.table_array << c_type(d.scalar) << " " << table_name(static_cast<int64_t>(t)) << "["
            << d.values.size() << "] = {";
       for (size_t v = 0; v < d.values.size(); ++v) {
         out_ << (v ? (v % 16 ? ", " : ",\n  ") : "");
@@ -92,10 +92,6 @@ class CPrinter {
       out_ << "};\n";
     }
   }
-
-  // Narrow tables are declared as int: PoCL 5 miscompiles dynamic reads of a __constant
-  // char array inside a loop (wrong values); a read casts back to the table's scalar.
-  static std::string table_type(Scalar s) { return s == Scalar::i8 || s == Scalar::u8 ? "moat_i32" : c_type(s); }
 
   std::string table_name(int64_t t) const { return "t_" + k_.name + "_" + k_.tables.at(static_cast<size_t>(t)).name; }
 
@@ -233,8 +229,7 @@ class CPrinter {
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
       case NodeKind::load: return access(n.i, n.type.scalar) + "[" + expr(*n.args[0]) + "]";
-      case NodeKind::table_load:
-        return "((" + c_type(n.type.scalar) + ")" + table_name(n.i) + "[" + expr(*n.args[0]) + "])";
+      case NodeKind::table_load: return table_name(n.i) + "[" + expr(*n.args[0]) + "]";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle ", node_kind_name(n.kind));

@@ -216,7 +216,8 @@ class PtxPrinter {
       const TableDecl& d = k_.tables[t];
       out += ".global .align 16 " + kType.at(d.scalar) + " " + table_symbol(static_cast<int64_t>(t)) + "[" +
              std::to_string(d.values.size()) + "] = {";
-      for (size_t v = 0; v < d.values.size(); ++v) out += (v ? (v % 16 ? ", " : ",\n\t") : "") + std::to_string(d.values[v]);
+      for (size_t v = 0; v < d.values.size(); ++v)
+        out += (v ? (v % 16 ? ", " : ",\n\t") : "") + std::to_string(d.values[v]);
       out += "};\n";
     }
     return out + (out.empty() ? "" : "\n");
@@ -232,7 +233,8 @@ class PtxPrinter {
     } else {
       std::string i = expr(index);
       std::string base = b_.def(Reg::b64, "mov.u64", {table_symbol(n.i)});
-      addr = "[" + (size == 1 ? b_.def(Reg::b64, "add.s64", {base, i}) : b_.def(Reg::b64, "mad.lo.s64", {i, imm(size), base})) + "]";
+      std::string at = size == 1 ? b_.def(Reg::b64, "add.s64", {base, i}) : b_.def(Reg::b64, "mad.lo.s64", {i, imm(size), base});
+      addr = "[" + at + "]";
     }
     return b_.def(ptx::reg_class(s), "ld.global.nc." + mem_type(s), {addr});
   }

@@ -70,7 +70,8 @@ class Verifier {
       case Scalar::i64: break;
       default: check(false, "table " + d.name + " of " + std::string(scalar_name(d.scalar)));
     }
-    for (int64_t v : d.values) check(v >= lo && v <= hi, "table " + d.name + ": " + std::to_string(v) + " is not a " + std::string(scalar_name(d.scalar)));
+    for (int64_t v : d.values)
+      check(v >= lo && v <= hi, "table " + d.name + ": " + std::to_string(v) + " is not a " + std::string(scalar_name(d.scalar)));
   }
 
   void buffer_ok(int64_t index) const {

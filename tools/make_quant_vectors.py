@@ -287,6 +287,44 @@ def q5_k_blocks() -> np.ndarray:
     return np.concatenate([f16_field(d), f16_field(dmin), scales, qh, qs], axis=1)
 
 
+# The 4-bit table formats draw from their own generator: the other files do not change
+# when these are added.
+IQ4_RNG = np.random.default_rng(20261203)
+
+
+def iq4_nl_blocks() -> np.ndarray:
+    d = [0.02, -0.07, 0.0, 1000.0, -1.5, 3e-5, 0.5, 0.125]
+    qs = IQ4_RNG.integers(0, 256, (len(d), 16), dtype=np.uint8)
+    qs[4] = 0xFF  # every index 15
+    qs[5] = 0x00  # every index 0
+    qs[7] = np.arange(16, dtype=np.uint8) | (np.arange(15, -1, -1, dtype=np.uint8) << 4)  # every codebook entry
+    return np.concatenate([f16_field(d), qs], axis=1)
+
+
+def iq4_xs_blocks() -> np.ndarray:
+    n = 8
+    d = IQ4_RNG.uniform(1e-4, 5e-2, n).astype(np.float32)
+    d[1] = -d[1]
+    d[2] = 0.0
+    d[3] = 60000.0
+    scales_h = IQ4_RNG.integers(0, 1 << 16, n).astype("<u2")
+    scales_l = IQ4_RNG.integers(0, 256, (n, 4), dtype=np.uint8)
+    scales_h[4], scales_l[4] = 0xFFFF, 0xFF  # every scale 63 -> +31
+    scales_h[5], scales_l[5] = 0x0000, 0x00  # every scale 0 -> -32
+    scales_h[6], scales_l[6] = 0xE4E4, [0x10, 0x32, 0x54, 0x76]  # sub-block j: low bits j, high bits j % 4
+    qs = IQ4_RNG.integers(0, 256, (n, 128), dtype=np.uint8)
+    qs[6] = np.tile(np.arange(16, dtype=np.uint8) | (np.arange(15, -1, -1, dtype=np.uint8) << 4), 8)
+    return np.concatenate([f16_field(d), scales_h.view(np.uint8).reshape(n, 2), scales_l, qs], axis=1)
+
+
+def mxfp4_blocks() -> np.ndarray:
+    e = np.array([127, 0, 1, 2, 254, 255, 100, 130], dtype=np.uint8)  # 0 and 1: subnormal scales
+    qs = IQ4_RNG.integers(0, 256, (len(e), 16), dtype=np.uint8)
+    qs[0] = np.arange(16, dtype=np.uint8) | (np.arange(15, -1, -1, dtype=np.uint8) << 4)  # every codebook entry
+    qs[3] = 0x88  # index 8: the negative zero of E2M1, decoded as 0
+    return np.concatenate([e.reshape(-1, 1), qs], axis=1)
+
+
 def write_blocks(name: str, qtype: Q, blocks: np.ndarray) -> None:
     blocks = np.ascontiguousarray(blocks, dtype=np.uint8)
     block_elems, block_bytes = quants.GGML_QUANT_SIZES[qtype]
@@ -349,6 +387,10 @@ def main() -> None:
     q4 = quants.quantize(x.reshape(1, -1), Q.Q4_0).reshape(-1, 18)
     assert np.array_equal(q4, q4_0_f32_reference(x)), "gguf-py's q4_0 disagrees with f32 arithmetic; change the inputs"
     write("quantize_q4_0.out.bin", q4.reshape(-1))
+
+    write_blocks("iq4_nl", Q.IQ4_NL, iq4_nl_blocks())
+    write_blocks("iq4_xs", Q.IQ4_XS, iq4_xs_blocks())
+    write_blocks("mxfp4", Q.MXFP4, mxfp4_blocks())
 
     total = sum(p.stat().st_size for p in OUT.glob("*.bin"))
     print(f"wrote {len(list(OUT.glob('*.bin')))} files, {total} bytes, to {OUT}")

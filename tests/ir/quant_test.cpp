@@ -15,6 +15,7 @@
 #include "ir/dtype.h"
 #include "ir/quant.h"
 #include "ir/quant_legacy_k_blocks.h"
+#include "ir/quant_iq4.h"
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
@@ -67,11 +68,35 @@ TEST_CASE("block structs match the dtype table") {
   CHECK(sizeof(BlockQ5_K) == dtype_block_bytes(DType::q5_k));
   CHECK(offsetof(BlockQ3_K, d) == 108);
   CHECK(offsetof(BlockQ5_K, qs) == 48);
+  CHECK(sizeof(BlockIQ4_NL) == dtype_block_bytes(DType::iq4_nl));
+  CHECK(sizeof(BlockIQ4_XS) == dtype_block_bytes(DType::iq4_xs));
+  CHECK(sizeof(BlockMXFP4) == dtype_block_bytes(DType::mxfp4));
+  CHECK(offsetof(BlockIQ4_XS, qs) == 8);
+}
+
+TEST_CASE("iq4_xs: 6-bit sub-block scales (ls - 32) and mxfp4: E8M0 halves with subnormal exponents 0 and 1") {
+  BlockIQ4_XS b{};
+  b.d = f32_to_f16(0.5f);
+  b.scales_l[1] = 0x5a;                   // sub-block 2: low bits 0xa, sub-block 3: 0x5
+  b.scales_h = static_cast<uint16_t>((2 << 4) | (1 << 6));  // high bits: sub-block 2 -> 2, 3 -> 1
+  std::memset(b.qs, 0xf0, sizeof b.qs);   // low nibbles 0 (-127), high nibbles 15 (113)
+  std::vector<float> y(256);
+  dequantize_row(DType::iq4_xs, reinterpret_cast<const uint8_t*>(&b), y.data(), 256);
+  CHECK(y[64] == 0.5f * (0x2a - 32) * -127.0f);   // sub-block 2, element 0
+  CHECK(y[64 + 16] == 0.5f * (0x2a - 32) * 113.0f);
+  CHECK(y[96] == 0.5f * (0x15 - 32) * -127.0f);   // sub-block 3
+  CHECK(y[0] == 0.5f * -32.0f * -127.0f);         // scale 0: ls - 32 = -32
+
+  CHECK(e8m0_to_f32_half(127) == 0.5f);
+  CHECK(e8m0_to_f32_half(128) == 1.0f);
+  CHECK(e8m0_to_f32_half(1) == std::ldexp(1.0f, -127));
+  CHECK(e8m0_to_f32_half(0) == std::ldexp(1.0f, -128));
+  CHECK(e8m0_to_f32_half(254) == std::ldexp(1.0f, 126));
 }
 
 TEST_CASE("dequantize_row equals gguf-py bit for bit, at any alignment") {
   for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k, DType::q4_1, DType::q5_0, DType::q5_1,
-                     DType::q2_k, DType::q3_k, DType::q5_k}) {
+                     DType::q2_k, DType::q3_k, DType::q5_k, DType::iq4_nl, DType::iq4_xs, DType::mxfp4}) {
     const std::string name(dtype_name(type));
     CAPTURE(name);
     auto blocks = read_vector<uint8_t>(name + ".blocks.bin");

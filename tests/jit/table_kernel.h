@@ -21,7 +21,9 @@ inline const std::vector<int64_t> kTableWide = {0x0123456789abcdef, -2, INT64_MI
 inline const std::vector<float> kTableIndices = {3, 15, 0, 7, 12, 1, 9, 4, 14, 2, 11, 6, 13, 8, 5, 10};
 inline constexpr int64_t kTableOut = 70;
 
-// One work-item; buffers x (f32[16]) then out (f32[kTableOut]).
+// One work-item; buffers x (f32[16]) then out (f32[kTableOut]). The first loop reads
+// codes[15 - i], not codes[(i * 7) % 16]: PoCL 5 miscompiles that loop from OpenCL C (out[i]
+// = a[(i * 7) % 16] reads wrong elements for i = 3..7, from a buffer as well as a table).
 inline jit::Kernel table_kernel() {
   using namespace jit;
   Kernel k;
@@ -38,7 +40,7 @@ inline jit::Kernel table_kernel() {
   NodeRef w = table_load(k, wide, i);
   k.body = block({
       for_loop("i", c_i64(0), c_i64(16), c_i64(1),
-               {store(k, out, i, f32(table_load(k, codes, rem(mul(i, c_i64(7)), c_i64(16)))))}),
+               {store(k, out, i, f32(table_load(k, codes, sub(c_i64(15), i))))}),
       store(k, out, c_i64(16), f32(table_load(k, codes, c_i64(0), 16))),
       store(k, out, c_i64(32), f32(table_load(k, codes, gather_index))),
       store(k, out, c_i64(48), f32(table_load(k, bytes, c_i64(0), 8))),
@@ -54,7 +56,7 @@ inline jit::Kernel table_kernel() {
 inline std::vector<float> table_kernel_expected() {
   std::vector<float> want(kTableOut, 0.0f);
   for (int i = 0; i < 16; ++i) {
-    want[i] = static_cast<float>(kTableCodes[(i * 7) % 16]);
+    want[i] = static_cast<float>(kTableCodes[15 - i]);
     want[16 + i] = static_cast<float>(kTableCodes[i]);
     want[32 + i] = static_cast<float>(kTableCodes[static_cast<size_t>(kTableIndices[i])]);
   }

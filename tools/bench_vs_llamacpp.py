@@ -815,7 +815,7 @@ def main():
                 rows, errors = bench_file(t, paths[t], threads, args.r, depths, args.moat, args.interleave, tmp, rng)
                 results["rows"] += rows
                 results["errors"] += errors
-            builds = sorted({b for r in results["rows"] for b in r["moat_build"]})
+            builds = sorted({b for r in results["rows"] for b in r["moat_build"] if b})
             print(f"## pp{PP} / tg{TG} at depth {', '.join(map(str, depths))}, CPU, {args.r} repetitions, mean ± sd "
                   f"(interleave: {args.interleave}; {os.cpu_count()} CPUs; moatless build {', '.join(builds) or '?'})\n")
             print(table(results["rows"], bpt) + "\n", flush=True)

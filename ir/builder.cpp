@@ -48,9 +48,10 @@ NodeId Builder::matmul(NodeId a, NodeId b, bool b_transposed) {
   return add_node(Op::matmul, {a, b}, {{"b_transposed", b_transposed}});
 }
 NodeId Builder::matmul_weight(NodeId a, NodeId w) {
-  if (quantises_activations(type(w).dtype) && type(a).dtype != DType::q8_0) {
-    auto [it, made] = q8_0_of_.try_emplace(a, a);
-    if (made) it->second = cast(a, DType::q8_0);
+  const DType activation = activation_dtype(type(w).dtype);
+  if (activation != DType::f32 && type(a).dtype != activation) {
+    auto [it, made] = quantised_of_.try_emplace({a, activation}, a);
+    if (made) it->second = cast(a, activation);
     a = it->second;
   }
   return matmul(a, w, true);

@@ -62,8 +62,9 @@ class Builder {
   NodeId matmul(NodeId a, NodeId b, bool b_transposed = true);
   NodeId matmul_fp8(NodeId a, NodeId b, NodeId block_scales, int64_t block_rows = 128, int64_t block_cols = 128);
   // a[..., K] x w[..., N, K]^T as runtimes compute it with that weight: a Q8_0 / Q4_0 w
-  // gets a cast to q8_0 first (quantised activations, ir/quant.h), other types a plain
-  // matmul. One cast per activation: weights that share an input share its quantisation.
+  // gets a cast to q8_0 first, a Q4_K / Q6_K w a cast to q8_k (quantised activations,
+  // ir/quant.h's activation_dtype), other types a plain matmul. One cast per activation
+  // and type: weights that share an input share its quantisation.
   NodeId matmul_weight(NodeId a, NodeId w);
   NodeId gather(NodeId table, NodeId indices);
   NodeId take_along(NodeId x, NodeId indices);
@@ -92,7 +93,7 @@ class Builder {
 
  private:
   Graph& graph_;
-  std::map<NodeId, NodeId> q8_0_of_;  // matmul_weight's casts, by their operand
+  std::map<std::pair<NodeId, DType>, NodeId> quantised_of_;  // matmul_weight's casts, by operand and type
 };
 
 }  // namespace moat::ir

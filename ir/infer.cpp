@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ir/quant.h"
 #include "support/error.h"
 
 namespace moat::ir {
@@ -116,8 +117,8 @@ TensorType infer_matmul(const Graph& graph, const Node& node) {
   const TensorType& a = operand(graph, node, 0);
   const TensorType& b = operand(graph, node, 1);
   bool b_transposed = attr_bool(node, "b_transposed");
-  require(is_plain_float(a.dtype) || a.dtype == DType::q8_0,
-          cat("A must be f32, f16, bf16 or q8_0 (quantised activations), got ", dtype_name(a.dtype)));
+  require(is_plain_float(a.dtype) || is_activation_dtype(a.dtype),
+          cat("A must be f32, f16, bf16, q8_0 or q8_k (quantised activations), got ", dtype_name(a.dtype)));
   require(is_float(b.dtype) || is_quantised(b.dtype), cat("B must be a float or quantised type, got ", dtype_name(b.dtype)));
   require(a.shape.size() >= 2 && b.shape.size() >= 2, "A and B need at least 2 dimensions");
   bool blocked_b = is_quantised(b.dtype) || b.dtype == DType::f8_e4m3;
@@ -152,7 +153,7 @@ TensorType infer_matmul(const Graph& graph, const Node& node) {
   Shape out = *batch;
   out.push_back(m);
   out.push_back(n);
-  return TensorType{a.dtype == DType::q8_0 ? DType::f32 : a.dtype, out};
+  return TensorType{is_activation_dtype(a.dtype) ? DType::f32 : a.dtype, out};
 }
 
 TensorType infer_gather(const Graph& graph, const Node& node) {
@@ -411,12 +412,14 @@ TensorType infer_type(const Graph& graph, const Node& node) {
       const TensorType& x = operand(graph, node, 0);
       require(node.type.shape == x.shape, "cast keeps the shape");
       if (is_quantised(node.type.dtype)) {  // activation quantisation (ir/quant.h)
-        require(node.type.dtype == DType::q8_0 && is_plain_float(x.dtype),
-                cat("only a float tensor can be cast to a quantised type, and only to q8_0 (got ",
+        require(is_activation_dtype(node.type.dtype) && is_plain_float(x.dtype),
+                cat("only a float tensor can be cast to a quantised type, and only to q8_0 or q8_k (got ",
                     dtype_name(x.dtype), " to ", dtype_name(node.type.dtype), ")"));
         const Dim& last = x.shape.empty() ? Dim::of(0) : x.shape.back();
-        require(!x.shape.empty() && last.is_static() && last.value % 32 == 0,
-                cat("a cast to q8_0 needs a static last dimension that is a multiple of 32, got ", to_string(x.shape)));
+        const int64_t block = dtype_block_elems(node.type.dtype);
+        require(!x.shape.empty() && last.is_static() && last.value % block == 0,
+                cat("a cast to ", dtype_name(node.type.dtype), " needs a static last dimension that is a multiple of ",
+                    block, ", got ", to_string(x.shape)));
       }
       require(!is_quantised(x.dtype) || !is_quantised(node.type.dtype), "a cast between quantised types");
       return node.type;

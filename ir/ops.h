@@ -25,8 +25,8 @@
 //              (attrs `axis`, `start`, `end`), concat (attr `axis`, >= 2 operands).
 //   Cast       to the node's dtype; quantised -> float dequantises; float -> q8_0
 //              quantises each 32 elements of the last axis (ir/quant.h's
-//              quantize_row_q8_0): activations for int8 dot products (no other
-//              quantised target).
+//              quantize_row_q8_0), float -> q8_k each 256 (quantize_row_q8_k):
+//              activations for int8 dot products (no other quantised target).
 //   TopK       topk(x[..., N], attr k) -> i32 indices [..., k] of the k largest values,
 //              largest first, ties to the lower index.
 //   Composite  rms_norm, softmax, rope, attention, moe (see ir/expand.h).

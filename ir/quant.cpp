@@ -98,9 +98,10 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems) {
     case DType::q4_1: case DType::q5_0: case DType::q5_1:
       dequantize_legacy_blocks(type, src, dst, blocks);
       return;
-    case DType::q2_k: case DType::q3_k: case DType::q5_k: case DType::q8_k:
+    case DType::q2_k: case DType::q3_k: case DType::q5_k:
       dequantize_k_blocks(type, src, dst, blocks);
       return;
+    case DType::q8_k: dequantize_q8_k_blocks(src, dst, blocks); return;
     case DType::iq4_nl: case DType::iq4_xs: case DType::mxfp4:
       dequantize_iq4_blocks(type, src, dst, blocks);
       return;

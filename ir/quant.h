@@ -15,6 +15,8 @@
 //   q6_k  256 elements in 16 sub-blocks of 16, int8 scale each:
 //         x = (d * scales[i / 16]) * (q6(i) - 32), q6 = 4 low bits from ql, 2 high
 //         bits from qh (see dequantize_block_q6_k for the interleave)
+//   q8_k  256 elements, f32 d: x[i] = d * qs[i]; bsums[g] is the sum of qs[16g .. 16g + 15]
+//         (activations of K-type matmuls, never a weight)
 #pragma once
 
 #include <cstdint>
@@ -51,6 +53,13 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+struct BlockQ8_K {
+  float d;             // f32 scale
+  int8_t qs[256];
+  int16_t bsums[16];   // sums of each 16 quants
+};
+static_assert(sizeof(BlockQ8_K) == 292);
+
 // Unpacks the 6-bit scale and min of sub-block j (0..7) of a q4_k block (ggml's
 // get_scale_min_k4). Bytes 0..3: scales 0..3 in bits 0..5, high bits of scales 4..7
 // in bits 6..7; bytes 4..7 likewise for mins; bytes 8..11: low 4 bits of scale 4..7
@@ -77,14 +86,27 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems);
 //         q = min(15, trunc(x / d + 8.5)) (computed as f32 x * (1 / d), then + 8.5f)
 void quantize_row_q8_0(const float* src, uint8_t* dst, int64_t elems);
 void quantize_row_q4_0(const float* src, uint8_t* dst, int64_t elems);
+// q8_k (ggml's quantize_row_q8_K_ref), `elems` a multiple of 256: per 256, v = the first
+// element of largest |v|, iscale = -127 / v, q = min(127, round-half-even(iscale * x)),
+// bsums the sums of each 16 q, d = 1 / iscale (f32); a block of zeros is all zero.
+void quantize_row_q8_k(const float* src, uint8_t* dst, int64_t elems);
 
-// llama.cpp's rule for a matmul with Q8_0 / Q4_0 / Q5_0 weights: the activations are
-// quantised to Q8_0 (each 32 along K, quantize_row_q8_0) and multiplied with the weight
-// blocks as integers. Model builders cast A to q8_0 before such a matmul; kernels then
-// use int8 dot products. Whether weights of `dtype` get quantised activations.
-inline bool quantises_activations(DType weight) {
-  return weight == DType::q8_0 || weight == DType::q4_0 || weight == DType::q5_0;
+// llama.cpp's rule for a matmul with quantised weights: the activations are quantised
+// (Q8_0 / Q4_0 / Q5_0 weights: to Q8_0, each 32 along K; Q4_K / Q6_K: to Q8_K, each 256) and
+// multiplied with the weight blocks as integers (its vec_dot_type). Model builders cast A
+// to that type before such a matmul; kernels then use int8 dot products. The activation
+// type of weights of `weight`, DType::f32 where A stays float.
+inline DType activation_dtype(DType weight) {
+  switch (weight) {
+    case DType::q8_0: case DType::q4_0: case DType::q5_0: return DType::q8_0;
+    case DType::q4_k: case DType::q6_k: return DType::q8_k;
+    default: return DType::f32;
+  }
 }
+// Whether weights of `weight` get quantised activations.
+inline bool quantises_activations(DType weight) { return activation_dtype(weight) != DType::f32; }
+// The types activations are quantised to (a float -> quantised cast's targets).
+inline bool is_activation_dtype(DType t) { return t == DType::q8_0 || t == DType::q8_k; }
 
 // DeepSeek-V3 FP8 weights: w [rows, cols] f8_e4m3 with f32 scale_inv
 // [ceil(rows / block_rows), ceil(cols / block_cols)] (usually 128 x 128):

@@ -21,5 +21,8 @@ void dequantize_iq4_blocks(DType type, const uint8_t* src, float* dst, int64_t b
 // iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m: indices into ggml's lattice grids
 // (ir/quant_iq_grids.cpp)
 void dequantize_iq_grid_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);
+// q8_k, the activations of K-type matmuls (ir/quant_q8_k.cpp; routed there by
+// dequantize_row instead of dequantize_k_blocks)
+void dequantize_q8_k_blocks(const uint8_t* src, float* dst, int64_t blocks);
 
 }  // namespace moat::ir

@@ -166,13 +166,14 @@ HostTensor HostTensor::from_f32(std::vector<int64_t> shape, std::span<const floa
   if (static_cast<int64_t>(values.size()) != n)
     user_error("from_f32: ", values.size(), " values for shape ", shape_text(shape));
   if (is_quantised(dtype)) {
-    if (dtype != DType::q8_0 && dtype != DType::q4_0)
-      user_error("cannot quantise to ", dtype_name(dtype), " (only q8_0 and q4_0); build it from raw blocks");
+    if (dtype != DType::q8_0 && dtype != DType::q4_0 && dtype != DType::q8_k)
+      user_error("cannot quantise to ", dtype_name(dtype), " (only q8_0, q4_0 and q8_k); build it from raw blocks");
     int64_t row = shape.back();
     int64_t row_bytes = *dtype_row_bytes(dtype, row);
     for (int64_t r = 0; row > 0 && r < n / row; ++r) {
       uint8_t* dst = bytes.data() + r * row_bytes;
       if (dtype == DType::q8_0) quantize_row_q8_0(values.data() + r * row, dst, row);
+      else if (dtype == DType::q8_k) quantize_row_q8_k(values.data() + r * row, dst, row);
       else quantize_row_q4_0(values.data() + r * row, dst, row);
     }
   } else {

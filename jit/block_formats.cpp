@@ -32,9 +32,9 @@ NodeRef q8_0_integers(const BlockAccess& b) {
 // rounded half away from zero. The rounding is exact: q = trunc(v) then a step by the
 // remainder v - q, which is exact below 2^23 (|v| <= 127.5 here). A NaN gives a NaN d
 // and zeros (the float -> int cast takes NaN to 0).
-std::vector<NodeRef> q8_0_encode(const BlockAccess& b, const NodeRef& value) {
+std::vector<NodeRef> q8_0_encode(const BlockAccess& b, const std::vector<NodeRef>& operands) {
   const Type f32x32 = kF32.with_lanes(32), i32x32{Scalar::i32, 32};
-  NodeRef x = b.bind(value);
+  NodeRef x = b.bind(operands.at(0));
   NodeRef d = b.bind(div(reduce(ReduceOp::max, unary(UnaryOp::abs, x)), c_f32(127.0)));
   NodeRef inverse = b.bind(select(binary(BinaryOp::ne, d, c_f32(0.0)), div(c_f32(1.0), d), c_f32(0.0)));
   NodeRef v = b.bind(mul(x, broadcast(inverse, 32)));
@@ -82,6 +82,17 @@ NodeRef q4_k_one(const BlockAccess& b, const NodeRef& e) {
   return sub(mul(s.scale, to_f32(nibble)), s.min);
 }
 
+// The int8 path (q8_k A): u = the nibbles of sub-block c, s = d * sc, m = dmin * m.
+NodeRef q4_k_sub_integers(const BlockAccess& b, int c) {
+  NodeRef bytes = b.bind(b.bytes("qs", i64c(32 * (c / 2)), Scalar::u8, 32));
+  return c % 2 == 0 ? bit_and(bytes, c_u8(15, 32)) : shr(bytes, c_u8(4, 32));
+}
+
+SubScales q4_k_sub_scales(const BlockAccess& b, int c) {
+  const ScaleMin s = q4_k_scale_min(b, i64c(c));
+  return {broadcast(s.scale, 8), broadcast(s.min, 8)};
+}
+
 NodeRef q4_k_chunk(const BlockAccess& b, const NodeRef& first) {
   NodeRef j = b.bind(shr(first, i64c(5)));
   const ScaleMin s = q4_k_scale_min(b, j);
@@ -126,6 +137,25 @@ NodeRef q6_k_chunk(const BlockAccess& b, const NodeRef& first) {
   return mul(concat(broadcast(s0, 16), broadcast(s1, 16)), to_f32(q));
 }
 
+// The int8 path (q8_k A): u = q6 (0..63), per 16 elements s = d * scale, m = 32 * s.
+NodeRef q6_k_sub_integers(const BlockAccess& b, int c) {
+  const int h = c / 4, quarter = c % 4;
+  NodeRef ql = b.bytes("ql", i64c(64 * h + 32 * (quarter & 1)), Scalar::u8, 32);
+  NodeRef qh = b.bytes("qh", i64c(32 * h), Scalar::u8, 32);
+  NodeRef low = quarter >= 2 ? shr(ql, c_u8(4, 32)) : bit_and(ql, c_u8(15, 32));
+  NodeRef high = bit_and(shr(qh, c_u8(2 * quarter, 32)), c_u8(3, 32));
+  return bit_or(low, shl(high, c_u8(4, 32)));
+}
+
+SubScales q6_k_sub_scales(const BlockAccess& b, int c) {
+  const int h = c / 4, quarter = c % 4, at = 8 * h + 2 * quarter;
+  NodeRef d = b.bind(b.f16("d"));
+  NodeRef s0 = b.bind(mul(d, to_f32(b.bytes("scales", i64c(at), Scalar::i8))));      // lanes 0..3: elements 0..15
+  NodeRef s1 = b.bind(mul(d, to_f32(b.bytes("scales", i64c(at + 1), Scalar::i8))));  // lanes 4..7
+  NodeRef scale = concat(broadcast(s0, 4), broadcast(s1, 4));
+  return {scale, mul(scale, broadcast(c_f32(32.0), 8))};
+}
+
 std::vector<BlockFormat> make_formats() {
   using S = Scalar;
   std::vector<BlockFormat> formats = {
@@ -134,13 +164,23 @@ std::vector<BlockFormat> make_formats() {
       {ir::DType::q4_k,
        {{"d", 0, 2, S::f16, 16}, {"dmin", 2, 2, S::f16, 16}, {"scales", 4, 12, S::u8, 6}, {"qs", 16, 128, S::u8, 4}},
        q4_k_one,
-       q4_k_chunk},
+       q4_k_chunk,
+       nullptr,
+       0,
+       nullptr,
+       q4_k_sub_integers,
+       q4_k_sub_scales},
       {ir::DType::q6_k,
        {{"ql", 0, 128, S::u8, 4}, {"qh", 128, 64, S::u8, 2}, {"scales", 192, 16, S::i8, 8}, {"d", 208, 2, S::f16, 16}},
        q6_k_one,
-       q6_k_chunk},
+       q6_k_chunk,
+       nullptr,
+       0,
+       nullptr,
+       q6_k_sub_integers,
+       q6_k_sub_scales},
   };
-  for (auto* family : {legacy_block_formats, k_block_formats, iq4_block_formats, iq_grid_block_formats})
+  for (auto* family : {legacy_block_formats, k_block_formats, q8_k_block_formats, iq4_block_formats, iq_grid_block_formats})
     for (BlockFormat& f : family()) formats.push_back(std::move(f));
   return formats;
 }
@@ -198,6 +238,20 @@ NodeRef BlockAccess::f16_index(std::string_view name) const {
   MOAT_INTERNAL_CHECK(f.scalar == Scalar::f16 && f.offset % 2 == 0 && block_bytes % 2 == 0, "block format ",
                       ir::dtype_name(format_.dtype), ": field ", name, " is not an aligned f16");
   return add(mul(block_, c_i64(block_bytes / 2)), c_i64(f.offset / 2));
+}
+
+NodeRef BlockAccess::f32_index(std::string_view name) const {
+  const BlockField& f = format_.field(name);
+  const int64_t block_bytes = ir::dtype_block_bytes(format_.dtype);
+  MOAT_INTERNAL_CHECK(f.scalar == Scalar::f32 && f.offset % 4 == 0 && block_bytes % 4 == 0, "block format ",
+                      ir::dtype_name(format_.dtype), ": field ", name, " is not an aligned f32");
+  return add(mul(block_, c_i64(block_bytes / 4)), c_i64(f.offset / 4));
+}
+
+NodeRef BlockAccess::f32(std::string_view name) const { return load_as(kernel_, buffer_, f32_index(name), kF32); }
+
+NodeRef BlockAccess::store_f32(std::string_view name, const NodeRef& value) const {
+  return store(kernel_, buffer_, f32_index(name), value);
 }
 
 NodeRef BlockAccess::f16(std::string_view name) const {

@@ -28,6 +28,11 @@ struct BlockField {
 
 class BlockAccess;
 
+// Per 4 consecutive elements (one dot4 lane), f32 x 8 for 32 elements: x = scale * u - min.
+struct SubScales {
+  NodeRef scale, min;
+};
+
 struct BlockFormat {
   ir::DType dtype;
   std::vector<BlockField> fields;
@@ -41,8 +46,15 @@ struct BlockFormat {
   NodeRef (*integers)(const BlockAccess& block) = nullptr;
   int64_t integer_offset = 0;
   // Formats activations are quantised to (`quantize`): the statements that store the
-  // block for `value` (f32 x elements); nullptr for decode-only formats.
-  std::vector<NodeRef> (*encode)(const BlockAccess& block, const NodeRef& value) = nullptr;
+  // block from the quantize node's operands after the block (q8_0: the value, f32 x 32;
+  // q8_k: 16 values, the group, the block's signed max); nullptr for decode-only formats.
+  std::vector<NodeRef> (*encode)(const BlockAccess& block, const std::vector<NodeRef>& operands) = nullptr;
+  // Super-block formats multiplied in integers with a q8_k A (`qdot`, like llama.cpp's
+  // vec_dot_*_q8_K): the integers u (u8 x 32) of elements 32c .. 32c + 31 (c a constant,
+  // 0 <= c < 8), and their scales and mins per 4 (sub_scales) such that x = s * u - m.
+  // A K-type joins the int8 path by defining these two; nullptr for other formats.
+  NodeRef (*sub_integers)(const BlockAccess& block, int c) = nullptr;
+  SubScales (*sub_scales)(const BlockAccess& block, int c) = nullptr;
 
   const BlockField& field(std::string_view name) const;  // internal error when absent
 };
@@ -65,6 +77,8 @@ class BlockAccess {
   const BlockFormat& format() const { return format_; }
   // The f16 at the start of `field`, as f32.
   NodeRef f16(std::string_view field) const;
+  // The f32 at the start of `field` (4-byte aligned in a block of a multiple of 4 bytes).
+  NodeRef f32(std::string_view field) const;
   // `lanes` consecutive values of scalar `s` (u8 / i8) from byte `at` (i64) of `field`.
   NodeRef bytes(std::string_view field, const NodeRef& at, Scalar s = Scalar::u8, int lanes = 1) const;
   NodeRef bind(NodeRef value) const { return bind_(std::move(value)); }
@@ -77,11 +91,13 @@ class BlockAccess {
   // Stores of `value` (f16) at the start of `field`, of `value` (u8 / i8 lanes) from byte
   // `at` of `field`.
   NodeRef store_f16(std::string_view field, const NodeRef& value) const;
+  NodeRef store_f32(std::string_view field, const NodeRef& value) const;
   NodeRef store_bytes(std::string_view field, const NodeRef& at, const NodeRef& value) const;
 
  private:
   NodeRef byte_index(const BlockField& f, const NodeRef& at) const;  // i64, from the buffer's start
   NodeRef f16_index(std::string_view field) const;                   // i64, in f16 units
+  NodeRef f32_index(std::string_view field) const;                   // i64, in f32 units
 
   Kernel& kernel_;  // tables are added to it
   int buffer_;

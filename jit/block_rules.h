@@ -32,6 +32,8 @@ ScaleMin q4_k_scale_min(const BlockAccess& b, const NodeRef& j);
 std::vector<BlockFormat> legacy_block_formats();
 // q2_k, q3_k, q5_k, q8_k (jit/block_formats_k.cpp)
 std::vector<BlockFormat> k_block_formats();
+// q8_k, the activations of K-type matmuls (jit/block_formats_q8_k.cpp)
+std::vector<BlockFormat> q8_k_block_formats();
 // iq4_nl, iq4_xs, mxfp4 (jit/block_formats_iq4.cpp)
 std::vector<BlockFormat> iq4_block_formats();
 // iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m (jit/block_formats_iq_grids.cpp)

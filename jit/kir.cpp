@@ -260,7 +260,7 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
 
 bool accessible_as(ir::DType buffer, Scalar s) {
   if (s == storage_scalar(buffer)) return true;
-  return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16);
+  return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16 || s == Scalar::f32);
 }
 
 NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t) {
@@ -308,11 +308,19 @@ NodeRef qscale(const Kernel& k, int buffer, NodeRef block) {
 NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks) {
   const int n = static_cast<int>(k.buffers.size());
   expect(a >= 0 && a < n && b >= 0 && b < n, NodeKind::qdot, "no such buffer");
-  expect(k.buffers[a].dtype == ir::DType::q8_0, NodeKind::qdot, "A must be a q8_0 buffer");
-  expect(has_integer_form(k.buffers[b].dtype), NodeKind::qdot, "B must have an integer form (q8_0, q4_0, q5_0)");
-  expect(blocks == 1 || blocks == 2 || blocks == 4 || blocks == 8, NodeKind::qdot, "1, 2, 4 or 8 blocks");
+  int lanes_per_block = 8;
+  if (k.buffers[a].dtype == ir::DType::q8_k) {
+    const BlockFormat* f = find_block_format(k.buffers[b].dtype);
+    expect(f != nullptr && f->sub_integers != nullptr, NodeKind::qdot, "a q8_k A needs a B with sub_integers (q4_k, q6_k)");
+    expect(blocks == 1 || blocks == 2 || blocks == 4, NodeKind::qdot, "1, 2 or 4 super-blocks");
+    lanes_per_block = 16;
+  } else {
+    expect(k.buffers[a].dtype == ir::DType::q8_0, NodeKind::qdot, "A must be a q8_0 or q8_k buffer");
+    expect(has_integer_form(k.buffers[b].dtype), NodeKind::qdot, "B must have an integer form (q8_0, q4_0, q5_0)");
+    expect(blocks == 1 || blocks == 2 || blocks == 4 || blocks == 8, NodeKind::qdot, "1, 2, 4 or 8 blocks");
+  }
   expect(a_block->type == kI64 && b_block->type == kI64, NodeKind::qdot, "block indices must be i64");
-  return make(Node{.kind = NodeKind::qdot, .type = {Scalar::f32, 8 * blocks}, .i = a, .j = b,
+  return make(Node{.kind = NodeKind::qdot, .type = {Scalar::f32, lanes_per_block * blocks}, .i = a, .j = b,
                    .args = {std::move(a_block), std::move(b_block)}});
 }
 
@@ -360,6 +368,15 @@ NodeRef quantize(const Kernel& k, int buffer, NodeRef block, NodeRef value) {
   expect(block->type == kI64, NodeKind::quantize, "block must be i64");
   expect(value->type == kF32.with_lanes(32), NodeKind::quantize, "value must be f32x32");
   return make(Node{.kind = NodeKind::quantize, .i = buffer, .args = {std::move(block), std::move(value)}});
+}
+
+NodeRef quantize_group(const Kernel& k, int buffer, NodeRef block, NodeRef value, NodeRef group, NodeRef vmax) {
+  expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::quantize, "no such buffer");
+  expect(k.buffers[buffer].dtype == ir::DType::q8_k, NodeKind::quantize, "buffer is not q8_k");
+  expect(block->type == kI64 && group->type == kI64, NodeKind::quantize, "block and group must be i64");
+  expect(value->type == kF32.with_lanes(16) && vmax->type == kF32, NodeKind::quantize, "value must be f32x16, vmax f32");
+  return make(Node{.kind = NodeKind::quantize, .i = buffer,
+                   .args = {std::move(block), std::move(value), std::move(group), std::move(vmax)}});
 }
 
 }  // namespace moat::jit

@@ -30,16 +30,23 @@
 //     buffer (ggml layouts, ir/quant.h) to f32 in ggml's order of operations
 //   - `quantize` encodes 32 f32 values as one q8_0 block exactly as ir/quant.h's
 //     quantize_row_q8_0 (d = amax / 127 stored as f16, q = round(x * (1 / d)), ties
-//     away from zero); a block with a NaN gets unspecified bytes, never UB
+//     away from zero); a block with a NaN gets unspecified bytes, never UB. Into q8_k
+//     (256 per block) it encodes group g of 16 values given the block's signed max v
+//     (its first element of largest |x|; the kernel finds it): q = min(127,
+//     round-half-even(x * (-127 / v))), the group's sum, d = 1 / (-127 / v), exactly as
+//     quantize_row_q8_k
 //   - `dot4` is vpdpbusd / dp4a: 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
 //     added to an accumulator lane; a 4-lane b is the same 4 bytes for every lane
 //   - `qdot` is the integer dot product of a q8_0 block with a block that has an integer
 //     form (q8_0, q4_0, q5_0), in lanes of 4 elements: lane g of block t is
 //     f32(d_a * d_b) * f32(sum over the 4 products qa[4g + i] * qb[4g + i]) (the integer
-//     sum is exact; q4_0's qb = nibble - 8, q5_0's the 5-bit value - 16). The sum over
-//     all lanes is the blocks' dot product as llama.cpp computes it; scalar targets may
-//     compute each lane from dequantised values instead (the same value within f32
-//     rounding)
+//     sum is exact; q4_0's qb = nibble - 8, q5_0's the 5-bit value - 16). With a q8_k A
+//     and a super-block B that has an integer form (q4_k, q6_k: jit/block_formats.h's
+//     sub_integers), 16 lanes per super-block: lane g (of 4 elements in each 64) is
+//     d_a * sum of (s * sum(u * qa) - m * sum(qa)) with B's per-group scale s and min m.
+//     The sum over all lanes is the blocks' dot product as llama.cpp computes it; scalar
+//     targets may compute each lane from dequantised values instead (the same value
+//     within f32 rounding)
 //   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
 //   - a constant table (Kernel::tables) is read-only data of the kernel, known when it is
 //     built (e.g. a quantisation type's codebook); `table_load` reads it like a buffer that
@@ -121,8 +128,8 @@ bool is_comparison(BinaryOp op);
   X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
                        /* -> i32 x N: lane j = acc[j] + sum over i < 4 of a[4j + i] * b[4j + i] */ \
   X(qscale, false)     /* i: buffer (q8_0 / q4_0 / q5_0); args: block (i64) -> f32: the block's scale d */ \
-  X(qdot, false)       /* i: buffer A (q8_0), j: buffer B (q8_0 / q4_0 / q5_0); args: A block, B block */ \
-                       /* (i64) -> f32 x 8t: 8 lanes per block for t consecutive blocks of each */ \
+  X(qdot, false)       /* i: buffer A (q8_0 / q8_k), j: buffer B (q8_0 / q4_0 / q5_0; q8_k A: q4_k, q6_k); */ \
+                       /* args: A block, B block (i64) -> f32 x 8t (q8_k A: 16t): t blocks of each */ \
   /* statements */                                                                                 \
   X(block, true)       /* body: statements in order */                                             \
   X(let, true)         /* name = args[0] (immutable, visible to the rest of the enclosing block) */ \
@@ -132,7 +139,8 @@ bool is_comparison(BinaryOp op);
   X(for_loop, true)    /* for name = args[0]; name < args[1]; name += args[2] { body } (i64) */   \
   X(if_then, true)     /* if args[0] { body } else { else_body } */                                \
   X(barrier, true)     /* work-group barrier over local memory */                                 \
-  X(quantize, true)    /* i: buffer (q8_0); args: block (i64), value (f32 x 32) -> that block */
+  X(quantize, true)    /* i: buffer (q8_0); args: block (i64), value (f32 x 32) -> that block; */ \
+                       /* q8_k: block, value (f32 x 16), group (i64), the block's signed max (f32) */
 
 enum class NodeKind : uint8_t {
 #define MOAT_X(name, stmt) name,
@@ -236,7 +244,7 @@ NodeRef concat(NodeRef a, NodeRef b);
 NodeRef reduce(ReduceOp op, NodeRef x);
 NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
-// A load of type t: the buffer's storage type, or u8 / i8 / f16 from a quantised buffer.
+// A load of type t: the buffer's storage type, or u8 / i8 / f16 / f32 from a quantised buffer.
 NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t);
 // Whether a buffer of dtype `buffer` is loaded and stored as values of scalar s.
 bool accessible_as(ir::DType buffer, Scalar s);
@@ -247,7 +255,7 @@ NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int l
 NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b);
 NodeRef qscale(const Kernel& k, int buffer, NodeRef block);
 // `blocks` (1, 2, 4, 8) consecutive blocks of A (q8_0) from a_block and of B from b_block:
-// f32 x 8 * blocks.
+// f32 x 8 * blocks; a q8_k A (1, 2 or 4 super-blocks): f32 x 16 * blocks.
 NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, int blocks = 1);
 
 inline NodeRef add(NodeRef a, NodeRef b) { return binary(BinaryOp::add, std::move(a), std::move(b)); }
@@ -272,6 +280,8 @@ NodeRef for_loop(std::string name, NodeRef begin, NodeRef end, NodeRef step, std
 NodeRef if_then(NodeRef cond, std::vector<NodeRef> then_body, std::vector<NodeRef> else_body = {});
 NodeRef barrier();
 NodeRef quantize(const Kernel& k, int buffer, NodeRef block, NodeRef value);
+// Group `group` (i64, 0..15) of 16 values of a q8_k block whose signed max is `vmax` (f32).
+NodeRef quantize_group(const Kernel& k, int buffer, NodeRef block, NodeRef value, NodeRef group, NodeRef vmax);
 
 // Stable text of a kernel (golden tests, cache keys, `moat emit --target kir`).
 std::string print(const Kernel& k);

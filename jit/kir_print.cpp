@@ -94,7 +94,7 @@ class Printer {
         return;
       case NodeKind::barrier: out_ << pad << "barrier\n"; return;
       case NodeKind::quantize:  // the value, or (scalar targets) its 32 lanes
-        out_ << pad << "quantize.q8_0 %" << k_.buffers.at(n.i).name << "[" << expr(*n.args[0]) << "], ";
+        out_ << pad << "quantize." << ir::dtype_name(k_.buffers.at(n.i).dtype) << " %" << k_.buffers.at(n.i).name << "[" << expr(*n.args[0]) << "], ";
         for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);
         out_ << "\n";
         return;

@@ -145,7 +145,13 @@ class Verifier {
         buffer_ok(n.i);
         const BufferDecl& b = k_.buffers[n.i];
         check(b.space == Space::local || b.written, "quantize into %" + b.name + ", which is not declared written");
-        check(b.dtype == ir::DType::q8_0, "quantize into %" + b.name + ", which is not q8_0");
+        if (b.dtype == ir::DType::q8_k) {
+          check(n.args.size() == 4 && n.args[1]->type == kF32.with_lanes(16) && n.args[2]->type == kI64 &&
+                    n.args[3]->type == kF32,
+                "quantize into q8_k needs f32x16, a group and the block's max");
+          break;
+        }
+        check(b.dtype == ir::DType::q8_0, "quantize into %" + b.name + ", which is not q8_0 or q8_k");
         const bool vector = n.args.size() == 2 && n.args[1]->type == kF32.with_lanes(32);
         bool lanes = n.args.size() == 33;  // scalarised: the 32 values
         for (size_t a = 1; lanes && a < n.args.size(); ++a) lanes = n.args[a]->type == kF32;

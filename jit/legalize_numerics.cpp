@@ -164,6 +164,7 @@ class NumericsLegalizer {
   // lanes 8t .. 8t + 7 times block t's d_A * d_B.
   NodeRef qdot_rule(const Node& n) {
     const int a = static_cast<int>(n.i), b = static_cast<int>(n.j);
+    if (k_.buffers.at(static_cast<size_t>(a)).dtype == ir::DType::q8_k) return k_qdot_rule(n);
     const BlockFormat& b_format = format_of(b);
     MOAT_INTERNAL_CHECK(b_format.integers != nullptr, "qdot: ", ir::dtype_name(b_format.dtype), " has no integer form");
     const int blocks = n.type.lanes / 8;
@@ -189,6 +190,35 @@ class NumericsLegalizer {
     return mul(cast(kF32.with_lanes(8 * blocks), isum), concat_all(std::move(scales)));
   }
 
+  // kir.h's qdot of a q8_k A and a super-block B, from B's sub_integers / sub_scales: per
+  // pair of 32-element sub-blocks (64 bytes), dot4(u_B, q_A) and dot4(1, q_A) (the sum
+  // the min multiplies; llama.cpp takes it from bsums), s * f32(dot) - m * f32(sum) per
+  // lane, summed over the 4 pairs, times d_A: f32 x 16 per super-block.
+  NodeRef k_qdot_rule(const Node& n) {
+    const int a = static_cast<int>(n.i), b = static_cast<int>(n.j);
+    const BlockFormat& b_format = format_of(b);
+    const int blocks = n.type.lanes / 16;
+    NodeRef a_first = expr(n.args[0]), b_first = expr(n.args[1]);
+    auto plus = [](const NodeRef& x, int t) { return t == 0 ? x : add(x, c_i64(t)); };
+    const Type f32x16 = kF32.with_lanes(16);
+    NodeRef zero = broadcast(c_i32(0), 16), ones = broadcast(constant({Scalar::u8, 1}, 1.0), 64);
+    std::vector<NodeRef> per_block;
+    for (int t = 0; t < blocks; ++t) {
+      BlockAccess ab = access(a, bind(plus(a_first, t))), bb = access(b, bind(plus(b_first, t)));
+      NodeRef acc;
+      for (int c = 0; c < 8; c += 2) {
+        NodeRef qa = bind(ab.bytes("qs", c_i64(32 * c), Scalar::i8, 64));
+        NodeRef ub = concat(b_format.sub_integers(bb, c), b_format.sub_integers(bb, c + 1));
+        const SubScales s0 = b_format.sub_scales(bb, c), s1 = b_format.sub_scales(bb, c + 1);
+        NodeRef dot = cast(f32x16, dot4(zero, ub, qa)), sum = cast(f32x16, dot4(zero, ones, qa));
+        NodeRef term = sub(mul(concat(s0.scale, s1.scale), dot), mul(concat(s0.min, s1.min), sum));
+        acc = acc ? add(acc, term) : term;
+      }
+      per_block.push_back(mul(acc, broadcast(bind(ab.f32("d")), 16)));
+    }
+    return concat_all(std::move(per_block));
+  }
+
   void stmt(const NodeRef& s, std::vector<NodeRef>& out) {
     const Node& n = *s;
     std::vector<NodeRef> pending;
@@ -207,7 +237,7 @@ class NumericsLegalizer {
         pending_ = &pending;  // the bodies above may have moved it
         BlockAccess b = access(static_cast<int>(n.i), args[0]);
         MOAT_INTERNAL_CHECK(b.format().encode != nullptr, "quantize into ", ir::dtype_name(b.format().dtype));
-        encoded = b.format().encode(b, args[1]);
+        encoded = b.format().encode(b, std::vector<NodeRef>(args.begin() + 1, args.end()));
         break;
       }
       default: result = rebuilt(n, std::move(args)); break;

@@ -130,6 +130,37 @@ PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   const int src = kb.use(ctx.buffer_of.at(static_cast<size_t>(x)), false);
   const int dst = kb.use(out, true);
   const ir::DType from = ctx.node(x).type.dtype;
+  auto values = [&](NodeRef at, int lanes) {
+    NodeRef v = load(kb.kernel(), src, std::move(at), lanes);
+    return from == ir::DType::f32 ? v : cast(kF32.with_lanes(lanes), v);
+  };
+  if (ctx.node(id).type.dtype == ir::DType::q8_k) {
+    // Per block of 256: its signed max (the first element of largest |x|, as
+    // quantize_row_q8_k picks it): per chunk of 32 the largest |x|; a chunk that beats
+    // the block's so far is scanned backwards for the first element of that size. Then
+    // 16 groups of 16 encoded with it.
+    auto block_body = [&](NodeRef blk) {
+      std::string base = kb.fresh("base"), amax = kb.fresh("amax"), vmax = kb.fresh("vmax"), c = kb.fresh("c"),
+                  cm = kb.fresh("cm"), l = kb.fresh("l"), e = kb.fresh("e"), g = kb.fresh("g");
+      NodeRef base_ref = ref(base, kI64), c_at = iadd(base_ref, imul(ref(c, kI64), c_i64(32)));
+      NodeRef e_ref = ref(e, kF32), cm_ref = ref(cm, kF32);
+      std::vector<NodeRef> scan{let(e, values(iadd(c_at, sub(c_i64(31), ref(l, kI64))), 1)),
+                                assign(vmax, select(binary(BinaryOp::eq, unary(UnaryOp::abs, e_ref), cm_ref), e_ref,
+                                                    ref(vmax, kF32)))};
+      std::vector<NodeRef> chunk{
+          let(cm, reduce(ReduceOp::max, unary(UnaryOp::abs, values(c_at, 32)))),
+          if_then(lt(ref(amax, kF32), cm_ref),
+                  {assign(amax, cm_ref), for_loop(l, c_i64(0), c_i64(32), c_i64(1), std::move(scan))})};
+      NodeRef group = quantize_group(kb.kernel(), dst, blk, values(iadd(base_ref, imul(ref(g, kI64), c_i64(16))), 16),
+                                     ref(g, kI64), ref(vmax, kF32));
+      return std::vector<NodeRef>{let(base, imul(blk, c_i64(256))),
+                                  var(amax, c_f32(0.0)),
+                                  var(vmax, c_f32(0.0)),
+                                  for_loop(c, c_i64(0), c_i64(8), c_i64(1), std::move(chunk)),
+                                  for_loop(g, c_i64(0), c_i64(16), c_i64(1), {group})};
+    };
+    return kb.finish("quantize_q8_k", over_rows(kb, numel(ctx.shape(id)) / 256, 256, block_body));
+  }
   auto block_body = [&](NodeRef blk) {
     NodeRef value = load(kb.kernel(), src, imul(blk, c_i64(32)), 32);
     if (from != ir::DType::f32) value = cast(kF32.with_lanes(32), value);

@@ -23,7 +23,15 @@ How
      /tmp/moat-bench-models), reusing files already there. Weights are N(0, 0.02^2),
      seeded per tensor, so the three files hold the same model; norms are ones (F32), the
      router stays F32, the rest is quantised with gguf.quants (rows that are not a
-     multiple of 32 would stay F16, as llama.cpp's converter does). The files carry
+     multiple of 32 would stay F16, as llama.cpp's converter does). q4_k_m has the types
+     of llama.cpp's Q4_K_M mix: Q4_K, Q6_K for output.weight and the ffn_down of layers 0
+     and 2 (its use_more_bits rule for 4 layers); rows that are not a multiple of 256
+     (attn_k_b, the dense and the expert ffn_down) Q8_0 where llama.cpp's quantiser would
+     fall back to Q5_0 / Q8_0 (Q5_0 is not in main yet, so llama_model_quantize's Q4_K_M
+     output does not load in moat). Its blocks are random bytes with their f16 scales
+     set so values have about the others' spread (a speed benchmark: gguf.quants has no
+     K-type quantiser, and ggml's own, called per tensor, takes hours on this machine);
+     it holds another random model than the other files. The files carry
      attention.q_lora_rank = 0: llama.cpp takes a DeepSeek-V2 file for "lite" (attn_q, no
      q-LoRA) only when it has 27 layers, and otherwise wants that key; 0 selects attn_q.
      A file from before the context was 163840 (it said 4096, which stops moat bench at
@@ -111,7 +119,34 @@ CFG = dict(n_layer=4, n_dense=1, hidden=2048, n_head=16, kv_lora=512, qk_nope=12
 Q = gguf.GGMLQuantizationType
 FILE_TYPES = {"f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
               "q8_0": (Q.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
-              "q4_0": (Q.Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0)}
+              "q4_0": (Q.Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0),
+              "q4_k_m": (Q.Q4_K, gguf.LlamaFileType.MOSTLY_Q4_K_M)}
+
+
+def q4_k_m_type(name, shape):
+    """The tensor types of a Q4_K_M file as llama.cpp picks them for these 4 layers."""
+    if shape[-1] % 256 != 0:
+        return Q.Q8_0  # llama.cpp: Q4_K -> Q5_0, Q6_K -> Q8_0 (see the docstring)
+    if name == "output.weight":
+        return Q.Q6_K
+    if ".ffn_down" in name and name.split(".")[1] in ("0", "2"):
+        return Q.Q6_K
+    return Q.Q4_K
+
+
+# f16 scale fields of the synthetic blocks: (byte offset, value) so that values spread
+# about like N(0, STD^2) (Q4_K: d * 6-bit scale * nibble - dmin * 6-bit min; Q6_K: d *
+# int8 scale * (q - 32); Q8_0: d * int8).
+SYNTHETIC_SCALES = {Q.Q4_K: [(0, STD / 200), (2, STD / 200)], Q.Q6_K: [(208, STD / 1000)], Q.Q8_0: [(0, STD / 70)]}
+
+
+def synthetic_blocks(rows, shape, qtype, rng):
+    """`rows` rows of `shape`'s last dimension as random blocks of qtype."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, (rows * shape[-1] // block, size), dtype=np.uint8)
+    for offset, value in SYNTHETIC_SCALES[qtype]:
+        raw[:, offset:offset + 2] = np.array([value], dtype="<f2").view(np.uint8)
+    return raw.reshape(-1)
 
 
 def log(*a):
@@ -206,7 +241,8 @@ def copy_tokenizer(w, path):
 def write_model(path, type_name, vocab):
     c = CFG
     qtype, ftype = FILE_TYPES[type_name]
-    plan = [(n, s, k, stored_type(s, k, qtype)) for n, s, k in tensor_plan(c)]
+    plan = [(n, s, k, q4_k_m_type(n, s) if type_name == "q4_k_m" and k not in ("norm", "router")
+             else stored_type(s, k, qtype)) for n, s, k in tensor_plan(c)]
     tmp = path + ".part"
     w = gguf.GGUFWriter(tmp, "deepseek2")
     w.add_type(gguf.GGUFType.MODEL)
@@ -257,8 +293,12 @@ def write_model(path, type_name, vocab):
     for name, shape, kind, t in plan:
         w.write_padding(fout, fout.tell())
         written = 0
-        for x in chunks(name, shape, kind):
-            raw = gguf.quants.quantize(x, t)
+        synthetic = type_name == "q4_k_m" and t in SYNTHETIC_SCALES
+        rng = np.random.default_rng([SEED, zlib.crc32(name.encode())])
+        rows, step = int(np.prod(shape[:-1])), max(1, (1 << 22) // shape[-1])
+        pieces = ((synthetic_blocks(min(step, rows - r), shape, t, rng) for r in range(0, rows, step)) if synthetic
+                  else (gguf.quants.quantize(x, t) for x in chunks(name, shape, kind)))
+        for raw in pieces:
             raw.tofile(fout)
             written += raw.nbytes
         assert written == nbytes(shape, t), name
@@ -704,7 +744,7 @@ def main():
         return child_llama(path, int(p), int(g), int(threads), int(n_ctx))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0), comma-separated")
+    ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0, q4_k_m), comma-separated")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("-r", type=int, default=3, help="repetitions of each test (default 3)")
     ap.add_argument("--depth", default="0",
@@ -775,7 +815,7 @@ def main():
                 rows, errors = bench_file(t, paths[t], threads, args.r, depths, args.moat, args.interleave, tmp, rng)
                 results["rows"] += rows
                 results["errors"] += errors
-            builds = sorted({b for r in results["rows"] for b in r["moat_build"]})
+            builds = sorted({b for r in results["rows"] for b in r["moat_build"] if b})
             print(f"## pp{PP} / tg{TG} at depth {', '.join(map(str, depths))}, CPU, {args.r} repetitions, mean ± sd "
                   f"(interleave: {args.interleave}; {os.cpu_count()} CPUs; moatless build {', '.join(builds) or '?'})\n")
             print(table(results["rows"], bpt) + "\n", flush=True)

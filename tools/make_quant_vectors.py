@@ -365,6 +365,44 @@ def q4_0_f32_reference(x: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
+def q8_k_inputs() -> np.ndarray:
+    """4 blocks of 256: varied magnitudes, a zero block, exact ties, a positive max."""
+    x = RNG.standard_normal((4, 256)).astype(np.float32)
+    x[0] *= np.float32(0.1)
+    x[1] = 0.0
+    x[2] = np.tile(np.arange(-63, 65, dtype=np.float32) - np.float32(0.5), 2)  # half-integers
+    x[2, 5] = -127.0                          # the max: iscale = 1, so the halves are ties (to even)
+    x[3] *= np.float32(1e-3)
+    x[3, 9] = 0.75                            # a positive max maps to -127
+    x[3, 200] = -0.75                         # same |max|, later: the first wins; maps to +127
+    return x.reshape(-1)
+
+
+def q8_k_reference(x: np.ndarray) -> np.ndarray:
+    """ggml's quantize_row_q8_K_ref restated in f32 numpy (gguf.quants has no Q8_K):
+    iscale = -127 / (first element of largest |x|), q = min(127, nearest_int(iscale * x))
+    (round half to even), bsums per 16, d = 1 / iscale; a zero block stays zero."""
+    out = []
+    for b in x.reshape(-1, 256):
+        imax = int(np.argmax(np.abs(b)))
+        qs, bsums, d = np.zeros(256, np.int8), np.zeros(16, "<i2"), np.float32(0)
+        if b[imax] != 0:
+            iscale = np.float32(np.float32(-127) / b[imax])
+            q = np.minimum(127, np.rint((iscale * b).astype(np.float32))).astype(np.int32)
+            qs = q.astype(np.int8)
+            bsums = q.reshape(16, 16).sum(axis=1).astype("<i2")
+            d = np.float32(np.float32(1) / iscale)
+        out.append(np.concatenate([np.array([d], "<f4").view(np.uint8), qs.view(np.uint8), bsums.view(np.uint8)]))
+    return np.stack(out)
+
+
+def q8_k_decode(blocks: np.ndarray) -> np.ndarray:
+    """ggml's dequantize_row_q8_K: x = d * q in f32."""
+    d = blocks[:, :4].copy().view("<f4")
+    qs = blocks[:, 4:260].view(np.int8).astype(np.float32)
+    return (d * qs).astype(np.float32).reshape(-1)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     widen_tables()
@@ -391,6 +429,12 @@ def main() -> None:
     write_blocks("iq4_nl", Q.IQ4_NL, iq4_nl_blocks())
     write_blocks("iq4_xs", Q.IQ4_XS, iq4_xs_blocks())
     write_blocks("mxfp4", Q.MXFP4, mxfp4_blocks())
+    xk = q8_k_inputs()
+    q8_k = q8_k_reference(xk)
+    assert q8_k.shape[1] == quants.GGML_QUANT_SIZES[Q.Q8_K][1]
+    write("quantize_q8_k.in.f32.bin", xk)
+    write("quantize_q8_k.out.bin", q8_k.reshape(-1))
+    write("q8_k.f32.bin", q8_k_decode(q8_k))
 
     total = sum(p.stat().st_size for p in OUT.glob("*.bin"))
     print(f"wrote {len(list(OUT.glob('*.bin')))} files, {total} bytes, to {OUT}")

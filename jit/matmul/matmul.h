@@ -34,7 +34,7 @@ struct MatmulShape {
   bool a_quantised() const { return ir::is_quantised(a_dtype); }
   // A q8_0 A times a B with an integer form (Q8_0, Q4_0, Q5_0: jit/block_formats.h):
   // blocks multiply in integers (qdot / dot4).
-  bool int8_dot() const { return a_quantised() && has_integer_form(b_dtype) && !fp8_scales; }
+  bool int8_dot() const { return a_dtype == ir::DType::q8_0 && has_integer_form(b_dtype) && !fp8_scales; }
   // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0.
   bool int8_tiles() const { return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0); }
 };
@@ -68,13 +68,16 @@ class MatmulBuilder {
   NodeRef b_row(NodeRef batch, NodeRef n);
   // B(k, n) as f32 (`lanes` consecutive k for a transposed B); `row` is b_row(batch, n).
   NodeRef b_value(const NodeRef& row, const NodeRef& batch, const NodeRef& n, const NodeRef& k, int lanes);
-  // A[row_base + k ..) as f32: `lanes` is 1, or 32 from a block's first element for a q8_0 A.
+  // A[row_base + k ..) as f32: `lanes` is 1, or 32 from a 32-aligned element for a quantised A.
   NodeRef a_value(const NodeRef& row_base, const NodeRef& k, int lanes);
   bool a_quantised() const { return ir::is_quantised(o.a_dtype); }
-  bool int8_dot() const { return a_quantised() && has_integer_form(o.b_dtype) && o.scales < 0; }
+  bool int8_dot() const { return o.a_dtype == ir::DType::q8_0 && has_integer_form(o.b_dtype) && o.scales < 0; }
+  // A q8_k A times a super-block B with an integer form (jit/block_formats.h's
+  // sub_integers: Q4_K, Q6_K): super-blocks multiply in integers (qdot).
+  bool k_int8_dot() const;
   // A work-group-local buffer of `elements` of `dtype`.
   int local_buffer(const char* name, ir::DType dtype, int64_t elements);
-  // Block index of A[batch, m, 0] (a q8_0 A: K / 32 blocks per row).
+  // Block index of A[batch, m, 0] (a quantised A: K / block elements blocks per row).
   NodeRef a_row_block(const NodeRef& batch, NodeRef m);
   NodeRef store_out(const NodeRef& batch, const NodeRef& m, const NodeRef& n, NodeRef value);
 

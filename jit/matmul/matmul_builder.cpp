@@ -1,4 +1,5 @@
 // The operands of a matmul node and the index arithmetic every strategy shares.
+#include "jit/block_formats.h"
 #include "jit/matmul/matmul.h"
 #include "support/error.h"
 
@@ -76,6 +77,11 @@ MatmulShape MatmulBuilder::shape() const {
   return s;
 }
 
+bool MatmulBuilder::k_int8_dot() const {
+  const BlockFormat* f = find_block_format(o.b_dtype);
+  return o.a_dtype == ir::DType::q8_k && f != nullptr && f->sub_integers != nullptr && o.scales < 0;
+}
+
 NodeRef MatmulBuilder::a_row(NodeRef batch, NodeRef m) {
   return imul(iadd(imul(batch_a(batch), c_i64(o.m)), std::move(m)), c_i64(o.k));
 }
@@ -114,9 +120,11 @@ NodeRef MatmulBuilder::b_value(const NodeRef& row, const NodeRef& batch, const N
 }
 
 NodeRef MatmulBuilder::a_value(const NodeRef& row_base, const NodeRef& k, int lanes) {
-  if (a_quantised()) {  // lanes is 1, or 32 from a block's first element
+  if (a_quantised()) {  // lanes is 1, or 32 from a 32-aligned element
     NodeRef at = iadd(row_base, k);
-    return dequant(kb.kernel(), o.a, idiv(at, 32), lanes == 32 ? c_i64(0) : irem(at, 32), lanes);
+    const int64_t per_block = ir::dtype_block_elems(o.a_dtype);
+    return dequant(kb.kernel(), o.a, idiv(at, per_block), lanes == 32 && per_block == 32 ? c_i64(0) : irem(at, per_block),
+                   lanes);
   }
   return cast(kF32.with_lanes(lanes), load(kb.kernel(), o.a, iadd(row_base, k), lanes));
 }
@@ -131,7 +139,7 @@ int MatmulBuilder::local_buffer(const char* name, ir::DType dtype, int64_t eleme
 }
 
 NodeRef MatmulBuilder::a_row_block(const NodeRef& batch, NodeRef m) {
-  return imul(iadd(imul(batch_a(batch), c_i64(o.m)), std::move(m)), c_i64(o.k / 32));
+  return imul(iadd(imul(batch_a(batch), c_i64(o.m)), std::move(m)), c_i64(o.k / ir::dtype_block_elems(o.a_dtype)));
 }
 
 NodeRef MatmulBuilder::store_out(const NodeRef& batch, const NodeRef& m, const NodeRef& n, NodeRef value) {

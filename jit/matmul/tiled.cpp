@@ -5,8 +5,9 @@
 // scale) once and used for every row of the tile, accumulating in f32 vectors of
 // `vector_lanes` lanes (32 for quantised chunks) with a scalar tail for K not a multiple
 // of the width. A q8_0 A times a Q8_0 / Q4_0 B in one row (GEMV) multiplies blocks with
-// `qdot` (int8 dot products); with several rows, A's rows are dequantised once per
-// group into local memory and share each dequantised chunk of B in f32.
+// `qdot` (int8 dot products), and so does a q8_k A times a Q4_K / Q6_K B (super-blocks
+// of 256 with per-sub-block scales and mins); with several rows, A's rows are
+// dequantised once per group into local memory and share each dequantised chunk of B in f32.
 #include <algorithm>
 
 #include "jit/matmul/matmul.h"
@@ -36,13 +37,17 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   const bool quantised = ir::is_quantised(o.b_dtype);
   int lanes = quantised || mm.a_quantised() ? 32 : s.vector_lanes;
   if (o.scales >= 0 && o.block_cols % lanes != 0) lanes = 1;
-  // int8 dot products: two blocks per qdot (f32 x 16) where K has an even count
-  const int64_t k_blocks = o.k / 32;
+  // int8 dot products: up to 4 blocks per qdot (f32 x 32) where K has that many, or 2
+  // super-blocks (f32 x 32) for a q8_k A
+  const int64_t a_per_block = mm.a_quantised() ? ir::dtype_block_elems(o.a_dtype) : 32;
+  const int64_t k_blocks = o.k / a_per_block;
   // (one row of A: GEMV, where int8 products beat f32 FMAs; several rows share each
   // dequantised B chunk in f32 instead, from A rows dequantised once per group)
-  const int qdot_blocks = mm.int8_dot() && rows == 1 ? (k_blocks % 4 == 0 ? 4 : k_blocks % 2 == 0 ? 2 : 1) : 0;
+  int qdot_blocks = 0;
+  if (rows == 1 && mm.int8_dot()) qdot_blocks = k_blocks % 4 == 0 ? 4 : k_blocks % 2 == 0 ? 2 : 1;
+  if (rows == 1 && mm.k_int8_dot()) qdot_blocks = k_blocks % 2 == 0 ? 2 : 1;
   const bool a_local = mm.a_quantised() && qdot_blocks == 0;
-  if (qdot_blocks > 0) lanes = 8 * qdot_blocks;
+  if (qdot_blocks > 0) lanes = (mm.k_int8_dot() ? 16 : 8) * qdot_blocks;
 
   std::vector<NodeRef> body;
   std::string batch = kb.fresh("batch"), m0 = kb.fresh("m0"), n = kb.fresh("n");
@@ -64,13 +69,15 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   int a_rows = -1;  // a_local: the tile's rows of A as f32, row r at r * K
   if (a_local) {
     a_rows = mm.local_buffer("a_rows", ir::DType::f32, rows * o.k);
-    std::string blk = kb.fresh("blk");
+    std::string blk = kb.fresh("blk");  // chunks of 32 (a q8_k block has 8)
     NodeRef blk_ref = ref(blk, kI64);
+    const int64_t chunks = a_per_block / 32;
+    NodeRef in_block = chunks == 1 ? c_i64(0) : imul(irem(blk_ref, chunks), c_i64(32));
     std::vector<NodeRef> fill;
     for (int r = 0; r < rows; ++r)
       fill.push_back(store(k, a_rows, iadd(c_i64(r * o.k), imul(blk_ref, c_i64(32))),
-                           dequant(k, o.a, iadd(ref(a_blk[r], kI64), blk_ref), c_i64(0))));
-    body.push_back(for_loop(blk, c_i64(0), c_i64(k_blocks), c_i64(1), std::move(fill)));
+                           dequant(k, o.a, iadd(ref(a_blk[r], kI64), chunks == 1 ? blk_ref : idiv(blk_ref, chunks)), in_block)));
+    body.push_back(for_loop(blk, c_i64(0), c_i64(o.k / 32), c_i64(1), std::move(fill)));
   }
   // A[m0 + r, kk .. kk + lanes) as f32
   auto a_chunk = [&](int r, const NodeRef& kk, int width) {

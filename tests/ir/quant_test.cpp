@@ -228,6 +228,31 @@ TEST_CASE("quantize_row_q8_0 / q4_0 equal gguf-py's quantisers byte for byte") {
   }
 }
 
+TEST_CASE("q8_k: quantize_row_q8_k and its decoder equal ggml's rule byte for byte") {
+  auto x = read_vector<float>("quantize_q8_k.in.f32.bin");
+  auto want = read_vector<uint8_t>("quantize_q8_k.out.bin");
+  auto decoded = read_vector<float>("q8_k.f32.bin");
+  const int64_t n = static_cast<int64_t>(x.size());
+  REQUIRE(n % 256 == 0);
+  REQUIRE(static_cast<int64_t>(want.size()) == *dtype_row_bytes(DType::q8_k, n));
+  CHECK(sizeof(BlockQ8_K) == dtype_block_bytes(DType::q8_k));
+  std::vector<uint8_t> got(want.size());
+  quantize_row_q8_k(x.data(), got.data(), n);
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i]) FAIL_CHECK("block ", i / 292, " byte ", i % 292, ": ", int(got[i]), " vs ", int(want[i]));
+  std::vector<float> y(static_cast<size_t>(n));
+  dequantize_row(DType::q8_k, want.data(), y.data(), n);
+  check_bits_equal(y, decoded, "q8_k");
+  // The sums of 16 and the sign rule: block 3's first |max| is positive and maps to -127.
+  BlockQ8_K b;
+  std::memcpy(&b, got.data() + 3 * sizeof b, sizeof b);
+  CHECK(b.qs[9] == -127);
+  CHECK(b.qs[200] == 127);
+  int sum = 0;
+  for (int l = 0; l < 16; ++l) sum += b.qs[16 * 12 + l];
+  CHECK(b.bsums[12] == sum);
+}
+
 TEST_CASE("quantise then dequantise stays within the rounding bound") {
   std::vector<float> x = noise(32 * 64, 12345u);
   for (size_t b = 0; b < 64; ++b)  // magnitudes from 1e-3 to 1e3

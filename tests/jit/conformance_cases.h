@@ -192,6 +192,20 @@ inline void matmul_quantised(BackendUnderTest& be) {
                [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
     }
   }
+  // Activations quantised to q8_k for Q4_K / Q6_K weights: k 256 (one super-block), 512
+  // (a pair) and 768 (an odd count); m 1 (the CPU's int8 GEMV) and m > 1 (f32 tiles).
+  for (DType bd : {DType::q4_k, DType::q6_k}) {
+    for (int64_t k : {256, 512, 768}) {
+      for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 37}, {6, 7}}) {
+        const std::string what = "matmul q8_k activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +
+                                 " k" + std::to_string(k) + " n" + std::to_string(n);
+        check_op(be, what, {{DType::f32, {m, k}}, {bd, {n, k}}},
+                 [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+      }
+    }
+    check_op(be, "matmul q8_k activations batched B " + std::string(dtype_name(bd)), {{DType::f32, {3, 1, 256}}, {bd, {5, 256}}},
+             [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+  }
   // Weights as params (the CPU packs Q8_0 / Q4_0 params read only by int8 matmuls into
   // 16-row tiles, jit/weight_packing.h): GEMV (m 1), GEMM (m > 1), per-head batches,
   // and experts gathered by index, few slots (one GEMV each) and many (grouped).

@@ -185,6 +185,7 @@ TEST_CASE("block formats: every quantised dtype has one, its fields lie in the b
     for (const BlockField& field : f->fields) {
       CHECK_MESSAGE(field.offset + field.bytes <= ir::dtype_block_bytes(d), ir::dtype_name(d), ".", field.name);
       if (field.scalar == Scalar::f16) CHECK(field.offset % 2 == 0);
+      if (field.scalar == Scalar::f32) CHECK((field.offset % 4 == 0 && ir::dtype_block_bytes(d) % 4 == 0));
       covered += field.bytes;
     }
     CHECK_MESSAGE(covered == ir::dtype_block_bytes(d), ir::dtype_name(d), ": the fields cover the block");
@@ -197,10 +198,13 @@ TEST_CASE("dequant decodes every block format like the reference, 32 at a time a
     const int64_t per_block = moat::ir::dtype_block_elems(d), bytes = moat::ir::dtype_block_bytes(d);
     std::vector<uint8_t> raw(static_cast<size_t>(2 * bytes));
     for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>((i * 37 + 11) % 256);
-    for (int blk = 0; blk < 2; ++blk) {  // sane f16 scales (0.01)
+    for (int blk = 0; blk < 2; ++blk) {  // sane f16 / f32 scales (0.01)
       const uint16_t s = 0x211f;
-      for (const BlockField& field : format.fields)
+      const float s32 = 0.01f;
+      for (const BlockField& field : format.fields) {
         if (field.scalar == Scalar::f16) std::memcpy(raw.data() + blk * bytes + field.offset, &s, 2);
+        if (field.scalar == Scalar::f32) std::memcpy(raw.data() + blk * bytes + field.offset, &s32, 4);
+      }
     }
     std::vector<float> want(static_cast<size_t>(2 * per_block));
     moat::ir::dequantize_row(d, raw.data(), want.data(), 2 * per_block);
@@ -308,6 +312,92 @@ TEST_CASE("quantize writes ggml's q8_0 blocks - qdot is the exact integer dot sc
                                                   CpuFeatures{.avx512_vnni = vnni});
       for (size_t i = 0; i < 32; ++i)
         REQUIRE_MESSAGE(lanes[i] == expect[i], ir::dtype_name(wd), (vnni ? " vnni" : " generic"), " lane ", i);
+    }
+  }
+}
+
+// The q8_k activation path: quantize_group writes quantize_row_q8_k's blocks bit for bit
+// (ties, a zero block, a positive max), and qdot of q8_k with Q4_K / Q6_K weights sums
+// to the dot product of the decoded blocks; VNNI and generic agree exactly.
+TEST_CASE("quantize writes ggml's q8_k blocks - qdot of q8_k with q4_k and q6_k is the blocks' dot product") {
+  namespace ir = moat::ir;
+  std::vector<float> x(512);
+  for (size_t i = 0; i < 256; ++i) x[i] = std::sin(static_cast<float>(i) * 1.3f) * 0.7f;
+  x[17] = 0.9f;                                                                            // positive max
+  for (size_t i = 256; i < 512; ++i) x[i] = static_cast<float>(static_cast<int>(i % 64) - 32) + 0.5f;
+  x[300] = -127.0f;  // iscale 1: every other value an exact tie (to even)
+  std::vector<uint8_t> want(2 * sizeof(ir::BlockQ8_K));
+  ir::quantize_row_q8_k(x.data(), want.data(), 512);
+  std::vector<float> zeros(256, 0.0f);
+  std::vector<uint8_t> want_zero(sizeof(ir::BlockQ8_K));
+  ir::quantize_row_q8_k(zeros.data(), want_zero.data(), 256);
+
+  Kernel q;
+  q.name = "quant_k";
+  int in = q.add_buffer({"x", ir::DType::f32, Space::global, 512, false});
+  int blocks = q.add_buffer({"q", ir::DType::q8_k, Space::global, 512, true});
+  // the signed max is given (the lowering finds it); group g of block b
+  NodeRef b = ref("b", kI64), g = ref("g", kI64);
+  NodeRef vmax = select(binary(BinaryOp::eq, b, c_i64(0)), c_f32(0.9), c_f32(-127.0));
+  q.body = block({for_loop("b", c_i64(0), c_i64(2), c_i64(1),
+                           {for_loop("g", c_i64(0), c_i64(16), c_i64(1),
+                                     {quantize_group(q, blocks, b, load(q, in, add(mul(b, c_i64(256)), mul(g, c_i64(16))), 16),
+                                                     g, vmax)})})});
+  verify(q);
+  std::vector<float> packed((want.size() + 3) / 4);
+  const std::vector<float> got = run_on_cpu(q, {x, packed}, {}, 1);
+  REQUIRE(std::memcmp(got.data(), want.data(), want.size()) == 0);
+  // a block of zeros (signed max 0): d, every quant and sum 0
+  Kernel z;
+  z.name = "quant_zero";
+  int zin = z.add_buffer({"x", ir::DType::f32, Space::global, 256, false});
+  int zq = z.add_buffer({"q", ir::DType::q8_k, Space::global, 256, true});
+  z.body = block({for_loop("g", c_i64(0), c_i64(16), c_i64(1),
+                           {quantize_group(z, zq, c_i64(0), load(z, zin, mul(g, c_i64(16)), 16), g, c_f32(0.0))})});
+  std::vector<float> zpacked(sizeof(ir::BlockQ8_K) / 4, 1.0f);
+  const std::vector<float> zgot = run_on_cpu(z, {zeros, zpacked}, {}, 1);
+  REQUIRE(std::memcmp(zgot.data(), want_zero.data(), want_zero.size()) == 0);
+
+  for (ir::DType wd : {ir::DType::q4_k, ir::DType::q6_k}) {
+    // weights: decoded from pseudo-random blocks with sane f16 scales
+    const int64_t wb = ir::dtype_block_bytes(wd);
+    std::vector<uint8_t> w(static_cast<size_t>(2 * wb));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>((i * 73 + 5) % 256);
+    for (const BlockField& field : find_block_format(wd)->fields)
+      if (field.scalar == Scalar::f16)
+        for (int blk = 0; blk < 2; ++blk) {
+          const uint16_t s = 0x211f;  // 0.01
+          std::memcpy(w.data() + blk * wb + field.offset, &s, 2);
+        }
+    std::vector<float> a(512), bv(512);
+    ir::dequantize_row(ir::DType::q8_k, want.data(), a.data(), 512);
+    ir::dequantize_row(wd, w.data(), bv.data(), 512);
+    double expect = 0, scale = 0;
+    for (size_t i = 0; i < 512; ++i) {
+      expect += static_cast<double>(a[i]) * bv[i];
+      scale += std::fabs(static_cast<double>(a[i]) * bv[i]);
+    }
+    std::vector<float> wpacked((w.size() + 3) / 4);
+    std::memcpy(wpacked.data(), w.data(), w.size());
+    Kernel d;
+    d.name = "qdot_k";
+    int qa = d.add_buffer({"a", ir::DType::q8_k, Space::global, 512, false});
+    int qb = d.add_buffer({"w", wd, Space::global, 512, false});
+    int out = d.add_buffer({"out", ir::DType::f32, Space::global, 32, true});
+    d.body = block({store(d, out, c_i64(0), qdot(d, qa, c_i64(0), qb, c_i64(0), 2))});
+    const std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
+    const backends::DeviceInfo& info = cpu->properties().info;
+    const bool host_vnni = info.has_feature("avx512vnni") && info.has_feature("avx512vl");
+    std::vector<float> generic;
+    for (bool vnni : {false, true}) {
+      if (vnni && !host_vnni) continue;
+      const std::vector<float> lanes = run_on_cpu(d, {got, wpacked, std::vector<float>(32)}, {}, 2,
+                                                  CpuFeatures{.avx512_vnni = vnni});
+      double sum = 0;
+      for (float l : lanes) sum += l;
+      CHECK_MESSAGE(std::fabs(sum - expect) <= 1e-5 * scale, ir::dtype_name(wd), ": ", sum, " vs ", expect);
+      if (!vnni) generic = lanes;
+      else CHECK(lanes == generic);
     }
   }
 }

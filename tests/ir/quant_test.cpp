@@ -14,6 +14,7 @@
 
 #include "ir/dtype.h"
 #include "ir/quant.h"
+#include "ir/quant_iq_grids.h"
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
@@ -58,10 +59,18 @@ TEST_CASE("block structs match the dtype table") {
   CHECK(sizeof(BlockQ6_K) == dtype_block_bytes(DType::q6_k));
   CHECK(offsetof(BlockQ6_K, d) == 208);
   CHECK(offsetof(BlockQ4_K, qs) == 16);
+  CHECK(sizeof(BlockIQ3_XXS) == dtype_block_bytes(DType::iq3_xxs));
+  CHECK(sizeof(BlockIQ3_S) == dtype_block_bytes(DType::iq3_s));
+  CHECK(sizeof(BlockIQ2_XXS) == dtype_block_bytes(DType::iq2_xxs));
+  CHECK(sizeof(BlockIQ2_XS) == dtype_block_bytes(DType::iq2_xs));
+  CHECK(sizeof(BlockIQ2_S) == dtype_block_bytes(DType::iq2_s));
+  CHECK(sizeof(BlockIQ1_S) == dtype_block_bytes(DType::iq1_s));
+  CHECK(sizeof(BlockIQ1_M) == dtype_block_bytes(DType::iq1_m));
 }
 
 TEST_CASE("dequantize_row equals gguf-py bit for bit, at any alignment") {
-  for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+  for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k, DType::iq3_xxs, DType::iq3_s, DType::iq2_xxs,
+                     DType::iq2_xs, DType::iq2_s, DType::iq1_s, DType::iq1_m}) {
     const std::string name(dtype_name(type));
     CAPTURE(name);
     auto blocks = read_vector<uint8_t>(name + ".blocks.bin");

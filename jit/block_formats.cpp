@@ -179,7 +179,7 @@ const BlockFormat* find_block_format(ir::DType dtype) {
   return nullptr;
 }
 
-BlockAccess::BlockAccess(const Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind)
+BlockAccess::BlockAccess(Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind)
     : kernel_(kernel), buffer_(buffer), format_(format), block_(std::move(block)), bind_(std::move(bind)) {}
 
 NodeRef BlockAccess::byte_index(const BlockField& f, const NodeRef& at) const {
@@ -211,6 +211,14 @@ NodeRef BlockAccess::bytes(std::string_view name, const NodeRef& at, Scalar s, i
   const BlockField& f = format_.field(name);
   MOAT_INTERNAL_CHECK(s == Scalar::u8 || s == Scalar::i8, "block bytes are read as u8 or i8");
   return load_as(kernel_, buffer_, byte_index(f, at), {s, lanes});
+}
+
+int BlockAccess::table(std::string_view name, Scalar s, std::span<const int64_t> values) const {
+  return kernel_.add_table({std::string(name), s, std::vector<int64_t>(values.begin(), values.end())});
+}
+
+NodeRef BlockAccess::lookup(int table, const NodeRef& index, int lanes) const {
+  return table_load(kernel_, table, index, lanes);
 }
 
 NodeRef c_u8(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }

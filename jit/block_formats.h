@@ -9,6 +9,7 @@
 // and one entry here (fields + rule).
 #pragma once
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -53,10 +54,11 @@ const std::vector<BlockFormat>& block_formats();
 
 // Kernel IR reads and writes of one block of a quantised buffer, for a rule. A value that several
 // lanes or uses share is bound to a fresh `let` placed before the statement being
-// legalised (`bind`), so it is computed once.
+// legalised (`bind`), so it is computed once. A format's constant data (a codebook, a
+// grid) is a table of the kernel being legalised (`table`, then `lookup`).
 class BlockAccess {
  public:
-  BlockAccess(const Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind);
+  BlockAccess(Kernel& kernel, int buffer, const BlockFormat& format, NodeRef block, Binder bind);
 
   const BlockFormat& format() const { return format_; }
   // The f16 at the start of `field`, as f32.
@@ -64,6 +66,12 @@ class BlockAccess {
   // `lanes` consecutive values of scalar `s` (u8 / i8) from byte `at` (i64) of `field`.
   NodeRef bytes(std::string_view field, const NodeRef& at, Scalar s = Scalar::u8, int lanes = 1) const;
   NodeRef bind(NodeRef value) const { return bind_(std::move(value)); }
+  // The kernel's constant table `name` (added on first use; every use must give the same
+  // scalar and values): its index for `lookup`.
+  int table(std::string_view name, Scalar s, std::span<const int64_t> values) const;
+  // kir.h's table_load: `lanes` consecutive elements from a scalar i64 index, or one per
+  // lane of an i64 x N index.
+  NodeRef lookup(int table, const NodeRef& index, int lanes = 1) const;
   // Stores of `value` (f16) at the start of `field`, of `value` (u8 / i8 lanes) from byte
   // `at` of `field`.
   NodeRef store_f16(std::string_view field, const NodeRef& value) const;
@@ -73,7 +81,7 @@ class BlockAccess {
   NodeRef byte_index(const BlockField& f, const NodeRef& at) const;  // i64, from the buffer's start
   NodeRef f16_index(std::string_view field) const;                   // i64, in f16 units
 
-  const Kernel& kernel_;
+  Kernel& kernel_;  // tables are added to it
   int buffer_;
   const BlockFormat& format_;
   NodeRef block_;

@@ -2,6 +2,7 @@
 #include "jit/emit_c.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <sstream>
 
@@ -47,6 +48,7 @@ class CPrinter {
   // The kernel's function (the prelude and helpers come first in a source file).
   std::string run() {
     MOAT_INTERNAL_CHECK(!has_vectors(k_), "kernel ", k_.name, ": the ", d_.name, " printer takes scalar Kernel IR");
+    tables();
     out_ << "\n" << d_.kernel_prefix << " " << k_.name << "(";
     for (size_t p = 0; p < k_.params.size(); ++p) {
       if (p) out_ << ", ";
@@ -73,6 +75,30 @@ class CPrinter {
   }
 
  private:
+  // Constant tables at file scope, before the kernel (named after it: one source file
+  // holds many kernels).
+  void tables() {
+    for (size_t t = 0; t < k_.tables.size(); ++t) {
+      const TableDecl& d = k_.tables[t];
+      out_ << "\n" << d_.table_array << table_type(d.scalar) << " " << table_name(static_cast<int64_t>(t)) << "["
+           << d.values.size() << "] = {";
+      for (size_t v = 0; v < d.values.size(); ++v) {
+        out_ << (v ? (v % 16 ? ", " : ",\n  ") : "");
+        const int64_t x = d.values[v];
+        if (d.scalar == Scalar::i64) out_ << (x == INT64_MIN ? "MOAT_I64_MIN" : "MOAT_I64(" + std::to_string(x) + ")");
+        else if (x == INT32_MIN) out_ << "(-2147483647 - 1)";
+        else out_ << x;
+      }
+      out_ << "};\n";
+    }
+  }
+
+  // Narrow tables are declared as int: PoCL 5 miscompiles dynamic reads of a __constant
+  // char array inside a loop (wrong values); a read casts back to the table's scalar.
+  static std::string table_type(Scalar s) { return s == Scalar::i8 || s == Scalar::u8 ? "moat_i32" : c_type(s); }
+
+  std::string table_name(int64_t t) const { return "t_" + k_.name + "_" + k_.tables.at(static_cast<size_t>(t)).name; }
+
   std::string buffer_name(int64_t i) const { return "p_" + k_.buffers.at(static_cast<size_t>(i)).name; }
 
   // Buffer i as an array of scalar s: the buffer itself, or (a quantised buffer's bytes
@@ -207,6 +233,8 @@ class CPrinter {
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
       case NodeKind::load: return access(n.i, n.type.scalar) + "[" + expr(*n.args[0]) + "]";
+      case NodeKind::table_load:
+        return "((" + c_type(n.type.scalar) + ")" + table_name(n.i) + "[" + expr(*n.args[0]) + "])";
       default: break;
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": the ", d_.name, " printer does not handle ", node_kind_name(n.kind));

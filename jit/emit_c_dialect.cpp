@@ -66,6 +66,7 @@ const Dialect kOpencl{
     "__global ",
     "__local ",
     "__local ",
+    "__constant ",
     "restrict",
     "barrier(CLK_LOCAL_MEM_FENCE);",
     {"get_group_id(0)", "get_group_id(1)", "get_group_id(2)"},
@@ -86,6 +87,7 @@ const Dialect kHip{
     "",
     "__shared__ ",
     "",
+    "static __device__ const ",  // global memory (gathers), as ggml's HIP / CUDA tables
     "__restrict__",
     "__syncthreads();",
     {"blockIdx.x", "blockIdx.y", "blockIdx.z"},

@@ -12,6 +12,7 @@ struct Dialect {
   std::string_view global_ptr;      // address space of a buffer parameter
   std::string_view local_array;     // declaration prefix of a work-group-local array
   std::string_view local_ptr;       // address space of a pointer into such an array
+  std::string_view table_array;     // declaration prefix of a file-scope constant table
   std::string_view restrict_ptr;    // restrict qualifier
   std::string_view barrier;         // a work-group barrier statement
   std::string_view group_id[3], item_id[3], num_groups[3], group_size[3];

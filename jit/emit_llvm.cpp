@@ -5,6 +5,7 @@
 //         the LLVM-SPIRV translator): buffers in addrspace(1), local buffers as
 //         addrspace(3) globals, work-item ids and math by OpenCL built-in calls;
 //         scalar Kernel IR only (vectors are scalarized first)
+// Constant tables are internal constant global arrays (spir: addrspace(2)).
 // Structured statements become plain CFGs; `var`s are entry-block allocas (promoted to
 // registers by the optimiser); expressions free of vars and loads are emitted once per
 // scope and reused.
@@ -53,6 +54,7 @@ class LlvmEmitter {
 
   std::unique_ptr<llvm::Module> run() {
     verify(k_);
+    declare_tables();
     if (spir_) run_spir();
     else run_cpu();
     b_.CreateRetVoid();
@@ -172,6 +174,45 @@ class LlvmEmitter {
       grid_items_[d] = builtin_call("_Z14get_local_sizej", d);
     }
     stmt(*k_.body);
+  }
+
+  // Each constant table: an internal constant global array (spir: in the constant
+  // address space, 2).
+  void declare_tables() {
+    for (const TableDecl& t : k_.tables) {
+      llvm::Type* et = le::scalar_type(ctx_, t.scalar);
+      std::vector<llvm::Constant*> values;
+      for (int64_t v : t.values) values.push_back(llvm::ConstantInt::get(et, static_cast<uint64_t>(v), true));
+      auto* array = llvm::ArrayType::get(et, values.size());
+      auto* global = new llvm::GlobalVariable(*module_, array, true, llvm::GlobalValue::InternalLinkage,
+                                              llvm::ConstantArray::get(array, values), k_.name + "." + t.name, nullptr,
+                                              llvm::GlobalValue::NotThreadLocal, spir_ ? 2 : 0);
+      global->setAlignment(llvm::Align(16));
+      global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+      tables_.push_back(global);
+    }
+  }
+
+  // kir.h's table_load: a scalar, consecutive elements (one vector load), or a gather
+  // (a load per lane).
+  Value* table_load(const Node& n) {
+    llvm::GlobalVariable* table = tables_.at(static_cast<size_t>(n.i));
+    llvm::Type* et = le::scalar_type(ctx_, n.type.scalar);
+    const llvm::Align align(static_cast<uint64_t>(std::max(1, scalar_bits(n.type.scalar) / 8)));
+    auto element = [&](Value* i) { return b_.CreateInBoundsGEP(table->getValueType(), table, {b_.getInt64(0), i}); };
+    Value* index = expr(*n.args[0]);
+    if (n.type.lanes == 1) return b_.CreateAlignedLoad(et, element(index), align);
+    llvm::Type* vt = le::value_type(ctx_, n.type);
+    if (n.args[0]->type.lanes == 1) {
+      Value* p = b_.CreateBitCast(element(index), llvm::PointerType::get(vt, table->getAddressSpace()));
+      return b_.CreateAlignedLoad(vt, p, align);
+    }
+    Value* out = llvm::UndefValue::get(vt);
+    for (int l = 0; l < n.type.lanes; ++l) {
+      Value* at = b_.CreateExtractElement(index, static_cast<uint64_t>(l));
+      out = b_.CreateInsertElement(out, b_.CreateAlignedLoad(et, element(at), align), static_cast<uint64_t>(l));
+    }
+    return out;
   }
 
   // size_t f(uint dim), an OpenCL work-item function.
@@ -452,6 +493,7 @@ class LlvmEmitter {
         Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), t);
         return b_.CreateAlignedLoad(le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
       }
+      case NodeKind::table_load: return table_load(n);
       case NodeKind::dot4:
         return le::dot4(b_, expr(*n.args[0]), expr(*n.args[1]), expr(*n.args[2]), !spir_ && cpu_.avx512_vnni);
       default: break;
@@ -553,6 +595,7 @@ class LlvmEmitter {
   llvm::BasicBlock* entry_ = nullptr;
   std::map<int, Value*> buffer_ptr_;
   std::map<int, Value*> scalar_;
+  std::vector<llvm::GlobalVariable*> tables_;  // by table index
   Value* grid_groups_[3] = {};
   Value* grid_items_[3] = {};
   Value* group_id_[3] = {};

@@ -2,7 +2,8 @@
 // every expression value gets a fresh virtual register (numeric.h's classes), `var`s
 // and loop counters are registers assigned with mov, structured statements become
 // labels and predicated branches. Expressions free of vars and memory are printed once
-// per scope and reused, like the LLVM emitter.
+// per scope and reused, like the LLVM emitter. Constant tables are initialised
+// module-scope globals.
 #include "jit/emit_ptx.h"
 
 #include <cctype>
@@ -94,6 +95,7 @@ class PtxPrinter {
     std::string out = "//\n// moatless kernel " + k_.name + " (jit/emit_ptx.cpp)\n//\n\n";
     out += ".version " + std::to_string(t_.ptx_major) + "." + std::to_string(t_.ptx_minor) + "\n";
     out += ".target sm_" + std::to_string(t_.sm) + "\n.address_size 64\n\n";
+    out += tables();
     out += ".visible .entry " + k_.name + "(\n" + params + (params.empty() ? "" : "\n") + ")\n";
     out += ".reqntid " + std::to_string(k_.items[0]) + ", " + std::to_string(k_.items[1]) + ", " + std::to_string(k_.items[2]) + "\n";
     out += "{\n" + b_.declarations() + shared + "\n" + b_.text() + "}\n";
@@ -199,6 +201,42 @@ class PtxPrinter {
     return "[" + addr + "]";
   }
 
+  // --- constant tables ---------------------------------------------------------------
+
+  // A table's symbol: module scope, so prefixed by the kernel's name.
+  std::string table_symbol(int64_t t) const { return k_.name + "_table_" + k_.tables.at(static_cast<size_t>(t)).name; }
+
+  // Each table: initialised global memory (CUDA __device__ const; read with ld.global.nc,
+  // which gathers better than the constant bank's broadcast reads).
+  std::string tables() const {
+    static const std::map<Scalar, std::string> kType = {
+        {Scalar::i8, ".s8"}, {Scalar::u8, ".u8"}, {Scalar::i32, ".s32"}, {Scalar::i64, ".s64"}};
+    std::string out;
+    for (size_t t = 0; t < k_.tables.size(); ++t) {
+      const TableDecl& d = k_.tables[t];
+      out += ".global .align 16 " + kType.at(d.scalar) + " " + table_symbol(static_cast<int64_t>(t)) + "[" +
+             std::to_string(d.values.size()) + "] = {";
+      for (size_t v = 0; v < d.values.size(); ++v) out += (v ? (v % 16 ? ", " : ",\n\t") : "") + std::to_string(d.values[v]);
+      out += "};\n";
+    }
+    return out + (out.empty() ? "" : "\n");
+  }
+
+  std::string table_load(const Node& n) {
+    const Scalar s = n.type.scalar;
+    const int64_t size = element_bytes(s);
+    const Node& index = *n.args[0];
+    std::string addr;
+    if (index.kind == NodeKind::constant) {
+      addr = "[" + table_symbol(n.i) + (index.i ? "+" + imm(index.i * size) : "") + "]";
+    } else {
+      std::string i = expr(index);
+      std::string base = b_.def(Reg::b64, "mov.u64", {table_symbol(n.i)});
+      addr = "[" + (size == 1 ? b_.def(Reg::b64, "add.s64", {base, i}) : b_.def(Reg::b64, "mad.lo.s64", {i, imm(size), base})) + "]";
+    }
+    return b_.def(ptx::reg_class(s), "ld.global.nc." + mem_type(s), {addr});
+  }
+
   // --- expressions -----------------------------------------------------------------
 
   // Whether a node's value can be reused wherever it is in scope (kir_reuse.h).
@@ -247,6 +285,7 @@ class PtxPrinter {
       case NodeKind::cast: return ptx::convert(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::bitcast: return ptx::reinterpret(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: return subgroup_reduce(n);
+      case NodeKind::table_load: return table_load(n);
       case NodeKind::load: {
         const int buffer = static_cast<int>(n.i);
         std::string addr = element_address(buffer, *n.args[0], n.type.scalar);

@@ -112,6 +112,19 @@ int Kernel::add_scalar(ScalarDecl decl) {
   return index;
 }
 
+int Kernel::add_table(TableDecl decl) {
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (tables[t].name != decl.name) continue;
+    MOAT_INTERNAL_CHECK(tables[t] == decl, "kernel ", name, ": table ", decl.name, " is declared twice, differently");
+    return static_cast<int>(t);
+  }
+  const Scalar s = decl.scalar;
+  MOAT_INTERNAL_CHECK(s == Scalar::i8 || s == Scalar::u8 || s == Scalar::i32 || s == Scalar::i64, "kernel ", name,
+                      ": table ", decl.name, " of ", scalar_name(s), " (tables hold i8, u8, i32 or i64)");
+  tables.push_back(std::move(decl));
+  return static_cast<int>(tables.size()) - 1;
+}
+
 namespace {
 
 NodeRef make(Node n) { return std::make_shared<const Node>(std::move(n)); }
@@ -255,6 +268,14 @@ NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t) {
   expect(accessible_as(k.buffers[buffer].dtype, t.scalar), NodeKind::load,
          type_name(t) + " from a " + std::string(ir::dtype_name(k.buffers[buffer].dtype)) + " buffer");
   return make(Node{.kind = NodeKind::load, .type = t, .i = buffer, .args = {std::move(index)}});
+}
+
+NodeRef table_load(const Kernel& k, int table, NodeRef index, int lanes) {
+  expect(table >= 0 && table < static_cast<int>(k.tables.size()), NodeKind::table_load, "no such table");
+  expect(index->type.scalar == Scalar::i64, NodeKind::table_load, "the index must be i64");
+  expect(index->type.lanes == 1 || lanes == 1, NodeKind::table_load, "a vector index gathers one element per lane");
+  const Type t{k.tables[table].scalar, index->type.lanes == 1 ? lanes : index->type.lanes};
+  return make(Node{.kind = NodeKind::table_load, .type = t, .i = table, .args = {std::move(index)}});
 }
 
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes) {

@@ -40,6 +40,9 @@
 //     scalar targets may compute each lane from dequantised values instead (the same
 //     value within f32 rounding)
 //   - a bool buffer element is one byte (0 / 1); an i1 value stored to it becomes 0 / 1
+//   - a constant table (Kernel::tables) is read-only data of the kernel, known when it is
+//     built (e.g. a quantisation type's codebook); `table_load` reads it like a buffer that
+//     is never written. An index outside the table is a lowering bug (undefined)
 #pragma once
 
 #include <cstdint>
@@ -110,6 +113,8 @@ bool is_comparison(BinaryOp op);
   X(reduce, false)     /* op: ReduceOp; args: vector x -> scalar (horizontal) */                  \
   X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group */     \
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
+  X(table_load, false) /* i: constant table; args: index (i64: `lanes` consecutive elements, */     \
+                       /* or i64 x N: element index[l] in lane l) -> the table's scalar */        \
   X(dequant, false)    /* i: buffer (quantised); args: block (i64), element in the block (i64): */ \
                        /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
   X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
@@ -166,6 +171,17 @@ struct BufferDecl {
   bool written = false;              // global: the kernel stores to it
 };
 
+// A constant table: read-only values of the kernel (a codebook, a lattice grid),
+// emitted as initialised constant data by every target. Scalars i8, u8, i32, i64; each
+// value lies in its scalar's range (unsigned 32- / 64-bit data is stored as the i32 /
+// i64 of the same bits). The name is an identifier, unique within the kernel.
+struct TableDecl {
+  std::string name;
+  Scalar scalar = Scalar::i32;
+  std::vector<int64_t> values;
+  bool operator==(const TableDecl&) const = default;
+};
+
 struct ScalarDecl {
   std::string name;
   Scalar scalar = Scalar::i64;  // i64 or f32
@@ -181,6 +197,7 @@ struct Kernel {
   std::string name;
   std::vector<BufferDecl> buffers;  // globals (parameters) and locals, referenced by index
   std::vector<ScalarDecl> scalars;
+  std::vector<TableDecl> tables;    // constant tables, referenced by index (table_load)
   std::vector<Param> params;
   int64_t groups[3] = {1, 1, 1};
   int64_t items[3] = {1, 1, 1};
@@ -188,6 +205,9 @@ struct Kernel {
 
   int add_buffer(BufferDecl decl);  // a global parameter or a local allocation
   int add_scalar(ScalarDecl decl);
+  // The table's index; a table of the same name is added once (an internal error when
+  // its type or values differ).
+  int add_table(TableDecl decl);
 };
 
 // --- Construction helpers (expressions check their operands' types: a mismatch is a
@@ -219,6 +239,9 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
 NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t);
 // Whether a buffer of dtype `buffer` is loaded and stored as values of scalar s.
 bool accessible_as(ir::DType buffer, Scalar s);
+// Element(s) of constant table `table`: from a scalar i64 index, `lanes` consecutive
+// elements; from an i64 x N index, element index[l] in lane l (a gather; lanes = N).
+NodeRef table_load(const Kernel& k, int table, NodeRef index, int lanes = 1);
 NodeRef dequant(const Kernel& k, int buffer, NodeRef block, NodeRef first, int lanes = 32);
 NodeRef dot4(NodeRef acc, NodeRef a, NodeRef b);
 NodeRef qscale(const Kernel& k, int buffer, NodeRef block);

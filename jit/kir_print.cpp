@@ -46,6 +46,8 @@ class Printer {
       case NodeKind::subgroup_reduce:
         return "subgroup.reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) + "(" + expr(*n.args[0]) + ")";
       case NodeKind::load: return "load." + type_name(n.type) + " %" + k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + "]";
+      case NodeKind::table_load:
+        return "table." + type_name(n.type) + " %" + k_.tables.at(n.i).name + "[" + expr(*n.args[0]) + "]";
       case NodeKind::dequant:
         return "dequant." + std::string(ir::dtype_name(k_.buffers.at(n.i).dtype)) + "." + type_name(n.type) + " %" +
                k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + "]";
@@ -118,6 +120,11 @@ class Printer {
          << k_.items[0] << ", " << k_.items[1] << ", " << k_.items[2] << "]\n";
     for (const BufferDecl& b : k_.buffers)
       if (b.space == Space::local) out_ << "  local %" << b.name << ": " << ir::dtype_name(b.dtype) << "[" << b.elements << "]\n";
+    for (const TableDecl& t : k_.tables) {  // every value: the text names the kernel (its hash)
+      out_ << "  table %" << t.name << ": " << scalar_name(t.scalar) << "[" << t.values.size() << "] = {";
+      for (size_t v = 0; v < t.values.size(); ++v) out_ << (v ? ", " : "") << t.values[v];
+      out_ << "}\n";
+    }
     if (k_.body) stmt(*k_.body, 1);
     return out_.str();
   }

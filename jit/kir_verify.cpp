@@ -1,6 +1,9 @@
 // Kernel IR verifier: scoping of names, buffer and scalar references, and the types of
 // statement operands. Expression operand types are checked when a node is built
 // (kir.cpp); this pass checks what needs the enclosing kernel and scopes.
+#include <cctype>
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <vector>
 
@@ -26,6 +29,7 @@ class Verifier {
     for (const Param& p : k_.params) {
       if (p.is_buffer) check(k_.buffers.at(p.index).space == Space::global, "a buffer parameter must be global");
     }
+    for (size_t t = 0; t < k_.tables.size(); ++t) table_ok(t);
     scopes_.emplace_back();
     stmt(*k_.body);
   }
@@ -49,6 +53,26 @@ class Verifier {
     scopes_.back()[name] = b;
   }
 
+  // A table's name is an identifier (printers use it in symbols), unique; its values fit
+  // its scalar.
+  void table_ok(size_t t) const {
+    const TableDecl& d = k_.tables[t];
+    bool identifier = !d.name.empty() && !std::isdigit(static_cast<unsigned char>(d.name[0]));
+    for (char c : d.name) identifier = identifier && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    check(identifier, "table name '" + d.name + "' is not an identifier");
+    for (size_t u = 0; u < t; ++u) check(k_.tables[u].name != d.name, "table " + d.name + " is declared twice");
+    check(!d.values.empty(), "table " + d.name + " is empty");
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    switch (d.scalar) {
+      case Scalar::i8: lo = INT8_MIN, hi = INT8_MAX; break;
+      case Scalar::u8: lo = 0, hi = UINT8_MAX; break;
+      case Scalar::i32: lo = INT32_MIN, hi = INT32_MAX; break;
+      case Scalar::i64: break;
+      default: check(false, "table " + d.name + " of " + std::string(scalar_name(d.scalar)));
+    }
+    for (int64_t v : d.values) check(v >= lo && v <= hi, "table " + d.name + ": " + std::to_string(v) + " is not a " + std::string(scalar_name(d.scalar)));
+  }
+
   void buffer_ok(int64_t index) const {
     check(index >= 0 && index < static_cast<int64_t>(k_.buffers.size()), "buffer " + std::to_string(index) + " does not exist");
   }
@@ -69,6 +93,18 @@ class Verifier {
       case NodeKind::load:
       case NodeKind::qscale:
       case NodeKind::dequant: buffer_ok(n.i); break;
+      case NodeKind::table_load: {
+        check(n.i >= 0 && n.i < static_cast<int64_t>(k_.tables.size()), "table " + std::to_string(n.i) + " does not exist");
+        const TableDecl& t = k_.tables[static_cast<size_t>(n.i)];
+        const Type index = n.args[0]->type;
+        check(n.type.scalar == t.scalar, "table_load of " + type_name(n.type) + " from table " + t.name);
+        check(index.scalar == Scalar::i64 && (index.lanes == 1 || index.lanes == n.type.lanes),
+              "table_load from " + t.name + " with a " + type_name(index) + " index");
+        if (n.args[0]->kind == NodeKind::constant)
+          check(n.args[0]->i >= 0 && n.args[0]->i + n.type.lanes <= static_cast<int64_t>(t.values.size()),
+                "table_load past the end of " + t.name);
+        break;
+      }
       case NodeKind::qdot:
         buffer_ok(n.i);
         buffer_ok(n.j);

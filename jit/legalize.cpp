@@ -46,6 +46,10 @@ class Scalarizer {
       case NodeKind::ref: return ref(lane_name(n.name, i), st);
       case NodeKind::broadcast: return scalar(n.args[0]);
       case NodeKind::load: return rebuilt(n, {plus(scalar(n.args[0]), i)}, st);
+      case NodeKind::table_load: {  // consecutive elements from a scalar index, or a gather
+        const NodeRef& index = n.args[0];
+        return rebuilt(n, {index->type.lanes == 1 ? plus(scalar(index), i) : lane(index, i)}, st);
+      }
       case NodeKind::dot4: return dot4_lane(n, i);
       case NodeKind::concat: {
         const int half = n.args[0]->type.lanes;

@@ -7,7 +7,7 @@
 namespace moat::jit {
 
 // Every vector value becomes one scalar per lane: vector lets / vars become `name_lN`,
-// vector loads and stores become per-lane element accesses, dot4 lanes sums of 4
+// vector loads and stores become per-lane element accesses (table loads too), dot4 lanes sums of 4
 // products, horizontal reductions trees, extracts pick a lane (a dynamic lane: a select
 // chain). Runs after `legalize_numerics`. The result has no vector types (targets whose
 // printers are scalar: C-like, PTX).

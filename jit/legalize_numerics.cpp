@@ -38,7 +38,9 @@ enum class Walk { formats, conversions };
 
 class NumericsLegalizer {
  public:
-  NumericsLegalizer(const Kernel& k, Walk walk, NumericsOptions options) : k_(k), walk_(walk), options_(options) {}
+  // `k`: the kernel being legalised (its body is rewritten from `stmts`' result; the
+  // formats' tables are added to it).
+  NumericsLegalizer(Kernel& k, Walk walk, NumericsOptions options) : k_(k), walk_(walk), options_(options) {}
 
   std::vector<NodeRef> stmts(const std::vector<NodeRef>& in) {
     std::vector<NodeRef> out;
@@ -216,7 +218,7 @@ class NumericsLegalizer {
     out.insert(out.end(), encoded.begin(), encoded.end());
   }
 
-  const Kernel& k_;
+  Kernel& k_;
   Walk walk_;
   NumericsOptions options_;
   int next_name_ = 0;
@@ -228,9 +230,11 @@ class NumericsLegalizer {
 
 Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options) {
   Kernel legal = kernel;
-  legal.body = block(NumericsLegalizer(kernel, Walk::formats, options).stmts(kernel.body->body));
+  std::vector<NodeRef> decoded = NumericsLegalizer(legal, Walk::formats, options).stmts(kernel.body->body);
+  legal.body = block(std::move(decoded));
   Kernel converted = legal;
-  converted.body = block(NumericsLegalizer(legal, Walk::conversions, options).stmts(legal.body->body));
+  std::vector<NodeRef> converted_body = NumericsLegalizer(converted, Walk::conversions, options).stmts(legal.body->body);
+  converted.body = block(std::move(converted_body));
   verify(converted);
   return converted;
 }

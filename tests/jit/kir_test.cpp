@@ -17,6 +17,7 @@
 #include "jit/legalize.h"
 #include "support/error.h"
 #include "support/half.h"
+#include "tests/jit/table_kernel.h"
 
 using namespace moat::jit;
 using moat::InternalError;
@@ -145,6 +146,28 @@ TEST_CASE("local memory, vectors and horizontal reductions") {
   std::vector<float> xs(16);
   for (int i = 0; i < 16; ++i) xs[i] = static_cast<float>(i + 1);
   CHECK(run_on_cpu(k, {xs, {0.0f}}, {}, 1)[0] == 136.0f);
+}
+
+TEST_CASE("constant tables: printed with their values - read by scalar and consecutive and gathered indices on the CPU") {
+  const Kernel k = moat::testing::table_kernel();
+  const std::string text = print(k);
+  CHECK(text.find("  table %codes: i8[16] = {-127, -104, -83,") != std::string::npos);
+  CHECK(text.find("  table %wide: i64[3] = {81985529216486895, -2, -9223372036854775808}") != std::string::npos);
+  CHECK(text.find("table.i8x16 %codes[i64 0]") != std::string::npos);
+  CHECK(moat::backends::cpu::verify_llvm_ir(emit_llvm(k)) == "");
+  const std::vector<float> want = moat::testing::table_kernel_expected();
+  CHECK(run_on_cpu(k, {moat::testing::kTableIndices, std::vector<float>(want.size())}, {}, 1) == want);
+  // a scalarised copy reads the same lanes
+  CHECK(run_on_cpu(scalarize(k), {moat::testing::kTableIndices, std::vector<float>(want.size())}, {}, 1) == want);
+
+  Kernel twice = k;
+  CHECK(twice.add_table({"codes", Scalar::i8, moat::testing::kTableCodes}) == 0);  // added once
+  CHECK_THROWS_AS(twice.add_table({"codes", Scalar::u8, {1, 2}}), InternalError);
+  Kernel bad = k;
+  bad.tables[1].values[0] = 256;
+  CHECK_THROWS_WITH_AS(verify(bad), doctest::Contains("table bytes: 256 is not a u8"), InternalError);
+  CHECK_THROWS_AS(table_load(k, 3, c_i64(0)), InternalError);
+  CHECK_THROWS_AS(table_load(k, 0, c_i32(0)), InternalError);
 }
 
 TEST_CASE("block formats: every quantised dtype has one, its fields lie in the block, f16 fields are aligned") {

@@ -70,6 +70,13 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::Q4_0: return ir::DType::q4_0;
     case GgmlType::Q4_K: return ir::DType::q4_k;
     case GgmlType::Q6_K: return ir::DType::q6_k;
+    case GgmlType::IQ3_XXS: return ir::DType::iq3_xxs;
+    case GgmlType::IQ3_S: return ir::DType::iq3_s;
+    case GgmlType::IQ2_XXS: return ir::DType::iq2_xxs;
+    case GgmlType::IQ2_XS: return ir::DType::iq2_xs;
+    case GgmlType::IQ2_S: return ir::DType::iq2_s;
+    case GgmlType::IQ1_S: return ir::DType::iq1_s;
+    case GgmlType::IQ1_M: return ir::DType::iq1_m;
     default: return std::nullopt;
   }
 }

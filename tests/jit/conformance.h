@@ -21,6 +21,7 @@
 #include "backends/device.h"
 #include "ir/builder.h"
 #include "ir/interpreter.h"
+#include "jit/block_formats.h"
 #include "jit/emit_llvm.h"
 #include "runtime/kernel_cache.h"
 #include "jit/lower.h"
@@ -153,21 +154,27 @@ inline ir::TensorType tensor_type(ir::DType d, const std::vector<int64_t>& shape
 namespace moat::testing {
 
 // A random tensor of any dtype: floats in [-1, 1) (rounded to the dtype), integers in
-// [-50, 50) ([0, 100) for u8), bools, q8_0 / q4_0 quantised from random floats, q4_k /
-// q6_k from random blocks with small f16 super-block scales.
+// [-50, 50) ([0, 100) for u8), bools, q8_0 / q4_0 quantised from random floats, other
+// block-quantised dtypes from random blocks whose f16 fields (the block format's: super-
+// block scales, mins) are small scales and whose E8M0 exponent (mxfp4's e) is 2^-8..2^-4.
 inline ir::HostTensor random_tensor(ir::DType d, const std::vector<int64_t>& shape, uint32_t seed) {
   const int64_t n = count(shape);
   std::mt19937 rng(seed);
-  if (d == ir::DType::q4_k || d == ir::DType::q6_k) {
-    const int64_t blocks = n / 256, bytes = ir::dtype_block_bytes(d);
+  const jit::BlockFormat* format = jit::find_block_format(d);
+  if (format != nullptr && d != ir::DType::q8_0 && d != ir::DType::q4_0) {
+    const int64_t blocks = n / ir::dtype_block_elems(d), bytes = ir::dtype_block_bytes(d);
     std::vector<uint8_t> raw(static_cast<size_t>(blocks * bytes));
     for (uint8_t& b : raw) b = static_cast<uint8_t>(rng());
     for (int64_t blk = 0; blk < blocks; ++blk) {
       uint8_t* p = raw.data() + blk * bytes;
       const uint16_t scale = f32_to_f16(0.002f + 0.001f * static_cast<float>(rng() % 8));
-      const size_t at = d == ir::DType::q4_k ? 0 : 208;
-      std::memcpy(p + at, &scale, 2);
-      if (d == ir::DType::q4_k) std::memcpy(p + 2, &scale, 2);  // dmin
+      for (const jit::BlockField& f : format->fields) {
+        if (f.scalar == jit::Scalar::f16) std::memcpy(p + f.offset, &scale, 2);
+        if (d == ir::DType::mxfp4 && f.name == "e") p[f.offset] = static_cast<uint8_t>(120 + rng() % 5);
+        if (d == ir::DType::iq1_m && f.name == "scales")  // d: the top nibbles of its 4 u16 (ir/quant_iq_grids.h)
+          for (int k = 0; k < 4; ++k)
+            p[f.offset + 2 * k + 1] = static_cast<uint8_t>((p[f.offset + 2 * k + 1] & 0x0f) | (((scale >> (4 * k)) & 0xf) << 4));
+      }
     }
     return ir::HostTensor::from_bytes(d, shape, std::move(raw));
   }

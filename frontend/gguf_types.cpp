@@ -79,6 +79,13 @@ std::optional<ir::DType> to_ir_dtype(GgmlType type) {
     case GgmlType::IQ4_NL: return ir::DType::iq4_nl;
     case GgmlType::IQ4_XS: return ir::DType::iq4_xs;
     case GgmlType::MXFP4: return ir::DType::mxfp4;
+    case GgmlType::IQ3_XXS: return ir::DType::iq3_xxs;
+    case GgmlType::IQ3_S: return ir::DType::iq3_s;
+    case GgmlType::IQ2_XXS: return ir::DType::iq2_xxs;
+    case GgmlType::IQ2_XS: return ir::DType::iq2_xs;
+    case GgmlType::IQ2_S: return ir::DType::iq2_s;
+    case GgmlType::IQ1_S: return ir::DType::iq1_s;
+    case GgmlType::IQ1_M: return ir::DType::iq1_m;
     default: return std::nullopt;
   }
 }

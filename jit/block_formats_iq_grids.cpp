@@ -1,8 +1,407 @@
-// Block formats of the grid IQ types (iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m): fields and decode rules (jit/block_formats.h).
+// Block formats of the grid IQ types (iq3_xxs, iq3_s, iq2_xxs, iq2_xs, iq2_s, iq1_s, iq1_m):
+// fields and decode rules (jit/block_formats.h), in the order of operations of the
+// reference decoders (ir/quant_iq_grids.cpp; layouts in ir/quant_iq_grids.h).
+//
+// Every type is 8 sub-blocks of 32 elements, each 4 groups of 8; a group's values are
+// entries of one of ggml's lattice grids (ir/iq_grids.h). The grids become constant
+// tables of bytes (entry i's values at elements width * i ..), so a group is one
+// consecutive table load; the signs of a group are a byte whose bit k negates value k
+// (through the ksigns table for the types that store 7 bits), tested against the table
+// kmask = {1, 2, 4, ..., 128}. Indices and packed fields are assembled in i64.
+#include <span>
+
+#include "ir/iq_grids.h"
 #include "jit/block_rules.h"
 
 namespace moat::jit {
 
-std::vector<BlockFormat> iq_grid_block_formats() { return {}; }
+namespace {
+
+using namespace block_rules;
+
+// --- constant tables
+
+// A grid's values as table elements: entry i's `width` bytes (value j in byte j), as u8
+// or as i8 (iq1s: -1 / 0 / 1).
+template <typename Word>
+std::vector<int64_t> grid_elements(std::span<const Word> grid, bool is_signed) {
+  std::vector<int64_t> out;
+  out.reserve(grid.size() * sizeof(Word));
+  for (Word entry : grid)
+    for (size_t j = 0; j < sizeof(Word); ++j) {
+      const auto byte = static_cast<uint8_t>(entry >> (8 * j));
+      out.push_back(is_signed ? static_cast<int8_t>(byte) : byte);
+    }
+  return out;
+}
+
+struct Grid {
+  const char* name;
+  Scalar scalar;  // of its values
+  int width;      // values per entry: 8 or 4
+  const std::vector<int64_t>& (*elements)();
+};
+
+const Grid kIq2xxs{"iq2xxs_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
+                     static const auto v = grid_elements<uint64_t>(ir::kIq2xxsGrid, false);
+                     return v;
+                   }};
+const Grid kIq2xs{"iq2xs_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
+                    static const auto v = grid_elements<uint64_t>(ir::kIq2xsGrid, false);
+                    return v;
+                  }};
+const Grid kIq2s{"iq2s_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
+                   static const auto v = grid_elements<uint64_t>(ir::kIq2sGrid, false);
+                   return v;
+                 }};
+const Grid kIq3xxs{"iq3xxs_grid", Scalar::u8, 4, []() -> const std::vector<int64_t>& {
+                     static const auto v = grid_elements<uint32_t>(ir::kIq3xxsGrid, false);
+                     return v;
+                   }};
+const Grid kIq3s{"iq3s_grid", Scalar::u8, 4, []() -> const std::vector<int64_t>& {
+                   static const auto v = grid_elements<uint32_t>(ir::kIq3sGrid, false);
+                   return v;
+                 }};
+const Grid kIq1s{"iq1s_grid", Scalar::i8, 8, []() -> const std::vector<int64_t>& {
+                   static const auto v = grid_elements<uint64_t>(ir::kIq1sGrid, true);
+                   return v;
+                 }};
+
+const std::vector<int64_t>& ksigns_elements() {
+  static const std::vector<int64_t> v(std::begin(ir::kKsignsIq2xs), std::end(ir::kKsignsIq2xs));
+  return v;
+}
+
+const std::vector<int64_t>& kmask_elements() {
+  static const std::vector<int64_t> v = {1, 2, 4, 8, 16, 32, 64, 128};
+  return v;
+}
+
+// --- shared pieces
+
+NodeRef byte_i64(const BlockAccess& b, std::string_view field, const NodeRef& at) { return cast(kI64, b.bytes(field, at)); }
+
+// The little-endian u16 / u32 at byte `at` of `field`, as i64.
+NodeRef u16_at(const BlockAccess& b, std::string_view field, const NodeRef& at) {
+  return bit_or(byte_i64(b, field, at), shl(byte_i64(b, field, add(at, i64c(1))), i64c(8)));
+}
+NodeRef u32_at(const BlockAccess& b, std::string_view field, const NodeRef& at) {
+  return bit_or(u16_at(b, field, at), shl(u16_at(b, field, add(at, i64c(2))), i64c(16)));
+}
+
+// Value k (i64) of grid entry `index` (i64): the grid's scalar.
+NodeRef grid_value(const BlockAccess& b, const Grid& g, const NodeRef& index, const NodeRef& k) {
+  const int table = b.table(g.name, g.scalar, g.elements());
+  return b.lookup(table, add(mul(index, i64c(g.width)), k));
+}
+
+// The `width` values of grid entry `index` (i64): the grid's scalar x width.
+NodeRef grid_entry(const BlockAccess& b, const Grid& g, const NodeRef& index) {
+  const int table = b.table(g.name, g.scalar, g.elements());
+  return b.lookup(table, mul(index, i64c(g.width)), g.width);
+}
+
+// Sign byte of a group from its 7 stored bits (i64), through ggml's ksigns_iq2xs: u8.
+NodeRef ksigns(const BlockAccess& b, const NodeRef& seven_bits) {
+  return b.lookup(b.table("ksigns_iq2xs", Scalar::u8, ksigns_elements()), seven_bits);
+}
+
+// -1 where bit k of `signs` (u8) is set, else 1 (f32): value k (i64) of a group.
+NodeRef sign_of(const BlockAccess& b, const NodeRef& signs, const NodeRef& k) {
+  NodeRef mask = b.lookup(b.table("kmask_iq2xs", Scalar::u8, kmask_elements()), k);
+  return select(binary(BinaryOp::ne, bit_and(signs, mask), c_u8(0)), c_f32(-1.0), c_f32(1.0));
+}
+
+NodeRef concat4(NodeRef a, NodeRef b, NodeRef c, NodeRef d) {
+  return concat(concat(std::move(a), std::move(b)), concat(std::move(c), std::move(d)));
+}
+
+// The signs of the 4 groups of a sub-block (u8 each) as f32 x 32 of ±1.
+NodeRef signs_of_chunk(const BlockAccess& b, const NodeRef (&signs)[4]) {
+  NodeRef mask8 = b.bind(b.lookup(b.table("kmask_iq2xs", Scalar::u8, kmask_elements()), i64c(0), 8));
+  NodeRef mask = concat4(mask8, mask8, mask8, mask8);
+  NodeRef bytes = concat4(broadcast(signs[0], 8), broadcast(signs[1], 8), broadcast(signs[2], 8), broadcast(signs[3], 8));
+  NodeRef negative = binary(BinaryOp::ne, bit_and(bytes, mask), c_u8(0, 32));
+  return select(negative, splat32(c_f32(-1.0)), splat32(c_f32(1.0)));
+}
+
+// db * grid * sign, with the grid values u8 x 32 and db f32 x 32.
+NodeRef scaled_signed(const NodeRef& db, const NodeRef& grid, const NodeRef& signs) {
+  return mul(mul(db, to_f32(grid)), signs);
+}
+
+// 2-bit-grid scale: d * (0.5 + s) * 0.25 (s: i64).
+NodeRef iq2_scale(const NodeRef& d, const NodeRef& s) {
+  return mul(mul(d, add(c_f32(0.5), to_f32(s))), c_f32(0.25));
+}
+
+// Where element e (i64) of a 256-element block lies: sub-block j, group l, value k.
+struct Position {
+  NodeRef j, l, k;
+};
+Position position(const BlockAccess& b, const NodeRef& e) {
+  return {b.bind(shr(e, i64c(5))), b.bind(bit_and(shr(e, i64c(3)), i64c(3))), b.bind(bit_and(e, i64c(7)))};
+}
+
+// --- iq2_xxs: d (f16), then per sub-block j 8 bytes of qs: 4 grid indices, then a u32
+// with the 7 sign bits of group l at 7l and the scale s at 28..31.
+
+NodeRef iq2_xxs_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef base = b.bind(mul(p.j, i64c(8)));
+  NodeRef rest = b.bind(u32_at(b, "qs", add(base, i64c(4))));
+  NodeRef db = iq2_scale(b.f16("d"), shr(rest, i64c(28)));
+  NodeRef grid = grid_value(b, kIq2xxs, byte_i64(b, "qs", add(base, p.l)), p.k);
+  NodeRef signs = ksigns(b, bit_and(shr(rest, mul(p.l, i64c(7))), i64c(127)));
+  return mul(mul(db, to_f32(grid)), sign_of(b, signs, p.k));
+}
+
+NodeRef iq2_xxs_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef base = b.bind(shr(first, i64c(2)));  // 8 bytes per 32 elements
+  NodeRef rest = b.bind(u32_at(b, "qs", add(base, i64c(4))));
+  NodeRef db = b.bind(iq2_scale(b.f16("d"), shr(rest, i64c(28))));
+  NodeRef grid[4], signs[4];
+  for (int l = 0; l < 4; ++l) {
+    grid[l] = grid_entry(b, kIq2xxs, byte_i64(b, "qs", add(base, i64c(l))));
+    signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+  }
+  return scaled_signed(splat32(db), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+}
+
+// --- iq2_xs: d (f16), 32 u16 qs (group g = 4j + l: grid index in bits 0..8, ksigns
+// index in 9..15), 8 bytes of scales (sub-block j: groups 0, 1 the low nibble, 2, 3 the
+// high nibble).
+
+// The scale of group l (i64) of sub-block j (i64), for iq2_xs / iq2_s.
+NodeRef iq2_nibble_scale(const BlockAccess& b, const NodeRef& j, const NodeRef& l) {
+  NodeRef s = bit_and(shr(byte_i64(b, "scales", j), mul(shr(l, i64c(1)), i64c(4))), i64c(15));
+  return iq2_scale(b.f16("d"), s);
+}
+
+// The two scales of sub-block j as f32 x 32 (lanes 0..15, 16..31).
+NodeRef iq2_nibble_scales(const BlockAccess& b, const NodeRef& j) {
+  NodeRef scales = b.bind(byte_i64(b, "scales", j));
+  NodeRef d = b.bind(b.f16("d"));
+  NodeRef low = b.bind(iq2_scale(d, bit_and(scales, i64c(15))));
+  NodeRef high = b.bind(iq2_scale(d, shr(scales, i64c(4))));
+  return concat(broadcast(low, 16), broadcast(high, 16));
+}
+
+NodeRef iq2_xs_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef q = b.bind(u16_at(b, "qs", mul(shr(e, i64c(3)), i64c(2))));
+  NodeRef grid = grid_value(b, kIq2xs, bit_and(q, i64c(511)), p.k);
+  return mul(mul(iq2_nibble_scale(b, p.j, p.l), to_f32(grid)), sign_of(b, ksigns(b, shr(q, i64c(9))), p.k));
+}
+
+NodeRef iq2_xs_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef grid[4], signs[4];
+  for (int l = 0; l < 4; ++l) {
+    NodeRef q = b.bind(u16_at(b, "qs", add(shr(first, i64c(2)), i64c(2 * l))));  // 8 bytes per 32 elements
+    grid[l] = grid_entry(b, kIq2xs, bit_and(q, i64c(511)));
+    signs[l] = b.bind(ksigns(b, shr(q, i64c(9))));
+  }
+  return scaled_signed(iq2_nibble_scales(b, j), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+}
+
+// --- iq2_s: d (f16), 32 bytes of low index bits (group 4j + l), 32 sign bytes (one per
+// group), 8 bytes qh (sub-block j: bits 2l..2l+1 are index bits 8..9 of group l), 8
+// bytes of scales as iq2_xs.
+
+NodeRef iq2_s_index(const BlockAccess& b, const NodeRef& j, const NodeRef& group) {
+  NodeRef high = bit_and(shr(byte_i64(b, "qh", j), mul(bit_and(group, i64c(3)), i64c(2))), i64c(3));
+  return bit_or(byte_i64(b, "qs", group), shl(high, i64c(8)));
+}
+
+NodeRef iq2_s_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef group = b.bind(shr(e, i64c(3)));
+  NodeRef grid = grid_value(b, kIq2s, iq2_s_index(b, p.j, group), p.k);
+  return mul(mul(iq2_nibble_scale(b, p.j, p.l), to_f32(grid)), sign_of(b, b.bytes("signs", group), p.k));
+}
+
+NodeRef iq2_s_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef group0 = b.bind(shr(first, i64c(3)));
+  NodeRef grid[4], signs[4];
+  for (int l = 0; l < 4; ++l) {
+    NodeRef group = add(group0, i64c(l));
+    grid[l] = grid_entry(b, kIq2s, iq2_s_index(b, j, group));
+    signs[l] = b.bind(b.bytes("signs", group));
+  }
+  return scaled_signed(iq2_nibble_scales(b, j), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+}
+
+// --- iq3_xxs: d (f16), 64 bytes qs (8 grid indices per sub-block, two entries of 4 per
+// group), then per sub-block j a u32 at scales_signs[4j]: 7 sign bits of group l at 7l,
+// the scale s at 28..31: db = d * (0.5 + s) * 0.5.
+
+NodeRef iq3_xxs_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef rest = b.bind(u32_at(b, "scales_signs", mul(p.j, i64c(4))));
+  NodeRef db = mul(mul(b.f16("d"), add(c_f32(0.5), to_f32(shr(rest, i64c(28))))), c_f32(0.5));
+  NodeRef grid = grid_value(b, kIq3xxs, byte_i64(b, "qs", shr(e, i64c(2))), bit_and(e, i64c(3)));
+  NodeRef signs = ksigns(b, bit_and(shr(rest, mul(p.l, i64c(7))), i64c(127)));
+  return mul(mul(db, to_f32(grid)), sign_of(b, signs, p.k));
+}
+
+// The 8 grid entries of 4 from index bytes qs[at ..] (i64) of `grid`: u8 x 32.
+NodeRef iq3_grid_chunk(const BlockAccess& b, const Grid& g, const NodeRef (&index)[8]) {
+  NodeRef halves[2];
+  for (int h = 0; h < 2; ++h)
+    halves[h] = concat4(grid_entry(b, g, index[4 * h]), grid_entry(b, g, index[4 * h + 1]),
+                        grid_entry(b, g, index[4 * h + 2]), grid_entry(b, g, index[4 * h + 3]));
+  return concat(halves[0], halves[1]);
+}
+
+NodeRef iq3_xxs_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef rest = b.bind(u32_at(b, "scales_signs", mul(j, i64c(4))));
+  NodeRef db = b.bind(mul(mul(b.f16("d"), add(c_f32(0.5), to_f32(shr(rest, i64c(28))))), c_f32(0.5)));
+  NodeRef index[8], signs[4];
+  for (int i = 0; i < 8; ++i) index[i] = byte_i64(b, "qs", add(shr(first, i64c(2)), i64c(i)));
+  for (int l = 0; l < 4; ++l) signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+  return scaled_signed(splat32(db), iq3_grid_chunk(b, kIq3xxs, index), signs_of_chunk(b, signs));
+}
+
+// --- iq3_s: d (f16), 64 bytes of low index bits (8 per sub-block), 8 bytes qh (bit i of
+// qh[j]: bit 8 of index i of sub-block j), 32 sign bytes (one per group), 4 bytes of
+// scales (sub-block j: nibble j & 1 of byte j / 2): db = d * (1 + 2 s).
+
+NodeRef iq3_s_scale(const BlockAccess& b, const NodeRef& j) {
+  NodeRef s = bit_and(shr(byte_i64(b, "scales", shr(j, i64c(1))), mul(bit_and(j, i64c(1)), i64c(4))), i64c(15));
+  return mul(b.f16("d"), to_f32(add(i64c(1), mul(i64c(2), s))));
+}
+
+// Index i (i64, 0..7) of sub-block j.
+NodeRef iq3_s_index(const BlockAccess& b, const NodeRef& j, const NodeRef& i) {
+  NodeRef high = bit_and(shr(byte_i64(b, "qh", j), i), i64c(1));
+  return bit_or(byte_i64(b, "qs", add(mul(j, i64c(8)), i)), shl(high, i64c(8)));
+}
+
+NodeRef iq3_s_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef grid = grid_value(b, kIq3s, iq3_s_index(b, p.j, bit_and(shr(e, i64c(2)), i64c(7))), bit_and(e, i64c(3)));
+  return mul(mul(iq3_s_scale(b, p.j), to_f32(grid)), sign_of(b, b.bytes("signs", shr(e, i64c(3))), p.k));
+}
+
+NodeRef iq3_s_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef db = b.bind(iq3_s_scale(b, j));
+  NodeRef index[8], signs[4];
+  for (int i = 0; i < 8; ++i) index[i] = iq3_s_index(b, j, i64c(i));
+  for (int l = 0; l < 4; ++l) signs[l] = b.bind(b.bytes("signs", add(shr(first, i64c(3)), i64c(l))));
+  return scaled_signed(splat32(db), iq3_grid_chunk(b, kIq3s, index), signs_of_chunk(b, signs));
+}
+
+// --- iq1_s: d (f16), 32 bytes of low index bits (group 4j + l), then per sub-block a u16
+// qh: bits 3l..3l+2 are index bits 8..10 of group l, 12..14 the scale s, bit 15 the sign
+// of delta. x = dl * (grid + delta), dl = d * (2 s + 1), delta = ±1/8.
+
+NodeRef iq1_delta(const NodeRef& negative) { return select(negative, c_f32(-ir::kIq1sDelta), c_f32(ir::kIq1sDelta)); }
+
+NodeRef iq1_s_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef qh = b.bind(u16_at(b, "qh", mul(p.j, i64c(2))));
+  NodeRef dl = mul(b.f16("d"), to_f32(add(mul(bit_and(shr(qh, i64c(12)), i64c(7)), i64c(2)), i64c(1))));
+  NodeRef delta = iq1_delta(binary(BinaryOp::ne, bit_and(qh, i64c(0x8000)), i64c(0)));
+  NodeRef high = bit_and(shr(qh, mul(p.l, i64c(3))), i64c(7));
+  NodeRef grid = grid_value(b, kIq1s, bit_or(byte_i64(b, "qs", shr(e, i64c(3))), shl(high, i64c(8))), p.k);
+  return mul(dl, add(to_f32(grid), delta));
+}
+
+NodeRef iq1_s_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef qh = b.bind(u16_at(b, "qh", mul(j, i64c(2))));
+  NodeRef dl = b.bind(mul(b.f16("d"), to_f32(add(mul(bit_and(shr(qh, i64c(12)), i64c(7)), i64c(2)), i64c(1)))));
+  NodeRef delta = b.bind(iq1_delta(binary(BinaryOp::ne, bit_and(qh, i64c(0x8000)), i64c(0))));
+  NodeRef grid[4];
+  for (int l = 0; l < 4; ++l) {
+    NodeRef high = bit_and(shr(qh, i64c(3 * l)), i64c(7));
+    grid[l] = grid_entry(b, kIq1s, bit_or(byte_i64(b, "qs", add(shr(first, i64c(3)), i64c(l))), shl(high, i64c(8))));
+  }
+  return mul(splat32(dl), add(to_f32(concat4(grid[0], grid[1], grid[2], grid[3])), splat32(delta)));
+}
+
+// --- iq1_m: 32 bytes of low index bits (group 4j + l), 16 bytes qh (byte 2j + h, h =
+// l / 2: nibble l & 1 holds index bits 8..10 and, in bit 3, the sign of delta), 8 bytes of
+// scales: u16 k holds the 3-bit scales of sub-blocks 2k, 2k + 1 (halves h at bits 6(j & 1)
+// + 3h) and, in bits 12..15, bits 4k..4k+3 of the f16 d. x = dl * (grid + delta),
+// dl = d * (2 s + 1).
+
+NodeRef iq1_m_d(const BlockAccess& b) {
+  NodeRef bits = i64c(0);
+  for (int k = 0; k < 4; ++k)
+    bits = bit_or(bits, shl(shr(byte_i64(b, "scales", i64c(2 * k + 1)), i64c(4)), i64c(4 * k)));
+  return cast(kF32, bitcast({Scalar::f16, 1}, cast(kI32, bits)));
+}
+
+// The scale of half h (i64) of sub-block j (i64), given d.
+NodeRef iq1_m_scale(const BlockAccess& b, const NodeRef& d, const NodeRef& j, const NodeRef& h) {
+  NodeRef sc = u16_at(b, "scales", mul(shr(j, i64c(1)), i64c(2)));
+  NodeRef s = bit_and(shr(sc, add(mul(bit_and(j, i64c(1)), i64c(6)), mul(h, i64c(3)))), i64c(7));
+  return mul(d, to_f32(add(mul(s, i64c(2)), i64c(1))));
+}
+
+// The qh nibble of group l (i64) of sub-block j (i64).
+NodeRef iq1_m_nibble(const BlockAccess& b, const NodeRef& j, const NodeRef& l) {
+  NodeRef byte = byte_i64(b, "qh", add(mul(j, i64c(2)), shr(l, i64c(1))));
+  return bit_and(shr(byte, mul(bit_and(l, i64c(1)), i64c(4))), i64c(15));
+}
+
+NodeRef iq1_m_index(const BlockAccess& b, const NodeRef& j, const NodeRef& l, const NodeRef& nibble) {
+  return bit_or(byte_i64(b, "qs", add(mul(j, i64c(4)), l)), shl(bit_and(nibble, i64c(7)), i64c(8)));
+}
+
+NodeRef iq1_m_negative(const NodeRef& nibble) { return binary(BinaryOp::ne, bit_and(nibble, i64c(8)), i64c(0)); }
+
+NodeRef iq1_m_one(const BlockAccess& b, const NodeRef& e) {
+  const Position p = position(b, e);
+  NodeRef dl = iq1_m_scale(b, iq1_m_d(b), p.j, shr(p.l, i64c(1)));
+  NodeRef nibble = b.bind(iq1_m_nibble(b, p.j, p.l));
+  NodeRef grid = grid_value(b, kIq1s, iq1_m_index(b, p.j, p.l, nibble), p.k);
+  return mul(dl, add(to_f32(grid), iq1_delta(iq1_m_negative(nibble))));
+}
+
+NodeRef iq1_m_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef d = b.bind(iq1_m_d(b));
+  NodeRef dl0 = b.bind(iq1_m_scale(b, d, j, i64c(0))), dl1 = b.bind(iq1_m_scale(b, d, j, i64c(1)));
+  NodeRef grid[4], delta[4];
+  for (int l = 0; l < 4; ++l) {
+    NodeRef nibble = b.bind(iq1_m_nibble(b, j, i64c(l)));
+    grid[l] = grid_entry(b, kIq1s, iq1_m_index(b, j, i64c(l), nibble));
+    delta[l] = broadcast(b.bind(iq1_delta(iq1_m_negative(nibble))), 8);
+  }
+  NodeRef values = add(to_f32(concat4(grid[0], grid[1], grid[2], grid[3])), concat4(delta[0], delta[1], delta[2], delta[3]));
+  return mul(concat(broadcast(dl0, 16), broadcast(dl1, 16)), values);
+}
+
+}  // namespace
+
+std::vector<BlockFormat> iq_grid_block_formats() {
+  using S = Scalar;
+  using ir::DType;
+  return {
+      {DType::iq3_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"scales_signs", 66, 32, S::u8, 7}},
+       iq3_xxs_one, iq3_xxs_chunk},
+      {DType::iq3_s,
+       {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"qh", 66, 8, S::u8, 1}, {"signs", 74, 32, S::u8, 1},
+        {"scales", 106, 4, S::u8, 4}},
+       iq3_s_one, iq3_s_chunk},
+      {DType::iq2_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}}, iq2_xxs_one, iq2_xxs_chunk},
+      {DType::iq2_xs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 16}, {"scales", 66, 8, S::u8, 4}}, iq2_xs_one,
+       iq2_xs_chunk},
+      {DType::iq2_s,
+       {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"signs", 34, 32, S::u8, 1}, {"qh", 66, 8, S::u8, 2},
+        {"scales", 74, 8, S::u8, 4}},
+       iq2_s_one, iq2_s_chunk},
+      {DType::iq1_s, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"qh", 34, 16, S::u8, 16}}, iq1_s_one,
+       iq1_s_chunk},
+      {DType::iq1_m, {{"qs", 0, 32, S::u8, 8}, {"qh", 32, 16, S::u8, 4}, {"scales", 48, 8, S::u8, 3}}, iq1_m_one,
+       iq1_m_chunk},
+  };
+}
 
 }  // namespace moat::jit

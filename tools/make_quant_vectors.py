@@ -325,6 +325,34 @@ def mxfp4_blocks() -> np.ndarray:
     return np.concatenate([e.reshape(-1, 1), qs], axis=1)
 
 
+def iq_grid_blocks(qtype: Q) -> np.ndarray:
+    """8 random raw blocks of a grid IQ type (gguf-py cannot quantise them: ggml needs an
+    importance matrix). Every field is random bytes except the f16 super-scale, which is
+    sane: block 1 negative, block 2 zero, block 3 large; block 4 has every other bit set,
+    block 5 every other bit clear (highest / lowest grid indices, scales and signs). Own
+    generator per type, so the shared RNG's later draws do not move."""
+    rng = np.random.default_rng([20240607, int(qtype)])
+    n, block_bytes = 8, quants.GGML_QUANT_SIZES[qtype][1]
+    d = rng.uniform(1e-4, 5e-2, n).astype(np.float32)
+    d[1], d[2], d[3] = -d[1], 0.0, 1000.0
+    blocks = rng.integers(0, 256, (n, block_bytes), dtype=np.uint8)
+    blocks[4], blocks[5] = 0xFF, 0x00
+    d_bits = f16_bits(d)
+    if qtype == Q.IQ1_M:
+        # d's 16 bits sit in the top nibbles of the 4 little-endian u16 of `scales` (last 8 bytes).
+        scales = blocks[:, -8:].copy().view("<u2")
+        for k in range(4):
+            scales[:, k] = (scales[:, k] & 0x0FFF) | (((d_bits >> (4 * k)) & 0xF) << 12)
+        blocks[:, -8:] = scales.view(np.uint8)
+    else:
+        blocks[:, :2] = d_bits.astype("<u2").view(np.uint8).reshape(-1, 2)
+    return blocks
+
+
+IQ_GRID_TYPES = {"iq3_xxs": Q.IQ3_XXS, "iq3_s": Q.IQ3_S, "iq2_xxs": Q.IQ2_XXS, "iq2_xs": Q.IQ2_XS,
+                 "iq2_s": Q.IQ2_S, "iq1_s": Q.IQ1_S, "iq1_m": Q.IQ1_M}
+
+
 def write_blocks(name: str, qtype: Q, blocks: np.ndarray) -> None:
     blocks = np.ascontiguousarray(blocks, dtype=np.uint8)
     block_elems, block_bytes = quants.GGML_QUANT_SIZES[qtype]
@@ -418,6 +446,8 @@ def main() -> None:
     write_blocks("q2_k", Q.Q2_K, q2_k_blocks())
     write_blocks("q3_k", Q.Q3_K, q3_k_blocks())
     write_blocks("q5_k", Q.Q5_K, q5_k_blocks())
+    for name, qtype in IQ_GRID_TYPES.items():
+        write_blocks(name, qtype, iq_grid_blocks(qtype))
 
     x = quantiser_inputs()
     write("quantize.in.f32.bin", x)

@@ -16,6 +16,7 @@
 #include "ir/quant.h"
 #include "ir/quant_legacy_k_blocks.h"
 #include "ir/quant_iq4.h"
+#include "ir/quant_iq_grids.h"
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
@@ -72,6 +73,13 @@ TEST_CASE("block structs match the dtype table") {
   CHECK(sizeof(BlockIQ4_XS) == dtype_block_bytes(DType::iq4_xs));
   CHECK(sizeof(BlockMXFP4) == dtype_block_bytes(DType::mxfp4));
   CHECK(offsetof(BlockIQ4_XS, qs) == 8);
+  CHECK(sizeof(BlockIQ3_XXS) == dtype_block_bytes(DType::iq3_xxs));
+  CHECK(sizeof(BlockIQ3_S) == dtype_block_bytes(DType::iq3_s));
+  CHECK(sizeof(BlockIQ2_XXS) == dtype_block_bytes(DType::iq2_xxs));
+  CHECK(sizeof(BlockIQ2_XS) == dtype_block_bytes(DType::iq2_xs));
+  CHECK(sizeof(BlockIQ2_S) == dtype_block_bytes(DType::iq2_s));
+  CHECK(sizeof(BlockIQ1_S) == dtype_block_bytes(DType::iq1_s));
+  CHECK(sizeof(BlockIQ1_M) == dtype_block_bytes(DType::iq1_m));
 }
 
 TEST_CASE("iq4_xs: 6-bit sub-block scales (ls - 32) and mxfp4: E8M0 halves with subnormal exponents 0 and 1") {
@@ -96,7 +104,8 @@ TEST_CASE("iq4_xs: 6-bit sub-block scales (ls - 32) and mxfp4: E8M0 halves with 
 
 TEST_CASE("dequantize_row equals gguf-py bit for bit, at any alignment") {
   for (DType type : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k, DType::q4_1, DType::q5_0, DType::q5_1,
-                     DType::q2_k, DType::q3_k, DType::q5_k, DType::iq4_nl, DType::iq4_xs, DType::mxfp4}) {
+                     DType::q2_k, DType::q3_k, DType::q5_k, DType::iq4_nl, DType::iq4_xs, DType::mxfp4, DType::iq3_xxs,
+                     DType::iq3_s, DType::iq2_xxs, DType::iq2_xs, DType::iq2_s, DType::iq1_s, DType::iq1_m}) {
     const std::string name(dtype_name(type));
     CAPTURE(name);
     auto blocks = read_vector<uint8_t>(name + ".blocks.bin");

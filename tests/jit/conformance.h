@@ -173,6 +173,9 @@ inline ir::HostTensor random_tensor(ir::DType d, const std::vector<int64_t>& sha
       for (const jit::BlockField& f : format->fields) {
         if (f.scalar == jit::Scalar::f16) std::memcpy(p + f.offset, &scale, 2);
         if (d == ir::DType::mxfp4 && f.name == "e") p[f.offset] = static_cast<uint8_t>(120 + rng() % 5);
+        if (d == ir::DType::iq1_m && f.name == "scales")  // d: the top nibbles of its 4 u16 (ir/quant_iq_grids.h)
+          for (int k = 0; k < 4; ++k)
+            p[f.offset + 2 * k + 1] = static_cast<uint8_t>((p[f.offset + 2 * k + 1] & 0x0f) | (((scale >> (4 * k)) & 0xf) << 4));
       }
     }
     return ir::HostTensor::from_bytes(d, shape, std::move(raw));

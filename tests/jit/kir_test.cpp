@@ -17,6 +17,7 @@
 #include "jit/legalize.h"
 #include "support/error.h"
 #include "support/half.h"
+#include "tests/test_data.h"
 #include "tests/jit/table_kernel.h"
 
 using namespace moat::jit;
@@ -224,6 +225,34 @@ TEST_CASE("dequant decodes every block format like the reference, 32 at a time a
       std::vector<float> got = run_on_cpu(k, {packed, std::vector<float>(want.size())}, {}, 1);
       for (size_t i = 0; i < want.size(); ++i)
         REQUIRE_MESSAGE(got[i] == want[i], moat::ir::dtype_name(d), " element ", i, ", ", lanes, " at a time");
+    }
+  }
+}
+
+TEST_CASE("the grid IQ formats decode gguf-py's vectors bit for bit, 32 at a time and one element at a time") {
+  namespace ir = moat::ir;
+  for (ir::DType d : {ir::DType::iq3_xxs, ir::DType::iq3_s, ir::DType::iq2_xxs, ir::DType::iq2_xs, ir::DType::iq2_s,
+                      ir::DType::iq1_s, ir::DType::iq1_m}) {
+    const std::string name(ir::dtype_name(d));
+    const auto raw = moat::testing::read_vector<uint8_t>(name + ".blocks.bin");  // tools/make_quant_vectors.py
+    const auto want = moat::testing::read_vector<float>(name + ".f32.bin");
+    const auto n = static_cast<int64_t>(want.size());
+    REQUIRE(n == static_cast<int64_t>(raw.size()) / ir::dtype_block_bytes(d) * 256);
+    for (int lanes : {32, 1}) {
+      Kernel k;
+      k.name = "deq";
+      int w = k.add_buffer({"w", d, Space::global, n, false});
+      int out = k.add_buffer({"out", ir::DType::f32, Space::global, n, true});
+      NodeRef at = add(mul(ref("b", kI64), c_i64(256)), ref("c", kI64));
+      k.body = block({for_loop("b", c_i64(0), c_i64(n / 256), c_i64(1),
+                               {for_loop("c", c_i64(0), c_i64(256), c_i64(lanes),
+                                         {store(k, out, at, dequant(k, w, ref("b", kI64), ref("c", kI64), lanes))})})});
+      std::vector<float> packed((raw.size() + 3) / 4);
+      std::memcpy(packed.data(), raw.data(), raw.size());
+      const std::vector<float> got = run_on_cpu(k, {packed, std::vector<float>(want.size())}, {}, 1);
+      for (size_t i = 0; i < want.size(); ++i)
+        REQUIRE_MESSAGE(std::memcmp(&got[i], &want[i], 4) == 0, name, " element ", i, ": ", got[i], " vs gguf ", want[i],
+                        ", ", lanes, " at a time");
     }
   }
 }

@@ -124,7 +124,9 @@ def moat_ppl(moat, path, device, window, threads):
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if p.returncode != 0:
         lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-        return None, (lines[-1] if lines else f"exit {p.returncode}")
+        # The last line, less "moat: error: FILE: ": the table names the file already.
+        return None, (lines[-1].removeprefix("moat: error: ").removeprefix(path + ": ") if lines else
+                      f"exit {p.returncode}")
     j = json.loads(p.stdout)
     return j["perplexity"], j["scored_tokens"]
 
@@ -223,7 +225,7 @@ def table_row(r, f16, args, devices):
         m = r["moat"].get(d) or {"ppl": None, "error": "not run"}
         base = (f16["moat"].get(d) or {}).get("ppl")
         if m["ppl"] is None:
-            cells += [f"moat error: {m['error']}", "-"]
+            cells += [f"error: {m['error']}", "-"]
             devs.append(f"{d}: -")
             verdicts.append(None)
             continue

@@ -232,7 +232,8 @@ def table_row(r, f16, args, devices):
         m = r["moat"].get(d) or {"ppl": None, "error": "not run"}
         base = (f16["moat"].get(d) or {}).get("ppl")
         if m["ppl"] is None:
-            cells += [f"error: {m['error']}", "-"]
+            error = m["error"].removeprefix("moat: error: ").removeprefix(r["file"] + ": ")  # rows of older runs
+            cells += [f"error: {error}", "-"]
             devs.append(f"{d}: -")
             verdicts.append(None)
             continue

@@ -113,9 +113,14 @@ def llama_perplexity_tool(tools, path, window, threads):
     p = subprocess.run([exe, "-m", path, "-f", HELDOUT, "-c", str(window), "-b", str(window), "-t", str(threads)],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True)
     m = re.search(r"Final estimate: PPL = ([0-9.]+)", p.stdout + p.stderr)
-    if p.returncode != 0 or not m:
-        return None, (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
-    return float(m.group(1)), None
+    if p.returncode == 0 and m:
+        return float(m.group(1)), None
+    # The tools linked by build_llama_tools.sh --libs lose the last lines of their log at exit
+    # (the final chunk and "Final estimate"); the last running estimate "[N]ppl" is kept instead.
+    chunks = re.findall(r"\[(\d+)\]([0-9.]+),", p.stdout + p.stderr)
+    if p.returncode == 0 and chunks:
+        return float(chunks[-1][1]), [f"running estimate after {chunks[-1][0]} chunks"]
+    return None, (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
 
 
 def moat_ppl(moat, path, device, window, threads):
@@ -124,7 +129,9 @@ def moat_ppl(moat, path, device, window, threads):
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if p.returncode != 0:
         lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-        return None, (lines[-1] if lines else f"exit {p.returncode}")
+        # The last line, less "moat: error: FILE: ": the table names the file already.
+        return None, (lines[-1].removeprefix("moat: error: ").removeprefix(path + ": ") if lines else
+                      f"exit {p.returncode}")
     j = json.loads(p.stdout)
     return j["perplexity"], j["scored_tokens"]
 
@@ -216,14 +223,17 @@ def table_row(r, f16, args, devices):
     lr = lp / f16["llama_ppl"] if lp and f16.get("llama_ppl") else None
     cells = [name, r["mix"], f"{lp:.4f}" if lp else f"error: {r.get('llama_error')}", f"{lr:.4f}" if lr else "-"]
     if args.tools:
-        cells.append(f"{r['llama_tool_ppl']:.4f}" if r.get("llama_tool_ppl") else f"error: {r.get('llama_tool_error')}")
+        tool = r.get("llama_tool_ppl")
+        note = f" ({r['llama_tool_error']})" if r.get("llama_tool_error") else ""
+        cells.append(f"{tool:.4f}{note}" if tool else f"error{note}")
     limit = 0.03 if r["type"] in LOOSE else 0.01
     devs, verdicts = [], []
     for d in devices:
         m = r["moat"].get(d) or {"ppl": None, "error": "not run"}
         base = (f16["moat"].get(d) or {}).get("ppl")
         if m["ppl"] is None:
-            cells += [f"moat error: {m['error']}", "-"]
+            error = m["error"].removeprefix("moat: error: ").removeprefix(r["file"] + ": ")  # rows of older runs
+            cells += [f"error: {error}", "-"]
             devs.append(f"{d}: -")
             verdicts.append(None)
             continue

@@ -156,14 +156,14 @@ inline ir::TensorType tensor_type(ir::DType d, const std::vector<int64_t>& shape
 namespace moat::testing {
 
 // A random tensor of any dtype: floats in [-1, 1) (rounded to the dtype), integers in
-// [-50, 50) ([0, 100) for u8), bools, q8_0 / q4_0 quantised from random floats, other
+// [-50, 50) ([0, 100) for u8), bools, q8_0 / q4_0 / q8_k quantised from random floats, other
 // block-quantised dtypes from random blocks whose f16 fields (the block format's: super-
 // block scales, mins) are small scales and whose E8M0 exponent (mxfp4's e) is 2^-8..2^-4.
 inline ir::HostTensor random_tensor(ir::DType d, const std::vector<int64_t>& shape, uint32_t seed) {
   const int64_t n = count(shape);
   std::mt19937 rng(seed);
   const jit::BlockFormat* format = jit::find_block_format(d);
-  if (format != nullptr && d != ir::DType::q8_0 && d != ir::DType::q4_0) {
+  if (format != nullptr && d != ir::DType::q8_0 && d != ir::DType::q4_0 && d != ir::DType::q8_k) {
     const int64_t blocks = n / ir::dtype_block_elems(d), bytes = ir::dtype_block_bytes(d);
     std::vector<uint8_t> raw(static_cast<size_t>(blocks * bytes));
     for (uint8_t& b : raw) b = static_cast<uint8_t>(rng());

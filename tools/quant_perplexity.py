@@ -154,7 +154,8 @@ def main():
                     help="llama.cpp's threads in this process (default 1: its worker threads spin while they wait, "
                          "which on a shared, loaded machine costs more than they gain on this small model)")
     ap.add_argument("--json", default="", help="write every row measured so far here, after each file")
-    ap.add_argument("--reuse", default="", help="a --json of an earlier run: its rows (same file path) are not measured again")
+    ap.add_argument("--reuse", default="", help="a --json of an earlier run: what its rows (same file path) measured "
+                    "is kept (llama.cpp's numbers, moat's per device); only moat's errors and missing devices run again")
     args = ap.parse_args()
     devices = [d for d in args.devices.split(",") if d]
     with open(HELDOUT, encoding="utf-8") as f:
@@ -171,7 +172,7 @@ def main():
     files = [("F16", DEMO)] + [(t, os.path.join(args.models, f"kjv-tiny-{t.lower()}.gguf"))
                                for t in args.types.split(",") if t]
     reuse = {}
-    if args.reuse:  # rows of an earlier run (e.g. its F16 baseline), taken as they are
+    if args.reuse:  # rows of an earlier run (e.g. llama.cpp's numbers, which do not change with moat)
         with open(args.reuse) as f:
             reuse = {r["file"]: r for r in json.load(f)["rows"] if not r.get("absent")}
     print("| file | type mix (non-F32 tensors) | llama.cpp ppl | ratio to F16 | "
@@ -181,7 +182,7 @@ def main():
     print("|" + "---|" * (7 + (1 if args.tools else 0) + 2 * len(devices)), flush=True)
     rows = []
     for name, path in files:
-        row = reuse.get(path) or measure(name, path, ids, bos, args, devices)
+        row = measure(name, path, ids, bos, args, devices, reuse.get(path))
         rows.append(row)
         print(table_row(row, rows[0], args, devices), flush=True)
         if args.json:  # after every file: a cut-short run keeps what it measured
@@ -192,22 +193,30 @@ def main():
           f"{args.ctx}-token chunk only.")
 
 
-def measure(name, path, ids, bos, args, devices):
+def measure(name, path, ids, bos, args, devices, earlier=None):
+    """A file's row; what `earlier` (a row of a previous run) measured successfully is kept."""
     row = {"type": name, "file": path}
+    if earlier and "llama_ppl" in earlier:
+        row.update({k: earlier[k] for k in ("mix", "llama_ppl", "scored", "llama_tool_ppl", "llama_tool_error")
+                    if k in earlier})
+        row["moat"] = {d: m for d, m in earlier.get("moat", {}).items() if m.get("ppl") is not None}
     if not os.path.exists(path):
         row["absent"] = True
         return row
     row["mix"] = short_mix(makeq.type_mix(path))
     t0 = time.time()
-    try:
-        row["llama_ppl"], row["scored"] = llama_ppl(path, ids, bos, args.ctx, args.llama_threads)
-    except Exception as e:  # noqa: BLE001  a file llama.cpp cannot run is a row, not the end
-        row["llama_error"] = str(e).splitlines()[0]
-    if args.tools:
+    if "llama_ppl" not in row:
+        try:
+            row["llama_ppl"], row["scored"] = llama_ppl(path, ids, bos, args.ctx, args.llama_threads)
+        except Exception as e:  # noqa: BLE001  a file llama.cpp cannot run is a row, not the end
+            row["llama_error"] = str(e).splitlines()[0]
+    if args.tools and "llama_tool_ppl" not in row:
         row["llama_tool_ppl"], err = llama_perplexity_tool(args.tools, path, args.ctx, args.threads)
         if err:
             row["llama_tool_error"] = err[0]
     for d in devices:
+        if d in row.get("moat", {}):
+            continue
         ppl, extra = moat_ppl(args.moat, path, d, args.ctx, args.threads)
         row.setdefault("moat", {})[d] = {"ppl": ppl, "error": extra} if ppl is None else {"ppl": ppl, "scored": extra}
     log(f"{name}: {time.time() - t0:.0f} s  {row.get('llama_ppl')}  {row.get('moat')}")

@@ -65,15 +65,6 @@ void dequantize_block_q6_k(const BlockQ6_K& b, float* y) {
   }
 }
 
-template <class Block, void (*Dequantize)(const Block&, float*)>
-void dequantize_blocks(const uint8_t* src, float* dst, int64_t blocks, int64_t block_elems) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    Block b;
-    std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-    Dequantize(b, dst + i * block_elems);
-  }
-}
-
 }  // namespace
 
 void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems) {
@@ -91,10 +82,10 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t elems) {
     case DType::i8: for (int64_t i = 0; i < elems; ++i) dst[i] = static_cast<float>(load<int8_t>(src + i)); return;
     case DType::u8: for (int64_t i = 0; i < elems; ++i) dst[i] = static_cast<float>(src[i]); return;
     case DType::boolean: for (int64_t i = 0; i < elems; ++i) dst[i] = src[i] != 0 ? 1.0f : 0.0f; return;
-    case DType::q8_0: dequantize_blocks<BlockQ8_0, dequantize_block_q8_0>(src, dst, blocks, block_elems); return;
-    case DType::q4_0: dequantize_blocks<BlockQ4_0, dequantize_block_q4_0>(src, dst, blocks, block_elems); return;
-    case DType::q4_k: dequantize_blocks<BlockQ4_K, dequantize_block_q4_k>(src, dst, blocks, block_elems); return;
-    case DType::q6_k: dequantize_blocks<BlockQ6_K, dequantize_block_q6_k>(src, dst, blocks, block_elems); return;
+    case DType::q8_0: decode_each_block<BlockQ8_0, 32, dequantize_block_q8_0>(src, dst, blocks); return;
+    case DType::q4_0: decode_each_block<BlockQ4_0, 32, dequantize_block_q4_0>(src, dst, blocks); return;
+    case DType::q4_k: decode_each_block<BlockQ4_K, 256, dequantize_block_q4_k>(src, dst, blocks); return;
+    case DType::q6_k: decode_each_block<BlockQ6_K, 256, dequantize_block_q6_k>(src, dst, blocks); return;
     case DType::q4_1: case DType::q5_0: case DType::q5_1:
       dequantize_legacy_blocks(type, src, dst, blocks);
       return;
@@ -132,14 +123,7 @@ void quantize_row_q4_0(const float* src, uint8_t* dst, int64_t elems) {
   MOAT_INTERNAL_CHECK(elems >= 0 && elems % 32 == 0, "quantize_row_q4_0 of ", elems, " elements");
   for (int64_t blk = 0; blk < elems / 32; ++blk) {
     const float* x = src + 32 * blk;
-    float amax = 0.0f, vmax = 0.0f;  // vmax: the first element of largest magnitude, signed
-    for (int i = 0; i < 32; ++i) {
-      if (std::fabs(x[i]) > amax) {
-        amax = std::fabs(x[i]);
-        vmax = x[i];
-      }
-    }
-    const float d = vmax / -8.0f;
+    const float d = first_largest_magnitude(x, 32) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     BlockQ4_0 b;
     b.d = f32_to_f16(d);

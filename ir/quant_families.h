@@ -7,10 +7,36 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "ir/dtype.h"
 
 namespace moat::ir {
+
+// The first of x[0..n) with the largest magnitude, signed (0 when all are 0 or NaN): the
+// value ggml's reference quantisers scale by.
+inline float first_largest_magnitude(const float* x, int n) {
+  float amax = 0.0f, vmax = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float a = x[i] < 0.0f ? -x[i] : x[i];
+    if (a > amax) {
+      amax = a;
+      vmax = x[i];
+    }
+  }
+  return vmax;
+}
+
+// Runs `Decode` on each of `blocks` blocks at src (copied out first, so src needs no
+// alignment), writing `Elems` floats per block to dst.
+template <class Block, int64_t Elems, void (*Decode)(const Block&, float*)>
+void decode_each_block(const uint8_t* src, float* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    Block b;
+    std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
+    Decode(b, dst + i * Elems);
+  }
+}
 
 // q4_1, q5_0, q5_1 (ir/quant_legacy.cpp)
 void dequantize_legacy_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks);

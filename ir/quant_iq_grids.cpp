@@ -131,26 +131,17 @@ void iq1_m(const BlockIQ1_M& b, float* y) {
   }
 }
 
-template <typename Block, void (*Decode)(const Block&, float*)>
-void decode_all(const uint8_t* src, float* dst, int64_t blocks) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    Block b;
-    std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-    Decode(b, dst + i * 256);
-  }
-}
-
 }  // namespace
 
 void dequantize_iq_grid_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks) {
   switch (type) {
-    case DType::iq2_xxs: return decode_all<BlockIQ2_XXS, iq2_xxs>(src, dst, blocks);
-    case DType::iq2_xs: return decode_all<BlockIQ2_XS, iq2_xs>(src, dst, blocks);
-    case DType::iq2_s: return decode_all<BlockIQ2_S, iq2_s>(src, dst, blocks);
-    case DType::iq3_xxs: return decode_all<BlockIQ3_XXS, iq3_xxs>(src, dst, blocks);
-    case DType::iq3_s: return decode_all<BlockIQ3_S, iq3_s>(src, dst, blocks);
-    case DType::iq1_s: return decode_all<BlockIQ1_S, iq1_s>(src, dst, blocks);
-    case DType::iq1_m: return decode_all<BlockIQ1_M, iq1_m>(src, dst, blocks);
+    case DType::iq2_xxs: return decode_each_block<BlockIQ2_XXS, 256, iq2_xxs>(src, dst, blocks);
+    case DType::iq2_xs: return decode_each_block<BlockIQ2_XS, 256, iq2_xs>(src, dst, blocks);
+    case DType::iq2_s: return decode_each_block<BlockIQ2_S, 256, iq2_s>(src, dst, blocks);
+    case DType::iq3_xxs: return decode_each_block<BlockIQ3_XXS, 256, iq3_xxs>(src, dst, blocks);
+    case DType::iq3_s: return decode_each_block<BlockIQ3_S, 256, iq3_s>(src, dst, blocks);
+    case DType::iq1_s: return decode_each_block<BlockIQ1_S, 256, iq1_s>(src, dst, blocks);
+    case DType::iq1_m: return decode_each_block<BlockIQ1_M, 256, iq1_m>(src, dst, blocks);
     default: MOAT_INTERNAL_ERROR("dequantize_iq_grid_blocks: ", dtype_name(type), " is not a grid IQ type");
   }
 }

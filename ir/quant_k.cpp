@@ -57,22 +57,13 @@ void dequantize_block_q5_k(const BlockQ5_K& b, float* y) {
   }
 }
 
-template <class Block, void (*Dequantize)(const Block&, float*)>
-void each_block(const uint8_t* src, float* dst, int64_t blocks) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    Block b;
-    std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-    Dequantize(b, dst + 256 * i);
-  }
-}
-
 }  // namespace
 
 void dequantize_k_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks) {
   switch (type) {
-    case DType::q2_k: return each_block<BlockQ2_K, dequantize_block_q2_k>(src, dst, blocks);
-    case DType::q3_k: return each_block<BlockQ3_K, dequantize_block_q3_k>(src, dst, blocks);
-    case DType::q5_k: return each_block<BlockQ5_K, dequantize_block_q5_k>(src, dst, blocks);
+    case DType::q2_k: return decode_each_block<BlockQ2_K, 256, dequantize_block_q2_k>(src, dst, blocks);
+    case DType::q3_k: return decode_each_block<BlockQ3_K, 256, dequantize_block_q3_k>(src, dst, blocks);
+    case DType::q5_k: return decode_each_block<BlockQ5_K, 256, dequantize_block_q5_k>(src, dst, blocks);
     default:  // q8_k is another family's (its decoder is routed elsewhere)
       MOAT_INTERNAL_ERROR("dequantize_k_blocks: no reference decoder for ", dtype_name(type));
   }

@@ -51,22 +51,13 @@ void dequantize_block_q5_1(const BlockQ5_1& b, float* y) {
   }
 }
 
-template <class Block, void (*Dequantize)(const Block&, float*)>
-void each_block(const uint8_t* src, float* dst, int64_t blocks) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    Block b;
-    std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-    Dequantize(b, dst + 32 * i);
-  }
-}
-
 }  // namespace
 
 void dequantize_legacy_blocks(DType type, const uint8_t* src, float* dst, int64_t blocks) {
   switch (type) {
-    case DType::q4_1: return each_block<BlockQ4_1, dequantize_block_q4_1>(src, dst, blocks);
-    case DType::q5_0: return each_block<BlockQ5_0, dequantize_block_q5_0>(src, dst, blocks);
-    case DType::q5_1: return each_block<BlockQ5_1, dequantize_block_q5_1>(src, dst, blocks);
+    case DType::q4_1: return decode_each_block<BlockQ4_1, 32, dequantize_block_q4_1>(src, dst, blocks);
+    case DType::q5_0: return decode_each_block<BlockQ5_0, 32, dequantize_block_q5_0>(src, dst, blocks);
+    case DType::q5_1: return decode_each_block<BlockQ5_1, 32, dequantize_block_q5_1>(src, dst, blocks);
     default: MOAT_INTERNAL_ERROR("dequantize_legacy_blocks: ", dtype_name(type), " is not q4_1, q5_0 or q5_1");
   }
 }

@@ -21,15 +21,9 @@ void quantize_row_q8_k(const float* src, uint8_t* dst, int64_t elems) {
   MOAT_INTERNAL_CHECK(elems >= 0 && elems % 256 == 0, "quantize_row_q8_k of ", elems, " elements");
   for (int64_t blk = 0; blk < elems / 256; ++blk) {
     const float* x = src + 256 * blk;
-    float amax = 0.0f, vmax = 0.0f;  // vmax: the first element of largest magnitude, signed
-    for (int j = 0; j < 256; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        vmax = x[j];
-      }
-    }
-    BlockQ8_K b{};  // amax == 0 (or only NaNs): d = 0, every quant and sum 0
-    if (amax != 0.0f) {
+    const float vmax = first_largest_magnitude(x, 256);
+    BlockQ8_K b{};  // vmax == 0 (all zeros or NaNs): d = 0, every quant and sum 0
+    if (vmax != 0.0f) {
       const float iscale = -127.0f / vmax;
       for (int j = 0; j < 256; ++j) {
         // ggml's nearest_int: round half to even (|iscale * x| <= 127 here)

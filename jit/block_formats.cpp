@@ -232,21 +232,17 @@ NodeRef BlockAccess::byte_index(const BlockField& f, const NodeRef& at) const {
   return add(add(start, c_i64(f.offset)), at);
 }
 
-NodeRef BlockAccess::f16_index(std::string_view name) const {
+NodeRef BlockAccess::scalar_index(std::string_view name, Scalar scalar, int64_t bytes) const {
   const BlockField& f = format_.field(name);
   const int64_t block_bytes = ir::dtype_block_bytes(format_.dtype);
-  MOAT_INTERNAL_CHECK(f.scalar == Scalar::f16 && f.offset % 2 == 0 && block_bytes % 2 == 0, "block format ",
-                      ir::dtype_name(format_.dtype), ": field ", name, " is not an aligned f16");
-  return add(mul(block_, c_i64(block_bytes / 2)), c_i64(f.offset / 2));
+  MOAT_INTERNAL_CHECK(f.scalar == scalar && f.offset % bytes == 0 && block_bytes % bytes == 0, "block format ",
+                      ir::dtype_name(format_.dtype), ": field ", name, " is not an aligned ", scalar_name(scalar));
+  return add(mul(block_, c_i64(block_bytes / bytes)), c_i64(f.offset / bytes));
 }
 
-NodeRef BlockAccess::f32_index(std::string_view name) const {
-  const BlockField& f = format_.field(name);
-  const int64_t block_bytes = ir::dtype_block_bytes(format_.dtype);
-  MOAT_INTERNAL_CHECK(f.scalar == Scalar::f32 && f.offset % 4 == 0 && block_bytes % 4 == 0, "block format ",
-                      ir::dtype_name(format_.dtype), ": field ", name, " is not an aligned f32");
-  return add(mul(block_, c_i64(block_bytes / 4)), c_i64(f.offset / 4));
-}
+NodeRef BlockAccess::f16_index(std::string_view name) const { return scalar_index(name, Scalar::f16, 2); }
+
+NodeRef BlockAccess::f32_index(std::string_view name) const { return scalar_index(name, Scalar::f32, 4); }
 
 NodeRef BlockAccess::f32(std::string_view name) const { return load_as(kernel_, buffer_, f32_index(name), kF32); }
 

@@ -96,6 +96,8 @@ class BlockAccess {
 
  private:
   NodeRef byte_index(const BlockField& f, const NodeRef& at) const;  // i64, from the buffer's start
+  // i64 index of `field` (a `scalar` of `bytes` bytes, aligned) in units of that scalar.
+  NodeRef scalar_index(std::string_view field, Scalar scalar, int64_t bytes) const;
   NodeRef f16_index(std::string_view field) const;                   // i64, in f16 units
   NodeRef f32_index(std::string_view field) const;                   // i64, in f32 units
 

@@ -9,6 +9,7 @@
 // (through the ksigns table for the types that store 7 bits), tested against the table
 // kmask = {1, 2, 4, ..., 128}. Indices and packed fields are assembled in i64.
 #include <span>
+#include <type_traits>
 
 #include "ir/iq_grids.h"
 #include "jit/block_rules.h"
@@ -42,30 +43,19 @@ struct Grid {
   const std::vector<int64_t>& (*elements)();
 };
 
-const Grid kIq2xxs{"iq2xxs_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
-                     static const auto v = grid_elements<uint64_t>(ir::kIq2xxsGrid, false);
-                     return v;
-                   }};
-const Grid kIq2xs{"iq2xs_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
-                    static const auto v = grid_elements<uint64_t>(ir::kIq2xsGrid, false);
-                    return v;
-                  }};
-const Grid kIq2s{"iq2s_grid", Scalar::u8, 8, []() -> const std::vector<int64_t>& {
-                   static const auto v = grid_elements<uint64_t>(ir::kIq2sGrid, false);
-                   return v;
-                 }};
-const Grid kIq3xxs{"iq3xxs_grid", Scalar::u8, 4, []() -> const std::vector<int64_t>& {
-                     static const auto v = grid_elements<uint32_t>(ir::kIq3xxsGrid, false);
-                     return v;
-                   }};
-const Grid kIq3s{"iq3s_grid", Scalar::u8, 4, []() -> const std::vector<int64_t>& {
-                   static const auto v = grid_elements<uint32_t>(ir::kIq3sGrid, false);
-                   return v;
-                 }};
-const Grid kIq1s{"iq1s_grid", Scalar::i8, 8, []() -> const std::vector<int64_t>& {
-                   static const auto v = grid_elements<uint64_t>(ir::kIq1sGrid, true);
-                   return v;
-                 }};
+// grid_elements of one grid, made once.
+template <auto& kGrid, bool kSigned>
+const std::vector<int64_t>& cached_elements() {
+  static const auto v = grid_elements(std::span<const std::remove_extent_t<std::remove_reference_t<decltype(kGrid)>>>(kGrid), kSigned);
+  return v;
+}
+
+const Grid kIq2xxs{"iq2xxs_grid", Scalar::u8, 8, cached_elements<ir::kIq2xxsGrid, false>};
+const Grid kIq2xs{"iq2xs_grid", Scalar::u8, 8, cached_elements<ir::kIq2xsGrid, false>};
+const Grid kIq2s{"iq2s_grid", Scalar::u8, 8, cached_elements<ir::kIq2sGrid, false>};
+const Grid kIq3xxs{"iq3xxs_grid", Scalar::u8, 4, cached_elements<ir::kIq3xxsGrid, false>};
+const Grid kIq3s{"iq3s_grid", Scalar::u8, 4, cached_elements<ir::kIq3sGrid, false>};
+const Grid kIq1s{"iq1s_grid", Scalar::i8, 8, cached_elements<ir::kIq1sGrid, true>};
 
 const std::vector<int64_t>& ksigns_elements() {
   static const std::vector<int64_t> v(std::begin(ir::kKsignsIq2xs), std::end(ir::kKsignsIq2xs));

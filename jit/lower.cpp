@@ -6,6 +6,7 @@
 
 #include "ir/expand.h"
 #include "ir/interpreter.h"
+#include "ir/quant.h"
 #include "ir/tensor.h"
 #include "jit/lower_kernels.h"
 #include "jit/weight_packing.h"
@@ -90,7 +91,8 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
 }
 
 // Whether param `id` gets the packed CPU layout (jit/weight_packing.h): every use is B of
-// an int8 matmul (a q8_0 A, B [.., N, K] transposed), directly or through a gather of
+// an int8 matmul (A quantised to the weight's activation type, ir::activation_dtype: q8_0
+// or q8_k; B [.., N, K] transposed), directly or through a gather of
 // expert rows whose matmuls have one row of A each (the kernels that read the layout:
 // jit/matmul/'s int8 GEMV, GEMM and grouped experts).
 bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
@@ -102,7 +104,7 @@ bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vect
     if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != operand || u.operands[0] == operand) return false;
     if (!ir::attr_bool(u, "b_transposed")) return false;
     const ir::TensorType& a = g.type(u.operands[0]);
-    if (a.dtype != ir::DType::q8_0) return false;
+    if (a.dtype != ir::activation_dtype(param.type.dtype) || !ir::is_quantised(a.dtype)) return false;
     const ir::Dim& m = a.shape[a.shape.size() - 2];
     return !one_row || (m.is_static() && m.value == 1);
   };

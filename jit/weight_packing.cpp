@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "ir/quant.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -12,6 +13,36 @@ constexpr std::string_view kQuads = "#quads16", kScales = "#scales16";
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+int64_t rows_of(const std::vector<int64_t>& shape) {
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  return rows;
+}
+
+// Row c of tile-super-block tb of a Q4_K / Q6_K weight into the layout (weight_packing.h).
+void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t c, PackedWeight& out) {
+  uint8_t* quads = out.quads.data() + tb * packed_block_bytes(dtype);
+  uint16_t* scales = out.scales.data() + tb * packed_block_scales(dtype);
+  auto put_vectors = [&](const uint8_t* bytes, int64_t vectors, int64_t at) {
+    for (int64_t v = 0; v < vectors; ++v) std::memcpy(quads + at + v * 64 + c * 4, bytes + 4 * v, 4);
+  };
+  if (dtype == ir::DType::q4_k) {
+    ir::BlockQ4_K b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.qs, 32, 0);
+    for (int s = 0; s < 8; ++s) ir::q4_k_scale_min(b.scales, s, &quads[2048 + 16 * s + c], &quads[2176 + 16 * s + c]);
+    scales[c] = b.d;
+    scales[16 + c] = b.dmin;
+  } else {
+    ir::BlockQ6_K b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.ql, 32, 0);
+    put_vectors(b.qh, 16, 2048);
+    for (int s = 0; s < 16; ++s) quads[3072 + 16 * s + c] = static_cast<uint8_t>(b.scales[s]);
+    scales[c] = b.d;
+  }
 }
 
 }  // namespace
@@ -25,33 +56,46 @@ std::string packed_weight_of(std::string_view buffer_name) {
   return {};
 }
 
+bool packed_super_blocks(ir::DType dtype) { return dtype == ir::DType::q4_k || dtype == ir::DType::q6_k; }
+
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
-  if ((dtype != ir::DType::q8_0 && dtype != ir::DType::q4_0) || shape.size() < 2) return false;
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
-  return rows > 0 && rows % kPackRows == 0 && shape.back() % 32 == 0 && shape.back() > 0;
+  if ((dtype != ir::DType::q8_0 && dtype != ir::DType::q4_0 && !packed_super_blocks(dtype)) || shape.size() < 2) return false;
+  const int64_t rows = rows_of(shape), block = ir::dtype_block_elems(dtype);
+  return rows > 0 && rows % kPackRows == 0 && shape.back() % block == 0 && shape.back() > 0;
 }
 
 int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : 4; }
 
+int64_t packed_block_bytes(ir::DType dtype) {
+  if (dtype == ir::DType::q4_k) return 2304;
+  if (dtype == ir::DType::q6_k) return 3328;
+  return packed_vectors(dtype) * 64;
+}
+
+int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q4_k ? 32 : 16; }
+
 PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape) {
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
-  const int64_t kb = shape.back() / 32;
-  return {rows * kb * packed_vectors(dtype) * 4, rows * kb};
+  const int64_t tile_blocks = rows_of(shape) / kPackRows * (shape.back() / ir::dtype_block_elems(dtype));
+  return {tile_blocks * packed_block_bytes(dtype), tile_blocks * packed_block_scales(dtype)};
 }
 
 PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std::span<const uint8_t> bytes) {
   MOAT_INTERNAL_CHECK(packable(dtype, shape), "pack_weight: a ", ir::dtype_name(dtype), " weight that cannot be packed");
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
-  const int64_t kb = shape.back() / 32, block_bytes = ir::dtype_block_bytes(dtype), vectors = packed_vectors(dtype);
+  const int64_t rows = rows_of(shape), kb = shape.back() / ir::dtype_block_elems(dtype);
+  const int64_t block_bytes = ir::dtype_block_bytes(dtype), vectors = packed_vectors(dtype);
   MOAT_INTERNAL_CHECK(static_cast<int64_t>(bytes.size()) == rows * kb * block_bytes, "pack_weight: ",
                       bytes.size(), " bytes for ", rows, " rows of ", kb, " blocks");
   const bool q8 = dtype == ir::DType::q8_0;
+  const PackedShape sizes = packed_shape(dtype, shape);
   PackedWeight out;
-  out.quads.resize(static_cast<size_t>(rows * kb * vectors * 4));
-  out.scales.resize(static_cast<size_t>(rows * kb));
+  out.quads.resize(static_cast<size_t>(sizes.quad_bytes));
+  out.scales.resize(static_cast<size_t>(sizes.scales));
+  if (packed_super_blocks(dtype)) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t b = 0; b < kb; ++b)
+        pack_super_block(dtype, bytes.data() + (r * kb + b) * block_bytes, (r / kPackRows) * kb + b, r % kPackRows, out);
+    return out;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t tile = r / kPackRows, c = r % kPackRows;
     for (int64_t b = 0; b < kb; ++b) {

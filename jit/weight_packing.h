@@ -13,6 +13,22 @@
 //                   (low nibbles: elements 4v + i; high: 16 + 4v + i)
 //   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
+//
+// Q4_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
+// tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):
+//   quads   u8, packed_block_bytes per tile and super-block, at tb * that:
+//             q4_k  [0, 2048): 32 vectors, vector v lane c = bytes 4v .. 4v + 3 of row c's
+//                   qs as stored (vectors 8j .. 8j + 7: low nibbles sub-block 2j, high
+//                   nibbles sub-block 2j + 1, quad q of each in vector 8j + q);
+//                   [2048, 2176): sub-block s's 6-bit scale of row c at 2048 + 16s + c;
+//                   [2176, 2304): its 6-bit min at 2176 + 16s + c (unpacked, u8)
+//             q6_k  [0, 2048): ql as 32 vectors (lane c = ql bytes 4v .. 4v + 3 of row c);
+//                   [2048, 3072): qh as 16 vectors likewise; [3072, 3328): the int8
+//                   scale of 16-element sub-block s of row c at 3072 + 16s + c
+//   scales  f16, packed_block_scales per tile and super-block, at tb * that: d of row c
+//           at + c; q4_k: dmin at + 16 + c.
+// Q4_K: 2368 bytes per tile and super-block where the file has 2304 (the scales
+// unpacked); Q6_K: 3360 either way.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +54,11 @@ bool packable(ir::DType dtype, const std::vector<int64_t>& shape);
 
 // Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0).
 int64_t packed_vectors(ir::DType dtype);
+// Per tile and block (super-block for Q4_K / Q6_K): bytes of quads, f16 scales.
+int64_t packed_block_bytes(ir::DType dtype);
+int64_t packed_block_scales(ir::DType dtype);
+// Whether the dtype's packed layout is a super-block one (Q4_K, Q6_K: q8_k activations).
+bool packed_super_blocks(ir::DType dtype);
 
 // Sizes of the two buffers: bytes of quads, f16 scales.
 struct PackedShape {

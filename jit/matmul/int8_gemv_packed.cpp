@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "jit/matmul/int8_tiles.h"
+#include "jit/weight_packing.h"
 #include "support/error.h"
 
 namespace moat::jit::matmul {
@@ -14,6 +15,26 @@ namespace moat::jit::matmul {
 namespace {
 
 constexpr int64_t kTilesPerGroup = 8;
+
+// Q4_K / Q6_K (q8_k A): each tile through int8_rows_k with the one row.
+std::vector<NodeRef> k_tiles(MatmulBuilder& mm) {
+  KernelBuilder& kb = mm.kb;
+  const Operands& o = mm.o;
+  Kernel& k = kb.kernel();
+  const int64_t tiles = o.n / kTileCols, per_group = std::min(kTilesPerGroup, tiles);
+  k.groups[0] = ceil_div(tiles, per_group);
+  k.groups[2] = numel(mm.out_batch);
+  std::string batch = kb.fresh("batch"), a_blk = kb.fresh("a_blk"), first = kb.fresh("first"), t = kb.fresh("t");
+  NodeRef batch_ref = ref(batch, kI64), t_ref = ref(t, kI64);
+  std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(a_blk, mm.a_row_block(batch_ref, c_i64(0))),
+                            let(first, imul(mm.batch_b(batch_ref), c_i64(tiles)))};
+  std::vector<std::string> acc;
+  std::vector<NodeRef> per_tile = int8_rows_k(mm, packed_tile(iadd(ref(first, kI64), t_ref)), {a_blk}, acc);
+  per_tile.push_back(mm.store_out(batch_ref, c_i64(0), imul(t_ref, c_i64(kTileCols)), ref(acc[0], {Scalar::f32, 16})));
+  NodeRef t0 = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
+  body.push_back(for_loop(t, t0, min_(iadd(t0, c_i64(per_group)), c_i64(tiles)), c_i64(1), std::move(per_tile)));
+  return body;
+}
 
 bool applies(const Schedule&, const MatmulShape& mm) { return mm.packed_b; }
 
@@ -23,6 +44,7 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   const int64_t batches = numel(mm.out_batch);
   Kernel& k = kb.kernel();
   MOAT_INTERNAL_CHECK(o.m == 1 && o.n % kTileCols == 0, "a packed weight's matmul with ", o.m, " rows of A");
+  if (packed_super_blocks(o.b_dtype)) return k_tiles(mm);
   const int64_t C = kTileCols, tiles = o.n / C, kb_count = o.k / 32, per_group = std::min(kTilesPerGroup, tiles);
   const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
   k.groups[0] = ceil_div(tiles, per_group);

@@ -55,6 +55,7 @@ WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const Node
 
 std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
                                std::vector<std::string>& acc) {
+  if (packed_super_blocks(mm.o.b_dtype)) return int8_rows_k(mm, t, a_blk, acc);
   Kernel& k = mm.kb.kernel();
   const int64_t C = kTileCols, kb = mm.o.k / 32, a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
   const Type fx{Scalar::f32, static_cast<int>(C)}, ix{Scalar::i32, static_cast<int>(C)}, ux{Scalar::u8, static_cast<int>(4 * C)};

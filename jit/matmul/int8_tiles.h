@@ -1,5 +1,6 @@
-// Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 B in
-// integers on the CPU (int8_gemm, int8_gemv_packed, grouped_experts_int8): 16 weight
+// Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 B (or a
+// q8_k A by a packed Q4_K / Q6_K B: int8_tiles_k.cpp) in integers on the CPU
+// (int8_gemm, int8_gemv_packed, grouped_experts_int8): 16 weight
 // rows at a time ("a tile"), laid out for `dot4` — for every block and 4-byte quad q of
 // it, the 16 rows' quads side by side as unsigned bytes (q8_0: q + 128; q4_0: the
 // nibbles, q + 8), and the 16 block scales — either read from the packed layout
@@ -36,6 +37,10 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk);
 // accumulating 16 columns of each row into the f32 x 16 vars `acc` (declared here).
 std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
                                std::vector<std::string>& acc);
+// int8_rows for a packed Q4_K / Q6_K tile and rows of a q8_k A (int8_tiles_k.cpp);
+// int8_rows calls it for those.
+std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
+                                 std::vector<std::string>& acc);
 // Stores 16 outputs (batch, m, n0 .. n0 + 15) from an f32 x 16, those below N.
 std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
                                    const std::string& acc);

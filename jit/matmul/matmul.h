@@ -14,6 +14,7 @@
 
 #include "jit/block_formats.h"
 #include "jit/lower_kernels.h"
+#include "jit/weight_packing.h"
 
 namespace moat::jit::matmul {
 
@@ -35,8 +36,12 @@ struct MatmulShape {
   // A q8_0 A times a B with an integer form (Q8_0, Q4_0, Q5_0: jit/block_formats.h):
   // blocks multiply in integers (qdot / dot4).
   bool int8_dot() const { return a_dtype == ir::DType::q8_0 && has_integer_form(b_dtype) && !fp8_scales; }
-  // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0.
-  bool int8_tiles() const { return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0); }
+  // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0; or
+  // a q8_k A times a packed Q4_K / Q6_K B (int8_tiles_k.cpp).
+  bool int8_tiles() const {
+    if (a_dtype == ir::DType::q8_k) return packed_b && packed_super_blocks(b_dtype);
+    return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0);
+  }
 };
 
 struct Operands {

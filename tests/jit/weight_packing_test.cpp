@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ir/builder.h"
+#include "ir/quant.h"
 #include "ir/tensor.h"
 #include "jit/lower.h"
 #include "jit/weight_packing.h"
@@ -55,9 +56,51 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
     }
   }
   CHECK_FALSE(jit::packable(ir::DType::q8_0, {24, 64}));  // rows not a multiple of 16
-  CHECK_FALSE(jit::packable(ir::DType::q4_k, {32, 256}));
+  CHECK_FALSE(jit::packable(ir::DType::q4_k, {32, 96}));  // K not a multiple of 256
+  CHECK_FALSE(jit::packable(ir::DType::q5_k, {32, 256}));
   CHECK(jit::packed_weight_of(jit::packed_scales_name("blk.0.w")) == "blk.0.w");
   CHECK(jit::packed_weight_of("blk.0.w").empty());
+}
+
+TEST_CASE("pack_weight lays Q4_K and Q6_K super-blocks out with unpacked sub-block scales") {
+  const int64_t rows = 32, k = 512, sb = k / 256;
+  for (ir::DType d : {ir::DType::q4_k, ir::DType::q6_k}) {
+    const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 9);  // raw blocks: every bit pattern
+    REQUIRE(jit::packable(d, w.shape()));
+    const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
+    const jit::PackedShape shape = jit::packed_shape(d, w.shape());
+    REQUIRE(static_cast<int64_t>(p.quads.size()) == shape.quad_bytes);
+    REQUIRE(static_cast<int64_t>(p.scales.size()) == shape.scales);
+    const int64_t tile_bytes = jit::packed_block_bytes(d), tile_scales = jit::packed_block_scales(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < sb; ++b) {
+        const uint8_t* src = w.bytes().data() + (r * sb + b) * ir::dtype_block_bytes(d);
+        const int64_t tb = (r / 16) * sb + b, c = r % 16;
+        const uint8_t* quads = p.quads.data() + tb * tile_bytes;
+        const uint16_t* scales = p.scales.data() + tb * tile_scales;
+        if (d == ir::DType::q4_k) {
+          ir::BlockQ4_K blk;
+          std::memcpy(&blk, src, sizeof blk);
+          CHECK(scales[c] == blk.d);
+          CHECK(scales[16 + c] == blk.dmin);
+          for (int64_t i = 0; i < 128; ++i) REQUIRE(quads[(i / 4) * 64 + c * 4 + i % 4] == blk.qs[i]);
+          for (int s = 0; s < 8; ++s) {
+            uint8_t sc, m;
+            ir::q4_k_scale_min(blk.scales, s, &sc, &m);
+            REQUIRE(quads[2048 + 16 * s + c] == sc);
+            REQUIRE(quads[2176 + 16 * s + c] == m);
+          }
+        } else {
+          ir::BlockQ6_K blk;
+          std::memcpy(&blk, src, sizeof blk);
+          CHECK(scales[c] == blk.d);
+          for (int64_t i = 0; i < 128; ++i) REQUIRE(quads[(i / 4) * 64 + c * 4 + i % 4] == blk.ql[i]);
+          for (int64_t i = 0; i < 64; ++i) REQUIRE(quads[2048 + (i / 4) * 64 + c * 4 + i % 4] == blk.qh[i]);
+          for (int s = 0; s < 16; ++s) REQUIRE(static_cast<int8_t>(quads[3072 + 16 * s + c]) == blk.scales[s]);
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("the lowering packs weights read only by int8 matmuls, on the CPU schedule only") {

@@ -1,0 +1,150 @@
+// Packed Q4_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
+// super-block layout): llama.cpp's vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K for 16 columns
+// at once. Per super-block of 256, each sub-block's integer dot products (dot4 of the
+// tile's 16 columns of unsigned quants with the row's int8 quants) are weighted by the
+// sub-block's integer scale and summed in i32, exactly; then one conversion to f32 per
+// super-block:
+//   Q4_K  acc += (d * d_a) * sum_s sc_s * dot_s  -  (dmin * d_a) * sum_s m_s * bsum32_s
+//   Q6_K  acc += (d * d_a) * sum_s sc_s * (dot_s - 32 * bsum16_s)
+// where bsum are the sums of the row's quants over the sub-block (q8_k's bsums).
+#include <functional>
+
+#include "jit/matmul/int8_tiles.h"
+#include "jit/weight_packing.h"
+
+namespace moat::jit::matmul {
+
+namespace {
+
+constexpr int64_t kSuperBlock = 256, kABytes = 292;  // q8_k: f32 d, 256 int8 qs, 16 int16 bsums
+
+struct RowTerms {
+  std::string block;  // the row's q8_k block for this super-block
+  std::string at;     // its first byte
+};
+
+// A q8_k block's bsum of 16 quants number g (0..15) as i32 (stored little-endian i16).
+NodeRef a_bsum16(MatmulBuilder& mm, const NodeRef& at, int g) {
+  Kernel& k = mm.kb.kernel();
+  NodeRef low = cast(kI32, load(k, mm.o.a, iadd(at, c_i64(260 + 2 * g)), 1));
+  NodeRef high = cast(kI32, load_as(k, mm.o.a, iadd(at, c_i64(261 + 2 * g)), {Scalar::i8, 1}));
+  return add(low, mul(high, c_i32(256)));
+}
+
+// The row's int8 quad q (elements 4q .. 4q + 3) of its 32 elements from `first`.
+NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
+  return load_as(mm.kb.kernel(), mm.o.a, iadd(at, c_i64(4 + first + 4 * q)), {Scalar::i8, 4});
+}
+
+NodeRef u8_vector(MatmulBuilder& mm, const NodeRef& at) { return load(mm.kb.kernel(), mm.o.b, at, 64); }
+
+NodeRef i32s(const NodeRef& u8x16) { return cast(Type{Scalar::i32, static_cast<int>(kTileCols)}, u8x16); }
+
+}  // namespace
+
+std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
+                                 std::vector<std::string>& acc) {
+  Kernel& k = mm.kb.kernel();
+  const ir::DType bd = mm.o.b_dtype;
+  const bool q4 = bd == ir::DType::q4_k;
+  const int64_t C = kTileCols, sb = mm.o.k / kSuperBlock;
+  const int lanes = static_cast<int>(C);
+  const Type fx{Scalar::f32, lanes}, ix{Scalar::i32, lanes};
+  std::vector<NodeRef> out;
+  acc.assign(a_blk.size(), "");
+  for (size_t r = 0; r < a_blk.size(); ++r) {
+    acc[r] = mm.kb.fresh("acc");
+    out.push_back(var(acc[r], broadcast(c_f32(0.0), lanes)));
+  }
+  std::string blk = mm.kb.fresh("sb"), base = mm.kb.fresh("base"), sbase = mm.kb.fresh("sbase");
+  NodeRef blk_ref = bounded_ref(blk, 0, sb - 1), base_ref = ref(base, kI64), sbase_ref = ref(sbase, kI64);
+  NodeRef tb = iadd(imul(t.packed_tile, c_i64(sb)), blk_ref);
+  std::vector<NodeRef> per_block{let(base, imul(tb, c_i64(packed_block_bytes(bd)))),
+                                 let(sbase, imul(tb, c_i64(packed_block_scales(bd))))};
+  std::vector<RowTerms> rows(a_blk.size());
+  std::vector<std::string> dot_sum(a_blk.size()), min_sum(a_blk.size());
+  for (size_t r = 0; r < a_blk.size(); ++r) {
+    rows[r] = {mm.kb.fresh("a_block"), mm.kb.fresh("a_at")};
+    per_block.push_back(let(rows[r].block, iadd(ref(a_blk[r], kI64), blk_ref)));
+    per_block.push_back(let(rows[r].at, imul(ref(rows[r].block, kI64), c_i64(kABytes))));
+    dot_sum[r] = mm.kb.fresh("isum");
+    per_block.push_back(var(dot_sum[r], broadcast(c_i32(0), lanes)));
+    if (q4) {
+      min_sum[r] = mm.kb.fresh("msum");
+      per_block.push_back(var(min_sum[r], broadcast(c_i32(0), lanes)));
+    }
+  }
+  auto at_of = [&](size_t r) { return ref(rows[r].at, kI64); };
+  // One sub-block: its quads (16 columns x 4 unsigned bytes each), the first element of
+  // A it multiplies, its scale (i32 x 16), and the value each row's dot4 chain starts at.
+  auto sub_block = [&](const std::vector<NodeRef>& quads, int64_t first, const NodeRef& scale,
+                       const std::function<NodeRef(size_t)>& start) {
+    std::string sc = mm.kb.fresh("sc");
+    per_block.push_back(let(sc, scale));
+    for (size_t r = 0; r < a_blk.size(); ++r) {
+      NodeRef sum = start(r);
+      for (size_t q = 0; q < quads.size(); ++q) sum = dot4(sum, quads[q], a_quad(mm, at_of(r), first, static_cast<int>(q)));
+      per_block.push_back(assign(dot_sum[r], add(ref(dot_sum[r], ix), mul(sum, ref(sc, ix)))));
+    }
+  };
+  auto zero = [&](size_t) { return broadcast(c_i32(0), lanes); };
+  if (q4) {
+    for (int j = 0; j < 4; ++j) {
+      std::vector<NodeRef> low, high;
+      for (int q = 0; q < 8; ++q) {
+        std::string raw = mm.kb.fresh("bq");
+        per_block.push_back(let(raw, u8_vector(mm, iadd(base_ref, c_i64((8 * j + q) * 64)))));
+        low.push_back(binary(BinaryOp::land, ref(raw, {Scalar::u8, 64}), u8s(15, 64)));
+        high.push_back(binary(BinaryOp::shr, ref(raw, {Scalar::u8, 64}), u8s(4, 64)));
+      }
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * j + half;
+        sub_block(half == 0 ? low : high, 32 * s, i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2048 + 16 * s)), lanes)), zero);
+        NodeRef mins = i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2176 + 16 * s)), lanes));
+        for (size_t r = 0; r < a_blk.size(); ++r) {
+          NodeRef bsum = add(a_bsum16(mm, at_of(r), 2 * s), a_bsum16(mm, at_of(r), 2 * s + 1));
+          per_block.push_back(assign(min_sum[r], add(ref(min_sum[r], ix), mul(mins, broadcast(bsum, lanes)))));
+        }
+      }
+    }
+  } else {
+    // 32 elements g (0..7) = half n, part p: low / high nibbles of ql vectors
+    // 16n + 8 (p % 2) + q, high bits (qh >> 2p) & 3 of qh vectors 8n + q
+    for (int g = 0; g < 8; ++g) {
+      const int n = g / 4, p = g % 4;
+      std::vector<NodeRef> quads;
+      for (int q = 0; q < 8; ++q) {
+        NodeRef ql = u8_vector(mm, iadd(base_ref, c_i64((16 * n + 8 * (p % 2) + q) * 64)));
+        NodeRef qh = u8_vector(mm, iadd(base_ref, c_i64(2048 + (8 * n + q) * 64)));
+        NodeRef nib = p < 2 ? binary(BinaryOp::land, ql, u8s(15, 64)) : binary(BinaryOp::shr, ql, u8s(4, 64));
+        NodeRef bits = binary(BinaryOp::land, p == 3 ? binary(BinaryOp::shr, qh, u8s(2, 64))
+                                                     : binary(BinaryOp::shl, qh, u8s(4 - 2 * p, 64)),
+                              u8s(0x30, 64));
+        std::string v = mm.kb.fresh("bq");
+        per_block.push_back(let(v, binary(BinaryOp::lor, nib, bits)));
+        quads.push_back(ref(v, {Scalar::u8, 64}));
+      }
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * g + half;  // 16-element sub-block: quads 4 half .. 4 half + 3
+        std::vector<NodeRef> four(quads.begin() + 4 * half, quads.begin() + 4 * half + 4);
+        NodeRef scale = i32s(cast(Type{Scalar::i8, lanes}, load(k, mm.o.b, iadd(base_ref, c_i64(3072 + 16 * s)), lanes)));
+        sub_block(four, 32 * g + 16 * half, scale,
+                  [&](size_t r) { return broadcast(mul(a_bsum16(mm, at_of(r), s), c_i32(-32)), lanes); });
+      }
+    }
+  }
+  NodeRef d = cast(fx, load(k, mm.o.b_scales, sbase_ref, lanes));
+  for (size_t r = 0; r < a_blk.size(); ++r) {
+    NodeRef d_a = broadcast(load_as(k, mm.o.a, imul(ref(rows[r].block, kI64), c_i64(kABytes / 4)), kF32), lanes);
+    NodeRef value = fma(cast(fx, ref(dot_sum[r], ix)), mul(d, d_a), ref(acc[r], fx));
+    if (q4) {
+      NodeRef dmin = cast(fx, load(k, mm.o.b_scales, iadd(sbase_ref, c_i64(16)), lanes));
+      value = fma(cast(fx, ref(min_sum[r], ix)), unary(UnaryOp::neg, mul(dmin, d_a)), value);
+    }
+    per_block.push_back(assign(acc[r], value));
+  }
+  out.push_back(for_loop(blk, c_i64(0), c_i64(sb), c_i64(1), std::move(per_block)));
+  return out;
+}
+
+}  // namespace moat::jit::matmul

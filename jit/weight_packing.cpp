@@ -38,9 +38,19 @@ void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t
   } else {
     ir::BlockQ6_K b;
     std::memcpy(&b, block, sizeof b);
-    put_vectors(b.ql, 32, 0);
-    put_vectors(b.qh, 16, 2048);
-    for (int s = 0; s < 16; ++s) quads[3072 + 16 * s + c] = static_cast<uint8_t>(b.scales[s]);
+    uint8_t values[256];  // ggml's dequantize_row_q6_K order: 128 elements per half
+    for (int half = 0; half < 2; ++half)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* ql = b.ql + 64 * half;
+        const uint8_t h = b.qh[32 * half + l];
+        uint8_t* y = values + 128 * half;
+        y[l] = static_cast<uint8_t>((ql[l] & 15) | ((h & 3) << 4));
+        y[l + 32] = static_cast<uint8_t>((ql[l + 32] & 15) | (((h >> 2) & 3) << 4));
+        y[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((h >> 4) & 3) << 4));
+        y[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((h >> 6) & 3) << 4));
+      }
+    put_vectors(values, 64, 0);
+    for (int s = 0; s < 16; ++s) quads[4096 + 16 * s + c] = static_cast<uint8_t>(b.scales[s]);
     scales[c] = b.d;
   }
 }
@@ -68,7 +78,7 @@ int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : 
 
 int64_t packed_block_bytes(ir::DType dtype) {
   if (dtype == ir::DType::q4_k) return 2304;
-  if (dtype == ir::DType::q6_k) return 3328;
+  if (dtype == ir::DType::q6_k) return 4352;
   return packed_vectors(dtype) * 64;
 }
 

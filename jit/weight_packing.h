@@ -22,13 +22,15 @@
 //                   nibbles sub-block 2j + 1, quad q of each in vector 8j + q);
 //                   [2048, 2176): sub-block s's 6-bit scale of row c at 2048 + 16s + c;
 //                   [2176, 2304): its 6-bit min at 2176 + 16s + c (unpacked, u8)
-//             q6_k  [0, 2048): ql as 32 vectors (lane c = ql bytes 4v .. 4v + 3 of row c);
-//                   [2048, 3072): qh as 16 vectors likewise; [3072, 3328): the int8
-//                   scale of 16-element sub-block s of row c at 3072 + 16s + c
+//             q6_k  [0, 4096): 64 vectors, vector v lane c = the 6-bit values (0..63, one
+//                   byte each) of row c's elements 4v .. 4v + 3; [4096, 4352): the int8
+//                   scale of 16-element sub-block s of row c at 4096 + 16s + c
 //   scales  f16, packed_block_scales per tile and super-block, at tb * that: d of row c
 //           at + c; q4_k: dmin at + 16 + c.
 // Q4_K: 2368 bytes per tile and super-block where the file has 2304 (the scales
-// unpacked); Q6_K: 3360 either way.
+// unpacked); Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
+// cost three more instructions per quad to put together than the 30 % more bytes cost
+// to read, in the GEMV on a CPU with AVX-512 VNNI).
 #pragma once
 
 #include <cstdint>

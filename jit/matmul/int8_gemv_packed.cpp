@@ -28,8 +28,9 @@ std::vector<NodeRef> k_tiles(MatmulBuilder& mm) {
   NodeRef batch_ref = ref(batch, kI64), t_ref = ref(t, kI64);
   std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)), let(a_blk, mm.a_row_block(batch_ref, c_i64(0))),
                             let(first, imul(mm.batch_b(batch_ref), c_i64(tiles)))};
+  const KRowTerms terms = k_row_terms(mm, a_blk, body);  // the row's sums and d_a, once per group
   std::vector<std::string> acc;
-  std::vector<NodeRef> per_tile = int8_rows_k(mm, packed_tile(iadd(ref(first, kI64), t_ref)), {a_blk}, acc);
+  std::vector<NodeRef> per_tile = int8_rows_k(mm, packed_tile(iadd(ref(first, kI64), t_ref)), {a_blk}, acc, &terms);
   per_tile.push_back(mm.store_out(batch_ref, c_i64(0), imul(t_ref, c_i64(kTileCols)), ref(acc[0], {Scalar::f32, 16})));
   NodeRef t0 = imul(builtin(Builtin::group_id, 0), c_i64(per_group));
   body.push_back(for_loop(t, t0, min_(iadd(t0, c_i64(per_group)), c_i64(tiles)), c_i64(1), std::move(per_tile)));

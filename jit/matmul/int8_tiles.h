@@ -38,9 +38,15 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk);
 std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
                                std::vector<std::string>& acc);
 // int8_rows for a packed Q4_K / Q6_K tile and rows of a q8_k A (int8_tiles_k.cpp);
-// int8_rows calls it for those.
+// int8_rows calls it for those. With `terms` (one row of A): the row's scalars per
+// super-block read from local memory, where k_row_terms put them once.
+struct KRowTerms {
+  int sub = -1;  // local i32 [super-block][sub-block]: Q4_K the 32 quants' sum, Q6_K -32 x the 16's
+  int d = -1;    // local f32 [super-block]: d_a
+};
+KRowTerms k_row_terms(MatmulBuilder& mm, const std::string& a_blk, std::vector<NodeRef>& stmts);
 std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
-                                 std::vector<std::string>& acc);
+                                 std::vector<std::string>& acc, const KRowTerms* terms = nullptr);
 // Stores 16 outputs (batch, m, n0 .. n0 + 15) from an f32 x 16, those below N.
 std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
                                    const std::string& acc);

@@ -31,6 +31,16 @@ NodeRef a_bsum16(MatmulBuilder& mm, const NodeRef& at, int g) {
   return add(low, mul(high, c_i32(256)));
 }
 
+// The row's per-sub-block term of super-block `at` (A's block's first byte), sub-block s:
+// Q4_K: the sum of its 32 quants (the mins' factor); Q6_K: -32 x the sum of its 16 (where
+// its dot4 chain starts).
+NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
+  if (mm.o.b_dtype == ir::DType::q4_k) return add(a_bsum16(mm, at, 2 * s), a_bsum16(mm, at, 2 * s + 1));
+  return mul(a_bsum16(mm, at, s), c_i32(-32));
+}
+
+int sub_blocks(ir::DType d) { return d == ir::DType::q4_k ? 8 : 16; }
+
 // The row's int8 quad q (elements 4q .. 4q + 3) of its 32 elements from `first`.
 NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
   return load_as(mm.kb.kernel(), mm.o.a, iadd(at, c_i64(4 + first + 4 * q)), {Scalar::i8, 4});
@@ -42,8 +52,25 @@ NodeRef i32s(const NodeRef& u8x16) { return cast(Type{Scalar::i32, static_cast<i
 
 }  // namespace
 
+KRowTerms k_row_terms(MatmulBuilder& mm, const std::string& a_blk, std::vector<NodeRef>& stmts) {
+  Kernel& k = mm.kb.kernel();
+  const int64_t sb = mm.o.k / kSuperBlock;
+  const int subs = sub_blocks(mm.o.b_dtype);
+  KRowTerms terms;
+  terms.sub = mm.local_buffer("a_terms", ir::DType::i32, sb * subs);
+  terms.d = mm.local_buffer("a_d", ir::DType::f32, sb);
+  std::string b = mm.kb.fresh("sb"), at = mm.kb.fresh("a_at");
+  NodeRef b_ref = bounded_ref(b, 0, sb - 1), block = iadd(ref(a_blk, kI64), b_ref);
+  std::vector<NodeRef> body{let(at, imul(block, c_i64(kABytes))),
+                            store(k, terms.d, b_ref, load_as(k, mm.o.a, imul(block, c_i64(kABytes / 4)), kF32))};
+  for (int s = 0; s < subs; ++s)
+    body.push_back(store(k, terms.sub, iadd(imul(b_ref, c_i64(subs)), c_i64(s)), a_sub_term(mm, ref(at, kI64), s)));
+  stmts.push_back(for_loop(b, c_i64(0), c_i64(sb), c_i64(1), std::move(body)));
+  return terms;
+}
+
 std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
-                                 std::vector<std::string>& acc) {
+                                 std::vector<std::string>& acc, const KRowTerms* terms) {
   Kernel& k = mm.kb.kernel();
   const ir::DType bd = mm.o.b_dtype;
   const bool q4 = bd == ir::DType::q4_k;
@@ -75,6 +102,11 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
     }
   }
   auto at_of = [&](size_t r) { return ref(rows[r].at, kI64); };
+  // a_sub_term of row r, sub-block s: from `terms` (one row) or A's block
+  auto term = [&](size_t r, int s) {
+    if (terms == nullptr) return a_sub_term(mm, at_of(r), s);
+    return load(k, terms->sub, iadd(imul(blk_ref, c_i64(sub_blocks(bd))), c_i64(s)));
+  };
   // One sub-block: its quads (16 columns x 4 unsigned bytes each), the first element of
   // A it multiplies, its scale (i32 x 16), and the value each row's dot4 chain starts at.
   auto sub_block = [&](const std::vector<NodeRef>& quads, int64_t first, const NodeRef& scale,
@@ -102,40 +134,30 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
         sub_block(half == 0 ? low : high, 32 * s, i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2048 + 16 * s)), lanes)), zero);
         NodeRef mins = i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2176 + 16 * s)), lanes));
         for (size_t r = 0; r < a_blk.size(); ++r) {
-          NodeRef bsum = add(a_bsum16(mm, at_of(r), 2 * s), a_bsum16(mm, at_of(r), 2 * s + 1));
+          NodeRef bsum = term(r, s);
           per_block.push_back(assign(min_sum[r], add(ref(min_sum[r], ix), mul(mins, broadcast(bsum, lanes)))));
         }
       }
     }
   } else {
-    // 32 elements g (0..7) = half n, part p: low / high nibbles of ql vectors
-    // 16n + 8 (p % 2) + q, high bits (qh >> 2p) & 3 of qh vectors 8n + q
+    // 32 elements g (0..7): vectors 8g .. 8g + 7, one byte per value
     for (int g = 0; g < 8; ++g) {
-      const int n = g / 4, p = g % 4;
       std::vector<NodeRef> quads;
-      for (int q = 0; q < 8; ++q) {
-        NodeRef ql = u8_vector(mm, iadd(base_ref, c_i64((16 * n + 8 * (p % 2) + q) * 64)));
-        NodeRef qh = u8_vector(mm, iadd(base_ref, c_i64(2048 + (8 * n + q) * 64)));
-        NodeRef nib = p < 2 ? binary(BinaryOp::land, ql, u8s(15, 64)) : binary(BinaryOp::shr, ql, u8s(4, 64));
-        NodeRef bits = binary(BinaryOp::land, p == 3 ? binary(BinaryOp::shr, qh, u8s(2, 64))
-                                                     : binary(BinaryOp::shl, qh, u8s(4 - 2 * p, 64)),
-                              u8s(0x30, 64));
-        std::string v = mm.kb.fresh("bq");
-        per_block.push_back(let(v, binary(BinaryOp::lor, nib, bits)));
-        quads.push_back(ref(v, {Scalar::u8, 64}));
-      }
+      for (int q = 0; q < 8; ++q) quads.push_back(u8_vector(mm, iadd(base_ref, c_i64((8 * g + q) * 64))));
       for (int half = 0; half < 2; ++half) {
         const int s = 2 * g + half;  // 16-element sub-block: quads 4 half .. 4 half + 3
         std::vector<NodeRef> four(quads.begin() + 4 * half, quads.begin() + 4 * half + 4);
-        NodeRef scale = i32s(cast(Type{Scalar::i8, lanes}, load(k, mm.o.b, iadd(base_ref, c_i64(3072 + 16 * s)), lanes)));
+        NodeRef scale = i32s(cast(Type{Scalar::i8, lanes}, load(k, mm.o.b, iadd(base_ref, c_i64(4096 + 16 * s)), lanes)));
         sub_block(four, 32 * g + 16 * half, scale,
-                  [&](size_t r) { return broadcast(mul(a_bsum16(mm, at_of(r), s), c_i32(-32)), lanes); });
+                  [&](size_t r) { return broadcast(term(r, s), lanes); });
       }
     }
   }
   NodeRef d = cast(fx, load(k, mm.o.b_scales, sbase_ref, lanes));
   for (size_t r = 0; r < a_blk.size(); ++r) {
-    NodeRef d_a = broadcast(load_as(k, mm.o.a, imul(ref(rows[r].block, kI64), c_i64(kABytes / 4)), kF32), lanes);
+    NodeRef d_a = broadcast(terms != nullptr ? load(k, terms->d, blk_ref)
+                                             : load_as(k, mm.o.a, imul(ref(rows[r].block, kI64), c_i64(kABytes / 4)), kF32),
+                            lanes);
     NodeRef value = fma(cast(fx, ref(dot_sum[r], ix)), mul(d, d_a), ref(acc[r], fx));
     if (q4) {
       NodeRef dmin = cast(fx, load(k, mm.o.b_scales, iadd(sbase_ref, c_i64(16)), lanes));

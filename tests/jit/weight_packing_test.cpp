@@ -8,6 +8,7 @@
 
 #include "ir/builder.h"
 #include "ir/quant.h"
+#include "support/half.h"
 #include "ir/tensor.h"
 #include "jit/lower.h"
 #include "jit/weight_packing.h"
@@ -94,9 +95,16 @@ TEST_CASE("pack_weight lays Q4_K and Q6_K super-blocks out with unpacked sub-blo
           ir::BlockQ6_K blk;
           std::memcpy(&blk, src, sizeof blk);
           CHECK(scales[c] == blk.d);
-          for (int64_t i = 0; i < 128; ++i) REQUIRE(quads[(i / 4) * 64 + c * 4 + i % 4] == blk.ql[i]);
-          for (int64_t i = 0; i < 64; ++i) REQUIRE(quads[2048 + (i / 4) * 64 + c * 4 + i % 4] == blk.qh[i]);
-          for (int s = 0; s < 16; ++s) REQUIRE(static_cast<int8_t>(quads[3072 + 16 * s + c]) == blk.scales[s]);
+          // the values as the reference decoder sees them: x = d * scale * (q - 32)
+          float decoded[256];
+          ir::dequantize_row(d, src, decoded, 256);
+          const float dd = f16_to_f32(blk.d);
+          for (int64_t i = 0; i < 256; ++i) {
+            const int q = quads[(i / 4) * 64 + c * 4 + i % 4];
+            REQUIRE(q < 64);
+            REQUIRE((dd * static_cast<float>(blk.scales[i / 16])) * static_cast<float>(q - 32) == decoded[i]);
+          }
+          for (int s = 0; s < 16; ++s) REQUIRE(static_cast<int8_t>(quads[4096 + 16 * s + c]) == blk.scales[s]);
         }
       }
     }

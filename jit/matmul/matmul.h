@@ -35,8 +35,10 @@ struct MatmulShape {
   // A q8_0 A times a B with an integer form (Q8_0, Q4_0, Q5_0: jit/block_formats.h):
   // blocks multiply in integers (qdot / dot4).
   bool int8_dot() const { return a_dtype == ir::DType::q8_0 && has_integer_form(b_dtype) && !fp8_scales; }
-  // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0.
-  bool int8_tiles() const { return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0); }
+  // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0 / Q5_0.
+  bool int8_tiles() const {
+    return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0 || b_dtype == ir::DType::q5_0);
+  }
 };
 
 struct Operands {

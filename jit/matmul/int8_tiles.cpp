@@ -14,7 +14,8 @@ NodeRef q5_fifth_bits(const Kernel& k, int buffer, const NodeRef& blk, int q) {
   const int64_t bytes = ir::dtype_block_bytes(ir::DType::q5_0);
   NodeRef qh = broadcast(load(k, buffer, iadd(imul(blk, c_i64(bytes)), c_i64(2 + q / 2))), 4);
   auto lanes = [](int a, int b, int c, int d) { return concat(concat(c_u8(a), c_u8(b)), concat(c_u8(c), c_u8(d))); };
-  NodeRef at_bit4 = q % 2 == 0 ? binary(BinaryOp::shl, qh, lanes(4, 3, 2, 1)) : binary(BinaryOp::shr, qh, lanes(0, 1, 2, 3));
+  NodeRef at_bit4 =
+      q % 2 == 0 ? binary(BinaryOp::shl, qh, lanes(4, 3, 2, 1)) : binary(BinaryOp::shr, qh, lanes(0, 1, 2, 3));
   return binary(BinaryOp::land, at_bit4, u8s(16, 4));
 }
 
@@ -37,9 +38,11 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   if (!q4) return raw;  // stored + 128
   NodeRef nibble = q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
   if (!q5) return nibble;
-  // q5_0's vector 4: bit q of each byte is the fifth bit of element 4q + i (jit/weight_packing.h)
+  // q5_0: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
   NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
-  NodeRef at_bit4 = q < 4 ? binary(BinaryOp::shl, bits, u8s(4 - q, 64)) : q > 4 ? binary(BinaryOp::shr, bits, u8s(q - 4, 64)) : bits;
+  NodeRef at_bit4 = q < 4   ? binary(BinaryOp::shl, bits, u8s(4 - q, 64))
+                    : q > 4 ? binary(BinaryOp::shr, bits, u8s(q - 4, 64))
+                            : bits;
   return binary(BinaryOp::lor, nibble, binary(BinaryOp::land, at_bit4, u8s(16, 64)));
 }
 

@@ -51,7 +51,8 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
             uint8_t want = d == ir::DType::q8_0 ? static_cast<uint8_t>(qs[4 * v + i] + 128) : qs[4 * v + i];
             if (d == ir::DType::q5_0 && v == 4) {  // bit q: element 4q + i's fifth bit (bit 4q + i of qh at byte 2)
               want = 0;
-              for (int64_t q = 0; q < 8; ++q) want |= static_cast<uint8_t>(((src[2 + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
+              for (int64_t q = 0; q < 8; ++q)
+                want |= static_cast<uint8_t>(((src[2 + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
             }
             REQUIRE(p.quads[static_cast<size_t>((tb * vectors + v) * 64 + c * 4 + i)] == want);
           }
@@ -63,7 +64,7 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
             const uint8_t packed = p.quads[static_cast<size_t>((tb * vectors + q % 4) * 64 + c * 4 + i)];
             const uint8_t bits = p.quads[static_cast<size_t>((tb * vectors + 4) * 64 + c * 4 + i)];
             const uint8_t nibble = q < 4 ? packed & 15 : packed >> 4;
-            const uint8_t shifted = q <= 4 ? static_cast<uint8_t>(bits << (4 - q)) : static_cast<uint8_t>(bits >> (q - 4));
+            const auto shifted = static_cast<uint8_t>(q <= 4 ? bits << (4 - q) : bits >> (q - 4));
             const int64_t e = 4 * q + i;
             const uint8_t stored = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
             const uint8_t file = static_cast<uint8_t>(stored | (((src[2 + e / 8] >> (e % 8)) & 1) << 4));

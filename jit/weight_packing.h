@@ -1,4 +1,4 @@
-// A CPU layout for Q8_0 / Q4_0 weights that int8 kernels read without rearranging them:
+// A CPU layout for Q8_0 / Q4_0 / Q5_0 weights that int8 kernels read without rearranging them:
 // rows in tiles of 16, each block's 16 rows side by side by 4-byte quads, the scales
 // apart. It is what `dot4` wants (16 columns' quads in one 64-byte vector), so the
 // prefill GEMM no longer lays each weight tile out per pass and the decode GEMV runs 16
@@ -11,6 +11,12 @@
 //             q8_0  V = 8: bytes 4v .. 4v + 3 of the row's 32 quants, each + 128 (unsigned)
 //             q4_0  V = 4: bytes 4v .. 4v + 3 of the row's 16 packed bytes as stored
 //                   (low nibbles: elements 4v + i; high: 16 + 4v + i)
+//             q5_0  V = 5: v < 4 the nibbles as q4_0; v = 4 the fifth bits (qh), byte i
+//                   of the lane holding in bit q (0..7) the fifth bit of element 4q + i.
+//                   Quad q of q4_0's order (q < 4: low nibbles of bytes 4q.., q >= 4:
+//                   high nibbles of bytes 4(q - 4)..) is elements 4q .. 4q + 3, so its
+//                   fifth bits as bytes 0 / 16 are one shift and one mask of that
+//                   vector: (x << (4 - q)) & 16 for q <= 4, (x >> (q - 4)) & 16 above.
 //   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
 //
@@ -54,7 +60,7 @@ std::string packed_weight_of(std::string_view buffer_name);
 // Whether a weight of this type and [.., R, K] shape has the packed layout.
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape);
 
-// Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0).
+// Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0, 5 for q5_0).
 int64_t packed_vectors(ir::DType dtype);
 // Per tile and block (super-block for Q4_K / Q6_K): bytes of quads, f16 scales.
 int64_t packed_block_bytes(ir::DType dtype);

@@ -1,5 +1,5 @@
 // grouped_experts (grouped_experts.cpp) with int8 products, for a q8_0 A and a Q8_0 /
-// Q4_0 table: a work-group takes one expert and up to kTilesPerGroup tiles of 16
+// Q4_0 / Q5_0 table: a work-group takes one expert and up to kTilesPerGroup tiles of 16
 // columns (the slot list made once); per tile (packed, or laid out once by
 // weight_tile) it runs every slot that chose the expert through int8_rows, kPassSlots
 // slots per pass, then one at a time.

@@ -1,4 +1,4 @@
-// CPU, a q8_0 A of several rows times a Q8_0 / Q4_0 B (prefill): integer products
+// CPU, a q8_0 A of several rows times a Q8_0 / Q4_0 / Q5_0 B (prefill): integer products
 // summed per block for 16 columns at once. A work-group takes one tile of 16 columns n
 // (jit/matmul/int8_tiles.h: packed, or laid out in local memory first) and up to
 // kGroupRows rows m. For each row of A and block, 8 dot4 of the tile's 64 bytes with

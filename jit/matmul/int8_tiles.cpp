@@ -5,6 +5,22 @@
 
 namespace moat::jit::matmul {
 
+namespace {
+
+// The fifth bits of q5_0 block `blk`'s quad q (elements 4q .. 4q + 3: bits 4q .. 4q + 3
+// of the little-endian qh at byte 2) as u8 x 4 of 0 or 16: byte q / 2 of qh, each lane
+// shifted to move its bit to bit 4.
+NodeRef q5_fifth_bits(const Kernel& k, int buffer, const NodeRef& blk, int q) {
+  const int64_t bytes = ir::dtype_block_bytes(ir::DType::q5_0);
+  NodeRef qh = broadcast(load(k, buffer, iadd(imul(blk, c_i64(bytes)), c_i64(2 + q / 2))), 4);
+  auto lanes = [](int a, int b, int c, int d) { return concat(concat(c_u8(a), c_u8(b)), concat(c_u8(c), c_u8(d))); };
+  NodeRef at_bit4 =
+      q % 2 == 0 ? binary(BinaryOp::shl, qh, lanes(4, 3, 2, 1)) : binary(BinaryOp::shr, qh, lanes(0, 1, 2, 3));
+  return binary(BinaryOp::land, at_bit4, u8s(16, 4));
+}
+
+}  // namespace
+
 WeightTile packed_tile(NodeRef tile) {
   WeightTile t;
   t.packed_tile = std::move(tile);
@@ -15,12 +31,19 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   Kernel& k = mm.kb.kernel();
   const int64_t C = kTileCols, kb = mm.o.k / 32;
   if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
-  const bool q4 = mm.o.b_dtype == ir::DType::q4_0;
+  const bool q5 = mm.o.b_dtype == ir::DType::q5_0, q4 = mm.o.b_dtype == ir::DType::q4_0 || q5;  // q4: nibbles
   const int64_t vectors = packed_vectors(mm.o.b_dtype);
-  NodeRef v = iadd(imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors)), c_i64(q4 ? q % 4 : q));
-  NodeRef raw = load(k, mm.o.b, imul(v, c_i64(64)), 64);
+  NodeRef first = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors));  // the tile and block's vector 0
+  NodeRef raw = load(k, mm.o.b, imul(iadd(first, c_i64(q4 ? q % 4 : q)), c_i64(64)), 64);
   if (!q4) return raw;  // stored + 128
-  return q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
+  NodeRef nibble = q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
+  if (!q5) return nibble;
+  // q5_0: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
+  NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
+  NodeRef at_bit4 = q < 4   ? binary(BinaryOp::shl, bits, u8s(4 - q, 64))
+                    : q > 4 ? binary(BinaryOp::shr, bits, u8s(q - 4, 64))
+                            : bits;
+  return binary(BinaryOp::lor, nibble, binary(BinaryOp::land, at_bit4, u8s(16, 64)));
 }
 
 NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) {
@@ -34,7 +57,8 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) 
 WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const NodeRef&)>& b_row_of) {
   Kernel& k = mm.kb.kernel();
   const int64_t C = kTileCols, kb = mm.o.k / 32, b_bytes = ir::dtype_block_bytes(mm.o.b_dtype);
-  const bool q4 = mm.o.b_dtype == ir::DType::q4_0;
+  const bool q5 = mm.o.b_dtype == ir::DType::q5_0, q4 = mm.o.b_dtype == ir::DType::q4_0 || q5;  // q4: nibbles
+  const int64_t quants_at = q5 ? 6 : 2;  // byte of qs in a block
   WeightTile t;
   t.quads = mm.local_buffer("quads", ir::DType::u8, kb * 8 * C * 4);
   t.scales = mm.local_buffer("scales", ir::DType::f32, kb * C);
@@ -43,8 +67,9 @@ WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const Node
   std::vector<NodeRef> per_block{let(bblk, iadd(imul(ref(brow, kI64), c_i64(kb)), blk_ref)),
                                  store(k, t.scales, iadd(imul(blk_ref, c_i64(C)), c_ref), qscale(k, mm.o.b, bblk_ref))};
   for (int q = 0; q < 8; ++q) {
-    NodeRef raw = load(k, mm.o.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(2 + 4 * (q4 ? q % 4 : q))), 4);
+    NodeRef raw = load(k, mm.o.b, iadd(imul(bblk_ref, c_i64(b_bytes)), c_i64(quants_at + 4 * (q4 ? q % 4 : q))), 4);
     NodeRef v = !q4 ? add(raw, u8s(128, 4)) : q < 4 ? binary(BinaryOp::land, raw, u8s(15, 4)) : binary(BinaryOp::shr, raw, u8s(4, 4));
+    if (q5) v = binary(BinaryOp::lor, v, q5_fifth_bits(k, mm.o.b, bblk_ref, q));
     NodeRef at = imul(iadd(imul(iadd(imul(blk_ref, c_i64(8)), c_i64(q)), c_i64(C)), c_ref), c_i64(4));
     per_block.push_back(store(k, t.quads, at, v));
   }
@@ -103,7 +128,7 @@ std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, cons
 }
 
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
-  const int64_t offset = mm.o.b_dtype == ir::DType::q4_0 ? 8 : 128;
+  const int64_t offset = mm.o.b_dtype == ir::DType::q4_0 ? 8 : mm.o.b_dtype == ir::DType::q5_0 ? 16 : 128;
   NodeRef quants = cast({Scalar::i8, 32}, load(mm.kb.kernel(), mm.o.a, iadd(at, c_i64(2)), 32));
   NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
   return binary(BinaryOp::mul, sum, c_i32(-offset));

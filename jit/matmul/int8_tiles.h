@@ -1,9 +1,9 @@
-// Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 B (or a
-// q8_k A by a packed Q4_K / Q6_K B: int8_tiles_k.cpp) in integers on the CPU
+// Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 / Q5_0 B (or
+// a q8_k A by a packed Q4_K / Q6_K B: int8_tiles_k.cpp) in integers on the CPU
 // (int8_gemm, int8_gemv_packed, grouped_experts_int8): 16 weight
 // rows at a time ("a tile"), laid out for `dot4` — for every block and 4-byte quad q of
 // it, the 16 rows' quads side by side as unsigned bytes (q8_0: q + 128; q4_0: the
-// nibbles, q + 8), and the 16 block scales — either read from the packed layout
+// nibbles, q + 8; q5_0: the 5-bit values, q + 16), and the 16 block scales — either read from the packed layout
 // (jit/weight_packing.h) or copied into local memory by the work-group.
 #pragma once
 
@@ -51,7 +51,7 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
 std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
                                    const std::string& acc);
 // Where a dot4 sum of A's block (at byte `at`) with unsigned weights starts (i32): the
-// weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8), so -offset x the sum
+// weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8, q5_0 + 16), so -offset x the sum
 // of the block's 32 quants.
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at);
 // `v` as `lanes` u8 lanes.

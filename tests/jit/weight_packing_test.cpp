@@ -1,4 +1,4 @@
-// The packed CPU layout of Q8_0 / Q4_0 weights (jit/weight_packing.h): the bytes land
+// The packed CPU layout of Q8_0 / Q4_0 / Q5_0 weights (jit/weight_packing.h): the bytes land
 // where the layout says, and the lowering packs exactly the weights that only int8
 // matmuls read, on the CPU schedule only.
 #include <doctest/doctest.h>
@@ -31,10 +31,9 @@ jit::Schedule cpu_schedule() {
 }  // namespace
 
 TEST_CASE("pack_weight puts every quad and scale where the layout says") {
-  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0}) {
+  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0}) {
     const int64_t rows = 32, k = 64, kb = k / 32, block = ir::dtype_block_bytes(d);
-    const std::vector<float> values = testing::random_values(static_cast<size_t>(rows * k), 7);
-    const ir::HostTensor w = ir::HostTensor::from_f32({rows, k}, values, d);
+    const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 7);  // q5_0: random bytes (random fifth bits)
     REQUIRE(jit::packable(d, w.shape()));
     const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
     const jit::PackedShape shape = jit::packed_shape(d, w.shape());
@@ -48,10 +47,30 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
         uint16_t scale;
         std::memcpy(&scale, src, 2);
         CHECK(p.scales[static_cast<size_t>(tb * 16 + c)] == scale);
+        const uint8_t* qs = src + (d == ir::DType::q5_0 ? 6 : 2);
         for (int64_t v = 0; v < vectors; ++v)
           for (int64_t i = 0; i < 4; ++i) {
-            const uint8_t want = d == ir::DType::q8_0 ? static_cast<uint8_t>(src[2 + 4 * v + i] + 128) : src[2 + 4 * v + i];
+            uint8_t want = d == ir::DType::q8_0 ? static_cast<uint8_t>(qs[4 * v + i] + 128) : qs[4 * v + i];
+            if (d == ir::DType::q5_0 && v == 4) {  // bit q: element 4q + i's fifth bit (bit 4q + i of qh at byte 2)
+              want = 0;
+              for (int64_t q = 0; q < 8; ++q)
+                want |= static_cast<uint8_t>(((src[2 + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
+            }
             REQUIRE(p.quads[static_cast<size_t>((tb * vectors + v) * 64 + c * 4 + i)] == want);
+          }
+        if (d != ir::DType::q5_0) continue;
+        // the kernels' decode (jit/matmul/int8_tiles.cpp): quad q's 5-bit values are its
+        // nibbles | ((fifth-bit vector shifted by 4 - q) & 16), element 4q + i in byte i
+        for (int64_t q = 0; q < 8; ++q)
+          for (int64_t i = 0; i < 4; ++i) {
+            const uint8_t packed = p.quads[static_cast<size_t>((tb * vectors + q % 4) * 64 + c * 4 + i)];
+            const uint8_t bits = p.quads[static_cast<size_t>((tb * vectors + 4) * 64 + c * 4 + i)];
+            const uint8_t nibble = q < 4 ? packed & 15 : packed >> 4;
+            const auto shifted = static_cast<uint8_t>(q <= 4 ? bits << (4 - q) : bits >> (q - 4));
+            const int64_t e = 4 * q + i;
+            const uint8_t stored = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
+            const uint8_t file = static_cast<uint8_t>(stored | (((src[2 + e / 8] >> (e % 8)) & 1) << 4));
+            REQUIRE((nibble | (shifted & 16)) == file);
           }
       }
     }

@@ -27,13 +27,18 @@ How
      of llama.cpp's Q4_K_M mix: Q4_K, Q6_K for output.weight and the ffn_down of layers 0
      and 2 (its use_more_bits rule for 4 layers); rows that are not a multiple of 256
      (attn_k_b, the dense and the expert ffn_down) Q8_0 where llama.cpp's quantiser would
-     fall back to Q5_0 / Q8_0 (Q5_0 is not in main yet, so llama_model_quantize's Q4_K_M
-     output does not load in moat). Its blocks are random bytes with their f16 scales
+     fall back to Q5_0 / Q8_0 (this file predates moat's Q5_0; llama-q4_k_m below is the
+     real mix). Its blocks are random bytes with their f16 scales
      set so values have about the others' spread (a speed benchmark: gguf.quants has no
      K-type quantiser, and ggml's own, called per tensor, takes hours on this machine);
      it holds another random model than the other files. The files carry
      attention.q_lora_rank = 0: llama.cpp takes a DeepSeek-V2 file for "lite" (attn_q, no
      q-LoRA) only when it has 27 layers, and otherwise wants that key; 0 selects attn_q.
+     llama-q4_k_m is what llama.cpp's own quantiser makes of the F16 file with Q4_K_M
+     (llama_model_quantize through llama-cpp-python, the same llama.cpp as the peer, as
+     `llama-quantize v2lite-4l-f16.gguf out.gguf Q4_K_M` would): Q4_K, Q6_K for the output
+     and half the ffn_down, Q5_0 / Q8_0 where rows are not multiples of 256 — the file the
+     acceptance of issue 16 names.
      A file from before the context was 163840 (it said 4096, which stops moat bench at
      -d 4096) gets that key rewritten in place.
   2. For each file, each thread count and each repetition, alternately: llama.cpp (model
@@ -120,7 +125,8 @@ Q = gguf.GGMLQuantizationType
 FILE_TYPES = {"f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
               "q8_0": (Q.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
               "q4_0": (Q.Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0),
-              "q4_k_m": (Q.Q4_K, gguf.LlamaFileType.MOSTLY_Q4_K_M)}
+              "q4_k_m": (Q.Q4_K, gguf.LlamaFileType.MOSTLY_Q4_K_M),
+              "llama-q4_k_m": (None, gguf.LlamaFileType.MOSTLY_Q4_K_M)}  # llama.cpp's quantiser on the f16 file
 
 
 def q4_k_m_type(name, shape):
@@ -326,6 +332,12 @@ def ensure_models(types, folder, vocab):
         p = os.path.join(folder, f"v2lite-4l-{t}.gguf")
         if os.path.exists(p):
             set_context_length(p)
+        elif FILE_TYPES[t][0] is None:  # llama.cpp quantises the F16 file
+            f16 = ensure_models(["f16"], folder, vocab)["f16"]
+            log(f"writing {p} with llama.cpp's quantiser ...")
+            t0 = time.time()
+            llama_quantize(f16, p, FILE_TYPES[t][1])
+            log(f"  {time.time() - t0:.0f} s")
         else:
             log(f"writing {p} ...")
             t0 = time.time()
@@ -333,6 +345,16 @@ def ensure_models(types, folder, vocab):
             log(f"  {time.time() - t0:.0f} s")
         paths[t] = p
     return paths
+
+
+def llama_quantize(src, dst, file_type):
+    """llama.cpp's llama_model_quantize (llama-cpp-python's binding) of src into dst."""
+    import llama_cpp as L
+    params = L.llama_model_quantize_default_params()
+    params.ftype = int(file_type)
+    params.nthread = os.cpu_count() or 1
+    if L.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params)) != 0:
+        raise RuntimeError(f"llama_model_quantize {src} -> {dst} failed")
 
 
 def decode_bytes_per_token(path):
@@ -744,7 +766,7 @@ def main():
         return child_llama(path, int(p), int(g), int(threads), int(n_ctx))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0, q4_k_m), comma-separated")
+    ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0, q4_k_m, llama-q4_k_m), comma-separated")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("-r", type=int, default=3, help="repetitions of each test (default 3)")
     ap.add_argument("--depth", default="0",

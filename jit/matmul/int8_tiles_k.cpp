@@ -23,20 +23,26 @@ struct RowTerms {
   std::string at;     // its first byte
 };
 
-// A q8_k block's bsum of 16 quants number g (0..15) as i32 (stored little-endian i16).
-NodeRef a_bsum16(MatmulBuilder& mm, const NodeRef& at, int g) {
-  Kernel& k = mm.kb.kernel();
-  NodeRef low = cast(kI32, load(k, mm.o.a, iadd(at, c_i64(260 + 2 * g)), 1));
-  NodeRef high = cast(kI32, load_as(k, mm.o.a, iadd(at, c_i64(261 + 2 * g)), {Scalar::i8, 1}));
-  return add(low, mul(high, c_i32(256)));
+// Two of a q8_k block's bsums (16 quants each), numbers 2p and 2p + 1, as one i32 (the
+// little-endian i16 pair at byte 260 + 4p; blocks and that field are 4-byte aligned).
+NodeRef a_bsum_pair(MatmulBuilder& mm, const NodeRef& at, int p) {
+  NodeRef word = load_as(mm.kb.kernel(), mm.o.a, iadd(idiv(at, 4), c_i64(65 + p)), kF32);
+  return bitcast(kI32, word);
 }
+// bsum 2p (the pair's low half) or 2p + 1 (high), sign-extended.
+NodeRef pair_low(const NodeRef& pair) { return binary(BinaryOp::shr, binary(BinaryOp::shl, pair, c_i32(16)), c_i32(16)); }
+NodeRef pair_high(const NodeRef& pair) { return binary(BinaryOp::shr, pair, c_i32(16)); }
 
 // The row's per-sub-block term of super-block `at` (A's block's first byte), sub-block s:
 // Q4_K: the sum of its 32 quants (the mins' factor); Q6_K: -32 x the sum of its 16 (where
 // its dot4 chain starts).
 NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
-  if (mm.o.b_dtype == ir::DType::q4_k) return add(a_bsum16(mm, at, 2 * s), a_bsum16(mm, at, 2 * s + 1));
-  return mul(a_bsum16(mm, at, s), c_i32(-32));
+  if (mm.o.b_dtype == ir::DType::q4_k) {
+    NodeRef pair = a_bsum_pair(mm, at, s);
+    return add(pair_low(pair), pair_high(pair));
+  }
+  NodeRef pair = a_bsum_pair(mm, at, s / 2);
+  return mul(s % 2 == 0 ? pair_low(pair) : pair_high(pair), c_i32(-32));
 }
 
 int sub_blocks(ir::DType d) { return d == ir::DType::q4_k ? 8 : 16; }

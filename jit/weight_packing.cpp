@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ir/quant.h"
+#include "ir/quant_legacy_k_blocks.h"
 #include "support/error.h"
 
 namespace moat::jit {
@@ -44,6 +45,14 @@ void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t
     for (int s = 0; s < 8; ++s) ir::q4_k_scale_min(b.scales, s, &quads[2048 + 16 * s + c], &quads[2176 + 16 * s + c]);
     scales[c] = b.d;
     scales[16 + c] = b.dmin;
+  } else if (dtype == ir::DType::q5_k) {
+    ir::BlockQ5_K b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.qs, 32, 0);
+    put_vectors(b.qh, 8, 2048);
+    for (int s = 0; s < 8; ++s) ir::q4_k_scale_min(b.scales, s, &quads[2560 + 16 * s + c], &quads[2688 + 16 * s + c]);
+    scales[c] = b.d;
+    scales[16 + c] = b.dmin;
   } else {
     ir::BlockQ6_K b;
     std::memcpy(&b, block, sizeof b);
@@ -75,7 +84,9 @@ std::string packed_weight_of(std::string_view buffer_name) {
   return {};
 }
 
-bool packed_super_blocks(ir::DType dtype) { return dtype == ir::DType::q4_k || dtype == ir::DType::q6_k; }
+bool packed_super_blocks(ir::DType dtype) {
+  return dtype == ir::DType::q4_k || dtype == ir::DType::q5_k || dtype == ir::DType::q6_k;
+}
 
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
   const bool tiled = dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0;
@@ -88,11 +99,12 @@ int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : 
 
 int64_t packed_block_bytes(ir::DType dtype) {
   if (dtype == ir::DType::q4_k) return 2304;
+  if (dtype == ir::DType::q5_k) return 2816;
   if (dtype == ir::DType::q6_k) return 4352;
   return packed_vectors(dtype) * 64;
 }
 
-int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q4_k ? 32 : 16; }
+int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q6_k ? 16 : 32; }
 
 PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape) {
   const int64_t tile_blocks = rows_of(shape) / kPackRows * (shape.back() / ir::dtype_block_elems(dtype));

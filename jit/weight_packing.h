@@ -20,7 +20,7 @@
 //   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
 //
-// Q4_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
+// Q4_K / Q5_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
 // tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):
 //   quads   u8, packed_block_bytes per tile and super-block, at tb * that:
 //             q4_k  [0, 2048): 32 vectors, vector v lane c = bytes 4v .. 4v + 3 of row c's
@@ -28,13 +28,18 @@
 //                   nibbles sub-block 2j + 1, quad q of each in vector 8j + q);
 //                   [2048, 2176): sub-block s's 6-bit scale of row c at 2048 + 16s + c;
 //                   [2176, 2304): its 6-bit min at 2176 + 16s + c (unpacked, u8)
+//             q5_k  [0, 2048): qs as q4_k's; [2048, 2560): qh as 8 vectors, vector q
+//                   lane c = qh bytes 4q .. 4q + 3 of row c (bit s of byte l: the fifth
+//                   bit of element l of sub-block s, so quad q of sub-block s gets its
+//                   fifth bits as 0 / 16 with one shift and one mask); scales and mins
+//                   as q4_k's at 2560 and 2688
 //             q6_k  [0, 4096): 64 vectors, vector v lane c = the 6-bit values (0..63, one
 //                   byte each) of row c's elements 4v .. 4v + 3; [4096, 4352): the int8
 //                   scale of 16-element sub-block s of row c at 4096 + 16s + c
 //   scales  f16, packed_block_scales per tile and super-block, at tb * that: d of row c
 //           at + c; q4_k: dmin at + 16 + c.
 // Q4_K: 2368 bytes per tile and super-block where the file has 2304 (the scales
-// unpacked); Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
+// unpacked), Q5_K 2880 for 2816; Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
 // cost three more instructions per quad to put together than the 30 % more bytes cost
 // to read, in the GEMV on a CPU with AVX-512 VNNI).
 #pragma once
@@ -65,7 +70,7 @@ int64_t packed_vectors(ir::DType dtype);
 // Per tile and block (super-block for Q4_K / Q6_K): bytes of quads, f16 scales.
 int64_t packed_block_bytes(ir::DType dtype);
 int64_t packed_block_scales(ir::DType dtype);
-// Whether the dtype's packed layout is a super-block one (Q4_K, Q6_K: q8_k activations).
+// Whether the dtype's packed layout is a super-block one (Q4_K, Q5_K, Q6_K: q8_k activations).
 bool packed_super_blocks(ir::DType dtype);
 
 // Sizes of the two buffers: bytes of quads, f16 scales.

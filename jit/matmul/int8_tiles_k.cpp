@@ -1,10 +1,11 @@
-// Packed Q4_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
+// Packed Q4_K / Q5_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
 // super-block layout): llama.cpp's vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K for 16 columns
 // at once. Per super-block of 256, each sub-block's integer dot products (dot4 of the
 // tile's 16 columns of unsigned quants with the row's int8 quants) are weighted by the
 // sub-block's integer scale and summed in i32, exactly; then one conversion to f32 per
 // super-block:
 //   Q4_K  acc += (d * d_a) * sum_s sc_s * dot_s  -  (dmin * d_a) * sum_s m_s * bsum32_s
+//         (Q5_K the same, its quants with the fifth bit)
 //   Q6_K  acc += (d * d_a) * sum_s sc_s * (dot_s - 32 * bsum16_s)
 // where bsum are the sums of the row's quants over the sub-block (q8_k's bsums).
 #include <functional>
@@ -37,7 +38,7 @@ NodeRef pair_high(const NodeRef& pair) { return binary(BinaryOp::shr, pair, c_i3
 // Q4_K: the sum of its 32 quants (the mins' factor); Q6_K: -32 x the sum of its 16 (where
 // its dot4 chain starts).
 NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
-  if (mm.o.b_dtype == ir::DType::q4_k) {
+  if (mm.o.b_dtype != ir::DType::q6_k) {  // Q4_K, Q5_K: sub-blocks of 32
     NodeRef pair = a_bsum_pair(mm, at, s);
     return add(pair_low(pair), pair_high(pair));
   }
@@ -45,7 +46,7 @@ NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
   return mul(s % 2 == 0 ? pair_low(pair) : pair_high(pair), c_i32(-32));
 }
 
-int sub_blocks(ir::DType d) { return d == ir::DType::q4_k ? 8 : 16; }
+int sub_blocks(ir::DType d) { return d == ir::DType::q6_k ? 16 : 8; }
 
 // The row's int8 quad q (elements 4q .. 4q + 3) of its 32 elements from `first`.
 NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
@@ -53,6 +54,12 @@ NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
 }
 
 NodeRef u8_vector(MatmulBuilder& mm, const NodeRef& at) { return load(mm.kb.kernel(), mm.o.b, at, 64); }
+
+// Bit s of every byte of a Q5_K qh vector as 0 / 16.
+NodeRef fifth_bits(const NodeRef& qh, int s) {
+  NodeRef moved = s <= 4 ? binary(BinaryOp::shl, qh, u8s(4 - s, 64)) : binary(BinaryOp::shr, qh, u8s(s - 4, 64));
+  return binary(BinaryOp::land, moved, u8s(16, 64));
+}
 
 NodeRef i32s(const NodeRef& u8x16) { return cast(Type{Scalar::i32, static_cast<int>(kTileCols)}, u8x16); }
 
@@ -79,7 +86,9 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
                                  std::vector<std::string>& acc, const KRowTerms* terms) {
   Kernel& k = mm.kb.kernel();
   const ir::DType bd = mm.o.b_dtype;
-  const bool q4 = bd == ir::DType::q4_k;
+  const bool q4 = bd != ir::DType::q6_k;     // Q4_K or Q5_K: scales and mins of 32-element sub-blocks
+  const bool q5 = bd == ir::DType::q5_k;     // fifth bits in 8 more vectors
+  const int64_t scales_at = q5 ? 2560 : 2048, mins_at = scales_at + 128;
   const int64_t C = kTileCols, sb = mm.o.k / kSuperBlock;
   const int lanes = static_cast<int>(C);
   const Type fx{Scalar::f32, lanes}, ix{Scalar::i32, lanes};
@@ -132,13 +141,22 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
       for (int q = 0; q < 8; ++q) {
         std::string raw = mm.kb.fresh("bq");
         per_block.push_back(let(raw, u8_vector(mm, iadd(base_ref, c_i64((8 * j + q) * 64)))));
-        low.push_back(binary(BinaryOp::land, ref(raw, {Scalar::u8, 64}), u8s(15, 64)));
-        high.push_back(binary(BinaryOp::shr, ref(raw, {Scalar::u8, 64}), u8s(4, 64)));
+        NodeRef lo = binary(BinaryOp::land, ref(raw, {Scalar::u8, 64}), u8s(15, 64));
+        NodeRef hi = binary(BinaryOp::shr, ref(raw, {Scalar::u8, 64}), u8s(4, 64));
+        if (q5) {  // bit s of the qh vector: sub-blocks 2j (low nibbles) and 2j + 1 (high)
+          std::string h = mm.kb.fresh("qh");
+          per_block.push_back(let(h, u8_vector(mm, iadd(base_ref, c_i64(2048 + q * 64)))));
+          lo = binary(BinaryOp::lor, lo, fifth_bits(ref(h, {Scalar::u8, 64}), 2 * j));
+          hi = binary(BinaryOp::lor, hi, fifth_bits(ref(h, {Scalar::u8, 64}), 2 * j + 1));
+        }
+        low.push_back(lo);
+        high.push_back(hi);
       }
       for (int half = 0; half < 2; ++half) {
         const int s = 2 * j + half;
-        sub_block(half == 0 ? low : high, 32 * s, i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2048 + 16 * s)), lanes)), zero);
-        NodeRef mins = i32s(load(k, mm.o.b, iadd(base_ref, c_i64(2176 + 16 * s)), lanes));
+        sub_block(half == 0 ? low : high, 32 * s, i32s(load(k, mm.o.b, iadd(base_ref, c_i64(scales_at + 16 * s)), lanes)),
+                  zero);
+        NodeRef mins = i32s(load(k, mm.o.b, iadd(base_ref, c_i64(mins_at + 16 * s)), lanes));
         for (size_t r = 0; r < a_blk.size(); ++r) {
           NodeRef bsum = term(r, s);
           per_block.push_back(assign(min_sum[r], add(ref(min_sum[r], ix), mul(mins, broadcast(bsum, lanes)))));

@@ -8,6 +8,7 @@
 
 #include "ir/builder.h"
 #include "ir/quant.h"
+#include "ir/quant_legacy_k_blocks.h"
 #include "support/half.h"
 #include "ir/tensor.h"
 #include "jit/lower.h"
@@ -77,14 +78,14 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
   }
   CHECK_FALSE(jit::packable(ir::DType::q8_0, {24, 64}));  // rows not a multiple of 16
   CHECK_FALSE(jit::packable(ir::DType::q4_k, {32, 96}));  // K not a multiple of 256
-  CHECK_FALSE(jit::packable(ir::DType::q5_k, {32, 256}));
+  CHECK_FALSE(jit::packable(ir::DType::q3_k, {32, 256}));
   CHECK(jit::packed_weight_of(jit::packed_scales_name("blk.0.w")) == "blk.0.w");
   CHECK(jit::packed_weight_of("blk.0.w").empty());
 }
 
-TEST_CASE("pack_weight lays Q4_K and Q6_K super-blocks out with unpacked sub-block scales") {
+TEST_CASE("pack_weight lays Q4_K, Q5_K and Q6_K super-blocks out with unpacked sub-block scales") {
   const int64_t rows = 32, k = 512, sb = k / 256;
-  for (ir::DType d : {ir::DType::q4_k, ir::DType::q6_k}) {
+  for (ir::DType d : {ir::DType::q4_k, ir::DType::q5_k, ir::DType::q6_k}) {
     const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 9);  // raw blocks: every bit pattern
     REQUIRE(jit::packable(d, w.shape()));
     const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
@@ -109,6 +110,23 @@ TEST_CASE("pack_weight lays Q4_K and Q6_K super-blocks out with unpacked sub-blo
             ir::q4_k_scale_min(blk.scales, s, &sc, &m);
             REQUIRE(quads[2048 + 16 * s + c] == sc);
             REQUIRE(quads[2176 + 16 * s + c] == m);
+          }
+        } else if (d == ir::DType::q5_k) {
+          ir::BlockQ5_K blk;
+          std::memcpy(&blk, src, sizeof blk);
+          CHECK(scales[c] == blk.d);
+          CHECK(scales[16 + c] == blk.dmin);
+          float decoded[256];
+          ir::dequantize_row(d, src, decoded, 256);
+          for (int64_t i = 0; i < 256; ++i) {  // the kernel's reading: nibble | (qh bit s) << 4, as the reference decodes it
+            const int64_t s = i / 32, l = i % 32, j = s / 2;
+            const uint8_t byte = quads[(8 * j + l / 4) * 64 + c * 4 + l % 4];
+            const uint8_t high = quads[2048 + (l / 4) * 64 + c * 4 + l % 4];
+            const int q = ((s % 2 == 0 ? byte & 15 : byte >> 4) | (((high >> s) & 1) << 4));
+            const int sc = quads[2560 + 16 * s + c], m = quads[2688 + 16 * s + c];
+            REQUIRE((f16_to_f32(blk.d) * static_cast<float>(sc)) * static_cast<float>(q) -
+                        f16_to_f32(blk.dmin) * static_cast<float>(m) ==
+                    decoded[i]);
           }
         } else {
           ir::BlockQ6_K blk;

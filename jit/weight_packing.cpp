@@ -45,6 +45,20 @@ void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t
     for (int s = 0; s < 8; ++s) ir::q4_k_scale_min(b.scales, s, &quads[2048 + 16 * s + c], &quads[2176 + 16 * s + c]);
     scales[c] = b.d;
     scales[16 + c] = b.dmin;
+  } else if (dtype == ir::DType::q2_k) {
+    ir::BlockQ2_K b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.qs, 16, 0);
+    for (int s = 0; s < 16; ++s) quads[1024 + 16 * s + c] = b.scales[s];
+    scales[c] = b.d;
+    scales[16 + c] = b.dmin;
+  } else if (dtype == ir::DType::q3_k) {
+    ir::BlockQ3_K b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.qs, 16, 0);
+    put_vectors(b.hmask, 8, 1024);
+    for (int s = 0; s < 16; ++s) quads[1536 + 16 * s + c] = static_cast<uint8_t>(ir::q3_k_scale(b.scales, s) - 32);
+    scales[c] = b.d;
   } else if (dtype == ir::DType::q5_k) {
     ir::BlockQ5_K b;
     std::memcpy(&b, block, sizeof b);
@@ -85,7 +99,8 @@ std::string packed_weight_of(std::string_view buffer_name) {
 }
 
 bool packed_super_blocks(ir::DType dtype) {
-  return dtype == ir::DType::q4_k || dtype == ir::DType::q5_k || dtype == ir::DType::q6_k;
+  return dtype == ir::DType::q2_k || dtype == ir::DType::q3_k || dtype == ir::DType::q4_k || dtype == ir::DType::q5_k ||
+         dtype == ir::DType::q6_k;
 }
 
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
@@ -98,13 +113,15 @@ bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
 int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : dtype == ir::DType::q5_0 ? 5 : 4; }
 
 int64_t packed_block_bytes(ir::DType dtype) {
+  if (dtype == ir::DType::q2_k) return 1280;
+  if (dtype == ir::DType::q3_k) return 1792;
   if (dtype == ir::DType::q4_k) return 2304;
   if (dtype == ir::DType::q5_k) return 2816;
   if (dtype == ir::DType::q6_k) return 4352;
   return packed_vectors(dtype) * 64;
 }
 
-int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q6_k ? 16 : 32; }
+int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q6_k || dtype == ir::DType::q3_k ? 16 : 32; }
 
 PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape) {
   const int64_t tile_blocks = rows_of(shape) / kPackRows * (shape.back() / ir::dtype_block_elems(dtype));

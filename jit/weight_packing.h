@@ -20,9 +20,16 @@
 //   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
 //
-// Q4_K / Q5_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
+// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
 // tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):
 //   quads   u8, packed_block_bytes per tile and super-block, at tb * that:
+//             q2_k  [0, 1024): qs as 16 vectors (lane c = qs bytes 4v .. 4v + 3 of row c:
+//                   vector 8n + q, bits 2j .. 2j + 1 = quad q of elements 128n + 32j ..);
+//                   [1024, 1280): the byte of 16-element sub-block s (4-bit scale, 4-bit
+//                   min above it, as stored) of row c at 1024 + 16s + c
+//             q3_k  qs as q2_k's; [1024, 1536): hmask as 8 vectors (vector q: bit 4n + j
+//                   of each byte is bit 2 of quad q of those elements, set: no -4);
+//                   [1536, 1792): the 6-bit scale - 32 (int8) of sub-block s at 1536 + 16s + c
 //             q4_k  [0, 2048): 32 vectors, vector v lane c = bytes 4v .. 4v + 3 of row c's
 //                   qs as stored (vectors 8j .. 8j + 7: low nibbles sub-block 2j, high
 //                   nibbles sub-block 2j + 1, quad q of each in vector 8j + q);
@@ -37,9 +44,9 @@
 //                   byte each) of row c's elements 4v .. 4v + 3; [4096, 4352): the int8
 //                   scale of 16-element sub-block s of row c at 4096 + 16s + c
 //   scales  f16, packed_block_scales per tile and super-block, at tb * that: d of row c
-//           at + c; q4_k: dmin at + 16 + c.
-// Q4_K: 2368 bytes per tile and super-block where the file has 2304 (the scales
-// unpacked), Q5_K 2880 for 2816; Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
+//           at + c; q2_k, q4_k, q5_k: dmin at + 16 + c.
+// Q2_K: 1344 bytes per tile and super-block, as the file; Q3_K 1824 for 1760; Q4_K:
+// 2368 for 2304 (the scales unpacked), Q5_K 2880 for 2816; Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
 // cost three more instructions per quad to put together than the 30 % more bytes cost
 // to read, in the GEMV on a CPU with AVX-512 VNNI).
 #pragma once
@@ -70,7 +77,7 @@ int64_t packed_vectors(ir::DType dtype);
 // Per tile and block (super-block for Q4_K / Q6_K): bytes of quads, f16 scales.
 int64_t packed_block_bytes(ir::DType dtype);
 int64_t packed_block_scales(ir::DType dtype);
-// Whether the dtype's packed layout is a super-block one (Q4_K, Q5_K, Q6_K: q8_k activations).
+// Whether the dtype's packed layout is a super-block one (Q2_K..Q6_K: q8_k activations).
 bool packed_super_blocks(ir::DType dtype);
 
 // Sizes of the two buffers: bytes of quads, f16 scales.

@@ -16,7 +16,7 @@ namespace {
 
 constexpr int64_t kTilesPerGroup = 8;
 
-// Q4_K / Q5_K / Q6_K (q8_k A): each tile through int8_rows_k with the one row.
+// K-quants (q8_k A): each tile through int8_rows_k with the one row.
 std::vector<NodeRef> k_tiles(MatmulBuilder& mm) {
   KernelBuilder& kb = mm.kb;
   const Operands& o = mm.o;

@@ -1,5 +1,5 @@
 // Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 / Q5_0 B (or
-// a q8_k A by a packed Q4_K / Q5_K / Q6_K B: int8_tiles_k.cpp) in integers on the CPU
+// a q8_k A by a packed K-quant B: int8_tiles_k.cpp) in integers on the CPU
 // (int8_gemm, int8_gemv_packed, grouped_experts_int8): 16 weight
 // rows at a time ("a tile"), laid out for `dot4` — for every block and 4-byte quad q of
 // it, the 16 rows' quads side by side as unsigned bytes (q8_0: q + 128; q4_0: the
@@ -37,7 +37,7 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk);
 // accumulating 16 columns of each row into the f32 x 16 vars `acc` (declared here).
 std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std::vector<std::string>& a_blk,
                                std::vector<std::string>& acc);
-// int8_rows for a packed Q4_K / Q5_K / Q6_K tile and rows of a q8_k A (int8_tiles_k.cpp);
+// int8_rows for a packed K-quant tile (Q2_K .. Q6_K) and rows of a q8_k A (int8_tiles_k.cpp);
 // int8_rows calls it for those. With `terms` (one row of A): the row's scalars per
 // super-block read from local memory, where k_row_terms put them once.
 struct KRowTerms {

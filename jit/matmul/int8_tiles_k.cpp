@@ -1,4 +1,4 @@
-// Packed Q4_K / Q5_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
+// Packed Q2_K / Q3_K / Q4_K / Q5_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
 // super-block layout): llama.cpp's vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K for 16 columns
 // at once. Per super-block of 256, each sub-block's integer dot products (dot4 of the
 // tile's 16 columns of unsigned quants with the row's int8 quants) are weighted by the
@@ -6,7 +6,8 @@
 // super-block:
 //   Q4_K  acc += (d * d_a) * sum_s sc_s * dot_s  -  (dmin * d_a) * sum_s m_s * bsum32_s
 //         (Q5_K the same, its quants with the fifth bit)
-//   Q6_K  acc += (d * d_a) * sum_s sc_s * (dot_s - 32 * bsum16_s)
+//   Q6_K  acc += (d * d_a) * sum_s sc_s * (dot_s - 32 * bsum16_s)   (Q3_K: - 4, sc - 32 signed)
+//   Q2_K  acc += (d * d_a) * sum_s sc_s * dot_s  -  (dmin * d_a) * sum_s m_s * bsum16_s
 // where bsum are the sums of the row's quants over the sub-block (q8_k's bsums).
 #include <functional>
 
@@ -34,19 +35,31 @@ NodeRef a_bsum_pair(MatmulBuilder& mm, const NodeRef& at, int p) {
 NodeRef pair_low(const NodeRef& pair) { return binary(BinaryOp::shr, binary(BinaryOp::shl, pair, c_i32(16)), c_i32(16)); }
 NodeRef pair_high(const NodeRef& pair) { return binary(BinaryOp::shr, pair, c_i32(16)); }
 
+// Whether the type's sub-blocks are 32 elements (Q4_K, Q5_K) rather than 16.
+bool wide_sub_blocks(ir::DType d) { return d == ir::DType::q4_k || d == ir::DType::q5_k; }
+// Whether the type has mins (x = s * q - m): Q2_K, Q4_K, Q5_K.
+bool has_mins(ir::DType d) { return d != ir::DType::q3_k && d != ir::DType::q6_k; }
+
 // The row's per-sub-block term of super-block `at` (A's block's first byte), sub-block s:
-// Q4_K: the sum of its 32 quants (the mins' factor); Q6_K: -32 x the sum of its 16 (where
-// its dot4 chain starts).
+// with mins the sum of its quants (the mins' factor: 32 for Q4_K / Q5_K, 16 for Q2_K);
+// Q6_K / Q3_K -32 / -4 x the sum of its 16 (where its dot4 chain starts).
 NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
-  if (mm.o.b_dtype != ir::DType::q6_k) {  // Q4_K, Q5_K: sub-blocks of 32
+  const ir::DType d = mm.o.b_dtype;
+  if (wide_sub_blocks(d)) {
     NodeRef pair = a_bsum_pair(mm, at, s);
     return add(pair_low(pair), pair_high(pair));
   }
   NodeRef pair = a_bsum_pair(mm, at, s / 2);
-  return mul(s % 2 == 0 ? pair_low(pair) : pair_high(pair), c_i32(-32));
+  NodeRef bsum = s % 2 == 0 ? pair_low(pair) : pair_high(pair);
+  if (d == ir::DType::q2_k) return bsum;
+  return mul(bsum, c_i32(d == ir::DType::q6_k ? -32 : -4));
 }
 
-int sub_blocks(ir::DType d) { return d == ir::DType::q6_k ? 16 : 8; }
+// Where a 16-element sub-block type's per-sub-block scale bytes start in its packed
+// super-block (jit/weight_packing.h).
+int64_t sub_scales_at(ir::DType d) { return d == ir::DType::q6_k ? 4096 : d == ir::DType::q3_k ? 1536 : 1024; }
+
+int sub_blocks(ir::DType d) { return wide_sub_blocks(d) ? 8 : 16; }
 
 // The row's int8 quad q (elements 4q .. 4q + 3) of its 32 elements from `first`.
 NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
@@ -86,8 +99,9 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
                                  std::vector<std::string>& acc, const KRowTerms* terms) {
   Kernel& k = mm.kb.kernel();
   const ir::DType bd = mm.o.b_dtype;
-  const bool q4 = bd != ir::DType::q6_k;     // Q4_K or Q5_K: scales and mins of 32-element sub-blocks
+  const bool q4 = wide_sub_blocks(bd);       // Q4_K or Q5_K: scales and mins of 32-element sub-blocks
   const bool q5 = bd == ir::DType::q5_k;     // fifth bits in 8 more vectors
+  const bool mins = has_mins(bd);
   const int64_t scales_at = q5 ? 2560 : 2048, mins_at = scales_at + 128;
   const int64_t C = kTileCols, sb = mm.o.k / kSuperBlock;
   const int lanes = static_cast<int>(C);
@@ -111,7 +125,7 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
     per_block.push_back(let(rows[r].at, imul(ref(rows[r].block, kI64), c_i64(kABytes))));
     dot_sum[r] = mm.kb.fresh("isum");
     per_block.push_back(var(dot_sum[r], broadcast(c_i32(0), lanes)));
-    if (q4) {
+    if (mins) {
       min_sum[r] = mm.kb.fresh("msum");
       per_block.push_back(var(min_sum[r], broadcast(c_i32(0), lanes)));
     }
@@ -164,15 +178,42 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
       }
     }
   } else {
-    // 32 elements g (0..7): vectors 8g .. 8g + 7, one byte per value
+    // 32 elements g (0..7) = half n, quarter j: 16-element sub-blocks 2g (quads 0..3) and
+    // 2g + 1 (quads 4..7). Q6_K: vectors 8g .. 8g + 7, a byte per value; Q2_K / Q3_K: bits
+    // 2j, 2j + 1 of qs vectors 8n + q (Q3_K: bit 4n + j of hmask vector q is bit 2)
+    const Type u8{Scalar::u8, 64};
     for (int g = 0; g < 8; ++g) {
+      const int n = g / 4, j = g % 4;
       std::vector<NodeRef> quads;
-      for (int q = 0; q < 8; ++q) quads.push_back(u8_vector(mm, iadd(base_ref, c_i64((8 * g + q) * 64))));
+      for (int q = 0; q < 8; ++q) {
+        if (bd == ir::DType::q6_k) {
+          quads.push_back(u8_vector(mm, iadd(base_ref, c_i64((8 * g + q) * 64))));
+          continue;
+        }
+        NodeRef qs = u8_vector(mm, iadd(base_ref, c_i64((8 * n + q) * 64)));
+        NodeRef v = binary(BinaryOp::land, j == 0 ? qs : binary(BinaryOp::shr, qs, u8s(2 * j, 64)), u8s(3, 64));
+        if (bd == ir::DType::q3_k) {
+          NodeRef hm = u8_vector(mm, iadd(base_ref, c_i64(1024 + q * 64)));
+          const int bit = 4 * n + j;
+          NodeRef moved = bit <= 2 ? binary(BinaryOp::shl, hm, u8s(2 - bit, 64)) : binary(BinaryOp::shr, hm, u8s(bit - 2, 64));
+          v = binary(BinaryOp::lor, v, binary(BinaryOp::land, moved, u8s(4, 64)));
+        }
+        std::string name = mm.kb.fresh("bq");
+        per_block.push_back(let(name, v));
+        quads.push_back(ref(name, u8));
+      }
       for (int half = 0; half < 2; ++half) {
         const int s = 2 * g + half;  // 16-element sub-block: quads 4 half .. 4 half + 3
         std::vector<NodeRef> four(quads.begin() + 4 * half, quads.begin() + 4 * half + 4);
-        NodeRef scale = i32s(cast(Type{Scalar::i8, lanes}, load(k, mm.o.b, iadd(base_ref, c_i64(4096 + 16 * s)), lanes)));
-        sub_block(four, 32 * g + 16 * half, scale,
+        NodeRef raw = load(k, mm.o.b, iadd(base_ref, c_i64(sub_scales_at(bd) + 16 * s)), lanes);
+        if (bd == ir::DType::q2_k) {  // scale and min in one byte
+          sub_block(four, 32 * g + 16 * half, i32s(binary(BinaryOp::land, raw, u8s(15, lanes))), zero);
+          NodeRef m = i32s(binary(BinaryOp::shr, raw, u8s(4, lanes)));
+          for (size_t r = 0; r < a_blk.size(); ++r)
+            per_block.push_back(assign(min_sum[r], add(ref(min_sum[r], ix), mul(m, broadcast(term(r, s), lanes)))));
+          continue;
+        }
+        sub_block(four, 32 * g + 16 * half, i32s(cast(Type{Scalar::i8, lanes}, raw)),
                   [&](size_t r) { return broadcast(term(r, s), lanes); });
       }
     }
@@ -183,7 +224,7 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
                                              : load_as(k, mm.o.a, imul(ref(rows[r].block, kI64), c_i64(kABytes / 4)), kF32),
                             lanes);
     NodeRef value = fma(cast(fx, ref(dot_sum[r], ix)), mul(d, d_a), ref(acc[r], fx));
-    if (q4) {
+    if (mins) {
       NodeRef dmin = cast(fx, load(k, mm.o.b_scales, iadd(sbase_ref, c_i64(16)), lanes));
       value = fma(cast(fx, ref(min_sum[r], ix)), unary(UnaryOp::neg, mul(dmin, d_a)), value);
     }

@@ -192,9 +192,9 @@ inline void matmul_quantised(BackendUnderTest& be) {
                [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
     }
   }
-  // Activations quantised to q8_k for Q4_K / Q5_K / Q6_K weights: k 256 (one super-block),
-  // 512 (a pair) and 768 (an odd count); m 1 (the CPU's int8 GEMV) and m > 1 (f32 tiles).
-  for (DType bd : {DType::q4_k, DType::q5_k, DType::q6_k}) {
+  // Activations quantised to q8_k for K-quant weights: k 256 (one super-block), 512 (a
+  // pair) and 768 (an odd count); m 1 (the CPU's int8 GEMV) and m > 1 (f32 tiles).
+  for (DType bd : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
     for (int64_t k : {256, 512, 768}) {
       for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 37}, {6, 7}}) {
         const std::string what = "matmul q8_k activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +
@@ -206,11 +206,11 @@ inline void matmul_quantised(BackendUnderTest& be) {
     check_op(be, "matmul q8_k activations batched B " + std::string(dtype_name(bd)), {{DType::f32, {3, 1, 256}}, {bd, {5, 256}}},
              [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
   }
-  // Weights as params (the CPU packs Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K params read only by
+  // Weights as params (the CPU packs Q8_0 / Q4_0 / Q5_0 and Q2_K .. Q6_K params read only by
   // int8 matmuls into 16-row tiles, jit/weight_packing.h): GEMV (m 1), GEMM (m > 1),
   // per-head batches, and experts gathered by index, few slots (one GEMV each) and many
   // (grouped).
-  for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k}) {
+  for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
     const int64_t kk = ir::dtype_block_elems(bd) / 32;  // K below in blocks of 32 (super-blocks for Q4_K / Q6_K)
     for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{{1, 1, 16, 32}, {1, 1, 144, 256}, {1, 7, 32, 64},
                                                                     {1, 21, 48, 96}, {3, 5, 16, 64}, {3, 1, 32, 32}}) {

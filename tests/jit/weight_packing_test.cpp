@@ -78,14 +78,14 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
   }
   CHECK_FALSE(jit::packable(ir::DType::q8_0, {24, 64}));  // rows not a multiple of 16
   CHECK_FALSE(jit::packable(ir::DType::q4_k, {32, 96}));  // K not a multiple of 256
-  CHECK_FALSE(jit::packable(ir::DType::q3_k, {32, 256}));
+  CHECK_FALSE(jit::packable(ir::DType::iq2_xxs, {32, 256}));
   CHECK(jit::packed_weight_of(jit::packed_scales_name("blk.0.w")) == "blk.0.w");
   CHECK(jit::packed_weight_of("blk.0.w").empty());
 }
 
-TEST_CASE("pack_weight lays Q4_K, Q5_K and Q6_K super-blocks out with unpacked sub-block scales") {
+TEST_CASE("pack_weight lays K-quant super-blocks out with unpacked sub-block scales") {
   const int64_t rows = 32, k = 512, sb = k / 256;
-  for (ir::DType d : {ir::DType::q4_k, ir::DType::q5_k, ir::DType::q6_k}) {
+  for (ir::DType d : {ir::DType::q2_k, ir::DType::q3_k, ir::DType::q4_k, ir::DType::q5_k, ir::DType::q6_k}) {
     const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 9);  // raw blocks: every bit pattern
     REQUIRE(jit::packable(d, w.shape()));
     const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
@@ -110,6 +110,26 @@ TEST_CASE("pack_weight lays Q4_K, Q5_K and Q6_K super-blocks out with unpacked s
             ir::q4_k_scale_min(blk.scales, s, &sc, &m);
             REQUIRE(quads[2048 + 16 * s + c] == sc);
             REQUIRE(quads[2176 + 16 * s + c] == m);
+          }
+        } else if (d == ir::DType::q2_k || d == ir::DType::q3_k) {
+          float decoded[256];
+          ir::dequantize_row(d, src, decoded, 256);
+          const float dd = f16_to_f32(d == ir::DType::q2_k ? reinterpret_cast<const ir::BlockQ2_K*>(src)->d
+                                                           : reinterpret_cast<const ir::BlockQ3_K*>(src)->d);
+          CHECK(f16_to_f32(scales[c]) == dd);
+          for (int64_t i = 0; i < 256; ++i) {  // the kernel's reading of element i, as the reference decodes it
+            const int64_t n = i / 128, j = (i / 32) % 4, l = i % 32, s = i / 16;
+            const int crumb = (quads[(8 * n + l / 4) * 64 + c * 4 + l % 4] >> (2 * j)) & 3;
+            if (d == ir::DType::q2_k) {
+              const uint8_t byte = quads[1024 + 16 * s + c];
+              const float dmin = f16_to_f32(scales[16 + c]);
+              REQUIRE((dd * static_cast<float>(byte & 15)) * static_cast<float>(crumb) - dmin * static_cast<float>(byte >> 4) ==
+                      decoded[i]);
+            } else {
+              const int high = (quads[1024 + (l / 4) * 64 + c * 4 + l % 4] >> (4 * n + j)) & 1;
+              const int sc = static_cast<int8_t>(quads[1536 + 16 * s + c]);
+              REQUIRE((dd * static_cast<float>(sc)) * static_cast<float>((crumb | (high << 2)) - 4) == decoded[i]);
+            }
           }
         } else if (d == ir::DType::q5_k) {
           ir::BlockQ5_K blk;

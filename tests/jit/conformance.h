@@ -25,6 +25,7 @@
 #include "jit/emit_llvm.h"
 #include "runtime/kernel_cache.h"
 #include "jit/lower.h"
+#include "jit/weight_packing.h"
 #include "jit/schedule.h"
 #include "runtime/device_target.h"
 #include "runtime/executor.h"
@@ -94,6 +95,9 @@ struct BackendUnderTest {
   jit::Schedule schedule;
   std::vector<jit::Kernel> collected;  // without a device: every distinct kernel, by name
   std::set<std::string> collected_names;
+  // Of those, the ones that read a packed weight (jit/weight_packing.h): CPU kernels only,
+  // as only the CPU schedule packs.
+  std::set<std::string> packed_names;
   runtime::ExecutorOptions options;
   int checked = 0;                       // cases run on the device and compared
   std::vector<std::string> unsupported;  // cases not run: "what: op over dtypes"
@@ -112,8 +116,11 @@ struct BackendUnderTest {
     }
     jit::Plan plan = jit::lower(graph, bindings.symbols, schedule);
     if (!device) {
-      for (jit::PlanKernel& pk : plan.kernels)
+      for (jit::PlanKernel& pk : plan.kernels) {
+        for (int arg : pk.args)
+          if (!jit::packed_weight_of(plan.buffers[static_cast<size_t>(arg)].name).empty()) packed_names.insert(pk.kernel.name);
         if (collected_names.insert(pk.kernel.name).second) collected.push_back(std::move(pk.kernel));
+      }
       return;
     }
     ++checked;

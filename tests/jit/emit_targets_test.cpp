@@ -51,8 +51,13 @@ std::string schedule_key(const jit::Schedule& s) {
 }
 
 // The distinct kernels of every conformance case under `schedule`.
-const Kernels& case_kernels(const jit::Schedule& schedule) {
-  static std::map<std::string, Kernels> memo;
+struct CaseKernels {
+  Kernels kernels;
+  std::set<std::string> packed;  // names of those that read packed weights (CPU-only kernels)
+};
+
+const CaseKernels& collect_case_kernels(const jit::Schedule& schedule) {
+  static std::map<std::string, CaseKernels> memo;
   auto [it, fresh] = memo.try_emplace(schedule_key(schedule));
   if (fresh) {
     BackendUnderTest c(schedule);
@@ -60,10 +65,12 @@ const Kernels& case_kernels(const jit::Schedule& schedule) {
                     cases::matmul_quantised, cases::matmul_fp8, cases::gather, cases::topk, cases::views, cases::sources,
                     cases::symbolic, cases::composites})
       fn(c);
-    it->second = std::move(c.collected);
+    it->second = {std::move(c.collected), std::move(c.packed_names)};
   }
   return it->second;
 }
+
+const Kernels& case_kernels(const jit::Schedule& schedule) { return collect_case_kernels(schedule).kernels; }
 
 // Every distinct kernel a session compiles for the golden DeepSeek models (a 48-token
 // prompt, then decode) under `schedule`.
@@ -98,13 +105,15 @@ Kernels kernels_for(const jit::Target& target, const jit::Capabilities& caps, bo
   const jit::Schedule schedule = jit::schedule_for(target, caps);
   Kernels out = goldens ? golden_kernels(schedule) : case_kernels(schedule);
   if (target.schedule.gpu && !goldens) {
-    // every 8th CPU-schedule kernel too, but not one the GPU schedule made as well (the
-    // same text, so the same name: a batch of one translation unit would define it twice)
+    // every 8th CPU-schedule kernel too (vector code through the GPU printers), but not
+    // one the GPU schedule made as well (the same text, so the same name: a batch of one
+    // translation unit would define it twice), nor one that reads packed weights: only
+    // the CPU schedule packs (jit/weight_packing.h), so no GPU target ever compiles those
     std::set<std::string> names;
     for (const jit::Kernel& k : out) names.insert(k.name);
-    const Kernels& cpu = case_kernels(cpu_schedule());
-    for (size_t i = 0; i < cpu.size(); i += 8)
-      if (names.insert(cpu[i].name).second) out.push_back(cpu[i]);
+    const CaseKernels& cpu = collect_case_kernels(cpu_schedule());
+    for (size_t i = 0; i < cpu.kernels.size(); i += 8)
+      if (!cpu.packed.contains(cpu.kernels[i].name) && names.insert(cpu.kernels[i].name).second) out.push_back(cpu.kernels[i]);
   }
   return out;
 }

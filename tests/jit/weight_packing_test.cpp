@@ -51,11 +51,12 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
         const uint8_t* qs = src + (d == ir::DType::q5_0 ? 6 : 2);
         for (int64_t v = 0; v < vectors; ++v)
           for (int64_t i = 0; i < 4; ++i) {
-            uint8_t want = d == ir::DType::q8_0 ? static_cast<uint8_t>(qs[4 * v + i] + 128) : qs[4 * v + i];
+            uint8_t want = 0;
             if (d == ir::DType::q5_0 && v == 4) {  // bit q: element 4q + i's fifth bit (bit 4q + i of qh at byte 2)
-              want = 0;
               for (int64_t q = 0; q < 8; ++q)
                 want |= static_cast<uint8_t>(((src[2 + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
+            } else {  // the block's quant bytes (q5_0's vector 4 is not one: the block ends there)
+              want = d == ir::DType::q8_0 ? static_cast<uint8_t>(qs[4 * v + i] + 128) : qs[4 * v + i];
             }
             REQUIRE(p.quads[static_cast<size_t>((tb * vectors + v) * 64 + c * 4 + i)] == want);
           }

@@ -40,10 +40,7 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   if (!q5) return nibble;
   // q5_0: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
   NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
-  NodeRef at_bit4 = q < 4   ? binary(BinaryOp::shl, bits, u8s(4 - q, 64))
-                    : q > 4 ? binary(BinaryOp::shr, bits, u8s(q - 4, 64))
-                            : bits;
-  return binary(BinaryOp::lor, nibble, binary(BinaryOp::land, at_bit4, u8s(16, 64)));
+  return binary(BinaryOp::lor, nibble, move_bit(bits, q, 4, 64));
 }
 
 NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) {
@@ -135,5 +132,12 @@ NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
 }
 
 NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }
+
+NodeRef move_bit(const NodeRef& bytes, int from, int to, int lanes) {
+  NodeRef moved = from < to   ? binary(BinaryOp::shl, bytes, u8s(to - from, lanes))
+                  : from > to ? binary(BinaryOp::shr, bytes, u8s(from - to, lanes))
+                              : bytes;
+  return binary(BinaryOp::land, moved, u8s(int64_t{1} << to, lanes));
+}
 
 }  // namespace moat::jit::matmul

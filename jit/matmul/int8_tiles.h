@@ -56,5 +56,7 @@ std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, cons
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at);
 // `v` as `lanes` u8 lanes.
 NodeRef u8s(int64_t v, int lanes);
+// Bit `from` of every byte of `bytes` (u8 x lanes) moved to bit `to`, the other bits 0.
+NodeRef move_bit(const NodeRef& bytes, int from, int to, int lanes);
 
 }  // namespace moat::jit::matmul

@@ -68,12 +68,6 @@ NodeRef a_quad(MatmulBuilder& mm, const NodeRef& at, int64_t first, int q) {
 
 NodeRef u8_vector(MatmulBuilder& mm, const NodeRef& at) { return load(mm.kb.kernel(), mm.o.b, at, 64); }
 
-// Bit s of every byte of a Q5_K qh vector as 0 / 16.
-NodeRef fifth_bits(const NodeRef& qh, int s) {
-  NodeRef moved = s <= 4 ? binary(BinaryOp::shl, qh, u8s(4 - s, 64)) : binary(BinaryOp::shr, qh, u8s(s - 4, 64));
-  return binary(BinaryOp::land, moved, u8s(16, 64));
-}
-
 NodeRef i32s(const NodeRef& u8x16) { return cast(Type{Scalar::i32, static_cast<int>(kTileCols)}, u8x16); }
 
 }  // namespace
@@ -160,8 +154,8 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
         if (q5) {  // bit s of the qh vector: sub-blocks 2j (low nibbles) and 2j + 1 (high)
           std::string h = mm.kb.fresh("qh");
           per_block.push_back(let(h, u8_vector(mm, iadd(base_ref, c_i64(2048 + q * 64)))));
-          lo = binary(BinaryOp::lor, lo, fifth_bits(ref(h, {Scalar::u8, 64}), 2 * j));
-          hi = binary(BinaryOp::lor, hi, fifth_bits(ref(h, {Scalar::u8, 64}), 2 * j + 1));
+          lo = binary(BinaryOp::lor, lo, move_bit(ref(h, {Scalar::u8, 64}), 2 * j, 4, 64));
+          hi = binary(BinaryOp::lor, hi, move_bit(ref(h, {Scalar::u8, 64}), 2 * j + 1, 4, 64));
         }
         low.push_back(lo);
         high.push_back(hi);
@@ -194,9 +188,7 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
         NodeRef v = binary(BinaryOp::land, j == 0 ? qs : binary(BinaryOp::shr, qs, u8s(2 * j, 64)), u8s(3, 64));
         if (bd == ir::DType::q3_k) {
           NodeRef hm = u8_vector(mm, iadd(base_ref, c_i64(1024 + q * 64)));
-          const int bit = 4 * n + j;
-          NodeRef moved = bit <= 2 ? binary(BinaryOp::shl, hm, u8s(2 - bit, 64)) : binary(BinaryOp::shr, hm, u8s(bit - 2, 64));
-          v = binary(BinaryOp::lor, v, binary(BinaryOp::land, moved, u8s(4, 64)));
+          v = binary(BinaryOp::lor, v, move_bit(hm, 4 * n + j, 2, 64));
         }
         std::string name = mm.kb.fresh("bq");
         per_block.push_back(let(name, v));

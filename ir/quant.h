@@ -92,14 +92,19 @@ void quantize_row_q4_0(const float* src, uint8_t* dst, int64_t elems);
 void quantize_row_q8_k(const float* src, uint8_t* dst, int64_t elems);
 
 // llama.cpp's rule for a matmul with quantised weights: the activations are quantised
-// (Q8_0 / Q4_0 / Q5_0 weights: to Q8_0, each 32 along K; Q2_K .. Q6_K: to Q8_K, each 256) and
+// (the legacy types, IQ4_NL and MXFP4: to Q8_0, each 32 along K; the K-types and the other
+// IQ types: to Q8_K, each 256) and
 // multiplied with the weight blocks as integers (its vec_dot_type). Model builders cast A
 // to that type before such a matmul; kernels then use int8 dot products. The activation
 // type of weights of `weight`, DType::f32 where A stays float.
 inline DType activation_dtype(DType weight) {
   switch (weight) {
-    case DType::q8_0: case DType::q4_0: case DType::q5_0: return DType::q8_0;
+    case DType::q8_0: case DType::q4_0: case DType::q5_0: case DType::iq4_nl: case DType::mxfp4: return DType::q8_0;
+    // llama.cpp's q8_1: q8_0's quants and d, plus d * their sum, which kernels take from the quants
+    case DType::q4_1: case DType::q5_1: return DType::q8_0;
     case DType::q2_k: case DType::q3_k: case DType::q4_k: case DType::q5_k: case DType::q6_k: return DType::q8_k;
+    case DType::iq4_xs: case DType::iq3_xxs: case DType::iq3_s: case DType::iq2_xxs: case DType::iq2_xs:
+    case DType::iq2_s: case DType::iq1_s: case DType::iq1_m: return DType::q8_k;
     default: return DType::f32;
   }
 }

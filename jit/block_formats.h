@@ -40,9 +40,11 @@ struct BlockFormat {
   NodeRef (*one)(const BlockAccess& block, const NodeRef& element);
   // The 32 elements from `first` (i64, a multiple of 32): f32 x 32.
   NodeRef (*chunk)(const BlockAccess& block, const NodeRef& first);
-  // Formats of 32 elements whose value is a scale times an integer (the B operand of
-  // `qdot`): the 32 integers as u8 x 32 such that x = field "d" * (u - offset); nullptr
-  // for other formats.
+  // Formats of 32 elements whose value is a scale times an integer, plus a min (the B
+  // operand of `qdot` with a q8_0 A): the 32 integers as u8 x 32 such that
+  // x = scale * (u - integer_offset) + min, the scale the f16 field "d" unless
+  // `integer_scale` gives it, the min 0 unless `integer_min` gives it (both f32 of the
+  // block); nullptr for other formats.
   NodeRef (*integers)(const BlockAccess& block) = nullptr;
   int64_t integer_offset = 0;
   // Formats activations are quantised to (`quantize`): the statements that store the
@@ -52,9 +54,11 @@ struct BlockFormat {
   // Super-block formats multiplied in integers with a q8_k A (`qdot`, like llama.cpp's
   // vec_dot_*_q8_K): the integers u (u8 x 32) of elements 32c .. 32c + 31 (c a constant,
   // 0 <= c < 8), and their scales and mins per 4 (sub_scales) such that x = s * u - m.
-  // A K-type joins the int8 path by defining these two; nullptr for other formats.
+  // A K- or IQ-type joins the int8 path by defining these two; nullptr for other formats.
   NodeRef (*sub_integers)(const BlockAccess& block, int c) = nullptr;
   SubScales (*sub_scales)(const BlockAccess& block, int c) = nullptr;
+  NodeRef (*integer_scale)(const BlockAccess& block) = nullptr;
+  NodeRef (*integer_min)(const BlockAccess& block) = nullptr;
 
   const BlockField& field(std::string_view name) const;  // internal error when absent
 };

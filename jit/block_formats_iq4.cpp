@@ -20,6 +20,17 @@ int codebook(const BlockAccess& b, std::string_view name, const std::array<int8_
 int iq4nl_table(const BlockAccess& b) { return codebook(b, "iq4nl_values", ir::kIq4nlValues); }
 int mxfp4_table(const BlockAccess& b) { return codebook(b, "mxfp4_values", ir::kMxfp4Values); }
 
+// The int8 path: a codebook made unsigned, value + 128 as u8 (the integer form's offset).
+constexpr int64_t kUnsignedOffset = 128;
+template <size_t N>
+int unsigned_codebook(const BlockAccess& b, std::string_view name, const std::array<int8_t, N>& values) {
+  std::vector<int64_t> shifted;
+  for (int8_t v : values) shifted.push_back(v + kUnsignedOffset);
+  return b.table(name, Scalar::u8, shifted);
+}
+int iq4nl_unsigned_table(const BlockAccess& b) { return unsigned_codebook(b, "iq4nl_unsigned", ir::kIq4nlValues); }
+int mxfp4_unsigned_table(const BlockAccess& b) { return unsigned_codebook(b, "mxfp4_unsigned", ir::kMxfp4Values); }
+
 // Element l (0..31, i64) of 16 bytes of nibbles in q4_0's order: byte l % 16, low
 // nibble for l < 16, else high (u8).
 NodeRef nibble(const BlockAccess& b, std::string_view field, const NodeRef& first_byte, const NodeRef& l) {
@@ -49,6 +60,9 @@ NodeRef iq4_nl_chunk(const BlockAccess& b, const NodeRef&) {
   return mul(splat32(b.bind(b.f16("d"))), value_of(b, iq4nl_table(b), nibbles32(b, "qs", i64c(0))));
 }
 
+// The int8 path (q8_0 A): u = kvalues_iq4nl[nibble] + 128, x = d * (u - 128).
+NodeRef iq4_nl_integers(const BlockAccess& b) { return b.lookup(iq4nl_unsigned_table(b), nibbles32(b, "qs", i64c(0))); }
+
 // --- iq4_xs: d (f16), scales_h (u16: 2 bits per sub-block), scales_l (4 bits per
 // sub-block), 128 bytes of nibbles, 16 per sub-block j of 32: x = (d * (ls_j - 32)) *
 // kvalues_iq4nl[nibble].
@@ -74,6 +88,17 @@ NodeRef iq4_xs_chunk(const BlockAccess& b, const NodeRef& first) {
   return mul(splat32(iq4_xs_scale(b, j)), value_of(b, iq4nl_table(b), nibbles32(b, "qs", mul(j, i64c(16)))));
 }
 
+// The int8 path (q8_k A): sub-block c's u = kvalues_iq4nl[nibble] + 128, s = d * (ls_c - 32),
+// m = 128 s.
+NodeRef iq4_xs_sub_integers(const BlockAccess& b, int c) {
+  return b.lookup(iq4nl_unsigned_table(b), nibbles32(b, "qs", i64c(16 * c)));
+}
+
+SubScales iq4_xs_sub_scales(const BlockAccess& b, int c) {
+  NodeRef scale = broadcast(iq4_xs_scale(b, i64c(c)), 8);
+  return {scale, mul(scale, broadcast(c_f32(static_cast<double>(kUnsignedOffset)), 8))};
+}
+
 // --- mxfp4: e (E8M0), 16 bytes of nibbles: x = kvalues_mxfp4[nibble] * d with d =
 // 2^(e - 127) / 2 built from its bits as ggml's GGML_E8M0_TO_FP32_HALF (e < 2:
 // 0x00200000 << e, a subnormal; else (e - 1) << 23). Both arms stay defined for every
@@ -95,17 +120,34 @@ NodeRef mxfp4_chunk(const BlockAccess& b, const NodeRef&) {
   return mul(value_of(b, mxfp4_table(b), nibbles32(b, "qs", i64c(0))), splat32(mxfp4_scale(b)));
 }
 
+// The int8 path (q8_0 A, as llama.cpp's vec_dot_mxfp4_q8_0): u = kvalues_mxfp4[nibble] + 128,
+// x = mxfp4_scale * (u - 128).
+NodeRef mxfp4_integers(const BlockAccess& b) { return b.lookup(mxfp4_unsigned_table(b), nibbles32(b, "qs", i64c(0))); }
+
 }  // namespace
 
 std::vector<BlockFormat> iq4_block_formats() {
   using S = Scalar;
   return {
-      {ir::DType::iq4_nl, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 16, S::u8, 4}}, iq4_nl_one, iq4_nl_chunk},
-      {ir::DType::iq4_xs,
-       {{"d", 0, 2, S::f16, 16}, {"scales_h", 2, 2, S::u8, 2}, {"scales_l", 4, 4, S::u8, 4}, {"qs", 8, 128, S::u8, 4}},
-       iq4_xs_one,
-       iq4_xs_chunk},
-      {ir::DType::mxfp4, {{"e", 0, 1, S::u8, 8}, {"qs", 1, 16, S::u8, 4}}, mxfp4_one, mxfp4_chunk},
+      {.dtype = ir::DType::iq4_nl,
+       .fields = {{"d", 0, 2, S::f16, 16}, {"qs", 2, 16, S::u8, 4}},
+       .one = iq4_nl_one,
+       .chunk = iq4_nl_chunk,
+       .integers = iq4_nl_integers,
+       .integer_offset = kUnsignedOffset},
+      {.dtype = ir::DType::iq4_xs,
+       .fields = {{"d", 0, 2, S::f16, 16}, {"scales_h", 2, 2, S::u8, 2}, {"scales_l", 4, 4, S::u8, 4}, {"qs", 8, 128, S::u8, 4}},
+       .one = iq4_xs_one,
+       .chunk = iq4_xs_chunk,
+       .sub_integers = iq4_xs_sub_integers,
+       .sub_scales = iq4_xs_sub_scales},
+      {.dtype = ir::DType::mxfp4,
+       .fields = {{"e", 0, 1, S::u8, 8}, {"qs", 1, 16, S::u8, 4}},
+       .one = mxfp4_one,
+       .chunk = mxfp4_chunk,
+       .integers = mxfp4_integers,
+       .integer_offset = kUnsignedOffset,
+       .integer_scale = mxfp4_scale},
   };
 }
 

@@ -106,13 +106,17 @@ NodeRef concat4(NodeRef a, NodeRef b, NodeRef c, NodeRef d) {
   return concat(concat(std::move(a), std::move(b)), concat(std::move(c), std::move(d)));
 }
 
-// The signs of the 4 groups of a sub-block (u8 each) as f32 x 32 of ±1.
-NodeRef signs_of_chunk(const BlockAccess& b, const NodeRef (&signs)[4]) {
+// Which of a sub-block's 32 values its 4 groups' sign bytes (u8 each) negate: bool x 32.
+NodeRef negative_lanes(const BlockAccess& b, const NodeRef (&signs)[4]) {
   NodeRef mask8 = b.bind(b.lookup(b.table("kmask_iq2xs", Scalar::u8, kmask_elements()), i64c(0), 8));
   NodeRef mask = concat4(mask8, mask8, mask8, mask8);
   NodeRef bytes = concat4(broadcast(signs[0], 8), broadcast(signs[1], 8), broadcast(signs[2], 8), broadcast(signs[3], 8));
-  NodeRef negative = binary(BinaryOp::ne, bit_and(bytes, mask), c_u8(0, 32));
-  return select(negative, splat32(c_f32(-1.0)), splat32(c_f32(1.0)));
+  return binary(BinaryOp::ne, bit_and(bytes, mask), c_u8(0, 32));
+}
+
+// The signs of the 4 groups of a sub-block (u8 each) as f32 x 32 of ±1.
+NodeRef signs_of_chunk(const BlockAccess& b, const NodeRef (&signs)[4]) {
+  return select(negative_lanes(b, signs), splat32(c_f32(-1.0)), splat32(c_f32(1.0)));
 }
 
 // db * grid * sign, with the grid values u8 x 32 and db f32 x 32.
@@ -133,6 +137,56 @@ Position position(const BlockAccess& b, const NodeRef& e) {
   return {b.bind(shr(e, i64c(5))), b.bind(bit_and(shr(e, i64c(3)), i64c(3))), b.bind(bit_and(e, i64c(7)))};
 }
 
+// --- the int8 path (q8_k A, as llama.cpp's vec_dot_iq*_q8_K): a sub-block's values are
+// its scale times signed integers, grid * sign for the 2- and 3-bit grids (|grid| <= 62),
+// made unsigned for dot4 as u = 64 + grid * sign, so x = s * u - 64 s.
+
+constexpr int64_t kSignedOffset = 64;
+
+// The scales of a sub-block's two halves of 16 elements (f32; one value twice where the
+// type has one scale per 32).
+struct Halves {
+  NodeRef low, high;
+};
+
+// A sub-block of a signed grid type: its grid values, the sign bytes of its 4 groups and
+// its scales.
+struct SignedGroups {
+  NodeRef grid;      // u8 x 32
+  NodeRef signs[4];  // u8
+  Halves scales;
+};
+
+// f32 x 32: scale * grid * sign in the reference decoder's order.
+NodeRef signed_values(const BlockAccess& b, const SignedGroups& g) {
+  return scaled_signed(concat(broadcast(g.scales.low, 16), broadcast(g.scales.high, 16)), g.grid, signs_of_chunk(b, g.signs));
+}
+
+NodeRef signed_integers(const BlockAccess& b, const SignedGroups& g) {
+  NodeRef offset = c_u8(kSignedOffset, 32);
+  return select(negative_lanes(b, g.signs), sub(offset, g.grid), add(offset, g.grid));
+}
+
+SubScales signed_sub_scales(const Halves& h) {
+  NodeRef scale = concat(broadcast(h.low, 4), broadcast(h.high, 4));
+  return {scale, mul(scale, broadcast(c_f32(static_cast<double>(kSignedOffset)), 8))};
+}
+
+// A signed grid type's chunk rule and int8 path from its groups (of the sub-block at
+// element `first`) and its scales (of sub-block j), so the three read the same data.
+template <SignedGroups (*kGroups)(const BlockAccess&, const NodeRef&)>
+NodeRef signed_chunk(const BlockAccess& b, const NodeRef& first) {
+  return signed_values(b, kGroups(b, first));
+}
+template <SignedGroups (*kGroups)(const BlockAccess&, const NodeRef&)>
+NodeRef signed_sub_integers(const BlockAccess& b, int c) {
+  return signed_integers(b, kGroups(b, i64c(32 * c)));
+}
+template <Halves (*kScales)(const BlockAccess&, const NodeRef&)>
+SubScales signed_scales(const BlockAccess& b, int c) {
+  return signed_sub_scales(kScales(b, i64c(c)));
+}
+
 // --- iq2_xxs: d (f16), then per sub-block j 8 bytes of qs: 4 grid indices, then a u32
 // with the 7 sign bits of group l at 7l and the scale s at 28..31.
 
@@ -146,16 +200,26 @@ NodeRef iq2_xxs_one(const BlockAccess& b, const NodeRef& e) {
   return mul(mul(db, to_f32(grid)), sign_of(b, signs, p.k));
 }
 
-NodeRef iq2_xxs_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef base = b.bind(shr(first, i64c(2)));  // 8 bytes per 32 elements
-  NodeRef rest = b.bind(u32_at(b, "qs", add(base, i64c(4))));
-  NodeRef db = b.bind(iq2_scale(b.f16("d"), shr(rest, i64c(28))));
-  NodeRef grid[4], signs[4];
+// The u32 after sub-block j's (i64) 4 grid indices: signs and scale.
+NodeRef iq2_xxs_rest(const BlockAccess& b, const NodeRef& j) { return b.bind(u32_at(b, "qs", add(mul(j, i64c(8)), i64c(4)))); }
+
+Halves iq2_xxs_scales(const BlockAccess& b, const NodeRef& j) {
+  NodeRef db = b.bind(iq2_scale(b.f16("d"), shr(iq2_xxs_rest(b, j), i64c(28))));
+  return {db, db};
+}
+
+SignedGroups iq2_xxs_groups(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef rest = iq2_xxs_rest(b, j);
+  NodeRef grid[4];
+  SignedGroups g;
   for (int l = 0; l < 4; ++l) {
-    grid[l] = grid_entry(b, kIq2xxs, byte_i64(b, "qs", add(base, i64c(l))));
-    signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+    grid[l] = grid_entry(b, kIq2xxs, byte_i64(b, "qs", add(mul(j, i64c(8)), i64c(l))));  // 8 bytes per 32 elements
+    g.signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
   }
-  return scaled_signed(splat32(db), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+  g.grid = concat4(grid[0], grid[1], grid[2], grid[3]);
+  g.scales = iq2_xxs_scales(b, j);
+  return g;
 }
 
 // --- iq2_xs: d (f16), 32 u16 qs (group g = 4j + l: grid index in bits 0..8, ksigns
@@ -168,13 +232,11 @@ NodeRef iq2_nibble_scale(const BlockAccess& b, const NodeRef& j, const NodeRef& 
   return iq2_scale(b.f16("d"), s);
 }
 
-// The two scales of sub-block j as f32 x 32 (lanes 0..15, 16..31).
-NodeRef iq2_nibble_scales(const BlockAccess& b, const NodeRef& j) {
+// The two scales of sub-block j (elements 0..15, 16..31).
+Halves iq2_nibble_scales(const BlockAccess& b, const NodeRef& j) {
   NodeRef scales = b.bind(byte_i64(b, "scales", j));
   NodeRef d = b.bind(b.f16("d"));
-  NodeRef low = b.bind(iq2_scale(d, bit_and(scales, i64c(15))));
-  NodeRef high = b.bind(iq2_scale(d, shr(scales, i64c(4))));
-  return concat(broadcast(low, 16), broadcast(high, 16));
+  return {b.bind(iq2_scale(d, bit_and(scales, i64c(15)))), b.bind(iq2_scale(d, shr(scales, i64c(4))))};
 }
 
 NodeRef iq2_xs_one(const BlockAccess& b, const NodeRef& e) {
@@ -184,15 +246,18 @@ NodeRef iq2_xs_one(const BlockAccess& b, const NodeRef& e) {
   return mul(mul(iq2_nibble_scale(b, p.j, p.l), to_f32(grid)), sign_of(b, ksigns(b, shr(q, i64c(9))), p.k));
 }
 
-NodeRef iq2_xs_chunk(const BlockAccess& b, const NodeRef& first) {
+SignedGroups iq2_xs_groups(const BlockAccess& b, const NodeRef& first) {
   NodeRef j = b.bind(shr(first, i64c(5)));
-  NodeRef grid[4], signs[4];
+  NodeRef grid[4];
+  SignedGroups g;
   for (int l = 0; l < 4; ++l) {
     NodeRef q = b.bind(u16_at(b, "qs", add(shr(first, i64c(2)), i64c(2 * l))));  // 8 bytes per 32 elements
     grid[l] = grid_entry(b, kIq2xs, bit_and(q, i64c(511)));
-    signs[l] = b.bind(ksigns(b, shr(q, i64c(9))));
+    g.signs[l] = b.bind(ksigns(b, shr(q, i64c(9))));
   }
-  return scaled_signed(iq2_nibble_scales(b, j), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+  g.grid = concat4(grid[0], grid[1], grid[2], grid[3]);
+  g.scales = iq2_nibble_scales(b, j);
+  return g;
 }
 
 // --- iq2_s: d (f16), 32 bytes of low index bits (group 4j + l), 32 sign bytes (one per
@@ -211,16 +276,19 @@ NodeRef iq2_s_one(const BlockAccess& b, const NodeRef& e) {
   return mul(mul(iq2_nibble_scale(b, p.j, p.l), to_f32(grid)), sign_of(b, b.bytes("signs", group), p.k));
 }
 
-NodeRef iq2_s_chunk(const BlockAccess& b, const NodeRef& first) {
+SignedGroups iq2_s_groups(const BlockAccess& b, const NodeRef& first) {
   NodeRef j = b.bind(shr(first, i64c(5)));
   NodeRef group0 = b.bind(shr(first, i64c(3)));
-  NodeRef grid[4], signs[4];
+  NodeRef grid[4];
+  SignedGroups g;
   for (int l = 0; l < 4; ++l) {
     NodeRef group = add(group0, i64c(l));
     grid[l] = grid_entry(b, kIq2s, iq2_s_index(b, j, group));
-    signs[l] = b.bind(b.bytes("signs", group));
+    g.signs[l] = b.bind(b.bytes("signs", group));
   }
-  return scaled_signed(iq2_nibble_scales(b, j), concat4(grid[0], grid[1], grid[2], grid[3]), signs_of_chunk(b, signs));
+  g.grid = concat4(grid[0], grid[1], grid[2], grid[3]);
+  g.scales = iq2_nibble_scales(b, j);
+  return g;
 }
 
 // --- iq3_xxs: d (f16), 64 bytes qs (8 grid indices per sub-block, two entries of 4 per
@@ -245,14 +313,23 @@ NodeRef iq3_grid_chunk(const BlockAccess& b, const Grid& g, const NodeRef (&inde
   return concat(halves[0], halves[1]);
 }
 
-NodeRef iq3_xxs_chunk(const BlockAccess& b, const NodeRef& first) {
+NodeRef iq3_xxs_rest(const BlockAccess& b, const NodeRef& j) { return b.bind(u32_at(b, "scales_signs", mul(j, i64c(4)))); }
+
+Halves iq3_xxs_scales(const BlockAccess& b, const NodeRef& j) {
+  NodeRef db = b.bind(mul(mul(b.f16("d"), add(c_f32(0.5), to_f32(shr(iq3_xxs_rest(b, j), i64c(28))))), c_f32(0.5)));
+  return {db, db};
+}
+
+SignedGroups iq3_xxs_groups(const BlockAccess& b, const NodeRef& first) {
   NodeRef j = b.bind(shr(first, i64c(5)));
-  NodeRef rest = b.bind(u32_at(b, "scales_signs", mul(j, i64c(4))));
-  NodeRef db = b.bind(mul(mul(b.f16("d"), add(c_f32(0.5), to_f32(shr(rest, i64c(28))))), c_f32(0.5)));
-  NodeRef index[8], signs[4];
+  NodeRef rest = iq3_xxs_rest(b, j);
+  NodeRef index[8];
+  SignedGroups g;
   for (int i = 0; i < 8; ++i) index[i] = byte_i64(b, "qs", add(shr(first, i64c(2)), i64c(i)));
-  for (int l = 0; l < 4; ++l) signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
-  return scaled_signed(splat32(db), iq3_grid_chunk(b, kIq3xxs, index), signs_of_chunk(b, signs));
+  for (int l = 0; l < 4; ++l) g.signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+  g.grid = iq3_grid_chunk(b, kIq3xxs, index);
+  g.scales = iq3_xxs_scales(b, j);
+  return g;
 }
 
 // --- iq3_s: d (f16), 64 bytes of low index bits (8 per sub-block), 8 bytes qh (bit i of
@@ -276,13 +353,20 @@ NodeRef iq3_s_one(const BlockAccess& b, const NodeRef& e) {
   return mul(mul(iq3_s_scale(b, p.j), to_f32(grid)), sign_of(b, b.bytes("signs", shr(e, i64c(3))), p.k));
 }
 
-NodeRef iq3_s_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef j = b.bind(shr(first, i64c(5)));
+Halves iq3_s_scales(const BlockAccess& b, const NodeRef& j) {
   NodeRef db = b.bind(iq3_s_scale(b, j));
-  NodeRef index[8], signs[4];
+  return {db, db};
+}
+
+SignedGroups iq3_s_groups(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef index[8];
+  SignedGroups g;
   for (int i = 0; i < 8; ++i) index[i] = iq3_s_index(b, j, i64c(i));
-  for (int l = 0; l < 4; ++l) signs[l] = b.bind(b.bytes("signs", add(shr(first, i64c(3)), i64c(l))));
-  return scaled_signed(splat32(db), iq3_grid_chunk(b, kIq3s, index), signs_of_chunk(b, signs));
+  for (int l = 0; l < 4; ++l) g.signs[l] = b.bind(b.bytes("signs", add(shr(first, i64c(3)), i64c(l))));
+  g.grid = iq3_grid_chunk(b, kIq3s, index);
+  g.scales = iq3_s_scales(b, j);
+  return g;
 }
 
 // --- iq1_s: d (f16), 32 bytes of low index bits (group 4j + l), then per sub-block a u16
@@ -301,17 +385,44 @@ NodeRef iq1_s_one(const BlockAccess& b, const NodeRef& e) {
   return mul(dl, add(to_f32(grid), delta));
 }
 
-NodeRef iq1_s_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef j = b.bind(shr(first, i64c(5)));
+// Sub-block j's (i64) qh, its scale dl and its delta.
+struct Iq1sSubBlock {
+  NodeRef qh, dl, delta;
+};
+Iq1sSubBlock iq1_s_sub_block(const BlockAccess& b, const NodeRef& j) {
   NodeRef qh = b.bind(u16_at(b, "qh", mul(j, i64c(2))));
   NodeRef dl = b.bind(mul(b.f16("d"), to_f32(add(mul(bit_and(shr(qh, i64c(12)), i64c(7)), i64c(2)), i64c(1)))));
   NodeRef delta = b.bind(iq1_delta(binary(BinaryOp::ne, bit_and(qh, i64c(0x8000)), i64c(0))));
+  return {qh, dl, delta};
+}
+
+// The grid values (i8 x 32) of the sub-block at element `first` (i64) with qh `qh`.
+NodeRef iq1_s_grid(const BlockAccess& b, const NodeRef& first, const NodeRef& qh) {
   NodeRef grid[4];
   for (int l = 0; l < 4; ++l) {
     NodeRef high = bit_and(shr(qh, i64c(3 * l)), i64c(7));
     grid[l] = grid_entry(b, kIq1s, bit_or(byte_i64(b, "qs", add(shr(first, i64c(3)), i64c(l))), shl(high, i64c(8))));
   }
-  return mul(splat32(dl), add(to_f32(concat4(grid[0], grid[1], grid[2], grid[3])), splat32(delta)));
+  return concat4(grid[0], grid[1], grid[2], grid[3]);
+}
+
+NodeRef iq1_s_chunk(const BlockAccess& b, const NodeRef& first) {
+  const Iq1sSubBlock s = iq1_s_sub_block(b, b.bind(shr(first, i64c(5))));
+  return mul(splat32(s.dl), add(to_f32(iq1_s_grid(b, first, s.qh)), splat32(s.delta)));
+}
+
+// The int8 path of iq1_s / iq1_m (q8_k A, as llama.cpp's vec_dot_iq1_*_q8_K): u = grid + 1
+// (0..2), s = dl, m = dl * (1 - delta), so x = s * u - m = dl * (grid + delta).
+NodeRef iq1_unsigned(const NodeRef& grid) { return cast({Scalar::u8, 32}, add(grid, c_i8(1, 32))); }
+NodeRef iq1_min(const NodeRef& dl, const NodeRef& delta) { return mul(dl, sub(c_f32(1.0), delta)); }
+
+NodeRef iq1_s_sub_integers(const BlockAccess& b, int c) {
+  return iq1_unsigned(iq1_s_grid(b, i64c(32 * c), iq1_s_sub_block(b, i64c(c)).qh));
+}
+
+SubScales iq1_s_sub_scales(const BlockAccess& b, int c) {
+  const Iq1sSubBlock s = iq1_s_sub_block(b, i64c(c));
+  return {broadcast(s.dl, 8), broadcast(b.bind(iq1_min(s.dl, s.delta)), 8)};
 }
 
 // --- iq1_m: 32 bytes of low index bits (group 4j + l), 16 bytes qh (byte 2j + h, h =
@@ -354,18 +465,53 @@ NodeRef iq1_m_one(const BlockAccess& b, const NodeRef& e) {
   return mul(dl, add(to_f32(grid), iq1_delta(iq1_m_negative(nibble))));
 }
 
-NodeRef iq1_m_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef j = b.bind(shr(first, i64c(5)));
+// Sub-block j's (i64) scales of its two halves, and per group l its grid values (i8 x 8)
+// and delta (f32).
+struct Iq1mSubBlock {
+  NodeRef dl[2], grid[4], delta[4];
+};
+Iq1mSubBlock iq1_m_sub_block(const BlockAccess& b, const NodeRef& j) {
+  Iq1mSubBlock s;
   NodeRef d = b.bind(iq1_m_d(b));
-  NodeRef dl0 = b.bind(iq1_m_scale(b, d, j, i64c(0))), dl1 = b.bind(iq1_m_scale(b, d, j, i64c(1)));
-  NodeRef grid[4], delta[4];
+  for (int h = 0; h < 2; ++h) s.dl[h] = b.bind(iq1_m_scale(b, d, j, i64c(h)));
   for (int l = 0; l < 4; ++l) {
     NodeRef nibble = b.bind(iq1_m_nibble(b, j, i64c(l)));
-    grid[l] = grid_entry(b, kIq1s, iq1_m_index(b, j, i64c(l), nibble));
-    delta[l] = broadcast(b.bind(iq1_delta(iq1_m_negative(nibble))), 8);
+    s.grid[l] = grid_entry(b, kIq1s, iq1_m_index(b, j, i64c(l), nibble));
+    s.delta[l] = b.bind(iq1_delta(iq1_m_negative(nibble)));
   }
-  NodeRef values = add(to_f32(concat4(grid[0], grid[1], grid[2], grid[3])), concat4(delta[0], delta[1], delta[2], delta[3]));
-  return mul(concat(broadcast(dl0, 16), broadcast(dl1, 16)), values);
+  return s;
+}
+
+NodeRef iq1_m_chunk(const BlockAccess& b, const NodeRef& first) {
+  const Iq1mSubBlock s = iq1_m_sub_block(b, b.bind(shr(first, i64c(5))));
+  NodeRef delta = concat4(broadcast(s.delta[0], 8), broadcast(s.delta[1], 8), broadcast(s.delta[2], 8), broadcast(s.delta[3], 8));
+  NodeRef values = add(to_f32(concat4(s.grid[0], s.grid[1], s.grid[2], s.grid[3])), delta);
+  return mul(concat(broadcast(s.dl[0], 16), broadcast(s.dl[1], 16)), values);
+}
+
+NodeRef iq1_m_sub_integers(const BlockAccess& b, int c) {
+  const Iq1mSubBlock s = iq1_m_sub_block(b, i64c(c));
+  return iq1_unsigned(concat4(s.grid[0], s.grid[1], s.grid[2], s.grid[3]));
+}
+
+// Per 4 elements: group l covers lanes 2l, 2l + 1 and lies in half l / 2.
+SubScales iq1_m_sub_scales(const BlockAccess& b, int c) {
+  const Iq1mSubBlock s = iq1_m_sub_block(b, i64c(c));
+  NodeRef min[4];
+  for (int l = 0; l < 4; ++l) min[l] = broadcast(b.bind(iq1_min(s.dl[l / 2], s.delta[l])), 2);
+  return {concat(broadcast(s.dl[0], 4), broadcast(s.dl[1], 4)), concat4(min[0], min[1], min[2], min[3])};
+}
+
+// A signed grid type's entry: its fields and one-element rule, the rest from its groups
+// and scales.
+template <SignedGroups (*kGroups)(const BlockAccess&, const NodeRef&), Halves (*kScales)(const BlockAccess&, const NodeRef&)>
+BlockFormat signed_format(ir::DType dtype, std::vector<BlockField> fields, NodeRef (*one)(const BlockAccess&, const NodeRef&)) {
+  return BlockFormat{.dtype = dtype,
+                     .fields = std::move(fields),
+                     .one = one,
+                     .chunk = signed_chunk<kGroups>,
+                     .sub_integers = signed_sub_integers<kGroups>,
+                     .sub_scales = signed_scales<kScales>};
 }
 
 }  // namespace
@@ -374,23 +520,35 @@ std::vector<BlockFormat> iq_grid_block_formats() {
   using S = Scalar;
   using ir::DType;
   return {
-      {DType::iq3_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"scales_signs", 66, 32, S::u8, 7}},
-       iq3_xxs_one, iq3_xxs_chunk},
-      {DType::iq3_s,
-       {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"qh", 66, 8, S::u8, 1}, {"signs", 74, 32, S::u8, 1},
-        {"scales", 106, 4, S::u8, 4}},
-       iq3_s_one, iq3_s_chunk},
-      {DType::iq2_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}}, iq2_xxs_one, iq2_xxs_chunk},
-      {DType::iq2_xs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 16}, {"scales", 66, 8, S::u8, 4}}, iq2_xs_one,
-       iq2_xs_chunk},
-      {DType::iq2_s,
-       {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"signs", 34, 32, S::u8, 1}, {"qh", 66, 8, S::u8, 2},
-        {"scales", 74, 8, S::u8, 4}},
-       iq2_s_one, iq2_s_chunk},
-      {DType::iq1_s, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"qh", 34, 16, S::u8, 16}}, iq1_s_one,
-       iq1_s_chunk},
-      {DType::iq1_m, {{"qs", 0, 32, S::u8, 8}, {"qh", 32, 16, S::u8, 4}, {"scales", 48, 8, S::u8, 3}}, iq1_m_one,
-       iq1_m_chunk},
+      signed_format<iq3_xxs_groups, iq3_xxs_scales>(
+          DType::iq3_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"scales_signs", 66, 32, S::u8, 7}},
+          iq3_xxs_one),
+      signed_format<iq3_s_groups, iq3_s_scales>(
+          DType::iq3_s,
+          {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}, {"qh", 66, 8, S::u8, 1}, {"signs", 74, 32, S::u8, 1},
+           {"scales", 106, 4, S::u8, 4}},
+          iq3_s_one),
+      signed_format<iq2_xxs_groups, iq2_xxs_scales>(DType::iq2_xxs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 8}},
+                                                               iq2_xxs_one),
+      signed_format<iq2_xs_groups, iq2_nibble_scales>(
+          DType::iq2_xs, {{"d", 0, 2, S::f16, 16}, {"qs", 2, 64, S::u8, 16}, {"scales", 66, 8, S::u8, 4}}, iq2_xs_one),
+      signed_format<iq2_s_groups, iq2_nibble_scales>(
+          DType::iq2_s,
+          {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"signs", 34, 32, S::u8, 1}, {"qh", 66, 8, S::u8, 2},
+           {"scales", 74, 8, S::u8, 4}},
+          iq2_s_one),
+      {.dtype = DType::iq1_s,
+       .fields = {{"d", 0, 2, S::f16, 16}, {"qs", 2, 32, S::u8, 8}, {"qh", 34, 16, S::u8, 16}},
+       .one = iq1_s_one,
+       .chunk = iq1_s_chunk,
+       .sub_integers = iq1_s_sub_integers,
+       .sub_scales = iq1_s_sub_scales},
+      {.dtype = DType::iq1_m,
+       .fields = {{"qs", 0, 32, S::u8, 8}, {"qh", 32, 16, S::u8, 4}, {"scales", 48, 8, S::u8, 3}},
+       .one = iq1_m_one,
+       .chunk = iq1_m_chunk,
+       .sub_integers = iq1_m_sub_integers,
+       .sub_scales = iq1_m_sub_scales},
   };
 }
 

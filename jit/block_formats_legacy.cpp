@@ -70,22 +70,32 @@ NodeRef q5_0_chunk(const BlockAccess& b, const NodeRef&) {
 NodeRef q5_1_one(const BlockAccess& b, const NodeRef& e) { return scaled_plus_min(b, q5_one(b, e), 1); }
 NodeRef q5_1_chunk(const BlockAccess& b, const NodeRef&) { return scaled_plus_min(b, q5_integers(b), 32); }
 
+// The int8 path of q4_1 / q5_1 (a q8_0 A, llama.cpp's q8_1): u = q, x = d * u + m.
+NodeRef min_of(const BlockAccess& b) { return b.f16("m"); }
+
 }  // namespace
 
 std::vector<BlockFormat> legacy_block_formats() {
   using S = Scalar;
   return {
-      {ir::DType::q4_1, {{"d", 0, 2, S::f16, 16}, {"m", 2, 2, S::f16, 16}, {"qs", 4, 16, S::u8, 4}}, q4_1_one, q4_1_chunk},
+      {.dtype = ir::DType::q4_1,
+       .fields = {{"d", 0, 2, S::f16, 16}, {"m", 2, 2, S::f16, 16}, {"qs", 4, 16, S::u8, 4}},
+       .one = q4_1_one,
+       .chunk = q4_1_chunk,
+       .integers = nibbles,
+       .integer_min = min_of},
       {ir::DType::q5_0,
        {{"d", 0, 2, S::f16, 16}, {"qh", 2, 4, S::u8, 1}, {"qs", 6, 16, S::u8, 4}},
        q5_0_one,
        q5_0_chunk,
        q5_integers,
        16},
-      {ir::DType::q5_1,
-       {{"d", 0, 2, S::f16, 16}, {"m", 2, 2, S::f16, 16}, {"qh", 4, 4, S::u8, 1}, {"qs", 8, 16, S::u8, 4}},
-       q5_1_one,
-       q5_1_chunk},
+      {.dtype = ir::DType::q5_1,
+       .fields = {{"d", 0, 2, S::f16, 16}, {"m", 2, 2, S::f16, 16}, {"qh", 4, 4, S::u8, 1}, {"qs", 8, 16, S::u8, 4}},
+       .one = q5_1_one,
+       .chunk = q5_1_chunk,
+       .integers = q5_integers,
+       .integer_min = min_of},
   };
 }
 

@@ -311,7 +311,7 @@ NodeRef qdot(const Kernel& k, int a, NodeRef a_block, int b, NodeRef b_block, in
   int lanes_per_block = 8;
   if (k.buffers[a].dtype == ir::DType::q8_k) {
     const BlockFormat* f = find_block_format(k.buffers[b].dtype);
-    expect(f != nullptr && f->sub_integers != nullptr, NodeKind::qdot, "a q8_k A needs a B with sub_integers (q4_k, q6_k)");
+    expect(f != nullptr && f->sub_integers != nullptr, NodeKind::qdot, "a q8_k A needs a B with sub_integers (jit/block_formats.h)");
     expect(blocks == 1 || blocks == 2 || blocks == 4, NodeKind::qdot, "1, 2 or 4 super-blocks");
     lanes_per_block = 16;
   } else {

@@ -38,11 +38,13 @@
 //   - `dot4` is vpdpbusd / dp4a: 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
 //     added to an accumulator lane; a 4-lane b is the same 4 bytes for every lane
 //   - `qdot` is the integer dot product of a q8_0 block with a block that has an integer
-//     form (q8_0, q4_0, q5_0), in lanes of 4 elements: lane g of block t is
-//     f32(d_a * d_b) * f32(sum over the 4 products qa[4g + i] * qb[4g + i]) (the integer
-//     sum is exact; q4_0's qb = nibble - 8, q5_0's the 5-bit value - 16). With a q8_k A
-//     and a super-block B that has an integer form (q4_k, q6_k: jit/block_formats.h's
-//     sub_integers), 16 lanes per super-block: lane g (of 4 elements in each 64) is
+//     form (jit/block_formats.h's `integers`: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4),
+//     in lanes of 4 elements: lane g of block t is f32(d_a * scale_b) * f32(sum over the 4
+//     products qa[4g + i] * qb[4g + i]) (the integer sum is exact; q4_0's qb = nibble - 8,
+//     q5_0's the 5-bit value - 16), plus f32(d_a * min_b) * f32(the 4 qa's sum) for the
+//     formats with a min (q4_1, q5_1). With a q8_k A and a super-block B that has an
+//     integer form (`sub_integers`: q4_k, q6_k, iq4_xs and the grid IQ types), 16 lanes
+//     per super-block: lane g (of 4 elements in each 64) is
 //     d_a * sum of (s * sum(u * qa) - m * sum(qa)) with B's per-group scale s and min m.
 //     The sum over all lanes is the blocks' dot product as llama.cpp computes it; scalar
 //     targets may compute each lane from dequantised values instead (the same value
@@ -128,7 +130,7 @@ bool is_comparison(BinaryOp op);
   X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
                        /* -> i32 x N: lane j = acc[j] + sum over i < 4 of a[4j + i] * b[4j + i] */ \
   X(qscale, false)     /* i: buffer (q8_0 / q4_0 / q5_0); args: block (i64) -> f32: the block's scale d */ \
-  X(qdot, false)       /* i: buffer A (q8_0 / q8_k), j: buffer B (q8_0 / q4_0 / q5_0; q8_k A: q4_k, q6_k); */ \
+  X(qdot, false)       /* i: buffer A (q8_0 / q8_k), j: buffer B (a format with integers; q8_k A: sub_integers); */ \
                        /* args: A block, B block (i64) -> f32 x 8t (q8_k A: 16t): t blocks of each */ \
   /* statements */                                                                                 \
   X(block, true)       /* body: statements in order */                                             \

@@ -161,33 +161,45 @@ class NumericsLegalizer {
 
   // kir.h's qdot from B's integer form: per pair of blocks, dot4(u_B, q_A) less the
   // offset's products dot4(offset, q_A) (u8 x i8 as vpdpbusd / dp4a take them), then
-  // lanes 8t .. 8t + 7 times block t's d_A * d_B.
+  // lanes 8t .. 8t + 7 times block t's d_A * scale_B; a format with a min adds
+  // d_A * min_B times the lane's sum of q_A (llama.cpp's q8_1 sums, here from dot4(1, q_A)).
   NodeRef qdot_rule(const Node& n) {
     const int a = static_cast<int>(n.i), b = static_cast<int>(n.j);
     if (k_.buffers.at(static_cast<size_t>(a)).dtype == ir::DType::q8_k) return k_qdot_rule(n);
     const BlockFormat& b_format = format_of(b);
     MOAT_INTERNAL_CHECK(b_format.integers != nullptr, "qdot: ", ir::dtype_name(b_format.dtype), " has no integer form");
+    const bool with_min = b_format.integer_min != nullptr;
     const int blocks = n.type.lanes / 8;
     NodeRef a_first = expr(n.args[0]), b_first = expr(n.args[1]);
     auto plus = [](const NodeRef& x, int t) { return t == 0 ? x : add(x, c_i64(t)); };
-    std::vector<NodeRef> a_ints, b_ints, scales;
+    std::vector<NodeRef> a_ints, b_ints, scales, mins;
     for (int t = 0; t < blocks; ++t) {
       BlockAccess ab = access(a, plus(a_first, t)), bb = access(b, plus(b_first, t));
       a_ints.push_back(bind(ab.bytes("qs", c_i64(0), Scalar::i8, 32)));
       b_ints.push_back(bind(b_format.integers(bb)));
-      scales.push_back(broadcast(bind(mul(ab.f16("d"), bb.f16("d"))), 8));
+      NodeRef d_a = bind(ab.f16("d"));
+      NodeRef scale_b = b_format.integer_scale != nullptr ? b_format.integer_scale(bb) : bb.f16("d");
+      scales.push_back(broadcast(bind(mul(d_a, scale_b)), 8));
+      if (with_min) mins.push_back(broadcast(bind(mul(d_a, b_format.integer_min(bb))), 8));
     }
-    std::vector<NodeRef> sums;
+    std::vector<NodeRef> sums, a_sums;
     for (int t = 0; t < blocks; t += 2) {
       const int pair = std::min(2, blocks - t);
       NodeRef qa = pair == 2 ? concat(a_ints[t], a_ints[t + 1]) : a_ints[t];
       NodeRef ub = pair == 2 ? concat(b_ints[t], b_ints[t + 1]) : b_ints[t];
       NodeRef zero = broadcast(c_i32(0), 8 * pair);
-      NodeRef offset = broadcast(constant({Scalar::u8, 1}, static_cast<double>(b_format.integer_offset)), 32 * pair);
-      sums.push_back(sub(dot4(zero, ub, qa), dot4(zero, offset, qa)));
+      NodeRef products = dot4(zero, ub, qa);
+      if (b_format.integer_offset != 0) {
+        NodeRef offset = broadcast(constant({Scalar::u8, 1}, static_cast<double>(b_format.integer_offset)), 32 * pair);
+        products = sub(products, dot4(zero, offset, qa));
+      }
+      sums.push_back(products);
+      if (with_min) a_sums.push_back(dot4(zero, broadcast(constant({Scalar::u8, 1}, 1.0), 32 * pair), qa));
     }
-    NodeRef isum = concat_all(std::move(sums));
-    return mul(cast(kF32.with_lanes(8 * blocks), isum), concat_all(std::move(scales)));
+    const Type lanes = kF32.with_lanes(8 * blocks);
+    NodeRef out = mul(cast(lanes, concat_all(std::move(sums))), concat_all(std::move(scales)));
+    if (!with_min) return out;
+    return add(out, mul(cast(lanes, concat_all(std::move(a_sums))), concat_all(std::move(mins))));
   }
 
   // kir.h's qdot of a q8_k A and a super-block B, from B's sub_integers / sub_scales: per

@@ -173,6 +173,16 @@ inline void matmul_quantised(BackendUnderTest& be) {
   // Activations quantised to q8_0 (ir/quant.h): k 32 (one block: single-block int8
   // products), 64 and 160 (pairs of blocks, and an odd count); m 1 (the CPU's int8 GEMV)
   // and m > 1 (A's rows dequantised once per tile); a batch of 3 sharing one weight.
+  // The other types with q8_0 activations (q4_1 / q5_1 with a min, iq4_nl and mxfp4 through
+  // codebooks) take the m 1 int8 GEMV and the f32 tiles, on fewer shapes.
+  for (DType bd : {DType::q4_1, DType::q5_1, DType::iq4_nl, DType::mxfp4}) {
+    for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{{1, 37, 32}, {1, 5, 160}, {6, 7, 64}}) {
+      const std::string what = "matmul q8_0 activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +
+                               " k" + std::to_string(k) + " n" + std::to_string(n);
+      check_op(be, what, {{DType::f32, {m, k}}, {bd, {n, k}}},
+               [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+    }
+  }
   for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0}) {
     for (int64_t k : {32, 64, 160}) {
       for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 37}, {6, 7}, {21, 18}}) {
@@ -205,6 +215,17 @@ inline void matmul_quantised(BackendUnderTest& be) {
     }
     check_op(be, "matmul q8_k activations batched B " + std::string(dtype_name(bd)), {{DType::f32, {3, 1, 256}}, {bd, {5, 256}}},
              [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+  }
+  // The IQ types with q8_k activations (the int8 GEMV from their grids and codebooks at
+  // m 1, f32 tiles at m > 1).
+  for (DType bd : {DType::iq4_xs, DType::iq3_xxs, DType::iq3_s, DType::iq2_xxs, DType::iq2_xs, DType::iq2_s, DType::iq1_s,
+                   DType::iq1_m}) {
+    for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{{1, 37, 512}, {1, 3, 768}, {6, 7, 256}}) {
+      const std::string what = "matmul q8_k activations B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) +
+                               " k" + std::to_string(k) + " n" + std::to_string(n);
+      check_op(be, what, {{DType::f32, {m, k}}, {bd, {n, k}}},
+               [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
+    }
   }
   // Weights as params (the CPU packs Q8_0 / Q4_0 / Q5_0 and Q2_K .. Q6_K params read only by
   // int8 matmuls into 16-row tiles, jit/weight_packing.h): GEMV (m 1), GEMM (m > 1),

@@ -18,6 +18,7 @@
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
+#include "tests/jit/conformance.h"
 #include "tests/jit/table_kernel.h"
 
 using namespace moat::jit;
@@ -426,4 +427,73 @@ TEST_CASE("quantize writes ggml's q8_k blocks - qdot of q8_k with q4_k and q6_k 
       else CHECK(lanes == generic);
     }
   }
+}
+
+namespace {
+
+std::vector<float> as_floats(const std::vector<uint8_t>& bytes) {
+  std::vector<float> out((bytes.size() + 3) / 4);
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+}  // namespace
+
+// Every format with an integer form multiplies with its activation type (ir/quant.h's
+// activation_dtype: q8_0 per 32, q8_k per 256) to the dot product of the decoded blocks:
+// the qdot lanes' sum against a double sum of the reference decoders' values, VNNI and
+// generic alike.
+TEST_CASE("qdot of every integer form with its activation type is the decoded blocks' dot product") {
+  namespace ir = moat::ir;
+  const std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
+  const backends::DeviceInfo& info = cpu->properties().info;
+  const bool host_vnni = info.has_feature("avx512vnni") && info.has_feature("avx512vl");
+  int checked = 0;
+  for (const BlockFormat& format : block_formats()) {
+    const ir::DType wd = format.dtype;
+    const ir::DType ad = ir::activation_dtype(wd);
+    if (ad == ir::DType::f32) continue;
+    CAPTURE(ir::dtype_name(wd));
+    const bool has_form = ad == ir::DType::q8_0 ? format.integers != nullptr : format.sub_integers != nullptr;
+    const bool packed_only = wd == ir::DType::q2_k || wd == ir::DType::q3_k || wd == ir::DType::q5_k;
+    REQUIRE_MESSAGE((has_form || packed_only), "no integer form for its activation type");
+    if (!has_form) continue;  // those K-types take q8_k in packed tiles only (jit/matmul/int8_tiles_k.cpp)
+    const int64_t elems = 2 * ir::dtype_block_elems(ad) * (ad == ir::DType::q8_0 ? 2 : 1);  // 4 q8_0 blocks, 2 q8_k
+    std::vector<float> x(static_cast<size_t>(elems));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 1.3f + 0.2f) * 0.8f;
+    std::vector<uint8_t> a(static_cast<size_t>(ir::tensor_bytes(ad, {elems})));
+    if (ad == ir::DType::q8_0) ir::quantize_row_q8_0(x.data(), a.data(), elems);
+    else ir::quantize_row_q8_k(x.data(), a.data(), elems);
+    const ir::HostTensor weights = moat::testing::random_tensor(wd, {elems}, 7);
+    const std::vector<uint8_t> w(weights.bytes().begin(), weights.bytes().end());
+    std::vector<float> av(static_cast<size_t>(elems)), bv(static_cast<size_t>(elems));
+    ir::dequantize_row(ad, a.data(), av.data(), elems);
+    ir::dequantize_row(wd, w.data(), bv.data(), elems);
+    double expect = 0, scale = 0;
+    for (size_t i = 0; i < av.size(); ++i) {
+      expect += static_cast<double>(av[i]) * bv[i];
+      scale += std::fabs(static_cast<double>(av[i]) * bv[i]);
+    }
+    const int blocks = static_cast<int>(elems / ir::dtype_block_elems(ad));
+    const int lanes = blocks * (ad == ir::DType::q8_0 ? 8 : 16);
+    Kernel d;
+    d.name = "qdot_forms";
+    int qa = d.add_buffer({"a", ad, Space::global, elems, false});
+    int qb = d.add_buffer({"w", wd, Space::global, elems, false});
+    int out = d.add_buffer({"out", ir::DType::f32, Space::global, lanes, true});
+    d.body = block({store(d, out, c_i64(0), qdot(d, qa, c_i64(0), qb, c_i64(0), blocks))});
+    std::vector<float> generic;
+    for (bool vnni : {false, true}) {
+      if (vnni && !host_vnni) continue;
+      const std::vector<float> got = run_on_cpu(d, {as_floats(a), as_floats(w), std::vector<float>(static_cast<size_t>(lanes))},
+                                                {}, 2, CpuFeatures{.avx512_vnni = vnni});
+      double sum = 0;
+      for (float l : got) sum += l;
+      CHECK_MESSAGE(std::fabs(sum - expect) <= 1e-5 * scale, (vnni ? "vnni " : "generic "), sum, " vs ", expect);
+      if (!vnni) generic = got;
+      else CHECK(got == generic);
+    }
+    ++checked;
+  }
+  CHECK(checked >= 17);  // q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4, q4_k, q6_k, iq4_xs and the 7 grid types
 }

@@ -103,14 +103,22 @@ bool packed_super_blocks(ir::DType dtype) {
          dtype == ir::DType::q6_k;
 }
 
+bool packed_legacy_blocks(ir::DType dtype) {
+  return dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0 || dtype == ir::DType::q4_1 ||
+         dtype == ir::DType::q5_1;
+}
+
+bool packed_with_mins(ir::DType dtype) { return dtype == ir::DType::q4_1 || dtype == ir::DType::q5_1; }
+
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
-  const bool tiled = dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0;
-  if ((!tiled && !packed_super_blocks(dtype)) || shape.size() < 2) return false;
+  if ((!packed_legacy_blocks(dtype) && !packed_super_blocks(dtype)) || shape.size() < 2) return false;
   const int64_t rows = rows_of(shape), block = ir::dtype_block_elems(dtype);
   return rows > 0 && rows % kPackRows == 0 && shape.back() % block == 0 && shape.back() > 0;
 }
 
-int64_t packed_vectors(ir::DType dtype) { return dtype == ir::DType::q8_0 ? 8 : dtype == ir::DType::q5_0 ? 5 : 4; }
+int64_t packed_vectors(ir::DType dtype) {
+  return dtype == ir::DType::q8_0 ? 8 : dtype == ir::DType::q5_0 || dtype == ir::DType::q5_1 ? 5 : 4;
+}
 
 int64_t packed_block_bytes(ir::DType dtype) {
   if (dtype == ir::DType::q2_k) return 1280;
@@ -121,7 +129,11 @@ int64_t packed_block_bytes(ir::DType dtype) {
   return packed_vectors(dtype) * 64;
 }
 
-int64_t packed_block_scales(ir::DType dtype) { return dtype == ir::DType::q6_k || dtype == ir::DType::q3_k ? 16 : 32; }
+int64_t packed_block_scales(ir::DType dtype) {
+  const bool one_scale = dtype == ir::DType::q6_k || dtype == ir::DType::q3_k || dtype == ir::DType::q8_0 ||
+                         dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0;
+  return one_scale ? 16 : 32;  // d; or d and dmin / m
+}
 
 PackedShape packed_shape(ir::DType dtype, const std::vector<int64_t>& shape) {
   const int64_t tile_blocks = rows_of(shape) / kPackRows * (shape.back() / ir::dtype_block_elems(dtype));
@@ -134,8 +146,11 @@ PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std
   const int64_t block_bytes = ir::dtype_block_bytes(dtype), vectors = packed_vectors(dtype);
   MOAT_INTERNAL_CHECK(static_cast<int64_t>(bytes.size()) == rows * kb * block_bytes, "pack_weight: ",
                       bytes.size(), " bytes for ", rows, " rows of ", kb, " blocks");
-  const bool q8 = dtype == ir::DType::q8_0, q5 = dtype == ir::DType::q5_0;
-  const int64_t quants_at = q5 ? 6 : 2, quant_vectors = q5 ? 4 : vectors;  // bytes into a block; vectors of quants
+  const bool q8 = dtype == ir::DType::q8_0, q5 = dtype == ir::DType::q5_0 || dtype == ir::DType::q5_1;
+  const bool with_min = packed_with_mins(dtype);
+  const int64_t qh_at = with_min ? 4 : 2;                  // q5's fifth bits: after d (and m)
+  const int64_t quants_at = qh_at + (q5 ? 4 : 0), quant_vectors = q5 ? 4 : vectors;  // bytes into a block; vectors of quants
+  const int64_t scales_per = packed_block_scales(dtype);
   const PackedShape sizes = packed_shape(dtype, shape);
   PackedWeight out;
   out.quads.resize(static_cast<size_t>(sizes.quad_bytes));
@@ -151,7 +166,8 @@ PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std
     for (int64_t b = 0; b < kb; ++b) {
       const uint8_t* block = bytes.data() + (r * kb + b) * block_bytes;
       const int64_t tb = tile * kb + b;
-      std::memcpy(&out.scales[static_cast<size_t>(tb * kPackRows + c)], block, 2);
+      std::memcpy(&out.scales[static_cast<size_t>(tb * scales_per + c)], block, 2);
+      if (with_min) std::memcpy(&out.scales[static_cast<size_t>(tb * scales_per + kPackRows + c)], block + 2, 2);
       for (int64_t v = 0; v < quant_vectors; ++v) {  // 4 bytes at a time; q8_0: each byte + 128 (mod 256)
         uint32_t quad;
         std::memcpy(&quad, block + quants_at + 4 * v, 4);
@@ -160,7 +176,7 @@ PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std
       }
       if (q5) {
         uint32_t qh;
-        std::memcpy(&qh, block + 2, 4);
+        std::memcpy(&qh, block + qh_at, 4);
         const uint32_t bits = fifth_bits_by_quad(qh);
         std::memcpy(out.quads.data() + (tb * vectors + 4) * 64 + c * 4, &bits, 4);
       }

@@ -1,4 +1,4 @@
-// A CPU layout for Q8_0 / Q4_0 / Q5_0 weights that int8 kernels read without rearranging them:
+// A CPU layout for Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights that int8 kernels read without rearranging them:
 // rows in tiles of 16, each block's 16 rows side by side by 4-byte quads, the scales
 // apart. It is what `dot4` wants (16 columns' quads in one 64-byte vector), so the
 // prefill GEMM no longer lays each weight tile out per pass and the decode GEMV runs 16
@@ -17,8 +17,11 @@
 //                   high nibbles of bytes 4(q - 4)..) is elements 4q .. 4q + 3, so its
 //                   fifth bits as bytes 0 / 16 are one shift and one mask of that
 //                   vector: (x << (4 - q)) & 16 for q <= 4, (x >> (q - 4)) & 16 above.
-//   scales  f16, the row's block scale d at (t * kb + b) * 16 + c.
-// The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288).
+//             q4_1  as q4_0; q5_1 as q5_0 (the values unsigned, x = d * q + m)
+//   scales  f16, the row's block scale d at (t * kb + b) * S + c, S = 16; q4_1 / q5_1:
+//           S = 32 and the block's min m at + 16.
+// The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288; Q4_1: 320;
+// Q5_0: 352, Q5_1: 384).
 //
 // Q2_K / Q3_K / Q4_K / Q5_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
 // tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):
@@ -72,13 +75,17 @@ std::string packed_weight_of(std::string_view buffer_name);
 // Whether a weight of this type and [.., R, K] shape has the packed layout.
 bool packable(ir::DType dtype, const std::vector<int64_t>& shape);
 
-// Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0, 5 for q5_0).
+// Vectors of 64 bytes per tile and block (8 for q8_0, 4 for q4_0 / q4_1, 5 for q5_0 / q5_1).
 int64_t packed_vectors(ir::DType dtype);
 // Per tile and block (super-block for Q4_K / Q6_K): bytes of quads, f16 scales.
 int64_t packed_block_bytes(ir::DType dtype);
 int64_t packed_block_scales(ir::DType dtype);
 // Whether the dtype's packed layout is a super-block one (Q2_K..Q6_K: q8_k activations).
 bool packed_super_blocks(ir::DType dtype);
+// Whether it is one of blocks of 32 (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1: q8_0 activations), and
+// whether those blocks carry a min (Q4_1, Q5_1).
+bool packed_legacy_blocks(ir::DType dtype);
+bool packed_with_mins(ir::DType dtype);
 
 // Sizes of the two buffers: bytes of quads, f16 scales.
 struct PackedShape {

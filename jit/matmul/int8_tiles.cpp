@@ -2,6 +2,7 @@
 #include "jit/matmul/int8_tiles.h"
 
 #include "jit/weight_packing.h"
+#include "support/error.h"
 
 namespace moat::jit::matmul {
 
@@ -31,14 +32,16 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   Kernel& k = mm.kb.kernel();
   const int64_t C = kTileCols, kb = mm.o.k / 32;
   if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
-  const bool q5 = mm.o.b_dtype == ir::DType::q5_0, q4 = mm.o.b_dtype == ir::DType::q4_0 || q5;  // q4: nibbles
-  const int64_t vectors = packed_vectors(mm.o.b_dtype);
+  const ir::DType bd = mm.o.b_dtype;
+  const bool q5 = bd == ir::DType::q5_0 || bd == ir::DType::q5_1;
+  const bool q4 = bd == ir::DType::q4_0 || bd == ir::DType::q4_1 || q5;  // q4: nibbles
+  const int64_t vectors = packed_vectors(bd);
   NodeRef first = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors));  // the tile and block's vector 0
   NodeRef raw = load(k, mm.o.b, imul(iadd(first, c_i64(q4 ? q % 4 : q)), c_i64(64)), 64);
   if (!q4) return raw;  // stored + 128
   NodeRef nibble = q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
   if (!q5) return nibble;
-  // q5_0: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
+  // q5_0 / q5_1: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
   NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
   return binary(BinaryOp::lor, nibble, move_bit(bits, q, 4, 64));
 }
@@ -47,8 +50,15 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) 
   Kernel& k = mm.kb.kernel();
   const int64_t C = kTileCols, kb = mm.o.k / 32;
   if (!t.packed_tile) return load(k, t.scales, imul(blk, c_i64(C)), static_cast<int>(C));
-  NodeRef at = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(C));
+  NodeRef at = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(packed_block_scales(mm.o.b_dtype)));
   return cast(kF32.with_lanes(static_cast<int>(C)), load(k, mm.o.b_scales, at, static_cast<int>(C)));
+}
+
+NodeRef tile_mins(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) {
+  MOAT_INTERNAL_CHECK(t.packed_tile != nullptr, "the mins of ", ir::dtype_name(mm.o.b_dtype), " come from packed tiles only");
+  const int64_t C = kTileCols, kb = mm.o.k / 32;
+  NodeRef at = iadd(imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(packed_block_scales(mm.o.b_dtype))), c_i64(C));
+  return cast(kF32.with_lanes(static_cast<int>(C)), load(mm.kb.kernel(), mm.o.b_scales, at, static_cast<int>(C)));
 }
 
 WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const NodeRef&)>& b_row_of) {
@@ -96,6 +106,9 @@ std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std
     per_block.push_back(let(bq[q], tile_quads(mm, t, blk_ref, q)));
   }
   per_block.push_back(let(db, tile_scales(mm, t, blk_ref)));
+  const bool with_min = packed_with_mins(mm.o.b_dtype);
+  std::string mins = mm.kb.fresh("mins");
+  if (with_min) per_block.push_back(let(mins, tile_mins(mm, t, blk_ref)));
   for (size_t r = 0; r < a_blk.size(); ++r) {
     std::string a_block = mm.kb.fresh("a_block"), ab = mm.kb.fresh("a_at"), iacc = mm.kb.fresh("iacc");
     per_block.push_back(let(a_block, iadd(ref(a_blk[r], kI64), blk_ref)));
@@ -106,8 +119,14 @@ std::vector<NodeRef> int8_rows(MatmulBuilder& mm, const WeightTile& t, const std
       sum = dot4(sum, ref(bq[q], ux), quad);
     }
     per_block.push_back(let(iacc, sum));
-    NodeRef scale = binary(BinaryOp::mul, ref(db, fx), broadcast(qscale(k, mm.o.a, ref(a_block, kI64)), static_cast<int>(C)));
-    per_block.push_back(assign(acc[r], fma(cast(fx, ref(iacc, ix)), scale, ref(acc[r], fx))));
+    std::string da = mm.kb.fresh("d_a");
+    per_block.push_back(let(da, qscale(k, mm.o.a, ref(a_block, kI64))));
+    NodeRef scale = binary(BinaryOp::mul, ref(db, fx), broadcast(ref(da, kF32), static_cast<int>(C)));
+    NodeRef next = fma(cast(fx, ref(iacc, ix)), scale, ref(acc[r], fx));
+    if (with_min)  // + m_b x d_a x the sum of the block's quants (llama.cpp's q8_1 s)
+      next = fma(ref(mins, fx), broadcast(binary(BinaryOp::mul, ref(da, kF32), a_quant_sum(mm, ref(ab, kI64))), static_cast<int>(C)),
+                 next);
+    per_block.push_back(assign(acc[r], next));
   }
   out.push_back(for_loop(blk, c_i64(0), c_i64(kb), c_i64(1), std::move(per_block)));
   return out;
@@ -124,11 +143,17 @@ std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, cons
   return st;
 }
 
-NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
-  const int64_t offset = mm.o.b_dtype == ir::DType::q4_0 ? 8 : mm.o.b_dtype == ir::DType::q5_0 ? 16 : 128;
+NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s) {
   NodeRef quants = cast({Scalar::i8, 32}, load(mm.kb.kernel(), mm.o.a, iadd(at, c_i64(2)), 32));
   NodeRef sum = reduce(ReduceOp::add, dot4(broadcast(c_i32(0), 8), u8s(1, 32), quants));
-  return binary(BinaryOp::mul, sum, c_i32(-offset));
+  return s == Scalar::i32 ? sum : cast({s, 1}, sum);
+}
+
+NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
+  const ir::DType bd = mm.o.b_dtype;
+  const int64_t offset = bd == ir::DType::q4_0 ? 8 : bd == ir::DType::q5_0 ? 16 : bd == ir::DType::q8_0 ? 128 : 0;
+  if (offset == 0) return c_i32(0);  // q4_1 / q5_1: the min's term instead
+  return binary(BinaryOp::mul, a_quant_sum(mm, at, Scalar::i32), c_i32(-offset));
 }
 
 NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }

@@ -1,6 +1,6 @@
 // Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 / Q5_0 B (or
 // a q8_k A by a packed K-quant B: int8_tiles_k.cpp) in integers on the CPU
-// (int8_gemm, int8_gemv_packed, grouped_experts_int8): 16 weight
+// (int8_gemm, int8_gemv_packed, grouped_experts_int8; Q4_1 / Q5_1 packed only): 16 weight
 // rows at a time ("a tile"), laid out for `dot4` — for every block and 4-byte quad q of
 // it, the 16 rows' quads side by side as unsigned bytes (q8_0: q + 128; q4_0: the
 // nibbles, q + 8; q5_0: the 5-bit values, q + 16), and the 16 block scales — either read from the packed layout
@@ -32,6 +32,8 @@ WeightTile weight_tile(MatmulBuilder& mm, const std::function<NodeRef(const Node
 NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, int q);
 // The tile's 16 scales of block `blk` as f32 x 16.
 NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk);
+// A packed Q4_1 / Q5_1 tile's 16 mins of block `blk` as f32 x 16.
+NodeRef tile_mins(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk);
 
 // For rows of A whose first blocks are the lets `a_blk` (one per row): the block loop
 // accumulating 16 columns of each row into the f32 x 16 vars `acc` (declared here).
@@ -52,8 +54,10 @@ std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, cons
                                    const std::string& acc);
 // Where a dot4 sum of A's block (at byte `at`) with unsigned weights starts (i32): the
 // weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8, q5_0 + 16), so -offset x the sum
-// of the block's 32 quants.
+// of the block's 32 quants; 0 for q4_1 / q5_1, whose values are unsigned as stored.
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at);
+// The sum of the 32 quants of A's block at byte `at`, as scalar `s` (i32 or f32).
+NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s = Scalar::f32);
 // `v` as `lanes` u8 lanes.
 NodeRef u8s(int64_t v, int lanes);
 // Bit `from` of every byte of `bytes` (u8 x lanes) moved to bit `to`, the other bits 0.

@@ -33,14 +33,16 @@ struct MatmulShape {
   int table_rank = 0;                // gathered_b: rank of the table
 
   bool a_quantised() const { return ir::is_quantised(a_dtype); }
-  // A q8_0 A times a B with an integer form (Q8_0, Q4_0, Q5_0: jit/block_formats.h):
-  // blocks multiply in integers (qdot / dot4).
+  // A q8_0 A times a B with an integer form (jit/block_formats.h's `integers`): blocks
+  // multiply in integers (qdot / dot4).
   bool int8_dot() const { return a_dtype == ir::DType::q8_0 && has_integer_form(b_dtype) && !fp8_scales; }
   // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0 /
-  // Q5_0; or a q8_k A times a packed K-quant B, Q2_K .. Q6_K (int8_tiles_k.cpp).
+  // Q5_0, packed or not, Q4_1 / Q5_1 packed; or a q8_k A times a packed K-quant B, Q2_K ..
+  // Q6_K (int8_tiles_k.cpp).
   bool int8_tiles() const {
     if (a_dtype == ir::DType::q8_k) return packed_b && packed_super_blocks(b_dtype);
-    return int8_dot() && (b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0 || b_dtype == ir::DType::q5_0);
+    if (!int8_dot() || !packed_legacy_blocks(b_dtype)) return false;
+    return packed_b || !packed_with_mins(b_dtype);
   }
 };
 

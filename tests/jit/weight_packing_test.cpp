@@ -32,7 +32,10 @@ jit::Schedule cpu_schedule() {
 }  // namespace
 
 TEST_CASE("pack_weight puts every quad and scale where the layout says") {
-  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0}) {
+  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0, ir::DType::q4_1, ir::DType::q5_1}) {
+    CAPTURE(ir::dtype_name(d));
+    const bool q5 = d == ir::DType::q5_0 || d == ir::DType::q5_1, with_min = jit::packed_with_mins(d);
+    const int64_t qh_at = with_min ? 4 : 2, scales_per = with_min ? 32 : 16;
     const int64_t rows = 32, k = 64, kb = k / 32, block = ir::dtype_block_bytes(d);
     const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 7);  // q5_0: random bytes (random fifth bits)
     REQUIRE(jit::packable(d, w.shape()));
@@ -45,22 +48,26 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
       for (int64_t b = 0; b < kb; ++b) {
         const uint8_t* src = w.bytes().data() + (r * kb + b) * block;
         const int64_t tb = (r / 16) * kb + b, c = r % 16;
-        uint16_t scale;
+        uint16_t scale, min;
         std::memcpy(&scale, src, 2);
-        CHECK(p.scales[static_cast<size_t>(tb * 16 + c)] == scale);
-        const uint8_t* qs = src + (d == ir::DType::q5_0 ? 6 : 2);
+        CHECK(p.scales[static_cast<size_t>(tb * scales_per + c)] == scale);
+        if (with_min) {
+          std::memcpy(&min, src + 2, 2);
+          CHECK(p.scales[static_cast<size_t>(tb * scales_per + 16 + c)] == min);
+        }
+        const uint8_t* qs = src + qh_at + (q5 ? 4 : 0);
         for (int64_t v = 0; v < vectors; ++v)
           for (int64_t i = 0; i < 4; ++i) {
             uint8_t want = 0;
-            if (d == ir::DType::q5_0 && v == 4) {  // bit q: element 4q + i's fifth bit (bit 4q + i of qh at byte 2)
+            if (q5 && v == 4) {  // bit q: element 4q + i's fifth bit (bit 4q + i of qh)
               for (int64_t q = 0; q < 8; ++q)
-                want |= static_cast<uint8_t>(((src[2 + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
-            } else {  // the block's quant bytes (q5_0's vector 4 is not one: the block ends there)
+                want |= static_cast<uint8_t>(((src[qh_at + q / 2] >> (4 * (q % 2) + i)) & 1) << q);
+            } else {  // the block's quant bytes (q5's vector 4 is not one: the block ends there)
               want = d == ir::DType::q8_0 ? static_cast<uint8_t>(qs[4 * v + i] + 128) : qs[4 * v + i];
             }
             REQUIRE(p.quads[static_cast<size_t>((tb * vectors + v) * 64 + c * 4 + i)] == want);
           }
-        if (d != ir::DType::q5_0) continue;
+        if (!q5) continue;
         // the kernels' decode (jit/matmul/int8_tiles.cpp): quad q's 5-bit values are its
         // nibbles | ((fifth-bit vector shifted by 4 - q) & 16), element 4q + i in byte i
         for (int64_t q = 0; q < 8; ++q)
@@ -71,7 +78,7 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
             const auto shifted = static_cast<uint8_t>(q <= 4 ? bits << (4 - q) : bits >> (q - 4));
             const int64_t e = 4 * q + i;
             const uint8_t stored = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
-            const uint8_t file = static_cast<uint8_t>(stored | (((src[2 + e / 8] >> (e % 8)) & 1) << 4));
+            const uint8_t file = static_cast<uint8_t>(stored | (((src[qh_at + e / 8] >> (e % 8)) & 1) << 4));
             REQUIRE((nibble | (shifted & 16)) == file);
           }
       }

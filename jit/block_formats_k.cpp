@@ -46,6 +46,22 @@ NodeRef q2_k_one(const BlockAccess& b, const NodeRef& e) {
   return sub(mul(q2_k_scale(b, s), to_f32(crumb(b, e))), q2_k_min(b, s));
 }
 
+// The int8 path (q8_k A, unpacked; the CPU packs these weights for int8_tiles_k.cpp): u =
+// the crumbs of sub-block c, per 16 elements s = d * scale, m = dmin * min.
+NodeRef q2_k_sub_integers(const BlockAccess& b, int c) { return crumbs(b, i64c(c)); }
+
+// Per 4 lanes (elements 4g ..): f32 x 8 of per_sub_block(2c) for lanes 0..3 and
+// per_sub_block(2c + 1) for 4..7.
+template <class F>
+NodeRef two_sixteens(const BlockAccess& b, int c, F per_sub_block) {
+  return concat(broadcast(b.bind(per_sub_block(i64c(2 * c))), 4), broadcast(b.bind(per_sub_block(i64c(2 * c + 1))), 4));
+}
+
+SubScales q2_k_sub_scales(const BlockAccess& b, int c) {
+  return {two_sixteens(b, c, [&](const NodeRef& s) { return q2_k_scale(b, s); }),
+          two_sixteens(b, c, [&](const NodeRef& s) { return q2_k_min(b, s); })};
+}
+
 NodeRef q2_k_chunk(const BlockAccess& b, const NodeRef& first) {
   NodeRef j = b.bind(shr(first, i64c(5)));
   NodeRef scale = two_sub_blocks(b, j, [&](const NodeRef& s) { return q2_k_scale(b, s); });
@@ -74,11 +90,24 @@ NodeRef q3_k_one(const BlockAccess& b, const NodeRef& e) {
   return mul(q3_k_scale(b, shr(e, i64c(4))), to_f32(q));
 }
 
-NodeRef q3_k_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef j = b.bind(shr(first, i64c(5)));
+// The 3-bit values (0..7, u8 x 32) of chunk j (i64): the crumb | the hmask bit << 2.
+NodeRef q3_k_unsigned(const BlockAccess& b, const NodeRef& j) {
   NodeRef hmask = b.bytes("hmask", i64c(0), Scalar::u8, 32);
   NodeRef bits = bit_and(shr(hmask, splat32(b.bind(cast({Scalar::u8, 1}, j)))), c_u8(1, 32));
-  NodeRef q = sub(cast({Scalar::i8, 32}, bit_or(crumbs(b, j), shl(bits, c_u8(2, 32)))), c_i8(4, 32));
+  return bit_or(crumbs(b, j), shl(bits, c_u8(2, 32)));
+}
+
+// The int8 path (unpacked): u = the 3-bit value, per 16 elements s = d * (scale - 32), m = 4 s.
+NodeRef q3_k_sub_integers(const BlockAccess& b, int c) { return q3_k_unsigned(b, i64c(c)); }
+
+SubScales q3_k_sub_scales(const BlockAccess& b, int c) {
+  NodeRef scale = two_sixteens(b, c, [&](const NodeRef& s) { return q3_k_scale(b, s); });
+  return {scale, mul(scale, broadcast(c_f32(4.0), 8))};
+}
+
+NodeRef q3_k_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  NodeRef q = sub(cast({Scalar::i8, 32}, q3_k_unsigned(b, j)), c_i8(4, 32));
   NodeRef scale = two_sub_blocks(b, j, [&](const NodeRef& s) { return q3_k_scale(b, s); });
   return mul(scale, to_f32(q));
 }
@@ -95,15 +124,27 @@ NodeRef q5_k_one(const BlockAccess& b, const NodeRef& e) {
   return sub(mul(s.scale, to_f32(bit_or(low, shl(high, c_u8(4))))), s.min);
 }
 
-NodeRef q5_k_chunk(const BlockAccess& b, const NodeRef& first) {
-  NodeRef j = b.bind(shr(first, i64c(5)));
-  const ScaleMin s = q4_k_scale_min(b, j);
+// The 5-bit values (u8 x 32) of chunk j (i64).
+NodeRef q5_k_values(const BlockAccess& b, const NodeRef& j) {
   NodeRef bytes = b.bytes("qs", mul(shr(j, i64c(1)), i64c(32)), Scalar::u8, 32);
   NodeRef low = bit_and(shr(bytes, splat32(b.bind(cast({Scalar::u8, 1}, mul(bit_and(j, i64c(1)), i64c(4)))))), c_u8(15, 32));
   NodeRef qh = b.bytes("qh", i64c(0), Scalar::u8, 32);
   NodeRef high = bit_and(shr(qh, splat32(b.bind(cast({Scalar::u8, 1}, j)))), c_u8(1, 32));
-  NodeRef q = bit_or(low, shl(high, c_u8(4, 32)));
-  return sub(mul(splat32(s.scale), to_f32(q)), splat32(s.min));
+  return bit_or(low, shl(high, c_u8(4, 32)));
+}
+
+NodeRef q5_k_chunk(const BlockAccess& b, const NodeRef& first) {
+  NodeRef j = b.bind(shr(first, i64c(5)));
+  const ScaleMin s = q4_k_scale_min(b, j);
+  return sub(mul(splat32(s.scale), to_f32(q5_k_values(b, j))), splat32(s.min));
+}
+
+// The int8 path (unpacked): u = the 5-bit values of sub-block c, s = d * sc, m = dmin * m.
+NodeRef q5_k_sub_integers(const BlockAccess& b, int c) { return q5_k_values(b, i64c(c)); }
+
+SubScales q5_k_sub_scales(const BlockAccess& b, int c) {
+  const ScaleMin s = q4_k_scale_min(b, i64c(c));
+  return {broadcast(s.scale, 8), broadcast(s.min, 8)};
 }
 
 }  // namespace
@@ -111,22 +152,28 @@ NodeRef q5_k_chunk(const BlockAccess& b, const NodeRef& first) {
 std::vector<BlockFormat> k_block_formats() {
   using S = Scalar;
   return {
-      {ir::DType::q2_k,
-       {{"scales", 0, 16, S::u8, 4}, {"qs", 16, 64, S::u8, 2}, {"d", 80, 2, S::f16, 16}, {"dmin", 82, 2, S::f16, 16}},
-       q2_k_one,
-       q2_k_chunk},
-      {ir::DType::q3_k,
-       {{"hmask", 0, 32, S::u8, 1}, {"qs", 32, 64, S::u8, 2}, {"scales", 96, 12, S::u8, 6}, {"d", 108, 2, S::f16, 16}},
-       q3_k_one,
-       q3_k_chunk},
-      {ir::DType::q5_k,
-       {{"d", 0, 2, S::f16, 16},
-        {"dmin", 2, 2, S::f16, 16},
-        {"scales", 4, 12, S::u8, 6},
-        {"qh", 16, 32, S::u8, 1},
-        {"qs", 48, 128, S::u8, 4}},
-       q5_k_one,
-       q5_k_chunk},
+      {.dtype = ir::DType::q2_k,
+       .fields = {{"scales", 0, 16, S::u8, 4}, {"qs", 16, 64, S::u8, 2}, {"d", 80, 2, S::f16, 16}, {"dmin", 82, 2, S::f16, 16}},
+       .one = q2_k_one,
+       .chunk = q2_k_chunk,
+       .sub_integers = q2_k_sub_integers,
+       .sub_scales = q2_k_sub_scales},
+      {.dtype = ir::DType::q3_k,
+       .fields = {{"hmask", 0, 32, S::u8, 1}, {"qs", 32, 64, S::u8, 2}, {"scales", 96, 12, S::u8, 6}, {"d", 108, 2, S::f16, 16}},
+       .one = q3_k_one,
+       .chunk = q3_k_chunk,
+       .sub_integers = q3_k_sub_integers,
+       .sub_scales = q3_k_sub_scales},
+      {.dtype = ir::DType::q5_k,
+       .fields = {{"d", 0, 2, S::f16, 16},
+                  {"dmin", 2, 2, S::f16, 16},
+                  {"scales", 4, 12, S::u8, 6},
+                  {"qh", 16, 32, S::u8, 1},
+                  {"qs", 48, 128, S::u8, 4}},
+       .one = q5_k_one,
+       .chunk = q5_k_chunk,
+       .sub_integers = q5_k_sub_integers,
+       .sub_scales = q5_k_sub_scales},
   };
 }
 

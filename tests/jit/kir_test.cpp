@@ -455,9 +455,7 @@ TEST_CASE("qdot of every integer form with its activation type is the decoded bl
     if (ad == ir::DType::f32) continue;
     CAPTURE(ir::dtype_name(wd));
     const bool has_form = ad == ir::DType::q8_0 ? format.integers != nullptr : format.sub_integers != nullptr;
-    const bool packed_only = wd == ir::DType::q2_k || wd == ir::DType::q3_k || wd == ir::DType::q5_k;
-    REQUIRE_MESSAGE((has_form || packed_only), "no integer form for its activation type");
-    if (!has_form) continue;  // those K-types take q8_k in packed tiles only (jit/matmul/int8_tiles_k.cpp)
+    REQUIRE_MESSAGE(has_form, "no integer form for its activation type");
     const int64_t elems = 2 * ir::dtype_block_elems(ad) * (ad == ir::DType::q8_0 ? 2 : 1);  // 4 q8_0 blocks, 2 q8_k
     std::vector<float> x(static_cast<size_t>(elems));
     for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 1.3f + 0.2f) * 0.8f;
@@ -495,5 +493,5 @@ TEST_CASE("qdot of every integer form with its activation type is the decoded bl
     }
     ++checked;
   }
-  CHECK(checked >= 17);  // q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4, q4_k, q6_k, iq4_xs and the 7 grid types
+  CHECK(checked == 20);  // q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4, q2_k .. q6_k, iq4_xs and the 7 grid types
 }

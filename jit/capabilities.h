@@ -25,6 +25,7 @@ struct Capabilities {
   int sub_group_size = 1;           // work-items per sub-group (warp 32, wavefront 64 / 32); 1: none
   bool sub_group_shuffle = false;   // lanes of a sub-group exchange values (shfl.sync, ds_swizzle / DPP)
   bool int8_dot = false;            // a 4 x int8 dot product into i32 (dp4a, v_dot4_i32_i8, AVX-512 VNNI vpdpbusd)
+  bool byte_shuffle = false;        // 16 lanes of bytes looked up in a 16-byte table at once (SSSE3 pshufb)
   std::vector<MatrixShape> matrix_shapes;  // matrix units; empty: none
   int vector_load_bits = 128;       // widest native load / store of a work-item, bits
   int vector_bits = 128;            // widest native f32 arithmetic vector, bits (CPU: 512 with AVX-512)

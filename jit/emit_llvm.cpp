@@ -194,9 +194,11 @@ class LlvmEmitter {
   }
 
   // kir.h's table_load: a scalar, consecutive elements (one vector load), or a gather
-  // (a load per lane).
+  // (a load per lane; from a table of at most 16 bytes, one pshufb per 16 lanes where the
+  // CPU has it: a codebook lookup).
   Value* table_load(const Node& n) {
     llvm::GlobalVariable* table = tables_.at(static_cast<size_t>(n.i));
+    if (Value* shuffled = byte_table_gather(n)) return shuffled;
     llvm::Type* et = le::scalar_type(ctx_, n.type.scalar);
     const llvm::Align align(static_cast<uint64_t>(std::max(1, scalar_bits(n.type.scalar) / 8)));
     auto element = [&](Value* i) { return b_.CreateInBoundsGEP(table->getValueType(), table, {b_.getInt64(0), i}); };
@@ -213,6 +215,16 @@ class LlvmEmitter {
       out = b_.CreateInsertElement(out, b_.CreateAlignedLoad(et, element(at), align), static_cast<uint64_t>(l));
     }
     return out;
+  }
+
+  // table_load's gather from a table of at most 16 bytes, 16 lanes per pshufb, where the
+  // CPU has it; nullptr otherwise (the load per lane).
+  Value* byte_table_gather(const Node& n) {
+    const int lanes = n.type.lanes;
+    if (spir_ || !cpu_.pshufb || n.args[0]->type.lanes == 1 || (lanes != 16 && lanes != 32 && lanes != 64)) return nullptr;
+    const TableDecl& t = k_.tables.at(static_cast<size_t>(n.i));
+    if (scalar_bits(t.scalar) != 8 || t.values.size() > 16) return nullptr;
+    return le::byte_lookup(b_, t.values, expr(*n.args[0]));
   }
 
   // size_t f(uint dim), an OpenCL work-item function.

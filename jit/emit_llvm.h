@@ -20,6 +20,7 @@ namespace moat::jit {
 // is left to LLVM's instruction selection for the host).
 struct CpuFeatures {
   bool avx512_vnni = false;  // with AVX512VL: vpdpbusd on 256 and 512 bits (qdot)
+  bool pshufb = false;       // SSSE3: a gather of 16 lanes from a table of <= 16 bytes is one pshufb
 };
 
 std::string emit_llvm(const Kernel& kernel, const CpuFeatures& cpu = {});

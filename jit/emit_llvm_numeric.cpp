@@ -159,6 +159,34 @@ Value* binary_op(IRBuilder<>& b, BinaryOp op, Value* x, Value* y, Type t) {
   MOAT_INTERNAL_ERROR("llvm emitter: unknown binary op");
 }
 
+Value* byte_lookup(IRBuilder<>& b, const std::vector<int64_t>& table, Value* index) {
+  MOAT_INTERNAL_CHECK(table.size() <= 16, "byte_lookup: a table of ", table.size(), " bytes");
+  const unsigned n = llvm::cast<llvm::FixedVectorType>(index->getType())->getNumElements();
+  MOAT_INTERNAL_CHECK(n % 16 == 0, "byte_lookup: ", n, " lanes");
+  std::vector<llvm::Constant*> bytes;
+  for (size_t i = 0; i < 16; ++i) bytes.push_back(b.getInt8(i < table.size() ? static_cast<uint8_t>(table[i]) : 0));
+  Value* table16 = llvm::ConstantVector::get(bytes);
+  Value* indices = b.CreateTrunc(index, llvm::FixedVectorType::get(b.getInt8Ty(), n));  // below 16: pshufb's bit 7 clear
+  std::vector<Value*> parts;
+  for (unsigned c = 0; c < n / 16; ++c) {
+    std::vector<int> pick(16);
+    for (int i = 0; i < 16; ++i) pick[static_cast<size_t>(i)] = static_cast<int>(16 * c) + i;
+    Value* chunk = n == 16 ? indices : b.CreateShuffleVector(indices, pick);
+    parts.push_back(b.CreateIntrinsic(llvm::Intrinsic::x86_ssse3_pshuf_b_128, {}, {table16, chunk}));
+  }
+  while (parts.size() > 1) {  // concatenate pairs: 16 -> 32 -> 64 lanes
+    std::vector<Value*> joined;
+    for (size_t i = 0; i < parts.size(); i += 2) {
+      const unsigned half = llvm::cast<llvm::FixedVectorType>(parts[i]->getType())->getNumElements();
+      std::vector<int> both(2 * half);
+      for (unsigned j = 0; j < 2 * half; ++j) both[j] = static_cast<int>(j);
+      joined.push_back(b.CreateShuffleVector(parts[i], parts[i + 1], both));
+    }
+    parts = std::move(joined);
+  }
+  return parts[0];
+}
+
 Value* dot4(IRBuilder<>& b, Value* acc, Value* a, Value* bv, bool vnni) {
   const unsigned n = llvm::cast<llvm::FixedVectorType>(acc->getType())->getNumElements();
   llvm::Type* words = llvm::FixedVectorType::get(b.getInt32Ty(), n);

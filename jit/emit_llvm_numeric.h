@@ -23,6 +23,10 @@ llvm::Value* reinterpret(llvm::IRBuilder<>& b, llvm::Value* v, Type from, Type t
 // kir.h's `dot4` (acc i32 x N, a u8 x 4N, b i8 x 4N or x 4); `vnni`: vpdpbusd for N of
 // 4, 8, 16.
 llvm::Value* dot4(llvm::IRBuilder<>& b, llvm::Value* acc, llvm::Value* a, llvm::Value* bv, bool vnni);
+// Lane l of the result (i8 x N, N 16, 32 or 64) is table[index[l]] for a table of at
+// most 16 bytes and indices (an integer vector of N lanes) below its size: SSSE3 pshufb,
+// 16 lanes at a time.
+llvm::Value* byte_lookup(llvm::IRBuilder<>& b, const std::vector<int64_t>& table, llvm::Value* index);
 // NaN-propagating max / min of two floats (ir/interpreter.h), and the lane-wise
 // results of a BinaryOp on two values of type t.
 llvm::Value* float_max(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);

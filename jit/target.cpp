@@ -94,6 +94,7 @@ std::string bytes_of(const std::vector<uint8_t>& bytes) { return std::string(byt
 std::string print_llvm(const Kernel& k, const Capabilities& caps) {
   CpuFeatures cpu;
   cpu.avx512_vnni = caps.int8_dot;
+  cpu.pshufb = caps.byte_shuffle;
   return emit_llvm(k, cpu);
 }
 // "sm_90" -> PTX for sm_90 at the lowest PTX version that has it.

@@ -22,6 +22,7 @@ jit::Capabilities capabilities_of(const backends::DeviceProperties& device) {
   caps.local_memory_bytes = device.local_memory_bytes;
   caps.vector_bits = device.vector_bits;
   if (device.info.has_feature("avx512vnni") && device.info.has_feature("avx512vl")) caps.int8_dot = true;
+  if (device.info.has_feature("ssse3")) caps.byte_shuffle = true;
   return caps;
 }
 

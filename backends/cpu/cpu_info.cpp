@@ -63,7 +63,7 @@ DeviceInfo describe_host_cpu() {
   // ISA features that change code generation, named as LLVM names them, from the
   // kernel's view of the CPU (/proc/cpuinfo "flags"), which is compiler-independent.
   const std::pair<const char*, const char*> kFeatures[] = {
-      {"sse4_2", "sse4.2"},     {"avx", "avx"},           {"avx2", "avx2"},
+      {"ssse3", "ssse3"},       {"sse4_2", "sse4.2"},     {"avx", "avx"},           {"avx2", "avx2"},
       {"fma", "fma"},           {"f16c", "f16c"},         {"avx512f", "avx512f"},
       {"avx512bw", "avx512bw"}, {"avx512vl", "avx512vl"}, {"avx512_vnni", "avx512vnni"},
       {"avx512_bf16", "avx512bf16"}, {"asimd", "neon"},   {"asimddp", "dotprod"},

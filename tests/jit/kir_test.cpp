@@ -442,12 +442,13 @@ std::vector<float> as_floats(const std::vector<uint8_t>& bytes) {
 // Every format with an integer form multiplies with its activation type (ir/quant.h's
 // activation_dtype: q8_0 per 32, q8_k per 256) to the dot product of the decoded blocks:
 // the qdot lanes' sum against a double sum of the reference decoders' values, VNNI and
-// generic alike.
+// generic alike, and codebook lookups by pshufb as by a load per lane.
 TEST_CASE("qdot of every integer form with its activation type is the decoded blocks' dot product") {
   namespace ir = moat::ir;
   const std::unique_ptr<backends::Device> cpu = backends::open_cpu_device({});
   const backends::DeviceInfo& info = cpu->properties().info;
   const bool host_vnni = info.has_feature("avx512vnni") && info.has_feature("avx512vl");
+  const bool host_pshufb = info.has_feature("ssse3");
   int checked = 0;
   for (const BlockFormat& format : block_formats()) {
     const ir::DType wd = format.dtype;
@@ -480,15 +481,19 @@ TEST_CASE("qdot of every integer form with its activation type is the decoded bl
     int qb = d.add_buffer({"w", wd, Space::global, elems, false});
     int out = d.add_buffer({"out", ir::DType::f32, Space::global, lanes, true});
     d.body = block({store(d, out, c_i64(0), qdot(d, qa, c_i64(0), qb, c_i64(0), blocks))});
+    if (wd == ir::DType::iq4_nl || wd == ir::DType::iq4_xs || wd == ir::DType::mxfp4)  // 16-entry codebooks
+      CHECK(emit_llvm(d, CpuFeatures{.pshufb = true}).find("llvm.x86.ssse3.pshuf.b.128") != std::string::npos);
     std::vector<float> generic;
-    for (bool vnni : {false, true}) {
-      if (vnni && !host_vnni) continue;
+    for (const CpuFeatures features : {CpuFeatures{}, CpuFeatures{.avx512_vnni = true}, CpuFeatures{.pshufb = true},
+                                       CpuFeatures{.avx512_vnni = true, .pshufb = true}}) {
+      if ((features.avx512_vnni && !host_vnni) || (features.pshufb && !host_pshufb)) continue;
       const std::vector<float> got = run_on_cpu(d, {as_floats(a), as_floats(w), std::vector<float>(static_cast<size_t>(lanes))},
-                                                {}, 2, CpuFeatures{.avx512_vnni = vnni});
+                                                {}, 2, features);
       double sum = 0;
       for (float l : got) sum += l;
-      CHECK_MESSAGE(std::fabs(sum - expect) <= 1e-5 * scale, (vnni ? "vnni " : "generic "), sum, " vs ", expect);
-      if (!vnni) generic = got;
+      CHECK_MESSAGE(std::fabs(sum - expect) <= 1e-5 * scale, "vnni ", features.avx512_vnni, " pshufb ", features.pshufb, ": ",
+                    sum, " vs ", expect);
+      if (generic.empty()) generic = got;
       else CHECK(got == generic);
     }
     ++checked;

@@ -63,6 +63,12 @@ struct BlockFormat {
   const BlockField& field(std::string_view name) const;  // internal error when absent
 };
 
+// A 4-bit codebook type's values made unsigned, value + 128 (u8): the table its int8 path
+// looks nibbles up in, as Kernel::add_table takes it. IQ4_NL and IQ4_XS share
+// kvalues_iq4nl; MXFP4 has its own; nullptr for other types.
+const TableDecl* unsigned_codebook(ir::DType dtype);
+inline constexpr int64_t kCodebookOffset = 128;
+
 // The format of `dtype`; nullptr when it is not block-quantised.
 const BlockFormat* find_block_format(ir::DType dtype);
 // Whether `dtype` has a block format with an integer form (the B operand of `qdot`).

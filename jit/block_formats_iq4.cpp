@@ -20,16 +20,19 @@ int codebook(const BlockAccess& b, std::string_view name, const std::array<int8_
 int iq4nl_table(const BlockAccess& b) { return codebook(b, "iq4nl_values", ir::kIq4nlValues); }
 int mxfp4_table(const BlockAccess& b) { return codebook(b, "mxfp4_values", ir::kMxfp4Values); }
 
-// The int8 path: a codebook made unsigned, value + 128 as u8 (the integer form's offset).
-constexpr int64_t kUnsignedOffset = 128;
+// The int8 path: the codebooks made unsigned (jit/block_formats.h's unsigned_codebook).
 template <size_t N>
-int unsigned_codebook(const BlockAccess& b, std::string_view name, const std::array<int8_t, N>& values) {
-  std::vector<int64_t> shifted;
-  for (int8_t v : values) shifted.push_back(v + kUnsignedOffset);
-  return b.table(name, Scalar::u8, shifted);
+TableDecl unsigned_table(std::string name, const std::array<int8_t, N>& values) {
+  TableDecl t{std::move(name), Scalar::u8, {}};
+  for (int8_t v : values) t.values.push_back(v + kCodebookOffset);
+  return t;
 }
-int iq4nl_unsigned_table(const BlockAccess& b) { return unsigned_codebook(b, "iq4nl_unsigned", ir::kIq4nlValues); }
-int mxfp4_unsigned_table(const BlockAccess& b) { return unsigned_codebook(b, "mxfp4_unsigned", ir::kMxfp4Values); }
+int lookup_table(const BlockAccess& b, ir::DType dtype) {
+  const TableDecl& t = *unsigned_codebook(dtype);
+  return b.table(t.name, t.scalar, t.values);
+}
+int iq4nl_unsigned_table(const BlockAccess& b) { return lookup_table(b, ir::DType::iq4_nl); }
+int mxfp4_unsigned_table(const BlockAccess& b) { return lookup_table(b, ir::DType::mxfp4); }
 
 // Element l (0..31, i64) of 16 bytes of nibbles in q4_0's order: byte l % 16, low
 // nibble for l < 16, else high (u8).
@@ -96,7 +99,7 @@ NodeRef iq4_xs_sub_integers(const BlockAccess& b, int c) {
 
 SubScales iq4_xs_sub_scales(const BlockAccess& b, int c) {
   NodeRef scale = broadcast(iq4_xs_scale(b, i64c(c)), 8);
-  return {scale, mul(scale, broadcast(c_f32(static_cast<double>(kUnsignedOffset)), 8))};
+  return {scale, mul(scale, broadcast(c_f32(static_cast<double>(kCodebookOffset)), 8))};
 }
 
 // --- mxfp4: e (E8M0), 16 bytes of nibbles: x = kvalues_mxfp4[nibble] * d with d =
@@ -126,6 +129,14 @@ NodeRef mxfp4_integers(const BlockAccess& b) { return b.lookup(mxfp4_unsigned_ta
 
 }  // namespace
 
+const TableDecl* unsigned_codebook(ir::DType dtype) {
+  static const TableDecl iq4nl = unsigned_table("iq4nl_unsigned", ir::kIq4nlValues);
+  static const TableDecl mxfp4 = unsigned_table("mxfp4_unsigned", ir::kMxfp4Values);
+  if (dtype == ir::DType::iq4_nl || dtype == ir::DType::iq4_xs) return &iq4nl;
+  if (dtype == ir::DType::mxfp4) return &mxfp4;
+  return nullptr;
+}
+
 std::vector<BlockFormat> iq4_block_formats() {
   using S = Scalar;
   return {
@@ -134,7 +145,7 @@ std::vector<BlockFormat> iq4_block_formats() {
        .one = iq4_nl_one,
        .chunk = iq4_nl_chunk,
        .integers = iq4_nl_integers,
-       .integer_offset = kUnsignedOffset},
+       .integer_offset = kCodebookOffset},
       {.dtype = ir::DType::iq4_xs,
        .fields = {{"d", 0, 2, S::f16, 16}, {"scales_h", 2, 2, S::u8, 2}, {"scales_l", 4, 4, S::u8, 4}, {"qs", 8, 128, S::u8, 4}},
        .one = iq4_xs_one,
@@ -146,7 +157,7 @@ std::vector<BlockFormat> iq4_block_formats() {
        .one = mxfp4_one,
        .chunk = mxfp4_chunk,
        .integers = mxfp4_integers,
-       .integer_offset = kUnsignedOffset,
+       .integer_offset = kCodebookOffset,
        .integer_scale = mxfp4_scale},
   };
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ir/quant.h"
+#include "ir/quant_iq4.h"
 #include "ir/quant_legacy_k_blocks.h"
 #include "support/error.h"
 
@@ -31,7 +32,7 @@ int64_t rows_of(const std::vector<int64_t>& shape) {
   return rows;
 }
 
-// Row c of tile-super-block tb of a Q4_K / Q6_K weight into the layout (weight_packing.h).
+// Row c of tile-super-block tb of a super-block weight into the layout (weight_packing.h).
 void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t c, PackedWeight& out) {
   uint8_t* quads = out.quads.data() + tb * packed_block_bytes(dtype);
   uint16_t* scales = out.scales.data() + tb * packed_block_scales(dtype);
@@ -58,6 +59,12 @@ void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t
     put_vectors(b.qs, 16, 0);
     put_vectors(b.hmask, 8, 1024);
     for (int s = 0; s < 16; ++s) quads[1536 + 16 * s + c] = static_cast<uint8_t>(ir::q3_k_scale(b.scales, s) - 32);
+    scales[c] = b.d;
+  } else if (dtype == ir::DType::iq4_xs) {
+    ir::BlockIQ4_XS b;
+    std::memcpy(&b, block, sizeof b);
+    put_vectors(b.qs, 32, 0);
+    for (int s = 0; s < 8; ++s) quads[2048 + 16 * s + c] = static_cast<uint8_t>(ir::iq4_xs_scale(b, s) - 32);
     scales[c] = b.d;
   } else if (dtype == ir::DType::q5_k) {
     ir::BlockQ5_K b;
@@ -100,12 +107,12 @@ std::string packed_weight_of(std::string_view buffer_name) {
 
 bool packed_super_blocks(ir::DType dtype) {
   return dtype == ir::DType::q2_k || dtype == ir::DType::q3_k || dtype == ir::DType::q4_k || dtype == ir::DType::q5_k ||
-         dtype == ir::DType::q6_k;
+         dtype == ir::DType::q6_k || dtype == ir::DType::iq4_xs;
 }
 
 bool packed_legacy_blocks(ir::DType dtype) {
   return dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0 || dtype == ir::DType::q4_1 ||
-         dtype == ir::DType::q5_1;
+         dtype == ir::DType::q5_1 || dtype == ir::DType::iq4_nl;
 }
 
 bool packed_with_mins(ir::DType dtype) { return dtype == ir::DType::q4_1 || dtype == ir::DType::q5_1; }
@@ -126,12 +133,14 @@ int64_t packed_block_bytes(ir::DType dtype) {
   if (dtype == ir::DType::q4_k) return 2304;
   if (dtype == ir::DType::q5_k) return 2816;
   if (dtype == ir::DType::q6_k) return 4352;
+  if (dtype == ir::DType::iq4_xs) return 2176;
   return packed_vectors(dtype) * 64;
 }
 
 int64_t packed_block_scales(ir::DType dtype) {
-  const bool one_scale = dtype == ir::DType::q6_k || dtype == ir::DType::q3_k || dtype == ir::DType::q8_0 ||
-                         dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0;
+  const bool one_scale = dtype == ir::DType::q6_k || dtype == ir::DType::q3_k || dtype == ir::DType::iq4_xs ||
+                         dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0 ||
+                         dtype == ir::DType::iq4_nl;
   return one_scale ? 16 : 32;  // d; or d and dmin / m
 }
 

@@ -18,12 +18,14 @@
 //                   fifth bits as bytes 0 / 16 are one shift and one mask of that
 //                   vector: (x << (4 - q)) & 16 for q <= 4, (x >> (q - 4)) & 16 above.
 //             q4_1  as q4_0; q5_1 as q5_0 (the values unsigned, x = d * q + m)
+//             iq4_nl  as q4_0 (the nibbles index kvalues_iq4nl, read through
+//                   jit/block_formats.h's unsigned_codebook)
 //   scales  f16, the row's block scale d at (t * kb + b) * S + c, S = 16; q4_1 / q5_1:
 //           S = 32 and the block's min m at + 16.
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288; Q4_1: 320;
 // Q5_0: 352, Q5_1: 384).
 //
-// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K (super-blocks of 256; sb = K / 256 per row; tile and super-block
+// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS (super-blocks of 256; sb = K / 256 per row; tile and super-block
 // tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):
 //   quads   u8, packed_block_bytes per tile and super-block, at tb * that:
 //             q2_k  [0, 1024): qs as 16 vectors (lane c = qs bytes 4v .. 4v + 3 of row c:
@@ -46,9 +48,13 @@
 //             q6_k  [0, 4096): 64 vectors, vector v lane c = the 6-bit values (0..63, one
 //                   byte each) of row c's elements 4v .. 4v + 3; [4096, 4352): the int8
 //                   scale of 16-element sub-block s of row c at 4096 + 16s + c
+//             iq4_xs  [0, 2048): 32 vectors, vector v lane c = bytes 4v .. 4v + 3 of row c's
+//                   qs as stored (sub-block s: vectors 4s .. 4s + 3, low nibbles its
+//                   elements 0..15, high 16..31; indices into kvalues_iq4nl); [2048, 2176):
+//                   sub-block s's 6-bit scale - 32 (int8) of row c at 2048 + 16s + c
 //   scales  f16, packed_block_scales per tile and super-block, at tb * that: d of row c
 //           at + c; q2_k, q4_k, q5_k: dmin at + 16 + c.
-// Q2_K: 1344 bytes per tile and super-block, as the file; Q3_K 1824 for 1760; Q4_K:
+// IQ4_XS: 2208 for 2176. Q2_K: 1344 bytes per tile and super-block, as the file; Q3_K 1824 for 1760; Q4_K:
 // 2368 for 2304 (the scales unpacked), Q5_K 2880 for 2816; Q6_K: 4384 where the file has 3360 (a byte per value: the 6-bit values
 // cost three more instructions per quad to put together than the 30 % more bytes cost
 // to read, in the GEMV on a CPU with AVX-512 VNNI).

@@ -34,12 +34,13 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
   const ir::DType bd = mm.o.b_dtype;
   const bool q5 = bd == ir::DType::q5_0 || bd == ir::DType::q5_1;
-  const bool q4 = bd == ir::DType::q4_0 || bd == ir::DType::q4_1 || q5;  // q4: nibbles
+  const bool q4 = bd == ir::DType::q4_0 || bd == ir::DType::q4_1 || bd == ir::DType::iq4_nl || q5;  // q4: nibbles
   const int64_t vectors = packed_vectors(bd);
   NodeRef first = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors));  // the tile and block's vector 0
   NodeRef raw = load(k, mm.o.b, imul(iadd(first, c_i64(q4 ? q % 4 : q)), c_i64(64)), 64);
   if (!q4) return raw;  // stored + 128
   NodeRef nibble = q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
+  if (const TableDecl* book = unsigned_codebook(bd)) return codebook_values(k, *book, nibble);  // iq4_nl
   if (!q5) return nibble;
   // q5_0 / q5_1: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
   NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
@@ -151,9 +152,15 @@ NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s) {
 
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
   const ir::DType bd = mm.o.b_dtype;
-  const int64_t offset = bd == ir::DType::q4_0 ? 8 : bd == ir::DType::q5_0 ? 16 : bd == ir::DType::q8_0 ? 128 : 0;
+  const int64_t offset = bd == ir::DType::q4_0 ? 8 : bd == ir::DType::q5_0 ? 16 : bd == ir::DType::q8_0 ? 128
+                       : bd == ir::DType::iq4_nl ? kCodebookOffset : 0;
   if (offset == 0) return c_i32(0);  // q4_1 / q5_1: the min's term instead
   return binary(BinaryOp::mul, a_quant_sum(mm, at, Scalar::i32), c_i32(-offset));
+}
+
+NodeRef codebook_values(Kernel& k, const TableDecl& book, const NodeRef& nibbles) {
+  const int lanes = nibbles->type.lanes;
+  return table_load(k, k.add_table(book), cast({Scalar::i64, lanes}, nibbles));  // one element per lane
 }
 
 NodeRef u8s(int64_t v, int lanes) { return broadcast(constant({Scalar::u8, 1}, static_cast<double>(v)), lanes); }

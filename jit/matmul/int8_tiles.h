@@ -1,6 +1,6 @@
 // Internal to the matmul strategies that multiply a q8_0 A by a Q8_0 / Q4_0 / Q5_0 B (or
 // a q8_k A by a packed K-quant B: int8_tiles_k.cpp) in integers on the CPU
-// (int8_gemm, int8_gemv_packed, grouped_experts_int8; Q4_1 / Q5_1 packed only): 16 weight
+// (int8_gemm, int8_gemv_packed, grouped_experts_int8; Q4_1 / Q5_1 / IQ4_NL packed only): 16 weight
 // rows at a time ("a tile"), laid out for `dot4` — for every block and 4-byte quad q of
 // it, the 16 rows' quads side by side as unsigned bytes (q8_0: q + 128; q4_0: the
 // nibbles, q + 8; q5_0: the 5-bit values, q + 16), and the 16 block scales — either read from the packed layout
@@ -53,11 +53,13 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
 std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
                                    const std::string& acc);
 // Where a dot4 sum of A's block (at byte `at`) with unsigned weights starts (i32): the
-// weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8, q5_0 + 16), so -offset x the sum
+// weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8, q5_0 + 16, iq4_nl's codebook + 128), so -offset x the sum
 // of the block's 32 quants; 0 for q4_1 / q5_1, whose values are unsigned as stored.
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at);
 // The sum of the 32 quants of A's block at byte `at`, as scalar `s` (i32 or f32).
 NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s = Scalar::f32);
+// The unsigned codebook values (u8 x N) of nibbles (u8 x N): iq4_nl / iq4_xs tiles.
+NodeRef codebook_values(Kernel& k, const TableDecl& book, const NodeRef& nibbles);
 // `v` as `lanes` u8 lanes.
 NodeRef u8s(int64_t v, int lanes);
 // Bit `from` of every byte of `bytes` (u8 x lanes) moved to bit `to`, the other bits 0.

@@ -1,4 +1,4 @@
-// Packed Q2_K / Q3_K / Q4_K / Q5_K / Q6_K weight tiles times rows of a q8_k A (jit/weight_packing.h's
+// Packed Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weight tiles times rows of a q8_k A (jit/weight_packing.h's
 // super-block layout): llama.cpp's vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K for 16 columns
 // at once. Per super-block of 256, each sub-block's integer dot products (dot4 of the
 // tile's 16 columns of unsigned quants with the row's int8 quants) are weighted by the
@@ -8,6 +8,8 @@
 //         (Q5_K the same, its quants with the fifth bit)
 //   Q6_K  acc += (d * d_a) * sum_s sc_s * (dot_s - 32 * bsum16_s)   (Q3_K: - 4, sc - 32 signed)
 //   Q2_K  acc += (d * d_a) * sum_s sc_s * dot_s  -  (dmin * d_a) * sum_s m_s * bsum16_s
+//   IQ4_XS acc += (d * d_a) * sum_s (ls_s - 32) * (dot_s - 128 * bsum32_s), the values
+//         kvalues_iq4nl + 128 looked up from the nibbles (vec_dot_iq4_xs_q8_K)
 // where bsum are the sums of the row's quants over the sub-block (q8_k's bsums).
 #include <functional>
 
@@ -35,19 +37,21 @@ NodeRef a_bsum_pair(MatmulBuilder& mm, const NodeRef& at, int p) {
 NodeRef pair_low(const NodeRef& pair) { return binary(BinaryOp::shr, binary(BinaryOp::shl, pair, c_i32(16)), c_i32(16)); }
 NodeRef pair_high(const NodeRef& pair) { return binary(BinaryOp::shr, pair, c_i32(16)); }
 
-// Whether the type's sub-blocks are 32 elements (Q4_K, Q5_K) rather than 16.
-bool wide_sub_blocks(ir::DType d) { return d == ir::DType::q4_k || d == ir::DType::q5_k; }
+// Whether the type's sub-blocks are 32 elements (Q4_K, Q5_K, IQ4_XS) rather than 16.
+bool wide_sub_blocks(ir::DType d) { return d == ir::DType::q4_k || d == ir::DType::q5_k || d == ir::DType::iq4_xs; }
 // Whether the type has mins (x = s * q - m): Q2_K, Q4_K, Q5_K.
-bool has_mins(ir::DType d) { return d != ir::DType::q3_k && d != ir::DType::q6_k; }
+bool has_mins(ir::DType d) { return d == ir::DType::q2_k || d == ir::DType::q4_k || d == ir::DType::q5_k; }
 
 // The row's per-sub-block term of super-block `at` (A's block's first byte), sub-block s:
 // with mins the sum of its quants (the mins' factor: 32 for Q4_K / Q5_K, 16 for Q2_K);
-// Q6_K / Q3_K -32 / -4 x the sum of its 16 (where its dot4 chain starts).
+// Q6_K / Q3_K -32 / -4 x the sum of its 16, IQ4_XS -128 x the sum of its 32 (where its
+// dot4 chain starts: the unsigned values' offset).
 NodeRef a_sub_term(MatmulBuilder& mm, const NodeRef& at, int s) {
   const ir::DType d = mm.o.b_dtype;
   if (wide_sub_blocks(d)) {
     NodeRef pair = a_bsum_pair(mm, at, s);
-    return add(pair_low(pair), pair_high(pair));
+    NodeRef sum = add(pair_low(pair), pair_high(pair));
+    return d == ir::DType::iq4_xs ? mul(sum, c_i32(-kCodebookOffset)) : sum;
   }
   NodeRef pair = a_bsum_pair(mm, at, s / 2);
   NodeRef bsum = s % 2 == 0 ? pair_low(pair) : pair_high(pair);
@@ -93,7 +97,7 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
                                  std::vector<std::string>& acc, const KRowTerms* terms) {
   Kernel& k = mm.kb.kernel();
   const ir::DType bd = mm.o.b_dtype;
-  const bool q4 = wide_sub_blocks(bd);       // Q4_K or Q5_K: scales and mins of 32-element sub-blocks
+  const bool q4 = bd == ir::DType::q4_k || bd == ir::DType::q5_k;  // scales and mins of 32-element sub-blocks
   const bool q5 = bd == ir::DType::q5_k;     // fifth bits in 8 more vectors
   const bool mins = has_mins(bd);
   const int64_t scales_at = q5 ? 2560 : 2048, mins_at = scales_at + 128;
@@ -143,7 +147,25 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
     }
   };
   auto zero = [&](size_t) { return broadcast(c_i32(0), lanes); };
-  if (q4) {
+  if (bd == ir::DType::iq4_xs) {
+    // sub-block s: vectors 4s + v, low nibbles its quads v, high nibbles quads 4 + v, as
+    // indices of the codebook; its int8 scale; the chain starts at -128 x the row's sum
+    const TableDecl& book = *unsigned_codebook(bd);
+    const Type u8{Scalar::u8, 64};
+    for (int s = 0; s < 8; ++s) {
+      std::vector<NodeRef> quads(8);
+      for (int v = 0; v < 4; ++v) {
+        std::string raw = mm.kb.fresh("bq"), lo = mm.kb.fresh("bq"), hi = mm.kb.fresh("bq");
+        per_block.push_back(let(raw, u8_vector(mm, iadd(base_ref, c_i64((4 * s + v) * 64)))));
+        per_block.push_back(let(lo, codebook_values(k, book, binary(BinaryOp::land, ref(raw, u8), u8s(15, 64)))));
+        per_block.push_back(let(hi, codebook_values(k, book, binary(BinaryOp::shr, ref(raw, u8), u8s(4, 64)))));
+        quads[static_cast<size_t>(v)] = ref(lo, u8);
+        quads[static_cast<size_t>(4 + v)] = ref(hi, u8);
+      }
+      NodeRef scale = i32s(cast(Type{Scalar::i8, lanes}, load(k, mm.o.b, iadd(base_ref, c_i64(2048 + 16 * s)), lanes)));
+      sub_block(quads, 32 * s, scale, [&](size_t r) { return broadcast(term(r, s), lanes); });
+    }
+  } else if (q4) {
     for (int j = 0; j < 4; ++j) {
       std::vector<NodeRef> low, high;
       for (int q = 0; q < 8; ++q) {

@@ -37,12 +37,12 @@ struct MatmulShape {
   // multiply in integers (qdot / dot4).
   bool int8_dot() const { return a_dtype == ir::DType::q8_0 && has_integer_form(b_dtype) && !fp8_scales; }
   // int8_dot with a B the CPU's int8 weight tiles lay out (int8_tiles.h): Q8_0 / Q4_0 /
-  // Q5_0, packed or not, Q4_1 / Q5_1 packed; or a q8_k A times a packed K-quant B, Q2_K ..
-  // Q6_K (int8_tiles_k.cpp).
+  // Q5_0, packed or not, Q4_1 / Q5_1 / IQ4_NL packed; or a q8_k A times a packed
+  // super-block B, Q2_K .. Q6_K, IQ4_XS (int8_tiles_k.cpp).
   bool int8_tiles() const {
     if (a_dtype == ir::DType::q8_k) return packed_b && packed_super_blocks(b_dtype);
     if (!int8_dot() || !packed_legacy_blocks(b_dtype)) return false;
-    return packed_b || !packed_with_mins(b_dtype);
+    return packed_b || b_dtype == ir::DType::q8_0 || b_dtype == ir::DType::q4_0 || b_dtype == ir::DType::q5_0;  // weight_tile's
   }
 };
 

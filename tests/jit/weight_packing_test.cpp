@@ -8,6 +8,7 @@
 
 #include "ir/builder.h"
 #include "ir/quant.h"
+#include "ir/quant_iq4.h"
 #include "ir/quant_legacy_k_blocks.h"
 #include "support/half.h"
 #include "ir/tensor.h"
@@ -32,7 +33,7 @@ jit::Schedule cpu_schedule() {
 }  // namespace
 
 TEST_CASE("pack_weight puts every quad and scale where the layout says") {
-  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0, ir::DType::q4_1, ir::DType::q5_1}) {
+  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0, ir::DType::q4_1, ir::DType::q5_1, ir::DType::iq4_nl}) {
     CAPTURE(ir::dtype_name(d));
     const bool q5 = d == ir::DType::q5_0 || d == ir::DType::q5_1, with_min = jit::packed_with_mins(d);
     const int64_t qh_at = with_min ? 4 : 2, scales_per = with_min ? 32 : 16;
@@ -93,7 +94,7 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
 
 TEST_CASE("pack_weight lays K-quant super-blocks out with unpacked sub-block scales") {
   const int64_t rows = 32, k = 512, sb = k / 256;
-  for (ir::DType d : {ir::DType::q2_k, ir::DType::q3_k, ir::DType::q4_k, ir::DType::q5_k, ir::DType::q6_k}) {
+  for (ir::DType d : {ir::DType::q2_k, ir::DType::q3_k, ir::DType::q4_k, ir::DType::q5_k, ir::DType::q6_k, ir::DType::iq4_xs}) {
     const ir::HostTensor w = testing::random_tensor(d, {rows, k}, 9);  // raw blocks: every bit pattern
     REQUIRE(jit::packable(d, w.shape()));
     const jit::PackedWeight p = jit::pack_weight(d, w.shape(), w.bytes());
@@ -138,6 +139,19 @@ TEST_CASE("pack_weight lays K-quant super-blocks out with unpacked sub-block sca
               const int sc = static_cast<int8_t>(quads[1536 + 16 * s + c]);
               REQUIRE((dd * static_cast<float>(sc)) * static_cast<float>((crumb | (high << 2)) - 4) == decoded[i]);
             }
+          }
+        } else if (d == ir::DType::iq4_xs) {
+          ir::BlockIQ4_XS blk;
+          std::memcpy(&blk, src, sizeof blk);
+          CHECK(scales[c] == blk.d);
+          float decoded[256];
+          ir::dequantize_row(d, src, decoded, 256);
+          for (int64_t i = 0; i < 256; ++i) {  // the kernel's reading: codebook[nibble of vector 4s + l % 16 / 4] x scale
+            const int64_t s = i / 32, l = i % 32;
+            const uint8_t byte = quads[(4 * s + (l % 16) / 4) * 64 + c * 4 + l % 4];
+            const int nibble = l < 16 ? byte & 15 : byte >> 4;
+            const int sc = static_cast<int8_t>(quads[2048 + 16 * s + c]);
+            REQUIRE((f16_to_f32(blk.d) * static_cast<float>(sc)) * static_cast<float>(ir::kIq4nlValues[nibble]) == decoded[i]);
           }
         } else if (d == ir::DType::q5_k) {
           ir::BlockQ5_K blk;

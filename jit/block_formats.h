@@ -68,6 +68,9 @@ struct BlockFormat {
 // kvalues_iq4nl; MXFP4 has its own; nullptr for other types.
 const TableDecl* unsigned_codebook(ir::DType dtype);
 inline constexpr int64_t kCodebookOffset = 128;
+// ggml's GGML_E8M0_TO_FP32_HALF of E8M0 exponents e (i32, any lanes, 0..255): 2^(e - 127) / 2
+// as f32 built from its bits (e < 2: the subnormal 0x00200000 << e), every arm defined.
+NodeRef e8m0_to_f32_half(const NodeRef& e);
 
 // The format of `dtype`; nullptr when it is not block-quantised.
 const BlockFormat* find_block_format(ir::DType dtype);

@@ -107,13 +107,7 @@ SubScales iq4_xs_sub_scales(const BlockAccess& b, int c) {
 // 0x00200000 << e, a subnormal; else (e - 1) << 23). Both arms stay defined for every
 // e (the C-like targets evaluate both): shift amounts below 32, no negative operand.
 
-NodeRef mxfp4_scale(const BlockAccess& b) {
-  NodeRef e = b.bind(cast(kI32, b.bytes("e", i64c(0))));
-  NodeRef subnormal = shl(c_i32(0x00200000), bit_and(e, c_i32(1)));
-  NodeRef normal = shl(max_(sub(e, c_i32(1)), c_i32(0)), c_i32(23));
-  NodeRef bits = select(lt(e, c_i32(2)), subnormal, normal);
-  return b.bind(bitcast(kF32, bits));
-}
+NodeRef mxfp4_scale(const BlockAccess& b) { return b.bind(e8m0_to_f32_half(b.bind(cast(kI32, b.bytes("e", i64c(0)))))); }
 
 NodeRef mxfp4_one(const BlockAccess& b, const NodeRef& e) {
   return mul(value_of(b, mxfp4_table(b), nibble(b, "qs", i64c(0), e)), mxfp4_scale(b));
@@ -128,6 +122,14 @@ NodeRef mxfp4_chunk(const BlockAccess& b, const NodeRef&) {
 NodeRef mxfp4_integers(const BlockAccess& b) { return b.lookup(mxfp4_unsigned_table(b), nibbles32(b, "qs", i64c(0))); }
 
 }  // namespace
+
+NodeRef e8m0_to_f32_half(const NodeRef& e) {
+  const int lanes = e->type.lanes;
+  auto i32s = [&](int64_t v) { return broadcast(c_i32(v), lanes); };
+  NodeRef subnormal = shl(i32s(0x00200000), bit_and(e, i32s(1)));
+  NodeRef normal = shl(max_(sub(e, i32s(1)), i32s(0)), i32s(23));
+  return bitcast(kF32.with_lanes(lanes), select(lt(e, i32s(2)), subnormal, normal));
+}
 
 const TableDecl* unsigned_codebook(ir::DType dtype) {
   static const TableDecl iq4nl = unsigned_table("iq4nl_unsigned", ir::kIq4nlValues);

@@ -112,7 +112,7 @@ bool packed_super_blocks(ir::DType dtype) {
 
 bool packed_legacy_blocks(ir::DType dtype) {
   return dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0 || dtype == ir::DType::q4_1 ||
-         dtype == ir::DType::q5_1 || dtype == ir::DType::iq4_nl;
+         dtype == ir::DType::q5_1 || dtype == ir::DType::iq4_nl || dtype == ir::DType::mxfp4;
 }
 
 bool packed_with_mins(ir::DType dtype) { return dtype == ir::DType::q4_1 || dtype == ir::DType::q5_1; }
@@ -140,7 +140,7 @@ int64_t packed_block_bytes(ir::DType dtype) {
 int64_t packed_block_scales(ir::DType dtype) {
   const bool one_scale = dtype == ir::DType::q6_k || dtype == ir::DType::q3_k || dtype == ir::DType::iq4_xs ||
                          dtype == ir::DType::q8_0 || dtype == ir::DType::q4_0 || dtype == ir::DType::q5_0 ||
-                         dtype == ir::DType::iq4_nl;
+                         dtype == ir::DType::iq4_nl || dtype == ir::DType::mxfp4;
   return one_scale ? 16 : 32;  // d; or d and dmin / m
 }
 
@@ -157,8 +157,9 @@ PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std
                       bytes.size(), " bytes for ", rows, " rows of ", kb, " blocks");
   const bool q8 = dtype == ir::DType::q8_0, q5 = dtype == ir::DType::q5_0 || dtype == ir::DType::q5_1;
   const bool with_min = packed_with_mins(dtype);
+  const bool e8m0 = dtype == ir::DType::mxfp4;           // a one-byte exponent, not an f16 d
   const int64_t qh_at = with_min ? 4 : 2;                  // q5's fifth bits: after d (and m)
-  const int64_t quants_at = qh_at + (q5 ? 4 : 0), quant_vectors = q5 ? 4 : vectors;  // bytes into a block; vectors of quants
+  const int64_t quants_at = e8m0 ? 1 : qh_at + (q5 ? 4 : 0), quant_vectors = q5 ? 4 : vectors;  // bytes into a block; vectors of quants
   const int64_t scales_per = packed_block_scales(dtype);
   const PackedShape sizes = packed_shape(dtype, shape);
   PackedWeight out;
@@ -175,7 +176,8 @@ PackedWeight pack_weight(ir::DType dtype, const std::vector<int64_t>& shape, std
     for (int64_t b = 0; b < kb; ++b) {
       const uint8_t* block = bytes.data() + (r * kb + b) * block_bytes;
       const int64_t tb = tile * kb + b;
-      std::memcpy(&out.scales[static_cast<size_t>(tb * scales_per + c)], block, 2);
+      if (e8m0) out.scales[static_cast<size_t>(tb * scales_per + c)] = block[0];
+      else std::memcpy(&out.scales[static_cast<size_t>(tb * scales_per + c)], block, 2);
       if (with_min) std::memcpy(&out.scales[static_cast<size_t>(tb * scales_per + kPackRows + c)], block + 2, 2);
       for (int64_t v = 0; v < quant_vectors; ++v) {  // 4 bytes at a time; q8_0: each byte + 128 (mod 256)
         uint32_t quad;

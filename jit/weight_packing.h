@@ -19,11 +19,12 @@
 //                   vector: (x << (4 - q)) & 16 for q <= 4, (x >> (q - 4)) & 16 above.
 //             q4_1  as q4_0; q5_1 as q5_0 (the values unsigned, x = d * q + m)
 //             iq4_nl  as q4_0 (the nibbles index kvalues_iq4nl, read through
-//                   jit/block_formats.h's unsigned_codebook)
+//                   jit/block_formats.h's unsigned_codebook); mxfp4 the same (kvalues_mxfp4)
 //   scales  f16, the row's block scale d at (t * kb + b) * S + c, S = 16; q4_1 / q5_1:
-//           S = 32 and the block's min m at + 16.
+//           S = 32 and the block's min m at + 16; mxfp4: the E8M0 exponent e in the
+//           slot's low byte (its bits, not an f16 value).
 // The same bytes as the file (Q8_0: 544 per tile and block either way; Q4_0: 288; Q4_1: 320;
-// Q5_0: 352, Q5_1: 384).
+// Q5_0: 352, Q5_1: 384), MXFP4 288 for 272.
 //
 // Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS (super-blocks of 256; sb = K / 256 per row; tile and super-block
 // tb = t * sb + b), for the int8 kernels with q8_k activations (int8_tiles_k.cpp):

@@ -34,13 +34,13 @@ NodeRef tile_quads(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk, i
   if (!t.packed_tile) return load(k, t.quads, imul(iadd(imul(blk, c_i64(8)), c_i64(q)), c_i64(C * 4)), static_cast<int>(4 * C));
   const ir::DType bd = mm.o.b_dtype;
   const bool q5 = bd == ir::DType::q5_0 || bd == ir::DType::q5_1;
-  const bool q4 = bd == ir::DType::q4_0 || bd == ir::DType::q4_1 || bd == ir::DType::iq4_nl || q5;  // q4: nibbles
+  const bool q4 = bd == ir::DType::q4_0 || bd == ir::DType::q4_1 || unsigned_codebook(bd) != nullptr || q5;  // q4: nibbles
   const int64_t vectors = packed_vectors(bd);
   NodeRef first = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(vectors));  // the tile and block's vector 0
   NodeRef raw = load(k, mm.o.b, imul(iadd(first, c_i64(q4 ? q % 4 : q)), c_i64(64)), 64);
   if (!q4) return raw;  // stored + 128
   NodeRef nibble = q < 4 ? binary(BinaryOp::land, raw, u8s(15, 64)) : binary(BinaryOp::shr, raw, u8s(4, 64));
-  if (const TableDecl* book = unsigned_codebook(bd)) return codebook_values(k, *book, nibble);  // iq4_nl
+  if (const TableDecl* book = unsigned_codebook(bd)) return codebook_values(k, *book, nibble);  // iq4_nl, mxfp4
   if (!q5) return nibble;
   // q5_0 / q5_1: vector 4, bit q of byte i of a lane the fifth bit of element 4q + i (jit/weight_packing.h)
   NodeRef bits = load(k, mm.o.b, imul(iadd(first, c_i64(4)), c_i64(64)), 64);
@@ -52,7 +52,12 @@ NodeRef tile_scales(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) 
   const int64_t C = kTileCols, kb = mm.o.k / 32;
   if (!t.packed_tile) return load(k, t.scales, imul(blk, c_i64(C)), static_cast<int>(C));
   NodeRef at = imul(iadd(imul(t.packed_tile, c_i64(kb)), blk), c_i64(packed_block_scales(mm.o.b_dtype)));
-  return cast(kF32.with_lanes(static_cast<int>(C)), load(k, mm.o.b_scales, at, static_cast<int>(C)));
+  NodeRef slots = load(k, mm.o.b_scales, at, static_cast<int>(C));
+  if (mm.o.b_dtype == ir::DType::mxfp4) {  // the E8M0 exponent in each slot's low byte
+    const Type ix{Scalar::i32, static_cast<int>(C)};
+    return e8m0_to_f32_half(binary(BinaryOp::land, bitcast(ix, slots), broadcast(c_i32(255), static_cast<int>(C))));
+  }
+  return cast(kF32.with_lanes(static_cast<int>(C)), slots);
 }
 
 NodeRef tile_mins(MatmulBuilder& mm, const WeightTile& t, const NodeRef& blk) {
@@ -153,7 +158,7 @@ NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s) {
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
   const ir::DType bd = mm.o.b_dtype;
   const int64_t offset = bd == ir::DType::q4_0 ? 8 : bd == ir::DType::q5_0 ? 16 : bd == ir::DType::q8_0 ? 128
-                       : bd == ir::DType::iq4_nl ? kCodebookOffset : 0;
+                       : unsigned_codebook(bd) != nullptr ? kCodebookOffset : 0;
   if (offset == 0) return c_i32(0);  // q4_1 / q5_1: the min's term instead
   return binary(BinaryOp::mul, a_quant_sum(mm, at, Scalar::i32), c_i32(-offset));
 }

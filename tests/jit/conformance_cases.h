@@ -227,12 +227,12 @@ inline void matmul_quantised(BackendUnderTest& be) {
                [](Builder& b, const std::vector<NodeId>& x) { return b.matmul_weight(x[0], x[1]); });
     }
   }
-  // Weights as params (the CPU packs Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 / IQ4_NL and Q2_K .. Q6_K, IQ4_XS params read only by
+  // Weights as params (the CPU packs Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 / IQ4_NL / MXFP4 and Q2_K .. Q6_K, IQ4_XS params read only by
   // int8 matmuls into 16-row tiles, jit/weight_packing.h): GEMV (m 1), GEMM (m > 1),
   // per-head batches, and experts gathered by index, few slots (one GEMV each) and many
   // (grouped).
-  for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_1, DType::q5_1, DType::iq4_nl, DType::q2_k, DType::q3_k,
-                   DType::q4_k, DType::q5_k, DType::q6_k, DType::iq4_xs}) {
+  for (DType bd : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_1, DType::q5_1, DType::iq4_nl, DType::mxfp4, DType::q2_k,
+                   DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k, DType::iq4_xs}) {
     const int64_t kk = ir::dtype_block_elems(bd) / 32;  // K below in blocks of 32 (super-blocks for Q4_K / Q6_K)
     for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{{1, 1, 16, 32}, {1, 1, 144, 256}, {1, 7, 32, 64},
                                                                     {1, 21, 48, 96}, {3, 5, 16, 64}, {3, 1, 32, 32}}) {

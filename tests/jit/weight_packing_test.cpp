@@ -33,7 +33,8 @@ jit::Schedule cpu_schedule() {
 }  // namespace
 
 TEST_CASE("pack_weight puts every quad and scale where the layout says") {
-  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0, ir::DType::q4_1, ir::DType::q5_1, ir::DType::iq4_nl}) {
+  for (ir::DType d : {ir::DType::q8_0, ir::DType::q4_0, ir::DType::q5_0, ir::DType::q4_1, ir::DType::q5_1, ir::DType::iq4_nl,
+                      ir::DType::mxfp4}) {
     CAPTURE(ir::dtype_name(d));
     const bool q5 = d == ir::DType::q5_0 || d == ir::DType::q5_1, with_min = jit::packed_with_mins(d);
     const int64_t qh_at = with_min ? 4 : 2, scales_per = with_min ? 32 : 16;
@@ -49,14 +50,14 @@ TEST_CASE("pack_weight puts every quad and scale where the layout says") {
       for (int64_t b = 0; b < kb; ++b) {
         const uint8_t* src = w.bytes().data() + (r * kb + b) * block;
         const int64_t tb = (r / 16) * kb + b, c = r % 16;
-        uint16_t scale, min;
-        std::memcpy(&scale, src, 2);
+        uint16_t scale = src[0], min;  // mxfp4: its one-byte exponent
+        if (d != ir::DType::mxfp4) std::memcpy(&scale, src, 2);
         CHECK(p.scales[static_cast<size_t>(tb * scales_per + c)] == scale);
         if (with_min) {
           std::memcpy(&min, src + 2, 2);
           CHECK(p.scales[static_cast<size_t>(tb * scales_per + 16 + c)] == min);
         }
-        const uint8_t* qs = src + qh_at + (q5 ? 4 : 0);
+        const uint8_t* qs = d == ir::DType::mxfp4 ? src + 1 : src + qh_at + (q5 ? 4 : 0);
         for (int64_t v = 0; v < vectors; ++v)
           for (int64_t i = 0; i < 4; ++i) {
             uint8_t want = 0;

@@ -200,6 +200,12 @@ NodeRef iq2_xxs_one(const BlockAccess& b, const NodeRef& e) {
   return mul(mul(db, to_f32(grid)), sign_of(b, signs, p.k));
 }
 
+// The sign bytes of a sub-block's 4 groups from the 7-bit ksigns indices at bits 7l of
+// `rest` (i64; iq2_xxs, iq3_xxs).
+void seven_bit_signs(const BlockAccess& b, const NodeRef& rest, NodeRef (&signs)[4]) {
+  for (int l = 0; l < 4; ++l) signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+}
+
 // The u32 after sub-block j's (i64) 4 grid indices: signs and scale.
 NodeRef iq2_xxs_rest(const BlockAccess& b, const NodeRef& j) { return b.bind(u32_at(b, "qs", add(mul(j, i64c(8)), i64c(4)))); }
 
@@ -213,10 +219,8 @@ SignedGroups iq2_xxs_groups(const BlockAccess& b, const NodeRef& first) {
   NodeRef rest = iq2_xxs_rest(b, j);
   NodeRef grid[4];
   SignedGroups g;
-  for (int l = 0; l < 4; ++l) {
-    grid[l] = grid_entry(b, kIq2xxs, byte_i64(b, "qs", add(mul(j, i64c(8)), i64c(l))));  // 8 bytes per 32 elements
-    g.signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
-  }
+  for (int l = 0; l < 4; ++l) grid[l] = grid_entry(b, kIq2xxs, byte_i64(b, "qs", add(mul(j, i64c(8)), i64c(l))));  // 8 bytes per 32
+  seven_bit_signs(b, rest, g.signs);
   g.grid = concat4(grid[0], grid[1], grid[2], grid[3]);
   g.scales = iq2_xxs_scales(b, j);
   return g;
@@ -326,7 +330,7 @@ SignedGroups iq3_xxs_groups(const BlockAccess& b, const NodeRef& first) {
   NodeRef index[8];
   SignedGroups g;
   for (int i = 0; i < 8; ++i) index[i] = byte_i64(b, "qs", add(shr(first, i64c(2)), i64c(i)));
-  for (int l = 0; l < 4; ++l) g.signs[l] = b.bind(ksigns(b, bit_and(shr(rest, i64c(7 * l)), i64c(127))));
+  seven_bit_signs(b, rest, g.signs);
   g.grid = iq3_grid_chunk(b, kIq3xxs, index);
   g.scales = iq3_xxs_scales(b, j);
   return g;

@@ -40,8 +40,7 @@ How
      and half the ffn_down, Q5_0 / Q8_0 where rows are not multiples of 256 — the file the
      acceptance of issue 16 names. llama-q5_k_m, llama-q4_1, llama-iq4_xs, llama-iq4_nl and
      llama-mxfp4_moe are made the same way (Q5_K_M's 128-wide rows fall back to Q5_1;
-     IQ4_XS's to IQ4_NL; MXFP4_MOE: MXFP4 experts, Q8_0 elsewhere; llama-iq3_xxs, a grid
-     type that llama.cpp quantises without an importance matrix).
+     IQ4_XS's to IQ4_NL; MXFP4_MOE: MXFP4 experts, Q8_0 elsewhere).
      A file from before the context was 163840 (it said 4096, which stops moat bench at
      -d 4096) gets that key rewritten in place.
   2. For each file, each thread count and each repetition, alternately: llama.cpp (model
@@ -135,8 +134,7 @@ FILE_TYPES = {"f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
               "llama-q4_1": (None, gguf.LlamaFileType.MOSTLY_Q4_1),
               "llama-iq4_xs": (None, gguf.LlamaFileType.MOSTLY_IQ4_XS),
               "llama-iq4_nl": (None, gguf.LlamaFileType.MOSTLY_IQ4_NL),
-              "llama-mxfp4_moe": (None, gguf.LlamaFileType.MOSTLY_MXFP4_MOE),
-              "llama-iq3_xxs": (None, gguf.LlamaFileType.MOSTLY_IQ3_XXS)}  # the grid types below need an imatrix
+              "llama-mxfp4_moe": (None, gguf.LlamaFileType.MOSTLY_MXFP4_MOE)}  # (the grid IQ types need an imatrix)
 
 
 def q4_k_m_type(name, shape):
@@ -777,7 +775,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0, q4_k_m; llama-q4_k_m, llama-q5_k_m, llama-q4_1, llama-iq4_xs, "
-                    "llama-iq4_nl, llama-mxfp4_moe, llama-iq3_xxs: llama.cpp's quantiser on the f16 file), comma-separated")
+                    "llama-iq4_nl, llama-mxfp4_moe: llama.cpp's quantiser on the f16 file), comma-separated")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("-r", type=int, default=3, help="repetitions of each test (default 3)")
     ap.add_argument("--depth", default="0",

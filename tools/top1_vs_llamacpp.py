@@ -3,8 +3,10 @@
 llama.cpp agrees with itself: issue 16's "logits against llama.cpp's on the same tokens
 agree on the top-1 token at >= 7 of 8 positions" for the V2-Lite-shaped Q4_K_M file.
 
-For each --seeds value: 8 random token ids (numpy default_rng(seed), ids 100..99999) as
-one prompt batch, the logits of every position from
+For each --seeds value: 8 random token ids (numpy default_rng(seed), ids 100 .. min(100000,
+the vocabulary) - 1) as one prompt batch, or with --text the 8 ids from 8 * seed of that
+text as llama.cpp tokenizes it (a trained model reading real text: margins that mean
+something), the logits of every position from
   moat      `moat run -m FILE --device cpu --tokens ... --ctx 256 --logits-out F -t 2`
   llama f16 llama.cpp (llama-cpp-python's low-level API) with its default context: f16
             K/V cache, flash attention as llama.cpp picks it
@@ -17,6 +19,7 @@ how often llama.cpp agrees with itself when only its cache type changes: the flo
 moatless' agreement is read against.
 
   /tmp/benchvenv/bin/python tools/top1_vs_llamacpp.py FILE [--moat build/bin/moat] [--seeds 16,17,18,19,20,21]
+      [--text models/kjv-heldout.txt]
 """
 import argparse
 import os
@@ -56,6 +59,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--moat", default=os.path.join(ROOT, "build", "bin", "moat"))
     ap.add_argument("--seeds", default="16,17,18,19,20,21")
+    ap.add_argument("--text", help="each seed's 8 ids from this text (llama.cpp's tokens 8 * seed ..), not random ids")
     args = ap.parse_args()
     import llama_cpp as L
     quiet = L.llama_log_callback(lambda level, text, user: None)  # kept alive while llama.cpp may call it
@@ -64,7 +68,15 @@ def main():
     model = L.llama_model_load_from_file(args.model.encode(), L.llama_model_default_params())
     if not model:
         sys.exit(f"llama.cpp could not load {args.model}")
-    n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    text_ids = []
+    if args.text:
+        with open(args.text, "rb") as f:
+            raw = f.read()
+        buf = (L.llama_token * (len(raw) + 16))()
+        n = L.llama_tokenize(vocab, raw, len(raw), buf, len(buf), False, False)
+        text_ids = list(buf[:max(n, 0)])
     pairs = [("moat", "llama f32"), ("moat", "llama f16"), ("llama f16", "llama f32")]
     totals = {p: 0 for p in pairs}
     print("| seed | " + " | ".join(f"{a} vs {b}: top-1, max\\|d\\|/max" for a, b in pairs) + " |")
@@ -72,7 +84,12 @@ def main():
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            toks = [int(t) for t in np.random.default_rng(seed).integers(100, 100000, 8)]
+            if args.text:
+                toks = text_ids[8 * seed:8 * seed + 8]
+                if len(toks) < 8:
+                    sys.exit(f"{args.text} has {len(text_ids)} ids: no 8 from {8 * seed}")
+            else:
+                toks = [int(t) for t in np.random.default_rng(seed).integers(100, min(100000, n_vocab), 8)]
             out = os.path.join(tmp, "moat.npy")
             subprocess.run([args.moat, "run", "-m", args.model, "--device", "cpu", "--tokens", ",".join(map(str, toks)),
                             "--ctx", "256", "--logits-out", out, "-t", "2"], check=True, capture_output=True)

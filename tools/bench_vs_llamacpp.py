@@ -134,7 +134,13 @@ FILE_TYPES = {"f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
               "llama-q4_1": (None, gguf.LlamaFileType.MOSTLY_Q4_1),
               "llama-iq4_xs": (None, gguf.LlamaFileType.MOSTLY_IQ4_XS),
               "llama-iq4_nl": (None, gguf.LlamaFileType.MOSTLY_IQ4_NL),
-              "llama-mxfp4_moe": (None, gguf.LlamaFileType.MOSTLY_MXFP4_MOE)}  # (the grid IQ types need an imatrix)
+              "llama-mxfp4_moe": (None, gguf.LlamaFileType.MOSTLY_MXFP4_MOE),
+              "llama-iq2_xxs": (None, gguf.LlamaFileType.MOSTLY_IQ2_XXS)}  # made by hand: see NEEDS_IMATRIX
+# llama.cpp quantises these only with an importance matrix: the file must exist already, made
+# with llama.cpp's tools (tools/build_llama_tools.sh) from the F16 file, e.g.
+#   llama-imatrix -m v2lite-4l-f16.gguf -f kjv-train.txt --chunks 4 -c 256 -o v2lite-4l.imatrix.gguf
+#   llama-quantize --imatrix v2lite-4l.imatrix.gguf v2lite-4l-f16.gguf v2lite-4l-llama-iq2_xxs.gguf IQ2_XXS
+NEEDS_IMATRIX = {"llama-iq2_xxs"}
 
 
 def q4_k_m_type(name, shape):
@@ -340,6 +346,9 @@ def ensure_models(types, folder, vocab):
         p = os.path.join(folder, f"v2lite-4l-{t}.gguf")
         if os.path.exists(p):
             set_context_length(p)
+        elif t in NEEDS_IMATRIX:
+            sys.exit(f"{p} is missing: llama.cpp quantises {t} only with an importance matrix; make it as the "
+                     "comment above NEEDS_IMATRIX in tools/bench_vs_llamacpp.py shows")
         elif FILE_TYPES[t][0] is None:  # llama.cpp quantises the F16 file
             f16 = ensure_models(["f16"], folder, vocab)["f16"]
             log(f"writing {p} with llama.cpp's quantiser ...")
@@ -775,7 +784,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--types", default="f16,q8_0,q4_0", help="file types (f16, q8_0, q4_0, q4_k_m; llama-q4_k_m, llama-q5_k_m, llama-q4_1, llama-iq4_xs, "
-                    "llama-iq4_nl, llama-mxfp4_moe: llama.cpp's quantiser on the f16 file), comma-separated")
+                    "llama-iq4_nl, llama-mxfp4_moe, llama-iq2_xxs: llama.cpp's quantiser on the f16 file), comma-separated")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("-r", type=int, default=3, help="repetitions of each test (default 3)")
     ap.add_argument("--depth", default="0",

@@ -106,12 +106,25 @@ NodeRef concat4(NodeRef a, NodeRef b, NodeRef c, NodeRef d) {
   return concat(concat(std::move(a), std::move(b)), concat(std::move(c), std::move(d)));
 }
 
+// Entry s (8 bytes) holds bit k of s in byte k: a sign byte's 8 flags in one 8-byte load
+// (as llama.cpp's keven_signs table), where testing a broadcast byte against kmask would
+// assemble each lane's copy of it one by one.
+const std::vector<int64_t>& sign_flag_elements() {
+  static const std::vector<int64_t> v = [] {
+    std::vector<int64_t> out;
+    for (int s = 0; s < 256; ++s)
+      for (int k = 0; k < 8; ++k) out.push_back((s >> k) & 1);
+    return out;
+  }();
+  return v;
+}
+
 // Which of a sub-block's 32 values its 4 groups' sign bytes (u8 each) negate: bool x 32.
 NodeRef negative_lanes(const BlockAccess& b, const NodeRef (&signs)[4]) {
-  NodeRef mask8 = b.bind(b.lookup(b.table("kmask_iq2xs", Scalar::u8, kmask_elements()), i64c(0), 8));
-  NodeRef mask = concat4(mask8, mask8, mask8, mask8);
-  NodeRef bytes = concat4(broadcast(signs[0], 8), broadcast(signs[1], 8), broadcast(signs[2], 8), broadcast(signs[3], 8));
-  return binary(BinaryOp::ne, bit_and(bytes, mask), c_u8(0, 32));
+  const int table = b.table("sign_flags", Scalar::u8, sign_flag_elements());
+  NodeRef flags[4];
+  for (int l = 0; l < 4; ++l) flags[l] = b.lookup(table, mul(cast(kI64, signs[l]), i64c(8)), 8);
+  return binary(BinaryOp::ne, concat4(flags[0], flags[1], flags[2], flags[3]), c_u8(0, 32));
 }
 
 // The signs of the 4 groups of a sub-block (u8 each) as f32 x 32 of ±1.

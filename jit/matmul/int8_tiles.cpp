@@ -156,9 +156,7 @@ NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s) {
 }
 
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at) {
-  const ir::DType bd = mm.o.b_dtype;
-  const int64_t offset = bd == ir::DType::q4_0 ? 8 : bd == ir::DType::q5_0 ? 16 : bd == ir::DType::q8_0 ? 128
-                       : unsigned_codebook(bd) != nullptr ? kCodebookOffset : 0;
+  const int64_t offset = find_block_format(mm.o.b_dtype)->integer_offset;  // the tiles hold the integer form's u
   if (offset == 0) return c_i32(0);  // q4_1 / q5_1: the min's term instead
   return binary(BinaryOp::mul, a_quant_sum(mm, at, Scalar::i32), c_i32(-offset));
 }

@@ -53,12 +53,12 @@ std::vector<NodeRef> int8_rows_k(MatmulBuilder& mm, const WeightTile& t, const s
 std::vector<NodeRef> store_columns(MatmulBuilder& mm, const NodeRef& batch, const NodeRef& m, const NodeRef& n0,
                                    const std::string& acc);
 // Where a dot4 sum of A's block (at byte `at`) with unsigned weights starts (i32): the
-// weights carry an offset (q8_0 stored + 128, q4_0 nibbles + 8, q5_0 + 16, iq4_nl's codebook + 128), so -offset x the sum
-// of the block's 32 quants; 0 for q4_1 / q5_1, whose values are unsigned as stored.
+// weights carry their block format's integer_offset (q8_0 + 128, q4_0 + 8, q5_0 + 16, the
+// codebooks + 128), so -offset x the sum of the block's 32 quants; 0 for q4_1 / q5_1.
 NodeRef a_block_start(MatmulBuilder& mm, const NodeRef& at);
 // The sum of the 32 quants of A's block at byte `at`, as scalar `s` (i32 or f32).
 NodeRef a_quant_sum(MatmulBuilder& mm, const NodeRef& at, Scalar s = Scalar::f32);
-// The unsigned codebook values (u8 x N) of nibbles (u8 x N): iq4_nl / iq4_xs tiles.
+// The unsigned codebook values (u8 x N) of nibbles (u8 x N): iq4_nl / mxfp4 / iq4_xs tiles.
 NodeRef codebook_values(Kernel& k, const TableDecl& book, const NodeRef& nibbles);
 // `v` as `lanes` u8 lanes.
 NodeRef u8s(int64_t v, int lanes);

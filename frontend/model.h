@@ -38,12 +38,21 @@ struct CachePart {
 // One forward pass: `tokens` new tokens at positions P..P+tokens-1 over a cache of
 // `cache_rows` rows per part (0: no cache). `first`: P is 0 (a family may then take a
 // cheaper form that attends to the new tokens only).
+//
+// `batched`: the pass may hold tokens of several sequences (continuous batching), each
+// sequence's cache a range of the parts' rows. Extra inputs "cache_at" i32[T] (the row
+// each new token's cache entry goes to) and "key_starts" i32[T] (the first row of its
+// sequence: a token attends to rows key_starts..cache_at); with LogitRows::last,
+// "logit_rows" i32[outputs] (which new tokens get logits, [outputs, vocab]). `first`
+// then means one sequence at positions 0..T-1.
 struct PassSpec {
   int64_t tokens = 1;
   bool first = false;
   LogitRows rows = LogitRows::all;
   int64_t cache_rows = 0;
   ir::DType cache_dtype = ir::DType::f16;
+  bool batched = false;
+  int64_t outputs = 1;  // batched with LogitRows::last: rows of logits
 };
 
 // What the weights weigh and how many of their bytes one decoded token reads.
@@ -65,7 +74,8 @@ class Model {
   virtual const std::map<std::string, ir::HostTensor>& tensors() const = 0;
   virtual std::vector<CachePart> cache_layout() const = 0;
   // Inputs "tokens" i32[T] and "positions" i32[T] and the cache parts (when
-  // cache_rows > 0); outputs the logits f32[T or 1, vocab], then the updated parts.
+  // cache_rows > 0), and a batched pass's (PassSpec); outputs the logits
+  // f32[T or 1 or outputs, vocab], then the updated parts.
   virtual ir::Graph pass_graph(const PassSpec& pass) const = 0;
   virtual ModelSize size() const = 0;
 };

@@ -101,8 +101,11 @@ NodeId Builder::rope(NodeId x, NodeId positions, const RopeParams& p) {
                    {"orig_ctx", p.orig_ctx}});
 }
 
-NodeId Builder::attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal) {
-  return add_node(Op::attention, {q, k, v, q_positions}, {{"scale", scale}, {"causal", causal}});
+NodeId Builder::attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal,
+                          std::optional<NodeId> key_starts) {
+  std::vector<NodeId> operands{q, k, v, q_positions};
+  if (key_starts) operands.push_back(*key_starts);
+  return add_node(Op::attention, std::move(operands), {{"scale", scale}, {"causal", causal}});
 }
 
 NodeId Builder::moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,

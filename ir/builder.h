@@ -80,7 +80,10 @@ class Builder {
   NodeId rms_norm(NodeId x, NodeId weight, double eps);
   NodeId softmax(NodeId x);
   NodeId rope(NodeId x, NodeId positions, const RopeParams& params);
-  NodeId attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal = true);
+  // `key_starts` (i32[T], optional): a causal query t reads keys key_starts[t]..q_pos[t]
+  // only (several sequences in one cache, each in its own range of rows).
+  NodeId attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal = true,
+                   std::optional<NodeId> key_starts = std::nullopt);
   NodeId moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,
              const MoeParams& params);
 

@@ -111,6 +111,12 @@ NodeId expand_attention(Builder& b, const Node& node, std::span<const NodeId> op
     NodeId future = b.binary(Op::cmp_lt, query_pos, key_pos);           // [T, S]: j > q_pos[t]
     scores = b.select(future, f32_scalar(b, -kInf), scores);            // [Hkv, G, T, S]
   }
+  if (ops.size() > 4) {
+    NodeId key_pos = b.iota(DType::i32, s);                             // [S]
+    NodeId start = b.reshape(ops[4], {t, dim(1)});                      // [T, 1]
+    NodeId before = b.binary(Op::cmp_lt, key_pos, start);               // [T, S]: j < key_start[t]
+    scores = b.select(before, f32_scalar(b, -kInf), scores);            // [Hkv, G, T, S]
+  }
   NodeId out = b.matmul(softmax_f32(b, scores), v4, false);              // [Hkv, G, T, Dv]
   out = b.reshape(b.permute(out, {2, 0, 1, 3}), {t, dim(h), dv});        // [T, H, Dv]
   return to_dtype(b, out, node.type.dtype);

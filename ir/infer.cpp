@@ -326,6 +326,11 @@ TensorType infer_composite(const Graph& graph, const Node& node) {
               "the number of query heads must be a multiple of the number of kv heads");
       require(pos.dtype == DType::i32 && pos.shape.size() == 1 && same_dim(pos.shape[0], x.shape[0]),
               "query positions must be i32[T]");
+      if (node.operands.size() > 4) {
+        const TensorType& start = operand(graph, node, 4);
+        require(start.dtype == DType::i32 && start.shape.size() == 1 && same_dim(start.shape[0], x.shape[0]),
+                "key starts must be i32[T]");
+      }
       return TensorType{x.dtype, Shape{x.shape[0], h, v.shape[2]}};
     }
     case Op::moe: {

@@ -88,7 +88,7 @@ constexpr int kVariadic = 1 << 20;
   X(rms_norm, Composite, 2, 2)           \
   X(softmax, Composite, 1, 1)            \
   X(rope, Composite, 2, 2)               \
-  X(attention, Composite, 4, 4)          \
+  X(attention, Composite, 4, 5)          \
   X(moe, Composite, 5, 6)
 
 enum class Op : uint8_t {

@@ -1,8 +1,9 @@
 // Streaming attention (the `attention` composite lowered directly, never expanded in a
 // kernel plan): online softmax over blocks of keys, split over the key axis
 // (flash-decoding), so no [T, H, S] score matrix exists and the number of keys a query
-// reads is a run-time value: a causal query at position p reads keys 0..min(S, p + 1) - 1,
-// so one plan serves every cache length up to S.
+// reads is a run-time value: a causal query at position p reads keys 0..min(S, p + 1) - 1
+// (from its key start instead of 0 when the node has them: several sequences' rows in
+// one cache), so one plan serves every cache length up to S.
 //
 //   partial kernel  one work-group per (query t, split s); for each block of `block`
 //                   keys of the split's range, its work-items take heads h = item,
@@ -201,14 +202,19 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   NodeRef g = builtin(Builtin::group_id, 0);
   NodeRef t = bounded_ref("t", 0, a.T - 1), split = bounded_ref("split", 0, splits - 1);
   std::vector<NodeRef> body{let("t", idiv(g, splits)), let("split", irem(g, splits))};
+  // The query's keys lo..bound-1: from its key start (several sequences in one cache)
+  // or 0, to its position (causal) or the end.
+  NodeRef lo = c_i64(0);
+  if (node.operands.size() > 4) lo = min_(c_i64(a.S), max_(c_i64(0), cast(kI64, kb.value_at(node.operands[4], {t}))));
+  body.push_back(let("lo", lo));
   NodeRef bound = c_i64(a.S);
   if (causal) {
     NodeRef pos = cast(kI64, kb.value_at(node.operands[3], {t}));
-    bound = min_(c_i64(a.S), max_(c_i64(0), add(pos, c_i64(1))));
+    bound = min_(c_i64(a.S), max_(ref("lo", kI64), add(pos, c_i64(1))));
   }
   body.push_back(let("bound", bound));
-  body.push_back(let("chunk", div(add(ref("bound", kI64), c_i64(splits - 1)), c_i64(splits))));
-  body.push_back(let("j0", mul(split, ref("chunk", kI64))));
+  body.push_back(let("chunk", div(add(sub(ref("bound", kI64), ref("lo", kI64)), c_i64(splits - 1)), c_i64(splits))));
+  body.push_back(let("j0", add(ref("lo", kI64), mul(split, ref("chunk", kI64)))));
   body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
   body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));
 

@@ -25,8 +25,11 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
                  "-element blocks, and this model's ", part.input, " rows have ", part.width,
                  " elements; use --cache-type f16 (or f32, bf16)");
   arena_ = std::make_unique<Arena>(device);
-  pass_.cache_rows = context_;
+  if (options.sequences < 1) user_error("a session needs at least one sequence, got ", options.sequences);
+  cached_.assign(static_cast<size_t>(options.sequences), 0);
+  pass_.cache_rows = context_ * options.sequences;
   pass_.cache_dtype = options.cache_dtype;
+  pass_.batched = options.sequences > 1;
   max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
   check_memory(options);
   // The latent cache lives on the device for the whole context: written in place by the
@@ -34,7 +37,7 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
   // are written (CPU: address space until then).
   for (const models::CachePart& part : cache_parts_) {
     caches_.push_back(device.allocate(static_cast<uint64_t>(
-        ir::tensor_bytes(pass_.cache_dtype, {context_ * part.rows_per_token, part.width}))));
+        ir::tensor_bytes(pass_.cache_dtype, {pass_.cache_rows * part.rows_per_token, part.width}))));
     resident_[part.input] = caches_.back().get();
   }
   // Weights go to the device once (zero-copy where it shares host memory).
@@ -46,37 +49,48 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
   }
 }
 
-void Session::rewind(int64_t tokens) { cached_ = std::clamp<int64_t>(tokens, 0, cached_); }
+void Session::rewind(int64_t sequence, int64_t tokens) {
+  int64_t& cached = cached_.at(static_cast<size_t>(sequence));
+  cached = std::clamp<int64_t>(tokens, 0, cached);
+}
 
 void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
   batch = std::min(batch, max_batch_);
-  int64_t past = cached_;
+  // Plans of sequence 0's passes; their warm-up runs (where the driver compiles at first
+  // launch) write rows past what it holds, which the real passes write again.
+  const int64_t held = cached_[0];
+  std::vector<int32_t> zeros(static_cast<size_t>(batch), 0);
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
-    plan_for(n, past, rows);
-    past += n;
+    const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), static_cast<size_t>(n))};
+    plan_for({&work, 1}, rows);
+    cached_[0] += n;
     left -= n;
   }
-  if (past < context_) plan_for(1, past, models::LogitRows::all);
+  if (cached_[0] < context_) {
+    const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), 1)};
+    plan_for({&work, 1}, models::LogitRows::all);
+  }
+  cached_[0] = held;
 }
 
 Session::~Session() = default;
 
 jit::Plan Session::lower_pass(const PlanKey& key) const {
   models::PassSpec pass = pass_;
-  std::tie(pass.tokens, pass.first, pass.rows) = key;
+  std::tie(pass.tokens, pass.first, pass.rows, pass.outputs) = key;
   return jit::lower(model_.pass_graph(pass), {}, schedule_for(device_.properties()));
 }
 
 void Session::check_memory(const SessionOptions& options) {
   for (const auto& [name, tensor] : model_.tensors()) needs_.weights += tensor.bytes().size();
-  needs_.cache = static_cast<uint64_t>(context_) * cache_bytes_per_token();
+  needs_.cache = static_cast<uint64_t>(context_) * static_cast<uint64_t>(sequences()) * cache_bytes_per_token();
   // The largest passes: a full batch (first and later) and one token; lowered once here
   // and compiled when first used.
   const auto start = std::chrono::steady_clock::now();
-  for (const PlanKey& key : {PlanKey{max_batch_, true, models::LogitRows::all}, PlanKey{max_batch_, false, models::LogitRows::all},
-                             PlanKey{1, false, models::LogitRows::all}}) {
+  for (const PlanKey& key : {PlanKey{max_batch_, true, models::LogitRows::all, 1}, PlanKey{max_batch_, false, models::LogitRows::all, 1},
+                             PlanKey{1, false, models::LogitRows::all, 1}}) {
     jit::Plan plan = lower_pass(key);
     needs_.activations = std::max(needs_.activations, plan_memory(plan).bytes);
     lowered_.emplace(key, std::move(plan));
@@ -88,10 +102,11 @@ void Session::check_memory(const SessionOptions& options) {
                                                 : p.info.memory_bytes;
   if (needs_.available == 0 || needs_.total() <= needs_.available) return;
   user_error("the model does not fit ", p.info.id, ": it needs ", mib(needs_.total()), " (weights ", mib(needs_.weights),
-             ", latent cache ", mib(needs_.cache), " for ", context_, " tokens of ", ir::dtype_name(pass_.cache_dtype),
+             ", latent cache ", mib(needs_.cache), " for ", context_, " tokens",
+             sequences() > 1 ? cat(" x ", sequences(), " sequences") : std::string(), " of ", ir::dtype_name(pass_.cache_dtype),
              ", activations ", mib(needs_.activations), " for passes of ", max_batch_, " tokens) and ",
              options.memory_budget > 0 ? "the budget (--memory-budget) is " : "has ", mib(needs_.available),
-             "; lower --ctx or --batch", pass_.cache_dtype == ir::DType::f32 ? ", use --cache-type f16" : "",
+             "; lower --ctx", sequences() > 1 ? ", --parallel" : "", " or --batch", pass_.cache_dtype == ir::DType::f32 ? ", use --cache-type f16" : "",
              ", or use a smaller model file");
 }
 
@@ -102,23 +117,56 @@ uint64_t Session::cache_bytes_per_token() const {
   return bytes;
 }
 
-std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
-  if (batch < 1) user_error("--batch must be at least 1, got ", batch);
-  batch = std::min(batch, max_batch_);
-  if (cached_ + static_cast<int64_t>(tokens.size()) > context_)
-    user_error(cached_, " cached + ", tokens.size(), " new tokens pass the context of ", context_,
-               " tokens; shorten the prompt or -n, or raise --ctx");
+void Session::check_tokens(std::span<const int32_t> tokens) const {
   for (int32_t t : tokens)
     if (t < 0 || t >= model_.vocab_size())
       user_error("token id ", t, " is outside the vocabulary of ", model_.vocab_size(), " tokens");
+}
+
+std::vector<float> Session::evaluate(std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
+  return evaluate(0, tokens, batch, rows);
+}
+
+std::vector<float> Session::evaluate(int64_t sequence, std::span<const int32_t> tokens, int64_t batch, models::LogitRows rows) {
+  if (batch < 1) user_error("--batch must be at least 1, got ", batch);
+  if (sequence < 0 || sequence >= sequences()) user_error("sequence ", sequence, " of a session of ", sequences());
+  batch = std::min(batch, max_batch_);
+  const int64_t cached = cached_[static_cast<size_t>(sequence)];
+  if (cached + static_cast<int64_t>(tokens.size()) > context_)
+    user_error(cached, " cached + ", tokens.size(), " new tokens pass the context of ", context_,
+               " tokens; shorten the prompt or -n, or raise --ctx");
+  check_tokens(tokens);
   std::vector<float> logits;
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(batch)) {
     const size_t n = std::min<size_t>(static_cast<size_t>(batch), tokens.size() - start);
-    std::vector<float> chunk = forward(tokens.subspan(start, n), rows);
+    const SequenceTokens work{sequence, tokens.subspan(start, n)};
+    std::vector<float> chunk = forward({&work, 1}, rows);
     if (rows == models::LogitRows::last) logits.clear();  // only the last chunk's last row is kept
     logits.insert(logits.end(), chunk.begin(), chunk.end());
   }
   return logits;
+}
+
+std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> work) {
+  if (work.empty()) return {};
+  if (work.size() > 1 && !pass_.batched)
+    user_error("a pass over ", work.size(), " sequences needs a session of several (SessionOptions::sequences)");
+  int64_t total = 0;
+  std::vector<bool> seen(cached_.size(), false);
+  for (const SequenceTokens& w : work) {
+    if (w.sequence < 0 || w.sequence >= sequences()) user_error("sequence ", w.sequence, " of a session of ", sequences());
+    if (seen[static_cast<size_t>(w.sequence)]) user_error("sequence ", w.sequence, " appears twice in one pass");
+    seen[static_cast<size_t>(w.sequence)] = true;
+    if (w.tokens.empty()) user_error("sequence ", w.sequence, " has no new tokens");
+    const int64_t cached = cached_[static_cast<size_t>(w.sequence)];
+    if (cached + static_cast<int64_t>(w.tokens.size()) > context_)
+      user_error("sequence ", w.sequence, ": ", cached, " cached + ", w.tokens.size(), " new tokens pass the context of ",
+                 context_, " tokens");
+    check_tokens(w.tokens);
+    total += static_cast<int64_t>(w.tokens.size());
+  }
+  if (total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
+  return forward(work, models::LogitRows::last);
 }
 
 std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
@@ -127,13 +175,21 @@ std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt
           model.pass_graph({1, false, models::LogitRows::all, context, cache_dtype})};
 }
 
-// The compiled pass for `new_tokens` after `past_tokens`: the first pass over an empty
-// cache may take the expanded form; every later one the absorbed form over the cache.
-// Neither depends on how many tokens are cached.
-Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows) {
-  if (new_tokens == 1) rows = models::LogitRows::all;  // the same pass: one plan
-  const bool first = past_tokens == 0;
-  const auto key = std::make_tuple(new_tokens, first, rows);
+// The compiled pass for `work`: a first pass (one sequence over an empty cache) may take
+// the expanded form; every later one the absorbed form over the cache. Neither depends
+// on how many tokens are cached.
+Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const {
+  int64_t new_tokens = 0;
+  for (const SequenceTokens& w : work) new_tokens += static_cast<int64_t>(w.tokens.size());
+  const bool first = work.size() == 1 && cached_[static_cast<size_t>(work[0].sequence)] == 0;
+  int64_t outputs = 1;
+  if (pass_.batched && rows == models::LogitRows::last) outputs = static_cast<int64_t>(work.size());
+  if (new_tokens == outputs) rows = models::LogitRows::all, outputs = 1;  // every token's logits: the same pass
+  return {new_tokens, first, rows, outputs};
+}
+
+Executor& Session::plan_for(std::span<const SequenceTokens> work, models::LogitRows rows) {
+  const PlanKey key = key_for(work, rows);
   auto plan = plans_.find(key);
   if (plan != plans_.end()) {
     plan->second.last_use = ++uses_;
@@ -172,29 +228,43 @@ Executor& Session::plan_for(int64_t new_tokens, int64_t past_tokens, models::Log
   // process compiled (its binaries from the kernel cache were launched before, and the
   // driver keeps its own cache). Their first launch is a warm-up pass here, not timed.
   if (device_.properties().first_launch_compiles && cache_.stats().compiles > compiles_before) {
-    run_pass(*plan->second.executor, std::vector<int32_t>(static_cast<size_t>(new_tokens), 0), past_tokens);
+    run_pass(*plan->second.executor, work, rows);
     stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
   }
   return *plan->second.executor;
 }
 
-// Runs `plan` for `tokens` at positions P, P+1, ...: the cache rows from P on are
-// written in place (a warm-up's rows are written again by the real pass).
-std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const int32_t> tokens, int64_t P) {
-  const int64_t T = static_cast<int64_t>(tokens.size());
+// Runs `plan` for `work`, each sequence's tokens after those it holds: their cache rows
+// are written in place (a warm-up's rows are written again by the real pass).
+std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
+  std::vector<int64_t> ids, positions, cache_at, key_starts, logit_rows;
+  for (const SequenceTokens& w : work) {
+    const int64_t past = cached_[static_cast<size_t>(w.sequence)], first_row = w.sequence * context_;
+    for (size_t i = 0; i < w.tokens.size(); ++i) {
+      ids.push_back(w.tokens[i]);
+      positions.push_back(past + static_cast<int64_t>(i));
+      cache_at.push_back(first_row + past + static_cast<int64_t>(i));
+      key_starts.push_back(first_row);
+    }
+    logit_rows.push_back(static_cast<int64_t>(ids.size()) - 1);
+  }
+  const int64_t T = static_cast<int64_t>(ids.size());
   ir::Bindings bindings;
-  std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions(static_cast<size_t>(T));
-  for (int64_t i = 0; i < T; ++i) positions[static_cast<size_t>(i)] = P + i;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
+  if (pass_.batched) {
+    bindings.tensors["cache_at"] = ir::HostTensor::from_i64({T}, cache_at, ir::DType::i32);
+    bindings.tensors["key_starts"] = ir::HostTensor::from_i64({T}, key_starts, ir::DType::i32);
+    if (std::get<2>(key_for(work, rows)) == models::LogitRows::last)
+      bindings.tensors["logit_rows"] = ir::HostTensor::from_i64({static_cast<int64_t>(logit_rows.size())}, logit_rows, ir::DType::i32);
+  }
   return plan.run(bindings, &resident_);
 }
 
-std::vector<float> Session::forward(std::span<const int32_t> tokens, models::LogitRows rows) {
-  const int64_t T = static_cast<int64_t>(tokens.size()), P = cached_;
-  Executor& plan = plan_for(T, P, rows);
-  std::vector<ir::HostTensor> out = run_pass(plan, tokens, P);
-  cached_ += T;
+std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
+  Executor& plan = plan_for(work, rows);
+  std::vector<ir::HostTensor> out = run_pass(plan, work, rows);
+  for (const SequenceTokens& w : work) cached_[static_cast<size_t>(w.sequence)] += static_cast<int64_t>(w.tokens.size());
   return out[0].to_f32();
 }
 

@@ -46,12 +46,21 @@ struct SessionOptions {
   ir::DType cache_dtype = ir::DType::f16;  // cache rows: f32, f16, bf16 or q8_0
   int64_t max_batch = 512;     // the most tokens one pass evaluates (sizes the activations)
   uint64_t memory_budget = 0;  // bytes for weights + cache + activations; 0: what the device has
+  // Sequences the cache holds, each with `context` rows of its own (continuous batching:
+  // passes of several sequences, evaluate_sequences). 1: the plain single-sequence passes.
+  int64_t sequences = 1;
+};
+
+// New tokens of one sequence in a pass of several (Session::evaluate_sequences).
+struct SequenceTokens {
+  int64_t sequence = 0;
+  std::span<const int32_t> tokens;
 };
 
 // What a session needs, computed before it loads anything onto the device.
 struct MemoryNeeds {
   uint64_t weights = 0;      // bytes of the model's weights (mapped or uploaded)
-  uint64_t cache = 0;        // bytes of the latent cache for the whole context
+  uint64_t cache = 0;        // bytes of the latent cache for the whole context of every sequence
   uint64_t activations = 0;  // bytes of the largest pass's arena (memory_plan.h)
   uint64_t available = 0;    // the budget they are checked against; 0: unknown (not checked)
   uint64_t total() const { return weights + cache + activations; }
@@ -89,17 +98,31 @@ class Session {
   std::vector<float> evaluate(std::span<const int32_t> tokens, int64_t batch,
                               models::LogitRows rows = models::LogitRows::all);
 
+  // The same for one sequence of a session of several (SessionOptions::sequences).
+  std::vector<float> evaluate(int64_t sequence, std::span<const int32_t> tokens, int64_t batch,
+                              models::LogitRows rows = models::LogitRows::all);
+
+  // One pass over several sequences (each at most once, every token after those its
+  // sequence holds; at most max_batch() tokens in all): the logits of each entry's last
+  // token, row-major [work.size(), n_vocab]. The weights are read once for all of them.
+  // UserError before any work for a sequence out of range, repeated, or past its context.
+  std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
+
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
   // >= cached_tokens().
-  void rewind(int64_t tokens);
+  void rewind(int64_t tokens) { rewind(0, tokens); }
+  void rewind(int64_t sequence, int64_t tokens);
 
   // Compiles the passes of a prompt of `prompt_tokens` and of the first decode step
   // without running them, so that timing and streaming start after compilation.
   void prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows = models::LogitRows::last);
 
-  int64_t cached_tokens() const { return cached_; }
-  int64_t context() const { return context_; }
+  int64_t cached_tokens() const { return cached_[0]; }
+  int64_t cached_tokens(int64_t sequence) const { return cached_.at(static_cast<size_t>(sequence)); }
+  int64_t context() const { return context_; }  // tokens per sequence
+  int64_t sequences() const { return static_cast<int64_t>(cached_.size()); }
+  int64_t max_batch() const { return max_batch_; }  // the most tokens one pass evaluates
   // Bytes of latent cache per token (all layers, in the cache type).
   uint64_t cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
@@ -107,10 +130,14 @@ class Session {
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= kMaxPlans)
 
  private:
-  std::vector<float> forward(std::span<const int32_t> tokens, models::LogitRows rows);
-  Executor& plan_for(int64_t new_tokens, int64_t past_tokens, models::LogitRows rows);
-  std::vector<ir::HostTensor> run_pass(Executor& plan, std::span<const int32_t> tokens, int64_t past_tokens);
-  using PlanKey = std::tuple<int64_t, bool, models::LogitRows>;  // (new tokens, first pass, rows)
+  // One pass; logits of every token (rows all) or of each entry's last one.
+  std::vector<float> forward(std::span<const SequenceTokens> work, models::LogitRows rows);
+  Executor& plan_for(std::span<const SequenceTokens> work, models::LogitRows rows);
+  using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t>;
+  PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
+  std::vector<ir::HostTensor> run_pass(Executor& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
+  void check_tokens(std::span<const int32_t> tokens) const;
+  // PlanKey: (new tokens, first pass, rows, rows of logits of a batched pass)
   jit::Plan lower_pass(const PlanKey& key) const;
   void check_memory(const SessionOptions& options);
 
@@ -118,11 +145,14 @@ class Session {
   backends::Device& device_;
   runtime::KernelCache& cache_;
   ProgressFn progress_;
-  int64_t context_ = 0, cached_ = 0;
+  int64_t context_ = 0;
+  std::vector<int64_t> cached_;  // tokens each sequence holds
   models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)
   std::vector<models::CachePart> cache_parts_;
   std::unique_ptr<Arena> arena_;                        // every plan's intermediates (outlives the plans)
-  std::vector<std::unique_ptr<backends::Buffer>> caches_;  // per cache part: [context rows, width] on the device
+  // per cache part: [sequences x context rows, width] on the device; sequence s owns rows
+  // s * context .. (s + 1) * context - 1
+  std::vector<std::unique_ptr<backends::Buffer>> caches_;
   struct CachedPlan {
     std::unique_ptr<Executor> executor;
     uint64_t last_use = 0;

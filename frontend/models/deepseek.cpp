@@ -23,6 +23,10 @@ class GraphBuilder {
     T_ = dim(tokens_count);
     NodeId tokens = b_.input("tokens", {ir::DType::i32, {T_}});
     positions_ = b_.input("positions", {ir::DType::i32, {T_}});
+    if (pass.batched) {
+      cache_at_ = b_.input("cache_at", {ir::DType::i32, {T_}});
+      key_starts_ = b_.input("key_starts", {ir::DType::i32, {T_}});
+    }
     NodeId x = f32(b_.gather(param("token_embd.weight"), tokens));                       // [T, D]
     std::vector<NodeId> caches;
     for (int64_t l = 0; l < h_.n_layer; ++l) {
@@ -35,10 +39,15 @@ class GraphBuilder {
       x = b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));           // [T, D]
       caches.push_back(cache);
     }
-    if (logit_rows == LogitRows::last && tokens_count > 1) x = b_.slice(x, 0, tokens_count - 1, tokens_count);  // [1, D]
-    NodeId out = norm(x, "output_norm.weight");                                            // [T or 1, D]
+    if (logit_rows == LogitRows::last && pass.batched) {
+      NodeId which = b_.input("logit_rows", {ir::DType::i32, {dim(pass.outputs)}});
+      x = b_.gather(x, which);                                                             // [U, D]
+    } else if (logit_rows == LogitRows::last && tokens_count > 1) {
+      x = b_.slice(x, 0, tokens_count - 1, tokens_count);                                  // [1, D]
+    }
+    NodeId out = norm(x, "output_norm.weight");                                            // [T or 1 or U, D]
     const std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";  // tied embeddings
-    b_.output(linear(out, head));                                                          // [T or 1, vocab]
+    b_.output(linear(out, head));                                                          // [T or 1 or U, vocab]
     for (NodeId cache : caches)
       if (cache >= 0) b_.output(cache);                                                    // [R, W]: updated
   }
@@ -126,7 +135,7 @@ class GraphBuilder {
     if (*cache >= 0) {
       const ir::DType cache_dtype = b_.type(*cache).dtype;
       NodeId stored = cache_dtype == ir::DType::f32 ? latent : b_.cast(latent, cache_dtype);  // [T, L + rope]
-      *cache = b_.write_rows(*cache, stored, positions_);                                   // [R, L + rope]
+      *cache = b_.write_rows(*cache, stored, cache_at_ >= 0 ? cache_at_ : positions_);     // [R, L + rope]
       if (form == AttentionForm::absorbed) rows = *cache;
     }
     const Dim S = b_.type(rows).shape[0];
@@ -146,7 +155,9 @@ class GraphBuilder {
       NodeId q_abs = with_temperature(b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2));  // [T, H, L + rope]
       NodeId keys = b_.reshape(rows, {S, dim(1), dim(L + rope)});                           // [S, 1, L + rope]
       NodeId values = b_.slice(keys, 2, 0, L);                                              // [S, 1, L]
-      NodeId o_lat = b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]
+      // Several sequences: a token reads its own sequence's rows, key_starts..cache_at.
+      NodeId o_lat = cache_at_ >= 0 ? b_.attention(q_abs, keys, values, cache_at_, h_.attention_scale(), true, key_starts_)
+                                    : b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]
       NodeId o = b_.matmul_weight(b_.permute(o_lat, {1, 0, 2}), v_b);                       // [H, T, V]
       out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
     }
@@ -187,6 +198,7 @@ class GraphBuilder {
   ir::Builder b_;
   Dim T_;
   NodeId positions_ = -1;
+  NodeId cache_at_ = -1, key_starts_ = -1;  // batched passes only
   std::map<std::string, NodeId> params_;
 };
 
@@ -208,13 +220,16 @@ std::vector<CachePart> DeepSeekModel::cache_layout() const {
 
 ir::Graph DeepSeekModel::pass_graph(const PassSpec& pass) const {
   const AttentionForm form = pass.first ? first_pass_form(*this) : AttentionForm::absorbed;
-  return build_deepseek_graph(*this, pass.tokens, {pass.cache_rows, pass.cache_dtype}, form, pass.rows);
+  return build_deepseek_graph(*this, pass.tokens, {pass.cache_rows, pass.cache_dtype, pass.batched, pass.outputs}, form,
+                              pass.rows);
 }
 
 ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows) {
   if (tokens < 1) user_error("a forward pass needs at least one new token, got ", tokens);
   if (pass.cache_rows < 0) user_error("a cache of ", pass.cache_rows, " rows");
+  if (pass.batched && (pass.cache_rows == 0 || pass.outputs < 1 || pass.outputs > tokens))
+    user_error("a batched pass needs a cache and 1..", tokens, " rows of logits, got ", pass.outputs);
   if (pass.cache_dtype != ir::DType::f32 && pass.cache_dtype != ir::DType::f16 && pass.cache_dtype != ir::DType::bf16 &&
       pass.cache_dtype != ir::DType::q8_0)
     user_error("a latent cache of ", ir::dtype_name(pass.cache_dtype), " (f32, f16, bf16 or q8_0)");

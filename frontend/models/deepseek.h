@@ -34,6 +34,8 @@ AttentionForm first_pass_form(const DeepSeekModel& model);
 struct PassShape {
   int64_t cache_rows = 0;
   ir::DType cache_dtype = ir::DType::f32;
+  bool batched = false;  // several sequences (PassSpec::batched)
+  int64_t outputs = 1;   // batched with LogitRows::last: rows of logits
 };
 
 // The name of layer `layer`'s cache input ("cache.3").

@@ -19,5 +19,6 @@ const Command& run_command();
 const Command& tokenize_command();
 const Command& bench_command();
 const Command& perplexity_command();
+const Command& serve_command();
 
 }  // namespace moat::cli

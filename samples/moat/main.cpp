@@ -16,7 +16,7 @@ namespace {
 std::vector<const moat::cli::Command*> all_commands() {
   return {&moat::cli::devices_command(), &moat::cli::inspect_command(), &moat::cli::emit_command(),
           &moat::cli::run_command(),     &moat::cli::tokenize_command(), &moat::cli::bench_command(),
-          &moat::cli::perplexity_command()};
+          &moat::cli::perplexity_command(), &moat::cli::serve_command()};
 }
 
 void print_usage(std::FILE* out) {

@@ -60,9 +60,11 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
   runtime::SessionOptions options = session_options(args);
+  options.sequences = setup.sequences;
   const runtime::ContextChoice context = runtime::choose_context(
       args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
-      setup.model.hparams.cache_bytes_per_token(options.cache_dtype), available_host_memory());
+      setup.model.hparams.cache_bytes_per_token(options.cache_dtype) * static_cast<uint64_t>(setup.sequences),
+      available_host_memory());
   if (!context.warning.empty()) std::cerr << "moat: warning: " << context.warning << "\n";
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };

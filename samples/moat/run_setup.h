@@ -32,6 +32,7 @@ struct RunSetup {
   // ("" when it cannot), and how tokens are chosen, for the stats line ("seed 42").
   std::string tokens_hint;
   std::string sampling_note;
+  int64_t sequences = 1;  // the session's (moat serve --parallel); the context is per sequence
 };
 
 // Loads everything; prints the model's notes and the context chosen on stderr. The

@@ -475,6 +475,34 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["pos"] = HostTensor::from_i64({t}, std::vector<int64_t>{20, 21, 22}, DType::i32);
     be.check(g, bindings, moat::cat("write_rows + absorbed attention, ", dtype_name(cache_type), " cache"));
   }
+  // Several sequences in one cache (continuous batching): each query reads its own
+  // sequence's rows key_start..pos, decode (split over keys) and a longer pass.
+  for (auto [t, splits_matter] : {std::pair{int64_t{4}, true}, std::pair{int64_t{24}, false}}) {
+    Graph g;
+    Builder b(g);
+    const int64_t rows = 96, w = 64, l = 32;
+    NodeId cache = b.input("cache", tensor_type(DType::f16, {rows, w}));
+    NodeId fresh = b.input("fresh", tensor_type(DType::f32, {t, w}));
+    NodeId at = b.input("at", tensor_type(DType::i32, {t}));
+    NodeId start = b.input("start", tensor_type(DType::i32, {t}));
+    NodeId q = b.input("q", tensor_type(DType::f32, {t, 4, w}));
+    NodeId updated = b.write_rows(cache, b.cast(fresh, DType::f16), at);          // [rows, w]
+    NodeId keys = b.reshape(updated, static_shape({rows, 1, w}));                  // [rows, 1, w]
+    b.output(b.attention(q, keys, b.slice(keys, 2, 0, l), at, 0.3, true, start));  // [t, 4, l]
+    Bindings bindings;
+    bindings.tensors["cache"] = random_tensor(DType::f16, {rows, w}, 10);
+    bindings.tensors["fresh"] = random_tensor(DType::f32, {t, w}, 11);
+    bindings.tensors["q"] = random_tensor(DType::f32, {t, 4, w}, 12);
+    std::vector<int64_t> at_rows, starts;  // sequence i % 4 owns rows 24 i .. 24 i + 23
+    for (int64_t i = 0; i < t; ++i) {
+      const int64_t seq = i % 4, past = splits_matter ? 3 + 5 * seq : i / 4;
+      at_rows.push_back(24 * seq + past);
+      starts.push_back(24 * seq);
+    }
+    bindings.tensors["at"] = HostTensor::from_i64({t}, at_rows, DType::i32);
+    bindings.tensors["start"] = HostTensor::from_i64({t}, starts, DType::i32);
+    be.check(g, bindings, moat::cat("attention from key starts, t", t));
+  }
   {  // write_rows whose destination is read again: a copy, then the rows
     Graph g;
     Builder b(g);

@@ -1,0 +1,259 @@
+#include "runtime/batch_scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "support/error.h"
+
+namespace moat::runtime {
+
+// A request holding a sequence: prefilling (next_prompt < prompt size) or decoding.
+struct BatchScheduler::Running {
+  std::shared_ptr<BatchRequest> request;
+  int64_t sequence = 0;
+  Sampler sampler;
+  std::vector<int32_t> history;  // prompt + generated (for the penalties)
+  size_t next_prompt = 0;        // prompt tokens evaluated or reused so far
+  int32_t pending = -1;          // chosen, not evaluated yet (-1: none)
+  BatchResult result;
+  bool done = false;
+};
+
+namespace {
+
+// Seconds since `start`, less the session's compile and packing time since then
+// (`setup_ms_before`): the time passes took to run.
+double run_seconds(std::chrono::steady_clock::time_point start, const Session& session, double setup_ms_before) {
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::max(0.0, elapsed - (session.stats().setup_ms() - setup_ms_before) / 1000.0);
+}
+
+}  // namespace
+
+BatchScheduler::BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk)
+    : session_(session), max_queue_(max_queue), prompt_chunk_(std::max<int64_t>(1, prompt_chunk)) {
+  running_.resize(static_cast<size_t>(session.sequences()));
+  held_.resize(static_cast<size_t>(session.sequences()));
+  metrics_.sequences = session.sequences();
+  metrics_.cache_tokens_capacity = session.sequences() * session.context();
+  thread_ = std::thread([this] { loop(); });
+}
+
+BatchScheduler::~BatchScheduler() { drain(); }
+
+SubmitResult BatchScheduler::submit(std::shared_ptr<BatchRequest> request) {
+  {
+    std::lock_guard lock(mutex_);
+    if (draining_) return SubmitResult::draining;
+    if (static_cast<int64_t>(queue_.size()) >= max_queue_) return SubmitResult::queue_full;
+    queue_.push_back(std::move(request));
+    metrics_.queued = static_cast<int64_t>(queue_.size());
+  }
+  wake_.notify_one();
+  return SubmitResult::queued;
+}
+
+void BatchScheduler::drain() {
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+BatchMetrics BatchScheduler::metrics() const {
+  std::lock_guard lock(mutex_);
+  return metrics_;
+}
+
+void BatchScheduler::loop() {
+  for (;;) {
+    std::vector<std::shared_ptr<BatchRequest>> joining;
+    {
+      std::unique_lock lock(mutex_);
+      const auto busy = [&] {
+        return std::any_of(running_.begin(), running_.end(), [](const auto& r) { return r != nullptr; });
+      };
+      wake_.wait(lock, [&] { return !queue_.empty() || busy() || draining_; });
+      if (draining_ && queue_.empty() && !busy()) return;
+      const auto free_slots = std::count(running_.begin(), running_.end(), nullptr);
+      while (!queue_.empty() && static_cast<int64_t>(joining.size()) < free_slots) {
+        joining.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      metrics_.queued = static_cast<int64_t>(queue_.size());
+    }
+    for (auto& request : joining) admit(std::move(request));
+    step();
+  }
+}
+
+int64_t BatchScheduler::free_sequence_for(const std::vector<int32_t>& prompt) const {
+  int64_t best = -1;
+  size_t best_common = 0;
+  for (size_t s = 0; s < running_.size(); ++s) {
+    if (running_[s]) continue;
+    const std::vector<int32_t>& held = held_[s];
+    const size_t common =
+        static_cast<size_t>(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
+    if (best < 0 || common > best_common) best = static_cast<int64_t>(s), best_common = common;
+  }
+  return best;
+}
+
+void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
+  const int64_t sequence = free_sequence_for(request->prompt);
+  MOAT_INTERNAL_CHECK(sequence >= 0, "a request admitted without a free sequence");
+  const auto s = static_cast<size_t>(sequence);
+  auto r = std::make_unique<Running>(Running{request, sequence, Sampler(SamplingOptions{}), {}, 0, -1, {}, false});
+  r->result.prompt_tokens = static_cast<int64_t>(request->prompt.size());
+  running_[s] = std::move(r);
+  Running& run = *running_[s];
+  {
+    std::lock_guard lock(mutex_);
+    ++metrics_.running;
+  }
+  try {
+    run.sampler = Sampler(request->sampling);
+    if (request->prompt.empty()) user_error("the prompt is empty");
+    if (static_cast<int64_t>(request->prompt.size()) > session_.context())
+      user_error("the prompt (", request->prompt.size(), " tokens) does not fit the context of ", session_.context(), " tokens");
+  } catch (const std::exception& e) {
+    finish(run, FinishReason::error, e.what());
+    return;
+  }
+  // Reuse the rows of the longest common prefix, but evaluate at least the prompt's last
+  // token (its logits choose the first generated one).
+  const std::vector<int32_t>& held = held_[s];
+  size_t common =
+      static_cast<size_t>(std::mismatch(held.begin(), held.end(), request->prompt.begin(), request->prompt.end()).first -
+                          held.begin());
+  common = std::min(common, request->prompt.size() - 1);
+  session_.rewind(sequence, static_cast<int64_t>(common));
+  held_[s].resize(common);
+  run.next_prompt = common;
+  run.result.cached_prompt_tokens = static_cast<int64_t>(common);
+  run.history.assign(request->prompt.begin(), request->prompt.end());
+}
+
+void BatchScheduler::count_pass(double seconds, size_t decode_tokens) {
+  int64_t used = 0;
+  for (int64_t q = 0; q < session_.sequences(); ++q) used += session_.cached_tokens(q);
+  std::lock_guard lock(mutex_);
+  metrics_.busy_seconds += seconds;
+  ++metrics_.passes;
+  if (decode_tokens > 0) ++metrics_.decode_passes;
+  metrics_.decode_tokens += decode_tokens;
+  metrics_.cache_tokens_used = used;
+}
+
+void BatchScheduler::step() {
+  // At most one prompt chunk per step (the request that joined first), then a decode
+  // pass over every request with a chosen token.
+  Running* prefilling = nullptr;
+  for (auto& r : running_)
+    if (r && r->next_prompt < r->request->prompt.size()) {
+      prefilling = r.get();
+      break;
+    }
+  if (prefilling) prefill_chunk(*prefilling);
+  decode_pass();
+}
+
+void BatchScheduler::prefill_chunk(Running& r) {
+  const std::vector<int32_t>& prompt = r.request->prompt;
+  const size_t n = std::min<size_t>(static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch())),
+                                    prompt.size() - r.next_prompt);
+  const std::span<const int32_t> chunk(prompt.data() + r.next_prompt, n);
+  const auto start = std::chrono::steady_clock::now();
+  const double setup_ms = session_.stats().setup_ms();
+  std::vector<float> logits;
+  try {
+    const SequenceTokens work{r.sequence, chunk};
+    logits = session_.evaluate_sequences({&work, 1});
+  } catch (const std::exception& e) {
+    finish(r, FinishReason::error, e.what());
+    return;
+  }
+  count_pass(run_seconds(start, session_, setup_ms), 0);
+  held_[static_cast<size_t>(r.sequence)].insert(held_[static_cast<size_t>(r.sequence)].end(), chunk.begin(), chunk.end());
+  r.next_prompt += n;
+  if (r.next_prompt == prompt.size()) advance(r, logits);
+}
+
+void BatchScheduler::decode_pass() {
+  std::vector<SequenceTokens> work;
+  std::vector<Running*> members;
+  for (auto& r : running_)
+    if (r && r->pending >= 0) {
+      work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});
+      members.push_back(r.get());
+    }
+  if (work.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
+  const double setup_ms = session_.stats().setup_ms();
+  std::vector<float> logits;
+  try {
+    logits = session_.evaluate_sequences(work);
+  } catch (const std::exception& e) {
+    for (Running* r : members) finish(*r, FinishReason::error, e.what());
+    return;
+  }
+  count_pass(run_seconds(start, session_, setup_ms), work.size());
+  const size_t vocab = logits.size() / work.size();
+  for (size_t i = 0; i < members.size(); ++i) {
+    Running& r = *members[i];
+    held_[static_cast<size_t>(r.sequence)].push_back(r.pending);
+    r.pending = -1;
+    advance(r, std::span<const float>(logits.data() + i * vocab, vocab));
+  }
+}
+
+void BatchScheduler::advance(Running& r, std::span<const float> logits) {
+  const int32_t next = r.sampler.sample(logits, r.history);
+  const std::vector<int32_t>& stops = r.request->stop_ids;
+  if (std::find(stops.begin(), stops.end(), next) != stops.end()) return finish(r, FinishReason::stop);
+  r.history.push_back(next);
+  ++r.result.generated_tokens;
+  {
+    std::lock_guard lock(mutex_);
+    ++metrics_.generated_tokens_total;
+  }
+  bool more = true;
+  try {
+    more = !r.request->on_token || r.request->on_token(next);
+  } catch (const std::exception& e) {
+    return finish(r, FinishReason::error, e.what());
+  }
+  if (!more) return finish(r, FinishReason::cancelled);
+  if (r.result.generated_tokens >= r.request->max_tokens) return finish(r, FinishReason::length);
+  if (session_.cached_tokens(r.sequence) >= session_.context()) return finish(r, FinishReason::context_full);
+  r.pending = next;
+}
+
+void BatchScheduler::finish(Running& r, FinishReason reason, std::string error) {
+  r.result.reason = reason;
+  r.result.error = std::move(error);
+  const BatchResult result = r.result;
+  const std::shared_ptr<BatchRequest> request = r.request;
+  const auto s = static_cast<size_t>(r.sequence);
+  // The rows stay for a later prompt with the same prefix; what they hold is held_[s].
+  held_[s].resize(static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(held_[s].size()), session_.cached_tokens(r.sequence))));
+  running_[s].reset();  // r is gone from here on
+  {
+    std::lock_guard lock(mutex_);
+    --metrics_.running;
+    ++metrics_.requests_total;
+    metrics_.prompt_tokens_total += static_cast<uint64_t>(result.prompt_tokens);
+    metrics_.cached_prompt_tokens_total += static_cast<uint64_t>(result.cached_prompt_tokens);
+  }
+  if (request->on_done) {
+    try {
+      request->on_done(result);
+    } catch (...) {  // a callback's failure must not take the scheduler down
+    }
+  }
+}
+
+}  // namespace moat::runtime

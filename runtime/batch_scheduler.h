@@ -1,0 +1,99 @@
+// Continuous batching over a session of several sequences (SessionOptions::sequences):
+// requests wait in a bounded queue, join the running batch between steps, and every step
+// decodes one token of each running request in one pass over the weights.
+//
+// A request that joins takes a free sequence: the one whose cached tokens share the
+// longest prefix with its prompt (a conversation continued reuses its rows), then its
+// prompt's remaining tokens are evaluated in chunks of at most `prompt_chunk`, one chunk
+// per step between decode passes, so a long prompt never stalls the others for long.
+// One thread (started by the constructor) drives the session; submit, drain and metrics
+// may be called from any thread. Callbacks run on that thread and must not block long.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace moat::runtime {
+
+enum class FinishReason { length, stop, context_full, cancelled, error };
+
+struct BatchResult {
+  FinishReason reason = FinishReason::length;
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // prompt tokens whose rows were reused, not evaluated
+  int64_t generated_tokens = 0;
+  std::string error;  // FinishReason::error: what went wrong
+};
+
+struct BatchRequest {
+  std::vector<int32_t> prompt;  // at least one token, fitting the session's context
+  SamplingOptions sampling;
+  int64_t max_tokens = 16;
+  std::vector<int32_t> stop_ids;  // tokens that end the request (not passed to on_token)
+  // Each generated token as soon as it is chosen; false ends the request
+  // (FinishReason::cancelled: a stop string matched, the client went away).
+  std::function<bool(int32_t)> on_token;
+  std::function<void(const BatchResult&)> on_done;  // exactly once, last
+};
+
+struct BatchMetrics {
+  uint64_t requests_total = 0;   // finished
+  uint64_t prompt_tokens_total = 0, cached_prompt_tokens_total = 0, generated_tokens_total = 0;
+  int64_t running = 0, queued = 0;
+  int64_t sequences = 0;              // running at most
+  int64_t cache_tokens_used = 0;      // rows holding tokens, every sequence
+  int64_t cache_tokens_capacity = 0;  // sequences x context
+  double busy_seconds = 0;            // time spent running passes (compilation excluded)
+  uint64_t passes = 0, decode_passes = 0, decode_tokens = 0;  // decode_tokens / decode_passes: the mean batch
+};
+
+enum class SubmitResult { queued, queue_full, draining };
+
+class BatchScheduler {
+ public:
+  BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk);
+  ~BatchScheduler();  // drains
+  BatchScheduler(const BatchScheduler&) = delete;
+  BatchScheduler& operator=(const BatchScheduler&) = delete;
+
+  SubmitResult submit(std::shared_ptr<BatchRequest> request);
+  // Takes no more requests, finishes those queued and running, then stops the thread.
+  void drain();
+  BatchMetrics metrics() const;
+
+ private:
+  struct Running;
+  void loop();
+  void step();
+  void count_pass(double seconds, size_t decode_tokens);  // metrics after a pass
+  void admit(std::shared_ptr<BatchRequest> request);
+  void prefill_chunk(Running& r);
+  void decode_pass();
+  // After a token's logits: choose the next token, pass it on, or finish.
+  void advance(Running& r, std::span<const float> logits);
+  void finish(Running& r, FinishReason reason, std::string error = {});
+  int64_t free_sequence_for(const std::vector<int32_t>& prompt) const;
+
+  Session& session_;
+  const int64_t max_queue_, prompt_chunk_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<BatchRequest>> queue_;
+  bool draining_ = false;
+  std::vector<std::unique_ptr<Running>> running_;  // by sequence; null: free
+  std::vector<std::vector<int32_t>> held_;         // per sequence: the tokens its cache rows hold
+  BatchMetrics metrics_;
+  std::thread thread_;
+};
+
+}  // namespace moat::runtime

@@ -1,0 +1,123 @@
+// moat serve: an OpenAI-compatible HTTP server with continuous batching
+// (samples/moat/serve_server.h over runtime/batch_scheduler.h). SIGTERM or SIGINT
+// drains: new requests get 503, those in flight finish, then the process exits 0.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <pthread.h>
+#include <random>
+#include <thread>
+
+#include "samples/moat/commands.h"
+#include "samples/moat/run_setup.h"
+#include "samples/moat/serve_server.h"
+#include "support/error.h"
+
+namespace moat::cli {
+
+namespace {
+
+// SIGTERM and SIGINT are taken by one thread (sigwait), never by a handler in whichever
+// thread the kernel picks: blocked here, before any other thread starts, so every
+// thread inherits the mask.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::optional<tok::ChatFormat> serve_chat_format(const RunSetup& setup, const ParsedArgs& args) {
+  if (args.has("--chat-template")) return tok::chat_format_named(args.value("--chat-template"), "--chat-template");
+  const std::string& jinja = setup.tokenizer->chat_template();
+  std::optional<tok::ChatFormat> format = jinja.empty() ? std::nullopt : tok::detect_chat_format(jinja);
+  if (!format)
+    std::cerr << "moat: warning: " << setup.model_path
+              << (jinja.empty() ? " has no chat template" : "'s chat template is not a DeepSeek format moatless knows")
+              << ": /v1/chat/completions answers 400 (give --chat-template NAME); /v1/completions works\n";
+  return format;
+}
+
+std::string base_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+int run_serve(const ParsedArgs& args) {
+  const sigset_t stop_signals = block_stop_signals();
+  RunSetup setup;
+  setup.sequences = args.integer("--parallel", 4, 1, 256);
+  ServeOptions options;
+  options.host = args.value_or("--host", "127.0.0.1");
+  options.port = static_cast<int>(args.integer("--port", 8080, 0, 65535));
+  options.api_key = args.value_or("--api-key", "");
+  options.max_queue = args.integer("--max-queue", 64, 0, 1 << 20);
+  options.max_body = static_cast<size_t>(args.integer("--max-body", 1 << 20, 1024, int64_t{1} << 30));
+  options.http_threads = static_cast<int>(std::max<int64_t>(options.max_queue + setup.sequences + 4, 8));
+  open_run(args, true, setup);
+  options.model_name = args.value_or("--alias", base_name(setup.model_path));
+  options.chat_format = serve_chat_format(setup, args);
+  options.stop_ids = stop_tokens(setup);
+
+  ServeServer server(*setup.tokenizer, *setup.session, options);
+  const int port = server.bind();
+  std::cerr << "moat: serving " << options.model_name << " on http://" << options.host << ":" << port << " ("
+            << setup.sequences << " sequences of " << setup.session->context() << " tokens, queue "
+            << options.max_queue << ")\n";
+  std::printf("listening on http://%s:%d\n", options.host.c_str(), port);  // for scripts (--port 0)
+  std::fflush(stdout);
+
+  std::thread stopper([&] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    std::cerr << "moat: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+              << ": finishing the requests in flight, taking no more\n";
+    server.drain_and_stop();
+  });
+  server.listen();
+  // The listener closed without a signal (it failed): wake the stopper so it can end.
+  pthread_kill(stopper.native_handle(), SIGTERM);
+  stopper.join();
+  std::cerr << "moat: stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+const Command& serve_command() {
+  static const Command command{
+      {"serve",
+       "[-m MODEL] [--device ID] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY]",
+       "OpenAI-compatible HTTP server with continuous batching",
+       {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
+        {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices)"},
+        {"--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)"},
+        {"--port", "N", "port (default 8080; 0: any free port, printed)"},
+        {"--parallel", "N", "sequences decoded together in one pass (default 4); each has its own --ctx"},
+        {"--ctx", "N", "context length of each sequence in tokens (default: the model's, capped to the memory)"},
+        {"--batch", "K", "prompt tokens per forward pass (default 512)"},
+        {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0"},
+        {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations"},
+        {"--api-key", "KEY", "requests to /v1/* and /metrics need 'Authorization: Bearer KEY' (401 otherwise)"},
+        {"--alias", "NAME", "the model's name in /v1/models and responses (default: the file name)"},
+        {"--chat-template", "NAME", "chat format when the model's template is not recognised"},
+        {"--max-queue", "N", "requests waiting for a sequence at most (default 64; more get 429)"},
+        {"--max-body", "BYTES", "largest request body (default 1048576; larger get 413)"},
+        {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc"},
+        {"-t", "N", "CPU threads (default: physical cores)"}},
+       0,
+       0,
+       "Routes: POST /v1/chat/completions and /v1/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
+       "/health and /metrics (Prometheus). Sampling fields: temperature, top_p, max_tokens, stop, seed,\n"
+       "presence_penalty, frequency_penalty, and llama-server's top_k, min_p, repeat_penalty.\n"
+       "Errors are OpenAI's JSON: 400 bad request, 401 key, 404 route, 413 body, 429 queue full, 503 draining.\n"
+       "SIGTERM / SIGINT: requests in flight finish, new ones get 503, then exit 0.\n"},
+      run_serve};
+  return command;
+}
+
+}  // namespace moat::cli

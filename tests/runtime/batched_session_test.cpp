@@ -1,0 +1,150 @@
+// Sessions of several sequences (runtime/session.h, SessionOptions::sequences): each
+// sequence in its own rows of one cache, passes that carry tokens of several of them
+// (continuous batching), checked against sequences run alone in single-sequence sessions.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/device.h"
+#include "backends/registry.h"
+#include "frontend/models/deepseek_weights.h"
+#include "runtime/session.h"
+#include "support/error.h"
+
+namespace moat {
+
+namespace {
+
+const std::string kModel = std::string(MOAT_SOURCE_DIR) + "/models/kjv-tiny.gguf";
+
+const models::DeepSeekModel& demo() {
+  static const models::DeepSeekModel model = models::load_deepseek(kModel);
+  return model;
+}
+
+std::vector<std::string> device_ids() {
+  std::vector<std::string> ids;
+  for (const backends::DeviceInfo& d : backends::enumerate_devices().devices) ids.push_back(d.id);
+  if (std::find(ids.begin(), ids.end(), "cpu") == ids.end()) ids.insert(ids.begin(), "cpu");
+  return ids;
+}
+
+int32_t argmax(std::span<const float> logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+double max_relative_diff(std::span<const float> a, std::span<const float> b) {
+  double scale = 0, diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  }
+  return diff / std::max(scale, 1e-30);
+}
+
+const std::vector<std::vector<int32_t>> kPrompts = {
+    {1, 65, 77, 100, 12, 250, 3, 99}, {1, 40, 41}, {1, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310}, {1, 5}};
+
+// Logits of `steps` greedy tokens after `prompt`, run alone: [steps + 1][n_vocab].
+std::vector<std::vector<float>> alone(backends::Device& device, runtime::KernelCache& cache,
+                                      const std::vector<int32_t>& prompt, int steps) {
+  runtime::Session s(demo(), device, cache, {.context = 64});
+  std::vector<std::vector<float>> rows{s.evaluate(prompt, 64, models::LogitRows::last)};
+  for (int i = 0; i < steps; ++i) rows.push_back(s.evaluate(std::vector<int32_t>{argmax(rows.back())}, 1));
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("passes over several sequences give each the logits it gets alone, on every device") {
+  const int steps = 8;
+  for (const std::string& id : device_ids()) {
+    INFO(id);
+    auto device = backends::open_device(id, {.threads = 2});
+    runtime::KernelCache cache{{}};
+    runtime::Session batched(demo(), *device, cache, {.context = 64, .sequences = 4});
+    CHECK(batched.sequences() == 4);
+    // Sequences 0..2 start together; sequence 3 joins after 3 steps (continuous batching).
+    std::vector<std::vector<float>> last(kPrompts.size());
+    std::vector<std::vector<std::vector<float>>> got(kPrompts.size());
+    auto start = [&](size_t s) {
+      last[s] = batched.evaluate(static_cast<int64_t>(s), kPrompts[s], 64, models::LogitRows::last);
+      got[s].push_back(last[s]);
+    };
+    for (size_t s = 0; s < 3; ++s) start(s);
+    for (int step = 0; step < steps + 3; ++step) {
+      if (step == 3) start(3);
+      std::vector<int32_t> next;
+      std::vector<runtime::SequenceTokens> work;
+      next.reserve(kPrompts.size());
+      for (size_t s = 0; s < kPrompts.size(); ++s)
+        if (!last[s].empty() && got[s].size() <= static_cast<size_t>(steps)) next.push_back(argmax(last[s]));
+      size_t k = 0;
+      for (size_t s = 0; s < kPrompts.size(); ++s)
+        if (!last[s].empty() && got[s].size() <= static_cast<size_t>(steps))
+          work.push_back({static_cast<int64_t>(s), std::span<const int32_t>(&next[k++], 1)});
+      if (work.empty()) break;
+      std::vector<float> logits = batched.evaluate_sequences(work);
+      const size_t vocab = logits.size() / work.size();
+      REQUIRE(vocab == static_cast<size_t>(demo().hparams.n_vocab));
+      for (size_t i = 0; i < work.size(); ++i) {
+        const auto s = static_cast<size_t>(work[i].sequence);
+        last[s].assign(logits.begin() + static_cast<std::ptrdiff_t>(i * vocab),
+                       logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * vocab));
+        got[s].push_back(last[s]);
+      }
+    }
+    for (size_t s = 0; s < kPrompts.size(); ++s) {
+      INFO("sequence " << s);
+      CHECK(batched.cached_tokens(static_cast<int64_t>(s)) == static_cast<int64_t>(kPrompts[s].size()) + steps);
+      const std::vector<std::vector<float>> want = alone(*device, cache, kPrompts[s], steps);
+      REQUIRE(got[s].size() == want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        CHECK(argmax(got[s][i]) == argmax(want[i]));
+        CHECK(max_relative_diff(got[s][i], want[i]) < 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("a sequence rewound and evaluated again leaves the others' rows alone") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session s(demo(), *cpu, cache, {.context = 64, .sequences = 2});
+  const std::vector<int32_t> head(kPrompts[0].begin(), kPrompts[0].end() - 1);
+  const runtime::SequenceTokens last{1, std::span<const int32_t>(&kPrompts[0].back(), 1)};
+  s.evaluate(1, head, 64, models::LogitRows::last);
+  const std::vector<float> first = s.evaluate_sequences({&last, 1});
+  s.evaluate(0, kPrompts[2], 64, models::LogitRows::last);
+  s.rewind(0, 2);
+  CHECK(s.cached_tokens(0) == 2);
+  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()));
+  s.evaluate(0, std::vector<int32_t>{7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, 64, models::LogitRows::last);
+  // Sequence 1 again from its prompt's last token: the same logits as the first time.
+  s.rewind(1, static_cast<int64_t>(kPrompts[0].size()) - 1);
+  const std::vector<float> second = s.evaluate_sequences({&last, 1});
+  CHECK(max_relative_diff(second, first) < 1e-6);
+}
+
+TEST_CASE("a pass over several sequences refuses bad work before doing any") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session s(demo(), *cpu, cache, {.context = 16, .max_batch = 8, .sequences = 2});
+  const std::vector<int32_t> one{5}, nine(9, 5), long_prompt(17, 5);
+  auto pass = [&](std::vector<runtime::SequenceTokens> work) { return s.evaluate_sequences(work); };
+  CHECK_THROWS_WITH_AS(pass({{2, one}}), doctest::Contains("sequence 2 of a session of 2"), UserError);
+  CHECK_THROWS_WITH_AS(pass({{0, one}, {0, one}}), doctest::Contains("appears twice"), UserError);
+  CHECK_THROWS_WITH_AS(pass({{0, nine}}), doctest::Contains("passes the batch of 8"), UserError);
+  CHECK_THROWS_WITH_AS(pass({{1, {}}}), doctest::Contains("has no new tokens"), UserError);
+  CHECK_THROWS_WITH_AS(s.evaluate(1, long_prompt, 8), doctest::Contains("pass the context of 16"), UserError);
+  CHECK(s.cached_tokens(0) == 0);
+  CHECK(s.cached_tokens(1) == 0);
+  runtime::Session single(demo(), *cpu, cache, {.context = 16});
+  CHECK_THROWS_WITH_AS(single.evaluate_sequences(std::vector<runtime::SequenceTokens>{{0, one}, {1, one}}),
+                       doctest::Contains("needs a session of several"), UserError);
+  // The cache of every sequence counts in the memory budget.
+  CHECK(s.memory_needs().cache == 2 * single.memory_needs().cache);
+}
+
+}  // namespace moat

@@ -1,6 +1,7 @@
 #include "samples/moat/serve_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -45,9 +46,13 @@ std::string finish_reason(const Exchange& x) {
   return "stop";
 }
 
+// Generated text may hold bytes that are not UTF-8 (a model can emit any byte token):
+// they are sent as U+FFFD.
+std::string dump(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(dump(body), "application/json");
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -55,6 +60,14 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }
 
 int64_t unix_time() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into
+// Debian's library): a burst of clients overflows it and some connections fail. Linux
+// takes a second listen() on a listening socket as a new backlog.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
 
 }  // namespace
 
@@ -67,7 +80,7 @@ struct ServeServer::Impl {
   runtime::Session& session;
   ServeOptions options;
   runtime::BatchScheduler scheduler;
-  httplib::Server http;
+  HttpServer http;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};  // completion requests not answered in full yet
   std::atomic<uint64_t> http_requests{0}, next_id{1};
@@ -95,6 +108,7 @@ int ServeServer::bind() {
   if (port <= 0)
     user_error("cannot listen on ", s.options.host, ":", s.options.port,
                " (in use, or not an address of this machine); choose another --port or --host");
+  s.http.raise_backlog();
   return port;
 }
 
@@ -274,7 +288,7 @@ void ServeServer::Impl::stream(const ApiRequest& r, std::shared_ptr<Exchange> x,
       "text/event-stream",
       [this, r, x, id, created, first](size_t, httplib::DataSink& sink) {
         auto event = [&](const json& body) {
-          const std::string line = "data: " + body.dump() + "\n\n";
+          const std::string line = "data: " + dump(body) + "\n\n";
           return sink.write(line.data(), line.size());
         };
         std::unique_lock lock(x->mutex);

@@ -82,6 +82,37 @@ Measured run_tg(Session& session, backends::Device& device, Depth& depth, std::s
   return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
 }
 
+// The tg test over `sequences` sequences: each gets the one-token prompt tokens[0]
+// (untimed), then every step decodes tokens[i] for all of them in one pass.
+Measured run_tg_parallel(Session& session, backends::Device& device, std::span<const int32_t> tokens, int64_t sequences) {
+  std::vector<SequenceTokens> work;
+  for (int64_t s = 0; s < sequences; ++s) {
+    session.rewind(s, 0);
+    work.push_back({s, tokens.first(1)});
+  }
+  session.evaluate_sequences(work);
+  const double setup_before = session.stats().setup_ms();
+  const auto traffic_before = device.traffic();
+  const auto start = Clock::now();
+  for (size_t i = 1; i < tokens.size(); ++i) {
+    for (SequenceTokens& w : work) w.tokens = tokens.subspan(i, 1);
+    session.evaluate_sequences(work);
+  }
+  const double ms = ms_since(start);
+  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
+}
+
+KernelProfile profile_parallel_step(Session& session, backends::Device& device, std::span<const int32_t> tokens,
+                                    int64_t sequences) {
+  run_tg_parallel(session, device, tokens.first(2), sequences);
+  std::vector<SequenceTokens> work;
+  for (int64_t s = 0; s < sequences; ++s) work.push_back({s, tokens.subspan(2, 1)});
+  KernelProfile profile;
+  ProfileScope scope(profile);
+  session.evaluate_sequences(work);
+  return profile;
+}
+
 struct Inputs {
   std::vector<std::vector<int32_t>> prompts;    // pp: one per -p above 0
   std::vector<std::vector<int32_t>> generated;  // tg: 1 + n_gen tokens, one per -n above 0
@@ -162,7 +193,8 @@ int64_t bench_context(const BenchOptions& options) {
 }
 
 std::string BenchTest::name() const {
-  const std::string test = n_prompt > 0 ? cat("pp", n_prompt) : cat("tg", n_gen);
+  std::string test = n_prompt > 0 ? cat("pp", n_prompt) : cat("tg", n_gen);
+  if (sequences > 1) test += cat(" x", sequences);
   return depth > 0 ? cat(test, " @ d", depth) : test;
 }
 
@@ -246,6 +278,26 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
         if (options.profile) tg.profile = profile_decode_step(*session, depth, tokens);
       }
     }
+  // Several sequences: a session of as many as the largest count, its tg tests at depth 0.
+  const int64_t most = max_of(options.parallel);
+  if (most > 1 && !in.generated.empty()) {
+    SessionOptions several = session_options;
+    several.sequences = most;
+    several.max_batch = std::max(several.max_batch, most);
+    Session batched(model, device, *cache, several);
+    for (int64_t p : options.parallel) {
+      if (p < 2) continue;
+      for (const std::vector<int32_t>& tokens : in.generated) {
+        BenchTest& tg = result.tests.emplace_back();
+        tg.n_gen = static_cast<int64_t>(tokens.size()) - 1;
+        tg.sequences = p;
+        tg.n_batch = several.max_batch;
+        run_tg_parallel(batched, device, tokens, p);  // warm-up: compiles the passes
+        for (int r = 0; r < options.repetitions; ++r) record(tg, run_tg_parallel(batched, device, tokens, p));
+        if (options.profile && tokens.size() > 2) tg.profile = profile_parallel_step(batched, device, tokens, p);
+      }
+    }
+  }
   result.peak_bytes = device.memory().peak();
   result.peak_rss_bytes = peak_resident_memory();
   return result;

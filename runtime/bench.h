@@ -35,20 +35,27 @@ struct BenchOptions {
   // kernel into it (compile_ms: cold), a second loads them back (compile_warm_ms).
   bool cold = false;
   bool profile = false;    // also time each kernel of one prefill and one decode step
+  // Sequences decoded together (llama-batched-bench's -npl): for each value above 1,
+  // every tg test again with that many sequences in one pass per step (a session of
+  // several sequences, continuous batching's passes), at depth 0.
+  std::vector<int64_t> parallel = {1};
 };
 
 struct BenchTest {
   int64_t n_prompt = 0, n_gen = 0;  // one of them is 0
   int64_t depth = 0;                // cached tokens before the test
   int64_t n_batch = 512;            // the most tokens per forward pass
+  int64_t sequences = 1;            // tg with several sequences: each step decodes one token of each
   std::vector<double> samples_ns;   // one per repetition: nanoseconds for the whole test
   std::optional<KernelProfile> profile;  // one pass (prefill) or one decode step, when asked
   // Per token of the timed runs, averaged over them: bytes host -> device and device ->
   // host, kernel launches and device allocations (backends::DeviceTraffic).
   double h2d_bytes_per_token = 0, d2h_bytes_per_token = 0, launches_per_token = 0, allocs_per_token = 0;
 
-  int64_t tokens() const { return n_prompt + n_gen; }
-  std::string name() const;  // "pp512" | "tg128", with " @ d4096" at a depth (llama-bench's names)
+  int64_t tokens() const { return (n_prompt + n_gen) * sequences; }
+  // "pp512" | "tg128", with " @ d4096" at a depth (llama-bench's names), "tg128 x8" for
+  // 8 sequences
+  std::string name() const;
 };
 
 struct BenchResult {

@@ -214,7 +214,7 @@ Executor& Session::plan_for(std::span<const SequenceTokens> work, models::LogitR
   }
   // A bounded set: the least recently used plan goes when there are too many (prompts
   // of many lengths end in chunks of many sizes).
-  if (plans_.size() >= kMaxPlans) {
+  if (plans_.size() >= max_plans()) {
     auto oldest = std::min_element(plans_.begin(), plans_.end(),
                                    [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
     plans_.erase(oldest);

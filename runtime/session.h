@@ -28,7 +28,8 @@ namespace moat::runtime {
 
 class Executor;
 
-// The most plans a session keeps (least recently used go first).
+// The most plans a session keeps (least recently used go first); a session of several
+// sequences keeps one more per sequence (its decode passes of 1..sequences tokens).
 inline constexpr size_t kMaxPlans = 8;
 
 // The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
@@ -127,7 +128,8 @@ class Session {
   uint64_t cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
   const MemoryNeeds& memory_needs() const { return needs_; }
-  size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= kMaxPlans)
+  size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
+  size_t max_plans() const { return kMaxPlans + (sequences() > 1 ? static_cast<size_t>(sequences()) : 0); }
 
  private:
   // One pass; logits of every token (rows all) or of each entry's last one.

@@ -49,6 +49,7 @@ Json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTe
       {"n_threads", d.n_threads > 0 ? Json(d.n_threads) : Json()},
       {"n_prompt", test.n_prompt},
       {"n_gen", test.n_gen},
+      {"n_seq", test.sequences},  // llama-batched-bench's parallel sequences (1: plain)
       {"n_depth", test.depth},
       {"test_time", d.test_time},
       {"avg_ns", static_cast<uint64_t>(std::llround(std::max(ns.mean, 0.0)))},

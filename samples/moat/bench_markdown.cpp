@@ -59,7 +59,9 @@ std::string bench_profile_markdown(const BenchReport& report) {
       const runtime::KernelProfile& p = *test.profile;
       const double total = p.total_ms();
       out += cat("\n### ", device_label(report, d), ": ",
-                 test.n_prompt > 0 ? cat("one prefill of ", test.n_prompt, " tokens") : "one decode step",
+                 test.n_prompt > 0        ? cat("one prefill of ", test.n_prompt, " tokens")
+                 : test.sequences > 1 ? cat("one decode step of ", test.sequences, " sequences")
+                                      : "one decode step",
                  test.depth > 0 ? cat(" after ", test.depth, " cached tokens") : "", batch_varies(report) && test.n_prompt > 0 ? cat(", batch ", test.n_batch) : "",
                  " — ", p.launches(), " launches, ", fixed(total, 3), " ms\n\n");
       out += "| kernel | launches | total ms | share |\n| ------ | -------: | -------: | ----: |\n";

@@ -169,6 +169,7 @@ int run_bench(const ParsedArgs& args) {
   options.repetitions = static_cast<int>(args.integer("-r", 5, 1, 10000));
   options.profile = args.has("--profile");
   options.cold = args.has("--cold");
+  options.parallel = integer_list(args, "--parallel", {1}, 1, 256, "a number of sequences", "1,4,8");
   auto any = [](const std::vector<int64_t>& v) { return std::any_of(v.begin(), v.end(), [](int64_t x) { return x > 0; }); };
   if (!any(options.n_prompt) && !any(options.n_gen))
     user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
@@ -257,7 +258,7 @@ int run_bench(const ParsedArgs& args) {
 const Command kBench{
     {"bench",
      "[-m MODEL] [--device all|ID,...] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
-     "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile]",
+     "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile] [--parallel N,...]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
@@ -273,7 +274,9 @@ const Command kBench{
       {"--svg", "F", "write an SVG bar chart of t/s per device to F (- : to stdout)"},
       {"--cold", "", "measure compile cold (an empty temporary kernel cache) and warm"},
       {"--remeasure-bandwidth", "", "measure the host's memory bandwidth again (else the cached value)"},
-      {"--profile", "", "time every kernel of one prefill and one decode step"}},
+      {"--profile", "", "time every kernel of one prefill and one decode step"},
+      {"--parallel", "N,...", "also run each tg test with N sequences decoded together, one pass per step "
+                              "(llama-batched-bench's -npl; aggregate tokens/s; depth 0)"}},
      0,
      0,
      "As llama-bench: every combination of the lists is a test and a row, per device (and\n"

@@ -113,7 +113,7 @@ const Command& serve_command() {
        0,
        "Routes: POST /v1/chat/completions and /v1/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
        "/health and /metrics (Prometheus). Sampling fields: temperature, top_p, max_tokens, stop, seed,\n"
-       "presence_penalty, frequency_penalty, and llama-server's top_k, min_p, repeat_penalty.\n"
+       "presence_penalty, frequency_penalty, and llama-server's top_k, min_p, repeat_penalty, ignore_eos.\n"
        "Errors are OpenAI's JSON: 400 bad request, 401 key, 404 route, 413 body, 429 queue full, 503 draining.\n"
        "SIGTERM / SIGINT: requests in flight finish, new ones get 503, then exit 0.\n"},
       run_serve};

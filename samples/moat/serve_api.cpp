@@ -126,6 +126,7 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body_text, uint64
                                                                                                        : "max_tokens",
                             1, INT32_MAX);
   read_stop(body, r);
+  r.ignore_eos = flag_in(body, "ignore_eos");
   runtime::SamplingOptions& s = r.sampling;
   s.temperature = number_in(body, "temperature", 1.0, 0.0, 2.0);
   s.top_p = number_in(body, "top_p", 1.0, 0.0, 1.0);

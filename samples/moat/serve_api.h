@@ -40,6 +40,7 @@ struct ApiRequest {
   bool include_usage = false;            // stream_options.include_usage
   std::optional<int64_t> max_tokens;     // absent: until the context is full
   std::vector<std::string> stop;         // at most 4 strings, none empty
+  bool ignore_eos = false;               // llama-server's extra: generate past end of sequence
   runtime::SamplingOptions sampling;     // OpenAI's defaults: temperature 1, top_p 1
 };
 

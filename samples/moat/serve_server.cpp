@@ -31,6 +31,7 @@ struct Exchange {
   bool done = false;
   runtime::BatchResult result;
   std::atomic<bool> client_gone{false};
+  bool streaming = false;  // a whole response is woken once, at the end
   tok::StreamDecoder decoder;  // scheduler thread only
   StopMatcher stop;            // scheduler thread only
 };
@@ -225,11 +226,12 @@ void ServeServer::Impl::complete(Endpoint endpoint, const httplib::Request& req,
   }
 
   auto x = std::make_shared<Exchange>(tokenizer, r.stop);
+  x->streaming = r.stream;
   auto request = std::make_shared<runtime::BatchRequest>();
   request->prompt = prompt;
   request->sampling = r.sampling;
   request->max_tokens = r.max_tokens.value_or(session.context() - static_cast<int64_t>(prompt.size()));
-  request->stop_ids = options.stop_ids;
+  if (!r.ignore_eos) request->stop_ids = options.stop_ids;
   request->on_token = [x](int32_t id) {
     if (x->client_gone) return false;
     std::string piece = x->stop.push(x->decoder.push(id));
@@ -237,7 +239,7 @@ void ServeServer::Impl::complete(Endpoint endpoint, const httplib::Request& req,
       std::lock_guard lock(x->mutex);
       x->text += piece;
     }
-    x->changed.notify_all();
+    if (x->streaming && !piece.empty()) x->changed.notify_all();
     return !x->stop.stopped();
   };
   request->on_done = [x](const runtime::BatchResult& result) {

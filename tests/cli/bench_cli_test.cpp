@@ -176,6 +176,25 @@ TEST_CASE("bench -o json: every combination of -p and -n a row, llama-bench's fi
   CHECK(contains(md.out, "| threads | n_batch | test |"));
 }
 
+TEST_CASE("bench --parallel: tg rows with several sequences decoded together, aggregate tokens per second") {
+  Result r = run_moat({"bench", "--device", "cpu", "-p", "0", "-n", "4", "--parallel", "1,3", "-r", "2", "-o", "json"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const nlohmann::json rows = nlohmann::json::parse(r.out);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["test"] == "tg4");
+  CHECK(rows[0]["n_seq"] == 1);
+  CHECK(rows[1]["test"] == "tg4 x3");
+  CHECK(rows[1]["n_seq"] == 3);
+  CHECK(rows[1]["n_gen"] == 4);
+  // 12 tokens per run: the rate counts every sequence's tokens.
+  const double ns = rows[1]["samples_ns"][0].get<double>();
+  CHECK(rows[1]["samples_ts"][0].get<double>() == doctest::Approx(12e9 / ns).epsilon(1e-6));
+  CHECK(rows[1]["bandwidth_share"].is_null());  // one token's bytes do not describe a pass of three
+  Result bad = run_moat({"bench", "--device", "cpu", "-n", "4", "--parallel", "0"});
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.err, "--parallel"));
+}
+
 TEST_CASE("bench -o csv and -o jsonl parse, a row a line") {
   Result csv = run_moat({"bench", "--device", "cpu", "-p", "8", "-n", "4", "-r", "1", "-o", "csv"});
   REQUIRE_MESSAGE(csv.exit_code == 0, csv.err);

@@ -7,7 +7,7 @@
 #   tools/build_llama_tools.sh [--libs DIR] [OUT_DIR]      default OUT_DIR: /tmp/llama-tools
 #
 # Writes OUT_DIR/src/ (the unpacked sdist), OUT_DIR/build/ (the CMake build) and
-# OUT_DIR/bin/{llama-quantize,llama-imatrix,llama-perplexity,llama-bench} (links into the
+# OUT_DIR/bin/{llama-quantize,llama-imatrix,llama-perplexity,llama-bench,llama-batched-bench} (links into the
 # build). Nothing is written inside the repository. Reuses an existing OUT_DIR/src and build,
 # so a second run only rebuilds what changed. Needs pip (any Python 3), cmake, a C++17
 # compiler and network access for the one `pip download`. The full build compiles ggml,
@@ -30,7 +30,7 @@ version=0.3.36
 out=${1:-/tmp/llama-tools}
 jobs=${JOBS:-2}
 pip=${PIP:-pip3}
-tools=(llama-quantize llama-imatrix llama-perplexity llama-bench)
+tools=(llama-quantize llama-imatrix llama-perplexity llama-bench llama-batched-bench)
 
 mkdir -p "$out"
 src="$out/src/llama_cpp_python-$version"
@@ -55,7 +55,8 @@ if [ -n "$libs" ]; then
   declare -A sources=([llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
                       [llama-imatrix]="imatrix/imatrix.cpp"
                       [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
-                      [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp")
+                      [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp"
+                      [llama-batched-bench]="batched-bench/batched-bench.cpp batched-bench/main.cpp")
   for t in "${tools[@]}"; do
     files=()
     for f in ${sources[$t]}; do files+=("$llama/tools/$f"); done

@@ -134,6 +134,12 @@ bool ServeServer::Impl::authorized(const httplib::Request& req, httplib::Respons
 
 void ServeServer::Impl::routes() {
   http.new_task_queue = [n = options.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+  // httplib's default also sets SO_REUSEPORT, with which a second server binds a port in
+  // use and the two split its connections: SO_REUSEADDR alone (restarts bind at once).
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http.set_payload_max_length(options.max_body);
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     ++http_requests;

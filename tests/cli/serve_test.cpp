@@ -256,6 +256,19 @@ TEST_CASE("continuous batching: a greedy request gives the same text alone or am
   CHECK(std::stod(m[1]) > 2.0);  // passes did carry several sequences
 }
 
+TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {
+  Server s({"--parallel", "1"});
+  const testing::CliResult taken = testing::run_moat({"serve", "--port", std::to_string(s.port), "--ctx", "64"});
+  CHECK(taken.exit_code == 2);
+  CHECK(testing::contains(taken.err, "cannot listen on 127.0.0.1:" + std::to_string(s.port)));
+  const testing::CliResult parallel = testing::run_moat({"serve", "--parallel", "0"});
+  CHECK(parallel.exit_code == 2);
+  CHECK(testing::contains(parallel.err, "--parallel"));
+  const testing::CliResult device = testing::run_moat({"serve", "--device", "nosuch:3", "--port", "0"});
+  CHECK(device.exit_code == 2);
+  CHECK(testing::contains(device.err, "nosuch:3"));
+}
+
 TEST_CASE("a streaming client that goes away frees its sequence") {
   Server s({"--parallel", "1"});
   httplib::Client c = s.client();

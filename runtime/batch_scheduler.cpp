@@ -1,6 +1,7 @@
 #include "runtime/batch_scheduler.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 
 #include "support/error.h"
@@ -163,8 +164,11 @@ void BatchScheduler::step() {
 
 void BatchScheduler::prefill_chunk(Running& r) {
   const std::vector<int32_t>& prompt = r.request->prompt;
-  const size_t n = std::min<size_t>(static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch())),
-                                    prompt.size() - r.next_prompt);
+  // Chunks of a power of two tokens: prompts of every length share at most
+  // log2(batch) + 1 prefill plans, compiled once, instead of one plan (and a compile on
+  // the request's time) per length.
+  const size_t n = std::bit_floor(std::min<size_t>(static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch())),
+                                                   prompt.size() - r.next_prompt));
   const std::span<const int32_t> chunk(prompt.data() + r.next_prompt, n);
   const auto start = std::chrono::steady_clock::now();
   const double setup_ms = session_.stats().setup_ms();

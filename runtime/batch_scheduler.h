@@ -4,7 +4,8 @@
 //
 // A request that joins takes a free sequence: the one whose cached tokens share the
 // longest prefix with its prompt (a conversation continued reuses its rows), then its
-// prompt's remaining tokens are evaluated in chunks of at most `prompt_chunk`, one chunk
+// prompt's remaining tokens are evaluated in chunks of at most `prompt_chunk` tokens, a
+// power of two each (a bounded set of plans whatever the prompts' lengths), one chunk
 // per step between decode passes, so a long prompt never stalls the others for long.
 // One thread (started by the constructor) drives the session; submit, drain and metrics
 // may be called from any thread. Callbacks run on that thread and must not block long.

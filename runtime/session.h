@@ -9,6 +9,7 @@
 // runs; compiled kernels come from the kernel cache.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,7 +30,7 @@ namespace moat::runtime {
 class Executor;
 
 // The most plans a session keeps (least recently used go first); a session of several
-// sequences keeps one more per sequence (its decode passes of 1..sequences tokens).
+// sequences keeps more (max_plans()).
 inline constexpr size_t kMaxPlans = 8;
 
 // The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
@@ -129,7 +130,13 @@ class Session {
   const SessionStats& stats() const { return stats_; }
   const MemoryNeeds& memory_needs() const { return needs_; }
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
-  size_t max_plans() const { return kMaxPlans + (sequences() > 1 ? static_cast<size_t>(sequences()) : 0); }
+  // Several sequences: one more per decode batch size (1..sequences) and room for the
+  // power-of-two prompt chunks of both forms (batch_scheduler.h).
+  size_t max_plans() const {
+    return sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) + 2 * static_cast<size_t>(std::bit_width(
+                                                                                   static_cast<uint64_t>(max_batch_)))
+                           : kMaxPlans;
+  }
 
  private:
   // One pass; logits of every token (rows all) or of each entry's last one.

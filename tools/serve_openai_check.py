@@ -5,7 +5,7 @@ error), then throughput: one stream alone against N concurrent streams, interlea
 
     python3 -m venv /tmp/toolsvenv && /tmp/toolsvenv/bin/pip install openai
     /tmp/toolsvenv/bin/python tools/serve_openai_check.py [--moat build/bin/moat] [-m MODEL]
-        [--parallel 8] [--tokens 128] [--rounds 3]
+        [--parallel 8] [--tokens 128] [--rounds 3] [--chat-template NAME]
 
 It starts the server itself on a free port (--url to use a running one) and prints a
 Markdown report. Throughput is generated tokens over wall time, measured on the client.
@@ -24,6 +24,8 @@ def start_server(args):
     cmd = [args.moat, "serve", "--port", "0", "--parallel", str(args.parallel), "--ctx", str(args.ctx), "-t", str(args.threads)]
     if args.model:
         cmd += ["-m", args.model]
+    if args.chat_template:
+        cmd += ["--chat-template", args.chat_template]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"http://([\d.]+):(\d+)", line)
@@ -91,6 +93,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--moat", default="build/bin/moat")
     p.add_argument("-m", "--model", default="")
+    p.add_argument("--chat-template", default="", help="for a model whose template moat does not know (e.g. deepseek3)")
     p.add_argument("--url", default="", help="a running server's base URL (http://host:port/v1)")
     p.add_argument("--parallel", type=int, default=8)
     p.add_argument("--ctx", type=int, default=512)

@@ -10,29 +10,17 @@
 #include "backends/registry.h"
 #include "frontend/models/deepseek_weights.h"
 #include "runtime/session.h"
+#include "tests/runtime/demo_session.h"
 #include "support/error.h"
 
 namespace moat {
 
 namespace {
 
-const std::string kModel = std::string(MOAT_SOURCE_DIR) + "/models/kjv-tiny.gguf";
+using testing::argmax;
 
-const models::DeepSeekModel& demo() {
-  static const models::DeepSeekModel model = models::load_deepseek(kModel);
-  return model;
-}
-
-std::vector<std::string> device_ids() {
-  std::vector<std::string> ids;
-  for (const backends::DeviceInfo& d : backends::enumerate_devices().devices) ids.push_back(d.id);
-  if (std::find(ids.begin(), ids.end(), "cpu") == ids.end()) ids.insert(ids.begin(), "cpu");
-  return ids;
-}
-
-int32_t argmax(std::span<const float> logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
+const models::DeepSeekModel& demo() { return testing::demo_model(); }
+std::vector<std::string> device_ids() { return testing::session_device_ids(); }
 
 double max_relative_diff(std::span<const float> a, std::span<const float> b) {
   double scale = 0, diff = 0;

@@ -76,8 +76,8 @@ Json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTe
       {"launches_per_token", test.launches_per_token},
       {"allocs_per_token", test.allocs_per_token},
       {"decode_bytes_per_token", report.model.decode_bytes_per_token},
-      {"decode_gbs", optional_number(test.n_gen > 0 ? std::optional<double>(decode_bytes_per_s(report, test).value_or(0) / 1e9)
-                                                    : std::nullopt)},
+      {"decode_gbs", optional_number(decode_bytes_per_s(report, test) ? std::optional<double>(*decode_bytes_per_s(report, test) / 1e9)
+                                                                       : std::nullopt)},
       {"bandwidth_gbs", known_bandwidth ? Json(d.bandwidth.bytes_per_s / 1e9) : Json()},
       {"bandwidth_source", known_bandwidth ? Json(d.bandwidth.source) : Json()},
       {"bandwidth_share", optional_number(bandwidth_share(report, d, test))},

@@ -18,7 +18,7 @@ std::string fixed(double value, int digits) {
 }
 
 std::string bandwidth_cell(const BenchReport& report, const DeviceBench& device, const runtime::BenchTest& test) {
-  if (test.n_gen == 0) return "";
+  if (!decode_bytes_per_s(report, test)) return "";  // prefill, or several sequences per pass
   const double reached = decode_bytes_per_s(report, test).value_or(0) / 1e9;
   std::optional<double> share = bandwidth_share(report, device, test);
   if (!share) return cat(fixed(reached, 2), " GB/s of unknown");

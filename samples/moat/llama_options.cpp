@@ -46,6 +46,10 @@ constexpr Alias kAliases[] = {
     {"--conversation", "--chat"},
     {"-sys", "--system"},
     {"--system-prompt", "--system"},
+    {"-np", "--parallel"},  // llama-server's slots; llama-batched-bench's -npl is a list
+    {"--n-parallel", "--parallel"},
+    {"-npl", "--parallel", "bench"},
+    {"-a", "--alias"},
 };
 
 struct Missing {

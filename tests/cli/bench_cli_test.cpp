@@ -190,6 +190,11 @@ TEST_CASE("bench --parallel: tg rows with several sequences decoded together, ag
   const double ns = rows[1]["samples_ns"][0].get<double>();
   CHECK(rows[1]["samples_ts"][0].get<double>() == doctest::Approx(12e9 / ns).epsilon(1e-6));
   CHECK(rows[1]["bandwidth_share"].is_null());  // one token's bytes do not describe a pass of three
+  CHECK(rows[1]["decode_gbs"].is_null());
+  Result md = run_moat({"bench", "--device", "cpu", "-p", "0", "-n", "2", "-npl", "2", "-r", "1"});
+  REQUIRE_MESSAGE(md.exit_code == 0, md.err);
+  CHECK(contains(md.out, " tg2 x2 | "));
+  CHECK(!contains(md.out, "of unknown"));
   Result bad = run_moat({"bench", "--device", "cpu", "-n", "4", "--parallel", "0"});
   CHECK(bad.exit_code == 2);
   CHECK(contains(bad.err, "--parallel"));

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "samples/moat/client_socket.h"
 #include "samples/moat/serve_api.h"
 #include "support/error.h"
 
@@ -275,8 +276,11 @@ void ServeServer::Impl::complete(Endpoint endpoint, const httplib::Request& req,
   const std::string id = (endpoint == Endpoint::chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id++);
   if (r.stream) return stream(r, x, id, res);
 
+  // A client that hangs up stops its request at the next token, as a stream's does.
+  const int client = find_client_socket(req.remote_addr, req.remote_port, req.local_port);
   std::unique_lock lock(x->mutex);
-  x->changed.wait(lock, [&] { return x->done; });
+  while (!x->changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return x->done; }))
+    if (client >= 0 && !x->client_gone && client_hung_up(client)) x->client_gone = true;
   --in_flight;
   if (x->result.reason == runtime::FinishReason::error)
     return send_error(res, ApiError(500, "server_error", x->result.error));

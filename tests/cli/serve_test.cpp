@@ -20,7 +20,8 @@ using testing::CliProcess;
 // A running `moat serve`; stopped (SIGTERM) and reaped when it goes out of scope.
 struct Server {
   explicit Server(std::vector<std::string> args) {
-    std::vector<std::string> all{"serve", "--port", "0", "--ctx", "256", "-t", "2"};
+    std::vector<std::string> all{"serve", "--port", "0", "-t", "2"};
+    if (std::find(args.begin(), args.end(), "--ctx") == args.end()) all.insert(all.end(), {"--ctx", "256"});
     all.insert(all.end(), args.begin(), args.end());
     process = testing::start_moat(all);
     const bool up = testing::wait_for_output(
@@ -290,6 +291,21 @@ TEST_CASE("a streaming client that goes away frees its sequence") {
   std::smatch m;
   REQUIRE(std::regex_search(metrics->body, m, std::regex(R"(moat_generated_tokens_total (\d+))")));
   CHECK(std::stoi(m[1]) < 240);
+}
+
+TEST_CASE("a client that hangs up on a whole response frees its sequence too") {
+  Server s({"--parallel", "1", "--ctx", "4096"});  // past the demo model's 256: a long run to hang up on
+  httplib::Client impatient = s.client();
+  impatient.set_read_timeout(0, 100000);  // gives up (and closes) after 0.1 s
+  CHECK(!impatient.Post("/v1/completions", R"({"prompt": "And", "max_tokens": 4000, "temperature": 0, "ignore_eos": true})",
+                        "application/json"));
+  const json next = post(s, "/v1/completions", {{"prompt", "And"}, {"max_tokens", 4}, {"temperature", 0}});
+  CHECK(next["usage"]["completion_tokens"] == 4);
+  httplib::Result metrics = s.client().Get("/metrics");
+  REQUIRE(metrics);
+  std::smatch m;
+  REQUIRE(std::regex_search(metrics->body, m, std::regex(R"(moat_generated_tokens_total (\d+))")));
+  CHECK(std::stoi(m[1]) < 2000);
 }
 
 TEST_CASE("SIGTERM: the stream in flight finishes, new requests are refused, the server exits 0") {

@@ -5,7 +5,7 @@
 
 #include "capi/boundary.h"
 #include "capi/handles.h"
-#include "frontend/models/deepseek_weights.h"
+#include "frontend/model.h"
 #include "support/error.h"
 
 namespace moat::capi {
@@ -22,9 +22,8 @@ std::shared_ptr<ModelState> open_state(const std::string& path) {
     state->no_tokenizer_reason = e.what();
   }
   // The end of sequence as `moat run` stops at it (samples/moat/run_setup.cpp): the
-  // model's (a DeepSeek file's metadata), then the tokenizer's when it differs.
-  int32_t model_eos = -1;
-  if (const auto* deepseek = dynamic_cast<const models::DeepSeekModel*>(state->model.get())) model_eos = deepseek->eos;
+  // model file's, then the tokenizer's when it differs.
+  const int32_t model_eos = state->model->eos_token();
   if (model_eos >= 0) state->stop_ids.push_back(model_eos);
   if (state->tokenizer) {
     const int32_t tok_eos = state->tokenizer->eos();

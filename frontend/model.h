@@ -70,6 +70,9 @@ class Model {
   virtual ~Model() = default;
   virtual int64_t vocab_size() const = 0;
   virtual int64_t training_context() const = 0;  // tokens the model was trained for
+  // The end-of-sequence token the model's file names (-1: none; its tokenizer may still
+  // have one).
+  virtual int32_t eos_token() const { return -1; }
   // Every weight by the name its graphs' params bind.
   virtual const std::map<std::string, ir::HostTensor>& tensors() const = 0;
   virtual std::vector<CachePart> cache_layout() const = 0;

@@ -40,6 +40,7 @@ struct DeepSeekModel : Model {
 
   int64_t vocab_size() const override { return hparams.n_vocab; }
   int64_t training_context() const override { return hparams.n_ctx_train; }
+  int32_t eos_token() const override { return eos; }
   const std::map<std::string, ir::HostTensor>& tensors() const override { return weights; }
   std::vector<CachePart> cache_layout() const override;  // per layer: "cache.L" of kv_lora + rope
   ir::Graph pass_graph(const PassSpec& pass) const override;

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <iostream>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -87,6 +88,9 @@ struct ServeServer::Impl {
   std::atomic<int64_t> in_flight{0};  // completion requests not answered in full yet
   std::atomic<uint64_t> http_requests{0}, next_id{1};
   std::atomic<uint64_t> status_4xx{0}, status_5xx{0};
+  // A request without a seed samples with one of its own: this process's random salt
+  // mixed with its number (two servers, or two runs, differ).
+  const uint64_t seed_salt = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res);
@@ -215,7 +219,7 @@ void ServeServer::Impl::complete(Endpoint endpoint, const httplib::Request& req,
   ApiRequest r;
   std::vector<int32_t> prompt;
   try {
-    r = parse_request(endpoint, req.body, next_id.load() * 0x9E3779B97F4A7C15ull);
+    r = parse_request(endpoint, req.body, seed_salt ^ (next_id.load() * 0x9E3779B97F4A7C15ull));
     if (r.model.empty()) r.model = options.model_name;
     prompt = prompt_ids(r);
     const int64_t n = static_cast<int64_t>(prompt.size()), context = session.context();

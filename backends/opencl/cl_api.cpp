@@ -2,9 +2,11 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "support/error.h"
 
@@ -50,11 +52,25 @@ Loaded load_uncached(const char* library) {
     out.why = cat(library, " lacks ", missing, " (install an OpenCL 1.2 or newer ICD loader)");
     return out;  // the handle stays open: unloading ICD loaders is not supported
   }
+  // The namespace's own libc: its __ctype_init (GLIBC_PRIVATE, exported) sets up a
+  // thread's ctype tables (ClApi::enter_thread).
+  Lmid_t namespace_id = 0;
+  if (::dlinfo(handle, RTLD_DI_LMID, &namespace_id) == 0)
+    if (void* libc = ::dlmopen(namespace_id, "libc.so.6", RTLD_NOW | RTLD_NOLOAD))
+      api->namespace_ctype_init = reinterpret_cast<void (*)()>(::dlsym(libc, "__ctype_init"));
+  api->enter_thread();  // the loading thread has them already; harmless
   out.api = std::move(api);
   return out;
 }
 
 }  // namespace
+
+void ClApi::enter_thread() const {
+  thread_local std::vector<const ClApi*> entered;  // a thread enters each loaded API once
+  if (!namespace_ctype_init || std::find(entered.begin(), entered.end(), this) != entered.end()) return;
+  namespace_ctype_init();
+  entered.push_back(this);
+}
 
 const ClApi* load_cl_api(const char* library, std::string& why) {
   static std::mutex mutex;

@@ -51,6 +51,14 @@ struct ClApi {
 #define MOAT_CL_POINTER(name) decltype(&::name) name = nullptr;
   MOAT_OPENCL_FUNCTIONS(MOAT_CL_POINTER, MOAT_CL_POINTER)
 #undef MOAT_CL_POINTER
+
+  // Makes the calling thread fit to call into the driver; cheap after the first time on
+  // a thread. The driver lives in a link-map namespace of its own, with its own libc
+  // (cl_api.cpp), whose per-thread ctype tables only the thread that loaded it has: any
+  // other thread (a server's scheduler, a caller's worker) would crash in the driver's
+  // first isspace (PoCL parses build options with it). This sets them up for the thread.
+  void enter_thread() const;
+  void (*namespace_ctype_init)() = nullptr;  // that libc's __ctype_init (nullptr: not found)
 };
 
 // The entry points of `library`, loaded once per process and never unloaded (ICD

@@ -23,7 +23,10 @@ constexpr int kCompilerRevision = 1;
 class ClBuffer final : public Buffer {
  public:
   ClBuffer(const ClApi& api, cl_mem mem, uint64_t size) : api_(api), mem_(mem), size_(size) {}
-  ~ClBuffer() override { api_.clReleaseMemObject(mem_); }
+  ~ClBuffer() override {
+    api_.enter_thread();
+    api_.clReleaseMemObject(mem_);
+  }
   uint64_t size() const override { return size_; }
   void* host_pointer() const override { return nullptr; }
   cl_mem mem() const { return mem_; }
@@ -37,7 +40,10 @@ class ClBuffer final : public Buffer {
 class ClKernel final : public Kernel {
  public:
   ClKernel(const ClApi& api, std::string name, cl_kernel kernel) : api_(api), name_(std::move(name)), kernel_(kernel) {}
-  ~ClKernel() override { api_.clReleaseKernel(kernel_); }
+  ~ClKernel() override {
+    api_.enter_thread();
+    api_.clReleaseKernel(kernel_);
+  }
   ClKernel(const ClKernel&) = delete;
   ClKernel& operator=(const ClKernel&) = delete;
   const std::string& name() const override { return name_; }
@@ -52,6 +58,7 @@ class ClKernel final : public Kernel {
 class ClModule final : public Module {
  public:
   ClModule(const ClApi& api, ProgramRef program, const std::vector<std::string>& names) : program_(std::move(program)) {
+    api.enter_thread();
     for (const std::string& name : names) {
       if (kernels_.count(name)) continue;
       cl_int code = CL_SUCCESS;
@@ -74,6 +81,7 @@ class ClStream final : public Stream {
       : api_(api), queue_(queue), properties_(properties) {}
 
   void do_write(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) override {
+    api_.enter_thread();
     cl_mem mem = checked(dst, offset, bytes);
     if (bytes == 0) return;
     cl_check(api_.clEnqueueWriteBuffer(queue_, mem, CL_TRUE, offset, bytes, src, 0, nullptr, nullptr),
@@ -81,6 +89,7 @@ class ClStream final : public Stream {
   }
 
   void do_read(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) override {
+    api_.enter_thread();
     cl_mem mem = checked(src, offset, bytes);
     if (bytes == 0) return;
     cl_check(api_.clEnqueueReadBuffer(queue_, mem, CL_TRUE, offset, bytes, dst, 0, nullptr, nullptr),
@@ -89,7 +98,10 @@ class ClStream final : public Stream {
 
   void do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) override;
 
-  void synchronize() override { cl_check(api_.clFinish(queue_), "clFinish", properties_.info.id); }
+  void synchronize() override {
+    api_.enter_thread();
+    cl_check(api_.clFinish(queue_), "clFinish", properties_.info.id);
+  }
 
  private:
   cl_mem checked(const Buffer& buffer, uint64_t offset, uint64_t bytes) const {
@@ -106,6 +118,7 @@ class ClStream final : public Stream {
 };
 
 void ClStream::do_launch(Kernel& kernel, const Grid& grid, std::span<const KernelArg> args) {
+  api_.enter_thread();
   auto* loaded = dynamic_cast<ClKernel*>(&kernel);
   MOAT_INTERNAL_CHECK(loaded, "kernel '", kernel.name(), "' was not loaded by an OpenCL device");
   if (grid.local_bytes > 0)
@@ -179,6 +192,7 @@ class ClDevice final : public Device {
   }
 
   ~ClDevice() override {
+    api_.enter_thread();
     api_.clFinish(queue_);  // buffers and programs released later stay valid: they retain the context
     api_.clReleaseCommandQueue(queue_);
     api_.clReleaseContext(context_);
@@ -197,6 +211,7 @@ class ClDevice final : public Device {
     MOAT_INTERNAL_CHECK(cl_parent && offset <= parent.size() && bytes <= parent.size() - offset,
                         "a view of ", bytes, " bytes at ", offset, " of a buffer of ", parent.size(), " on ", id());
     cl_mem mem = cl_parent->mem();
+    api_.enter_thread();
     cl_buffer_region region{offset, std::max<uint64_t>(bytes, 1)};
     if (region.origin + region.size > parent.size()) region.size = bytes;  // an empty view at the end
     cl_int code = CL_SUCCESS;
@@ -212,9 +227,13 @@ class ClDevice final : public Device {
     return create(bytes, bytes ? data : nullptr);
   }
 
-  Artifact compile(const Artifact& source) override { return compile_program(target_, source); }
+  Artifact compile(const Artifact& source) override {
+    api_.enter_thread();
+    return compile_program(target_, source);
+  }
 
   std::unique_ptr<Module> load(const Artifact& binary) override {
+    api_.enter_thread();
     return std::make_unique<ClModule>(api_, load_program(target_, binary), binary.kernels);
   }
 
@@ -233,6 +252,7 @@ class ClDevice final : public Device {
 
   // A device buffer of `bytes` (at least one byte underneath), filled from `data` when given.
   std::unique_ptr<Buffer> create(uint64_t bytes, const void* data) {
+    api_.enter_thread();
     cl_int code = CL_SUCCESS;
     cl_mem_flags flags = CL_MEM_READ_WRITE | (data ? CL_MEM_COPY_HOST_PTR : 0);
     cl_mem mem = api_.clCreateBuffer(context_, flags, std::max<uint64_t>(bytes, 1), const_cast<void*>(data), &code);

@@ -29,7 +29,10 @@ struct ClTarget {
 
 struct ProgramRelease {
   const ClApi* api = nullptr;
-  void operator()(cl_program program) const { api->clReleaseProgram(program); }
+  void operator()(cl_program program) const {
+    api->enter_thread();
+    api->clReleaseProgram(program);
+  }
 };
 using ProgramRef = std::unique_ptr<std::remove_pointer_t<cl_program>, ProgramRelease>;
 

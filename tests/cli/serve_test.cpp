@@ -257,6 +257,25 @@ TEST_CASE("continuous batching: a greedy request gives the same text alone or am
   CHECK(std::stod(m[1]) > 2.0);  // passes did carry several sequences
 }
 
+TEST_CASE("moat serve on opencl:0 (PoCL): the scheduler's thread drives the device, the CPU's greedy text") {
+  const testing::CliResult devices = testing::run_moat({"devices"});
+  if (!testing::contains(devices.out, "opencl:0")) {
+    MESSAGE("skipped: no opencl:0 device here");
+    return;
+  }
+  const json request = {{"prompt", "And God said"}, {"max_tokens", 16}, {"temperature", 0}};
+  std::string cpu_text;
+  {
+    Server cpu({"--parallel", "2"});
+    cpu_text = post(cpu, "/v1/completions", request)["choices"][0]["text"];
+  }
+  Server gpu({"--parallel", "2", "--device", "opencl:0"});
+  int status = 0;
+  const json got = post(gpu, "/v1/completions", request, &status);
+  CHECK(status == 200);
+  CHECK(got["choices"][0]["text"] == cpu_text);
+}
+
 TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {
   Server s({"--parallel", "1"});
   const testing::CliResult taken = testing::run_moat({"serve", "--port", std::to_string(s.port), "--ctx", "64"});

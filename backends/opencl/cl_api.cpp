@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 #include "support/error.h"
 
@@ -66,10 +65,16 @@ Loaded load_uncached(const char* library) {
 }  // namespace
 
 void ClApi::enter_thread() const {
-  thread_local std::vector<const ClApi*> entered;  // a thread enters each loaded API once
-  if (!namespace_ctype_init || std::find(entered.begin(), entered.end(), this) != entered.end()) return;
+  // The APIs this thread has entered. Plain data: destructors of static objects (devices
+  // cached for the process) call in here at exit, after a thread_local with a destructor
+  // would be gone. A thread past kRemembered APIs sets the tables up again each time
+  // (harmless, only slower).
+  constexpr int kRemembered = 8;
+  thread_local const ClApi* entered[kRemembered] = {};
+  thread_local int count = 0;
+  if (!namespace_ctype_init || std::find(entered, entered + count, this) != entered + count) return;
   namespace_ctype_init();
-  entered.push_back(this);
+  if (count < kRemembered) entered[count++] = this;
 }
 
 const ClApi* load_cl_api(const char* library, std::string& why) {

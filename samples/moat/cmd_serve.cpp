@@ -1,6 +1,7 @@
 // moat serve: an OpenAI-compatible HTTP server with continuous batching
 // (samples/moat/serve_server.h over runtime/batch_scheduler.h). SIGTERM or SIGINT
 // drains: new requests get 503, those in flight finish, then the process exits 0.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -57,7 +58,9 @@ int run_serve(const ParsedArgs& args) {
   options.api_key = args.value_or("--api-key", "");
   options.max_queue = args.integer("--max-queue", 64, 0, 1 << 20);
   options.max_body = static_cast<size_t>(args.integer("--max-body", 1 << 20, 1024, int64_t{1} << 30));
-  options.http_threads = static_cast<int>(std::max<int64_t>(options.max_queue + setup.sequences + 4, 8));
+  // A connection holds a thread while its request waits or runs; past 512 connections
+  // wait for a thread in httplib's own queue.
+  options.http_threads = static_cast<int>(std::clamp<int64_t>(options.max_queue + setup.sequences + 4, 8, 512));
   open_run(args, true, setup);
   options.model_name = args.value_or("--alias", base_name(setup.model_path));
   options.chat_format = serve_chat_format(setup, args);

@@ -19,6 +19,7 @@ ir::DType cache_dtype(moat_cache_type type) {
     case MOAT_CACHE_F32: return ir::DType::f32;
     case MOAT_CACHE_BF16: return ir::DType::bf16;
     case MOAT_CACHE_Q8_0: return ir::DType::q8_0;
+    case MOAT_CACHE_TYPE_MAX_ENUM: break;  // not a type
   }
   user_error("cache type ", static_cast<int>(type), " is not a moat_cache_type: give MOAT_CACHE_F16 (the default), ",
              "MOAT_CACHE_F32, MOAT_CACHE_BF16 or MOAT_CACHE_Q8_0");

@@ -107,7 +107,10 @@ typedef enum moat_cache_type {
   MOAT_CACHE_F16 = 0, /* the default */
   MOAT_CACHE_F32 = 1,
   MOAT_CACHE_BF16 = 2,
-  MOAT_CACHE_Q8_0 = 3 /* rows of whole 32-element blocks (every real DeepSeek model) */
+  MOAT_CACHE_Q8_0 = 3, /* rows of whole 32-element blocks (every real DeepSeek model) */
+  /* Not a type: makes every int a value of this enum, so that a caller's bad value is
+   * answered with an error (MOAT_ERROR_USER) rather than undefined behaviour. */
+  MOAT_CACHE_TYPE_MAX_ENUM = 0x7fffffff
 } moat_cache_type;
 
 typedef struct moat_session moat_session;

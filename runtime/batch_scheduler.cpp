@@ -17,7 +17,6 @@ struct BatchScheduler::Running {
   size_t next_prompt = 0;        // prompt tokens evaluated or reused so far
   int32_t pending = -1;          // chosen, not evaluated yet (-1: none)
   BatchResult result;
-  bool done = false;
 };
 
 namespace {
@@ -27,6 +26,11 @@ namespace {
 double run_seconds(std::chrono::steady_clock::time_point start, const Session& session, double setup_ms_before) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::max(0.0, elapsed - (session.stats().setup_ms() - setup_ms_before) / 1000.0);
+}
+
+// Tokens at the start of `prompt` that `held` holds too.
+size_t common_prefix(const std::vector<int32_t>& held, const std::vector<int32_t>& prompt) {
+  return static_cast<size_t>(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
 }
 
 }  // namespace
@@ -95,9 +99,7 @@ int64_t BatchScheduler::free_sequence_for(const std::vector<int32_t>& prompt) co
   size_t best_common = 0;
   for (size_t s = 0; s < running_.size(); ++s) {
     if (running_[s]) continue;
-    const std::vector<int32_t>& held = held_[s];
-    const size_t common =
-        static_cast<size_t>(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
+    const size_t common = common_prefix(held_[s], prompt);
     if (best < 0 || common > best_common) best = static_cast<int64_t>(s), best_common = common;
   }
   return best;
@@ -107,7 +109,7 @@ void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
   const int64_t sequence = free_sequence_for(request->prompt);
   MOAT_INTERNAL_CHECK(sequence >= 0, "a request admitted without a free sequence");
   const auto s = static_cast<size_t>(sequence);
-  auto r = std::make_unique<Running>(Running{request, sequence, Sampler(SamplingOptions{}), {}, 0, -1, {}, false});
+  auto r = std::make_unique<Running>(Running{request, sequence, Sampler(SamplingOptions{}), {}, 0, -1, {}});
   r->result.prompt_tokens = static_cast<int64_t>(request->prompt.size());
   running_[s] = std::move(r);
   Running& run = *running_[s];
@@ -126,11 +128,7 @@ void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
   }
   // Reuse the rows of the longest common prefix, but evaluate at least the prompt's last
   // token (its logits choose the first generated one).
-  const std::vector<int32_t>& held = held_[s];
-  size_t common =
-      static_cast<size_t>(std::mismatch(held.begin(), held.end(), request->prompt.begin(), request->prompt.end()).first -
-                          held.begin());
-  common = std::min(common, request->prompt.size() - 1);
+  const size_t common = std::min(common_prefix(held_[s], request->prompt), request->prompt.size() - 1);
   session_.rewind(sequence, static_cast<int64_t>(common));
   held_[s].resize(common);
   run.next_prompt = common;

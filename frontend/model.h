@@ -26,6 +26,9 @@ enum class LogitRows { all, last };
 
 struct LoadOptions {
   std::string routing_method;  // overrides the inferred expert routing of a GGUF file ("" = infer)
+  // Load the model's draft module (DeepSeek's MTP layer) when it has one: Model::has_draft.
+  // Off by default, so that sessions which do not draft never place its weights.
+  bool draft = false;
 };
 
 // One part of the cache: a graph input `input` of [rows, width] elements.
@@ -38,6 +41,15 @@ struct CachePart {
 // One forward pass: `tokens` new tokens at positions P..P+tokens-1 over a cache of
 // `cache_rows` rows per part (0: no cache). `first`: P is 0 (a family may then take a
 // cheaper form that attends to the new tokens only).
+//
+// `hidden`: the pass also outputs the final normalised hidden states of every new token,
+// f32[T, hidden_size()], after the cache parts (what a draft pass takes).
+//
+// `draft`: the pass of the model's draft module (multi-token prediction) instead of the
+// model: "tokens" holds the token after each position, an extra input "hidden"
+// f32[T, hidden_size()] the hidden state at each position (the model's, or an earlier
+// draft pass's); the logits predict the token two after each position. Its cache parts
+// are draft_cache_layout()'s.
 //
 // `batched`: the pass may hold tokens of several sequences (continuous batching), each
 // sequence's cache a range of the parts' rows. Extra inputs "cache_at" i32[T] (the row
@@ -53,6 +65,8 @@ struct PassSpec {
   ir::DType cache_dtype = ir::DType::f16;
   bool batched = false;
   int64_t outputs = 1;  // batched with LogitRows::last: rows of logits
+  bool hidden = false;
+  bool draft = false;
 };
 
 // What the weights weigh and how many of their bytes one decoded token reads.
@@ -81,6 +95,14 @@ class Model {
   // f32[T or 1 or outputs, vocab], then the updated parts.
   virtual ir::Graph pass_graph(const PassSpec& pass) const = 0;
   virtual ModelSize size() const = 0;
+
+  // The draft module (multi-token prediction), when the model has one and it was loaded
+  // (LoadOptions::draft): its passes are PassSpec::draft, its cache draft_cache_layout().
+  virtual bool has_draft() const { return false; }
+  virtual std::vector<CachePart> draft_cache_layout() const { return {}; }
+  virtual int64_t hidden_size() const = 0;  // elements of one token's hidden state
+  // Why has_draft() is false ("the file has no MTP layers"), for the error a user sees.
+  virtual std::string why_no_draft() const { return "the model has no draft module"; }
 };
 
 // The model in a file or folder, of whichever family it is. UserError naming the path

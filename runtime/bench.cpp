@@ -5,6 +5,7 @@
 #include <cmath>
 #include <span>
 
+#include "runtime/generate.h"
 #include "runtime/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
@@ -102,6 +103,23 @@ Measured run_tg_parallel(Session& session, backends::Device& device, std::span<c
   return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
 }
 
+// The tg test by speculative decoding: greedy generation of tokens.size() - 1 tokens
+// after the one-token prompt tokens[0] (untimed), drafting `draft` tokens per pass. The
+// model chooses the tokens, so the drafts can be accepted.
+Measured run_tg_draft(Session& session, backends::Device& device, std::span<const int32_t> tokens, int64_t draft,
+                      GenerationStats* stats) {
+  session.rewind(0);
+  Sampler greedy(SamplingOptions{});
+  std::vector<int32_t> history;
+  GenerationOptions options;
+  options.max_tokens = static_cast<int64_t>(tokens.size()) - 1;
+  options.batch = 1;
+  options.draft_tokens = draft;
+  const auto traffic_before = device.traffic();
+  *stats = generate(session, greedy, tokens.first(1), history, options, [](int32_t) {});
+  return {stats->generate_ms * 1e6, device.traffic() - traffic_before};
+}
+
 KernelProfile profile_parallel_step(Session& session, backends::Device& device, std::span<const int32_t> tokens,
                                     int64_t sequences) {
   run_tg_parallel(session, device, tokens.first(2), sequences);
@@ -195,6 +213,7 @@ int64_t bench_context(const BenchOptions& options) {
 std::string BenchTest::name() const {
   std::string test = n_prompt > 0 ? cat("pp", n_prompt) : cat("tg", n_gen);
   if (sequences > 1) test += cat(" x", sequences);
+  if (draft > 0) test += cat(" mtp", draft);
   return depth > 0 ? cat(test, " @ d", depth) : test;
 }
 
@@ -216,7 +235,9 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   device.memory().reset_peak();
   BenchResult result;
   const auto load_start = Clock::now();
-  const std::unique_ptr<models::Model> owned = models::open_model(model_path, load);
+  models::LoadOptions loading = load;
+  loading.draft = loading.draft || max_of(options.draft) > 0;  // the MTP layer, for the speculative tests
+  const std::unique_ptr<models::Model> owned = models::open_model(model_path, loading);
   const models::Model& model = *owned;
   check_bench_options(model, options);
   SessionOptions session_options;
@@ -295,6 +316,29 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
         run_tg_parallel(batched, device, tokens, p);  // warm-up: compiles the passes
         for (int r = 0; r < options.repetitions; ++r) record(tg, run_tg_parallel(batched, device, tokens, p));
         if (options.profile && tokens.size() > 2) tg.profile = profile_parallel_step(batched, device, tokens, p);
+      }
+    }
+  }
+  // Speculative decoding: a session with the draft module, its tg tests at depth 0.
+  if (max_of(options.draft) > 0 && !in.generated.empty()) {
+    SessionOptions drafting = session_options;
+    drafting.draft = true;
+    Session speculative(model, device, *cache, drafting);
+    for (int64_t draft : options.draft) {
+      if (draft < 1) continue;
+      for (const std::vector<int32_t>& tokens : in.generated) {
+        BenchTest& tg = result.tests.emplace_back();
+        tg.n_gen = static_cast<int64_t>(tokens.size()) - 1;
+        tg.draft = draft;
+        GenerationStats stats;
+        run_tg_draft(speculative, device, tokens, draft, &stats);  // warm-up: compiles the passes
+        int64_t drafted = 0, accepted = 0, passes = 0;
+        for (int r = 0; r < options.repetitions; ++r) {
+          record(tg, run_tg_draft(speculative, device, tokens, draft, &stats));
+          drafted += stats.drafted, accepted += stats.accepted, passes += stats.draft_passes;
+        }
+        tg.acceptance = drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0;
+        tg.accepted_per_pass = passes > 0 ? 1.0 + static_cast<double>(accepted) / static_cast<double>(passes) : 1;
       }
     }
   }

@@ -39,6 +39,10 @@ struct BenchOptions {
   // every tg test again with that many sequences in one pass per step (a session of
   // several sequences, continuous batching's passes), at depth 0.
   std::vector<int64_t> parallel = {1};
+  // Speculative decoding (runtime/speculative.h): for each value above 0, every tg test
+  // again as greedy generation with that many tokens drafted per pass by the model's
+  // MTP layer (the model is loaded with it, LoadOptions::draft), at depth 0.
+  std::vector<int64_t> draft = {};
 };
 
 struct BenchTest {
@@ -46,6 +50,10 @@ struct BenchTest {
   int64_t depth = 0;                // cached tokens before the test
   int64_t n_batch = 512;            // the most tokens per forward pass
   int64_t sequences = 1;            // tg with several sequences: each step decodes one token of each
+  // tg by speculative decoding: tokens drafted per pass (0: plain), and over the timed
+  // runs the drafts' acceptance and the tokens each verification pass yielded
+  int64_t draft = 0;
+  double acceptance = 0, accepted_per_pass = 0;
   std::vector<double> samples_ns;   // one per repetition: nanoseconds for the whole test
   std::optional<KernelProfile> profile;  // one pass (prefill) or one decode step, when asked
   // Per token of the timed runs, averaged over them: bytes host -> device and device ->
@@ -54,7 +62,7 @@ struct BenchTest {
 
   int64_t tokens() const { return (n_prompt + n_gen) * sequences; }
   // "pp512" | "tg128", with " @ d4096" at a depth (llama-bench's names), "tg128 x8" for
-  // 8 sequences
+  // 8 sequences, "tg128 mtp2" drafting 2 tokens per pass
   std::string name() const;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/speculative.h"
 #include "support/error.h"
 
 namespace moat::runtime {
@@ -18,6 +19,8 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 GenerationStats generate(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
                          std::vector<int32_t>& history, const GenerationOptions& options,
                          const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
+  if (options.draft_tokens > 0)
+    return generate_speculative(session, sampler, prompt, history, options, on_token, logits_out);
   if (prompt.empty()) user_error("the prompt is empty: give at least one token");
   if (session.cached_tokens() + static_cast<int64_t>(prompt.size()) > session.context())
     user_error("the prompt (", prompt.size(), " tokens) after ", session.cached_tokens(),

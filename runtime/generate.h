@@ -21,6 +21,9 @@ struct GenerationOptions {
   // next token (StopReason::cancelled); the prompt is always evaluated whole. Read with
   // a relaxed load once per token.
   const std::atomic<bool>* cancel = nullptr;
+  // > 0: speculative decoding with the model's draft module, up to this many drafted
+  // tokens per verification pass (runtime/speculative.h; the session must draft).
+  int64_t draft_tokens = 0;
 };
 
 enum class StopReason { limit, stop_token, context_full, cancelled };
@@ -30,6 +33,13 @@ struct GenerationStats {
   double prompt_ms = 0, generate_ms = 0;  // wall time of evaluation, compilation excluded
   double compile_ms = 0;                  // compilation on the way (new cache windows)
   StopReason stop = StopReason::limit;
+  // Speculative decoding: tokens drafted, drafts the model accepted, passes that verified drafts.
+  int64_t drafted = 0, accepted = 0, draft_passes = 0;
+  double acceptance() const { return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0.0; }
+  // Tokens each verification pass yields: the accepted drafts and the model's own.
+  double accepted_per_pass() const {
+    return draft_passes > 0 ? 1.0 + static_cast<double>(accepted) / static_cast<double>(draft_passes) : 1.0;
+  }
 };
 
 // Evaluates `prompt` after what `session` holds, then generates. `history` holds every

@@ -36,12 +36,34 @@ void Sampler::apply_penalties(std::vector<float>& logits, std::span<const int32_
   }
 }
 
+double TokenDistribution::probability(int32_t id) const {
+  double total = 0, mine = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    total += weights[i];
+    if (ids[i] == id) mine = weights[i];
+  }
+  return total > 0 ? mine / total : 0.0;
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  return draw(distribution(logits, history));
+}
+
+int32_t Sampler::draw(const TokenDistribution& d) {
+  MOAT_INTERNAL_CHECK(!d.ids.empty() && d.ids.size() == d.weights.size(), "drawing from an empty distribution");
+  if (greedy()) return d.ids[0];  // no random number: greedy decoding leaves the generator as it was
+  std::discrete_distribution<size_t> pick(d.weights.begin(), d.weights.end());
+  return d.ids[pick(rng_)];
+}
+
+double Sampler::uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
+TokenDistribution Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) const {
   const size_t n = logits.size();
   MOAT_INTERNAL_CHECK(n > 0, "sampling from an empty row");
   std::vector<float> l(logits.begin(), logits.end());
   apply_penalties(l, history);
-  if (o_.temperature == 0) return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+  if (o_.temperature == 0) return {{static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin())}, {1.0}};
 
   // candidates by descending logit (ties: lower id first)
   std::vector<int32_t> ids(n);
@@ -69,8 +91,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   }
   // the temperature reshapes what is left
   for (size_t i = 0; i < keep; ++i) p[i] = std::exp((l[static_cast<size_t>(ids[i])] - top) / o_.temperature);
-  std::discrete_distribution<size_t> draw(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(keep));
-  return ids[draw(rng_)];
+  ids.resize(keep);
+  p.resize(keep);
+  return {std::move(ids), std::move(p)};
 }
 
 }  // namespace moat::runtime

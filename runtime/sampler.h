@@ -25,13 +25,30 @@ struct SamplingOptions {
   uint64_t seed = 0;
 };
 
+// What sample() draws from: candidate tokens with weights proportional to their
+// probabilities (greedy: the argmax alone).
+struct TokenDistribution {
+  std::vector<int32_t> ids;
+  std::vector<double> weights;  // > 0, one per id
+  double probability(int32_t id) const;  // 0 for a token that is not a candidate
+};
+
 class Sampler {
  public:
   // UserError naming the option when a value is out of range.
   explicit Sampler(const SamplingOptions& options);
 
-  // The next token given `logits` [n_vocab] and the tokens so far (prompt included).
+  // The next token given `logits` [n_vocab] and the tokens so far (prompt included):
+  // draw(distribution(logits, history)).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+  // The distribution after the penalties, filters and temperature.
+  TokenDistribution distribution(std::span<const float> logits, std::span<const int32_t> history) const;
+  // A token drawn from `d` (greedy: its first, drawing no random number).
+  int32_t draw(const TokenDistribution& d);
+  // A uniform number in [0, 1) from the sampler's generator (speculative acceptance).
+  double uniform();
+  bool greedy() const { return o_.temperature == 0; }
 
  private:
   // The penalties on `logits` for the tokens among the last repeat_last_n of `history`.

@@ -19,6 +19,12 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
     : model_(model), device_(device), cache_(cache), progress_(options.progress) {
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
   cache_parts_ = model.cache_layout();
+  if (options.draft) {
+    if (!model.has_draft()) user_error("cannot draft with the model's own module: ", model.why_no_draft());
+    if (options.sequences > 1) user_error("drafting (--spec) runs one sequence; a session of ", options.sequences, " cannot");
+    for (const models::CachePart& part : model.draft_cache_layout()) cache_parts_.push_back(part);
+    pass_.hidden = true;
+  }
   for (const models::CachePart& part : cache_parts_)
     if (part.width % ir::dtype_block_elems(options.cache_dtype) != 0)
       user_error("a ", ir::dtype_name(options.cache_dtype), " cache needs rows of whole ", ir::dtype_block_elems(options.cache_dtype),
@@ -52,6 +58,10 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
 void Session::rewind(int64_t sequence, int64_t tokens) {
   int64_t& cached = cached_.at(static_cast<size_t>(sequence));
   cached = std::clamp<int64_t>(tokens, 0, cached);
+  if (sequence != 0 || !drafts()) return;
+  // The draft rows and hidden states kept are those of positions before `cached`.
+  draft_cached_ = std::min(draft_cached_, cached);
+  pending_hidden_.resize(static_cast<size_t>((cached - draft_cached_) * model_.hidden_size()));
 }
 
 void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
@@ -64,13 +74,13 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), static_cast<size_t>(n))};
-    plan_for({&work, 1}, rows);
+    plan_for(key_for({&work, 1}, rows), [&](Executor& e) { run_pass(e, {&work, 1}, rows); });
     cached_[0] += n;
     left -= n;
   }
   if (cached_[0] < context_) {
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), 1)};
-    plan_for({&work, 1}, models::LogitRows::all);
+    plan_for(key_for({&work, 1}, models::LogitRows::all), [&](Executor& e) { run_pass(e, {&work, 1}, models::LogitRows::all); });
   }
   cached_[0] = held;
 }
@@ -79,7 +89,7 @@ Session::~Session() = default;
 
 jit::Plan Session::lower_pass(const PlanKey& key) const {
   models::PassSpec pass = pass_;
-  std::tie(pass.tokens, pass.first, pass.rows, pass.outputs) = key;
+  std::tie(pass.tokens, pass.first, pass.rows, pass.outputs, pass.draft) = key;
   return jit::lower(model_.pass_graph(pass), {}, schedule_for(device_.properties()));
 }
 
@@ -89,8 +99,11 @@ void Session::check_memory(const SessionOptions& options) {
   // The largest passes: a full batch (first and later) and one token; lowered once here
   // and compiled when first used.
   const auto start = std::chrono::steady_clock::now();
-  for (const PlanKey& key : {PlanKey{max_batch_, true, models::LogitRows::all, 1}, PlanKey{max_batch_, false, models::LogitRows::all, 1},
-                             PlanKey{1, false, models::LogitRows::all, 1}}) {
+  std::vector<PlanKey> largest = {PlanKey{max_batch_, true, models::LogitRows::all, 1, false},
+                                  PlanKey{max_batch_, false, models::LogitRows::all, 1, false},
+                                  PlanKey{1, false, models::LogitRows::all, 1, false}};
+  if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true});
+  for (const PlanKey& key : largest) {
     jit::Plan plan = lower_pass(key);
     needs_.activations = std::max(needs_.activations, plan_memory(plan).bytes);
     lowered_.emplace(key, std::move(plan));
@@ -185,11 +198,10 @@ Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::
   int64_t outputs = 1;
   if (pass_.batched && rows == models::LogitRows::last) outputs = static_cast<int64_t>(work.size());
   if (new_tokens == outputs) rows = models::LogitRows::all, outputs = 1;  // every token's logits: the same pass
-  return {new_tokens, first, rows, outputs};
+  return {new_tokens, first, rows, outputs, false};
 }
 
-Executor& Session::plan_for(std::span<const SequenceTokens> work, models::LogitRows rows) {
-  const PlanKey key = key_for(work, rows);
+Executor& Session::plan_for(const PlanKey& key, const std::function<void(Executor&)>& warm_up) {
   auto plan = plans_.find(key);
   if (plan != plans_.end()) {
     plan->second.last_use = ++uses_;
@@ -228,7 +240,7 @@ Executor& Session::plan_for(std::span<const SequenceTokens> work, models::LogitR
   // process compiled (its binaries from the kernel cache were launched before, and the
   // driver keeps its own cache). Their first launch is a warm-up pass here, not timed.
   if (device_.properties().first_launch_compiles && cache_.stats().compiles > compiles_before) {
-    run_pass(*plan->second.executor, work, rows);
+    warm_up(*plan->second.executor);
     stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
   }
   return *plan->second.executor;
@@ -262,10 +274,77 @@ std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const Se
 }
 
 std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
-  Executor& plan = plan_for(work, rows);
+  Executor& plan = plan_for(key_for(work, rows), [&](Executor& e) { run_pass(e, work, rows); });
   std::vector<ir::HostTensor> out = run_pass(plan, work, rows);
   for (const SequenceTokens& w : work) cached_[static_cast<size_t>(w.sequence)] += static_cast<int64_t>(w.tokens.size());
+  if (pass_.hidden) {
+    const std::vector<float> hidden = out.back().to_f32();
+    pending_hidden_.insert(pending_hidden_.end(), hidden.begin(), hidden.end());
+  }
   return out[0].to_f32();
+}
+
+std::vector<float> Session::draft_catch_up(std::span<const int32_t> next_tokens, models::LogitRows rows) {
+  if (!drafts()) user_error("this session does not draft (SessionOptions::draft)");
+  const int64_t behind = cached_[0] - draft_cached_;
+  if (behind < 1 || static_cast<int64_t>(next_tokens.size()) != behind)
+    user_error("the draft module is ", behind, " position(s) behind the model and was given ", next_tokens.size(),
+               " next token(s); it takes one per position");
+  draft_steps_ = 0;
+  std::vector<float> logits = run_draft(next_tokens, pending_hidden_, rows);
+  draft_cached_ += behind;
+  pending_hidden_.clear();
+  return logits;
+}
+
+std::vector<float> Session::draft_step(int32_t token) {
+  if (!drafts() || draft_hidden_.empty()) user_error("a draft step follows a draft catch-up or step");
+  const auto width = static_cast<size_t>(model_.hidden_size());
+  const std::vector<float> hidden(draft_hidden_.end() - static_cast<std::ptrdiff_t>(width), draft_hidden_.end());
+  std::vector<float> logits = run_draft({&token, 1}, hidden, models::LogitRows::all);
+  ++draft_steps_;
+  return logits;
+}
+
+// The draft module over tokens.size() positions from draft_cached_ + draft_steps_, in
+// passes of at most max_batch_; draft_hidden_ becomes their output hidden states.
+std::vector<float> Session::run_draft(std::span<const int32_t> tokens, std::span<const float> hidden, models::LogitRows rows) {
+  const auto width = static_cast<size_t>(model_.hidden_size());
+  MOAT_INTERNAL_CHECK(hidden.size() == tokens.size() * width, "a draft pass without a hidden state per position");
+  const int64_t first = draft_cached_ + draft_steps_;
+  if (first + static_cast<int64_t>(tokens.size()) > context_)
+    user_error("the draft module's cache holds ", first, " positions; ", tokens.size(), " more pass the context of ", context_);
+  check_tokens(tokens);
+  std::vector<float> logits;
+  draft_hidden_.clear();
+  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(max_batch_)) {
+    const size_t n = std::min<size_t>(static_cast<size_t>(max_batch_), tokens.size() - start);
+    const std::span<const int32_t> chunk = tokens.subspan(start, n);
+    const std::span<const float> chunk_hidden = hidden.subspan(start * width, n * width);
+    const int64_t at = first + static_cast<int64_t>(start);
+    const models::LogitRows chunk_rows = n == 1 ? models::LogitRows::all : rows;  // one row: the same pass
+    const PlanKey key{static_cast<int64_t>(n), false, chunk_rows, 1, true};
+    Executor& plan = plan_for(key, [&](Executor& e) { run_draft_pass(e, at, chunk, chunk_hidden); });
+    std::vector<ir::HostTensor> out = run_draft_pass(plan, at, chunk, chunk_hidden);
+    const std::vector<float> chunk_logits = out[0].to_f32(), out_hidden = out.back().to_f32();
+    if (rows == models::LogitRows::last) logits.clear();
+    logits.insert(logits.end(), chunk_logits.begin(), chunk_logits.end());
+    draft_hidden_.insert(draft_hidden_.end(), out_hidden.begin(), out_hidden.end());
+  }
+  return logits;
+}
+
+// The draft pass at positions first_position..: its cache rows are written in place.
+std::vector<ir::HostTensor> Session::run_draft_pass(Executor& plan, int64_t first_position, std::span<const int32_t> tokens,
+                                                    std::span<const float> hidden) {
+  const auto T = static_cast<int64_t>(tokens.size());
+  std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions;
+  for (int64_t i = 0; i < T; ++i) positions.push_back(first_position + i);
+  ir::Bindings bindings;
+  bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
+  bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
+  bindings.tensors["hidden"] = ir::HostTensor::from_f32({T, model_.hidden_size()}, hidden);
+  return plan.run(bindings, &resident_);
 }
 
 }  // namespace moat::runtime

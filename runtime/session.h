@@ -9,6 +9,7 @@
 // runs; compiled kernels come from the kernel cache.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <functional>
@@ -51,6 +52,10 @@ struct SessionOptions {
   // Sequences the cache holds, each with `context` rows of its own (continuous batching:
   // passes of several sequences, evaluate_sequences). 1: the plain single-sequence passes.
   int64_t sequences = 1;
+  // Also run the model's draft module (Model::has_draft; one sequence): every pass then
+  // returns its tokens' hidden states (last_hidden), and evaluate_draft runs the module
+  // over a cache of its own. UserError naming why when the model cannot draft.
+  bool draft = false;
 };
 
 // New tokens of one sequence in a pass of several (Session::evaluate_sequences).
@@ -112,9 +117,26 @@ class Session {
 
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
-  // >= cached_tokens().
+  // >= cached_tokens(). A draft cache is rewound as far.
   void rewind(int64_t tokens) { rewind(0, tokens); }
   void rewind(int64_t sequence, int64_t tokens);
+
+  // Draft sessions (SessionOptions::draft). The draft module's cache holds positions
+  // 0..draft_cached_tokens()-1, made from the model's hidden states; the session keeps
+  // the model's hidden states of the positions after those, up to cached_tokens().
+  //
+  // draft_catch_up runs the draft module over those positions: next_tokens[i] is the
+  // token after position draft_cached_tokens()+i (the last one: the token chosen after
+  // the last evaluated position, not evaluated yet). Returns the logits of the token two
+  // after each position ([positions, n_vocab], or the last row's): the first drafted
+  // token. UserError unless next_tokens has one token per such position.
+  std::vector<float> draft_catch_up(std::span<const int32_t> next_tokens, models::LogitRows rows = models::LogitRows::last);
+  // One more draft step, at the position after the last drafted one, from the last
+  // draft's hidden state: `token` is the token that draft chose. Returns [n_vocab]. Its
+  // cache rows are dropped by the next catch-up. UserError past the context.
+  std::vector<float> draft_step(int32_t token);
+  int64_t draft_cached_tokens() const { return draft_cached_; }
+  bool drafts() const { return pass_.hidden; }
 
   // Compiles the passes of a prompt of `prompt_tokens` and of the first decode step
   // without running them, so that timing and streaming start after compilation.
@@ -141,12 +163,16 @@ class Session {
  private:
   // One pass; logits of every token (rows all) or of each entry's last one.
   std::vector<float> forward(std::span<const SequenceTokens> work, models::LogitRows rows);
-  Executor& plan_for(std::span<const SequenceTokens> work, models::LogitRows rows);
-  using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t>;
+  // PlanKey: (new tokens, first pass, rows, rows of logits of a batched pass, draft pass)
+  using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t, bool>;
+  // The compiled plan of `key`; `warm_up` runs a new one once where the driver compiles
+  // at first launch.
+  Executor& plan_for(const PlanKey& key, const std::function<void(Executor&)>& warm_up);
   PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
   std::vector<ir::HostTensor> run_pass(Executor& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
+  std::vector<ir::HostTensor> run_draft_pass(Executor& plan, int64_t first_position, std::span<const int32_t> tokens,
+                                             std::span<const float> hidden);
   void check_tokens(std::span<const int32_t> tokens) const;
-  // PlanKey: (new tokens, first pass, rows, rows of logits of a batched pass)
   jit::Plan lower_pass(const PlanKey& key) const;
   void check_memory(const SessionOptions& options);
 
@@ -156,6 +182,12 @@ class Session {
   ProgressFn progress_;
   int64_t context_ = 0;
   std::vector<int64_t> cached_;  // tokens each sequence holds
+  // Draft sessions: positions the draft cache holds from the model's hidden states, and
+  // rows written after them by draft steps; the model's hidden states of positions
+  // draft_cached_..cached_[0]-1 [positions, hidden_size]; the last draft pass's last hidden state.
+  int64_t draft_cached_ = 0, draft_steps_ = 0;
+  std::vector<float> pending_hidden_, draft_hidden_;
+  std::vector<float> run_draft(std::span<const int32_t> tokens, std::span<const float> hidden, models::LogitRows rows);
   models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)
   std::vector<models::CachePart> cache_parts_;
   std::unique_ptr<Arena> arena_;                        // every plan's intermediates (outlives the plans)

@@ -68,6 +68,7 @@ class Config:
     rope_theta: float = 10000.0
     rms_eps: float = 1e-6
     routed_scale: float = 2.5  # DeepSeek-V3's routed_scaling_factor
+    mtp: int = 1               # MTP modules (DeepSeek-V3 section 2.2): 1 predicts the token after next
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,6 +294,27 @@ class Block(nn.Module):
         return x + self.ffn(self.ffn_norm(x))
 
 
+class Mtp(nn.Module):
+    """DeepSeek-V3's MTP module (section 2.2), as vLLM and llama.cpp run V3's: at position i it
+    takes the main model's final normalised hidden state h_i and the embedding of the token at
+    i + 1, x = eh_proj([enorm(embed(t_i+1)); hnorm(h_i)]), runs one MoE block over positions
+    0.. causally and predicts the token at i + 2 with the shared head after its own norm
+    (shared_head.norm). Its normalised output is also the hidden state of a further draft step."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.enorm = RMSNorm(cfg.hidden, cfg.rms_eps)
+        self.hnorm = RMSNorm(cfg.hidden, cfg.rms_eps)
+        self.eh_proj = linear(2 * cfg.hidden, cfg.hidden)
+        self.block = Block(cfg, dense=False)
+        self.norm = RMSNorm(cfg.hidden, cfg.rms_eps)
+
+    def forward(self, hidden, embedded, cos, sin):
+        """hidden, embedded [B, T, D] -> the normalised output [B, T, D]."""
+        x = self.eh_proj(torch.cat([self.enorm(embedded), self.hnorm(hidden)], -1))
+        return self.norm(self.block(x, cos, sin))
+
+
 class DeepSeekTiny(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -301,17 +323,34 @@ class DeepSeekTiny(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i < cfg.dense_layers) for i in range(cfg.layers))
         self.norm = RMSNorm(cfg.hidden, cfg.rms_eps)
         self.head = linear(cfg.hidden, cfg.vocab)
+        assert cfg.mtp in (0, 1), "one MTP module at most"
+        self.mtp = Mtp(cfg) if cfg.mtp else None
 
     def moe_layers(self):
-        return [b.ffn for b in self.blocks if isinstance(b.ffn, Moe)]
+        blocks = list(self.blocks) + ([self.mtp.block] if self.mtp is not None else [])
+        return [b.ffn for b in blocks if isinstance(b.ffn, Moe)]
 
-    def forward(self, tokens):
-        """tokens int64 [B, T] (position 0 first) -> logits [B, T, vocab]."""
+    def hidden(self, tokens):
+        """tokens int64 [B, T] (position 0 first) -> the final normalised hidden states [B, T, D]."""
         cos, sin = rope_tables(self.cfg, tokens.shape[1], self.head.weight.dtype)
         x = self.embed(tokens)
         for b in self.blocks:
             x = b(x, cos, sin)
-        return self.head(self.norm(x))
+        return self.norm(x)
+
+    def forward(self, tokens):
+        """tokens int64 [B, T] (position 0 first) -> logits [B, T, vocab]."""
+        return self.head(self.hidden(tokens))
+
+    def mtp_hidden(self, hidden, next_tokens):
+        """The MTP module at positions 0..T-1: hidden [B, T, D] (the main model's, or a previous
+        draft step's), next_tokens int64 [B, T] (the token after each position) -> [B, T, D]."""
+        cos, sin = rope_tables(self.cfg, next_tokens.shape[1], self.head.weight.dtype)
+        return self.mtp(hidden, self.embed(next_tokens), cos, sin)
+
+    def mtp_logits(self, hidden, next_tokens):
+        """-> logits [B, T, vocab] of the token two after each position."""
+        return self.head(self.mtp_hidden(hidden, next_tokens))
 
 
 def init_weights(model, generator):
@@ -363,6 +402,42 @@ def mean_nll(model, windows):
     return total / count
 
 
+@torch.no_grad()
+def mean_mtp_nll(model, windows):
+    """The MTP module's mean negative log-likelihood of the token after next over `windows`
+    (None without one)."""
+    if model.mtp is None:
+        return None
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in windows:
+        if y.shape[1] < 2:
+            continue
+        logits = model.mtp_logits(model.hidden(x)[:, :-1], y[:, :-1])
+        total += F.cross_entropy(logits[0].double(), y[0, 1:], reduction="sum").item()
+        count += y.shape[1] - 1
+    model.train()
+    return total / count
+
+
+@torch.no_grad()
+def mtp_agreement(model, windows):
+    """How often the MTP module's argmax equals the main model's argmax one position later: the
+    acceptance of greedy drafts of one token over `windows`."""
+    model.eval()
+    same, count = 0, 0
+    for x, y in windows:
+        if y.shape[1] < 2:
+            continue
+        h = model.hidden(x)
+        main_next = model.head(h)[0, 1:].argmax(-1)            # the main model's choice at i + 1
+        draft = model.mtp_logits(h[:, :-1], y[:, :-1])[0].argmax(-1)
+        same += int((draft == main_next).sum())
+        count += y.shape[1] - 1
+    model.train()
+    return same / count
+
+
 def lr_at(step, steps, peak, warmup):
     """Linear warm-up, then cosine decay to 10 % of the peak."""
     if step < warmup:
@@ -371,12 +446,30 @@ def lr_at(step, steps, peak, warmup):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def optimizer_for(model, lr, weight_decay):
-    """AdamW; weight decay on matrices and expert stacks only (not embeddings, norms)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.startswith("embed")]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and not n.startswith("embed"))]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+def optimizer_for(model, lr, weight_decay, main_lr_scale=1.0):
+    """AdamW; weight decay on matrices and expert stacks only (not embeddings, norms). The main
+    model's parameters learn at `main_lr_scale` x the rate (continued training, --init-from)."""
+    groups = []
+    for is_mtp in (False, True):
+        named = [(n, p) for n, p in model.named_parameters() if n.startswith("mtp.") == is_mtp]
+        decays = lambda n, p: p.ndim >= 2 and not n.startswith("embed")
+        scale = 1.0 if is_mtp else main_lr_scale
+        groups.append({"params": [p for n, p in named if decays(n, p)], "weight_decay": weight_decay, "scale": scale})
+        groups.append({"params": [p for n, p in named if not decays(n, p)], "weight_decay": 0.0, "scale": scale})
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def training_loss(model, x, y, mtp_weight):
+    """-> (loss, main loss, MTP loss or None). DeepSeek-V3's objective (section 2.2.2): the
+    next-token loss plus mtp_weight x the MTP module's loss on the token after next, whose
+    inputs at position i are the main model's hidden state h_i and the token y_i (= x_i+1)."""
+    vocab = model.cfg.vocab
+    h = model.hidden(x)                                                             # [B, T, D]
+    main = F.cross_entropy(model.head(h).view(-1, vocab), y.view(-1))
+    if model.mtp is None:
+        return main, main, None
+    mtp = F.cross_entropy(model.mtp_logits(h[:, :-1], y[:, :-1]).reshape(-1, vocab), y[:, 1:].reshape(-1))
+    return main + mtp_weight * mtp, main, mtp
 
 
 def balance_experts(model, rate):
@@ -397,37 +490,46 @@ def train(args, cfg, stream, windows):
     torch.manual_seed(args.seed)
     model = DeepSeekTiny(cfg)
     init_weights(model, torch.Generator().manual_seed(args.seed))
-    opt = optimizer_for(model, args.lr, args.weight_decay)
+    main_lr_scale = 1.0
+    if args.init_from:  # continued training: the main model's weights from a GGUF, the MTP module new
+        _, arrays, _, _ = read_gguf(args.init_from)
+        load_gguf_arrays(model, arrays, main_only=True)
+        main_lr_scale = args.main_lr_scale
+    opt = optimizer_for(model, args.lr, args.weight_decay, main_lr_scale)
     rng = np.random.default_rng(args.seed)
     T, bos = cfg.context, 0
     total, active = count_parameters(model)
     print(f"parameters: {total:,} ({active:,} active per token); {len(stream):,} training tokens; "
           f"{args.steps} steps x {args.batch} x {T} = {args.steps * args.batch * T:,} tokens")
-    start, cpu_start, smooth, log = time.time(), time.process_time(), None, []
+    start, cpu_start, smooth, smooth_mtp, log = time.time(), time.process_time(), None, None, []
     for step in range(args.steps):
         lr = lr_at(step, args.steps, args.lr, args.warmup)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["scale"]
         offsets = rng.integers(0, len(stream) - T, size=args.batch)
         y = torch.from_numpy(np.stack([stream[o:o + T] for o in offsets]))               # [B, T]
         x = torch.cat([torch.full((args.batch, 1), bos, dtype=torch.int64), y[:, :-1]], 1)  # [B, T]
-        loss = F.cross_entropy(model(x).view(-1, cfg.vocab), y.view(-1))
+        loss, main_loss, mtp_loss = training_loss(model, x, y, args.mtp_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         imbalance = balance_experts(model, args.bias_rate)
-        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
+        smooth = main_loss.item() if smooth is None else 0.95 * smooth + 0.05 * main_loss.item()
+        if mtp_loss is not None:
+            smooth_mtp = mtp_loss.item() if smooth_mtp is None else 0.95 * smooth_mtp + 0.05 * mtp_loss.item()
         last = step + 1 == args.steps
         if (step + 1) % args.log_every == 0 or last:
             elapsed = time.time() - start
-            print(f"step {step + 1:5d}  loss {smooth:.4f}  lr {lr:.2e}  expert load max/mean {' '.join(f'{r:.2f}' for r in imbalance)}  "
+            print(f"step {step + 1:5d}  loss {smooth:.4f}  mtp loss {smooth_mtp or 0:.4f}  lr {lr:.2e}  expert load max/mean {' '.join(f'{r:.2f}' for r in imbalance)}  "
                   f"{elapsed:7.1f} s  {(step + 1) * args.batch * T / elapsed:,.0f} tok/s", flush=True)
         if (step + 1) % args.eval_every == 0 or last:
-            held = mean_nll(model, windows)
-            log.append({"step": step + 1, "train_loss": smooth, "heldout_loss": held, "seconds": time.time() - start,
+            held, held_mtp = mean_nll(model, windows), mean_mtp_nll(model, windows)
+            log.append({"step": step + 1, "train_loss": smooth, "train_mtp_loss": smooth_mtp, "heldout_loss": held,
+                        "heldout_mtp_loss": held_mtp, "seconds": time.time() - start,
                         "cpu_seconds": time.process_time() - cpu_start})
-            print(f"step {step + 1:5d}  held-out loss {held:.4f}  perplexity {math.exp(held):.2f}", flush=True)
+            print(f"step {step + 1:5d}  held-out loss {held:.4f}  perplexity {math.exp(held):.2f}  "
+                  f"MTP held-out loss {held_mtp or 0:.4f}", flush=True)
     return model, time.time() - start, log
 
 
@@ -446,12 +548,27 @@ def gguf_names(model):
     moe = [("ffn.router.weight", "ffn_gate_inp"), ("ffn.gate_exps", "ffn_gate_exps"), ("ffn.up_exps", "ffn_up_exps"),
            ("ffn.down_exps", "ffn_down_exps"), ("ffn.shared.gate.weight", "ffn_gate_shexp"),
            ("ffn.shared.up.weight", "ffn_up_shexp"), ("ffn.shared.down.weight", "ffn_down_shexp")]
-    for i, block in enumerate(model.blocks):
+    blocks = [(f"blocks.{i}", block) for i, block in enumerate(model.blocks)]
+    if model.mtp is not None:  # llama.cpp's layout: the MTP block is the layer after the last
+        blocks.append(("mtp.block", model.mtp.block))
+        n = model.cfg.layers
+        table.update({"mtp.enorm.weight": f"blk.{n}.nextn.enorm.weight", "mtp.hnorm.weight": f"blk.{n}.nextn.hnorm.weight",
+                      "mtp.eh_proj.weight": f"blk.{n}.nextn.eh_proj.weight",
+                      "mtp.norm.weight": f"blk.{n}.nextn.shared_head_norm.weight"})
+    for i, (prefix, block) in enumerate(blocks):
         for ours, theirs in common + (moe if isinstance(block.ffn, Moe) else dense):
-            table[f"blocks.{i}.{ours}"] = f"blk.{i}.{theirs}.weight"
+            table[f"{prefix}.{ours}"] = f"blk.{i}.{theirs}.weight"
         if isinstance(block.ffn, Moe):
-            table[f"blocks.{i}.ffn.bias"] = f"blk.{i}.exp_probs_b.bias"
+            table[f"{prefix}.ffn.bias"] = f"blk.{i}.exp_probs_b.bias"
     return table
+
+
+def attention_prefixes(model):
+    """-> [(state-dict prefix of an Attention, GGUF layer)], the MTP block's last."""
+    out = [(f"blocks.{i}.attn", i) for i in range(model.cfg.layers)]
+    if model.mtp is not None:
+        out.append(("mtp.block.attn", model.cfg.layers))
+    return out
 
 
 def to_gguf_arrays(model):
@@ -461,23 +578,29 @@ def to_gguf_arrays(model):
     c = model.cfg
     sd = {k: v.detach().to(torch.float32).numpy() for k, v in model.state_dict().items()}
     out = {theirs: sd[ours] for ours, theirs in gguf_names(model).items()}
-    for i in range(c.layers):
-        kv_b = sd[f"blocks.{i}.attn.kv_b.weight"].reshape(c.heads, c.qk_nope + c.v_head, c.kv_lora)
+    for prefix, i in attention_prefixes(model):
+        kv_b = sd[f"{prefix}.kv_b.weight"].reshape(c.heads, c.qk_nope + c.v_head, c.kv_lora)
         out[f"blk.{i}.attn_k_b.weight"] = np.ascontiguousarray(kv_b[:, :c.qk_nope].transpose(0, 2, 1))
         out[f"blk.{i}.attn_v_b.weight"] = np.ascontiguousarray(kv_b[:, c.qk_nope:])
-    assert len(out) == len(sd) + c.layers, "every state-dict tensor is written (kv_b as two)"
+    assert len(out) == len(sd) + len(attention_prefixes(model)), "every state-dict tensor is written (kv_b as two)"
     return out
 
 
-def load_gguf_arrays(model, arrays):
-    """Inverse of to_gguf_arrays: loads {GGUF name: array} into `model` (strict)."""
+def load_gguf_arrays(model, arrays, main_only=False):
+    """Inverse of to_gguf_arrays: loads {GGUF name: array} into `model` (strict; main_only: every
+    tensor but the MTP module's, which keep their values)."""
     c = model.cfg
-    sd = {ours: arrays[theirs] for ours, theirs in gguf_names(model).items()}
-    for i in range(c.layers):
+    keep = lambda ours: not (main_only and ours.startswith("mtp."))
+    sd = {ours: arrays[theirs] for ours, theirs in gguf_names(model).items() if keep(ours)}
+    for prefix, i in attention_prefixes(model):
+        if not keep(prefix):
+            continue
         k_b = arrays[f"blk.{i}.attn_k_b.weight"].transpose(0, 2, 1)                # [H, nope, L]
         kv_b = np.concatenate([k_b, arrays[f"blk.{i}.attn_v_b.weight"]], 1)           # [H, nope + v, L]
-        sd[f"blocks.{i}.attn.kv_b.weight"] = kv_b.reshape(-1, c.kv_lora)
+        sd[f"{prefix}.kv_b.weight"] = kv_b.reshape(-1, c.kv_lora)
     dtype = model.head.weight.dtype
+    if main_only:
+        sd.update({k: v.detach().to(torch.float32).numpy() for k, v in model.state_dict().items() if k.startswith("mtp.")})
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in sd.items()}, strict=True)
 
 
@@ -493,7 +616,9 @@ def write_gguf(path, cfg, arrays, tokens, merges):
     w.add_name("kjv-tiny")
     w.add_description("moatless demo: a small DeepSeek-V3-architecture model trained on the King James Bible "
                       "(tools/train_tiny.py, docs/demo_model.md)")
-    w.add_block_count(cfg.layers)
+    w.add_block_count(cfg.layers + cfg.mtp)  # llama.cpp counts the MTP layers as blocks
+    if cfg.mtp:
+        w.add_nextn_predict_layers(cfg.mtp)
     w.add_context_length(cfg.context)
     w.add_embedding_length(cfg.hidden)
     w.add_feed_forward_length(cfg.dense_ffn)
@@ -552,7 +677,8 @@ def read_gguf(path):
     assert meta["general.architecture"] == "deepseek2"
     a = lambda k: meta["deepseek2." + k]
     key_mla = a("attention.key_length_mla")
-    cfg = Config(vocab=a("vocab_size"), hidden=a("embedding_length"), layers=a("block_count"),
+    mtp = meta.get("deepseek2.nextn_predict_layers", 0)
+    cfg = Config(vocab=a("vocab_size"), hidden=a("embedding_length"), layers=a("block_count") - mtp, mtp=mtp,
                  dense_layers=a("leading_dense_block_count"), heads=a("attention.head_count"),
                  q_lora=a("attention.q_lora_rank"), kv_lora=a("attention.kv_lora_rank"),
                  qk_nope=key_mla - a("rope.dimension_count"), qk_rope=a("rope.dimension_count"),
@@ -585,6 +711,15 @@ def logits_of(model, ids):
     """Logits [len(ids), vocab] as float64 numpy."""
     model.eval()
     return model(torch.tensor([ids]))[0].double().numpy()
+
+
+@torch.no_grad()
+def mtp_logits_of(model, ids):
+    """The MTP module's logits [len(ids) - 1, vocab] as float64 numpy: row i from the main
+    model's hidden state at i and the token ids[i + 1], predicting the token at i + 2."""
+    model.eval()
+    x = torch.tensor([ids])
+    return model.mtp_logits(model.hidden(x)[:, :-1], x[:, 1:])[0].double().numpy()
 
 
 @torch.no_grad()
@@ -660,6 +795,8 @@ def write_demo_reference(folder, model, tok, heldout):
         f.write("\n")
     logits = logits_of(model, ids).astype(np.float32)
     np.save(os.path.join(folder, "logits.npy"), logits)
+    if model.mtp is not None:
+        np.save(os.path.join(folder, "mtp_logits.npy"), mtp_logits_of(model, ids).astype(np.float32))
     return ids, logits
 
 
@@ -820,13 +957,17 @@ def run_train(args):
     nll16, ppl16, _ = perplexity(f16.float(), tok, heldout, cfg.context)
     print(f"held-out perplexity over {n} tokens: {ppl32:.3f} (f32 weights, nll {nll32:.4f}), "
           f"{ppl16:.3f} (F16 weights of the GGUF, nll {nll16:.4f})")
+    agreement = mtp_agreement(f16.float(), windows) if f16.mtp is not None else None
+    if agreement is not None:
+        print(f"MTP: its argmax equals the main model's next argmax at {100 * agreement:.1f}% of held-out positions")
     print("greedy continuations (GGUF weights):")
     samples = show_samples(f16, tok, args.sample_tokens)
     total, active = count_parameters(model)
     summary = {"seed": args.seed, "config": dataclasses.asdict(cfg), "parameters": total, "active": active,
                "steps": args.steps, "batch": args.batch, "lr": args.lr, "train_seconds": seconds,
                "gguf_bytes": os.path.getsize(args.out), "train_tokens": len(stream), "heldout_tokens": n,
-               "heldout_nll_f32": nll32, "heldout_ppl_f32": ppl32, "heldout_nll_f16": nll16, "heldout_ppl_f16": ppl16,
+               "heldout_nll_f32": nll32, "heldout_ppl_f32": ppl32, "mtp_agreement": agreement,
+               "init_from": args.init_from, "mtp_weight": args.mtp_weight, "main_lr_scale": args.main_lr_scale, "heldout_nll_f16": nll16, "heldout_ppl_f16": ppl16,
                "log": log, "samples": samples, "torch": torch.__version__}
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
     if args.summary:
@@ -854,6 +995,12 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--bias-rate", type=float, default=1e-2,
                     help="expert bias update per step (V3's gamma; 1e-3 there, over far more steps)")
+    ap.add_argument("--mtp-weight", type=float, default=0.3,
+                    help="the MTP loss's weight (DeepSeek-V3's lambda: 0.3 for its first 10T tokens)")
+    ap.add_argument("--init-from", metavar="GGUF",
+                    help="continue training: the main model's weights from this file, the MTP module new")
+    ap.add_argument("--main-lr-scale", type=float, default=1.0,
+                    help="with --init-from: the main model's learning rate relative to the MTP module's")
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--sample-tokens", type=int, default=40)

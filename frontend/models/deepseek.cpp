@@ -6,6 +6,7 @@
 
 #include "ir/builder.h"
 #include "support/error.h"
+#include "support/strings.h"
 
 namespace moat::models {
 
@@ -27,33 +28,72 @@ class GraphBuilder {
       cache_at_ = b_.input("cache_at", {ir::DType::i32, {T_}});
       key_starts_ = b_.input("key_starts", {ir::DType::i32, {T_}});
     }
-    NodeId x = f32(b_.gather(param("token_embd.weight"), tokens));                       // [T, D]
     std::vector<NodeId> caches;
-    for (int64_t l = 0; l < h_.n_layer; ++l) {
-      NodeId cache = -1;
-      if (pass.cache_rows > 0)
-        cache = b_.input(cache_input_name(l), {pass.cache_dtype, {dim(pass.cache_rows), dim(h_.latent_width())}});  // [R, W]
-      NodeId attn = attention(l, norm(x, blk_name(l, "attn_norm")), form, &cache);      // [T, D]
-      x = b_.add(x, attn);
-      NodeId ffn_in = norm(x, blk_name(l, "ffn_norm"));                                    // [T, D]
-      x = b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));           // [T, D]
-      caches.push_back(cache);
-    }
+    NodeId x = pass.draft ? draft_block(tokens, pass, &caches)                             // [T, D]
+                          : decoder(f32(b_.gather(param("token_embd.weight"), tokens)), pass, form, &caches);
+    const std::string final_norm = pass.draft && m_.has(mtp_name("nextn.shared_head_norm")) ? mtp_name("nextn.shared_head_norm")
+                                                                                              : "output_norm.weight";
+    // The hidden states of every row are normalised before the logits' rows are chosen
+    // when they are an output; otherwise only those rows are.
+    NodeId hidden = pass.hidden ? norm(x, final_norm) : x;                                 // [T, D]
     if (logit_rows == LogitRows::last && pass.batched) {
       NodeId which = b_.input("logit_rows", {ir::DType::i32, {dim(pass.outputs)}});
-      x = b_.gather(x, which);                                                             // [U, D]
+      x = b_.gather(hidden, which);                                                        // [U, D]
     } else if (logit_rows == LogitRows::last && tokens_count > 1) {
-      x = b_.slice(x, 0, tokens_count - 1, tokens_count);                                  // [1, D]
+      x = b_.slice(hidden, 0, tokens_count - 1, tokens_count);                             // [1, D]
+    } else {
+      x = hidden;
     }
-    NodeId out = norm(x, "output_norm.weight");                                            // [T or 1 or U, D]
-    const std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";  // tied embeddings
+    NodeId out = pass.hidden ? x : norm(x, final_norm);                                    // [T or 1 or U, D]
+    std::string head = m_.has("output.weight") ? "output.weight" : "token_embd.weight";    // tied embeddings
+    if (pass.draft && m_.has(mtp_name("nextn.shared_head_head"))) head = mtp_name("nextn.shared_head_head");
     b_.output(linear(out, head));                                                          // [T or 1 or U, vocab]
     for (NodeId cache : caches)
       if (cache >= 0) b_.output(cache);                                                    // [R, W]: updated
+    if (pass.hidden) b_.output(hidden);                                                    // [T, D]
   }
 
  private:
   static Dim dim(int64_t n) { return Dim::of(n); }
+
+  // The decoder layers over the embedded tokens x [T, D]; appends each layer's cache.
+  NodeId decoder(NodeId x, const PassShape& pass, AttentionForm form, std::vector<NodeId>* caches) {
+    for (int64_t l = 0; l < h_.n_layer; ++l) {
+      NodeId cache = cache_input(l, pass);
+      x = block(l, x, form, &cache);                                                       // [T, D]
+      caches->push_back(cache);
+    }
+    return x;
+  }
+
+  // One layer: attention, then the dense or MoE FFN, each added to the residual x [T, D].
+  NodeId block(int64_t l, NodeId x, AttentionForm form, NodeId* cache) {
+    x = b_.add(x, attention(l, norm(x, blk_name(l, "attn_norm")), form, cache));           // [T, D]
+    NodeId ffn_in = norm(x, blk_name(l, "ffn_norm"));                                      // [T, D]
+    return b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));          // [T, D]
+  }
+
+  NodeId cache_input(int64_t l, const PassShape& pass) {
+    if (pass.cache_rows == 0) return -1;
+    return b_.input(cache_input_name(l), {pass.cache_dtype, {dim(pass.cache_rows), dim(h_.latent_width())}});  // [R, W]
+  }
+
+  std::string mtp_name(const char* tensor) const { return blk_name(h_.n_layer, tensor); }
+
+  // The MTP layer's block over the next tokens and the given hidden states (deepseek.h).
+  NodeId draft_block(NodeId tokens, const PassShape& pass, std::vector<NodeId>* caches) {
+    if (h_.n_mtp == 0) user_error(m_.path, ": a draft pass, and the model has no MTP layer loaded");
+    if (pass.batched || pass.cache_rows == 0) user_error("a draft pass runs one sequence over its cache");
+    const int64_t l = h_.n_layer;
+    const std::string embedding = m_.has(mtp_name("nextn.embed_tokens")) ? mtp_name("nextn.embed_tokens") : "token_embd.weight";
+    NodeId embedded = norm(f32(b_.gather(param(embedding), tokens)), mtp_name("nextn.enorm"));  // [T, D]
+    NodeId hidden = norm(b_.input("hidden", {ir::DType::f32, {T_, dim(h_.n_embd)}}), mtp_name("nextn.hnorm"));  // [T, D]
+    NodeId x = linear(b_.concat({embedded, hidden}, 1), mtp_name("nextn.eh_proj"));       // [T, D]
+    NodeId cache = cache_input(l, pass);
+    x = block(l, x, AttentionForm::absorbed, &cache);                                      // [T, D]
+    caches->push_back(cache);
+    return x;
+  }
 
   // A weight as a param node of its own dtype and shape.
   NodeId param(const std::string& name) {
@@ -212,6 +252,16 @@ AttentionForm first_pass_form(const DeepSeekModel& model) {
 
 std::string cache_input_name(int64_t layer) { return "cache." + std::to_string(layer); }
 
+std::vector<CachePart> DeepSeekModel::draft_cache_layout() const {
+  if (hparams.n_mtp == 0) return {};
+  return {{cache_input_name(hparams.n_layer), hparams.latent_width()}};
+}
+
+std::string DeepSeekModel::why_no_draft() const {
+  if (mtp_in_file > 0) return cat(path, " has ", mtp_in_file, " MTP layer(s), which were not loaded (LoadOptions::draft)");
+  return cat(path, " has no MTP layers (nextn_predict_layers is 0): it cannot draft its own tokens");
+}
+
 std::vector<CachePart> DeepSeekModel::cache_layout() const {
   std::vector<CachePart> parts;
   for (int64_t l = 0; l < hparams.n_layer; ++l) parts.push_back({cache_input_name(l), hparams.latent_width()});
@@ -220,8 +270,9 @@ std::vector<CachePart> DeepSeekModel::cache_layout() const {
 
 ir::Graph DeepSeekModel::pass_graph(const PassSpec& pass) const {
   const AttentionForm form = pass.first ? first_pass_form(*this) : AttentionForm::absorbed;
-  return build_deepseek_graph(*this, pass.tokens, {pass.cache_rows, pass.cache_dtype, pass.batched, pass.outputs}, form,
-                              pass.rows);
+  return build_deepseek_graph(*this, pass.tokens,
+                              {pass.cache_rows, pass.cache_dtype, pass.batched, pass.outputs, pass.hidden, pass.draft},
+                              pass.draft ? AttentionForm::absorbed : form, pass.rows);
 }
 
 ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,

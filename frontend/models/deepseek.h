@@ -11,6 +11,13 @@
 //   outputs  logits f32[T or 1, n_vocab], then (R > 0) per layer the cache with the new
 //            tokens' rows written at their positions (write_rows: the JIT updates the
 //            cache buffer in place, and a device-resident cache is never copied)
+// A draft pass (the MTP layer N = n_layer, DeepSeek-V3 section 2.2, as vLLM and llama.cpp
+// run it): inputs "tokens" (the token after each position), "positions", "hidden"
+// f32[T, D] (the model's final normalised hidden state at each position) and "cache.N";
+//   x = eh_proj([enorm(embed(token)); hnorm(hidden)]), one MLA + MoE block,
+//   h = shared_head_norm(x), logits = head(h)
+// with the model's embedding and output matrix unless the layer has its own. Outputs the
+// logits, the cache, and with `hidden` h (the hidden state of a further draft step).
 // Attention: `expanded` (keys and values of every head made from the latents of the new
 // tokens only: a first pass, positions 0..T-1) or `absorbed` (queries projected into the
 // latent space, attention over the whole cache with one shared key head; decode and
@@ -36,6 +43,8 @@ struct PassShape {
   ir::DType cache_dtype = ir::DType::f32;
   bool batched = false;  // several sequences (PassSpec::batched)
   int64_t outputs = 1;   // batched with LogitRows::last: rows of logits
+  bool hidden = false;   // also output the final normalised hidden states [T, D] (PassSpec::hidden)
+  bool draft = false;    // the MTP layer's pass (PassSpec::draft)
 };
 
 // The name of layer `layer`'s cache input ("cache.3").

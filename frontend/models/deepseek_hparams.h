@@ -14,6 +14,9 @@ namespace moat::models {
 
 struct DeepSeekHParams {
   int64_t n_layer = 0, n_embd = 0, n_vocab = 0, n_ctx_train = 0;  // tokens (context)
+  // MTP layers loaded after the n_layer decoder layers (0 or 1: the first of the file's;
+  // more depths reuse it, as llama.cpp and vLLM do). Not counted in n_layer.
+  int64_t n_mtp = 0;
   int64_t n_head = 0;
   int64_t q_lora_rank = 0;  // 0: queries projected directly (V2-Lite)
   int64_t kv_lora_rank = 0, qk_nope = 0, qk_rope = 0, v_head = 0;
@@ -47,9 +50,10 @@ struct DeepSeekHParams {
   // Floats per token and layer in the latent KV cache: the compressed kv plus the shared
   // rope key.
   int64_t latent_width() const { return kv_lora_rank + qk_rope; }
-  // Bytes of latent cache per token, all layers (rows of latent_width() elements of `cache`).
+  // Bytes of latent cache per token, all layers and a loaded MTP layer (rows of
+  // latent_width() elements of `cache`).
   uint64_t cache_bytes_per_token(ir::DType cache = ir::DType::f32) const {
-    return static_cast<uint64_t>(latent_width() / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * n_layer);
+    return static_cast<uint64_t>(latent_width() / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * (n_layer + n_mtp));
   }
   // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
   // inference/model.py; llama.cpp's kq_scale, whose rule this follows for every scaling).

@@ -45,6 +45,17 @@ constexpr NamePair kGlobalTensors[] = {
     {"output_norm.weight", "model.norm.weight"},
     {"output.weight", "lm_head.weight"},
 };
+// The MTP layer's own tensors (HF under "model.layers.N.", both followed by ".weight").
+// embed_tokens and shared_head.head are optional: the model's embedding and output
+// matrix otherwise (DeepSeek-V3 shares them).
+constexpr NamePair kMtpTensors[] = {
+    {"nextn.eh_proj", "eh_proj"},
+    {"nextn.enorm", "enorm"},
+    {"nextn.hnorm", "hnorm"},
+    {"nextn.shared_head_norm", "shared_head.norm"},
+    {"nextn.shared_head_head", "shared_head.head"},
+    {"nextn.embed_tokens", "embed_tokens"},
+};
 // Layer tensors made at load: the kv_b split (GGUF current layout), the score bias,
 // the stacked experts.
 constexpr const char* kKvB = "attn_kv_b";                 // legacy GGUF; HF self_attn.kv_b_proj
@@ -89,7 +100,7 @@ void split_kv_b(DeepSeekModel& m, int64_t layer, const std::vector<float>& kv_b)
 // each expert. The MoE takes them apart: each becomes its own [E, F, D] tensor (a copy
 // of the expert weights' bytes, made once at load).
 void split_fused_gate_up(DeepSeekModel& m) {
-  for (int64_t l = 0; l < m.hparams.n_layer; ++l) {
+  for (int64_t l = 0; l < m.hparams.n_layer + m.hparams.n_mtp; ++l) {
     auto fused = m.weights.find(blk_name(l, "ffn_gate_up_exps"));
     if (fused == m.weights.end()) continue;
     const ir::HostTensor& t = fused->second;
@@ -112,6 +123,19 @@ void split_fused_gate_up(DeepSeekModel& m) {
   }
 }
 
+// Records the file's MTP layers: the first becomes the draft module when `load`.
+void note_mtp(DeepSeekModel& m, int64_t in_file, bool load) {
+  m.mtp_in_file = in_file;
+  if (in_file == 0) return;
+  if (!load) {
+    m.notes.push_back("skipped " + std::to_string(in_file) + " MTP layer(s); --spec mtp drafts with them");
+    return;
+  }
+  m.hparams.n_mtp = 1;
+  m.notes.push_back("MTP layer " + std::to_string(m.hparams.n_layer) + " loaded as the draft module" +
+                    (in_file > 1 ? " (the first of " + std::to_string(in_file) + "; further draft steps reuse it)" : ""));
+}
+
 DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   auto file = std::make_shared<gguf::File>(gguf::File::open(path));
   DeepSeekModel m;
@@ -123,15 +147,16 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
     if (t.name.find("exp_probs_b") != std::string::npos) has_bias = true;
   m.hparams = hparams_from_gguf(*file, has_bias, options.routing_method);
   m.eos = static_cast<int32_t>(file->find_i64("tokenizer.ggml.eos_token_id").value_or(-1));
-  // MTP (next-token prediction) layers follow the decoder layers and are not run yet.
+  // MTP (multi-token prediction) layers follow the decoder layers (block_count counts
+  // them); the first is the draft module when asked for.
   const int64_t nextn = file->find_i64("deepseek2.nextn_predict_layers").value_or(0);
-  if (nextn > 0) {
-    m.hparams.n_layer -= nextn;
-    m.notes.push_back("skipped " + std::to_string(nextn) + " MTP layer(s): multi-token prediction is not run");
-  }
+  if (nextn < 0 || nextn >= m.hparams.n_layer)
+    user_error(path, ": deepseek2.nextn_predict_layers is ", nextn, " of ", m.hparams.n_layer, " blocks");
+  m.hparams.n_layer -= nextn;
+  note_mtp(m, nextn, options.draft);
   for (const gguf::TensorInfo& t : file->tensors()) {
     int64_t layer = -1;
-    if (std::sscanf(t.name.c_str(), "blk.%ld.", &layer) == 1 && layer >= m.hparams.n_layer) continue;  // MTP
+    if (std::sscanf(t.name.c_str(), "blk.%ld.", &layer) == 1 && layer >= m.hparams.n_layer + m.hparams.n_mtp) continue;  // MTP
     std::optional<ir::DType> dtype = gguf::to_ir_dtype(t.type);
     if (!dtype)
       user_error(path, ": tensor ", t.name, " has type ", gguf::ggml_type_name(t.type),
@@ -140,7 +165,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   }
   split_fused_gate_up(m);
   // The legacy unsplit layout: split kv_b as the current converter does.
-  for (int64_t l = 0; l < m.hparams.n_layer; ++l) {
+  for (int64_t l = 0; l < m.hparams.n_layer + m.hparams.n_mtp; ++l) {
     auto kv_b = m.weights.find(blk_name(l, kKvB));
     if (kv_b == m.weights.end() || m.has(blk_name(l, kKB))) continue;
     split_kv_b(m, l, kv_b->second.to_f32());
@@ -150,7 +175,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   return m;
 }
 
-DeepSeekModel load_hf(const std::string& path) {
+DeepSeekModel load_hf(const std::string& path, const LoadOptions& options) {
   const hf::DeepSeekConfig config = hf::load_deepseek_config(path);
   auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(path));
   DeepSeekModel m;
@@ -161,9 +186,7 @@ DeepSeekModel load_hf(const std::string& path) {
   m.eos = static_cast<int32_t>(config.eos_token_id.value_or(-1));
   if (config.quantization_config && config.quantization_config->weight_block_size.size() == 2)
     m.fp8_block = config.quantization_config->weight_block_size;
-  if (config.num_nextn_predict_layers > 0)
-    m.notes.push_back("skipped " + std::to_string(config.num_nextn_predict_layers) +
-                      " MTP layer(s): multi-token prediction is not run");
+  note_mtp(m, config.num_nextn_predict_layers, options.draft);
 
   auto tensor = [&](const safetensors::TensorInfo& t) {
     std::optional<ir::DType> dtype = safetensors::to_ir_dtype(t.dtype);
@@ -183,11 +206,14 @@ DeepSeekModel load_hf(const std::string& path) {
 
   for (const NamePair& g : kGlobalTensors)
     if (const safetensors::TensorInfo* t = st->find(g.hf)) add(g.gguf, *t);
-  const int64_t layers = m.hparams.n_layer;
+  const int64_t layers = m.hparams.n_layer + m.hparams.n_mtp;  // the MTP layer is model.layers.<n_layer>
   for (int64_t l = 0; l < layers; ++l) {
     const std::string prefix = "model.layers." + std::to_string(l) + ".";
     for (const NamePair& n : kLayerTensors)
       if (const safetensors::TensorInfo* t = st->find(prefix + n.hf + ".weight")) add(blk_name(l, n.gguf), *t);
+    if (l >= m.hparams.n_layer)
+      for (const NamePair& n : kMtpTensors)
+        if (const safetensors::TensorInfo* t = st->find(prefix + n.hf + ".weight")) add(blk_name(l, n.gguf), *t);
     if (const safetensors::TensorInfo* t = st->find(prefix + kBiasHf))
       m.weights["blk." + std::to_string(l) + ".exp_probs_b.bias"] = tensor(*t);
     if (const safetensors::TensorInfo* t = st->find(prefix + "self_attn.kv_b_proj.weight")) {
@@ -241,10 +267,10 @@ const ir::HostTensor& DeepSeekModel::weight(const std::string& name) const {
 
 DeepSeekModel load_deepseek(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return load_hf(path);
+  if (std::filesystem::is_directory(path, ec)) return load_hf(path, options);
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_gguf(path, options);
   if (path.size() >= 12 && path.compare(path.size() - 12, 12, "config.json") == 0)
-    return load_hf(std::filesystem::path(path).parent_path().string());
+    return load_hf(std::filesystem::path(path).parent_path().string(), options);
   // Anything else: GGUF if it starts with the magic, else say what is expected.
   if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, options);
   user_error(path, ": not found; give a GGUF file or a Hugging Face model folder (config.json + safetensors)");

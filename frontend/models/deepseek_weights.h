@@ -45,6 +45,13 @@ struct DeepSeekModel : Model {
   std::vector<CachePart> cache_layout() const override;  // per layer: "cache.L" of kv_lora + rope
   ir::Graph pass_graph(const PassSpec& pass) const override;
   ModelSize size() const override;
+  // The MTP layer (layer n_layer, llama.cpp's blk.N.nextn.* with its attention and MoE
+  // tensors) as the draft module, and its own latent cache "cache.N".
+  bool has_draft() const override { return hparams.n_mtp > 0; }
+  std::vector<CachePart> draft_cache_layout() const override;
+  int64_t hidden_size() const override { return hparams.n_embd; }
+  std::string why_no_draft() const override;
+  int64_t mtp_in_file = 0;  // MTP layers the file has (loaded or not)
 };
 
 // A GGUF file (llama.cpp's deepseek2 architecture) or a Hugging Face folder

@@ -50,6 +50,9 @@ Json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTe
       {"n_prompt", test.n_prompt},
       {"n_gen", test.n_gen},
       {"n_seq", test.sequences},  // llama-batched-bench's parallel sequences (1: plain)
+      {"n_draft", test.draft},    // tokens drafted per pass by the MTP layer (0: plain decoding)
+      {"draft_acceptance", test.draft > 0 ? Json(test.acceptance) : Json()},
+      {"draft_accepted_per_pass", test.draft > 0 ? Json(test.accepted_per_pass) : Json()},
       {"n_depth", test.depth},
       {"test_time", d.test_time},
       {"avg_ns", static_cast<uint64_t>(std::llround(std::max(ns.mean, 0.0)))},

@@ -30,8 +30,9 @@ std::vector<double> samples_ts(const runtime::BenchTest& test) {
 
 std::optional<double> decode_bytes_per_s(const BenchReport& report, const runtime::BenchTest& test) {
   // Several sequences per pass read the weights once for all of them (and more experts
-  // than one token does): bytes per token are not a single token's.
-  if (test.n_gen == 0 || test.sequences > 1) return std::nullopt;
+  // than one token does), and speculative decoding reads them per pass and the draft's
+  // too: bytes per token are not a single token's.
+  if (test.n_gen == 0 || test.sequences > 1 || test.draft > 0) return std::nullopt;
   return static_cast<double>(report.model.decode_bytes_per_token) * runtime::mean_sd(samples_ts(test)).mean;
 }
 

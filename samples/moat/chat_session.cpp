@@ -91,6 +91,9 @@ void add_stats(runtime::GenerationStats& total, const runtime::GenerationStats& 
   total.generated_tokens += stats.generated_tokens;
   total.prompt_ms += stats.prompt_ms;
   total.generate_ms += stats.generate_ms;
+  total.drafted += stats.drafted;
+  total.accepted += stats.accepted;
+  total.draft_passes += stats.draft_passes;
 }
 
 }  // namespace
@@ -120,6 +123,7 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
   generation.batch = options.batch;
   generation.stop_ids = stop_tokens(setup);
   generation.cancel = reply_cancel();
+  generation.draft_tokens = setup.draft_tokens;
 
   std::vector<tok::ChatMessage> messages;
   if (!options.system.empty()) messages.push_back({"system", options.system});

@@ -18,6 +18,7 @@
 #include "samples/moat/bench_report.h"
 #include "samples/moat/commands.h"
 #include "samples/moat/demo_model.h"
+#include "samples/moat/run_setup.h"
 #include "samples/moat/temp_dir.h"
 #include "runtime/bandwidth.h"
 #include "runtime/kernel_cache.h"
@@ -170,6 +171,7 @@ int run_bench(const ParsedArgs& args) {
   options.profile = args.has("--profile");
   options.cold = args.has("--cold");
   options.parallel = integer_list(args, "--parallel", {1}, 1, 256, "a number of sequences", "1,4,8");
+  if (spec_option(args)) options.draft = integer_list(args, "--draft", {1}, 1, 16, "a number of drafted tokens", "1,2");
   auto any = [](const std::vector<int64_t>& v) { return std::any_of(v.begin(), v.end(), [](int64_t x) { return x > 0; }); };
   if (!any(options.n_prompt) && !any(options.n_gen))
     user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
@@ -190,6 +192,7 @@ int run_bench(const ParsedArgs& args) {
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
     for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
     report.model = model.size();
+    if (!options.draft.empty() && model.mtp_in_file == 0) user_error("--spec mtp: ", model.why_no_draft());
     cap_to_context(args, model.training_context(), options);
     runtime::check_bench_options(model, options);
   }
@@ -258,7 +261,7 @@ int run_bench(const ParsedArgs& args) {
 const Command kBench{
     {"bench",
      "[-m MODEL] [--device all|ID,...] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
-     "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile] [--parallel N,...]",
+     "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile] [--parallel N,...] [--spec mtp [--draft N,...]]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
@@ -276,7 +279,10 @@ const Command kBench{
       {"--remeasure-bandwidth", "", "measure the host's memory bandwidth again (else the cached value)"},
       {"--profile", "", "time every kernel of one prefill and one decode step"},
       {"--parallel", "N,...", "also run each tg test with N sequences decoded together, one pass per step "
-                              "(llama-batched-bench's -npl; aggregate tokens/s; depth 0)"}},
+                              "(llama-batched-bench's -npl; aggregate tokens/s; depth 0)"},
+      {"--spec", "mtp", "also run each tg test as greedy generation by speculative decoding, the model's MTP layer "
+                        "drafting (rows tg N mtpD, with the drafts' acceptance; depth 0)"},
+      {"--draft", "N,...", "tokens --spec mtp drafts per pass (default 1)"}},
      0,
      0,
      "As llama-bench: every combination of the lists is a test and a row, per device (and\n"

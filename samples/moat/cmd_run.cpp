@@ -85,6 +85,7 @@ int run_once(const ParsedArgs& args) {
   const int64_t n_asked = args.integer("-n", -1, -1, 1 << 30);
   if (args.has("--logits-out")) check_writable("--logits-out", args.value("--logits-out"));
   RunSetup setup;
+  setup.draft_tokens = draft_option(args);
   setup.tokens_hint = "give the prompt as token ids with --tokens ID,ID,...";
   setup.sampling_note = sampling_note(sampling);
   open_run(args, !args.has("--tokens"), setup);
@@ -108,6 +109,7 @@ int run_once(const ParsedArgs& args) {
   runtime::GenerationOptions options;
   options.max_tokens = n_gen;
   options.batch = batch;
+  options.draft_tokens = setup.draft_tokens;
   if (!args.has("--ignore-eos")) options.stop_ids = stop_tokens(setup);
   std::vector<int32_t> generated, history;
   std::vector<float> logits;
@@ -164,6 +166,7 @@ int run_model(const ParsedArgs& args) {
   chat.first_message = args.value_or("-p", "");
   chat.format_name = args.value_or("--chat-template", "");
   RunSetup setup;
+  setup.draft_tokens = draft_option(args);
   setup.sampling_note = sampling_note(chat.sampling);
   open_run(args, true, setup, [&chat](const RunSetup& s) { check_chat_format(s, chat); });
   return run_chat(setup, chat);
@@ -173,7 +176,7 @@ const Command kRun{
     {"run",
      "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
      "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--repeat-last-n N] [--presence-penalty P] "
-     "[--frequency-penalty P] [--seed S] [--ignore-eos] [-t N] [--logits-out FILE.npy] "
+     "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
@@ -198,6 +201,10 @@ const Command kRun{
       {"--seed", "S", "random seed (default -1: a new one each run, printed in the stats line); the same seed on the "
                       "same device gives the same text"},
       {"--ignore-eos", "", "keep generating past the model's end-of-sequence token"},
+      {"--spec", "mtp", "speculative decoding: the model's MTP layer drafts tokens, one pass of the model verifies them "
+                        "(the same text as without it when greedy, the same distribution when sampling; needs a file "
+                        "with MTP layers, nextn_predict_layers > 0). Default: none"},
+      {"--draft", "N", "tokens --spec mtp drafts per pass (default 1; 1..16)"},
       {"-t", "N", "CPU threads (default: physical cores)"},
       {"--logits-out", "FILE", "write the logits of every evaluated position as .npy [positions, vocab]"},
       {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},

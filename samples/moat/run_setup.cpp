@@ -38,6 +38,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   // safetensors weights are mapped, not read, so this is cheap.)
   models::LoadOptions load;
   load.routing_method = args.value_or("--routing", "");
+  load.draft = setup.draft_tokens > 0;
   setup.model = models::load_deepseek(setup.model_path, load);
   std::string why;
   setup.tokenizer = try_tokenizer(setup.model_path, why);
@@ -61,6 +62,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
 
   runtime::SessionOptions options = session_options(args);
   options.sequences = setup.sequences;
+  options.draft = setup.draft_tokens > 0;
   const runtime::ContextChoice context = runtime::choose_context(
       args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
       setup.model.hparams.cache_bytes_per_token(options.cache_dtype) * static_cast<uint64_t>(setup.sequences),
@@ -98,6 +100,16 @@ uint64_t memory_budget_option(const ParsedArgs& args) {
   return static_cast<uint64_t>(value * scale);
 }
 
+bool spec_option(const ParsedArgs& args) {
+  const std::string spec = args.value_or("--spec", "none");
+  if (spec != "none" && spec != "mtp")
+    user_error("--spec ", spec, ": the only draft is mtp (the model's own multi-token-prediction layer), or none");
+  if (spec == "none" && args.has("--draft")) user_error("--draft sets how many tokens --spec mtp drafts; give --spec mtp too");
+  return spec == "mtp";
+}
+
+int64_t draft_option(const ParsedArgs& args) { return spec_option(args) ? args.integer("--draft", 1, 1, 16) : 0; }
+
 runtime::SessionOptions session_options(const ParsedArgs& args) {
   runtime::SessionOptions options;
   options.cache_dtype = cache_type_option(args);
@@ -124,7 +136,11 @@ void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stat
                 tokens_per_second(stats.prompt_tokens, stats.prompt_ms), static_cast<long long>(stats.generated_tokens),
                 tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str(),
                 setup.sampling_note.empty() ? "" : " | ", setup.sampling_note.c_str());
-  std::cerr << "moat: " << line << "\nmoat: " << setup.cache->report() << "\n";
+  char speculation[128] = "";
+  if (setup.draft_tokens > 0)
+    std::snprintf(speculation, sizeof speculation, " | mtp draft %lld: acceptance %.1f%% | accepted %.2f per pass",
+                  static_cast<long long>(setup.draft_tokens), 100.0 * stats.acceptance(), stats.accepted_per_pass());
+  std::cerr << "moat: " << line << speculation << "\nmoat: " << setup.cache->report() << "\n";
 }
 
 }  // namespace moat::cli

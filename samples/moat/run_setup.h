@@ -33,6 +33,8 @@ struct RunSetup {
   std::string tokens_hint;
   std::string sampling_note;
   int64_t sequences = 1;  // the session's (moat serve --parallel); the context is per sequence
+  // Tokens drafted per verification pass by the model's MTP layer (--spec mtp); 0: none.
+  int64_t draft_tokens = 0;
 };
 
 // Loads everything; prints the model's notes and the context chosen on stderr. The
@@ -49,6 +51,13 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
 runtime::SessionOptions session_options(const ParsedArgs& args);
 ir::DType cache_type_option(const ParsedArgs& args);
 uint64_t memory_budget_option(const ParsedArgs& args);
+
+// --spec: none, or mtp (the model's MTP layer drafts); UserError for another value and
+// for --draft without it.
+bool spec_option(const ParsedArgs& args);
+// With --draft N (tokens per pass, default 1): the tokens drafted per verification
+// pass, 0 without --spec.
+int64_t draft_option(const ParsedArgs& args);
 
 // The stop tokens of generation: the model's EOS.
 std::vector<int32_t> stop_tokens(const RunSetup& setup);

@@ -1,0 +1,163 @@
+#include "runtime/speculative.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "support/error.h"
+
+namespace moat::runtime {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// max(0, p - q) normalised: what a rejected draft is replaced by. When p <= q everywhere
+// (only possible through rounding), p itself.
+TokenDistribution residual(const TokenDistribution& p, const TokenDistribution& q) {
+  TokenDistribution r;
+  for (int32_t id : p.ids) {
+    const double w = p.probability(id) - q.probability(id);
+    if (w > 0) r.ids.push_back(id), r.weights.push_back(w);
+  }
+  return r.ids.empty() ? p : r;
+}
+
+// Row `row` of a row-major [rows, vocab] block.
+std::span<const float> row_of(const std::vector<float>& logits, size_t row, size_t vocab) {
+  return std::span<const float>(logits).subspan(row * vocab, vocab);
+}
+
+}  // namespace
+
+Verdict verify_drafts(Sampler& sampler, std::span<const int32_t> drafts, std::span<const TokenDistribution> q,
+                      std::span<const TokenDistribution> p) {
+  MOAT_INTERNAL_CHECK(q.size() == drafts.size() && p.size() == drafts.size() + 1, "verifying drafts without their distributions");
+  Verdict v;
+  for (size_t i = 0; i < drafts.size(); ++i) {
+    const double pd = p[i].probability(drafts[i]), qd = q[i].probability(drafts[i]);
+    // p(d) >= q(d) keeps d without a random number (greedy: the model's argmax)
+    const bool keep = pd >= qd || (pd > 0 && sampler.uniform() * qd < pd);
+    if (!keep) {
+      v.next = sampler.draw(residual(p[i], q[i]));
+      return v;
+    }
+    ++v.accepted;
+  }
+  v.next = sampler.draw(p[drafts.size()]);
+  return v;
+}
+
+GenerationStats generate_speculative(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
+                                     std::vector<int32_t>& history, const GenerationOptions& options,
+                                     const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
+  if (!session.drafts()) user_error("speculative decoding needs a session with the model's draft module (SessionOptions::draft)");
+  if (prompt.empty()) user_error("the prompt is empty: give at least one token");
+  if (session.cached_tokens() + static_cast<int64_t>(prompt.size()) > session.context())
+    user_error("the prompt (", prompt.size(), " tokens) after ", session.cached_tokens(),
+               " tokens already in the context does not fit the context of ", session.context(),
+               " tokens; shorten it or raise --ctx");
+  GenerationStats stats;
+  stats.prompt_tokens = static_cast<int64_t>(prompt.size());
+  const double setup_before = session.stats().setup_ms(), compile_before = session.stats().compile_ms;
+
+  auto start = std::chrono::steady_clock::now();
+  std::vector<float> logits =
+      session.evaluate(prompt, options.batch, logits_out ? models::LogitRows::all : models::LogitRows::last);
+  const double prompt_compile = session.stats().compile_ms - compile_before;
+  stats.prompt_ms = ms_since(start) - (session.stats().setup_ms() - setup_before);
+  history.insert(history.end(), prompt.begin(), prompt.end());
+  const size_t vocab = logits_out ? logits.size() / prompt.size() : logits.size();
+  if (logits_out) logits_out->insert(logits_out->end(), logits.begin(), logits.end());
+
+  start = std::chrono::steady_clock::now();
+  const double compile_start = session.stats().compile_ms, setup_start = session.stats().setup_ms();
+  const auto is_stop = [&](int32_t t) {
+    return std::find(options.stop_ids.begin(), options.stop_ids.end(), t) != options.stop_ids.end();
+  };
+  // `next`: chosen, not yet streamed nor evaluated.
+  int32_t next = sampler.sample(row_of(logits, logits.size() / vocab - 1, vocab), history);
+  std::vector<int32_t> drafts;
+  std::vector<TokenDistribution> q, p;
+  // The same order of checks as generate(), so that both stop alike; the last token is
+  // evaluated too (the session holds every streamed token).
+  while (stats.generated_tokens < options.max_tokens) {
+    if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
+      stats.stop = StopReason::cancelled;
+      break;
+    }
+    if (is_stop(next)) {
+      stats.stop = StopReason::stop_token;
+      break;
+    }
+    history.push_back(next);
+    ++stats.generated_tokens;
+    on_token(next);
+    const int64_t held = session.cached_tokens();
+    if (held >= session.context()) {  // chosen, but no room to evaluate it
+      if (stats.generated_tokens < options.max_tokens) stats.stop = StopReason::context_full;
+      break;
+    }
+    // Drafts: as many as the context and the token limit leave room for. The draft
+    // module first catches up with the positions the model evaluated since its last
+    // drafts, whose next tokens are the last of the history.
+    const int64_t behind = held - session.draft_cached_tokens();
+    int64_t room = std::min({options.draft_tokens, session.context() - held - 1, options.max_tokens - stats.generated_tokens});
+    if (behind > static_cast<int64_t>(history.size())) room = 0;  // a history that is not the session's: no drafts
+    drafts.clear(), q.clear(), p.clear();
+    if (room > 0) {
+      std::vector<int32_t> next_tokens(history.end() - behind, history.end());
+      std::vector<float> draft_logits = session.draft_catch_up(next_tokens);
+      for (int64_t k = 0; k < room; ++k) {
+        if (k > 0) draft_logits = session.draft_step(drafts.back());
+        std::vector<int32_t> context_so_far(history);
+        context_so_far.insert(context_so_far.end(), drafts.begin(), drafts.end());
+        q.push_back(sampler.distribution(draft_logits, context_so_far));
+        drafts.push_back(sampler.draw(q.back()));
+      }
+    }
+    // Verify: one pass over `next` and the drafts; row i holds p of the token after it.
+    std::vector<int32_t> pass{next};
+    pass.insert(pass.end(), drafts.begin(), drafts.end());
+    const std::vector<float> verify = session.evaluate(pass, static_cast<int64_t>(pass.size()), models::LogitRows::all);
+    if (!drafts.empty()) ++stats.draft_passes;
+    stats.drafted += static_cast<int64_t>(drafts.size());
+    std::vector<int32_t> context_so_far(history);
+    for (size_t i = 0; i <= drafts.size(); ++i) {
+      p.push_back(sampler.distribution(row_of(verify, i, vocab), context_so_far));
+      if (i < drafts.size()) context_so_far.push_back(drafts[i]);
+    }
+    const Verdict verdict = verify_drafts(sampler, drafts, q, p);
+    stats.accepted += verdict.accepted;
+    // Accepted drafts stream as plain decoding would stream them (room kept them within
+    // the token limit); a stop token ends generation unstreamed and unevaluated.
+    bool stopped = false;
+    int64_t kept = 0;
+    for (; kept < verdict.accepted && !stopped; ++kept) {
+      const int32_t t = drafts[static_cast<size_t>(kept)];
+      if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
+        stats.stop = StopReason::cancelled, stopped = true;
+      } else if (is_stop(t)) {
+        stats.stop = StopReason::stop_token, stopped = true;
+      } else {
+        history.push_back(t);
+        ++stats.generated_tokens;
+        on_token(t);
+        continue;
+      }
+      break;
+    }
+    // The model keeps `next` and the streamed drafts; the rest of the pass is forgotten.
+    session.rewind(held + 1 + kept);
+    if (logits_out)
+      logits_out->insert(logits_out->end(), verify.begin(), verify.begin() + static_cast<std::ptrdiff_t>((1 + kept) * static_cast<int64_t>(vocab)));
+    if (stopped) break;
+    next = verdict.next;
+  }
+  stats.compile_ms = prompt_compile + (session.stats().compile_ms - compile_start);
+  stats.generate_ms = ms_since(start) - (session.stats().setup_ms() - setup_start);
+  return stats;
+}
+
+}  // namespace moat::runtime

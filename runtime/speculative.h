@@ -1,0 +1,41 @@
+// Speculative decoding with the model's own draft module (DeepSeek's MTP layer): each
+// step drafts up to N tokens with the module, verifies them in one pass of the model over
+// the cache (N + 1 tokens: the last chosen token and the drafts), keeps the longest
+// accepted prefix and one token more, and forgets the cache rows of the rest.
+//
+// Acceptance is the standard speculative-sampling rule (Leviathan et al. 2023, Chen et
+// al. 2023): draft token d, drawn from the draft's distribution q, is kept with
+// probability min(1, p(d) / q(d)) under the model's distribution p; at the first
+// rejection the token is drawn from max(0, p - q) normalised; after N acceptances one
+// more is drawn from p. p and q are the sampler's distributions (penalties, filters and
+// temperature included), so the output has the distribution of plain sampling; greedy
+// decoding (both point masses) gives exactly the tokens of plain greedy decoding.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "runtime/generate.h"
+
+namespace moat::runtime {
+
+// generate() with GenerationOptions::draft_tokens > 0: the same contract, on a session
+// made with SessionOptions::draft (UserError otherwise). Adds the draft counts to the stats.
+GenerationStats generate_speculative(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
+                                     std::vector<int32_t>& history, const GenerationOptions& options,
+                                     const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out);
+
+// One verification: which drafted tokens the model keeps and the token after them.
+struct Verdict {
+  int64_t accepted = 0;  // drafts kept, a prefix
+  int32_t next = 0;      // the token after them (from the residual, or the bonus from p)
+};
+
+// The acceptance rule over drafts d[0..N-1] with their draft distributions q[i] and the
+// model's distributions p[0..N] (p[i] of the token at the position of d[i]; p[N] after
+// the last draft).
+Verdict verify_drafts(Sampler& sampler, std::span<const int32_t> drafts, std::span<const TokenDistribution> q,
+                      std::span<const TokenDistribution> p);
+
+}  // namespace moat::runtime

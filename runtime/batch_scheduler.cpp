@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 
+#include "runtime/speculative.h"
 #include "support/error.h"
 
 namespace moat::runtime {
@@ -35,8 +36,10 @@ size_t common_prefix(const std::vector<int32_t>& held, const std::vector<int32_t
 
 }  // namespace
 
-BatchScheduler::BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk)
-    : session_(session), max_queue_(max_queue), prompt_chunk_(std::max<int64_t>(1, prompt_chunk)) {
+BatchScheduler::BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk, int64_t draft_tokens)
+    : session_(session), max_queue_(max_queue), prompt_chunk_(std::max<int64_t>(1, prompt_chunk)), draft_tokens_(draft_tokens) {
+  if (draft_tokens_ > 0 && !session.drafts())
+    user_error("speculative decoding needs a session with the model's draft module (one sequence)");
   running_.resize(static_cast<size_t>(session.sequences()));
   held_.resize(static_cast<size_t>(session.sequences()));
   metrics_.sequences = session.sequences();
@@ -185,6 +188,10 @@ void BatchScheduler::prefill_chunk(Running& r) {
 }
 
 void BatchScheduler::decode_pass() {
+  if (draft_tokens_ > 0) {  // one sequence
+    if (running_[0] && running_[0]->pending >= 0) speculative_pass(*running_[0]);
+    return;
+  }
   std::vector<SequenceTokens> work;
   std::vector<Running*> members;
   for (auto& r : running_)
@@ -212,10 +219,42 @@ void BatchScheduler::decode_pass() {
   }
 }
 
+// Drafts with the MTP layer and verifies them with the pending token in one pass; the
+// accepted drafts are passed on as if decoded one by one, then the token after them.
+void BatchScheduler::speculative_pass(Running& r) {
+  const auto start = std::chrono::steady_clock::now();
+  const double setup_ms = session_.stats().setup_ms();
+  SpeculativeStep step;
+  try {
+    step = speculative_step(session_, r.sampler, r.history, r.pending,
+                            std::min(draft_tokens_, r.request->max_tokens - r.result.generated_tokens));
+  } catch (const std::exception& e) {
+    return finish(r, FinishReason::error, e.what());
+  }
+  count_pass(run_seconds(start, session_, setup_ms), 1);
+  {
+    std::lock_guard lock(mutex_);
+    metrics_.drafted_tokens_total += static_cast<uint64_t>(step.drafted);
+    metrics_.accepted_drafts_total += static_cast<uint64_t>(step.accepted.size());
+  }
+  // The cache keeps the pending token and the accepted drafts (all evaluated).
+  std::vector<int32_t>& held = held_[static_cast<size_t>(r.sequence)];
+  session_.rewind(r.sequence, step.held + 1 + static_cast<int64_t>(step.accepted.size()));
+  held.push_back(r.pending);
+  held.insert(held.end(), step.accepted.begin(), step.accepted.end());
+  r.pending = -1;
+  for (int32_t t : step.accepted)
+    if (!deliver(r, t, true)) return;
+  deliver(r, step.next, false);
+}
+
 void BatchScheduler::advance(Running& r, std::span<const float> logits) {
-  const int32_t next = r.sampler.sample(logits, r.history);
+  deliver(r, r.sampler.sample(logits, r.history), false);
+}
+
+bool BatchScheduler::deliver(Running& r, int32_t next, bool evaluated) {
   const std::vector<int32_t>& stops = r.request->stop_ids;
-  if (std::find(stops.begin(), stops.end(), next) != stops.end()) return finish(r, FinishReason::stop);
+  if (std::find(stops.begin(), stops.end(), next) != stops.end()) return finish(r, FinishReason::stop), false;
   r.history.push_back(next);
   ++r.result.generated_tokens;
   {
@@ -226,12 +265,14 @@ void BatchScheduler::advance(Running& r, std::span<const float> logits) {
   try {
     more = !r.request->on_token || r.request->on_token(next);
   } catch (const std::exception& e) {
-    return finish(r, FinishReason::error, e.what());
+    return finish(r, FinishReason::error, e.what()), false;
   }
-  if (!more) return finish(r, FinishReason::cancelled);
-  if (r.result.generated_tokens >= r.request->max_tokens) return finish(r, FinishReason::length);
-  if (session_.cached_tokens(r.sequence) >= session_.context()) return finish(r, FinishReason::context_full);
+  if (!more) return finish(r, FinishReason::cancelled), false;
+  if (r.result.generated_tokens >= r.request->max_tokens) return finish(r, FinishReason::length), false;
+  if (evaluated) return true;
+  if (session_.cached_tokens(r.sequence) >= session_.context()) return finish(r, FinishReason::context_full), false;
   r.pending = next;
+  return true;
 }
 
 void BatchScheduler::finish(Running& r, FinishReason reason, std::string error) {

@@ -9,6 +9,10 @@
 // per step between decode passes, so a long prompt never stalls the others for long.
 // One thread (started by the constructor) drives the session; submit, drain and metrics
 // may be called from any thread. Callbacks run on that thread and must not block long.
+//
+// A scheduler over a drafting session (one sequence, SessionOptions::draft) decodes by
+// speculative decoding (runtime/speculative.h): each step drafts up to `draft_tokens`
+// with the model's MTP layer and verifies them in one pass.
 #pragma once
 
 #include <condition_variable>
@@ -56,13 +60,15 @@ struct BatchMetrics {
   int64_t cache_tokens_capacity = 0;  // sequences x context
   double busy_seconds = 0;            // time spent running passes (compilation excluded)
   uint64_t passes = 0, decode_passes = 0, decode_tokens = 0;  // decode_tokens / decode_passes: the mean batch
+  uint64_t drafted_tokens_total = 0, accepted_drafts_total = 0;  // speculative decoding
 };
 
 enum class SubmitResult { queued, queue_full, draining };
 
 class BatchScheduler {
  public:
-  BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk);
+  // draft_tokens > 0: speculative decoding, which needs a drafting session (UserError).
+  BatchScheduler(Session& session, int64_t max_queue, int64_t prompt_chunk, int64_t draft_tokens = 0);
   ~BatchScheduler();  // drains
   BatchScheduler(const BatchScheduler&) = delete;
   BatchScheduler& operator=(const BatchScheduler&) = delete;
@@ -80,13 +86,17 @@ class BatchScheduler {
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
   void decode_pass();
+  void speculative_pass(Running& r);
   // After a token's logits: choose the next token, pass it on, or finish.
   void advance(Running& r, std::span<const float> logits);
+  // Passes `token` on, or finishes the request (then false: `r` is gone). An `evaluated`
+  // token (an accepted draft) is in the cache already; another becomes r.pending.
+  bool deliver(Running& r, int32_t token, bool evaluated);
   void finish(Running& r, FinishReason reason, std::string error = {});
   int64_t free_sequence_for(const std::vector<int32_t>& prompt) const;
 
   Session& session_;
-  const int64_t max_queue_, prompt_chunk_;
+  const int64_t max_queue_, prompt_chunk_, draft_tokens_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<BatchRequest>> queue_;

@@ -49,6 +49,43 @@ Verdict verify_drafts(Sampler& sampler, std::span<const int32_t> drafts, std::sp
   return v;
 }
 
+SpeculativeStep speculative_step(Session& session, Sampler& sampler, std::span<const int32_t> history, int32_t next,
+                                 int64_t max_drafts) {
+  SpeculativeStep step;
+  step.held = session.cached_tokens();
+  // The draft module first catches up with the positions the model evaluated since its
+  // last drafts; their next tokens are the last of the history (`next` the very last).
+  const int64_t behind = step.held - session.draft_cached_tokens();
+  const int64_t room = std::min(max_drafts, session.context() - step.held - 1);
+  std::vector<int32_t> drafts;
+  std::vector<TokenDistribution> q, p;
+  std::vector<int32_t> context_so_far(history.begin(), history.end());
+  if (room > 0 && behind <= static_cast<int64_t>(history.size())) {  // else a history that is not the session's: no drafts
+    std::vector<float> draft_logits = session.draft_catch_up(history.last(static_cast<size_t>(behind)));
+    for (int64_t k = 0; k < room; ++k) {
+      if (k > 0) draft_logits = session.draft_step(drafts.back());
+      q.push_back(sampler.distribution(draft_logits, context_so_far));
+      drafts.push_back(sampler.draw(q.back()));
+      context_so_far.push_back(drafts.back());
+    }
+  }
+  // Verify: one pass over `next` and the drafts; row i holds p of the token after it.
+  std::vector<int32_t> pass{next};
+  pass.insert(pass.end(), drafts.begin(), drafts.end());
+  step.logits = session.evaluate(pass, static_cast<int64_t>(pass.size()), models::LogitRows::all);
+  const size_t vocab = step.logits.size() / pass.size();
+  context_so_far.assign(history.begin(), history.end());
+  for (size_t i = 0; i <= drafts.size(); ++i) {
+    p.push_back(sampler.distribution(row_of(step.logits, i, vocab), context_so_far));
+    if (i < drafts.size()) context_so_far.push_back(drafts[i]);
+  }
+  const Verdict verdict = verify_drafts(sampler, drafts, q, p);
+  step.drafted = static_cast<int64_t>(drafts.size());
+  step.accepted.assign(drafts.begin(), drafts.begin() + verdict.accepted);
+  step.next = verdict.next;
+  return step;
+}
+
 GenerationStats generate_speculative(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
                                      std::vector<int32_t>& history, const GenerationOptions& options,
                                      const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
@@ -78,8 +115,6 @@ GenerationStats generate_speculative(Session& session, Sampler& sampler, std::sp
   };
   // `next`: chosen, not yet streamed nor evaluated.
   int32_t next = sampler.sample(row_of(logits, logits.size() / vocab - 1, vocab), history);
-  std::vector<int32_t> drafts;
-  std::vector<TokenDistribution> q, p;
   // The same order of checks as generate(), so that both stop alike; the last token is
   // evaluated too (the session holds every streamed token).
   while (stats.generated_tokens < options.max_tokens) {
@@ -99,43 +134,17 @@ GenerationStats generate_speculative(Session& session, Sampler& sampler, std::sp
       if (stats.generated_tokens < options.max_tokens) stats.stop = StopReason::context_full;
       break;
     }
-    // Drafts: as many as the context and the token limit leave room for. The draft
-    // module first catches up with the positions the model evaluated since its last
-    // drafts, whose next tokens are the last of the history.
-    const int64_t behind = held - session.draft_cached_tokens();
-    int64_t room = std::min({options.draft_tokens, session.context() - held - 1, options.max_tokens - stats.generated_tokens});
-    if (behind > static_cast<int64_t>(history.size())) room = 0;  // a history that is not the session's: no drafts
-    drafts.clear(), q.clear(), p.clear();
-    if (room > 0) {
-      std::vector<int32_t> next_tokens(history.end() - behind, history.end());
-      std::vector<float> draft_logits = session.draft_catch_up(next_tokens);
-      for (int64_t k = 0; k < room; ++k) {
-        if (k > 0) draft_logits = session.draft_step(drafts.back());
-        std::vector<int32_t> context_so_far(history);
-        context_so_far.insert(context_so_far.end(), drafts.begin(), drafts.end());
-        q.push_back(sampler.distribution(draft_logits, context_so_far));
-        drafts.push_back(sampler.draw(q.back()));
-      }
-    }
-    // Verify: one pass over `next` and the drafts; row i holds p of the token after it.
-    std::vector<int32_t> pass{next};
-    pass.insert(pass.end(), drafts.begin(), drafts.end());
-    const std::vector<float> verify = session.evaluate(pass, static_cast<int64_t>(pass.size()), models::LogitRows::all);
-    if (!drafts.empty()) ++stats.draft_passes;
-    stats.drafted += static_cast<int64_t>(drafts.size());
-    std::vector<int32_t> context_so_far(history);
-    for (size_t i = 0; i <= drafts.size(); ++i) {
-      p.push_back(sampler.distribution(row_of(verify, i, vocab), context_so_far));
-      if (i < drafts.size()) context_so_far.push_back(drafts[i]);
-    }
-    const Verdict verdict = verify_drafts(sampler, drafts, q, p);
-    stats.accepted += verdict.accepted;
-    // Accepted drafts stream as plain decoding would stream them (room kept them within
-    // the token limit); a stop token ends generation unstreamed and unevaluated.
+    // Drafts: as many as the token limit leaves room for (the step bounds them by the context).
+    const SpeculativeStep step = speculative_step(session, sampler, history, next,
+                                                  std::min(options.draft_tokens, options.max_tokens - stats.generated_tokens));
+    if (step.drafted > 0) ++stats.draft_passes;
+    stats.drafted += step.drafted;
+    stats.accepted += static_cast<int64_t>(step.accepted.size());
+    // Accepted drafts stream as plain decoding would stream them; a stop token ends
+    // generation unstreamed and unevaluated.
     bool stopped = false;
     int64_t kept = 0;
-    for (; kept < verdict.accepted && !stopped; ++kept) {
-      const int32_t t = drafts[static_cast<size_t>(kept)];
+    for (int32_t t : step.accepted) {
       if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
         stats.stop = StopReason::cancelled, stopped = true;
       } else if (is_stop(t)) {
@@ -144,6 +153,7 @@ GenerationStats generate_speculative(Session& session, Sampler& sampler, std::sp
         history.push_back(t);
         ++stats.generated_tokens;
         on_token(t);
+        ++kept;
         continue;
       }
       break;
@@ -151,9 +161,10 @@ GenerationStats generate_speculative(Session& session, Sampler& sampler, std::sp
     // The model keeps `next` and the streamed drafts; the rest of the pass is forgotten.
     session.rewind(held + 1 + kept);
     if (logits_out)
-      logits_out->insert(logits_out->end(), verify.begin(), verify.begin() + static_cast<std::ptrdiff_t>((1 + kept) * static_cast<int64_t>(vocab)));
+      logits_out->insert(logits_out->end(), step.logits.begin(),
+                         step.logits.begin() + static_cast<std::ptrdiff_t>((1 + kept) * static_cast<int64_t>(vocab)));
     if (stopped) break;
-    next = verdict.next;
+    next = step.next;
   }
   stats.compile_ms = prompt_compile + (session.stats().compile_ms - compile_start);
   stats.generate_ms = ms_since(start) - (session.stats().setup_ms() - setup_start);

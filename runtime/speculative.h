@@ -32,6 +32,22 @@ struct Verdict {
   int32_t next = 0;      // the token after them (from the residual, or the bonus from p)
 };
 
+// One speculative step of sequence 0 of a drafting session. `history` ends with the
+// token chosen last, `next` (streamed, not yet evaluated); the session holds every token
+// before it. Drafts up to `max_drafts` tokens (0: none, a plain step), evaluates `next`
+// and the drafts in one pass and applies the acceptance rule. The session then holds
+// `next` and all the drafts; the caller streams `accepted` (in order, stopping where it
+// must) and rewinds the session to held + 1 + the drafts it kept.
+struct SpeculativeStep {
+  int64_t held = 0;               // tokens the session held before `next`
+  int64_t drafted = 0;
+  std::vector<int32_t> accepted;  // the accepted prefix of the drafts
+  int32_t next = 0;               // the token after them
+  std::vector<float> logits;      // [1 + drafted, n_vocab]: row i, after `next` and i drafts
+};
+SpeculativeStep speculative_step(Session& session, Sampler& sampler, std::span<const int32_t> history, int32_t next,
+                                 int64_t max_drafts);
+
 // The acceptance rule over drafts d[0..N-1] with their draft distributions q[i] and the
 // model's distributions p[0..N] (p[i] of the token at the position of d[i]; p[N] after
 // the last draft).

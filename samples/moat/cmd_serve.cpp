@@ -51,7 +51,11 @@ std::string base_name(const std::string& path) {
 int run_serve(const ParsedArgs& args) {
   const sigset_t stop_signals = block_stop_signals();
   RunSetup setup;
-  setup.sequences = args.integer("--parallel", 4, 1, 256);
+  setup.draft_tokens = draft_option(args);
+  // Speculative decoding drafts for one stream: its session holds one sequence.
+  setup.sequences = args.integer("--parallel", setup.draft_tokens > 0 ? 1 : 4, 1, 256);
+  if (setup.draft_tokens > 0 && setup.sequences > 1)
+    user_error("--spec mtp serves one stream at a time (requests queue for it): give --parallel 1, or leave out --spec");
   ServeOptions options;
   options.host = args.value_or("--host", "127.0.0.1");
   options.port = static_cast<int>(args.integer("--port", 8080, 0, 65535));
@@ -65,6 +69,7 @@ int run_serve(const ParsedArgs& args) {
   options.model_name = args.value_or("--alias", base_name(setup.model_path));
   options.chat_format = serve_chat_format(setup, args);
   options.stop_ids = stop_tokens(setup);
+  options.draft_tokens = setup.draft_tokens;
 
   ServeServer server(*setup.tokenizer, *setup.session, options);
   const int port = server.bind();
@@ -94,7 +99,7 @@ int run_serve(const ParsedArgs& args) {
 const Command& serve_command() {
   static const Command command{
       {"serve",
-       "[-m MODEL] [--device ID] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY]",
+       "[-m MODEL] [--device ID] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N]]",
        "OpenAI-compatible HTTP server with continuous batching",
        {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
         {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices)"},
@@ -111,6 +116,9 @@ const Command& serve_command() {
         {"--max-queue", "N", "requests waiting for a sequence at most (default 64; more get 429)"},
         {"--max-body", "BYTES", "largest request body (default 1048576; larger get 413)"},
         {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc"},
+        {"--spec", "mtp", "speculative decoding with the model's MTP layer, one stream at a time (--parallel 1, the "
+                          "default with it): the same text as without it when greedy, the same distribution when sampling"},
+        {"--draft", "N", "tokens --spec mtp drafts per pass (default 1)"},
         {"-t", "N", "CPU threads (default: physical cores)"}},
        0,
        0,

@@ -77,7 +77,7 @@ class HttpServer : public httplib::Server {
 struct ServeServer::Impl {
   Impl(const tok::Tokenizer& tokenizer, runtime::Session& session, const ServeOptions& options)
       : tokenizer(tokenizer), session(session), options(options),
-        scheduler(session, options.max_queue, session.max_batch()) {}
+        scheduler(session, options.max_queue, session.max_batch(), options.draft_tokens) {}
 
   const tok::Tokenizer& tokenizer;
   runtime::Session& session;
@@ -374,6 +374,8 @@ std::string ServeServer::Impl::metrics_text() const {
          m.busy_seconds > 0 ? static_cast<double>(m.generated_tokens_total) / m.busy_seconds : 0.0);
   metric("decode_batch_mean", "gauge", "sequences per decode pass, on average",
          m.decode_passes > 0 ? static_cast<double>(m.decode_tokens) / static_cast<double>(m.decode_passes) : 0.0);
+  metric("drafted_tokens_total", "counter", "tokens drafted by the MTP layer (--spec mtp)", static_cast<double>(m.drafted_tokens_total));
+  metric("accepted_drafts_total", "counter", "drafted tokens the model accepted", static_cast<double>(m.accepted_drafts_total));
   metric("sequences", "gauge", "sequences decoded together at most (--parallel)", static_cast<double>(m.sequences));
   metric("cache_tokens_used", "gauge", "cache rows holding tokens", static_cast<double>(m.cache_tokens_used));
   metric("cache_tokens_capacity", "gauge", "cache rows of every sequence", static_cast<double>(m.cache_tokens_capacity));

@@ -26,6 +26,7 @@ struct ServeOptions {
   int http_threads = 64;     // connections served at once (streams hold one each)
   std::optional<tok::ChatFormat> chat_format;  // none: /v1/chat/completions answers 400
   std::vector<int32_t> stop_ids;               // the model's end of sequence
+  int64_t draft_tokens = 0;  // > 0: speculative decoding (--spec mtp; a drafting session of one sequence)
 };
 
 class ServeServer {

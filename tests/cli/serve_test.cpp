@@ -276,6 +276,42 @@ TEST_CASE("moat serve on opencl:0 (PoCL): the scheduler's thread drives the devi
   CHECK(got["choices"][0]["text"] == cpu_text);
 }
 
+TEST_CASE("moat serve --spec mtp: the MTP layer drafts, greedy text as without it, streamed and whole, drafts counted") {
+  const json request = {{"prompt", "And the LORD spake unto Moses, saying,"}, {"max_tokens", 24}, {"temperature", 0}};
+  std::string plain_text;
+  {
+    Server plain({"--parallel", "1"});
+    plain_text = post(plain, "/v1/completions", request)["choices"][0]["text"];
+  }
+  Server s({"--spec", "mtp", "--draft", "2"});
+  const json got = post(s, "/v1/completions", request);
+  CHECK(got["choices"][0]["text"] == plain_text);
+  CHECK(got["usage"]["completion_tokens"] == 24);
+  json streamed_request = request;
+  streamed_request["stream"] = true;
+  const auto [text, reason] = streamed_text(stream(s, "/v1/completions", streamed_request));
+  CHECK(text == plain_text);
+  CHECK(reason == "length");
+  // two requests at once take turns on the one sequence and both finish
+  std::vector<std::string> texts(2);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < 2; ++i)
+    clients.emplace_back([&, i] { texts[i] = post(s, "/v1/completions", request)["choices"][0]["text"]; });
+  for (std::thread& t : clients) t.join();
+  CHECK(texts[0] == plain_text);
+  CHECK(texts[1] == plain_text);
+  httplib::Result metrics = s.client().Get("/metrics");
+  REQUIRE(metrics);
+  std::smatch drafted, accepted;
+  REQUIRE(std::regex_search(metrics->body, drafted, std::regex(R"(moat_drafted_tokens_total ([0-9]+))")));
+  REQUIRE(std::regex_search(metrics->body, accepted, std::regex(R"(moat_accepted_drafts_total ([0-9]+))")));
+  CHECK(std::stoi(drafted[1]) > 0);
+  CHECK(std::stoi(accepted[1]) > 0);
+  const testing::CliResult several = testing::run_moat({"serve", "--spec", "mtp", "--parallel", "4", "--port", "0"});
+  CHECK(several.exit_code == 2);
+  CHECK(testing::contains(several.err, "--parallel 1"));
+}
+
 TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {
   Server s({"--parallel", "1"});
   const testing::CliResult taken = testing::run_moat({"serve", "--port", std::to_string(s.port), "--ctx", "64"});

@@ -107,7 +107,7 @@ TEST_CASE("MTP layer: the demo model's draft logits equal its PyTorch MTP module
   }
 }
 
-TEST_CASE("speculative decoding, greedy: the tokens of plain decoding, for every draft length and device") {
+TEST_CASE("speculative decoding when greedy gives the tokens of plain decoding for every draft length and device") {
   const models::DeepSeekModel demo = load_drafting(kDemo);
   const models::DeepSeekModel golden = load_drafting(kGolden);
   const nlohmann::json golden_greedy = nlohmann::json::parse(read_all(kGolden + "/greedy.json"));
@@ -121,7 +121,9 @@ TEST_CASE("speculative decoding, greedy: the tokens of plain decoding, for every
     runtime::Session drafting(demo, *device, cache, {.context = 128, .draft = true});
     const std::vector<int32_t> want = generate_ids(plain, kPrompt, 60, 0);
     REQUIRE(want.size() == 60);
-    for (int64_t draft : {1, 2, 4}) {
+    // every draft length on the CPU; one on other devices (each pass size compiles there)
+    const std::vector<int64_t> drafts = id == "cpu" ? std::vector<int64_t>{1, 2, 4} : std::vector<int64_t>{2};
+    for (int64_t draft : drafts) {
       INFO("draft " << draft);
       runtime::GenerationStats stats;
       CHECK(generate_ids(drafting, kPrompt, 60, draft, {}, &stats) == want);
@@ -134,12 +136,11 @@ TEST_CASE("speculative decoding, greedy: the tokens of plain decoding, for every
     runtime::Session golden_session(golden, *device, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
     const auto n = static_cast<int64_t>(golden_text.size());
     CHECK(generate_ids(golden_session, golden_prompt, n, 0) == golden_text);
-    CHECK(generate_ids(golden_session, golden_prompt, n, 1) == golden_text);
-    CHECK(generate_ids(golden_session, golden_prompt, n, 3) == golden_text);
+    for (int64_t draft : drafts) CHECK(generate_ids(golden_session, golden_prompt, n, draft) == golden_text);
   }
 }
 
-TEST_CASE("speculative decoding stops as plain decoding does: token limit, stop token, full context") {
+TEST_CASE("speculative decoding stops as plain decoding does at the token limit or a stop token or a full context") {
   const models::DeepSeekModel demo = load_drafting(kDemo);
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache("");
@@ -169,7 +170,7 @@ TEST_CASE("speculative decoding stops as plain decoding does: token limit, stop 
 
 // Chi-square over the second generated token (the first that a draft can give) of many
 // seeds: plain sampling and speculative sampling must draw from the same distribution.
-TEST_CASE("speculative decoding, sampling: the distribution of plain sampling (chi-square over many seeds)") {
+TEST_CASE("speculative sampling keeps the distribution of plain sampling (chi-square over many seeds)") {
   const models::DeepSeekModel demo = load_drafting(kDemo);
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache("");
@@ -246,7 +247,7 @@ TEST_CASE("the acceptance rule keeps the model's distribution for a draft distri
   CHECK(v.next == 9);
 }
 
-TEST_CASE("drafting needs a model with an MTP layer, loaded, and one sequence") {
+TEST_CASE("drafting needs a model with an MTP layer loaded and one sequence") {
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache("");
   const models::DeepSeekModel no_mtp = load_drafting(kSource + "/tests/data/goldens/v3");
@@ -272,7 +273,7 @@ TEST_CASE("drafting needs a model with an MTP layer, loaded, and one sequence") 
   CHECK(golden.size().bytes > models::load_deepseek(kGolden).size().bytes);
 }
 
-TEST_CASE("moat run --spec mtp: the same text, the acceptance in the stats line, and clear errors") {
+TEST_CASE("moat run --spec mtp gives the same text and the acceptance in the stats line and clear errors") {
   using testing::contains;
   using testing::run_moat;
   const auto plain = run_moat({"run", "-p", "The LORD is my shepherd;", "-n", "30", "--temp", "0"});

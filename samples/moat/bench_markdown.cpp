@@ -18,6 +18,9 @@ std::string fixed(double value, int digits) {
 }
 
 std::string bandwidth_cell(const BenchReport& report, const DeviceBench& device, const runtime::BenchTest& test) {
+  // speculative decoding: its drafts' fate instead (weights are read per pass, not per token)
+  if (test.draft > 0)
+    return cat("drafts accepted ", fixed(test.acceptance * 100, 1), "%, ", fixed(test.accepted_per_pass, 2), " tokens per pass");
   if (!decode_bytes_per_s(report, test)) return "";  // prefill, or several sequences per pass
   const double reached = decode_bytes_per_s(report, test).value_or(0) / 1e9;
   std::optional<double> share = bandwidth_share(report, device, test);

@@ -200,6 +200,34 @@ TEST_CASE("bench --parallel: tg rows with several sequences decoded together, ag
   CHECK(contains(bad.err, "--parallel"));
 }
 
+TEST_CASE("bench --spec mtp: tg rows by speculative decoding with the drafts' acceptance") {
+  Result r = run_moat({"bench", "--device", "cpu", "-p", "0", "-n", "8", "--spec", "mtp", "--draft", "1,2", "-r", "2", "-o", "json"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const nlohmann::json rows = nlohmann::json::parse(r.out);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0]["test"] == "tg8");
+  CHECK(rows[0]["n_draft"] == 0);
+  CHECK(rows[1]["test"] == "tg8 mtp1");
+  CHECK(rows[2]["test"] == "tg8 mtp2");
+  for (int i = 1; i <= 2; ++i) {
+    CHECK(rows[i]["n_draft"] == i);
+    CHECK(rows[i]["n_gen"] == 8);
+    const double acceptance = rows[i]["draft_acceptance"].get<double>();
+    CHECK(acceptance >= 0.0);
+    CHECK(acceptance <= 1.0);
+    CHECK(rows[i]["draft_accepted_per_pass"].get<double>() >= 1.0);
+    CHECK(rows[i]["bandwidth_share"].is_null());  // weights are read per pass, not per token
+  }
+  Result md = run_moat({"bench", "--device", "cpu", "-p", "0", "-n", "4", "--spec", "mtp", "-r", "1"});
+  REQUIRE_MESSAGE(md.exit_code == 0, md.err);
+  CHECK(contains(md.out, " tg4 mtp1 | "));
+  CHECK(contains(md.out, "drafts accepted "));
+  Result none = run_moat({"bench", "-m", std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v3", "--device", "cpu", "-p", "0",
+                          "-n", "4", "--spec", "mtp"});
+  CHECK(none.exit_code == 2);
+  CHECK(contains(none.err, "has no MTP layers"));
+}
+
 TEST_CASE("bench -o csv and -o jsonl parse, a row a line") {
   Result csv = run_moat({"bench", "--device", "cpu", "-p", "8", "-n", "4", "-r", "1", "-o", "csv"});
   REQUIRE_MESSAGE(csv.exit_code == 0, csv.err);

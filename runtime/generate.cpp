@@ -19,8 +19,8 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 GenerationStats generate(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
                          std::vector<int32_t>& history, const GenerationOptions& options,
                          const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
-  if (options.draft_tokens > 0)
-    return generate_speculative(session, sampler, prompt, history, options, on_token, logits_out);
+  if (options.draft_tokens > 0 && !session.drafts())
+    user_error("speculative decoding needs a session with the model's draft module (SessionOptions::draft)");
   if (prompt.empty()) user_error("the prompt is empty: give at least one token");
   if (session.cached_tokens() + static_cast<int64_t>(prompt.size()) > session.context())
     user_error("the prompt (", prompt.size(), " tokens) after ", session.cached_tokens(),
@@ -42,7 +42,9 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
 
   start = std::chrono::steady_clock::now();
   const double compile_start = session.stats().compile_ms, setup_start = session.stats().setup_ms();
-  while (stats.generated_tokens < options.max_tokens) {
+  if (options.draft_tokens > 0)
+    decode_speculative(session, sampler, last, history, options, on_token, logits_out, stats);
+  while (options.draft_tokens <= 0 && stats.generated_tokens < options.max_tokens) {
     if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
       stats.stop = StopReason::cancelled;
       break;

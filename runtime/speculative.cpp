@@ -1,17 +1,12 @@
 #include "runtime/speculative.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "support/error.h"
 
 namespace moat::runtime {
 
 namespace {
-
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
 
 // max(0, p - q) normalised: what a rejected draft is replaced by. When p <= q everywhere
 // (only possible through rounding), p itself.
@@ -86,35 +81,16 @@ SpeculativeStep speculative_step(Session& session, Sampler& sampler, std::span<c
   return step;
 }
 
-GenerationStats generate_speculative(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
-                                     std::vector<int32_t>& history, const GenerationOptions& options,
-                                     const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
+void decode_speculative(Session& session, Sampler& sampler, std::span<const float> last, std::vector<int32_t>& history,
+                        const GenerationOptions& options, const std::function<void(int32_t)>& on_token,
+                        std::vector<float>* logits_out, GenerationStats& stats) {
   if (!session.drafts()) user_error("speculative decoding needs a session with the model's draft module (SessionOptions::draft)");
-  if (prompt.empty()) user_error("the prompt is empty: give at least one token");
-  if (session.cached_tokens() + static_cast<int64_t>(prompt.size()) > session.context())
-    user_error("the prompt (", prompt.size(), " tokens) after ", session.cached_tokens(),
-               " tokens already in the context does not fit the context of ", session.context(),
-               " tokens; shorten it or raise --ctx");
-  GenerationStats stats;
-  stats.prompt_tokens = static_cast<int64_t>(prompt.size());
-  const double setup_before = session.stats().setup_ms(), compile_before = session.stats().compile_ms;
-
-  auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits =
-      session.evaluate(prompt, options.batch, logits_out ? models::LogitRows::all : models::LogitRows::last);
-  const double prompt_compile = session.stats().compile_ms - compile_before;
-  stats.prompt_ms = ms_since(start) - (session.stats().setup_ms() - setup_before);
-  history.insert(history.end(), prompt.begin(), prompt.end());
-  const size_t vocab = logits_out ? logits.size() / prompt.size() : logits.size();
-  if (logits_out) logits_out->insert(logits_out->end(), logits.begin(), logits.end());
-
-  start = std::chrono::steady_clock::now();
-  const double compile_start = session.stats().compile_ms, setup_start = session.stats().setup_ms();
+  const size_t vocab = last.size();
   const auto is_stop = [&](int32_t t) {
     return std::find(options.stop_ids.begin(), options.stop_ids.end(), t) != options.stop_ids.end();
   };
   // `next`: chosen, not yet streamed nor evaluated.
-  int32_t next = sampler.sample(row_of(logits, logits.size() / vocab - 1, vocab), history);
+  int32_t next = sampler.sample(last, history);
   // The same order of checks as generate(), so that both stop alike; the last token is
   // evaluated too (the session holds every streamed token).
   while (stats.generated_tokens < options.max_tokens) {
@@ -166,9 +142,6 @@ GenerationStats generate_speculative(Session& session, Sampler& sampler, std::sp
     if (stopped) break;
     next = step.next;
   }
-  stats.compile_ms = prompt_compile + (session.stats().compile_ms - compile_start);
-  stats.generate_ms = ms_since(start) - (session.stats().setup_ms() - setup_start);
-  return stats;
 }
 
 }  // namespace moat::runtime

@@ -20,17 +20,12 @@
 
 namespace moat::runtime {
 
-// generate() with GenerationOptions::draft_tokens > 0: the same contract, on a session
-// made with SessionOptions::draft (UserError otherwise). Adds the draft counts to the stats.
-GenerationStats generate_speculative(Session& session, Sampler& sampler, std::span<const int32_t> prompt,
-                                     std::vector<int32_t>& history, const GenerationOptions& options,
-                                     const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out);
-
-// One verification: which drafted tokens the model keeps and the token after them.
-struct Verdict {
-  int64_t accepted = 0;  // drafts kept, a prefix
-  int32_t next = 0;      // the token after them (from the residual, or the bonus from p)
-};
+// generate()'s decoding after the prompt when GenerationOptions::draft_tokens > 0:
+// `last` holds the logits of the last evaluated position. Fills the stats' generated
+// tokens, stop reason and draft counts. UserError unless the session drafts.
+void decode_speculative(Session& session, Sampler& sampler, std::span<const float> last, std::vector<int32_t>& history,
+                        const GenerationOptions& options, const std::function<void(int32_t)>& on_token,
+                        std::vector<float>* logits_out, GenerationStats& stats);
 
 // One speculative step of sequence 0 of a drafting session. `history` ends with the
 // token chosen last, `next` (streamed, not yet evaluated); the session holds every token
@@ -47,6 +42,12 @@ struct SpeculativeStep {
 };
 SpeculativeStep speculative_step(Session& session, Sampler& sampler, std::span<const int32_t> history, int32_t next,
                                  int64_t max_drafts);
+
+// One verification: which drafted tokens the model keeps and the token after them.
+struct Verdict {
+  int64_t accepted = 0;  // drafts kept, a prefix
+  int32_t next = 0;      // the token after them (from the residual, or the bonus from p)
+};
 
 // The acceptance rule over drafts d[0..N-1] with their draft distributions q[i] and the
 // model's distributions p[0..N] (p[i] of the token at the position of d[i]; p[N] after

@@ -124,6 +124,7 @@ extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
 extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
 extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp
 extern const MatmulStrategy kInt8GemvPacked;      // int8_gemv_packed.cpp
+extern const MatmulStrategy kTiledColumns;        // tiled_columns.cpp
 extern const MatmulStrategy kTiled;               // tiled.cpp
 extern const MatmulStrategy kTiledUntransposed;   // tiled_untransposed.cpp
 extern const MatmulStrategy kSplitK;              // split_k.cpp

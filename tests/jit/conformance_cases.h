@@ -125,7 +125,10 @@ inline void reduce(BackendUnderTest& be) {
 
 // matmul with f32 / f16 / bf16 B, transposed or not, batched and broadcast
 inline void matmul_float(BackendUnderTest& be) {
-  const std::vector<std::array<int64_t, 3>> mkn = {{1, 64, 64}, {3, 37, 17}, {5, 300, 33}, {1, 1, 1}, {9, 1024, 40}};
+  // m 2..4 with K a multiple of the vector width: the CPU's blocks of columns
+  // (tiled_columns.cpp), with N not a multiple of the block
+  const std::vector<std::array<int64_t, 3>> mkn = {{1, 64, 64}, {3, 37, 17}, {5, 300, 33}, {1, 1, 1}, {9, 1024, 40},
+                                                   {2, 64, 37}, {3, 128, 10}, {4, 32, 8}};
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
     for (auto [m, k, n] : mkn) {
       const std::string what = "matmul B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) + " k" +

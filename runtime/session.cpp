@@ -184,8 +184,20 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
 
 std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
                                      ir::DType cache_dtype) {
-  return {model.pass_graph({prompt_tokens, true, models::LogitRows::last, context, cache_dtype}),
-          model.pass_graph({1, false, models::LogitRows::all, context, cache_dtype})};
+  if (!model.has_draft())
+    return {model.pass_graph({prompt_tokens, true, models::LogitRows::last, context, cache_dtype}),
+            model.pass_graph({1, false, models::LogitRows::all, context, cache_dtype})};
+  // A drafting session's passes also return hidden states; the draft module catches up
+  // with the prompt, drafts a token, and the model verifies it with the chosen one.
+  auto pass = [&](int64_t tokens, bool first, models::LogitRows rows, bool draft) {
+    models::PassSpec p{tokens, first, rows, context, cache_dtype};
+    p.hidden = true;
+    p.draft = draft;
+    return model.pass_graph(p);
+  };
+  return {pass(prompt_tokens, true, models::LogitRows::last, false), pass(1, false, models::LogitRows::all, false),
+          pass(prompt_tokens, false, models::LogitRows::last, true), pass(1, false, models::LogitRows::all, true),
+          pass(2, false, models::LogitRows::all, false)};
 }
 
 // The compiled pass for `work`: a first pass (one sequence over an empty cache) may take

@@ -36,6 +36,8 @@ inline constexpr size_t kMaxPlans = 8;
 
 // The graphs a session lowers for a prompt of `prompt_tokens` evaluated in one pass and
 // then decode (one token over the cache of `context` rows): what `moat emit -m` writes.
+// A model with its draft module loaded adds the draft passes (a catch-up over the
+// prompt, one draft step) and a verification of one drafted token.
 std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
                                      ir::DType cache_dtype = ir::DType::f16);
 

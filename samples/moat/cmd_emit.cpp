@@ -15,6 +15,7 @@
 #include "runtime/device_target.h"
 #include "runtime/session.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/run_setup.h"
 #include "support/error.h"
 
 namespace moat::cli {
@@ -83,7 +84,10 @@ int run_emit(const ParsedArgs& args) {
   const ir::SymbolValues symbols = parse_symbols(args.value_or("--sym", ""));
   std::vector<ir::Graph> graphs;
   if (args.has("-m")) {
-    const models::DeepSeekModel model = models::load_deepseek(args.value("-m"));
+    models::LoadOptions load;
+    load.draft = spec_option(args);  // --spec mtp: the MTP layer's passes too
+    const models::DeepSeekModel model = models::load_deepseek(args.value("-m"), load);
+    if (load.draft && !model.has_draft()) user_error("--spec mtp: ", model.why_no_draft());
     const int64_t prompt = symbols.count("T") ? symbols.at("T") : 32;
     if (prompt < 1) user_error("--sym T=", prompt, ": the prompt needs at least one token");
     const int64_t context = symbols.count("C") ? symbols.at("C") : std::max<int64_t>(model.hparams.n_ctx_train, prompt + 1);
@@ -120,13 +124,14 @@ int run_emit(const ParsedArgs& args) {
 const std::string kTargetHelp = cat("kir (Kernel IR text) or a target: ", jit::target_names());
 
 const Command kEmit{
-    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] -o DIR",
+    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] [--spec mtp] -o DIR",
      "write every kernel of a model or graph for a target",
      {{"-m", "MODEL", "model file or folder"},
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},
       {"--sym", "NAME=N,...", "values of the graph's symbolic dimensions"},
       {"--target", "TARGET", kTargetHelp},
       {"--arch", "ARCH", "the target's architecture (ptx: sm_80, sm_90, ...; hip: gfx90a, gfx1030, ...); default: the host CPU for llvm, else the target's first"},
+      {"--spec", "mtp", "with -m: also the passes of speculative decoding with the model's MTP layer"},
       {"-o", "DIR", "output directory"}}},
     run_emit};
 

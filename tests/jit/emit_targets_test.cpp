@@ -80,8 +80,10 @@ const Kernels& golden_kernels(const jit::Schedule& schedule) {
   if (fresh) {
     std::set<std::string> names;
     const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
-    for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2"}) {
-      const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model);
+    moat::models::LoadOptions drafting;
+    drafting.draft = true;  // the MTP layer's passes (v3_mtp)
+    for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2", "v3_mtp"}) {
+      const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model, drafting);
       for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48, 64))
         for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
           if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));

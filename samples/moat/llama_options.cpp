@@ -50,6 +50,8 @@ constexpr Alias kAliases[] = {
     {"--n-parallel", "--parallel"},
     {"-npl", "--parallel", "bench"},
     {"-a", "--alias"},
+    {"--spec-type", "--spec"},  // llama.cpp's draft-mtp is moat's mtp (run_setup.h)
+    {"--spec-draft-n-max", "--draft"},
 };
 
 struct Missing {

@@ -101,7 +101,8 @@ uint64_t memory_budget_option(const ParsedArgs& args) {
 }
 
 bool spec_option(const ParsedArgs& args) {
-  const std::string spec = args.value_or("--spec", "none");
+  std::string spec = args.value_or("--spec", "none");
+  if (spec == "draft-mtp") spec = "mtp";  // llama.cpp's --spec-type value
   if (spec != "none" && spec != "mtp")
     user_error("--spec ", spec, ": the only draft is mtp (the model's own multi-token-prediction layer), or none");
   if (spec == "none" && args.has("--draft")) user_error("--draft sets how many tokens --spec mtp drafts; give --spec mtp too");

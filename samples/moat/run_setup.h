@@ -52,8 +52,8 @@ runtime::SessionOptions session_options(const ParsedArgs& args);
 ir::DType cache_type_option(const ParsedArgs& args);
 uint64_t memory_budget_option(const ParsedArgs& args);
 
-// --spec: none, or mtp (the model's MTP layer drafts); UserError for another value and
-// for --draft without it.
+// --spec: none, or mtp (the model's MTP layer drafts; llama.cpp's --spec-type draft-mtp
+// too); UserError for another value and for --draft without it.
 bool spec_option(const ParsedArgs& args);
 // With --draft N (tokens per pass, default 1): the tokens drafted per verification
 // pass, 0 without --spec.

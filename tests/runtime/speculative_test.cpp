@@ -283,6 +283,11 @@ TEST_CASE("moat run --spec mtp gives the same text and the acceptance in the sta
   CHECK(spec.out == plain.out);
   CHECK(contains(spec.err, "mtp draft 2: acceptance "));
   CHECK(contains(spec.err, " per pass"));
+  // llama.cpp's spelling of the same
+  const auto llama = run_moat({"run", "-p", "The LORD is my shepherd;", "-n", "30", "--temp", "0", "--spec-type", "draft-mtp",
+                               "--spec-draft-n-max", "2"});
+  CHECK(llama.out == plain.out);
+  CHECK(contains(llama.err, "mtp draft 2: acceptance "));
   const auto bad = run_moat({"run", "-p", "x", "--spec", "eagle"});
   CHECK(bad.exit_code == 2);
   CHECK(contains(bad.err, "--spec eagle"));

@@ -1,6 +1,7 @@
 #include "runtime/speculative.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "support/error.h"
 
@@ -10,11 +11,17 @@ namespace {
 
 // max(0, p - q) normalised: what a rejected draft is replaced by. When p <= q everywhere
 // (only possible through rounding), p itself.
+// Linear in the candidates (a whole vocabulary without top-k).
 TokenDistribution residual(const TokenDistribution& p, const TokenDistribution& q) {
+  double p_total = 0, q_total = 0;
+  for (double w : p.weights) p_total += w;
+  std::unordered_map<int32_t, double> q_of;
+  for (size_t i = 0; i < q.ids.size(); ++i) q_total += q.weights[i], q_of[q.ids[i]] += q.weights[i];
   TokenDistribution r;
-  for (int32_t id : p.ids) {
-    const double w = p.probability(id) - q.probability(id);
-    if (w > 0) r.ids.push_back(id), r.weights.push_back(w);
+  for (size_t i = 0; i < p.ids.size(); ++i) {
+    const auto in_q = q_of.find(p.ids[i]);
+    const double w = p.weights[i] / p_total - (in_q == q_of.end() ? 0.0 : in_q->second / q_total);
+    if (w > 0) r.ids.push_back(p.ids[i]), r.weights.push_back(w);
   }
   return r.ids.empty() ? p : r;
 }
@@ -64,16 +71,14 @@ SpeculativeStep speculative_step(Session& session, Sampler& sampler, std::span<c
       context_so_far.push_back(drafts.back());
     }
   }
-  // Verify: one pass over `next` and the drafts; row i holds p of the token after it.
+  // Verify: one pass over `next` and the drafts; row i holds p of the token after it,
+  // whose history is `history` and the first i drafts (a prefix of context_so_far).
   std::vector<int32_t> pass{next};
   pass.insert(pass.end(), drafts.begin(), drafts.end());
   step.logits = session.evaluate(pass, static_cast<int64_t>(pass.size()), models::LogitRows::all);
   const size_t vocab = step.logits.size() / pass.size();
-  context_so_far.assign(history.begin(), history.end());
-  for (size_t i = 0; i <= drafts.size(); ++i) {
-    p.push_back(sampler.distribution(row_of(step.logits, i, vocab), context_so_far));
-    if (i < drafts.size()) context_so_far.push_back(drafts[i]);
-  }
+  for (size_t i = 0; i <= drafts.size(); ++i)
+    p.push_back(sampler.distribution(row_of(step.logits, i, vocab), std::span(context_so_far).first(history.size() + i)));
   const Verdict verdict = verify_drafts(sampler, drafts, q, p);
   step.drafted = static_cast<int64_t>(drafts.size());
   step.accepted.assign(drafts.begin(), drafts.begin() + verdict.accepted);

@@ -202,6 +202,7 @@ class CPrinter {
       case BinaryOp::le: return infix("<=");
       case BinaryOp::eq: return infix("==");
       case BinaryOp::ne: return infix("!=");
+      case BinaryOp::mulhi: return "moat_mulhi(" + a + ", " + b + ")";
     }
     MOAT_INTERNAL_ERROR("kernel ", k_.name, ": unknown binary op for ", d_.name);
   }

@@ -155,6 +155,11 @@ Value* binary_op(IRBuilder<>& b, BinaryOp op, Value* x, Value* y, Type t) {
     case BinaryOp::le: return fp ? b.CreateFCmpOLE(x, y) : sgn ? b.CreateICmpSLE(x, y) : b.CreateICmpULE(x, y);
     case BinaryOp::eq: return fp ? b.CreateFCmpOEQ(x, y) : b.CreateICmpEQ(x, y);
     case BinaryOp::ne: return fp ? b.CreateFCmpUNE(x, y) : b.CreateICmpNE(x, y);
+    case BinaryOp::mulhi: {
+      llvm::Type* wide = x->getType()->getWithNewBitWidth(64);
+      Value* product = b.CreateMul(b.CreateZExt(x, wide), b.CreateZExt(y, wide));
+      return b.CreateTrunc(b.CreateLShr(product, llvm::ConstantInt::get(wide, 32)), x->getType());
+    }
   }
   MOAT_INTERNAL_ERROR("llvm emitter: unknown binary op");
 }

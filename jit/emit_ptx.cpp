@@ -400,6 +400,7 @@ class PtxPrinter {
       case BinaryOp::le: return b_.def(Reg::pred, "setp.le." + sn, {a, c});
       case BinaryOp::eq: return b_.def(Reg::pred, "setp.eq." + sn, {a, c});
       case BinaryOp::ne: return b_.def(Reg::pred, "setp.ne." + sn, {a, c});
+      case BinaryOp::mulhi: return b_.def(cls, "mul.hi.u32", {a, c});
       case BinaryOp::pow: break;
     }
     MOAT_INTERNAL_ERROR("ptx emitter: ", binary_name(op), " of ", scalar_name(s), " (kernel ", k_.name, ")");

@@ -65,7 +65,7 @@ std::string_view unary_name(UnaryOp op) {
 }
 std::string_view binary_name(BinaryOp op) {
   static constexpr std::string_view names[] = {"add", "sub", "mul", "div", "rem", "min", "max", "pow",
-                                               "and", "or", "shl", "shr", "lt", "le", "eq", "ne"};
+                                               "and", "or", "shl", "shr", "mulhi", "lt", "le", "eq", "ne"};
   return names[static_cast<int>(op)];
 }
 std::string_view reduce_name(ReduceOp op) {
@@ -186,6 +186,7 @@ NodeRef binary(BinaryOp op, NodeRef a, NodeRef b) {
   if (op == BinaryOp::pow) expect(t.scalar == Scalar::f32, NodeKind::binary, "pow takes f32");
   if (op == BinaryOp::land || op == BinaryOp::lor || op == BinaryOp::shl || op == BinaryOp::shr)
     expect(!is_float(t.scalar), NodeKind::binary, "bit operations take integers");
+  if (op == BinaryOp::mulhi) expect(t == kI32, NodeKind::binary, "mulhi takes i32");
   return make(Node{.kind = NodeKind::binary, .type = t, .op = static_cast<uint8_t>(op), .args = {std::move(a), std::move(b)}});
 }
 

@@ -94,7 +94,9 @@ Scalar storage_scalar(ir::DType d);
 
 // rint: to the nearest integer, ties to even (f32 / f64).
 enum class UnaryOp : uint8_t { neg, abs, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, lnot, isnan, rint };
-enum class BinaryOp : uint8_t { add, sub, mul, div, rem, min, max, pow, land, lor, shl, shr, lt, le, eq, ne };
+// mulhi: i32 only, the high 32 bits of the unsigned 64-bit product of its operands' bits
+// (PTX mul.hi.u32, OpenCL mul_hi on uint, HIP __umulhi).
+enum class BinaryOp : uint8_t { add, sub, mul, div, rem, min, max, pow, land, lor, shl, shr, mulhi, lt, le, eq, ne };
 enum class ReduceOp : uint8_t { add, max, min };
 enum class Builtin : uint8_t { group_id, item_id, num_groups, group_size };
 std::string_view unary_name(UnaryOp op);

@@ -28,6 +28,18 @@ struct NumericsOptions {
 // target runs it first; printers never see those nodes or conversions.
 Kernel legalize_numerics(const Kernel& kernel, const NumericsOptions& options = {});
 
+// Index arithmetic in 32 bits wherever the kernel's shapes allow (DESIGN.md: "index
+// arithmetic is 32-bit wherever sizes allow"). The range of every integer expression
+// follows from the kernel itself: constants, the launch grid (group_id, item_id), loop
+// bounds, `let`s, narrow integer types and constant tables. An i64 computation whose
+// every intermediate value lies in i32 is computed in i32 and widened where an i64 is
+// wanted; a division or remainder of a non-negative value by a positive constant
+// becomes a shift or mask (powers of two) or a multiply-high and a shift (BinaryOp::mulhi)
+// — never a 64-bit division. Values and types of every statement are unchanged. Runs
+// after `legalize_numerics` (its block arithmetic is narrowed too), for targets whose
+// integer units are 32-bit (Target::index_bits).
+Kernel narrow_index_arithmetic(const Kernel& kernel);
+
 // Whether any expression of the kernel has more than one lane.
 bool has_vectors(const Kernel& kernel);
 

@@ -36,13 +36,19 @@ struct Target {
   // What the target converts and computes natively and exactly (f16 conversions, math
   // functions); legalize_numerics writes out everything else before printing.
   NumericsOptions numerics;
+  // 32: index arithmetic narrowed where ranges allow (narrow_index_arithmetic: GPUs,
+  // whose integer units are 32-bit); 64: left in i64 (the CPU's LLVM does its own).
+  int index_bits = 64;
   // The printer: the kernel in `format` for a device with `caps` (text, or the bytes of
   // a binary format). It legalises the rest of what it needs itself (scalarize).
   std::string (*printer)(const Kernel& kernel, const Capabilities& caps);
 
-  // The kernel in `format`: numerics legalised as `numerics` declares, then printed.
+  // The kernel in `format`: numerics legalised as `numerics` declares, index
+  // arithmetic narrowed to `index_bits`, then printed.
   std::string print(const Kernel& kernel, const Capabilities& caps) const {
-    return printer(legalize_numerics(kernel, numerics), caps);
+    Kernel legal = legalize_numerics(kernel, numerics);
+    if (index_bits == 32) legal = narrow_index_arithmetic(legal);
+    return printer(legal, caps);
   }
 };
 

@@ -26,6 +26,8 @@
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
 #include "jit/emit_ptx.h"
+#include "jit/kir_visitor.h"
+#include "jit/legalize.h"
 #include "jit/target.h"
 #include "runtime/session.h"
 #include "support/error.h"
@@ -357,3 +359,53 @@ TEST_CASE("a kernel with constant tables passes every target's validator and run
 TEST_CASE("every target's kernels of the conformance case families pass its validator") { validate_all(false); }
 
 TEST_CASE("every target's kernels of the golden DeepSeek models pass its validator") { validate_all(true); }
+
+namespace {
+
+// The 64-bit integer divisions and remainders of a kernel as a 32-bit-index target
+// prints it (after legalize_numerics and narrow_index_arithmetic), by kind.
+struct WideDivisions : jit::Visitor {
+  std::set<std::string> found;
+  void visit_binary(const jit::Node& n) override {
+    const auto op = static_cast<jit::BinaryOp>(n.op);
+    if ((op == jit::BinaryOp::div || op == jit::BinaryOp::rem) && n.type.scalar == jit::Scalar::i64)
+      found.insert(moat::cat(jit::binary_name(op), " of i64"));
+    visit_children(n);
+  }
+};
+
+}  // namespace
+
+// The conformance cases divide i32 tensors by i32 tensors (Tensor IR's integer div and
+// mod, whose quotient INT32_MIN / -1 leaves i32): those kernels keep an i64 division, as
+// their meaning requires; every index computation narrows.
+TEST_CASE("GPU targets compute no 64-bit division or remainder in the golden models' kernels") {
+  for (const jit::Target& target : jit::targets()) {
+    if (target.index_bits != 32) continue;
+    const jit::Capabilities& caps = jit::capabilities_of(target);
+    const jit::Schedule schedule = jit::schedule_for(target, caps);
+    const Kernels& kernels = golden_kernels(schedule);
+    for (const jit::Kernel& k : kernels) {
+      WideDivisions wide;
+      wide.visit(*jit::narrow_index_arithmetic(jit::legalize_numerics(k, target.numerics)).body);
+      CHECK_MESSAGE(wide.found.empty(), target.name, " ", k.name, ": ", *wide.found.begin());
+    }
+    int data_divisions = 0;
+    for (const jit::Kernel& k : case_kernels(schedule)) {
+      WideDivisions wide;
+      wide.visit(*jit::narrow_index_arithmetic(jit::legalize_numerics(k, target.numerics)).body);
+      data_divisions += wide.found.empty() ? 0 : 1;
+    }
+    CHECK(data_divisions <= 16);
+    MESSAGE(target.name, ": ", kernels.size(), " golden-model kernels without a 64-bit division; ", data_divisions,
+            " conformance kernels divide i32 data in i64");
+  }
+  // and in the PTX itself (ptxas would call __cuda_sm20_div_s64 / rem_s64 for them)
+  const jit::Target& ptx = jit::target_named("ptx");
+  const jit::Capabilities& sm90 = jit::capabilities_of(ptx, "sm_90");
+  for (const jit::Kernel& k : golden_kernels(jit::schedule_for(ptx, sm90))) {
+    const std::string text = ptx.print(k, sm90);
+    for (const char* op : {"div.s64", "rem.s64", "div.u64", "rem.u64"})
+      CHECK_MESSAGE(text.find(op) == std::string::npos, k.name, " has ", op);
+  }
+}

@@ -34,9 +34,10 @@ std::string c_type(Scalar s) {
 
 class UsesSubgroups : public Visitor {
  public:
-  bool found = false;
+  bool found = false, clustered = false;
   void visit_subgroup_reduce(const Node& n) override {
     found = true;
+    clustered = clustered || n.i > 0;
     visit_children(n);
   }
 };
@@ -226,6 +227,8 @@ class CPrinter {
       case NodeKind::bitcast: return reinterpret(expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: {
         const auto op = static_cast<ReduceOp>(n.op);
+        if (n.i > 0)
+          return std::string(d_.clustered_reduce) + std::string(reduce_name(op)) + "(" + expr(*n.args[0]) + ", " + std::to_string(n.i) + ")";
         std::string_view fn = op == ReduceOp::add ? d_.subgroup_add : op == ReduceOp::max ? d_.subgroup_max : d_.subgroup_min;
         return std::string(fn) + "(" + expr(*n.args[0]) + ")";
       }
@@ -251,6 +254,15 @@ class CPrinter {
         out_ << pad << c_type(n.args[0]->type.scalar) << " v_" << n.name << " = " << expr(*n.args[0]) << ";\n";
         return;
       case NodeKind::assign: out_ << pad << "v_" << n.name << " = " << expr(*n.args[0]) << ";\n"; return;
+      case NodeKind::load_vector: {  // one aligned 8- / 16-byte load (int4 / float4 in both dialects)
+        const Scalar s = n.type.scalar;
+        const std::string vec = (s == Scalar::f32 ? "float" : "int") + std::to_string(n.type.lanes);
+        out_ << pad << "const " << vec << " w_" << n.name << " = *((" << d_.global_ptr << "const " << vec << "*)(" << access(n.i, s)
+             << " + " << expr(*n.args[0]) << "));\n";
+        for (int l = 0; l < n.type.lanes; ++l)
+          out_ << pad << "const " << c_type(s) << " v_" << lane_name(n.name, l) << " = w_" << n.name << "." << "xyzw"[l] << ";\n";
+        return;
+      }
       case NodeKind::store:
         out_ << pad << access(n.i, n.args[1]->type.scalar) << "[" << expr(*n.args[0]) << "] = " << expr(*n.args[1]) << ";\n";
         return;
@@ -288,13 +300,15 @@ class CPrinter {
 
 std::string emit(std::span<const Kernel> kernels, const Dialect& dialect) {
   std::string out;
-  bool subgroups = false;
+  bool subgroups = false, clustered = false;
   for (const Kernel& k : kernels) {
     UsesSubgroups finder;
     finder.visit(*k.body);
     subgroups = subgroups || finder.found;
+    clustered = clustered || finder.clustered;
   }
   if (subgroups) out += dialect.subgroup_enable;
+  if (clustered) out += dialect.clustered_enable;
   out += dialect.prelude;
   out += c_emit::helpers();
   for (const Kernel& k : kernels) {

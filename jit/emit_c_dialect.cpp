@@ -38,6 +38,9 @@ typedef unsigned long long moat_u64;
 MOAT_FN float moat_warp_add(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) x += __shfl_xor(x, o); return x; }
 MOAT_FN float moat_warp_max(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y > x || y != y) ? y : x; } return x; }
 MOAT_FN float moat_warp_min(float x) { for (int o = warpSize / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y < x || y != y) ? y : x; } return x; }
+MOAT_FN float moat_warp_clustered_add(float x, int n) { for (int o = n / 2; o > 0; o >>= 1) x += __shfl_xor(x, o); return x; }
+MOAT_FN float moat_warp_clustered_max(float x, int n) { for (int o = n / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y > x || y != y) ? y : x; } return x; }
+MOAT_FN float moat_warp_clustered_min(float x, int n) { for (int o = n / 2; o > 0; o >>= 1) { float y = __shfl_xor(x, o); x = (y < x || y != y) ? y : x; } return x; }
 )";
 
 // Float -> integer conversions (kir.h: truncate toward zero, saturate, NaN -> 0) and
@@ -82,6 +85,8 @@ const Dialect kOpencl{
     "sub_group_reduce_max",
     "sub_group_reduce_min",
     "#pragma OPENCL EXTENSION cl_khr_subgroups : enable\n",
+    "sub_group_clustered_reduce_",
+    "#pragma OPENCL EXTENSION cl_khr_subgroup_clustered_reduce : enable\n",
 };
 
 const Dialect kHip{
@@ -102,6 +107,8 @@ const Dialect kHip{
     "moat_warp_add",
     "moat_warp_max",
     "moat_warp_min",
+    "",
+    "moat_warp_clustered_",
     "",
 };
 

@@ -19,6 +19,9 @@ struct Dialect {
   std::string_view math_suffix;     // "" (OpenCL overloads) or "f" (expf, ...)
   std::string_view subgroup_add, subgroup_max, subgroup_min;
   std::string_view subgroup_enable;  // source line that enables sub-group functions, if one is needed
+  // Reductions over clusters of n consecutive lanes: name + op ("add", "max", "min"), called (x, n).
+  std::string_view clustered_reduce;
+  std::string_view clustered_enable;  // source line that enables them, if one is needed
 };
 
 const Dialect& opencl_dialect();

@@ -349,6 +349,12 @@ class LlvmEmitter {
     switch (n.kind) {
       case NodeKind::block: stmts(n.body); return;
       case NodeKind::let: bind(n.name, expr(*n.args[0]), false); return;
+      case NodeKind::load_vector: {  // aligned to its size (kir.h)
+        Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), n.type);
+        Value* v = b_.CreateAlignedLoad(le::value_type(ctx_, n.type), p, llvm::Align(static_cast<uint64_t>(4 * n.type.lanes)));
+        for (int l = 0; l < n.type.lanes; ++l) bind(lane_name(n.name, l), b_.CreateExtractElement(v, static_cast<uint64_t>(l)), false);
+        return;
+      }
       case NodeKind::var: {
         llvm::AllocaInst* slot = entry_alloca(le::value_type(ctx_, n.type), n.name);
         b_.CreateStore(expr(*n.args[0]), slot);
@@ -495,6 +501,7 @@ class LlvmEmitter {
       case NodeKind::reduce: return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
       case NodeKind::subgroup_reduce: {
         if (!spir_) return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
+        MOAT_INTERNAL_CHECK(n.i == 0, "llvm emitter: clustered sub-group reduction for spir (kernel ", k_.name, ")");
         const auto op = static_cast<ReduceOp>(n.op);
         return opencl_call(op == ReduceOp::add   ? "_Z20sub_group_reduce_addf"
                            : op == ReduceOp::max ? "_Z20sub_group_reduce_maxf"

@@ -123,6 +123,17 @@ class PtxPrinter {
     switch (n.kind) {
       case NodeKind::block: stmts(n.body); return;
       case NodeKind::let: bind(n.name, expr(*n.args[0]), false); return;
+      case NodeKind::load_vector: {  // one ld.global.nc.v2 / .v4 (the kernel never writes the buffer)
+        const Scalar s = n.type.scalar;
+        const std::string addr = element_address(static_cast<int>(n.i), *n.args[0], s);
+        std::vector<std::string> regs;
+        for (int l = 0; l < n.type.lanes; ++l) regs.push_back(b_.reg(ptx::reg_class(s)));
+        std::string list = "{";
+        for (size_t l = 0; l < regs.size(); ++l) list += (l ? ", " : "") + regs[l];
+        b_.op("ld.global.nc.v" + std::to_string(n.type.lanes) + "." + (s == Scalar::f32 ? "f32" : "u32"), {list + "}", addr});
+        for (int l = 0; l < n.type.lanes; ++l) bind(lane_name(n.name, l), regs[static_cast<size_t>(l)], false);
+        return;
+      }
       case NodeKind::var: {
         const Reg cls = ptx::reg_class(n.args[0]->type.scalar);
         std::string value = expr(*n.args[0]);
@@ -287,6 +298,8 @@ class PtxPrinter {
       case NodeKind::cast: return ptx::convert(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::bitcast: return ptx::reinterpret(b_, expr(*n.args[0]), n.args[0]->type.scalar, n.type.scalar);
       case NodeKind::subgroup_reduce: return subgroup_reduce(n);
+      case NodeKind::dot4_words:  // a's bytes unsigned, b's signed
+        return b_.def(Reg::b32, "dp4a.u32.s32", {expr(*n.args[1]), expr(*n.args[2]), expr(*n.args[0])});
       case NodeKind::table_load: return table_load(n);
       case NodeKind::load: {
         const int buffer = static_cast<int>(n.i);
@@ -479,6 +492,7 @@ class PtxPrinter {
       MOAT_INTERNAL_CHECK(items % 32 == 0, "ptx emitter: sub-group reduction in a group of ", items,
                           " work-items (kernel ", k_.name, "): groups of a warp or more must be whole warps");
     }
+    if (n.i > 0) width = std::min<int64_t>(width, n.i);  // clusters of n.i lanes: the butterfly stays inside them
     const Scalar s = n.type.scalar;
     const Reg cls = ptx::reg_class(s);
     MOAT_INTERNAL_CHECK(cls == Reg::f32 || cls == Reg::b32 || cls == Reg::b64 || cls == Reg::pred,
@@ -539,7 +553,7 @@ Kernel legalize_for_ptx(const Kernel& kernel) {
   verify(kernel);
   // the least this printer needs (jit/target.cpp declares the same; a kernel the Target
   // legalised already passes unchanged)
-  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true, .native_math = false});
+  const Kernel legal = legalize_numerics(kernel, {.native_f16 = true, .native_math = false, .native_dot4_words = true});
   return has_vectors(legal) ? scalarize(legal) : legal;
 }
 

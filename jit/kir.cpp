@@ -249,9 +249,29 @@ NodeRef reduce(ReduceOp op, NodeRef x) {
   return make(Node{.kind = NodeKind::reduce, .type = t, .op = static_cast<uint8_t>(op), .args = {std::move(x)}});
 }
 
-NodeRef subgroup_reduce(ReduceOp op, NodeRef x) {
+NodeRef subgroup_reduce(ReduceOp op, NodeRef x, int cluster) {
+  expect(cluster >= 0 && (cluster & (cluster - 1)) == 0, NodeKind::subgroup_reduce, "clusters are a power of two lanes");
   Type t = x->type;
-  return make(Node{.kind = NodeKind::subgroup_reduce, .type = t, .op = static_cast<uint8_t>(op), .args = {std::move(x)}});
+  return make(Node{.kind = NodeKind::subgroup_reduce, .type = t, .op = static_cast<uint8_t>(op), .i = cluster, .args = {std::move(x)}});
+}
+
+NodeRef dot4_words(NodeRef acc, NodeRef a, NodeRef b) {
+  expect(acc->type == kI32 && a->type == kI32 && b->type == kI32, NodeKind::dot4_words, "operands are i32");
+  return make(Node{.kind = NodeKind::dot4_words, .type = kI32, .args = {std::move(acc), std::move(a), std::move(b)}});
+}
+
+std::string lane_name(const std::string& name, int lane) { return name + "_l" + std::to_string(lane); }
+
+NodeRef load_vector(const Kernel& k, std::string name, int buffer, NodeRef index, Type t) {
+  expect(buffer >= 0 && buffer < static_cast<int>(k.buffers.size()), NodeKind::load_vector, "no such buffer");
+  expect(k.buffers[buffer].space == Space::global && !k.buffers[buffer].written, NodeKind::load_vector,
+         "reads a global buffer the kernel does not write");
+  expect(index->type == kI64, NodeKind::load_vector, "index must be i64");
+  expect((t.scalar == Scalar::i32 || t.scalar == Scalar::f32) && (t.lanes == 2 || t.lanes == 4), NodeKind::load_vector,
+         "loads 2 or 4 lanes of i32 / f32, not " + type_name(t));
+  expect(accessible_as(k.buffers[buffer].dtype, t.scalar), NodeKind::load_vector,
+         type_name(t) + " from a " + std::string(ir::dtype_name(k.buffers[buffer].dtype)) + " buffer");
+  return make(Node{.kind = NodeKind::load_vector, .type = t, .i = buffer, .name = std::move(name), .args = {std::move(index)}});
 }
 
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
@@ -261,7 +281,8 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
 
 bool accessible_as(ir::DType buffer, Scalar s) {
   if (s == storage_scalar(buffer)) return true;
-  return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16 || s == Scalar::f32);
+  if (s == Scalar::i32 && (buffer == ir::DType::u8 || buffer == ir::DType::f16)) return true;  // as words (packed weights)
+  return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16 || s == Scalar::f32 || s == Scalar::i32);
 }
 
 NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t) {

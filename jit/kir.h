@@ -19,8 +19,9 @@
 //     the math rules depend on it)
 //   - `load` / `store` index in elements of the buffer's element type; a vector load of
 //     N lanes reads N consecutive elements. A buffer of a block-quantised dtype is bytes:
-//     it is accessed as u8, i8 or f16 values, indexed in units of the value's type (the
-//     block formats keep every f16 field 2-byte aligned)
+//     it is accessed as u8, i8, f16 or i32 values, indexed in units of the value's type
+//     (the block formats keep every f16 field 2-byte aligned; an i32 access must be
+//     4-byte aligned). A u8 or f16 buffer may be read as i32 words too (packed weights)
 //   - narrow integers (i8, u8) wrap in casts; arithmetic on them must not overflow (the
 //     C-like targets compute it in int)
 //   - `dequant`, `qscale`, `qdot` and `quantize` are numerics that `legalize_numerics`
@@ -35,7 +36,7 @@
 //     (its first element of largest |x|; the kernel finds it): q = min(127,
 //     round-half-even(x * (-127 / v))), the group's sum, d = 1 / (-127 / v), exactly as
 //     quantize_row_q8_k
-//   - `dot4` is vpdpbusd / dp4a: 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
+//   - `dot4` is vpdpbusd / dp4a (`dot4_words` the same on one word of packed bytes): 4-byte dot products (u8 x i8, exact; the i32 sum wraps)
 //     added to an accumulator lane; a 4-lane b is the same 4 bytes for every lane
 //   - `qdot` is the integer dot product of a q8_0 block with a block that has an integer
 //     form (jit/block_formats.h's `integers`: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4),
@@ -123,7 +124,8 @@ bool is_comparison(BinaryOp op);
   X(extract, false)    /* args: vector x, lane (i64, in range) */                                   \
   X(concat, false)     /* args: a, b (one type) -> a's lanes, then b's */                           \
   X(reduce, false)     /* op: ReduceOp; args: vector x -> scalar (horizontal) */                  \
-  X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group */     \
+  X(subgroup_reduce, false) /* op: ReduceOp; args: x -> over the work-items of a sub-group, or with */ \
+                       /* i = c > 0 over each cluster of c consecutive sub-group lanes (c a power of two) */ \
   X(load, false)       /* i: buffer; args: element index (i64) -> type (lanes consecutive) */     \
   X(table_load, false) /* i: constant table; args: index (i64: `lanes` consecutive elements, */     \
                        /* or i64 x N: element index[l] in lane l) -> the table's scalar */        \
@@ -131,6 +133,9 @@ bool is_comparison(BinaryOp op);
                        /* f32 x 32 from that element (a multiple of 32), or one f32 (type f32) */   \
   X(dot4, false)       /* args: acc (i32 x N), a (u8 x 4N), b (i8 x 4N, or i8 x 4 for every lane) */ \
                        /* -> i32 x N: lane j = acc[j] + sum over i < 4 of a[4j + i] * b[4j + i] */ \
+  X(dot4_words, false) /* args: acc, a, b (i32) -> i32: acc + sum over bytes i < 4 of u8(a's byte i) x */ \
+                       /* i8(b's byte i) (little-endian; PTX dp4a.u32.s32); written out by legalize_numerics */ \
+                       /* for targets without it */                                                  \
   X(qscale, false)     /* i: buffer (q8_0 / q4_0 / q5_0); args: block (i64) -> f32: the block's scale d */ \
   X(qdot, false)       /* i: buffer A (q8_0 / q8_k), j: buffer B (a format with integers; q8_k A: sub_integers); */ \
                        /* args: A block, B block (i64) -> f32 x 8t (q8_k A: 16t): t blocks of each */ \
@@ -143,6 +148,9 @@ bool is_comparison(BinaryOp op);
   X(for_loop, true)    /* for name = args[0]; name < args[1]; name += args[2] { body } (i64) */   \
   X(if_then, true)     /* if args[0] { body } else { else_body } */                                \
   X(barrier, true)     /* work-group barrier over local memory */                                 \
+  X(load_vector, true) /* i: global buffer; args: element index (i64, a multiple of type.lanes); type: i32 / f32 */ \
+                       /* x 2 or 4 -> binds name_l0 .. name_l{lanes-1}: one aligned load of 8 / 16 bytes */ \
+                       /* (PTX ld.global.nc.v4; the buffer is not written while the kernel runs) */  \
   X(quantize, true)    /* i: buffer (q8_0); args: block (i64), value (f32 x 32) -> that block; */ \
                        /* q8_k: block, value (f32 x 16), group (i64), the block's signed max (f32) */
 
@@ -246,7 +254,10 @@ NodeRef broadcast(NodeRef x, int lanes);
 NodeRef extract(NodeRef x, NodeRef lane);
 NodeRef concat(NodeRef a, NodeRef b);
 NodeRef reduce(ReduceOp op, NodeRef x);
-NodeRef subgroup_reduce(ReduceOp op, NodeRef x);
+// Over the sub-group, or (cluster > 0) over clusters of `cluster` consecutive lanes.
+NodeRef subgroup_reduce(ReduceOp op, NodeRef x, int cluster = 0);
+// i32 acc + the 4 products of a's unsigned and b's signed bytes (kir.h dot4_words).
+NodeRef dot4_words(NodeRef acc, NodeRef a, NodeRef b);
 NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes = 1);
 // A load of type t: the buffer's storage type, or u8 / i8 / f16 / f32 from a quantised buffer.
 NodeRef load_as(const Kernel& k, int buffer, NodeRef index, Type t);
@@ -283,6 +294,11 @@ NodeRef store(const Kernel& k, int buffer, NodeRef index, NodeRef value);
 NodeRef for_loop(std::string name, NodeRef begin, NodeRef end, NodeRef step, std::vector<NodeRef> body);
 NodeRef if_then(NodeRef cond, std::vector<NodeRef> then_body, std::vector<NodeRef> else_body = {});
 NodeRef barrier();
+// Binds name_l0 .. name_l{lanes-1} to `lanes` (2 or 4) consecutive i32 / f32 values of
+// global buffer `buffer` from element `index` (a multiple of lanes).
+NodeRef load_vector(const Kernel& k, std::string name, int buffer, NodeRef index, Type t);
+// The name load_vector (and scalarize) give lane i of `name`.
+std::string lane_name(const std::string& name, int lane);
 NodeRef quantize(const Kernel& k, int buffer, NodeRef block, NodeRef value);
 // Group `group` (i64, 0..15) of 16 values of a q8_k block whose signed max is `vmax` (f32).
 NodeRef quantize_group(const Kernel& k, int buffer, NodeRef block, NodeRef value, NodeRef group, NodeRef vmax);

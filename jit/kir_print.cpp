@@ -44,7 +44,10 @@ class Printer {
       case NodeKind::reduce:
         return "reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) + "(" + expr(*n.args[0]) + ")";
       case NodeKind::subgroup_reduce:
-        return "subgroup.reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) + "(" + expr(*n.args[0]) + ")";
+        return "subgroup.reduce." + std::string(reduce_name(static_cast<ReduceOp>(n.op))) +
+               (n.i > 0 ? "." + std::to_string(n.i) : std::string()) + "(" + expr(*n.args[0]) + ")";
+      case NodeKind::dot4_words:
+        return "dot4.words(" + expr(*n.args[0]) + ", " + expr(*n.args[1]) + ", " + expr(*n.args[2]) + ")";
       case NodeKind::load: return "load." + type_name(n.type) + " %" + k_.buffers.at(n.i).name + "[" + expr(*n.args[0]) + "]";
       case NodeKind::table_load:
         return "table." + type_name(n.type) + " %" + k_.tables.at(n.i).name + "[" + expr(*n.args[0]) + "]";
@@ -93,6 +96,10 @@ class Printer {
         out_ << pad << "}\n";
         return;
       case NodeKind::barrier: out_ << pad << "barrier\n"; return;
+      case NodeKind::load_vector:
+        out_ << pad << "%" << n.name << "_l0.." << n.type.lanes - 1 << " = load.vector." << type_name(n.type) << " %"
+             << k_.buffers.at(n.i).name << "[" << expr(*n.args[0]) << "]\n";
+        return;
       case NodeKind::quantize:  // the value, or (scalar targets) its 32 lanes
         out_ << pad << "quantize." << ir::dtype_name(k_.buffers.at(n.i).dtype) << " %" << k_.buffers.at(n.i).name << "[" << expr(*n.args[0]) << "], ";
         for (size_t a = 1; a < n.args.size(); ++a) out_ << (a > 1 ? ", " : "") << expr(*n.args[a]);

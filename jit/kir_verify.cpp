@@ -128,6 +128,11 @@ class Verifier {
       case NodeKind::block: body(n.body); break;
       case NodeKind::let: bind(n.name, {n.args[0]->type, false}); break;
       case NodeKind::var: bind(n.name, {n.args[0]->type, true}); break;
+      case NodeKind::load_vector:
+        buffer_ok(n.i);
+        check(!k_.buffers[n.i].written, "load_vector from %" + k_.buffers[n.i].name + ", which the kernel writes");
+        for (int l = 0; l < n.type.lanes; ++l) bind(lane_name(n.name, l), {n.type.with_lanes(1), false});
+        break;
       case NodeKind::assign: {
         const Binding* b = find(n.name);
         check(b != nullptr && b->mutable_, "assignment to %" + n.name + ", which is not a var");

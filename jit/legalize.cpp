@@ -22,7 +22,6 @@ NodeRef plus(NodeRef index, int64_t offset) {
   return add(std::move(index), c_i64(offset));
 }
 
-std::string lane_name(const std::string& name, int lane) { return name + "_l" + std::to_string(lane); }
 
 class Scalarizer {
  public:
@@ -164,6 +163,7 @@ class Scalarizer {
         return;
       case NodeKind::if_then: out.push_back(if_then(scalar(n.args[0]), stmts(n.body), stmts(n.else_body))); return;
       case NodeKind::barrier: out.push_back(barrier()); return;
+      case NodeKind::load_vector: out.push_back(rebuilt(n, {scalar(n.args[0])}, n.type)); return;
       default: break;
     }
     MOAT_INTERNAL_ERROR("scalarize: ", node_kind_name(n.kind), " is not a statement (kernel ", k_.name, ")");

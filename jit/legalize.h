@@ -18,10 +18,12 @@ Kernel scalarize(const Kernel& kernel);
 struct NumericsOptions {
   bool native_f16 = false;   // f16 <-> f32 (LLVM `half`, PTX cvt.rn.f16.f32 / cvt.f32.f16)
   bool native_math = true;   // exp, log, sin, cos, tanh, pow, f32 rem (libm, OpenCL / HIP built-ins)
+  bool native_dot4_words = false;  // dot4_words (PTX dp4a.u32.s32)
 };
 
 // `dequant`, `qscale`, `qdot` and `quantize` become loads, stores and arithmetic, from
-// the rules of jit/block_formats.h; then every cast from or to a narrow float the
+// the rules of jit/block_formats.h (and `dot4_words`, where the target has no such
+// instruction, shifts, masks and products); then every cast from or to a narrow float the
 // target does not convert natively becomes integer arithmetic on its bits
 // (jit/float_formats.h), and without native math the math functions become
 // jit/math_functions.h's. Vector nodes stay vectors: run it before `scalarize`. Every

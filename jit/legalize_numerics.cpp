@@ -86,6 +86,9 @@ class NumericsLegalizer {
       }
       case NodeKind::qscale: return access(static_cast<int>(n.i), expr(n.args[0])).f16("d");
       case NodeKind::qdot: return qdot_rule(n);
+      case NodeKind::dot4_words:
+        if (!options_.native_dot4_words) return dot4_words_rule(expr(n.args[0]), bind(expr(n.args[1])), bind(expr(n.args[2])));
+        break;
       case NodeKind::extract: {  // a dynamic lane of a decoded chunk: decode that one element
         const Node& x = *n.args[0];
         if (x.kind == NodeKind::dequant && n.args[1]->kind != NodeKind::constant) {
@@ -157,6 +160,21 @@ class NumericsLegalizer {
     if (!native(from)) v = narrow_to_f32(v, binder);
     if (!native(to)) return f32_to_narrow(cast(kF32.with_lanes(v->type.lanes), v), to, binder);
     return cast(out->type, v);
+  }
+
+  // kir.h's dot4_words in i32 arithmetic: byte i of a (unsigned) times byte i of b
+  // sign-extended as t - 2 (t & 128), which no C-like target can find undefined.
+  static NodeRef dot4_words_rule(NodeRef acc, const NodeRef& a, const NodeRef& b) {
+    const NodeRef byte_mask = c_i32(255);
+    for (int i = 0; i < 4; ++i) {
+      auto byte = [&](const NodeRef& w) {
+        return binary(BinaryOp::land, i == 0 ? w : binary(BinaryOp::shr, w, c_i32(8 * i)), byte_mask);
+      };
+      NodeRef bu = byte(b);
+      NodeRef bs = sub(bu, binary(BinaryOp::shl, binary(BinaryOp::land, bu, c_i32(128)), c_i32(1)));
+      acc = add(acc, mul(byte(a), bs));
+    }
+    return acc;
   }
 
   // kir.h's qdot from B's integer form: per pair of blocks, dot4(u_B, q_A) less the

@@ -9,6 +9,7 @@
 #include "ir/quant.h"
 #include "ir/tensor.h"
 #include "jit/lower_kernels.h"
+#include "jit/matmul/matmul.h"
 #include "jit/weight_packing.h"
 #include "support/error.h"
 
@@ -170,7 +171,8 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       continue;
     }
     if (!part.materialised[i]) continue;
-    if (!schedule.gpu && packs_weight(g, id, users, b.shape)) {  // two buffers: quads, scales
+    const bool device_packs = !schedule.gpu || (!b.shape.empty() && matmul::gpu_reads_packed(schedule, node.type.dtype, b.shape.back()));
+    if (device_packs && packs_weight(g, id, users, b.shape)) {  // two buffers: quads, scales
       const std::string& name = ir::attr_string(node, "name");
       const PackedShape ps = packed_shape(node.type.dtype, b.shape);
       PlanBuffer quads, scales;

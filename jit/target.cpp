@@ -121,7 +121,7 @@ std::span<const Target> table() {
        .numerics = {.native_f16 = true, .native_math = true}, .printer = print_llvm},
       {.name = "ptx", .alias = "", .format = "ptx", .backend = "cuda", .extension = "ptx",
        .default_arch = "sm_80", .architectures = nvidia_archs(), .schedule = kGpuSchedule,
-       .numerics = {.native_f16 = true, .native_math = false}, .index_bits = 32, .printer = print_ptx},
+       .numerics = {.native_f16 = true, .native_math = false, .native_dot4_words = true}, .index_bits = 32, .printer = print_ptx},
       {.name = "hip", .alias = "", .format = "hip", .backend = "hip", .extension = "hip",
        .default_arch = "gfx90a", .architectures = amd_archs(), .schedule = kGpuSchedule,
        .numerics = {.native_f16 = false, .native_math = true}, .index_bits = 32, .printer = print_hip},

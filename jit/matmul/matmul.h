@@ -119,7 +119,12 @@ struct MatmulStrategy {
 // Every strategy, in the order they are tried; the last applies to every matmul.
 std::span<const MatmulStrategy* const> matmul_strategies();
 
+// Whether a GPU schedule reads a packed B of this type and K (gpu_int8_tiles.cpp): the
+// lowering packs a weight for a GPU only then, so every one of its uses has a strategy.
+bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k);
+
 // The strategies (one file each).
+extern const MatmulStrategy kGpuInt8Tiles;        // gpu_int8_tiles.cpp
 extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
 extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
 extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp

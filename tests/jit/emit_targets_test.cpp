@@ -409,3 +409,25 @@ TEST_CASE("GPU targets compute no 64-bit division or remainder in the golden mod
       CHECK_MESSAGE(text.find(op) == std::string::npos, k.name, " has ", op);
   }
 }
+
+TEST_CASE("GPU targets multiply packed Q8_0 weights in integers: dp4a, 16-byte loads and warp shuffles in PTX") {
+  for (const jit::Target& target : jit::targets()) {
+    if (!target.schedule.gpu) continue;
+    const jit::Capabilities& caps = jit::capabilities_of(target, target.name == "ptx" ? "sm_90" : "");
+    int q8_kernels = 0, int8_kernels = 0;
+    for (const jit::Kernel& k : golden_kernels(jit::schedule_for(target, caps))) {
+      if (k.name.rfind("matmul_q8_0", 0) != 0) continue;
+      ++q8_kernels;
+      const std::string kir = jit::print(k);
+      if (kir.find("load.vector.i32x4") == std::string::npos) continue;  // a weight with rows not in tiles of 16
+      CHECK_MESSAGE(kir.find("dot4.words") != std::string::npos, target.name, " ", k.name);
+      ++int8_kernels;
+      if (target.name != "ptx") continue;
+      const std::string ptx = target.print(k, caps);
+      for (const char* op : {"dp4a.u32.s32", "ld.global.nc.v4.u32", "ld.global.nc.v2.u32", "shfl.sync.bfly.b32"})
+        CHECK_MESSAGE(ptx.find(op) != std::string::npos, k.name, " has no ", op);
+    }
+    CHECK_MESSAGE(int8_kernels >= q8_kernels - 2, target.name, ": ", int8_kernels, " of ", q8_kernels);
+    MESSAGE(target.name, ": ", int8_kernels, " of ", q8_kernels, " Q8_0 matmul kernels multiply packed weights in integers");
+  }
+}

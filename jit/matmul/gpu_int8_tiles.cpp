@@ -1,0 +1,202 @@
+// GPU, q8_0 A times a packed Q8_0 / Q4_0 weight (jit/weight_packing.h: tiles of 16 rows,
+// each block's 4-byte quads of the 16 rows side by side): decode GEMV, prefill and MoE
+// experts alike.
+//
+// A sub-group takes one tile (16 output columns) for a chunk of up to kMaxRows rows of
+// A; the work-group first copies those rows into local memory as words of 4 quants
+// with their scales. In a sub-group of L >= 4 lanes, lane l works on tile rows
+// 4g .. 4g + 3 (g = l / (L / 4)), on vector v of every P-th block: one 16-byte load
+// (ld.global.nc.v4.u32) gives it one quad of each of its 4 rows, and a warp's 32 lanes
+// read 512 consecutive bytes. Products are integer (dot4_words: dp4a), scaled per block
+// in f32; the lanes of a 4-row group add their sums in a clustered sub-group reduction
+// (shfl.sync.bfly inside clusters of L / 4 lanes). A sub-group of one work-item (OpenCL
+// 1.2, PoCL) walks all 4 row groups and vectors itself. llama.cpp's mul_mat_vec_q
+// splits a row's blocks over a warp the same way, on the file's layout.
+#include <algorithm>
+
+#include "jit/matmul/matmul.h"
+#include "jit/weight_packing.h"
+
+namespace moat::jit::matmul {
+
+namespace {
+
+constexpr int64_t kMaxRows = 8;        // rows of A per work-group (accumulators: 4 per row and lane)
+constexpr int64_t kRowBytes = 8 * 4 + 4;  // local bytes per block of an A row: 8 words, its f32 scale
+
+// Rows of A a work-group can stage for a K of kb blocks, at most kMaxRows; 0: none fit.
+int64_t rows_per_group(const Schedule& s, int64_t kb, int64_t m) {
+  return std::min({kMaxRows, m, s.local_memory_bytes / (kb * kRowBytes)});
+}
+
+bool gpu_type(ir::DType b) { return b == ir::DType::q8_0 || b == ir::DType::q4_0; }
+
+bool applies(const Schedule& s, const MatmulShape& mm) {
+  return s.gpu && mm.packed_b && gpu_type(mm.b_dtype) && mm.a_dtype == ir::DType::q8_0 &&
+         rows_per_group(s, mm.k / 32, std::max<int64_t>(mm.m, 1)) > 0;
+}
+
+// The word (4 quants, little-endian) at byte `at` of q8_0 A: bytes 0..2 unsigned, the
+// top one signed times 2^24 (no shift into the sign bit on the C-like targets).
+NodeRef a_word(Kernel& k, int a, const NodeRef& at) {
+  auto byte = [&](int i, Scalar s) { return cast(kI32, load_as(k, a, i == 0 ? at : iadd(at, c_i64(i)), {s, 1})); };
+  NodeRef w = byte(0, Scalar::u8);
+  w = binary(BinaryOp::lor, w, binary(BinaryOp::shl, byte(1, Scalar::u8), c_i32(8)));
+  w = binary(BinaryOp::lor, w, binary(BinaryOp::shl, byte(2, Scalar::u8), c_i32(16)));
+  return binary(BinaryOp::lor, w, mul(byte(3, Scalar::i8), c_i32(1 << 24)));
+}
+
+// for name = first; name < end; name += step { body }, or where every lane makes one
+// trip (step >= end), `let name = first` and the body.
+std::vector<NodeRef> loop_or_let(const std::string& name, NodeRef first, int64_t end, int64_t step, std::vector<NodeRef> body) {
+  if (step < end) return {for_loop(name, std::move(first), c_i64(end), c_i64(step), std::move(body))};
+  body.insert(body.begin(), let(name, std::move(first)));
+  return body;
+}
+
+std::vector<NodeRef> lower(MatmulBuilder& mm) {
+  KernelBuilder& kb = mm.kb;
+  const Operands& o = mm.o;
+  Kernel& k = kb.kernel();
+  const Schedule& s = mm.schedule();
+  const bool q4 = o.b_dtype == ir::DType::q4_0;
+  const int64_t blocks = o.k / 32, tiles = o.n / kPackRows, V = packed_vectors(o.b_dtype);
+  const int64_t rows = rows_per_group(s, blocks, o.m);
+  const int64_t W = s.work_group_size, L = std::max(1, s.sub_group_size), S = W / L;  // S sub-groups per group
+  // Lanes of a 4-row group (the reduction's cluster), its first row group and step;
+  // then the first vector, its step, and the blocks taken in parallel.
+  const int64_t cluster = L >= 4 ? L / 4 : 1, g_step = L >= 4 ? 4 : L;
+  const int64_t v_step = std::min(cluster, V), P = cluster >= V ? cluster / V : 1;
+  k.items[0] = W;
+  k.groups[0] = ceil_div(tiles, S);
+  k.groups[1] = ceil_div(o.m, rows);
+  k.groups[2] = numel(mm.out_batch);
+
+  std::string batch = kb.fresh("batch"), m0 = kb.fresh("m0"), lane = kb.fresh("lane"), t = kb.fresh("t");
+  std::string tile = kb.fresh("tile"), q = kb.fresh("q");
+  NodeRef batch_ref = ref(batch, kI64), m0_ref = ref(m0, kI64), lane_ref = ref(lane, kI64), t_ref = ref(t, kI64);
+  NodeRef item = builtin(Builtin::item_id, 0);
+  std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)),
+                            let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))),
+                            let(lane, irem(item, L)),
+                            let(t, iadd(imul(builtin(Builtin::group_id, 0), c_i64(S)), idiv(item, L))),
+                            let(tile, iadd(imul(mm.batch_b(batch_ref), c_i64(tiles)), t_ref)),
+                            let(q, L >= 4 ? irem(lane_ref, cluster) : c_i64(0))};
+
+  // A's rows m0 .. m0 + rows - 1 into local memory: words [row][block][8], scales [row][block]
+  // (rows past M: zeros, their addresses clamped to row M - 1).
+  const int a_words = mm.local_buffer("a_words", ir::DType::i32, rows * blocks * 8);
+  const int a_scales = mm.local_buffer("a_scales", ir::DType::f32, rows * blocks);
+  const int64_t a_bytes = ir::dtype_block_bytes(ir::DType::q8_0);
+  auto a_block = [&](const NodeRef& r, const NodeRef& b) {
+    NodeRef m = min_(iadd(m0_ref, r), c_i64(o.m - 1));
+    return iadd(mm.a_row_block(batch_ref, m), b);
+  };
+  auto valid = [&](const NodeRef& r) { return lt(iadd(m0_ref, r), c_i64(o.m)); };
+  {
+    std::string i = kb.fresh("i"), ws = kb.fresh("w");
+    NodeRef i_ref = bounded_ref(i, 0, rows * blocks * 8 - 1);
+    NodeRef r = idiv(i_ref, blocks * 8), b = idiv(irem(i_ref, blocks * 8), 8), w = irem(i_ref, 8);
+    NodeRef at = iadd(imul(a_block(r, b), c_i64(a_bytes)), iadd(c_i64(2), imul(w, c_i64(4))));
+    body.push_back(for_loop(i, item, c_i64(rows * blocks * 8), c_i64(W),
+                            {store(k, a_words, i_ref, select(valid(r), a_word(k, o.a, at), c_i32(0)))}));
+    std::string j = kb.fresh("j");
+    NodeRef j_ref = bounded_ref(j, 0, rows * blocks - 1);
+    NodeRef rj = idiv(j_ref, blocks), bj = irem(j_ref, blocks);
+    body.push_back(for_loop(j, item, c_i64(rows * blocks), c_i64(W),
+                            {store(k, a_scales, j_ref, select(valid(rj), qscale(k, o.a, a_block(rj, bj)), c_f32(0.0)))}));
+    body.push_back(barrier());
+  }
+
+  // Per 4-row group g of the tile: 4 accumulators per row of A.
+  std::string g = kb.fresh("g"), b = kb.fresh("b"), v = kb.fresh("v"), wv = kb.fresh("w");
+  NodeRef g_ref = bounded_ref(g, 0, 3), b_ref = bounded_ref(b, 0, blocks - 1), v_ref = bounded_ref(v, 0, V - 1);
+  std::vector<std::vector<std::string>> acc(static_cast<size_t>(rows));
+  std::vector<NodeRef> per_group;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int j = 0; j < 4; ++j) {
+      acc[static_cast<size_t>(r)].push_back(kb.fresh("acc"));
+      per_group.push_back(var(acc[static_cast<size_t>(r)].back(), c_f32(0.0)));
+    }
+  std::vector<NodeRef> step;
+  NodeRef tile_block = iadd(imul(ref(tile, kI64), c_i64(blocks)), b_ref);
+  NodeRef word_at = iadd(imul(iadd(imul(tile_block, c_i64(V)), v_ref), c_i64(16)), imul(g_ref, c_i64(4)));
+  step.push_back(load_vector(k, wv, o.b, word_at, {Scalar::i32, 4}));
+  // the 4 rows' f16 scales: one 8-byte load, two halves per word
+  std::string sv = kb.fresh("scales");
+  const int64_t scales_per_block = packed_block_scales(o.b_dtype);
+  step.push_back(load_vector(k, sv, o.b_scales, iadd(imul(tile_block, c_i64(scales_per_block / 2)), imul(g_ref, c_i64(2))),
+                             {Scalar::i32, 2}));
+  std::vector<NodeRef> lo(4), hi(4), dw(4);
+  for (int j = 0; j < 4; ++j) {
+    NodeRef word = ref(lane_name(wv, j), kI32);
+    std::string d = kb.fresh("dw");
+    NodeRef pair = ref(lane_name(sv, j / 2), kI32);
+    NodeRef half = bitcast({Scalar::f16, 1}, j % 2 == 0 ? pair : binary(BinaryOp::shr, pair, c_i32(16)));
+    step.push_back(let(d, cast(kF32, half)));
+    dw[static_cast<size_t>(j)] = ref(d, kF32);
+    if (!q4) {
+      lo[static_cast<size_t>(j)] = word;  // quants + 128
+      continue;
+    }
+    std::string l = kb.fresh("lo"), h = kb.fresh("hi");  // elements 4v.. and 16 + 4v.. (nibbles, quants + 8)
+    step.push_back(let(l, binary(BinaryOp::land, word, c_i32(0x0F0F0F0F))));
+    step.push_back(let(h, binary(BinaryOp::land, binary(BinaryOp::shr, word, c_i32(4)), c_i32(0x0F0F0F0F))));
+    lo[static_cast<size_t>(j)] = ref(l, kI32);
+    hi[static_cast<size_t>(j)] = ref(h, kI32);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    NodeRef at = imul(iadd(imul(c_i64(r), c_i64(blocks)), b_ref), c_i64(8));
+    std::string al = kb.fresh("a_lo"), ah = kb.fresh("a_hi"), off = kb.fresh("off"), da = kb.fresh("da");
+    step.push_back(let(al, load(k, a_words, iadd(at, v_ref))));
+    // the stored offset (128 or 8) times the quants' sum, taken off every product
+    NodeRef offset = dot4_words(c_i32(0), c_i32(q4 ? 0x08080808 : static_cast<int32_t>(0x80808080u)), ref(al, kI32));
+    if (q4) {
+      step.push_back(let(ah, load(k, a_words, iadd(at, iadd(v_ref, c_i64(4))))));
+      offset = dot4_words(offset, c_i32(0x08080808), ref(ah, kI32));
+    }
+    step.push_back(let(off, offset));
+    step.push_back(let(da, load(k, a_scales, iadd(imul(c_i64(r), c_i64(blocks)), b_ref))));
+    for (int j = 0; j < 4; ++j) {
+      NodeRef sum = dot4_words(c_i32(0), lo[static_cast<size_t>(j)], ref(al, kI32));
+      if (q4) sum = dot4_words(sum, hi[static_cast<size_t>(j)], ref(ah, kI32));
+      const std::string& a = acc[static_cast<size_t>(r)][static_cast<size_t>(j)];
+      NodeRef scale = mul(ref(da, kF32), dw[static_cast<size_t>(j)]);
+      step.push_back(assign(a, fma(cast(kF32, sub(sum, ref(off, kI32))), scale, ref(a, kF32))));
+    }
+  }
+  NodeRef v0 = cluster >= V ? irem(ref(q, kI64), V) : ref(q, kI64);
+  NodeRef p0 = cluster >= V ? idiv(ref(q, kI64), V) : c_i64(0);
+  per_group.push_back(for_loop(b, p0, c_i64(blocks), c_i64(P), loop_or_let(v, v0, V, v_step, std::move(step))));
+
+  // The 4-row group's lanes add up; its first lane stores the rows of A that exist.
+  std::vector<NodeRef> stores;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<NodeRef> row_stores;
+    for (int j = 0; j < 4; ++j) {
+      NodeRef total = ref(acc[static_cast<size_t>(r)][static_cast<size_t>(j)], kF32);
+      if (cluster > 1) {
+        std::string sum = kb.fresh("sum");
+        per_group.push_back(let(sum, subgroup_reduce(ReduceOp::add, total, static_cast<int>(cluster))));
+        total = ref(sum, kF32);
+      }
+      NodeRef n = iadd(imul(t_ref, c_i64(kPackRows)), iadd(imul(g_ref, c_i64(4)), c_i64(j)));
+      row_stores.push_back(mm.store_out(batch_ref, iadd(m0_ref, c_i64(r)), n, total));
+    }
+    stores.push_back(if_then(valid(c_i64(r)), std::move(row_stores)));
+  }
+  per_group.push_back(if_then(binary(BinaryOp::eq, ref(q, kI64), c_i64(0)), std::move(stores)));
+  NodeRef g0 = L >= 4 ? idiv(lane_ref, cluster) : lane_ref;
+  body.push_back(if_then(lt(t_ref, c_i64(tiles)), loop_or_let(g, g0, 4, g_step, std::move(per_group))));
+  return body;
+}
+
+}  // namespace
+
+bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k) {
+  return s.gpu && gpu_type(b_dtype) && k % 32 == 0 && rows_per_group(s, k / 32, 1) > 0;
+}
+
+const MatmulStrategy kGpuInt8Tiles{"gpu_int8_tiles", applies, lower};
+
+}  // namespace moat::jit::matmul

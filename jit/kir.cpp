@@ -281,7 +281,7 @@ NodeRef load(const Kernel& k, int buffer, NodeRef index, int lanes) {
 
 bool accessible_as(ir::DType buffer, Scalar s) {
   if (s == storage_scalar(buffer)) return true;
-  if (s == Scalar::i32 && (buffer == ir::DType::u8 || buffer == ir::DType::f16)) return true;  // as words (packed weights)
+  if (s == Scalar::i32 && (buffer == ir::DType::u8 || buffer == ir::DType::f16 || buffer == ir::DType::bf16)) return true;  // as words
   return ir::is_quantised(buffer) && (s == Scalar::u8 || s == Scalar::i8 || s == Scalar::f16 || s == Scalar::f32 || s == Scalar::i32);
 }
 

@@ -21,7 +21,7 @@
 //     N lanes reads N consecutive elements. A buffer of a block-quantised dtype is bytes:
 //     it is accessed as u8, i8, f16 or i32 values, indexed in units of the value's type
 //     (the block formats keep every f16 field 2-byte aligned; an i32 access must be
-//     4-byte aligned). A u8 or f16 buffer may be read as i32 words too (packed weights)
+//     4-byte aligned). A u8, f16 or bf16 buffer may be read as i32 words too (packed weights, weight rows)
 //   - narrow integers (i8, u8) wrap in casts; arithmetic on them must not overflow (the
 //     C-like targets compute it in int)
 //   - `dequant`, `qscale`, `qdot` and `quantize` are numerics that `legalize_numerics`

@@ -185,6 +185,16 @@ def main():
         print("|---|---|--:|--:|--:|--:|--:|")
         for name, pas, threads, regs, spill, smem, occ in rows:
             print(f"| {name} | {pas} | {threads} | {regs} | {spill} | {smem} | {occ:.0%} |")
+        print(f"\nBy kind ({t.upper()}):\n")
+        print("| kind | pass | kernels | registers | spill bytes | smem bytes (max) | occupancy (min) |")
+        print("|---|---|--:|--:|--:|--:|--:|")
+        kinds = {}
+        for name, pas, threads, regs, spill, smem, occ in rows:
+            kinds.setdefault((name.rsplit("_", 1)[0], pas), []).append((regs, spill, smem, occ))
+        for (kind, pas), ks in sorted(kinds.items()):
+            regs = sorted(k[0] for k in ks)
+            print(f"| {kind} | {pas} | {len(ks)} | {regs[0]}–{regs[-1]} | {sum(k[1] for k in ks)} | "
+                  f"{max(k[2] for k in ks)} | {min(k[3] for k in ks):.0%} |")
         spills = sum(1 for r in rows if r[4] > 0)
         print(f"\nKernels with spills: {spills}; 64-bit division or remainder in the PTX: "
               f"{sum(1 for r in rows if re.search('(div|rem)[.][su]64', open(glob.glob(os.path.join(workdir, '*', r[0] + '.ptx'))[0]).read()))}\n")

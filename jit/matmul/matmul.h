@@ -125,6 +125,7 @@ bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k);
 
 // The strategies (one file each).
 extern const MatmulStrategy kGpuInt8Tiles;        // gpu_int8_tiles.cpp
+extern const MatmulStrategy kGpuFloatGemv;        // gpu_float_gemv.cpp
 extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
 extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
 extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp

@@ -1,5 +1,5 @@
 // The matmul strategies in the order they are tried: the most specific first (a GPU's
-// packed int8 weights, MoE
+// packed int8 weights, its few-row products with float weights, MoE
 // experts grouped, int8 products, packed weights, a few rows in blocks of columns), then the CPU's tiles, the GPU's
 // split over K, and per_output, which takes every matmul left.
 #include "jit/matmul/matmul.h"
@@ -9,7 +9,7 @@ namespace moat::jit::matmul {
 namespace {
 
 const MatmulStrategy* const kOrder[] = {
-    &kGpuInt8Tiles,       &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
+    &kGpuInt8Tiles,       &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
     &kTiled,              &kTiledUntransposed, &kSplitK, &kPerOutput,
 };
 

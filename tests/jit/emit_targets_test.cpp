@@ -431,3 +431,22 @@ TEST_CASE("GPU targets multiply packed Q8_0 weights in integers: dp4a, 16-byte l
     MESSAGE(target.name, ": ", int8_kernels, " of ", q8_kernels, " Q8_0 matmul kernels multiply packed weights in integers");
   }
 }
+
+TEST_CASE("GPU decode products with bf16 weights read a row per warp in 16-byte loads and add it by shuffles") {
+  const jit::Target& ptx = jit::target_named("ptx");
+  const jit::Capabilities& sm90 = jit::capabilities_of(ptx, "sm_90");
+  const moat::models::DeepSeekModel m =
+      moat::models::load_deepseek(std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v2_lite/model-bf16.gguf", {});
+  int products = 0, gemv = 0;
+  for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 1, 64))  // decode only
+    for (const jit::PlanKernel& pk : jit::lower(g, {}, jit::schedule_for(ptx, sm90)).kernels) {
+      if (pk.kernel.name.rfind("matmul_bf16", 0) != 0) continue;
+      ++products;
+      const std::string text = ptx.print(pk.kernel, sm90);
+      if (text.find("ld.global.nc.v4.u32") == std::string::npos) continue;  // B not a transposed weight
+      CHECK_MESSAGE(text.find("shfl.sync.bfly.b32") != std::string::npos, pk.kernel.name);
+      ++gemv;
+    }
+  CHECK(gemv * 10 >= products * 9);  // every weight product; the rest multiply by a B [K, N] (not a weight)
+  MESSAGE(gemv, " of ", products, " bf16 decode products are warp-per-row GEMVs");
+}

@@ -50,6 +50,30 @@ status=0
 grep -q "tests failed out of" "$report" && ! grep -q " 0 tests failed out of" "$report" && status=1
 echo '```' >>"$report"
 
+# Each GPU against the CPU on the demo model: greedy text (identical expected), perplexity
+# on the held-out text (equal within rounding expected), and the bench side by side.
+gpus=$("$dir/bin/moat" devices 2>/dev/null | grep -oE '^ *(cuda|hip):[0-9]+' | tr -d ' ')
+prompt="In the beginning God created"
+cpu_text=$("$dir/bin/moat" run --device cpu -p "$prompt" -n 64 --temp 0 2>/dev/null)
+cpu_ppl=$("$dir/bin/moat" perplexity --device cpu -f models/kjv-heldout.txt --window 256 2>&1 | grep -i 'perplexity' | tail -1)
+for gpu in $gpus; do
+  gpu_text=$("$dir/bin/moat" run --device "$gpu" -p "$prompt" -n 64 --temp 0 2>/dev/null)
+  gpu_ppl=$("$dir/bin/moat" perplexity --device "$gpu" -f models/kjv-heldout.txt --window 256 2>&1 | grep -i 'perplexity' | tail -1)
+  {
+    echo
+    echo "## $gpu against cpu: the demo model"
+    echo
+    if [ -n "$gpu_text" ] && [ "$gpu_text" = "$cpu_text" ]; then echo "greedy text (64 tokens): identical"; else echo "greedy text: DIFFERS"; fi
+    echo '```'
+    echo "cpu:  $cpu_text"
+    echo "$gpu: $gpu_text"
+    echo "cpu perplexity:  $cpu_ppl"
+    echo "$gpu perplexity: $gpu_ppl"
+    echo '```'
+  } >>"$report"
+  [ -n "$gpu_text" ] && [ "$gpu_text" = "$cpu_text" ] || status=1
+done
+
 {
   echo
   echo '## moat bench: the demo model on every device'

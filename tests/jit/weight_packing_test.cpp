@@ -1,6 +1,6 @@
 // The packed CPU layout of Q8_0 / Q4_0 / Q5_0 weights (jit/weight_packing.h): the bytes land
 // where the layout says, and the lowering packs exactly the weights that only int8
-// matmuls read: every packable type on the CPU schedule, Q8_0 and Q4_0 on GPU schedules.
+// matmuls read: every packable type on the CPU schedule, Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 on GPU schedules.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -191,7 +191,7 @@ TEST_CASE("pack_weight lays K-quant super-blocks out with unpacked sub-block sca
   }
 }
 
-TEST_CASE("the lowering packs weights read only by int8 matmuls: every packable type on the CPU, Q8_0 and Q4_0 on GPUs") {
+TEST_CASE("the lowering packs weights read only by int8 matmuls: every packable type on the CPU, the legacy 32-blocks on GPUs") {
   ir::Graph g;
   ir::Builder b(g);
   const ir::Dim t = b.symbol("T");
@@ -208,12 +208,12 @@ TEST_CASE("the lowering packs weights read only by int8 matmuls: every packable 
   CHECK_FALSE(has_buffer(cpu, "w"));
   CHECK(has_buffer(cpu, "shared"));
   CHECK_FALSE(has_buffer(cpu, jit::packed_quads_name("shared")));
-  // GPUs pack what gpu_int8_tiles reads (Q8_0, Q4_0) and leave Q5_0 as the file has it
+  // GPUs pack what gpu_int8_tiles reads (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1) and leave IQ4_NL as the file has it
   ir::Graph g2;
   ir::Builder b2(g2);
   ir::NodeId x2 = b2.input("x", {ir::DType::f32, {b2.symbol("T"), ir::Dim::of(64)}});
   ir::NodeId w4 = b2.param("w4", {ir::DType::q4_0, ir::static_shape({32, 64})});
-  ir::NodeId w5 = b2.param("w5", {ir::DType::q5_0, ir::static_shape({32, 64})});
+  ir::NodeId w5 = b2.param("w5", {ir::DType::iq4_nl, ir::static_shape({32, 64})});
   g2.outputs = {b2.add(b2.matmul_weight(x2, w4), b2.matmul_weight(x2, w5))};
   jit::Schedule gpu;
   gpu.gpu = true;

@@ -1,6 +1,6 @@
 // A layout for Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights that int8 kernels read without rearranging them
-// (the CPU's; on GPUs the legacy 32-blocks, whose lanes read a tile's block in 16-byte loads,
-// jit/matmul/gpu_int8_tiles.cpp):
+// (the CPU's; on GPUs the legacy 32-blocks and Q4_K, whose lanes read a tile's block in 16-byte loads,
+// jit/matmul/gpu_int8_tiles[_k].cpp):
 // rows in tiles of 16, each block's 16 rows side by side by 4-byte quads, the scales
 // apart. It is what `dot4` wants (16 columns' quads in one 64-byte vector), so the
 // prefill GEMM no longer lays each weight tile out per pass and the decode GEMV runs 16

@@ -53,14 +53,6 @@ NodeRef a_word(Kernel& k, int a, const NodeRef& at) {
   return binary(BinaryOp::lor, w, mul(byte(3, Scalar::i8), c_i32(1 << 24)));
 }
 
-// for name = first; name < end; name += step { body }, or where every lane makes one
-// trip (step >= end), `let name = first` and the body.
-std::vector<NodeRef> loop_or_let(const std::string& name, NodeRef first, int64_t end, int64_t step, std::vector<NodeRef> body) {
-  if (step < end) return {for_loop(name, std::move(first), c_i64(end), c_i64(step), std::move(body))};
-  body.insert(body.begin(), let(name, std::move(first)));
-  return body;
-}
-
 std::vector<NodeRef> lower(MatmulBuilder& mm) {
   KernelBuilder& kb = mm.kb;
   const Operands& o = mm.o;
@@ -245,7 +237,7 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
 }  // namespace
 
 bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k) {
-  return s.gpu && gpu_type(b_dtype) && k % 32 == 0 && rows_per_group(s, k / 32, 1) > 0;
+  return (s.gpu && gpu_type(b_dtype) && k % 32 == 0 && rows_per_group(s, k / 32, 1) > 0) || gpu_reads_packed_k(s, b_dtype, k);
 }
 
 const MatmulStrategy kGpuInt8Tiles{"gpu_int8_tiles", applies, lower};

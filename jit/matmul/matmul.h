@@ -20,6 +20,10 @@ namespace moat::jit::matmul {
 
 int64_t ceil_div(int64_t a, int64_t b);
 
+// for name = first; name < end; name += step { body }, or where every work-item makes one
+// trip (step >= end, first < end), `let name = first` and the body.
+std::vector<NodeRef> loop_or_let(const std::string& name, NodeRef first, int64_t end, int64_t step, std::vector<NodeRef> body);
+
 // What a strategy's predicate may look at: shapes and dtypes of one matmul node.
 struct MatmulShape {
   int64_t m = 0, n = 0, k = 0;
@@ -122,9 +126,11 @@ std::span<const MatmulStrategy* const> matmul_strategies();
 // Whether a GPU schedule reads a packed B of this type and K (gpu_int8_tiles.cpp): the
 // lowering packs a weight for a GPU only then, so every one of its uses has a strategy.
 bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k);
+bool gpu_reads_packed_k(const Schedule& s, ir::DType b_dtype, int64_t k);  // gpu_int8_tiles_k.cpp: Q4_K
 
 // The strategies (one file each).
 extern const MatmulStrategy kGpuInt8Tiles;        // gpu_int8_tiles.cpp
+extern const MatmulStrategy kGpuInt8TilesK;       // gpu_int8_tiles_k.cpp
 extern const MatmulStrategy kGpuFloatGemv;        // gpu_float_gemv.cpp
 extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
 extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp

@@ -20,6 +20,12 @@ NodeRef batch_index(const std::vector<NodeRef>& out_idx, const std::vector<int64
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+std::vector<NodeRef> loop_or_let(const std::string& name, NodeRef first, int64_t end, int64_t step, std::vector<NodeRef> body) {
+  if (step < end) return {for_loop(name, std::move(first), c_i64(end), c_i64(step), std::move(body))};
+  body.insert(body.begin(), let(name, std::move(first)));
+  return body;
+}
+
 MatmulBuilder::MatmulBuilder(LowerContext& c, ir::NodeId id, int out) : ctx(c), kb(c), out_(out) {
   const ir::Node& node = ctx.node(id);
   const auto& a_shape = ctx.shape(node.operands[0]);

@@ -9,7 +9,7 @@ namespace moat::jit::matmul {
 namespace {
 
 const MatmulStrategy* const kOrder[] = {
-    &kGpuInt8Tiles,       &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
+    &kGpuInt8Tiles,       &kGpuInt8TilesK,     &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
     &kTiled,              &kTiledUntransposed, &kSplitK, &kPerOutput,
 };
 

@@ -450,3 +450,24 @@ TEST_CASE("GPU decode products with bf16 weights read a row per warp in 16-byte 
   CHECK(gemv * 10 >= products * 9);  // every weight product; the rest multiply by a B [K, N] (not a weight)
   MESSAGE(gemv, " of ", products, " bf16 decode products are warp-per-row GEMVs");
 }
+
+TEST_CASE("GPU targets multiply packed Q4_K weights with q8_k activations in integers") {
+  for (const jit::Target& target : jit::targets()) {
+    if (!target.schedule.gpu) continue;
+    const jit::Capabilities& caps = jit::capabilities_of(target, target.name == "ptx" ? "sm_90" : "");
+    int int8_kernels = 0;
+    for (const jit::Kernel& k : case_kernels(jit::schedule_for(target, caps))) {
+      if (k.name.rfind("matmul_q4_k", 0) != 0) continue;
+      const std::string kir = jit::print(k);
+      if (kir.find("load.vector.i32x4") == std::string::npos) continue;
+      CHECK_MESSAGE(kir.find("dot4.words") != std::string::npos, target.name, " ", k.name);
+      ++int8_kernels;
+      if (target.name != "ptx") continue;
+      const std::string ptx = target.print(k, caps);
+      for (const char* op : {"dp4a.u32.s32", "ld.global.nc.v4.u32", "shfl.sync.bfly.b32"})
+        CHECK_MESSAGE(ptx.find(op) != std::string::npos, k.name, " has no ", op);
+    }
+    CHECK_MESSAGE(int8_kernels >= 4, target.name, ": ", int8_kernels);  // GEMV, GEMM, per-head, experts
+    MESSAGE(target.name, ": ", int8_kernels, " Q4_K case kernels multiply packed weights in integers");
+  }
+}

@@ -197,7 +197,10 @@ class CPrinter {
       case BinaryOp::pow: return math("pow") + "(" + a + ", " + b + ")";
       case BinaryOp::land: return s == Scalar::i1 ? infix("&&") : infix("&");
       case BinaryOp::lor: return s == Scalar::i1 ? infix("||") : infix("|");
-      case BinaryOp::shl: return infix("<<");
+      case BinaryOp::shl:  // through unsigned: a negative value's shift is undefined in C
+        if (s == Scalar::i32) return "((moat_i32)((moat_u32)" + a + " << " + b + "))";
+        if (s == Scalar::i64) return "((moat_i64)((moat_u64)" + a + " << " + b + "))";
+        return infix("<<");
       case BinaryOp::shr: return infix(">>");
       case BinaryOp::lt: return infix("<");
       case BinaryOp::le: return infix("<=");

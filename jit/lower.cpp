@@ -171,7 +171,7 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       continue;
     }
     if (!part.materialised[i]) continue;
-    const bool device_packs = !schedule.gpu || (!b.shape.empty() && matmul::gpu_reads_packed(schedule, node.type.dtype, b.shape.back()));
+    const bool device_packs = !schedule.gpu || matmul::gpu_reads_packed(schedule, node.type.dtype, b.shape);
     if (device_packs && packs_weight(g, id, users, b.shape)) {  // two buffers: quads, scales
       const std::string& name = ir::attr_string(node, "name");
       const PackedShape ps = packed_shape(node.type.dtype, b.shape);

@@ -11,7 +11,9 @@
 // widened once where an i64 is wanted (an address, a loop bound).
 #include <algorithm>
 #include <climits>
+#include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "jit/legalize.h"
 #include "support/error.h"
@@ -198,6 +200,9 @@ class IndexNarrower {
   bool narrowable(const NodeRef& e) {
     if (auto it = narrowable_.find(e.get()); it != narrowable_.end()) return it->second;
     bool ok = range(e).within(INT32_MIN, INT32_MAX);
+    if (ok && e->kind == NodeKind::binary &&
+        (e->op == static_cast<uint8_t>(BinaryOp::shl) || e->op == static_cast<uint8_t>(BinaryOp::shr)))
+      ok = range(e->args[1]).within(0, 31);  // an i32 shift by 32 or more is undefined
     if (ok && e->kind == NodeKind::binary && e->op == static_cast<uint8_t>(BinaryOp::rem)) {
       // INT32_MIN % -1 is undefined in i32 (C) though its value, 0, fits
       const Range a = range(e->args[0]), b = range(e->args[1]);
@@ -294,10 +299,13 @@ class IndexNarrower {
   // binds before anything in its scope is rewritten.
   NodeRef statement(const NodeRef& s) {
     const Node& n = *s;
-    if (n.kind == NodeKind::let) names_[n.name] = range(n.args[0]);
+    if (n.kind == NodeKind::let) bind(n.name, range(n.args[0]));
+    if (n.kind == NodeKind::var) bind(n.name, std::nullopt);
+    if (n.kind == NodeKind::load_vector)
+      for (int l = 0; l < n.type.lanes; ++l) bind(lane_name(n.name, l), std::nullopt);
     if (n.kind == NodeKind::for_loop) {
       const Range begin = range(n.args[0]), end = range(n.args[1]), step = range(n.args[2]);
-      if (step.lo > 0) names_[n.name] = {begin.lo, std::max(begin.lo, end.hi - 1)};
+      bind(n.name, step.lo > 0 ? std::optional<Range>(Range{begin.lo, std::max(begin.lo, end.hi - 1)}) : std::nullopt);
     }
     Node copy = n;
     for (NodeRef& a : copy.args) a = rewrite(a);
@@ -306,8 +314,22 @@ class IndexNarrower {
     return std::make_shared<const Node>(std::move(copy));
   }
 
+  // A name's range from here on (none: its type's). A name bound again (in a sibling
+  // scope, kir_verify allows it) makes every memo stale: refs to it are shared nodes.
+  void bind(const std::string& name, std::optional<Range> r) {
+    if (!bound_.insert(name).second) {
+      ranges_.clear();
+      narrowable_.clear();
+      narrowed_.clear();
+      rewritten_.clear();
+    }
+    if (r) names_[name] = *r;
+    else names_.erase(name);
+  }
+
   const Kernel& k_;
-  std::unordered_map<std::string, Range> names_;  // let and loop-counter ranges (names are bound once)
+  std::unordered_map<std::string, Range> names_;  // let and loop-counter ranges
+  std::unordered_set<std::string> bound_;         // every name bound so far
   std::unordered_map<const Node*, Range> ranges_;
   std::unordered_map<const Node*, bool> narrowable_;
   std::unordered_map<const Node*, NodeRef> narrowed_;

@@ -8,7 +8,7 @@ What it prints (Markdown)
      kernels a 32-token prompt adds), grouped by kind: ptxas's registers, spill bytes and
      shared memory, and the theoretical occupancy those give on sm_90 (64 warps, 64 K
      registers, 228 KiB of shared memory per SM; 1 KiB reserved per block).
-  2. The decode GEMV's hot loop (the innermost loop of the kernel that reads weights in
+  2. The decode GEMV's hot loop (Q4_0, Q8_0, and the Q4_K tensors of the q4_k_m file) (the innermost loop of the kernel that reads weights in
      16-byte loads), in SASS instructions per weight byte: the loop's instructions over
      the file bytes a warp streams per trip. moatless (jit/matmul/gpu_int8_tiles.cpp,
      sub-groups of 32): a trip reads P blocks of a 16-row tile, P = 2 for Q4_0 (4 vectors
@@ -42,11 +42,16 @@ LLAMA = "/tmp/llama-tools/src/llama_cpp_python-0.3.36/vendor/llama.cpp"
 # sm_90 per SM: warps, registers, shared memory (bytes); blocks per SM
 SM90 = {"warps": 64, "registers": 65536, "smem": 233472, "blocks": 32, "smem_reserved": 1024}
 
-BLOCK_BYTES = {"q4_0": 18, "q8_0": 34}
-MOAT_BYTES_PER_TRIP = {"q4_0": 2 * 16 * 18, "q8_0": 16 * 34}      # gpu_int8_tiles.cpp, see above
-LLAMA_BYTES_PER_TRIP = {"q4_0": 16 * 18, "q8_0": 8 * 34}           # mmvq.cu, vdr x 32 / qi blocks
-LLAMA_LOADS_PER_TRIP = {"q4_0": 10, "q8_0": 8}                     # LDGs per unrolled trip
-GGML_TYPE = {"q4_0": 2, "q8_0": 8}
+# Per file type (q4_k_m: its Q4_K tensors): bytes a warp streams per trip of the hot loop.
+# moatless gpu_int8_tiles_k.cpp: 32 lanes x one 16-byte vector = 8 of a super-block's 32
+# vectors for 16 rows, so 16 x 144 x 8 / 32 file bytes. llama.cpp: vdr x 32 / qi blocks
+# (Q4_K: 2 x 32 / 32 = 2 super-blocks of 144), and the loads of one trip (Q4_K: qs 2,
+# scales 2, dm 1, q8_1 quants 4, their ds 2, and one more).
+MOAT_BYTES_PER_TRIP = {"q4_0": 2 * 16 * 18, "q8_0": 16 * 34, "q4_k_m": 16 * 144 * 8 // 32}
+LLAMA_BYTES_PER_TRIP = {"q4_0": 16 * 18, "q8_0": 8 * 34, "q4_k_m": 2 * 144}
+LLAMA_LOADS_PER_TRIP = {"q4_0": 10, "q8_0": 8, "q4_k_m": 12}
+GGML_TYPE = {"q4_0": 2, "q8_0": 8, "q4_k_m": 12}
+KERNEL_TYPE = {"q4_0": "q4_0", "q8_0": "q8_0", "q4_k_m": "q4_k"}
 
 
 def run(cmd, **kw):
@@ -129,7 +134,7 @@ def emit_kernels(moat, model, workdir, symbols):
     return {os.path.basename(p)[:-4]: p for p in glob.glob(os.path.join(out, "*.ptx"))}
 
 
-def moat_rows(moat, model, workdir, nvdisasm):
+def moat_rows(moat, model, workdir, nvdisasm, kernel_type):
     decode = emit_kernels(moat, model, workdir, "T=1")
     both = emit_kernels(moat, model, workdir, "T=32")
     rows, hot = [], None
@@ -139,7 +144,7 @@ def moat_rows(moat, model, workdir, nvdisasm):
         cubin = path[:-4] + ".cubin"
         info = ptxas_info(run(["ptxas", "-arch=sm_90", "-v", path, "-o", cubin]).stderr).get(name, [0, 0, 0])
         rows.append((name, "decode" if name in decode else "prefill", threads, *info, occupancy(info[0], info[2], threads)))
-        if name in decode and "ld.global.nc.v4.u32" in text and "dp4a" in text:
+        if name in decode and name.startswith("matmul_" + kernel_type) and "ld.global.nc.v4.u32" in text and "dp4a" in text:
             funcs = sass_functions(run([nvdisasm, "-c", cubin]).stdout)
             found = hot_loop(funcs.get(name, []), "LDG.E.128")
             if found and (hot is None or len(found[1]) > len(hot[1])):
@@ -161,7 +166,7 @@ def main():
     ap.add_argument("--models", default="/tmp/moat-bench-models")
     ap.add_argument("--llama", default=LLAMA, help="llama.cpp source tree")
     ap.add_argument("--nvdisasm", default=shutil.which("nvdisasm") or "", help="nvdisasm (PyPI nvidia-cuda-nvdisasm)")
-    ap.add_argument("--types", default="q4_0,q8_0")
+    ap.add_argument("--types", default="q4_0,q8_0,q4_k_m", help="file types of tools/bench_vs_llamacpp.py (q4_k_m: its Q4_K kernels)")
     args = ap.parse_args()
     if not args.nvdisasm:
         hits = glob.glob(os.path.join(sys.prefix, "lib", "python3*", "site-packages", "nvidia", "**", "nvdisasm"), recursive=True)
@@ -179,7 +184,7 @@ def main():
         model = os.path.join(args.models, f"v2lite-4l-{t}.gguf")
         if not os.path.exists(model):
             sys.exit(f"{model} is missing: tools/bench_vs_llamacpp.py --types {t} writes it")
-        rows, hot = moat_rows(args.moat, model, workdir, args.nvdisasm)
+        rows, hot = moat_rows(args.moat, model, workdir, args.nvdisasm, KERNEL_TYPE[t])
         print(f"## moatless, V2-Lite-shaped {t.upper()}: {len(rows)} distinct kernels\n")
         print("| kernel | pass | threads | registers | spill bytes | smem bytes | occupancy |")
         print("|---|---|--:|--:|--:|--:|--:|")
@@ -229,7 +234,7 @@ def main():
     print("| type | mul_mat_q variants built | registers | variants with spills | spill bytes (max) |")
     print("|---|--:|--:|--:|--:|")
     for t in types:
-        source = os.path.join(args.llama, "ggml", "src", "ggml-cuda", "template-instances", f"mmq-instance-{t}.cu")
+        source = os.path.join(args.llama, "ggml", "src", "ggml-cuda", "template-instances", f"mmq-instance-{KERNEL_TYPE[t]}.cu")
         _, info = llama_cubin(args.llama, source, workdir, "mmq")
         built = [v for n, v in info.items() if n.startswith("_Z9mul_mat_qI") and v[0] > 24]
         if built:

@@ -14,7 +14,7 @@
 // splits a row's blocks over a warp the same way, on the file's layout.
 #include <algorithm>
 
-#include "jit/matmul/matmul.h"
+#include "jit/matmul/gpu_tiles.h"
 #include "jit/weight_packing.h"
 
 namespace moat::jit::matmul {
@@ -39,7 +39,7 @@ int32_t stored_offset(ir::DType b) {
 }
 
 bool applies(const Schedule& s, const MatmulShape& mm) {
-  return s.gpu && mm.packed_b && gpu_type(mm.b_dtype) && mm.a_dtype == ir::DType::q8_0 &&
+  return s.gpu && mm.packed_b && gpu_type(mm.b_dtype) && mm.a_dtype == ir::DType::q8_0 && mm.n % kPackRows == 0 &&
          rows_per_group(s, mm.k / 32, std::max<int64_t>(mm.m, 1)) > 0;
 }
 
@@ -63,28 +63,14 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   const bool nibbles = o.b_dtype != ir::DType::q8_0, q5 = o.b_dtype == ir::DType::q5_0 || o.b_dtype == ir::DType::q5_1;
   const bool with_min = packed_with_mins(o.b_dtype);
   const int32_t offset_byte = stored_offset(o.b_dtype);
-  const int64_t blocks = o.k / 32, tiles = o.n / kPackRows, V = nibbles ? 4 : 8, vectors = packed_vectors(o.b_dtype);
-  const int64_t rows = rows_per_group(s, blocks, o.m);
-  const int64_t W = s.work_group_size, L = std::max(1, s.sub_group_size), S = W / L;  // S sub-groups per group
-  // Lanes of a 4-row group (the reduction's cluster), its first row group and step;
-  // then the first vector, its step, and the blocks taken in parallel.
-  const int64_t cluster = L >= 4 ? L / 4 : 1, g_step = L >= 4 ? 4 : L;
+  const int64_t blocks = o.k / 32, V = nibbles ? 4 : 8, vectors = packed_vectors(o.b_dtype);
+  const int64_t rows = rows_per_group(s, blocks, std::max<int64_t>(o.m, 1));
+  std::vector<NodeRef> body;
+  const GpuTileLanes lanes = gpu_tile_lanes(mm, rows, body);
+  const int64_t W = s.work_group_size, cluster = lanes.cluster;
+  // the first vector, its step, and the blocks taken in parallel
   const int64_t v_step = std::min(cluster, V), P = cluster >= V ? cluster / V : 1;
-  k.items[0] = W;
-  k.groups[0] = ceil_div(tiles, S);
-  k.groups[1] = ceil_div(o.m, rows);
-  k.groups[2] = numel(mm.out_batch);
-
-  std::string batch = kb.fresh("batch"), m0 = kb.fresh("m0"), lane = kb.fresh("lane"), t = kb.fresh("t");
-  std::string tile = kb.fresh("tile"), q = kb.fresh("q");
-  NodeRef batch_ref = ref(batch, kI64), m0_ref = ref(m0, kI64), lane_ref = ref(lane, kI64), t_ref = ref(t, kI64);
-  NodeRef item = builtin(Builtin::item_id, 0);
-  std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)),
-                            let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))),
-                            let(lane, irem(item, L)),
-                            let(t, iadd(imul(builtin(Builtin::group_id, 0), c_i64(S)), idiv(item, L))),
-                            let(tile, iadd(imul(mm.batch_b(batch_ref), c_i64(tiles)), t_ref)),
-                            let(q, L >= 4 ? irem(lane_ref, cluster) : c_i64(0))};
+  NodeRef batch_ref = lanes.batch, m0_ref = lanes.m0, item = builtin(Builtin::item_id, 0);
 
   // A's rows m0 .. m0 + rows - 1 into local memory: words [row][block][8], scales [row][block]
   // (rows past M: zeros, their addresses clamped to row M - 1).
@@ -96,7 +82,7 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
     NodeRef m = min_(iadd(m0_ref, r), c_i64(o.m - 1));
     return iadd(mm.a_row_block(batch_ref, m), b);
   };
-  auto valid = [&](const NodeRef& r) { return lt(iadd(m0_ref, r), c_i64(o.m)); };
+  auto valid = [&](const NodeRef& r) { return lt(iadd(m0_ref, r), c_i64(o.m)); };  // row m0 + r exists
   {
     std::string i = kb.fresh("i"), ws = kb.fresh("w");
     NodeRef i_ref = bounded_ref(i, 0, rows * blocks * 8 - 1);
@@ -122,15 +108,10 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   // Per 4-row group g of the tile: 4 accumulators per row of A.
   std::string g = kb.fresh("g"), b = kb.fresh("b"), v = kb.fresh("v"), wv = kb.fresh("w");
   NodeRef g_ref = bounded_ref(g, 0, 3), b_ref = bounded_ref(b, 0, blocks - 1), v_ref = bounded_ref(v, 0, V - 1);
-  std::vector<std::vector<std::string>> acc(static_cast<size_t>(rows));
   std::vector<NodeRef> per_group;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int j = 0; j < 4; ++j) {
-      acc[static_cast<size_t>(r)].push_back(kb.fresh("acc"));
-      per_group.push_back(var(acc[static_cast<size_t>(r)].back(), c_f32(0.0)));
-    }
+  const std::vector<std::vector<std::string>> acc = gpu_tile_accumulators(mm, rows, per_group);
   std::vector<NodeRef> step;
-  NodeRef tile_block = iadd(imul(ref(tile, kI64), c_i64(blocks)), b_ref);
+  NodeRef tile_block = iadd(imul(lanes.tile, c_i64(blocks)), b_ref);
   auto vector_words = [&](const NodeRef& vector) {  // word of row 4g of the tile-block's vector
     return iadd(imul(iadd(imul(tile_block, c_i64(vectors)), vector), c_i64(16)), imul(g_ref, c_i64(4)));
   };
@@ -147,19 +128,15 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
     step.push_back(load_vector(k, mv, o.b_scales,
                                iadd(imul(tile_block, c_i64(scales_per_block / 2)), iadd(c_i64(kPackRows / 2), imul(g_ref, c_i64(2)))),
                                {Scalar::i32, 2}));
-  auto half_of = [](const std::string& pairs, int j) {
-    NodeRef pair = ref(lane_name(pairs, j / 2), kI32);
-    return cast(kF32, bitcast({Scalar::f16, 1}, j % 2 == 0 ? pair : binary(BinaryOp::shr, pair, c_i32(16))));
-  };
   std::vector<NodeRef> mw(4);
   std::vector<NodeRef> lo(4), hi(4), dw(4);
   for (int j = 0; j < 4; ++j) {
     NodeRef word = ref(lane_name(wv, j), kI32);
     std::string d = kb.fresh("dw"), mn = kb.fresh("mw");
-    step.push_back(let(d, half_of(sv, j)));
+    step.push_back(let(d, f16_of_words(sv, j)));
     dw[static_cast<size_t>(j)] = ref(d, kF32);
     if (with_min) {
-      step.push_back(let(mn, half_of(mv, j)));
+      step.push_back(let(mn, f16_of_words(mv, j)));
       mw[static_cast<size_t>(j)] = ref(mn, kF32);
     }
     if (!nibbles) {
@@ -208,35 +185,20 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
       step.push_back(assign(a, next));
     }
   }
-  NodeRef v0 = cluster >= V ? irem(ref(q, kI64), V) : ref(q, kI64);
-  NodeRef p0 = cluster >= V ? idiv(ref(q, kI64), V) : c_i64(0);
+  NodeRef v0 = cluster >= V ? irem(lanes.q, V) : lanes.q;
+  NodeRef p0 = cluster >= V ? idiv(lanes.q, V) : c_i64(0);
   per_group.push_back(for_loop(b, p0, c_i64(blocks), c_i64(P), loop_or_let(v, v0, V, v_step, std::move(step))));
 
-  // The 4-row group's lanes add up; its first lane stores the rows of A that exist.
-  std::vector<NodeRef> stores;
-  for (int64_t r = 0; r < rows; ++r) {
-    std::vector<NodeRef> row_stores;
-    for (int j = 0; j < 4; ++j) {
-      NodeRef total = ref(acc[static_cast<size_t>(r)][static_cast<size_t>(j)], kF32);
-      if (cluster > 1) {
-        std::string sum = kb.fresh("sum");
-        per_group.push_back(let(sum, subgroup_reduce(ReduceOp::add, total, static_cast<int>(cluster))));
-        total = ref(sum, kF32);
-      }
-      NodeRef n = iadd(imul(t_ref, c_i64(kPackRows)), iadd(imul(g_ref, c_i64(4)), c_i64(j)));
-      row_stores.push_back(mm.store_out(batch_ref, iadd(m0_ref, c_i64(r)), n, total));
-    }
-    stores.push_back(if_then(valid(c_i64(r)), std::move(row_stores)));
-  }
-  per_group.push_back(if_then(binary(BinaryOp::eq, ref(q, kI64), c_i64(0)), std::move(stores)));
-  NodeRef g0 = L >= 4 ? idiv(lane_ref, cluster) : lane_ref;
-  body.push_back(if_then(lt(t_ref, c_i64(tiles)), loop_or_let(g, g0, 4, g_step, std::move(per_group))));
+  // the 4-row group's lanes add up; its first lane stores the rows of A that exist
+  gpu_tile_store(mm, lanes, g, acc, std::move(per_group), body);
   return body;
 }
 
 }  // namespace
 
-bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k) {
+bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, const std::vector<int64_t>& shape) {
+  if (shape.size() < 2 || shape[shape.size() - 2] % kPackRows != 0) return false;
+  const int64_t k = shape.back();
   return (s.gpu && gpu_type(b_dtype) && k % 32 == 0 && rows_per_group(s, k / 32, 1) > 0) || gpu_reads_packed_k(s, b_dtype, k);
 }
 

@@ -13,7 +13,7 @@
 // vec_dot_q4_K_q8_1 computes the same sums per 32 elements.
 #include <algorithm>
 
-#include "jit/matmul/matmul.h"
+#include "jit/matmul/gpu_tiles.h"
 #include "jit/weight_packing.h"
 
 namespace moat::jit::matmul {
@@ -29,7 +29,7 @@ int64_t rows_per_group(const Schedule& s, int64_t sb, int64_t m) {
 }
 
 bool applies(const Schedule& s, const MatmulShape& mm) {
-  return s.gpu && mm.packed_b && mm.b_dtype == ir::DType::q4_k && mm.a_dtype == ir::DType::q8_k &&
+  return s.gpu && mm.packed_b && mm.b_dtype == ir::DType::q4_k && mm.a_dtype == ir::DType::q8_k && mm.n % kPackRows == 0 &&
          rows_per_group(s, mm.k / 256, std::max<int64_t>(mm.m, 1)) > 0;
 }
 
@@ -43,25 +43,12 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   const Operands& o = mm.o;
   Kernel& k = kb.kernel();
   const Schedule& s = mm.schedule();
-  const int64_t sbs = o.k / 256, tiles = o.n / kPackRows, rows = rows_per_group(s, sbs, o.m);
+  const int64_t sbs = o.k / 256, rows = rows_per_group(s, sbs, std::max<int64_t>(o.m, 1));
   const int64_t block_words = packed_block_bytes(o.b_dtype) / 4, scales_per = packed_block_scales(o.b_dtype);
-  const int64_t W = s.work_group_size, L = std::max(1, s.sub_group_size), S = W / L;
-  const int64_t cluster = L >= 4 ? L / 4 : 1, g_step = L >= 4 ? 4 : L;
-  k.items[0] = W;
-  k.groups[0] = ceil_div(tiles, S);
-  k.groups[1] = ceil_div(o.m, rows);
-  k.groups[2] = numel(mm.out_batch);
-
-  std::string batch = kb.fresh("batch"), m0 = kb.fresh("m0"), lane = kb.fresh("lane"), t = kb.fresh("t");
-  std::string tile = kb.fresh("tile"), q = kb.fresh("q");
-  NodeRef batch_ref = ref(batch, kI64), m0_ref = ref(m0, kI64), lane_ref = ref(lane, kI64), t_ref = ref(t, kI64);
-  NodeRef item = builtin(Builtin::item_id, 0);
-  std::vector<NodeRef> body{let(batch, builtin(Builtin::group_id, 2)),
-                            let(m0, imul(builtin(Builtin::group_id, 1), c_i64(rows))),
-                            let(lane, irem(item, L)),
-                            let(t, iadd(imul(builtin(Builtin::group_id, 0), c_i64(S)), idiv(item, L))),
-                            let(tile, iadd(imul(mm.batch_b(batch_ref), c_i64(tiles)), t_ref)),
-                            let(q, L >= 4 ? irem(lane_ref, cluster) : c_i64(0))};
+  std::vector<NodeRef> body;
+  const GpuTileLanes lanes = gpu_tile_lanes(mm, rows, body);
+  const int64_t W = s.work_group_size, cluster = lanes.cluster;
+  NodeRef batch_ref = lanes.batch, m0_ref = lanes.m0, item = builtin(Builtin::item_id, 0);
 
   // A's rows into local memory: words [row][super-block][64], d_a [row][super-block], the
   // quant sum of each 32-element sub-block [row][super-block][8] (rows past M: zeros).
@@ -71,7 +58,7 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   auto a_block = [&](const NodeRef& r, const NodeRef& b) {  // q8_k block index of A row m0 + r (clamped)
     return iadd(mm.a_row_block(batch_ref, min_(iadd(m0_ref, r), c_i64(o.m - 1))), b);
   };
-  auto valid = [&](const NodeRef& r) { return lt(iadd(m0_ref, r), c_i64(o.m)); };
+  auto valid = [&](const NodeRef& r) { return lt(iadd(m0_ref, r), c_i64(o.m)); };  // row m0 + r exists
   auto a_word = [&](const NodeRef& blk, const NodeRef& w) {  // word w of the block's quants
     return load_as(k, o.a, iadd(imul(blk, c_i64(kQ8kBytes / 4)), iadd(c_i64(1), w)), kI32);
   };
@@ -97,30 +84,21 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
 
   std::string g = kb.fresh("g"), b = kb.fresh("b"), v = kb.fresh("v"), wv = kb.fresh("w");
   NodeRef g_ref = bounded_ref(g, 0, 3), b_ref = bounded_ref(b, 0, sbs - 1), v_ref = bounded_ref(v, 0, 31);
-  std::vector<std::vector<std::string>> acc(static_cast<size_t>(rows));
   std::vector<NodeRef> per_group;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int j = 0; j < 4; ++j) {
-      acc[static_cast<size_t>(r)].push_back(kb.fresh("acc"));
-      per_group.push_back(var(acc[static_cast<size_t>(r)].back(), c_f32(0.0)));
-    }
+  const std::vector<std::vector<std::string>> acc = gpu_tile_accumulators(mm, rows, per_group);
   // per super-block: the 4 rows' d and dmin (f16, one 8-byte load each)
   std::vector<NodeRef> per_block;
-  NodeRef tile_block = iadd(imul(ref(tile, kI64), c_i64(sbs)), b_ref);
+  NodeRef tile_block = iadd(imul(lanes.tile, c_i64(sbs)), b_ref);
   std::string dv = kb.fresh("d"), mv = kb.fresh("dmin");
   NodeRef scale_words = imul(tile_block, c_i64(scales_per / 2));
   per_block.push_back(load_vector(k, dv, o.b_scales, iadd(scale_words, imul(g_ref, c_i64(2))), {Scalar::i32, 2}));
   per_block.push_back(load_vector(k, mv, o.b_scales, iadd(scale_words, iadd(c_i64(kPackRows / 2), imul(g_ref, c_i64(2)))),
                                   {Scalar::i32, 2}));
-  auto half_of = [](const std::string& pairs, int j) {
-    NodeRef pair = ref(lane_name(pairs, j / 2), kI32);
-    return cast(kF32, bitcast({Scalar::f16, 1}, j % 2 == 0 ? pair : binary(BinaryOp::shr, pair, c_i32(16))));
-  };
   std::vector<NodeRef> dw(4), dmw(4);
   for (int j = 0; j < 4; ++j) {
     std::string d = kb.fresh("dw"), dm = kb.fresh("dmw");
-    per_block.push_back(let(d, half_of(dv, j)));
-    per_block.push_back(let(dm, half_of(mv, j)));
+    per_block.push_back(let(d, f16_of_words(dv, j)));
+    per_block.push_back(let(dm, f16_of_words(mv, j)));
     dw[static_cast<size_t>(j)] = ref(d, kF32);
     dmw[static_cast<size_t>(j)] = ref(dm, kF32);
   }
@@ -167,28 +145,12 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
       step.push_back(assign(a, next));
     }
   }
-  std::vector<NodeRef> vectors = loop_or_let(v, ref(q, kI64), 32, cluster, std::move(step));
+  std::vector<NodeRef> vectors = loop_or_let(v, lanes.q, 32, cluster, std::move(step));
   per_block.insert(per_block.end(), vectors.begin(), vectors.end());
   per_group.push_back(for_loop(b, c_i64(0), c_i64(sbs), c_i64(1), std::move(per_block)));
 
-  std::vector<NodeRef> stores;
-  for (int64_t r = 0; r < rows; ++r) {
-    std::vector<NodeRef> row_stores;
-    for (int j = 0; j < 4; ++j) {
-      NodeRef total = ref(acc[static_cast<size_t>(r)][static_cast<size_t>(j)], kF32);
-      if (cluster > 1) {
-        std::string sum = kb.fresh("sum");
-        per_group.push_back(let(sum, subgroup_reduce(ReduceOp::add, total, static_cast<int>(cluster))));
-        total = ref(sum, kF32);
-      }
-      NodeRef n = iadd(imul(t_ref, c_i64(kPackRows)), iadd(imul(g_ref, c_i64(4)), c_i64(j)));
-      row_stores.push_back(mm.store_out(batch_ref, iadd(m0_ref, c_i64(r)), n, total));
-    }
-    stores.push_back(if_then(valid(c_i64(r)), std::move(row_stores)));
-  }
-  per_group.push_back(if_then(binary(BinaryOp::eq, ref(q, kI64), c_i64(0)), std::move(stores)));
-  NodeRef g0 = L >= 4 ? idiv(lane_ref, cluster) : lane_ref;
-  body.push_back(if_then(lt(t_ref, c_i64(tiles)), loop_or_let(g, g0, 4, g_step, std::move(per_group))));
+  // the 4-row group's lanes add up; its first lane stores the rows of A that exist
+  gpu_tile_store(mm, lanes, g, acc, std::move(per_group), body);
   return body;
 }
 

@@ -125,7 +125,8 @@ std::span<const MatmulStrategy* const> matmul_strategies();
 
 // Whether a GPU schedule reads a packed B of this type and K (gpu_int8_tiles.cpp): the
 // lowering packs a weight for a GPU only then, so every one of its uses has a strategy.
-bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, int64_t k);
+// `shape`: the weight's, [.., N, K] (its tiles of 16 rows must not straddle matrices).
+bool gpu_reads_packed(const Schedule& s, ir::DType b_dtype, const std::vector<int64_t>& shape);
 bool gpu_reads_packed_k(const Schedule& s, ir::DType b_dtype, int64_t k);  // gpu_int8_tiles_k.cpp: Q4_K
 
 // The strategies (one file each).

@@ -147,3 +147,36 @@ TEST_CASE("ranges come from the launch grid, lets and narrow loads") {
   CHECK(ops.i64_other == 0);
   CHECK(ops.mulhi == 2);
 }
+
+TEST_CASE("a name bound again in a sibling scope takes its new range, and no i32 shift counts 32 or more") {
+  Kernel k;
+  k.name = "siblings";
+  const int out = k.add_buffer({"out", ir::DType::i32, Space::global, 104, true});
+  const NodeRef i = ref("i", kI64);
+  const NodeRef scaled = mul(i, c_i64(4096));  // one node, in both loops
+  k.body = block({for_loop("i", c_i64(0), c_i64(100), c_i64(1), {store(k, out, i, cast(kI32, binary(BinaryOp::shr, scaled, c_i64(12))))}),
+                  for_loop("i", c_i64(0), c_i64(int64_t{1} << 40), c_i64(int64_t{1} << 39),
+                           {store(k, out, add(c_i64(100), binary(BinaryOp::shr, i, c_i64(39))),
+                                  cast(kI32, binary(BinaryOp::shr, scaled, c_i64(40))))}),
+                  store(k, out, c_i64(102), cast(kI32, binary(BinaryOp::shr, c_i64(12345), c_i64(33)))),
+                  store(k, out, c_i64(103), cast(kI32, binary(BinaryOp::shl, c_i64(0), c_i64(40))))});
+  const Kernel narrowed = narrow_index_arithmetic(k);
+  struct WideShifts : Visitor {
+    int found = 0;
+    void visit_binary(const Node& n) override {
+      const auto op = static_cast<BinaryOp>(n.op);
+      if ((op == BinaryOp::shl || op == BinaryOp::shr) && n.type == kI32 && n.args[1]->kind == NodeKind::constant &&
+          n.args[1]->i >= 32)
+        ++found;
+      visit_children(n);
+    }
+  } shifts;
+  shifts.visit(*narrowed.body);
+  CHECK(shifts.found == 0);
+  const std::vector<int32_t> got = run(narrowed, 104);
+  for (int64_t x = 0; x < 100; ++x) CHECK(got[static_cast<size_t>(x)] == x);
+  CHECK(got[100] == 0);
+  CHECK(got[101] == 2048);  // (2^39 x 4096) >> 40: the second loop's i is not the first's [0, 99]
+  CHECK(got[102] == 0);
+  CHECK(got[103] == 0);
+}

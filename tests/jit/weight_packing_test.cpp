@@ -226,4 +226,13 @@ TEST_CASE("the lowering packs weights read only by int8 matmuls: every packable 
   CHECK_FALSE(has_buffer(on_gpu, jit::packed_quads_name("w5")));
   const jit::Plan on_cpu = jit::lower(g2, {{"T", 3}}, cpu_schedule());
   CHECK(has_buffer(on_cpu, jit::packed_quads_name("w5")));
+  // per-matrix rows not in tiles of 16 (two matrices of 8 rows): a tile would straddle them
+  ir::Graph g3;
+  ir::Builder b3(g3);
+  ir::NodeId x3 = b3.input("x", {ir::DType::f32, ir::static_shape({2, 1, 64})});
+  ir::NodeId w8 = b3.param("w8", {ir::DType::q4_0, ir::static_shape({2, 8, 64})});
+  g3.outputs = {b3.matmul_weight(x3, w8)};
+  const jit::Plan halves = jit::lower(g3, {}, gpu);
+  CHECK(has_buffer(halves, "w8"));
+  CHECK_FALSE(has_buffer(halves, jit::packed_quads_name("w8")));
 }

@@ -101,6 +101,9 @@ class Model {
   virtual bool has_draft() const { return false; }
   virtual std::vector<CachePart> draft_cache_layout() const { return {}; }
   virtual int64_t hidden_size() const = 0;  // elements of one token's hidden state
+  // Decoder layers: weights "blk.0.*" .. "blk.{layers()-1}.*" (a draft module's, if any,
+  // come after). A placement over several devices splits them (runtime/placement.h).
+  virtual int64_t layers() const = 0;
   // Why has_draft() is false ("the file has no MTP layers"), for the error a user sees.
   virtual std::string why_no_draft() const { return "the model has no draft module"; }
 };

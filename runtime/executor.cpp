@@ -78,7 +78,9 @@ Executor::Executor(backends::Device& device, runtime::KernelCache& cache, jit::P
 Executor::~Executor() = default;
 
 std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
-                                          const std::map<std::string, const backends::Buffer*>* resident) {
+                                          const std::map<std::string, const backends::Buffer*>* resident,
+                                          std::span<const backends::Buffer* const> output_into,
+                                          const std::map<std::string, const backends::Buffer*>* carried) {
   if (views_generation_ != arena_->generation()) {  // the arena was made (again): views of its bytes
     compiled_->views.clear();
     compiled_->views.resize(plan_.buffers.size());
@@ -92,22 +94,38 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
   // host memory).
   std::vector<std::unique_ptr<backends::Buffer>> bound(plan_.buffers.size());
   std::vector<const backends::Buffer*> buffer(plan_.buffers.size(), nullptr);
+  MOAT_INTERNAL_CHECK(output_into.empty() || output_into.size() == plan_.outputs.size(), "output buffers for ",
+                      output_into.size(), " of ", plan_.outputs.size(), " outputs");
+  std::vector<const backends::Buffer*> redirected(plan_.buffers.size(), nullptr);  // arena buffers written elsewhere
+  for (size_t k = 0; k < output_into.size(); ++k) {
+    if (!output_into[k]) continue;
+    int root = plan_.outputs[k];
+    while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+    if (memory_.offset[static_cast<size_t>(root)] >= 0) redirected[static_cast<size_t>(root)] = output_into[k];
+  }
   for (size_t i = 0; i < plan_.buffers.size(); ++i) {
     const jit::PlanBuffer& b = plan_.buffers[i];
     if (b.alias_of >= 0) {
       buffer[i] = buffer.at(static_cast<size_t>(b.alias_of));
       continue;
     }
+    if (redirected[i]) {
+      buffer[i] = redirected[i];
+      continue;
+    }
     if (compiled_->owned[i] || compiled_->views[i]) {
       buffer[i] = compiled_->owned[i] ? compiled_->owned[i].get() : compiled_->views[i].get();
       continue;
     }
-    if (resident) {
-      auto on_device = resident->find(b.name);
-      if (on_device != resident->end()) {
-        buffer[i] = on_device->second;
-        continue;
-      }
+    const backends::Buffer* on_device = nullptr;
+    for (const auto* names : {resident, carried}) {
+      if (!names || on_device) continue;
+      auto it = names->find(b.name);
+      if (it != names->end()) on_device = it->second;
+    }
+    if (on_device) {
+      buffer[i] = on_device;
+      continue;
     }
     const ir::HostTensor* packed = packed_.find(b.name, bindings.tensors);  // a packed weight's half
     auto it = bindings.tensors.find(b.name);
@@ -152,8 +170,17 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
   }
 
   std::vector<ir::HostTensor> outputs;
-  for (int o : plan_.outputs) {
+  for (size_t k = 0; k < plan_.outputs.size(); ++k) {
+    const int o = plan_.outputs[k];
     const jit::PlanBuffer& b = plan_.buffers[static_cast<size_t>(o)];
+    if (!output_into.empty() && output_into[k]) {
+      int root = o;
+      while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+      if (redirected[static_cast<size_t>(root)]) {  // written into the caller's buffer
+        outputs.push_back(ir::HostTensor::from_bytes(b.dtype, {0}, {}));
+        continue;
+      }
+    }
     if (b.in_place && resident) {  // state updated on the device: the caller holds it, nothing is read back
       int root = o;
       while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,17 @@ class Executor {
   // in `resident`: tensors already on the device (weights uploaded once), by name, which
   // the caller has checked. A weight the plan reads packed (jit/weight_packing.h) is
   // bound by its own name and packed here on first use. Returns one tensor per output.
+  //
+  // `output_into` (empty, or one entry per output): a non-null entry is a device buffer
+  // of the output's bytes that the kernels write the output into instead of the arena;
+  // it is not read back (its tensor is returned with shape {0}) unless the output is not
+  // an arena buffer (an input, param or constant), which is read back as usual.
+  // `carried`: more device buffers by name, looked up after `resident` (values an earlier
+  // plan left on the device).
   std::vector<ir::HostTensor> run(const ir::Bindings& bindings,
-                                  const std::map<std::string, const backends::Buffer*>* resident = nullptr);
+                                  const std::map<std::string, const backends::Buffer*>* resident = nullptr,
+                                  std::span<const backends::Buffer* const> output_into = {},
+                                  const std::map<std::string, const backends::Buffer*>* carried = nullptr);
 
   const jit::Plan& plan() const { return plan_; }
   const MemoryPlan& memory() const { return memory_; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <set>
 
 #include "jit/lower.h"
 #include "jit/schedule.h"
@@ -14,9 +15,35 @@
 
 namespace moat::runtime {
 
+namespace {
+
+// The model weight a plan buffer binds: "X" for "X" and for the packed halves "X#quads16".
+std::string weight_of(const std::string& buffer_name) { return buffer_name.substr(0, buffer_name.find('#')); }
+
+bool device_supports(const backends::Device& device, const ir::Graph& graph, ir::NodeId id) {
+  const ir::Node& node = graph.node(id);
+  std::vector<std::string> dtypes;
+  for (ir::NodeId operand : node.operands) dtypes.emplace_back(ir::dtype_name(graph.type(operand).dtype));
+  dtypes.emplace_back(ir::dtype_name(node.type.dtype));
+  return device.supports_op(ir::op_name(node.op), dtypes);
+}
+
+}  // namespace
+
 Session::Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
                  const SessionOptions& options)
-    : model_(model), device_(device), cache_(cache), progress_(options.progress) {
+    : Session(model, std::vector<backends::Device*>{&device}, cache, options) {}
+
+Session::Session(const models::Model& model, std::span<backends::Device* const> devices, runtime::KernelCache& cache,
+                 const SessionOptions& options)
+    : model_(model), cache_(cache), progress_(options.progress) {
+  if (devices.empty()) user_error("a session needs at least one device");
+  for (backends::Device* device : devices) {
+    MOAT_INTERNAL_CHECK(device != nullptr, "a session given a null device");
+    devices_.push_back({device, std::make_unique<Arena>(*device), {}});
+  }
+  if (devices.size() > 1) placement_ = options.placement;
+  check_placement(placement_, static_cast<int>(devices_.size()), model.layers());
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
   cache_parts_ = model.cache_layout();
   if (options.draft) {
@@ -30,7 +57,6 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
       user_error("a ", ir::dtype_name(options.cache_dtype), " cache needs rows of whole ", ir::dtype_block_elems(options.cache_dtype),
                  "-element blocks, and this model's ", part.input, " rows have ", part.width,
                  " elements; use --cache-type f16 (or f32, bf16)");
-  arena_ = std::make_unique<Arena>(device);
   if (options.sequences < 1) user_error("a session needs at least one sequence, got ", options.sequences);
   cached_.assign(static_cast<size_t>(options.sequences), 0);
   pass_.cache_rows = context_ * options.sequences;
@@ -38,21 +64,46 @@ Session::Session(const models::Model& model, backends::Device& device, runtime::
   pass_.batched = options.sequences > 1;
   max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
   check_memory(options);
-  // The latent cache lives on the device for the whole context: written in place by the
-  // passes (write_rows), never copied to or from the host. Pages are touched as rows
-  // are written (CPU: address space until then).
+  // The latent cache lives on the device of the layer that writes it, for the whole
+  // context: written in place by the passes (write_rows), never copied to or from the
+  // host. Pages are touched as rows are written (CPU: address space until then).
   for (const models::CachePart& part : cache_parts_) {
-    caches_.push_back(device.allocate(static_cast<uint64_t>(
+    auto home = cache_device_.find(part.input);
+    DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
+    caches_.push_back(d.device->allocate(static_cast<uint64_t>(
         ir::tensor_bytes(pass_.cache_dtype, {pass_.cache_rows * part.rows_per_token, part.width}))));
-    resident_[part.input] = caches_.back().get();
+    d.resident[part.input] = caches_.back().get();
   }
-  // Weights go to the device once (zero-copy where it shares host memory).
-  const auto total = static_cast<int64_t>(model.tensors().size());
-  for (const auto& [name, tensor] : model.tensors()) {
-    weight_buffers_.push_back(device.wrap_host(tensor.bytes().data(), tensor.bytes().size()));
-    resident_[name] = weight_buffers_.back().get();
-    if (progress_) progress_("upload", static_cast<int64_t>(weight_buffers_.size()), total);
+  // Weights go once to each device that reads them (zero-copy where it shares host
+  // memory): those of the passes lowered above now, any other when a plan first names it.
+  std::vector<std::pair<size_t, std::string>> uploads;
+  for (const auto& [key, pass] : lowered_)
+    for (const LoweredStage& stage : pass.stages)
+      for (const jit::PlanBuffer& b : stage.plan.buffers)
+        if (b.role == jit::PlanBuffer::Role::param && model.tensors().count(b.name))
+          uploads.emplace_back(static_cast<size_t>(stage.device), b.name);
+  std::sort(uploads.begin(), uploads.end());
+  uploads.erase(std::unique(uploads.begin(), uploads.end()), uploads.end());
+  for (size_t i = 0; i < uploads.size(); ++i) {
+    make_resident(uploads[i].first, uploads[i].second);
+    if (progress_) progress_("upload", static_cast<int64_t>(i + 1), static_cast<int64_t>(uploads.size()));
   }
+}
+
+void Session::make_resident(size_t d, const std::string& name) {
+  DeviceState& state = devices_.at(d);
+  if (state.resident.count(name)) return;
+  auto plain = model_.tensors().find(name);
+  const ir::HostTensor* t = plain != model_.tensors().end() ? &plain->second : packed_.find(name, model_.tensors());
+  if (!t) return;  // not a weight: bound per run
+  weight_buffers_.push_back(state.device->wrap_host(t->bytes().data(), t->bytes().size()));
+  state.resident[name] = weight_buffers_.back().get();
+}
+
+std::vector<StageDevice> Session::stage_devices() const {
+  std::vector<StageDevice> out;
+  for (const DeviceState& d : devices_) out.push_back({d.device, d.arena.get(), &d.resident});
+  return out;
 }
 
 void Session::rewind(int64_t sequence, int64_t tokens) {
@@ -74,53 +125,134 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), static_cast<size_t>(n))};
-    plan_for(key_for({&work, 1}, rows), [&](Executor& e) { run_pass(e, {&work, 1}, rows); });
+    plan_for(key_for({&work, 1}, rows), [&](StagedPlan& e) { run_pass(e, {&work, 1}, rows); });
     cached_[0] += n;
     left -= n;
   }
   if (cached_[0] < context_) {
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), 1)};
-    plan_for(key_for({&work, 1}, models::LogitRows::all), [&](Executor& e) { run_pass(e, {&work, 1}, models::LogitRows::all); });
+    plan_for(key_for({&work, 1}, models::LogitRows::all), [&](StagedPlan& e) { run_pass(e, {&work, 1}, models::LogitRows::all); });
   }
   cached_[0] = held;
 }
 
 Session::~Session() = default;
 
-jit::Plan Session::lower_pass(const PlanKey& key) const {
-  models::PassSpec pass = pass_;
-  std::tie(pass.tokens, pass.first, pass.rows, pass.outputs, pass.draft) = key;
-  return jit::lower(model_.pass_graph(pass), {}, schedule_for(device_.properties()));
+LoweredPass Session::lower_pass(const PlanKey& key) {
+  models::PassSpec spec = pass_;
+  std::tie(spec.tokens, spec.first, spec.rows, spec.outputs, spec.draft) = key;
+  const ir::Graph graph = model_.pass_graph(spec);
+  LoweredPass lowered;
+  lowered.outputs = graph.outputs;
+  auto lower_on = [&](int device, const ir::Graph& g) {
+    return jit::lower(g, {}, schedule_for(devices_.at(static_cast<size_t>(device)).device->properties()));
+  };
+  if (devices_.size() == 1) {
+    lowered.stages.push_back({0, lower_on(0, graph), graph.outputs, {}});
+    return lowered;
+  }
+  const NodePlacement placement =
+      place_nodes(graph, placement_, static_cast<int>(devices_.size()), model_.layers(),
+                  [&](int d, const ir::Graph& g, ir::NodeId id) { return device_supports(*devices_.at(static_cast<size_t>(d)).device, g, id); });
+  for (const Fallback& f : placement.fallbacks) {
+    const std::string line = cat(ir::op_name(graph.node(f.node).op), " on ", devices_[static_cast<size_t>(f.from)].device->properties().info.id,
+                                 " -> ", devices_[static_cast<size_t>(f.to)].device->properties().info.id);
+    if (std::find(fallbacks_.begin(), fallbacks_.end(), line) == fallbacks_.end()) fallbacks_.push_back(line);
+  }
+  Partition partition = partition_graph(graph, placement.device);
+  lowered.transfer_bytes = partition.transfer_bytes;
+  for (Stage& stage : partition.stages)
+    lowered.stages.push_back({stage.device, lower_on(stage.device, stage.graph), std::move(stage.computes), std::move(stage.receives)});
+  return lowered;
 }
 
 void Session::check_memory(const SessionOptions& options) {
-  for (const auto& [name, tensor] : model_.tensors()) needs_.weights += tensor.bytes().size();
-  needs_.cache = static_cast<uint64_t>(context_) * static_cast<uint64_t>(sequences()) * cache_bytes_per_token();
+  const size_t n = devices_.size();
+  shares_.assign(n, {});
   // The largest passes: a full batch (first and later) and one token; lowered once here
-  // and compiled when first used.
+  // and compiled when first used. What their stages read places the weights and the
+  // cache parts on devices.
   const auto start = std::chrono::steady_clock::now();
+  const PlanKey decode{1, false, models::LogitRows::all, 1, false};
   std::vector<PlanKey> largest = {PlanKey{max_batch_, true, models::LogitRows::all, 1, false},
-                                  PlanKey{max_batch_, false, models::LogitRows::all, 1, false},
-                                  PlanKey{1, false, models::LogitRows::all, 1, false}};
+                                  PlanKey{max_batch_, false, models::LogitRows::all, 1, false}, decode};
   if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true});
+  std::vector<std::set<std::string>> weights(n);
   for (const PlanKey& key : largest) {
-    jit::Plan plan = lower_pass(key);
-    needs_.activations = std::max(needs_.activations, plan_memory(plan).bytes);
-    lowered_.emplace(key, std::move(plan));
+    if (lowered_.count(key)) continue;
+    LoweredPass pass = lower_pass(key);
+    const CarryPlan carries = plan_carries(pass);
+    for (const LoweredStage& stage : pass.stages) {
+      MemoryNeeds& needs = shares_[static_cast<size_t>(stage.device)].needs;
+      needs.activations = std::max(needs.activations, plan_memory(stage.plan).bytes + carries.bytes_on(stage.device));
+      for (const jit::PlanBuffer& b : stage.plan.buffers) {
+        if (b.role == jit::PlanBuffer::Role::param) weights[static_cast<size_t>(stage.device)].insert(weight_of(b.name));
+        const bool is_cache = std::any_of(cache_parts_.begin(), cache_parts_.end(),
+                                          [&](const models::CachePart& part) { return part.input == b.name; });
+        if (b.role != jit::PlanBuffer::Role::input || !is_cache) continue;
+        auto [home, fresh] = cache_device_.emplace(b.name, stage.device);
+        MOAT_INTERNAL_CHECK(fresh || home->second == stage.device, "the cache input ", b.name, " is read on two devices");
+      }
+    }
+    lowered_.emplace(key, std::move(pass));
   }
+  decode_moved_ = lowered_.at(decode).transfer_bytes;
   stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const backends::DeviceProperties& p = device_.properties();
-  needs_.available = options.memory_budget > 0 ? options.memory_budget
-                     : p.host_memory            ? available_host_memory()
-                                                : p.info.memory_bytes;
-  if (needs_.available == 0 || needs_.total() <= needs_.available) return;
-  user_error("the model does not fit ", p.info.id, ": it needs ", mib(needs_.total()), " (weights ", mib(needs_.weights),
-             ", latent cache ", mib(needs_.cache), " for ", context_, " tokens",
+
+  int64_t next_layer = 0;
+  for (size_t d = 0; d < n; ++d) {
+    DeviceShare& share = shares_[d];
+    const backends::DeviceProperties& p = devices_[d].device->properties();
+    share.device = p.info.id;
+    share.first_layer = next_layer;
+    share.layers = placement_.layers_per_device.empty() ? (d == 0 ? model_.layers() : 0) : placement_.layers_per_device[d];
+    next_layer += share.layers;
+    share.routed_experts = placement_.moe_device == static_cast<int>(d);
+    if (n == 1) {
+      for (const auto& [name, tensor] : model_.tensors()) share.needs.weights += tensor.bytes().size();
+    } else {
+      for (const std::string& name : weights[d]) {
+        auto t = model_.tensors().find(name);
+        if (t != model_.tensors().end()) share.needs.weights += t->second.bytes().size();
+      }
+    }
+    for (const models::CachePart& part : cache_parts_) {
+      auto home = cache_device_.find(part.input);
+      if ((home != cache_device_.end() ? static_cast<size_t>(home->second) : 0) != d) continue;
+      share.needs.cache += static_cast<uint64_t>(context_) * static_cast<uint64_t>(sequences()) *
+                           static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {part.rows_per_token, part.width}));
+    }
+    share.needs.available = options.memory_budget > 0 ? options.memory_budget : p.host_memory ? available_host_memory() : p.info.memory_bytes;
+    needs_.weights += share.needs.weights;
+    needs_.cache += share.needs.cache;
+    needs_.activations += share.needs.activations;
+  }
+  // Devices that share host memory are checked together against it (without a budget).
+  MemoryNeeds host;
+  std::vector<std::string> host_ids;
+  for (const DeviceShare& share : shares_) {
+    const bool in_host = options.memory_budget == 0 && devices_[static_cast<size_t>(&share - shares_.data())].device->properties().host_memory;
+    if (!in_host) {
+      check_fits(share.device, share.needs, options);
+      continue;
+    }
+    host.weights += share.needs.weights, host.cache += share.needs.cache, host.activations += share.needs.activations;
+    host.available = share.needs.available;
+    host_ids.push_back(share.device);
+  }
+  if (!host_ids.empty()) check_fits(join(host_ids, " + "), host, options);
+  if (n == 1) needs_ = shares_[0].needs;  // with several devices the budgets are theirs (available 0)
+}
+
+void Session::check_fits(const std::string& where, const MemoryNeeds& needs, const SessionOptions& options) const {
+  if (needs.available == 0 || needs.total() <= needs.available) return;
+  user_error("the model does not fit ", where, ": it needs ", mib(needs.total()), " (weights ", mib(needs.weights),
+             ", latent cache ", mib(needs.cache), " for ", context_, " tokens",
              sequences() > 1 ? cat(" x ", sequences(), " sequences") : std::string(), " of ", ir::dtype_name(pass_.cache_dtype),
-             ", activations ", mib(needs_.activations), " for passes of ", max_batch_, " tokens) and ",
-             options.memory_budget > 0 ? "the budget (--memory-budget) is " : "has ", mib(needs_.available),
+             ", activations ", mib(needs.activations), " for passes of ", max_batch_, " tokens) and ",
+             options.memory_budget > 0 ? "the budget (--memory-budget) is " : "has ", mib(needs.available),
              "; lower --ctx", sequences() > 1 ? ", --parallel" : "", " or --batch", pass_.cache_dtype == ir::DType::f32 ? ", use --cache-type f16" : "",
-             ", or use a smaller model file");
+             devices_.size() > 1 ? ", give this device fewer layers (--split layers:...)" : "", ", or use a smaller model file");
 }
 
 uint64_t Session::cache_bytes_per_token() const {
@@ -213,7 +345,7 @@ Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::
   return {new_tokens, first, rows, outputs, false};
 }
 
-Executor& Session::plan_for(const PlanKey& key, const std::function<void(Executor&)>& warm_up) {
+StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up) {
   auto plan = plans_.find(key);
   if (plan != plans_.end()) {
     plan->second.last_use = ++uses_;
@@ -221,20 +353,19 @@ Executor& Session::plan_for(const PlanKey& key, const std::function<void(Executo
   }
   const auto start = std::chrono::steady_clock::now();
   auto lowered = lowered_.find(key);
-  jit::Plan lowered_plan = lowered != lowered_.end() ? std::move(lowered->second) : lower_pass(key);
+  LoweredPass lowered_pass = lowered != lowered_.end() ? std::move(lowered->second) : lower_pass(key);
   if (lowered != lowered_.end()) lowered_.erase(lowered);
-  ExecutorOptions options;
-  options.arena = arena_.get();
-  if (progress_) options.progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
+  std::function<void(int64_t, int64_t)> progress;
+  if (progress_) progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
   const uint64_t compiles_before = cache_.stats().compiles;
-  auto exec = std::make_unique<Executor>(device_, cache_, std::move(lowered_plan), options);
+  const std::vector<StageDevice> devices = stage_devices();
+  auto exec = std::make_unique<StagedPlan>(devices, cache_, std::move(lowered_pass), progress);
   const auto pack_start = std::chrono::steady_clock::now();
-  for (const jit::PlanBuffer& b : exec->plan().buffers) {  // packed weights: made once, kept on the device
-    if (b.role != jit::PlanBuffer::Role::param || resident_.count(b.name)) continue;
-    if (const ir::HostTensor* t = packed_.find(b.name, model_.tensors())) {
-      weight_buffers_.push_back(device_.wrap_host(t->bytes().data(), t->bytes().size()));
-      resident_[b.name] = weight_buffers_.back().get();
-    }
+  bool first_launch_compiles = false;
+  for (size_t d = 0; d < devices_.size(); ++d) {  // weights each stage reads (packed ones packed once), kept on its device
+    const std::vector<std::string> names = exec->params_on(static_cast<int>(d));
+    for (const std::string& name : names) make_resident(d, name);
+    first_launch_compiles |= !names.empty() && devices_[d].device->properties().first_launch_compiles;
   }
   // A bounded set: the least recently used plan goes when there are too many (prompts
   // of many lengths end in chunks of many sizes).
@@ -251,16 +382,22 @@ Executor& Session::plan_for(const PlanKey& key, const std::function<void(Executo
   // A driver that compiles at first launch does so for kernels new to it: those this
   // process compiled (its binaries from the kernel cache were launched before, and the
   // driver keeps its own cache). Their first launch is a warm-up pass here, not timed.
-  if (device_.properties().first_launch_compiles && cache_.stats().compiles > compiles_before) {
+  if (first_launch_compiles && cache_.stats().compiles > compiles_before) {
     warm_up(*plan->second.executor);
     stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
   }
   return *plan->second.executor;
 }
 
+std::vector<ir::HostTensor> Session::run_plan(StagedPlan& plan, const ir::Bindings& bindings) {
+  std::vector<ir::HostTensor> out = plan.run(bindings);
+  last_moved_ = plan.last_moved_bytes();
+  return out;
+}
+
 // Runs `plan` for `work`, each sequence's tokens after those it holds: their cache rows
 // are written in place (a warm-up's rows are written again by the real pass).
-std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
+std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
   std::vector<int64_t> ids, positions, cache_at, key_starts, logit_rows;
   for (const SequenceTokens& w : work) {
     const int64_t past = cached_[static_cast<size_t>(w.sequence)], first_row = w.sequence * context_;
@@ -282,11 +419,11 @@ std::vector<ir::HostTensor> Session::run_pass(Executor& plan, std::span<const Se
     if (std::get<2>(key_for(work, rows)) == models::LogitRows::last)
       bindings.tensors["logit_rows"] = ir::HostTensor::from_i64({static_cast<int64_t>(logit_rows.size())}, logit_rows, ir::DType::i32);
   }
-  return plan.run(bindings, &resident_);
+  return run_plan(plan, bindings);
 }
 
 std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
-  Executor& plan = plan_for(key_for(work, rows), [&](Executor& e) { run_pass(e, work, rows); });
+  StagedPlan& plan = plan_for(key_for(work, rows), [&](StagedPlan& e) { run_pass(e, work, rows); });
   std::vector<ir::HostTensor> out = run_pass(plan, work, rows);
   for (const SequenceTokens& w : work) cached_[static_cast<size_t>(w.sequence)] += static_cast<int64_t>(w.tokens.size());
   if (pass_.hidden) {
@@ -336,7 +473,7 @@ std::vector<float> Session::run_draft(std::span<const int32_t> tokens, std::span
     const int64_t at = first + static_cast<int64_t>(start);
     const models::LogitRows chunk_rows = n == 1 ? models::LogitRows::all : rows;  // one row: the same pass
     const PlanKey key{static_cast<int64_t>(n), false, chunk_rows, 1, true};
-    Executor& plan = plan_for(key, [&](Executor& e) { run_draft_pass(e, at, chunk, chunk_hidden); });
+    StagedPlan& plan = plan_for(key, [&](StagedPlan& e) { run_draft_pass(e, at, chunk, chunk_hidden); });
     std::vector<ir::HostTensor> out = run_draft_pass(plan, at, chunk, chunk_hidden);
     const std::vector<float> chunk_logits = out[0].to_f32(), out_hidden = out.back().to_f32();
     if (rows == models::LogitRows::last) logits.clear();
@@ -347,7 +484,7 @@ std::vector<float> Session::run_draft(std::span<const int32_t> tokens, std::span
 }
 
 // The draft pass at positions first_position..: its cache rows are written in place.
-std::vector<ir::HostTensor> Session::run_draft_pass(Executor& plan, int64_t first_position, std::span<const int32_t> tokens,
+std::vector<ir::HostTensor> Session::run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,
                                                     std::span<const float> hidden) {
   const auto T = static_cast<int64_t>(tokens.size());
   std::vector<int64_t> ids(tokens.begin(), tokens.end()), positions;
@@ -356,7 +493,7 @@ std::vector<ir::HostTensor> Session::run_draft_pass(Executor& plan, int64_t firs
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
   bindings.tensors["hidden"] = ir::HostTensor::from_f32({T, model_.hidden_size()}, hidden);
-  return plan.run(bindings, &resident_);
+  return run_plan(plan, bindings);
 }
 
 }  // namespace moat::runtime

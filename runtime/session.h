@@ -1,5 +1,7 @@
-// A model running on one device: weights uploaded once, the latent KV cache, and the
-// forward pass over new tokens in chunks (prefill) or one at a time (decode).
+// A model running on one device, or on several (placement.h: layers split over devices,
+// routed experts on one of them): weights uploaded once to the device that reads them,
+// the latent KV cache, and the forward pass over new tokens in chunks (prefill) or one at
+// a time (decode).
 //
 // The model is any family behind the model interface (frontend/model.h). Its cache parts
 // (DeepSeek: per layer the kv_lora latent and the shared rope key) live on the device
@@ -25,10 +27,10 @@
 #include "runtime/kernel_cache.h"
 #include "runtime/memory_plan.h"
 #include "runtime/packed_weights.h"
+#include "runtime/placement.h"
+#include "runtime/staged_plan.h"
 
 namespace moat::runtime {
-
-class Executor;
 
 // The most plans a session keeps (least recently used go first); a session of several
 // sequences keeps more (max_plans()).
@@ -58,6 +60,8 @@ struct SessionOptions {
   // returns its tokens' hidden states (last_hidden), and evaluate_draft runs the module
   // over a cache of its own. UserError naming why when the model cannot draft.
   bool draft = false;
+  // Several devices: which computes what (placement.h). Ignored with one device.
+  PlacementSpec placement;
 };
 
 // New tokens of one sequence in a pass of several (Session::evaluate_sequences).
@@ -73,6 +77,14 @@ struct MemoryNeeds {
   uint64_t activations = 0;  // bytes of the largest pass's arena (memory_plan.h)
   uint64_t available = 0;    // the budget they are checked against; 0: unknown (not checked)
   uint64_t total() const { return weights + cache + activations; }
+};
+
+// One device's share of a session over several devices.
+struct DeviceShare {
+  std::string device;                   // its id ("opencl:0")
+  int64_t first_layer = 0, layers = 0;  // the decoder layers it runs
+  bool routed_experts = false;          // it runs some layers' routed experts
+  MemoryNeeds needs;                    // its weights, cache and activations; `available`: its budget
 };
 
 struct SessionStats {
@@ -93,6 +105,10 @@ class Session {
   // whole context (on the CPU, pages are touched as tokens arrive), so decoding never
   // reallocates it.
   Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
+          const SessionOptions& options);
+  // Over several devices as options.placement says (the first device holds what no
+  // layer claims). The budget is checked per device, host-memory devices together.
+  Session(const models::Model& model, std::span<backends::Device* const> devices, runtime::KernelCache& cache,
           const SessionOptions& options);
   Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache, int64_t context = 0)
       : Session(model, device, cache, SessionOptions{context, {}, ir::DType::f16}) {}
@@ -152,7 +168,16 @@ class Session {
   // Bytes of latent cache per token (all layers, in the cache type).
   uint64_t cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
-  const MemoryNeeds& memory_needs() const { return needs_; }
+  const MemoryNeeds& memory_needs() const { return needs_; }  // every device together
+  // Per device, in the session's device order (one entry for a single device).
+  const std::vector<DeviceShare>& device_shares() const { return shares_; }
+  // Nodes moved off the device their layer maps to because it cannot run them
+  // (supports_op): "topk on opencl:0 -> cpu", once per op and device pair.
+  const std::vector<std::string>& fallbacks() const { return fallbacks_; }
+  // Bytes moved between devices by one decode step (one token); 0 on one device.
+  uint64_t moved_bytes_per_token() const { return decode_moved_; }
+  // Bytes the last pass moved between devices.
+  uint64_t last_moved_bytes() const { return last_moved_; }
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
   // Several sequences: one more per decode batch size (1..sequences) and room for the
   // power-of-two prompt chunks of both forms (batch_scheduler.h).
@@ -169,17 +194,31 @@ class Session {
   using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t, bool>;
   // The compiled plan of `key`; `warm_up` runs a new one once where the driver compiles
   // at first launch.
-  Executor& plan_for(const PlanKey& key, const std::function<void(Executor&)>& warm_up);
+  StagedPlan& plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up);
   PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
-  std::vector<ir::HostTensor> run_pass(Executor& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
-  std::vector<ir::HostTensor> run_draft_pass(Executor& plan, int64_t first_position, std::span<const int32_t> tokens,
+  std::vector<ir::HostTensor> run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
+  std::vector<ir::HostTensor> run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,
                                              std::span<const float> hidden);
+  std::vector<ir::HostTensor> run_plan(StagedPlan& plan, const ir::Bindings& bindings);
   void check_tokens(std::span<const int32_t> tokens) const;
-  jit::Plan lower_pass(const PlanKey& key) const;
+  LoweredPass lower_pass(const PlanKey& key);
   void check_memory(const SessionOptions& options);
+  // UserError naming `where`, the sizes and what to lower when `needs` passes its budget.
+  void check_fits(const std::string& where, const MemoryNeeds& needs, const SessionOptions& options) const;
+  // Makes the weight `name` (or a packed half of one) resident on device `d`, once.
+  void make_resident(size_t d, const std::string& name);
+
+  // What the session keeps per device.
+  struct DeviceState {
+    backends::Device* device = nullptr;
+    std::unique_ptr<Arena> arena;  // its plans' intermediates (outlives the plans)
+    std::map<std::string, const backends::Buffer*> resident;  // weights and caches on it
+  };
+  // Devices and what each one keeps, in the session's order.
+  std::vector<DeviceState> devices_;
+  std::vector<StageDevice> stage_devices() const;
 
   const models::Model& model_;
-  backends::Device& device_;
   runtime::KernelCache& cache_;
   ProgressFn progress_;
   int64_t context_ = 0;
@@ -192,22 +231,25 @@ class Session {
   std::vector<float> run_draft(std::span<const int32_t> tokens, std::span<const float> hidden, models::LogitRows rows);
   models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)
   std::vector<models::CachePart> cache_parts_;
-  std::unique_ptr<Arena> arena_;                        // every plan's intermediates (outlives the plans)
+  PlacementSpec placement_;
+  std::vector<DeviceShare> shares_;
+  std::vector<std::string> fallbacks_;
+  std::map<std::string, int> cache_device_;  // device of each cache part
+  uint64_t last_moved_ = 0, decode_moved_ = 0;
   // per cache part: [sequences x context rows, width] on the device; sequence s owns rows
   // s * context .. (s + 1) * context - 1
   std::vector<std::unique_ptr<backends::Buffer>> caches_;
   struct CachedPlan {
-    std::unique_ptr<Executor> executor;
+    std::unique_ptr<StagedPlan> executor;
     uint64_t last_use = 0;
   };
   std::map<PlanKey, CachedPlan> plans_;
-  std::map<PlanKey, jit::Plan> lowered_;  // lowered by check_memory, not compiled yet
+  std::map<PlanKey, LoweredPass> lowered_;  // lowered by check_memory, not compiled yet
   int64_t max_batch_ = 512;
   MemoryNeeds needs_;
   uint64_t uses_ = 0;
   PackedWeights packed_;  // weights some plan reads in the packed CPU layout (outlive their buffers)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
-  std::map<std::string, const backends::Buffer*> resident_;
   SessionStats stats_;
 };
 

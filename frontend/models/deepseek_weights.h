@@ -50,6 +50,7 @@ struct DeepSeekModel : Model {
   bool has_draft() const override { return hparams.n_mtp > 0; }
   std::vector<CachePart> draft_cache_layout() const override;
   int64_t hidden_size() const override { return hparams.n_embd; }
+  int64_t layers() const override { return hparams.n_layer; }
   std::string why_no_draft() const override;
   int64_t mtp_in_file = 0;  // MTP layers the file has (loaded or not)
 };

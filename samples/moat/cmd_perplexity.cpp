@@ -35,7 +35,7 @@ int run_perplexity(const ParsedArgs& args) {
       [&setup](int64_t done, int64_t total) { setup.progress.update("score", done, total); });
   setup.progress.clear();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::string device = setup.device->properties().info.id;
+  const std::string device = setup.device_label();
   if (args.has("--json")) {
     nlohmann::json j = {{"model", setup.model_path}, {"file", args.value("-f")}, {"device", device},
                         {"perplexity", r.perplexity()},  {"scored_tokens", r.scored_tokens},
@@ -52,11 +52,16 @@ int run_perplexity(const ParsedArgs& args) {
 }
 
 const Command kPerplexity{
-    {"perplexity", "[-m MODEL] -f FILE [--device ID] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
+    {"perplexity", "[-m MODEL] -f FILE [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
      "perplexity of a model on a text file",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
-      {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N"},
+      {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
+       "split over them in this order (--split)"},
+      {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
+       "(default: equal shares); activations pass from device to device"},
+      {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
+      {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
       {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},

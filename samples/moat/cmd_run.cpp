@@ -174,13 +174,18 @@ int run_model(const ParsedArgs& args) {
 
 const Command kRun{
     {"run",
-     "[-m MODEL] [--device ID] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
+     "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
      "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--repeat-last-n N] [--presence-penalty P] "
      "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
-      {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices)"},
+      {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
+       "split over them in this order (--split)"},
+      {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
+       "(default: equal shares); activations pass from device to device"},
+      {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
+      {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
       {"-p", "TEXT", "prompt text (with --chat: the first message)"},
       {"-f", "FILE", "read the prompt text from FILE"},
       {"--tokens", "IDS", "prompt as comma-separated token ids; prints the generated ids"},

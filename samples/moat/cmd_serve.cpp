@@ -99,10 +99,15 @@ int run_serve(const ParsedArgs& args) {
 const Command& serve_command() {
   static const Command command{
       {"serve",
-       "[-m MODEL] [--device ID] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N]]",
+       "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N]]",
        "OpenAI-compatible HTTP server with continuous batching",
        {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
-        {"--device", "ID", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices)"},
+        {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
+         "split over them in this order (--split)"},
+        {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
+         "(default: equal shares); activations pass from device to device"},
+        {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
+        {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
         {"--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)"},
         {"--port", "N", "port (default 8080; 0: any free port, printed)"},
         {"--parallel", "N", "sequences decoded together in one pass (default 4); each has its own --ctx"},

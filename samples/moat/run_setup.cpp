@@ -8,8 +8,10 @@
 
 #include "runtime/context.h"
 #include "samples/moat/demo_model.h"
+#include "samples/moat/placement_options.h"
 #include "support/error.h"
 #include "support/memory.h"
+#include "support/strings.h"
 
 namespace moat::cli {
 
@@ -53,10 +55,13 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
 
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
-  setup.device = backends::open_device(args.value_or("--device", "cpu"), cpu);
-  if (const int cpus = setup.device->properties().info.threads; cpus > 0 && cpu.threads > cpus)  // a host-thread device
-    std::cerr << "moat: warning: -t " << cpu.threads << " is more than the CPUs this process may run on (" << cpus
-              << "); threads beyond that share CPUs and slow each other down\n";
+  const DevicePlacement placement = placement_options(args, setup.model.layers());
+  for (const std::string& id : placement.ids) {
+    setup.devices.push_back(backends::open_device(id, cpu));
+    if (const int cpus = setup.devices.back()->properties().info.threads; cpus > 0 && cpu.threads > cpus)  // a host-thread device
+      std::cerr << "moat: warning: -t " << cpu.threads << " is more than the CPUs this process may run on (" << cpus
+                << "); threads beyond that share CPUs and slow each other down\n";
+  }
   setup.cache = std::make_unique<runtime::KernelCache>(runtime::default_kernel_cache_dir(
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
@@ -70,11 +75,20 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   if (!context.warning.empty()) std::cerr << "moat: warning: " << context.warning << "\n";
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
-  setup.session = std::make_unique<runtime::Session>(setup.model, *setup.device, *setup.cache, options);
+  options.placement = placement.spec;
+  std::vector<backends::Device*> devices;
+  for (const auto& d : setup.devices) devices.push_back(d.get());
+  setup.session = std::make_unique<runtime::Session>(setup.model, devices, *setup.cache, options);
   setup.progress.clear();
   setup.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "moat: " << setup.model_path << " on " << setup.device->properties().info.id << ", " << context.report
-            << "\n";
+  std::cerr << "moat: " << setup.model_path << " on " << setup.device_label() << ", " << context.report << "\n";
+  if (setup.devices.size() > 1) std::cerr << "moat: " << placement_report(*setup.session) << "\n";
+}
+
+std::string RunSetup::device_label() const {
+  std::vector<std::string> ids;
+  for (const auto& d : devices) ids.push_back(d->properties().info.id);
+  return join(ids, "+");
 }
 
 ir::DType cache_type_option(const ParsedArgs& args) {
@@ -128,14 +142,14 @@ std::vector<int32_t> stop_tokens(const RunSetup& setup) {
 }
 
 void print_run_stats(const RunSetup& setup, const runtime::GenerationStats& stats) {
-  const backends::DeviceInfo& info = setup.device->properties().info;
+  const std::string devices = setup.device_label();
   char line[512];
   std::snprintf(line, sizeof line,
                 "load %.0f ms | compile %.0f ms | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f "
                 "tokens/s | %s%s%s",
                 setup.load_ms + setup.session->stats().pack_ms, setup.session->stats().compile_ms, static_cast<long long>(stats.prompt_tokens),
                 tokens_per_second(stats.prompt_tokens, stats.prompt_ms), static_cast<long long>(stats.generated_tokens),
-                tokens_per_second(stats.generated_tokens, stats.generate_ms), info.id.c_str(),
+                tokens_per_second(stats.generated_tokens, stats.generate_ms), devices.c_str(),
                 setup.sampling_note.empty() ? "" : " | ", setup.sampling_note.c_str());
   char speculation[128] = "";
   if (setup.draft_tokens > 0)

@@ -23,7 +23,9 @@ struct RunSetup {
   std::string model_path;
   models::DeepSeekModel model;
   std::optional<tok::Tokenizer> tokenizer;  // absent only for --tokens prompts of a model without one
-  std::unique_ptr<backends::Device> device;
+  // The devices the session runs on (--device A,B,..., --moe-device): the first is the
+  // main one; several only with a placement (placement_options.h).
+  std::vector<std::unique_ptr<backends::Device>> devices;
   std::unique_ptr<runtime::KernelCache> cache;
   std::unique_ptr<runtime::Session> session;
   ProgressBar progress;
@@ -35,6 +37,9 @@ struct RunSetup {
   int64_t sequences = 1;  // the session's (moat serve --parallel); the context is per sequence
   // Tokens drafted per verification pass by the model's MTP layer (--spec mtp); 0: none.
   int64_t draft_tokens = 0;
+
+  // "cpu" or "cpu+opencl:0": the devices' ids, for stats lines and reports.
+  std::string device_label() const;
 };
 
 // Loads everything; prints the model's notes and the context chosen on stderr. The

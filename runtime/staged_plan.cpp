@@ -1,0 +1,190 @@
+#include "runtime/staged_plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "support/error.h"
+
+namespace moat::runtime {
+
+namespace {
+
+struct Producer {
+  int stage = -1, output = -1;
+};
+
+// Bytes of stage `s`'s output `k` (its plan buffer).
+uint64_t output_bytes(const LoweredPass& pass, int s, int k) {
+  const jit::Plan& plan = pass.stages[static_cast<size_t>(s)].plan;
+  return static_cast<uint64_t>(plan.buffers[static_cast<size_t>(plan.outputs[static_cast<size_t>(k)])].bytes);
+}
+
+}  // namespace
+
+uint64_t CarryPlan::bytes_on(int device) const {
+  uint64_t bytes = 0;
+  for (size_t c = 0; c < carry_device.size(); ++c)
+    if (carry_device[c] == device) bytes += carry_bytes[c];
+  return bytes;
+}
+
+CarryPlan plan_carries(const LoweredPass& pass) {
+  const int n = static_cast<int>(pass.stages.size());
+  CarryPlan carries;
+  carries.output_carry.resize(static_cast<size_t>(n));
+  carries.input_carry.resize(static_cast<size_t>(n));
+  carries.host_copy.resize(static_cast<size_t>(n));
+  std::map<ir::NodeId, Producer> producer;
+  for (int s = 0; s < n; ++s) {
+    const LoweredStage& stage = pass.stages[static_cast<size_t>(s)];
+    carries.output_carry[static_cast<size_t>(s)].assign(stage.computes.size(), -1);
+    carries.input_carry[static_cast<size_t>(s)].assign(stage.receives.size(), -1);
+    carries.host_copy[static_cast<size_t>(s)].assign(stage.computes.size(), false);
+    for (size_t k = 0; k < stage.computes.size(); ++k) producer[stage.computes[k]] = {s, static_cast<int>(k)};
+  }
+  // The last stage on the producer's device that receives each value.
+  std::map<ir::NodeId, int> last_same_device;
+  for (int s = 0; s < n; ++s)
+    for (ir::NodeId v : pass.stages[static_cast<size_t>(s)].receives) {
+      const Producer p = producer.at(v);
+      if (pass.stages[static_cast<size_t>(p.stage)].device == pass.stages[static_cast<size_t>(s)].device)
+        last_same_device[v] = s;
+      else
+        carries.host_copy[static_cast<size_t>(p.stage)][static_cast<size_t>(p.output)] = true;
+    }
+  for (ir::NodeId v : pass.outputs) {
+    const Producer p = producer.at(v);
+    carries.host_copy[static_cast<size_t>(p.stage)][static_cast<size_t>(p.output)] = true;
+  }
+  // Values in the order they are made; a buffer is reused once its last reader has run.
+  std::vector<int> free_after;  // per carry buffer: the stage of its value's last reader
+  std::map<ir::NodeId, int> carry_of;
+  for (int s = 0; s < n; ++s) {
+    const LoweredStage& stage = pass.stages[static_cast<size_t>(s)];
+    for (size_t k = 0; k < stage.computes.size(); ++k) {
+      auto last = last_same_device.find(stage.computes[k]);
+      if (last == last_same_device.end()) continue;
+      const uint64_t bytes = output_bytes(pass, s, static_cast<int>(k));
+      int chosen = -1;
+      for (size_t c = 0; c < free_after.size() && chosen < 0; ++c)
+        if (carries.carry_device[c] == stage.device && free_after[c] < s && carries.carry_bytes[c] >= bytes) chosen = static_cast<int>(c);
+      if (chosen < 0) {
+        chosen = static_cast<int>(free_after.size());
+        free_after.push_back(0);
+        carries.carry_device.push_back(stage.device);
+        carries.carry_bytes.push_back(bytes);
+      }
+      free_after[static_cast<size_t>(chosen)] = last->second;
+      carries.output_carry[static_cast<size_t>(s)][k] = chosen;
+      carry_of[stage.computes[k]] = chosen;
+    }
+    for (size_t j = 0; j < stage.receives.size(); ++j) {
+      const ir::NodeId v = stage.receives[j];
+      const Producer p = producer.at(v);
+      auto carried = carry_of.find(v);
+      if (carried != carry_of.end() && pass.stages[static_cast<size_t>(p.stage)].device == stage.device)
+        carries.input_carry[static_cast<size_t>(s)][j] = carried->second;
+    }
+  }
+  return carries;
+}
+
+StagedPlan::StagedPlan(std::span<const StageDevice> devices, KernelCache& cache, LoweredPass pass,
+                       const std::function<void(int64_t done, int64_t total)>& progress)
+    : devices_(devices.begin(), devices.end()), pass_(std::move(pass)), carries_(plan_carries(pass_)) {
+  for (size_t c = 0; c < carries_.carry_device.size(); ++c)
+    carry_buffers_.push_back(devices_.at(static_cast<size_t>(carries_.carry_device[c])).device->allocate(std::max<uint64_t>(carries_.carry_bytes[c], 1)));
+  int64_t total = 0, done_before = 0;
+  for (const LoweredStage& stage : pass_.stages) total += static_cast<int64_t>(stage.plan.kernels.size());
+  for (size_t s = 0; s < pass_.stages.size(); ++s) {
+    LoweredStage& stage = pass_.stages[s];
+    std::vector<const backends::Buffer*> into;
+    for (int c : carries_.output_carry[s]) into.push_back(c >= 0 ? carry_buffers_[static_cast<size_t>(c)].get() : nullptr);
+    if (std::all_of(into.begin(), into.end(), [](const backends::Buffer* b) { return b == nullptr; })) into.clear();
+    output_into_.push_back(std::move(into));
+    std::map<std::string, const backends::Buffer*> carried;
+    for (size_t j = 0; j < stage.receives.size(); ++j)
+      if (const int c = carries_.input_carry[s][j]; c >= 0) carried[transfer_name(stage.receives[j])] = carry_buffers_[static_cast<size_t>(c)].get();
+    carried_inputs_.push_back(std::move(carried));
+
+    const StageDevice& d = devices_.at(static_cast<size_t>(stage.device));
+    ExecutorOptions options;
+    options.arena = d.arena;
+    if (progress) options.progress = [&, done_before](int64_t done, int64_t) { progress(done_before + done, total); };
+    done_before += static_cast<int64_t>(stage.plan.kernels.size());
+    stages_.push_back(std::make_unique<Executor>(*d.device, cache, std::move(stage.plan), options));
+  }
+}
+
+StagedPlan::~StagedPlan() = default;
+
+std::vector<std::string> StagedPlan::params_on(int device) const {
+  std::set<std::string> names;
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    if (pass_.stages[s].device != device) continue;
+    for (const jit::PlanBuffer& b : stages_[s]->plan().buffers)
+      if (b.role == jit::PlanBuffer::Role::param) names.insert(b.name);
+  }
+  return {names.begin(), names.end()};
+}
+
+int StagedPlan::kernels() const {
+  int n = 0;
+  for (const auto& e : stages_) n += e->stats().kernels;
+  return n;
+}
+
+std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
+  last_moved_ = 0;
+  if (stages_.size() == 1) {
+    const StageDevice& d = devices_.at(static_cast<size_t>(pass_.stages[0].device));
+    return stages_[0]->run(bindings, d.resident);
+  }
+  // Host copies of the values the stages run so far made, and the device of each.
+  std::map<ir::NodeId, ir::HostTensor> values;
+  std::map<ir::NodeId, int> made_on;
+  ir::Bindings stage_bindings;
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    const LoweredStage& stage = pass_.stages[s];
+    const StageDevice& d = devices_.at(static_cast<size_t>(stage.device));
+    stage_bindings.tensors.clear();
+    for (const jit::PlanBuffer& b : stages_[s]->plan().buffers) {  // the caller's inputs this stage reads
+      if (b.role != jit::PlanBuffer::Role::input && b.role != jit::PlanBuffer::Role::param) continue;
+      auto it = bindings.tensors.find(b.name);
+      if (it != bindings.tensors.end()) stage_bindings.tensors.insert(*it);
+    }
+    for (size_t j = 0; j < stage.receives.size(); ++j) {
+      if (carries_.input_carry[s][j] >= 0) continue;  // read in place on this device
+      const ir::NodeId node = stage.receives[j];
+      const ir::HostTensor& value = values.at(node);
+      if (made_on.at(node) != stage.device) last_moved_ += value.bytes().size();
+      stage_bindings.tensors.insert_or_assign(transfer_name(node), value);
+    }
+    std::vector<ir::HostTensor> out = stages_[s]->run(stage_bindings, d.resident, output_into_[s], &carried_inputs_[s]);
+    for (size_t k = 0; k < out.size(); ++k) {
+      const ir::NodeId node = stage.computes[k];
+      made_on[node] = stage.device;
+      const int c = carries_.output_carry[s][k];
+      if (c < 0) {
+        values.insert_or_assign(node, std::move(out[k]));
+        continue;
+      }
+      const jit::PlanBuffer& b = stages_[s]->plan().buffers[static_cast<size_t>(stages_[s]->plan().outputs[k])];
+      backends::Buffer& carry = *carry_buffers_[static_cast<size_t>(c)];
+      const bool kept = b.bytes > 0 && out[k].bytes().empty();  // written into the carry buffer
+      if (!kept) {  // the executor read it back (not an arena buffer): the later stage reads it from the carry buffer
+        if (!out[k].bytes().empty()) d.device->stream().write(carry, 0, out[k].bytes().data(), out[k].bytes().size());
+      } else if (carries_.host_copy[s][k]) {
+        std::vector<uint8_t> bytes(static_cast<size_t>(b.bytes));
+        d.device->stream().read(carry, 0, bytes.data(), bytes.size());
+        out[k] = ir::HostTensor::from_bytes(b.dtype, b.shape, std::move(bytes));
+      }
+      values.insert_or_assign(node, std::move(out[k]));
+    }
+  }
+  std::vector<ir::HostTensor> outputs;
+  for (ir::NodeId node : pass_.outputs) outputs.push_back(values.at(node));
+  return outputs;
+}
+
+}  // namespace moat::runtime

@@ -1,0 +1,102 @@
+// A pass that runs as stages on several devices (graph_partition.h): one Executor per
+// stage on its device, run in order. A value one stage computes for a later one is
+// read back to the host after its stage and written to the next device as that stage's
+// input ("xfer.<node>"); when a later stage on the *same* device uses it too (the
+// residual stream around routed experts on another device) the kernels write it into a
+// carry buffer on that device that the later stage reads in place, and only the stages
+// on other devices get a host copy. Carry buffers are made once per plan and reused by
+// values whose lifetimes do not overlap. One stage on one device is the plain Executor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/device.h"
+#include "ir/interpreter.h"
+#include "jit/lower.h"
+#include "runtime/executor.h"
+#include "runtime/graph_partition.h"
+#include "runtime/kernel_cache.h"
+#include "runtime/memory_plan.h"
+
+namespace moat::runtime {
+
+// A stage lowered for its device.
+struct LoweredStage {
+  int device = 0;
+  jit::Plan plan;
+  std::vector<ir::NodeId> computes;  // per plan output: the whole graph's node
+  std::vector<ir::NodeId> receives;  // per transfer input: the whole graph's node
+};
+
+// A whole pass lowered stage by stage.
+struct LoweredPass {
+  std::vector<LoweredStage> stages;
+  std::vector<ir::NodeId> outputs;  // the whole graph's outputs, in order
+  uint64_t transfer_bytes = 0;      // bytes moved between devices per run (Partition)
+};
+
+// Where each value that crosses stages lives: a carry buffer on its device (kept for a
+// later stage there) or the host only.
+struct CarryPlan {
+  // Per stage, per plan output: the carry buffer it is written into, or -1.
+  std::vector<std::vector<int>> output_carry;
+  // Per stage, per transfer input: the carry buffer it is read from in place, or -1 (a
+  // host copy, written to the stage's device).
+  std::vector<std::vector<int>> input_carry;
+  // Per stage, per plan output: whether the host needs it (a reader on another device,
+  // or an output of the whole graph).
+  std::vector<std::vector<bool>> host_copy;
+  std::vector<int> carry_device;       // per carry buffer
+  std::vector<uint64_t> carry_bytes;   // per carry buffer
+  uint64_t bytes_on(int device) const;  // every carry buffer of that device
+};
+CarryPlan plan_carries(const LoweredPass& pass);
+
+// What a stage's device gives it: the device, the arena its plans share, and the tensors
+// resident on it (weights, caches) by name.
+struct StageDevice {
+  backends::Device* device = nullptr;
+  Arena* arena = nullptr;
+  const std::map<std::string, const backends::Buffer*>* resident = nullptr;
+};
+
+class StagedPlan {
+ public:
+  // Compiles every stage on its device (`devices[stage.device]`); `progress` as
+  // ExecutorOptions' over all stages' kernels.
+  StagedPlan(std::span<const StageDevice> devices, KernelCache& cache, LoweredPass pass,
+             const std::function<void(int64_t done, int64_t total)>& progress = {});
+  ~StagedPlan();
+
+  // Runs every stage: `bindings` holds the pass's inputs (params not resident on a stage's
+  // device are bound there per run, as Executor::run). Returns the whole graph's outputs.
+  std::vector<ir::HostTensor> run(const ir::Bindings& bindings);
+
+  // Params some stage reads, by device: what the session must make resident there.
+  std::vector<std::string> params_on(int device) const;
+  size_t stages() const { return stages_.size(); }
+  int device_of_stage(size_t stage) const { return pass_.stages[stage].device; }
+  uint64_t transfer_bytes() const { return pass_.transfer_bytes; }  // per run
+  // Bytes the last run moved between devices (equal to transfer_bytes()).
+  uint64_t last_moved_bytes() const { return last_moved_; }
+  int kernels() const;  // launches per run, every stage
+
+ private:
+  std::vector<StageDevice> devices_;
+  LoweredPass pass_;
+  CarryPlan carries_;
+  std::vector<std::unique_ptr<Executor>> stages_;
+  std::vector<std::unique_ptr<backends::Buffer>> carry_buffers_;  // per carry buffer, on its device
+  // Per stage: its outputs' carry buffers (null: read back) and its carried inputs by name.
+  std::vector<std::vector<const backends::Buffer*>> output_into_;
+  std::vector<std::map<std::string, const backends::Buffer*>> carried_inputs_;
+  uint64_t last_moved_ = 0;
+};
+
+}  // namespace moat::runtime

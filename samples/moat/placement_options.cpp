@@ -1,0 +1,92 @@
+#include "samples/moat/placement_options.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "support/error.h"
+#include "support/memory.h"
+#include "support/strings.h"
+
+namespace moat::cli {
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+// "layers" or "layers:3,1": one share per device of `devices` (equal without ratios).
+std::vector<double> layer_shares(const std::string& split, size_t devices) {
+  if (split == "layers") return std::vector<double>(devices, 1.0);
+  if (!split.starts_with("layers:"))
+    user_error("--split ", split, ": the one split is by layers: --split layers, or layers:R1,R2,... (a ratio per --device)");
+  std::vector<double> shares;
+  for (const std::string& item : split_commas(split.substr(7))) {
+    char* end = nullptr;
+    errno = 0;
+    const double share = std::strtod(item.c_str(), &end);
+    if (item.empty() || errno != 0 || end != item.c_str() + item.size() || !(share >= 0))
+      user_error("--split ", split, ": '", item, "' is not a ratio (a number >= 0)");
+    shares.push_back(share);
+  }
+  if (shares.size() != devices)
+    user_error("--split ", split, " gives ", shares.size(), " ratios for ", devices, " devices (--device); give one per device");
+  return shares;
+}
+
+}  // namespace
+
+DevicePlacement placement_options(const ParsedArgs& args, int64_t layers) {
+  DevicePlacement out;
+  out.ids = split_commas(args.value_or("--device", "cpu"));
+  for (size_t i = 0; i < out.ids.size(); ++i) {
+    if (out.ids[i].empty()) user_error("--device ", args.value("--device"), ": an empty device id");
+    if (std::find(out.ids.begin(), out.ids.begin() + static_cast<std::ptrdiff_t>(i), out.ids[i]) != out.ids.begin() + static_cast<std::ptrdiff_t>(i))
+      user_error("--device lists ", out.ids[i], " twice; give each device once");
+  }
+  const size_t layer_devices = out.ids.size();
+  if (args.has("--split") || layer_devices > 1)
+    out.spec.layers_per_device = runtime::split_layers(layers, layer_shares(args.value_or("--split", "layers"), layer_devices));
+  if (args.has("--n-moe-device") && !args.has("--moe-device"))
+    user_error("--n-moe-device says how many layers' routed experts go to --moe-device; give --moe-device too");
+  if (args.has("--moe-device")) {
+    const std::string id = args.value("--moe-device");
+    auto it = std::find(out.ids.begin(), out.ids.end(), id);
+    if (it == out.ids.end()) {
+      out.ids.push_back(id);
+      if (out.spec.layers_per_device.empty()) out.spec.layers_per_device = {layers};
+      out.spec.layers_per_device.push_back(0);
+      it = out.ids.end() - 1;
+    }
+    out.spec.moe_device = static_cast<int>(it - out.ids.begin());
+    out.spec.moe_layers = args.integer("--n-moe-device", -1, 0, 1 << 20);
+  }
+  return out;
+}
+
+std::string placement_report(const runtime::Session& session) {
+  std::vector<std::string> parts;
+  for (const runtime::DeviceShare& share : session.device_shares()) {
+    std::vector<std::string> what;
+    if (share.layers == 1) what.push_back(cat("layer ", share.first_layer));
+    if (share.layers > 1) what.push_back(cat("layers ", share.first_layer, "-", share.first_layer + share.layers - 1));
+    if (share.routed_experts) what.push_back("routed experts");
+    if (what.empty()) what.push_back("no layers");
+    parts.push_back(cat(share.device, ": ", join(what, ", "), " (weights ", mib(share.needs.weights), ", cache ", mib(share.needs.cache),
+                        ", activations ", mib(share.needs.activations), ")"));
+  }
+  std::string report = cat("placement: ", join(parts, " | "), " | moved between devices: ", session.moved_bytes_per_token(),
+                           " bytes per decoded token");
+  for (const std::string& f : session.fallbacks()) report += cat("\nmoat: placement: ", f, " (the device cannot run it)");
+  return report;
+}
+
+}  // namespace moat::cli

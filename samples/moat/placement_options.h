@@ -1,0 +1,34 @@
+// The options that place one model on several devices of this process, as `moat run`,
+// `perplexity` and `serve` read them:
+//   --device A,B,...          the devices, in layer order (the first holds what no layer claims)
+//   --split layers[:R1,R2..]  contiguous layers per device in proportion R1:R2:... (default:
+//                             equal shares; the default whenever --device lists several)
+//   --moe-device ID           the routed experts on ID (added to the devices if not listed)
+//   --n-moe-device N          only the first N layers' routed experts there
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/placement.h"
+#include "runtime/session.h"
+#include "samples/moat/args.h"
+
+namespace moat::cli {
+
+struct DevicePlacement {
+  std::vector<std::string> ids;  // devices to open, in the session's order
+  runtime::PlacementSpec spec;
+};
+
+// The devices and placement the options ask for, for a model of `layers` decoder layers.
+// UserError naming the option for a device listed twice, a bad ratio list, --split or
+// --n-moe-device without what they apply to.
+DevicePlacement placement_options(const ParsedArgs& args, int64_t layers);
+
+// "cpu: layers 0-1 (2.1 MiB weights, 0.5 MiB cache) | opencl:0: layers 2-3, routed experts
+// (...) | moved between devices: 4096 bytes per token": what `moat run` prints when the
+// session spans several devices (plus the fallbacks, if any).
+std::string placement_report(const runtime::Session& session);
+
+}  // namespace moat::cli

@@ -54,38 +54,73 @@ struct Depth {
 
 struct Measured {
   double ns = 0;                            // the timed part
-  backends::DeviceTraffic::Snapshot traffic;  // during it
+  backends::DeviceTraffic::Snapshot traffic;  // during it, every device of the session
+  uint64_t moved_bytes = 0;                 // between the session's devices during it
 };
+
+// The devices one session runs on: their traffic and memory together.
+class DeviceGroup {
+ public:
+  explicit DeviceGroup(std::span<backends::Device* const> devices) : devices_(devices.begin(), devices.end()) {}
+  backends::DeviceTraffic::Snapshot traffic() const {
+    backends::DeviceTraffic::Snapshot sum;
+    for (backends::Device* d : devices_) {
+      const backends::DeviceTraffic::Snapshot t = d->traffic();
+      sum.h2d_bytes += t.h2d_bytes, sum.d2h_bytes += t.d2h_bytes, sum.launches += t.launches, sum.allocations += t.allocations;
+    }
+    return sum;
+  }
+  void reset_peak() {
+    for (backends::Device* d : devices_) d->memory().reset_peak();
+  }
+  uint64_t peak() const {  // the devices' peaks added (each at its own moment)
+    uint64_t sum = 0;
+    for (backends::Device* d : devices_) sum += d->memory().peak();
+    return sum;
+  }
+  std::span<backends::Device* const> devices() const { return devices_; }
+
+ private:
+  std::vector<backends::Device*> devices_;
+};
+
+// Measured from `before` to now.
+Measured measured(double ns, const DeviceGroup& devices, const backends::DeviceTraffic::Snapshot& before, const Session& session,
+                  uint64_t moved_before) {
+  return {ns, devices.traffic() - before, session.moved_bytes_total() - moved_before};
+}
 
 // The pp test: `prompt` in passes of at most `batch` tokens after the depth, logits for
 // its last position (as llama-bench). Compilation that happens inside (a shape met for
 // the first time) is not counted.
-Measured run_pp(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> prompt, int64_t batch) {
+Measured run_pp(Session& session, DeviceGroup& device, Depth& depth, std::span<const int32_t> prompt, int64_t batch) {
   depth.prepare(session);
   const double setup_before = session.stats().setup_ms();
   const auto traffic_before = device.traffic();
+  const uint64_t moved_before = session.moved_bytes_total();
   const auto start = Clock::now();
   session.evaluate(prompt, batch, models::LogitRows::last);
   const double ms = ms_since(start);
-  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
+  return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
 // The tg test: tokens[1..] decoded one at a time after the depth and the one-token
 // prompt tokens[0] (untimed).
-Measured run_tg(Session& session, backends::Device& device, Depth& depth, std::span<const int32_t> tokens) {
+Measured run_tg(Session& session, DeviceGroup& device, Depth& depth, std::span<const int32_t> tokens) {
   depth.prepare(session);
   session.evaluate(tokens.first(1), 1);
   const double setup_before = session.stats().setup_ms();
   const auto traffic_before = device.traffic();
+  const uint64_t moved_before = session.moved_bytes_total();
   const auto start = Clock::now();
   for (size_t i = 1; i < tokens.size(); ++i) session.evaluate(tokens.subspan(i, 1), 1);
   const double ms = ms_since(start);
-  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
+  return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
 // The tg test over `sequences` sequences: each gets the one-token prompt tokens[0]
 // (untimed), then every step decodes tokens[i] for all of them in one pass.
-Measured run_tg_parallel(Session& session, backends::Device& device, std::span<const int32_t> tokens, int64_t sequences) {
+Measured run_tg_parallel(Session& session, DeviceGroup& device, std::span<const int32_t> tokens, int64_t sequences) {
   std::vector<SequenceTokens> work;
   for (int64_t s = 0; s < sequences; ++s) {
     session.rewind(s, 0);
@@ -94,19 +129,20 @@ Measured run_tg_parallel(Session& session, backends::Device& device, std::span<c
   session.evaluate_sequences(work);
   const double setup_before = session.stats().setup_ms();
   const auto traffic_before = device.traffic();
+  const uint64_t moved_before = session.moved_bytes_total();
   const auto start = Clock::now();
   for (size_t i = 1; i < tokens.size(); ++i) {
     for (SequenceTokens& w : work) w.tokens = tokens.subspan(i, 1);
     session.evaluate_sequences(work);
   }
   const double ms = ms_since(start);
-  return {(ms - (session.stats().setup_ms() - setup_before)) * 1e6, device.traffic() - traffic_before};
+  return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
 // The tg test by speculative decoding: greedy generation of tokens.size() - 1 tokens
 // after the one-token prompt tokens[0] (untimed), drafting `draft` tokens per pass. The
 // model chooses the tokens, so the drafts can be accepted.
-Measured run_tg_draft(Session& session, backends::Device& device, std::span<const int32_t> tokens, int64_t draft,
+Measured run_tg_draft(Session& session, DeviceGroup& device, std::span<const int32_t> tokens, int64_t draft,
                       GenerationStats* stats) {
   session.rewind(0);
   Sampler greedy(SamplingOptions{});
@@ -116,11 +152,12 @@ Measured run_tg_draft(Session& session, backends::Device& device, std::span<cons
   options.batch = 1;
   options.draft_tokens = draft;
   const auto traffic_before = device.traffic();
+  const uint64_t moved_before = session.moved_bytes_total();
   *stats = generate(session, greedy, tokens.first(1), history, options, [](int32_t) {});
-  return {stats->generate_ms * 1e6, device.traffic() - traffic_before};
+  return measured(stats->generate_ms * 1e6, device, traffic_before, session, moved_before);
 }
 
-KernelProfile profile_parallel_step(Session& session, backends::Device& device, std::span<const int32_t> tokens,
+KernelProfile profile_parallel_step(Session& session, DeviceGroup& device, std::span<const int32_t> tokens,
                                     int64_t sequences) {
   run_tg_parallel(session, device, tokens.first(2), sequences);
   std::vector<SequenceTokens> work;
@@ -138,7 +175,7 @@ struct Inputs {
 
 // One untimed run of every test with every batch at depth 0: compiles every pass the
 // tests use (a depth adds only the passes of filling it, compiled there).
-void warm_up(Session& session, backends::Device& device, const Inputs& in, const std::vector<int64_t>& batches) {
+void warm_up(Session& session, DeviceGroup& device, const Inputs& in, const std::vector<int64_t>& batches) {
   Depth none;
   for (int64_t batch : batches)
     for (const std::vector<int32_t>& prompt : in.prompts) run_pp(session, device, none, prompt, batch);
@@ -171,6 +208,7 @@ void record(BenchTest& test, const Measured& m) {
   test.d2h_bytes_per_token = average(test.d2h_bytes_per_token, m.traffic.d2h_bytes);
   test.launches_per_token = average(test.launches_per_token, m.traffic.launches);
   test.allocs_per_token = average(test.allocs_per_token, m.traffic.allocations);
+  test.moved_bytes_per_token = average(test.moved_bytes_per_token, m.moved_bytes);
   test.samples_ns.push_back(m.ns);
 }
 
@@ -231,8 +269,15 @@ MeanSd mean_sd(const std::vector<double>& values) {
 
 BenchResult bench_device(const std::string& model_path, const models::LoadOptions& load, backends::Device& device,
                          const BenchOptions& options) {
+  backends::Device* const one[] = {&device};
+  return bench_devices(model_path, load, one, {}, options);
+}
+
+BenchResult bench_devices(const std::string& model_path, const models::LoadOptions& load,
+                          std::span<backends::Device* const> placed_on, const PlacementSpec& placement, const BenchOptions& options) {
   reset_peak_resident_memory();
-  device.memory().reset_peak();
+  DeviceGroup device(placed_on);
+  device.reset_peak();
   BenchResult result;
   const auto load_start = Clock::now();
   models::LoadOptions loading = load;
@@ -243,6 +288,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   SessionOptions session_options;
   session_options.context = bench_context(options);
   session_options.max_batch = std::clamp<int64_t>(max_of(options.batches), 1, session_options.context);
+  session_options.placement = placement;
   Inputs in;
   for (int64_t p : options.n_prompt)
     if (p > 0) in.prompts.push_back(bench_tokens(p, model.vocab_size()));
@@ -251,7 +297,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
 
   // The session that compiles first: its load and compile times are the ones reported.
   auto first_session = [&](KernelCache& cache) {
-    auto session = std::make_unique<Session>(model, device, cache, session_options);
+    auto session = std::make_unique<Session>(model, device.devices(), cache, session_options);
     result.load_ms = ms_since(load_start);
     warm_up(*session, device, in, options.batches);
     result.load_ms += session->stats().pack_ms;  // weights made ready for the device's kernels
@@ -269,7 +315,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
     }
     // warm: a new cache over the same directory, as a second process would start
     cache = std::make_unique<KernelCache>(options.kernel_cache_dir);
-    session = std::make_unique<Session>(model, device, *cache, session_options);
+    session = std::make_unique<Session>(model, device.devices(), *cache, session_options);
     warm_up(*session, device, in, options.batches);
     result.compile_warm_ms = session->stats().compile_ms;
   } else {
@@ -305,7 +351,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
     SessionOptions several = session_options;
     several.sequences = most;
     several.max_batch = std::max(several.max_batch, most);
-    Session batched(model, device, *cache, several);
+    Session batched(model, device.devices(), *cache, several);
     for (int64_t p : options.parallel) {
       if (p < 2) continue;
       for (const std::vector<int32_t>& tokens : in.generated) {
@@ -323,7 +369,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
   if (max_of(options.draft) > 0 && !in.generated.empty()) {
     SessionOptions drafting = session_options;
     drafting.draft = true;
-    Session speculative(model, device, *cache, drafting);
+    Session speculative(model, device.devices(), *cache, drafting);
     for (int64_t draft : options.draft) {
       if (draft < 1) continue;
       for (const std::vector<int32_t>& tokens : in.generated) {
@@ -342,7 +388,7 @@ BenchResult bench_device(const std::string& model_path, const models::LoadOption
       }
     }
   }
-  result.peak_bytes = device.memory().peak();
+  result.peak_bytes = device.peak();
   result.peak_rss_bytes = peak_resident_memory();
   return result;
 }

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "backends/device.h"
 #include "frontend/model.h"
 #include "runtime/kernel_profile.h"
+#include "runtime/placement.h"
 
 namespace moat::runtime {
 
@@ -59,6 +61,8 @@ struct BenchTest {
   // Per token of the timed runs, averaged over them: bytes host -> device and device ->
   // host, kernel launches and device allocations (backends::DeviceTraffic).
   double h2d_bytes_per_token = 0, d2h_bytes_per_token = 0, launches_per_token = 0, allocs_per_token = 0;
+  // Bytes handed between the session's devices per token (several devices: placement.h).
+  double moved_bytes_per_token = 0;
 
   int64_t tokens() const { return (n_prompt + n_gen) * sequences; }
   // "pp512" | "tg128", with " @ d4096" at a depth (llama-bench's names), "tg128 x8" for
@@ -92,6 +96,10 @@ int64_t bench_context(const BenchOptions& options);
 // from the model, a compile or the device.
 BenchResult bench_device(const std::string& model_path, const models::LoadOptions& load, backends::Device& device,
                          const BenchOptions& options);
+// The same over several devices as `placement` says (the traffic and peak memory of all
+// of them, added; BenchTest::moved_bytes_per_token).
+BenchResult bench_devices(const std::string& model_path, const models::LoadOptions& load,
+                          std::span<backends::Device* const> devices, const PlacementSpec& placement, const BenchOptions& options);
 
 // Mean and sample standard deviation (n - 1; 0 for fewer than two values).
 struct MeanSd {

@@ -392,6 +392,7 @@ StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(Stage
 std::vector<ir::HostTensor> Session::run_plan(StagedPlan& plan, const ir::Bindings& bindings) {
   std::vector<ir::HostTensor> out = plan.run(bindings);
   last_moved_ = plan.last_moved_bytes();
+  moved_total_ += last_moved_;
   return out;
 }
 

@@ -176,8 +176,9 @@ class Session {
   const std::vector<std::string>& fallbacks() const { return fallbacks_; }
   // Bytes moved between devices by one decode step (one token); 0 on one device.
   uint64_t moved_bytes_per_token() const { return decode_moved_; }
-  // Bytes the last pass moved between devices.
+  // Bytes the last pass moved between devices, and every pass so far.
   uint64_t last_moved_bytes() const { return last_moved_; }
+  uint64_t moved_bytes_total() const { return moved_total_; }
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
   // Several sequences: one more per decode batch size (1..sequences) and room for the
   // power-of-two prompt chunks of both forms (batch_scheduler.h).
@@ -235,7 +236,7 @@ class Session {
   std::vector<DeviceShare> shares_;
   std::vector<std::string> fallbacks_;
   std::map<std::string, int> cache_device_;  // device of each cache part
-  uint64_t last_moved_ = 0, decode_moved_ = 0;
+  uint64_t last_moved_ = 0, decode_moved_ = 0, moved_total_ = 0;
   // per cache part: [sequences x context rows, width] on the device; sequence s owns rows
   // s * context .. (s + 1) * context - 1
   std::vector<std::unique_ptr<backends::Buffer>> caches_;

@@ -78,6 +78,8 @@ Json row(const BenchReport& report, const DeviceBench& d, const runtime::BenchTe
       {"d2h_bytes_per_token", test.d2h_bytes_per_token},
       {"launches_per_token", test.launches_per_token},
       {"allocs_per_token", test.allocs_per_token},
+      {"placement", d.placement.empty() ? Json() : Json(d.placement)},
+      {"moved_bytes_per_token", test.moved_bytes_per_token},
       {"decode_bytes_per_token", report.model.decode_bytes_per_token},
       {"decode_gbs", optional_number(decode_bytes_per_s(report, test) ? std::optional<double>(*decode_bytes_per_s(report, test) / 1e9)
                                                                        : std::nullopt)},

@@ -2,6 +2,7 @@
 // threads, n_batch when it is not the default, test, t/s) with the columns only
 // moatless has: load and JIT compile time (through the kernel cache as found; --cold:
 // cold / warm), the device's peak memory and decode's share of memory bandwidth.
+#include <algorithm>
 #include <cstdio>
 
 #include "samples/moat/bench_report.h"
@@ -33,11 +34,13 @@ std::string bandwidth_cell(const BenchReport& report, const DeviceBench& device,
 
 std::string bench_markdown(const BenchReport& report) {
   const bool batch = batch_varies(report);
+  const bool placed = std::any_of(report.devices.begin(), report.devices.end(), [](const DeviceBench& d) { return !d.placement.empty(); });
   const std::string compile = report.cold ? "compile ms cold / warm" : "compile ms";
   std::string out = cat("| model | size | params | backend | device | threads | ", batch ? "n_batch | " : "",
-                        "test | t/s | load ms | ", compile, " | peak mem | decode bandwidth |\n",
+                        "test | t/s | load ms | ", compile, " | peak mem | decode bandwidth |", placed ? " moved / token |" : "", "\n",
                         "| ----- | ---: | -----: | ------- | ------ | ------: | ", batch ? "------: | " : "",
-                        "---: | --: | ------: | ", std::string(compile.size() - 1, '-'), ": | -------: | ---------------: |\n");
+                        "---: | --: | ------: | ", std::string(compile.size() - 1, '-'), ": | -------: | ---------------: |",
+                        placed ? " ------------: |" : "", "\n");
   for (const DeviceBench& d : report.devices)
     for (const runtime::BenchTest& test : d.result.tests) {
       const runtime::MeanSd ts = runtime::mean_sd(samples_ts(test));
@@ -47,8 +50,12 @@ std::string bench_markdown(const BenchReport& report) {
                  d.n_threads > 0 ? std::to_string(d.n_threads) : "-", " | ", batch ? cat(test.n_batch, " | ") : "",
                  test.name(), " | ", fixed(ts.mean, 2), " ± ", fixed(ts.sd, 2), " | ", fixed(r.load_ms, 1), " | ",
                  fixed(r.compile_ms, 0), r.compile_warm_ms ? cat(" / ", fixed(*r.compile_warm_ms, 0)) : "", " | ",
-                 human_bytes(static_cast<double>(r.peak_bytes)), " | ", bandwidth_cell(report, d, test), " |\n");
+                 human_bytes(static_cast<double>(r.peak_bytes)), " | ", bandwidth_cell(report, d, test), " |",
+                 placed ? cat(" ", d.placement.empty() ? "-" : human_bytes(test.moved_bytes_per_token), " |") : "", "\n");
     }
+  for (const DeviceBench& d : report.devices)
+    if (!d.placement.empty()) out += cat("\n", d.info.id, ": ", d.placement);
+  if (placed) out += "\n";
   if (!report.build_commit.empty()) out += cat("\nbuild: ", report.build_commit, "\n");
   return out;
 }

@@ -23,6 +23,8 @@ struct DeviceBench {
   int n_threads = 0;              // worker threads on host cores; 0 for devices that schedule their own
   runtime::Bandwidth bandwidth;   // what decode is compared with
   std::string test_time;          // when the device's tests began, ISO 8601 UTC
+  // Several devices ("cpu+opencl:0", `info` their ids and names joined): what each runs.
+  std::string placement;
   runtime::BenchResult result;
 };
 

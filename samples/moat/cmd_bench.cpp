@@ -18,6 +18,7 @@
 #include "samples/moat/bench_report.h"
 #include "samples/moat/commands.h"
 #include "samples/moat/demo_model.h"
+#include "samples/moat/placement_options.h"
 #include "samples/moat/run_setup.h"
 #include "samples/moat/temp_dir.h"
 #include "runtime/bandwidth.h"
@@ -32,35 +33,65 @@ namespace moat::cli {
 
 namespace {
 
-// The devices to run on, in the order given ("all": every device the registry lists).
-// Backends that are not available are noted in `notes`.
-std::vector<backends::DeviceInfo> pick_devices(const std::string& spec, std::vector<std::string>& notes) {
+// The devices to run on, in the order given ("all": every device the registry lists);
+// an entry "A+B" is one model placed over those devices (placement_options.h). Backends
+// that are not available are noted in `notes`.
+std::vector<std::string> split_on(const std::string& text, char separator) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    items.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) return items;
+    start = end + 1;
+  }
+}
+
+std::vector<std::vector<backends::DeviceInfo>> pick_devices(const std::string& spec, std::vector<std::string>& notes) {
   const backends::DeviceReport report = backends::enumerate_devices();
   std::vector<std::string> known;
   for (const backends::DeviceInfo& d : report.devices) known.push_back(d.id);
+  std::vector<std::vector<backends::DeviceInfo>> out;
   if (spec == "all") {
     for (const backends::BackendStatus& b : report.backends)
       if (!b.available) notes.push_back(cat(b.backend, " skipped (", b.detail, ")"));
-    return report.devices;
+    for (const backends::DeviceInfo& d : report.devices) out.push_back({d});
+    return out;
   }
-  std::vector<std::string> picked;
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t end = spec.find(',', start);
-    if (end == std::string::npos) end = spec.size();
-    const std::string id = spec.substr(start, end - start);
-    start = end + 1;
+  auto info_of = [&](const std::string& id) {
     if (id == "all") user_error("--device: all stands alone; give all, or device ids separated by commas");
     if (id.empty()) user_error("--device: '", spec, "' has an empty device id; give all, or ids separated by commas (cpu,opencl:0)");
     if (std::find(known.begin(), known.end(), id) == known.end())
       user_error("--device: no device '", id, "' on this machine (available: ", join(known, ", "),
                  "); `moat devices` lists the devices and why a backend is not available");
-    if (std::find(picked.begin(), picked.end(), id) == picked.end()) picked.push_back(id);
+    return *std::find_if(report.devices.begin(), report.devices.end(), [&](const auto& d) { return d.id == id; });
+  };
+  std::vector<std::string> picked;
+  for (const std::string& entry : split_on(spec, ',')) {
+    if (std::find(picked.begin(), picked.end(), entry) != picked.end()) continue;
+    picked.push_back(entry);
+    std::vector<backends::DeviceInfo> group;
+    for (const std::string& id : split_on(entry, '+')) group.push_back(info_of(id));
+    out.push_back(std::move(group));
   }
-  std::vector<backends::DeviceInfo> out;
-  for (const std::string& id : picked)
-    out.push_back(*std::find_if(report.devices.begin(), report.devices.end(), [&](const auto& d) { return d.id == id; }));
   return out;
+}
+
+// What a placement gives each device: "cpu: layers 0-1 | opencl:0: layers 2-3, routed experts".
+std::string describe_placement(const DevicePlacement& placement) {
+  std::vector<std::string> parts;
+  int64_t next = 0;
+  for (size_t d = 0; d < placement.ids.size(); ++d) {
+    const int64_t n = placement.spec.layers_per_device.empty() ? 0 : placement.spec.layers_per_device[d];
+    std::vector<std::string> what;
+    if (n > 0) what.push_back(n == 1 ? cat("layer ", next) : cat("layers ", next, "-", next + n - 1));
+    next += n;
+    if (placement.spec.moe_device == static_cast<int>(d))
+      what.push_back(placement.spec.moe_layers >= 0 ? cat("routed experts of the first ", placement.spec.moe_layers, " layers")
+                                                    : "routed experts");
+    parts.push_back(cat(placement.ids[d], ": ", what.empty() ? "nothing" : join(what, ", ")));
+  }
+  return join(parts, " | ");
 }
 
 std::string utc_now() {
@@ -181,7 +212,8 @@ int run_bench(const ParsedArgs& args) {
   // the process. Before any device is opened: their threads inherit the blocked signals.
   remove_temp_dirs_on_signals();
   std::vector<std::string> notes;
-  const std::vector<backends::DeviceInfo> devices = pick_devices(args.value_or("--device", "all"), notes);
+  const std::vector<std::vector<backends::DeviceInfo>> devices = pick_devices(args.value_or("--device", "all"), notes);
+  int64_t layers = 0;
 
   BenchReport report;
   report.model_filename = args.has("-m") ? args.value("-m") : demo_model_path();
@@ -192,6 +224,7 @@ int run_bench(const ParsedArgs& args) {
     const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
     for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
     report.model = model.size();
+    layers = model.layers();
     if (!options.draft.empty() && model.mtp_in_file == 0) user_error("--spec mtp: ", model.why_no_draft());
     cap_to_context(args, model.training_context(), options);
     runtime::check_bench_options(model, options);
@@ -217,29 +250,49 @@ int run_bench(const ParsedArgs& args) {
     return *host_bandwidth;
   };
 
-  for (const backends::DeviceInfo& listed : devices) {
-    const std::string& id = listed.id;
-    // a device that runs kernels on host threads (DeviceInfo::threads) runs once per -t
-    // value; other devices run once
-    const bool host_threads = listed.threads > 0;
+  for (const std::vector<backends::DeviceInfo>& group : devices) {
+    std::vector<std::string> ids;
+    bool host_threads = false;  // a device that runs kernels on host threads runs once per -t value
+    for (const backends::DeviceInfo& listed : group) ids.push_back(listed.id), host_threads = host_threads || listed.threads > 0;
+    const std::string label = join(ids, "+");
     for (size_t t = 0; t < (host_threads ? threads.size() : 1); ++t) {
       backends::CpuOptions cpu;
       cpu.threads = static_cast<int>(threads[t]);
-      std::unique_ptr<backends::Device> device = backends::open_device(id, cpu);
-      const backends::DeviceProperties& properties = device->properties();
+      std::optional<DevicePlacement> placement;
+      if (group.size() > 1) placement = placement_for(ids, args, layers);
+      std::vector<std::unique_ptr<backends::Device>> opened;
+      for (const std::string& id : placement ? placement->ids : ids) opened.push_back(backends::open_device(id, cpu));
       DeviceBench& d = report.devices.emplace_back();
-      d.info = properties.info;
-      if (host_threads) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, d.info.compute_units);
-      d.bandwidth = runtime::device_bandwidth(properties, properties.host_memory ? host_read_bandwidth() : 0);
-      std::cerr << "moat bench: " << id << " (" << d.info.name << ")"
-                << (host_threads ? cat(", ", d.n_threads, d.n_threads == 1 ? " thread" : " threads") : "") << " ...\n";
+      std::vector<std::string> names, backend_names;
+      for (const auto& device : opened) {
+        const backends::DeviceProperties& properties = device->properties();
+        names.push_back(properties.info.name);
+        backend_names.push_back(properties.info.backend);
+        if (properties.info.threads > 0) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, properties.info.compute_units);
+      }
+      d.info = opened[0]->properties().info;
+      if (placement) {  // one row for the placement: ids and names joined; bandwidth unknown (several memories)
+        d.info.id = join(placement->ids, "+");
+        d.info.name = join(names, " + ");
+        d.info.backend = join(backend_names, "+");
+        d.placement = describe_placement(*placement);
+      } else {
+        const backends::DeviceProperties& properties = opened[0]->properties();
+        d.bandwidth = runtime::device_bandwidth(properties, properties.host_memory ? host_read_bandwidth() : 0);
+      }
+      std::cerr << "moat bench: " << d.info.id << " (" << d.info.name << ")"
+                << (d.n_threads > 0 ? cat(", ", d.n_threads, d.n_threads == 1 ? " thread" : " threads") : "")
+                << (placement ? cat("; ", d.placement) : "") << " ...\n";
       std::optional<TempDir> cold_cache;
       if (options.cold) cold_cache.emplace("moat-bench-");
       options.kernel_cache_dir = options.cold ? cold_cache->path() : cache_dir;
       d.test_time = utc_now();
-      d.result = runtime::bench_device(report.model_filename, {}, *device, options);
+      std::vector<backends::Device*> devices_of_row;
+      for (const auto& device : opened) devices_of_row.push_back(device.get());
+      d.result = runtime::bench_devices(report.model_filename, {}, devices_of_row, placement ? placement->spec : runtime::PlacementSpec{},
+                                        options);
       const runtime::BenchResult& r = d.result;
-      std::cerr << "moat bench: " << id << ": compile " << static_cast<int64_t>(r.compile_ms) << " ms ("
+      std::cerr << "moat bench: " << d.info.id << ": compile " << static_cast<int64_t>(r.compile_ms) << " ms ("
                 << r.kernels_compiled << " kernels compiled, " << r.kernels_cached << " from the kernel cache"
                 << (options.cold ? cat("; warm: ", static_cast<int64_t>(r.compile_warm_ms.value_or(0)), " ms")
                                  : cache_dir.empty() ? std::string(", in memory only") : cat(" in ", cache_dir.string()))
@@ -260,11 +313,16 @@ int run_bench(const ParsedArgs& args) {
 
 const Command kBench{
     {"bench",
-     "[-m MODEL] [--device all|ID,...] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
+     "[-m MODEL] [--device all|ID[+ID],...] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
      "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile] [--parallel N,...] [--spec mtp [--draft N,...]]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
-      {"--device", "IDS", "all (default: every available device), or ids separated by commas"},
+      {"--device", "IDS", "all (default: every available device), or ids separated by commas; A+B is one row of the "
+                          "model placed over A and B (--split, --moe-device)"},
+      {"--split", "layers[:R,...]", "rows A+B: contiguous layers per device in proportion R1:R2:... (default: equal "
+                                    "shares to the devices other than --moe-device)"},
+      {"--moe-device", "ID", "rows A+B: the routed experts on ID (added to the row's devices if absent)"},
+      {"--n-moe-device", "N", "rows A+B: only the first N layers' routed experts on --moe-device"},
       {"-p", "N,...", "prompt tokens of the pp tests (default 512, capped to the context; 0 skips pp)"},
       {"-n", "N,...", "generated tokens of the tg tests (default 128, capped to the context; 0 skips tg)"},
       {"-d", "N,...", "depths: run each test after N cached tokens (default 0)"},

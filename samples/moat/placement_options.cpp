@@ -45,23 +45,36 @@ std::vector<double> layer_shares(const std::string& split, size_t devices) {
 }  // namespace
 
 DevicePlacement placement_options(const ParsedArgs& args, int64_t layers) {
+  const std::string devices = args.value_or("--device", "cpu");
+  std::vector<std::string> ids = split_commas(devices);
+  for (const std::string& id : ids)
+    if (id.empty()) user_error("--device ", devices, ": an empty device id");
+  return placement_for(std::move(ids), args, layers);
+}
+
+DevicePlacement placement_for(std::vector<std::string> ids, const ParsedArgs& args, int64_t layers) {
   DevicePlacement out;
-  out.ids = split_commas(args.value_or("--device", "cpu"));
-  for (size_t i = 0; i < out.ids.size(); ++i) {
-    if (out.ids[i].empty()) user_error("--device ", args.value("--device"), ": an empty device id");
+  out.ids = std::move(ids);
+  for (size_t i = 0; i < out.ids.size(); ++i)
     if (std::find(out.ids.begin(), out.ids.begin() + static_cast<std::ptrdiff_t>(i), out.ids[i]) != out.ids.begin() + static_cast<std::ptrdiff_t>(i))
       user_error("--device lists ", out.ids[i], " twice; give each device once");
-  }
-  const size_t layer_devices = out.ids.size();
-  if (args.has("--split") || layer_devices > 1)
-    out.spec.layers_per_device = runtime::split_layers(layers, layer_shares(args.value_or("--split", "layers"), layer_devices));
   if (args.has("--n-moe-device") && !args.has("--moe-device"))
     user_error("--n-moe-device says how many layers' routed experts go to --moe-device; give --moe-device too");
-  if (args.has("--moe-device")) {
-    const std::string id = args.value("--moe-device");
-    auto it = std::find(out.ids.begin(), out.ids.end(), id);
+  const bool moe = args.has("--moe-device");
+  const std::string moe_id = moe ? args.value("--moe-device") : "";
+  // Without --split, the layers go in equal shares to the listed devices other than the
+  // experts' device; with it, one ratio per listed device.
+  const size_t listed = out.ids.size();
+  if (args.has("--split") || listed > 1) {
+    std::vector<double> shares = layer_shares(args.value_or("--split", "layers"), listed);
+    if (!args.has("--split") && moe && listed > 1)
+      for (size_t i = 0; i < listed; ++i) shares[i] = out.ids[i] == moe_id ? 0.0 : 1.0;
+    out.spec.layers_per_device = runtime::split_layers(layers, shares);
+  }
+  if (moe) {
+    auto it = std::find(out.ids.begin(), out.ids.end(), moe_id);
     if (it == out.ids.end()) {
-      out.ids.push_back(id);
+      out.ids.push_back(moe_id);
       if (out.spec.layers_per_device.empty()) out.spec.layers_per_device = {layers};
       out.spec.layers_per_device.push_back(0);
       it = out.ids.end() - 1;

@@ -2,7 +2,8 @@
 // `perplexity` and `serve` read them:
 //   --device A,B,...          the devices, in layer order (the first holds what no layer claims)
 //   --split layers[:R1,R2..]  contiguous layers per device in proportion R1:R2:... (default:
-//                             equal shares; the default whenever --device lists several)
+//                             equal shares to the devices other than --moe-device's; the
+//                             default whenever --device lists several)
 //   --moe-device ID           the routed experts on ID (added to the devices if not listed)
 //   --n-moe-device N          only the first N layers' routed experts there
 #pragma once
@@ -25,6 +26,10 @@ struct DevicePlacement {
 // UserError naming the option for a device listed twice, a bad ratio list, --split or
 // --n-moe-device without what they apply to.
 DevicePlacement placement_options(const ParsedArgs& args, int64_t layers);
+// The same for the devices `ids` (moat bench: one entry "opencl:0+cpu" of its --device
+// list). Without --split the layers go in equal shares to the devices other than
+// --moe-device's; --moe-device not among them is added, with no layers.
+DevicePlacement placement_for(std::vector<std::string> ids, const ParsedArgs& args, int64_t layers);
 
 // "cpu: layers 0-1 (2.1 MiB weights, 0.5 MiB cache) | opencl:0: layers 2-3, routed experts
 // (...) | moved between devices: 4096 bytes per token": what `moat run` prints when the

@@ -50,6 +50,13 @@ namespace moat::ir {
 // equals node.type.
 NodeId expand_composite(Builder& b, const Node& node, std::span<const NodeId> operands);
 
+// One share of a moe node's routed experts (expert parallelism): `operands` as the node's,
+// except that gate / up / down hold only experts first_expert .. first_expert + E_local - 1
+// ([E_local, ...]). Routing runs over all E experts as in moe; a selected expert outside
+// the share contributes 0 (its weight is zeroed and its index clamped into the share), so
+// the shares of a split of 0..E-1 add up to the moe node's result.
+NodeId expand_moe_share(Builder& b, const Node& moe, std::span<const NodeId> operands, int64_t first_expert);
+
 // Returns a copy of `graph` where every composite except those in `keep` is replaced by
 // its expansion (for the JIT): same name, symbols, inputs (in order) and output types.
 Graph expand_composites(const Graph& graph, std::span<const Op> keep = {});

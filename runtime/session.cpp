@@ -9,6 +9,7 @@
 #include "jit/schedule.h"
 #include "ir/tensor.h"
 #include "runtime/device_target.h"
+#include "runtime/expert_shards.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 #include "support/memory.h"
@@ -38,12 +39,21 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
                  const SessionOptions& options)
     : model_(model), cache_(cache), progress_(options.progress) {
   if (devices.empty()) user_error("a session needs at least one device");
-  for (backends::Device* device : devices) {
-    MOAT_INTERNAL_CHECK(device != nullptr, "a session given a null device");
-    devices_.push_back({device, std::make_unique<Arena>(*device), {}});
+  link_ = options.link;
+  expert_shares_ = link_ && options.across == SessionOptions::Across::expert;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    backends::Device* device = devices[d];
+    MOAT_INTERNAL_CHECK(device != nullptr || (link_ && !expert_shares_), "a session given a null device");
+    if (device) devices_.push_back({device, -1, std::make_unique<Arena>(*device), {}});
+    else devices_.push_back({nullptr, static_cast<int>(d), nullptr, {}});
+  }
+  if (expert_shares_) {  // slot 1: this rank's share of the experts, on the same device
+    MOAT_INTERNAL_CHECK(devices.size() == 1, "expert shares over ", devices.size(), " devices of one rank");
+    devices_.push_back({devices[0], -1, std::make_unique<Arena>(*devices[0]), {}});
   }
   if (devices.size() > 1) placement_ = options.placement;
-  check_placement(placement_, static_cast<int>(devices_.size()), model.layers());
+  if (expert_shares_) placement_ = {};
+  check_placement(placement_, static_cast<int>(devices_.size()) - (expert_shares_ ? 1 : 0), model.layers());
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
   cache_parts_ = model.cache_layout();
   if (options.draft) {
@@ -70,6 +80,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   for (const models::CachePart& part : cache_parts_) {
     auto home = cache_device_.find(part.input);
     DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
+    if (!d.device) continue;  // another rank's layer
     caches_.push_back(d.device->allocate(static_cast<uint64_t>(
         ir::tensor_bytes(pass_.cache_dtype, {pass_.cache_rows * part.rows_per_token, part.width}))));
     d.resident[part.input] = caches_.back().get();
@@ -80,7 +91,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   for (const auto& [key, pass] : lowered_)
     for (const LoweredStage& stage : pass.stages)
       for (const jit::PlanBuffer& b : stage.plan.buffers)
-        if (b.role == jit::PlanBuffer::Role::param && model.tensors().count(b.name))
+        if (b.role == jit::PlanBuffer::Role::param && (model.tensors().count(b.name) || parse_share_weight_name(b.name)))
           uploads.emplace_back(static_cast<size_t>(stage.device), b.name);
   std::sort(uploads.begin(), uploads.end());
   uploads.erase(std::unique(uploads.begin(), uploads.end()), uploads.end());
@@ -93,8 +104,19 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
 void Session::make_resident(size_t d, const std::string& name) {
   DeviceState& state = devices_.at(d);
   if (state.resident.count(name)) return;
-  auto plain = model_.tensors().find(name);
-  const ir::HostTensor* t = plain != model_.tensors().end() ? &plain->second : packed_.find(name, model_.tensors());
+  if (auto share = parse_share_weight_name(weight_of(name)); share && !share_tensors_.count(weight_of(name))) {
+    // experts first..end-1 of a stacked [E, ...] weight: this rank's copy
+    const ir::HostTensor& whole = model_.tensors().at(share->first);
+    std::vector<int64_t> shape = whole.shape();
+    const uint64_t per_expert = whole.bytes().size() / static_cast<uint64_t>(shape.at(0));
+    shape[0] = share->second.end - share->second.first;
+    const uint8_t* first = whole.bytes().data() + per_expert * static_cast<uint64_t>(share->second.first);
+    share_tensors_.emplace(weight_of(name), ir::HostTensor::from_bytes(whole.dtype(), shape,
+                                                                      std::vector<uint8_t>(first, first + per_expert * static_cast<uint64_t>(shape[0]))));
+  }
+  const std::map<std::string, ir::HostTensor>& weights = share_tensors_.count(weight_of(name)) ? share_tensors_ : model_.tensors();
+  auto plain = weights.find(name);
+  const ir::HostTensor* t = plain != weights.end() ? &plain->second : packed_.find(name, weights);
   if (!t) return;  // not a weight: bound per run
   weight_buffers_.push_back(state.device->wrap_host(t->bytes().data(), t->bytes().size()));
   state.resident[name] = weight_buffers_.back().get();
@@ -102,7 +124,7 @@ void Session::make_resident(size_t d, const std::string& name) {
 
 std::vector<StageDevice> Session::stage_devices() const {
   std::vector<StageDevice> out;
-  for (const DeviceState& d : devices_) out.push_back({d.device, d.arena.get(), &d.resident});
+  for (const DeviceState& d : devices_) out.push_back({d.device, d.rank, d.arena.get(), &d.resident});
   return out;
 }
 
@@ -141,28 +163,60 @@ Session::~Session() = default;
 LoweredPass Session::lower_pass(const PlanKey& key) {
   models::PassSpec spec = pass_;
   std::tie(spec.tokens, spec.first, spec.rows, spec.outputs, spec.draft) = key;
-  const ir::Graph graph = model_.pass_graph(spec);
+  ir::Graph graph = model_.pass_graph(spec);
   LoweredPass lowered;
   lowered.outputs = graph.outputs;
+  for (ir::NodeId o : graph.outputs) lowered.in_place.push_back(graph.node(o).op == ir::Op::write_rows);
   auto lower_on = [&](int device, const ir::Graph& g) {
-    return jit::lower(g, {}, schedule_for(devices_.at(static_cast<size_t>(device)).device->properties()));
+    const DeviceState& d = devices_.at(static_cast<size_t>(device));
+    return d.device ? jit::lower(g, {}, schedule_for(d.device->properties())) : jit::Plan{};  // another rank's: not here
+  };
+  auto types_of = [](const ir::Graph& g, const std::vector<ir::NodeId>& nodes) {
+    std::vector<ir::TensorType> types;
+    for (ir::NodeId n : nodes) types.push_back(g.type(n));
+    return types;
   };
   if (devices_.size() == 1) {
-    lowered.stages.push_back({0, lower_on(0, graph), graph.outputs, {}});
+    lowered.stages.push_back({0, lower_on(0, graph), graph.outputs, types_of(graph, graph.outputs), {}, false});
     return lowered;
   }
-  const NodePlacement placement =
-      place_nodes(graph, placement_, static_cast<int>(devices_.size()), model_.layers(),
-                  [&](int d, const ir::Graph& g, ir::NodeId id) { return device_supports(*devices_.at(static_cast<size_t>(d)).device, g, id); });
+  std::vector<bool> in_share;
+  if (expert_shares_) {
+    graph = share_experts(graph, link_->rank(), link_->ranks(), in_share);
+    lowered.outputs = graph.outputs;
+  }
+  auto supports = [&](int d, const ir::Graph& g, ir::NodeId id) {
+    const DeviceState& state = devices_.at(static_cast<size_t>(d));
+    return !state.device || device_supports(*state.device, g, id);  // another rank's device says for itself
+  };
+  const int placed_devices = static_cast<int>(devices_.size()) - (expert_shares_ ? 1 : 0);
+  NodePlacement placement = place_nodes(graph, placement_, placed_devices, model_.layers(), supports);
+  for (size_t i = 0; i < in_share.size(); ++i)
+    if (in_share[i] && placement.device[i] >= 0) placement.device[i] = 1;  // this rank's experts: summed over ranks
   for (const Fallback& f : placement.fallbacks) {
-    const std::string line = cat(ir::op_name(graph.node(f.node).op), " on ", devices_[static_cast<size_t>(f.from)].device->properties().info.id,
-                                 " -> ", devices_[static_cast<size_t>(f.to)].device->properties().info.id);
+    auto id_of = [&](int d) {
+      const DeviceState& state = devices_[static_cast<size_t>(d)];
+      return state.device ? state.device->properties().info.id : cat("rank ", state.rank);
+    };
+    const std::string line = cat(ir::op_name(graph.node(f.node).op), " on ", id_of(f.from), " -> ", id_of(f.to));
     if (std::find(fallbacks_.begin(), fallbacks_.end(), line) == fallbacks_.end()) fallbacks_.push_back(line);
   }
   Partition partition = partition_graph(graph, placement.device);
   lowered.transfer_bytes = partition.transfer_bytes;
-  for (Stage& stage : partition.stages)
-    lowered.stages.push_back({stage.device, lower_on(stage.device, stage.graph), std::move(stage.computes), std::move(stage.receives)});
+  for (const Stage& stage : partition.stages)  // where each cache part lives: the device of the stage that reads it
+    for (const ir::Node& node : stage.graph.nodes) {
+      if (node.op != ir::Op::input) continue;
+      const std::string& name = ir::attr_string(node, "name");
+      if (std::none_of(cache_parts_.begin(), cache_parts_.end(), [&](const models::CachePart& p) { return p.input == name; })) continue;
+      auto [home, fresh] = cache_device_.emplace(name, stage.device);
+      MOAT_INTERNAL_CHECK(fresh || home->second == stage.device, "the cache input ", name, " is read on two devices");
+    }
+  for (Stage& stage : partition.stages) {
+    std::vector<ir::TensorType> types = types_of(graph, stage.computes);
+    const bool summed = expert_shares_ && stage.device == 1;
+    lowered.stages.push_back({stage.device, lower_on(stage.device, stage.graph), std::move(stage.computes), std::move(types),
+                              std::move(stage.receives), summed});
+  }
   return lowered;
 }
 
@@ -181,17 +235,15 @@ void Session::check_memory(const SessionOptions& options) {
   for (const PlanKey& key : largest) {
     if (lowered_.count(key)) continue;
     LoweredPass pass = lower_pass(key);
-    const CarryPlan carries = plan_carries(pass);
+    std::vector<bool> remote;
+    for (const DeviceState& d : devices_) remote.push_back(d.device == nullptr);
+    const CarryPlan carries = plan_carries(pass, remote);
     for (const LoweredStage& stage : pass.stages) {
+      if (!devices_[static_cast<size_t>(stage.device)].device) continue;  // another rank's
       MemoryNeeds& needs = shares_[static_cast<size_t>(stage.device)].needs;
       needs.activations = std::max(needs.activations, plan_memory(stage.plan).bytes + carries.bytes_on(stage.device));
       for (const jit::PlanBuffer& b : stage.plan.buffers) {
         if (b.role == jit::PlanBuffer::Role::param) weights[static_cast<size_t>(stage.device)].insert(weight_of(b.name));
-        const bool is_cache = std::any_of(cache_parts_.begin(), cache_parts_.end(),
-                                          [&](const models::CachePart& part) { return part.input == b.name; });
-        if (b.role != jit::PlanBuffer::Role::input || !is_cache) continue;
-        auto [home, fresh] = cache_device_.emplace(b.name, stage.device);
-        MOAT_INTERNAL_CHECK(fresh || home->second == stage.device, "the cache input ", b.name, " is read on two devices");
       }
     }
     lowered_.emplace(key, std::move(pass));
@@ -202,18 +254,31 @@ void Session::check_memory(const SessionOptions& options) {
   int64_t next_layer = 0;
   for (size_t d = 0; d < n; ++d) {
     DeviceShare& share = shares_[d];
+    if (!devices_[d].device) {  // another rank's: its own session checks it
+      share.device = cat("rank ", devices_[d].rank);
+      share.layers = placement_.layers_per_device.empty() ? 0 : placement_.layers_per_device[d];
+      share.first_layer = next_layer;
+      next_layer += share.layers;
+      continue;
+    }
     const backends::DeviceProperties& p = devices_[d].device->properties();
-    share.device = p.info.id;
+    share.device = expert_shares_ && d == 1 ? cat(p.info.id, " (experts ", link_->rank(), " of ", link_->ranks(), ")") : p.info.id;
     share.first_layer = next_layer;
     share.layers = placement_.layers_per_device.empty() ? (d == 0 ? model_.layers() : 0) : placement_.layers_per_device[d];
+    share.routed_experts = expert_shares_ && d == 1;
     next_layer += share.layers;
-    share.routed_experts = placement_.moe_device == static_cast<int>(d);
+    share.routed_experts = share.routed_experts || placement_.moe_device == static_cast<int>(d);
     if (n == 1) {
       for (const auto& [name, tensor] : model_.tensors()) share.needs.weights += tensor.bytes().size();
     } else {
       for (const std::string& name : weights[d]) {
-        auto t = model_.tensors().find(name);
-        if (t != model_.tensors().end()) share.needs.weights += t->second.bytes().size();
+        const auto share_of = parse_share_weight_name(name);
+        auto t = model_.tensors().find(share_of ? share_of->first : name);
+        if (t == model_.tensors().end()) continue;
+        const uint64_t bytes = t->second.bytes().size();
+        share.needs.weights += share_of ? bytes / static_cast<uint64_t>(t->second.shape().at(0)) *
+                                              static_cast<uint64_t>(share_of->second.end - share_of->second.first)
+                                        : bytes;
       }
     }
     for (const models::CachePart& part : cache_parts_) {
@@ -227,20 +292,24 @@ void Session::check_memory(const SessionOptions& options) {
     needs_.cache += share.needs.cache;
     needs_.activations += share.needs.activations;
   }
-  // Devices that share host memory are checked together against it (without a budget).
-  MemoryNeeds host;
-  std::vector<std::string> host_ids;
-  for (const DeviceShare& share : shares_) {
-    const bool in_host = options.memory_budget == 0 && devices_[static_cast<size_t>(&share - shares_.data())].device->properties().host_memory;
-    if (!in_host) {
-      check_fits(share.device, share.needs, options);
-      continue;
-    }
-    host.weights += share.needs.weights, host.cache += share.needs.cache, host.activations += share.needs.activations;
-    host.available = share.needs.available;
-    host_ids.push_back(share.device);
+  // Slots on one device are checked together, and so are devices that share host memory
+  // (without a budget: with one, each device against it).
+  std::vector<std::pair<std::string, MemoryNeeds>> groups;  // (devices, their needs together)
+  std::map<const void*, size_t> group_of;
+  for (size_t d = 0; d < n; ++d) {
+    if (!devices_[d].device) continue;
+    const bool in_host = options.memory_budget == 0 && devices_[d].device->properties().host_memory;
+    const void* key = in_host ? static_cast<const void*>(&groups) : static_cast<const void*>(devices_[d].device);
+    auto [it, fresh] = group_of.emplace(key, groups.size());
+    if (fresh) groups.push_back({"", {}});
+    auto& [ids, needs] = groups[it->second];
+    const std::string id = devices_[d].device->properties().info.id;
+    if (ids.find(id) == std::string::npos) ids += (ids.empty() ? "" : " + ") + id;
+    const MemoryNeeds& share = shares_[d].needs;
+    needs.weights += share.weights, needs.cache += share.cache, needs.activations += share.activations;
+    needs.available = share.available;
   }
-  if (!host_ids.empty()) check_fits(join(host_ids, " + "), host, options);
+  for (const auto& [ids, needs] : groups) check_fits(ids, needs, options);
   if (n == 1) needs_ = shares_[0].needs;  // with several devices the budgets are theirs (available 0)
 }
 
@@ -359,13 +428,15 @@ StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(Stage
   if (progress_) progress = [this](int64_t done, int64_t total) { progress_("compile", done, total); };
   const uint64_t compiles_before = cache_.stats().compiles;
   const std::vector<StageDevice> devices = stage_devices();
-  auto exec = std::make_unique<StagedPlan>(devices, cache_, std::move(lowered_pass), progress);
+  auto exec = std::make_unique<StagedPlan>(devices, cache_, std::move(lowered_pass), progress, link_);
   const auto pack_start = std::chrono::steady_clock::now();
   bool first_launch_compiles = false;
   for (size_t d = 0; d < devices_.size(); ++d) {  // weights each stage reads (packed ones packed once), kept on its device
     const std::vector<std::string> names = exec->params_on(static_cast<int>(d));
     for (const std::string& name : names) make_resident(d, name);
-    first_launch_compiles |= !names.empty() && devices_[d].device->properties().first_launch_compiles;
+    // Across ranks a warm-up pass would be one rank's alone (the others would not take
+    // part in its exchanges): the first real pass compiles there instead.
+    first_launch_compiles |= !names.empty() && !link_ && devices_[d].device->properties().first_launch_compiles;
   }
   // A bounded set: the least recently used plan goes when there are too many (prompts
   // of many lengths end in chunks of many sizes).

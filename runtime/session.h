@@ -62,6 +62,14 @@ struct SessionOptions {
   bool draft = false;
   // Several devices: which computes what (placement.h). Ignored with one device.
   PlacementSpec placement;
+  // Several processes (MPI ranks; cluster/mpi_link.h): the link to the other ranks. With
+  // `Across::pipeline` the session's devices are one per rank (null but this rank's) and
+  // `placement` splits the layers over them; with `Across::expert` the one device runs
+  // every node and this rank's share of each MoE layer's routed experts
+  // (expert_shards.h). Every rank makes the same calls; each gets the logits.
+  StageLink* link = nullptr;
+  enum class Across { pipeline, expert };
+  Across across = Across::pipeline;
 };
 
 // New tokens of one sequence in a pass of several (Session::evaluate_sequences).
@@ -107,7 +115,9 @@ class Session {
   Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
           const SessionOptions& options);
   // Over several devices as options.placement says (the first device holds what no
-  // layer claims). The budget is checked per device, host-memory devices together.
+  // layer claims). The budget is checked per device, host-memory devices together. With
+  // options.link and Across::pipeline, `devices` has one entry per rank, null except
+  // this rank's.
   Session(const models::Model& model, std::span<backends::Device* const> devices, runtime::KernelCache& cache,
           const SessionOptions& options);
   Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache, int64_t context = 0)
@@ -211,7 +221,8 @@ class Session {
 
   // What the session keeps per device.
   struct DeviceState {
-    backends::Device* device = nullptr;
+    backends::Device* device = nullptr;  // null: another rank's
+    int rank = -1;                       // that rank; -1: this process
     std::unique_ptr<Arena> arena;  // its plans' intermediates (outlives the plans)
     std::map<std::string, const backends::Buffer*> resident;  // weights and caches on it
   };
@@ -233,6 +244,8 @@ class Session {
   models::PassSpec pass_;                               // the cache every pass reads (cache_rows, cache_dtype)
   std::vector<models::CachePart> cache_parts_;
   PlacementSpec placement_;
+  StageLink* link_ = nullptr;
+  bool expert_shares_ = false;  // Across::expert over link_
   std::vector<DeviceShare> shares_;
   std::vector<std::string> fallbacks_;
   std::map<std::string, int> cache_device_;  // device of each cache part
@@ -249,6 +262,8 @@ class Session {
   int64_t max_batch_ = 512;
   MemoryNeeds needs_;
   uint64_t uses_ = 0;
+  // Expert parallelism: this rank's share of each stacked expert weight (expert_shards.h).
+  std::map<std::string, ir::HostTensor> share_tensors_;
   PackedWeights packed_;  // weights some plan reads in the packed CPU layout (outlive their buffers)
   std::vector<std::unique_ptr<backends::Buffer>> weight_buffers_;
   SessionStats stats_;

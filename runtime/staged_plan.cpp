@@ -1,6 +1,7 @@
 #include "runtime/staged_plan.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "support/error.h"
@@ -28,7 +29,8 @@ uint64_t CarryPlan::bytes_on(int device) const {
   return bytes;
 }
 
-CarryPlan plan_carries(const LoweredPass& pass) {
+CarryPlan plan_carries(const LoweredPass& pass, const std::vector<bool>& remote) {
+  auto carried_device = [&](int device) { return remote.empty() || !remote.at(static_cast<size_t>(device)); };
   const int n = static_cast<int>(pass.stages.size());
   CarryPlan carries;
   carries.output_carry.resize(static_cast<size_t>(n));
@@ -47,7 +49,8 @@ CarryPlan plan_carries(const LoweredPass& pass) {
   for (int s = 0; s < n; ++s)
     for (ir::NodeId v : pass.stages[static_cast<size_t>(s)].receives) {
       const Producer p = producer.at(v);
-      if (pass.stages[static_cast<size_t>(p.stage)].device == pass.stages[static_cast<size_t>(s)].device)
+      const LoweredStage& made = pass.stages[static_cast<size_t>(p.stage)];
+      if (made.device == pass.stages[static_cast<size_t>(s)].device && carried_device(made.device) && !made.sum_across_ranks)
         last_same_device[v] = s;
       else
         carries.host_copy[static_cast<size_t>(p.stage)][static_cast<size_t>(p.output)] = true;
@@ -90,13 +93,47 @@ CarryPlan plan_carries(const LoweredPass& pass) {
 }
 
 StagedPlan::StagedPlan(std::span<const StageDevice> devices, KernelCache& cache, LoweredPass pass,
-                       const std::function<void(int64_t done, int64_t total)>& progress)
-    : devices_(devices.begin(), devices.end()), pass_(std::move(pass)), carries_(plan_carries(pass_)) {
+                       const std::function<void(int64_t done, int64_t total)>& progress, StageLink* link)
+    : devices_(devices.begin(), devices.end()), link_(link), pass_(std::move(pass)) {
+  std::vector<bool> remote;
+  for (const StageDevice& d : devices_) remote.push_back(d.rank >= 0);
+  MOAT_INTERNAL_CHECK(link_ || std::none_of(remote.begin(), remote.end(), [](bool r) { return r; }),
+                      "stages on other ranks without a link to them");
+  carries_ = plan_carries(pass_, remote);
   for (size_t c = 0; c < carries_.carry_device.size(); ++c)
     carry_buffers_.push_back(devices_.at(static_cast<size_t>(carries_.carry_device[c])).device->allocate(std::max<uint64_t>(carries_.carry_bytes[c], 1)));
+  // Which values cross ranks: a value goes to every other rank that has a stage reading
+  // it, and every output of the whole graph (not updated in place) to every rank.
+  const size_t n = pass_.stages.size();
+  auto rank_of = [&](size_t s) {
+    const int r = devices_.at(static_cast<size_t>(pass_.stages[s].device)).rank;
+    return r >= 0 ? r : (link_ ? link_->rank() : 0);
+  };
+  std::map<ir::NodeId, std::set<int>> wanted_by;
+  for (size_t s = 0; s < n; ++s)
+    for (ir::NodeId v : pass_.stages[s].receives) wanted_by[v].insert(rank_of(s));
+  const bool spans_ranks = std::any_of(remote.begin(), remote.end(), [](bool r) { return r; });  // else every rank runs every stage
+  if (spans_ranks)
+    for (size_t o = 0; o < pass_.outputs.size(); ++o)
+      if (!pass_.in_place[o])
+        for (int r = 0; r < link_->ranks(); ++r) wanted_by[pass_.outputs[o]].insert(r);
+  send_to_.resize(n);
+  receive_.resize(n);
+  for (size_t s = 0; s < n; ++s) {
+    const LoweredStage& stage = pass_.stages[s];
+    for (ir::NodeId v : stage.computes) {
+      std::vector<int> to;
+      for (int r : wanted_by[v])
+        if (r != rank_of(s)) to.push_back(r);
+      receive_[s].push_back(!local(s) && wanted_by[v].count(link_ ? link_->rank() : 0));
+      send_to_[s].push_back(local(s) ? to : std::vector<int>{});
+    }
+  }
+
   int64_t total = 0, done_before = 0;
-  for (const LoweredStage& stage : pass_.stages) total += static_cast<int64_t>(stage.plan.kernels.size());
-  for (size_t s = 0; s < pass_.stages.size(); ++s) {
+  for (size_t s = 0; s < n; ++s)
+    if (local(s)) total += static_cast<int64_t>(pass_.stages[s].plan.kernels.size());
+  for (size_t s = 0; s < n; ++s) {
     LoweredStage& stage = pass_.stages[s];
     std::vector<const backends::Buffer*> into;
     for (int c : carries_.output_carry[s]) into.push_back(c >= 0 ? carry_buffers_[static_cast<size_t>(c)].get() : nullptr);
@@ -106,7 +143,10 @@ StagedPlan::StagedPlan(std::span<const StageDevice> devices, KernelCache& cache,
     for (size_t j = 0; j < stage.receives.size(); ++j)
       if (const int c = carries_.input_carry[s][j]; c >= 0) carried[transfer_name(stage.receives[j])] = carry_buffers_[static_cast<size_t>(c)].get();
     carried_inputs_.push_back(std::move(carried));
-
+    if (!local(s)) {
+      stages_.push_back(nullptr);
+      continue;
+    }
     const StageDevice& d = devices_.at(static_cast<size_t>(stage.device));
     ExecutorOptions options;
     options.arena = d.arena;
@@ -121,7 +161,7 @@ StagedPlan::~StagedPlan() = default;
 std::vector<std::string> StagedPlan::params_on(int device) const {
   std::set<std::string> names;
   for (size_t s = 0; s < stages_.size(); ++s) {
-    if (pass_.stages[s].device != device) continue;
+    if (pass_.stages[s].device != device || !stages_[s]) continue;
     for (const jit::PlanBuffer& b : stages_[s]->plan().buffers)
       if (b.role == jit::PlanBuffer::Role::param) names.insert(b.name);
   }
@@ -130,13 +170,13 @@ std::vector<std::string> StagedPlan::params_on(int device) const {
 
 int StagedPlan::kernels() const {
   int n = 0;
-  for (const auto& e : stages_) n += e->stats().kernels;
+  for (const auto& e : stages_) n += e ? e->stats().kernels : 0;
   return n;
 }
 
 std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
   last_moved_ = 0;
-  if (stages_.size() == 1) {
+  if (stages_.size() == 1 && !link_) {
     const StageDevice& d = devices_.at(static_cast<size_t>(pass_.stages[0].device));
     return stages_[0]->run(bindings, d.resident);
   }
@@ -146,6 +186,19 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
   ir::Bindings stage_bindings;
   for (size_t s = 0; s < stages_.size(); ++s) {
     const LoweredStage& stage = pass_.stages[s];
+    if (!local(s)) {  // another rank's stage: what this rank needs of it arrives from there
+      const int from = devices_.at(static_cast<size_t>(stage.device)).rank;
+      for (size_t k = 0; k < stage.computes.size(); ++k) {
+        made_on[stage.computes[k]] = stage.device;
+        if (!receive_[s][k]) continue;
+        std::vector<int64_t> shape;
+        for (const ir::Dim& dim : stage.types[k].shape) shape.push_back(dim.value);
+        std::vector<uint8_t> bytes(static_cast<size_t>(ir::tensor_bytes(stage.types[k].dtype, shape)));
+        link_->receive(from, stage.computes[k], bytes);
+        values.insert_or_assign(stage.computes[k], ir::HostTensor::from_bytes(stage.types[k].dtype, shape, std::move(bytes)));
+      }
+      continue;
+    }
     const StageDevice& d = devices_.at(static_cast<size_t>(stage.device));
     stage_bindings.tensors.clear();
     for (const jit::PlanBuffer& b : stages_[s]->plan().buffers) {  // the caller's inputs this stage reads
@@ -165,25 +218,34 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
       const ir::NodeId node = stage.computes[k];
       made_on[node] = stage.device;
       const int c = carries_.output_carry[s][k];
-      if (c < 0) {
-        values.insert_or_assign(node, std::move(out[k]));
-        continue;
+      if (c >= 0) {
+        const jit::PlanBuffer& b = stages_[s]->plan().buffers[static_cast<size_t>(stages_[s]->plan().outputs[k])];
+        backends::Buffer& carry = *carry_buffers_[static_cast<size_t>(c)];
+        const bool kept = b.bytes > 0 && out[k].bytes().empty();  // written into the carry buffer
+        if (!kept) {  // the executor read it back (not an arena buffer): the later stage reads it from the carry buffer
+          if (!out[k].bytes().empty()) d.device->stream().write(carry, 0, out[k].bytes().data(), out[k].bytes().size());
+        } else if (carries_.host_copy[s][k] || !send_to_[s][k].empty()) {
+          std::vector<uint8_t> bytes(static_cast<size_t>(b.bytes));
+          d.device->stream().read(carry, 0, bytes.data(), bytes.size());
+          out[k] = ir::HostTensor::from_bytes(b.dtype, b.shape, std::move(bytes));
+        }
       }
-      const jit::PlanBuffer& b = stages_[s]->plan().buffers[static_cast<size_t>(stages_[s]->plan().outputs[k])];
-      backends::Buffer& carry = *carry_buffers_[static_cast<size_t>(c)];
-      const bool kept = b.bytes > 0 && out[k].bytes().empty();  // written into the carry buffer
-      if (!kept) {  // the executor read it back (not an arena buffer): the later stage reads it from the carry buffer
-        if (!out[k].bytes().empty()) d.device->stream().write(carry, 0, out[k].bytes().data(), out[k].bytes().size());
-      } else if (carries_.host_copy[s][k]) {
-        std::vector<uint8_t> bytes(static_cast<size_t>(b.bytes));
-        d.device->stream().read(carry, 0, bytes.data(), bytes.size());
-        out[k] = ir::HostTensor::from_bytes(b.dtype, b.shape, std::move(bytes));
+      if (stage.sum_across_ranks && link_) {  // this rank's share, added over every rank
+        MOAT_INTERNAL_CHECK(out[k].dtype() == ir::DType::f32, "a sum across ranks of ", ir::dtype_name(out[k].dtype()));
+        std::vector<float> share = out[k].to_f32();
+        link_->sum(node, share);
+        last_moved_ += out[k].bytes().size() * static_cast<uint64_t>(link_->ranks() - 1);  // this rank's share, to each other rank
+        out[k] = ir::HostTensor::from_f32(out[k].shape(), share);
       }
+      for (int to : send_to_[s][k]) link_->send(to, node, out[k].bytes());
       values.insert_or_assign(node, std::move(out[k]));
     }
   }
   std::vector<ir::HostTensor> outputs;
-  for (ir::NodeId node : pass_.outputs) outputs.push_back(values.at(node));
+  for (size_t o = 0; o < pass_.outputs.size(); ++o) {
+    auto it = values.find(pass_.outputs[o]);
+    outputs.push_back(it != values.end() ? it->second : ir::HostTensor::from_bytes(ir::DType::f32, {0}, {}));
+  }
   return outputs;
 }
 

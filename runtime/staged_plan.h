@@ -6,6 +6,13 @@
 // carry buffer on that device that the later stage reads in place, and only the stages
 // on other devices get a host copy. Carry buffers are made once per plan and reused by
 // values whose lifetimes do not overlap. One stage on one device is the plain Executor.
+//
+// Across processes (a StageLink): a stage of another rank is not run here; its values
+// that this rank needs arrive from that rank, and this rank sends its stages' values to
+// the ranks that need them, in stage order (so every rank's sends and receives match).
+// The whole graph's outputs (the logits) reach every rank. A stage marked
+// `sum_across_ranks` (expert parallelism: this rank's share of the routed experts) adds
+// its outputs over every rank before later stages read them.
 #pragma once
 
 #include <cstdint>
@@ -23,21 +30,25 @@
 #include "runtime/graph_partition.h"
 #include "runtime/kernel_cache.h"
 #include "runtime/memory_plan.h"
+#include "runtime/stage_link.h"
 
 namespace moat::runtime {
 
 // A stage lowered for its device.
 struct LoweredStage {
   int device = 0;
-  jit::Plan plan;
-  std::vector<ir::NodeId> computes;  // per plan output: the whole graph's node
-  std::vector<ir::NodeId> receives;  // per transfer input: the whole graph's node
+  jit::Plan plan;                     // empty for a stage of another rank
+  std::vector<ir::NodeId> computes;   // per plan output: the whole graph's node
+  std::vector<ir::TensorType> types;  // per plan output: its type (static shapes)
+  std::vector<ir::NodeId> receives;   // per transfer input: the whole graph's node
+  bool sum_across_ranks = false;      // its outputs are added over every rank (f32)
 };
 
 // A whole pass lowered stage by stage.
 struct LoweredPass {
   std::vector<LoweredStage> stages;
   std::vector<ir::NodeId> outputs;  // the whole graph's outputs, in order
+  std::vector<bool> in_place;       // per output: a cache updated on its device (nothing to hand over)
   uint64_t transfer_bytes = 0;      // bytes moved between devices per run (Partition)
 };
 
@@ -56,12 +67,15 @@ struct CarryPlan {
   std::vector<uint64_t> carry_bytes;   // per carry buffer
   uint64_t bytes_on(int device) const;  // every carry buffer of that device
 };
-CarryPlan plan_carries(const LoweredPass& pass);
+// `remote` (per device slot, or empty): slots of other ranks, whose values are never
+// carried here; nor are the outputs of stages summed across ranks.
+CarryPlan plan_carries(const LoweredPass& pass, const std::vector<bool>& remote = {});
 
 // What a stage's device gives it: the device, the arena its plans share, and the tensors
 // resident on it (weights, caches) by name.
 struct StageDevice {
-  backends::Device* device = nullptr;
+  backends::Device* device = nullptr;  // null: the device of another rank
+  int rank = -1;                       // that rank (StageLink); -1: this process
   Arena* arena = nullptr;
   const std::map<std::string, const backends::Buffer*>* resident = nullptr;
 };
@@ -71,7 +85,7 @@ class StagedPlan {
   // Compiles every stage on its device (`devices[stage.device]`); `progress` as
   // ExecutorOptions' over all stages' kernels.
   StagedPlan(std::span<const StageDevice> devices, KernelCache& cache, LoweredPass pass,
-             const std::function<void(int64_t done, int64_t total)>& progress = {});
+             const std::function<void(int64_t done, int64_t total)>& progress = {}, StageLink* link = nullptr);
   ~StagedPlan();
 
   // Runs every stage: `bindings` holds the pass's inputs (params not resident on a stage's
@@ -83,13 +97,22 @@ class StagedPlan {
   size_t stages() const { return stages_.size(); }
   int device_of_stage(size_t stage) const { return pass_.stages[stage].device; }
   uint64_t transfer_bytes() const { return pass_.transfer_bytes; }  // per run
-  // Bytes the last run moved between devices (equal to transfer_bytes()).
+  // Bytes the last run handed to this rank's stages from other devices (in one process:
+  // transfer_bytes()), plus, for stages summed across ranks, this rank's share sent to
+  // each other rank.
   uint64_t last_moved_bytes() const { return last_moved_; }
   int kernels() const;  // launches per run, every stage
 
  private:
+  bool local(size_t stage) const { return devices_.at(static_cast<size_t>(pass_.stages[stage].device)).rank < 0; }
+
   std::vector<StageDevice> devices_;
+  StageLink* link_ = nullptr;
   LoweredPass pass_;
+  // Per stage, per output: the ranks this rank sends it to (its own stages), or whether
+  // this rank receives it (another rank's stages).
+  std::vector<std::vector<std::vector<int>>> send_to_;
+  std::vector<std::vector<bool>> receive_;
   CarryPlan carries_;
   std::vector<std::unique_ptr<Executor>> stages_;
   std::vector<std::unique_ptr<backends::Buffer>> carry_buffers_;  // per carry buffer, on its device

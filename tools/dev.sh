@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${MOAT_JOBS:-2}
 
-build_packages=(cmake ninja-build g++ pkg-config libpcre2-dev nlohmann-json3-dev doctest-dev libedit-dev libcpp-httplib-dev llvm-14-dev libllvmspirvlib-14-dev spirv-tools
+build_packages=(cmake ninja-build g++ pkg-config libpcre2-dev nlohmann-json3-dev doctest-dev libedit-dev libcpp-httplib-dev libopenmpi-dev openmpi-bin llvm-14-dev libllvmspirvlib-14-dev spirv-tools
   opencl-c-headers)
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 # Optional for the tests (they skip, saying why, without them): Debian's ROCm 5.2 HIP

@@ -52,7 +52,7 @@ int run_perplexity(const ParsedArgs& args) {
 }
 
 const Command kPerplexity{
-    {"perplexity", "[-m MODEL] -f FILE [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
+    {"perplexity", "[-m MODEL] -f FILE [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--mpi pipeline|expert] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
      "perplexity of a model on a text file",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
@@ -62,6 +62,10 @@ const Command kPerplexity{
        "(default: equal shares); activations pass from device to device"},
       {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
       {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
+      {"--mpi", "pipeline|expert", "under mpirun: the ranks run one model together, each on its --device (one for all, "
+       "or one per rank): pipeline splits the layers over the ranks (--split), expert gives every rank a share "
+       "of each layer's routed experts"},
+      {"--mpi-timeout", "S", "with --mpi: seconds a rank waits for another before it stops with an error (default 30)"},
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
       {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},

@@ -78,8 +78,7 @@ std::string sampling_note(const runtime::SamplingOptions& sampling) {
 int run_once(const ParsedArgs& args) {
   const int prompt_kinds = args.has("-p") + args.has("-f") + args.has("--tokens");
   if (prompt_kinds != 1) user_error("moat run needs one prompt: -p TEXT, -f FILE or --tokens ID,ID,... (see moat run --help)");
-  const runtime::SamplingOptions sampling = sampling_options(args);
-  runtime::Sampler sampler(sampling);
+  runtime::SamplingOptions sampling = sampling_options(args);
   const int64_t batch = args.integer("--batch", 512, 1, 1 << 20);
   // -1: until the end of sequence or a full context
   const int64_t n_asked = args.integer("-n", -1, -1, 1 << 30);
@@ -89,6 +88,9 @@ int run_once(const ParsedArgs& args) {
   setup.tokens_hint = "give the prompt as token ids with --tokens ID,ID,...";
   setup.sampling_note = sampling_note(sampling);
   open_run(args, !args.has("--tokens"), setup);
+  sampling.seed = setup.agree(sampling.seed);  // --mpi: every rank samples what rank 0 does
+  setup.sampling_note = sampling_note(sampling);
+  runtime::Sampler sampler(sampling);
   const Prompt prompt = read_prompt(args, setup);
 
   runtime::Session& session = *setup.session;
@@ -139,12 +141,13 @@ int run_once(const ParsedArgs& args) {
   }
   std::cout.flush();
   std::fflush(stdout);
-  if (args.has("--logits-out")) {
+  if (args.has("--logits-out") && setup.reports()) {
     const int64_t vocab = setup.model.hparams.n_vocab;
     write_npy_f32(args.value("--logits-out"), {static_cast<int64_t>(logits.size()) / vocab, vocab}, logits);
   }
   const bool context_ended = stats.stop == runtime::StopReason::context_full ||
                              (stats.stop == runtime::StopReason::limit && n_gen < wanted);
+  if (!setup.reports()) return 0;  // --mpi: rank 0 says it
   if (context_ended)
     std::cerr << "moat: stopped: the context of " << session.context() << " tokens is full (raise --ctx)\n";
   print_run_stats(setup, stats);
@@ -153,6 +156,7 @@ int run_once(const ParsedArgs& args) {
 
 int run_model(const ParsedArgs& args) {
   if (!args.has("--chat")) return run_once(args);
+  if (args.has("--mpi")) user_error("--chat reads the terminal, which only one rank has; --mpi runs one-shot prompts");
   if (args.has("--tokens") || args.has("-f") || args.has("--logits-out") || args.has("--ignore-eos"))
     user_error("--chat takes its turns as text (-p for the first one, then the terminal or standard input); "
                "--tokens, -f, --logits-out and --ignore-eos are for one-shot runs");
@@ -174,7 +178,7 @@ int run_model(const ParsedArgs& args) {
 
 const Command kRun{
     {"run",
-     "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
+     "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--mpi pipeline|expert] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
      "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--repeat-last-n N] [--presence-penalty P] "
      "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
@@ -186,6 +190,10 @@ const Command kRun{
        "(default: equal shares); activations pass from device to device"},
       {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
       {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
+      {"--mpi", "pipeline|expert", "under mpirun: the ranks run one model together, each on its --device (one for all, "
+       "or one per rank): pipeline splits the layers over the ranks (--split), expert gives every rank a share "
+       "of each layer's routed experts"},
+      {"--mpi-timeout", "S", "with --mpi: seconds a rank waits for another before it stops with an error (default 30)"},
       {"-p", "TEXT", "prompt text (with --chat: the first message)"},
       {"-f", "FILE", "read the prompt text from FILE"},
       {"--tokens", "IDS", "prompt as comma-separated token ids; prints the generated ids"},

@@ -23,7 +23,8 @@ std::vector<std::string> split_commas(const std::string& text) {
   }
 }
 
-// "layers" or "layers:3,1": one share per device of `devices` (equal without ratios).
+}  // namespace
+
 std::vector<double> layer_shares(const std::string& split, size_t devices) {
   if (split == "layers") return std::vector<double>(devices, 1.0);
   if (!split.starts_with("layers:"))
@@ -41,8 +42,6 @@ std::vector<double> layer_shares(const std::string& split, size_t devices) {
     user_error("--split ", split, " gives ", shares.size(), " ratios for ", devices, " devices (--device); give one per device");
   return shares;
 }
-
-}  // namespace
 
 DevicePlacement placement_options(const ParsedArgs& args, int64_t layers) {
   const std::string devices = args.value_or("--device", "cpu");

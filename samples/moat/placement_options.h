@@ -36,4 +36,7 @@ DevicePlacement placement_for(std::vector<std::string> ids, const ParsedArgs& ar
 // session spans several devices (plus the fallbacks, if any).
 std::string placement_report(const runtime::Session& session);
 
+// "layers" or "layers:3,1": one share per device of `devices` (equal without ratios).
+std::vector<double> layer_shares(const std::string& split, size_t devices);
+
 }  // namespace moat::cli

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
+#include "cluster/mpi_link.h"
 #include "runtime/context.h"
 #include "samples/moat/demo_model.h"
 #include "samples/moat/placement_options.h"
@@ -55,13 +57,22 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
 
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
-  const DevicePlacement placement = placement_options(args, setup.model.layers());
-  for (const std::string& id : placement.ids) {
-    setup.devices.push_back(backends::open_device(id, cpu));
-    if (const int cpus = setup.devices.back()->properties().info.threads; cpus > 0 && cpu.threads > cpus)  // a host-thread device
+  DevicePlacement placement;
+  std::vector<backends::Device*> devices;
+  if (args.has("--mpi")) {
+    placement = open_ranks(args, setup, cpu);
+    devices.assign(placement.ids.size(), nullptr);
+    devices[static_cast<size_t>(setup.link->rank())] = setup.devices[0].get();
+    if (setup.mpi_mode == "expert") devices = {setup.devices[0].get()};
+  } else {
+    placement = placement_options(args, setup.model.layers());
+    for (const std::string& id : placement.ids) setup.devices.push_back(backends::open_device(id, cpu));
+    for (const auto& d : setup.devices) devices.push_back(d.get());
+  }
+  for (const auto& device : setup.devices)
+    if (const int cpus = device->properties().info.threads; cpus > 0 && cpu.threads > cpus)  // a host-thread device
       std::cerr << "moat: warning: -t " << cpu.threads << " is more than the CPUs this process may run on (" << cpus
                 << "); threads beyond that share CPUs and slow each other down\n";
-  }
   setup.cache = std::make_unique<runtime::KernelCache>(runtime::default_kernel_cache_dir(
       std::getenv("MOAT_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")));
 
@@ -76,18 +87,68 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   options.context = context.tokens;
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
   options.placement = placement.spec;
-  std::vector<backends::Device*> devices;
-  for (const auto& d : setup.devices) devices.push_back(d.get());
+  options.link = setup.link.get();
+  if (setup.mpi_mode == "expert") options.across = runtime::SessionOptions::Across::expert;
+  if (!setup.reports()) options.progress = nullptr;
   setup.session = std::make_unique<runtime::Session>(setup.model, devices, *setup.cache, options);
   setup.progress.clear();
   setup.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (!setup.reports()) return;
   std::cerr << "moat: " << setup.model_path << " on " << setup.device_label() << ", " << context.report << "\n";
-  if (setup.devices.size() > 1) std::cerr << "moat: " << placement_report(*setup.session) << "\n";
+  if (setup.session->device_shares().size() > 1) std::cerr << "moat: " << placement_report(*setup.session) << "\n";
+}
+
+DevicePlacement open_ranks(const ParsedArgs& args, RunSetup& setup, const backends::CpuOptions& cpu) {
+  setup.mpi_mode = args.value("--mpi");
+  if (setup.mpi_mode != "pipeline" && setup.mpi_mode != "expert")
+    user_error("--mpi ", setup.mpi_mode, ": pipeline (layers split over the ranks) or expert (every rank a share of the routed experts)");
+  if (setup.sequences > 1 || setup.draft_tokens > 0) user_error("--mpi runs one sequence without --spec");
+  if (args.has("--moe-device") || args.has("--n-moe-device"))
+    user_error("--moe-device places experts inside one process; across ranks use --mpi expert");
+  if (setup.mpi_mode == "expert" && args.has("--split")) user_error("--split splits layers over --mpi pipeline's ranks, not --mpi expert's");
+  cluster::MpiOptions mpi;
+  mpi.timeout_s = args.number("--mpi-timeout", 30, 0.1, 86400);
+  setup.link = cluster::start_mpi(mpi);
+  const int rank = setup.link->rank(), ranks = setup.link->ranks();
+  if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) user_error("rank ", rank, ": cannot silence standard output");
+  const std::string listed = args.value_or("--device", "cpu");
+  std::vector<std::string> ids;
+  for (size_t start = 0;;) {
+    const size_t comma = listed.find(',', start);
+    ids.push_back(listed.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (ids.size() != 1 && static_cast<int>(ids.size()) != ranks)
+    user_error("--mpi with ", ranks, " ranks: give one --device for all of them or one per rank (rank r uses the r-th), not ", ids.size());
+  setup.devices.push_back(backends::open_device(ids[ids.size() == 1 ? 0 : static_cast<size_t>(rank)], cpu));
+  DevicePlacement placement;
+  for (int r = 0; r < ranks; ++r) placement.ids.push_back(ids[ids.size() == 1 ? 0 : static_cast<size_t>(r)]);
+  if (setup.mpi_mode == "pipeline") {
+    std::vector<double> shares(static_cast<size_t>(ranks), 1.0);
+    if (args.has("--split")) shares = layer_shares(args.value("--split"), static_cast<size_t>(ranks));
+    placement.spec.layers_per_device = runtime::split_layers(setup.model.layers(), shares);
+  }
+  return placement;
+}
+
+uint64_t RunSetup::agree(uint64_t value) const {
+  if (!link || link->ranks() == 1) return value;
+  uint8_t bytes[sizeof value];
+  std::memcpy(bytes, &value, sizeof value);
+  constexpr int kTag = 1 << 21;  // apart from the passes' node ids
+  if (link->rank() == 0)
+    for (int r = 1; r < link->ranks(); ++r) link->send(r, kTag, bytes);
+  else
+    link->receive(0, kTag, bytes);
+  std::memcpy(&value, bytes, sizeof value);
+  return value;
 }
 
 std::string RunSetup::device_label() const {
   std::vector<std::string> ids;
   for (const auto& d : devices) ids.push_back(d->properties().info.id);
+  if (link) return cat(join(ids, "+"), ", rank ", link->rank(), " of ", link->ranks(), ", --mpi ", mpi_mode);
   return join(ids, "+");
 }
 

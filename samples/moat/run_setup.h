@@ -14,12 +14,16 @@
 #include "runtime/kernel_cache.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
+#include "runtime/stage_link.h"
 #include "samples/moat/args.h"
 #include "samples/moat/progress.h"
 
 namespace moat::cli {
 
 struct RunSetup {
+  // --mpi: the link to the other ranks (destroyed last: the session's passes use it).
+  std::unique_ptr<runtime::StageLink> link;
+  std::string mpi_mode;  // "pipeline" or "expert" with --mpi
   std::string model_path;
   models::DeepSeekModel model;
   std::optional<tok::Tokenizer> tokenizer;  // absent only for --tokens prompts of a model without one
@@ -38,8 +42,13 @@ struct RunSetup {
   // Tokens drafted per verification pass by the model's MTP layer (--spec mtp); 0: none.
   int64_t draft_tokens = 0;
 
-  // "cpu" or "cpu+opencl:0": the devices' ids, for stats lines and reports.
+  // "cpu" or "cpu+opencl:0" (with --mpi: "cpu, rank 0 of 2, --mpi pipeline"): the
+  // devices' ids, for stats lines and reports.
   std::string device_label() const;
+  // Whether this process reports (not a rank other than 0 of --mpi).
+  bool reports() const { return !link || link->rank() == 0; }
+  // With --mpi, the same value on every rank: rank 0's (a random seed).
+  uint64_t agree(uint64_t value) const;
 };
 
 // Loads everything; prints the model's notes and the context chosen on stderr. The
@@ -50,6 +59,12 @@ struct RunSetup {
 // checks that need them.
 void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load = {});
+
+// --mpi pipeline|expert (with --mpi-timeout S): starts MPI, opens this rank's device (the
+// one --device, or the rank-th of a list), silences standard output on ranks above 0,
+// and returns the ranks' devices with the layer split of pipeline (--split over ranks).
+struct DevicePlacement;
+DevicePlacement open_ranks(const ParsedArgs& args, RunSetup& setup, const backends::CpuOptions& cpu);
 
 // --cache-type (f32, f16, bf16, q8_0; default f16), --batch (the most tokens per pass) and
 // --memory-budget (bytes, K, M or G; default: what the device has) as session options.

@@ -52,14 +52,14 @@ class MpiLink final : public runtime::StageLink {
   void send(int to, int tag, std::span<const uint8_t> bytes) override {
     MPI_Request request;
     check(MPI_Isend(bytes.data(), count(bytes.size()), MPI_BYTE, to, tag, MPI_COMM_WORLD, &request), to, "send to");
-    wait({&request, 1}, to, "hand its bytes to");
+    wait({&request, 1}, to, "take the bytes this rank sends");
     sent_ += bytes.size();
   }
 
   void receive(int from, int tag, std::span<uint8_t> bytes) override {
     MPI_Request request;
     check(MPI_Irecv(bytes.data(), count(bytes.size()), MPI_BYTE, from, tag, MPI_COMM_WORLD, &request), from, "receive from");
-    wait({&request, 1}, from, "send its bytes to");
+    wait({&request, 1}, from, "send the bytes this rank waits for");
   }
 
   void sum(int tag, std::span<float> values) override {
@@ -77,7 +77,7 @@ class MpiLink final : public runtime::StageLink {
       check(MPI_Isend(values.data(), n, MPI_BYTE, r, kSumTagBase + tag, MPI_COMM_WORLD, &requests.back()), r, "send to");
       sent_ += values.size_bytes();
     }
-    wait(requests, -1, "exchange its share with");
+    wait(requests, -1, "exchange its share of the experts' sum with this rank");
     theirs[static_cast<size_t>(rank_)].assign(values.begin(), values.end());
     for (size_t i = 0; i < values.size(); ++i) {  // in rank order: the same sums on every rank
       float total = 0;
@@ -113,7 +113,7 @@ class MpiLink final : public runtime::StageLink {
         for (MPI_Request& r : requests)
           if (r != MPI_REQUEST_NULL) MPI_Cancel(&r);
         user_error("rank ", rank_, ": ", peer >= 0 ? cat("rank ", peer) : std::string("another rank"), " did not ", what,
-                   " this rank within ", timeout_s_, " s; it has stopped or hangs (see its output), so this rank stops too");
+                   " within ", timeout_s_, " s (--mpi-timeout); it has stopped or hangs (see its output), so this rank stops too");
       }
       // Short waits first (a decode step exchanges every few hundred microseconds), then
       // sleep so that a waiting rank leaves the cores to the one computing.

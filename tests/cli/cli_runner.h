@@ -51,8 +51,8 @@ struct CliProcess {
   void signal(int sig) const { REQUIRE(::kill(pid, sig) == 0); }
 };
 
-// `moat ARGS...` with `input` on standard input, running.
-inline CliProcess start_moat(const std::vector<std::string>& args, const std::string& input = "") {
+// `PROGRAM ARGS...` with `input` on standard input, running.
+inline CliProcess start_program(const std::string& program, const std::vector<std::string>& args, const std::string& input = "") {
   static std::atomic<int> started{0};
   const auto dir = std::filesystem::temp_directory_path();
   const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(started++);
@@ -66,15 +66,20 @@ inline CliProcess start_moat(const std::vector<std::string>& args, const std::st
   posix_spawn_file_actions_addopen(&actions, 0, p.in_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, p.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> argv_storage{MOAT_CLI_PATH};
+  std::vector<std::string> argv_storage{program};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int spawned = posix_spawn(&p.pid, MOAT_CLI_PATH, &actions, nullptr, argv.data(), environ);
+  const int spawned = posix_spawn(&p.pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE(spawned == 0);
   return p;
+}
+
+// `moat ARGS...` with `input` on standard input, running.
+inline CliProcess start_moat(const std::vector<std::string>& args, const std::string& input = "") {
+  return start_program(MOAT_CLI_PATH, args, input);
 }
 
 // Waits for the process to end; returns what it printed and removes its files.

@@ -61,7 +61,11 @@ struct Measured {
 // The devices one session runs on: their traffic and memory together.
 class DeviceGroup {
  public:
-  explicit DeviceGroup(std::span<backends::Device* const> devices) : devices_(devices.begin(), devices.end()) {}
+  // Null entries (another rank's devices) are left out of the sums.
+  explicit DeviceGroup(std::span<backends::Device* const> devices) : devices_(devices.begin(), devices.end()) {
+    std::erase(devices_, nullptr);
+    all_ = {devices.begin(), devices.end()};
+  }
   backends::DeviceTraffic::Snapshot traffic() const {
     backends::DeviceTraffic::Snapshot sum;
     for (backends::Device* d : devices_) {
@@ -78,10 +82,10 @@ class DeviceGroup {
     for (backends::Device* d : devices_) sum += d->memory().peak();
     return sum;
   }
-  std::span<backends::Device* const> devices() const { return devices_; }
+  std::span<backends::Device* const> devices() const { return all_; }  // as given, for the session
 
  private:
-  std::vector<backends::Device*> devices_;
+  std::vector<backends::Device*> devices_, all_;
 };
 
 // Measured from `before` to now.
@@ -289,6 +293,8 @@ BenchResult bench_devices(const std::string& model_path, const models::LoadOptio
   session_options.context = bench_context(options);
   session_options.max_batch = std::clamp<int64_t>(max_of(options.batches), 1, session_options.context);
   session_options.placement = placement;
+  session_options.link = options.link;
+  if (options.expert_shares) session_options.across = SessionOptions::Across::expert;
   Inputs in;
   for (int64_t p : options.n_prompt)
     if (p > 0) in.prompts.push_back(bench_tokens(p, model.vocab_size()));

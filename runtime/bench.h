@@ -18,6 +18,7 @@
 #include "frontend/model.h"
 #include "runtime/kernel_profile.h"
 #include "runtime/placement.h"
+#include "runtime/stage_link.h"
 
 namespace moat::runtime {
 
@@ -45,6 +46,10 @@ struct BenchOptions {
   // again as greedy generation with that many tokens drafted per pass by the model's
   // MTP layer (the model is loaded with it, LoadOptions::draft), at depth 0.
   std::vector<int64_t> draft = {};
+  // Across processes (--mpi): every rank runs the same tests over the link; the devices
+  // given are the session's (placement.h, SessionOptions::link). expert_shares: --mpi expert.
+  StageLink* link = nullptr;
+  bool expert_shares = false;
 };
 
 struct BenchTest {

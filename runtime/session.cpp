@@ -249,6 +249,16 @@ void Session::check_memory(const SessionOptions& options) {
     lowered_.emplace(key, std::move(pass));
   }
   decode_moved_ = lowered_.at(decode).transfer_bytes;
+  if (expert_shares_) {  // this rank's share of each MoE layer's output, to every other rank
+    decode_moved_ = 0;
+    for (const LoweredStage& stage : lowered_.at(decode).stages)
+      if (stage.sum_across_ranks)
+        for (const ir::TensorType& t : stage.types) {
+          std::vector<int64_t> shape;
+          for (const ir::Dim& d : t.shape) shape.push_back(d.value);
+          decode_moved_ += static_cast<uint64_t>(ir::tensor_bytes(t.dtype, shape)) * static_cast<uint64_t>(link_->ranks() - 1);
+        }
+  }
   stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   int64_t next_layer = 0;

@@ -119,6 +119,12 @@ StagedPlan::StagedPlan(std::span<const StageDevice> devices, KernelCache& cache,
         for (int r = 0; r < link_->ranks(); ++r) wanted_by[pass_.outputs[o]].insert(r);
   send_to_.resize(n);
   receive_.resize(n);
+  for (const LoweredStage& stage : pass_.stages)
+    for (size_t k = 0; k < stage.computes.size(); ++k) {
+      std::vector<int64_t> shape;
+      for (const ir::Dim& dim : stage.types[k].shape) shape.push_back(dim.value);
+      value_bytes_[stage.computes[k]] = static_cast<uint64_t>(ir::tensor_bytes(stage.types[k].dtype, shape));
+    }
   for (size_t s = 0; s < n; ++s) {
     const LoweredStage& stage = pass_.stages[s];
     for (ir::NodeId v : stage.computes) {
@@ -187,6 +193,8 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
   for (size_t s = 0; s < stages_.size(); ++s) {
     const LoweredStage& stage = pass_.stages[s];
     if (!local(s)) {  // another rank's stage: what this rank needs of it arrives from there
+      for (ir::NodeId v : stage.receives)  // what that rank's stage takes from other devices, counted as if seen here
+        if (!same_device(made_on.at(v), stage.device)) last_moved_ += value_bytes_.at(v);
       const int from = devices_.at(static_cast<size_t>(stage.device)).rank;
       for (size_t k = 0; k < stage.computes.size(); ++k) {
         made_on[stage.computes[k]] = stage.device;
@@ -210,7 +218,7 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
       if (carries_.input_carry[s][j] >= 0) continue;  // read in place on this device
       const ir::NodeId node = stage.receives[j];
       const ir::HostTensor& value = values.at(node);
-      if (made_on.at(node) != stage.device) last_moved_ += value.bytes().size();
+      if (!same_device(made_on.at(node), stage.device)) last_moved_ += value.bytes().size();
       stage_bindings.tensors.insert_or_assign(transfer_name(node), value);
     }
     std::vector<ir::HostTensor> out = stages_[s]->run(stage_bindings, d.resident, output_into_[s], &carried_inputs_[s]);

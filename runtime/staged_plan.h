@@ -97,7 +97,8 @@ class StagedPlan {
   size_t stages() const { return stages_.size(); }
   int device_of_stage(size_t stage) const { return pass_.stages[stage].device; }
   uint64_t transfer_bytes() const { return pass_.transfer_bytes; }  // per run
-  // Bytes the last run handed to this rank's stages from other devices (in one process:
+  // Bytes the last run handed to stages from other devices (in one process: counted as
+  // bound, equal to transfer_bytes(); another rank's stages: their share of
   // transfer_bytes()), plus, for stages summed across ranks, this rank's share sent to
   // each other rank.
   uint64_t last_moved_bytes() const { return last_moved_; }
@@ -105,6 +106,11 @@ class StagedPlan {
 
  private:
   bool local(size_t stage) const { return devices_.at(static_cast<size_t>(pass_.stages[stage].device)).rank < 0; }
+  // Whether two slots are one device (expert shares run on a second slot of this rank's).
+  bool same_device(int a, int b) const {
+    const StageDevice &x = devices_.at(static_cast<size_t>(a)), &y = devices_.at(static_cast<size_t>(b));
+    return a == b || (x.rank == y.rank && x.device == y.device);
+  }
 
   std::vector<StageDevice> devices_;
   StageLink* link_ = nullptr;
@@ -113,6 +119,7 @@ class StagedPlan {
   // this rank receives it (another rank's stages).
   std::vector<std::vector<std::vector<int>>> send_to_;
   std::vector<std::vector<bool>> receive_;
+  std::map<ir::NodeId, uint64_t> value_bytes_;  // bytes of every value a stage computes
   CarryPlan carries_;
   std::vector<std::unique_ptr<Executor>> stages_;
   std::vector<std::unique_ptr<backends::Buffer>> carry_buffers_;  // per carry buffer, on its device

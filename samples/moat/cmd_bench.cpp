@@ -250,7 +250,37 @@ int run_bench(const ParsedArgs& args) {
     return *host_bandwidth;
   };
 
+  std::optional<RankPlacement> ranks;  // --mpi: one row, the ranks' placement
+  if (args.has("--mpi")) {
+    if (std::any_of(options.parallel.begin(), options.parallel.end(), [](int64_t p) { return p > 1; }) || !options.draft.empty())
+      user_error("moat bench --mpi runs one sequence without --spec; leave out --parallel and --spec");
+    backends::CpuOptions cpu;
+    cpu.threads = static_cast<int>(threads[0]);
+    ranks = start_ranks(args, layers, cpu);
+    options.link = ranks->link.get();
+    options.expert_shares = ranks->mode == "expert";
+    DeviceBench& d = report.devices.emplace_back();
+    const backends::DeviceProperties& properties = ranks->device->properties();
+    d.info = properties.info;
+    d.info.id = cat(join(ranks->placement.ids, ","), " x", ranks->link->ranks(), " ", ranks->mode);
+    d.info.name = cat("rank 0: ", properties.info.name);
+    if (properties.info.threads > 0) d.n_threads = cpu.threads > 0 ? cpu.threads : std::max(1, properties.info.compute_units);
+    std::vector<std::string> parts;
+    for (size_t r = 0; r < ranks->placement.ids.size(); ++r) {
+      const auto& counts = ranks->placement.spec.layers_per_device;
+      int64_t first = 0;
+      for (size_t q = 0; q < r && q < counts.size(); ++q) first += counts[q];
+      parts.push_back(counts.empty() ? cat("rank ", r, " ", ranks->placement.ids[r], ": every layer, experts ", r, " of ", ranks->placement.ids.size())
+                                     : cat("rank ", r, " ", ranks->placement.ids[r], ": layers ", first, "-", first + counts[r] - 1));
+    }
+    d.placement = cat("--mpi ", ranks->mode, ": ", join(parts, " | "));
+    options.kernel_cache_dir = cache_dir;
+    d.test_time = utc_now();
+    d.result = runtime::bench_devices(report.model_filename, {}, ranks->session_devices(), ranks->placement.spec, options);
+    if (ranks->link->rank() > 0) return 0;  // rank 0 reports
+  }
   for (const std::vector<backends::DeviceInfo>& group : devices) {
+    if (ranks) break;
     std::vector<std::string> ids;
     bool host_threads = false;  // a device that runs kernels on host threads runs once per -t value
     for (const backends::DeviceInfo& listed : group) ids.push_back(listed.id), host_threads = host_threads || listed.threads > 0;
@@ -313,7 +343,7 @@ int run_bench(const ParsedArgs& args) {
 
 const Command kBench{
     {"bench",
-     "[-m MODEL] [--device all|ID[+ID],...] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
+     "[-m MODEL] [--device all|ID[+ID],...] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--mpi pipeline|expert] [-p N,...] [-n N,...] [-d N,...] [-b N,...] [-t N,...] [-r N] [-o md|csv|json|jsonl]\n"
      "       [--json F] [--md F] [--svg F] [--cold] [--remeasure-bandwidth] [--profile] [--parallel N,...] [--spec mtp [--draft N,...]]",
      "benchmark prompt processing and generation on one or more devices (like llama-bench)",
      {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
@@ -323,6 +353,9 @@ const Command kBench{
                                     "shares to the devices other than --moe-device)"},
       {"--moe-device", "ID", "rows A+B: the routed experts on ID (added to the row's devices if absent)"},
       {"--n-moe-device", "N", "rows A+B: only the first N layers' routed experts on --moe-device"},
+      {"--mpi", "pipeline|expert", "under mpirun: one row of the ranks running the model together, each on its --device "
+                                   "(one for all, or one per rank); see moat run --help"},
+      {"--mpi-timeout", "S", "with --mpi: seconds a rank waits for another before it stops with an error (default 30)"},
       {"-p", "N,...", "prompt tokens of the pp tests (default 512, capped to the context; 0 skips pp)"},
       {"-n", "N,...", "generated tokens of the tg tests (default 128, capped to the context; 0 skips tg)"},
       {"-d", "N,...", "depths: run each test after N cached tokens (default 0)"},

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
+#include "cluster/mpi_link.h"
 #include "support/error.h"
 #include "support/memory.h"
 #include "support/strings.h"
@@ -82,6 +84,42 @@ DevicePlacement placement_for(std::vector<std::string> ids, const ParsedArgs& ar
     out.spec.moe_layers = args.integer("--n-moe-device", -1, 0, 1 << 20);
   }
   return out;
+}
+
+RankPlacement start_ranks(const ParsedArgs& args, int64_t layers, const backends::CpuOptions& cpu) {
+  RankPlacement out;
+  out.mode = args.value("--mpi");
+  if (out.mode != "pipeline" && out.mode != "expert")
+    user_error("--mpi ", out.mode, ": pipeline (layers split over the ranks) or expert (every rank a share of the routed experts)");
+  if (args.has("--moe-device") || args.has("--n-moe-device"))
+    user_error("--moe-device places experts inside one process; across ranks use --mpi expert");
+  if (out.mode == "expert" && args.has("--split")) user_error("--split splits layers over --mpi pipeline's ranks, not --mpi expert's");
+  const std::string listed = args.value_or("--device", "cpu");
+  const std::vector<std::string> ids = split_commas(listed);
+  for (const std::string& id : ids)
+    if (id.empty() || id.find('+') != std::string::npos) user_error("--device ", listed, " with --mpi: one device id per rank, separated by commas");
+  cluster::MpiOptions mpi;
+  mpi.timeout_s = args.number("--mpi-timeout", 30, 0.1, 86400);
+  out.link = cluster::start_mpi(mpi);
+  const int rank = out.link->rank(), ranks = out.link->ranks();
+  if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) user_error("rank ", rank, ": cannot silence standard output");
+  if (ids.size() != 1 && static_cast<int>(ids.size()) != ranks)
+    user_error("--mpi with ", ranks, " ranks: give one --device for all of them or one per rank (rank r uses the r-th), not ", ids.size());
+  for (int r = 0; r < ranks; ++r) out.placement.ids.push_back(ids[ids.size() == 1 ? 0 : static_cast<size_t>(r)]);
+  out.device = backends::open_device(out.placement.ids[static_cast<size_t>(rank)], cpu);
+  if (out.mode == "pipeline") {
+    std::vector<double> shares(static_cast<size_t>(ranks), 1.0);
+    if (args.has("--split")) shares = layer_shares(args.value("--split"), static_cast<size_t>(ranks));
+    out.placement.spec.layers_per_device = runtime::split_layers(layers, shares);
+  }
+  return out;
+}
+
+std::vector<backends::Device*> RankPlacement::session_devices() const {
+  if (mode == "expert") return {device.get()};
+  std::vector<backends::Device*> slots(placement.ids.size(), nullptr);
+  slots[static_cast<size_t>(link->rank())] = device.get();
+  return slots;
 }
 
 std::string placement_report(const runtime::Session& session) {

@@ -8,10 +8,13 @@
 //   --n-moe-device N          only the first N layers' routed experts there
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "backends/device.h"
 #include "runtime/placement.h"
+#include "runtime/stage_link.h"
 #include "runtime/session.h"
 #include "samples/moat/args.h"
 
@@ -35,6 +38,23 @@ DevicePlacement placement_for(std::vector<std::string> ids, const ParsedArgs& ar
 // (...) | moved between devices: 4096 bytes per token": what `moat run` prints when the
 // session spans several devices (plus the fallbacks, if any).
 std::string placement_report(const runtime::Session& session);
+
+// --mpi pipeline|expert under mpirun (with --mpi-timeout S): MPI started, this rank's
+// device opened (the one --device, or the rank-th of a list), standard output silenced
+// on ranks above 0.
+struct RankPlacement {
+  std::unique_ptr<runtime::StageLink> link;
+  std::string mode;                          // "pipeline" or "expert"
+  std::unique_ptr<backends::Device> device;  // this rank's
+  DevicePlacement placement;                 // one id per rank; pipeline: the layer split over ranks (--split)
+  // What the session is given: pipeline, one slot per rank (null but this rank's);
+  // expert, this rank's device.
+  std::vector<backends::Device*> session_devices() const;
+  runtime::SessionOptions::Across across() const {
+    return mode == "expert" ? runtime::SessionOptions::Across::expert : runtime::SessionOptions::Across::pipeline;
+  }
+};
+RankPlacement start_ranks(const ParsedArgs& args, int64_t layers, const backends::CpuOptions& cpu);
 
 // "layers" or "layers:3,1": one share per device of `devices` (equal without ratios).
 std::vector<double> layer_shares(const std::string& split, size_t devices);

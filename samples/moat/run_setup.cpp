@@ -60,10 +60,13 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   DevicePlacement placement;
   std::vector<backends::Device*> devices;
   if (args.has("--mpi")) {
-    placement = open_ranks(args, setup, cpu);
-    devices.assign(placement.ids.size(), nullptr);
-    devices[static_cast<size_t>(setup.link->rank())] = setup.devices[0].get();
-    if (setup.mpi_mode == "expert") devices = {setup.devices[0].get()};
+    if (setup.sequences > 1 || setup.draft_tokens > 0) user_error("--mpi runs one sequence without --spec");
+    RankPlacement ranks = start_ranks(args, setup.model.layers(), cpu);
+    setup.link = std::move(ranks.link);
+    setup.mpi_mode = ranks.mode;
+    devices = ranks.session_devices();
+    setup.devices.push_back(std::move(ranks.device));
+    placement = std::move(ranks.placement);
   } else {
     placement = placement_options(args, setup.model.layers());
     for (const std::string& id : placement.ids) setup.devices.push_back(backends::open_device(id, cpu));
@@ -96,40 +99,6 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   if (!setup.reports()) return;
   std::cerr << "moat: " << setup.model_path << " on " << setup.device_label() << ", " << context.report << "\n";
   if (setup.session->device_shares().size() > 1) std::cerr << "moat: " << placement_report(*setup.session) << "\n";
-}
-
-DevicePlacement open_ranks(const ParsedArgs& args, RunSetup& setup, const backends::CpuOptions& cpu) {
-  setup.mpi_mode = args.value("--mpi");
-  if (setup.mpi_mode != "pipeline" && setup.mpi_mode != "expert")
-    user_error("--mpi ", setup.mpi_mode, ": pipeline (layers split over the ranks) or expert (every rank a share of the routed experts)");
-  if (setup.sequences > 1 || setup.draft_tokens > 0) user_error("--mpi runs one sequence without --spec");
-  if (args.has("--moe-device") || args.has("--n-moe-device"))
-    user_error("--moe-device places experts inside one process; across ranks use --mpi expert");
-  if (setup.mpi_mode == "expert" && args.has("--split")) user_error("--split splits layers over --mpi pipeline's ranks, not --mpi expert's");
-  cluster::MpiOptions mpi;
-  mpi.timeout_s = args.number("--mpi-timeout", 30, 0.1, 86400);
-  setup.link = cluster::start_mpi(mpi);
-  const int rank = setup.link->rank(), ranks = setup.link->ranks();
-  if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) user_error("rank ", rank, ": cannot silence standard output");
-  const std::string listed = args.value_or("--device", "cpu");
-  std::vector<std::string> ids;
-  for (size_t start = 0;;) {
-    const size_t comma = listed.find(',', start);
-    ids.push_back(listed.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  if (ids.size() != 1 && static_cast<int>(ids.size()) != ranks)
-    user_error("--mpi with ", ranks, " ranks: give one --device for all of them or one per rank (rank r uses the r-th), not ", ids.size());
-  setup.devices.push_back(backends::open_device(ids[ids.size() == 1 ? 0 : static_cast<size_t>(rank)], cpu));
-  DevicePlacement placement;
-  for (int r = 0; r < ranks; ++r) placement.ids.push_back(ids[ids.size() == 1 ? 0 : static_cast<size_t>(r)]);
-  if (setup.mpi_mode == "pipeline") {
-    std::vector<double> shares(static_cast<size_t>(ranks), 1.0);
-    if (args.has("--split")) shares = layer_shares(args.value("--split"), static_cast<size_t>(ranks));
-    placement.spec.layers_per_device = runtime::split_layers(setup.model.layers(), shares);
-  }
-  return placement;
 }
 
 uint64_t RunSetup::agree(uint64_t value) const {

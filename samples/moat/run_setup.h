@@ -60,12 +60,6 @@ struct RunSetup {
 void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
               const std::function<void(const RunSetup&)>& check_before_load = {});
 
-// --mpi pipeline|expert (with --mpi-timeout S): starts MPI, opens this rank's device (the
-// one --device, or the rank-th of a list), silences standard output on ranks above 0,
-// and returns the ranks' devices with the layer split of pipeline (--split over ranks).
-struct DevicePlacement;
-DevicePlacement open_ranks(const ParsedArgs& args, RunSetup& setup, const backends::CpuOptions& cpu);
-
 // --cache-type (f32, f16, bf16, q8_0; default f16), --batch (the most tokens per pass) and
 // --memory-budget (bytes, K, M or G; default: what the device has) as session options.
 runtime::SessionOptions session_options(const ParsedArgs& args);

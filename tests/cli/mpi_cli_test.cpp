@@ -97,6 +97,19 @@ TEST_CASE("mpirun -np 2 --mpi pipeline and --mpi expert give one process's greed
       CHECK(contains(ranks.err, std::string("rank 0 of 2, --mpi ") + mode));
     }
   }
+  // moat bench --mpi: one row, every rank's share of the bytes that cross per token: the
+  // pipeline's one hidden state (f32, 256), expert's share of 3 MoE layers to the other rank.
+  for (const auto& [mode, bytes] : {std::pair<const char*, double>{"pipeline", 1024.0}, {"expert", 3072.0}}) {
+    const auto bench = mpirun({"bench", "--mpi", mode, "--device", devices, "-p", "8", "-n", "4", "-r", "1", "-o", "json"});
+    REQUIRE_MESSAGE(bench.exit_code == 0, bench.err);
+    const nlohmann::json rows = nlohmann::json::parse(bench.out);
+    REQUIRE(rows.size() == 2);
+    for (const nlohmann::json& row : rows) {
+      CHECK(row["moved_bytes_per_token"].get<double>() == bytes);
+      CHECK(contains(row["placement"].get<std::string>(), std::string("--mpi ") + mode));
+    }
+  }
+
   const std::string text = (std::filesystem::temp_directory_path() / "moat_mpi_ppl.txt").string();
   {
     std::ofstream out(text);

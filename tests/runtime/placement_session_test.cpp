@@ -192,3 +192,28 @@ TEST_CASE("a device's share past its budget is refused before anything is alloca
 }
 
 }  // namespace moat
+
+namespace moat {
+
+TEST_CASE("a device that supports no op hands every node to the next device, and the session says so") {
+  setenv("MOAT_NULL_BACKEND", "1", 1);  // the null backend's device supports no op (backends/null/)
+  auto none = backends::open_device("null:0");
+  unsetenv("MOAT_NULL_BACKEND");
+  auto cpu = backends::open_device("cpu", {.threads = 2});
+  runtime::KernelCache cache{{}};
+  const models::DeepSeekModel& m = testing::demo_model();
+  const std::vector<int32_t> prompt = {1, 65, 77, 100, 12, 250, 3, 99};
+  runtime::Session single(m, *cpu, cache, {});
+  const std::vector<float> want = single.evaluate(prompt, 64);
+  runtime::SessionOptions options;
+  options.placement = {{2, 2}, -1, -1};  // layers 2-3 on the device that runs nothing
+  const std::vector<backends::Device*> devices{cpu.get(), none.get()};
+  runtime::Session s(m, devices, cache, options);
+  CHECK(s.evaluate(prompt, 64) == want);
+  REQUIRE_FALSE(s.fallbacks().empty());
+  CHECK(s.fallbacks().front().find("on null:0 -> cpu") != std::string::npos);
+  CHECK(s.moved_bytes_per_token() == 0);  // nothing left on null:0
+  CHECK(s.device_shares()[1].needs.weights == 0);
+}
+
+}  // namespace moat

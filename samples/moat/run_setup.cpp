@@ -62,9 +62,9 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   if (args.has("--mpi")) {
     if (setup.sequences > 1 || setup.draft_tokens > 0) user_error("--mpi runs one sequence without --spec");
     RankPlacement ranks = start_ranks(args, setup.model.layers(), cpu);
+    devices = ranks.session_devices();
     setup.link = std::move(ranks.link);
     setup.mpi_mode = ranks.mode;
-    devices = ranks.session_devices();
     setup.devices.push_back(std::move(ranks.device));
     placement = std::move(ranks.placement);
   } else {

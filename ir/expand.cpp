@@ -144,15 +144,12 @@ NodeId mask_groups(Builder& b, NodeId sel, const std::string& method, int64_t gr
   return b.reshape(masked, ss);                                               // [T, E]
 }
 
-// out = sum_j w_j * down_j . (silu(gate_j . x) * up_j . x) over the selected experts.
-// With a share of the experts (gate / up / down of E_local < E experts from `first`),
-// only those contribute.
-NodeId expand_moe_experts(Builder& b, const Node& node, std::span<const NodeId> ops, int64_t first) {
+// The routing of moe: each token's selected experts and their weights.
+MoeRouting moe_routing(Builder& b, const Node& node, std::span<const NodeId> ops) {
   const std::string& scoring = attr_string(node, "scoring");
   const std::string& method = attr_string(node, "method");
   const int64_t n_used = attr_int(node, "n_used"), groups = attr_int(node, "n_groups");
   NodeId x = to_f32(b, ops[0]);  // [T, D]
-  const Dim t = b.type(x).shape[0], d = b.type(x).shape[1];
 
   NodeId logits = b.matmul(x, ops[1], true);  // [T, E]
   NodeId scores = scoring == "softmax" ? softmax_f32(b, logits) : b.unary(Op::sigmoid, logits);
@@ -166,16 +163,25 @@ NodeId expand_moe_experts(Builder& b, const Node& node, std::span<const NodeId> 
     w = b.div(w, sum);
   }
   w = b.mul(w, f32_scalar(b, attr_float(node, "scale")));
+  return {x, idx, w};
+}
+
+// out = sum_j w_j * down_j . (silu(gate_j . x) * up_j . x) over the selected experts;
+// with a share of the experts (gate / up / down of E_local < E experts from `first`),
+// only those contribute.
+NodeId moe_experts(Builder& b, const Node& node, std::span<const NodeId> ops, const MoeRouting& routing, int64_t first) {
+  const int64_t n_used = attr_int(node, "n_used");
+  NodeId x = routing.x, idx = routing.idx, w = routing.w;
+  const Dim t = b.type(x).shape[0], d = b.type(x).shape[1];
   const int64_t experts = b.type(ops[1]).shape[0].value, local = b.type(ops[2]).shape[0].value;
   if (first != 0 || local != experts) {  // a share: the other experts' weights are 0, their indices clamped into it
     NodeId below = b.binary(Op::cmp_lt, idx, b.scalar(DType::i32, static_cast<double>(first)));
     NodeId above = b.binary(Op::cmp_lt, b.scalar(DType::i32, static_cast<double>(first + local - 1)), idx);
     NodeId zero = f32_scalar(b, 0.0);
-    w = b.select(above, zero, b.select(below, zero, w));                                  // [T, n_used]
-    idx = b.select(above, b.scalar(DType::i32, static_cast<double>(first)), b.select(below, b.scalar(DType::i32, static_cast<double>(first)), idx));
-    idx = b.sub(idx, b.scalar(DType::i32, static_cast<double>(first)));                   // i32 [T, n_used], 0..local-1
+    NodeId first_index = b.scalar(DType::i32, static_cast<double>(first));
+    w = b.select(above, zero, b.select(below, zero, w));                           // [T, n_used]
+    idx = b.sub(b.select(above, first_index, b.select(below, first_index, idx)), first_index);  // i32 [T, n_used], 0..local-1
   }
-
   NodeId gate = b.gather(ops[2], idx);  // [T, n_used, F, D]
   NodeId up = b.gather(ops[3], idx);    // [T, n_used, F, D]
   NodeId down = b.gather(ops[4], idx);  // [T, n_used, D, F]
@@ -187,13 +193,21 @@ NodeId expand_moe_experts(Builder& b, const Node& node, std::span<const NodeId> 
   return to_dtype(b, out, node.type.dtype);
 }
 
-NodeId expand_moe(Builder& b, const Node& node, std::span<const NodeId> ops) { return expand_moe_experts(b, node, ops, 0); }
+NodeId expand_moe(Builder& b, const Node& node, std::span<const NodeId> ops) {
+  return moe_experts(b, node, ops, moe_routing(b, node, ops), 0);
+}
 
 }  // namespace
 
-NodeId expand_moe_share(Builder& b, const Node& moe, std::span<const NodeId> operands, int64_t first_expert) {
-  MOAT_INTERNAL_CHECK(moe.op == Op::moe && operands.size() == moe.operands.size(), "expand_moe_share of ", op_name(moe.op));
-  return expand_moe_experts(b, moe, operands, first_expert);
+MoeRouting expand_moe_routing(Builder& b, const Node& moe, std::span<const NodeId> operands) {
+  MOAT_INTERNAL_CHECK(moe.op == Op::moe && operands.size() == moe.operands.size(), "expand_moe_routing of ", op_name(moe.op));
+  return moe_routing(b, moe, operands);
+}
+
+NodeId expand_moe_experts(Builder& b, const Node& moe, std::span<const NodeId> operands, const MoeRouting& routing,
+                          int64_t first_expert) {
+  MOAT_INTERNAL_CHECK(moe.op == Op::moe && operands.size() == moe.operands.size(), "expand_moe_experts of ", op_name(moe.op));
+  return moe_experts(b, moe, operands, routing, first_expert);
 }
 
 RopeFactors rope_factors(const Node& node) {

@@ -50,12 +50,19 @@ namespace moat::ir {
 // equals node.type.
 NodeId expand_composite(Builder& b, const Node& node, std::span<const NodeId> operands);
 
-// One share of a moe node's routed experts (expert parallelism): `operands` as the node's,
-// except that gate / up / down hold only experts first_expert .. first_expert + E_local - 1
-// ([E_local, ...]). Routing runs over all E experts as in moe; a selected expert outside
-// the share contributes 0 (its weight is zeroed and its index clamped into the share), so
-// the shares of a split of 0..E-1 add up to the moe node's result.
-NodeId expand_moe_share(Builder& b, const Node& moe, std::span<const NodeId> operands, int64_t first_expert);
+// moe in two parts, for expert parallelism: the routing (each token's selected experts
+// idx i32[T, n_used] and their weights w f32[T, n_used], from x as f32 [T, D]), then the
+// experts. expand_moe_experts may be given a share of the experts: gate / up / down of
+// E_local experts first_expert .. first_expert + E_local - 1 ([E_local, ...]); a selected
+// expert outside the share contributes 0 (its weight zeroed, its index clamped into the
+// share), so the shares of a split of 0..E-1 add up to the moe node's result. With all
+// experts (first 0, E_local = E) the two are moe's expansion.
+struct MoeRouting {
+  NodeId x = -1, idx = -1, w = -1;
+};
+MoeRouting expand_moe_routing(Builder& b, const Node& moe, std::span<const NodeId> operands);
+NodeId expand_moe_experts(Builder& b, const Node& moe, std::span<const NodeId> operands, const MoeRouting& routing,
+                          int64_t first_expert);
 
 // Returns a copy of `graph` where every composite except those in `keep` is replaced by
 // its expansion (for the JIT): same name, symbols, inputs (in order) and output types.

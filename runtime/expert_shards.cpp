@@ -38,13 +38,13 @@ std::optional<std::pair<std::string, ExpertShare>> parse_share_weight_name(const
   return std::pair{name.substr(0, at), share};
 }
 
-ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector<bool>& in_share) {
+ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector<ShareRole>& roles) {
   ir::Graph out;
   out.name = graph.name;
   out.symbols = graph.symbols;
   ir::Builder b(out);
   std::vector<ir::NodeId> id(graph.nodes.size(), -1);
-  in_share.clear();
+  roles.clear();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& node = graph.nodes[i];
     std::vector<ir::NodeId> ops;
@@ -54,10 +54,13 @@ ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector
       copy.operands = ops;
       out.nodes.push_back(std::move(copy));
       id[i] = static_cast<ir::NodeId>(out.nodes.size() - 1);
-      in_share.push_back(false);
+      roles.push_back(ShareRole::none);
       continue;
     }
     const int64_t experts = graph.type(node.operands[1]).shape[0].value;
+    if (experts < ranks)
+      user_error("--mpi expert over ", ranks, " ranks needs at least one routed expert per rank, and the model's layers have ", experts,
+                 "; use fewer ranks or --mpi pipeline");
     const ExpertShare share = expert_share(experts, rank, ranks);
     for (int w = 2; w <= 4; ++w) {  // gate, up, down: this rank's experts only
       const ir::Node& weight = graph.node(node.operands[static_cast<size_t>(w)]);
@@ -68,9 +71,11 @@ ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector
       type.shape[0] = ir::Dim::of(share.end - share.first);
       ops[static_cast<size_t>(w)] = b.param(share_weight_name(ir::attr_string(weight, "name"), share), type);
     }
-    in_share.resize(out.nodes.size(), false);
-    id[i] = ir::expand_moe_share(b, node, ops, share.first);
-    in_share.resize(out.nodes.size(), true);
+    roles.resize(out.nodes.size(), ShareRole::none);
+    const ir::MoeRouting routing = ir::expand_moe_routing(b, node, ops);
+    roles.resize(out.nodes.size(), ShareRole::routing);
+    id[i] = ir::expand_moe_experts(b, node, ops, routing, share.first);
+    roles.resize(out.nodes.size(), ShareRole::share);
   }
   for (ir::NodeId o : graph.outputs) out.outputs.push_back(id[static_cast<size_t>(o)]);
   return out;

@@ -26,10 +26,17 @@ ExpertShare expert_share(int64_t experts, int rank, int ranks);
 std::string share_weight_name(const std::string& name, ExpertShare share);
 std::optional<std::pair<std::string, ExpertShare>> parse_share_weight_name(const std::string& name);
 
-// `graph` with every moe node replaced by the expansion of this rank's share
-// (ir::expand_moe_share) over params of the share's expert weights. `in_share`: per node
-// of the result, whether it belongs to a share (its outputs are added over the ranks).
-// InternalError for a moe whose expert weights are not params.
-ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector<bool>& in_share);
+// What a node of share_experts' result computes.
+enum class ShareRole : uint8_t {
+  none,     // the rest of the model: every rank alike
+  routing,  // a moe's routing: rank 0's is taken by every rank, so that all select alike
+  share,    // this rank's share of a moe's experts: added over the ranks
+};
+
+// `graph` with every moe node replaced by its routing (ir::expand_moe_routing) and the
+// expansion of this rank's share of its experts (ir::expand_moe_experts) over params of
+// the share's expert weights; `roles` per node of the result. UserError when there are
+// fewer experts than ranks; InternalError for a moe whose expert weights are not params.
+ir::Graph share_experts(const ir::Graph& graph, int rank, int ranks, std::vector<ShareRole>& roles);
 
 }  // namespace moat::runtime

@@ -84,6 +84,7 @@ NodePlacement place_nodes(const ir::Graph& graph, const PlacementSpec& spec, int
   // Whether a node depends on a weight, and on a run's inputs (tokens, positions, cache):
   // a node that depends on both is placed, any other replicated.
   std::vector<bool> on_weights(n, false), on_inputs(n, false);
+  std::vector<int> on_cache(n, -1);  // a cache written in place, or a view of one: its device
   for (size_t i = 0; i < n; ++i) {
     const ir::Node& node = graph.nodes[i];
     if (node.op == ir::Op::param) layer[i] = weight_layer(ir::attr_string(node, "name"));
@@ -98,7 +99,14 @@ NodePlacement place_nodes(const ir::Graph& graph, const PlacementSpec& spec, int
     int device = device_of_layer(spec, layer[i]);
     if (node.op == ir::Op::moe && spec.moe_device >= 0 && (spec.moe_layers < 0 || layer[i] < spec.moe_layers))
       device = spec.moe_device;
-    if (!supports(device, graph, static_cast<ir::NodeId>(i))) {
+    // A cache updated in place (write_rows) and whatever reads it, directly or through
+    // views, stay on one device: the cache is not copied between devices.
+    int cache_device = -1;
+    for (ir::NodeId o : node.operands) cache_device = std::max(cache_device, on_cache[static_cast<size_t>(o)]);
+    if (cache_device >= 0) {
+      device = cache_device;
+      if (node.op == ir::Op::write_rows || ir::op_kind(node.op) == ir::OpKind::View) on_cache[i] = device;
+    } else if (!supports(device, graph, static_cast<ir::NodeId>(i))) {
       for (int step = 1; step < devices; ++step) {
         const int other = (device + step) % devices;
         if (!supports(other, graph, static_cast<ir::NodeId>(i))) continue;
@@ -107,6 +115,7 @@ NodePlacement place_nodes(const ir::Graph& graph, const PlacementSpec& spec, int
         break;
       }
     }
+    if (node.op == ir::Op::write_rows) on_cache[i] = device;
     placement.device[i] = device;
   }
   return placement;

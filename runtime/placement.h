@@ -53,7 +53,8 @@ struct NodePlacement {
 // Places every node of `graph` for `devices` devices and a model of `layers` decoder
 // layers. A node its device cannot run (`supports`) goes to the next device in the list
 // that can (wrapping), recorded in `fallbacks`; when none can it stays (the lowering
-// then names the op). InternalError for a spec that does not fit (checked by
+// then names the op). A cache updated in place (write_rows) never moves: whatever reads
+// it, directly or through views, runs on the write's device. InternalError for a spec that does not fit (checked by
 // check_placement first).
 NodePlacement place_nodes(const ir::Graph& graph, const PlacementSpec& spec, int devices, int64_t layers,
                           const SupportsNode& supports);

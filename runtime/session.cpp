@@ -47,13 +47,14 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     if (device) devices_.push_back({device, -1, std::make_unique<Arena>(*device), {}});
     else devices_.push_back({nullptr, static_cast<int>(d), nullptr, {}});
   }
-  if (expert_shares_) {  // slot 1: this rank's share of the experts, on the same device
+  if (expert_shares_) {  // slots 1 and 2: this rank's share of the experts and the routing, on the same device
     MOAT_INTERNAL_CHECK(devices.size() == 1, "expert shares over ", devices.size(), " devices of one rank");
+    devices_.push_back({devices[0], -1, std::make_unique<Arena>(*devices[0]), {}});
     devices_.push_back({devices[0], -1, std::make_unique<Arena>(*devices[0]), {}});
   }
   if (devices.size() > 1) placement_ = options.placement;
   if (expert_shares_) placement_ = {};
-  check_placement(placement_, static_cast<int>(devices_.size()) - (expert_shares_ ? 1 : 0), model.layers());
+  check_placement(placement_, static_cast<int>(devices_.size()) - (expert_shares_ ? 2 : 0), model.layers());
   context_ = options.context > 0 ? options.context : std::max<int64_t>(model.training_context(), 1);
   cache_parts_ = model.cache_layout();
   if (options.draft) {
@@ -167,6 +168,7 @@ LoweredPass Session::lower_pass(const PlanKey& key) {
   LoweredPass lowered;
   lowered.outputs = graph.outputs;
   for (ir::NodeId o : graph.outputs) lowered.in_place.push_back(graph.node(o).op == ir::Op::write_rows);
+  lowered.outputs_from_rank0 = expert_shares_;  // every rank samples from rank 0's logits
   auto lower_on = [&](int device, const ir::Graph& g) {
     const DeviceState& d = devices_.at(static_cast<size_t>(device));
     return d.device ? jit::lower(g, {}, schedule_for(d.device->properties())) : jit::Plan{};  // another rank's: not here
@@ -180,19 +182,24 @@ LoweredPass Session::lower_pass(const PlanKey& key) {
     lowered.stages.push_back({0, lower_on(0, graph), graph.outputs, types_of(graph, graph.outputs), {}, false});
     return lowered;
   }
-  std::vector<bool> in_share;
+  std::vector<ShareRole> roles;
   if (expert_shares_) {
-    graph = share_experts(graph, link_->rank(), link_->ranks(), in_share);
+    graph = share_experts(graph, link_->rank(), link_->ranks(), roles);
     lowered.outputs = graph.outputs;
   }
+  // Across ranks every rank must place alike, and none knows the others' devices: no
+  // fallbacks there (a node this rank's device cannot run fails its lowering, naming it).
   auto supports = [&](int d, const ir::Graph& g, ir::NodeId id) {
     const DeviceState& state = devices_.at(static_cast<size_t>(d));
-    return !state.device || device_supports(*state.device, g, id);  // another rank's device says for itself
+    return link_ || device_supports(*state.device, g, id);
   };
-  const int placed_devices = static_cast<int>(devices_.size()) - (expert_shares_ ? 1 : 0);
+  const int placed_devices = static_cast<int>(devices_.size()) - (expert_shares_ ? 2 : 0);
   NodePlacement placement = place_nodes(graph, placement_, placed_devices, model_.layers(), supports);
-  for (size_t i = 0; i < in_share.size(); ++i)
-    if (in_share[i] && placement.device[i] >= 0) placement.device[i] = 1;  // this rank's experts: summed over ranks
+  for (size_t i = 0; i < roles.size(); ++i) {  // slots 1 and 2 of this rank's device: its experts, the routing
+    if (placement.device[i] < 0) continue;
+    if (roles[i] == ShareRole::share) placement.device[i] = 1;
+    if (roles[i] == ShareRole::routing) placement.device[i] = 2;
+  }
   for (const Fallback& f : placement.fallbacks) {
     auto id_of = [&](int d) {
       const DeviceState& state = devices_[static_cast<size_t>(d)];
@@ -213,9 +220,9 @@ LoweredPass Session::lower_pass(const PlanKey& key) {
     }
   for (Stage& stage : partition.stages) {
     std::vector<ir::TensorType> types = types_of(graph, stage.computes);
-    const bool summed = expert_shares_ && stage.device == 1;
+    const bool summed = expert_shares_ && stage.device == 1, from_rank0 = expert_shares_ && stage.device == 2;
     lowered.stages.push_back({stage.device, lower_on(stage.device, stage.graph), std::move(stage.computes), std::move(types),
-                              std::move(stage.receives), summed});
+                              std::move(stage.receives), summed, from_rank0});
   }
   return lowered;
 }
@@ -232,22 +239,32 @@ void Session::check_memory(const SessionOptions& options) {
                                   PlanKey{max_batch_, false, models::LogitRows::all, 1, false}, decode};
   if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true});
   std::vector<std::set<std::string>> weights(n);
+  // Per device: the largest arena its plans share, and what each plan keeps of its own
+  // while it is held (carry buffers, the device copies of values from other devices).
+  std::vector<uint64_t> arena(n, 0), kept(n, 0);
   for (const PlanKey& key : largest) {
     if (lowered_.count(key)) continue;
     LoweredPass pass = lower_pass(key);
     std::vector<bool> remote;
     for (const DeviceState& d : devices_) remote.push_back(d.device == nullptr);
     const CarryPlan carries = plan_carries(pass, remote);
-    for (const LoweredStage& stage : pass.stages) {
-      if (!devices_[static_cast<size_t>(stage.device)].device) continue;  // another rank's
-      MemoryNeeds& needs = shares_[static_cast<size_t>(stage.device)].needs;
-      needs.activations = std::max(needs.activations, plan_memory(stage.plan).bytes + carries.bytes_on(stage.device));
+    for (size_t d = 0; d < n; ++d) kept[d] += carries.bytes_on(static_cast<int>(d));
+    for (size_t s = 0; s < pass.stages.size(); ++s) {
+      const LoweredStage& stage = pass.stages[s];
+      const auto d = static_cast<size_t>(stage.device);
+      if (!devices_[d].device) continue;  // another rank's
+      arena[d] = std::max(arena[d], plan_memory(stage.plan).bytes);
+      std::set<std::string> staged;  // transfers this stage takes as copies (not read from a carry buffer)
+      for (size_t j = 0; j < stage.receives.size(); ++j)
+        if (carries.input_carry[s][j] < 0) staged.insert(transfer_name(stage.receives[j]));
       for (const jit::PlanBuffer& b : stage.plan.buffers) {
-        if (b.role == jit::PlanBuffer::Role::param) weights[static_cast<size_t>(stage.device)].insert(weight_of(b.name));
+        if (b.role == jit::PlanBuffer::Role::param) weights[d].insert(weight_of(b.name));
+        if (b.role == jit::PlanBuffer::Role::input && staged.count(b.name)) kept[d] += static_cast<uint64_t>(b.bytes);
       }
     }
     lowered_.emplace(key, std::move(pass));
   }
+  for (size_t d = 0; d < n; ++d) shares_[d].needs.activations = arena[d] + kept[d];
   decode_moved_ = lowered_.at(decode).transfer_bytes;
   if (expert_shares_) {  // this rank's share of each MoE layer's output, to every other rank
     decode_moved_ = 0;
@@ -272,7 +289,9 @@ void Session::check_memory(const SessionOptions& options) {
       continue;
     }
     const backends::DeviceProperties& p = devices_[d].device->properties();
-    share.device = expert_shares_ && d == 1 ? cat(p.info.id, " (experts ", link_->rank(), " of ", link_->ranks(), ")") : p.info.id;
+    share.device = expert_shares_ && d == 1 ? cat(p.info.id, " (experts ", link_->rank(), " of ", link_->ranks(), ")")
+                   : expert_shares_ && d == 2 ? cat(p.info.id, " (routing, rank 0's)")
+                                              : p.info.id;
     share.first_layer = next_layer;
     share.layers = placement_.layers_per_device.empty() ? (d == 0 ? model_.layers() : 0) : placement_.layers_per_device[d];
     share.routed_experts = expert_shares_ && d == 1;

@@ -50,7 +50,8 @@ CarryPlan plan_carries(const LoweredPass& pass, const std::vector<bool>& remote)
     for (ir::NodeId v : pass.stages[static_cast<size_t>(s)].receives) {
       const Producer p = producer.at(v);
       const LoweredStage& made = pass.stages[static_cast<size_t>(p.stage)];
-      if (made.device == pass.stages[static_cast<size_t>(s)].device && carried_device(made.device) && !made.sum_across_ranks)
+      if (made.device == pass.stages[static_cast<size_t>(s)].device && carried_device(made.device) && !made.sum_across_ranks &&
+          !made.from_rank0)
         last_same_device[v] = s;
       else
         carries.host_copy[static_cast<size_t>(p.stage)][static_cast<size_t>(p.output)] = true;
@@ -180,6 +181,18 @@ int StagedPlan::kernels() const {
   return n;
 }
 
+void StagedPlan::take_rank0(ir::NodeId node, ir::HostTensor& value) {
+  constexpr int kTag = 1 << 20;  // apart from the transfers' (node ids) in the same pass
+  MOAT_INTERNAL_CHECK(node < kTag, "a pass of over ", kTag, " nodes across ranks");
+  std::vector<uint8_t> bytes(value.bytes().begin(), value.bytes().end());
+  if (link_->rank() == 0) {
+    for (int r = 1; r < link_->ranks(); ++r) link_->send(r, kTag + node, bytes);
+    return;
+  }
+  link_->receive(0, kTag + node, bytes);
+  value = ir::HostTensor::from_bytes(value.dtype(), value.shape(), std::move(bytes));
+}
+
 std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
   last_moved_ = 0;
   if (stages_.size() == 1 && !link_) {
@@ -245,6 +258,7 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
         last_moved_ += out[k].bytes().size() * static_cast<uint64_t>(link_->ranks() - 1);  // this rank's share, to each other rank
         out[k] = ir::HostTensor::from_f32(out[k].shape(), share);
       }
+      if (stage.from_rank0 && link_) take_rank0(node, out[k]);
       for (int to : send_to_[s][k]) link_->send(to, node, out[k].bytes());
       values.insert_or_assign(node, std::move(out[k]));
     }
@@ -252,6 +266,7 @@ std::vector<ir::HostTensor> StagedPlan::run(const ir::Bindings& bindings) {
   std::vector<ir::HostTensor> outputs;
   for (size_t o = 0; o < pass_.outputs.size(); ++o) {
     auto it = values.find(pass_.outputs[o]);
+    if (pass_.outputs_from_rank0 && link_ && !pass_.in_place[o] && it != values.end()) take_rank0(pass_.outputs[o], it->second);
     outputs.push_back(it != values.end() ? it->second : ir::HostTensor::from_bytes(ir::DType::f32, {0}, {}));
   }
   return outputs;

@@ -12,7 +12,10 @@
 // the ranks that need them, in stage order (so every rank's sends and receives match).
 // The whole graph's outputs (the logits) reach every rank. A stage marked
 // `sum_across_ranks` (expert parallelism: this rank's share of the routed experts) adds
-// its outputs over every rank before later stages read them.
+// its outputs over every rank before later stages read them; one marked `from_rank0`
+// (the routing) and, with `outputs_from_rank0`, the whole graph's outputs are rank 0's on
+// every rank, so that ranks on devices that round differently still select the same
+// experts and sample the same tokens.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +45,7 @@ struct LoweredStage {
   std::vector<ir::TensorType> types;  // per plan output: its type (static shapes)
   std::vector<ir::NodeId> receives;   // per transfer input: the whole graph's node
   bool sum_across_ranks = false;      // its outputs are added over every rank (f32)
+  bool from_rank0 = false;            // every rank takes rank 0's outputs (decisions all must share)
 };
 
 // A whole pass lowered stage by stage.
@@ -49,6 +53,7 @@ struct LoweredPass {
   std::vector<LoweredStage> stages;
   std::vector<ir::NodeId> outputs;  // the whole graph's outputs, in order
   std::vector<bool> in_place;       // per output: a cache updated on its device (nothing to hand over)
+  bool outputs_from_rank0 = false;  // every rank computed the outputs: all take rank 0's
   uint64_t transfer_bytes = 0;      // bytes moved between devices per run (Partition)
 };
 
@@ -105,6 +110,8 @@ class StagedPlan {
   int kernels() const;  // launches per run, every stage
 
  private:
+  // Replaces `value` by rank 0's (rank 0 sends it to every other rank).
+  void take_rank0(ir::NodeId node, ir::HostTensor& value);
   bool local(size_t stage) const { return devices_.at(static_cast<size_t>(pass_.stages[stage].device)).rank < 0; }
   // Whether two slots are one device (expert shares run on a second slot of this rank's).
   bool same_device(int a, int b) const {

@@ -87,7 +87,9 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
       setup.model.hparams.cache_bytes_per_token(options.cache_dtype) * static_cast<uint64_t>(setup.sequences),
       available_host_memory());
   if (!context.warning.empty()) std::cerr << "moat: warning: " << context.warning << "\n";
-  options.context = context.tokens;
+  // --mpi: every rank's passes must match, so every rank takes rank 0's context (each
+  // chose by its own free memory)
+  options.context = static_cast<int64_t>(setup.agree(static_cast<uint64_t>(context.tokens)));
   options.progress = [&setup](const char* stage, int64_t done, int64_t total) { setup.progress.update(stage, done, total); };
   options.placement = placement.spec;
   options.link = setup.link.get();

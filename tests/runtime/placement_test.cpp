@@ -141,6 +141,21 @@ TEST_CASE("a node its device cannot run falls back to the next device that can, 
   CHECK(runtime::place_nodes(g, spec, 2, demo().layers(), nowhere).fallbacks.empty());
 }
 
+TEST_CASE("what reads a cache updated in place stays on the cache's device, even where a fallback would move it") {
+  const ir::Graph g = demo_pass(2, false);
+  const runtime::PlacementSpec spec{{2, 2}, -1, -1};
+  auto no_attention_on_1 = [](int device, const ir::Graph& graph, ir::NodeId id) {
+    return !(device == 1 && graph.node(id).op == ir::Op::attention);
+  };
+  const runtime::NodePlacement p = runtime::place_nodes(g, spec, 2, demo().layers(), no_attention_on_1);
+  int attention_on_1 = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].op == ir::Op::attention) attention_on_1 += p.device[i] == 1;
+  CHECK(attention_on_1 == 2);  // layers 2 and 3 keep their attention with their cache
+  for (const runtime::Fallback& f : p.fallbacks) CHECK(g.node(f.node).op != ir::Op::attention);
+  CHECK_NOTHROW(runtime::partition_graph(g, p.device));  // no cache crosses devices
+}
+
 TEST_CASE("stages run one after another give the whole graph's outputs exactly (interpreter)") {
   struct Case {
     runtime::PlacementSpec spec;

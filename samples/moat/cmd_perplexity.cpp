@@ -8,6 +8,7 @@
 
 #include "runtime/perplexity.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/placement_options.h"
 #include "samples/moat/run_setup.h"
 #include "support/error.h"
 
@@ -54,27 +55,17 @@ int run_perplexity(const ParsedArgs& args) {
 const Command kPerplexity{
     {"perplexity", "[-m MODEL] -f FILE [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--mpi pipeline|expert] [--ctx N] [--window N] [--batch K] [--cache-type T] [--memory-budget SIZE] [-t N] [--no-bos] [--json]",
      "perplexity of a model on a text file",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
+     with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
       {"-f", "FILE", "the text to score (UTF-8), tokenized without BOS"},
-      {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
-       "split over them in this order (--split)"},
-      {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
-       "(default: equal shares); activations pass from device to device"},
-      {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
-      {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
-      {"--mpi", "pipeline|expert", "under mpirun: the ranks run one model together, each on its --device (one for all, "
-       "or one per rank): pipeline splits the layers over the ranks (--split), expert gives every rank a share "
-       "of each layer's routed experts"},
-      {"--mpi-timeout", "S", "with --mpi: seconds a rank waits for another before it stops with an error (default 30)"},
       {"--ctx", "N", "context length (default: the model's, capped to memory)"},
       {"--window", "N", "ids per window (default: the context)"},
       {"--batch", "K", "tokens per forward pass (default 512)"},
       {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0 (rows of whole blocks)"},
-      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
+      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has); with several devices, each device's"},
       {"-t", "N", "CPU threads"},
       {"--routing", "METHOD", "expert routing of a GGUF model (default: inferred)"},
       {"--no-bos", "", "windows without the BOS token, even when the model adds one"},
-      {"--json", "", "print the result as JSON"}},
+      {"--json", "", "print the result as JSON"}}, true),
      0,
      0,
      "Method: the text's ids (no BOS) are cut into non-overlapping windows of --window ids, each\n"

@@ -12,6 +12,7 @@
 #include "runtime/sampler.h"
 #include "samples/moat/chat_session.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/placement_options.h"
 #include "samples/moat/run_setup.h"
 #include "support/error.h"
 #include "support/npy.h"
@@ -183,17 +184,7 @@ const Command kRun{
      "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
-     {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
-      {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
-       "split over them in this order (--split)"},
-      {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
-       "(default: equal shares); activations pass from device to device"},
-      {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
-      {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
-      {"--mpi", "pipeline|expert", "under mpirun: the ranks run one model together, each on its --device (one for all, "
-       "or one per rank): pipeline splits the layers over the ranks (--split), expert gives every rank a share "
-       "of each layer's routed experts"},
-      {"--mpi-timeout", "S", "with --mpi: seconds a rank waits for another before it stops with an error (default 30)"},
+     with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
       {"-p", "TEXT", "prompt text (with --chat: the first message)"},
       {"-f", "FILE", "read the prompt text from FILE"},
       {"--tokens", "IDS", "prompt as comma-separated token ids; prints the generated ids"},
@@ -202,7 +193,7 @@ const Command kRun{
       {"--ctx", "N", "context length in tokens (default: the model's, capped to half the available memory)"},
       {"--batch", "K", "prompt tokens per forward pass (default 512)"},
       {"--cache-type", "T", "latent cache element type: f32, f16 (default), bf16 or q8_0 (rows of whole blocks)"},
-      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has)"},
+      {"--memory-budget", "SIZE", "bytes the session may use for weights, cache and activations (e.g. 6G; default: what the device has); with several devices, each device's"},
       {"--temp", "T", "sampling temperature (default 0.8, as llama.cpp; 0: greedy, the most likely token)"},
       {"--top-k", "K", "keep the K most likely tokens (default 40; 0: all)"},
       {"--top-p", "P", "nucleus sampling threshold (default 0.95; 1: off)"},
@@ -228,7 +219,7 @@ const Command kRun{
                      "input is a message. A full context drops the oldest exchanges"},
       {"--system", "TEXT", "system message of a --chat conversation"},
       {"--chat-template", "NAME", chat_template_help()},
-      {"--list-devices", "", "list the devices (as moat devices) and exit"}}},
+      {"--list-devices", "", "list the devices (as moat devices) and exit"}}, true)},
     run_model};
 
 }  // namespace

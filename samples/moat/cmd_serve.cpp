@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "samples/moat/commands.h"
+#include "samples/moat/placement_options.h"
 #include "samples/moat/run_setup.h"
 #include "samples/moat/serve_server.h"
 #include "support/error.h"
@@ -101,13 +102,7 @@ const Command& serve_command() {
       {"serve",
        "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N]]",
        "OpenAI-compatible HTTP server with continuous batching",
-       {{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
-        {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
-         "split over them in this order (--split)"},
-        {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
-         "(default: equal shares); activations pass from device to device"},
-        {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
-        {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"},
+       with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
         {"--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)"},
         {"--port", "N", "port (default 8080; 0: any free port, printed)"},
         {"--parallel", "N", "sequences decoded together in one pass (default 4); each has its own --ctx"},
@@ -124,7 +119,7 @@ const Command& serve_command() {
         {"--spec", "mtp", "speculative decoding with the model's MTP layer, one stream at a time (--parallel 1, the "
                           "default with it): the same text as without it when greedy, the same distribution when sampling"},
         {"--draft", "N", "tokens --spec mtp drafts per pass (default 1)"},
-        {"-t", "N", "CPU threads (default: physical cores)"}},
+        {"-t", "N", "CPU threads (default: physical cores)"}}, false),
        0,
        0,
        "Routes: POST /v1/chat/completions and /v1/completions (\"stream\": true for server-sent events), GET /v1/models,\n"

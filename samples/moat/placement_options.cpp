@@ -27,6 +27,27 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 }  // namespace
 
+std::vector<OptionSpec> with_placement_options(std::vector<OptionSpec> options, bool mpi) {
+  std::vector<OptionSpec> placement = {
+      {"--device", "ID[,ID...]", "cpu (default), opencl:N, cuda:N or hip:N (see moat devices); several: the model's layers "
+                                 "split over them in this order (--split)"},
+      {"--split", "layers[:R,...]", "with several --device: contiguous layers per device in proportion R1:R2:... "
+                                    "(default: equal shares to the devices other than --moe-device's); activations pass "
+                                    "from device to device"},
+      {"--moe-device", "ID", "run the routed experts on ID (e.g. cpu, as llama.cpp's --cpu-moe), the rest on --device"},
+      {"--n-moe-device", "N", "only the first N layers' routed experts on --moe-device (llama.cpp's --n-cpu-moe)"}};
+  if (mpi) {
+    placement.push_back({"--mpi", "pipeline|expert",
+                         "under mpirun: the ranks run one model together, each on its --device (one for all, or one per "
+                         "rank): pipeline splits the layers over the ranks (--split), expert gives every rank a share of "
+                         "each layer's routed experts"});
+    placement.push_back({"--mpi-timeout", "S", "with --mpi: seconds a rank waits for a silent rank before it stops with an error (default 30)"});
+  }
+  auto model = std::find_if(options.begin(), options.end(), [](const OptionSpec& o) { return o.name == "-m"; });
+  options.insert(model == options.end() ? options.begin() : model + 1, placement.begin(), placement.end());
+  return options;
+}
+
 std::vector<double> layer_shares(const std::string& split, size_t devices) {
   if (split == "layers") return std::vector<double>(devices, 1.0);
   if (!split.starts_with("layers:"))

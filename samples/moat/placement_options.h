@@ -56,6 +56,11 @@ struct RankPlacement {
 };
 RankPlacement start_ranks(const ParsedArgs& args, int64_t layers, const backends::CpuOptions& cpu);
 
+// `options` with the placement options inserted after "-m" (--device ID[,ID...],
+// --split, --moe-device, --n-moe-device; with `mpi` also --mpi and --mpi-timeout): the
+// commands that open a model through run_setup.h list them alike.
+std::vector<OptionSpec> with_placement_options(std::vector<OptionSpec> options, bool mpi);
+
 // "layers" or "layers:3,1": one share per device of `devices` (equal without ratios).
 std::vector<double> layer_shares(const std::string& split, size_t devices);
 

@@ -34,10 +34,20 @@ std::vector<int32_t> golden_tokens() {
   return j.get<std::vector<int32_t>>();
 }
 
-bool has_opencl() {
-  const std::vector<std::string> ids = testing::session_device_ids();
-  return std::find(ids.begin(), ids.end(), "opencl:0") != ids.end();
-}
+// The CPU and opencl:0, or a skipped test case without opencl:0.
+struct TwoDevices {
+  std::unique_ptr<backends::Device> cpu, ocl;
+  bool open() {
+    const std::vector<std::string> ids = testing::session_device_ids();
+    if (std::find(ids.begin(), ids.end(), "opencl:0") == ids.end()) {
+      testing::skip("no opencl:0 (install pocl-opencl-icd)");
+      return false;
+    }
+    cpu = backends::open_device("cpu", {.threads = 2});
+    ocl = backends::open_device("opencl:0");
+    return true;
+  }
+};
 
 // max|a - b| / max|b|
 double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
@@ -85,22 +95,19 @@ uint64_t implied_bytes_per_token(const models::DeepSeekModel& m, const runtime::
 }  // namespace
 
 TEST_CASE("golden models split over cpu and opencl:0 give the single-device logits, prefill and token by token") {
-  if (!has_opencl()) {
-    testing::skip("no opencl:0 (install pocl-opencl-icd)");
-    return;
-  }
-  auto cpu = backends::open_device("cpu", {.threads = 2});
-  auto ocl = backends::open_device("opencl:0");
+  TwoDevices two;
+  if (!two.open()) return;
+  backends::Device *cpu = two.cpu.get(), *ocl = two.ocl.get();
   runtime::KernelCache cache{{}};
   const std::vector<int32_t> tokens = golden_tokens();
   for (const char* name : {"v3", "v2_lite/model-f32.gguf", "v2"}) {
     const models::DeepSeekModel m = models::load_deepseek(kGoldens + name);
     const int64_t layers = m.layers();
     const int64_t half = layers / 2;
-    const std::vector<backends::Device*> cpu_only{cpu.get()}, ocl_only{ocl.get()};
+    const std::vector<backends::Device*> cpu_only{cpu}, ocl_only{ocl};
     const Placed placed[] = {
-        {{cpu.get(), ocl.get()}, {{half, layers - half}, -1, -1}, "--device cpu,opencl:0 --split layers"},
-        {{ocl.get(), cpu.get()}, {{layers, 0}, 1, -1}, "--device opencl:0 --moe-device cpu"},
+        {{cpu, ocl}, {{half, layers - half}, -1, -1}, "--device cpu,opencl:0 --split layers"},
+        {{ocl, cpu}, {{layers, 0}, 1, -1}, "--device opencl:0 --moe-device cpu"},
     };
     for (int64_t batch : {64, 1}) {
       const std::vector<float> on_cpu = evaluate(m, cpu_only, {}, cache, tokens, batch);
@@ -118,12 +125,9 @@ TEST_CASE("golden models split over cpu and opencl:0 give the single-device logi
 }
 
 TEST_CASE("demo model over two devices: greedy tokens, bytes moved per token, weights and caches on one device each") {
-  if (!has_opencl()) {
-    testing::skip("no opencl:0 (install pocl-opencl-icd)");
-    return;
-  }
-  auto cpu = backends::open_device("cpu", {.threads = 2});
-  auto ocl = backends::open_device("opencl:0");
+  TwoDevices two;
+  if (!two.open()) return;
+  backends::Device *cpu = two.cpu.get(), *ocl = two.ocl.get();
   runtime::KernelCache cache{{}};
   const models::DeepSeekModel& m = testing::demo_model();
   const std::vector<int32_t> prompt = {1, 65, 77, 100, 12, 250, 3, 99};
@@ -143,9 +147,9 @@ TEST_CASE("demo model over two devices: greedy tokens, bytes moved per token, we
   for (const auto& [name, t] : m.tensors()) all_weights += t.bytes().size();
 
   const Placed placed[] = {
-      {{cpu.get(), ocl.get()}, {{2, 2}, -1, -1}, "split 2:2"},
-      {{ocl.get(), cpu.get()}, {{4, 0}, 1, -1}, "experts on cpu"},
-      {{cpu.get(), ocl.get()}, {{1, 3}, 0, 2}, "split 1:3, first two layers' experts on cpu"},
+      {{cpu, ocl}, {{2, 2}, -1, -1}, "split 2:2"},
+      {{ocl, cpu}, {{4, 0}, 1, -1}, "experts on cpu"},
+      {{cpu, ocl}, {{1, 3}, 0, 2}, "split 1:3, first two layers' experts on cpu"},
   };
   for (const Placed& p : placed) {
     INFO(p.what);
@@ -167,17 +171,14 @@ TEST_CASE("demo model over two devices: greedy tokens, bytes moved per token, we
 }
 
 TEST_CASE("a device's share past its budget is refused before anything is allocated, naming the device") {
-  if (!has_opencl()) {
-    testing::skip("no opencl:0 (install pocl-opencl-icd)");
-    return;
-  }
-  auto cpu = backends::open_device("cpu", {.threads = 2});
-  auto ocl = backends::open_device("opencl:0");
+  TwoDevices two;
+  if (!two.open()) return;
+  backends::Device *cpu = two.cpu.get(), *ocl = two.ocl.get();
   runtime::KernelCache cache{{}};
   runtime::SessionOptions options;
   options.placement = {{2, 2}, -1, -1};
   options.memory_budget = 1 << 20;  // 1 MiB per device: the demo model's layers need more
-  const std::vector<backends::Device*> devices{cpu.get(), ocl.get()};
+  const std::vector<backends::Device*> devices{cpu, ocl};
   try {
     runtime::Session s(testing::demo_model(), devices, cache, options);
     FAIL("a session past its budget was made");
@@ -190,10 +191,6 @@ TEST_CASE("a device's share past its budget is refused before anything is alloca
   options.memory_budget = 0;
   CHECK_THROWS_AS(runtime::Session(testing::demo_model(), devices, cache, options), UserError);
 }
-
-}  // namespace moat
-
-namespace moat {
 
 TEST_CASE("a device that supports no op hands every node to the next device, and the session says so") {
   setenv("MOAT_NULL_BACKEND", "1", 1);  // the null backend's device supports no op (backends/null/)

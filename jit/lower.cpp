@@ -62,17 +62,34 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
       for (ir::NodeId o : attention_contiguous_operands(g, static_cast<ir::NodeId>(&node - g.nodes.data())))
         needs_contiguous[static_cast<size_t>(o)] = true;
   }
+  // Reads of each value by computations, counted through the views between (RoPE's cos
+  // and sin are reshaped once and read by both rotated halves).
+  std::vector<int> reads(n, 0);
+  for (ir::NodeId o : g.outputs) ++reads[static_cast<size_t>(o)];
+  for (size_t i = n; i-- > 0;) {
+    const ir::Node& node = g.nodes[i];
+    const bool view = ir::op_kind(node.op) == OpKind::View && !needs_contiguous[i];
+    for (ir::NodeId o : node.operands) reads[static_cast<size_t>(o)] += view ? std::max(reads[i], 1) : 1;
+  }
+  // Whether computing a value inline costs a transcendental function (its own, or an
+  // inlined operand's): such a value read more than once is computed once, into a buffer.
+  std::vector<bool> costly(n, false);
   Partition p{std::vector<bool>(n, false), std::vector<bool>(n, false)};
   for (size_t i = 0; i < n; ++i) {
     const ir::Node& node = g.nodes[i];
     const OpKind kind = ir::op_kind(node.op);
+    if (kind == OpKind::Unary || kind == OpKind::Binary || kind == OpKind::Ternary || kind == OpKind::Cast || kind == OpKind::View) {
+      costly[i] = node.op == Op::exp || node.op == Op::log || node.op == Op::sin || node.op == Op::cos;
+      for (ir::NodeId o : node.operands)
+        costly[i] = costly[i] || (costly[static_cast<size_t>(o)] && !p.materialised[static_cast<size_t>(o)]);
+    }
     bool mat = false;
     if (node.op == Op::input || node.op == Op::param) mat = true;
     else if (node.op == Op::constant) mat = ir::attr_floats(node, "value").size() > 1 && numel(shapes[i]) > 1;
     else if (node.op == Op::iota) mat = needs_contiguous[i];
     else if (is_anchor(node.op)) mat = true;
     else if (kind == OpKind::Unary || kind == OpKind::Binary || kind == OpKind::Ternary || kind == OpKind::Cast)
-      mat = uses[i] > 1 || needs_contiguous[i];
+      mat = uses[i] > 1 || needs_contiguous[i] || (reads[i] > 1 && costly[i]);
     else if (kind == OpKind::View || kind == OpKind::Gather) mat = needs_contiguous[i];
     // Views and gathers of quantised weights are always read through to the weight; the
     // quantised values a kernel computes are a cast to q8_0 (activations) and rows

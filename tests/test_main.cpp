@@ -3,6 +3,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -58,7 +62,25 @@ void skip(std::string_view reason) {
 
 REGISTER_LISTENER("moat-skip", 1, moat::testing::SkipListener);
 
+// PoCL's kernel cache is not safe for several processes at once (pocl/pocl#1480: ctest
+// -j runs test processes side by side that compile the same kernels; one of them then
+// aborted with a corrupted heap). Each test process gets a cache directory of its own,
+// removed when it ends (the moat processes a test starts inherit it).
+struct OwnPoclCache {
+  std::filesystem::path dir;
+  OwnPoclCache() {
+    if (std::getenv("POCL_CACHE_DIR")) return;
+    dir = std::filesystem::temp_directory_path() / ("moat-test-pocl-" + std::to_string(::getpid()));
+    setenv("POCL_CACHE_DIR", dir.c_str(), 1);
+  }
+  ~OwnPoclCache() {
+    std::error_code ignored;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+  }
+};
+
 int main(int argc, char** argv) {
+  const OwnPoclCache pocl_cache;
   doctest::Context context(argc, argv);
   int rc = context.run();
   if (context.shouldExit()) return rc;  // --list-test-cases, --help, ...

@@ -123,6 +123,14 @@ RankPlacement start_ranks(const ParsedArgs& args, int64_t layers, const backends
   mpi.timeout_s = args.number("--mpi-timeout", 30, 0.1, 86400);
   out.link = cluster::start_mpi(mpi);
   const int rank = out.link->rank(), ranks = out.link->ranks();
+  // PoCL's kernel cache is not safe for several processes at once (pocl/pocl#1480): ranks
+  // on one machine each get their own, unless the user chose one.
+  if (ranks > 1 && !std::getenv("POCL_CACHE_DIR")) {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    const std::string base = xdg && *xdg ? std::string(xdg) : home && *home ? std::string(home) + "/.cache" : "/tmp";
+    setenv("POCL_CACHE_DIR", cat(base, "/pocl/moat-rank-", rank).c_str(), 1);
+  }
   if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) user_error("rank ", rank, ": cannot silence standard output");
   if (ids.size() != 1 && static_cast<int>(ids.size()) != ranks)
     user_error("--mpi with ", ranks, " ranks: give one --device for all of them or one per rank (rank r uses the r-th), not ", ids.size());

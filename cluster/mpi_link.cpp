@@ -74,14 +74,12 @@ class MpiLink final : public runtime::StageLink {
 
   int rank() const override { return rank_; }
   int ranks() const override { return ranks_; }
-  uint64_t bytes_sent() const override { return sent_; }
 
   void send(int to, int tag, std::span<const uint8_t> bytes) override {
     MOAT_INTERNAL_CHECK(tag >= 0 && tag < kSumTagBase, "message tag ", tag, " out of range");
     MPI_Request request;
     check(MPI_Isend(bytes.data(), count(bytes.size()), MPI_BYTE, to, tag, MPI_COMM_WORLD, &request), to, "send to");
     wait({&request, 1}, to, "take the bytes this rank sends");
-    sent_ += bytes.size();
   }
 
   void receive(int from, int tag, std::span<uint8_t> bytes) override {
@@ -111,7 +109,6 @@ class MpiLink final : public runtime::StageLink {
             "receive from");
       requests.emplace_back();
       check(MPI_Isend(values.data(), n, MPI_BYTE, r, kSumTagBase + tag, MPI_COMM_WORLD, &requests.back()), r, "send to");
-      sent_ += values.size_bytes();
     }
     wait(requests, -1, "exchange its share of the experts' sum with this rank");
     theirs[static_cast<size_t>(rank_)].assign(values.begin(), values.end());
@@ -213,7 +210,6 @@ class MpiLink final : public runtime::StageLink {
 
   double timeout_s_;
   int rank_ = 0, ranks_ = 1;
-  uint64_t sent_ = 0;
   MPI_Comm beats_ = MPI_COMM_NULL;
   std::unique_ptr<std::atomic<int64_t>[]> last_beat_;  // per rank: when its last beat arrived (ns)
   std::atomic<bool> stop_{false}, failed_{false};

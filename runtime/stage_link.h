@@ -22,8 +22,6 @@ class StageLink {
   // Every rank's `values` added element by element, in rank order, so that every rank
   // holds the same sums (the combine step of expert parallelism).
   virtual void sum(int tag, std::span<float> values) = 0;
-  // Bytes this process sent to other ranks so far.
-  virtual uint64_t bytes_sent() const = 0;
 };
 
 }  // namespace moat::runtime

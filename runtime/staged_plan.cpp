@@ -175,12 +175,6 @@ std::vector<std::string> StagedPlan::params_on(int device) const {
   return {names.begin(), names.end()};
 }
 
-int StagedPlan::kernels() const {
-  int n = 0;
-  for (const auto& e : stages_) n += e ? e->stats().kernels : 0;
-  return n;
-}
-
 void StagedPlan::take_rank0(ir::NodeId node, ir::HostTensor& value) {
   constexpr int kTag = 1 << 20;  // apart from the transfers' (node ids) in the same pass
   MOAT_INTERNAL_CHECK(node < kTag, "a pass of over ", kTag, " nodes across ranks");

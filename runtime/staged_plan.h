@@ -99,15 +99,11 @@ class StagedPlan {
 
   // Params some stage reads, by device: what the session must make resident there.
   std::vector<std::string> params_on(int device) const;
-  size_t stages() const { return stages_.size(); }
-  int device_of_stage(size_t stage) const { return pass_.stages[stage].device; }
-  uint64_t transfer_bytes() const { return pass_.transfer_bytes; }  // per run
   // Bytes the last run handed to stages from other devices (in one process: counted as
-  // bound, equal to transfer_bytes(); another rank's stages: their share of
-  // transfer_bytes()), plus, for stages summed across ranks, this rank's share sent to
+  // bound, equal to the pass's transfer_bytes; another rank's stages: their share of
+  // transfer_bytes), plus, for stages summed across ranks, this rank's share sent to
   // each other rank.
   uint64_t last_moved_bytes() const { return last_moved_; }
-  int kernels() const;  // launches per run, every stage
 
  private:
   // Replaces `value` by rank 0's (rank 0 sends it to every other rank).

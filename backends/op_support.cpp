@@ -24,7 +24,7 @@ constexpr OpRow kOps[] = {
     {"reduce_max", false}, {"matmul", true},      {"gather", true},      {"take_along", false},
     {"write_rows", true},  {"reshape", true},     {"permute", true},     {"slice", true},
     {"concat", false},     {"broadcast", true},   {"cast", true},        {"topk", false},
-    {"rms_norm", false},   {"softmax", false},    {"rope", false},       {"attention", true},
+    {"kth_largest", false}, {"rms_norm", false},   {"softmax", false},    {"rope", false},       {"attention", true},
     {"moe", true},
 };
 

@@ -220,14 +220,20 @@ DeepSeekConfig parse_config_json(const json& root, const std::string& path) {
   if (!root.is_object()) user_error(path, ": expected a JSON object (a Hugging Face config.json), got ", brief(root));
   Fields f(root, path, "");
   if (!f.present("model_type"))
-    user_error(path, ": no \"model_type\"; moatless reads DeepSeek-V2 / V2-Lite / V3 / R1 configs "
-                     "(model_type \"deepseek_v2\" or \"deepseek_v3\")");
+    user_error(path, ": no \"model_type\"; moatless reads DeepSeek-V2 / V2-Lite / V3 / R1 / V3.2 configs "
+                     "(model_type \"deepseek_v2\", \"deepseek_v3\" or \"deepseek_v32\")");
   DeepSeekConfig c;
   c.model_type = f.string("model_type", "");
-  if (c.model_type != "deepseek_v2" && c.model_type != "deepseek_v3")
+  if (c.model_type != "deepseek_v2" && c.model_type != "deepseek_v3" && c.model_type != "deepseek_v32")
     user_error(path, ": model_type ", quoted(c.model_type), " is not supported; moatless reads the DeepSeek "
-               "family: DeepSeek-V2 / V2-Lite (\"deepseek_v2\") and DeepSeek-V3 / R1 (\"deepseek_v3\")");
-  set_defaults(c.model_type == "deepseek_v3", &c);
+               "family: DeepSeek-V2 / V2-Lite (\"deepseek_v2\"), DeepSeek-V3 / R1 (\"deepseek_v3\") and "
+               "DeepSeek-V3.2 (\"deepseek_v32\")");
+  const bool v32 = c.model_type == "deepseek_v32";
+  set_defaults(c.model_type != "deepseek_v2", &c);
+  if (v32) {  // transformers' DeepseekV32Config
+    c.max_position_embeddings = 163840;
+    c.index_topk = 2048, c.index_head_dim = 128, c.index_n_heads = 64;
+  }
 
   c.architectures = f.strings("architectures");
   c.vocab_size = f.integer("vocab_size", c.vocab_size, Min::One);
@@ -258,7 +264,15 @@ DeepSeekConfig parse_config_json(const json& root, const std::string& path) {
   c.scoring_func = f.choice("scoring_func", c.scoring_func, {"softmax", "sigmoid"});
   c.norm_topk_prob = f.boolean("norm_topk_prob", c.norm_topk_prob);
   c.max_position_embeddings = f.integer("max_position_embeddings", c.max_position_embeddings, Min::One);
-  if (f.present("rope_scaling")) c.rope_scaling = parse_rope_scaling(root["rope_scaling"], path);
+  if (f.present("rope_scaling")) {
+    c.rope_scaling = parse_rope_scaling(root["rope_scaling"], path);
+  } else if (f.present("rope_parameters")) {  // transformers 5 writes rope_theta and the scaling here
+    const json& r = root["rope_parameters"];
+    if (!r.is_object()) user_error(path, ": field \"rope_parameters\" must be an object or null, got ", brief(r));
+    Fields rf(r, path, "rope_parameters.");
+    c.rope_theta = rf.positive_number("rope_theta", c.rope_theta);
+    if (rf.string("rope_type", "default") != "default") c.rope_scaling = parse_rope_scaling(r, path);
+  }
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", c.tie_word_embeddings);
   c.bos_token_id = f.nullable_integer("bos_token_id", c.bos_token_id, Min::Zero);
   c.eos_token_id = f.nullable_integer("eos_token_id", c.eos_token_id, Min::Zero);
@@ -269,6 +283,11 @@ DeepSeekConfig parse_config_json(const json& root, const std::string& path) {
   if (f.present("quantization_config"))
     c.quantization_config = parse_quantization(root["quantization_config"], path);
   c.num_nextn_predict_layers = f.integer("num_nextn_predict_layers", c.num_nextn_predict_layers, Min::Zero);
+  if (v32) {
+    c.index_topk = f.integer("index_topk", c.index_topk, Min::One);
+    c.index_head_dim = f.integer("index_head_dim", c.index_head_dim, Min::One);
+    c.index_n_heads = f.integer("index_n_heads", c.index_n_heads, Min::One);
+  }
   check_consistency(c, path);
   return c;
 }

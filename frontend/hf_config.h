@@ -1,5 +1,5 @@
 // Reader of a Hugging Face config.json for the DeepSeek-V2 / V2-Lite / V3 / R1 family
-// (model_type "deepseek_v2" or "deepseek_v3").
+// (model_type "deepseek_v2" or "deepseek_v3") and DeepSeek-V3.2 ("deepseek_v32").
 //
 // Absent fields take the defaults of DeepSeek's own configuration_deepseek.py for that
 // model_type (DeepseekV2Config / DeepseekV3Config), so a config.json means what it
@@ -34,7 +34,7 @@ struct QuantizationConfig {
 };
 
 struct DeepSeekConfig {
-  std::string model_type;  // "deepseek_v2" | "deepseek_v3"
+  std::string model_type;  // "deepseek_v2" | "deepseek_v3" | "deepseek_v32"
   std::vector<std::string> architectures;
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0, num_key_value_heads = 0;
@@ -57,6 +57,8 @@ struct DeepSeekConfig {
   std::string torch_dtype;  // "bfloat16", ...; empty when absent
   std::optional<QuantizationConfig> quantization_config;
   int64_t num_nextn_predict_layers = 0;  // MTP layers (V3); not counted in num_hidden_layers
+  // DeepSeek-V3.2's sparse-attention indexer (deepseek_v32 only).
+  int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
 };
 
 // Parses config.json text; `path` prefixes error messages.

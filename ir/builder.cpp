@@ -82,6 +82,7 @@ NodeId Builder::concat(std::vector<NodeId> parts, int64_t axis) {
 }
 NodeId Builder::cast(NodeId x, DType dtype) { return add_node(Op::cast, {x}, {}, TensorType{dtype, type(x).shape}); }
 NodeId Builder::topk(NodeId x, int64_t k) { return add_node(Op::topk, {x}, {{"k", k}}); }
+NodeId Builder::kth_largest(NodeId x, int64_t k) { return add_node(Op::kth_largest, {x}, {{"k", k}}); }
 
 NodeId Builder::rms_norm(NodeId x, NodeId weight, double eps) {
   return add_node(Op::rms_norm, {x, weight}, {{"eps", eps}});
@@ -102,9 +103,11 @@ NodeId Builder::rope(NodeId x, NodeId positions, const RopeParams& p) {
 }
 
 NodeId Builder::attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal,
-                          std::optional<NodeId> key_starts) {
+                          std::optional<NodeId> key_starts, std::optional<NodeId> key_bias) {
   std::vector<NodeId> operands{q, k, v, q_positions};
+  if (key_bias && !key_starts) key_starts = broadcast(scalar(DType::i32, 0), type(q_positions).shape);
   if (key_starts) operands.push_back(*key_starts);
+  if (key_bias) operands.push_back(*key_bias);
   return add_node(Op::attention, std::move(operands), {{"scale", scale}, {"causal", causal}});
 }
 

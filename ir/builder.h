@@ -76,14 +76,17 @@ class Builder {
   NodeId concat(std::vector<NodeId> parts, int64_t axis);
   NodeId cast(NodeId x, DType dtype);
   NodeId topk(NodeId x, int64_t k);
+  NodeId kth_largest(NodeId x, int64_t k);
 
   NodeId rms_norm(NodeId x, NodeId weight, double eps);
   NodeId softmax(NodeId x);
   NodeId rope(NodeId x, NodeId positions, const RopeParams& params);
   // `key_starts` (i32[T], optional): a causal query t reads keys key_starts[t]..q_pos[t]
-  // only (several sequences in one cache, each in its own range of rows).
+  // only (several sequences in one cache, each in its own range of rows). `key_bias`
+  // (f32[T, S], optional): added to the scaled scores, 0 or -inf (a sparse selection of
+  // keys per query); a node with a bias and no key starts gets key starts of 0.
   NodeId attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal = true,
-                   std::optional<NodeId> key_starts = std::nullopt);
+                   std::optional<NodeId> key_starts = std::nullopt, std::optional<NodeId> key_bias = std::nullopt);
   NodeId moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,
              const MoeParams& params);
 

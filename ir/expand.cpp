@@ -92,7 +92,7 @@ NodeId expand_rope(Builder& b, const Node& node, std::span<const NodeId> ops) {
   return to_dtype(b, y, node.type.dtype);
 }
 
-// out[t, h] = softmax_j(mask((q_t . k_j) * scale)) . v   with kv head h / (H / Hkv).
+// out[t, h] = softmax_j(mask((q_t . k_j) * scale) + bias[t, j]) . v   with kv head h / (H / Hkv).
 NodeId expand_attention(Builder& b, const Node& node, std::span<const NodeId> ops) {
   NodeId q = to_f32(b, ops[0]);  // [T, H, Dk]
   NodeId k = to_f32(b, ops[1]);  // [S, Hkv, Dk]
@@ -117,6 +117,7 @@ NodeId expand_attention(Builder& b, const Node& node, std::span<const NodeId> op
     NodeId before = b.binary(Op::cmp_lt, key_pos, start);               // [T, S]: j < key_start[t]
     scores = b.select(before, f32_scalar(b, -kInf), scores);            // [Hkv, G, T, S]
   }
+  if (ops.size() > 5) scores = b.add(scores, ops[5]);                    // [Hkv, G, T, S] + [T, S]
   NodeId out = b.matmul(softmax_f32(b, scores), v4, false);              // [Hkv, G, T, Dv]
   out = b.reshape(b.permute(out, {2, 0, 1, 3}), {t, dim(h), dv});        // [T, H, Dv]
   return to_dtype(b, out, node.type.dtype);

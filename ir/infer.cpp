@@ -331,6 +331,12 @@ TensorType infer_composite(const Graph& graph, const Node& node) {
         require(start.dtype == DType::i32 && start.shape.size() == 1 && same_dim(start.shape[0], x.shape[0]),
                 "key starts must be i32[T]");
       }
+      if (node.operands.size() > 5) {
+        const TensorType& bias = operand(graph, node, 5);
+        require(bias.dtype == DType::f32 && bias.shape.size() == 2 && same_dim(bias.shape[0], x.shape[0]) &&
+                    same_dim(bias.shape[1], k.shape[0]),
+                "the key bias must be f32[T, S]");
+      }
       return TensorType{x.dtype, Shape{x.shape[0], h, v.shape[2]}};
     }
     case Op::moe: {
@@ -431,14 +437,15 @@ TensorType infer_type(const Graph& graph, const Node& node) {
     }
     case OpKind::TopK: {
       const TensorType& x = operand(graph, node, 0);
-      require(is_float(x.dtype) && x.dtype != DType::f8_e4m3, "topk needs a float operand");
-      require(!x.shape.empty(), "topk needs at least one dimension");
+      const std::string name(op_name(node.op));
+      require(is_float(x.dtype) && x.dtype != DType::f8_e4m3, name + " needs a float operand");
+      require(!x.shape.empty(), name + " needs at least one dimension");
       int64_t k = attr_int(node, "k");
       const Dim& last = x.shape.back();
       require(k >= 1 && (!last.is_static() || k <= last.value), cat("k = ", k, " out of range for ", to_string(x.shape)));
       Shape out = x.shape;
-      out.back() = Dim::of(k);
-      return TensorType{DType::i32, out};
+      out.back() = Dim::of(node.op == Op::topk ? k : 1);
+      return TensorType{node.op == Op::topk ? DType::i32 : x.dtype, out};
     }
     case OpKind::Composite: return infer_composite(graph, node);
   }

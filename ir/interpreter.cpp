@@ -145,7 +145,7 @@ HostTensor eval(const Ctx& c, const Bindings& bindings, const SymbolValues& symb
     case OpKind::Update: return interp::eval_write_rows(c);
     case OpKind::View: return interp::eval_view(c);
     case OpKind::Cast: return interp::eval_cast(c);
-    case OpKind::TopK: return interp::eval_topk(c);
+    case OpKind::TopK: return c.node.op == Op::topk ? interp::eval_topk(c) : interp::eval_kth_largest(c);
     case OpKind::Composite: return eval_composite(c, symbols);
   }
   throw InternalError(cat("interpreter: unhandled op ", op_name(c.node.op)));

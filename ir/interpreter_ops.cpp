@@ -412,4 +412,20 @@ HostTensor eval_topk(const Ctx& c) {
   return HostTensor::from_i64(c.out_shape, out, DType::i32);
 }
 
+HostTensor eval_kth_largest(const Ctx& c) {
+  const HostTensor& x = c.arg(0);
+  const int64_t len = x.shape().back(), k = attr_int(c.node, "k");
+  if (k > len) c.fail("k = ", k, " is larger than the ", len, " values of a row");
+  std::vector<float> v = x.to_f32();
+  auto before = [](float a, float b) { return (std::isnan(a) && !std::isnan(b)) || a > b; };
+  const int64_t rows = len == 0 ? 0 : static_cast<int64_t>(v.size()) / len;
+  std::vector<float> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = v.data() + r * len;
+    std::nth_element(row, row + k - 1, row + len, before);
+    out.push_back(row[k - 1]);
+  }
+  return HostTensor::from_f32(c.out_shape, out, c.out_dtype());
+}
+
 }  // namespace moat::ir::interp

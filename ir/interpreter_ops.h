@@ -40,5 +40,6 @@ HostTensor eval_write_rows(const Ctx& c);
 HostTensor eval_view(const Ctx& c);         // reshape, permute, slice, concat, broadcast
 HostTensor eval_cast(const Ctx& c);
 HostTensor eval_topk(const Ctx& c);
+HostTensor eval_kth_largest(const Ctx& c);
 
 }  // namespace moat::ir::interp

@@ -69,7 +69,8 @@ std::span<const AttrSpec> op_attr_specs(Op op, size_t n_operands) {
     case Op::matmul: return n_operands == 3 ? std::span<const AttrSpec>(kMatmulScaled) : kMatmul;
     case Op::permute: return kPermute;
     case Op::slice: return kSlice;
-    case Op::topk: return kTopk;
+    case Op::topk:
+    case Op::kth_largest: return kTopk;
     case Op::rms_norm: return kRmsNorm;
     case Op::rope: return kRope;
     case Op::attention: return kAttention;

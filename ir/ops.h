@@ -28,7 +28,9 @@
 //              quantize_row_q8_0), float -> q8_k each 256 (quantize_row_q8_k):
 //              activations for int8 dot products (no other quantised target).
 //   TopK       topk(x[..., N], attr k) -> i32 indices [..., k] of the k largest values,
-//              largest first, ties to the lower index.
+//              largest first, ties to the lower index. kth_largest(x[..., N], attr k) ->
+//              x's dtype [..., 1]: the k-th largest value of each row (topk's last
+//              value; NaN ranks above every number).
 //   Composite  rms_norm, softmax, rope, attention, moe (see ir/expand.h).
 #pragma once
 
@@ -85,10 +87,11 @@ constexpr int kVariadic = 1 << 20;
   X(broadcast, View, 1, 1)               \
   X(cast, Cast, 1, 1)                    \
   X(topk, TopK, 1, 1)                    \
+  X(kth_largest, TopK, 1, 1)             \
   X(rms_norm, Composite, 2, 2)           \
   X(softmax, Composite, 1, 1)            \
   X(rope, Composite, 2, 2)               \
-  X(attention, Composite, 4, 5)          \
+  X(attention, Composite, 4, 6)          \
   X(moe, Composite, 5, 6)
 
 enum class Op : uint8_t {

@@ -147,7 +147,7 @@ std::vector<PlanKernel> kernels_for(LowerContext& ctx, ir::NodeId id, int out) {
   switch (ir::op_kind(ctx.node(id).op)) {
     case OpKind::Reduce: return {reduce_kernel(ctx, id, out)};
     case OpKind::Matmul: return {matmul_kernel(ctx, id, out)};
-    case OpKind::TopK: return {topk_kernel(ctx, id, out)};
+    case OpKind::TopK: return {ctx.node(id).op == Op::topk ? topk_kernel(ctx, id, out) : kth_largest_kernel(ctx, id, out)};
     case OpKind::Composite: return attention_kernels(ctx, id, out);
     case OpKind::Update: return {write_rows_kernel(ctx, id, out)};
     default: return {map_kernel(ctx, id, out)};

@@ -3,7 +3,8 @@
 // (flash-decoding), so no [T, H, S] score matrix exists and the number of keys a query
 // reads is a run-time value: a causal query at position p reads keys 0..min(S, p + 1) - 1
 // (from its key start instead of 0 when the node has them: several sequences' rows in
-// one cache), so one plan serves every cache length up to S.
+// one cache), so one plan serves every cache length up to S. A key bias [T, S] (sparse
+// attention's selection, 0 or -inf) is added to each score as it is computed.
 //
 //   partial kernel  one work-group per (query t, split s); for each block of `block`
 //                   keys of the split's range, its work-items take heads h = item,
@@ -251,6 +252,8 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
                          f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
   NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
+  const bool biased = node.operands.size() > 5;  // a sparse selection: unselected keys' bias is -inf
+  if (biased) score = add(score, kb.value_at(node.operands[5], {t, jc}));
   score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
   NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
   blk.push_back(var("bmax", c_f32(kNegInf)));
@@ -261,9 +264,16 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
                           assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
   blk.push_back(let("m", load(k, stats, m_at)));
   blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
-  blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), ref("m_new", kF32)))));
+  // With a bias, a block (and the max so far) may be all -inf: exponents then take 0
+  // as the max, so that every p and corr is 0 rather than exp(-inf + inf) = NaN.
+  NodeRef m_use = ref("m_new", kF32);
+  if (biased) {
+    blk.push_back(let("m_use", select(binary(BinaryOp::eq, ref("m_new", kF32), c_f32(kNegInf)), c_f32(0), ref("m_new", kF32))));
+    m_use = ref("m_use", kF32);
+  }
+  blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), m_use))));
   blk.push_back(var("l", mul(load(k, stats, l_at), ref("corr", kF32))));
-  NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), ref("m_new", kF32)));
+  NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), m_use));
   blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
                          {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
   NodeRef v_step = fma(broadcast(load(k, sc, sc_at), static_cast<int>(lv)),

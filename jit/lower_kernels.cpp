@@ -269,4 +269,57 @@ PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   return kb.finish("topk", over_rows(kb, split.rows, n * k, row_body));
 }
 
+// The k-th largest value of each row in 33 passes over it, whatever k: a count of the
+// NaNs (they rank first), then a bisection over the order-preserving integer key of the
+// f32 bits (key = bits for bits >= 0, INT32_MIN - bits below: -x < -y < +0 < y < x),
+// keeping the largest key t with at least k' = k - NaNs numbers whose key is >= t. After
+// 32 halvings of [-2^31, 2^31) that t is the k'-th largest number's key. O(33 n) per row
+// where topk's selection is O(k n).
+PlanKernel kth_largest_kernel(LowerContext& ctx, ir::NodeId id, int out) {
+  KernelBuilder kb(ctx);
+  const ir::Node& node = ctx.node(id);
+  const ir::NodeId src = node.operands[0];
+  const std::vector<int64_t>& in_shape = ctx.shape(src);
+  const int64_t n = in_shape.back(), k = ir::attr_int(node, "k");
+  const RowSplit split = split_rows(in_shape);
+  MOAT_INTERNAL_CHECK(value_type(ctx.node(src).type.dtype).scalar == Scalar::f32, "kth_largest of a non-float row");
+  constexpr int64_t kMinKey = -(int64_t{1} << 31);
+
+  auto row_body = [&](NodeRef row) {
+    std::vector<NodeRef> outer = delinearize(row, split.outer);
+    const std::string c = kb.fresh("c"), v = kb.fresh("v"), nans = kb.fresh("nans"), nan_value = kb.fresh("nan_value");
+    const std::string lo = kb.fresh("lo"), step = kb.fresh("step"), mid = kb.fresh("mid"), count = kb.fresh("count");
+    const std::string it = kb.fresh("it"), bits = kb.fresh("bits"), key = kb.fresh("key");
+    NodeRef value = kb.value_at(src, with_last(outer, ref(c, kI64)));
+    NodeRef is_nan = unary(UnaryOp::isnan, ref(v, kF32));
+    auto one_when = [](NodeRef cond) { return select(cond, c_i64(1), c_i64(0)); };
+    // key(v) as i64, from the bits of v
+    std::vector<NodeRef> key_of{let(bits, cast(kI64, bitcast(kI32, ref(v, kF32)))),
+                                let(key, select(lt(ref(bits, kI64), c_i64(0)), sub(c_i64(kMinKey), ref(bits, kI64)), ref(bits, kI64)))};
+    std::vector<NodeRef> count_nans{let(v, value), assign(nans, add(ref(nans, kI64), one_when(is_nan))),
+                                    assign(nan_value, select(is_nan, ref(v, kF32), ref(nan_value, kF32)))};
+    std::vector<NodeRef> count_at_least{let(v, value)};
+    count_at_least.insert(count_at_least.end(), key_of.begin(), key_of.end());
+    count_at_least.push_back(assign(count, add(ref(count, kI64), one_when(binary(BinaryOp::land, unary(UnaryOp::lnot, is_nan),
+                                                                                      binary(BinaryOp::le, ref(mid, kI64), ref(key, kI64)))))));
+    NodeRef enough = binary(BinaryOp::le, sub(c_i64(k), ref(nans, kI64)), ref(count, kI64));
+    // The range [lo, lo + 2 step) holds the answer; halved by a shift (no 64-bit
+    // division on GPUs).
+    std::vector<NodeRef> halve{let(mid, add(ref(lo, kI64), ref(step, kI64))),
+                               var(count, c_i64(0)),
+                               for_loop(c, c_i64(0), c_i64(n), c_i64(1), std::move(count_at_least)),
+                               assign(lo, select(enough, ref(mid, kI64), ref(lo, kI64))),
+                               assign(step, binary(BinaryOp::shr, ref(step, kI64), c_i64(1)))};
+    NodeRef lo_bits = select(lt(ref(lo, kI64), c_i64(0)), sub(c_i64(kMinKey), ref(lo, kI64)), ref(lo, kI64));
+    NodeRef number = bitcast(kF32, cast(kI32, lo_bits));
+    NodeRef result = select(binary(BinaryOp::le, c_i64(k), ref(nans, kI64)), ref(nan_value, kF32), number);
+    return std::vector<NodeRef>{var(nans, c_i64(0)), var(nan_value, c_f32(0)),
+                                for_loop(c, c_i64(0), c_i64(n), c_i64(1), std::move(count_nans)),
+                                var(lo, c_i64(kMinKey)), var(step, c_i64(-kMinKey)),
+                                for_loop(it, c_i64(0), c_i64(32), c_i64(1), std::move(halve)),
+                                kb.store_value(out, with_last(outer, c_i64(0)), result)};
+  };
+  return kb.finish("kth_largest", over_rows(kb, split.rows, 33 * n, row_body));
+}
+
 }  // namespace moat::jit

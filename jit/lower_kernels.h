@@ -12,6 +12,7 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out);
 PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out);
 // topk over the last axis: k selection passes per row.
 PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out);
+PlanKernel kth_largest_kernel(LowerContext& ctx, ir::NodeId id, int out);
 // matmul with a plain, quantised or fp8-with-block-scales B (lower_matmul.cpp: the
 // first strategy of jit/matmul/ that applies); A may be q8_0 (int8 dot products with a
 // Q8_0 / Q4_0 B on the CPU).

@@ -293,6 +293,57 @@ def sub(weights, prefix):
     return {k[len(prefix):]: v.astype(np.float64) for k, v in weights.items() if k.startswith(prefix)}
 
 
+def q_latent(cfg, W, p, h):
+    """The normed q-LoRA latent of layer prefix p for the normed h [n, D]; None without q-LoRA."""
+    if not cfg["q_lora_rank"]:
+        return None
+    return rms_norm(h @ W[p + "self_attn.q_a_proj.weight"].T, W[p + "self_attn.q_a_layernorm.weight"], cfg["rms_norm_eps"])
+
+
+def mla_reference(cfg, W, p, h, qr, ang, score_bias):
+    """MLA of layer prefix p over the normed h [n, D] as model.py's naive form computes it
+    (decompressed keys and values), with the additive score_bias [n, n] (the causal mask,
+    or a sparse selection); qr is q_latent's. The attention output [n, D]."""
+    n = h.shape[0]
+    heads, nope, rope, vdim = (cfg["num_attention_heads"], cfg["qk_nope_head_dim"],
+                               cfg["qk_rope_head_dim"], cfg["v_head_dim"])
+    q = qr @ W[p + "self_attn.q_b_proj.weight"].T if qr is not None else h @ W[p + "self_attn.q_proj.weight"].T
+    q = q.reshape(n, heads, nope + rope)
+    q = np.concatenate([q[..., :nope], apply_rope(q[..., nope:], ang)], -1)
+    kv = h @ W[p + "self_attn.kv_a_proj_with_mqa.weight"].T
+    latent, k_pe = kv[:, :cfg["kv_lora_rank"]], apply_rope(kv[:, None, cfg["kv_lora_rank"]:], ang)
+    kv = rms_norm(latent, W[p + "self_attn.kv_a_layernorm.weight"], cfg["rms_norm_eps"]) @ W[p + "self_attn.kv_b_proj.weight"].T
+    kv = kv.reshape(n, heads, nope + vdim)
+    k = np.concatenate([kv[..., :nope], np.broadcast_to(k_pe, (n, heads, rope))], -1)
+    s = np.einsum("shd,thd->hst", q, k) * softmax_scale(cfg) + score_bias
+    s = np.exp(s - s.max(-1, keepdims=True))
+    s /= s.sum(-1, keepdims=True)
+    o = np.einsum("hst,thd->shd", s, kv[..., nope:]).reshape(n, heads * vdim)
+    return o @ W[p + "self_attn.o_proj.weight"].T
+
+
+def ffn_reference(cfg, weights, W, p, layer, h, stats):
+    """Layer `layer`'s FFN output for the normed h [n, D]: dense, or the routed and shared
+    experts as model.py's MoE. Adds to `stats` the routing margins (gate's) and how much the
+    routing options matter on this data (selections that change)."""
+    if layer < cfg["first_k_dense_replace"]:
+        return mlp(h, sub(weights, p + "mlp."))
+    bias = W.get(p + "mlp.gate.e_score_correction_bias")
+    idx, wts = gate(cfg, W[p + "mlp.gate.weight"], bias, h, stats)
+    y = mlp(h, sub(weights, p + "mlp.shared_experts."))
+    for e in range(cfg["n_routed_experts"]):
+        rows, slot = np.nonzero(idx == e)
+        if len(rows):
+            y[rows] += wts[rows, slot, None] * mlp(h[rows], sub(weights, f"{p}mlp.experts.{e}."))
+    plain = dict(cfg, n_group=1, topk_group=1)
+    biased = np.sort(gate(plain, W[p + "mlp.gate.weight"], bias, h, {})[0], -1)
+    stats["bias_changes"] = stats.get("bias_changes", 0) + (
+        int((np.sort(gate(plain, W[p + "mlp.gate.weight"], None, h, {})[0], -1) != biased).any(-1).sum())
+        if bias is not None else 0)
+    stats["group_changes"] = stats.get("group_changes", 0) + int((biased != np.sort(idx, -1)).any(-1).sum())
+    return y
+
+
 def reference_forward(cfg, weights):
     """Logits [n_tokens, n_vocab] the way DeepSeek's model.py computes them (attn_impl
     "naive", f64), plus routing statistics. CHECKS: model.py normalises the top-k weights iff
@@ -301,53 +352,15 @@ def reference_forward(cfg, weights):
     assert cfg["norm_topk_prob"] == (cfg["scoring_func"] == "sigmoid")
     W = {k: v.astype(np.float64) for k, v in weights.items()}
     eps, n = cfg["rms_norm_eps"], len(TOKENS)
-    heads, nope, rope, vdim = (cfg["num_attention_heads"], cfg["qk_nope_head_dim"],
-                               cfg["qk_rope_head_dim"], cfg["v_head_dim"])
     ang = yarn_freqs(cfg, n)[:, None, :]
-    scale = softmax_scale(cfg)
     mask = np.triu(np.full((n, n), -np.inf), 1)
     stats = {}
     x = W["model.embed_tokens.weight"][TOKENS]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        if cfg["q_lora_rank"]:
-            q = rms_norm(h @ W[p + "self_attn.q_a_proj.weight"].T, W[p + "self_attn.q_a_layernorm.weight"], eps)
-            q = q @ W[p + "self_attn.q_b_proj.weight"].T
-        else:
-            q = h @ W[p + "self_attn.q_proj.weight"].T
-        q = q.reshape(n, heads, nope + rope)
-        q = np.concatenate([q[..., :nope], apply_rope(q[..., nope:], ang)], -1)
-        kv = h @ W[p + "self_attn.kv_a_proj_with_mqa.weight"].T
-        latent, k_pe = kv[:, :cfg["kv_lora_rank"]], apply_rope(kv[:, None, cfg["kv_lora_rank"]:], ang)
-        kv = rms_norm(latent, W[p + "self_attn.kv_a_layernorm.weight"], eps) @ W[p + "self_attn.kv_b_proj.weight"].T
-        kv = kv.reshape(n, heads, nope + vdim)
-        k = np.concatenate([kv[..., :nope], np.broadcast_to(k_pe, (n, heads, rope))], -1)
-        s = np.einsum("shd,thd->hst", q, k) * scale + mask
-        s = np.exp(s - s.max(-1, keepdims=True))
-        s /= s.sum(-1, keepdims=True)
-        o = np.einsum("hst,thd->shd", s, kv[..., nope:]).reshape(n, heads * vdim)
-        x = x + o @ W[p + "self_attn.o_proj.weight"].T
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        if i < cfg["first_k_dense_replace"]:
-            x = x + mlp(h, sub(weights, p + "mlp."))
-            continue
-        bias = W.get(p + "mlp.gate.e_score_correction_bias")
-        idx, wts = gate(cfg, W[p + "mlp.gate.weight"], bias, h, stats)
-        y = mlp(h, sub(weights, p + "mlp.shared_experts."))
-        for e in range(cfg["n_routed_experts"]):
-            rows, slot = np.nonzero(idx == e)
-            if len(rows):
-                y[rows] += wts[rows, slot, None] * mlp(h[rows], sub(weights, f"{p}mlp.experts.{e}."))
-        x = x + y
-        # How much the routing options matter on this data (selections that change).
-        plain = dict(cfg, n_group=1, topk_group=1)
-        stats["bias_changes"] = stats.get("bias_changes", 0) + (
-            int((np.sort(gate(plain, W[p + "mlp.gate.weight"], None, h, {})[0], -1)
-                 != np.sort(gate(plain, W[p + "mlp.gate.weight"], bias, h, {})[0], -1)).any(-1).sum())
-            if bias is not None else 0)
-        stats["group_changes"] = stats.get("group_changes", 0) + int(
-            (np.sort(gate(plain, W[p + "mlp.gate.weight"], bias, h, {})[0], -1) != np.sort(idx, -1)).any(-1).sum())
+        x = x + mla_reference(cfg, W, p, h, q_latent(cfg, W, p, h), ang, mask)
+        x = x + ffn_reference(cfg, weights, W, p, i, rms_norm(x, W[p + "post_attention_layernorm.weight"], eps), stats)
     x = rms_norm(x, W["model.norm.weight"], eps)
     return x @ W["lm_head.weight"].T, stats
 
@@ -546,6 +559,14 @@ def write_gguf(path, name, cfg, tensors, ftype, legacy):
         w.add_expert_weights_norm(True)
     w.add_rope_dimension_count(rope)
     w.add_rope_scaling_yarn_log_mul(0.1 * rs["mscale_all_dim"])
+    stored = finish_gguf(w, cfg, tensors, ftype)
+    verify_gguf(path, stored)
+    return [(g, deq, how) for g, _, _, deq, how in stored]
+
+
+def finish_gguf(w, cfg, tensors, ftype):
+    """Writes the byte tokenizer's keys and the tensors (encode's form, returned) after the
+    model's keys, and closes the file."""
     # Tokenizer: 256 byte tokens. llama.cpp requires tokenizer.ggml.merges for "gpt2" and
     # gguf-py cannot write an empty array, so there is one merge whose result is not in the
     # vocabulary: llama.cpp then falls back to the byte tokens, i.e. token id == byte.
@@ -566,8 +587,7 @@ def write_gguf(path, name, cfg, tensors, ftype, legacy):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    verify_gguf(path, stored)
-    return [(g, deq, how) for g, _, _, deq, how in stored]
+    return stored
 
 
 def encode(tensors, ftype):

@@ -56,27 +56,35 @@ class GraphBuilder {
  private:
   static Dim dim(int64_t n) { return Dim::of(n); }
 
-  // The decoder layers over the embedded tokens x [T, D]; appends each layer's cache.
+  // The decoder layers over the embedded tokens x [T, D]; appends each layer's cache parts.
   NodeId decoder(NodeId x, const PassShape& pass, AttentionForm form, std::vector<NodeId>* caches) {
-    for (int64_t l = 0; l < h_.n_layer; ++l) {
-      NodeId cache = cache_input(l, pass);
-      x = block(l, x, form, &cache);                                                       // [T, D]
-      caches->push_back(cache);
-    }
+    for (int64_t l = 0; l < h_.n_layer; ++l) x = block(l, x, form, pass, caches);           // [T, D]
     return x;
   }
 
   // One layer: attention, then the dense or MoE FFN, each added to the residual x [T, D].
-  NodeId block(int64_t l, NodeId x, AttentionForm form, NodeId* cache) {
-    x = b_.add(x, attention(l, norm(x, blk_name(l, "attn_norm")), form, cache));           // [T, D]
+  // Appends the layer's cache parts (cache_layout's order) to `caches`.
+  NodeId block(int64_t l, NodeId x, AttentionForm form, const PassShape& pass, std::vector<NodeId>* caches) {
+    LayerCache cache{cache_input(cache_input_name(l), h_.latent_width(), pass),
+                     h_.sparse() ? cache_input(index_cache_input_name(l), h_.index_head, pass) : -1};
+    x = b_.add(x, attention(l, norm(x, blk_name(l, "attn_norm")), form, &cache));           // [T, D]
+    caches->push_back(cache.latent);
+    if (h_.sparse()) caches->push_back(cache.index);
     NodeId ffn_in = norm(x, blk_name(l, "ffn_norm"));                                      // [T, D]
     return b_.add(x, l < h_.n_dense ? dense_ffn(l, ffn_in) : moe_ffn(l, ffn_in));          // [T, D]
   }
 
-  NodeId cache_input(int64_t l, const PassShape& pass) {
+  // A cache part [R, width]; -1 without a cache.
+  NodeId cache_input(const std::string& name, int64_t width, const PassShape& pass) {
     if (pass.cache_rows == 0) return -1;
-    return b_.input(cache_input_name(l), {pass.cache_dtype, {dim(pass.cache_rows), dim(h_.latent_width())}});  // [R, W]
+    return b_.input(name, {pass.cache_dtype, {dim(pass.cache_rows), dim(width)}});          // [R, W]
   }
+
+  // A layer's cache parts (-1: none), each the input until the layer writes its rows.
+  struct LayerCache {
+    NodeId latent = -1;  // [R, kv_lora + rope]
+    NodeId index = -1;   // [R, index_head]: sparse attention's indexer keys
+  };
 
   std::string mtp_name(const char* tensor) const { return blk_name(h_.n_layer, tensor); }
 
@@ -89,10 +97,7 @@ class GraphBuilder {
     NodeId embedded = norm(f32(b_.gather(param(embedding), tokens)), mtp_name("nextn.enorm"));  // [T, D]
     NodeId hidden = norm(b_.input("hidden", {ir::DType::f32, {T_, dim(h_.n_embd)}}), mtp_name("nextn.hnorm"));  // [T, D]
     NodeId x = linear(b_.concat({embedded, hidden}, 1), mtp_name("nextn.eh_proj"));       // [T, D]
-    NodeId cache = cache_input(l, pass);
-    x = block(l, x, AttentionForm::absorbed, &cache);                                      // [T, D]
-    caches->push_back(cache);
-    return x;
+    return block(l, x, AttentionForm::absorbed, pass, caches);                             // [T, D]
   }
 
   // A weight as a param node of its own dtype and shape.
@@ -108,6 +113,17 @@ class GraphBuilder {
   NodeId f32(NodeId x) { return b_.type(x).dtype == ir::DType::f32 ? x : b_.cast(x, ir::DType::f32); }
 
   NodeId norm(NodeId x, const std::string& weight) { return b_.rms_norm(x, param(weight), h_.rms_eps); }
+
+  NodeId f32c(double v) { return b_.scalar(ir::DType::f32, v); }
+
+  // LayerNorm over the last axis of x [..., D], with weight and bias [D].
+  NodeId layer_norm(NodeId x, const std::string& weight, const std::string& bias, double eps) {
+    const NodeId inv_d = f32c(1.0 / static_cast<double>(b_.type(x).shape.back().value));
+    NodeId centred = b_.sub(x, b_.mul(b_.reduce(Op::reduce_sum, x, -1), inv_d));          // [..., D]
+    NodeId var = b_.mul(b_.reduce(Op::reduce_sum, b_.mul(centred, centred), -1), inv_d);  // [..., 1]
+    NodeId y = b_.mul(centred, b_.unary(Op::rsqrt, b_.add(var, f32c(eps))));              // [..., D]
+    return b_.add(b_.mul(y, f32(param(weight))), f32(param(bias)));
+  }
 
   // x[..., K] @ W[N, K]^T -> [..., N]; FP8 weights with their block scales.
   NodeId linear(NodeId x, const std::string& weight) {
@@ -139,7 +155,6 @@ class GraphBuilder {
   // truncated is the floor.
   NodeId with_temperature(NodeId q) {
     if (h_.attn_temp_scale == 0.0) return q;
-    auto f32c = [&](double v) { return b_.scalar(ir::DType::f32, v); };
     NodeId p = b_.cast(positions_, ir::DType::f32);                                         // [T]
     NodeId blocks = b_.cast(b_.cast(b_.div(p, f32c(static_cast<double>(h_.attn_temp_length))), ir::DType::i32),
                             ir::DType::f32);                                                // [T]
@@ -148,13 +163,70 @@ class GraphBuilder {
     return b_.mul(q, b_.broadcast(b_.reshape(scale, {T_, dim(1), dim(1)}), b_.type(q).shape));  // [T, H, W]
   }
 
-  // MLA. `cache` (-1: none) is this layer's cache input [R, W]; it becomes the cache
-  // with the new tokens' rows written at their positions.
-  NodeId attention(int64_t l, NodeId x, AttentionForm form, NodeId* cache) {
+  // Rows written into a cache part at the new tokens' rows; the part becomes the cache
+  // with them (in its dtype).
+  NodeId store_rows(NodeId cache, NodeId rows) {
+    const ir::DType dtype = b_.type(cache).dtype;
+    return b_.write_rows(cache, dtype == ir::DType::f32 ? rows : b_.cast(rows, dtype), cache_at_ >= 0 ? cache_at_ : positions_);
+  }
+
+  // DeepSeek Sparse Attention's lightning indexer (V3.2): the key bias [T, S] that keeps
+  // each query's index_topk best-scored keys (0) and drops the rest (-inf), over the
+  // same key rows as the attention (the index cache after the new rows are written, or
+  // the new rows alone in the expanded form); -1 when S <= index_topk (every key a query
+  // sees is kept). x [T, D] is the normed input, qa [T, q_lora] the normed q latent.
+  //   q = rope(indexer.attn_q_b(qa)) [T, Hi, Di], k = rope(LayerNorm(indexer.attn_k(x))) [S, Di]
+  //   score[t, s] = sum_h relu(q[t, h] . k[s]) * proj(x)[t, h] / sqrt(Hi * Di), masked
+  //   as the attention is (causal, key starts); the k-th best is found in O(S) per query
+  //   (kth_largest), never by sorting. RoPE rotates halves of the first qk_rope
+  //   dims. DeepSeek's reference also rotates q and k by a Hadamard matrix / sqrt(Di)
+  //   (and rounds them to FP8): orthonormal, so it leaves q . k as it is and is left out.
+  //   Keys tied with the k-th best score are all kept.
+  NodeId sparse_key_bias(int64_t l, NodeId x, NodeId qa, AttentionForm form, NodeId* index) {
+    const int64_t Hi = h_.index_heads, Di = h_.index_head;
+    ir::RopeParams rope = rope_params();
+    rope.interleaved = false;  // NEOX: (x[i], x[i + n/2]) rotated together
+    NodeId q = b_.reshape(linear(qa, blk_name(l, "indexer.attn_q_b")), {T_, dim(Hi), dim(Di)});  // [T, Hi, Di]
+    q = b_.rope(q, positions_, rope);                                                       // [T, Hi, Di]
+    const std::string k_norm = "blk." + std::to_string(l) + ".indexer.k_norm.";
+    NodeId k = layer_norm(linear(x, blk_name(l, "indexer.attn_k")), k_norm + "weight", k_norm + "bias", h_.index_norm_eps);  // [T, Di]
+    k = b_.reshape(b_.rope(b_.reshape(k, {T_, dim(1), dim(Di)}), positions_, rope), {T_, dim(Di)});  // [T, Di]
+    NodeId keys = k;                                                                         // [S, Di]
+    if (*index >= 0) {
+      *index = store_rows(*index, k);                                                        // [R, Di]
+      if (form == AttentionForm::absorbed) keys = *index;
+    }
+    const int64_t S = b_.type(keys).shape[0].value;
+    if (S <= h_.index_topk) return -1;
+    NodeId scores = b_.binary(Op::max, b_.matmul(q, f32(keys), true), f32c(0.0));          // [T, Hi, S]
+    NodeId w = b_.mul(linear(x, blk_name(l, "indexer.proj")), f32c(1.0 / std::sqrt(static_cast<double>(Hi * Di))));  // [T, Hi]
+    NodeId score = b_.reduce(Op::reduce_sum, b_.mul(scores, b_.reshape(w, {T_, dim(Hi), dim(1)})), 1);  // [T, 1, S]
+    score = b_.reshape(score, {T_, dim(S)});                                                 // [T, S]
+    // Key positions as the attention counts them: rows of the shared cache (several
+    // sequences: cache_at / key_starts) when the keys are the cache, else the new rows.
+    const bool over_cache = keys == *index && cache_at_ >= 0;
+    NodeId key_pos = b_.iota(ir::DType::i32, dim(S));                                        // [S]
+    const NodeId minus_inf = f32c(-INFINITY);
+    NodeId last = b_.reshape(over_cache ? cache_at_ : positions_, {T_, dim(1)});             // [T, 1]
+    score = b_.select(b_.binary(Op::cmp_lt, last, key_pos), minus_inf, score);              // [T, S]: no future keys
+    if (over_cache)
+      score = b_.select(b_.binary(Op::cmp_lt, key_pos, b_.reshape(key_starts_, {T_, dim(1)})), minus_inf, score);
+    NodeId kth = b_.kth_largest(score, h_.index_topk);                                      // [T, 1]
+    // Kept: scores >= the k-th, and NaN scores (ranked first, as torch.topk ranks them).
+    NodeId dropped = b_.select(b_.binary(Op::cmp_eq, score, score), minus_inf, f32c(0.0));  // [T, S]
+    return b_.select(b_.binary(Op::cmp_le, kth, score), f32c(0.0), dropped);                 // [T, S]
+  }
+
+  // MLA. `cache` holds this layer's cache inputs (-1: none); each becomes its cache with
+  // the new tokens' rows written at their positions.
+  NodeId attention(int64_t l, NodeId x, AttentionForm form, LayerCache* cache) {
     const int64_t H = h_.n_head, nope = h_.qk_nope, rope = h_.qk_rope, L = h_.kv_lora_rank, V = h_.v_head;
     NodeId q;
+    std::optional<NodeId> key_bias;
     if (h_.q_lora_rank > 0) {
       NodeId qa = norm(linear(x, blk_name(l, "attn_q_a")), blk_name(l, "attn_q_a_norm"));  // [T, q_lora]
+      if (h_.sparse())
+        if (NodeId bias = sparse_key_bias(l, x, qa, form, &cache->index); bias >= 0) key_bias = bias;  // [T, S]
       q = linear(qa, blk_name(l, "attn_q_b"));                                              // [T, H * (nope + rope)]
     } else {
       q = linear(x, blk_name(l, "attn_q"));                                                 // [T, H * (nope + rope)]
@@ -172,11 +244,9 @@ class GraphBuilder {
     // The keys: the expanded form reads the new rows only (a first pass, positions
     // 0..T-1); the absorbed form the whole cache after the new rows are written.
     NodeId rows = latent;                                                                   // [S, L + rope]
-    if (*cache >= 0) {
-      const ir::DType cache_dtype = b_.type(*cache).dtype;
-      NodeId stored = cache_dtype == ir::DType::f32 ? latent : b_.cast(latent, cache_dtype);  // [T, L + rope]
-      *cache = b_.write_rows(*cache, stored, cache_at_ >= 0 ? cache_at_ : positions_);     // [R, L + rope]
-      if (form == AttentionForm::absorbed) rows = *cache;
+    if (cache->latent >= 0) {
+      cache->latent = store_rows(cache->latent, latent);                                   // [R, L + rope]
+      if (form == AttentionForm::absorbed) rows = cache->latent;
     }
     const Dim S = b_.type(rows).shape[0];
     NodeId k_b = param(blk_name(l, "attn_k_b"));                                            // [H, L, nope]
@@ -189,15 +259,15 @@ class GraphBuilder {
       NodeId all_pe = b_.reshape(b_.slice(rows, 1, L, L + rope), {S, dim(1), dim(rope)});   // [S, 1, rope]
       NodeId k = b_.concat({k_nope, b_.broadcast(all_pe, {S, dim(H), dim(rope)})}, 2);      // [S, H, nope + rope]
       NodeId q_full = with_temperature(b_.concat({q_nope, q_pe}, 2));                       // [T, H, nope + rope]
-      out = b_.attention(q_full, k, v, positions_, h_.attention_scale(), true);             // [T, H, V]
+      out = b_.attention(q_full, k, v, positions_, h_.attention_scale(), true, std::nullopt, key_bias);  // [T, H, V]
     } else {
       NodeId q_lat = b_.matmul_weight(b_.permute(q_nope, {1, 0, 2}), k_b);                  // [H, T, L]
       NodeId q_abs = with_temperature(b_.concat({b_.permute(q_lat, {1, 0, 2}), q_pe}, 2));  // [T, H, L + rope]
       NodeId keys = b_.reshape(rows, {S, dim(1), dim(L + rope)});                           // [S, 1, L + rope]
       NodeId values = b_.slice(keys, 2, 0, L);                                              // [S, 1, L]
       // Several sequences: a token reads its own sequence's rows, key_starts..cache_at.
-      NodeId o_lat = cache_at_ >= 0 ? b_.attention(q_abs, keys, values, cache_at_, h_.attention_scale(), true, key_starts_)
-                                    : b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true);  // [T, H, L]
+      NodeId o_lat = cache_at_ >= 0 ? b_.attention(q_abs, keys, values, cache_at_, h_.attention_scale(), true, key_starts_, key_bias)
+                                    : b_.attention(q_abs, keys, values, positions_, h_.attention_scale(), true, std::nullopt, key_bias);  // [T, H, L]
       NodeId o = b_.matmul_weight(b_.permute(o_lat, {1, 0, 2}), v_b);                       // [H, T, V]
       out = b_.permute(o, {1, 0, 2});                                                       // [T, H, V]
     }
@@ -251,10 +321,22 @@ AttentionForm first_pass_form(const DeepSeekModel& model) {
 }
 
 std::string cache_input_name(int64_t layer) { return "cache." + std::to_string(layer); }
+std::string index_cache_input_name(int64_t layer) { return "index." + std::to_string(layer); }
+
+namespace {
+
+// Layer l's cache parts: the latent, and the indexer's keys with sparse attention.
+void add_layer_cache(const DeepSeekHParams& h, int64_t l, std::vector<CachePart>* parts) {
+  parts->push_back({cache_input_name(l), h.latent_width()});
+  if (h.sparse()) parts->push_back({index_cache_input_name(l), h.index_head});
+}
+
+}  // namespace
 
 std::vector<CachePart> DeepSeekModel::draft_cache_layout() const {
-  if (hparams.n_mtp == 0) return {};
-  return {{cache_input_name(hparams.n_layer), hparams.latent_width()}};
+  std::vector<CachePart> parts;
+  if (hparams.n_mtp > 0) add_layer_cache(hparams, hparams.n_layer, &parts);
+  return parts;
 }
 
 std::string DeepSeekModel::why_no_draft() const {
@@ -264,7 +346,7 @@ std::string DeepSeekModel::why_no_draft() const {
 
 std::vector<CachePart> DeepSeekModel::cache_layout() const {
   std::vector<CachePart> parts;
-  for (int64_t l = 0; l < hparams.n_layer; ++l) parts.push_back({cache_input_name(l), hparams.latent_width()});
+  for (int64_t l = 0; l < hparams.n_layer; ++l) add_layer_cache(hparams, l, &parts);
   return parts;
 }
 

@@ -47,8 +47,10 @@ struct PassShape {
   bool draft = false;    // the MTP layer's pass (PassSpec::draft)
 };
 
-// The name of layer `layer`'s cache input ("cache.3").
+// The name of layer `layer`'s cache input ("cache.3"), and of its sparse-attention
+// indexer keys ("index.3", V3.2).
 std::string cache_input_name(int64_t layer);
+std::string index_cache_input_name(int64_t layer);
 
 ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows = LogitRows::all);

@@ -62,6 +62,17 @@ void check(const DeepSeekHParams& h, const std::string& source) {
     user_error(source, ": routing method '", h.method, "' is not greedy, group_limited_greedy or noaux_tc");
 }
 
+// The indexer's sizes: positive, and its head holds the rotated dimensions.
+void check_indexer(const DeepSeekHParams& h, const std::string& source) {
+  if (h.index_heads <= 0 || h.index_head <= 0 || h.index_topk <= 0)
+    user_error(source, ": the sparse-attention indexer needs positive head count, key length and top-k, got ",
+               h.index_heads, ", ", h.index_head, " and ", h.index_topk);
+  if (h.index_head < h.qk_rope)
+    user_error(source, ": the indexer's key length ", h.index_head, " is below qk_rope_head_dim ", h.qk_rope,
+               " (its first qk_rope dimensions are rotated)");
+  if (h.q_lora_rank == 0) user_error(source, ": the sparse-attention indexer reads the q-LoRA latent, and q_lora_rank is 0");
+}
+
 // An integer key that llama.cpp also takes as a per-layer array (get_key_or_arr): an
 // array whose elements are all equal is that value; one that varies per layer names
 // the key, as moatless builds every layer alike.
@@ -112,12 +123,12 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
     user_error(f.path(), ": the file holds a vocabulary only, no weights; `moat tokenize -m ", f.path(),
                "` works with it, `moat run` needs a model file (a DeepSeek-V2 / V3 GGUF)");
   const std::string arch = f.architecture();
-  if (arch != "deepseek2") {
-    const char* family = arch == "deepseek32" ? " (DeepSeek-V3.2)" : arch == "deepseek4" ? " (DeepSeek-V4)" : "";
+  if (arch != "deepseek2" && arch != "deepseek32") {
+    const char* family = arch == "deepseek4" ? " (DeepSeek-V4)" : "";
     user_error(f.path(), ": architecture '", arch, "'", family, " is not supported; moatless runs 'deepseek2' files "
-               "(DeepSeek-V2, V2-Lite, V3, R1)");
+               "(DeepSeek-V2, V2-Lite, V3, R1) and 'deepseek32' files (DeepSeek-V3.2)");
   }
-  auto key = [&](const char* k) { return "deepseek2." + std::string(k); };
+  auto key = [&](const char* k) { return arch + "." + std::string(k); };
   DeepSeekHParams h;
   h.n_layer = f.get_i64(key("block_count"));
   h.n_embd = f.get_i64(key("embedding_length"));
@@ -158,6 +169,12 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
   if (h.attn_temp_scale != 0.0 && h.attn_temp_length <= 0)
     user_error(f.path(), ": ", key("attention.temperature_scale"), " is set but ", key("attention.temperature_length"),
                " is ", h.attn_temp_length, " (it must be a positive number of tokens)");
+  if (arch == "deepseek32") {  // the lightning indexer (llama.cpp's LLM_KV_ATTENTION_INDEXER_*)
+    h.index_heads = f.get_i64(key("attention.indexer.head_count"));
+    h.index_head = f.get_i64(key("attention.indexer.key_length"));
+    h.index_topk = f.get_i64(key("attention.indexer.top_k"));
+    check_indexer(h, f.path());
+  }
   const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd) user_error(f.path(), ": no tensor token_embd.weight (is this a complete deepseek2 GGUF?)");
   h.n_vocab = embd->shape().at(0);
@@ -200,6 +217,12 @@ DeepSeekHParams hparams_from_hf(const hf::DeepSeekConfig& c, const std::string& 
     h.yarn_beta_fast = r.beta_fast;
     h.yarn_beta_slow = r.beta_slow;
     h.yarn_log_mul = 0.1 * r.mscale_all_dim;
+  }
+  if (c.model_type == "deepseek_v32") {
+    h.index_heads = c.index_n_heads;
+    h.index_head = c.index_head_dim;
+    h.index_topk = c.index_topk;
+    check_indexer(h, path);
   }
   if (c.moe_layer_freq != 1) user_error(path, ": moe_layer_freq ", c.moe_layer_freq, " is not supported (every DeepSeek release uses 1)");
   check(h, path);

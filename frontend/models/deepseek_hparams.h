@@ -1,5 +1,5 @@
-// The hyperparameters of a DeepSeek-V2 / V2-Lite / V3 / R1 model, from a GGUF file's
-// metadata (llama.cpp's `deepseek2` keys) or from a Hugging Face config.json: one struct,
+// The hyperparameters of a DeepSeek-V2 / V2-Lite / V3 / R1 / V3.2 model, from a GGUF file's
+// metadata (llama.cpp's `deepseek2` / `deepseek32` keys) or from a Hugging Face config.json: one struct,
 // so the graph builder never knows which file format a model came from.
 #pragma once
 
@@ -45,15 +45,23 @@ struct DeepSeekHParams {
   // multiplied by 1 + attn_temp_scale * ln(floor(p / attn_temp_length) + 1). 0: off.
   double attn_temp_scale = 0.0;
   int64_t attn_temp_length = 0;
+  // DeepSeek Sparse Attention (V3.2's lightning indexer): index_heads query heads of
+  // index_head floats, one key of index_head floats per token (LayerNorm with bias), RoPE
+  // on the first qk_rope of each (rotating halves, not pairs); each query attends to its
+  // index_topk best-scored keys. index_topk 0: dense MLA (V2, V3).
+  int64_t index_heads = 0, index_head = 0, index_topk = 0;
+  double index_norm_eps = 1e-6;
 
   int64_t qk_head() const { return qk_nope + qk_rope; }
+  bool sparse() const { return index_topk > 0; }
   // Floats per token and layer in the latent KV cache: the compressed kv plus the shared
   // rope key.
   int64_t latent_width() const { return kv_lora_rank + qk_rope; }
-  // Bytes of latent cache per token, all layers and a loaded MTP layer (rows of
-  // latent_width() elements of `cache`).
+  // Bytes of cache per token, all layers and a loaded MTP layer: rows of latent_width()
+  // elements of `cache`, and with sparse attention rows of index_head indexer keys.
   uint64_t cache_bytes_per_token(ir::DType cache = ir::DType::f32) const {
-    return static_cast<uint64_t>(latent_width() / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * (n_layer + n_mtp));
+    const int64_t width = latent_width() + (sparse() ? index_head : 0);
+    return static_cast<uint64_t>(width / ir::dtype_block_elems(cache) * ir::dtype_block_bytes(cache) * (n_layer + n_mtp));
   }
   // The attention scale: 1 / sqrt(qk_head), times mscale^2 under YaRN (DeepSeek's
   // inference/model.py; llama.cpp's kq_scale, whose rule this follows for every scaling).
@@ -65,7 +73,7 @@ struct DeepSeekHParams {
   double rope_freq_scale() const { return rope_scaling == RopeScaling::none ? 1.0 : 1.0 / rope_factor; }
 };
 
-// llama.cpp's deepseek2 metadata. UserError naming the file and key when a key is
+// llama.cpp's deepseek2 or deepseek32 metadata. UserError naming the file and key when a key is
 // missing or out of range; the routing method, which GGUF does not record, is inferred
 // (bias tensor present -> noaux_tc; groups > 1 -> group_limited_greedy; else greedy)
 // unless `method_override` is given.

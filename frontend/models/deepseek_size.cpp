@@ -60,7 +60,7 @@ ModelSize DeepSeekModel::size() const {
   // The dtype holding most bytes names the file's type, as llama-bench's "Q4_K - Medium".
   auto dominant = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
                                    [](const auto& a, const auto& b) { return a.second < b.second; });
-  size.label = cat("deepseek2 ", params_label(size.params));
+  size.label = cat(h.sparse() ? "deepseek32 " : "deepseek2 ", params_label(size.params));
   if (dominant != bytes_by_dtype.end()) size.label = cat(size.label, " ", upper(ir::dtype_name(dominant->first)));
   return size;
 }

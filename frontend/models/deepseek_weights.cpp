@@ -38,6 +38,11 @@ constexpr NamePair kLayerTensors[] = {
     {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
     {"ffn_up_shexp", "mlp.shared_experts.up_proj"},
     {"ffn_down_shexp", "mlp.shared_experts.down_proj"},
+    // DeepSeek-V3.2's sparse-attention indexer (llama.cpp's deepseek32 names)
+    {"indexer.attn_q_b", "self_attn.indexer.wq_b"},
+    {"indexer.attn_k", "self_attn.indexer.wk"},
+    {"indexer.k_norm", "self_attn.indexer.k_norm"},
+    {"indexer.proj", "self_attn.indexer.weights_proj"},
 };
 // Whole-model tensors: GGUF name, HF name.
 constexpr NamePair kGlobalTensors[] = {
@@ -149,9 +154,10 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   m.eos = static_cast<int32_t>(file->find_i64("tokenizer.ggml.eos_token_id").value_or(-1));
   // MTP (multi-token prediction) layers follow the decoder layers (block_count counts
   // them); the first is the draft module when asked for.
-  const int64_t nextn = file->find_i64("deepseek2.nextn_predict_layers").value_or(0);
+  const std::string nextn_key = file->architecture() + ".nextn_predict_layers";
+  const int64_t nextn = file->find_i64(nextn_key).value_or(0);
   if (nextn < 0 || nextn >= m.hparams.n_layer)
-    user_error(path, ": deepseek2.nextn_predict_layers is ", nextn, " of ", m.hparams.n_layer, " blocks");
+    user_error(path, ": ", nextn_key, " is ", nextn, " of ", m.hparams.n_layer, " blocks");
   m.hparams.n_layer -= nextn;
   note_mtp(m, nextn, options.draft);
   for (const gguf::TensorInfo& t : file->tensors()) {
@@ -214,6 +220,8 @@ DeepSeekModel load_hf(const std::string& path, const LoadOptions& options) {
     if (l >= m.hparams.n_layer)
       for (const NamePair& n : kMtpTensors)
         if (const safetensors::TensorInfo* t = st->find(prefix + n.hf + ".weight")) add(blk_name(l, n.gguf), *t);
+    if (const safetensors::TensorInfo* t = st->find(prefix + "self_attn.indexer.k_norm.bias"))
+      m.weights["blk." + std::to_string(l) + ".indexer.k_norm.bias"] = tensor(*t);
     if (const safetensors::TensorInfo* t = st->find(prefix + kBiasHf))
       m.weights["blk." + std::to_string(l) + ".exp_probs_b.bias"] = tensor(*t);
     if (const safetensors::TensorInfo* t = st->find(prefix + "self_attn.kv_b_proj.weight")) {

@@ -3,6 +3,8 @@
 //   that as a share of the machine's measured memory bandwidth (2048 x 2048 fits in
 //   the last-level cache here; 16384 x 4096 does not)
 //   GEMM f32: GFLOP/s
+//   selection of each row's k-th largest value (sparse attention's threshold, V3.2's
+//   top-2048 over a long cache): kth_largest against topk + take_along
 //   compile time of each case, cold (empty kernel cache) and warm (a new process'
 //   cache over the same directory: loads, no compile)
 // Usage: moat-bench-kernels [-t THREADS] [-r REPS]
@@ -14,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -73,19 +76,9 @@ struct Result {
   double cold_ms = 0, warm_ms = 0;
 };
 
-Result run_case(backends::Device& device, const Case& c, const std::filesystem::path& cache_dir, int reps) {
-  ir::Graph g;
-  ir::Builder b(g);
-  ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({c.m, c.k})});
-  ir::NodeId w = b.param("w", {c.weight, ir::static_shape({c.n, c.k})});
-  b.output(b.matmul(x, w, true));
-  ir::Bindings bindings;
-  std::vector<float> xs(static_cast<size_t>(c.m * c.k)), ws(static_cast<size_t>(c.n * c.k));
-  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
-  for (size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>((i * 104729) % 1000) / 1000.0f - 0.5f;
-  bindings.tensors["x"] = ir::HostTensor::from_f32({c.m, c.k}, xs);
-  bindings.tensors["w"] = ir::HostTensor::from_f32({c.n, c.k}, ws, c.weight);
-
+// Compile times (cold, warm) and the median time of `reps` runs of graph g.
+Result time_graph(backends::Device& device, const ir::Graph& g, const ir::Bindings& bindings, const std::filesystem::path& cache_dir,
+                  int reps) {
   Result r;
   const jit::Schedule schedule = runtime::schedule_for(device.properties());
   {
@@ -109,6 +102,36 @@ Result run_case(backends::Device& device, const Case& c, const std::filesystem::
   std::sort(times.begin(), times.end());
   r.seconds = times[times.size() / 2];
   return r;
+}
+
+Result run_case(backends::Device& device, const Case& c, const std::filesystem::path& cache_dir, int reps) {
+  ir::Graph g;
+  ir::Builder b(g);
+  ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({c.m, c.k})});
+  ir::NodeId w = b.param("w", {c.weight, ir::static_shape({c.n, c.k})});
+  b.output(b.matmul(x, w, true));
+  ir::Bindings bindings;
+  std::vector<float> xs(static_cast<size_t>(c.m * c.k)), ws(static_cast<size_t>(c.n * c.k));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>((i * 104729) % 1000) / 1000.0f - 0.5f;
+  bindings.tensors["x"] = ir::HostTensor::from_f32({c.m, c.k}, xs);
+  bindings.tensors["w"] = ir::HostTensor::from_f32({c.n, c.k}, ws, c.weight);
+  return time_graph(device, g, bindings, cache_dir, reps);
+}
+
+// The k-th largest score of each of `rows` rows of `n`, by kth_largest or by topk then
+// take_along of the k-th index.
+Result run_selection(backends::Device& device, bool by_topk, int64_t rows, int64_t n, int64_t k,
+                     const std::filesystem::path& cache_dir, int reps) {
+  ir::Graph g;
+  ir::Builder b(g);
+  ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({rows, n})});
+  b.output(by_topk ? b.take_along(x, b.slice(b.topk(x, k), 1, k - 1, k)) : b.kth_largest(x, k));
+  std::vector<float> xs(static_cast<size_t>(rows * n));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 7919 + i / 13) % 100003) / 1000.0f - 50.0f;
+  ir::Bindings bindings;
+  bindings.tensors["x"] = ir::HostTensor::from_f32({rows, n}, xs);
+  return time_graph(device, g, bindings, cache_dir, reps);
 }
 
 }  // namespace
@@ -146,6 +169,15 @@ int main(int argc, char** argv) {
                 std::string(ir::dtype_name(c.weight)).c_str(), static_cast<long long>(c.m), static_cast<long long>(c.n),
                 static_cast<long long>(c.k), r.seconds * 1e3, gbs, 100.0 * gbs / bandwidth, gflops, r.cold_ms, r.warm_ms);
   }
+  std::printf("\n| selection | rows x n, k | time (ms) | ns per element | compile cold (ms) | warm (ms) |\n");
+  std::printf("|---|---|---:|---:|---:|---:|\n");
+  for (auto [rows, n, k] : {std::tuple{int64_t{4}, int64_t{32768}, int64_t{2048}}, std::tuple{int64_t{4}, int64_t{4096}, int64_t{2048}}})
+    for (bool by_topk : {false, true}) {
+      const Result r = run_selection(*device, by_topk, rows, n, k, cache_dir, std::min(reps, 3));
+      std::printf("| %s | %lld x %lld, %lld | %.3f | %.2f | %.1f | %.1f |\n", by_topk ? "topk + take_along" : "kth_largest",
+                  static_cast<long long>(rows), static_cast<long long>(n), static_cast<long long>(k), r.seconds * 1e3,
+                  r.seconds * 1e9 / static_cast<double>(rows * n), r.cold_ms, r.warm_ms);
+    }
   std::filesystem::remove_all(cache_dir);
   return 0;
 }

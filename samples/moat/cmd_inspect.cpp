@@ -158,6 +158,44 @@ Inspection inspect_path(const std::string& path) {
   user_error(path, ": not a GGUF file (no 'GGUF' magic), a .safetensors file or a Hugging Face folder");
 }
 
+// ---- the model family ----------------------------------------------------------
+
+// An integer metadata value (GGUF key or flattened config.json field); -1 when absent.
+int64_t metadata_int(const Inspection& in, const std::string& key) {
+  auto it = in.metadata.find(key);
+  return it != in.metadata.end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+}
+
+// The DeepSeek family the file's architecture names and what it adds, or "" for any
+// other architecture (inspect shows every file; `moat run` says what it runs).
+std::string family_of(const Inspection& in) {
+  const std::string& a = in.architecture;
+  std::string family, features;
+  std::string sparse_prefix;  // where the indexer's sizes are
+  if (a == "deepseek2") {
+    family = "DeepSeek-V2 / V2-Lite / V3 / R1 (llama.cpp deepseek2)", features = "MLA, MoE";
+  } else if (a == "deepseek_v2" || a == "DeepseekV2ForCausalLM") {
+    family = "DeepSeek-V2 / V2-Lite", features = "MLA, MoE";
+  } else if (a == "deepseek_v3" || a == "DeepseekV3ForCausalLM") {
+    family = "DeepSeek-V3 / R1", features = "MLA, MoE";
+  } else if (a == "deepseek32" || a == "deepseek_v32" || a == "DeepseekV32ForCausalLM") {
+    family = "DeepSeek-V3.2", features = "MLA with DeepSeek Sparse Attention, MoE";
+    const bool gguf = a == "deepseek32";
+    const int64_t heads = metadata_int(in, gguf ? "deepseek32.attention.indexer.head_count" : "index_n_heads");
+    const int64_t width = metadata_int(in, gguf ? "deepseek32.attention.indexer.key_length" : "index_head_dim");
+    const int64_t top = metadata_int(in, gguf ? "deepseek32.attention.indexer.top_k" : "index_topk");
+    if (heads > 0 && width > 0 && top > 0)
+      features = cat("MLA with DeepSeek Sparse Attention (indexer ", heads, " heads x ", width, ", top ", top, " keys per query), MoE");
+  } else if (a == "deepseek4" || a == "deepseek_v4" || a == "DeepseekV4ForCausalLM") {
+    return "DeepSeek-V4 (compressed attention, hyper-connections): not run by moatless yet";
+  } else {
+    return "";
+  }
+  int64_t mtp = metadata_int(in, a == "deepseek2" || a == "deepseek32" ? a + ".nextn_predict_layers" : "num_nextn_predict_layers");
+  if (mtp > 0) features += cat(", ", mtp, " MTP layer", mtp > 1 ? "s" : "");
+  return family + ": " + features;
+}
+
 // ---- output ------------------------------------------------------------------
 
 std::string shape_text(const std::vector<int64_t>& shape) { return "[" + join(shape, ", ") + "]"; }
@@ -193,8 +231,10 @@ void print_text(const Inspection& in) {
     for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
     total_elements += n;
   }
-  std::printf("file:         %s\nformat:       %s\narchitecture: %s\n\n", in.path.c_str(), in.format.c_str(),
+  std::printf("file:         %s\nformat:       %s\narchitecture: %s\n", in.path.c_str(), in.format.c_str(),
               in.architecture.empty() ? "(not stated)" : in.architecture.c_str());
+  if (const std::string family = family_of(in); !family.empty()) std::printf("family:       %s\n", family.c_str());
+  std::printf("\n");
   std::printf("metadata (%zu keys):\n", in.metadata_text.size());
   size_t key_width = 0;
   for (const auto& [key, value] : in.metadata_text) key_width = std::max(key_width, key.size());
@@ -223,6 +263,7 @@ void print_text(const Inspection& in) {
 
 void print_json(const Inspection& in) {
   json out{{"file", in.path}, {"format", in.format}, {"architecture", in.architecture}, {"metadata", in.metadata}};
+  if (const std::string family = family_of(in); !family.empty()) out["family"] = family;
   out["tensors"] = json::array();
   for (const TensorRow& t : in.tensors) {
     json row{{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}, {"offset", t.offset}};

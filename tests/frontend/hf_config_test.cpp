@@ -5,6 +5,7 @@
 #include <string>
 
 #include "frontend/hf_config.h"
+#include "frontend/models/deepseek_hparams.h"
 #include "support/error.h"
 
 using namespace moat::hf;
@@ -120,6 +121,50 @@ TEST_CASE("the hf_tiny folder's config.json is found from the folder") {
   CHECK(c.q_lora_rank == 8);
   CHECK(c.rope_scaling->original_max_position_embeddings == 64);
   CHECK(c.num_nextn_predict_layers == 0);
+}
+
+TEST_CASE("DeepSeek-V3.2: the published V3 config with V3.2's model_type and indexer, and its cache per token") {
+  nlohmann::json v32 = read_json_file(kData + "/hf_v3_config.json");
+  v32["model_type"] = "deepseek_v32";
+  v32["architectures"] = {"DeepseekV32ForCausalLM"};
+  v32["index_n_heads"] = 64, v32["index_head_dim"] = 128, v32["index_topk"] = 2048;
+  const DeepSeekConfig c = parse_deepseek_config(v32.dump(), "v32.json");
+  CHECK(c.index_n_heads == 64);
+  CHECK(c.index_head_dim == 128);
+  CHECK(c.index_topk == 2048);
+  const moat::models::DeepSeekHParams h = moat::models::hparams_from_hf(c, "v32.json");
+  CHECK(h.sparse());
+  CHECK(h.index_topk == 2048);
+  // Per token, 61 layers of the latent (512 + 64) and the indexer key (128), f16:
+  // (576 + 128) x 2 x 61 bytes, against V3's 576 x 2 x 61.
+  CHECK(h.cache_bytes_per_token(moat::ir::DType::f16) == 85888);
+  CHECK(moat::models::hparams_from_hf(parse_deepseek_config(read_json_file(kData + "/hf_v3_config.json").dump(), "v3.json"), "v3.json")
+            .cache_bytes_per_token(moat::ir::DType::f16) == 70272);
+
+  // transformers' DeepseekV32Config defaults; a V3 config has no indexer
+  const DeepSeekConfig bare = parse_deepseek_config(R"({"model_type": "deepseek_v32"})", "b.json");
+  CHECK(bare.index_topk == 2048);
+  CHECK(bare.index_n_heads == 64);
+  CHECK(bare.max_position_embeddings == 163840);
+  CHECK(parse_deepseek_config(R"({"model_type": "deepseek_v3"})", "v3.json").index_topk == 0);
+  // An indexer narrower than the rotated dims is refused by name.
+  CHECK_THROWS_WITH_AS(moat::models::hparams_from_hf(parse_deepseek_config(R"({"model_type": "deepseek_v32", "index_head_dim": 32})", "n.json"), "n.json"),
+                       doctest::Contains("below qk_rope_head_dim"), moat::UserError);
+}
+
+TEST_CASE("transformers 5's rope_parameters hold rope_theta and the scaling") {
+  const DeepSeekConfig plain = parse_deepseek_config(v3_with(R"("rope_parameters": {"rope_theta": 50000.0, "rope_type": "default"})"), "p.json");
+  CHECK(plain.rope_theta == 50000.0);
+  CHECK(!plain.rope_scaling.has_value());
+  const DeepSeekConfig yarn = parse_deepseek_config(
+      v3_with(R"("rope_parameters": {"rope_theta": 10000.0, "rope_type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                 "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0})"),
+      "y.json");
+  REQUIRE(yarn.rope_scaling.has_value());
+  CHECK(yarn.rope_scaling->type == "yarn");
+  CHECK(yarn.rope_scaling->factor == 40);
+  CHECK(yarn.rope_scaling->mscale_all_dim == 1.0);
+  CHECK(config_error(v3_with(R"("rope_parameters": 3)")).find("rope_parameters") != std::string::npos);
 }
 
 TEST_CASE("absent fields take configuration_deepseek.py's defaults for the model_type") {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -338,6 +339,22 @@ inline void topk(BackendUnderTest& be) {
     bindings.tensors["x"] = HostTensor::from_f32({5, 40}, v);
     be.check(g, bindings, "topk k=" + std::to_string(k));
   }
+  // kth_largest: topk's last value by bisection over the f32 bits: ties, NaNs (a row
+  // whose k-th is NaN for k = 1, 2), infinities, +-0 and an f16 row.
+  v[100] = std::numeric_limits<float>::infinity();
+  v[101] = -std::numeric_limits<float>::infinity();
+  v[102] = -0.0f;
+  v[103] = 0.0f;
+  v[160] = -std::numeric_limits<float>::infinity();
+  for (DType dtype : {DType::f32, DType::f16})
+    for (int64_t k : {1, 2, 6, 39, 40}) {
+      Graph g;
+      Builder b(g);
+      b.output(b.kth_largest(b.input("x", tensor_type(dtype, {5, 40})), k));
+      Bindings bindings;
+      bindings.tensors["x"] = HostTensor::from_f32({5, 40}, v, dtype);
+      be.check(g, bindings, moat::cat("kth_largest k=", k, " ", dtype_name(dtype)));
+    }
 }
 
 // views: reshape, permute, slice, concat, broadcast, fused into their consumer
@@ -457,6 +474,33 @@ inline void composites(BackendUnderTest& be) {
     for (int64_t i = 0; i < t; ++i) p[static_cast<size_t>(i)] = t == 1 ? 60 : t == 2 ? 36 + 5 * i : i + 3;
     bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
     be.check(g, bindings, moat::cat("attention t", t, " s", s, causal ? " causal" : ""));
+  }
+  // Sparse attention (V3.2's indexer selection): a key bias that keeps each query's
+  // `top` best-scored keys (the k-th best score as a threshold) and sets the others to
+  // -inf, so whole blocks of keys, and whole splits of a decode, are unselected.
+  for (auto [t, s, top] : {std::tuple{int64_t{1}, int64_t{100}, int64_t{5}}, std::tuple{int64_t{20}, int64_t{40}, int64_t{6}}}) {
+    Graph g;
+    Builder b(g);
+    NodeId q = b.input("q", tensor_type(DType::f32, {t, 4, 24}));
+    NodeId k = b.input("k", tensor_type(DType::f32, {s, 1, 24}));
+    NodeId v = b.input("v", tensor_type(DType::f32, {s, 1, 12}));
+    NodeId pos = b.input("pos", tensor_type(DType::i32, {t}));
+    NodeId score = b.input("score", tensor_type(DType::f32, {t, s}));
+    NodeId minus_inf = b.scalar(DType::f32, -INFINITY);
+    NodeId future = b.binary(Op::cmp_lt, b.reshape(pos, static_shape({t, 1})), b.iota(DType::i32, Dim::of(s)));  // [t, s]
+    NodeId masked = b.select(future, minus_inf, score);                                                       // [t, s]
+    NodeId kth = b.kth_largest(masked, top);                                                                  // [t, 1]
+    NodeId bias = b.select(b.binary(Op::cmp_le, kth, masked), b.scalar(DType::f32, 0), minus_inf);            // [t, s]
+    b.output(b.attention(q, k, v, pos, 0.2, true, std::nullopt, bias));
+    Bindings bindings;
+    bindings.tensors["q"] = random_tensor(DType::f32, {t, 4, 24}, 13);
+    bindings.tensors["k"] = random_tensor(DType::f32, {s, 1, 24}, 14);
+    bindings.tensors["v"] = random_tensor(DType::f32, {s, 1, 12}, 15);
+    bindings.tensors["score"] = random_tensor(DType::f32, {t, s}, 16);
+    std::vector<int64_t> p(static_cast<size_t>(t));
+    for (int64_t i = 0; i < t; ++i) p[static_cast<size_t>(i)] = t == 1 ? 90 : i + 3;
+    bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
+    be.check(g, bindings, moat::cat("sparse attention t", t, " s", s, " top ", top));
   }
   for (DType cache_type : {DType::f32, DType::f16, DType::q8_0}) {
     Graph g;

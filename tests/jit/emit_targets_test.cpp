@@ -84,7 +84,7 @@ const Kernels& golden_kernels(const jit::Schedule& schedule) {
     const std::string dir = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/";
     moat::models::LoadOptions drafting;
     drafting.draft = true;  // the MTP layer's passes (v3_mtp)
-    for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2", "v3_mtp"}) {
+    for (const char* model : {"v3", "v3/model-q8_0.gguf", "v3_fp8", "v2_lite/model-bf16.gguf", "v2", "v3_mtp", "v32"}) {
       const moat::models::DeepSeekModel m = moat::models::load_deepseek(dir + model, drafting);
       for (const moat::ir::Graph& g : moat::runtime::session_graphs(m, 48, 64))
         for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)

@@ -1,5 +1,5 @@
-// Logits parity with an independent implementation: the tiny DeepSeek-V3 / V2-Lite / V2
-// models of tests/data/goldens (Hugging Face transformers' own modelling code, checked
+// Logits parity with an independent implementation: the tiny DeepSeek-V3 / V2-Lite / V2 /
+// V3.2 models of tests/data/goldens (Hugging Face transformers' own modelling code, checked
 // against DeepSeek's inference/model.py; see its README), every file form, on the CPU
 // and on OpenCL, prefilled in one pass and decoded token by token over the latent cache.
 // Acceptance: max|Δlogit| / max|ref| <= 1e-4 with f32 weights (1e-3 for BF16 files) and
@@ -62,6 +62,10 @@ const Golden kGoldens[] = {
     {"v2_lite/model-bf16-legacy.gguf", "v2_lite/logits.npy", 1e-3},
     {"v2", "v2/logits.npy", 1e-4},
     {"v2/model-f32.gguf", "v2/logits.npy", 1e-4},
+    // DeepSeek-V3.2: the indexer keeps 12 of up to 48 keys (sparse attention)
+    {"v32", "v32/logits.npy", 1e-4},
+    {"v32/model-f32.gguf", "v32/logits.npy", 1e-4},
+    {"v32/model-f32.gguf", "v32/llamacpp-logits.npy", 1e-3},
 };
 
 std::vector<int32_t> tokens() {
@@ -112,13 +116,15 @@ TEST_CASE("goldens on the CPU: every model and file form, prefill and token-by-t
     const NpyF32 want = read_npy_f32(kDir + g.reference);
     expect_matches(evaluate(m, *cpu, cache, 64), want, g.tolerance, std::string(g.model) + " on cpu, one pass", g.argmax_flips);
     expect_matches(evaluate(m, *cpu, cache, 1), want, g.tolerance, std::string(g.model) + " on cpu, token by token", g.argmax_flips);
+    if (std::string(g.model).starts_with("v32"))  // chunks of 20: the indexer over cached and new keys
+      expect_matches(evaluate(m, *cpu, cache, 20), want, g.tolerance, std::string(g.model) + " on cpu, chunks of 20", g.argmax_flips);
   }
 }
 
 TEST_CASE("the GGUF and the safetensors form of a model give the same logits") {
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache{{}};
-  for (const char* name : {"v3", "v2_lite", "v2"}) {
+  for (const char* name : {"v3", "v2_lite", "v2", "v32"}) {
     const std::vector<float> hf = evaluate(models::load_deepseek(kDir + name), *cpu, cache, 64);
     const std::vector<float> gguf = evaluate(models::load_deepseek(kDir + name + "/model-f32.gguf"), *cpu, cache, 64);
     REQUIRE(hf.size() == gguf.size());
@@ -126,6 +132,42 @@ TEST_CASE("the GGUF and the safetensors form of a model give the same logits") {
     for (size_t i = 0; i < hf.size(); ++i) diff = std::max(diff, std::fabs(static_cast<double>(hf[i]) - gguf[i]));
     CHECK_MESSAGE(diff <= 1e-5, name, ": max |safetensors - gguf| = ", diff);
   }
+}
+
+// Rows first..first+n-1 of a reference [R, vocab].
+NpyF32 reference_rows(const NpyF32& all, size_t first, size_t n) {
+  const size_t vocab = static_cast<size_t>(all.shape[1]);
+  NpyF32 rows{{static_cast<int64_t>(n), all.shape[1]}, {}};
+  rows.values.assign(all.values.begin() + static_cast<std::ptrdiff_t>(first * vocab),
+                     all.values.begin() + static_cast<std::ptrdiff_t>((first + n) * vocab));
+  return rows;
+}
+
+TEST_CASE("V3.2's sparse attention in a session of several sequences: the second sequence gets transformers' logits") {
+  // Sequence 1's rows start at row 64 of the shared cache. Its prompt (30 tokens, over
+  // the indexer's top 12) goes in one first pass (the expanded form over the new rows),
+  // then its last 18 tokens one at a time in passes with sequence 0 (the absorbed form
+  // over the shared cache, masked by key starts).
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  const models::DeepSeekModel m = models::load_deepseek(kDir + "v32");
+  const NpyF32 want = read_npy_f32(kDir + "v32/logits.npy");
+  const std::vector<int32_t> all = tokens();
+  runtime::Session s(m, *cpu, cache, {.context = 64, .cache_dtype = ir::DType::f32, .sequences = 2});
+  const std::vector<int32_t> other(all.rbegin(), all.rbegin() + 20);
+  s.evaluate(0, other, 64, models::LogitRows::last);
+  const size_t prompt = 30;
+  expect_matches(s.evaluate(1, std::span<const int32_t>(all).first(prompt), 64, models::LogitRows::all),
+                 reference_rows(want, 0, prompt), 1e-4, "v32, sequence 1's prompt in one pass");
+  std::vector<float> decoded;
+  for (size_t i = prompt; i < all.size(); ++i) {
+    const int32_t other_next = all[i % 7];
+    const std::vector<runtime::SequenceTokens> work{{0, std::span<const int32_t>(&other_next, 1)},
+                                                     {1, std::span<const int32_t>(&all[i], 1)}};
+    const std::vector<float> logits = s.evaluate_sequences(work);
+    decoded.insert(decoded.end(), logits.begin() + static_cast<std::ptrdiff_t>(logits.size() / 2), logits.end());
+  }
+  expect_matches(decoded, reference_rows(want, prompt, all.size() - prompt), 1e-4, "v32, sequence 1 decoded beside sequence 0");
 }
 
 TEST_CASE("goldens on OpenCL: every model and file form, prefill and token-by-token decode") {
@@ -142,6 +184,8 @@ TEST_CASE("goldens on OpenCL: every model and file form, prefill and token-by-to
     const NpyF32 want = read_npy_f32(kDir + g.reference);
     expect_matches(evaluate(m, *ocl, cache, 64), want, g.tolerance, std::string(g.model) + " on opencl:0, one pass", g.argmax_flips);
     expect_matches(evaluate(m, *ocl, cache, 1), want, g.tolerance, std::string(g.model) + " on opencl:0, token by token", g.argmax_flips);
+    if (std::string(g.model).starts_with("v32"))
+      expect_matches(evaluate(m, *ocl, cache, 20), want, g.tolerance, std::string(g.model) + " on opencl:0, chunks of 20", g.argmax_flips);
   }
 }
 

@@ -25,14 +25,6 @@ ir::DType cache_dtype(moat_cache_type type) {
              "MOAT_CACHE_F32, MOAT_CACHE_BF16 or MOAT_CACHE_Q8_0");
 }
 
-// Cache bytes per token over every part of the model's cache layout.
-uint64_t cache_bytes_per_token(const models::Model& model, ir::DType dtype) {
-  uint64_t bytes = 0;
-  for (const models::CachePart& part : model.cache_layout())
-    bytes += static_cast<uint64_t>(ir::tensor_bytes(dtype, {part.rows_per_token, part.width}));
-  return bytes;
-}
-
 // The session as `moat run` makes it (samples/moat/run_setup.cpp): the context chosen
 // by runtime::choose_context, the kernels cached by the model's kernel cache.
 moat_session* create(const std::shared_ptr<ModelState>& model, const char* device_id, int64_t context,
@@ -44,7 +36,8 @@ moat_session* create(const std::shared_ptr<ModelState>& model, const char* devic
   options.max_batch = handle->batch;
   const runtime::ContextChoice choice =
       runtime::choose_context(context, model->model->training_context(),
-                              cache_bytes_per_token(*model->model, options.cache_dtype), available_host_memory());
+                              [&](int64_t tokens) { return models::cache_bytes(model->model->cache_layout(), options.cache_dtype, tokens); },
+                              available_host_memory());
   options.context = choice.tokens;
   backends::CpuOptions cpu;
   cpu.threads = cpu_threads;

@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <filesystem>
-#include <initializer_list>
 
+#include "frontend/json_fields.h"
 #include "support/error.h"
 #include "support/mapped_file.h"
 #include "support/strings.h"
@@ -13,125 +13,6 @@ namespace moat::hf {
 using nlohmann::json;
 
 namespace {
-
-constexpr uint64_t kMaxJsonBytes = 64ull << 20;  // a config.json is a few KiB
-constexpr int64_t kMaxSize = INT32_MAX;           // any size or count in a config
-
-std::string brief(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return text;
-}
-
-// nlohmann's messages start with "[json.exception.parse_error.101] "; keep the rest.
-std::string strip_exception_id(const std::string& what) {
-  size_t close = what.find("] ");
-  return close == std::string::npos ? what : what.substr(close + 2);
-}
-
-json parse_json_text(std::string_view text, const std::string& path) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    user_error(path, ": not valid JSON: ", strip_exception_id(e.what()));
-  }
-}
-
-enum class Min { Zero, One };
-
-// Typed access to one JSON object's fields; `prefix` names the object in messages.
-class Fields {
- public:
-  Fields(const json& object, const std::string& path, std::string prefix)
-      : object_(object), path_(path), prefix_(std::move(prefix)) {}
-
-  bool present(const char* key) const { return object_.contains(key) && !object_[key].is_null(); }
-  bool has_key(const char* key) const { return object_.contains(key); }
-
-  int64_t integer(const char* key, int64_t fallback, Min min) const {
-    if (!has_key(key)) return fallback;
-    return to_integer(key, object_[key], min);
-  }
-  // A field that may be null (HF's None): nullopt when null, `fallback` when absent.
-  std::optional<int64_t> nullable_integer(const char* key, std::optional<int64_t> fallback, Min min) const {
-    if (!has_key(key)) return fallback;
-    if (object_[key].is_null()) return std::nullopt;
-    return to_integer(key, object_[key], min);
-  }
-  double positive_number(const char* key, double fallback) const {
-    if (!has_key(key)) return fallback;
-    const json& v = object_[key];
-    if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>()))
-      fail(key, "a positive number", v);
-    return v.get<double>();
-  }
-  bool boolean(const char* key, bool fallback) const {
-    if (!has_key(key)) return fallback;
-    if (!object_[key].is_boolean()) fail(key, "true or false", object_[key]);
-    return object_[key].get<bool>();
-  }
-  std::string string(const char* key, std::string fallback) const {
-    if (!has_key(key)) return fallback;
-    if (!object_[key].is_string()) fail(key, "a string", object_[key]);
-    return object_[key].get<std::string>();
-  }
-  // A string that must be one of `allowed`.
-  std::string choice(const char* key, std::string fallback, std::initializer_list<std::string_view> allowed) const {
-    std::string value = string(key, std::move(fallback));
-    for (std::string_view a : allowed)
-      if (value == a) return value;
-    user_error(path_, ": field \"", prefix_, key, "\" is ", quoted(value), "; moatless supports ",
-               join(allowed, ", "));
-  }
-  std::vector<std::string> strings(const char* key) const {
-    std::vector<std::string> out;
-    if (!present(key)) return out;
-    const json& v = object_[key];
-    if (!v.is_array()) fail(key, "an array of strings", v);
-    for (const json& e : v) {
-      if (!e.is_string()) fail(key, "an array of strings", v);
-      out.push_back(e.get<std::string>());
-    }
-    return out;
-  }
-  std::vector<int64_t> integers(const char* key, Min min) const {
-    std::vector<int64_t> out;
-    if (!present(key)) return out;
-    const json& v = object_[key];
-    if (!v.is_array() || v.size() > 8) fail(key, "an array of at most 8 integers", v);
-    for (const json& e : v) out.push_back(to_integer(key, e, min));
-    return out;
-  }
-
-  [[noreturn]] void fail(const char* key, const char* expected, const json& got) const {
-    user_error(path_, ": field \"", prefix_, key, "\" must be ", expected, ", got ", brief(got));
-  }
-
- private:
-  int64_t to_integer(const char* key, const json& v, Min min) const {
-    const char* expected = min == Min::One ? "a positive integer" : "a non-negative integer";
-    int64_t value = -1;
-    if (v.is_number_unsigned()) {
-      value = v.get<uint64_t>() > static_cast<uint64_t>(kMaxSize) ? kMaxSize + 1 : v.get<int64_t>();
-    } else if (v.is_number_integer()) {
-      value = v.get<int64_t>();
-    } else if (v.is_number_float()) {  // 4096.0: integral floats are accepted
-      double d = v.get<double>();
-      if (!(std::floor(d) == d)) fail(key, expected, v);
-      value = std::fabs(d) > kMaxSize ? (d < 0 ? -1 : kMaxSize + 1) : static_cast<int64_t>(d);
-    } else {
-      fail(key, expected, v);
-    }
-    if (value < (min == Min::One ? 1 : 0)) fail(key, expected, v);
-    if (value > kMaxSize)
-      user_error(path_, ": field \"", prefix_, key, "\" is ", brief(v), ", over the limit of ", kMaxSize);
-    return value;
-  }
-
-  const json& object_;
-  const std::string& path_;
-  std::string prefix_;
-};
 
 // Defaults of DeepSeek's configuration_deepseek.py (DeepseekV2Config and
 // DeepseekV3Config). V2's default topk_method is spelled 'gready' there, which its
@@ -159,6 +40,8 @@ void set_defaults(bool v3, DeepSeekConfig* c) {
   c->qk_rope_head_dim = 64, c->v_head_dim = 128, c->qk_nope_head_dim = 128;
   c->rms_norm_eps = 1e-6, c->rope_theta = 10000.0, c->tie_word_embeddings = false;
 }
+
+}  // namespace
 
 RopeScaling parse_rope_scaling(const json& value, const std::string& path) {
   if (!value.is_object()) user_error(path, ": field \"rope_scaling\" must be an object or null, got ", brief(value));
@@ -197,6 +80,8 @@ QuantizationConfig parse_quantization(const json& value, const std::string& path
     f.fail("weight_block_size", "[rows, cols] for fp8", value["weight_block_size"]);
   return q;
 }
+
+namespace {
 
 void check_consistency(const DeepSeekConfig& c, const std::string& path) {
   auto fail = [&](const auto&... parts) { user_error(path, ": ", parts..., "; the config.json is inconsistent"); };

@@ -61,6 +61,11 @@ struct DeepSeekConfig {
   int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
 };
 
+// "rope_scaling" (or transformers 5's "rope_parameters" when not "default") and
+// "quantization_config" objects; `path` prefixes error messages.
+RopeScaling parse_rope_scaling(const nlohmann::json& value, const std::string& path);
+QuantizationConfig parse_quantization(const nlohmann::json& value, const std::string& path);
+
 // Parses config.json text; `path` prefixes error messages.
 DeepSeekConfig parse_deepseek_config(std::string_view json_text, const std::string& path);
 // Reads `dir_or_file` (a model folder: its config.json).

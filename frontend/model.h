@@ -31,12 +31,33 @@ struct LoadOptions {
   bool draft = false;
 };
 
-// One part of the cache: a graph input `input` of [rows, width] elements.
+// One part of the cache: a graph input `input` of [rows, width] elements, per sequence
+// rows(context) rows: one row per `tokens_per_row` tokens of the context (1: a row per
+// token, DeepSeek-V2/V3's latent; 4 or 128: a row per compressed block, DeepSeek-V4),
+// rounded up, plus `fixed_rows` that do not grow with the context (a sliding window's
+// ring, a partial block's state). tokens_per_row 0: fixed_rows only.
 struct CachePart {
   std::string input;  // the graph input's name ("cache.3")
   int64_t width = 0;  // elements per row
-  int64_t rows_per_token = 1;  // rows a cached token takes (1 for every family so far)
+  int64_t tokens_per_row = 1;
+  int64_t fixed_rows = 0;
+  // f32 whatever the session's cache type: state that accumulates (a partial block's
+  // running sums), not rows that are read back as keys.
+  bool always_f32 = false;
+
+  int64_t rows(int64_t context) const {
+    return fixed_rows + (tokens_per_row > 0 ? (context + tokens_per_row - 1) / tokens_per_row : 0);
+  }
+  ir::DType dtype(ir::DType cache) const { return always_f32 ? ir::DType::f32 : cache; }
+  // Bytes of one sequence's rows for a context of `context` tokens in a `cache`-typed cache.
+  uint64_t bytes(ir::DType cache, int64_t context) const;
 };
+
+// Bytes of one sequence's cache over every part of `layout` for `context` tokens.
+uint64_t cache_bytes(const std::vector<CachePart>& layout, ir::DType cache, int64_t context);
+// Cache bytes per token of context, the rate at which `layout` grows (its fixed rows and
+// the rounding up left out; a fraction where a part holds a row per several tokens).
+double cache_bytes_per_token(const std::vector<CachePart>& layout, ir::DType cache);
 
 // One forward pass: `tokens` new tokens at positions P..P+tokens-1 over a cache of
 // `cache_rows` rows per part (0: no cache). `first`: P is 0 (a family may then take a

@@ -64,7 +64,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     pass_.hidden = true;
   }
   for (const models::CachePart& part : cache_parts_)
-    if (part.width % ir::dtype_block_elems(options.cache_dtype) != 0)
+    if (part.width % ir::dtype_block_elems(part.dtype(options.cache_dtype)) != 0)
       user_error("a ", ir::dtype_name(options.cache_dtype), " cache needs rows of whole ", ir::dtype_block_elems(options.cache_dtype),
                  "-element blocks, and this model's ", part.input, " rows have ", part.width,
                  " elements; use --cache-type f16 (or f32, bf16)");
@@ -82,8 +82,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     auto home = cache_device_.find(part.input);
     DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
     if (!d.device) continue;  // another rank's layer
-    caches_.push_back(d.device->allocate(static_cast<uint64_t>(
-        ir::tensor_bytes(pass_.cache_dtype, {pass_.cache_rows * part.rows_per_token, part.width}))));
+    caches_.push_back(d.device->allocate(part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences())));
     d.resident[part.input] = caches_.back().get();
   }
   // Weights go once to each device that reads them (zero-copy where it shares host
@@ -313,8 +312,7 @@ void Session::check_memory(const SessionOptions& options) {
     for (const models::CachePart& part : cache_parts_) {
       auto home = cache_device_.find(part.input);
       if ((home != cache_device_.end() ? static_cast<size_t>(home->second) : 0) != d) continue;
-      share.needs.cache += static_cast<uint64_t>(context_) * static_cast<uint64_t>(sequences()) *
-                           static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {part.rows_per_token, part.width}));
+      share.needs.cache += part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences());
     }
     share.needs.available = options.memory_budget > 0 ? options.memory_budget : p.host_memory ? available_host_memory() : p.info.memory_bytes;
     needs_.weights += share.needs.weights;
@@ -353,12 +351,7 @@ void Session::check_fits(const std::string& where, const MemoryNeeds& needs, con
              devices_.size() > 1 ? ", give this device fewer layers (--split layers:...)" : "", ", or use a smaller model file");
 }
 
-uint64_t Session::cache_bytes_per_token() const {
-  uint64_t bytes = 0;
-  for (const models::CachePart& part : cache_parts_)
-    bytes += static_cast<uint64_t>(ir::tensor_bytes(pass_.cache_dtype, {part.rows_per_token, part.width}));
-  return bytes;
-}
+double Session::cache_bytes_per_token() const { return models::cache_bytes_per_token(cache_parts_, pass_.cache_dtype); }
 
 void Session::check_tokens(std::span<const int32_t> tokens) const {
   for (int32_t t : tokens)

@@ -175,8 +175,9 @@ class Session {
   int64_t context() const { return context_; }  // tokens per sequence
   int64_t sequences() const { return static_cast<int64_t>(cached_.size()); }
   int64_t max_batch() const { return max_batch_; }  // the most tokens one pass evaluates
-  // Bytes of latent cache per token (all layers, in the cache type).
-  uint64_t cache_bytes_per_token() const;
+  // Bytes of cache per token of context (all layers and parts, in the cache type; a
+  // fraction where a part holds a row per several tokens): models::cache_bytes_per_token.
+  double cache_bytes_per_token() const;
   const SessionStats& stats() const { return stats_; }
   const MemoryNeeds& memory_needs() const { return needs_; }  // every device together
   // Per device, in the session's device order (one entry for a single device).

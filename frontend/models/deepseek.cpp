@@ -323,20 +323,17 @@ AttentionForm first_pass_form(const DeepSeekModel& model) {
 std::string cache_input_name(int64_t layer) { return "cache." + std::to_string(layer); }
 std::string index_cache_input_name(int64_t layer) { return "index." + std::to_string(layer); }
 
-namespace {
-
-// Layer l's cache parts: the latent, and the indexer's keys with sparse attention.
-void add_layer_cache(const DeepSeekHParams& h, int64_t l, std::vector<CachePart>* parts) {
-  parts->push_back({cache_input_name(l), h.latent_width()});
-  if (h.sparse()) parts->push_back({index_cache_input_name(l), h.index_head});
+std::vector<CachePart> deepseek_cache_layout(const DeepSeekHParams& h, int64_t first, int64_t end) {
+  std::vector<CachePart> parts;
+  for (int64_t l = first; l < end; ++l) {
+    parts.push_back({cache_input_name(l), h.latent_width()});
+    if (h.sparse()) parts.push_back({index_cache_input_name(l), h.index_head});
+  }
+  return parts;
 }
 
-}  // namespace
-
 std::vector<CachePart> DeepSeekModel::draft_cache_layout() const {
-  std::vector<CachePart> parts;
-  if (hparams.n_mtp > 0) add_layer_cache(hparams, hparams.n_layer, &parts);
-  return parts;
+  return hparams.n_mtp > 0 ? deepseek_cache_layout(hparams, hparams.n_layer, hparams.n_layer + 1) : std::vector<CachePart>{};
 }
 
 std::string DeepSeekModel::why_no_draft() const {
@@ -344,11 +341,7 @@ std::string DeepSeekModel::why_no_draft() const {
   return cat(path, " has no MTP layers (nextn_predict_layers is 0): it cannot draft its own tokens");
 }
 
-std::vector<CachePart> DeepSeekModel::cache_layout() const {
-  std::vector<CachePart> parts;
-  for (int64_t l = 0; l < hparams.n_layer; ++l) add_layer_cache(hparams, l, &parts);
-  return parts;
-}
+std::vector<CachePart> DeepSeekModel::cache_layout() const { return deepseek_cache_layout(hparams, 0, hparams.n_layer); }
 
 ir::Graph DeepSeekModel::pass_graph(const PassSpec& pass) const {
   const AttentionForm form = pass.first ? first_pass_form(*this) : AttentionForm::absorbed;

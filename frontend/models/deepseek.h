@@ -51,6 +51,9 @@ struct PassShape {
 // indexer keys ("index.3", V3.2).
 std::string cache_input_name(int64_t layer);
 std::string index_cache_input_name(int64_t layer);
+// The cache parts of layers first..end-1 (an MTP layer's too): per layer the latent
+// (kv_lora + rope per token) and, with sparse attention, the indexer's keys.
+std::vector<CachePart> deepseek_cache_layout(const DeepSeekHParams& h, int64_t first, int64_t end);
 
 ir::Graph build_deepseek_graph(const DeepSeekModel& model, int64_t tokens, const PassShape& pass, AttentionForm form,
                                LogitRows logit_rows = LogitRows::all);

@@ -15,6 +15,7 @@
 #include "frontend/hf_config.h"
 #include "frontend/safetensors.h"
 #include "samples/moat/commands.h"
+#include "samples/moat/inspect_cache.h"
 #include "support/error.h"
 #include "support/mapped_file.h"
 
@@ -39,6 +40,8 @@ struct Inspection {
   json metadata = json::object();  // key -> value (JSON form, long arrays summarised)
   std::vector<std::pair<std::string, std::string>> metadata_text;  // key -> one-line text
   std::vector<TensorRow> tensors;
+  std::optional<CacheSummary> cache;  // DeepSeek families: what the cache takes
+  std::string cache_error;            // why `cache` could not be computed, or ""
 };
 
 // ---- GGUF ------------------------------------------------------------------
@@ -187,11 +190,15 @@ std::string family_of(const Inspection& in) {
     if (heads > 0 && width > 0 && top > 0)
       features = cat("MLA with DeepSeek Sparse Attention (indexer ", heads, " heads x ", width, ", top ", top, " keys per query), MoE");
   } else if (a == "deepseek4" || a == "deepseek_v4" || a == "DeepseekV4ForCausalLM") {
-    return "DeepSeek-V4 (compressed attention, hyper-connections): not run by moatless yet";
+    family = "DeepSeek-V4 (llama.cpp deepseek4)";
+    features = "MQA over a sliding window and compressed rows (blocks of 4 chosen by an indexer, blocks of 128), "
+               "hyper-connections, MoE with hash-routed first layers; moatless reads its shape and cache, and "
+               "does not run it yet";
   } else {
     return "";
   }
-  int64_t mtp = metadata_int(in, a == "deepseek2" || a == "deepseek32" ? a + ".nextn_predict_layers" : "num_nextn_predict_layers");
+  int64_t mtp = metadata_int(in, a == "deepseek2" || a == "deepseek32" || a == "deepseek4" ? a + ".nextn_predict_layers"
+                                                                                            : "num_nextn_predict_layers");
   if (mtp > 0) features += cat(", ", mtp, " MTP layer", mtp > 1 ? "s" : "");
   return family + ": " + features;
 }
@@ -234,6 +241,16 @@ void print_text(const Inspection& in) {
   std::printf("file:         %s\nformat:       %s\narchitecture: %s\n", in.path.c_str(), in.format.c_str(),
               in.architecture.empty() ? "(not stated)" : in.architecture.c_str());
   if (const std::string family = family_of(in); !family.empty()) std::printf("family:       %s\n", family.c_str());
+  if (in.cache) {
+    const CacheSummary& c = *in.cache;
+    std::printf("cache:        f16, one sequence: %.1f bytes per token%s (per layer: %s)\n", c.bytes_per_token,
+                c.fixed_bytes ? cat(" + ", mib(c.fixed_bytes), " fixed").c_str() : "", c.layout.c_str());
+    std::string at;
+    for (const auto& [tokens, bytes] : c.at) at += cat(at.empty() ? "" : "; ", tokens, " tokens ", mib(bytes));
+    std::printf("              %s\n", at.c_str());
+  } else if (!in.cache_error.empty()) {
+    std::printf("cache:        not computed: %s\n", in.cache_error.c_str());
+  }
   std::printf("\n");
   std::printf("metadata (%zu keys):\n", in.metadata_text.size());
   size_t key_width = 0;
@@ -264,6 +281,12 @@ void print_text(const Inspection& in) {
 void print_json(const Inspection& in) {
   json out{{"file", in.path}, {"format", in.format}, {"architecture", in.architecture}, {"metadata", in.metadata}};
   if (const std::string family = family_of(in); !family.empty()) out["family"] = family;
+  if (in.cache) {
+    json at = json::array();
+    for (const auto& [tokens, bytes] : in.cache->at) at.push_back({{"tokens", tokens}, {"bytes", bytes}});
+    out["cache"] = {{"type", "f16"}, {"bytes_per_token", in.cache->bytes_per_token}, {"fixed_bytes", in.cache->fixed_bytes},
+                    {"layer_parts", in.cache->layout}, {"at", at}};
+  }
   out["tensors"] = json::array();
   for (const TensorRow& t : in.tensors) {
     json row{{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}, {"offset", t.offset}};
@@ -277,7 +300,17 @@ void print_json(const Inspection& in) {
 }
 
 int run_inspect(const ParsedArgs& args) {
-  Inspection inspection = inspect_path(args.positional.front());
+  const std::string& path = args.positional.front();
+  Inspection inspection = inspect_path(path);
+  struct stat info {};
+  const bool gguf = inspection.format.rfind("GGUF", 0) == 0;
+  if (gguf || (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))) {
+    try {
+      inspection.cache = summarize_cache(path, gguf, inspection.architecture);
+    } catch (const UserError& e) {  // a viewer shows what it can: the rest of the file still prints
+      inspection.cache_error = e.what();
+    }
+  }
   if (args.has("--json")) print_json(inspection);
   else print_text(inspection);
   return 0;

@@ -82,9 +82,14 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   runtime::SessionOptions options = session_options(args);
   options.sequences = setup.sequences;
   options.draft = setup.draft_tokens > 0;
+  std::vector<models::CachePart> layout = setup.model.cache_layout();
+  if (options.draft)
+    for (const models::CachePart& part : setup.model.draft_cache_layout()) layout.push_back(part);
   const runtime::ContextChoice context = runtime::choose_context(
       args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
-      setup.model.hparams.cache_bytes_per_token(options.cache_dtype) * static_cast<uint64_t>(setup.sequences),
+      [&](int64_t tokens) {
+        return models::cache_bytes(layout, options.cache_dtype, tokens) * static_cast<uint64_t>(setup.sequences);
+      },
       available_host_memory());
   if (!context.warning.empty()) std::cerr << "moat: warning: " << context.warning << "\n";
   // --mpi: every rank's passes must match, so every rank takes rank 0's context (each

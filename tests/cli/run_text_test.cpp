@@ -84,7 +84,7 @@ TEST_CASE("a text prompt streams the prompt and its greedy continuation, then on
 
 TEST_CASE("the context: the model's by default, capped and reported, too long is exit 2 before any work") {
   const auto run = run_moat({"run", "-m", kV3, "-p", "abc", "-n", "2"});
-  CHECK(contains(run.err, "context 128 tokens (the model's), latent cache"));
+  CHECK(contains(run.err, "context 128 tokens (the model's), cache"));
   const auto too_long = run_moat({"run", "-m", kV3, "-p", std::string(200, 'a')});
   CHECK(too_long.exit_code == 2);
   CHECK(contains(too_long.err, "passes the context of 128 tokens"));

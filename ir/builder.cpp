@@ -112,9 +112,10 @@ NodeId Builder::attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, doub
 }
 
 NodeId Builder::moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,
-                    const MoeParams& p) {
+                    const MoeParams& p, std::optional<NodeId> experts) {
   std::vector<NodeId> operands{x, router, gate, up, down};
   if (bias) operands.push_back(*bias);
+  if (experts) operands.push_back(*experts);
   return add_node(Op::moe, std::move(operands),
                   {{"n_used", p.n_used},
                    {"scoring", p.scoring},
@@ -122,7 +123,8 @@ NodeId Builder::moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down
                    {"n_groups", p.n_groups},
                    {"topk_groups", p.topk_groups},
                    {"norm_topk", p.norm_topk},
-                   {"scale", p.scale}});
+                   {"scale", p.scale},
+                   {"swiglu_limit", p.swiglu_limit}});
 }
 
 }  // namespace moat::ir

@@ -28,12 +28,17 @@ struct RopeParams {
 // Parameters of the moe composite (DeepSeek-V2/V3 routing).
 struct MoeParams {
   int64_t n_used = 1;                // experts per token
-  std::string scoring = "softmax";   // softmax | sigmoid
-  std::string method = "greedy";     // greedy | group_limited_greedy | noaux_tc
+  std::string scoring = "softmax";   // softmax | sigmoid | sqrtsoftplus (sqrt(softplus(logit)))
+  // greedy | group_limited_greedy | noaux_tc | given (each token's experts are an
+  // operand: DeepSeek-V4's hash layers look them up in a token -> experts table)
+  std::string method = "greedy";
   int64_t n_groups = 1;
   int64_t topk_groups = 1;
   bool norm_topk = false;            // renormalise the selected weights to sum to 1
   double scale = 1.0;                // routed_scaling_factor
+  // > 0: the experts' gate projections clamped above at it and their up projections to
+  // [-limit, limit] before silu(gate) * up (DeepSeek-V4's swiglu_limit); 0: no clamp.
+  double swiglu_limit = 0.0;
 };
 
 class Builder {
@@ -87,8 +92,10 @@ class Builder {
   // keys per query); a node with a bias and no key starts gets key starts of 0.
   NodeId attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal = true,
                    std::optional<NodeId> key_starts = std::nullopt, std::optional<NodeId> key_bias = std::nullopt);
+  // `bias`: the score-correction bias f32[E] (noaux_tc's, optional elsewhere);
+  // `experts`: with method "given", each token's experts i32[T, n_used] (no bias then).
   NodeId moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,
-             const MoeParams& params);
+             const MoeParams& params, std::optional<NodeId> experts = std::nullopt);
 
   void output(NodeId id) { graph_.outputs.push_back(id); }
 

@@ -145,6 +145,16 @@ NodeId mask_groups(Builder& b, NodeId sel, const std::string& method, int64_t gr
   return b.reshape(masked, ss);                                               // [T, E]
 }
 
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), with log1p(y) = log(u) * y /
+// (u - 1) for u = 1 + y (exact to rounding; y where u rounds to 1).
+NodeId softplus_f32(Builder& b, NodeId x) {
+  NodeId y = b.unary(Op::exp, b.unary(Op::neg, b.unary(Op::abs, x)));  // (0, 1]
+  NodeId one = f32_scalar(b, 1.0);
+  NodeId u = b.add(one, y);
+  NodeId log1p = b.select(b.binary(Op::cmp_eq, u, one), y, b.mul(b.unary(Op::log, u), b.div(y, b.sub(u, one))));
+  return b.add(b.binary(Op::max, x, f32_scalar(b, 0.0)), log1p);
+}
+
 // The routing of moe: each token's selected experts and their weights.
 MoeRouting moe_routing(Builder& b, const Node& node, std::span<const NodeId> ops) {
   const std::string& scoring = attr_string(node, "scoring");
@@ -153,14 +163,21 @@ MoeRouting moe_routing(Builder& b, const Node& node, std::span<const NodeId> ops
   NodeId x = to_f32(b, ops[0]);  // [T, D]
 
   NodeId logits = b.matmul(x, ops[1], true);  // [T, E]
-  NodeId scores = scoring == "softmax" ? softmax_f32(b, logits) : b.unary(Op::sigmoid, logits);
-  NodeId sel = ops.size() == 6 ? b.add(scores, ops[5]) : scores;  // [T, E]
-  if (method != "greedy" && groups > 1) sel = mask_groups(b, sel, method, groups, attr_int(node, "topk_groups"));
-  NodeId idx = b.topk(sel, n_used);         // i32 [T, n_used]
+  NodeId scores = scoring == "softmax"   ? softmax_f32(b, logits)
+                  : scoring == "sigmoid" ? b.unary(Op::sigmoid, logits)
+                                         : b.unary(Op::sqrt, softplus_f32(b, logits));
+  NodeId idx;  // i32 [T, n_used]
+  if (method == "given") {
+    idx = ops[5];
+  } else {
+    NodeId sel = ops.size() == 6 ? b.add(scores, ops[5]) : scores;  // [T, E]
+    if (method != "greedy" && groups > 1) sel = mask_groups(b, sel, method, groups, attr_int(node, "topk_groups"));
+    idx = b.topk(sel, n_used);
+  }
   NodeId w = b.take_along(scores, idx);     // [T, n_used]
   if (attr_bool(node, "norm_topk")) {
     NodeId sum = b.reduce(Op::reduce_sum, w, -1);  // [T, 1]
-    if (scoring == "sigmoid") sum = b.add(sum, f32_scalar(b, 1e-20));
+    if (scoring != "softmax") sum = b.add(sum, f32_scalar(b, 1e-20));
     w = b.div(w, sum);
   }
   w = b.mul(w, f32_scalar(b, attr_float(node, "scale")));
@@ -187,7 +204,12 @@ NodeId moe_experts(Builder& b, const Node& node, std::span<const NodeId> ops, co
   NodeId up = b.gather(ops[3], idx);    // [T, n_used, F, D]
   NodeId down = b.gather(ops[4], idx);  // [T, n_used, D, F]
   NodeId xa = b.reshape(x, {t, dim(1), dim(1), d});                                          // [T, 1, 1, D]
-  NodeId hidden = b.mul(b.unary(Op::silu, b.matmul_weight(xa, gate)), b.matmul_weight(xa, up));  // [T, n_used, 1, F]
+  NodeId gate_x = b.matmul_weight(xa, gate), up_x = b.matmul_weight(xa, up);                // [T, n_used, 1, F]
+  if (const double limit = attr_float(node, "swiglu_limit"); limit > 0) {
+    gate_x = b.binary(Op::min, gate_x, f32_scalar(b, limit));
+    up_x = b.binary(Op::max, b.binary(Op::min, up_x, f32_scalar(b, limit)), f32_scalar(b, -limit));
+  }
+  NodeId hidden = b.mul(b.unary(Op::silu, gate_x), up_x);                                   // [T, n_used, 1, F]
   NodeId expert_out = b.matmul_weight(hidden, down);                                         // [T, n_used, 1, D]
   NodeId weighted = b.mul(expert_out, b.reshape(w, {t, dim(n_used), dim(1), dim(1)}));        // [T, n_used, 1, D]
   NodeId out = b.reshape(b.reduce(Op::reduce_sum, weighted, 1), {t, d});                     // [T, D]

@@ -27,16 +27,19 @@
 //       out[t, h] = sum_j softmax_j(scores[t, :]) * v_j  -> [T, H, Dv].
 //       A row with every key masked gives NaN. k and v may be q8_0 (a quantised
 //       cache), decoded to f32 first like f16 / bf16 ones.
-//   moe(x[T, D], router[E, D], gate[E, F, D], up[E, F, D], down[E, D, F], bias?[E])
-//       scores = softmax or sigmoid(x . router^T); sel = scores + bias (when given);
+//   moe(x[T, D], router[E, D], gate[E, F, D], up[E, F, D], down[E, D, F], bias?[E] | experts?)
+//       scores = softmax, sigmoid or sqrt(softplus) of x . router^T (softplus(z) =
+//       max(z, 0) + log1p(e^-|z|)); sel = scores + bias (when given);
 //       grouping (methods other than greedy, n_groups G > 1): group score = max of the
 //       group's sel (group_limited_greedy) or the sum of its top-2 sel (noaux_tc; top-1
 //       for one-expert groups); the topk_groups best groups are kept, the rest of sel
-//       is set to -inf; idx = topk(sel, n_used) (largest first);
-//       w = scores[idx] (unbiased); norm_topk: w /= sum(w) (+ 1e-20 with sigmoid);
-//       w *= scale; out = sum_j w_j * down_j . (silu(gate_j . x) * (up_j . x)), j in
-//       topk order. Only the selected experts are read: their weights are gathered by
-//       index and multiplied as a batch.
+//       is set to -inf; idx = topk(sel, n_used) (largest first), or with method
+//       "given" the operand experts i32[T, n_used] (DeepSeek-V4's hash layers);
+//       w = scores[idx] (unbiased); norm_topk: w /= sum(w) (+ 1e-20 unless softmax);
+//       w *= scale; out = sum_j w_j * down_j . (silu(g_j) * u_j), g_j = gate_j . x and
+//       u_j = up_j . x, clamped when swiglu_limit L > 0: g_j = min(g_j, L), u_j =
+//       clamp(u_j, -L, L); j in idx order. Only the selected experts are read: their
+//       weights are gathered by index and multiplied as a batch.
 #pragma once
 
 #include <span>

@@ -353,17 +353,25 @@ TensorType infer_composite(const Graph& graph, const Node& node) {
       require(up.shape == gate.shape && up.dtype == gate.dtype, "expert up weights must match the gate weights");
       require(down.shape.size() == 3 && down.shape[0] == e && down.shape[1] == dm && down.shape[2] == gate.shape[1],
               "expert down weights are [E, D, F]");
-      if (node.operands.size() == 6) {
-        const TensorType& bias = operand(graph, node, 5);
-        require(bias.dtype == DType::f32 && bias.shape == Shape{e}, "the score-correction bias is f32[E]");
-      }
       int64_t n_used = attr_int(node, "n_used"), groups = attr_int(node, "n_groups"),
               topk_groups = attr_int(node, "topk_groups");
       const std::string& scoring = attr_string(node, "scoring");
       const std::string& method = attr_string(node, "method");
-      require(scoring == "softmax" || scoring == "sigmoid", cat("scoring must be softmax or sigmoid, got ", scoring));
-      require(method == "greedy" || method == "group_limited_greedy" || method == "noaux_tc",
-              cat("method must be greedy, group_limited_greedy or noaux_tc, got ", method));
+      if (node.operands.size() == 6 && method == "given") {
+        const TensorType& experts = operand(graph, node, 5);
+        require(experts.dtype == DType::i32 && experts.shape.size() == 2 && same_dim(experts.shape[0], x.shape[0]) &&
+                    experts.shape[1] == Dim::of(n_used),
+                "the given experts are i32[T, n_used]");
+      } else if (node.operands.size() == 6) {
+        const TensorType& bias = operand(graph, node, 5);
+        require(bias.dtype == DType::f32 && bias.shape == Shape{e}, "the score-correction bias is f32[E]");
+      }
+      require(scoring == "softmax" || scoring == "sigmoid" || scoring == "sqrtsoftplus",
+              cat("scoring must be softmax, sigmoid or sqrtsoftplus, got ", scoring));
+      require(method == "greedy" || method == "group_limited_greedy" || method == "noaux_tc" || method == "given",
+              cat("method must be greedy, group_limited_greedy, noaux_tc or given, got ", method));
+      require(method != "given" || node.operands.size() == 6, "method given needs the experts i32[T, n_used] operand");
+      require(attr_float(node, "swiglu_limit") >= 0, "swiglu_limit must be >= 0 (0: no clamp)");
       require(method != "noaux_tc" || node.operands.size() == 6, "noaux_tc needs the score-correction bias");
       require(groups >= 1 && e.value % groups == 0, cat("n_groups = ", groups, " must divide E = ", e.value));
       require(topk_groups >= 1 && topk_groups <= groups, "topk_groups must be in 1..n_groups");

@@ -37,7 +37,7 @@ constexpr AttrSpec kRope[] = {{"n_dims", K::Int},       {"theta", K::Float},    
 constexpr AttrSpec kAttention[] = {{"scale", K::Float}, {"causal", K::Bool}};
 constexpr AttrSpec kMoe[] = {{"n_used", K::Int},      {"scoring", K::String},   {"method", K::String},
                              {"n_groups", K::Int},    {"topk_groups", K::Int},  {"norm_topk", K::Bool},
-                             {"scale", K::Float}};
+                             {"scale", K::Float},     {"swiglu_limit", K::Float}};
 }  // namespace
 
 std::string_view op_name(Op op) { return info(op).name; }

@@ -185,7 +185,9 @@ std::vector<double> through_q8_0(const std::vector<double>& v) {
 }
 
 // `q8_activations`: the experts' inputs go through q8_0 (quantised expert weights).
-std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_activations = false) {
+// `given`: with method "given", each token's experts (n_used per token).
+std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_activations = false,
+                              const std::vector<int32_t>& given = {}) {
   std::vector<double> out(static_cast<size_t>(m.t * m.d), 0.0);
   auto at = [](const std::vector<float>& v, int64_t i) { return double(v[static_cast<size_t>(i)]); };
   for (int64_t t = 0; t < m.t; ++t) {
@@ -196,7 +198,8 @@ std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_a
       scores[static_cast<size_t>(e)] = logit;
     }
     if (p.scoring == "softmax") scores = naive_softmax(scores, scores.size());
-    else for (double& s : scores) s = 1.0 / (1.0 + std::exp(-s));
+    else if (p.scoring == "sigmoid") for (double& s : scores) s = 1.0 / (1.0 + std::exp(-s));
+    else for (double& s : scores) s = std::sqrt(std::log1p(std::exp(s)));  // sqrtsoftplus
     std::vector<double> sel = scores;
     for (size_t e = 0; e < m.bias.size(); ++e) sel[e] += m.bias[e];
     if (p.method != "greedy" && p.n_groups > 1) {
@@ -212,10 +215,12 @@ std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_a
         if (std::find(kept.begin(), kept.end(), e / per) == kept.end()) sel[e] = kNegInf;
     }
     std::vector<size_t> idx = top_indices(sel, static_cast<size_t>(p.n_used));
+    if (p.method == "given")
+      for (int64_t j = 0; j < p.n_used; ++j) idx[static_cast<size_t>(j)] = static_cast<size_t>(given[static_cast<size_t>(t * p.n_used + j)]);
     std::vector<double> w;
     for (size_t e : idx) w.push_back(scores[e]);
     if (p.norm_topk) {
-      double sum = std::accumulate(w.begin(), w.end(), 0.0) + (p.scoring == "sigmoid" ? 1e-20 : 0.0);
+      double sum = std::accumulate(w.begin(), w.end(), 0.0) + (p.scoring != "softmax" ? 1e-20 : 0.0);
       for (double& x : w) x /= sum;
     }
     for (size_t j = 0; j < idx.size(); ++j) {
@@ -229,6 +234,7 @@ std::vector<double> naive_moe(const MoeWeights& m, const MoeParams& p, bool q8_a
           g += at(m.gate, (e * m.f + f) * m.d + i) * xt[static_cast<size_t>(i)];
           u += at(m.up, (e * m.f + f) * m.d + i) * xt[static_cast<size_t>(i)];
         }
+        if (p.swiglu_limit > 0) g = std::min(g, p.swiglu_limit), u = std::clamp(u, -p.swiglu_limit, p.swiglu_limit);
         hidden[static_cast<size_t>(f)] = g / (1.0 + std::exp(-g)) * u;
       }
       if (q8_activations) hidden = through_q8_0(hidden);
@@ -401,8 +407,9 @@ MoeWeights moe_weights(uint32_t seed, int64_t t, int64_t d, int64_t e, int64_t f
   return m;
 }
 
-// Builds x -> moe with weights of `wtype` and returns the composite's output.
-HostTensor run_moe(MoeWeights& m, const MoeParams& p, DType wtype) {
+// Builds x -> moe with weights of `wtype` and returns the composite's output; `given`:
+// the experts of method "given", n_used per token.
+HostTensor run_moe(MoeWeights& m, const MoeParams& p, DType wtype, const std::vector<int32_t>& given = {}) {
   Graph g;
   Builder b(g);
   Dim t = b.symbol("T");
@@ -424,7 +431,12 @@ HostTensor run_moe(MoeWeights& m, const MoeParams& p, DType wtype) {
   m.gate = in.tensors.at("gate").to_f32();
   m.up = in.tensors.at("up").to_f32();
   m.down = in.tensors.at("down").to_f32();
-  return run_both(g, b.moe(x, router, gate, up, down, bias, p), in);
+  std::optional<NodeId> experts;
+  if (p.method == "given") {
+    experts = b.input("experts", {DType::i32, {t, Dim::of(p.n_used)}});
+    in.tensors.emplace("experts", i32t({m.t, p.n_used}, std::vector<int64_t>(given.begin(), given.end())));
+  }
+  return run_both(g, b.moe(x, router, gate, up, down, bias, p, experts), in);
 }
 
 }  // namespace
@@ -462,6 +474,30 @@ TEST_CASE("moe: each routing method, softmax / sigmoid scoring, groups, norm_top
     CHECK(out.shape() == std::vector<int64_t>{5, 6});
     check_close(out.to_f32(), naive_moe(m, p), kTol);
   }
+}
+
+TEST_CASE("moe: DeepSeek-V4's routing - sqrt(softplus) scores, experts given per token, clamped SwiGLU") {
+  MoeParams p;
+  p.scoring = "sqrtsoftplus";
+  p.method = "noaux_tc";
+  p.n_used = 3;
+  p.norm_topk = true;
+  p.scale = 1.5;
+  p.swiglu_limit = 0.6;  // the random projections reach about +-2: many are clamped
+  MoeWeights m = moe_weights(300, 5, 6, 8, 4, true);
+  // logits far below and above 0: softplus's two tails (e^z and z) must both hold
+  for (int64_t i = 0; i < m.d; ++i) m.router[static_cast<size_t>(i)] = -12.0f, m.router[static_cast<size_t>(m.d + i)] = 9.0f;
+  check_close(run_moe(m, p, DType::f32).to_f32(), naive_moe(m, p), kTol);
+  MoeParams unclamped = p;
+  unclamped.swiglu_limit = 0;
+  CHECK(run_moe(m, unclamped, DType::f32).to_f32() != run_moe(m, p, DType::f32).to_f32());
+
+  // hash routing: the experts are given (repeats and any order allowed), the weights
+  // still come from the scores; no bias
+  p.method = "given";
+  m.bias.clear();
+  const std::vector<int32_t> given{0, 7, 3, 1, 1, 2, 6, 5, 4, 2, 0, 7, 3, 3, 3};
+  check_close(run_moe(m, p, DType::f32, given).to_f32(), naive_moe(m, p, false, given), kTol);
 }
 
 TEST_CASE("moe: quantised experts are gathered by index, unselected experts are never read") {

@@ -564,7 +564,9 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["at"] = HostTensor::from_i64({2}, std::vector<int64_t>{4, 1}, DType::i32);
     be.check(g, bindings, "write_rows, not in place");
   }
-  for (const char* method : {"greedy", "group_limited_greedy", "noaux_tc"}) {
+  // "v4": DeepSeek-V4's top-k layers (sqrt(softplus) scores, noaux_tc, clamped SwiGLU);
+  // "given": its hash layers (each token's experts an input)
+  for (const char* method : {"greedy", "group_limited_greedy", "noaux_tc", "v4", "given"}) {
     // 3 tokens: an expert's slots one by one; 16 tokens (48 slots of 8 experts): the
     // CPU groups the slots of each expert (lower_matmul.cpp, grouped_experts).
     for (auto [wd, t] : {std::pair{DType::f32, int64_t{3}}, std::pair{DType::q8_0, int64_t{3}},
@@ -585,11 +587,18 @@ inline void composites(BackendUnderTest& be) {
       p.topk_groups = 2;
       p.norm_topk = true;
       p.scale = 2.5;
+      std::optional<NodeId> experts;
       if (std::string(method) == "noaux_tc") {
         bias = b.input("bias", tensor_type(DType::f32, {e}));
         p.scoring = "sigmoid";
+      } else if (std::string(method) == "v4" || std::string(method) == "given") {
+        p.scoring = "sqrtsoftplus";
+        p.swiglu_limit = 0.5;
+        p.method = std::string(method) == "v4" ? "noaux_tc" : "given";
+        if (p.method == "noaux_tc") bias = b.input("bias", tensor_type(DType::f32, {e}));
+        else experts = b.input("experts", tensor_type(DType::i32, {t, p.n_used}));
       }
-      b.output(b.moe(x, router, gate, up, down, bias, p));
+      b.output(b.moe(x, router, gate, up, down, bias, p, experts));
       Bindings bindings;
       bindings.tensors["x"] = random_tensor(DType::f32, {t, d}, 1);
       bindings.tensors["router"] = random_tensor(DType::f32, {e, d}, 2);
@@ -597,6 +606,11 @@ inline void composites(BackendUnderTest& be) {
       bindings.tensors["up"] = random_tensor(wd, {e, f, d}, 4);
       bindings.tensors["down"] = random_tensor(wd, {e, d, f}, 5);
       if (bias) bindings.tensors["bias"] = random_tensor(DType::f32, {e}, 6);
+      if (experts) {
+        std::vector<int64_t> ids(static_cast<size_t>(t * p.n_used));
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 5 + i / 3) % e);
+        bindings.tensors["experts"] = HostTensor::from_i64({t, p.n_used}, ids, DType::i32);
+      }
       be.check(g, bindings,
                std::string("moe ") + method + " " + std::string(dtype_name(wd)) + " t" + std::to_string(t));
     }

@@ -103,12 +103,13 @@ NodeId Builder::rope(NodeId x, NodeId positions, const RopeParams& p) {
 }
 
 NodeId Builder::attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal,
-                          std::optional<NodeId> key_starts, std::optional<NodeId> key_bias) {
+                          std::optional<NodeId> key_starts, std::optional<NodeId> key_bias, std::optional<NodeId> sinks) {
   std::vector<NodeId> operands{q, k, v, q_positions};
   if (key_bias && !key_starts) key_starts = broadcast(scalar(DType::i32, 0), type(q_positions).shape);
   if (key_starts) operands.push_back(*key_starts);
   if (key_bias) operands.push_back(*key_bias);
-  return add_node(Op::attention, std::move(operands), {{"scale", scale}, {"causal", causal}});
+  if (sinks) operands.push_back(*sinks);
+  return add_node(Op::attention, std::move(operands), {{"scale", scale}, {"causal", causal}, {"sinks", sinks.has_value()}});
 }
 
 NodeId Builder::moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,

@@ -90,8 +90,11 @@ class Builder {
   // only (several sequences in one cache, each in its own range of rows). `key_bias`
   // (f32[T, S], optional): added to the scaled scores, 0 or -inf (a sparse selection of
   // keys per query); a node with a bias and no key starts gets key starts of 0.
+  // `sinks` (f32[H], optional): a logit per query head that joins each softmax's
+  // denominator and no value (attention sinks, DeepSeek-V4).
   NodeId attention(NodeId q, NodeId k, NodeId v, NodeId q_positions, double scale, bool causal = true,
-                   std::optional<NodeId> key_starts = std::nullopt, std::optional<NodeId> key_bias = std::nullopt);
+                   std::optional<NodeId> key_starts = std::nullopt, std::optional<NodeId> key_bias = std::nullopt,
+                   std::optional<NodeId> sinks = std::nullopt);
   // `bias`: the score-correction bias f32[E] (noaux_tc's, optional elsewhere);
   // `experts`: with method "given", each token's experts i32[T, n_used] (no bias then).
   NodeId moe(NodeId x, NodeId router, NodeId gate, NodeId up, NodeId down, std::optional<NodeId> bias,

@@ -111,14 +111,25 @@ NodeId expand_attention(Builder& b, const Node& node, std::span<const NodeId> op
     NodeId future = b.binary(Op::cmp_lt, query_pos, key_pos);           // [T, S]: j > q_pos[t]
     scores = b.select(future, f32_scalar(b, -kInf), scores);            // [Hkv, G, T, S]
   }
-  if (ops.size() > 4) {
+  const AttentionOperands at = attention_operands(node);
+  if (at.key_starts >= 0) {
     NodeId key_pos = b.iota(DType::i32, s);                             // [S]
-    NodeId start = b.reshape(ops[4], {t, dim(1)});                      // [T, 1]
+    NodeId start = b.reshape(ops[static_cast<size_t>(at.key_starts)], {t, dim(1)});  // [T, 1]
     NodeId before = b.binary(Op::cmp_lt, key_pos, start);               // [T, S]: j < key_start[t]
     scores = b.select(before, f32_scalar(b, -kInf), scores);            // [Hkv, G, T, S]
   }
-  if (ops.size() > 5) scores = b.add(scores, ops[5]);                    // [Hkv, G, T, S] + [T, S]
-  NodeId out = b.matmul(softmax_f32(b, scores), v4, false);              // [Hkv, G, T, Dv]
+  if (at.key_bias >= 0) scores = b.add(scores, ops[static_cast<size_t>(at.key_bias)]);  // [Hkv, G, T, S] + [T, S]
+  NodeId probs;                                                          // [Hkv, G, T, S]
+  if (at.sinks >= 0) {  // softmax over the keys and the head's sink, the sink's share dropped
+    NodeId sink = b.reshape(ops[static_cast<size_t>(at.sinks)], {dim(hkv), dim(g), dim(1), dim(1)});
+    NodeId m = b.binary(Op::max, b.reduce(Op::reduce_max, scores, -1), sink);      // [Hkv, G, T, 1]
+    NodeId e = b.unary(Op::exp, b.sub(scores, m));
+    NodeId denom = b.add(b.reduce(Op::reduce_sum, e, -1), b.unary(Op::exp, b.sub(sink, m)));
+    probs = b.div(e, denom);
+  } else {
+    probs = softmax_f32(b, scores);
+  }
+  NodeId out = b.matmul(probs, v4, false);                               // [Hkv, G, T, Dv]
   out = b.reshape(b.permute(out, {2, 0, 1, 3}), {t, dim(h), dv});        // [T, H, Dv]
   return to_dtype(b, out, node.type.dtype);
 }

@@ -19,13 +19,14 @@
 //       dims >= n_dims pass through. f and m are host constants (f32) computed at
 //       expansion time; the positions stay a runtime input.
 //   attention(q[T, H, Dk], k[S, Hkv, Dk], v[S, Hkv, Dv], q_pos i32[T], key_start? i32[T],
-//             key_bias? f32[T, S], scale, causal)
+//             key_bias? f32[T, S], sinks? f32[H], scale, causal)
 //       query head h reads kv head h / (H / Hkv); scores[t, j] = (q_t . k_j) * scale,
 //       set to -inf where causal and j > q_pos[t] (key positions are 0..S-1), and where
 //       j < key_start[t] when given (several sequences' rows in one cache); plus
 //       key_bias[t, j] when given (0 or -inf: the keys a sparse attention selects);
-//       out[t, h] = sum_j softmax_j(scores[t, :]) * v_j  -> [T, H, Dv].
-//       A row with every key masked gives NaN. k and v may be q8_0 (a quantised
+//       out[t, h] = sum_j softmax_j(scores[t, :]) * v_j  -> [T, H, Dv]; with sinks
+//       the softmax's denominator also holds exp(sinks[h]) (DeepSeek-V4, gpt-oss).
+//       A row with every key masked gives NaN (0 with sinks). k and v may be q8_0 (a quantised
 //       cache), decoded to f32 first like f16 / bf16 ones.
 //   moe(x[T, D], router[E, D], gate[E, F, D], up[E, F, D], down[E, D, F], bias?[E] | experts?)
 //       scores = softmax, sigmoid or sqrt(softplus) of x . router^T (softplus(z) =

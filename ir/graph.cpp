@@ -24,6 +24,15 @@ const T& get_attr(const Node& node, const std::string& key) {
 int64_t attr_int(const Node& node, const std::string& key) { return get_attr<int64_t>(node, key); }
 double attr_float(const Node& node, const std::string& key) { return get_attr<double>(node, key); }
 bool attr_bool(const Node& node, const std::string& key) { return get_attr<bool>(node, key); }
+
+AttentionOperands attention_operands(const Node& node) {
+  AttentionOperands a;
+  int n = static_cast<int>(node.operands.size());
+  if (attr_bool(node, "sinks")) a.sinks = --n;
+  if (n > 4) a.key_starts = 4;
+  if (n > 5) a.key_bias = 5;
+  return a;
+}
 const std::string& attr_string(const Node& node, const std::string& key) { return get_attr<std::string>(node, key); }
 const std::vector<int64_t>& attr_ints(const Node& node, const std::string& key) {
   return get_attr<std::vector<int64_t>>(node, key);

@@ -46,6 +46,14 @@ const std::string& attr_string(const Node& node, const std::string& key);
 const std::vector<int64_t>& attr_ints(const Node& node, const std::string& key);
 const std::vector<double>& attr_floats(const Node& node, const std::string& key);
 
+// Where an attention node's optional operands are (-1: absent): q, k, v, q_positions,
+// then key_starts, key_bias (in that order, each optional; a bias comes with starts),
+// and last, when its attribute "sinks" is true, the per-head sink logits.
+struct AttentionOperands {
+  int key_starts = -1, key_bias = -1, sinks = -1;
+};
+AttentionOperands attention_operands(const Node& node);
+
 // "%12 (matmul)": how messages name a node.
 std::string describe(const Graph& graph, NodeId id);
 

@@ -326,16 +326,22 @@ TensorType infer_composite(const Graph& graph, const Node& node) {
               "the number of query heads must be a multiple of the number of kv heads");
       require(pos.dtype == DType::i32 && pos.shape.size() == 1 && same_dim(pos.shape[0], x.shape[0]),
               "query positions must be i32[T]");
-      if (node.operands.size() > 4) {
-        const TensorType& start = operand(graph, node, 4);
+      require(!attr_bool(node, "sinks") || node.operands.size() > 4, "attention with sinks needs the sinks operand");
+      const AttentionOperands at = attention_operands(node);
+      if (at.key_starts >= 0) {
+        const TensorType& start = operand(graph, node, static_cast<size_t>(at.key_starts));
         require(start.dtype == DType::i32 && start.shape.size() == 1 && same_dim(start.shape[0], x.shape[0]),
                 "key starts must be i32[T]");
       }
-      if (node.operands.size() > 5) {
-        const TensorType& bias = operand(graph, node, 5);
+      if (at.key_bias >= 0) {
+        const TensorType& bias = operand(graph, node, static_cast<size_t>(at.key_bias));
         require(bias.dtype == DType::f32 && bias.shape.size() == 2 && same_dim(bias.shape[0], x.shape[0]) &&
                     same_dim(bias.shape[1], k.shape[0]),
                 "the key bias must be f32[T, S]");
+      }
+      if (at.sinks >= 0) {
+        const TensorType& sinks = operand(graph, node, static_cast<size_t>(at.sinks));
+        require(sinks.dtype == DType::f32 && sinks.shape == Shape{h}, "the sinks must be f32[H], one per query head");
       }
       return TensorType{x.dtype, Shape{x.shape[0], h, v.shape[2]}};
     }

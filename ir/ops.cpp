@@ -34,7 +34,7 @@ constexpr AttrSpec kRmsNorm[] = {{"eps", K::Float}};
 constexpr AttrSpec kRope[] = {{"n_dims", K::Int},       {"theta", K::Float},      {"interleaved", K::Bool},
                               {"freq_scale", K::Float}, {"ext_factor", K::Float}, {"attn_factor", K::Float},
                               {"beta_fast", K::Float},  {"beta_slow", K::Float},  {"orig_ctx", K::Int}};
-constexpr AttrSpec kAttention[] = {{"scale", K::Float}, {"causal", K::Bool}};
+constexpr AttrSpec kAttention[] = {{"scale", K::Float}, {"causal", K::Bool}, {"sinks", K::Bool}};
 constexpr AttrSpec kMoe[] = {{"n_used", K::Int},      {"scoring", K::String},   {"method", K::String},
                              {"n_groups", K::Int},    {"topk_groups", K::Int},  {"norm_topk", K::Bool},
                              {"scale", K::Float},     {"swiglu_limit", K::Float}};

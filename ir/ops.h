@@ -91,7 +91,7 @@ constexpr int kVariadic = 1 << 20;
   X(rms_norm, Composite, 2, 2)           \
   X(softmax, Composite, 1, 1)            \
   X(rope, Composite, 2, 2)               \
-  X(attention, Composite, 4, 6)          \
+  X(attention, Composite, 4, 7)          \
   X(moe, Composite, 5, 6)
 
 enum class Op : uint8_t {

@@ -205,8 +205,10 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   std::vector<NodeRef> body{let("t", idiv(g, splits)), let("split", irem(g, splits))};
   // The query's keys lo..bound-1: from its key start (several sequences in one cache)
   // or 0, to its position (causal) or the end.
+  const ir::AttentionOperands at = ir::attention_operands(node);
   NodeRef lo = c_i64(0);
-  if (node.operands.size() > 4) lo = min_(c_i64(a.S), max_(c_i64(0), cast(kI64, kb.value_at(node.operands[4], {t}))));
+  if (at.key_starts >= 0)
+    lo = min_(c_i64(a.S), max_(c_i64(0), cast(kI64, kb.value_at(node.operands[static_cast<size_t>(at.key_starts)], {t}))));
   body.push_back(let("lo", lo));
   NodeRef bound = c_i64(a.S);
   if (causal) {
@@ -242,8 +244,16 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
     per_head.insert(per_head.begin(), let("acc_base", acc_base));
     return for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(per_head));
   };
+  // A head's sink logit joins its softmax once, in split 0: it starts there as the
+  // running max with a sum of exp(sink - sink) = 1 and nothing in acc.
+  NodeRef m0 = c_f32(kNegInf), l0 = c_f32(0);
+  if (at.sinks >= 0) {
+    NodeRef first = binary(BinaryOp::eq, split, c_i64(0));
+    m0 = select(first, kb.value_at(node.operands[static_cast<size_t>(at.sinks)], {h}), c_f32(kNegInf));
+    l0 = select(first, c_f32(1), c_f32(0));
+  }
   body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}),
-                             store(k, stats, m_at, c_f32(kNegInf)), store(k, stats, l_at, c_f32(0))}));
+                             store(k, stats, m_at, m0), store(k, stats, l_at, l0)}));
 
   // One block of keys jb .. jb + block - 1 (those >= j1 masked) for head h.
   std::vector<NodeRef> blk{let("q_base", q_base)};
@@ -252,8 +262,8 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
                          f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
   NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
-  const bool biased = node.operands.size() > 5;  // a sparse selection: unselected keys' bias is -inf
-  if (biased) score = add(score, kb.value_at(node.operands[5], {t, jc}));
+  const bool biased = at.key_bias >= 0;  // a sparse selection: unselected keys' bias is -inf
+  if (biased) score = add(score, kb.value_at(node.operands[static_cast<size_t>(at.key_bias)], {t, jc}));
   score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
   NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
   blk.push_back(var("bmax", c_f32(kNegInf)));

@@ -243,7 +243,7 @@ void print_text(const Inspection& in) {
   if (const std::string family = family_of(in); !family.empty()) std::printf("family:       %s\n", family.c_str());
   if (in.cache) {
     const CacheSummary& c = *in.cache;
-    std::printf("cache:        f16, one sequence: %.1f bytes per token%s (per layer: %s)\n", c.bytes_per_token,
+    std::printf("cache:        f16, one sequence: %.1f bytes per token%s (parts: %s)\n", c.bytes_per_token,
                 c.fixed_bytes ? cat(" + ", mib(c.fixed_bytes), " fixed").c_str() : "", c.layout.c_str());
     std::string at;
     for (const auto& [tokens, bytes] : c.at) at += cat(at.empty() ? "" : "; ", tokens, " tokens ", mib(bytes));

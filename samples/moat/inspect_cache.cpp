@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 
 #include "frontend/gguf.h"
 #include "frontend/hf_config.h"
@@ -21,22 +20,19 @@ bool is_v2_v3(const std::string& a) {
          a == "DeepseekV2ForCausalLM" || a == "DeepseekV3ForCausalLM" || a == "DeepseekV32ForCausalLM";
 }
 
-// "window 128 x 512, compressed 1/4 x 512, state 8 x 2048 f32": the parts' shapes, one
-// entry per distinct part kind (the name before the layer number).
+// "window 128 x 512, compressed 1 per 4 tokens x 512, state 8 x 2048 f32": the parts'
+// shapes, each distinct one once (a part's kind is its name before the layer number).
 std::string describe_parts(const std::vector<models::CachePart>& layout) {
-  std::map<std::string, std::string> kinds;
-  std::vector<std::string> order;
+  std::vector<std::string> seen;
   for (const models::CachePart& part : layout) {
     const std::string kind = part.input.substr(0, part.input.find('.'));
     const std::string rows = part.tokens_per_row == 0   ? std::to_string(part.fixed_rows)
                              : part.tokens_per_row == 1 ? std::string("1 per token")
                                                         : cat("1 per ", part.tokens_per_row, " tokens");
-    if (!kinds.count(kind)) order.push_back(kind);
-    kinds[kind] = cat(kind, " ", rows, " x ", part.width, part.always_f32 ? " f32" : "");
+    const std::string text = cat(kind, " ", rows, " x ", part.width, part.always_f32 ? " f32" : "");
+    if (std::find(seen.begin(), seen.end(), text) == seen.end()) seen.push_back(text);
   }
-  std::string text;
-  for (const std::string& kind : order) text += (text.empty() ? "" : ", ") + kinds[kind];
-  return text;
+  return join(seen, ", ");
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ namespace moat::cli {
 
 struct CacheSummary {
   std::string family;      // "deepseek2" (V2/V3), "deepseek32" (V3.2), "deepseek4" (V4)
-  std::string layout;      // the parts of one layer of each kind: "window 128 x 512, ..."
+  std::string layout;      // each distinct part shape once: "window 128 x 512, ..."
   double bytes_per_token = 0;
   uint64_t fixed_bytes = 0;  // rows that do not grow with the context (windows, block state)
   std::vector<std::pair<int64_t, uint64_t>> at;  // (context tokens, cache bytes)

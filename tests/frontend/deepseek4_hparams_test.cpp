@@ -246,3 +246,19 @@ TEST_CASE("the context a DeepSeek-V4 session chooses follows its cache's growth,
     CHECK(std::string(e.what()).find("--ctx 1048576 needs 6897.0 MiB") != std::string::npos);
   }
 }
+
+TEST_CASE("the tiny DeepSeek-V4 golden's folder: its config.json reads, inspect reports its family and cache") {
+  const std::string folder = kData + "/goldens/v4";
+  const DeepSeekV4HParams h = models::hparams_from_hf_v4(hf::load_deepseek_v4_config(folder));
+  CHECK(h.compress_ratio == std::vector<int64_t>{0, 4, 128, 4});
+  CHECK(h.window == 16);
+  CHECK(h.n_hash_layers == 1);
+  CHECK(h.yarn_orig_ctx == 32);
+  // per token f16: 2 layers x (64 + 32) / 4 + 64 / 128 rows
+  CHECK(models::cache_bytes_per_token(models::deepseek4_cache_layout(h, 0, h.n_layer), ir::DType::f16) ==
+        2 * (64 + 32) * 2 / 4.0 + 64 * 2 / 128.0);
+  const testing::CliResult text = testing::run_moat({"inspect", folder});
+  CHECK(text.exit_code == 0);
+  CHECK(testing::contains(text.out, "family:       DeepSeek-V4"));
+  CHECK(testing::contains(text.out, "97.0 bytes per token"));
+}

@@ -137,9 +137,10 @@ struct AttnDims {
   int64_t t, s, h, hkv, dk, dv;
 };
 
+// `sinks`: one logit per query head in each softmax's denominator (none when empty).
 std::vector<double> naive_attention(const std::vector<float>& q, const std::vector<float>& k,
                                     const std::vector<float>& v, const std::vector<int64_t>& pos, const AttnDims& n,
-                                    double scale, bool causal) {
+                                    double scale, bool causal, const std::vector<float>& sinks = {}) {
   std::vector<double> out(static_cast<size_t>(n.t * n.h * n.dv), 0.0);
   for (int64_t t = 0; t < n.t; ++t)
     for (int64_t h = 0; h < n.h; ++h) {
@@ -151,7 +152,8 @@ std::vector<double> naive_attention(const std::vector<float>& q, const std::vect
           dot += double(q[static_cast<size_t>((t * n.h + h) * n.dk + e)]) * k[static_cast<size_t>((j * n.hkv + kvh) * n.dk + e)];
         sc[static_cast<size_t>(j)] = causal && j > pos[static_cast<size_t>(t)] ? kNegInf : dot * scale;
       }
-      std::vector<double> p = naive_softmax(sc, static_cast<size_t>(n.s));
+      if (!sinks.empty()) sc.push_back(sinks[static_cast<size_t>(h)]);  // the sink's share is dropped below
+      std::vector<double> p = naive_softmax(sc, sc.size());
       for (int64_t j = 0; j < n.s; ++j)
         for (int64_t e = 0; e < n.dv; ++e)
           out[static_cast<size_t>((t * n.h + h) * n.dv + e)] +=
@@ -373,6 +375,25 @@ TEST_CASE("attention: GQA, causal with T < S (query offsets), non-causal, f16 q"
     HostTensor out = run_both(g, b.attention(qn, kn, vn, pn, 0.4, causal), in);
     CHECK(out.shape() == std::vector<int64_t>{n.t, n.h, n.dv});
     check_close(out.to_f32(), naive_attention(q, k, v, pos, n, 0.4, causal), kTol);
+  }
+  // Sinks: a logit per head that only adds to the denominator.
+  {
+    Graph g;
+    Builder b(g);
+    Dim t = b.symbol("T"), s = b.symbol("S");
+    NodeId qn = b.input("q", {DType::f32, {t, Dim::of(n.h), Dim::of(n.dk)}});
+    NodeId kn = b.input("k", {DType::f32, {s, Dim::of(n.hkv), Dim::of(n.dk)}});
+    NodeId vn = b.input("v", {DType::f32, {s, Dim::of(n.hkv), Dim::of(n.dv)}});
+    NodeId pn = b.input("pos", {DType::i32, {t}});
+    NodeId sn = b.input("sinks", {DType::f32, {Dim::of(n.h)}});
+    const std::vector<float> sinks{-2.0f, 0.5f, 1.0f, 4.0f};
+    Bindings in{{{"q", f32t({n.t, n.h, n.dk}, q)},
+                 {"k", f32t({n.s, n.hkv, n.dk}, k)},
+                 {"v", f32t({n.s, n.hkv, n.dv}, v)},
+                 {"pos", i32t({n.t}, pos)},
+                 {"sinks", f32t({n.h}, sinks)}}};
+    HostTensor out = run_both(g, b.attention(qn, kn, vn, pn, 0.4, true, std::nullopt, std::nullopt, sn), in);
+    check_close(out.to_f32(), naive_attention(q, k, v, pos, n, 0.4, true, sinks), kTol);
   }
   // Query 0 at position 0 sees key 0 only: its output is v[0] of its kv head.
   Graph g;

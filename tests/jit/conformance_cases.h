@@ -502,6 +502,41 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
     be.check(g, bindings, moat::cat("sparse attention t", t, " s", s, " top ", top));
   }
+  // Attention sinks (DeepSeek-V4): a logit per head in each softmax's denominator, once
+  // however the keys are split; with key starts past a query's position (t 3: no keys
+  // at all) the output is 0; with a sparse selection (a key bias) as well.
+  for (auto [t, s, biased] : {std::tuple{int64_t{1}, int64_t{100}, false}, std::tuple{int64_t{3}, int64_t{40}, false},
+                              std::tuple{int64_t{20}, int64_t{40}, true}}) {
+    Graph g;
+    Builder b(g);
+    NodeId q = b.input("q", tensor_type(DType::f32, {t, 4, 24}));
+    NodeId k = b.input("k", tensor_type(DType::f32, {s, 1, 24}));
+    NodeId v = b.input("v", tensor_type(DType::f32, {s, 1, 12}));
+    NodeId pos = b.input("pos", tensor_type(DType::i32, {t}));
+    NodeId start = b.input("start", tensor_type(DType::i32, {t}));
+    NodeId sinks = b.input("sinks", tensor_type(DType::f32, {4}));
+    std::optional<NodeId> bias;
+    if (biased) bias = b.input("bias", tensor_type(DType::f32, {t, s}));
+    b.output(b.attention(q, k, v, pos, 0.2, true, start, bias, sinks));
+    Bindings bindings;
+    bindings.tensors["q"] = random_tensor(DType::f32, {t, 4, 24}, 17);
+    bindings.tensors["k"] = random_tensor(DType::f32, {s, 1, 24}, 18);
+    bindings.tensors["v"] = random_tensor(DType::f32, {s, 1, 12}, 19);
+    bindings.tensors["sinks"] = HostTensor::from_f32({4}, std::vector<float>{-1.5f, 0.0f, 0.7f, 3.0f});
+    std::vector<int64_t> p(static_cast<size_t>(t)), first(static_cast<size_t>(t));
+    for (int64_t i = 0; i < t; ++i) {
+      p[static_cast<size_t>(i)] = t == 1 ? 90 : i + 17;
+      first[static_cast<size_t>(i)] = t == 3 && i == 1 ? p[static_cast<size_t>(i)] + 1 : i % 5;
+    }
+    bindings.tensors["pos"] = HostTensor::from_i64({t}, p, DType::i32);
+    bindings.tensors["start"] = HostTensor::from_i64({t}, first, DType::i32);
+    if (biased) {
+      std::vector<float> bv(static_cast<size_t>(t * s));
+      for (size_t i = 0; i < bv.size(); ++i) bv[i] = (i * 7) % 3 == 0 ? -INFINITY : 0.0f;
+      bindings.tensors["bias"] = HostTensor::from_f32({t, s}, bv);
+    }
+    be.check(g, bindings, moat::cat("attention with sinks t", t, " s", s, biased ? " sparse" : ""));
+  }
   for (DType cache_type : {DType::f32, DType::f16, DType::q8_0}) {
     Graph g;
     Builder b(g);

@@ -1,0 +1,36 @@
+// DeepSeek-V4's forward graph over a whole sequence in one pass (positions 0..T-1, no
+// cache): hyper-connections around every block; MQA with attention sinks over a
+// sliding window of raw rows and, per the layer's compress ratio, pooled rows (ratio
+// 4: each query's indexer top-k of them; 128: every one it can see); inverse RoPE on the
+// output and the grouped output projection; sqrt-softplus MoE (hash-routed first layers)
+// with clamped SwiGLU. As transformers' modeling_deepseek_v4 computes it without a
+// cache; the cached passes (the cache parts of deepseek4_hparams.h) come next.
+//
+// Weights are DeepSeek's released names ("layers.3.attn.wq_a.weight"; experts stacked
+// by the loader into "layers.L.ffn.experts.{w1,w2,w3}" [E, ...], tid2eid as i32).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontend/models/deepseek4_hparams.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace moat::models {
+
+struct DeepSeekV4Weights {
+  std::map<std::string, ir::HostTensor> tensors;
+  std::vector<std::shared_ptr<const void>> keep_alive;  // the mapped files tensors borrow from
+};
+
+// A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16);
+// UserError naming a missing tensor.
+DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h);
+
+// Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab].
+ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens);
+
+}  // namespace moat::models

@@ -261,4 +261,8 @@ TEST_CASE("the tiny DeepSeek-V4 golden's folder: its config.json reads, inspect 
   CHECK(text.exit_code == 0);
   CHECK(testing::contains(text.out, "family:       DeepSeek-V4"));
   CHECK(testing::contains(text.out, "97.0 bytes per token"));
+  // moat run says what is missing, exit 2
+  const testing::CliResult run = testing::run_moat({"run", "-m", folder, "-p", "x", "-n", "1"});
+  CHECK(run.exit_code == 2);
+  CHECK(testing::contains(run.err, "DeepSeek-V4 (model_type \"deepseek_v4\") does not run in moatless yet"));
 }

@@ -22,6 +22,8 @@
 #include "backends/cpu/llvm_verify.h"
 #include "backends/cuda/ptx_check.h"
 #include "backends/hip/hip_compile.h"
+#include "frontend/hf_config_v4.h"
+#include "frontend/models/deepseek4.h"
 #include "frontend/models/deepseek_weights.h"
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
@@ -75,7 +77,7 @@ const CaseKernels& collect_case_kernels(const jit::Schedule& schedule) {
 const Kernels& case_kernels(const jit::Schedule& schedule) { return collect_case_kernels(schedule).kernels; }
 
 // Every distinct kernel a session compiles for the golden DeepSeek models (a 48-token
-// prompt, then decode) under `schedule`.
+// prompt, then decode), and DeepSeek-V4's whole-sequence pass, under `schedule`.
 const Kernels& golden_kernels(const jit::Schedule& schedule) {
   static std::map<std::string, Kernels> memo;
   auto [it, fresh] = memo.try_emplace(schedule_key(schedule));
@@ -90,6 +92,11 @@ const Kernels& golden_kernels(const jit::Schedule& schedule) {
         for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
           if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
     }
+    // DeepSeek-V4: its pass over the golden's whole sequence (320 tokens)
+    const moat::models::DeepSeekV4HParams h = moat::models::hparams_from_hf_v4(moat::hf::load_deepseek_v4_config(dir + "v4"));
+    const moat::models::DeepSeekV4Weights w = moat::models::load_deepseek4_hf_weights(dir + "v4", h);
+    for (jit::PlanKernel& pk : jit::lower(moat::models::deepseek4_sequence_graph(h, w, 320), {}, schedule).kernels)
+      if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
   }
   return it->second;
 }

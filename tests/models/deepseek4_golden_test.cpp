@@ -17,6 +17,7 @@
 #include "runtime/executor.h"
 #include "runtime/kernel_cache.h"
 #include "support/npy.h"
+#include "tests/models/logits_match.h"
 #include "tests/runtime/demo_session.h"
 
 using namespace moat;
@@ -32,6 +33,11 @@ struct Golden {
   ir::Graph graph;
   ir::Bindings bindings;
 };
+
+const NpyF32& logits() {
+  static const NpyF32 want = read_npy_f32(kDir + "logits.npy");
+  return want;
+}
 
 const Golden& golden() {
   static const Golden g = [] {
@@ -49,33 +55,10 @@ const Golden& golden() {
   return g;
 }
 
-// max|d|/max|ref| within 1e-4 and every position's argmax the reference's.
-void expect_matches(const std::vector<float>& got, const std::string& what) {
-  const NpyF32 want = read_npy_f32(kDir + "logits.npy");
-  REQUIRE(got.size() == want.values.size());
-  const size_t vocab = static_cast<size_t>(want.shape[1]);
-  double diff = 0, scale = 0;
-  int argmax_mismatches = 0;
-  for (size_t r = 0; r * vocab < got.size(); ++r) {
-    size_t a = 0, b = 0;
-    for (size_t c = 0; c < vocab; ++c) {
-      const size_t i = r * vocab + c;
-      diff = std::max(diff, std::fabs(static_cast<double>(got[i]) - want.values[i]));
-      scale = std::max(scale, std::fabs(static_cast<double>(want.values[i])));
-      if (got[i] > got[r * vocab + a]) a = c;
-      if (want.values[i] > want.values[r * vocab + b]) b = c;
-    }
-    argmax_mismatches += a != b;
-  }
-  MESSAGE(what << ": max|d|/max|ref| = " << diff / scale);
-  CHECK_MESSAGE(diff / scale <= 1e-4, what);
-  CHECK_MESSAGE(argmax_mismatches == 0, what);
-}
-
 }  // namespace
 
 TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logits (interpreter)") {
-  expect_matches(ir::interpret(golden().graph, golden().bindings).at(0).to_f32(), "interpreter");
+  testing::expect_matches(ir::interpret(golden().graph, golden().bindings).at(0).to_f32(), logits(), 1e-4, "interpreter");
 }
 
 TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logits on every device") {
@@ -84,6 +67,6 @@ TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logi
     auto device = backends::open_device(id, {.threads = 2});
     runtime::KernelCache cache{{}};
     runtime::Executor executor(*device, cache, jit::lower(golden().graph, {}, runtime::schedule_for(device->properties())));
-    expect_matches(executor.run(golden().bindings).at(0).to_f32(), id);
+    testing::expect_matches(executor.run(golden().bindings).at(0).to_f32(), logits(), 1e-4, id);
   }
 }

@@ -17,8 +17,10 @@
 #include "runtime/session.h"
 #include "support/error.h"
 #include "support/npy.h"
+#include "tests/models/logits_match.h"
 
 using namespace moat;
+using testing::expect_matches;
 
 namespace {
 
@@ -76,29 +78,6 @@ std::vector<int32_t> tokens() {
   return j.get<std::vector<int32_t>>();
 }
 
-// Compares logits rows with the reference: the tolerance and every row's argmax.
-void expect_matches(const std::vector<float>& got, const NpyF32& want, double tolerance, const std::string& what,
-                    int argmax_flips = 0) {
-  REQUIRE(want.shape.size() == 2);
-  REQUIRE(got.size() == want.values.size());
-  const size_t vocab = static_cast<size_t>(want.shape[1]);
-  double diff = 0, scale = 0;
-  int argmax_mismatches = 0;
-  for (size_t r = 0; r * vocab < got.size(); ++r) {
-    size_t g = 0, w = 0;
-    for (size_t c = 0; c < vocab; ++c) {
-      const size_t i = r * vocab + c;
-      diff = std::max(diff, std::fabs(static_cast<double>(got[i]) - want.values[i]));
-      scale = std::max(scale, std::fabs(static_cast<double>(want.values[i])));
-      if (got[i] > got[r * vocab + g]) g = c;
-      if (want.values[i] > want.values[r * vocab + w]) w = c;
-    }
-    argmax_mismatches += g != w;
-  }
-  CHECK_MESSAGE(diff / scale <= tolerance, what, ": max|d|/max|ref| = ", diff / scale);
-  CHECK_MESSAGE(argmax_mismatches <= argmax_flips, what, ": ", argmax_mismatches, " positions with another argmax");
-  MESSAGE(what << ": max|d|/max|ref| = " << diff / scale);
-}
 
 std::vector<float> evaluate(const models::DeepSeekModel& m, backends::Device& device, runtime::KernelCache& cache, int64_t batch,
                             ir::DType cache_type = ir::DType::f32) {  // parity: no cache rounding

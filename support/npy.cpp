@@ -45,8 +45,9 @@ NpyF32 read_npy_f32(const std::string& path) {
   }
   if (start + header_len > bytes.size()) user_error(path, ": truncated .npy header");
   const std::string header(bytes.data() + start, header_len);
-  if (header.find("'<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
-    user_error(path, ": only little-endian float32 C-order arrays are read");
+  const bool int32 = header.find("'<i4'") != std::string::npos;
+  if ((header.find("'<f4'") == std::string::npos && !int32) || header.find("'fortran_order': False") == std::string::npos)
+    user_error(path, ": only little-endian float32 or int32 C-order arrays are read");
   NpyF32 out;
   const size_t open = header.find('('), close = header.find(')', open);
   if (open == std::string::npos || close == std::string::npos) user_error(path, ": no shape in the .npy header");
@@ -64,7 +65,15 @@ NpyF32 read_npy_f32(const std::string& path) {
   const size_t data = start + header_len;
   if (bytes.size() - data != static_cast<size_t>(n) * sizeof(float)) user_error(path, ": data size does not match the shape");
   out.values.resize(static_cast<size_t>(n));
-  std::memcpy(out.values.data(), bytes.data() + data, static_cast<size_t>(n) * sizeof(float));
+  if (int32) {
+    for (size_t i = 0; i < out.values.size(); ++i) {
+      int32_t v = 0;
+      std::memcpy(&v, bytes.data() + data + i * sizeof(v), sizeof(v));
+      out.values[i] = static_cast<float>(v);
+    }
+  } else {
+    std::memcpy(out.values.data(), bytes.data() + data, static_cast<size_t>(n) * sizeof(float));
+  }
   return out;
 }
 

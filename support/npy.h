@@ -16,7 +16,8 @@ struct NpyF32 {
   std::vector<int64_t> shape;
   std::vector<float> values;
 };
-// Reads a float32 C-order .npy (format 1.x / 2.x). UserError naming the path otherwise.
+// Reads a float32 or int32 C-order .npy (format 1.x / 2.x; int32 values as floats, exact
+// below 2^24: indices). UserError naming the path otherwise.
 NpyF32 read_npy_f32(const std::string& path);
 
 }  // namespace moat

@@ -68,6 +68,8 @@ class SequenceGraph {
     return linear(final_hidden, "head.weight");  // [T, V]
   }
 
+  const std::vector<NodeId>& indexer_choices() const { return choices_; }
+
  private:
   NodeId weight(const std::string& name) {
     if (auto it = params_.find(name); it != params_.end()) return it->second;
@@ -148,9 +150,13 @@ class SequenceGraph {
     NodeId head_w = b_.mul(linear(hn, p + "weights_proj.weight"), f32(1.0 / std::sqrt(static_cast<double>(hi * di))));
     NodeId score = b_.reduce(Op::reduce_sum, b_.mul(dots, b_.reshape(head_w, {Dim::of(t_), Dim::of(hi), Dim::of(1)})), 1);
     score = b_.select(visible, b_.reshape(score, {Dim::of(t_), Dim::of(blocks)}), f32(-kInf));
-    if (blocks <= h_.index_topk) return visible;
-    NodeId kth = b_.kth_largest(score, h_.index_topk);  // [T, 1]
-    return b_.select(visible, b_.binary(Op::cmp_le, kth, score), visible);
+    NodeId keep = visible;
+    if (blocks > h_.index_topk) {
+      NodeId kth = b_.kth_largest(score, h_.index_topk);  // [T, 1]
+      keep = b_.select(visible, b_.binary(Op::cmp_le, kth, score), visible);
+    }
+    choices_.push_back(b_.cast(keep, DType::i32));
+    return keep;
   }
 
   NodeId attention(int64_t l, NodeId hn) {
@@ -223,6 +229,7 @@ class SequenceGraph {
   const int64_t t_;
   NodeId tokens_ = -1, positions_ = -1;
   std::map<std::string, NodeId> params_;
+  std::vector<NodeId> choices_;  // per ratio-4 layer: i32[T, blocks]
 };
 
 }  // namespace
@@ -250,12 +257,15 @@ DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const Dee
   return w;
 }
 
-ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens) {
+ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens,
+                                   bool indexer_choices) {
   ir::Graph g;
   g.name = "deepseek4";
   ir::Builder b(g);
   SequenceGraph sequence(b, h, w, tokens);
   b.output(sequence.build(b.input("tokens", {DType::i32, {Dim::of(tokens)}})));
+  if (indexer_choices)
+    for (NodeId choice : sequence.indexer_choices()) b.output(choice);
   return g;
 }
 

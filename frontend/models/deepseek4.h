@@ -30,7 +30,10 @@ struct DeepSeekV4Weights {
 // UserError naming a missing tensor.
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h);
 
-// Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab].
-ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens);
+// Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab], and with
+// `indexer_choices` then, per ratio-4 layer in order, the blocks its indexer keeps for
+// each query: i32[T, blocks], 1 where kept (what a test compares with the reference's).
+ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens,
+                                   bool indexer_choices = false);
 
 }  // namespace moat::models

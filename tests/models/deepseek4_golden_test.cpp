@@ -4,6 +4,7 @@
 // keeps 8 of up to 80 blocks, the 16-token window slides, the first layer is hash-routed.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,32 @@ const Golden& golden() {
 
 TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logits (interpreter)") {
   testing::expect_matches(ir::interpret(golden().graph, golden().bindings).at(0).to_f32(), logits(), 1e-4, "interpreter");
+}
+
+TEST_CASE("DeepSeek-V4 golden: each query's indexer keeps the blocks transformers' indexer picks") {
+  const Golden& gold = golden();
+  ir::Graph g = models::deepseek4_sequence_graph(gold.h, gold.w, static_cast<int64_t>(gold.tokens.size()), true);
+  const std::vector<ir::HostTensor> out = ir::interpret(g, gold.bindings);
+  const NpyF32 picks = read_npy_f32(kDir + "indexer_topk.npy");  // [CSA layers, T, top-k], -1 padded
+  REQUIRE(out.size() == 1 + static_cast<size_t>(picks.shape[0]));
+  const int64_t t = picks.shape[1], k = picks.shape[2];
+  int64_t queries_with_a_choice = 0;
+  for (int64_t layer = 0; layer < picks.shape[0]; ++layer) {
+    const std::vector<int64_t> keep = out[static_cast<size_t>(1 + layer)].to_i64();  // [T, blocks]
+    const int64_t blocks = out[static_cast<size_t>(1 + layer)].shape()[1];
+    for (int64_t q = 0; q < t; ++q) {
+      std::vector<int64_t> want, got;
+      for (int64_t j = 0; j < k; ++j)
+        if (const auto b = static_cast<int64_t>(picks.values[static_cast<size_t>((layer * t + q) * k + j)]); b >= 0) want.push_back(b);
+      for (int64_t b = 0; b < blocks; ++b)
+        if (keep[static_cast<size_t>(q * blocks + b)]) got.push_back(b);
+      std::sort(want.begin(), want.end());
+      INFO("CSA layer ", layer, " query ", q);
+      CHECK(got == want);
+      queries_with_a_choice += static_cast<int64_t>(want.size()) == k && (q + 1) / 4 > k;
+    }
+  }
+  CHECK(queries_with_a_choice > 400);  // most queries choose 8 of more blocks than that
 }
 
 TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logits on every device") {

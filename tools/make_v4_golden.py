@@ -7,8 +7,8 @@ and its reference logits, computed by an implementation we did not write: Huggin
 transformers' own DeepseekV4ForCausalLM (transformers 5.23.0, f32, eager attention), cross-checked
 against a plain numpy (f64) transcription of DeepSeek's V4 inference/model.py (prefill path).
 
-    /tmp/toolsvenv/bin/pip install torch transformers==5.23.0 safetensors numpy
-    /tmp/toolsvenv/bin/python tools/make_v4_golden.py [--converter LLAMA_CPP_DIR]
+    /tmp/toolsvenv/bin/pip install torch transformers==5.23.0 safetensors gguf==0.19.0 numpy
+    /tmp/toolsvenv/bin/python tools/make_v4_golden.py [--converter LLAMA_CPP_DIR] [--gguf-only]
 
 Every V4 feature runs: 4 layers with compress ratios [0, 4, 128, 4] (sliding, CSA, HCA, CSA),
 sliding_window 16, index_topk 8, and 320 tokens, so the window slides, the CSA layers pool 80
@@ -37,6 +37,16 @@ Files (tests/data/goldens/README.md, "v4/"):
                      blocks the indexer selects, ascending; -1 pads rows with fewer than 8 visible
                      blocks (block b pools tokens 4b-4..4b+3, overlapping, and is visible from
                      token 4b+3 on)
+  model-f32.gguf     llama.cpp `deepseek4`, written by llama.cpp's own converter
+                     (LLAMA_CPP_DIR/convert_hf_to_gguf.py, DeepseekV4Model, --outtype f32) from
+                     config.json + model.safetensors: all F32 (blk.0.ffn_gate_tid2eid I32), the
+                     byte tokenizer of the other goldens. Three converter methods are replaced
+                     (write_gguf says which and why: the routed experts are stacked as F32 where
+                     the converter repacks released FP4 ones to MXFP4); verify_gguf reads it back
+                     with gguf-py 0.19 and checks every key llama.cpp's deepseek4 loader reads and
+                     every tensor's name, ne, type and data against tables written out here from
+                     llama.cpp's src/models/deepseek4.cpp and the safetensors file.
+                     --gguf-only rewrites just this file from the folder as it is.
 
 The seed is the first from FIRST_SEED whose selections (indexer top-8, expert top-2) and argmax are
 far from ties, and for which transformers and the model.py transcription agree. Nothing here is
@@ -46,6 +56,7 @@ needed to build, run or test the C++.
 import argparse
 import copy
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -53,10 +64,11 @@ import re
 import subprocess
 import sys
 
+import gguf
 import numpy as np
 import torch
 import transformers
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDENS = os.path.join(ROOT, "tests", "data", "goldens")
@@ -644,9 +656,8 @@ def ablations(model, weights, logits):
 def check_converter(llama_dir, folder):
     """llama.cpp's converter (a checkout's conversion/deepseek.py, DeepseekV4Model, with its own
     gguf-py) maps every tensor name of model.safetensors (_map_dsv4_tensor_name; routed experts by
-    its regex) and finds every config.json key its class reads as hparams["..."]. Its conversion
-    itself is not run: it repacks the routed experts from the released FP4 weights and their
-    .scale tensors, which an f32 golden does not have."""
+    its regex) and finds every config.json key its class reads as hparams["..."]. The conversion
+    itself is write_gguf's."""
     harness = f"""
 import inspect, json, re, sys
 sys.path.insert(0, {os.path.join(llama_dir, 'gguf-py')!r}); sys.path.insert(0, {llama_dir!r})
@@ -673,6 +684,301 @@ print(json.dumps(out))
     print(f"  llama.cpp's converter ({llama_dir}) maps all {len(got['tensors'])} tensor names and finds all "
           f"{len(got['hparams'])} config keys it reads")
     return got["tensors"]
+
+
+# ---------------------------------------------------------------------------------------
+# GGUF (llama.cpp's deepseek4), written by llama.cpp's own converter
+# ---------------------------------------------------------------------------------------
+
+LLAMA_CPP = "/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp"
+GGUF_NAME = "model-f32.gguf"
+GGUF_MODEL_NAME = "moatless-golden-v4"
+
+
+def byte_vocab():
+    """make_goldens.byte_vocab (copied: make_goldens needs ml_dtypes): GPT-2's byte-to-unicode
+    map, token id b is the one-byte string b."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, extra = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    table = dict(zip(bs, map(chr, cs)))
+    return [table[b] for b in range(256)]
+
+
+def write_gguf(llama_dir, folder):
+    """Runs llama.cpp's convert_hf_to_gguf.py (DeepseekV4Model, with the checkout's own gguf-py)
+    on config.json + model.safetensors, --outtype f32, and returns the path of the GGUF. Three
+    methods of the class are replaced, nothing else:
+      - set_vocab: the byte tokenizer of the other goldens (make_goldens.finish_gguf's keys; the
+        golden has no tokenizer files);
+      - _write_mxfp4_expert_tensor: the converter repacks each layer's routed experts from the
+        released FP4 weights and their .scale tensors into one stacked MXFP4 tensor
+        [n_expert, rows, cols]; an f32 golden has neither, so the same stacking (expert e at
+        index e, the same name) is written as F32;
+      - prepare_tensors: the class's own one calls the base and then marks the file
+        MOSTLY_MXFP4_MOE; here only the base runs, so general.file_type stays ALL_F32 (0).
+    Every other key and tensor (names, hash-layer bias dropped, tid2eid cast to I32, F32 kept for
+    f32 sources, the chat template the class adds) is the converter's own doing."""
+    out = os.path.join(folder, GGUF_NAME)
+    if os.path.exists(out):
+        os.remove(out)
+    harness = f"""
+import inspect, sys
+import numpy as np
+sys.path.insert(0, {os.path.join(llama_dir, 'gguf-py')!r}); sys.path.insert(0, {llama_dir!r})
+import gguf, conversion.deepseek as ds
+from conversion.base import LazyTorchTensor
+V4 = ds.DeepseekV4Model
+assert "repack_mxfp4_blocks" in inspect.getsource(V4._write_mxfp4_expert_tensor)
+assert "MOSTLY_MXFP4_MOE" in inspect.getsource(V4.prepare_tensors)
+
+def set_vocab(self):
+    w = self.gguf_writer
+    w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("default"); w.add_token_list({byte_vocab()!r})
+    w.add_token_types([gguf.TokenType.NORMAL] * 256); w.add_token_merges(["Ġ Ġ"])
+    w.add_bos_token_id({CFG['bos_token_id']}); w.add_eos_token_id({CFG['eos_token_id']}); w.add_add_bos_token(False)
+
+def write_f32_experts(self, bid, proj, tensor_key):
+    names = [f"layers.{{bid}}.ffn.experts.{{e}}.{{proj}}.weight" for e in range(self.hparams["n_routed_experts"])]
+    data = np.stack([LazyTorchTensor.to_eager(self.model_tensors[n]()).numpy() for n in names])
+    assert data.dtype == np.float32
+    self.gguf_writer.add_tensor(self.format_tensor_name(tensor_key, bid), data)
+    return names
+
+def prepare_tensors(self):
+    super(V4, self).prepare_tensors()
+
+V4.set_vocab = set_vocab
+V4._write_mxfp4_expert_tensor = write_f32_experts
+V4.prepare_tensors = prepare_tensors
+sys.argv = ["convert_hf_to_gguf.py", {folder!r}, "--outtype", "f32", "--outfile", {out!r},
+            "--model-name", {GGUF_MODEL_NAME!r}]
+import runpy; runpy.run_path({os.path.join(llama_dir, 'convert_hf_to_gguf.py')!r}, run_name="__main__")
+"""
+    run = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True)
+    if run.returncode != 0 or not os.path.exists(out):
+        raise SystemExit(f"llama.cpp's convert_hf_to_gguf.py failed on {folder}:\n{run.stderr[-4000:]}")
+    return out
+
+
+def expected_gguf_keys(cfg):
+    """{key: (GGUF value type, value, read by llama.cpp as)} for the model's keys: every key
+    llama.cpp's loader reads for deepseek4 (llama_model_base::load_hparams, then
+    llama_model_deepseek4::load_arch_hparams; names from src/llama-arch.cpp LLM_KV_NAMES, types
+    from the llama_hparams field each lands in: get_key requires the exact type), "required" where
+    the load fails without it, plus what the converter writes that llama.cpp does not read."""
+    a, n, hc = "deepseek4.", cfg["num_hidden_layers"], cfg["hc_mult"]
+    rs = cfg["rope_scaling"]
+    u, f = "UINT32", "FLOAT32"
+    keys = {
+        # llama_model_base::load_hparams
+        "context_length": (u, cfg["max_position_embeddings"], "required"),
+        "embedding_length": (u, cfg["hidden_size"], "required"),
+        "block_count": (u, n, "required"),
+        "embedding_length_out": (u, cfg["hidden_size"] * hc, "optional"),
+        "expert_count": (u, cfg["n_routed_experts"], "optional"),
+        "expert_used_count": (u, cfg["num_experts_per_tok"], "optional"),
+        "attention.head_count": (u, cfg["num_attention_heads"], "optional"),
+        "attention.head_count_kv": (u, cfg["num_key_value_heads"], "optional"),
+        "attention.key_length": (u, cfg["head_dim"], "optional"),
+        "attention.value_length": (u, cfg["head_dim"], "optional"),
+        "rope.dimension_count": (u, cfg["qk_rope_head_dim"], "optional"),
+        "rope.freq_base": (f, cfg["rope_theta"], "optional"),
+        "rope.scaling.type": ("STRING", "yarn", "optional"),
+        "rope.scaling.factor": (f, rs["factor"], "optional"),
+        "rope.scaling.original_context_length": (u, rs["original_max_position_embeddings"], "optional"),
+        # llama_model_deepseek4::load_arch_hparams
+        "attention.layer_norm_rms_epsilon": (f, cfg["rms_norm_eps"], "required"),
+        "attention.q_lora_rank": (u, cfg["q_lora_rank"], "required"),
+        "attention.sliding_window": (u, cfg["sliding_window"], "required"),
+        "expert_feed_forward_length": (u, cfg["moe_intermediate_size"], "required"),
+        "expert_shared_count": (u, cfg["n_shared_experts"], "required"),
+        "expert_weights_scale": (f, cfg["routed_scaling_factor"], "required"),
+        "expert_weights_norm": ("BOOL", cfg["norm_topk_prob"], "required"),
+        "swiglu_clamp_exp": ("ARRAY/FLOAT32", [cfg["swiglu_limit"]] * n, "required"),
+        "swiglu_clamp_shexp": ("ARRAY/FLOAT32", [cfg["swiglu_limit"]] * n, "optional"),
+        "attention.indexer.head_count": (u, cfg["index_n_heads"], "required"),
+        "attention.indexer.key_length": (u, cfg["index_head_dim"], "required"),
+        "attention.indexer.top_k": (u, cfg["index_topk"], "required"),
+        "attention.output_group_count": (u, cfg["o_groups"], "required"),
+        "attention.output_lora_rank": (u, cfg["o_lora_rank"], "required"),
+        "attention.compress_rope_freq_base": (f, cfg["compress_rope_theta"], "required"),
+        "hyper_connection.count": (u, hc, "required"),
+        "hyper_connection.sinkhorn_iterations": (u, cfg["hc_sinkhorn_iters"], "required"),
+        "hyper_connection.epsilon": (f, cfg["hc_eps"], "required"),
+        "hash_layer_count": (u, cfg["num_hash_layers"], "required"),
+        "attention.compress_ratios": ("ARRAY/INT32", cfg["compress_ratios"], "required"),
+        "expert_gating_func": (u, 4, "required"),  # LLAMA_EXPERT_GATING_FUNC_TYPE_SQRT_SOFTPLUS
+        # written by the converter, not read by this llama.cpp (its defaults are 32 / 1)
+        "rope.scaling.yarn_beta_fast": (f, rs["beta_fast"], "not read"),
+        "rope.scaling.yarn_beta_slow": (f, rs["beta_slow"], "not read"),
+    }
+    out = {a + k: v for k, v in keys.items()}
+    out.update({
+        "general.architecture": ("STRING", "deepseek4", "required"),
+        "general.file_type": (u, 0, "optional"),  # LLAMA_FTYPE_ALL_F32
+        "general.quantization_version": (u, 2, "optional"),
+        "tokenizer.ggml.model": ("STRING", "gpt2", "required"),
+        "tokenizer.ggml.pre": ("STRING", "default", "optional"),
+        "tokenizer.ggml.tokens": ("ARRAY/STRING", byte_vocab(), "required"),
+        "tokenizer.ggml.token_type": ("ARRAY/INT32", [1] * 256, "optional"),
+        "tokenizer.ggml.merges": ("ARRAY/STRING", ["Ġ Ġ"], "required"),
+        "tokenizer.ggml.bos_token_id": (u, cfg["bos_token_id"], "optional"),
+        "tokenizer.ggml.eos_token_id": (u, cfg["eos_token_id"], "optional"),
+        "tokenizer.ggml.add_bos_token": ("BOOL", False, "optional"),
+    })
+    return out
+
+
+# the converter's own naming keys (values from --model-name and the folder's name) and the chat
+# template DeepseekV4Model adds from llama.cpp's models/templates/deepseek-ai-DeepSeek-V4.jinja
+GGUF_OTHER_KEYS = {"general.type", "general.name", "general.version", "general.size_label", "tokenizer.chat_template"}
+
+
+def expected_gguf_tensors(cfg, weights):
+    """{GGUF name: (ne, ggml type, data as stored (numpy, row-major: shape = reversed ne),
+    [safetensors names])}, written out from llama.cpp's llama_model_deepseek4::load_arch_tensors
+    (every create_tensor's name from src/llama-arch.cpp and its ne) and DeepSeek's released names;
+    not from the converter. A 2-D safetensors [out, in] is ne {in, out}, data unchanged; routed
+    experts stack on a new outer axis (ne2 = expert); tid2eid is cast to int32."""
+    n_embd, n_vocab, hd = cfg["hidden_size"], cfg["vocab_size"], cfg["head_dim"]
+    n_head, q_lora, hc = cfg["num_attention_heads"], cfg["q_lora_rank"], cfg["hc_mult"]
+    o_groups, o_lora = cfg["o_groups"], cfg["o_lora_rank"]
+    n_exp, n_used, n_ff = cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"]
+    n_ff_sh = n_ff * cfg["n_shared_experts"]
+    ix_heads, ix_hd = cfg["index_n_heads"], cfg["index_head_dim"]
+    hc_dim, hc_mix = hc * n_embd, (2 + hc) * hc
+    out = {}
+
+    def put(gname, ne, src, typ="F32"):
+        if isinstance(src, str):
+            data, srcs = weights[src], [src]
+        else:
+            data, srcs = np.stack([weights[s] for s in src]), list(src)
+        data = data.astype(np.int32) if typ == "I32" else data
+        assert data.dtype == (np.int32 if typ == "I32" else np.float32), gname
+        # llama.cpp checks ne exactly, except attn_output_a (TENSOR_ALLOW_RESHAPE: the file's 2-D
+        # {n_head*hd/o_groups, o_groups*o_lora} is taken as {n_head*hd/o_groups, o_lora, o_groups})
+        assert list(reversed(data.shape)) == ne, (gname, data.shape, ne)
+        out[gname] = (ne, typ, data, srcs)
+
+    put("token_embd.weight", [n_embd, n_vocab], "embed.weight")
+    put("output_norm.weight", [n_embd], "norm.weight")
+    put("output.weight", [n_embd, n_vocab], "head.weight")
+    put("output_hc_fn.weight", [hc_dim, hc], "hc_head_fn")
+    put("output_hc_base.weight", [hc], "hc_head_base")
+    put("output_hc_scale.weight", [1], "hc_head_scale")
+    for i in range(cfg["num_hidden_layers"]):
+        b, p = f"blk.{i}.", f"layers.{i}."
+        put(b + "attn_norm.weight", [n_embd], p + "attn_norm.weight")
+        put(b + "attn_sinks.weight", [n_head], p + "attn.attn_sink")
+        put(b + "attn_q_a.weight", [n_embd, q_lora], p + "attn.wq_a.weight")
+        put(b + "attn_q_a_norm.weight", [q_lora], p + "attn.q_norm.weight")
+        put(b + "attn_q_b.weight", [q_lora, n_head * hd], p + "attn.wq_b.weight")
+        put(b + "attn_kv.weight", [n_embd, hd], p + "attn.wkv.weight")
+        put(b + "attn_kv_a_norm.weight", [hd], p + "attn.kv_norm.weight")
+        put(b + "attn_output_a.weight", [n_head * hd // o_groups, o_lora * o_groups], p + "attn.wo_a.weight")
+        put(b + "attn_output_b.weight", [o_groups * o_lora, n_embd], p + "attn.wo_b.weight")
+        for x in ("attn", "ffn"):
+            put(b + f"hc_{x}_fn.weight", [hc_dim, hc_mix], p + f"hc_{x}_fn")
+            put(b + f"hc_{x}_base.weight", [hc_mix], p + f"hc_{x}_base")
+            put(b + f"hc_{x}_scale.weight", [3], p + f"hc_{x}_scale")
+        ratio = cfg["compress_ratios"][i]
+        if ratio:
+            coff = 2 if ratio == 4 else 1
+            put(b + "attn_compressor_kv.weight", [n_embd, coff * hd], p + "attn.compressor.wkv.weight")
+            put(b + "attn_compressor_gate.weight", [n_embd, coff * hd], p + "attn.compressor.wgate.weight")
+            put(b + "attn_compressor_ape.weight", [coff * hd, ratio], p + "attn.compressor.ape")
+            put(b + "attn_compressor_norm.weight", [hd], p + "attn.compressor.norm.weight")
+            if ratio == 4:
+                put(b + "indexer.proj.weight", [n_embd, ix_heads], p + "attn.indexer.weights_proj.weight")
+                put(b + "indexer.attn_q_b.weight", [q_lora, ix_heads * ix_hd], p + "attn.indexer.wq_b.weight")
+                put(b + "indexer_compressor_kv.weight", [n_embd, 2 * ix_hd], p + "attn.indexer.compressor.wkv.weight")
+                put(b + "indexer_compressor_gate.weight", [n_embd, 2 * ix_hd],
+                    p + "attn.indexer.compressor.wgate.weight")
+                put(b + "indexer_compressor_ape.weight", [2 * ix_hd, ratio], p + "attn.indexer.compressor.ape")
+                put(b + "indexer_compressor_norm.weight", [ix_hd], p + "attn.indexer.compressor.norm.weight")
+        put(b + "ffn_gate_inp.weight", [n_embd, n_exp], p + "ffn.gate.weight")
+        if i < cfg["num_hash_layers"]:
+            put(b + "ffn_gate_tid2eid.weight", [n_used, n_vocab], p + "ffn.gate.tid2eid", "I32")
+        else:
+            put(b + "exp_probs_b.bias", [n_exp], p + "ffn.gate.bias")
+        put(b + "ffn_norm.weight", [n_embd], p + "ffn_norm.weight")
+        experts = lambda w: [f"{p}ffn.experts.{e}.{w}.weight" for e in range(n_exp)]  # noqa: E731
+        put(b + "ffn_gate_exps.weight", [n_embd, n_ff, n_exp], experts("w1"))
+        put(b + "ffn_down_exps.weight", [n_ff, n_embd, n_exp], experts("w2"))
+        put(b + "ffn_up_exps.weight", [n_embd, n_ff, n_exp], experts("w3"))
+        put(b + "ffn_gate_shexp.weight", [n_embd, n_ff_sh], p + "ffn.shared_experts.w1.weight")
+        put(b + "ffn_down_shexp.weight", [n_ff_sh, n_embd], p + "ffn.shared_experts.w2.weight")
+        put(b + "ffn_up_shexp.weight", [n_embd, n_ff_sh], p + "ffn.shared_experts.w3.weight")
+    used = sorted(s for v in out.values() for s in v[3])
+    assert used == sorted(weights), "every safetensors tensor goes into exactly one GGUF tensor"
+    return out
+
+
+def field_value(field):
+    """A GGUFReader field -> ("TYPE" or "ARRAY/TYPE", its value)."""
+    return "/".join(gguf.GGUFValueType(t).name for t in field.types[:2]), field.contents()
+
+
+def verify_gguf(path, cfg, weights):
+    """Reads the GGUF back with gguf-py (0.19, the venv's; not the converter's copy) and checks it
+    against llama.cpp's loader and the safetensors source: every key in expected_gguf_keys with
+    its type and value (floats as f32), nothing else but GGUF_OTHER_KEYS; exactly the tensors of
+    expected_gguf_tensors, each with its ne, type and data bit for bit."""
+    reader = gguf.GGUFReader(path)
+    want_keys = expected_gguf_keys(cfg)
+    got_keys = {k: field_value(f) for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+    extra = set(got_keys) - set(want_keys) - GGUF_OTHER_KEYS
+    missing = (set(want_keys) | GGUF_OTHER_KEYS) - set(got_keys)
+    assert not extra and not missing, (extra, missing)
+    for key, (typ, value, _) in want_keys.items():
+        got_type, got = got_keys[key]
+        assert got_type == typ, (key, got_type, typ)
+        if typ.endswith("FLOAT32"):
+            value = np.float32(value).tolist()
+        assert got == value, (key, got if len(str(got)) < 200 else "...", value if len(str(value)) < 200 else "...")
+    assert got_keys["general.name"] == ("STRING", GGUF_MODEL_NAME)
+
+    want = expected_gguf_tensors(cfg, weights)
+    got = {t.name: t for t in reader.tensors}
+    assert len(got) == len(reader.tensors) and set(got) == set(want), (set(got) ^ set(want))
+    for gname, (ne, typ, data, _) in want.items():
+        t = got[gname]
+        assert t.tensor_type.name == typ, (gname, t.tensor_type.name, typ)
+        assert [int(x) for x in t.shape] == ne, (gname, list(t.shape), ne)
+        back = np.asarray(t.data)
+        assert back.dtype == data.dtype and back.size == data.size, gname
+        assert np.array_equal(back.reshape(data.shape), data), gname
+    return want_keys, want, got_keys
+
+
+def make_gguf(llama_dir, folder, weights):
+    """check_converter, write_gguf, verify_gguf; prints the keys and the tensors."""
+    check_converter(llama_dir, folder)
+    path = write_gguf(llama_dir, folder)
+    keys, tensors, got_keys = verify_gguf(path, CFG, weights)
+    size = os.path.getsize(path)
+    assert size < 2_500_000, size
+    print(f"  {path}: {size} bytes, written by llama.cpp's convert_hf_to_gguf.py; read back with gguf-py "
+          f"{importlib.metadata.version('gguf')}: {len(keys)} keys as llama.cpp's loader reads "
+          f"them, {len(tensors)} tensors equal to model.safetensors")
+    print("GGUF keys (type, value, llama.cpp):")
+    for key in sorted(got_keys):
+        typ, value = got_keys[key]
+        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
+            value = f"[{len(value)} items]"
+        elif key == "tokenizer.chat_template":
+            value = f"<{len(value)} characters>"
+        print(f"  {key}: {typ} = {value!r}" + (f" ({keys[key][2]})" if key in keys else ""))
+    print("GGUF tensors (ne, type <- model.safetensors):")
+    for gname, (ne, typ, _, srcs) in tensors.items():
+        src = srcs[0] if len(srcs) == 1 else f"stack of {srcs[0]} .. {srcs[-1]}"
+        print(f"  {gname} {ne} {typ} <- {src}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -712,10 +1018,20 @@ def reload_check(folder, logits):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=OUT)
-    ap.add_argument("--converter", metavar="LLAMA_CPP_DIR",
-                    help="a llama.cpp checkout (e.g. llama-cpp-python 0.3.36's vendor/llama.cpp): check that its "
-                         "DeepSeek-V4 converter maps every tensor name and finds every config key it reads")
+    ap.add_argument("--converter", metavar="LLAMA_CPP_DIR", default=LLAMA_CPP,
+                    help="a llama.cpp checkout with DeepSeek-V4 support (default: llama-cpp-python 0.3.36's "
+                         "vendor/llama.cpp, unpacked at %(default)s): its converter writes model-f32.gguf, after a "
+                         "check that it maps every tensor name and finds every config key it reads")
+    ap.add_argument("--gguf-only", action="store_true",
+                    help="only (re)write and check model-f32.gguf from the folder's config.json + model.safetensors")
     args = ap.parse_args()
+    if not os.path.isfile(os.path.join(args.converter, "conversion", "deepseek.py")):
+        raise SystemExit(f"{args.converter}: not a llama.cpp checkout with conversion/deepseek.py (see --converter)")
+    if args.gguf_only:
+        with open(os.path.join(args.out, "config.json")) as f:
+            assert json.load(f) == CFG, "config.json is not this script's CFG: regenerate the folder"
+        make_gguf(args.converter, args.out, load_file(os.path.join(args.out, "model.safetensors")))
+        return
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, numpy {np.__version__}")
     assert transformers.__version__ == "5.23.0", "the checks below are written against transformers 5.23.0"
@@ -743,8 +1059,7 @@ def main():
 
     write_folder(args.out, weights, logits, table)
     reload_err = reload_check(args.out, logits)
-    if args.converter:
-        check_converter(args.converter, args.out)
+    make_gguf(args.converter, args.out, weights)
 
     files = {}
     for f in sorted(os.listdir(args.out)):

@@ -1,10 +1,8 @@
 #include "frontend/models/deepseek4.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "frontend/models/deepseek4_blocks.h"
-#include "frontend/safetensors.h"
 #include "ir/builder.h"
 #include "support/error.h"
 #include "support/strings.h"
@@ -24,25 +22,6 @@ ir::Shape static_shape(const std::vector<int64_t>& dims) {
   ir::Shape s;
   for (int64_t d : dims) s.push_back(Dim::of(d));
   return s;
-}
-
-// Per-expert matrices "prefix.{e}.name.weight" stacked into one [E, rows, cols] f32 tensor.
-ir::HostTensor stack_experts(const safetensors::Model& st, const std::string& prefix, const std::string& name, int64_t experts,
-                             const std::string& folder) {
-  std::vector<float> values;
-  std::vector<int64_t> shape;
-  for (int64_t e = 0; e < experts; ++e) {
-    const std::string full = cat(prefix, e, ".", name, ".weight");
-    const safetensors::TensorInfo* t = st.find(full);
-    if (!t) user_error(folder, ": no tensor ", full, " (is this a complete DeepSeek-V4 checkpoint?)");
-    const std::optional<DType> dtype = safetensors::to_ir_dtype(t->dtype);
-    if (!dtype) user_error(folder, ": tensor ", full, " has dtype ", safetensors::dtype_name(t->dtype), ", which moatless does not read here");
-    const std::vector<float> one = ir::HostTensor::borrowed(*dtype, t->shape, t->data).to_f32();
-    values.insert(values.end(), one.begin(), one.end());
-    shape = t->shape;
-  }
-  shape.insert(shape.begin(), experts);
-  return ir::HostTensor::from_f32(shape, values);
 }
 
 class SequenceGraph {
@@ -233,29 +212,6 @@ class SequenceGraph {
 };
 
 }  // namespace
-
-DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h) {
-  auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(folder));
-  DeepSeekV4Weights w;
-  w.keep_alive.push_back(st);
-  for (const safetensors::TensorInfo& t : st->tensors()) {
-    std::string name = t.name.rfind("model.", 0) == 0 ? t.name.substr(6) : t.name;
-    if (name.find(".ffn.experts.") != std::string::npos || name.rfind("mtp.", 0) == 0) continue;  // stacked below; the MTP layer not run
-    const std::optional<DType> dtype = safetensors::to_ir_dtype(t.dtype);
-    if (!dtype) user_error(folder, ": tensor ", t.name, " has dtype ", safetensors::dtype_name(t.dtype), ", which moatless does not read here");
-    ir::HostTensor tensor = ir::HostTensor::borrowed(*dtype, t.shape, t.data);
-    if (name.ends_with("tid2eid")) {  // int64 in the releases: i32 expert ids
-      for (int64_t id : tensor.to_i64())
-        if (id < 0 || id >= h.n_expert) user_error(folder, ": ", t.name, " holds expert ", id, " of ", h.n_expert);
-      tensor = ir::HostTensor::from_i64(t.shape, tensor.to_i64(), DType::i32);
-    }
-    w.tensors.emplace(std::move(name), std::move(tensor));
-  }
-  for (int64_t l = 0; l < h.n_layer; ++l)
-    for (const char* m : {"w1", "w2", "w3"})
-      w.tensors[cat("layers.", l, ".ffn.experts.", m)] = stack_experts(*st, cat("layers.", l, ".ffn.experts."), m, h.n_expert, folder);
-  return w;
-}
 
 ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens,
                                    bool indexer_choices) {

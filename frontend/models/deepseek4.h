@@ -26,9 +26,11 @@ struct DeepSeekV4Weights {
   std::vector<std::shared_ptr<const void>> keep_alive;  // the mapped files tensors borrow from
 };
 
-// A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16);
-// UserError naming a missing tensor.
+// A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16), or a
+// llama.cpp deepseek4 GGUF's under the same names (frontend/models/deepseek4_weights.cpp);
+// UserError naming a missing, unknown or unreadable tensor.
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h);
+DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const DeepSeekV4HParams& h);
 
 // Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab], and with
 // `indexer_choices` then, per ratio-4 layer in order, the blocks its indexer keeps for

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/registry.h"
+#include "frontend/gguf.h"
 #include "frontend/hf_config_v4.h"
 #include "frontend/models/deepseek4.h"
 #include "ir/interpreter.h"
@@ -60,6 +61,24 @@ const Golden& golden() {
 
 TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logits (interpreter)") {
   testing::expect_matches(ir::interpret(golden().graph, golden().bindings).at(0).to_f32(), logits(), 1e-4, "interpreter");
+}
+
+TEST_CASE("DeepSeek-V4 golden: the deepseek4 GGUF (llama.cpp's names and keys) gives the folder's logits") {
+  const std::string path = kDir + "model-f32.gguf";
+  const gguf::File file = gguf::File::open(path);
+  const models::DeepSeekV4HParams h = models::hparams_from_gguf_v4(file);
+  CHECK(h.compress_ratio == golden().h.compress_ratio);
+  CHECK(h.n_hash_layers == golden().h.n_hash_layers);
+  CHECK(h.rope_factor == golden().h.rope_factor);
+  CHECK(h.yarn_orig_ctx == golden().h.yarn_orig_ctx);
+  const models::DeepSeekV4Weights w = models::load_deepseek4_gguf_weights(path, h);
+  CHECK(w.tensors.size() == golden().w.tensors.size());
+  const auto t = static_cast<int64_t>(golden().tokens.size());
+  ir::Bindings bindings;
+  bindings.tensors.emplace("tokens", ir::HostTensor::from_i64({t}, golden().tokens, ir::DType::i32));
+  for (const auto& [name, tensor] : w.tensors) bindings.tensors.emplace(name, tensor);
+  testing::expect_matches(ir::interpret(models::deepseek4_sequence_graph(h, w, t), bindings).at(0).to_f32(), logits(), 1e-4,
+                          "model-f32.gguf, interpreter");
 }
 
 TEST_CASE("DeepSeek-V4 golden: each query's indexer keeps the blocks transformers' indexer picks") {

@@ -63,6 +63,26 @@ TEST_CASE("DeepSeek-V4 golden: one pass over 320 tokens gives transformers' logi
   testing::expect_matches(ir::interpret(golden().graph, golden().bindings).at(0).to_f32(), logits(), 1e-4, "interpreter");
 }
 
+TEST_CASE("DeepSeek-V4 golden: shorter sequences are the first rows (no block yet, one block, fewer blocks than top-k)") {
+  // The model is causal: the logits of the first T tokens are the first T rows of the
+  // full sequence's. T 1 and 3: no pooled row at all; 4: CSA's first block (its
+  // overlap slots empty); 17: the window (16) full and sliding, 4 blocks (< top-k 8);
+  // 130: one HCA block and 32 CSA blocks (the indexer chooses).
+  const Golden& gold = golden();
+  const NpyF32& all = logits();
+  const auto vocab = static_cast<size_t>(all.shape[1]);
+  for (int64_t t : {1, 3, 4, 17, 130}) {
+    INFO("T = ", t);
+    const std::vector<int64_t> prefix(gold.tokens.begin(), gold.tokens.begin() + t);
+    ir::Bindings bindings;
+    bindings.tensors.emplace("tokens", ir::HostTensor::from_i64({t}, prefix, ir::DType::i32));
+    for (const auto& [name, tensor] : gold.w.tensors) bindings.tensors.emplace(name, tensor);
+    NpyF32 want{{t, all.shape[1]}, std::vector<float>(all.values.begin(), all.values.begin() + static_cast<long>(t * vocab))};
+    testing::expect_matches(ir::interpret(models::deepseek4_sequence_graph(gold.h, gold.w, t), bindings).at(0).to_f32(), want, 1e-4,
+                            "first " + std::to_string(t) + " tokens");
+  }
+}
+
 TEST_CASE("DeepSeek-V4 golden: the deepseek4 GGUF (llama.cpp's names and keys) gives the folder's logits") {
   const std::string path = kDir + "model-f32.gguf";
   const gguf::File file = gguf::File::open(path);

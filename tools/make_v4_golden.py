@@ -70,18 +70,19 @@ import torch
 import transformers
 from safetensors.numpy import load_file, save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_goldens import MIN_ARGMAX_GAP, MIN_ROUTE_GAP, byte_vocab  # noqa: E402  (the goldens' margins and byte alphabet)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDENS = os.path.join(ROOT, "tests", "data", "goldens")
 OUT = os.path.join(GOLDENS, "v4")
 N_TOKENS = 320
 # The goldens' shared 48 tokens (../tokens.json, make_goldens.TOKENS), then seeded bytes (the same
-# byte vocabulary: id = byte). Read from the file, not imported: make_goldens needs gguf / ml_dtypes.
+# byte vocabulary: id = byte).
 with open(os.path.join(GOLDENS, "tokens.json")) as _f:
     SHARED_TOKENS = json.load(_f)
 assert len(SHARED_TOKENS) == 48
 TOKENS = SHARED_TOKENS + [int(t) for t in np.random.default_rng(4).integers(0, 256, N_TOKENS - len(SHARED_TOKENS))]
-MIN_ROUTE_GAP = 2e-4   # make_goldens': score gap at every expert top-k boundary
-MIN_ARGMAX_GAP = 5e-4  # make_goldens': top-1 minus top-2 logit over max|logit| of the row
 
 # DeepSeek-V4-Flash's released config.json, key for key and in its order (quantization_config and
 # expert_dtype left out: the weights here are f32), at a tiny size. compress_ratios has one entry
@@ -693,20 +694,6 @@ print(json.dumps(out))
 LLAMA_CPP = "/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp"
 GGUF_NAME = "model-f32.gguf"
 GGUF_MODEL_NAME = "moatless-golden-v4"
-
-
-def byte_vocab():
-    """make_goldens.byte_vocab (copied: make_goldens needs ml_dtypes): GPT-2's byte-to-unicode
-    map, token id b is the one-byte string b."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, extra = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    table = dict(zip(bs, map(chr, cs)))
-    return [table[b] for b in range(256)]
 
 
 def write_gguf(llama_dir, folder):

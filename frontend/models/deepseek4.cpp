@@ -24,6 +24,8 @@ ir::Shape static_shape(const std::vector<int64_t>& dims) {
   return s;
 }
 
+// Builds the pass over tokens 0..T-1: each weight a param named as in DeepSeekV4Weights
+// (made once), every shape static (T known).
 class SequenceGraph {
  public:
   SequenceGraph(ir::Builder& b, const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens)

@@ -4,6 +4,7 @@
 
 #include "frontend/models/deepseek4_blocks.h"
 #include "ir/builder.h"
+#include "ir/shape.h"
 #include "support/error.h"
 #include "support/strings.h"
 
@@ -17,12 +18,6 @@ using ir::Op;
 namespace {
 
 constexpr double kInf = INFINITY;
-
-ir::Shape static_shape(const std::vector<int64_t>& dims) {
-  ir::Shape s;
-  for (int64_t d : dims) s.push_back(Dim::of(d));
-  return s;
-}
 
 // Builds the pass over tokens 0..T-1: each weight a param named as in DeepSeekV4Weights
 // (made once), every shape static (T known).
@@ -56,7 +51,7 @@ class SequenceGraph {
     if (auto it = params_.find(name); it != params_.end()) return it->second;
     auto t = w_.tensors.find(name);
     if (t == w_.tensors.end()) user_error("DeepSeek-V4 weights: no tensor ", name);
-    return params_[name] = b_.param(name, {t->second.dtype(), static_shape(t->second.shape())});
+    return params_[name] = b_.param(name, {t->second.dtype(), ir::static_shape(t->second.shape())});
   }
   NodeId to_f32(NodeId x) { return b_.type(x).dtype == DType::f32 ? x : b_.cast(x, DType::f32); }
   NodeId f32(double v) { return b_.scalar(DType::f32, v); }
@@ -146,8 +141,7 @@ class SequenceGraph {
     const Dim t = Dim::of(t_);
     NodeId q_latent = norm(linear(hn, p + "wq_a.weight"), p + "q_norm.weight");  // [T, Q]
     NodeId q = b_.reshape(linear(q_latent, p + "wq_b.weight"), {t, Dim::of(heads), Dim::of(d)});
-    NodeId mean_sq = b_.div(b_.reduce(Op::reduce_sum, b_.mul(q, q), -1), f32(static_cast<double>(d)));
-    q = rope_tail(b_.mul(q, b_.unary(Op::rsqrt, b_.add(mean_sq, f32(h_.rms_eps)))), positions_, ratio != 0);
+    q = rope_tail(unweighted_rms_norm(b_, q, h_.rms_eps), positions_, ratio != 0);  // per head
     NodeId kv = b_.reshape(norm(linear(hn, p + "wkv.weight"), p + "kv_norm.weight"), {t, Dim::of(1), Dim::of(d)});
     kv = rope_tail(kv, positions_, ratio != 0);  // [T, 1, D]: key and value
 

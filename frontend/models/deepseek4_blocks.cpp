@@ -11,12 +11,15 @@ namespace {
 
 NodeId f32(ir::Builder& b, double v) { return b.scalar(DType::f32, v); }
 
-// x / sqrt(mean(x^2, last) + eps), x f32[T, K].
+}  // namespace
+
 NodeId unweighted_rms_norm(ir::Builder& b, NodeId x, double eps) {
   const int64_t k = b.type(x).shape.back().value;
-  NodeId mean = b.div(b.reduce(Op::reduce_sum, b.mul(x, x), -1), f32(b, static_cast<double>(k)));  // [T, 1]
+  NodeId mean = b.div(b.reduce(Op::reduce_sum, b.mul(x, x), -1), f32(b, static_cast<double>(k)));  // [..., 1]
   return b.mul(x, b.unary(Op::rsqrt, b.add(mean, f32(b, eps))));
 }
+
+namespace {
 
 // The streams [T, N, D] flattened to [T, N D], normalised, projected by fn: [T, rows of fn].
 NodeId mix_of(ir::Builder& b, NodeId streams, NodeId fn, double rms_eps) {

@@ -40,6 +40,9 @@ HyperMix hyper_pre(ir::Builder& b, ir::NodeId streams, const HyperWeights& w, do
 ir::NodeId hyper_post(ir::Builder& b, const HyperMix& mix, ir::NodeId block_out, ir::NodeId streams);
 // The final hidden state f32[T, D] from the streams (before the output norm).
 ir::NodeId hyper_head(ir::Builder& b, ir::NodeId streams, const HyperWeights& w, double rms_eps, double hc_eps);
+// x / sqrt(mean(x^2) + eps) over the last axis of x f32[..., K] (RMSNorm without a
+// weight: the streams' norm here, the attention's per-head query norm).
+ir::NodeId unweighted_rms_norm(ir::Builder& b, ir::NodeId x, double eps);
 // Sinkhorn-Knopp on comb f32[T, N, N]: columns (sums over j), then rows and columns
 // iters - 1 times, each sum plus eps.
 ir::NodeId sinkhorn(ir::Builder& b, ir::NodeId comb, int64_t iters, double eps);

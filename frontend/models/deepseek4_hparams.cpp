@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "frontend/models/deepseek_hparams.h"
 #include "support/error.h"
 #include "support/strings.h"
 
@@ -52,17 +53,11 @@ void check(const DeepSeekV4HParams& h, const std::string& source) {
   }
 }
 
-// An integer key llama.cpp also takes as one value per layer (get_key_or_arr): every
-// release uses one value for all layers, and so does moatless.
+// A required key llama.cpp also takes as one value per layer (find_layer_uniform).
 int64_t layer_uniform(const gguf::File& f, const std::string& key) {
-  const gguf::Value* v = f.find(key);
-  if (v == nullptr || v->type != gguf::ValueType::array) return f.get_i64(key);
-  const std::string context = f.path() + ": metadata key " + key;
-  if (v->array.empty()) user_error(context, " is an empty array");
-  const int64_t first = v->array.front().as_i64(context);
-  for (const gguf::Value& e : v->array)
-    if (e.as_i64(context) != first) user_error(context, " differs from layer to layer; moatless builds every layer alike");
-  return first;
+  const std::optional<int64_t> value = find_layer_uniform(f, key);
+  if (!value) user_error(f.path(), ": metadata key ", key, " is missing");
+  return *value;
 }
 
 // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_* (llama-hparams.h).

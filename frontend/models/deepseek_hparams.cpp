@@ -73,22 +73,6 @@ void check_indexer(const DeepSeekHParams& h, const std::string& source) {
   if (h.q_lora_rank == 0) user_error(source, ": the sparse-attention indexer reads the q-LoRA latent, and q_lora_rank is 0");
 }
 
-// An integer key that llama.cpp also takes as a per-layer array (get_key_or_arr): an
-// array whose elements are all equal is that value; one that varies per layer names
-// the key, as moatless builds every layer alike.
-std::optional<int64_t> find_layer_uniform(const gguf::File& f, const std::string& key) {
-  const gguf::Value* v = f.find(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->type != gguf::ValueType::array) return f.find_i64(key);
-  const std::string context = f.path() + ": metadata key " + key;
-  if (v->array.empty()) user_error(context, " is an empty array");
-  const int64_t first = v->array.front().as_i64(context);
-  for (const gguf::Value& e : v->array)
-    if (e.as_i64(context) != first)
-      user_error(context, " differs from layer to layer (", first, ", ", e.as_i64(context), ", ...); moatless "
-                 "builds every layer alike and does not run such files");
-  return first;
-}
 
 // RoPE scaling keys, as llama.cpp reads them: the type defaults to "linear", whose
 // factor (rope.scaling.factor, or the older rope.scale_linear) defaults to none.
@@ -117,6 +101,20 @@ void read_rope_scaling(const gguf::File& f, const Key& key, DeepSeekHParams* h) 
 }
 
 }  // namespace
+
+std::optional<int64_t> find_layer_uniform(const gguf::File& f, const std::string& key) {
+  const gguf::Value* v = f.find(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->type != gguf::ValueType::array) return f.find_i64(key);
+  const std::string context = f.path() + ": metadata key " + key;
+  if (v->array.empty()) user_error(context, " is an empty array");
+  const int64_t first = v->array.front().as_i64(context);
+  for (const gguf::Value& e : v->array)
+    if (e.as_i64(context) != first)
+      user_error(context, " differs from layer to layer (", first, ", ", e.as_i64(context), ", ...); moatless "
+                 "builds every layer alike and does not run such files");
+  return first;
+}
 
 DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std::string& method_override) {
   if (f.tensors().empty())

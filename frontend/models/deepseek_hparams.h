@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "frontend/gguf.h"
@@ -78,6 +79,10 @@ struct DeepSeekHParams {
 // (bias tensor present -> noaux_tc; groups > 1 -> group_limited_greedy; else greedy)
 // unless `method_override` is given.
 DeepSeekHParams hparams_from_gguf(const gguf::File& file, bool has_bias, const std::string& method_override = "");
+// An integer key that llama.cpp also takes as a per-layer array (get_key_or_arr): an
+// array whose elements are all equal is that value (nullopt when absent); one that
+// varies per layer is a UserError naming the key, as moatless builds every layer alike.
+std::optional<int64_t> find_layer_uniform(const gguf::File& f, const std::string& key);
 DeepSeekHParams hparams_from_hf(const hf::DeepSeekConfig& config, const std::string& path);
 
 }  // namespace moat::models

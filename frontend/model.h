@@ -44,6 +44,9 @@ struct CachePart {
   // f32 whatever the session's cache type: state that accumulates (a partial block's
   // running sums), not rows that are read back as keys.
   bool always_f32 = false;
+  // Passes read rows of this part that no pass has written yet (masked out by a bias of
+  // -inf, which a NaN bit pattern would still poison): the session fills it with zeros.
+  bool zero_filled = false;
 
   int64_t rows(int64_t context) const {
     return fixed_rows + (tokens_per_row > 0 ? (context + tokens_per_row - 1) / tokens_per_row : 0);
@@ -100,6 +103,10 @@ struct ModelSize {
   std::string label;  // llama-bench's model_type: "deepseek2 176.1K F32"
 };
 
+// llama-bench's model_type label: the family, the parameter count ("176.1K", "15.7B")
+// and the dtype holding most bytes ("deepseek2 176.1K F32").
+std::string size_label(const std::string& family, const std::map<ir::DType, uint64_t>& bytes_by_dtype, uint64_t params);
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -127,6 +134,10 @@ class Model {
   virtual int64_t layers() const = 0;
   // Why has_draft() is false ("the file has no MTP layers"), for the error a user sees.
   virtual std::string why_no_draft() const { return "the model has no draft module"; }
+  // Whether a sequence's cache can be cut back to any shorter length. False where a pass
+  // overwrites what a shorter length needs (a ring of the last tokens, a partial
+  // block's state): such a cache is only emptied, and a pass never runs twice.
+  virtual bool cache_rewinds() const { return true; }
 };
 
 // The model in a file or folder, of whichever family it is. UserError naming the path

@@ -20,7 +20,8 @@
 //              row at[i] replaced by rows[i] (i ascending, so a repeated index keeps the
 //              last). rows has dst's dtype and trailing dims (a quantised dst: rows of
 //              whole blocks, copied as bytes). The JIT writes the rows into
-//              dst's own buffer when dst has no other reader (a cache updated in place).
+//              dst's own buffer (a cache updated in place) when dst is an input whose
+//              other readers all come before the write_rows node in the graph.
 //   View       reshape / broadcast (to the node's type), permute (attr `perm`), slice
 //              (attrs `axis`, `start`, `end`), concat (attr `axis`, >= 2 operands).
 //   Cast       to the node's dtype; quantised -> float dequantises; float -> q8_0

@@ -155,13 +155,29 @@ std::vector<PlanKernel> kernels_for(LowerContext& ctx, ir::NodeId id, int out) {
 }
 
 // Whether write_rows `id` may store into its destination's own buffer: the destination
-// is an input nothing else reads (nor outputs), so its old value is never needed.
-bool writes_in_place(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users) {
+// is an input that is not an output, and every other computation reading it runs before
+// the write (kernels run in node order), so none reads the new rows for the old: each
+// other reader is a kernel of a lower node id, or a value computed inline (or a view)
+// whose readers are, in turn (a ring read by attention, then written, DeepSeek-V4).
+bool writes_in_place(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
+                     const Partition& part) {
   const ir::NodeId dst = g.node(id).operands[0];
-  if (g.node(dst).op != Op::input || users[static_cast<size_t>(dst)].size() != 1) return false;
-  return std::find(g.outputs.begin(), g.outputs.end(), dst) == g.outputs.end();
+  if (g.node(dst).op != Op::input) return false;
+  if (std::find(g.outputs.begin(), g.outputs.end(), dst) != g.outputs.end()) return false;
+  std::vector<ir::NodeId> readers_of{dst};
+  while (!readers_of.empty()) {
+    const ir::NodeId v = readers_of.back();
+    readers_of.pop_back();
+    for (ir::NodeId u : users[static_cast<size_t>(v)]) {
+      if (u == id && v == dst) continue;
+      if (u >= id) return false;
+      if (std::find(g.outputs.begin(), g.outputs.end(), u) != g.outputs.end() && !part.materialised[static_cast<size_t>(u)])
+        return false;  // an output view of the old rows
+      if (!part.materialised[static_cast<size_t>(u)] || part.alias[static_cast<size_t>(u)]) readers_of.push_back(u);
+    }
+  }
+  return true;
 }
-
 }  // namespace
 
 Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule) {
@@ -219,7 +235,7 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       continue;
     }
     b.name = ir::describe(g, id);
-    if (node.op == Op::write_rows && writes_in_place(g, id, users)) {
+    if (node.op == Op::write_rows && writes_in_place(g, id, users, part)) {
       b.alias_of = ctx.buffer_of[static_cast<size_t>(node.operands[0])];
       b.in_place = true;
     }

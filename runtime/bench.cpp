@@ -34,7 +34,8 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
 }
 
 // Fills the cache with the test's depth (untimed): the first time in passes of
-// `batch` tokens, later by rewinding to it (the rows past it are overwritten).
+// `batch` tokens, later by rewinding to it (the rows past it are overwritten), or
+// again where the cache only empties (Model::cache_rewinds).
 struct Depth {
   std::vector<int32_t> tokens;
   int64_t batch = 512;
@@ -42,10 +43,7 @@ struct Depth {
 
   void prepare(Session& session) {
     const int64_t n = static_cast<int64_t>(tokens.size());
-    if (filled && session.cached_tokens() >= n) {
-      session.rewind(n);
-      return;
-    }
+    if (filled && session.cached_tokens() >= n && session.rewind(n) == n) return;
     session.rewind(0);
     if (n > 0) session.evaluate(tokens, batch, models::LogitRows::last);
     filled = true;

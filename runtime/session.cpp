@@ -84,6 +84,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     if (!d.device) continue;  // another rank's layer
     caches_.push_back(d.device->allocate(part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences())));
     d.resident[part.input] = caches_.back().get();
+    if (part.zero_filled) zero_fill(*d.device, *caches_.back());
   }
   // Weights go once to each device that reads them (zero-copy where it shares host
   // memory): those of the passes lowered above now, any other when a plan first names it.
@@ -128,13 +129,21 @@ std::vector<StageDevice> Session::stage_devices() const {
   return out;
 }
 
-void Session::rewind(int64_t sequence, int64_t tokens) {
+void Session::zero_fill(backends::Device& device, backends::Buffer& buffer) {
+  static const std::vector<uint8_t> zeros(size_t{1} << 20, 0);
+  for (uint64_t at = 0; at < buffer.size(); at += zeros.size())
+    device.stream().write(buffer, at, zeros.data(), std::min<uint64_t>(zeros.size(), buffer.size() - at));
+  device.stream().synchronize();
+}
+
+int64_t Session::rewind(int64_t sequence, int64_t tokens) {
   int64_t& cached = cached_.at(static_cast<size_t>(sequence));
-  cached = std::clamp<int64_t>(tokens, 0, cached);
-  if (sequence != 0 || !drafts()) return;
+  if (tokens < cached) cached = model_.cache_rewinds() ? std::max<int64_t>(tokens, 0) : 0;
+  if (sequence != 0 || !drafts()) return cached;
   // The draft rows and hidden states kept are those of positions before `cached`.
   draft_cached_ = std::min(draft_cached_, cached);
   pending_hidden_.resize(static_cast<size_t>((cached - draft_cached_) * model_.hidden_size()));
+  return cached;
 }
 
 void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
@@ -475,7 +484,8 @@ StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(Stage
   // A driver that compiles at first launch does so for kernels new to it: those this
   // process compiled (its binaries from the kernel cache were launched before, and the
   // driver keeps its own cache). Their first launch is a warm-up pass here, not timed.
-  if (first_launch_compiles && cache_.stats().compiles > compiles_before) {
+  // Not for a cache that only empties: a pass run twice would read rows its first run wrote.
+  if (first_launch_compiles && model_.cache_rewinds() && cache_.stats().compiles > compiles_before) {
     warm_up(*plan->second.executor);
     stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
   }

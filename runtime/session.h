@@ -145,9 +145,10 @@ class Session {
 
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
-  // >= cached_tokens(). A draft cache is rewound as far.
-  void rewind(int64_t tokens) { rewind(0, tokens); }
-  void rewind(int64_t sequence, int64_t tokens);
+  // >= cached_tokens(). A draft cache is rewound as far. Returns the tokens kept: all
+  // `tokens`, or 0 for a model whose cache only empties (Model::cache_rewinds).
+  int64_t rewind(int64_t tokens) { return rewind(0, tokens); }
+  int64_t rewind(int64_t sequence, int64_t tokens);
 
   // Draft sessions (SessionOptions::draft). The draft module's cache holds positions
   // 0..draft_cached_tokens()-1, made from the model's hidden states; the session keeps
@@ -207,6 +208,8 @@ class Session {
   // The compiled plan of `key`; `warm_up` runs a new one once where the driver compiles
   // at first launch.
   StagedPlan& plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up);
+  // Writes zeros over all of `buffer` (a cache part that passes read before writing).
+  static void zero_fill(backends::Device& device, backends::Buffer& buffer);
   PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
   std::vector<ir::HostTensor> run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
   std::vector<ir::HostTensor> run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,

@@ -3,8 +3,8 @@
 // sliding window of raw rows and, per the layer's compress ratio, pooled rows (ratio
 // 4: each query's indexer top-k of them; 128: every one it can see); inverse RoPE on the
 // output and the grouped output projection; sqrt-softplus MoE (hash-routed first layers)
-// with clamped SwiGLU. As transformers' modeling_deepseek_v4 computes it without a
-// cache; the cached passes (the cache parts of deepseek4_hparams.h) come next.
+// with clamped SwiGLU. As transformers' modeling_deepseek_v4 computes it; the cached
+// passes keep the cache parts of deepseek4_hparams.h (frontend/models/deepseek4_cached.cpp).
 //
 // Weights are DeepSeek's released names ("layers.3.attn.wq_a.weight"; experts stacked
 // by the loader into "layers.L.ffn.experts.{w1,w2,w3}" [E, ...], tid2eid as i32).
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "frontend/model.h"
 #include "frontend/models/deepseek4_hparams.h"
 #include "ir/graph.h"
 #include "ir/tensor.h"
@@ -37,5 +38,14 @@ DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const Dee
 // each query: i32[T, blocks], 1 where kept (what a test compares with the reference's).
 ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, int64_t tokens,
                                    bool indexer_choices = false);
+
+// The model interface's pass (frontend/model.h) of T new tokens: inputs "tokens",
+// "positions" i32[T] (consecutive, P..P+T-1) and, with pass.cache_rows (the context) > 0,
+// the parts of deepseek4_cache_layout(h, 0, n_layer) for that context; outputs the
+// logits, then the parts updated (the ring's and the pooling state's rows of this pass's
+// tokens, the compressed and indexer rows of the blocks they complete). Without a cache:
+// a first pass (positions 0..T-1), as deepseek4_sequence_graph. One sequence per pass;
+// UserError for a batched, hidden-state or draft pass.
+ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass);
 
 }  // namespace moat::models

@@ -180,15 +180,17 @@ DeepSeekV4HParams hparams_from_hf_v4(const hf::DeepSeekV4Config& c) {
 
 std::vector<CachePart> deepseek4_cache_layout(const DeepSeekV4HParams& h, int64_t first, int64_t end) {
   std::vector<CachePart> parts;
+  // Every part is read where not yet written (masked): zero-filled.
   auto part = [&](std::string input, int64_t width, int64_t tokens_per_row, int64_t fixed_rows, bool state) {
-    parts.push_back(CachePart{std::move(input), width, tokens_per_row, fixed_rows, state});
+    parts.push_back(CachePart{std::move(input), width, tokens_per_row, fixed_rows, state, true});
   };
   for (int64_t l = first; l < end; ++l) {
     const int64_t ratio = h.compress_ratio.at(static_cast<size_t>(l));
     part(cat("window.", l), h.head_dim, 0, h.window, false);
     if (ratio == 0) continue;
-    part(cat("compressed.", l), h.head_dim, ratio, 0, false);
-    if (ratio == 4) part(cat("index.", l), h.index_head, ratio, 0, false);
+    // One spare row each: where a pass writes a block it has not completed (deepseek4_cached.cpp).
+    part(cat("compressed.", l), h.head_dim, ratio, 1, false);
+    if (ratio == 4) part(cat("index.", l), h.index_head, ratio, 1, false);
     const int64_t overlap = ratio == 4 ? 2 : 1;  // ratio 4 pools each block with the previous one's first halves
     part(cat("state.", l), 2 * overlap * h.head_dim, 0, overlap * ratio, true);
     if (ratio == 4) part(cat("index_state.", l), 2 * overlap * h.index_head, 0, overlap * ratio, true);

@@ -52,8 +52,9 @@ DeepSeekV4HParams hparams_from_hf_v4(const hf::DeepSeekV4Config& config);
 // The cache of decoder layers `first`..`end`-1, per layer L in this order:
 //   "window.L"       the last `window` tokens' key = value rows (head_dim), a ring:
 //                    token p in row p % window;
-//   "compressed.L"   ratio 4 or 128: a row of head_dim per block of `ratio` tokens;
-//   "index.L"        ratio 4: the indexer's key per block (index_head);
+//   "compressed.L"   ratio 4 or 128: a row of head_dim per block of `ratio` tokens,
+//                    and a spare row;
+//   "index.L"        ratio 4: the indexer's key per block (index_head), a spare row;
 //   "state.L"        ratio 4 or 128, f32: the running block's pooling inputs, per
 //                    token its projected row and its gate scores (ratio 4: both
 //                    halves of the overlapping pair, 2 * 2 * head_dim, for the last

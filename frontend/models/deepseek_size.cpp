@@ -6,37 +6,11 @@
 // layer (the draft module) counts in the size, not in a decoded token's bytes.
 #include "frontend/models/deepseek_weights.h"
 
-#include <algorithm>
-#include <cstdio>
 #include <map>
 
 #include "support/strings.h"
 
 namespace moat::models {
-
-namespace {
-
-// "671.0B", "15.7B", "176.1K": llama-bench's parameter counts.
-std::string params_label(uint64_t params) {
-  const char* units[] = {"", "K", "M", "B", "T"};
-  double value = static_cast<double>(params);
-  int unit = 0;
-  while (value >= 1000 && unit < 4) {
-    value /= 1000;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, unit ? "%.1f%s" : "%.0f%s", value, units[unit]);
-  return text;
-}
-
-std::string upper(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
-}  // namespace
 
 ModelSize DeepSeekModel::size() const {
   const DeepSeekHParams& h = hparams;
@@ -58,10 +32,7 @@ ModelSize DeepSeekModel::size() const {
       size.decode_bytes_per_token += bytes;
   }
   // The dtype holding most bytes names the file's type, as llama-bench's "Q4_K - Medium".
-  auto dominant = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
-                                   [](const auto& a, const auto& b) { return a.second < b.second; });
-  size.label = cat(h.sparse() ? "deepseek32 " : "deepseek2 ", params_label(size.params));
-  if (dominant != bytes_by_dtype.end()) size.label = cat(size.label, " ", upper(ir::dtype_name(dominant->first)));
+  size.label = size_label(h.sparse() ? "deepseek32" : "deepseek2", bytes_by_dtype, size.params);
   return size;
 }
 

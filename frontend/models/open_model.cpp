@@ -1,13 +1,15 @@
 // open_model (frontend/model.h): the one place that maps a file to its family.
 #include "frontend/model.h"
 
+#include "frontend/models/deepseek4_model.h"
 #include "frontend/models/deepseek_weights.h"
 
 namespace moat::models {
 
 std::unique_ptr<Model> open_model(const std::string& path, const LoadOptions& options) {
-  // DeepSeek-V2 / V2-Lite / V3 / R1: load_deepseek names the file and what it lacks
-  // when it is of another architecture. A new family checks its architecture first.
+  if (is_deepseek4(path)) return std::make_unique<DeepSeekV4Model>(load_deepseek4(path, options));
+  // DeepSeek-V2 / V2-Lite / V3 / R1 / V3.2: load_deepseek names the file and what it
+  // lacks when it is of another architecture.
   return std::make_unique<DeepSeekModel>(load_deepseek(path, options));
 }
 

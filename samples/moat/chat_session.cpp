@@ -140,8 +140,8 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
         render_to_fit(tokenizer, format, messages, context, reply_room, bos_text, eos_text);
     // Reuse what the session already evaluated; re-evaluate from the first difference
     // (after dropped exchanges: from the system message on).
-    const size_t keep = common_prefix(ids, evaluated);
-    session.rewind(static_cast<int64_t>(keep));
+    // (A cache that only empties keeps nothing: Model::cache_rewinds.)
+    const auto keep = static_cast<size_t>(session.rewind(static_cast<int64_t>(common_prefix(ids, evaluated))));
     evaluated.resize(keep);
     const std::span<const int32_t> fresh(ids.data() + keep, ids.size() - keep);
     session.prepare(static_cast<int64_t>(fresh.size()), options.batch);

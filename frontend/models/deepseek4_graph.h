@@ -1,0 +1,87 @@
+// The builder of DeepSeek-V4's passes (internal to frontend/models/deepseek4*.cpp): one
+// class for the pass over a whole sequence (deepseek4.cpp: no cache, positions 0..T-1)
+// and the pass of T new tokens over the cache (deepseek4_cached.cpp: the parts of
+// deepseek4_cache_layout, positions P..P+T-1 with P known at run time only).
+//
+// Shapes are static (T and the cache's context); every position-dependent choice (which
+// ring row holds which token, which blocks complete in this pass) is graph arithmetic
+// on the "positions" input, so one graph serves every P.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "frontend/model.h"
+#include "frontend/models/deepseek4.h"
+#include "frontend/models/deepseek4_blocks.h"
+#include "ir/builder.h"
+
+namespace moat::models {
+
+class DeepSeekV4PassBuilder {
+ public:
+  // `pass.cache_rows` 0: the whole-sequence pass; else the cache's context in tokens.
+  DeepSeekV4PassBuilder(ir::Builder& b, const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass)
+      : b_(b), h_(h), w_(w), pass_(pass), t_(pass.tokens) {}
+
+  // Adds the inputs ("tokens", "positions" when `with_positions`, the cache parts) and
+  // returns the logits f32[T or 1, vocab]; the updated parts are then updated_parts().
+  ir::NodeId build(bool with_positions);
+  const std::vector<ir::NodeId>& indexer_choices() const { return choices_; }
+  // The cache parts written by the pass, in deepseek4_cache_layout's order.
+  std::vector<ir::NodeId> updated_parts() const;
+
+ private:
+  bool cached() const { return pass_.cache_rows > 0; }
+  ir::NodeId weight(const std::string& name);
+  ir::NodeId to_f32(ir::NodeId x);
+  ir::NodeId f32(double v) { return b_.scalar(ir::DType::f32, v); }
+  ir::NodeId i32(double v) { return b_.scalar(ir::DType::i32, v); }
+  ir::NodeId linear(ir::NodeId x, const std::string& name) { return b_.matmul(x, weight(name), true); }
+  ir::NodeId norm(ir::NodeId x, const std::string& name) { return b_.rms_norm(x, weight(name), h_.rms_eps); }
+  HyperWeights hyper(const std::string& prefix);
+  ir::NodeId both(ir::NodeId a, ir::NodeId c) { return b_.select(a, c, a); }  // bool a && c
+  // x mod k and x / k for x >= 0 (i32).
+  ir::NodeId div_by(ir::NodeId x, int64_t k) { return b_.div(x, i32(static_cast<double>(k))); }
+  ir::NodeId mod_by(ir::NodeId x, int64_t k) { return b_.sub(x, b_.mul(div_by(x, k), i32(static_cast<double>(k)))); }
+
+  ir::NodeId rope_tail(ir::NodeId x, ir::NodeId positions, bool compress);
+  ir::NodeId attention(int64_t l, ir::NodeId hn);
+  ir::NodeId output_projection(int64_t l, ir::NodeId out);
+  ir::NodeId ffn(int64_t l, ir::NodeId hn);
+  // Indexer scores [T, S] of each query for S index keys [S, index_head], -inf where
+  // `visible` [T, S] is false, and the kept keys: the top index_topk of the visible.
+  ir::NodeId indexer_keep(ir::NodeId hn, ir::NodeId q_latent, int64_t l, ir::NodeId keys, ir::NodeId visible);
+
+  // The whole sequence (deepseek4.cpp).
+  ir::NodeId compress_sequence(ir::NodeId hn, const std::string& prefix, int64_t ratio, int64_t width);
+  ir::NodeId blocks_visible(ir::NodeId block_ids, int64_t ratio);
+  ir::NodeId sequence_attention(int64_t l, ir::NodeId hn, ir::NodeId q, ir::NodeId q_latent, ir::NodeId kv);
+
+  // Over the cache (deepseek4_cached.cpp).
+  ir::NodeId cache_input(const std::string& name, const CachePart& part);
+  struct NewBlocks {
+    ir::NodeId rows;   // f32[candidates, width]: pooled, normalised, rotated
+    ir::NodeId at;     // i32[candidates]: the compressed row each goes to
+    ir::NodeId state;  // the pooling state with this pass's tokens written
+  };
+  NewBlocks pool_new_blocks(ir::NodeId hn, const std::string& prefix, int64_t ratio, int64_t width,
+                            const std::string& state_part);
+  ir::NodeId write_compressed(const std::string& part, const NewBlocks& blocks);
+  ir::NodeId cached_attention(int64_t l, ir::NodeId hn, ir::NodeId q, ir::NodeId q_latent, ir::NodeId kv);
+
+  ir::Builder& b_;
+  const DeepSeekV4HParams& h_;
+  const DeepSeekV4Weights& w_;
+  const PassSpec pass_;
+  const int64_t t_;
+  ir::NodeId tokens_ = -1, positions_ = -1;
+  std::map<std::string, ir::NodeId> params_;
+  std::map<std::string, CachePart> parts_;          // the layout, by input name
+  std::map<std::string, ir::NodeId> cache_inputs_;  // by part name
+  std::map<std::string, ir::NodeId> updated_;       // by part name: the part after this pass
+  std::vector<ir::NodeId> choices_;                 // per ratio-4 layer: i32[T, blocks]
+};
+
+}  // namespace moat::models

@@ -1,0 +1,117 @@
+// DeepSeek-V4 as a model of the runtime (frontend/models/deepseek4_model.h): sessions
+// over its cache of several parts per layer (window ring, compressed rows, indexer rows,
+// pooling state) against transformers' logits of the golden (tests/data/goldens/v4/,
+// tools/make_v4_golden.py: 320 tokens, window 16, CSA ratio 4 with top-8, HCA 128).
+// One pass, chunks that end inside blocks and windows, and token by token must all give
+// the whole sequence's logits.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "backends/registry.h"
+#include "frontend/models/deepseek4_model.h"
+#include "runtime/kernel_cache.h"
+#include "runtime/session.h"
+#include "support/error.h"
+#include "support/npy.h"
+#include "support/strings.h"
+#include "tests/models/logits_match.h"
+#include "tests/runtime/demo_session.h"
+#include "tests/skip.h"
+
+using namespace moat;
+
+namespace {
+
+const std::string kDir = MOAT_SOURCE_DIR "/tests/data/goldens/v4/";
+
+std::vector<int32_t> golden_tokens() {
+  std::ifstream in(kDir + "tokens.json");
+  return nlohmann::json::parse(in).get<std::vector<int32_t>>();
+}
+
+const NpyF32& golden_logits() {
+  static const NpyF32 want = read_npy_f32(kDir + "logits.npy");
+  return want;
+}
+
+const models::Model& golden_model() {
+  static const std::unique_ptr<models::Model> m = models::open_model(kDir);
+  return *m;
+}
+
+std::vector<float> evaluate(backends::Device& device, runtime::KernelCache& cache, int64_t batch,
+                            ir::DType cache_type = ir::DType::f32) {
+  runtime::Session session(golden_model(), device, cache, {.context = 320, .cache_dtype = cache_type});
+  return session.evaluate(golden_tokens(), batch);
+}
+
+}  // namespace
+
+TEST_CASE("DeepSeek-V4 opens as its own family from a folder and from llama.cpp's GGUF") {
+  const auto* folder = dynamic_cast<const models::DeepSeekV4Model*>(&golden_model());
+  REQUIRE(folder != nullptr);
+  CHECK(folder->format == "safetensors");
+  CHECK_FALSE(folder->cache_rewinds());
+  const std::unique_ptr<models::Model> gguf = models::open_model(kDir + "model-f32.gguf");
+  const auto* file = dynamic_cast<const models::DeepSeekV4Model*>(gguf.get());
+  REQUIRE(file != nullptr);
+  CHECK(file->format == "gguf");
+  CHECK(file->vocab_size() == folder->vocab_size());
+  CHECK(file->size().params == folder->size().params);
+  CHECK(folder->size().label.starts_with("deepseek4 "));
+  CHECK(folder->size().decode_bytes_per_token < folder->size().bytes);  // a token reads 2 of the experts
+  CHECK(models::is_deepseek4(kDir + "config.json"));
+  CHECK_FALSE(models::is_deepseek4(kDir + "tokens.json"));
+  CHECK_THROWS_AS(models::open_model(kDir, {.draft = true}), UserError);  // the golden has no MTP layers
+}
+
+TEST_CASE("DeepSeek-V4 sessions on the CPU: one pass, chunks and token by token give transformers' logits") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  // 37: chunks ending mid-block, mid-window and with several blocks completing at once
+  // (and the 128-token block completing inside a chunk); 5: more than a CSA block; 1:
+  // decode, each block completed by its last token.
+  for (int64_t batch : {320, 37, 5, 1}) testing::expect_matches(evaluate(*cpu, cache, batch), golden_logits(), 1e-4,
+                                                                 cat("cpu, passes of ", batch));
+}
+
+TEST_CASE("DeepSeek-V4 sessions on OpenCL: one pass, chunks and token by token give transformers' logits") {
+  std::unique_ptr<backends::Device> ocl;
+  try {
+    ocl = backends::open_device("opencl:0");
+  } catch (const UserError& e) {
+    testing::skip(e.what());
+    return;
+  }
+  runtime::KernelCache cache{{}};
+  for (int64_t batch : {320, 37, 1}) testing::expect_matches(evaluate(*ocl, cache, batch), golden_logits(), 1e-4,
+                                                             cat("opencl:0, passes of ", batch));
+}
+
+TEST_CASE("DeepSeek-V4 with the f16 cache (the default) keeps transformers' argmax") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  testing::expect_matches(evaluate(*cpu, cache, 37, ir::DType::f16), golden_logits(), 1e-2, "cpu, f16 cache");
+}
+
+TEST_CASE("a DeepSeek-V4 session rewinds only to empty, and then gives the same logits again") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session session(golden_model(), *cpu, cache, {.context = 320, .cache_dtype = ir::DType::f32});
+  const std::vector<int32_t> tokens = golden_tokens();
+  const std::span<const int32_t> first(tokens.data(), 200);
+  const std::vector<float> once = session.evaluate(first, 64, models::LogitRows::last);
+  CHECK(session.rewind(150) == 0);  // the ring and the pooling state no longer hold position 150's past
+  CHECK(session.cached_tokens() == 0);
+  CHECK(session.evaluate(first, 64, models::LogitRows::last) == once);
+  CHECK(session.rewind(500) == 200);  // past what it holds: nothing forgotten
+}
+
+TEST_CASE("DeepSeek-V4 passes hold one sequence") {
+  models::PassSpec batched;
+  batched.batched = true;
+  batched.cache_rows = 64;
+  CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("one sequence"), UserError);
+}

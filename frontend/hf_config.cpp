@@ -110,8 +110,8 @@ DeepSeekConfig parse_config_json(const json& root, const std::string& path) {
   DeepSeekConfig c;
   c.model_type = f.string("model_type", "");
   if (c.model_type == "deepseek_v4")
-    user_error(path, ": DeepSeek-V4 (model_type \"deepseek_v4\") does not run in moatless yet: its forward exists "
-               "for a whole sequence, not the cached passes a session runs; `moat inspect` shows its shape and cache");
+    user_error(path, ": DeepSeek-V4 (model_type \"deepseek_v4\") is a family of its own, not read as DeepSeek-V2/V3 "
+               "(models::open_model opens either)");
   if (c.model_type != "deepseek_v2" && c.model_type != "deepseek_v3" && c.model_type != "deepseek_v32")
     user_error(path, ": model_type ", quoted(c.model_type), " is not supported; moatless reads the DeepSeek "
                "family: DeepSeek-V2 / V2-Lite (\"deepseek_v2\"), DeepSeek-V3 / R1 (\"deepseek_v3\") and "

@@ -138,6 +138,8 @@ class Model {
   // overwrites what a shorter length needs (a ring of the last tokens, a partial
   // block's state): such a cache is only emptied, and a pass never runs twice.
   virtual bool cache_rewinds() const { return true; }
+  // What loading skipped or converted ("MTP layer 61 skipped"), for the user to read.
+  virtual std::vector<std::string> load_notes() const { return {}; }
 };
 
 // The model in a file or folder, of whichever family it is. UserError naming the path

@@ -123,10 +123,10 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
   const std::string arch = f.architecture();
   if (arch != "deepseek2" && arch != "deepseek32") {
     if (arch == "deepseek4")
-      user_error(f.path(), ": DeepSeek-V4 ('deepseek4') does not run in moatless yet: its forward exists for a whole "
-                 "sequence, not the cached passes a session runs; `moat inspect` shows its shape and cache");
+      user_error(f.path(), ": DeepSeek-V4 ('deepseek4') is a family of its own, not read as DeepSeek-V2/V3 "
+                 "(models::open_model opens either)");
     user_error(f.path(), ": architecture '", arch, "' is not supported; moatless runs 'deepseek2' files "
-               "(DeepSeek-V2, V2-Lite, V3, R1) and 'deepseek32' files (DeepSeek-V3.2)");
+               "(DeepSeek-V2, V2-Lite, V3, R1), 'deepseek32' files (DeepSeek-V3.2) and 'deepseek4' files (DeepSeek-V4)");
   }
   auto key = [&](const char* k) { return arch + "." + std::string(k); };
   DeepSeekHParams h;

@@ -52,6 +52,7 @@ struct DeepSeekModel : Model {
   int64_t hidden_size() const override { return hparams.n_embd; }
   int64_t layers() const override { return hparams.n_layer; }
   std::string why_no_draft() const override;
+  std::vector<std::string> load_notes() const override { return notes; }
   int64_t mtp_in_file = 0;  // MTP layers the file has (loaded or not)
 };
 

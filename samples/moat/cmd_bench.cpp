@@ -221,13 +221,13 @@ int run_bench(const ParsedArgs& args) {
   report.cpu_info = backends::describe_host_cpu().name;
   report.cold = options.cold;
   {  // loaded once up front: a bad model fails before any device work; its sizes
-    const models::DeepSeekModel model = models::load_deepseek(report.model_filename);
-    for (const std::string& note : model.notes) std::cerr << "note: " << note << "\n";
-    report.model = model.size();
-    layers = model.layers();
-    if (!options.draft.empty() && model.mtp_in_file == 0) user_error("--spec mtp: ", model.why_no_draft());
-    cap_to_context(args, model.training_context(), options);
-    runtime::check_bench_options(model, options);
+    const std::unique_ptr<models::Model> model = models::open_model(report.model_filename, {.draft = !options.draft.empty()});
+    for (const std::string& note : model->load_notes()) std::cerr << "note: " << note << "\n";
+    report.model = model->size();
+    layers = model->layers();
+    if (!options.draft.empty() && !model->has_draft()) user_error("--spec mtp: ", model->why_no_draft());
+    cap_to_context(args, model->training_context(), options);
+    runtime::check_bench_options(*model, options);
   }
   for (const std::string& note : notes) std::cerr << "note: " << note << "\n";
 

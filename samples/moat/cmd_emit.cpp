@@ -86,13 +86,13 @@ int run_emit(const ParsedArgs& args) {
   if (args.has("-m")) {
     models::LoadOptions load;
     load.draft = spec_option(args);  // --spec mtp: the MTP layer's passes too
-    const models::DeepSeekModel model = models::load_deepseek(args.value("-m"), load);
-    if (load.draft && !model.has_draft()) user_error("--spec mtp: ", model.why_no_draft());
+    const std::unique_ptr<models::Model> model = models::open_model(args.value("-m"), load);
+    if (load.draft && !model->has_draft()) user_error("--spec mtp: ", model->why_no_draft());
     const int64_t prompt = symbols.count("T") ? symbols.at("T") : 32;
     if (prompt < 1) user_error("--sym T=", prompt, ": the prompt needs at least one token");
-    const int64_t context = symbols.count("C") ? symbols.at("C") : std::max<int64_t>(model.hparams.n_ctx_train, prompt + 1);
+    const int64_t context = symbols.count("C") ? symbols.at("C") : std::max<int64_t>(model->training_context(), prompt + 1);
     if (context <= prompt) user_error("--sym C=", context, ": the cache needs more rows than the prompt's ", prompt, " tokens");
-    graphs = runtime::session_graphs(model, prompt, context);
+    graphs = runtime::session_graphs(*model, prompt, context);
   } else {
     graphs.push_back(ir::parse_file(args.value("--graph")));
     for (const std::string& s : graphs[0].symbols)

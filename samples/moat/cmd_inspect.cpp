@@ -192,8 +192,7 @@ std::string family_of(const Inspection& in) {
   } else if (a == "deepseek4" || a == "deepseek_v4" || a == "DeepseekV4ForCausalLM") {
     family = "DeepSeek-V4 (llama.cpp deepseek4)";
     features = "MQA over a sliding window and compressed rows (blocks of 4 chosen by an indexer, blocks of 128), "
-               "hyper-connections, MoE with hash-routed first layers; moatless reads it and computes a whole "
-               "sequence, and `moat run` awaits its cached passes";
+               "hyper-connections, MoE with hash-routed first layers";
   } else {
     return "";
   }

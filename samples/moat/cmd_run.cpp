@@ -143,7 +143,7 @@ int run_once(const ParsedArgs& args) {
   std::cout.flush();
   std::fflush(stdout);
   if (args.has("--logits-out") && setup.reports()) {
-    const int64_t vocab = setup.model.hparams.n_vocab;
+    const int64_t vocab = setup.model->vocab_size();
     write_npy_f32(args.value("--logits-out"), {static_cast<int64_t>(logits.size()) / vocab, vocab}, logits);
   }
   const bool context_ended = stats.stop == runtime::StopReason::context_full ||

@@ -43,17 +43,17 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   models::LoadOptions load;
   load.routing_method = args.value_or("--routing", "");
   load.draft = setup.draft_tokens > 0;
-  setup.model = models::load_deepseek(setup.model_path, load);
+  setup.model = models::open_model(setup.model_path, load);
   std::string why;
   setup.tokenizer = try_tokenizer(setup.model_path, why);
   if (!setup.tokenizer && need_tokenizer)
     user_error("text needs the model's tokenizer, which ", setup.model_path, " lacks (", why, ")",
                setup.tokens_hint.empty() ? "" : "; ", setup.tokens_hint);
   if (check_before_load) check_before_load(setup);
-  for (const std::string& note : setup.model.notes) std::cerr << "note: " << note << "\n";
-  if (setup.tokenizer && setup.tokenizer->vocab_size() > static_cast<size_t>(setup.model.hparams.n_vocab))
+  for (const std::string& note : setup.model->load_notes()) std::cerr << "note: " << note << "\n";
+  if (setup.tokenizer && setup.tokenizer->vocab_size() > static_cast<size_t>(setup.model->vocab_size()))
     user_error(setup.model_path, ": the tokenizer has ", setup.tokenizer->vocab_size(), " tokens but the model only ",
-               setup.model.hparams.n_vocab, "; the file is inconsistent");
+               setup.model->vocab_size(), "; the file is inconsistent");
 
   backends::CpuOptions cpu;
   cpu.threads = static_cast<int>(args.integer("-t", 0, 0, 1024));
@@ -61,14 +61,14 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   std::vector<backends::Device*> devices;
   if (args.has("--mpi")) {
     if (setup.sequences > 1 || setup.draft_tokens > 0) user_error("--mpi runs one sequence without --spec");
-    RankPlacement ranks = start_ranks(args, setup.model.layers(), cpu);
+    RankPlacement ranks = start_ranks(args, setup.model->layers(), cpu);
     devices = ranks.session_devices();
     setup.link = std::move(ranks.link);
     setup.mpi_mode = ranks.mode;
     setup.devices.push_back(std::move(ranks.device));
     placement = std::move(ranks.placement);
   } else {
-    placement = placement_options(args, setup.model.layers());
+    placement = placement_options(args, setup.model->layers());
     for (const std::string& id : placement.ids) setup.devices.push_back(backends::open_device(id, cpu));
     for (const auto& d : setup.devices) devices.push_back(d.get());
   }
@@ -82,11 +82,11 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   runtime::SessionOptions options = session_options(args);
   options.sequences = setup.sequences;
   options.draft = setup.draft_tokens > 0;
-  std::vector<models::CachePart> layout = setup.model.cache_layout();
+  std::vector<models::CachePart> layout = setup.model->cache_layout();
   if (options.draft)
-    for (const models::CachePart& part : setup.model.draft_cache_layout()) layout.push_back(part);
+    for (const models::CachePart& part : setup.model->draft_cache_layout()) layout.push_back(part);
   const runtime::ContextChoice context = runtime::choose_context(
-      args.integer("--ctx", 0, 0, 1 << 30), setup.model.hparams.n_ctx_train,
+      args.integer("--ctx", 0, 0, 1 << 30), setup.model->training_context(),
       [&](int64_t tokens) {
         return models::cache_bytes(layout, options.cache_dtype, tokens) * static_cast<uint64_t>(setup.sequences);
       },
@@ -100,7 +100,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   options.link = setup.link.get();
   if (setup.mpi_mode == "expert") options.across = runtime::SessionOptions::Across::expert;
   if (!setup.reports()) options.progress = nullptr;
-  setup.session = std::make_unique<runtime::Session>(setup.model, devices, *setup.cache, options);
+  setup.session = std::make_unique<runtime::Session>(*setup.model, devices, *setup.cache, options);
   setup.progress.clear();
   setup.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!setup.reports()) return;
@@ -172,8 +172,8 @@ runtime::SessionOptions session_options(const ParsedArgs& args) {
 
 std::vector<int32_t> stop_tokens(const RunSetup& setup) {
   std::vector<int32_t> stops;
-  if (setup.model.eos >= 0) stops.push_back(setup.model.eos);
-  if (setup.tokenizer && setup.tokenizer->eos() >= 0 && setup.tokenizer->eos() != setup.model.eos)
+  if (setup.model->eos_token() >= 0) stops.push_back(setup.model->eos_token());
+  if (setup.tokenizer && setup.tokenizer->eos() >= 0 && setup.tokenizer->eos() != setup.model->eos_token())
     stops.push_back(setup.tokenizer->eos());
   return stops;
 }

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "backends/device.h"
-#include "frontend/models/deepseek_weights.h"
+#include "frontend/model.h"
 #include "frontend/tokenizer/tokenizer.h"
 #include "runtime/kernel_cache.h"
 #include "runtime/generate.h"
@@ -25,7 +25,7 @@ struct RunSetup {
   std::unique_ptr<runtime::StageLink> link;
   std::string mpi_mode;  // "pipeline" or "expert" with --mpi
   std::string model_path;
-  models::DeepSeekModel model;
+  std::unique_ptr<models::Model> model;  // of whichever family the file is (models::open_model)
   std::optional<tok::Tokenizer> tokenizer;  // absent only for --tokens prompts of a model without one
   // The devices the session runs on (--device A,B,..., --moe-device): the first is the
   // main one; several only with a placement (placement_options.h).

@@ -3,7 +3,9 @@
 // model interface gives them: the V4-Flash numbers the issue asks to report.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -14,6 +16,7 @@
 #include "frontend/models/deepseek4_hparams.h"
 #include "runtime/context.h"
 #include "support/error.h"
+#include "support/npy.h"
 #include "tests/cli/cli_runner.h"
 
 using namespace moat;
@@ -116,8 +119,10 @@ TEST_CASE("DeepSeek-V4-Flash's config.json: its shape, layer schedule and cache"
   // Per token, f16: 21 layers x (512 + 128) / 4 rows and 20 layers x 512 / 128 rows.
   CHECK(models::cache_bytes_per_token(layout, ir::DType::f16) == 21 * (512 + 128) * 2 / 4.0 + 20 * 512 * 2 / 128.0);
   CHECK(models::cache_bytes_per_token(layout, ir::DType::f16) == 6880.0);
-  // Fixed: 43 windows of 128 x 512 f16, 21 x (8 x 2048 + 8 x 512) f32, 20 x 128 x 1024 f32.
-  const uint64_t fixed = 43ull * 128 * 512 * 2 + 21ull * (8 * 2048 + 8 * 512) * 4 + 20ull * 128 * 1024 * 4;
+  // Fixed: 43 windows of 128 x 512 f16, 21 x (8 x 2048 + 8 x 512) f32, 20 x 128 x 1024 f32,
+  // and a spare compressed row (41 x 512 f16) and index row (21 x 128 f16).
+  const uint64_t fixed = 43ull * 128 * 512 * 2 + 21ull * (8 * 2048 + 8 * 512) * 4 + 20ull * 128 * 1024 * 4 +
+                         41ull * 512 * 2 + 21ull * 128 * 2;
   CHECK(models::cache_bytes(layout, ir::DType::f16, 0) == fixed);
   CHECK(models::cache_bytes(layout, ir::DType::f16, 32768) == fixed + 6880ull * 32768);
   CHECK(models::cache_bytes(layout, ir::DType::f16, 1 << 20) == fixed + 6880ull * (1 << 20));
@@ -207,9 +212,9 @@ TEST_CASE("DeepSeek-V4 from llama.cpp's deepseek4 GGUF keys: the config's hyperp
   const testing::CliResult text = testing::run_moat({"inspect", path});
   CHECK(text.exit_code == 0);
   CHECK(testing::contains(text.out, "family:       DeepSeek-V4 (llama.cpp deepseek4)"));
-  CHECK(testing::contains(text.out, "6880.0 bytes per token + 17.0 MiB fixed"));
-  CHECK(testing::contains(text.out, "32768 tokens 232.0 MiB"));
-  CHECK(testing::contains(text.out, "1048576 tokens 6897.0 MiB"));
+  CHECK(testing::contains(text.out, "6880.0 bytes per token + 17.1 MiB fixed"));
+  CHECK(testing::contains(text.out, "32768 tokens 232.1 MiB"));
+  CHECK(testing::contains(text.out, "1048576 tokens 6897.1 MiB"));
   const testing::CliResult json = testing::run_moat({"inspect", path, "--json"});
   const nlohmann::json report = nlohmann::json::parse(json.out)["cache"];
   CHECK(report["bytes_per_token"] == 6880.0);
@@ -243,7 +248,7 @@ TEST_CASE("the context a DeepSeek-V4 session chooses follows its cache's growth,
     runtime::choose_context(1 << 20, h.n_ctx_train, bytes, 8ull << 30);
     FAIL("a 1M-token context was accepted in 4 GiB of cache budget");
   } catch (const UserError& e) {
-    CHECK(std::string(e.what()).find("--ctx 1048576 needs 6897.0 MiB") != std::string::npos);
+    CHECK(std::string(e.what()).find("--ctx 1048576 needs 6897.1 MiB") != std::string::npos);
   }
 }
 
@@ -261,8 +266,17 @@ TEST_CASE("the tiny DeepSeek-V4 golden's folder: its config.json reads, inspect 
   CHECK(text.exit_code == 0);
   CHECK(testing::contains(text.out, "family:       DeepSeek-V4"));
   CHECK(testing::contains(text.out, "97.0 bytes per token"));
-  // moat run says what is missing, exit 2
-  const testing::CliResult run = testing::run_moat({"run", "-m", folder, "-p", "x", "-n", "1"});
-  CHECK(run.exit_code == 2);
-  CHECK(testing::contains(run.err, "DeepSeek-V4 (model_type \"deepseek_v4\") does not run in moatless yet"));
+  // moat run generates from it (no tokenizer in the folder: token ids): the first token
+  // after the golden's first 40 is the argmax of transformers' logits there.
+  std::ifstream in(folder + "/tokens.json");
+  const std::vector<int64_t> tokens = nlohmann::json::parse(in).get<std::vector<int64_t>>();
+  std::string prompt;
+  for (size_t i = 0; i < 40; ++i) prompt += (i ? "," : "") + std::to_string(tokens[i]);
+  const NpyF32 logits = read_npy_f32(folder + "/logits.npy");
+  const auto vocab = static_cast<size_t>(logits.shape[1]);
+  const auto row = logits.values.begin() + static_cast<long>(39 * vocab);
+  const auto want = std::max_element(row, row + static_cast<long>(vocab)) - row;
+  const testing::CliResult run = testing::run_moat({"run", "-m", folder, "--tokens", prompt, "-n", "3", "--temp", "0"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.rfind(std::to_string(want) + " ", 0) == 0);
 }

@@ -22,8 +22,7 @@
 #include "backends/cpu/llvm_verify.h"
 #include "backends/cuda/ptx_check.h"
 #include "backends/hip/hip_compile.h"
-#include "frontend/hf_config_v4.h"
-#include "frontend/models/deepseek4.h"
+#include "frontend/models/deepseek4_model.h"
 #include "frontend/models/deepseek_weights.h"
 #include "jit/emit_c.h"
 #include "jit/emit_llvm.h"
@@ -77,7 +76,7 @@ const CaseKernels& collect_case_kernels(const jit::Schedule& schedule) {
 const Kernels& case_kernels(const jit::Schedule& schedule) { return collect_case_kernels(schedule).kernels; }
 
 // Every distinct kernel a session compiles for the golden DeepSeek models (a 48-token
-// prompt, then decode), and DeepSeek-V4's whole-sequence pass, under `schedule`.
+// prompt, then decode; DeepSeek-V4 also its whole-sequence pass), under `schedule`.
 const Kernels& golden_kernels(const jit::Schedule& schedule) {
   static std::map<std::string, Kernels> memo;
   auto [it, fresh] = memo.try_emplace(schedule_key(schedule));
@@ -92,11 +91,15 @@ const Kernels& golden_kernels(const jit::Schedule& schedule) {
         for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
           if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
     }
-    // DeepSeek-V4: its pass over the golden's whole sequence (320 tokens)
-    const moat::models::DeepSeekV4HParams h = moat::models::hparams_from_hf_v4(moat::hf::load_deepseek_v4_config(dir + "v4"));
-    const moat::models::DeepSeekV4Weights w = moat::models::load_deepseek4_hf_weights(dir + "v4", h);
-    for (jit::PlanKernel& pk : jit::lower(moat::models::deepseek4_sequence_graph(h, w, 320), {}, schedule).kernels)
-      if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
+    // DeepSeek-V4: a session's passes over its cache (48-token prompt, decode; context
+    // 320), and its pass over the golden's whole sequence (320 tokens)
+    const std::unique_ptr<moat::models::Model> v4 = moat::models::open_model(dir + "v4");
+    std::vector<moat::ir::Graph> v4_graphs = moat::runtime::session_graphs(*v4, 48, 320);
+    const auto& v4_model = dynamic_cast<const moat::models::DeepSeekV4Model&>(*v4);
+    v4_graphs.push_back(moat::models::deepseek4_sequence_graph(v4_model.hparams, v4_model.weights, 320));
+    for (const moat::ir::Graph& g : v4_graphs)
+      for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
+        if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
   }
   return it->second;
 }

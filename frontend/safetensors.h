@@ -34,6 +34,7 @@ namespace moat::safetensors {
   X(BF16, 2, ir::DType::bf16)                    \
   X(F8_E4M3, 1, ir::DType::f8_e4m3)              \
   X(F8_E5M2, 1, std::nullopt)                    \
+  X(F8_E8M0, 1, std::nullopt) /* power-of-two scales (UE8M0), read by their users */ \
   X(I64, 8, ir::DType::i64)                      \
   X(I32, 4, ir::DType::i32)                      \
   X(I16, 2, std::nullopt)                        \

@@ -32,9 +32,10 @@ int device_of_layer(const PlacementSpec& spec, int64_t layer) {
 }  // namespace
 
 int64_t weight_layer(const std::string& name) {
-  if (!name.starts_with("blk.")) return -1;
+  const size_t prefix = name.starts_with("blk.") ? 4 : name.starts_with("layers.") ? 7 : 0;
+  if (prefix == 0) return -1;
   int64_t layer = 0;
-  size_t i = 4;
+  size_t i = prefix;
   if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
   for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i) {
     layer = layer * 10 + (name[i] - '0');

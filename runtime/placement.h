@@ -63,7 +63,8 @@ NodePlacement place_nodes(const ir::Graph& graph, const PlacementSpec& spec, int
 // match the device count, a moe device out of range.
 void check_placement(const PlacementSpec& spec, int devices, int64_t layers);
 
-// The decoder layer of the weight `name` ("blk.12.attn_q_a.weight" -> 12), or -1.
+// The decoder layer of the weight `name` ("blk.12.attn_q_a.weight" -> 12; DeepSeek-V4's
+// released names: "layers.12.attn.wq_a.weight" -> 12), or -1.
 int64_t weight_layer(const std::string& name);
 
 }  // namespace moat::runtime

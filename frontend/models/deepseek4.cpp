@@ -61,6 +61,12 @@ NodeId DeepSeekV4PassBuilder::weight(const std::string& name) {
 
 NodeId DeepSeekV4PassBuilder::to_f32(NodeId x) { return b_.type(x).dtype == DType::f32 ? x : b_.cast(x, DType::f32); }
 
+NodeId DeepSeekV4PassBuilder::linear(NodeId x, const std::string& name) {
+  NodeId w = weight(name);
+  if (b_.type(w).dtype != DType::f8_e4m3) return b_.matmul(x, w, true);
+  return b_.matmul_fp8(x, w, weight(name + ".scale"), w_.fp8_block[0], w_.fp8_block[1]);
+}
+
 HyperWeights DeepSeekV4PassBuilder::hyper(const std::string& prefix) {
   return {weight(prefix + "_fn"), weight(prefix + "_base"), weight(prefix + "_scale")};
 }
@@ -182,8 +188,15 @@ NodeId DeepSeekV4PassBuilder::output_projection(int64_t l, NodeId out) {
   const Dim t = Dim::of(t_);
   const int64_t g = h_.o_groups, per = h_.n_head * h_.head_dim / g;
   NodeId grouped = b_.permute(b_.reshape(out, {t, Dim::of(g), Dim::of(per)}), {1, 0, 2});           // [G, T, per]
-  NodeId wo_a = b_.reshape(weight(p + "wo_a.weight"), {Dim::of(g), Dim::of(h_.o_lora_rank), Dim::of(per)});
-  NodeId low = b_.matmul(grouped, wo_a, true);                                                          // [G, T, Lo]
+  NodeId wo_a = weight(p + "wo_a.weight");
+  NodeId low;  // [G, T, Lo]
+  if (b_.type(wo_a).dtype == DType::f8_e4m3) {  // each group's rows a whole number of scale blocks (the loader sees to it)
+    const int64_t bn = w_.fp8_block[0], bk = w_.fp8_block[1];
+    NodeId scales = b_.reshape(weight(p + "wo_a.weight.scale"), {Dim::of(g), Dim::of(h_.o_lora_rank / bn), Dim::of((per + bk - 1) / bk)});
+    low = b_.matmul_fp8(grouped, b_.reshape(wo_a, {Dim::of(g), Dim::of(h_.o_lora_rank), Dim::of(per)}), scales, bn, bk);
+  } else {
+    low = b_.matmul(grouped, b_.reshape(wo_a, {Dim::of(g), Dim::of(h_.o_lora_rank), Dim::of(per)}), true);
+  }
   low = b_.reshape(b_.permute(low, {1, 0, 2}), {t, Dim::of(g * h_.o_lora_rank)});
   return linear(low, p + "wo_b.weight");  // [T, E]
 }

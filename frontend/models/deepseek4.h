@@ -23,14 +23,21 @@
 namespace moat::models {
 
 struct DeepSeekV4Weights {
+  // An FP8 (f8_e4m3) weight "X.weight" has its block scales beside it, "X.weight.scale"
+  // f32 [ceil(rows / fp8_block[0]), ceil(cols / fp8_block[1])] (UE8M0 powers of two in
+  // DeepSeek's release); routed experts may be mxfp4.
   std::map<std::string, ir::HostTensor> tensors;
+  std::vector<int64_t> fp8_block = {128, 128};
   std::vector<std::shared_ptr<const void>> keep_alive;  // the mapped files tensors borrow from
 };
 
-// A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16), or a
-// llama.cpp deepseek4 GGUF's under the same names (frontend/models/deepseek4_weights.cpp);
-// UserError naming a missing, unknown or unreadable tensor.
-DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h);
+// A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16; FP8
+// E4M3 with UE8M0 block scales of `fp8_block` kept in FP8; MXFP4 routed experts kept as
+// mxfp4, FP8 ones dequantised), or a llama.cpp deepseek4 GGUF's under the same names
+// (frontend/models/deepseek4_weights.cpp); UserError naming a missing, unknown or
+// unreadable tensor.
+DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
+                                            const std::vector<int64_t>& fp8_block = {128, 128});
 DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const DeepSeekV4HParams& h);
 
 // Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab], and with

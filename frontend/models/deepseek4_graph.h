@@ -38,7 +38,8 @@ class DeepSeekV4PassBuilder {
   ir::NodeId to_f32(ir::NodeId x);
   ir::NodeId f32(double v) { return b_.scalar(ir::DType::f32, v); }
   ir::NodeId i32(double v) { return b_.scalar(ir::DType::i32, v); }
-  ir::NodeId linear(ir::NodeId x, const std::string& name) { return b_.matmul(x, weight(name), true); }
+  // x . W^T; an FP8 W with its block scales "name.scale".
+  ir::NodeId linear(ir::NodeId x, const std::string& name);
   ir::NodeId norm(ir::NodeId x, const std::string& name) { return b_.rms_norm(x, weight(name), h_.rms_eps); }
   HyperWeights hyper(const std::string& prefix);
   ir::NodeId both(ir::NodeId a, ir::NodeId c) { return b_.select(a, c, a); }  // bool a && c

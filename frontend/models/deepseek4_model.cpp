@@ -57,7 +57,10 @@ DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& optio
     m.format = "safetensors";
     m.hparams = hparams_from_hf_v4(config);
     m.eos = static_cast<int32_t>(config.eos_token_id.value_or(-1));
-    m.weights = load_deepseek4_hf_weights(folder, m.hparams);
+    std::vector<int64_t> fp8_block = {128, 128};
+    if (config.quantization_config && config.quantization_config->weight_block_size.size() == 2)
+      fp8_block = config.quantization_config->weight_block_size;
+    m.weights = load_deepseek4_hf_weights(folder, m.hparams, fp8_block);
   } else {
     const gguf::File file = gguf::File::open(path);
     m.format = "gguf";

@@ -1,11 +1,13 @@
 // DeepSeek-V4's weights under DeepSeek's released names (frontend/models/deepseek4.h),
 // from a Hugging Face folder (those names, experts one tensor each) or a llama.cpp
 // deepseek4 GGUF (its names, experts stacked), so that the graph never knows which.
+#include <cmath>
 #include <cstdio>
 
 #include "frontend/gguf.h"
 #include "frontend/models/deepseek4.h"
 #include "frontend/safetensors.h"
+#include "ir/quant.h"
 #include "support/error.h"
 #include "support/strings.h"
 
@@ -15,23 +17,96 @@ using ir::DType;
 
 namespace {
 
-// Per-expert matrices "prefix.{e}.name.weight" stacked into one [E, rows, cols] f32 tensor.
+// "[2, 128]"
+std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i) out += cat(i ? ", " : "", dims[i]);
+  return out + "]";
+}
+
+// UE8M0 block scales (F8_E8M0 or U8 exponent bytes b: 2^(b - 127)), or float scales, as f32.
+ir::HostTensor scales_f32(const safetensors::TensorInfo& t, const std::string& folder) {
+  if (t.dtype == safetensors::DType::F8_E8M0 || t.dtype == safetensors::DType::U8) {
+    std::vector<float> values(t.data.size());
+    for (size_t i = 0; i < values.size(); ++i) values[i] = std::ldexp(1.0f, static_cast<int>(t.data[i]) - 127);
+    return ir::HostTensor::from_f32(t.shape, values);
+  }
+  const std::optional<DType> dtype = safetensors::to_ir_dtype(t.dtype);
+  if (!dtype || !ir::is_float(*dtype) || *dtype == DType::f8_e4m3)
+    user_error(folder, ": scales ", t.name, " have dtype ", safetensors::dtype_name(t.dtype), "; DeepSeek-V4's are F8_E8M0 (or float)");
+  return ir::HostTensor::from_f32(t.shape, ir::HostTensor::borrowed(*dtype, t.shape, t.data).to_f32());
+}
+
+// "X.scale" of weight "X.weight", or null.
+const safetensors::TensorInfo* scale_of(const safetensors::Model& st, const std::string& weight_name) {
+  return weight_name.ends_with(".weight") ? st.find(weight_name.substr(0, weight_name.size() - 7) + ".scale") : nullptr;
+}
+
+// One expert's MXFP4 matrix (DeepSeek's release, compressed-tensors' "mxfp4-pack-quantized"
+// layout: codes [rows, cols / 2], element 2i in the low nibble and 2i + 1 in the high;
+// an E8M0 exponent per 32 elements of a row) appended as ggml's block_mxfp4 rows: per 32
+// elements the exponent byte, then 16 bytes holding element j (low) and j + 16 (high).
+// The 4-bit codes and the exponent carry over unchanged (ggml's table is doubled and its
+// scale halved: the same values). Bits move; nothing is rounded.
+void append_mxfp4(const safetensors::TensorInfo& codes, const safetensors::TensorInfo& scale, int64_t rows, int64_t cols,
+                  std::vector<uint8_t>& out) {
+  const int64_t groups = cols / 32;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* packed = codes.data.data() + r * (cols / 2) + g * 16;
+      auto code = [&](int64_t k) { return static_cast<uint8_t>(k % 2 ? packed[k / 2] >> 4 : packed[k / 2] & 0x0f); };
+      out.push_back(scale.data[static_cast<size_t>(r * groups + g)]);
+      for (int64_t j = 0; j < 16; ++j) out.push_back(static_cast<uint8_t>(code(j) | code(j + 16) << 4));
+    }
+}
+
+// Per-expert matrices "prefix.{e}.name.weight" stacked into one [E, rows, cols] tensor:
+// MXFP4 experts (I8 / U8 codes with E8M0 scales) as mxfp4, kept compressed; FP8 ones
+// dequantised with their block scales, and float ones, as f32 (the moe op takes no
+// block scales).
 ir::HostTensor stack_experts(const safetensors::Model& st, const std::string& prefix, const std::string& name, int64_t experts,
-                             const std::string& folder) {
+                             const std::vector<int64_t>& fp8_block, const std::string& folder) {
   std::vector<float> values;
+  std::vector<uint8_t> blocks;
   std::vector<int64_t> shape;
+  bool mxfp4 = false;
   for (int64_t e = 0; e < experts; ++e) {
     const std::string full = cat(prefix, e, ".", name, ".weight");
     const safetensors::TensorInfo* t = st.find(full);
     if (!t) user_error(folder, ": no tensor ", full, " (is this a complete DeepSeek-V4 checkpoint?)");
+    const safetensors::TensorInfo* scale = scale_of(st, full);
+    const bool packed = t->dtype == safetensors::DType::I8 || t->dtype == safetensors::DType::U8;
+    if (e > 0 && packed != mxfp4) user_error(folder, ": ", full, " is stored unlike expert 0 of its layer");
+    mxfp4 = packed;
+    if (packed) {
+      if (!scale || t->shape.size() != 2) user_error(folder, ": MXFP4 expert ", full, " needs 2-D codes and its .scale");
+      const int64_t rows = t->shape[0], cols = 2 * t->shape[1];
+      if (cols % 32 != 0 || scale->shape != std::vector<int64_t>{rows, cols / 32} || scale->data.size() != static_cast<size_t>(rows * cols / 32))
+        user_error(folder, ": MXFP4 expert ", full, " has codes [", rows, ", ", cols / 2, "] and scales ", dims_text(scale->shape),
+                   "; expected scales [", rows, ", ", cols / 32, "] (one per 32 elements)");
+      append_mxfp4(*t, *scale, rows, cols, blocks);
+      shape = {rows, cols};
+      continue;
+    }
     const std::optional<DType> dtype = safetensors::to_ir_dtype(t->dtype);
     if (!dtype) user_error(folder, ": tensor ", full, " has dtype ", safetensors::dtype_name(t->dtype), ", which moatless does not read here");
-    const std::vector<float> one = ir::HostTensor::borrowed(*dtype, t->shape, t->data).to_f32();
-    values.insert(values.end(), one.begin(), one.end());
+    const ir::HostTensor w = ir::HostTensor::borrowed(*dtype, t->shape, t->data);
+    if (*dtype == DType::f8_e4m3) {
+      if (!scale || t->shape.size() != 2) user_error(folder, ": FP8 expert ", full, " needs its .scale");
+      const std::vector<float> s = scales_f32(*scale, folder).to_f32();
+      const int64_t rows = t->shape[0], cols = t->shape[1];
+      const size_t at = values.size();
+      values.resize(at + static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r)
+        ir::dequantize_fp8_block_row(t->data.data() + r * cols, s.data(), r, cols, fp8_block[0], fp8_block[1], values.data() + at + r * cols);
+    } else {
+      const std::vector<float> one = w.to_f32();
+      values.insert(values.end(), one.begin(), one.end());
+    }
     shape = t->shape;
   }
   shape.insert(shape.begin(), experts);
-  return ir::HostTensor::from_f32(shape, values);
+  return mxfp4 ? ir::HostTensor::from_bytes(DType::mxfp4, shape, std::move(blocks)) : ir::HostTensor::from_f32(shape, values);
 }
 
 // llama.cpp's deepseek4 tensor names (llama-arch.cpp) -> DeepSeek's: per layer "blk.N."
@@ -93,24 +168,52 @@ ir::HostTensor expert_table(const ir::HostTensor& table, const DeepSeekV4HParams
 
 }  // namespace
 
-DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h) {
+DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
+                                            const std::vector<int64_t>& fp8_block) {
   auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(folder));
   DeepSeekV4Weights w;
   w.keep_alive.push_back(st);
+  w.fp8_block = fp8_block;
   for (const safetensors::TensorInfo& t : st->tensors()) {
     std::string name = t.name.rfind("model.", 0) == 0 ? t.name.substr(6) : t.name;
     if (name.find(".ffn.experts.") != std::string::npos || name.rfind("mtp.", 0) == 0) continue;  // stacked below; the MTP layer not run
+    if (name.ends_with(".scale") && st->find(t.name.substr(0, t.name.size() - 6) + ".weight")) continue;  // with its weight
     const std::optional<DType> dtype = safetensors::to_ir_dtype(t.dtype);
     if (!dtype) user_error(folder, ": tensor ", t.name, " has dtype ", safetensors::dtype_name(t.dtype), ", which moatless does not read here");
     ir::HostTensor tensor = ir::HostTensor::borrowed(*dtype, t.shape, t.data);
     if (name.ends_with("tid2eid")) {  // int64 in the releases: i32 expert ids
       tensor = expert_table(tensor, h, cat(folder, ": ", t.name));
     }
+    if (*dtype == DType::f8_e4m3) {  // kept in FP8; its UE8M0 block scales beside it as "X.weight.scale" f32
+      const safetensors::TensorInfo* scale = scale_of(*st, t.name);
+      if (!scale || t.shape.size() != 2) user_error(folder, ": FP8 tensor ", t.name, " has no block scales (", t.name, " -> .scale)");
+      const std::vector<int64_t> grid = {(t.shape[0] + fp8_block[0] - 1) / fp8_block[0], (t.shape[1] + fp8_block[1] - 1) / fp8_block[1]};
+      if (scale->shape != grid)
+        user_error(folder, ": the scales of ", t.name, " are ", dims_text(scale->shape), "; blocks of ", fp8_block[0], " x ",
+                   fp8_block[1], " need ", dims_text(grid));
+      w.tensors.emplace(name + ".scale", scales_f32(*scale, folder));
+    }
     w.tensors.emplace(std::move(name), std::move(tensor));
   }
-  for (int64_t l = 0; l < h.n_layer; ++l)
+  for (int64_t l = 0; l < h.n_layer; ++l) {
     for (const char* m : {"w1", "w2", "w3"})
-      w.tensors[cat("layers.", l, ".ffn.experts.", m)] = stack_experts(*st, cat("layers.", l, ".ffn.experts."), m, h.n_expert, folder);
+      w.tensors[cat("layers.", l, ".ffn.experts.", m)] =
+          stack_experts(*st, cat("layers.", l, ".ffn.experts."), m, h.n_expert, fp8_block, folder);
+    // The grouped output projection splits wo_a's rows per group: an FP8 wo_a whose
+    // groups do not hold whole scale blocks is dequantised (tiny models only).
+    const std::string wo_a = cat("layers.", l, ".attn.wo_a.weight");
+    auto it = w.tensors.find(wo_a);
+    if (it != w.tensors.end() && it->second.dtype() == DType::f8_e4m3 && h.o_lora_rank % fp8_block[0] != 0) {
+      const int64_t rows = it->second.shape()[0], cols = it->second.shape()[1];
+      const std::vector<float> s = w.tensors.at(wo_a + ".scale").to_f32();
+      std::vector<float> values(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r)
+        ir::dequantize_fp8_block_row(it->second.bytes().data() + r * cols, s.data(), r, cols, fp8_block[0], fp8_block[1],
+                                     values.data() + r * cols);
+      it->second = ir::HostTensor::from_f32({rows, cols}, values);
+      w.tensors.erase(wo_a + ".scale");
+    }
+  }
   return w;
 }
 

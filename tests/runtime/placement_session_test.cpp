@@ -17,6 +17,7 @@
 #include "runtime/kernel_cache.h"
 #include "runtime/session.h"
 #include "support/error.h"
+#include "support/npy.h"
 #include "tests/runtime/demo_session.h"
 #include "tests/skip.h"
 
@@ -122,6 +123,22 @@ TEST_CASE("golden models split over cpu and opencl:0 give the single-device logi
       }
     }
   }
+}
+
+TEST_CASE("DeepSeek-V4 split over cpu and opencl:0: each device holds its layers' cache parts, transformers' logits") {
+  TwoDevices two;
+  if (!two.open()) return;
+  runtime::KernelCache cache{{}};
+  const std::string dir = kGoldens + "v4/";
+  const std::unique_ptr<models::Model> m = models::open_model(dir);
+  std::ifstream in(dir + "tokens.json");
+  const std::vector<int32_t> tokens = nlohmann::json::parse(in).get<std::vector<int32_t>>();
+  const std::vector<backends::Device*> devices{two.cpu.get(), two.ocl.get()};
+  const std::vector<float> got = evaluate(*m, devices, {{2, 2}, -1, -1}, cache, tokens, 37);
+  const NpyF32 want = read_npy_f32(dir + "logits.npy");
+  const double d = relative_difference(got, want.values);
+  CHECK_MESSAGE(d <= 1e-4, "vs transformers: ", d);
+  MESSAGE("DeepSeek-V4 --device cpu,opencl:0 --split layers, chunks of 37: max|d|/max|ref| vs transformers " << d);
 }
 
 TEST_CASE("demo model over two devices: greedy tokens, bytes moved per token, weights and caches on one device each") {

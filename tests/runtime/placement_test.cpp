@@ -87,6 +87,8 @@ TEST_CASE("split_layers gives contiguous counts in proportion that add up to the
   CHECK(runtime::weight_layer("blk.12.attn_q_a.weight") == 12);
   CHECK(runtime::weight_layer("token_embd.weight") == -1);
   CHECK(runtime::weight_layer("blk.x.ffn") == -1);
+  CHECK(runtime::weight_layer("layers.3.attn.wq_a.weight") == 3);
+  CHECK(runtime::weight_layer("layers.3") == -1);
 }
 
 TEST_CASE("layers go to their devices, the routed experts to the experts' device, the head to the last layer's") {

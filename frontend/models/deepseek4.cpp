@@ -15,12 +15,6 @@ using ir::DType;
 using ir::NodeId;
 using ir::Op;
 
-namespace {
-
-constexpr double kInf = INFINITY;
-
-}  // namespace
-
 NodeId DeepSeekV4PassBuilder::build(bool with_positions) {
   tokens_ = b_.input("tokens", {DType::i32, {Dim::of(t_)}});
   positions_ = with_positions ? b_.input("positions", {DType::i32, {Dim::of(t_)}}) : b_.iota(DType::i32, Dim::of(t_));

@@ -33,10 +33,6 @@ using ir::DType;
 using ir::NodeId;
 using ir::Op;
 
-namespace {
-constexpr double kInf = INFINITY;
-}  // namespace
-
 NodeId DeepSeekV4PassBuilder::cache_input(const std::string& name, const CachePart& part) {
   return b_.input(name, {part.dtype(pass_.cache_dtype), {Dim::of(part.rows(pass_.cache_rows)), Dim::of(part.width)}});
 }

@@ -8,6 +8,7 @@
 // on the "positions" input, so one graph serves every P.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ class DeepSeekV4PassBuilder {
   std::vector<ir::NodeId> updated_parts() const;
 
  private:
+  static constexpr double kInf = std::numeric_limits<double>::infinity();  // -kInf: a masked score
   bool cached() const { return pass_.cache_rows > 0; }
   ir::NodeId weight(const std::string& name);
   ir::NodeId to_f32(ir::NodeId x);

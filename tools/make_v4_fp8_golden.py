@@ -40,13 +40,14 @@ transformers' Fp8Dequantize view them as uint8 / int8 either way). (DeepSeek-V4-
 stored differently -- e.g. its attn.compressor.wkv has a .scale -- this golden follows V4-Flash,
 whose config.json tests/data/hf_v4_flash_config.json is.)
 
-Quantisation (exact reproducible, no randomness):
+Quantisation (exactly reproducible, no randomness):
   FP8, per 128 x 128 block of W [out, in] (edge blocks partial; grid [ceil(out/128), ceil(in/128)]):
     e = the smallest integer with amax <= 448 * 2^e (= ceil(log2(amax / 448)), computed exactly),
     clamped to [-127, 127]; an all-zero block gets e = -127 (scale byte 0: 2^-127, finite, never
     0 or inf). Stored: scale byte e + 127 (F8_E8M0), weight float8_e4m3fn(W / 2^e), rounded to
     nearest, ties to even (ml_dtypes' cast; |W / 2^e| <= 448, so nothing saturates). This is
-    DeepSeek's own ue8m0 rule (act_quant's scale 2^ceil(log2(amax / 448))).
+    DeepSeek's own ue8m0 rule (kernel.py's fast_round_scale: 2^ceil(log2(amax * (1/448))), there
+    in f32 bit arithmetic, here exact).
   MXFP4, per 32 consecutive values of a row of W [rows, cols] (cols a multiple of 32, asserted):
     e = the smallest integer with amax <= 6 * 2^e (ceil(log2(amax / 6))), clamped to [-127, 127],
     all-zero groups e = -127; code = the E2M1 value of x / 2^e nearest, ties to even (ml_dtypes'
@@ -398,7 +399,8 @@ def make_config():
 
 
 def decisions(model, weights, flip=None):
-    """One transformers pass (make_v4_golden's loading) with hooks -> (logits [T, vocab], choices):
+    """One transformers pass (make_v4_golden's loading) with hooks -> (logits [T, vocab], choices,
+    picked {(kind, layer, token): the set kept}). choices:
     every routing choice of a score-routed MoE layer (the k-th against the (k+1)-th biased score,
     absolute, as transformers computes them in f32) and every indexer choice of a query with more
     than index_topk visible blocks (k-th against (k+1)-th score, over max|score| of the row), as
@@ -406,7 +408,7 @@ def decisions(model, weights, flip=None):
     swapped (the (k+1)-th kept instead of the k-th; the routing weights recomputed as the
     router does) and nothing else, to measure what a runtime that rounds it the other way gets."""
     ke, ki = CFG["num_experts_per_tok"], CFG["index_topk"]
-    choices, scores, hooks = [], {}, []
+    choices, picked, scores, hooks = [], {}, {}, []
 
     def router_hook(mod, args, out, i):
         logits, w, idx = out
@@ -418,6 +420,7 @@ def decisions(model, weights, flip=None):
             assert set(idx[t].tolist()) == set(order[t, :ke].tolist())
             choices.append(("expert", i, t, float(ranked[t, ke - 1] - ranked[t, ke]),
                             int(order[t, ke - 1]), int(order[t, ke])))
+            picked["expert", i, t] = frozenset(order[t, :ke].tolist())
         if flip and flip[:2] == ("expert", i):
             t = flip[2]
             new = torch.cat([order[t, :ke - 1], order[t, ke:ke + 1]])
@@ -436,6 +439,7 @@ def decisions(model, weights, flip=None):
             assert set(out[0, t].tolist()) == set(order[:ki].tolist())
             choices.append(("indexer", i, t, float((row[order[ki - 1]] - row[order[ki]]) / row.abs().max()),
                             int(order[ki - 1]), int(order[ki])))
+            picked["indexer", i, t] = frozenset(order[:ki].tolist())
             if flip == ("indexer", i, t):
                 out = out.clone()
                 out[0, t][out[0, t] == order[ki - 1]] = order[ki]
@@ -455,7 +459,7 @@ def decisions(model, weights, flip=None):
     finally:
         for h in hooks:
             h.remove()
-    return logits, choices
+    return logits, choices, picked
 
 
 def rel_err(deq, w):
@@ -536,7 +540,7 @@ def main():
     # Margins. The weights are v4's, fixed, so no seed can be picked to clear make_v4_golden's
     # thresholds: list every choice under them and what swapping it (a runtime rounding it the
     # other way) does to the logits.
-    hooked, choices = decisions(model, deq)
+    hooked, choices, picked = decisions(model, deq)
     assert np.array_equal(hooked, logits)
     for kind, key in (("expert", "expert_gap"), ("indexer", "index_gap")):  # f32 hooks vs model.py's f64
         assert abs(min(c[3] for c in choices if c[0] == kind) - stats[key]) < 1e-5, (kind, stats[key])
@@ -580,7 +584,26 @@ def main():
               f"{reload_err:.2e} ({note})")
         assert reload_err < 1e-6
 
-    vs_f32 = float(np.abs(logits - f32_logits).max() / np.abs(f32_logits).max())
+    # against v4's f32 model: its choices, its logits (everything quantised, then each kind alone)
+    picked_f32 = decisions(model, weights)[2]
+    assert picked_f32.keys() == picked.keys()
+    n_exp = sum(k[0] == "expert" for k in picked)
+    moved = {kind: sum(picked[k] != picked_f32[k] for k in picked if k[0] == kind) for kind in ("expert", "indexer")}
+    print(f"  choices other than v4's f32 model makes: {moved['expert']} of {n_exp} expert selections (score-routed "
+          f"layers x tokens), {moved['indexer']} of {len(picked) - n_exp} indexer selections (CSA layers x queries "
+          f"with more than {CFG['index_topk']} visible blocks)")
+    ref_max = np.abs(f32_logits).max()
+    vs_f32 = float(np.abs(logits - f32_logits).max() / ref_max)
+    against_f32 = {}
+    for label, keep in (("fp8 + mxfp4 (this golden)", []), ("fp8 alone", kinds["mxfp4"]), ("mxfp4 alone", kinds["fp8"])):
+        part = logits if not keep else hf_forward(model, {k: (weights[k] if k in keep else v) for k, v in deq.items()})[0]
+        d = np.abs(part - f32_logits).max(-1) / ref_max
+        against_f32[label] = {"max": float(d.max()), "median_row": float(np.median(d)),
+                              "same_argmax": int((part.argmax(-1) == f32_logits.argmax(-1)).sum())}
+    print("against v4/logits.npy (max|d| per row / max|v4 logit|: largest, median over rows; rows of 320 "
+          "with v4's argmax):")
+    for label, v in against_f32.items():
+        print(f"  {label}: {v['max']:.3g}, {v['median_row']:.3g}; {v['same_argmax']}")
     files = {}
     for f in sorted(os.listdir(args.out)):
         path = os.path.join(args.out, f)
@@ -591,11 +614,13 @@ def main():
     for k in kinds["fp8"]:
         print(f"  {k} {list(stored[k][1].shape)} scale {list(stored[k[:-7] + '.scale'][1].shape)}"
               f"  rel err {rel_err(deq[k], weights[k]):.3g}")
-    shapes = collections.Counter((re.sub(r"layers\.\d+\.|experts\.\d+\.", "", k), stored[k][1].shape,
-                                  stored[k[:-7] + ".scale"][1].shape) for k in kinds["mxfp4"])
-    print(f"MXFP4 ({len(kinds['mxfp4'])} routed expert weights, I8 packed + F8_E8M0 per 32):")
-    for (k, ws, ss), c in sorted(shapes.items()):
-        print(f"  layers.*.ffn.experts.*.{k[len('ffn.experts.'):]} I8 {list(ws)} scale {list(ss)}  x{c}")
+    generic = {n: re.sub(r"\.\d+\.", ".*.", n) for n in kinds["mxfp4"]}     # layers.*.ffn.experts.*.wN.weight
+    shapes = collections.Counter((generic[n], stored[n][1].shape, stored[n[:-7] + ".scale"][1].shape, weights[n].shape)
+                                 for n in kinds["mxfp4"])
+    print(f"MXFP4 ({len(kinds['mxfp4'])} routed expert weights, I8 packed + F8_E8M0 per 32 of a row):")
+    for (k, ws, ss, fs), c in sorted(shapes.items()):
+        worst = max(rel_err(deq[n], weights[n]) for n in kinds["mxfp4"] if generic[n] == k)
+        print(f"  {k} [{fs[0]}, {fs[1]}]: I8 {list(ws)}, scale {list(ss)}  x{c}  rel err <= {worst:.3g}")
     print(f"unchanged: {len(kinds['unchanged'])} tensors (F32, tid2eid I64)")
     summary = {
         "files": files, "total_bytes": sum(v["bytes"] for v in files.values()),
@@ -603,9 +628,10 @@ def main():
         "max_rel_dequant_err (max|dW|/max|W| per tensor, worst)": errs,
         "max_rel_rms_dequant_err (|dW|/|W| per tensor, worst)": rms,
         "logits_shape": list(logits.shape), "max_abs_logit": float(np.abs(logits).max()),
-        "max|logits - v4/logits| / max|v4/logits|": vs_f32,
+        "max|logits - v4/logits| / max|v4/logits|": vs_f32, "against_v4_logits": against_f32,
         "argmax_same_as_v4": int((logits.argmax(-1) == f32_logits.argmax(-1)).sum()),
         "indexer_rows_differing_from_v4": int((table != f32_table).any(-1).sum()),
+        "choices_differing_from_v4": moved,
         "transformers_vs_model_py": err, "transformers_reload_vs_logits": reload_err,
         "index_gap": stats["index_gap"], "expert_gap": stats["expert_gap"], "argmax_gap": argmax_gap,
         "choices_under_thresholds": ties,

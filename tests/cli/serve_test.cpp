@@ -312,6 +312,21 @@ TEST_CASE("moat serve --spec mtp: the MTP layer drafts, greedy text as without i
   CHECK(testing::contains(several.err, "--parallel 1"));
 }
 
+TEST_CASE("moat serve with DeepSeek-V4 (one sequence): a repeated greedy request gives the same text, reusing no rows") {
+  // Its ring and pooling state cannot be cut back to a shared prefix: the scheduler
+  // takes the length the session kept (0), not the one it asked for.
+  const std::string v4 = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v4/model-f32.gguf";
+  const json request = {{"prompt", "the quick brown"}, {"max_tokens", 12}, {"temperature", 0}};
+  Server s({"-m", v4, "--parallel", "1"});
+  const json first = post(s, "/v1/completions", request), again = post(s, "/v1/completions", request);
+  CHECK(first["usage"]["completion_tokens"] == 12);
+  CHECK(again["choices"][0]["text"] == first["choices"][0]["text"]);
+  CHECK(again["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
+  const testing::CliResult parallel = testing::run_moat({"serve", "-m", v4, "--port", "0", "--parallel", "2"});
+  CHECK(parallel.exit_code == 2);
+  CHECK(testing::contains(parallel.err, "one sequence per session (moat serve --parallel 1)"));
+}
+
 TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {
   Server s({"--parallel", "1"});
   const testing::CliResult taken = testing::run_moat({"serve", "--port", std::to_string(s.port), "--ctx", "64"});

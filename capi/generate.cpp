@@ -24,10 +24,10 @@ moat_stop_reason stop_reason(runtime::StopReason reason, bool callback_stopped) 
 // Makes the session's token record what its cache holds after a generation that
 // extended `history` (and may have stopped half-way, by an exception): the first
 // cached tokens of it; a cache holding more than the record (a prompt evaluated in part)
-// is rewound to the record.
+// is rewound to the record (or emptied, where it only empties: Model::cache_rewinds).
 void sync_tokens(moat_session& session, std::vector<int32_t>& history) {
-  const int64_t held = std::min<int64_t>(session.session->cached_tokens(), static_cast<int64_t>(history.size()));
-  session.session->rewind(held);
+  int64_t held = std::min<int64_t>(session.session->cached_tokens(), static_cast<int64_t>(history.size()));
+  held = session.session->rewind(held);
   history.resize(static_cast<size_t>(held));
   session.tokens = std::move(history);
 }

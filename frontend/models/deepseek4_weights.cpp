@@ -93,8 +93,12 @@ ir::HostTensor stack_experts(const safetensors::Model& st, const std::string& pr
     const ir::HostTensor w = ir::HostTensor::borrowed(*dtype, t->shape, t->data);
     if (*dtype == DType::f8_e4m3) {
       if (!scale || t->shape.size() != 2) user_error(folder, ": FP8 expert ", full, " needs its .scale");
-      const std::vector<float> s = scales_f32(*scale, folder).to_f32();
       const int64_t rows = t->shape[0], cols = t->shape[1];
+      const std::vector<int64_t> grid = {(rows + fp8_block[0] - 1) / fp8_block[0], (cols + fp8_block[1] - 1) / fp8_block[1]};
+      if (scale->shape != grid)
+        user_error(folder, ": the scales of ", full, " are ", dims_text(scale->shape), "; blocks of ", fp8_block[0], " x ",
+                   fp8_block[1], " need ", dims_text(grid));
+      const std::vector<float> s = scales_f32(*scale, folder).to_f32();
       const size_t at = values.size();
       values.resize(at + static_cast<size_t>(rows * cols));
       for (int64_t r = 0; r < rows; ++r)
@@ -170,6 +174,8 @@ ir::HostTensor expert_table(const ir::HostTensor& table, const DeepSeekV4HParams
 
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
                                             const std::vector<int64_t>& fp8_block) {
+  if (fp8_block.size() != 2 || fp8_block[0] < 1 || fp8_block[1] < 1)
+    user_error(folder, ": quantization_config.weight_block_size must be two positive sizes, got ", dims_text(fp8_block));
   auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(folder));
   DeepSeekV4Weights w;
   w.keep_alive.push_back(st);

@@ -16,14 +16,10 @@ namespace moat::models {
 
 namespace {
 
-bool ends_with(const std::string& text, const std::string& tail) {
-  return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 std::string config_json_of(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return (std::filesystem::path(path) / "config.json").string();
-  return ends_with(path, "config.json") ? path : "";
+  return path.ends_with("config.json") ? path : "";
 }
 
 std::string folder_of(const std::string& path) {

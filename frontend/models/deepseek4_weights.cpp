@@ -24,6 +24,13 @@ std::string dims_text(const std::vector<int64_t>& dims) {
   return out + "]";
 }
 
+// An FP8 matrix [rows, cols] (bytes row-major) times its f32 block scales, into dst.
+void fp8_matrix_f32(const uint8_t* bytes, const std::vector<float>& scales, int64_t rows, int64_t cols,
+                    const std::vector<int64_t>& block, float* dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    ir::dequantize_fp8_block_row(bytes + r * cols, scales.data(), r, cols, block[0], block[1], dst + r * cols);
+}
+
 // UE8M0 block scales (F8_E8M0 or U8 exponent bytes b: 2^(b - 127)), or float scales, as f32.
 ir::HostTensor scales_f32(const safetensors::TensorInfo& t, const std::string& folder) {
   if (t.dtype == safetensors::DType::F8_E8M0 || t.dtype == safetensors::DType::U8) {
@@ -98,11 +105,9 @@ ir::HostTensor stack_experts(const safetensors::Model& st, const std::string& pr
       if (scale->shape != grid)
         user_error(folder, ": the scales of ", full, " are ", dims_text(scale->shape), "; blocks of ", fp8_block[0], " x ",
                    fp8_block[1], " need ", dims_text(grid));
-      const std::vector<float> s = scales_f32(*scale, folder).to_f32();
       const size_t at = values.size();
       values.resize(at + static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r)
-        ir::dequantize_fp8_block_row(t->data.data() + r * cols, s.data(), r, cols, fp8_block[0], fp8_block[1], values.data() + at + r * cols);
+      fp8_matrix_f32(t->data.data(), scales_f32(*scale, folder).to_f32(), rows, cols, fp8_block, values.data() + at);
     } else {
       const std::vector<float> one = w.to_f32();
       values.insert(values.end(), one.begin(), one.end());
@@ -211,11 +216,8 @@ DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const Dee
     auto it = w.tensors.find(wo_a);
     if (it != w.tensors.end() && it->second.dtype() == DType::f8_e4m3 && h.o_lora_rank % fp8_block[0] != 0) {
       const int64_t rows = it->second.shape()[0], cols = it->second.shape()[1];
-      const std::vector<float> s = w.tensors.at(wo_a + ".scale").to_f32();
       std::vector<float> values(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r)
-        ir::dequantize_fp8_block_row(it->second.bytes().data() + r * cols, s.data(), r, cols, fp8_block[0], fp8_block[1],
-                                     values.data() + r * cols);
+      fp8_matrix_f32(it->second.bytes().data(), w.tensors.at(wo_a + ".scale").to_f32(), rows, cols, fp8_block, values.data());
       it->second = ir::HostTensor::from_f32({rows, cols}, values);
       w.tensors.erase(wo_a + ".scale");
     }

@@ -29,6 +29,29 @@ bool device_supports(const backends::Device& device, const ir::Graph& graph, ir:
   return device.supports_op(ir::op_name(node.op), dtypes);
 }
 
+// The session keeps each cache part on its device and reads none back, so a pass must
+// write every part it updates into the part's own buffer. jit::lower writes a copy when
+// some computation reads the destination after the write (the IR's value semantics); in a
+// pass graph that would leave the cache unchanged, so it is a model-graph defect.
+void require_cache_writes_in_place(const ir::Graph& graph, const jit::Plan& plan) {
+  for (ir::NodeId o : graph.outputs) {
+    const ir::Node& write = graph.node(o);
+    if (write.op != ir::Op::write_rows) continue;
+    const ir::Node& destination = graph.node(write.operands[0]);
+    MOAT_INTERNAL_CHECK(destination.op == ir::Op::input, "pass output ", ir::describe(graph, o),
+                        " writes rows of a computed value, not of a cache part");
+    const std::string& part = ir::attr_string(destination, "name");
+    const bool in_place = std::any_of(plan.buffers.begin(), plan.buffers.end(), [&](const jit::PlanBuffer& b) {
+      if (!b.in_place) return false;
+      const jit::PlanBuffer* root = &b;
+      while (root->alias_of >= 0) root = &plan.buffers[static_cast<size_t>(root->alias_of)];
+      return root->role == jit::PlanBuffer::Role::input && root->name == part;
+    });
+    MOAT_INTERNAL_CHECK(in_place, "the pass writes cache part ", part,
+                        " into a copy (a computation reads the part after the write), which would leave the cache unchanged");
+  }
+}
+
 }  // namespace
 
 Session::Session(const models::Model& model, backends::Device& device, runtime::KernelCache& cache,
@@ -179,7 +202,10 @@ LoweredPass Session::lower_pass(const PlanKey& key) {
   lowered.outputs_from_rank0 = expert_shares_;  // every rank samples from rank 0's logits
   auto lower_on = [&](int device, const ir::Graph& g) {
     const DeviceState& d = devices_.at(static_cast<size_t>(device));
-    return d.device ? jit::lower(g, {}, schedule_for(d.device->properties())) : jit::Plan{};  // another rank's: not here
+    if (!d.device) return jit::Plan{};  // another rank's: not lowered here
+    jit::Plan plan = jit::lower(g, {}, schedule_for(d.device->properties()));
+    require_cache_writes_in_place(g, plan);
+    return plan;
   };
   auto types_of = [](const ir::Graph& g, const std::vector<ir::NodeId>& nodes) {
     std::vector<ir::TensorType> types;

@@ -7,13 +7,15 @@
 #   tools/build_llama_tools.sh [--libs DIR] [OUT_DIR]      default OUT_DIR: /tmp/llama-tools
 #
 # Writes OUT_DIR/src/ (the unpacked sdist), OUT_DIR/build/ (the CMake build) and
-# OUT_DIR/bin/{llama-quantize,llama-imatrix,llama-perplexity,llama-bench,llama-batched-bench} (links into the
-# build). Nothing is written inside the repository. Reuses an existing OUT_DIR/src and build,
-# so a second run only rebuilds what changed. Needs pip (any Python 3), cmake, a C++17
-# compiler and network access for the one `pip download`. The full build compiles ggml,
-# libllama and common: about 140 compile jobs, tens of minutes on two busy cores.
+# OUT_DIR/bin/{llama-quantize,llama-imatrix,llama-perplexity,llama-bench,llama-batched-bench,test-llama-archs}
+# (links into the build; test-llama-archs -a ARCH -o DIR writes llama.cpp's tiny random model
+# files of an architecture, tools/check_llamacpp_archs.py). Nothing is written inside the
+# repository. Reuses an existing OUT_DIR/src and build, so a second run only rebuilds what
+# changed. Needs pip (any Python 3), cmake, a C++17 compiler and network access for the one
+# `pip download`. The full build compiles ggml, libllama and common: about 140 compile jobs,
+# tens of minutes on two busy cores.
 #
-# --libs DIR: compile only the four tools' own sources (seconds) and link them against the
+# --libs DIR: compile only the tools' own sources (seconds) and link them against the
 # shared libraries in DIR (libllama, libllama-common, libggml*), which must come from the same
 # llama-cpp-python 0.3.36 built from source, e.g. a venv's site-packages/lib after
 # `pip install llama-cpp-python==0.3.36`. The binaries go to OUT_DIR/bin and find DIR by RPATH.
@@ -30,7 +32,7 @@ version=0.3.36
 out=${1:-/tmp/llama-tools}
 jobs=${JOBS:-2}
 pip=${PIP:-pip3}
-tools=(llama-quantize llama-imatrix llama-perplexity llama-bench llama-batched-bench)
+tools=(llama-quantize llama-imatrix llama-perplexity llama-bench llama-batched-bench test-llama-archs)
 
 mkdir -p "$out"
 src="$out/src/llama_cpp_python-$version"
@@ -56,7 +58,8 @@ if [ -n "$libs" ]; then
                       [llama-imatrix]="imatrix/imatrix.cpp"
                       [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
                       [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp"
-                      [llama-batched-bench]="batched-bench/batched-bench.cpp batched-bench/main.cpp")
+                      [llama-batched-bench]="batched-bench/batched-bench.cpp batched-bench/main.cpp"
+                      [test-llama-archs]="../tests/test-llama-archs.cpp")
   for t in "${tools[@]}"; do
     files=()
     for f in ${sources[$t]}; do files+=("$llama/tools/$f"); done
@@ -64,7 +67,7 @@ if [ -n "$libs" ]; then
     rm -f "$out/bin/$t"
     # --disable-new-dtags: an RPATH (not RUNPATH) also serves libllama-common's own
     # dependencies on libllama and libggml.
-    "${CXX:-g++}" -O2 -std=c++17 -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" \
+    "${CXX:-g++}" -O2 -std=c++17 -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" -I"$llama/src" \
       -I"$dir" "${files[@]}" -o "$out/bin/$t" -L"$libs" -lllama-common -lllama -lggml -lggml-base \
       -Wl,--disable-new-dtags,-rpath,"$libs" -pthread &
     if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
@@ -84,7 +87,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DC
 # libraries so the binaries do not need the build folder's shared objects at run time.
 cmake "${generator[@]}" -S "$llama" -B "$out/build" -DCMAKE_BUILD_TYPE=Release \
   "${launcher[@]}" \
-  -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=ON -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON
 cmake --build "$out/build" -j "$jobs" --target "${tools[@]}"
 

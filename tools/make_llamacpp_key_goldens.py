@@ -110,7 +110,8 @@ def llama_logits(path, tokens):
     if not model:
         sys.exit("llama.cpp could not load " + path + ":\n" + "".join(lines[-20:]))
     cp = L.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch = 128, 64, 64
+    batch_size = max(64, len(tokens))  # every token in one batch (and one ubatch)
+    cp.n_ctx, cp.n_batch, cp.n_ubatch = max(128, len(tokens)), batch_size, batch_size
     cp.type_k = cp.type_v = 0  # GGML_TYPE_F32: llama.cpp's default f16 cache would round the latent
     cp.flash_attn_type = 0  # disabled: the CPU flash attention rounds Q and K to f16
     ctx = L.llama_init_from_model(model, cp)
@@ -128,6 +129,28 @@ def llama_logits(path, tokens):
     L.llama_free(ctx)
     L.llama_model_free(model)
     return out, "".join(lines)
+
+
+def llama_logits_in(python, path, tokens):
+    """llama_logits(path, tokens) run by `python` (a venv with llama-cpp-python 0.3.36, which
+    need not be the caller's, e.g. one with torch but not llama.cpp). Exits with llama.cpp's
+    own log if it cannot load or run the file."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "logits.npy")
+        harness = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+import numpy as np
+from make_llamacpp_key_goldens import llama_logits
+logits, log = llama_logits({path!r}, {list(tokens)!r})
+np.save({out!r}, logits)
+"""
+        run = subprocess.run([python, "-c", harness], capture_output=True, text=True)
+        if run.returncode != 0 or not os.path.exists(out):
+            raise SystemExit(f"llama.cpp failed on {path}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
+        return np.load(out)
 
 
 def main():

@@ -455,22 +455,9 @@ import runpy; runpy.run_path({os.path.join(llama_dir, 'convert_hf_to_gguf.py')!r
 def llamacpp_logits(python, gguf_path):
     """llama.cpp's logits for the GGUF (make_llamacpp_key_goldens.llama_logits: CPU, f32 cache,
     flash attention off, one batch of 48), run by `python` (a venv with llama-cpp-python
-    0.3.36, which vendors a llama.cpp with `deepseek32`). Exits with llama.cpp's own log if it
-    cannot load or run the file."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "logits.npy")
-        harness = f"""
-import sys
-sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-import numpy as np
-from make_llamacpp_key_goldens import llama_logits
-logits, log = llama_logits({gguf_path!r}, {TOKENS!r})
-np.save({out!r}, logits)
-"""
-        run = subprocess.run([python, "-c", harness], capture_output=True, text=True)
-        if run.returncode != 0 or not os.path.exists(out):
-            raise SystemExit(f"llama.cpp failed on {gguf_path}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
-        return np.load(out)
+    0.3.36, which vendors a llama.cpp with `deepseek32`)."""
+    from make_llamacpp_key_goldens import llama_logits_in
+    return llama_logits_in(python, gguf_path, TOKENS)
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ struct DeepSeekV4Weights {
   std::map<std::string, ir::HostTensor> tensors;
   std::vector<int64_t> fp8_block = {128, 128};
   std::vector<std::shared_ptr<const void>> keep_alive;  // the mapped files tensors borrow from
+  std::vector<std::string> notes;  // tensors of the file left unused, and why (Model::load_notes)
 };
 
 // A Hugging Face folder's weights in DeepSeek's released layout (f32 / f16 / bf16; FP8

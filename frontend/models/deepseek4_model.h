@@ -32,6 +32,7 @@ struct DeepSeekV4Model : Model {
   std::string why_no_draft() const override;
   // The window ring and the pooling state are overwritten as tokens arrive.
   bool cache_rewinds() const override { return false; }
+  std::vector<std::string> load_notes() const override { return weights.notes; }
 };
 
 // Whether `path` (a GGUF file, a folder or its config.json) holds a DeepSeek-V4 model:

@@ -3,6 +3,7 @@
 // deepseek4 GGUF (its names, experts stacked), so that the graph never knows which.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "frontend/gguf.h"
 #include "frontend/models/deepseek4.h"
@@ -175,6 +176,26 @@ ir::HostTensor expert_table(const ir::HostTensor& table, const DeepSeekV4HParams
   return ir::HostTensor::from_i64(table.shape(), ids, DType::i32);
 }
 
+// Why llama.cpp's deepseek4 graph leaves tensor `t` unused, if it is one it loads and
+// then leaves: the routing bias for image tokens (exp_probs_b_vl, vision input), and the
+// ".scale" / ".input_scale" companions llama.cpp's loader accepts beside every weight
+// (NVFP4's per-tensor or per-expert second scale), which its deepseek4 graph does not
+// multiply by. moatless computes what llama.cpp computes, and the note says so.
+std::optional<std::string> unused_by_deepseek4(const gguf::File& file, const gguf::TensorInfo& t) {
+  if (t.name.ends_with(".exp_probs_b_vl.bias")) return "the routing bias for image tokens, not used for text";
+  for (const char* suffix : {".input_scale", ".scale"}) {
+    if (!t.name.ends_with(suffix)) continue;
+    if (!file.find_tensor(t.name.substr(0, t.name.size() - std::string(suffix).size()) + ".weight")) return std::nullopt;
+    const std::optional<DType> dtype = gguf::to_ir_dtype(t.type);
+    bool ones = dtype.has_value();
+    if (ones)
+      for (float v : ir::HostTensor::borrowed(*dtype, t.shape(), t.data).to_f32()) ones = ones && v == 1.0f;
+    if (ones) return std::string("weight scales of 1");
+    return std::string("weight scales other than 1, which llama.cpp's deepseek4 graph does not apply either (the logits are llama.cpp's)");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
@@ -230,6 +251,7 @@ DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const Dee
   DeepSeekV4Weights w;
   w.keep_alive.push_back(file);
   std::map<std::string, std::string> deepseek_name;
+  std::map<std::string, std::vector<std::string>> unused;  // why -> tensor names
   for (const NamePair& n : kGlobals) deepseek_name[n.gguf] = n.deepseek;
   for (int64_t l = 0; l < h.n_layer; ++l)
     for (const NamePair& n : kLayer) deepseek_name[cat("blk.", l, ".", n.gguf)] = cat("layers.", l, ".", n.deepseek);
@@ -238,6 +260,10 @@ DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const Dee
     if (name == deepseek_name.end()) {
       int64_t layer = -1;
       if (std::sscanf(t.name.c_str(), "blk.%ld.", &layer) == 1 && layer >= h.n_layer) continue;  // an MTP layer: not run
+      if (const std::optional<std::string> why = unused_by_deepseek4(*file, t)) {
+        unused[*why].push_back(t.name);
+        continue;
+      }
       user_error(path, ": tensor ", t.name, " is not one of DeepSeek-V4's (llama.cpp deepseek4 names)");
     }
     const std::optional<DType> dtype = gguf::to_ir_dtype(t.type);
@@ -248,6 +274,9 @@ DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const Dee
     if (name->second.ends_with("tid2eid")) tensor = expert_table(tensor, h, cat(path, ": ", t.name));
     w.tensors.emplace(name->second, std::move(tensor));
   }
+  for (const auto& [why, names] : unused)
+    w.notes.push_back(cat(names.size(), names.size() == 1 ? " tensor (" : " tensors (", names.front(),
+                          names.size() > 1 ? ", ..." : "", ") left unused: ", why));
   return w;
 }
 

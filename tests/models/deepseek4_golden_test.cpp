@@ -6,11 +6,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "backends/registry.h"
 #include "frontend/gguf.h"
+#include "frontend/gguf_writer.h"
 #include "frontend/hf_config_v4.h"
 #include "frontend/models/deepseek4.h"
 #include "ir/interpreter.h"
@@ -21,6 +25,7 @@
 #include "support/npy.h"
 #include "tests/models/logits_match.h"
 #include "tests/runtime/demo_session.h"
+#include "tests/user_error_of.h"
 
 using namespace moat;
 
@@ -99,6 +104,38 @@ TEST_CASE("DeepSeek-V4 golden: the deepseek4 GGUF (llama.cpp's names and keys) g
   for (const auto& [name, tensor] : w.tensors) bindings.tensors.emplace(name, tensor);
   testing::expect_matches(ir::interpret(models::deepseek4_sequence_graph(h, w, t), bindings).at(0).to_f32(), logits(), 1e-4,
                           "model-f32.gguf, interpreter");
+}
+
+TEST_CASE("DeepSeek-V4 GGUF: the tensors llama.cpp's deepseek4 graph leaves unused load unused, with a note; others are refused") {
+  // test-llama-archs writes llama.cpp's optional companions beside the weights: NVFP4
+  // second scales (".scale", ".input_scale", random, not 1) and the image-token routing bias.
+  const gguf::File file = gguf::File::open(kDir + "model-f32.gguf");
+  const models::DeepSeekV4HParams h = models::hparams_from_gguf_v4(file);
+  gguf::Writer out;
+  for (const gguf::KeyValue& kv : file.metadata()) out.set(kv.key, kv.value);
+  for (const gguf::TensorInfo& t : file.tensors()) out.add_tensor(t.name, t.type, t.dims, t.data);
+  const std::vector<float> scales(static_cast<size_t>(h.n_expert), 0.5f), ones{1.0f};
+  auto bytes_of = [](const std::vector<float>& v) { return std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4); };
+  out.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {scales.size()}, bytes_of(scales));
+  out.add_tensor("blk.1.ffn_up_exps.input_scale", gguf::GgmlType::F32, {scales.size()}, bytes_of(scales));
+  out.add_tensor("blk.2.ffn_up_shexp.scale", gguf::GgmlType::F32, {1}, bytes_of(ones));
+  out.add_tensor("blk.3.exp_probs_b_vl.bias", gguf::GgmlType::F32, {scales.size()}, bytes_of(scales));
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("moat_v4_companions_" + std::to_string(::getpid()) + ".gguf")).string();
+  out.write(path);
+  const models::DeepSeekV4Weights w = models::load_deepseek4_gguf_weights(path, h);
+  CHECK(w.tensors.size() == golden().w.tensors.size());
+  REQUIRE(w.notes.size() == 3);
+  CHECK(w.notes[0].find("1 tensor (blk.3.exp_probs_b_vl.bias) left unused: the routing bias for image tokens") == 0);
+  CHECK(w.notes[1].find("1 tensor (blk.2.ffn_up_shexp.scale) left unused: weight scales of 1") == 0);
+  CHECK(w.notes[2].find("2 tensors (blk.1.ffn_up_exps.scale, ...) left unused: weight scales other than 1") == 0);
+
+  out.add_tensor("blk.1.ffn_up_exps.bias", gguf::GgmlType::F32, {scales.size()}, bytes_of(scales));  // no such tensor
+  out.add_tensor("blk.1.attn_nonexistent.scale", gguf::GgmlType::F32, {1}, bytes_of(ones));
+  out.write(path);
+  CHECK(testing::user_error_of([&] { models::load_deepseek4_gguf_weights(path, h); }).find("tensor blk.1.ffn_up_exps.bias is not one of DeepSeek-V4's") !=
+        std::string::npos);
+  std::remove(path.c_str());
 }
 
 TEST_CASE("DeepSeek-V4 golden: each query's indexer keeps the blocks transformers' indexer picks") {

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Checks moatless against llama.cpp on the tiny random model files llama.cpp itself writes for
+DeepSeek-V3.2 and DeepSeek-V4 (`test-llama-archs -a ARCH -o DIR`: deepseek32-dense.gguf,
+deepseek32-moe.gguf, deepseek4-moe.gguf), so the files' keys, tensor names and layouts are
+llama.cpp's own rather than our converter's.
+
+    tools/build_llama_tools.sh --libs /tmp/toolsvenv/lib/python3.11/site-packages/llama_cpp/lib
+    /tmp/toolsvenv/bin/python tools/check_llamacpp_archs.py [--moat build/bin/moat]
+        [--archs-bin /tmp/llama-tools/bin/test-llama-archs] [--llamacpp PYTHON]
+        [--devices cpu,opencl:0] [--tokens N] [--out DIR]
+
+For each file: llama.cpp's logits for N seeded token ids (CPU, f32 cache, flash attention off, one
+batch; make_llamacpp_key_goldens.llama_logits) and moat's (`moat run --tokens ... --logits-out`,
+f32 cache) on every device, in one pass and in chunks of 7 tokens; prints max|d|/max|ref| and the
+positions whose argmax differs, and exits 1 if any exceeds 1e-3 (issue 18's acceptance).
+
+What the files exercise (test-llama-archs.cpp, get_gguf_ctx): deepseek4 has 4 layers with compress
+ratios [0, 0, 4, 128], a 32-token sliding window, 8 heads of 64, q_lora 64, grouped output
+(8 groups, rank 32), 2 experts + 1 shared, 2 Sinkhorn iterations; its indexer top-k (131072) keeps
+every block. deepseek32 has 2 layers (the first dense), n_embd 128, one head, the indexer keeping
+every key. With the default 192 tokens the window slides and one 128-token block closes.
+Needs llama-cpp-python 0.3.36 (built from its sdist) in PYTHON and test-llama-archs built from the
+same llama.cpp. Nothing here is needed to build, run or test the C++.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_llamacpp_key_goldens import llama_logits_in  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCHS = ("deepseek32", "deepseek4")
+N_VOCAB = 128  # test-llama-archs' vocabulary
+TOLERANCE = 1e-3
+CHUNK = 7
+SEED = 18  # test-llama-archs -s: the weights; np.random seed of the token ids
+
+
+def write_files(archs_bin, out, archs):
+    for arch in archs:
+        run = subprocess.run([archs_bin, "-a", f"^{arch}$", "-s", str(SEED), "-o", out], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"{archs_bin} -a {arch} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    files = sorted(f for f in os.listdir(out) if f.endswith(".gguf"))
+    if not files:
+        raise SystemExit(f"{archs_bin} wrote no files for {archs}")
+    return [os.path.join(out, f) for f in files]
+
+
+def moat_logits(moat, path, tokens, device, batch, tmp):
+    out = os.path.join(tmp, "moat.npy")
+    cmd = [moat, "run", "-m", path, "--device", device, "--tokens", ",".join(map(str, tokens)), "-n", "0",
+           "--ctx", "256", "--batch", str(batch), "--cache-type", "f32", "--logits-out", out]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        return None, (run.stderr or run.stdout).strip().splitlines()[-1:]
+    return np.load(out), []
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--moat", default=os.path.join(ROOT, "build", "bin", "moat"))
+    ap.add_argument("--archs-bin", default="/tmp/llama-tools/bin/test-llama-archs")
+    ap.add_argument("--llamacpp", metavar="PYTHON", default=sys.executable,
+                    help="a Python with llama-cpp-python 0.3.36 (default: this one)")
+    ap.add_argument("--devices", default="cpu,opencl:0")
+    ap.add_argument("--tokens", type=int, default=192)
+    ap.add_argument("--out", help="keep the files here (default: a temporary folder)")
+    ap.add_argument("--archs", default=",".join(ARCHS), help="which of %(default)s")
+    args = ap.parse_args()
+    tokens = [int(t) for t in np.random.default_rng(SEED).integers(0, N_VOCAB, args.tokens)]
+
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or tmp
+        os.makedirs(out, exist_ok=True)
+        print(f"| file | bytes | device | pass | max abs d / max abs ref | argmax differ |")
+        print(f"|---|---|---|---|---|---|")
+        for path in write_files(args.archs_bin, out, args.archs.split(",")):
+            ref = llama_logits_in(args.llamacpp, path, tokens)
+            name = os.path.basename(path)
+            for device in args.devices.split(","):
+                for batch in (len(tokens), CHUNK):
+                    label = "one pass" if batch == len(tokens) else f"chunks of {batch}"
+                    got, why = moat_logits(args.moat, path, tokens, device, batch, tmp)
+                    if got is None:
+                        print(f"| {name} | {os.path.getsize(path)} | {device} | {label} | FAILED: {' '.join(why)} | |")
+                        worst = float("inf")
+                        continue
+                    err = float(np.abs(got - ref).max() / np.abs(ref).max())
+                    flips = int((got.argmax(-1) != ref.argmax(-1)).sum())
+                    worst = max(worst, err)
+                    print(f"| {name} | {os.path.getsize(path)} | {device} | {label} | {err:.2e} | {flips} of {len(tokens)} |")
+    print(f"worst: {worst:.2e} (tolerance {TOLERANCE:g})")
+    sys.exit(0 if worst <= TOLERANCE else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,9 @@
 # tens of minutes on two busy cores.
 #
 # --libs DIR: compile only the tools' own sources (seconds) and link them against the
-# shared libraries in DIR (libllama, libllama-common, libggml*), which must come from the same
+# shared libraries in DIR (libllama, libggml*, and libllama-common if there; else common's
+# sources are compiled here, minutes, and only the tools that need no argument parsing,
+# llama-quantize and test-llama-archs, link), which must come from the same
 # llama-cpp-python 0.3.36 built from source, e.g. a venv's site-packages/lib after
 # `pip install llama-cpp-python==0.3.36`. The binaries go to OUT_DIR/bin and find DIR by RPATH.
 # Environment: JOBS (parallel compile jobs, default 2), PIP (default: pip3), CXX (default g++).
@@ -49,10 +51,35 @@ llama="$src/vendor/llama.cpp"
 [ -f "$llama/CMakeLists.txt" ] || { echo "no llama.cpp sources in $llama" >&2; exit 1; }
 
 if [ -n "$libs" ]; then
-  for l in libllama.so libllama-common.so libggml.so libggml-base.so; do
+  for l in libllama.so libggml.so libggml-base.so; do
     [ -e "$libs/$l" ] || { echo "--libs $libs: no $l there" >&2; exit 1; }
   done
   mkdir -p "$out/bin"
+  common=(-lllama-common)
+  if [ ! -e "$libs/libllama-common.so" ]; then
+    # pip's llama-cpp-python installs no libllama-common: compile common's sources into an
+    # archive (the linker takes only what a tool uses). Without arg.cpp / download.cpp,
+    # which need cpp-httplib and SSL, the tools that parse common's arguments do not link.
+    arc="$out/common"
+    mkdir -p "$arc"
+    sed -e 's/@LLAMA_BUILD_NUMBER@/0/; s/@LLAMA_BUILD_COMMIT@/llama-cpp-python-'"$version"'/' \
+        -e 's/@BUILD_COMPILER@/'"${CXX:-g++}"'/; s/@BUILD_TARGET@/'"$(uname -m)"'/' \
+        "$llama/common/build-info.cpp.in" > "$arc/build-info.cpp"
+    objs=()
+    for f in "$llama"/common/*.cpp "$llama"/common/jinja/*.cpp "$llama"/common/parsers/*.cpp "$arc/build-info.cpp"; do
+      [ -e "$f" ] || continue
+      case "$(basename "$f")" in arg.cpp|download.cpp|hf-cache.cpp|llguidance.cpp) continue ;; esac
+      o="$arc/$(echo "$f" | md5sum | cut -c1-8)_$(basename "$f" .cpp).o"
+      objs+=("$o")
+      "${CXX:-g++}" -O1 -std=c++17 -fPIC -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" \
+        -I"$llama/src" -c "$f" -o "$o" &
+      if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
+    done
+    wait
+    rm -f "$arc/libllama-common.a"
+    ar rcs "$arc/libllama-common.a" "${objs[@]}"
+    common=("$arc/libllama-common.a")
+  fi
   # tool: its sources (tools/<dir>/...), the same split as the tools' CMakeLists.txt.
   declare -A sources=([llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
                       [llama-imatrix]="imatrix/imatrix.cpp"
@@ -68,13 +95,22 @@ if [ -n "$libs" ]; then
     # --disable-new-dtags: an RPATH (not RUNPATH) also serves libllama-common's own
     # dependencies on libllama and libggml.
     "${CXX:-g++}" -O2 -std=c++17 -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" -I"$llama/src" \
-      -I"$dir" "${files[@]}" -o "$out/bin/$t" -L"$libs" -lllama-common -lllama -lggml -lggml-base \
-      -Wl,--disable-new-dtags,-rpath,"$libs" -pthread &
+      -I"$dir" "${files[@]}" -o "$out/bin/$t" -L"$libs" "${common[@]}" -lllama -lggml -lggml-base \
+      -Wl,--disable-new-dtags,-rpath,"$libs" -pthread 2> "$out/bin/$t.log" &
     if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
   done
   wait
-  for t in "${tools[@]}"; do [ -x "$out/bin/$t" ] || { echo "$t was not built" >&2; exit 1; }; done
-  echo "built: ${tools[*]} in $out/bin (against $libs)"
+  built=() missing=()
+  for t in "${tools[@]}"; do
+    if [ -x "$out/bin/$t" ]; then built+=("$t"); else missing+=("$t"); fi
+  done
+  [ ${#built[@]} -gt 0 ] || { echo "no tool was built (logs: $out/bin/*.log)" >&2; exit 1; }
+  echo "built: ${built[*]} in $out/bin (against $libs)"
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "not built: ${missing[*]} (they need libllama-common's argument parsing: give --libs a folder with" \
+         "libllama-common.so, or build without --libs; logs: $out/bin/<tool>.log)" >&2
+    [ "${common[0]}" != "-lllama-common" ] || exit 1
+  fi
   exit 0
 fi
 

@@ -1,5 +1,6 @@
 #include "frontend/models/deepseek_hparams.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -150,9 +151,12 @@ DeepSeekHParams hparams_from_gguf(const gguf::File& f, bool has_bias, const std:
   h.n_expert_used = find_layer_uniform(f, key("expert_used_count")).value_or(0);
   h.n_expert_shared = f.find_i64(key("expert_shared_count")).value_or(0);
   h.n_ff_expert = find_layer_uniform(f, key("expert_feed_forward_length")).value_or(0);
-  h.n_group = f.find_i64(key("expert_group_count")).value_or(1);
-  h.n_group_used = f.find_i64(key("expert_group_used_count")).value_or(1);
+  // llama.cpp groups experts only when expert_group_count > 1, and scales the routing
+  // weights only when expert_weights_scale is neither 0 nor 1: a 0 there means "none".
+  h.n_group = std::max<int64_t>(1, f.find_i64(key("expert_group_count")).value_or(1));
+  h.n_group_used = h.n_group == 1 ? 1 : f.find_i64(key("expert_group_used_count")).value_or(1);
   h.routed_scale = f.find_f64(key("expert_weights_scale")).value_or(1.0);
+  if (h.routed_scale == 0.0) h.routed_scale = 1.0;
   h.norm_topk = f.find_bool(key("expert_weights_norm")).value_or(false);
   const int64_t gating = f.find_i64(key("expert_gating_func")).value_or(1);  // llama.cpp: 1 softmax, 2 sigmoid
   if (gating != 1 && gating != 2) user_error(f.path(), ": ", key("expert_gating_func"), " = ", gating, " is not 1 (softmax) or 2 (sigmoid)");

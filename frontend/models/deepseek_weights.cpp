@@ -2,6 +2,7 @@
 // llama.cpp's tensor names. The name table below is the one place both namings meet.
 #include "frontend/models/deepseek_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "frontend/safetensors.h"
 #include "ir/quant.h"
 #include "support/error.h"
+#include "support/strings.h"
 
 namespace moat::models {
 
@@ -141,6 +143,49 @@ void note_mtp(DeepSeekModel& m, int64_t in_file, bool load) {
                     (in_file > 1 ? " (the first of " + std::to_string(in_file) + "; further draft steps reuse it)" : ""));
 }
 
+// llama.cpp's loader takes an optional "X.scale" beside any weight "X.weight" (NVFP4's
+// second-level scale: [1] per tensor, or [n_expert] per expert of a stacked expert
+// tensor), and its deepseek2 / deepseek32 graphs multiply that weight's product by it;
+// "X.input_scale" it loads and never applies. A scale other than 1 is folded here into
+// its weight, which becomes an f32 copy; on a quantised weight it is refused.
+void fold_weight_scales(DeepSeekModel& m) {
+  std::vector<std::string> folded, unused;
+  for (auto it = m.weights.begin(); it != m.weights.end();) {
+    const std::string& name = it->first;
+    const std::string suffix = name.ends_with(".input_scale") ? ".input_scale" : name.ends_with(".scale") ? ".scale" : "";
+    const std::string weight = suffix.empty() ? "" : name.substr(0, name.size() - suffix.size()) + ".weight";
+    auto w = suffix.empty() ? m.weights.end() : m.weights.find(weight);
+    if (w == m.weights.end()) {
+      ++it;
+      continue;
+    }
+    const std::vector<float> scale = it->second.to_f32();
+    if (suffix == ".scale" && std::any_of(scale.begin(), scale.end(), [](float v) { return v != 1.0f; })) {
+      const std::vector<int64_t> shape = w->second.shape();
+      if (scale.size() != 1 && (shape.size() != 3 || shape[0] != static_cast<int64_t>(scale.size())))
+        user_error(m.path, ": ", name, " holds ", scale.size(), " scales; ", weight, " of ", shape.size(),
+                   " dimensions takes one, or one per expert");
+      if (ir::is_quantised(w->second.dtype()))
+        user_error(m.path, ": ", name, " scales the ", ir::dtype_name(w->second.dtype()), " weight ", weight,
+                   "; moatless applies such second-level scales to float weights only");
+      std::vector<float> values = w->second.to_f32();
+      const size_t per_scale = values.size() / scale.size();
+      for (size_t i = 0; i < values.size(); ++i) values[i] *= scale[i / per_scale];
+      w->second = ir::HostTensor::from_f32(shape, values);
+      folded.push_back(name);
+    } else if (suffix == ".input_scale") {
+      unused.push_back(name);
+    }
+    it = m.weights.erase(it);
+  }
+  if (!folded.empty())
+    m.notes.push_back(cat(folded.size(), " weight scale tensor(s) (", folded.front(), folded.size() > 1 ? ", ..." : "",
+                          ") folded into their f32 weights, as llama.cpp multiplies by them"));
+  if (!unused.empty())
+    m.notes.push_back(cat(unused.size(), " input scale tensor(s) (", unused.front(), unused.size() > 1 ? ", ..." : "",
+                          ") left unused, as llama.cpp leaves them"));
+}
+
 DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
   auto file = std::make_shared<gguf::File>(gguf::File::open(path));
   DeepSeekModel m;
@@ -169,6 +214,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
                  ", which this runtime does not compute with (it takes ", gguf::supported_ggml_types(), ")");
     m.weights[t.name] = ir::HostTensor::borrowed(*dtype, t.shape(), t.data);
   }
+  fold_weight_scales(m);
   split_fused_gate_up(m);
   // The legacy unsplit layout: split kv_b as the current converter does.
   for (int64_t l = 0; l < m.hparams.n_layer + m.hparams.n_mtp; ++l) {

@@ -106,7 +106,7 @@ TEST_CASE("DeepSeek-V4 golden: the deepseek4 GGUF (llama.cpp's names and keys) g
                           "model-f32.gguf, interpreter");
 }
 
-TEST_CASE("DeepSeek-V4 GGUF: the tensors llama.cpp's deepseek4 graph leaves unused load unused, with a note; others are refused") {
+TEST_CASE("DeepSeek-V4 GGUF: the tensors llama.cpp's deepseek4 graph leaves unused load unused, with a note, and others are refused") {
   // test-llama-archs writes llama.cpp's optional companions beside the weights: NVFP4
   // second scales (".scale", ".input_scale", random, not 1) and the image-token routing bias.
   const gguf::File file = gguf::File::open(kDir + "model-f32.gguf");

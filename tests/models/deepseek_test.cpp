@@ -274,3 +274,64 @@ TEST_CASE("deepseek2 keys llama.cpp honours that moatless cannot run are named i
           w.set_i32_array(a + "attention.head_count", {2, 2});
         }).empty());
 }
+
+TEST_CASE("llama.cpp's optional keys and tensors as its test files write them: no expert groups (0), no routing scale (0), weight scales") {
+  // expert_group_count 0 and expert_weights_scale 0 mean "none" to llama.cpp (test-llama-archs writes them so).
+  testing::TinyDeepSeek o;
+  o.more_keys = [](gguf::Writer& w, const std::string& a) {
+    w.set_u32(a + "expert_group_count", 0);
+    w.set_u32(a + "expert_group_used_count", 0);
+    w.set_f32(a + "expert_weights_scale", 0.0f);
+  };
+  const std::string zeros = tiny_path("zeros", o);
+  const models::DeepSeekModel z = models::load_deepseek(zeros);
+  CHECK(z.hparams.n_group == 1);
+  CHECK(z.hparams.n_group_used == 1);
+  CHECK(z.hparams.routed_scale == 1.0);
+  std::filesystem::remove(zeros);
+
+  // "X.scale" beside "X.weight" multiplies the weight (per tensor, or per expert of a
+  // stacked tensor); "X.input_scale" llama.cpp never applies.
+  auto with_scales = [](const char* name, gguf::GgmlType type) {
+    testing::TinyDeepSeek plain;
+    plain.matrix_type = type;
+    const std::string path = tiny_path(name, plain);
+    const gguf::File file = gguf::File::open(path);
+    gguf::Writer w;
+    for (const gguf::KeyValue& kv : file.metadata()) w.set(kv.key, kv.value);
+    for (const gguf::TensorInfo& t : file.tensors()) w.add_tensor(t.name, t.type, t.dims, t.data);
+    static const std::vector<float> experts = {2.0f, 0.5f, 1.0f, -1.0f}, three = {3.0f}, five = {5.0f};
+    auto bytes = [](const std::vector<float>& v) { return std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4); };
+    w.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {4}, bytes(experts));
+    w.add_tensor("blk.0.attn_output.scale", gguf::GgmlType::F32, {1}, bytes(three));
+    w.add_tensor("blk.0.ffn_down.input_scale", gguf::GgmlType::F32, {1}, bytes(five));
+    const std::string scaled = path + ".scaled.gguf";
+    w.write(scaled);
+    return std::pair{path, scaled};
+  };
+  const auto [path, scaled] = with_scales("scales", gguf::GgmlType::F32);
+  const models::DeepSeekModel m0 = models::load_deepseek(path), m1 = models::load_deepseek(scaled);
+  CHECK(m1.weights.size() == m0.weights.size());
+  const std::vector<float> up0 = m0.weight("blk.1.ffn_up_exps.weight").to_f32(), up1 = m1.weight("blk.1.ffn_up_exps.weight").to_f32();
+  const size_t per_expert = up0.size() / 4;
+  for (size_t i = 0; i < up0.size(); i += 7) CHECK(up1[i] == up0[i] * std::vector<float>{2.0f, 0.5f, 1.0f, -1.0f}[i / per_expert]);
+  const std::vector<float> o0 = m0.weight("blk.0.attn_output.weight").to_f32(), o1 = m1.weight("blk.0.attn_output.weight").to_f32();
+  for (size_t i = 0; i < o0.size(); ++i) REQUIRE(o1[i] == o0[i] * 3.0f);
+  CHECK(m1.weight("blk.0.ffn_down.weight").to_f32() == m0.weight("blk.0.ffn_down.weight").to_f32());
+  REQUIRE(m1.notes.size() >= 2);
+  CHECK(m1.notes[0].find("2 weight scale tensor(s) (blk.0.attn_output.scale, ...) folded") == 0);
+  CHECK(m1.notes[1].find("1 input scale tensor(s) (blk.0.ffn_down.input_scale) left unused") == 0);
+  std::filesystem::remove(path);
+  std::filesystem::remove(scaled);
+
+  const auto [q_path, q_scaled] = with_scales("scales-q8", gguf::GgmlType::Q8_0);
+  std::string message;
+  try {
+    (void)models::load_deepseek(q_scaled);
+  } catch (const UserError& e) {
+    message = e.what();
+  }
+  CHECK_MESSAGE(message.find("blk.1.ffn_up_exps.scale scales the q8_0 weight blk.1.ffn_up_exps.weight") != std::string::npos, message);
+  std::filesystem::remove(q_path);
+  std::filesystem::remove(q_scaled);
+}

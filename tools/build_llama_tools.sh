@@ -73,7 +73,7 @@ if [ -n "$libs" ]; then
       objs+=("$o")
       "${CXX:-g++}" -O1 -std=c++17 -fPIC -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" \
         -I"$llama/src" -c "$f" -o "$o" &
-      if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
+      if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n || { echo "compiling llama.cpp common failed" >&2; exit 1; }; fi
     done
     wait
     rm -f "$arc/libllama-common.a"
@@ -97,7 +97,7 @@ if [ -n "$libs" ]; then
     "${CXX:-g++}" -O2 -std=c++17 -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" -I"$llama/src" \
       -I"$dir" "${files[@]}" -o "$out/bin/$t" -L"$libs" "${common[@]}" -lllama -lggml -lggml-base \
       -Wl,--disable-new-dtags,-rpath,"$libs" -pthread 2> "$out/bin/$t.log" &
-    if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n; fi
+    if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n || true; fi
   done
   wait
   built=() missing=()

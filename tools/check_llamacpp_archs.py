@@ -22,7 +22,10 @@ ratios [0, 0, 4, 128], a 32-token sliding window, 8 heads of 64, q_lora 64, grou
 every block; besides the weights llama.cpp writes its optional companions (NVFP4-style ".scale" /
 ".input_scale", random, and an image-token routing bias), which its deepseek4 graph leaves unused
 and its deepseek32 graph multiplies by (moat does the same). deepseek32 has 2 layers (the first
-dense), n_embd 128, one head, 2 experts without groups, the indexer keeping every key. With the default 192 tokens the window slides and one 128-token block closes.
+dense), n_embd 128, one head, 2 experts without groups, the indexer keeping every key. With the
+default 192 tokens the window slides and one 128-token block closes. Each file is checked again
+as a copy whose indexer keeps only its top 8 (name -top8.gguf; one key rewritten), so that the
+sparse selection bites.
 Needs llama-cpp-python 0.3.36 (built from its sdist) in PYTHON and test-llama-archs built from the
 same llama.cpp. Nothing here is needed to build, run or test the C++.
 """
@@ -43,6 +46,7 @@ ARCHS = ("deepseek32", "deepseek4")
 N_VOCAB = 128  # test-llama-archs' vocabulary
 TOLERANCE = 1e-3
 CHUNK = 7
+TOP_K = 8  # the second copy of each file: its indexer keeps 8 keys (V3.2) or blocks of 4 (V4)
 SEED = 18  # test-llama-archs -s: the weights; np.random seed of the token ids
 
 
@@ -55,6 +59,21 @@ def write_files(archs_bin, out, archs):
     if not files:
         raise SystemExit(f"{archs_bin} wrote no files for {archs}")
     return [os.path.join(out, f) for f in files]
+
+
+def with_top_k(path, k):
+    """A copy of `path` whose indexer keeps its top k (test-llama-archs keeps every key or
+    block, so the sparse selection never bites): the same weights, one key rewritten in place."""
+    import shutil
+    import gguf
+    arch = os.path.basename(path).split("-")[0]
+    out = path.replace(".gguf", f"-top{k}.gguf")
+    shutil.copyfile(path, out)
+    reader = gguf.GGUFReader(out, "r+")
+    field = reader.fields[f"{arch}.attention.indexer.top_k"]
+    field.parts[field.data[0]][0] = k
+    reader.data.flush()
+    return out
 
 
 def moat_logits(moat, path, tokens, device, batch, tmp):
@@ -114,7 +133,8 @@ def main():
         os.makedirs(out, exist_ok=True)
         print(f"| file | bytes | device | pass | max abs d / max abs ref | argmax differ |")
         print(f"|---|---|---|---|---|---|")
-        for path in write_files(args.archs_bin, out, args.archs.split(",")):
+        files = write_files(args.archs_bin, out, args.archs.split(","))
+        for path in files + [with_top_k(f, TOP_K) for f in files]:
             ref = llama_logits_in(args.llamacpp, path, tokens)
             name = os.path.basename(path)
             for device in args.devices.split(","):
@@ -129,7 +149,7 @@ def main():
                     flips = int((got.argmax(-1) != ref.argmax(-1)).sum())
                     worst = max(worst, err)
                     print(f"| {name} | {os.path.getsize(path)} | {device} | {label} | {err:.2e} | {flips} of {len(tokens)} |")
-            if args.bench:
+            if args.bench and path in files:
                 runs, pp, tg = bench(args, path, args.bench, tmp)
                 timings.append((name, runs, pp, tg))
         for name, runs, pp, tg in timings:

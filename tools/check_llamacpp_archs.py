@@ -55,7 +55,7 @@ def write_files(archs_bin, out, archs):
         run = subprocess.run([archs_bin, "-a", f"^{arch}$", "-s", str(SEED), "-o", out], capture_output=True, text=True)
         if run.returncode != 0:
             raise SystemExit(f"{archs_bin} -a {arch} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    files = sorted(f for f in os.listdir(out) if f.endswith(".gguf") and f.split("-")[0] in archs)
+    files = sorted(f for f in os.listdir(out) if f in [f"{a}-{kind}.gguf" for a in archs for kind in ("dense", "moe")])
     if not files:
         raise SystemExit(f"{archs_bin} wrote no files for {archs}")
     return [os.path.join(out, f) for f in files]

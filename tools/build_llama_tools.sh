@@ -62,20 +62,25 @@ if [ -n "$libs" ]; then
     # which need cpp-httplib and SSL, the tools that parse common's arguments do not link.
     arc="$out/common"
     mkdir -p "$arc"
-    sed -e 's/@LLAMA_BUILD_NUMBER@/0/; s/@LLAMA_BUILD_COMMIT@/llama-cpp-python-'"$version"'/' \
-        -e 's/@BUILD_COMPILER@/'"${CXX:-g++}"'/; s/@BUILD_TARGET@/'"$(uname -m)"'/' \
+    sed -e "s|@LLAMA_BUILD_NUMBER@|0|; s|@LLAMA_BUILD_COMMIT@|llama-cpp-python-$version|" \
+        -e "s|@BUILD_COMPILER@|$(basename "${CXX:-g++}")|; s|@BUILD_TARGET@|$(uname -m)|" \
         "$llama/common/build-info.cpp.in" > "$arc/build-info.cpp"
-    objs=()
+    objs=() pids=()
     for f in "$llama"/common/*.cpp "$llama"/common/jinja/*.cpp "$llama"/common/parsers/*.cpp "$arc/build-info.cpp"; do
       [ -e "$f" ] || continue
       case "$(basename "$f")" in arg.cpp|download.cpp|hf-cache.cpp|llguidance.cpp) continue ;; esac
       o="$arc/$(echo "$f" | md5sum | cut -c1-8)_$(basename "$f" .cpp).o"
+      rm -f "$o"
       objs+=("$o")
       "${CXX:-g++}" -O1 -std=c++17 -fPIC -I"$llama/include" -I"$llama/ggml/include" -I"$llama/common" -I"$llama/vendor" \
         -I"$llama/src" -c "$f" -o "$o" &
-      if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n || { echo "compiling llama.cpp common failed" >&2; exit 1; }; fi
+      pids+=($!)
+      if [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; then wait -n || true; fi
     done
-    wait
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done  # failures: the missing objects below
+    for o in "${objs[@]}"; do
+      [ -s "$o" ] || { echo "compiling llama.cpp's common failed: no $o" >&2; exit 1; }
+    done
     rm -f "$arc/libllama-common.a"
     ar rcs "$arc/libllama-common.a" "${objs[@]}"
     common=("$arc/libllama-common.a")
@@ -107,9 +112,15 @@ if [ -n "$libs" ]; then
   [ ${#built[@]} -gt 0 ] || { echo "no tool was built (logs: $out/bin/*.log)" >&2; exit 1; }
   echo "built: ${built[*]} in $out/bin (against $libs)"
   if [ ${#missing[@]} -gt 0 ]; then
-    echo "not built: ${missing[*]} (they need libllama-common's argument parsing: give --libs a folder with" \
-         "libllama-common.so, or build without --libs; logs: $out/bin/<tool>.log)" >&2
-    [ "${common[0]}" != "-lllama-common" ] || exit 1
+    if [ "${common[0]}" = "-lllama-common" ]; then
+      echo "not built: ${missing[*]} (logs: $out/bin/<tool>.log)" >&2
+      exit 1
+    fi
+    echo "not built: ${missing[*]} (without libllama-common.so they lack common's argument parsing: give --libs a" \
+         "folder with it, or build without --libs; logs: $out/bin/<tool>.log)" >&2
+    for t in llama-quantize test-llama-archs; do
+      [ -x "$out/bin/$t" ] || { echo "$t was not built (log: $out/bin/$t.log)" >&2; exit 1; }
+    done
   fi
   exit 0
 fi

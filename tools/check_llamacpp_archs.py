@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Checks moatless against llama.cpp on the tiny random model files llama.cpp itself writes for
-DeepSeek-V3.2 and DeepSeek-V4 (`test-llama-archs -a ARCH -s 18 -o DIR`: deepseek32-moe.gguf,
-deepseek4-moe.gguf, F32 weights), so the files' keys, tensor names and layouts are
+DeepSeek-V2/V3, V3.2 and V4 (`test-llama-archs -a ARCH -s 18 -o DIR`: deepseek2-moe.gguf,
+deepseek32-moe.gguf, deepseek4-moe.gguf, F32 weights), so the files' keys, tensor names and layouts are
 llama.cpp's own rather than our converter's.
 
-    /tmp/toolsvenv/bin/pip install llama-cpp-python==0.3.36   # built from its sdist: libllama, libggml
+    /tmp/toolsvenv/bin/pip install gguf numpy llama-cpp-python==0.3.36   # the latter built from its sdist
     tools/build_llama_tools.sh --libs /tmp/toolsvenv/lib/python3.11/site-packages/llama_cpp/lib
     /tmp/toolsvenv/bin/python tools/check_llamacpp_archs.py [--moat build/bin/moat]
         [--archs-bin /tmp/llama-tools/bin/test-llama-archs] [--llamacpp PYTHON]
@@ -21,7 +21,7 @@ ratios [0, 0, 4, 128], a 32-token sliding window, 8 heads of 64, q_lora 64, grou
 (8 groups, rank 32), 2 experts + 1 shared, 2 Sinkhorn iterations; its indexer top-k (131072) keeps
 every block; besides the weights llama.cpp writes its optional companions (NVFP4-style ".scale" /
 ".input_scale", random, and an image-token routing bias), which its deepseek4 graph leaves unused
-and its deepseek32 graph multiplies by (moat does the same). deepseek32 has 2 layers (the first
+and its deepseek32 graph multiplies by (deepseek2's only those of attn_output; moat does the same). deepseek32 has 2 layers (the first
 dense), n_embd 128, one head, 2 experts without groups, the indexer keeping every key. With the
 default 192 tokens the window slides and one 128-token block closes. Each file is checked again
 as a copy whose indexer keeps only its top 8 (name -top8.gguf; one key rewritten), so that the
@@ -42,7 +42,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_llamacpp_key_goldens import llama_logits_in  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARCHS = ("deepseek32", "deepseek4")
+ARCHS = ("deepseek2", "deepseek32", "deepseek4")
+INDEXED = ("deepseek32", "deepseek4")  # archs with the sparse-attention indexer
 N_VOCAB = 128  # test-llama-archs' vocabulary
 TOLERANCE = 1e-3
 CHUNK = 7
@@ -67,7 +68,7 @@ def with_top_k(path, k):
     import shutil
     import gguf
     arch = os.path.basename(path).split("-")[0]
-    out = path.replace(".gguf", f"-top{k}.gguf")
+    out = os.path.splitext(path)[0] + f"-top{k}.gguf"
     shutil.copyfile(path, out)
     reader = gguf.GGUFReader(out, "r+")
     field = reader.fields[f"{arch}.attention.indexer.top_k"]
@@ -134,7 +135,8 @@ def main():
         print(f"| file | bytes | device | pass | max abs d / max abs ref | argmax differ |")
         print(f"|---|---|---|---|---|---|")
         files = write_files(args.archs_bin, out, args.archs.split(","))
-        for path in files + [with_top_k(f, TOP_K) for f in files]:
+        indexed = [f for f in files if os.path.basename(f).split("-")[0] in INDEXED]
+        for path in files + [with_top_k(f, TOP_K) for f in indexed]:
             ref = llama_logits_in(args.llamacpp, path, tokens)
             name = os.path.basename(path)
             for device in args.devices.split(","):
@@ -146,6 +148,8 @@ def main():
                         worst = float("inf")
                         continue
                     err = float(np.abs(got - ref).max() / np.abs(ref).max())
+                    if not np.isfinite(err):  # NaN logits on either side fail
+                        err = float("inf")
                     flips = int((got.argmax(-1) != ref.argmax(-1)).sum())
                     worst = max(worst, err)
                     print(f"| {name} | {os.path.getsize(path)} | {device} | {label} | {err:.2e} | {flips} of {len(tokens)} |")

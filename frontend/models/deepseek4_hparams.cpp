@@ -116,6 +116,7 @@ DeepSeekV4HParams hparams_from_gguf_v4(const gguf::File& f) {
   h.scoring = gating_name(f.get_i64(key("expert_gating_func")), f.path());
   h.norm_topk = f.get_bool(key("expert_weights_norm"));
   h.routed_scale = f.get_f64(key("expert_weights_scale"));
+  if (h.routed_scale == 0.0) h.routed_scale = 1.0;  // llama.cpp scales the routing weights only by a factor other than 0 and 1
   // swiglu_clamp_exp: one value per layer (llama.cpp's get_key_or_arr); every release
   // uses one limit for all.
   const std::string clamp_key = key("swiglu_clamp_exp");

@@ -186,6 +186,7 @@ std::optional<std::string> unused_by_deepseek4(const gguf::File& file, const ggu
   for (const char* suffix : {".input_scale", ".scale"}) {
     if (!t.name.ends_with(suffix)) continue;
     if (!file.find_tensor(t.name.substr(0, t.name.size() - std::string(suffix).size()) + ".weight")) return std::nullopt;
+    if (std::string(suffix) == ".input_scale") return std::string("activation scales, which llama.cpp does not apply either");
     const std::optional<DType> dtype = gguf::to_ir_dtype(t.type);
     bool ones = dtype.has_value();
     if (ones)

@@ -3,7 +3,9 @@
 #include "frontend/models/deepseek_weights.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <set>
 #include <filesystem>
 
 #include "frontend/gguf.h"
@@ -145,11 +147,26 @@ void note_mtp(DeepSeekModel& m, int64_t in_file, bool load) {
 
 // llama.cpp's loader takes an optional "X.scale" beside any weight "X.weight" (NVFP4's
 // second-level scale: [1] per tensor, or [n_expert] per expert of a stacked expert
-// tensor), and its deepseek2 / deepseek32 graphs multiply that weight's product by it;
-// "X.input_scale" it loads and never applies. A scale other than 1 is folded here into
-// its weight, which becomes an f32 copy; on a quantised weight it is refused.
-void fold_weight_scales(DeepSeekModel& m) {
-  std::vector<std::string> folded, unused;
+// tensor) and "X.input_scale" (an activation scale no graph applies). Its deepseek2 graph
+// multiplies the products of attn_output and the MTP layer's eh_proj / shared head by
+// their scales; deepseek32's also those of the dense, shared and routed FFN weights
+// (src/models/deepseek2.cpp, deepseek32.cpp). moat does the same: such a scale other than
+// 1 is folded into its weight, which becomes an f32 copy (refused on a quantised weight);
+// the other companions are left unused, with a note.
+bool llamacpp_applies_scale(const std::string& arch, const std::string& weight) {
+  static const std::set<std::string> deepseek2 = {"attn_output", "nextn.eh_proj", "nextn.shared_head_head"};
+  static const std::set<std::string> deepseek32 = {
+      "attn_output", "nextn.eh_proj", "nextn.shared_head_head", "ffn_gate", "ffn_up", "ffn_down", "ffn_gate_exps",
+      "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"};
+  int64_t layer = -1;
+  int used = 0;
+  if (std::sscanf(weight.c_str(), "blk.%ld.%n", &layer, &used) != 1 || used == 0) return false;  // output.weight: MTP only
+  const std::string kind = weight.substr(static_cast<size_t>(used), weight.size() - static_cast<size_t>(used) - 7);  // no ".weight"
+  return (arch == "deepseek32" ? deepseek32 : deepseek2).count(kind) > 0;
+}
+
+void fold_weight_scales(DeepSeekModel& m, const std::string& arch) {
+  std::vector<std::string> folded, unapplied, input_scales;
   for (auto it = m.weights.begin(); it != m.weights.end();) {
     const std::string& name = it->first;
     const std::string suffix = name.ends_with(".input_scale") ? ".input_scale" : name.ends_with(".scale") ? ".scale" : "";
@@ -160,7 +177,12 @@ void fold_weight_scales(DeepSeekModel& m) {
       continue;
     }
     const std::vector<float> scale = it->second.to_f32();
-    if (suffix == ".scale" && std::any_of(scale.begin(), scale.end(), [](float v) { return v != 1.0f; })) {
+    const bool ones = std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.0f; });
+    if (suffix == ".input_scale") {
+      input_scales.push_back(name);
+    } else if (!llamacpp_applies_scale(arch, weight)) {
+      if (!ones) unapplied.push_back(name);
+    } else if (!ones) {
       const std::vector<int64_t> shape = w->second.shape();
       if (scale.size() != 1 && (shape.size() != 3 || shape[0] != static_cast<int64_t>(scale.size())))
         user_error(m.path, ": ", name, " holds ", scale.size(), " scales; ", weight, " of ", shape.size(),
@@ -173,17 +195,17 @@ void fold_weight_scales(DeepSeekModel& m) {
       for (size_t i = 0; i < values.size(); ++i) values[i] *= scale[i / per_scale];
       w->second = ir::HostTensor::from_f32(shape, values);
       folded.push_back(name);
-    } else if (suffix == ".input_scale") {
-      unused.push_back(name);
     }
     it = m.weights.erase(it);
   }
-  if (!folded.empty())
-    m.notes.push_back(cat(folded.size(), " weight scale tensor(s) (", folded.front(), folded.size() > 1 ? ", ..." : "",
-                          ") folded into their f32 weights, as llama.cpp multiplies by them"));
-  if (!unused.empty())
-    m.notes.push_back(cat(unused.size(), " input scale tensor(s) (", unused.front(), unused.size() > 1 ? ", ..." : "",
-                          ") left unused, as llama.cpp leaves them"));
+  auto note = [&](const std::vector<std::string>& names, const std::string& what) {
+    if (!names.empty())
+      m.notes.push_back(cat(names.size(), " ", names.size() == 1 ? "tensor" : "tensors", " (", names.front(),
+                            names.size() > 1 ? ", ..." : "", ") ", what));
+  };
+  note(folded, "folded into their weights (f32 copies), as llama.cpp's " + arch + " graph multiplies by them");
+  note(unapplied, "left unused: weight scales other than 1 that llama.cpp's " + arch + " graph does not apply either");
+  note(input_scales, "left unused: activation scales, which llama.cpp does not apply either");
 }
 
 DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
@@ -214,7 +236,7 @@ DeepSeekModel load_gguf(const std::string& path, const LoadOptions& options) {
                  ", which this runtime does not compute with (it takes ", gguf::supported_ggml_types(), ")");
     m.weights[t.name] = ir::HostTensor::borrowed(*dtype, t.shape(), t.data);
   }
-  fold_weight_scales(m);
+  fold_weight_scales(m, file->architecture());
   split_fused_gate_up(m);
   // The legacy unsplit layout: split kv_b as the current converter does.
   for (int64_t l = 0; l < m.hparams.n_layer + m.hparams.n_mtp; ++l) {

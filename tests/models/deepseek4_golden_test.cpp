@@ -125,16 +125,21 @@ TEST_CASE("DeepSeek-V4 GGUF: the tensors llama.cpp's deepseek4 graph leaves unus
   out.write(path);
   const models::DeepSeekV4Weights w = models::load_deepseek4_gguf_weights(path, h);
   CHECK(w.tensors.size() == golden().w.tensors.size());
-  REQUIRE(w.notes.size() == 3);
-  CHECK(w.notes[0].find("1 tensor (blk.3.exp_probs_b_vl.bias) left unused: the routing bias for image tokens") == 0);
-  CHECK(w.notes[1].find("1 tensor (blk.2.ffn_up_shexp.scale) left unused: weight scales of 1") == 0);
-  CHECK(w.notes[2].find("2 tensors (blk.1.ffn_up_exps.scale, ...) left unused: weight scales other than 1") == 0);
+  REQUIRE(w.notes.size() == 4);
+  CHECK(w.notes[0].find("1 tensor (blk.1.ffn_up_exps.input_scale) left unused: activation scales") == 0);
+  CHECK(w.notes[1].find("1 tensor (blk.3.exp_probs_b_vl.bias) left unused: the routing bias for image tokens") == 0);
+  CHECK(w.notes[2].find("1 tensor (blk.2.ffn_up_shexp.scale) left unused: weight scales of 1") == 0);
+  CHECK(w.notes[3].find("1 tensor (blk.1.ffn_up_exps.scale) left unused: weight scales other than 1") == 0);
 
+  gguf::Writer no_weight = out;  // a scale beside no weight
+  no_weight.add_tensor("blk.1.attn_nonexistent.scale", gguf::GgmlType::F32, {1}, bytes_of(ones));
+  no_weight.write(path);
+  CHECK(testing::user_error_of([&] { models::load_deepseek4_gguf_weights(path, h); })
+            .find("tensor blk.1.attn_nonexistent.scale is not one of DeepSeek-V4's") != std::string::npos);
   out.add_tensor("blk.1.ffn_up_exps.bias", gguf::GgmlType::F32, {scales.size()}, bytes_of(scales));  // no such tensor
-  out.add_tensor("blk.1.attn_nonexistent.scale", gguf::GgmlType::F32, {1}, bytes_of(ones));
   out.write(path);
-  CHECK(testing::user_error_of([&] { models::load_deepseek4_gguf_weights(path, h); }).find("tensor blk.1.ffn_up_exps.bias is not one of DeepSeek-V4's") !=
-        std::string::npos);
+  CHECK(testing::user_error_of([&] { models::load_deepseek4_gguf_weights(path, h); })
+            .find("tensor blk.1.ffn_up_exps.bias is not one of DeepSeek-V4's") != std::string::npos);
   std::remove(path.c_str());
 }
 

@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <unistd.h>
 
 #include "backends/device.h"
+#include "frontend/gguf_writer.h"
 #include "frontend/models/deepseek.h"
 #include "ir/interpreter.h"
 #include "ir/quant.h"
@@ -290,48 +292,67 @@ TEST_CASE("llama.cpp's optional keys and tensors as its test files write them: n
   CHECK(z.hparams.routed_scale == 1.0);
   std::filesystem::remove(zeros);
 
-  // "X.scale" beside "X.weight" multiplies the weight (per tensor, or per expert of a
-  // stacked tensor); "X.input_scale" llama.cpp never applies.
-  auto with_scales = [](const char* name, gguf::GgmlType type) {
-    testing::TinyDeepSeek plain;
-    plain.matrix_type = type;
-    const std::string path = tiny_path(name, plain);
-    const gguf::File file = gguf::File::open(path);
+  // "X.scale" beside "X.weight": folded into the weights llama.cpp's graph of the file's
+  // architecture multiplies by it (deepseek2: attn_output and the MTP layer's; deepseek32:
+  // also every FFN weight), left unused elsewhere; "X.input_scale" llama.cpp never applies.
+  static const std::vector<float> four = {2.0f, 0.5f, 1.0f, -1.0f}, three = {3.0f}, five = {5.0f};
+  auto bytes = [](const std::vector<float>& v) { return std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4); };
+  // `source` copied with `more` tensors added and `retyped` (name, type, data) replacing one.
+  auto copy_with = [](const std::string& source, const std::string& out, const std::function<void(gguf::Writer&)>& more,
+                      const std::string& retyped = "", gguf::GgmlType type = gguf::GgmlType::F32,
+                      std::span<const uint8_t> data = {}) {
+    const gguf::File file = gguf::File::open(source);
     gguf::Writer w;
     for (const gguf::KeyValue& kv : file.metadata()) w.set(kv.key, kv.value);
-    for (const gguf::TensorInfo& t : file.tensors()) w.add_tensor(t.name, t.type, t.dims, t.data);
-    static const std::vector<float> experts = {2.0f, 0.5f, 1.0f, -1.0f}, three = {3.0f}, five = {5.0f};
-    auto bytes = [](const std::vector<float>& v) { return std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4); };
-    w.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {4}, bytes(experts));
+    for (const gguf::TensorInfo& t : file.tensors())
+      if (t.name == retyped) w.add_tensor(t.name, type, t.dims, data);
+      else w.add_tensor(t.name, t.type, t.dims, t.data);
+    more(w);
+    w.write(out);
+  };
+  const std::string path = tiny_path("scales", testing::TinyDeepSeek{}), scaled = path + ".scaled.gguf";
+  copy_with(path, scaled, [&](gguf::Writer& w) {
+    w.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {4}, bytes(four));
     w.add_tensor("blk.0.attn_output.scale", gguf::GgmlType::F32, {1}, bytes(three));
     w.add_tensor("blk.0.ffn_down.input_scale", gguf::GgmlType::F32, {1}, bytes(five));
-    const std::string scaled = path + ".scaled.gguf";
-    w.write(scaled);
-    return std::pair{path, scaled};
-  };
-  const auto [path, scaled] = with_scales("scales", gguf::GgmlType::F32);
+  });
   const models::DeepSeekModel m0 = models::load_deepseek(path), m1 = models::load_deepseek(scaled);
   CHECK(m1.weights.size() == m0.weights.size());
-  const std::vector<float> up0 = m0.weight("blk.1.ffn_up_exps.weight").to_f32(), up1 = m1.weight("blk.1.ffn_up_exps.weight").to_f32();
-  const size_t per_expert = up0.size() / 4;
-  for (size_t i = 0; i < up0.size(); i += 7) CHECK(up1[i] == up0[i] * std::vector<float>{2.0f, 0.5f, 1.0f, -1.0f}[i / per_expert]);
   const std::vector<float> o0 = m0.weight("blk.0.attn_output.weight").to_f32(), o1 = m1.weight("blk.0.attn_output.weight").to_f32();
   for (size_t i = 0; i < o0.size(); ++i) REQUIRE(o1[i] == o0[i] * 3.0f);
+  CHECK(m1.weight("blk.1.ffn_up_exps.weight").to_f32() == m0.weight("blk.1.ffn_up_exps.weight").to_f32());
   CHECK(m1.weight("blk.0.ffn_down.weight").to_f32() == m0.weight("blk.0.ffn_down.weight").to_f32());
-  REQUIRE(m1.notes.size() >= 2);
-  CHECK(m1.notes[0].find("2 weight scale tensor(s) (blk.0.attn_output.scale, ...) folded") == 0);
-  CHECK(m1.notes[1].find("1 input scale tensor(s) (blk.0.ffn_down.input_scale) left unused") == 0);
+  REQUIRE(m1.notes.size() >= 3);
+  CHECK(m1.notes[0].find("1 tensor (blk.0.attn_output.scale) folded into their weights") == 0);
+  CHECK(m1.notes[1].find("1 tensor (blk.1.ffn_up_exps.scale) left unused: weight scales other than 1 that llama.cpp's deepseek2") == 0);
+  CHECK(m1.notes[2].find("1 tensor (blk.0.ffn_down.input_scale) left unused: activation scales") == 0);
   std::filesystem::remove(path);
   std::filesystem::remove(scaled);
 
-  const auto [q_path, q_scaled] = with_scales("scales-q8", gguf::GgmlType::Q8_0);
+  // deepseek32 (the V3.2 golden, 16 experts): the routed experts' scales are folded, one per expert.
+  const std::string v32 = MOAT_SOURCE_DIR "/tests/data/goldens/v32/model-f32.gguf";
+  const std::string v32_scaled = (std::filesystem::temp_directory_path() / ("moat-v32-scales-" + std::to_string(::getpid()) + ".gguf")).string();
+  std::vector<float> per_expert(16);
+  for (size_t e = 0; e < per_expert.size(); ++e) per_expert[e] = 0.25f * static_cast<float>(e) - 1.0f;
+  copy_with(v32, v32_scaled, [&](gguf::Writer& w) {
+    w.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {16}, bytes(per_expert));
+  });
+  const models::DeepSeekModel v0 = models::load_deepseek(v32), v1 = models::load_deepseek(v32_scaled);
+  const std::vector<float> up0 = v0.weight("blk.1.ffn_up_exps.weight").to_f32(), up1 = v1.weight("blk.1.ffn_up_exps.weight").to_f32();
+  REQUIRE(up1.size() == up0.size());
+  const size_t per = up0.size() / 16;
+  for (size_t i = 0; i < up0.size(); ++i) REQUIRE(up1[i] == up0[i] * per_expert[i / per]);
+  // ... and refused beside a quantised weight (q8_0 blocks of zeros: 16 x 32 rows of one block)
+  const std::vector<uint8_t> q8(16 * 32 * 34, 0);
+  copy_with(
+      v32, v32_scaled, [&](gguf::Writer& w) { w.add_tensor("blk.1.ffn_up_exps.scale", gguf::GgmlType::F32, {16}, bytes(per_expert)); },
+      "blk.1.ffn_up_exps.weight", gguf::GgmlType::Q8_0, q8);
   std::string message;
   try {
-    (void)models::load_deepseek(q_scaled);
+    (void)models::load_deepseek(v32_scaled);
   } catch (const UserError& e) {
     message = e.what();
   }
   CHECK_MESSAGE(message.find("blk.1.ffn_up_exps.scale scales the q8_0 weight blk.1.ffn_up_exps.weight") != std::string::npos, message);
-  std::filesystem::remove(q_path);
-  std::filesystem::remove(q_scaled);
+  std::filesystem::remove(v32_scaled);
 }

@@ -51,6 +51,12 @@ struct Plan {
   std::vector<PlanBuffer> buffers;
   std::vector<PlanKernel> kernels;  // in launch order
   std::vector<int> outputs;         // one buffer per graph output
+
+  // The buffer whose memory buffer `b` is: itself, or the end of its alias_of chain.
+  int root_of(int b) const {
+    while (buffers[static_cast<size_t>(b)].alias_of >= 0) b = buffers[static_cast<size_t>(b)].alias_of;
+    return b;
+  }
 };
 
 // UserError when a symbol is unbound or a shape does not fit; InternalError for an op

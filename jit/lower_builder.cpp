@@ -220,8 +220,7 @@ KernelBuilder::KernelBuilder(LowerContext& ctx) : ctx_(ctx) {}
 
 int KernelBuilder::use(int plan_buffer, bool written) {
   // Reshape aliases share their target's memory: address the target.
-  while (ctx_.plan.buffers.at(static_cast<size_t>(plan_buffer)).alias_of >= 0)
-    plan_buffer = ctx_.plan.buffers[static_cast<size_t>(plan_buffer)].alias_of;
+  plan_buffer = ctx_.plan.root_of(plan_buffer);
   for (size_t i = 0; i < args_.size(); ++i) {
     if (args_[i] == plan_buffer) {
       if (written) kernel_.buffers[static_cast<size_t>(arg_buffers_[i])].written = true;

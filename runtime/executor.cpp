@@ -99,8 +99,7 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
   std::vector<const backends::Buffer*> redirected(plan_.buffers.size(), nullptr);  // arena buffers written elsewhere
   for (size_t k = 0; k < output_into.size(); ++k) {
     if (!output_into[k]) continue;
-    int root = plan_.outputs[k];
-    while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+    const int root = plan_.root_of(plan_.outputs[k]);
     if (memory_.offset[static_cast<size_t>(root)] >= 0) redirected[static_cast<size_t>(root)] = output_into[k];
   }
   for (size_t i = 0; i < plan_.buffers.size(); ++i) {
@@ -174,16 +173,14 @@ std::vector<ir::HostTensor> Executor::run(const ir::Bindings& bindings,
     const int o = plan_.outputs[k];
     const jit::PlanBuffer& b = plan_.buffers[static_cast<size_t>(o)];
     if (!output_into.empty() && output_into[k]) {
-      int root = o;
-      while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+      const int root = plan_.root_of(o);
       if (redirected[static_cast<size_t>(root)]) {  // written into the caller's buffer
         outputs.push_back(ir::HostTensor::from_bytes(b.dtype, {0}, {}));
         continue;
       }
     }
     if (b.in_place && resident) {  // state updated on the device: the caller holds it, nothing is read back
-      int root = o;
-      while (plan_.buffers[static_cast<size_t>(root)].alias_of >= 0) root = plan_.buffers[static_cast<size_t>(root)].alias_of;
+      const int root = plan_.root_of(o);
       if (resident->count(plan_.buffers[static_cast<size_t>(root)].name)) {
         outputs.push_back(ir::HostTensor::from_bytes(b.dtype, {0}, {}));
         continue;

@@ -9,11 +9,6 @@ namespace {
 
 uint64_t aligned(uint64_t bytes) { return (bytes + backends::kViewAlignment - 1) / backends::kViewAlignment * backends::kViewAlignment; }
 
-int root_of(const jit::Plan& plan, int b) {
-  while (plan.buffers[static_cast<size_t>(b)].alias_of >= 0) b = plan.buffers[static_cast<size_t>(b)].alias_of;
-  return b;
-}
-
 }  // namespace
 
 MemoryPlan plan_memory(const jit::Plan& plan) {
@@ -24,12 +19,12 @@ MemoryPlan plan_memory(const jit::Plan& plan) {
   std::vector<int> first(n, end + 1), last(n, -1);
   for (int k = 0; k < end; ++k)
     for (int b : plan.kernels[static_cast<size_t>(k)].args) {
-      const size_t r = static_cast<size_t>(root_of(plan, b));
+      const size_t r = static_cast<size_t>(plan.root_of(b));
       first[r] = std::min(first[r], k);
       last[r] = std::max(last[r], k);
     }
   for (int o : plan.outputs) {
-    const size_t r = static_cast<size_t>(root_of(plan, o));
+    const size_t r = static_cast<size_t>(plan.root_of(o));
     first[r] = std::min(first[r], end);
     last[r] = end;
   }

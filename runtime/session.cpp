@@ -41,12 +41,11 @@ void require_cache_writes_in_place(const ir::Graph& graph, const jit::Plan& plan
     MOAT_INTERNAL_CHECK(destination.op == ir::Op::input, "pass output ", ir::describe(graph, o),
                         " writes rows of a computed value, not of a cache part");
     const std::string& part = ir::attr_string(destination, "name");
-    const bool in_place = std::any_of(plan.buffers.begin(), plan.buffers.end(), [&](const jit::PlanBuffer& b) {
-      if (!b.in_place) return false;
-      const jit::PlanBuffer* root = &b;
-      while (root->alias_of >= 0) root = &plan.buffers[static_cast<size_t>(root->alias_of)];
-      return root->role == jit::PlanBuffer::Role::input && root->name == part;
-    });
+    bool in_place = false;
+    for (size_t b = 0; b < plan.buffers.size(); ++b) {
+      const jit::PlanBuffer& root = plan.buffers[static_cast<size_t>(plan.root_of(static_cast<int>(b)))];
+      in_place = in_place || (plan.buffers[b].in_place && root.role == jit::PlanBuffer::Role::input && root.name == part);
+    }
     MOAT_INTERNAL_CHECK(in_place, "the pass writes cache part ", part,
                         " into a copy (a computation reads the part after the write), which would leave the cache unchanged");
   }

@@ -60,6 +60,28 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
   return {for_loop(r, begin, end, c_i64(1), row_body(bounded_ref(r, 0, rows - 1)))};
 }
 
+// The relative cost of one element of node `id`'s value computed inline: 1 plus
+// kTranscendentalCost for each transcendental function in its expression (its own op
+// when `own`, and those of operands that are computed inline, not loaded). A CPU libm
+// call (expf, tanhf, ...) costs about as much as that many additions: a SwiGLU over
+// 4096 elements is worth several work-groups where a plain sum of as many is one.
+constexpr int64_t kTranscendentalCost = 16;
+
+int64_t inline_cost(const LowerContext& ctx, ir::NodeId id, bool own, int depth = 0) {
+  if (depth > 64 || (!own && ctx.buffer_of[static_cast<size_t>(id)] >= 0)) return 0;
+  const ir::Node& node = ctx.node(id);
+  const ir::OpKind kind = ir::op_kind(node.op);
+  if (kind != ir::OpKind::Unary && kind != ir::OpKind::Binary && kind != ir::OpKind::Ternary && kind != ir::OpKind::Cast &&
+      kind != ir::OpKind::View && kind != ir::OpKind::Gather)
+    return 0;
+  using ir::Op;
+  const bool transcendental = node.op == Op::exp || node.op == Op::log || node.op == Op::sin || node.op == Op::cos ||
+                              node.op == Op::tanh || node.op == Op::sigmoid || node.op == Op::silu || node.op == Op::pow;
+  int64_t cost = transcendental ? kTranscendentalCost : 0;
+  for (ir::NodeId o : node.operands) cost += inline_cost(ctx, o, false, depth + 1);
+  return cost;
+}
+
 std::vector<NodeRef> with_last(std::vector<NodeRef> idx, NodeRef last) {
   idx.push_back(std::move(last));
   return idx;
@@ -121,7 +143,7 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     std::vector<NodeRef> inner{kb.store_value(out, idx, value(idx))};
     return std::vector<NodeRef>{for_loop(j, c_i64(0), c_i64(split.inner), c_i64(1), std::move(inner))};
   };
-  return kb.finish("map", over_rows(kb, split.rows, split.inner, row_body));
+  return kb.finish("map", over_rows(kb, split.rows, split.inner * (1 + inline_cost(ctx, id, true)), row_body));
 }
 
 PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out) {
@@ -222,7 +244,8 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     stmts.push_back(kb.store_value(out, idx, cast(vt, ref(acc, acc_type))));
     return stmts;
   };
-  return kb.finish(is_max ? "reduce_max" : "reduce_sum", over_rows(kb, numel(out_shape), len, element));
+  return kb.finish(is_max ? "reduce_max" : "reduce_sum",
+                   over_rows(kb, numel(out_shape), len * (1 + inline_cost(ctx, src, false)), element));
 }
 
 PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {

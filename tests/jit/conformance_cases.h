@@ -50,6 +50,10 @@ inline void unary(BackendUnderTest& be) {
       }
     }
   }
+  // Rows of transcendental functions split over several CPU work-groups by their cost
+  // (lower_kernels.cpp): SwiGLU over 40 rows of 512, the last group partial.
+  check_op(be, "silu(x) * y [40, 512]", {{DType::f32, {40, 512}}, {DType::f32, {40, 512}}},
+           [](Builder& b, const std::vector<NodeId>& x) { return b.mul(b.unary(Op::silu, x[0]), x[1]); });
   for (DType d : {DType::i32, DType::i64, DType::i8})
     for (Op op : {Op::neg, Op::abs})
       check_op(be, std::string(op_name(op)) + " " + std::string(dtype_name(d)), {{d, {5, 9}}},
@@ -121,15 +125,18 @@ inline void reduce(BackendUnderTest& be) {
     }
     check_op(be, std::string(op_name(op)) + " [300, 1000]", {{DType::f32, {300, 1000}}},
              [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, x[0], 1); });
+    check_op(be, std::string(op_name(op)) + " of exp [64, 300]", {{DType::f32, {64, 300}}},
+             [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, b.unary(Op::exp, x[0]), 1); });
   }
 }
 
 // matmul with f32 / f16 / bf16 B, transposed or not, batched and broadcast
 inline void matmul_float(BackendUnderTest& be) {
-  // m 2..4 with K a multiple of the vector width: the CPU's blocks of columns
+  // m 2..8 with K a multiple of the vector width: the CPU's blocks of columns
   // (tiled_columns.cpp), with N not a multiple of the block
-  const std::vector<std::array<int64_t, 3>> mkn = {{1, 64, 64}, {3, 37, 17}, {5, 300, 33}, {1, 1, 1}, {9, 1024, 40},
-                                                   {2, 64, 37}, {3, 128, 10}, {4, 32, 8}};
+  const std::vector<std::array<int64_t, 3>> mkn = {{1, 64, 64}, {3, 37, 17}, {5, 300, 33}, {1, 1, 1},  {9, 1024, 40},
+                                                   {2, 64, 37}, {3, 128, 10}, {4, 32, 8},   {5, 64, 37}, {6, 32, 9},
+                                                   {7, 48, 5},  {8, 64, 33}};
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
     for (auto [m, k, n] : mkn) {
       const std::string what = "matmul B " + std::string(dtype_name(bd)) + " m" + std::to_string(m) + " k" +

@@ -27,6 +27,9 @@ using testing::session_device_ids;
 const std::string kSource = MOAT_SOURCE_DIR;
 const std::string kDemo = kSource + "/models/kjv-tiny.gguf";
 const std::string kGolden = kSource + "/tests/data/goldens/v3_mtp";
+// The goldens with an MTP layer (tools/make_mtp_golden.py): V3's, and V3.2's, whose MTP
+// layer keeps its indexer's top 12 keys of up to 47 positions.
+const std::vector<std::string> kMtpGoldens = {kGolden, kSource + "/tests/data/goldens/v32_mtp"};
 const std::vector<int32_t> kPrompt = {0, 449, 341, 336, 379, 2362, 28};  // BOS "The LORD is my shepherd;"
 
 models::DeepSeekModel load_drafting(const std::string& path) {
@@ -73,22 +76,25 @@ std::vector<int32_t> generate_ids(runtime::Session& session, const std::vector<i
 
 }  // namespace
 
-TEST_CASE("MTP layer: the v3_mtp golden's draft logits equal the transformers composition's on every device") {
-  const models::DeepSeekModel model = load_drafting(kGolden);
-  REQUIRE(model.has_draft());
+TEST_CASE("MTP layer: the v3_mtp and v32_mtp goldens' draft logits equal the transformers composition's on every device") {
   const std::vector<int32_t> tokens =
       nlohmann::json::parse(read_all(kSource + "/tests/data/goldens/tokens.json")).get<std::vector<int32_t>>();
-  const NpyF32 want = read_npy_f32(kGolden + "/mtp_logits.npy");
-  const NpyF32 main = read_npy_f32(kGolden + "/logits.npy");
   runtime::KernelCache cache("");
-  for (const std::string& id : session_device_ids()) {
-    INFO(id);
-    auto device = backends::open_device(id, {.threads = 2});
-    runtime::Session session(model, *device, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
-    const std::vector<float> logits = session.evaluate(tokens, 16);
-    CHECK(relative_error(logits, main.values) < 1e-4);  // the main model is untouched by the MTP layer
-    session.rewind(0);
-    CHECK(relative_error(mtp_logits(session, tokens, model.vocab_size()), want.values) < 1e-4);
+  for (const std::string& golden : kMtpGoldens) {
+    INFO(golden);
+    const models::DeepSeekModel model = load_drafting(golden);
+    REQUIRE(model.has_draft());
+    const NpyF32 want = read_npy_f32(golden + "/mtp_logits.npy");
+    const NpyF32 main = read_npy_f32(golden + "/logits.npy");
+    for (const std::string& id : session_device_ids()) {
+      INFO(id);
+      auto device = backends::open_device(id, {.threads = 2});
+      runtime::Session session(model, *device, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
+      const std::vector<float> logits = session.evaluate(tokens, 16);
+      CHECK(relative_error(logits, main.values) < 1e-4);  // the main model is untouched by the MTP layer
+      session.rewind(0);
+      CHECK(relative_error(mtp_logits(session, tokens, model.vocab_size()), want.values) < 1e-4);
+    }
   }
 }
 
@@ -109,10 +115,6 @@ TEST_CASE("MTP layer: the demo model's draft logits equal its PyTorch MTP module
 
 TEST_CASE("speculative decoding when greedy gives the tokens of plain decoding for every draft length and device") {
   const models::DeepSeekModel demo = load_drafting(kDemo);
-  const models::DeepSeekModel golden = load_drafting(kGolden);
-  const nlohmann::json golden_greedy = nlohmann::json::parse(read_all(kGolden + "/greedy.json"));
-  const std::vector<int32_t> golden_prompt = golden_greedy.at("prompt").get<std::vector<int32_t>>();
-  const std::vector<int32_t> golden_text = golden_greedy.at("continuation").get<std::vector<int32_t>>();
   runtime::KernelCache cache("");
   for (const std::string& id : session_device_ids()) {
     INFO(id);
@@ -132,11 +134,18 @@ TEST_CASE("speculative decoding when greedy gives the tokens of plain decoding f
       CHECK(stats.accepted <= stats.drafted);
       CHECK(drafting.cached_tokens() == static_cast<int64_t>(kPrompt.size()) + 60);  // every streamed token, no draft
     }
-    // the golden: transformers' greedy continuation, with and without drafts
-    runtime::Session golden_session(golden, *device, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
-    const auto n = static_cast<int64_t>(golden_text.size());
-    CHECK(generate_ids(golden_session, golden_prompt, n, 0) == golden_text);
-    for (int64_t draft : drafts) CHECK(generate_ids(golden_session, golden_prompt, n, draft) == golden_text);
+    // the goldens: transformers' greedy continuation, with and without drafts
+    for (const std::string& path : kMtpGoldens) {
+      INFO(path);
+      const models::DeepSeekModel golden = load_drafting(path);
+      const nlohmann::json golden_greedy = nlohmann::json::parse(read_all(path + "/greedy.json"));
+      const std::vector<int32_t> golden_prompt = golden_greedy.at("prompt").get<std::vector<int32_t>>();
+      const std::vector<int32_t> golden_text = golden_greedy.at("continuation").get<std::vector<int32_t>>();
+      runtime::Session golden_session(golden, *device, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
+      const auto n = static_cast<int64_t>(golden_text.size());
+      CHECK(generate_ids(golden_session, golden_prompt, n, 0) == golden_text);
+      for (int64_t draft : drafts) CHECK(generate_ids(golden_session, golden_prompt, n, draft) == golden_text);
+    }
   }
 }
 

@@ -138,6 +138,10 @@ class Model {
   // overwrites what a shorter length needs (a ring of the last tokens, a partial
   // block's state): such a cache is only emptied, and a pass never runs twice.
   virtual bool cache_rewinds() const { return true; }
+  // Whether a pass may hold several sequences (PassSpec::batched). False: a session of
+  // several sequences runs one pass per sequence, each over its own block of the cache
+  // parts (the weights are then read once per sequence, not once per step).
+  virtual bool batches_sequences() const { return true; }
   // What loading skipped or converted ("MTP layer 61 skipped"), for the user to read.
   virtual std::vector<std::string> load_notes() const { return {}; }
 };

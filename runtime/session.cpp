@@ -92,9 +92,12 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
                  " elements; use --cache-type f16 (or f32, bf16)");
   if (options.sequences < 1) user_error("a session needs at least one sequence, got ", options.sequences);
   cached_.assign(static_cast<size_t>(options.sequences), 0);
-  pass_.cache_rows = context_ * options.sequences;
+  // Several sequences in one pass where the model's passes take them; else one pass per
+  // sequence over its own block of each part (sequence_caches_).
+  const bool per_sequence = options.sequences > 1 && !model.batches_sequences();
+  pass_.cache_rows = per_sequence ? context_ : context_ * options.sequences;
   pass_.cache_dtype = options.cache_dtype;
-  pass_.batched = options.sequences > 1;
+  pass_.batched = options.sequences > 1 && !per_sequence;
   max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
   check_memory(options);
   // The latent cache lives on the device of the layer that writes it, for the whole
@@ -104,9 +107,18 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     auto home = cache_device_.find(part.input);
     DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
     if (!d.device) continue;  // another rank's layer
-    caches_.push_back(d.device->allocate(part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences())));
+    const uint64_t bytes = part.bytes(pass_.cache_dtype, context_);
+    const uint64_t stride = per_sequence ? (bytes + backends::kViewAlignment - 1) / backends::kViewAlignment * backends::kViewAlignment
+                                         : bytes;
+    caches_.push_back(d.device->allocate(stride * static_cast<uint64_t>(sequences())));
     d.resident[part.input] = caches_.back().get();
     if (part.zero_filled) zero_fill(*d.device, *caches_.back());
+    if (!per_sequence) continue;
+    SequenceCache blocks{static_cast<size_t>(&d - devices_.data()), part.input, {}};
+    for (int64_t q = 0; q < sequences(); ++q)
+      blocks.views.push_back(d.device->view(*caches_.back(), static_cast<uint64_t>(q) * stride, bytes));
+    d.resident[part.input] = blocks.views[0].get();
+    sequence_caches_.push_back(std::move(blocks));
   }
   // Weights go once to each device that reads them (zero-copy where it shares host
   // memory): those of the passes lowered above now, any other when a plan first names it.
@@ -417,9 +429,14 @@ std::vector<float> Session::evaluate(int64_t sequence, std::span<const int32_t> 
   return logits;
 }
 
+void Session::bind_sequence_cache(int64_t sequence) {
+  for (SequenceCache& part : sequence_caches_)
+    devices_[part.device].resident[part.input] = part.views.at(static_cast<size_t>(sequence)).get();
+}
+
 std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> work) {
   if (work.empty()) return {};
-  if (work.size() > 1 && !pass_.batched)
+  if (work.size() > 1 && !pass_.batched && !pass_per_sequence())
     user_error("a pass over ", work.size(), " sequences needs a session of several (SessionOptions::sequences)");
   int64_t total = 0;
   std::vector<bool> seen(cached_.size(), false);
@@ -436,7 +453,13 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
     total += static_cast<int64_t>(w.tokens.size());
   }
   if (total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
-  return forward(work, models::LogitRows::last);
+  if (!pass_per_sequence()) return forward(work, models::LogitRows::last);
+  std::vector<float> logits;  // a pass per sequence, each over its own cache block
+  for (const SequenceTokens& w : work) {
+    std::vector<float> row = forward({&w, 1}, models::LogitRows::last);
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  return logits;
 }
 
 std::vector<ir::Graph> session_graphs(const models::Model& model, int64_t prompt_tokens, int64_t context,
@@ -527,6 +550,10 @@ std::vector<ir::HostTensor> Session::run_plan(StagedPlan& plan, const ir::Bindin
 // Runs `plan` for `work`, each sequence's tokens after those it holds: their cache rows
 // are written in place (a warm-up's rows are written again by the real pass).
 std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
+  if (pass_per_sequence()) {
+    MOAT_INTERNAL_CHECK(work.size() == 1, "a pass of ", work.size(), " sequences over a model whose passes hold one");
+    bind_sequence_cache(work[0].sequence);
+  }
   std::vector<int64_t> ids, positions, cache_at, key_starts, logit_rows;
   for (const SequenceTokens& w : work) {
     const int64_t past = cached_[static_cast<size_t>(w.sequence)], first_row = w.sequence * context_;

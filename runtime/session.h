@@ -255,8 +255,20 @@ class Session {
   std::map<std::string, int> cache_device_;  // device of each cache part
   uint64_t last_moved_ = 0, decode_moved_ = 0, moved_total_ = 0;
   // per cache part: [sequences x context rows, width] on the device; sequence s owns rows
-  // s * context .. (s + 1) * context - 1
+  // s * context .. (s + 1) * context - 1. A model whose passes hold one sequence
+  // (!Model::batches_sequences) instead gets a block per sequence, each a whole part of
+  // `context` rows at a kViewAlignment boundary, and every pass reads one block through
+  // views: sequence_caches_[s], which run_pass makes the resident part before the pass.
   std::vector<std::unique_ptr<backends::Buffer>> caches_;
+  struct SequenceCache {
+    size_t device = 0;  // devices_ index of the part's home
+    std::string input;  // the part's graph input
+    std::vector<std::unique_ptr<backends::Buffer>> views;  // per sequence
+  };
+  std::vector<SequenceCache> sequence_caches_;
+  bool pass_per_sequence() const { return !sequence_caches_.empty(); }
+  // Makes sequence s's blocks the cache parts the next pass reads and writes.
+  void bind_sequence_cache(int64_t sequence);
   struct CachedPlan {
     std::unique_ptr<StagedPlan> executor;
     uint64_t last_use = 0;

@@ -240,7 +240,8 @@ ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weigh
   if (pass.batched || pass.hidden || pass.draft)
     user_error("DeepSeek-V4 passes hold one sequence, without hidden-state outputs or a draft module (",
                pass.batched ? "several sequences" : pass.hidden ? "hidden states" : "a draft pass",
-               " asked for): it runs one sequence per session (moat serve --parallel 1), without --spec mtp");
+               " asked for): a session of several sequences runs one pass per sequence (Model::batches_sequences), "
+               "and there is no --spec mtp yet");
   MOAT_INTERNAL_CHECK(pass.cache_rows > 0 || pass.first, "a DeepSeek-V4 pass without a cache is a first pass (positions 0..T-1)");
   ir::Graph g;
   g.name = "deepseek4";

@@ -32,6 +32,7 @@ struct DeepSeekV4Model : Model {
   std::string why_no_draft() const override;
   // The window ring and the pooling state are overwritten as tokens arrive.
   bool cache_rewinds() const override { return false; }
+  bool batches_sequences() const override { return false; }  // deepseek4.h: one sequence per pass
   std::vector<std::string> load_notes() const override { return weights.notes; }
 };
 

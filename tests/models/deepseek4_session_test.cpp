@@ -214,8 +214,67 @@ TEST_CASE("a DeepSeek-V4 session rewinds only to empty, and then gives the same 
 }
 
 TEST_CASE("DeepSeek-V4 passes hold one sequence") {
+  CHECK_FALSE(golden_model().batches_sequences());
   models::PassSpec batched;
   batched.batched = true;
   batched.cache_rows = 64;
   CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("one sequence"), UserError);
+}
+
+namespace {
+
+// Sessions of several sequences over V4 (a pass per sequence, each over its own block of
+// every cache part): sequences at different positions, joining and leaving at different
+// steps, each must give the golden's row at its own position.
+void check_sequences(backends::Device& device, runtime::KernelCache& cache, int64_t steps) {
+  const std::vector<int32_t> tokens = golden_tokens();
+  const NpyF32& want = golden_logits();
+  const auto vocab = static_cast<size_t>(want.shape[1]);
+  runtime::Session session(golden_model(), device, cache, {.context = 320, .cache_dtype = ir::DType::f32, .sequences = 3});
+  std::vector<float> got, reference;  // rows in the order evaluated, and the golden's rows at the same positions
+  auto step = [&](std::vector<std::pair<int64_t, int64_t>> entries) {  // (sequence, new tokens)
+    std::vector<runtime::SequenceTokens> work;
+    std::vector<int64_t> last;
+    for (auto [sequence, n] : entries) {
+      const int64_t at = session.cached_tokens(sequence);
+      work.push_back({sequence, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(at), static_cast<size_t>(n))});
+      last.push_back(at + n - 1);
+    }
+    const std::vector<float> rows = session.evaluate_sequences(work);
+    got.insert(got.end(), rows.begin(), rows.end());
+    for (int64_t p : last)
+      reference.insert(reference.end(), want.values.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(p) * vocab),
+                       want.values.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(p + 1) * vocab));
+  };
+  // Sequence 0 decodes token by token from the start; sequence 1 joins 7 steps later
+  // (not a multiple of a block or the window), sequence 2 prefills in chunks of 37 (blocks
+  // of 4 and 128 completing inside them) beside the others' decode steps.
+  for (int64_t i = 0; i < steps; ++i) {
+    std::vector<std::pair<int64_t, int64_t>> entries{{0, 1}};
+    if (i >= 7) entries.push_back({1, 1});
+    if (i % 3 == 0 && session.cached_tokens(2) + 37 <= 320) entries.push_back({2, 37});
+    step(entries);
+  }
+  // A sequence emptied and used again: its block's old rows are never read.
+  CHECK(session.rewind(1, 0) == 0);
+  for (int64_t i = 0; i < 20; ++i) step({{1, 1}, {0, 1}});
+  CHECK(session.cached_tokens(1) == 20);
+  testing::expect_matches(got, NpyF32{{static_cast<int64_t>(got.size() / vocab), static_cast<int64_t>(vocab)}, reference},
+                          1e-4, cat(device.properties().info.id, ", 3 sequences"));
+}
+
+}  // namespace
+
+TEST_CASE("DeepSeek-V4 sessions of several sequences: a pass per sequence, each at its own position, gives transformers' logits") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  check_sequences(*cpu, cache, 140);
+  std::unique_ptr<backends::Device> ocl;
+  try {
+    ocl = backends::open_device("opencl:0");
+  } catch (const UserError& e) {
+    testing::skip(e.what());
+    return;
+  }
+  check_sequences(*ocl, cache, 20);
 }

@@ -94,10 +94,10 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   cached_.assign(static_cast<size_t>(options.sequences), 0);
   // Several sequences in one pass where the model's passes take them; else one pass per
   // sequence over its own block of each part (sequence_caches_).
-  const bool per_sequence = options.sequences > 1 && !model.batches_sequences();
-  pass_.cache_rows = per_sequence ? context_ : context_ * options.sequences;
+  per_sequence_ = options.sequences > 1 && !model.batches_sequences();
+  pass_.cache_rows = per_sequence_ ? context_ : context_ * options.sequences;
   pass_.cache_dtype = options.cache_dtype;
-  pass_.batched = options.sequences > 1 && !per_sequence;
+  pass_.batched = options.sequences > 1 && !per_sequence_;
   max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
   check_memory(options);
   // The latent cache lives on the device of the layer that writes it, for the whole
@@ -107,13 +107,11 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     auto home = cache_device_.find(part.input);
     DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
     if (!d.device) continue;  // another rank's layer
-    const uint64_t bytes = part.bytes(pass_.cache_dtype, context_);
-    const uint64_t stride = per_sequence ? (bytes + backends::kViewAlignment - 1) / backends::kViewAlignment * backends::kViewAlignment
-                                         : bytes;
+    const uint64_t bytes = part.bytes(pass_.cache_dtype, context_), stride = sequence_block_bytes(part);
     caches_.push_back(d.device->allocate(stride * static_cast<uint64_t>(sequences())));
     d.resident[part.input] = caches_.back().get();
     if (part.zero_filled) zero_fill(*d.device, *caches_.back());
-    if (!per_sequence) continue;
+    if (!per_sequence_) continue;
     SequenceCache blocks{static_cast<size_t>(&d - devices_.data()), part.input, {}};
     for (int64_t q = 0; q < sequences(); ++q)
       blocks.views.push_back(d.device->view(*caches_.back(), static_cast<uint64_t>(q) * stride, bytes));
@@ -358,7 +356,7 @@ void Session::check_memory(const SessionOptions& options) {
     for (const models::CachePart& part : cache_parts_) {
       auto home = cache_device_.find(part.input);
       if ((home != cache_device_.end() ? static_cast<size_t>(home->second) : 0) != d) continue;
-      share.needs.cache += part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences());
+      share.needs.cache += sequence_block_bytes(part) * static_cast<uint64_t>(sequences());
     }
     share.needs.available = options.memory_budget > 0 ? options.memory_budget : p.host_memory ? available_host_memory() : p.info.memory_bytes;
     needs_.weights += share.needs.weights;
@@ -429,6 +427,12 @@ std::vector<float> Session::evaluate(int64_t sequence, std::span<const int32_t> 
   return logits;
 }
 
+uint64_t Session::sequence_block_bytes(const models::CachePart& part) const {
+  const uint64_t bytes = part.bytes(pass_.cache_dtype, context_);
+  if (!per_sequence_) return bytes;
+  return (bytes + backends::kViewAlignment - 1) / backends::kViewAlignment * backends::kViewAlignment;
+}
+
 void Session::bind_sequence_cache(int64_t sequence) {
   for (SequenceCache& part : sequence_caches_)
     devices_[part.device].resident[part.input] = part.views.at(static_cast<size_t>(sequence)).get();
@@ -452,7 +456,10 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
     check_tokens(w.tokens);
     total += static_cast<int64_t>(w.tokens.size());
   }
-  if (total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
+  if (!pass_per_sequence() && total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
+  for (const SequenceTokens& w : work)
+    if (static_cast<int64_t>(w.tokens.size()) > max_batch_)
+      user_error("sequence ", w.sequence, ": a pass of ", w.tokens.size(), " tokens passes the batch of ", max_batch_);
   if (!pass_per_sequence()) return forward(work, models::LogitRows::last);
   std::vector<float> logits;  // a pass per sequence, each over its own cache block
   for (const SequenceTokens& w : work) {

@@ -139,7 +139,9 @@ class Session {
 
   // One pass over several sequences (each at most once, every token after those its
   // sequence holds; at most max_batch() tokens in all): the logits of each entry's last
-  // token, row-major [work.size(), n_vocab]. The weights are read once for all of them.
+  // token, row-major [work.size(), n_vocab]. The weights are read once for all of them;
+  // for a model whose passes hold one sequence (Model::batches_sequences), once per entry
+  // (a pass each, at most max_batch() tokens each).
   // UserError before any work for a sequence out of range, repeated, or past its context.
   std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
 
@@ -265,8 +267,11 @@ class Session {
     std::string input;  // the part's graph input
     std::vector<std::unique_ptr<backends::Buffer>> views;  // per sequence
   };
-  std::vector<SequenceCache> sequence_caches_;
-  bool pass_per_sequence() const { return !sequence_caches_.empty(); }
+  std::vector<SequenceCache> sequence_caches_;  // this rank's parts (none where it holds no layer)
+  bool per_sequence_ = false;  // a pass per sequence (!Model::batches_sequences, several sequences)
+  bool pass_per_sequence() const { return per_sequence_; }
+  // Bytes of one sequence's block of `part` (a whole number of kViewAlignment in that mode).
+  uint64_t sequence_block_bytes(const models::CachePart& part) const;
   // Makes sequence s's blocks the cache parts the next pass reads and writes.
   void bind_sequence_cache(int64_t sequence);
   struct CachedPlan {

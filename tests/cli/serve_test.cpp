@@ -316,15 +316,15 @@ TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same
   // Its ring and pooling state cannot be cut back to a shared prefix: the scheduler
   // takes the length the session kept (0), not the one it asked for.
   const std::string v4 = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v4/model-f32.gguf";
-  const json request = {{"prompt", "the quick brown"}, {"max_tokens", 12}, {"temperature", 0}};
-  const json other = {{"prompt", "a b c d e f g"}, {"max_tokens", 20}, {"temperature", 0}};
+  const json request = {{"prompt", "the quick brown"}, {"max_tokens", 48}, {"temperature", 0}};
+  const json other = {{"prompt", "a b c d e f g"}, {"max_tokens", 64}, {"temperature", 0}};
   std::string other_alone;
   json first;
   {
     Server s({"-m", v4, "--parallel", "1"});
     first = post(s, "/v1/completions", request);
     const json again = post(s, "/v1/completions", request);
-    CHECK(first["usage"]["completion_tokens"] == 12);
+    CHECK(first["usage"]["completion_tokens"] == 48);
     CHECK(again["choices"][0]["text"] == first["choices"][0]["text"]);
     CHECK(again["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
     other_alone = post(s, "/v1/completions", other)["choices"][0]["text"];
@@ -341,6 +341,11 @@ TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same
   CHECK(texts[0] == first["choices"][0]["text"]);
   CHECK(texts[1] == other_alone);
   CHECK(texts[2] == first["choices"][0]["text"]);
+  httplib::Result metrics = s.client().Get("/metrics");
+  REQUIRE(metrics);
+  std::smatch m;
+  REQUIRE(std::regex_search(metrics->body, m, std::regex(R"(moat_decode_batch_mean ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 1.0);  // steps did carry several sequences (a pass each)
 }
 
 TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {

@@ -255,12 +255,26 @@ void check_sequences(backends::Device& device, runtime::KernelCache& cache, int6
     if (i % 3 == 0 && session.cached_tokens(2) + 37 <= 320) entries.push_back({2, 37});
     step(entries);
   }
-  // A sequence emptied and used again: its block's old rows are never read.
-  CHECK(session.rewind(1, 0) == 0);
-  for (int64_t i = 0; i < 20; ++i) step({{1, 1}, {0, 1}});
-  CHECK(session.cached_tokens(1) == 20);
   testing::expect_matches(got, NpyF32{{static_cast<int64_t>(got.size() / vocab), static_cast<int64_t>(vocab)}, reference},
                           1e-4, cat(device.properties().info.id, ", 3 sequences"));
+  // A sequence emptied and used again for other tokens (those from position 100 of the
+  // golden's, at positions 0..): its block's old rows are never read, so it gives what a
+  // session of one sequence gives for them, while sequence 0 goes on beside it.
+  CHECK(session.rewind(1, 0) == 0);
+  const std::span<const int32_t> other = std::span<const int32_t>(tokens).subspan(100, 40);
+  runtime::Session alone(golden_model(), device, cache, {.context = 320, .cache_dtype = ir::DType::f32});
+  std::vector<float> reused, single;
+  for (size_t i = 0; i < other.size(); ++i) {
+    const int64_t at = session.cached_tokens(0);
+    const std::vector<runtime::SequenceTokens> work = {{1, other.subspan(i, 1)}, {0, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(at), 1)}};
+    const std::vector<float> rows = session.evaluate_sequences(work);
+    reused.insert(reused.end(), rows.begin(), rows.begin() + static_cast<ptrdiff_t>(vocab));
+    const std::vector<float> one = alone.evaluate(other.subspan(i, 1), 1);
+    single.insert(single.end(), one.begin(), one.end());
+  }
+  CHECK(session.cached_tokens(1) == static_cast<int64_t>(other.size()));
+  testing::expect_matches(reused, NpyF32{{static_cast<int64_t>(other.size()), static_cast<int64_t>(vocab)}, single}, 1e-6,
+                          cat(device.properties().info.id, ", a sequence used again against a session of one"));
 }
 
 }  // namespace
@@ -273,7 +287,7 @@ TEST_CASE("DeepSeek-V4 sessions of several sequences: a pass per sequence, each 
   try {
     ocl = backends::open_device("opencl:0");
   } catch (const UserError& e) {
-    testing::skip(e.what());
+    MESSAGE("opencl:0 part skipped: " << e.what());  // the CPU part ran
     return;
   }
   check_sequences(*ocl, cache, 20);

@@ -92,8 +92,9 @@ TEST_CASE("the context: the model's by default, capped and reported, too long is
   CHECK(explicit_n.exit_code == 0);  // generates until the context is full, and says so
   CHECK(contains(explicit_n.err, "plus -n 500 passes the context of 128 tokens"));
   CHECK(contains(explicit_n.err, "the context of 128 tokens is full"));
-  // Without -n, generation stops where the context ends.
-  const auto fills = run_moat({"run", "-m", kV3, "-p", std::string(100, 'a'), "--ctx", "104"});
+  // Without -n, generation stops where the context ends (--ignore-eos: the default
+  // sampling, with a random seed, may otherwise draw the end of sequence first).
+  const auto fills = run_moat({"run", "-m", kV3, "-p", std::string(100, 'a'), "--ctx", "104", "--ignore-eos"});
   CHECK(fills.exit_code == 0);
   CHECK(contains(fills.err, "generation 4 tokens"));
   const auto huge = run_moat({"run", "-m", kV3, "-p", "a", "--ctx", "1000000000"});

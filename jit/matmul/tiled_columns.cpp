@@ -3,9 +3,9 @@
 // `matmul_cols` outputs n for all rows m, a block of `columns_for(rows)` outputs at a
 // time, so that each chunk of A's rows is loaded once for the block and each chunk of
 // B's rows once for every row: rows x columns independent f32-vector accumulators per
-// K step, as many as the vector registers allow. (tiled.cpp loads A's chunk again for every output n, which
-// made such passes compute-bound: a [2, 4096] x [16384, 4096]^T f16 product took twice
-// the time of one row.)
+// K step, as many as the vector registers allow. (tiled.cpp loads A's chunk again for
+// every output n, which made such passes compute-bound: a [2, 4096] x [16384, 4096]^T
+// f16 product took twice the time of one row.)
 #include <algorithm>
 
 #include "jit/matmul/matmul.h"

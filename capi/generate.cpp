@@ -24,7 +24,7 @@ moat_stop_reason stop_reason(runtime::StopReason reason, bool callback_stopped) 
 // Makes the session's token record what its cache holds after a generation that
 // extended `history` (and may have stopped half-way, by an exception): the first
 // cached tokens of it; a cache holding more than the record (a prompt evaluated in part)
-// is rewound to the record (or emptied, where it only empties: Model::cache_rewinds).
+// is rewound to the record (or emptied, where the cut is too long: Model::cache_rewind_limit).
 void sync_tokens(moat_session& session, std::vector<int32_t>& history) {
   int64_t held = std::min<int64_t>(session.session->cached_tokens(), static_cast<int64_t>(history.size()));
   held = session.session->rewind(held);

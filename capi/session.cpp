@@ -89,7 +89,7 @@ moat_status moat_session_evaluate(moat_session* session, const int32_t* tokens, 
     try {
       out = session->session->evaluate(span, session->batch, moat::models::LogitRows::last);
     } catch (...) {  // a pass that failed after others: the cache holds what the record says
-      // (all of it, or nothing where the cache only empties: Model::cache_rewinds)
+      // (all of it, or nothing where the cut is too long: Model::cache_rewind_limit)
       session->tokens.resize(static_cast<size_t>(session->session->rewind(static_cast<int64_t>(session->tokens.size()))));
       throw;
     }

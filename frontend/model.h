@@ -134,10 +134,15 @@ class Model {
   virtual int64_t layers() const = 0;
   // Why has_draft() is false ("the file has no MTP layers"), for the error a user sees.
   virtual std::string why_no_draft() const { return "the model has no draft module"; }
-  // Whether a sequence's cache can be cut back to any shorter length. False where a pass
-  // overwrites what a shorter length needs (a ring of the last tokens, a partial
-  // block's state): such a cache is only emptied, and a pass never runs twice.
-  virtual bool cache_rewinds() const { return true; }
+  // How far a sequence's cache can be cut back exactly: a cut to length L is exact while
+  // no pass since it was last emptied wrote past position L + cache_rewind_limit() - 1.
+  // kRewindsAnywhere for a cache of a row per token (DeepSeek-V2/V3's latent); a few
+  // tokens where passes overwrite rows a shorter length needs (a ring of the last tokens
+  // and a partial block's state, kept with that many spare rows: DeepSeek-V4). A longer
+  // cut empties the cache (Session::rewind), and no pass runs twice (a warm-up would
+  // write past the cut).
+  static constexpr int64_t kRewindsAnywhere = INT64_MAX;
+  virtual int64_t cache_rewind_limit() const { return kRewindsAnywhere; }
   // Whether a pass may hold several sequences (PassSpec::batched). False: a session of
   // several sequences runs one pass per sequence, each over its own block of the cache
   // parts (the weights are then read once per sequence, not once per step).

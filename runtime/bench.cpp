@@ -35,7 +35,7 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
 
 // Fills the cache with the test's depth (untimed): the first time in passes of
 // `batch` tokens, later by rewinding to it (the rows past it are overwritten), or
-// again where the cache only empties (Model::cache_rewinds).
+// again where the cut is too long to be exact (Model::cache_rewind_limit).
 struct Depth {
   std::vector<int32_t> tokens;
   int64_t batch = 512;

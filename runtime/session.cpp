@@ -92,6 +92,7 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
                  " elements; use --cache-type f16 (or f32, bf16)");
   if (options.sequences < 1) user_error("a session needs at least one sequence, got ", options.sequences);
   cached_.assign(static_cast<size_t>(options.sequences), 0);
+  written_.assign(static_cast<size_t>(options.sequences), 0);
   // Several sequences in one pass where the model's passes take them; else one pass per
   // sequence over its own block of each part (sequence_caches_).
   per_sequence_ = options.sequences > 1 && !model.batches_sequences();
@@ -170,7 +171,12 @@ void Session::zero_fill(backends::Device& device, backends::Buffer& buffer) {
 
 int64_t Session::rewind(int64_t sequence, int64_t tokens) {
   int64_t& cached = cached_.at(static_cast<size_t>(sequence));
-  if (tokens < cached) cached = model_.cache_rewinds() ? std::max<int64_t>(tokens, 0) : 0;
+  int64_t& written = written_[static_cast<size_t>(sequence)];
+  if (tokens < cached) {
+    const bool exact = tokens > 0 && written - tokens <= model_.cache_rewind_limit();
+    cached = exact ? tokens : 0;
+    if (cached == 0) written = 0;
+  }
   if (sequence != 0 || !drafts()) return cached;
   // The draft rows and hidden states kept are those of positions before `cached`.
   draft_cached_ = std::min(draft_cached_, cached);
@@ -539,8 +545,10 @@ StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(Stage
   // A driver that compiles at first launch does so for kernels new to it: those this
   // process compiled (its binaries from the kernel cache were launched before, and the
   // driver keeps its own cache). Their first launch is a warm-up pass here, not timed.
-  // Not for a cache that only empties: a pass run twice would read rows its first run wrote.
-  if (first_launch_compiles && model_.cache_rewinds() && cache_.stats().compiles > compiles_before) {
+  // Not for a cache that cuts back only so far: a pass run twice would read rows its
+  // first run wrote (the warm-ups of a prompt's chunks write past what the sequence holds).
+  if (first_launch_compiles && model_.cache_rewind_limit() == models::Model::kRewindsAnywhere &&
+      cache_.stats().compiles > compiles_before) {
     warm_up(*plan->second.executor);
     stats_.compile_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - end).count();
   }
@@ -588,7 +596,11 @@ std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const 
 std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
   StagedPlan& plan = plan_for(key_for(work, rows), [&](StagedPlan& e) { run_pass(e, work, rows); });
   std::vector<ir::HostTensor> out = run_pass(plan, work, rows);
-  for (const SequenceTokens& w : work) cached_[static_cast<size_t>(w.sequence)] += static_cast<int64_t>(w.tokens.size());
+  for (const SequenceTokens& w : work) {
+    const auto s = static_cast<size_t>(w.sequence);
+    cached_[s] += static_cast<int64_t>(w.tokens.size());
+    written_[s] = std::max(written_[s], cached_[s]);
+  }
   if (pass_.hidden) {
     const std::vector<float> hidden = out.back().to_f32();
     pending_hidden_.insert(pending_hidden_.end(), hidden.begin(), hidden.end());

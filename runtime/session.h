@@ -148,7 +148,8 @@ class Session {
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
   // >= cached_tokens(). A draft cache is rewound as far. Returns the tokens kept: all
-  // `tokens`, or 0 for a model whose cache only empties (Model::cache_rewinds).
+  // `tokens`, or 0 (the cache emptied) where passes wrote more than
+  // Model::cache_rewind_limit() tokens past `tokens` since the sequence was last empty.
   int64_t rewind(int64_t tokens) { return rewind(0, tokens); }
   int64_t rewind(int64_t sequence, int64_t tokens);
 
@@ -241,6 +242,9 @@ class Session {
   ProgressFn progress_;
   int64_t context_ = 0;
   std::vector<int64_t> cached_;  // tokens each sequence holds
+  // Per sequence, the end of the positions passes wrote since it was last emptied: a
+  // cut back is exact while this is at most Model::cache_rewind_limit() past it.
+  std::vector<int64_t> written_;
   // Draft sessions: positions the draft cache holds from the model's hidden states, and
   // rows written after them by draft steps; the model's hidden states of positions
   // draft_cached_..cached_[0]-1 [positions, hidden_size]; the last draft pass's last hidden state.

@@ -4,8 +4,10 @@
 // "positions" input (i32, non-negative operands for every division).
 //
 // Each query attends, with one bias row of 0 / -inf, to
-//   the ring "window.L" as it was before this pass (row r holds the token at position
-//     r + W floor((P - 1 - r) / W), if that is >= 0), those within the window;
+//   the ring "window.L" as it was before this pass (of R = ring_rows() rows, row r
+//     holds the token at position r + R floor((P - 1 - r) / R), if that is >= 0), those
+//     within the window (a row a cut-back pass wrote past P is taken for the token R
+//     before, outside the window: the spare rows keep rewinds exact);
 //   this pass's own rows, causal and within the window;
 //   the compressed rows "compressed.L" after this pass wrote the blocks it completes
 //     (row j: block j, visible once its last token (j + 1) ratio - 1 is at or before the
@@ -44,7 +46,7 @@ NodeId DeepSeekV4PassBuilder::cache_input(const std::string& name, const CachePa
 DeepSeekV4PassBuilder::NewBlocks DeepSeekV4PassBuilder::pool_new_blocks(NodeId hn, const std::string& prefix,
                                                                         int64_t ratio, int64_t width,
                                                                         const std::string& state_part) {
-  const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio, held = slots;  // state rows
+  const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio, held = DeepSeekV4HParams::state_rows(ratio);
   const int64_t candidates = (t_ + ratio - 1) / ratio;
   const Dim nc = Dim::of(candidates), ns = Dim::of(slots), w = Dim::of(width);
   NodeId state = cache_inputs_.at(state_part);  // f32[held, 2 overlap width]: projections | gates
@@ -98,20 +100,22 @@ NodeId DeepSeekV4PassBuilder::write_compressed(const std::string& part, const Ne
 NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, NodeId q_latent, NodeId kv) {
   const std::string p = cat("layers.", l, ".attn.");
   const int64_t ratio = h_.compress_ratio[static_cast<size_t>(l)], d = h_.head_dim, window = h_.window;
+  const int64_t ring_rows = h_.ring_rows();
   const Dim t = Dim::of(t_), one = Dim::of(1);
   const std::string ring_part = cat("window.", l);
-  NodeId ring = cache_inputs_.at(ring_part);  // [window, D]
+  NodeId ring = cache_inputs_.at(ring_part);  // [ring_rows, D]
   NodeId start = b_.slice(positions_, 0, 0, 1);
   NodeId query = b_.reshape(positions_, {t, one});
   NodeId oldest = b_.sub(query, i32(static_cast<double>(window)));  // a key must be after this
-  NodeId ring_row = b_.iota(DType::i32, Dim::of(window));
-  NodeId behind = b_.add(b_.sub(b_.sub(start, i32(1)), ring_row), i32(static_cast<double>(window)));  // >= 0
-  NodeId ring_token = b_.add(ring_row, b_.mul(b_.sub(div_by(behind, window), i32(1)), i32(static_cast<double>(window))));
+  NodeId ring_row = b_.iota(DType::i32, Dim::of(ring_rows));
+  NodeId behind = b_.add(b_.sub(b_.sub(start, i32(1)), ring_row), i32(static_cast<double>(ring_rows)));  // >= 0
+  NodeId ring_token =
+      b_.add(ring_row, b_.mul(b_.sub(div_by(behind, ring_rows), i32(1)), i32(static_cast<double>(ring_rows))));
   NodeId ring_seen = both(b_.binary(Op::cmp_le, i32(0), ring_token), b_.binary(Op::cmp_lt, oldest, ring_token));
-  ring_seen = b_.broadcast(ring_seen, {t, Dim::of(window)});
+  ring_seen = b_.broadcast(ring_seen, {t, Dim::of(ring_rows)});
   NodeId own_seen = both(b_.binary(Op::cmp_le, positions_, query), b_.binary(Op::cmp_lt, oldest, positions_));  // [T, T]
 
-  std::vector<NodeId> keys{to_f32(b_.reshape(ring, {Dim::of(window), one, Dim::of(d)})), kv};
+  std::vector<NodeId> keys{to_f32(b_.reshape(ring, {Dim::of(ring_rows), one, Dim::of(d)})), kv};
   std::vector<NodeId> seen{ring_seen, own_seen};
   if (ratio > 0) {
     const NewBlocks blocks = pool_new_blocks(hn, p + "compressor.", ratio, d, cat("state.", l));
@@ -133,10 +137,10 @@ NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, N
   NodeId out = b_.attention(q, all_keys, all_keys, positions_, 1.0 / std::sqrt(static_cast<double>(d)), false,
                             std::nullopt, bias, weight(p + "attn_sink"));  // [T, H, D]
 
-  // The ring keeps this pass's last `window` tokens: built after the attention read it.
-  const int64_t kept = std::min(t_, window);
-  NodeId ring_rows = b_.cast(b_.reshape(b_.slice(kv, 0, t_ - kept, t_), {Dim::of(kept), Dim::of(d)}), b_.type(ring).dtype);
-  updated_[ring_part] = b_.write_rows(ring, ring_rows, mod_by(b_.slice(positions_, 0, t_ - kept, t_), window));
+  // The ring keeps this pass's last `ring_rows` tokens: built after the attention read it.
+  const int64_t kept = std::min(t_, ring_rows);
+  NodeId fresh_rows = b_.cast(b_.reshape(b_.slice(kv, 0, t_ - kept, t_), {Dim::of(kept), Dim::of(d)}), b_.type(ring).dtype);
+  updated_[ring_part] = b_.write_rows(ring, fresh_rows, mod_by(b_.slice(positions_, 0, t_ - kept, t_), ring_rows));
   return out;
 }
 

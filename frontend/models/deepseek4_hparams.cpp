@@ -187,14 +187,15 @@ std::vector<CachePart> deepseek4_cache_layout(const DeepSeekV4HParams& h, int64_
   };
   for (int64_t l = first; l < end; ++l) {
     const int64_t ratio = h.compress_ratio.at(static_cast<size_t>(l));
-    part(cat("window.", l), h.head_dim, 0, h.window, false);
+    part(cat("window.", l), h.head_dim, 0, h.ring_rows(), false);
     if (ratio == 0) continue;
     // One spare row each: where a pass writes a block it has not completed (deepseek4_cached.cpp).
     part(cat("compressed.", l), h.head_dim, ratio, 1, false);
     if (ratio == 4) part(cat("index.", l), h.index_head, ratio, 1, false);
     const int64_t overlap = ratio == 4 ? 2 : 1;  // ratio 4 pools each block with the previous one's first halves
-    part(cat("state.", l), 2 * overlap * h.head_dim, 0, overlap * ratio, true);
-    if (ratio == 4) part(cat("index_state.", l), 2 * overlap * h.index_head, 0, overlap * ratio, true);
+    const int64_t rows = DeepSeekV4HParams::state_rows(ratio);
+    part(cat("state.", l), 2 * overlap * h.head_dim, 0, rows, true);
+    if (ratio == 4) part(cat("index_state.", l), 2 * overlap * h.index_head, 0, rows, true);
   }
   return parts;
 }

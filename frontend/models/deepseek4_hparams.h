@@ -42,6 +42,19 @@ struct DeepSeekV4HParams {
 
   // Decoder layers (of n_layer) compressing by `ratio`.
   int64_t layers_with_ratio(int64_t ratio) const;
+  // Rows of the window ring: the window and kRewindSlack spare rows.
+  int64_t ring_rows() const { return window + kRewindSlack; }
+  // Rows of a `ratio` layer's pooling state: the tokens one block pools (ratio 4: with
+  // the previous block's, 8; 128: 128) and kRewindSlack spare rows.
+  static int64_t state_rows(int64_t ratio) { return (ratio == 4 ? 2 : 1) * ratio + kRewindSlack; }
+
+  // Tokens a pass may write past a length that a cut back to it still finds intact
+  // (Model::cache_rewind_limit): the ring and the pooling state hold this many rows more
+  // than they need, so the rows a token x overwrites (x - ring_rows(), x -
+  // state_rows()) are ones no position before x - kRewindSlack + 1 reads. A speculative
+  // pass rejects at most its drafts (--draft <= kRewindSlack), a chat's next turn cuts
+  // back the end-of-turn tokens that differ.
+  static constexpr int64_t kRewindSlack = 16;
 };
 
 // llama.cpp's deepseek4 metadata, or a DeepSeek-V4 config.json. UserError naming the
@@ -50,18 +63,19 @@ DeepSeekV4HParams hparams_from_gguf_v4(const gguf::File& file);
 DeepSeekV4HParams hparams_from_hf_v4(const hf::DeepSeekV4Config& config);
 
 // The cache of decoder layers `first`..`end`-1, per layer L in this order:
-//   "window.L"       the last `window` tokens' key = value rows (head_dim), a ring:
-//                    token p in row p % window;
+//   "window.L"       the last `window` tokens' key = value rows (head_dim), a ring of
+//                    ring_rows(): token p in row p % ring_rows();
 //   "compressed.L"   ratio 4 or 128: a row of head_dim per block of `ratio` tokens,
 //                    and a spare row;
 //   "index.L"        ratio 4: the indexer's key per block (index_head), a spare row;
 //   "state.L"        ratio 4 or 128, f32: the running block's pooling inputs, per
 //                    token its projected row and its gate scores (ratio 4: both
 //                    halves of the overlapping pair, 2 * 2 * head_dim, for the last
-//                    8 tokens; 128: 2 * head_dim for the last 128), token p in row
-//                    p % rows;
-//   "index_state.L"  ratio 4, f32: the same for the indexer (2 * 2 * index_head, 8 rows).
-// The parts are llama.cpp's (llama-kv-cache-dsv4), without its padding.
+//                    8 tokens; 128: 2 * head_dim for the last 128) and the spare
+//                    rows, state_rows(ratio) in all: token p in row p % rows;
+//   "index_state.L"  ratio 4, f32: the same for the indexer (2 * 2 * index_head).
+// The parts are llama.cpp's (llama-kv-cache-dsv4), with kRewindSlack spare rows in
+// place of its padding.
 std::vector<CachePart> deepseek4_cache_layout(const DeepSeekV4HParams& h, int64_t first, int64_t end);
 
 }  // namespace moat::models

@@ -30,8 +30,9 @@ struct DeepSeekV4Model : Model {
   int64_t hidden_size() const override { return hparams.n_embd; }
   int64_t layers() const override { return hparams.n_layer; }
   std::string why_no_draft() const override;
-  // The window ring and the pooling state are overwritten as tokens arrive.
-  bool cache_rewinds() const override { return false; }
+  // The window ring and the pooling state are overwritten as tokens arrive; their spare
+  // rows keep a cut back by up to kRewindSlack tokens exact (deepseek4_hparams.h).
+  int64_t cache_rewind_limit() const override { return DeepSeekV4HParams::kRewindSlack; }
   bool batches_sequences() const override { return false; }  // deepseek4.h: one sequence per pass
   std::vector<std::string> load_notes() const override { return weights.notes; }
 };

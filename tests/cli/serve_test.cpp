@@ -312,14 +312,17 @@ TEST_CASE("moat serve --spec mtp: the MTP layer drafts, greedy text as without i
   CHECK(testing::contains(several.err, "--parallel 1"));
 }
 
-TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same text, reusing no rows, alone or beside others") {
-  // Its ring and pooling state cannot be cut back to a shared prefix: the scheduler
-  // takes the length the session kept (0), not the one it asked for.
+TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same text, alone or beside others, and a continued prompt reuses rows") {
+  // Its ring and pooling state are cut back exactly by up to kRewindSlack (16) tokens:
+  // a request that shares a prompt with one that generated 48 tokens reuses no rows (the
+  // scheduler takes the length the session kept, 0); one that continues a short
+  // conversation reuses its rows and gets the text a fresh sequence gets.
   const std::string v4 = std::string(MOAT_SOURCE_DIR) + "/tests/data/goldens/v4/model-f32.gguf";
   const json request = {{"prompt", "the quick brown"}, {"max_tokens", 48}, {"temperature", 0}};
   const json other = {{"prompt", "a b c d e f g"}, {"max_tokens", 64}, {"temperature", 0}};
+  const json opening = {{"prompt", "the lazy dog"}, {"max_tokens", 6}, {"temperature", 0}};
   std::string other_alone;
-  json first;
+  json first, follow_up, continued;
   {
     Server s({"-m", v4, "--parallel", "1"});
     first = post(s, "/v1/completions", request);
@@ -328,10 +331,18 @@ TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same
     CHECK(again["choices"][0]["text"] == first["choices"][0]["text"]);
     CHECK(again["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
     other_alone = post(s, "/v1/completions", other)["choices"][0]["text"];
+    const json opened = post(s, "/v1/completions", opening);
+    follow_up = {{"prompt", "the lazy dog" + opened["choices"][0]["text"].get<std::string>() + " and"},
+                 {"max_tokens", 8}, {"temperature", 0}};
+    continued = post(s, "/v1/completions", follow_up);
+    CHECK(continued["usage"]["prompt_tokens_details"]["cached_tokens"] > 0);
   }
   // Several sequences: V4 runs a pass per sequence (Model::batches_sequences), each over
   // its own cache rows; requests at once get the text each gets alone.
   Server s({"-m", v4, "--parallel", "3"});
+  const json fresh = post(s, "/v1/completions", follow_up);
+  CHECK(fresh["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
+  CHECK(fresh["choices"][0]["text"] == continued["choices"][0]["text"]);
   std::vector<json> bodies = {request, other, request};
   std::vector<std::string> texts(bodies.size());
   std::vector<std::thread> clients;

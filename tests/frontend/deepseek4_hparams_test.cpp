@@ -115,14 +115,15 @@ TEST_CASE("DeepSeek-V4-Flash's config.json: its shape, layer schedule and cache"
   // window on every layer; compressed + state on 41; index + index_state on 21
   CHECK(layout.size() == 43 + 2 * 41 + 2 * 21);
   CHECK(layout[0].input == "window.0");
-  CHECK(layout[0].rows(1 << 20) == 128);
+  CHECK(layout[0].rows(1 << 20) == 128 + 16);  // the window and the spare rows of a cut back (kRewindSlack)
   // Per token, f16: 21 layers x (512 + 128) / 4 rows and 20 layers x 512 / 128 rows.
   CHECK(models::cache_bytes_per_token(layout, ir::DType::f16) == 21 * (512 + 128) * 2 / 4.0 + 20 * 512 * 2 / 128.0);
   CHECK(models::cache_bytes_per_token(layout, ir::DType::f16) == 6880.0);
   // Fixed: 43 windows of 128 x 512 f16, 21 x (8 x 2048 + 8 x 512) f32, 20 x 128 x 1024 f32,
-  // and a spare compressed row (41 x 512 f16) and index row (21 x 128 f16).
-  const uint64_t fixed = 43ull * 128 * 512 * 2 + 21ull * (8 * 2048 + 8 * 512) * 4 + 20ull * 128 * 1024 * 4 +
-                         41ull * 512 * 2 + 21ull * 128 * 2;
+  // 16 spare rows in each of those, and a spare compressed row (41 x 512 f16) and index
+  // row (21 x 128 f16).
+  const uint64_t fixed = 43ull * (128 + 16) * 512 * 2 + 21ull * (24 * 2048 + 24 * 512) * 4 +
+                         20ull * (128 + 16) * 1024 * 4 + 41ull * 512 * 2 + 21ull * 128 * 2;
   CHECK(models::cache_bytes(layout, ir::DType::f16, 0) == fixed);
   CHECK(models::cache_bytes(layout, ir::DType::f16, 32768) == fixed + 6880ull * 32768);
   CHECK(models::cache_bytes(layout, ir::DType::f16, 1 << 20) == fixed + 6880ull * (1 << 20));
@@ -212,9 +213,9 @@ TEST_CASE("DeepSeek-V4 from llama.cpp's deepseek4 GGUF keys: the config's hyperp
   const testing::CliResult text = testing::run_moat({"inspect", path});
   CHECK(text.exit_code == 0);
   CHECK(testing::contains(text.out, "family:       DeepSeek-V4 (llama.cpp deepseek4)"));
-  CHECK(testing::contains(text.out, "6880.0 bytes per token + 17.1 MiB fixed"));
-  CHECK(testing::contains(text.out, "32768 tokens 232.1 MiB"));
-  CHECK(testing::contains(text.out, "1048576 tokens 6897.1 MiB"));
+  CHECK(testing::contains(text.out, "6880.0 bytes per token + 22.3 MiB fixed"));
+  CHECK(testing::contains(text.out, "32768 tokens 237.3 MiB"));
+  CHECK(testing::contains(text.out, "1048576 tokens 6902.3 MiB"));
   const testing::CliResult json = testing::run_moat({"inspect", path, "--json"});
   const nlohmann::json report = nlohmann::json::parse(json.out)["cache"];
   CHECK(report["bytes_per_token"] == 6880.0);
@@ -237,7 +238,7 @@ TEST_CASE("the context a DeepSeek-V4 session chooses follows its cache's growth,
   const DeepSeekV4HParams h = from_json(flash_json());
   const auto layout = models::deepseek4_cache_layout(h, 0, h.n_layer);
   const runtime::CacheBytes bytes = [&](int64_t tokens) { return models::cache_bytes(layout, ir::DType::f16, tokens); };
-  // Half of 4 GiB for the cache: (2 GiB - 17 MiB fixed) / 6880 bytes per token, in steps of 64.
+  // Half of 4 GiB for the cache: (2 GiB - 22 MiB fixed) / 6880 bytes per token, in steps of 64.
   const runtime::ContextChoice capped = runtime::choose_context(0, h.n_ctx_train, bytes, 4ull << 30);
   const int64_t fits = static_cast<int64_t>(((2ull << 30) - models::cache_bytes(layout, ir::DType::f16, 0)) / 6880);
   CHECK(capped.tokens == fits / 64 * 64);
@@ -248,7 +249,7 @@ TEST_CASE("the context a DeepSeek-V4 session chooses follows its cache's growth,
     runtime::choose_context(1 << 20, h.n_ctx_train, bytes, 8ull << 30);
     FAIL("a 1M-token context was accepted in 4 GiB of cache budget");
   } catch (const UserError& e) {
-    CHECK(std::string(e.what()).find("--ctx 1048576 needs 6897.1 MiB") != std::string::npos);
+    CHECK(std::string(e.what()).find("--ctx 1048576 needs 6902.3 MiB") != std::string::npos);
   }
 }
 

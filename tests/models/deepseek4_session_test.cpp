@@ -57,7 +57,6 @@ TEST_CASE("DeepSeek-V4 opens as its own family from a folder and from llama.cpp'
   const auto* folder = dynamic_cast<const models::DeepSeekV4Model*>(&golden_model());
   REQUIRE(folder != nullptr);
   CHECK(folder->format == "safetensors");
-  CHECK_FALSE(folder->cache_rewinds());
   const std::unique_ptr<models::Model> gguf = models::open_model(kDir + "model-f32.gguf");
   const auto* file = dynamic_cast<const models::DeepSeekV4Model*>(gguf.get());
   REQUIRE(file != nullptr);
@@ -200,17 +199,63 @@ TEST_CASE("DeepSeek-V4 with the f16 cache (the default): rounding moves few rows
   CHECK(moved <= rows / 32);
 }
 
-TEST_CASE("a DeepSeek-V4 session rewinds only to empty, and then gives the same logits again") {
+namespace {
+
+// Tokens that diverge from the golden's at positions 240..255, then a cut back to 240
+// and the golden's tokens from there: transformers' logits of positions 240..319, and
+// exactly (0 difference) what a session that never saw the other tokens gives. The 16
+// other tokens complete blocks of 4 and the block of 128 at 255 and overwrite 16 rows of
+// every ring and pooling state: the spare rows keep what the positions after 240 read.
+// Every pass is of 16 tokens (one plan).
+void check_cut_back(backends::Device& device, runtime::KernelCache& cache) {
+  const std::vector<int32_t> tokens = golden_tokens();
+  const NpyF32& want = golden_logits();
+  const auto vocab = static_cast<size_t>(want.shape[1]);
+  constexpr int64_t kSlack = models::DeepSeekV4HParams::kRewindSlack, kCut = 240;
+  const std::span<const int32_t> all(tokens);
+  std::vector<int32_t> other(all.begin() + 10, all.begin() + 10 + kSlack);  // other tokens at 240..255
+  std::reverse(other.begin(), other.end());
+  auto from = [&](runtime::Session& session, int64_t start, int64_t end) {
+    std::vector<float> rows;
+    for (int64_t at = start; at < end; at += kSlack) {
+      const std::vector<float> r = session.evaluate(all.subspan(static_cast<size_t>(at), kSlack), kSlack);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    return rows;
+  };
+  runtime::Session cut(golden_model(), device, cache, {.context = 320, .cache_dtype = ir::DType::f32});
+  from(cut, 0, kCut);
+  cut.evaluate(other, kSlack);
+  REQUIRE(cut.rewind(kCut) == kCut);
+  const std::vector<float> got = from(cut, kCut, 320);
+  runtime::Session straight(golden_model(), device, cache, {.context = 320, .cache_dtype = ir::DType::f32});
+  from(straight, 0, kCut);
+  CHECK(from(straight, kCut, 320) == got);
+  const std::vector<float> reference(want.values.begin() + static_cast<ptrdiff_t>(kCut * vocab), want.values.end());
+  testing::expect_matches(got, NpyF32{{320 - kCut, static_cast<int64_t>(vocab)}, reference}, 1e-4,
+                          cat(device.properties().info.id, ", after a cut back of ", kSlack, " tokens"));
+  // Passes wrote up to 320: a cut to 304 is exact, one more is not (the cache empties).
+  CHECK(cut.rewind(500) == 320);  // past what it holds: nothing forgotten
+  CHECK(cut.rewind(320 - kSlack) == 320 - kSlack);
+  CHECK(cut.rewind(320 - kSlack - 1) == 0);
+  CHECK(cut.cached_tokens() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a DeepSeek-V4 session cuts back up to its rewind limit exactly, and empties for a longer cut") {
+  CHECK(golden_model().cache_rewind_limit() == models::DeepSeekV4HParams::kRewindSlack);
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache{{}};
-  runtime::Session session(golden_model(), *cpu, cache, {.context = 320, .cache_dtype = ir::DType::f32});
-  const std::vector<int32_t> tokens = golden_tokens();
-  const std::span<const int32_t> first(tokens.data(), 200);
-  const std::vector<float> once = session.evaluate(first, 64, models::LogitRows::last);
-  CHECK(session.rewind(150) == 0);  // the ring and the pooling state no longer hold position 150's past
-  CHECK(session.cached_tokens() == 0);
-  CHECK(session.evaluate(first, 64, models::LogitRows::last) == once);
-  CHECK(session.rewind(500) == 200);  // past what it holds: nothing forgotten
+  check_cut_back(*cpu, cache);
+  std::unique_ptr<backends::Device> ocl;
+  try {
+    ocl = backends::open_device("opencl:0");
+  } catch (const UserError& e) {
+    MESSAGE("opencl:0 part skipped: " << e.what());  // the CPU part ran
+    return;
+  }
+  check_cut_back(*ocl, cache);
 }
 
 TEST_CASE("DeepSeek-V4 passes hold one sequence") {

@@ -40,6 +40,7 @@ BatchScheduler::BatchScheduler(Session& session, int64_t max_queue, int64_t prom
     : session_(session), max_queue_(max_queue), prompt_chunk_(std::max<int64_t>(1, prompt_chunk)), draft_tokens_(draft_tokens) {
   if (draft_tokens_ > 0 && !session.drafts())
     user_error("speculative decoding needs a session with the model's draft module (one sequence)");
+  if (draft_tokens_ > 0) session.check_draft_length(draft_tokens_);
   running_.resize(static_cast<size_t>(session.sequences()));
   held_.resize(static_cast<size_t>(session.sequences()));
   metrics_.sequences = session.sequences();

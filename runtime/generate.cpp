@@ -21,6 +21,7 @@ GenerationStats generate(Session& session, Sampler& sampler, std::span<const int
                          const std::function<void(int32_t)>& on_token, std::vector<float>* logits_out) {
   if (options.draft_tokens > 0 && !session.drafts())
     user_error("speculative decoding needs a session with the model's draft module (SessionOptions::draft)");
+  if (options.draft_tokens > 0) session.check_draft_length(options.draft_tokens);
   if (prompt.empty()) user_error("the prompt is empty: give at least one token");
   if (session.cached_tokens() + static_cast<int64_t>(prompt.size()) > session.context())
     user_error("the prompt (", prompt.size(), " tokens) after ", session.cached_tokens(),

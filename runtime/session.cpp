@@ -184,6 +184,12 @@ int64_t Session::rewind(int64_t sequence, int64_t tokens) {
   return cached;
 }
 
+void Session::check_draft_length(int64_t drafts) const {
+  if (drafts > model_.cache_rewind_limit())
+    user_error("--draft ", drafts, " passes what the model's cache can take back after a rejected draft (",
+               model_.cache_rewind_limit(), " tokens): lower --draft");
+}
+
 void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows rows) {
   if (batch < 1) user_error("--batch must be at least 1, got ", batch);
   batch = std::min(batch, max_batch_);

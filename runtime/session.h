@@ -169,6 +169,10 @@ class Session {
   std::vector<float> draft_step(int32_t token);
   int64_t draft_cached_tokens() const { return draft_cached_; }
   bool drafts() const { return pass_.hidden; }
+  // UserError unless a speculative step of `drafts` drafts can be taken back: its
+  // verification pass writes them all, and a cut back past the rejected ones must be
+  // exact (Model::cache_rewind_limit).
+  void check_draft_length(int64_t drafts) const;
 
   // Compiles the passes of a prompt of `prompt_tokens` and of the first decode step
   // without running them, so that timing and streaming start after compilation.

@@ -30,8 +30,33 @@ DeepSeek-V3's checkpoint. Files:
                                    transformers (full forward per token), for --spec mtp's
                                    check that drafting changes nothing
 
-    /tmp/toolsvenv/bin/pip install torch transformers==5.23.0 safetensors numpy
-    /tmp/toolsvenv/bin/python tools/make_mtp_golden.py [--arch v3|v32]
+--arch v4 writes tests/data/goldens/v4_mtp/ from the DeepSeek-V4 golden (make_v4_golden.py), in
+DeepSeek's released naming: the MTP layer is mtp.0.* (mtp.0.<rest> for each layers.L.<rest> of a
+decoder layer, plus e_proj, h_proj, enorm, hnorm, norm and its own hc_head_fn / base / scale);
+embed.weight and head.weight are the model's, shared, not copied. config.json has
+num_nextn_predict_layers 1 and one more compress ratio, 0 (the layer attends over the sliding
+window only: no compressor, no indexer), as the releases list one per MTP layer. The layer is
+not hash-routed. The reference follows DeepSeek's V4 inference/model.py MTPBlock (llama.cpp's
+deepseek4 graph_mtp computes the same: its converter's --mtp export joins e_proj / h_proj into
+one eh_proj [D, 2D] and puts the MTP's hc_head_* at the root names graph_mtp reads), again with
+transformers' modules:
+
+    H_i      = the model's hc_mult streams after its last decoder layer   [hc, D] (hc_head's input)
+    x_i      = e_proj(enorm(embed(t_i+1))) + h_proj(hnorm(H_i))          e broadcast over streams
+    y_i      = DeepseekV4DecoderLayer(layer_idx = 4)(x)  causal within sliding_window 16, main RoPE
+               (theta 10000, no YaRN) at positions i
+    logits_i = head(norm(DeepseekV4HyperHead(y_i)))                      the MTP's hc_head and norm
+
+over positions 0 .. T-2 of v4/tokens.json (T = 320, so the window slides), checked against
+make_v4_golden's numpy transcription of model.py run on the same tensors. The seed is the first
+from 63 whose MTP logits have every top-2 margin above 1e-3 of max|logit| and whose expert
+selections are clear of ties. The files are v3_mtp's, plus tokens.json (v4's); logits.npy is
+v4's and mtp_logits.npy is f32 [319, 256].
+
+    /tmp/toolsvenv/bin/pip install torch transformers==5.23.0 safetensors numpy gguf==0.19.0 ml_dtypes
+    /tmp/toolsvenv/bin/python tools/make_mtp_golden.py [--arch v3|v32|v4]
+
+(gguf and ml_dtypes for v32 and v4: make_v32_golden.py / make_v4_golden.py import them.)
 """
 
 import argparse
@@ -39,7 +64,9 @@ import copy
 import json
 import math
 import os
+import shutil
 import sys
+import types
 
 import numpy as np
 import torch
@@ -47,10 +74,13 @@ import transformers
 from safetensors.numpy import load_file, save_file
 from transformers.models.deepseek_v3 import modeling_deepseek_v3
 from transformers.models.deepseek_v32 import modeling_deepseek_v32
+from transformers.models.deepseek_v4 import modeling_deepseek_v4
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDENS = os.path.join(ROOT, "tests", "data", "goldens")
-SEEDS = {"v3": 61, "v32": 62}
+SEEDS = {"v3": 61, "v32": 62, "v4": 63}
 PROMPT_LEN, N_GEN = 8, 24
 # transformers' modules of each architecture: (RMS norm, decoder layer)
 MODULES = {
@@ -147,31 +177,17 @@ def load_model(arch, src, weights):
     """transformers' model of the source golden, with its weights."""
     if arch == "v3":
         return transformers.AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import make_v32_golden  # noqa: E402 (its transformers model and expert fusing)
     model = make_v32_golden.build_hf(make_v32_golden.CFG)
     make_v32_golden.load_weights(model, weights)
     return model
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arch", choices=sorted(MODULES), default="v3")
-    arch = parser.parse_args().arch
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    src = os.path.join(GOLDENS, arch)
-    with open(os.path.join(src, "config.json")) as f:
-        cfg = json.load(f)
-    with open(os.path.join(GOLDENS, "tokens.json")) as f:
-        tokens = json.load(f)
-    weights = load_file(os.path.join(src, "model.safetensors"))
-    ref_logits = np.load(os.path.join(src, "logits.npy"))
-
-    model = load_model(arch, src, weights)
+def v3_mtp(arch, cfg, weights, tokens, ref_logits):
+    """--arch v3 / v32 -> (transformers' model, all weights, MTP logits [T - 1, vocab])."""
+    model = load_model(arch, os.path.join(GOLDENS, arch), weights)
     n = cfg["num_hidden_layers"]
-    config = model.config
-    mtp = Mtp(config, n, arch).eval()
+    mtp = Mtp(model.config, n, arch).eval()
     all_weights = dict(weights)
     all_weights.update(mtp_weights(mtp.layer, np.random.default_rng(SEEDS[arch]), weights, n))
     mtp.load(all_weights, n)
@@ -192,8 +208,230 @@ def main():
             change = float(np.abs(dense - mtp_logits).max() / np.abs(mtp_logits).max())
             print(f"the MTP layer with every key instead of its top {cfg['index_topk']}: logits change {change:.3f} of max|logit|")
             assert change > 0.01
-    top2 = np.sort(mtp_logits, -1)[:, -2:]
-    margin = float((top2[:, 1] - top2[:, 0]).min())
+    return model, all_weights, mtp_logits
+
+
+# ---------------------------------------------------------------------------------------
+# DeepSeek-V4 (--arch v4): released names, mtp.0.*
+# ---------------------------------------------------------------------------------------
+
+# the MTP block's own tensors (under mtp.0.) -> V4Mtp's parameters
+V4_MTP_OWN = {
+    "e_proj.weight": "e_proj.weight", "h_proj.weight": "h_proj.weight", "enorm.weight": "enorm.weight",
+    "hnorm.weight": "hnorm.weight", "norm.weight": "norm.weight",
+    "hc_head_fn": "hc_head.hc_fn", "hc_head_base": "hc_head.hc_base", "hc_head_scale": "hc_head.hc_scale",
+}
+
+
+def top2_margin(logits):
+    top2 = np.sort(logits, -1)[:, -2:]
+    return float((top2[:, 1] - top2[:, 0]).min())
+
+
+class V4Mtp(torch.nn.Module):
+    """DeepSeek-V4's MTPBlock around transformers' decoder layer and hyper-connection head
+    (module docstring); the embedding and output head are the model's."""
+
+    def __init__(self, config, n):
+        super().__init__()
+        d, eps = config.hidden_size, config.rms_norm_eps
+        rms_norm = modeling_deepseek_v4.DeepseekV4RMSNorm
+        self.enorm, self.hnorm, self.norm = rms_norm(d, eps), rms_norm(d, eps), rms_norm(d, eps)
+        self.e_proj = torch.nn.Linear(d, d, bias=False)
+        self.h_proj = torch.nn.Linear(d, d, bias=False)
+        # the config's layer lists cover the decoder layers only; the MTP layer is a sliding
+        # (compress ratio 0) MoE layer
+        config = copy.deepcopy(config)
+        config.layer_types = list(config.layer_types) + ["sliding_attention"]
+        config.mlp_layer_types = list(config.mlp_layer_types) + ["moe"]
+        self.layer = modeling_deepseek_v4.DeepseekV4DecoderLayer(config, layer_idx=n)
+        attn = self.layer.self_attn
+        assert attn.compressor is None and attn.rope_layer_type == "main" and not self.layer.mlp.is_hash
+        assert attn.sliding_window == config.sliding_window
+        self.hc_head = modeling_deepseek_v4.DeepseekV4HyperHead(config)
+
+    def load(self, weights):
+        """Every mtp.0.* tensor of `weights` (released names) into the module."""
+        import make_v4_golden
+        p, state = "mtp.0.", {}
+        for name, w in weights.items():
+            rest = name[len(p):]
+            if name.startswith(p) and not rest.startswith("ffn.experts."):
+                key = V4_MTP_OWN[rest] if rest in V4_MTP_OWN else "layer." + make_v4_golden.LAYER_NAMES[rest]
+                state[key] = torch.from_numpy(w)
+        w = lambda e, k: torch.from_numpy(weights[f"{p}ffn.experts.{e}.{k}.weight"])  # noqa: E731
+        experts = range(self.layer.mlp.experts.num_experts)
+        state["layer.mlp.experts.gate_up_proj"] = torch.stack([torch.cat([w(e, "w1"), w(e, "w3")]) for e in experts])
+        state["layer.mlp.experts.down_proj"] = torch.stack([w(e, "w2") for e in experts])
+        missing, unexpected = self.load_state_dict(state, strict=True)
+        assert not missing and not unexpected
+
+    def forward(self, model, streams, next_tokens, window):
+        """streams [1, T, hc, D] (the model's, before hc_head), next_tokens [1, T] -> logits [1, T, vocab],
+        attending to the keys j with i - window < j <= i."""
+        e = self.enorm(model.model.embed_tokens(next_tokens))                 # [1, T, D]
+        x = self.e_proj(e).unsqueeze(2) + self.h_proj(self.hnorm(streams))    # [1, T, hc, D]
+        T = x.shape[1]
+        positions = torch.arange(T)[None]
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None]
+        mask = torch.where((j <= i) & (j > i - window), 0.0, float("-inf"))[None, None]  # [1, 1, T, T], added
+        rotary = model.model.rotary_emb  # the layer picks "main"
+        rope = {kind: rotary(e, positions, layer_type=kind) for kind in ("main", "compress")}
+        y = self.layer(x, position_embeddings=rope, position_ids=positions, attention_mask=mask)
+        return model.lm_head(self.norm(self.hc_head(y)))
+
+
+def v4_mtp_shapes(layer, n, d, hc):
+    """{released name: (shape, dtype)} of the MTP's tensors: the decoder layer's as
+    make_v4_golden.released_shapes names a layers.n.* layer (experts split), under mtp.0., and
+    the block's own."""
+    import make_v4_golden
+    hf = types.SimpleNamespace(state_dict=lambda: {f"model.layers.{n}.{k}": t for k, t in layer.state_dict().items()})
+    shapes = {"mtp.0." + k[len(f"layers.{n}."):]: v for k, v in make_v4_golden.released_shapes(hf).items()}
+    own = {"e_proj.weight": (d, d), "h_proj.weight": (d, d), "enorm.weight": (d,), "hnorm.weight": (d,),
+           "norm.weight": (d,), "hc_head_fn": (hc, hc * d), "hc_head_base": (hc,), "hc_head_scale": (1,)}
+    assert set(own) == set(V4_MTP_OWN)
+    shapes.update({"mtp.0." + k: (shape, np.float32) for k, shape in own.items()})
+    return shapes
+
+
+def v4_mtp_weights(shapes, seed):
+    """make_v4_golden.init_weights' draws (np.random.default_rng(seed); its distributions, then the
+    SwiGLU gains on the routed and shared experts) for the MTP's tensors. init_weights applies the
+    gains to layers 0 .. num_hidden_layers - 1, so the tensors are drawn as layer 0 of a one-layer
+    model and renamed mtp.0.*."""
+    import make_v4_golden
+    cfg = make_v4_golden.CFG
+    make_v4_golden.CFG = dict(cfg, num_hidden_layers=1)
+    try:
+        w = make_v4_golden.init_weights({"layers.0." + k[len("mtp.0."):]: v for k, v in shapes.items()}, seed)
+    finally:
+        make_v4_golden.CFG = cfg
+    return {"mtp.0." + k[len("layers.0."):]: v for k, v in w.items()}
+
+
+def route_gap(mtp, model, streams, next_tokens, window):
+    """The MTP layer's smallest gap between its k-th and (k+1)-th biased expert score."""
+    gate, got = mtp.layer.mlp.gate, []
+    hook = gate.register_forward_hook(lambda mod, args, out: got.append(out[0]))
+    try:
+        mtp(model, streams, next_tokens, window)
+    finally:
+        hook.remove()
+    biased = gate.score_fn(got[0]) + gate.e_score_correction_bias
+    ranked = torch.sort(biased, -1, descending=True).values
+    return float((ranked[:, gate.top_k - 1] - ranked[:, gate.top_k]).min())
+
+
+def v4_mtp_model_py(cfg, weights, streams, next_tokens):
+    """The MTP logits by make_v4_golden's numpy (f64) transcription of DeepSeek's V4 model.py
+    (its Block pieces, run on the mtp.0.* tensors as layer num_hidden_layers of cfg), plus its
+    statistics: a cross-check of the transformers composition."""
+    import make_v4_golden as ref
+    W = {k: v.astype(np.float64) for k, v in weights.items() if k.startswith("mtp.0.") or k == "embed.weight"}
+    p, eps, layer, stats = "mtp.0.", cfg["rms_norm_eps"], cfg["num_hidden_layers"], {}
+    e = ref.rms(W["embed.weight"][next_tokens], W[p + "enorm.weight"], eps)
+    hs = ref.rms(streams.astype(np.float64), W[p + "hnorm.weight"], eps)
+    x = (e @ W[p + "e_proj.weight"].T)[:, None] + hs @ W[p + "h_proj.weight"].T
+    h, post, comb = ref.hc_pre(cfg, x, W[p + "hc_attn_fn"], W[p + "hc_attn_scale"], W[p + "hc_attn_base"])
+    attn = ref.attention(cfg, W, p + "attn.", ref.rms(h, W[p + "attn_norm.weight"], eps), layer, stats)
+    x = ref.hc_post(attn, x, post, comb)
+    h, post, comb = ref.hc_pre(cfg, x, W[p + "hc_ffn_fn"], W[p + "hc_ffn_scale"], W[p + "hc_ffn_base"])
+    ffn = ref.moe(cfg, W, p + "ffn.", ref.rms(h, W[p + "ffn_norm.weight"], eps), layer, stats)
+    x = ref.hc_post(ffn, x, post, comb)
+    flat = x.reshape(x.shape[0], -1)  # model.py ParallelHead.hc_head with the MTP's hc_head_*
+    mixes = (flat @ W[p + "hc_head_fn"].T) / np.sqrt((flat * flat).mean(-1, keepdims=True) + eps)
+    pre = 1 / (1 + np.exp(-(mixes * W[p + "hc_head_scale"] + W[p + "hc_head_base"]))) + cfg["hc_eps"]
+    h = ref.rms((pre[..., None] * x).sum(1), W[p + "norm.weight"], eps)
+    return h @ weights["head.weight"].astype(np.float64).T, stats
+
+
+def v4_mtp(cfg, mtp_cfg, weights, tokens, ref_logits):
+    """--arch v4 -> (transformers' model, all weights, MTP logits [T - 1, vocab])."""
+    import make_v4_golden
+    from make_goldens import MIN_ROUTE_GAP
+    model = make_v4_golden.build_hf(mtp_cfg)  # asserts transformers reads the MTP config as v4's
+    assert model.config.num_nextn_predict_layers == 1 and len(model.model.layers) == cfg["num_hidden_layers"]
+    make_v4_golden.load_weights(model, weights)
+
+    # H: the streams after the last decoder layer, hc_head's input
+    ids, captured = torch.tensor([tokens]), []
+    hook = model.model.hc_head.register_forward_pre_hook(lambda mod, args: captured.append(args[0].detach().clone()))
+    try:
+        with torch.no_grad():
+            logits = model(ids, use_cache=False).logits[0].numpy()
+    finally:
+        hook.remove()
+    streams = captured[0]                                                 # [1, T, hc, D]
+    with torch.no_grad():
+        again = model.lm_head(model.model.norm(model.model.hc_head(streams)))[0].numpy()
+    scale = np.abs(ref_logits).max()
+    err = float(np.abs(logits - ref_logits).max() / scale)
+    err_h = float(np.abs(again - ref_logits).max() / scale)
+    print(f"model vs v4/logits.npy: {err:.2e}; hc_head + norm + head on the captured streams {list(streams.shape)}: "
+          f"{err_h:.2e} (max|d| / max|ref|)")
+    assert err < 1e-6 and err_h < 1e-6
+
+    n, window = cfg["num_hidden_layers"], cfg["sliding_window"]
+    mtp = V4Mtp(model.config, n).eval()
+    shapes = v4_mtp_shapes(mtp.layer, n, cfg["hidden_size"], cfg["hc_mult"])
+    h, nxt = streams[:, :-1], ids[:, 1:]
+    for seed in range(SEEDS["v4"], SEEDS["v4"] + 20):
+        mtp_w = v4_mtp_weights(shapes, seed)
+        mtp.load(mtp_w)
+        with torch.no_grad():
+            mtp_logits = mtp(model, h, nxt, window)[0].numpy().astype(np.float32)
+            gap = route_gap(mtp, model, h, nxt, window)
+        margin, top = top2_margin(mtp_logits), float(np.abs(mtp_logits).max())
+        ok = margin > 1e-3 * top and gap > MIN_ROUTE_GAP
+        print(f"  seed {seed}: MTP top-2 margin {margin:.3e} ({margin / top:.2e} of max|logit|), "
+              f"expert score gap {gap:.3e}" + ("" if ok else " (too close)"))
+        if ok:
+            break
+    else:
+        raise SystemExit("no seed gives clear margins")
+    py_logits, stats = v4_mtp_model_py(mtp_cfg, dict(weights, **mtp_w), h[0].numpy(), tokens[1:])
+    err = float(np.abs(py_logits - mtp_logits).max() / np.abs(py_logits).max())
+    same = bool((py_logits.argmax(-1) == mtp_logits.argmax(-1)).all())
+    print(f"transformers vs model.py (f64): max|d|/max|ref| = {err:.2e}, same argmax {same}; model.py's expert score gap "
+          f"{stats['expert_gap']:.3e}, SwiGLU clamps (gate / up, routed + shared) "
+          f"{stats['clamped_gate_routed'] + stats['clamped_gate_shared']} / "
+          f"{stats['clamped_up_routed'] + stats['clamped_up_shared']}")
+    assert err < 2e-5 and same
+    with torch.no_grad():  # the window matters: every causal key instead
+        full = mtp(model, h, nxt, len(tokens))[0].numpy()
+    change = float(np.abs(full - mtp_logits).max() / np.abs(mtp_logits).max())
+    print(f"the MTP layer with every causal key instead of its window of {window}: "
+          f"logits change {change:.3f} of max|logit|")
+    assert change > 0.01
+    print("MTP tensors:")
+    for name in sorted(mtp_w):
+        print(f"  {name} {list(mtp_w[name].shape)} {mtp_w[name].dtype}")
+    return model, dict(weights, **mtp_w), mtp_logits
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", choices=sorted(SEEDS), default="v3")
+    arch = parser.parse_args().arch
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    src = os.path.join(GOLDENS, arch)
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    tokens_path = os.path.join(src if arch == "v4" else GOLDENS, "tokens.json")  # v4 has its own 320
+    with open(tokens_path) as f:
+        tokens = json.load(f)
+    weights = load_file(os.path.join(src, "model.safetensors"))
+    ref_logits = np.load(os.path.join(src, "logits.npy"))
+
+    mtp_cfg = dict(cfg, num_nextn_predict_layers=1)
+    if arch == "v4":  # the releases list one compress ratio per MTP layer too
+        mtp_cfg["compress_ratios"] = cfg["compress_ratios"] + [0]
+        model, all_weights, mtp_logits = v4_mtp(cfg, mtp_cfg, weights, tokens, ref_logits)
+    else:
+        model, all_weights, mtp_logits = v3_mtp(arch, cfg, weights, tokens, ref_logits)
+    margin = top2_margin(mtp_logits)
     print(f"MTP logits [{mtp_logits.shape[0]}, {mtp_logits.shape[1]}], smallest top-2 margin {margin:.3e}")
 
     # Greedy decoding by transformers (full forward per token): what moat run gives with
@@ -214,17 +452,28 @@ def main():
 
     out_dir = os.path.join(GOLDENS, f"{arch}_mtp")
     os.makedirs(out_dir, exist_ok=True)
-    mtp_cfg = dict(cfg, num_nextn_predict_layers=1)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(mtp_cfg, f, indent=2)
         f.write("\n")
     save_file(dict(sorted(all_weights.items())), os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    if arch == "v4":
+        shutil.copyfile(tokens_path, os.path.join(out_dir, "tokens.json"))
     np.save(os.path.join(out_dir, "logits.npy"), ref_logits.astype(np.float32))
     np.save(os.path.join(out_dir, "mtp_logits.npy"), mtp_logits)
     with open(os.path.join(out_dir, "greedy.json"), "w") as f:
         json.dump({"prompt": seq[:PROMPT_LEN], "continuation": seq[PROMPT_LEN:], "min_margin": min(margins),
                    "mtp_min_margin": margin, "torch": torch.__version__, "transformers": transformers.__version__}, f)
         f.write("\n")
+    if arch == "v4":  # transformers reads the folder (skipping mtp.*) as the same model
+        again = transformers.AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32,
+                                                                  attn_implementation="eager").eval()
+        with torch.no_grad():
+            got = again(torch.tensor([tokens]), use_cache=False).logits[0].numpy()
+        err = float(np.abs(got - ref_logits).max() / np.abs(ref_logits).max())
+        print(f"{out_dir} reloaded by transformers: max|d|/max|ref| = {err:.2e}")
+        assert err < 1e-6
+    for name in os.listdir(out_dir):
+        os.chmod(os.path.join(out_dir, name), 0o644)  # save_file writes 0600
     print(f"wrote {out_dir}")
 
 

@@ -19,30 +19,53 @@ NodeId DeepSeekV4PassBuilder::build(bool with_positions) {
   tokens_ = b_.input("tokens", {DType::i32, {Dim::of(t_)}});
   positions_ = with_positions ? b_.input("positions", {DType::i32, {Dim::of(t_)}}) : b_.iota(DType::i32, Dim::of(t_));
   if (cached())
-    for (const CachePart& part : deepseek4_cache_layout(h_, 0, h_.n_layer)) {
+    for (const CachePart& part : deepseek4_cache_layout(h_, first_layer(), end_layer())) {
       parts_[part.input] = part;
       cache_inputs_[part.input] = cache_input(part.input, part);
     }
-  NodeId embed = b_.gather(weight("embed.weight"), tokens_);  // [T, E]
-  NodeId streams = b_.broadcast(b_.reshape(to_f32(embed), {Dim::of(t_), Dim::of(1), Dim::of(h_.n_embd)}),
-                                {Dim::of(t_), Dim::of(h_.hc_mult), Dim::of(h_.n_embd)});  // [T, N, E]
-  for (int64_t l = 0; l < h_.n_layer; ++l) {
+  NodeId streams;  // [T, N, E]
+  if (pass_.draft) {
+    streams = draft_streams();
+  } else {
+    NodeId embed = b_.gather(weight("embed.weight"), tokens_);  // [T, E]
+    streams = b_.broadcast(b_.reshape(to_f32(embed), {Dim::of(t_), Dim::of(1), Dim::of(h_.n_embd)}),
+                           {Dim::of(t_), Dim::of(h_.hc_mult), Dim::of(h_.n_embd)});
+  }
+  for (int64_t l = first_layer(); l < end_layer(); ++l) {
     const std::string p = cat("layers.", l, ".");
     HyperMix mix = hyper_pre(b_, streams, hyper(p + "hc_attn"), h_.rms_eps, h_.hc_eps, h_.hc_sinkhorn_iters);
     streams = hyper_post(b_, mix, attention(l, norm(mix.collapsed, p + "attn_norm.weight")), streams);
     mix = hyper_pre(b_, streams, hyper(p + "hc_ffn"), h_.rms_eps, h_.hc_eps, h_.hc_sinkhorn_iters);
     streams = hyper_post(b_, mix, ffn(l, norm(mix.collapsed, p + "ffn_norm.weight")), streams);
   }
+  if (pass_.hidden) hidden_ = b_.reshape(streams, {Dim::of(t_), Dim::of(h_.hc_mult * h_.n_embd)});
   if (pass_.rows == LogitRows::last && t_ > 1) streams = b_.slice(streams, 0, t_ - 1, t_);
-  const HyperWeights head{weight("hc_head_fn"), weight("hc_head_base"), weight("hc_head_scale")};
-  NodeId final_hidden = norm(hyper_head(b_, streams, head, h_.rms_eps, h_.hc_eps), "norm.weight");
+  // The MTP layer collapses its streams with its own head weights and norm; the output
+  // matrix is the model's.
+  const std::string head_prefix = pass_.draft ? cat("layers.", h_.n_layer, ".") : "";
+  const HyperWeights head{weight(head_prefix + "hc_head_fn"), weight(head_prefix + "hc_head_base"),
+                          weight(head_prefix + "hc_head_scale")};
+  NodeId final_hidden = norm(hyper_head(b_, streams, head, h_.rms_eps, h_.hc_eps), head_prefix + "norm.weight");
   return linear(final_hidden, "head.weight");  // [T or 1, V]
+}
+
+// DeepSeek's MTPBlock: the next token's normalised embedding through e_proj, added to
+// each stream of the hidden state normalised (hnorm, per stream) through h_proj.
+NodeId DeepSeekV4PassBuilder::draft_streams() {
+  const std::string p = cat("layers.", h_.n_layer, ".");
+  const Dim t = Dim::of(t_), n = Dim::of(h_.hc_mult), e = Dim::of(h_.n_embd);
+  NodeId hidden = b_.input("hidden", {DType::f32, {t, Dim::of(h_.hc_mult * h_.n_embd)}});
+  NodeId embedded = norm(to_f32(b_.gather(weight("embed.weight"), tokens_)), p + "enorm.weight");  // [T, E]
+  NodeId from_token = b_.reshape(linear(embedded, p + "e_proj.weight"), {t, Dim::of(1), e});
+  NodeId per_stream = norm(b_.reshape(hidden, {Dim::of(t_ * h_.hc_mult), e}), p + "hnorm.weight");  // [T N, E]
+  NodeId from_hidden = b_.reshape(linear(per_stream, p + "h_proj.weight"), {t, n, e});
+  return b_.add(from_hidden, b_.broadcast(from_token, {t, n, e}));
 }
 
 std::vector<NodeId> DeepSeekV4PassBuilder::updated_parts() const {
   std::vector<NodeId> out;
   if (cached())
-    for (const CachePart& part : deepseek4_cache_layout(h_, 0, h_.n_layer)) out.push_back(updated_.at(part.input));
+    for (const CachePart& part : deepseek4_cache_layout(h_, first_layer(), end_layer())) out.push_back(updated_.at(part.input));
   return out;
 }
 
@@ -237,18 +260,20 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 }
 
 ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass) {
-  if (pass.batched || pass.hidden || pass.draft)
-    user_error("DeepSeek-V4 passes hold one sequence, without hidden-state outputs or a draft module (",
-               pass.batched ? "several sequences" : pass.hidden ? "hidden states" : "a draft pass",
-               " asked for): a session of several sequences runs one pass per sequence (Model::batches_sequences), "
-               "and there is no --spec mtp yet");
-  MOAT_INTERNAL_CHECK(pass.cache_rows > 0 || pass.first, "a DeepSeek-V4 pass without a cache is a first pass (positions 0..T-1)");
+  if (pass.batched)
+    user_error("DeepSeek-V4 passes hold one sequence: a session of several sequences runs one pass per sequence "
+               "(Model::batches_sequences)");
+  if (pass.draft && (h.n_mtp < 1 || !w.tensors.count(cat("layers.", h.n_layer, ".e_proj.weight"))))
+    user_error("a DeepSeek-V4 draft pass needs the model's MTP layer, loaded (LoadOptions::draft)");
+  MOAT_INTERNAL_CHECK(pass.cache_rows > 0 || (pass.first && !pass.draft),
+                      "a DeepSeek-V4 pass without a cache is a first pass (positions 0..T-1)");
   ir::Graph g;
-  g.name = "deepseek4";
+  g.name = pass.draft ? "deepseek4_mtp" : "deepseek4";
   ir::Builder b(g);
   DeepSeekV4PassBuilder builder(b, h, w, pass);
   b.output(builder.build(true));
   for (NodeId part : builder.updated_parts()) b.output(part);
+  if (pass.hidden) b.output(builder.hidden());
   return g;
 }
 

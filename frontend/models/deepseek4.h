@@ -37,8 +37,10 @@ struct DeepSeekV4Weights {
 // mxfp4, FP8 ones dequantised), or a llama.cpp deepseek4 GGUF's under the same names
 // (frontend/models/deepseek4_weights.cpp); UserError naming a missing, unknown or
 // unreadable tensor.
+// `draft`: the first MTP layer ("mtp.0.*") too, as layer n_layer ("layers.<n_layer>.*");
+// otherwise, and for further MTP layers, those tensors are skipped.
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
-                                            const std::vector<int64_t>& fp8_block = {128, 128});
+                                            const std::vector<int64_t>& fp8_block = {128, 128}, bool draft = false);
 DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const DeepSeekV4HParams& h);
 
 // Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab], and with
@@ -52,8 +54,20 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 // the parts of deepseek4_cache_layout(h, 0, n_layer) for that context; outputs the
 // logits, then the parts updated (the ring's and the pooling state's rows of this pass's
 // tokens, the compressed and indexer rows of the blocks they complete). Without a cache:
-// a first pass (positions 0..T-1), as deepseek4_sequence_graph. One sequence per pass;
-// UserError for a batched, hidden-state or draft pass.
+// a first pass (positions 0..T-1), as deepseek4_sequence_graph. One sequence per pass
+// (UserError for a batched pass).
+//
+// pass.hidden: the hyper-connection streams after the last layer, before the head
+// collapses them, f32[T, hc_mult * n_embd], after the parts (what the MTP layer takes).
+// pass.draft: the MTP layer (DeepSeek's MTPBlock; weights "layers.<n_layer>.*", loaded
+// from the release's "mtp.0.*"): inputs "tokens" (the token after each position),
+// "hidden" f32[T, hc_mult * n_embd] (the model's streams at each position, or an earlier
+// draft pass's) and the parts of deepseek4_cache_layout(h, n_layer, n_layer + 1):
+//   x_k    = e_proj enorm(embed(token)) + h_proj hnorm(hidden_k)   for each stream k
+//   X      = the V4 block of the MTP layer (its compress ratio: 0, the window only)
+//   logits = head(norm_mtp(hc_head_mtp(X)))                        (the model's head)
+// and its output streams X as the hidden output (the next draft step's input).
+ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass);
 ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass);
 
 }  // namespace moat::models

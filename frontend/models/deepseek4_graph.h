@@ -26,12 +26,16 @@ class DeepSeekV4PassBuilder {
   DeepSeekV4PassBuilder(ir::Builder& b, const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass)
       : b_(b), h_(h), w_(w), pass_(pass), t_(pass.tokens) {}
 
-  // Adds the inputs ("tokens", "positions" when `with_positions`, the cache parts) and
-  // returns the logits f32[T or 1, vocab]; the updated parts are then updated_parts().
+  // Adds the inputs ("tokens", "positions" when `with_positions`, the cache parts; a
+  // draft pass's "hidden") and returns the logits f32[T or 1, vocab]; the updated parts
+  // are then updated_parts(), and with pass.hidden the streams hidden().
   ir::NodeId build(bool with_positions);
   const std::vector<ir::NodeId>& indexer_choices() const { return choices_; }
   // The cache parts written by the pass, in deepseek4_cache_layout's order.
   std::vector<ir::NodeId> updated_parts() const;
+  // pass.hidden: every new token's hyper-connection streams after the last block, before
+  // the head collapses them, f32[T, hc_mult * n_embd] (stream-major).
+  ir::NodeId hidden() const { return hidden_; }
 
  private:
   static constexpr double kInf = std::numeric_limits<double>::infinity();  // -kInf: a masked score
@@ -49,6 +53,11 @@ class DeepSeekV4PassBuilder {
   ir::NodeId div_by(ir::NodeId x, int64_t k) { return b_.div(x, i32(static_cast<double>(k))); }
   ir::NodeId mod_by(ir::NodeId x, int64_t k) { return b_.sub(x, b_.mul(div_by(x, k), i32(static_cast<double>(k)))); }
 
+  // Layers the pass runs: the decoder layers, or a draft pass's MTP layer (n_layer).
+  int64_t first_layer() const { return pass_.draft ? h_.n_layer : 0; }
+  int64_t end_layer() const { return pass_.draft ? h_.n_layer + 1 : h_.n_layer; }
+  // The MTP layer's input streams [T, N, D] from the next tokens and "hidden" (deepseek4.h).
+  ir::NodeId draft_streams();
   ir::NodeId rope_tail(ir::NodeId x, ir::NodeId positions, bool compress);
   ir::NodeId attention(int64_t l, ir::NodeId hn);
   ir::NodeId output_projection(int64_t l, ir::NodeId out);
@@ -79,7 +88,7 @@ class DeepSeekV4PassBuilder {
   const DeepSeekV4Weights& w_;
   const PassSpec pass_;
   const int64_t t_;
-  ir::NodeId tokens_ = -1, positions_ = -1;
+  ir::NodeId tokens_ = -1, positions_ = -1, hidden_ = -1;
   std::map<std::string, ir::NodeId> params_;
   std::map<std::string, CachePart> parts_;          // the layout, by input name
   std::map<std::string, ir::NodeId> cache_inputs_;  // by part name

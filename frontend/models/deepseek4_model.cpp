@@ -56,7 +56,12 @@ DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& optio
     std::vector<int64_t> fp8_block = {128, 128};
     if (config.quantization_config && config.quantization_config->weight_block_size.size() == 2)
       fp8_block = config.quantization_config->weight_block_size;
-    m.weights = load_deepseek4_hf_weights(folder, m.hparams, fp8_block);
+    m.draft_loaded = options.draft && m.hparams.n_mtp > 0;
+    // The releases list a compress ratio per MTP layer after the decoder layers' (0: the
+    // window only); transformers' form (layer_types) covers the decoder layers only.
+    if (m.draft_loaded && static_cast<int64_t>(m.hparams.compress_ratio.size()) == m.hparams.n_layer)
+      m.hparams.compress_ratio.push_back(0);
+    m.weights = load_deepseek4_hf_weights(folder, m.hparams, fp8_block, m.draft_loaded);
   } else {
     const gguf::File file = gguf::File::open(path);
     m.format = "gguf";
@@ -64,13 +69,15 @@ DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& optio
     m.eos = static_cast<int32_t>(file.find_i64("tokenizer.ggml.eos_token_id").value_or(-1));
     m.weights = load_deepseek4_gguf_weights(path, m.hparams);
   }
-  (void)options;  // no draft module yet: has_draft() is false, why_no_draft() says why
   return m;
 }
 
 std::string DeepSeekV4Model::why_no_draft() const {
-  return hparams.n_mtp > 0 ? "DeepSeek-V4's MTP layers do not run in moatless yet (its model passes do)"
-                           : "the file has no MTP layers";
+  if (format == "gguf")
+    return "moatless drafts with DeepSeek-V4's MTP layer from a Hugging Face folder (mtp.0.*) only: llama.cpp writes "
+           "it to a separate mtp-*.gguf, which it does not read yet";
+  if (hparams.n_mtp == 0) return "the folder has no MTP layers (num_nextn_predict_layers 0)";
+  return "the MTP layer was not loaded (LoadOptions::draft)";
 }
 
 // Every weight as loaded; a decoded token reads the dense weights in full, one row of

@@ -19,6 +19,7 @@ struct DeepSeekV4Model : Model {
   DeepSeekV4HParams hparams;
   DeepSeekV4Weights weights;
   int32_t eos = -1;  // end-of-sequence token id; -1 when unknown
+  bool draft_loaded = false;  // the first MTP layer, as layer n_layer (LoadOptions::draft)
 
   int64_t vocab_size() const override { return hparams.n_vocab; }
   int64_t training_context() const override { return hparams.n_ctx_train; }
@@ -27,8 +28,13 @@ struct DeepSeekV4Model : Model {
   std::vector<CachePart> cache_layout() const override { return deepseek4_cache_layout(hparams, 0, hparams.n_layer); }
   ir::Graph pass_graph(const PassSpec& pass) const override { return deepseek4_pass_graph(hparams, weights, pass); }
   ModelSize size() const override;
-  int64_t hidden_size() const override { return hparams.n_embd; }
+  // What the MTP layer takes: the hyper-connection streams, hc_mult * n_embd per token.
+  int64_t hidden_size() const override { return hparams.hc_mult * hparams.n_embd; }
   int64_t layers() const override { return hparams.n_layer; }
+  bool has_draft() const override { return draft_loaded; }
+  std::vector<CachePart> draft_cache_layout() const override {
+    return draft_loaded ? deepseek4_cache_layout(hparams, hparams.n_layer, hparams.n_layer + 1) : std::vector<CachePart>{};
+  }
   std::string why_no_draft() const override;
   // The window ring and the pooling state are overwritten as tokens arrive; their spare
   // rows keep a cut back by up to kRewindSlack tokens exact (deepseek4_hparams.h).

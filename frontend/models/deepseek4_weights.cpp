@@ -200,16 +200,26 @@ std::optional<std::string> unused_by_deepseek4(const gguf::File& file, const ggu
 }  // namespace
 
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
-                                            const std::vector<int64_t>& fp8_block) {
+                                            const std::vector<int64_t>& fp8_block, bool draft) {
   if (fp8_block.size() != 2 || fp8_block[0] < 1 || fp8_block[1] < 1)
     user_error(folder, ": quantization_config.weight_block_size must be two positive sizes, got ", dims_text(fp8_block));
   auto st = std::make_shared<safetensors::Model>(safetensors::Model::open(folder));
   DeepSeekV4Weights w;
   w.keep_alive.push_back(st);
   w.fp8_block = fp8_block;
+  const bool with_mtp = draft && h.n_mtp > 0;
+  const std::string mtp = "mtp.0.", mtp_layer = cat("layers.", h.n_layer, ".");
+  int64_t skipped_mtp = 0;
   for (const safetensors::TensorInfo& t : st->tensors()) {
     std::string name = t.name.rfind("model.", 0) == 0 ? t.name.substr(6) : t.name;
-    if (name.find(".ffn.experts.") != std::string::npos || name.rfind("mtp.", 0) == 0) continue;  // stacked below; the MTP layer not run
+    if (name.rfind("mtp.", 0) == 0) {
+      if (!with_mtp || name.rfind(mtp, 0) != 0) {
+        ++skipped_mtp;
+        continue;
+      }
+      name = mtp_layer + name.substr(mtp.size());  // the MTP layer as layer n_layer
+    }
+    if (name.find(".ffn.experts.") != std::string::npos) continue;  // stacked below
     if (name.ends_with(".scale") && st->find(t.name.substr(0, t.name.size() - 6) + ".weight")) continue;  // with its weight
     const std::optional<DType> dtype = safetensors::to_ir_dtype(t.dtype);
     if (!dtype) user_error(folder, ": tensor ", t.name, " has dtype ", safetensors::dtype_name(t.dtype), ", which moatless does not read here");
@@ -228,10 +238,13 @@ DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const Dee
     }
     w.tensors.emplace(std::move(name), std::move(tensor));
   }
-  for (int64_t l = 0; l < h.n_layer; ++l) {
+  if (skipped_mtp > 0)
+    w.notes.push_back(cat(skipped_mtp, " tensors of MTP layers (mtp.*) not loaded: ",
+                          with_mtp ? "only the first MTP layer drafts" : "loaded only to draft (--spec mtp)"));
+  for (int64_t l = 0; l < h.n_layer + (with_mtp ? 1 : 0); ++l) {
+    const std::string source = l < h.n_layer ? cat("layers.", l, ".") : mtp;
     for (const char* m : {"w1", "w2", "w3"})
-      w.tensors[cat("layers.", l, ".ffn.experts.", m)] =
-          stack_experts(*st, cat("layers.", l, ".ffn.experts."), m, h.n_expert, fp8_block, folder);
+      w.tensors[cat("layers.", l, ".ffn.experts.", m)] = stack_experts(*st, source + "ffn.experts.", m, h.n_expert, fp8_block, folder);
     // The grouped output projection splits wo_a's rows per group: an FP8 wo_a whose
     // groups do not hold whole scale blocks is dequantised (tiny models only).
     const std::string wo_a = cat("layers.", l, ".attn.wo_a.weight");

@@ -68,7 +68,8 @@ TEST_CASE("DeepSeek-V4 opens as its own family from a folder and from llama.cpp'
   CHECK(models::is_deepseek4(kDir + "config.json"));
   CHECK_FALSE(models::is_deepseek4(kDir + "tokens.json"));
   CHECK_FALSE(models::open_model(kDir, {.draft = true})->has_draft());
-  CHECK(folder->why_no_draft() == "the file has no MTP layers");
+  CHECK(folder->why_no_draft() == "the folder has no MTP layers (num_nextn_predict_layers 0)");
+  CHECK(file->why_no_draft().find("mtp-*.gguf") != std::string::npos);
 }
 
 TEST_CASE("DeepSeek-V4 sessions on the CPU: one pass, chunks and token by token give transformers' logits") {

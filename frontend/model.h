@@ -66,8 +66,9 @@ double cache_bytes_per_token(const std::vector<CachePart>& layout, ir::DType cac
 // `cache_rows` rows per part (0: no cache). `first`: P is 0 (a family may then take a
 // cheaper form that attends to the new tokens only).
 //
-// `hidden`: the pass also outputs the final normalised hidden states of every new token,
-// f32[T, hidden_size()], after the cache parts (what a draft pass takes).
+// `hidden`: the pass also outputs the hidden states of every new token that a draft pass
+// takes, f32[T, hidden_size()], after the cache parts (DeepSeek-V3: the final normalised
+// hidden state; V4: the hyper-connection streams before the head).
 //
 // `draft`: the pass of the model's draft module (multi-token prediction) instead of the
 // model: "tokens" holds the token after each position, an extra input "hidden"

@@ -133,7 +133,9 @@ MOAT_API moat_status moat_session_evaluate(moat_session* session, const int32_t*
                                            float* logits, size_t capacity);
 
 /* Forgets every token after the first `tokens` (>= 0); later tokens are evaluated after
- * those. Nothing happens when `tokens` >= the tokens held. */
+ * those. Nothing happens when `tokens` >= the tokens held. A model whose cache is cut
+ * back exactly only so far (DeepSeek-V4: 16 tokens past what passes wrote) empties it
+ * for a longer cut: moat_session_cached_tokens then says what it kept. */
 MOAT_API moat_status moat_session_rewind(moat_session* session, int64_t tokens);
 
 /* Tokens the session's cache holds, and the most it can hold. */
@@ -142,7 +144,8 @@ MOAT_API moat_status moat_session_context(const moat_session* session, int64_t* 
 
 /* The ids the session's cache holds, in order (as moat_tokenize: `*n_ids` is their
  * number; MOAT_ERROR_BUFFER_TOO_SMALL when that passes `capacity`). With a new prompt,
- * the length of their common prefix is what moat_session_rewind keeps. */
+ * the length of their common prefix is what moat_session_rewind keeps (or nothing, see
+ * there). */
 MOAT_API moat_status moat_session_tokens(const moat_session* session, int32_t* ids, size_t capacity, size_t* n_ids);
 
 /* ---- sampling ---- */

@@ -131,7 +131,8 @@ void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
     return;
   }
   // Reuse the rows of the longest common prefix, but evaluate at least the prompt's last
-  // token (its logits choose the first generated one); a cache that only empties keeps none.
+  // token (its logits choose the first generated one); a cut longer than the model's
+  // cache takes back (Model::cache_rewind_limit) keeps none.
   const size_t reusable = std::min(common_prefix(held_[s], request->prompt), request->prompt.size() - 1);
   const auto common = static_cast<size_t>(session_.rewind(sequence, static_cast<int64_t>(reusable)));
   held_[s].resize(common);

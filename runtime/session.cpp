@@ -172,7 +172,7 @@ void Session::zero_fill(backends::Device& device, backends::Buffer& buffer) {
 int64_t Session::rewind(int64_t sequence, int64_t tokens) {
   int64_t& cached = cached_.at(static_cast<size_t>(sequence));
   int64_t& written = written_[static_cast<size_t>(sequence)];
-  if (tokens < cached) {
+  if (tokens < cached || tokens <= 0) {  // an empty cache forgets what passes wrote
     const bool exact = tokens > 0 && written - tokens <= model_.cache_rewind_limit();
     cached = exact ? tokens : 0;
     if (cached == 0) written = 0;
@@ -601,12 +601,24 @@ std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const 
 
 std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
   StagedPlan& plan = plan_for(key_for(work, rows), [&](StagedPlan& e) { run_pass(e, work, rows); });
-  std::vector<ir::HostTensor> out = run_pass(plan, work, rows);
+  // A pass writes its rows in place as it runs: one that fails half-way has written
+  // them too, and a sequence whose cache can no longer be cut back to what it holds
+  // is emptied (the caller's record then follows cached_tokens()).
   for (const SequenceTokens& w : work) {
     const auto s = static_cast<size_t>(w.sequence);
-    cached_[s] += static_cast<int64_t>(w.tokens.size());
-    written_[s] = std::max(written_[s], cached_[s]);
+    written_[s] = std::max(written_[s], cached_[s] + static_cast<int64_t>(w.tokens.size()));
   }
+  std::vector<ir::HostTensor> out;
+  try {
+    out = run_pass(plan, work, rows);
+  } catch (...) {
+    for (const SequenceTokens& w : work) {
+      const auto s = static_cast<size_t>(w.sequence);
+      if (written_[s] - cached_[s] > model_.cache_rewind_limit()) rewind(w.sequence, 0);
+    }
+    throw;
+  }
+  for (const SequenceTokens& w : work) cached_[static_cast<size_t>(w.sequence)] += static_cast<int64_t>(w.tokens.size());
   if (pass_.hidden) {
     const std::vector<float> hidden = out.back().to_f32();
     pending_hidden_.insert(pending_hidden_.end(), hidden.begin(), hidden.end());

@@ -65,7 +65,8 @@ NodeId DeepSeekV4PassBuilder::draft_streams() {
 std::vector<NodeId> DeepSeekV4PassBuilder::updated_parts() const {
   std::vector<NodeId> out;
   if (cached())
-    for (const CachePart& part : deepseek4_cache_layout(h_, first_layer(), end_layer())) out.push_back(updated_.at(part.input));
+    for (const CachePart& part : deepseek4_cache_layout(h_, first_layer(), end_layer()))
+      out.push_back(updated_.at(part.input));
   return out;
 }
 

@@ -68,6 +68,5 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 //   logits = head(norm_mtp(hc_head_mtp(X)))                        (the model's head)
 // and its output streams X as the hidden output (the next draft step's input).
 ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass);
-ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass);
 
 }  // namespace moat::models

@@ -14,7 +14,8 @@
 //     query), ratio 4: the indexer's top-k of them ("index.L" scored as in a whole
 //     sequence).
 // A block completing in this pass pools tokens of this pass and of the pooling state
-// "state.L" (the last overlap * ratio tokens' projections, token p in row p % rows).
+// "state.L" (the last overlap * ratio tokens' projections and kRewindSlack more, token p
+// in row p % rows).
 //
 // Reads before writes: the ring and the state are read at their old values, so their
 // write_rows nodes are built after every node that reads the old rows (the JIT stores
@@ -46,7 +47,8 @@ NodeId DeepSeekV4PassBuilder::cache_input(const std::string& name, const CachePa
 DeepSeekV4PassBuilder::NewBlocks DeepSeekV4PassBuilder::pool_new_blocks(NodeId hn, const std::string& prefix,
                                                                         int64_t ratio, int64_t width,
                                                                         const std::string& state_part) {
-  const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio, held = DeepSeekV4HParams::state_rows(ratio);
+  const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio;
+  const int64_t held = DeepSeekV4HParams::state_rows(ratio);
   const int64_t candidates = (t_ + ratio - 1) / ratio;
   const Dim nc = Dim::of(candidates), ns = Dim::of(slots), w = Dim::of(width);
   NodeId state = cache_inputs_.at(state_part);  // f32[held, 2 overlap width]: projections | gates
@@ -139,8 +141,10 @@ NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, N
 
   // The ring keeps this pass's last `ring_rows` tokens: built after the attention read it.
   const int64_t kept = std::min(t_, ring_rows);
-  NodeId fresh_rows = b_.cast(b_.reshape(b_.slice(kv, 0, t_ - kept, t_), {Dim::of(kept), Dim::of(d)}), b_.type(ring).dtype);
-  updated_[ring_part] = b_.write_rows(ring, fresh_rows, mod_by(b_.slice(positions_, 0, t_ - kept, t_), ring_rows));
+  NodeId fresh_rows =
+      b_.cast(b_.reshape(b_.slice(kv, 0, t_ - kept, t_), {Dim::of(kept), Dim::of(d)}), b_.type(ring).dtype);
+  NodeId fresh_at = mod_by(b_.slice(positions_, 0, t_ - kept, t_), ring_rows);
+  updated_[ring_part] = b_.write_rows(ring, fresh_rows, fresh_at);
   return out;
 }
 

@@ -51,7 +51,7 @@ struct DeepSeekV4HParams {
   // Tokens a pass may write past a length that a cut back to it still finds intact
   // (Model::cache_rewind_limit): the ring and the pooling state hold this many rows more
   // than they need, so the rows a token x overwrites (x - ring_rows(), x -
-  // state_rows()) are ones no position before x - kRewindSlack + 1 reads. A speculative
+  // state_rows()) are ones no query from position x - kRewindSlack on reads. A speculative
   // pass rejects at most its drafts (--draft <= kRewindSlack), a chat's next turn cuts
   // back the end-of-turn tokens that differ.
   static constexpr int64_t kRewindSlack = 16;

@@ -87,11 +87,13 @@ ModelSize DeepSeekV4Model::size() const {
   const DeepSeekV4HParams& h = hparams;
   ModelSize size;
   std::map<ir::DType, uint64_t> bytes_by_dtype;
+  const std::string mtp_prefix = cat("layers.", h.n_layer, ".");
   for (const auto& [name, tensor] : weights.tensors) {
     const uint64_t bytes = tensor.bytes().size();
     size.bytes += bytes;
     size.params += static_cast<uint64_t>(tensor.numel());
     bytes_by_dtype[tensor.dtype()] += bytes;
+    if (draft_loaded && name.rfind(mtp_prefix, 0) == 0) continue;  // the draft module: not read by a model pass
     if (name.find(".ffn.experts.w") != std::string::npos && h.n_expert > 0)
       size.decode_bytes_per_token += bytes / static_cast<uint64_t>(h.n_expert) * static_cast<uint64_t>(h.n_expert_used);
     else if ((name == "embed.weight" || name.ends_with(".gate.tid2eid")) && tensor.shape().size() >= 1 && tensor.shape()[0] > 0)

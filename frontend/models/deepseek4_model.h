@@ -33,7 +33,8 @@ struct DeepSeekV4Model : Model {
   int64_t layers() const override { return hparams.n_layer; }
   bool has_draft() const override { return draft_loaded; }
   std::vector<CachePart> draft_cache_layout() const override {
-    return draft_loaded ? deepseek4_cache_layout(hparams, hparams.n_layer, hparams.n_layer + 1) : std::vector<CachePart>{};
+    if (!draft_loaded) return {};
+    return deepseek4_cache_layout(hparams, hparams.n_layer, hparams.n_layer + 1);
   }
   std::string why_no_draft() const override;
   // The window ring and the pooling state are overwritten as tokens arrive; their spare

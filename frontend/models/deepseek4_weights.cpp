@@ -244,7 +244,8 @@ DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const Dee
   for (int64_t l = 0; l < h.n_layer + (with_mtp ? 1 : 0); ++l) {
     const std::string source = l < h.n_layer ? cat("layers.", l, ".") : mtp;
     for (const char* m : {"w1", "w2", "w3"})
-      w.tensors[cat("layers.", l, ".ffn.experts.", m)] = stack_experts(*st, source + "ffn.experts.", m, h.n_expert, fp8_block, folder);
+      w.tensors[cat("layers.", l, ".ffn.experts.", m)] =
+          stack_experts(*st, source + "ffn.experts.", m, h.n_expert, fp8_block, folder);
     // The grouped output projection splits wo_a's rows per group: an FP8 wo_a whose
     // groups do not hold whole scale blocks is dequantised (tiny models only).
     const std::string wo_a = cat("layers.", l, ".attn.wo_a.weight");

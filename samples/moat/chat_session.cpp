@@ -140,7 +140,7 @@ int run_chat(RunSetup& setup, const ChatOptions& options) {
         render_to_fit(tokenizer, format, messages, context, reply_room, bos_text, eos_text);
     // Reuse what the session already evaluated; re-evaluate from the first difference
     // (after dropped exchanges: from the system message on).
-    // (A cache that only empties keeps nothing: Model::cache_rewinds.)
+    // (A cut longer than the cache takes back keeps nothing: Model::cache_rewind_limit.)
     const auto keep = static_cast<size_t>(session.rewind(static_cast<int64_t>(common_prefix(ids, evaluated))));
     evaluated.resize(keep);
     const std::span<const int32_t> fresh(ids.data() + keep, ids.size() - keep);

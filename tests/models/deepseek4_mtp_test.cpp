@@ -74,6 +74,9 @@ TEST_CASE("DeepSeek-V4's MTP layer loads from the folder's mtp.0.* only when ask
   CHECK_FALSE(plain->has_draft());
   CHECK(plain->tensors().count("layers.4.e_proj.weight") == 0);
   CHECK(plain->why_no_draft() == "the MTP layer was not loaded (LoadOptions::draft)");
+  // The MTP layer weighs, but a model pass does not read it (bench's bandwidth figures).
+  CHECK(m.size().bytes > plain->size().bytes);
+  CHECK(m.size().decode_bytes_per_token == plain->size().decode_bytes_per_token);
   const std::vector<std::string> notes = plain->load_notes();
   CHECK(std::any_of(notes.begin(), notes.end(), [](const std::string& n) { return n.find("mtp.*") != std::string::npos; }));
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "backends/registry.h"
@@ -49,6 +50,22 @@ std::vector<float> evaluate(backends::Device& device, runtime::KernelCache& cach
                             ir::DType cache_type = ir::DType::f32) {
   runtime::Session session(golden_model(), device, cache, {.context = 320, .cache_dtype = cache_type});
   return session.evaluate(golden_tokens(), batch);
+}
+
+// Runs `check` on the CPU, then on opencl:0 where there is one (a message says it was
+// skipped otherwise), with one kernel cache; `cpu` tells which.
+void on_cpu_then_opencl(const std::function<void(backends::Device&, runtime::KernelCache&, bool cpu)>& check) {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  check(*cpu, cache, true);
+  std::unique_ptr<backends::Device> ocl;
+  try {
+    ocl = backends::open_device("opencl:0");
+  } catch (const UserError& e) {
+    MESSAGE("opencl:0 part skipped: " << e.what());  // the CPU part ran
+    return;
+  }
+  check(*ocl, cache, false);
 }
 
 }  // namespace
@@ -246,17 +263,7 @@ void check_cut_back(backends::Device& device, runtime::KernelCache& cache) {
 
 TEST_CASE("a DeepSeek-V4 session cuts back up to its rewind limit exactly, and empties for a longer cut") {
   CHECK(golden_model().cache_rewind_limit() == models::DeepSeekV4HParams::kRewindSlack);
-  auto cpu = backends::open_cpu_device({.threads = 2});
-  runtime::KernelCache cache{{}};
-  check_cut_back(*cpu, cache);
-  std::unique_ptr<backends::Device> ocl;
-  try {
-    ocl = backends::open_device("opencl:0");
-  } catch (const UserError& e) {
-    MESSAGE("opencl:0 part skipped: " << e.what());  // the CPU part ran
-    return;
-  }
-  check_cut_back(*ocl, cache);
+  on_cpu_then_opencl([](backends::Device& device, runtime::KernelCache& cache, bool) { check_cut_back(device, cache); });
 }
 
 TEST_CASE("DeepSeek-V4 passes hold one sequence") {
@@ -326,15 +333,7 @@ void check_sequences(backends::Device& device, runtime::KernelCache& cache, int6
 }  // namespace
 
 TEST_CASE("DeepSeek-V4 sessions of several sequences: a pass per sequence, each at its own position, gives transformers' logits") {
-  auto cpu = backends::open_cpu_device({.threads = 2});
-  runtime::KernelCache cache{{}};
-  check_sequences(*cpu, cache, 140);
-  std::unique_ptr<backends::Device> ocl;
-  try {
-    ocl = backends::open_device("opencl:0");
-  } catch (const UserError& e) {
-    MESSAGE("opencl:0 part skipped: " << e.what());  // the CPU part ran
-    return;
-  }
-  check_sequences(*ocl, cache, 20);
+  on_cpu_then_opencl([](backends::Device& device, runtime::KernelCache& cache, bool cpu) {
+    check_sequences(device, cache, cpu ? 140 : 20);
+  });
 }

@@ -81,7 +81,11 @@ double cache_bytes_per_token(const std::vector<CachePart>& layout, ir::DType cac
 // each new token's cache entry goes to) and "key_starts" i32[T] (the first row of its
 // sequence: a token attends to rows key_starts..cache_at); with LogitRows::last,
 // "logit_rows" i32[outputs] (which new tokens get logits, [outputs, vocab]). `first`
-// then means one sequence at positions 0..T-1.
+// then means one sequence at positions 0..T-1. `sequences`: how many sequences' rows each
+// part holds, each sequence's a block of part.rows(cache_rows / sequences) rows in turn
+// (cache_rows is then sequences x each one's context). `one_sequence`: the batched pass's
+// tokens are all one sequence's (a prompt's chunk), else they may be several sequences'
+// (at most Model::batch_tokens_per_sequence() each).
 struct PassSpec {
   int64_t tokens = 1;
   bool first = false;
@@ -92,6 +96,8 @@ struct PassSpec {
   int64_t outputs = 1;  // batched with LogitRows::last: rows of logits
   bool hidden = false;
   bool draft = false;
+  int64_t sequences = 1;
+  bool one_sequence = true;
 };
 
 // What the weights weigh and how many of their bytes one decoded token reads.
@@ -144,10 +150,12 @@ class Model {
   // write past the cut).
   static constexpr int64_t kRewindsAnywhere = INT64_MAX;
   virtual int64_t cache_rewind_limit() const { return kRewindsAnywhere; }
-  // Whether a pass may hold several sequences (PassSpec::batched). False: a session of
-  // several sequences runs one pass per sequence, each over its own block of the cache
-  // parts (the weights are then read once per sequence, not once per step).
-  virtual bool batches_sequences() const { return true; }
+  // A batched pass of several sequences holds at most this many new tokens of each
+  // (kAnyTokens: any mix); the session runs a mix with more as one pass per sequence.
+  // DeepSeek-V4: 1, a decode step of several sequences (its passes of one sequence take
+  // any number).
+  static constexpr int64_t kAnyTokens = INT64_MAX;
+  virtual int64_t batch_tokens_per_sequence() const { return kAnyTokens; }
   // What loading skipped or converted ("MTP layer 61 skipped"), for the user to read.
   virtual std::vector<std::string> load_notes() const { return {}; }
 };

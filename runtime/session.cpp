@@ -93,12 +93,11 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   if (options.sequences < 1) user_error("a session needs at least one sequence, got ", options.sequences);
   cached_.assign(static_cast<size_t>(options.sequences), 0);
   written_.assign(static_cast<size_t>(options.sequences), 0);
-  // Several sequences in one pass where the model's passes take them; else one pass per
-  // sequence over its own block of each part (sequence_caches_).
-  per_sequence_ = options.sequences > 1 && !model.batches_sequences();
-  pass_.cache_rows = per_sequence_ ? context_ : context_ * options.sequences;
+  // Several sequences in one pass, each sequence a block of each part's rows.
+  pass_.cache_rows = context_ * options.sequences;
   pass_.cache_dtype = options.cache_dtype;
-  pass_.batched = options.sequences > 1 && !per_sequence_;
+  pass_.batched = options.sequences > 1;
+  pass_.sequences = options.sequences;
   max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
   check_memory(options);
   // The latent cache lives on the device of the layer that writes it, for the whole
@@ -108,16 +107,9 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
     auto home = cache_device_.find(part.input);
     DeviceState& d = devices_[home != cache_device_.end() ? static_cast<size_t>(home->second) : 0];
     if (!d.device) continue;  // another rank's layer
-    const uint64_t bytes = part.bytes(pass_.cache_dtype, context_), stride = sequence_block_bytes(part);
-    caches_.push_back(d.device->allocate(stride * static_cast<uint64_t>(sequences())));
+    caches_.push_back(d.device->allocate(part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences())));
     d.resident[part.input] = caches_.back().get();
     if (part.zero_filled) zero_fill(*d.device, *caches_.back());
-    if (!per_sequence_) continue;
-    SequenceCache blocks{static_cast<size_t>(&d - devices_.data()), part.input, {}};
-    for (int64_t q = 0; q < sequences(); ++q)
-      blocks.views.push_back(d.device->view(*caches_.back(), static_cast<uint64_t>(q) * stride, bytes));
-    d.resident[part.input] = blocks.views[0].get();
-    sequence_caches_.push_back(std::move(blocks));
   }
   // Weights go once to each device that reads them (zero-copy where it shares host
   // memory): those of the passes lowered above now, any other when a plan first names it.
@@ -215,7 +207,7 @@ Session::~Session() = default;
 
 LoweredPass Session::lower_pass(const PlanKey& key) {
   models::PassSpec spec = pass_;
-  std::tie(spec.tokens, spec.first, spec.rows, spec.outputs, spec.draft) = key;
+  std::tie(spec.tokens, spec.first, spec.rows, spec.outputs, spec.draft, spec.one_sequence) = key;
   ir::Graph graph = model_.pass_graph(spec);
   LoweredPass lowered;
   lowered.outputs = graph.outputs;
@@ -289,10 +281,13 @@ void Session::check_memory(const SessionOptions& options) {
   // and compiled when first used. What their stages read places the weights and the
   // cache parts on devices.
   const auto start = std::chrono::steady_clock::now();
-  const PlanKey decode{1, false, models::LogitRows::all, 1, false};
-  std::vector<PlanKey> largest = {PlanKey{max_batch_, true, models::LogitRows::all, 1, false},
-                                  PlanKey{max_batch_, false, models::LogitRows::all, 1, false}, decode};
-  if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true});
+  const PlanKey decode{1, false, models::LogitRows::all, 1, false, true};
+  std::vector<PlanKey> largest = {PlanKey{max_batch_, true, models::LogitRows::all, 1, false, true},
+                                  PlanKey{max_batch_, false, models::LogitRows::all, 1, false, true}, decode};
+  if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true, true});
+  // A step of every sequence, where passes of several sequences take another form.
+  const int64_t step = std::min(sequences(), max_batch_);
+  if (pass_.batched && step > 1) largest.push_back(PlanKey{step, false, models::LogitRows::all, 1, false, false});
   std::vector<std::set<std::string>> weights(n);
   // Per device: the largest arena its plans share, and what each plan keeps of its own
   // while it is held (carry buffers, the device copies of values from other devices).
@@ -368,7 +363,7 @@ void Session::check_memory(const SessionOptions& options) {
     for (const models::CachePart& part : cache_parts_) {
       auto home = cache_device_.find(part.input);
       if ((home != cache_device_.end() ? static_cast<size_t>(home->second) : 0) != d) continue;
-      share.needs.cache += sequence_block_bytes(part) * static_cast<uint64_t>(sequences());
+      share.needs.cache += part.bytes(pass_.cache_dtype, context_) * static_cast<uint64_t>(sequences());
     }
     share.needs.available = options.memory_budget > 0 ? options.memory_budget : p.host_memory ? available_host_memory() : p.info.memory_bytes;
     needs_.weights += share.needs.weights;
@@ -439,20 +434,9 @@ std::vector<float> Session::evaluate(int64_t sequence, std::span<const int32_t> 
   return logits;
 }
 
-uint64_t Session::sequence_block_bytes(const models::CachePart& part) const {
-  const uint64_t bytes = part.bytes(pass_.cache_dtype, context_);
-  if (!per_sequence_) return bytes;
-  return (bytes + backends::kViewAlignment - 1) / backends::kViewAlignment * backends::kViewAlignment;
-}
-
-void Session::bind_sequence_cache(int64_t sequence) {
-  for (SequenceCache& part : sequence_caches_)
-    devices_[part.device].resident[part.input] = part.views.at(static_cast<size_t>(sequence)).get();
-}
-
 std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> work) {
   if (work.empty()) return {};
-  if (work.size() > 1 && !pass_.batched && !pass_per_sequence())
+  if (work.size() > 1 && !pass_.batched)
     user_error("a pass over ", work.size(), " sequences needs a session of several (SessionOptions::sequences)");
   int64_t total = 0;
   std::vector<bool> seen(cached_.size(), false);
@@ -468,12 +452,16 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
     check_tokens(w.tokens);
     total += static_cast<int64_t>(w.tokens.size());
   }
-  if (!pass_per_sequence() && total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
+  if (total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
   for (const SequenceTokens& w : work)
     if (static_cast<int64_t>(w.tokens.size()) > max_batch_)
       user_error("sequence ", w.sequence, ": a pass of ", w.tokens.size(), " tokens passes the batch of ", max_batch_);
-  if (!pass_per_sequence()) return forward(work, models::LogitRows::last);
-  std::vector<float> logits;  // a pass per sequence, each over its own cache block
+  const bool mixes_runs =
+      work.size() > 1 && std::any_of(work.begin(), work.end(), [&](const SequenceTokens& w) {
+        return static_cast<int64_t>(w.tokens.size()) > model_.batch_tokens_per_sequence();
+      });
+  if (!mixes_runs) return forward(work, models::LogitRows::last);
+  std::vector<float> logits;  // a pass per sequence
   for (const SequenceTokens& w : work) {
     std::vector<float> row = forward({&w, 1}, models::LogitRows::last);
     logits.insert(logits.end(), row.begin(), row.end());
@@ -509,7 +497,7 @@ Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::
   int64_t outputs = 1;
   if (pass_.batched && rows == models::LogitRows::last) outputs = static_cast<int64_t>(work.size());
   if (new_tokens == outputs) rows = models::LogitRows::all, outputs = 1;  // every token's logits: the same pass
-  return {new_tokens, first, rows, outputs, false};
+  return {new_tokens, first, rows, outputs, false, work.size() == 1};
 }
 
 StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up) {
@@ -571,10 +559,6 @@ std::vector<ir::HostTensor> Session::run_plan(StagedPlan& plan, const ir::Bindin
 // Runs `plan` for `work`, each sequence's tokens after those it holds: their cache rows
 // are written in place (a warm-up's rows are written again by the real pass).
 std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
-  if (pass_per_sequence()) {
-    MOAT_INTERNAL_CHECK(work.size() == 1, "a pass of ", work.size(), " sequences over a model whose passes hold one");
-    bind_sequence_cache(work[0].sequence);
-  }
   std::vector<int64_t> ids, positions, cache_at, key_starts, logit_rows;
   for (const SequenceTokens& w : work) {
     const int64_t past = cached_[static_cast<size_t>(w.sequence)], first_row = w.sequence * context_;
@@ -665,7 +649,7 @@ std::vector<float> Session::run_draft(std::span<const int32_t> tokens, std::span
     const std::span<const float> chunk_hidden = hidden.subspan(start * width, n * width);
     const int64_t at = first + static_cast<int64_t>(start);
     const models::LogitRows chunk_rows = n == 1 ? models::LogitRows::all : rows;  // one row: the same pass
-    const PlanKey key{static_cast<int64_t>(n), false, chunk_rows, 1, true};
+    const PlanKey key{static_cast<int64_t>(n), false, chunk_rows, 1, true, true};
     StagedPlan& plan = plan_for(key, [&](StagedPlan& e) { run_draft_pass(e, at, chunk, chunk_hidden); });
     std::vector<ir::HostTensor> out = run_draft_pass(plan, at, chunk, chunk_hidden);
     const std::vector<float> chunk_logits = out[0].to_f32(), out_hidden = out.back().to_f32();

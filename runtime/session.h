@@ -140,8 +140,8 @@ class Session {
   // One pass over several sequences (each at most once, every token after those its
   // sequence holds; at most max_batch() tokens in all): the logits of each entry's last
   // token, row-major [work.size(), n_vocab]. The weights are read once for all of them;
-  // for a model whose passes hold one sequence (Model::batches_sequences), once per entry
-  // (a pass each, at most max_batch() tokens each).
+  // once per entry where the model's passes of several sequences take fewer tokens of
+  // each than an entry has (Model::batch_tokens_per_sequence: a pass each).
   // UserError before any work for a sequence out of range, repeated, or past its context.
   std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
 
@@ -210,8 +210,9 @@ class Session {
  private:
   // One pass; logits of every token (rows all) or of each entry's last one.
   std::vector<float> forward(std::span<const SequenceTokens> work, models::LogitRows rows);
-  // PlanKey: (new tokens, first pass, rows, rows of logits of a batched pass, draft pass)
-  using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t, bool>;
+  // PlanKey: (new tokens, first pass, rows, rows of logits of a batched pass, draft pass,
+  // the tokens all one sequence's: PassSpec::one_sequence)
+  using PlanKey = std::tuple<int64_t, bool, models::LogitRows, int64_t, bool, bool>;
   // The compiled plan of `key`; `warm_up` runs a new one once where the driver compiles
   // at first launch.
   StagedPlan& plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up);
@@ -264,24 +265,9 @@ class Session {
   std::vector<std::string> fallbacks_;
   std::map<std::string, int> cache_device_;  // device of each cache part
   uint64_t last_moved_ = 0, decode_moved_ = 0, moved_total_ = 0;
-  // per cache part: [sequences x context rows, width] on the device; sequence s owns rows
-  // s * context .. (s + 1) * context - 1. A model whose passes hold one sequence
-  // (!Model::batches_sequences) instead gets a block per sequence, each a whole part of
-  // `context` rows at a kViewAlignment boundary, and every pass reads one block through
-  // views: sequence_caches_[s], which run_pass makes the resident part before the pass.
+  // per cache part: [sequences x rows, width] on the device, rows = part.rows(context);
+  // sequence s owns rows s * rows .. (s + 1) * rows - 1 (PassSpec::sequences).
   std::vector<std::unique_ptr<backends::Buffer>> caches_;
-  struct SequenceCache {
-    size_t device = 0;  // devices_ index of the part's home
-    std::string input;  // the part's graph input
-    std::vector<std::unique_ptr<backends::Buffer>> views;  // per sequence
-  };
-  std::vector<SequenceCache> sequence_caches_;  // this rank's parts (none where it holds no layer)
-  bool per_sequence_ = false;  // a pass per sequence (!Model::batches_sequences, several sequences)
-  bool pass_per_sequence() const { return per_sequence_; }
-  // Bytes of one sequence's block of `part` (a whole number of kViewAlignment in that mode).
-  uint64_t sequence_block_bytes(const models::CachePart& part) const;
-  // Makes sequence s's blocks the cache parts the next pass reads and writes.
-  void bind_sequence_cache(int64_t sequence);
   struct CachedPlan {
     std::unique_ptr<StagedPlan> executor;
     uint64_t last_use = 0;

@@ -23,6 +23,10 @@ NodeId DeepSeekV4PassBuilder::build(bool with_positions) {
       parts_[part.input] = part;
       cache_inputs_[part.input] = cache_input(part.input, part);
     }
+  if (cached() && pass_.sequences > 1) {  // each token's sequence: its first row / the context
+    NodeId key_starts = b_.input("key_starts", {DType::i32, {Dim::of(t_)}});
+    sequence_ = div_by(token_per_sequence() ? key_starts : b_.slice(key_starts, 0, 0, 1), context());
+  }
   NodeId streams;  // [T, N, E]
   if (pass_.draft) {
     streams = draft_streams();
@@ -39,7 +43,10 @@ NodeId DeepSeekV4PassBuilder::build(bool with_positions) {
     streams = hyper_post(b_, mix, ffn(l, norm(mix.collapsed, p + "ffn_norm.weight")), streams);
   }
   if (pass_.hidden) hidden_ = b_.reshape(streams, {Dim::of(t_), Dim::of(h_.hc_mult * h_.n_embd)});
-  if (pass_.rows == LogitRows::last && t_ > 1) streams = b_.slice(streams, 0, t_ - 1, t_);
+  if (pass_.rows == LogitRows::last && pass_.batched)  // the rows of "logit_rows" (each sequence's last token)
+    streams = b_.gather(streams, b_.input("logit_rows", {DType::i32, {Dim::of(pass_.outputs)}}));
+  else if (pass_.rows == LogitRows::last && t_ > 1)
+    streams = b_.slice(streams, 0, t_ - 1, t_);
   // The MTP layer collapses its streams with its own head weights and norm; the output
   // matrix is the model's.
   const std::string head_prefix = pass_.draft ? cat("layers.", h_.n_layer, ".") : "";
@@ -144,7 +151,8 @@ NodeId DeepSeekV4PassBuilder::blocks_visible(NodeId block_ids, int64_t ratio) {
 
 NodeId DeepSeekV4PassBuilder::indexer_keep(NodeId hn, NodeId q_latent, int64_t l, NodeId keys, NodeId visible) {
   const std::string p = cat("layers.", l, ".attn.indexer.");
-  const int64_t hi = h_.index_heads, di = h_.index_head, s = b_.type(keys).shape[0].value;
+  const ir::Shape& key_shape = b_.type(keys).shape;  // [S, Di], or per query [T, S, Di]
+  const int64_t hi = h_.index_heads, di = h_.index_head, s = key_shape[key_shape.size() - 2].value;
   NodeId q = b_.reshape(linear(q_latent, p + "wq_b.weight"), {Dim::of(t_), Dim::of(hi), Dim::of(di)});
   q = rope_tail(q, positions_, true);
   NodeId dots = b_.binary(Op::max, b_.matmul(q, keys, true), f32(0));  // relu(q . k) [T, Hi, S]
@@ -169,7 +177,9 @@ NodeId DeepSeekV4PassBuilder::attention(int64_t l, NodeId hn) {
   q = rope_tail(unweighted_rms_norm(b_, q, h_.rms_eps), positions_, ratio != 0);  // per head
   NodeId kv = b_.reshape(norm(linear(hn, p + "wkv.weight"), p + "kv_norm.weight"), {t, Dim::of(1), Dim::of(d)});
   kv = rope_tail(kv, positions_, ratio != 0);  // [T, 1, D]: key and value
-  NodeId out = cached() ? cached_attention(l, hn, q, q_latent, kv) : sequence_attention(l, hn, q, q_latent, kv);
+  NodeId out = !cached()               ? sequence_attention(l, hn, q, q_latent, kv)
+               : token_per_sequence() ? token_attention(l, hn, q, q_latent, kv)
+                                      : cached_attention(l, hn, q, q_latent, kv);
   out = rope_tail(out, b_.sub(i32(0), positions_), ratio != 0);  // the values' rotation undone
   return output_projection(l, out);
 }
@@ -261,9 +271,11 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 }
 
 ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass) {
-  if (pass.batched)
-    user_error("DeepSeek-V4 passes hold one sequence: a session of several sequences runs one pass per sequence "
-               "(Model::batches_sequences)");
+  if (pass.batched && (pass.cache_rows == 0 || pass.draft || pass.sequences < 1 || pass.cache_rows % pass.sequences != 0))
+    user_error("a batched DeepSeek-V4 pass runs the model over the cache of whole sequences");
+  if (pass.batched && !pass.one_sequence && pass.tokens > pass.sequences)
+    user_error("a DeepSeek-V4 pass of several sequences holds one new token of each: ", pass.tokens, " tokens of ",
+               pass.sequences, " sequences (Model::batch_tokens_per_sequence)");
   if (pass.draft && (h.n_mtp < 1 || !w.tensors.count(cat("layers.", h.n_layer, ".e_proj.weight"))))
     user_error("a DeepSeek-V4 draft pass needs the model's MTP layer, loaded (LoadOptions::draft)");
   MOAT_INTERNAL_CHECK(pass.cache_rows > 0 || (pass.first && !pass.draft),

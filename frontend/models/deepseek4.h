@@ -54,8 +54,10 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 // the parts of deepseek4_cache_layout(h, 0, n_layer) for that context; outputs the
 // logits, then the parts updated (the ring's and the pooling state's rows of this pass's
 // tokens, the compressed and indexer rows of the blocks they complete). Without a cache:
-// a first pass (positions 0..T-1), as deepseek4_sequence_graph. One sequence per pass
-// (UserError for a batched pass).
+// a first pass (positions 0..T-1), as deepseek4_sequence_graph. A batched pass (parts of
+// pass.sequences sequences, input "key_starts" = each token's sequence x the context, and
+// with LogitRows::last "logit_rows") holds one sequence's tokens (pass.one_sequence) or
+// one token of each of T sequences.
 //
 // pass.hidden: the hyper-connection streams after the last layer, before the head
 // collapses them, f32[T, hc_mult * n_embd], after the parts (what the MTP layer takes).

@@ -37,7 +37,43 @@ using ir::NodeId;
 using ir::Op;
 
 NodeId DeepSeekV4PassBuilder::cache_input(const std::string& name, const CachePart& part) {
-  return b_.input(name, {part.dtype(pass_.cache_dtype), {Dim::of(part.rows(pass_.cache_rows)), Dim::of(part.width)}});
+  const int64_t rows = part.rows(context()) * pass_.sequences;
+  return b_.input(name, {part.dtype(pass_.cache_dtype), {Dim::of(rows), Dim::of(part.width)}});
+}
+
+NodeId DeepSeekV4PassBuilder::part_row(const std::string& part, NodeId row) {
+  if (sequence_ < 0) return row;
+  NodeId offset = b_.mul(sequence_, i32(static_cast<double>(block_rows(part))));
+  if (b_.type(row).shape.size() == 2) offset = b_.reshape(offset, {b_.type(offset).shape[0], Dim::of(1)});
+  return b_.add(row, offset);
+}
+
+NodeId DeepSeekV4PassBuilder::sequence_rows(NodeId x, const std::string& part) {
+  if (sequence_ < 0) return x;
+  NodeId rows = b_.iota(DType::i32, Dim::of(block_rows(part)));
+  if (token_per_sequence()) rows = b_.broadcast(rows, {Dim::of(t_), Dim::of(block_rows(part))});
+  return b_.gather(x, part_row(part, rows));
+}
+
+NodeId DeepSeekV4PassBuilder::pool_slots(NodeId pooled_in, NodeId token, NodeId block, const std::string& prefix,
+                                         int64_t ratio, int64_t width) {
+  const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio;
+  const Dim nc = b_.type(block).shape[0], ns = Dim::of(slots), w = Dim::of(width);
+  NodeId kv = b_.slice(pooled_in, 2, 0, width), scores = b_.slice(pooled_in, 2, overlap * width, (overlap + 1) * width);
+  if (overlap == 2) {
+    NodeId previous = b_.reshape(b_.binary(Op::cmp_lt, b_.iota(DType::i32, ns), i32(static_cast<double>(ratio))),
+                                 {Dim::of(1), ns, Dim::of(1)});
+    kv = b_.select(previous, kv, b_.slice(pooled_in, 2, width, 2 * width));
+    scores = b_.select(previous, scores, b_.slice(pooled_in, 2, 3 * width, 4 * width));
+  }
+  NodeId exists = b_.reshape(b_.binary(Op::cmp_le, i32(0), token), {nc, ns, Dim::of(1)});  // before token 0: nothing
+  kv = b_.select(exists, kv, f32(0));
+  scores = b_.select(exists, scores, f32(-kInf));
+  NodeId weights = b_.permute(b_.softmax(b_.permute(scores, {0, 2, 1})), {0, 2, 1});  // over the slots
+  NodeId pooled = b_.reshape(b_.reduce(Op::reduce_sum, b_.mul(kv, weights), 1), {nc, w});
+  pooled = b_.reshape(norm(pooled, prefix + "norm.weight"), {nc, Dim::of(1), w});
+  pooled = rope_tail(pooled, b_.mul(block, i32(static_cast<double>(ratio))), true);
+  return b_.reshape(pooled, {nc, w});
 }
 
 // The blocks that may complete in this pass: candidates j = P / ratio + c for c <
@@ -50,8 +86,9 @@ DeepSeekV4PassBuilder::NewBlocks DeepSeekV4PassBuilder::pool_new_blocks(NodeId h
   const int64_t overlap = ratio == 4 ? 2 : 1, slots = overlap * ratio;
   const int64_t held = DeepSeekV4HParams::state_rows(ratio);
   const int64_t candidates = (t_ + ratio - 1) / ratio;
-  const Dim nc = Dim::of(candidates), ns = Dim::of(slots), w = Dim::of(width);
-  NodeId state = cache_inputs_.at(state_part);  // f32[held, 2 overlap width]: projections | gates
+  const Dim nc = Dim::of(candidates), ns = Dim::of(slots);
+  NodeId state_in = cache_inputs_.at(state_part);
+  NodeId state = sequence_rows(state_in, state_part);  // f32[held, 2 overlap width]: projections | gates
   // This pass's tokens as the state holds them: [kv | gate + ape of the token's slot].
   NodeId gate = b_.add(linear(hn, prefix + "wgate.weight"), b_.gather(weight(prefix + "ape"), mod_by(positions_, ratio)));
   NodeId fresh = b_.concat({linear(hn, prefix + "wkv.weight"), gate}, 1);  // [T, 2 overlap width]
@@ -68,35 +105,21 @@ DeepSeekV4PassBuilder::NewBlocks DeepSeekV4PassBuilder::pool_new_blocks(NodeId h
   NodeId row = b_.select(in_pass, b_.add(b_.sub(token, start), i32(static_cast<double>(held))),
                          mod_by(b_.binary(Op::max, token, i32(0)), held));
   row = b_.binary(Op::min, row, i32(static_cast<double>(held + t_ - 1)));  // candidates that do not complete
-  NodeId pooled_in = b_.gather(recent, row);  // [nc, slots, 2 overlap width]
-  NodeId kv = b_.slice(pooled_in, 2, 0, width), scores = b_.slice(pooled_in, 2, overlap * width, (overlap + 1) * width);
-  if (overlap == 2) {
-    NodeId previous = b_.reshape(b_.binary(Op::cmp_lt, b_.iota(DType::i32, ns), i32(static_cast<double>(ratio))),
-                                 {Dim::of(1), ns, Dim::of(1)});
-    kv = b_.select(previous, kv, b_.slice(pooled_in, 2, width, 2 * width));
-    scores = b_.select(previous, scores, b_.slice(pooled_in, 2, 3 * width, 4 * width));
-  }
-  NodeId exists = b_.reshape(b_.binary(Op::cmp_le, i32(0), token), {nc, ns, Dim::of(1)});  // before token 0: nothing
-  kv = b_.select(exists, kv, f32(0));
-  scores = b_.select(exists, scores, f32(-kInf));
-  NodeId weights = b_.permute(b_.softmax(b_.permute(scores, {0, 2, 1})), {0, 2, 1});  // over the slots
-  NodeId pooled = b_.reshape(b_.reduce(Op::reduce_sum, b_.mul(kv, weights), 1), {nc, w});
-  pooled = b_.reshape(norm(pooled, prefix + "norm.weight"), {nc, Dim::of(1), w});
-  pooled = rope_tail(pooled, b_.mul(block, i32(static_cast<double>(ratio))), true);
+  NodeId pooled = pool_slots(b_.gather(recent, row), token, block, prefix, ratio, width);
 
   // The state keeps this pass's last `held` tokens: built after the pooling read it.
   const int64_t kept = std::min(t_, held);
   NodeId state_rows = b_.slice(fresh, 0, t_ - kept, t_);
-  NodeId state_at = mod_by(b_.slice(positions_, 0, t_ - kept, t_), held);
-  return {b_.reshape(pooled, {nc, w}), block, b_.write_rows(state, state_rows, state_at)};
+  NodeId state_at = part_row(state_part, mod_by(b_.slice(positions_, 0, t_ - kept, t_), held));
+  return {pooled, block, b_.write_rows(state_in, state_rows, state_at)};
 }
 
 NodeId DeepSeekV4PassBuilder::write_compressed(const std::string& part, const NewBlocks& blocks) {
   NodeId cache = cache_inputs_.at(part);
-  const int64_t rows = b_.type(cache).shape[0].value;
-  NodeId at = b_.binary(Op::min, blocks.at, i32(static_cast<double>(rows - 1)));
+  NodeId at = part_row(part, b_.binary(Op::min, blocks.at, i32(static_cast<double>(block_rows(part) - 1))));
   NodeId written = b_.write_rows(cache, b_.cast(blocks.rows, b_.type(cache).dtype), at);
-  return updated_[part] = written;
+  updated_[part] = written;
+  return sequence_rows(written, part);
 }
 
 NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, NodeId q_latent, NodeId kv) {
@@ -105,7 +128,8 @@ NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, N
   const int64_t ring_rows = h_.ring_rows();
   const Dim t = Dim::of(t_), one = Dim::of(1);
   const std::string ring_part = cat("window.", l);
-  NodeId ring = cache_inputs_.at(ring_part);  // [ring_rows, D]
+  NodeId ring_in = cache_inputs_.at(ring_part);
+  NodeId ring = sequence_rows(ring_in, ring_part);  // [ring_rows, D]
   NodeId start = b_.slice(positions_, 0, 0, 1);
   NodeId query = b_.reshape(positions_, {t, one});
   NodeId oldest = b_.sub(query, i32(static_cast<double>(window)));  // a key must be after this
@@ -143,8 +167,8 @@ NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, N
   const int64_t kept = std::min(t_, ring_rows);
   NodeId fresh_rows =
       b_.cast(b_.reshape(b_.slice(kv, 0, t_ - kept, t_), {Dim::of(kept), Dim::of(d)}), b_.type(ring).dtype);
-  NodeId fresh_at = mod_by(b_.slice(positions_, 0, t_ - kept, t_), ring_rows);
-  updated_[ring_part] = b_.write_rows(ring, fresh_rows, fresh_at);
+  NodeId fresh_at = part_row(ring_part, mod_by(b_.slice(positions_, 0, t_ - kept, t_), ring_rows));
+  updated_[ring_part] = b_.write_rows(ring_in, fresh_rows, fresh_at);
   return out;
 }
 

@@ -6,6 +6,12 @@
 // Shapes are static (T and the cache's context); every position-dependent choice (which
 // ring row holds which token, which blocks complete in this pass) is graph arithmetic
 // on the "positions" input, so one graph serves every P.
+//
+// Parts of several sequences (PassSpec::sequences > 1, a batched session): sequence s's
+// rows of a part are its block s x part.rows(context) ..; a token's sequence is its
+// "key_starts" / context. A pass of one sequence (PassSpec::one_sequence) gathers its
+// block's rows where the pass of a lone sequence reads the part; a pass of several
+// (deepseek4_batched.cpp) holds one token of each, and each token reads its own block.
 #pragma once
 
 #include <limits>
@@ -40,6 +46,10 @@ class DeepSeekV4PassBuilder {
  private:
   static constexpr double kInf = std::numeric_limits<double>::infinity();  // -kInf: a masked score
   bool cached() const { return pass_.cache_rows > 0; }
+  // The context of each sequence whose rows the parts hold.
+  int64_t context() const { return pass_.cache_rows / pass_.sequences; }
+  // One token of each of T sequences (a batched decode step), not one sequence's T tokens.
+  bool token_per_sequence() const { return pass_.batched && !pass_.one_sequence; }
   ir::NodeId weight(const std::string& name);
   ir::NodeId to_f32(ir::NodeId x);
   ir::NodeId f32(double v) { return b_.scalar(ir::DType::f32, v); }
@@ -73,6 +83,20 @@ class DeepSeekV4PassBuilder {
 
   // Over the cache (deepseek4_cached.cpp).
   ir::NodeId cache_input(const std::string& name, const CachePart& part);
+  int64_t block_rows(const std::string& part) const { return parts_.at(part).rows(context()); }
+  // The part's row of row `row` (i32, any shape; per token [T] or [T, k] when each token
+  // is of another sequence) of the sequence's block: `row` itself when the parts hold
+  // one sequence.
+  ir::NodeId part_row(const std::string& part, ir::NodeId row);
+  // The rows of the pass's sequence's block of `x` (part `part`, as read or written):
+  // [block_rows, width], x itself when the parts hold one sequence; per token
+  // [T, block_rows, width] with token_per_sequence().
+  ir::NodeId sequence_rows(ir::NodeId x, const std::string& part);
+  // Pooled, normalised and rotated rows [nc, width] of blocks `block` i32[nc], whose
+  // slots' tokens `token` i32[nc, slots] have kv | gate rows `pooled_in` [nc, slots,
+  // 2 overlap width] (a token before 0 pools nothing).
+  ir::NodeId pool_slots(ir::NodeId pooled_in, ir::NodeId token, ir::NodeId block, const std::string& prefix,
+                        int64_t ratio, int64_t width);
   struct NewBlocks {
     ir::NodeId rows;   // f32[candidates, width]: pooled, normalised, rotated
     ir::NodeId at;     // i32[candidates]: the compressed row each goes to
@@ -83,12 +107,19 @@ class DeepSeekV4PassBuilder {
   ir::NodeId write_compressed(const std::string& part, const NewBlocks& blocks);
   ir::NodeId cached_attention(int64_t l, ir::NodeId hn, ir::NodeId q, ir::NodeId q_latent, ir::NodeId kv);
 
+  // One token of each of T sequences (deepseek4_batched.cpp): the blocks the tokens
+  // complete, and the attention of each token over its own sequence's rows.
+  NewBlocks pool_token_blocks(ir::NodeId hn, const std::string& prefix, int64_t ratio, int64_t width,
+                              const std::string& state_part);
+  ir::NodeId token_attention(int64_t l, ir::NodeId hn, ir::NodeId q, ir::NodeId q_latent, ir::NodeId kv);
+
   ir::Builder& b_;
   const DeepSeekV4HParams& h_;
   const DeepSeekV4Weights& w_;
   const PassSpec pass_;
   const int64_t t_;
   ir::NodeId tokens_ = -1, positions_ = -1, hidden_ = -1;
+  ir::NodeId sequence_ = -1;  // parts of several sequences: i32[T] each token's (token_per_sequence) or [1]
   std::map<std::string, ir::NodeId> params_;
   std::map<std::string, CachePart> parts_;          // the layout, by input name
   std::map<std::string, ir::NodeId> cache_inputs_;  // by part name

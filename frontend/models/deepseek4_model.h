@@ -40,7 +40,8 @@ struct DeepSeekV4Model : Model {
   // The window ring and the pooling state are overwritten as tokens arrive; their spare
   // rows keep a cut back by up to kRewindSlack tokens exact (deepseek4_hparams.h).
   int64_t cache_rewind_limit() const override { return DeepSeekV4HParams::kRewindSlack; }
-  bool batches_sequences() const override { return false; }  // deepseek4.h: one sequence per pass
+  // A batched pass holds one sequence's tokens or one token of each of several (deepseek4_graph.h).
+  int64_t batch_tokens_per_sequence() const override { return 1; }
   std::vector<std::string> load_notes() const override { return weights.notes; }
 };
 

@@ -337,8 +337,8 @@ TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same
     continued = post(s, "/v1/completions", follow_up);
     CHECK(continued["usage"]["prompt_tokens_details"]["cached_tokens"] > 0);
   }
-  // Several sequences: V4 runs a pass per sequence (Model::batches_sequences), each over
-  // its own cache rows; requests at once get the text each gets alone.
+  // Several sequences: V4's decode steps are one pass of one token of each sequence, each
+  // over its own cache rows; requests at once get the text each gets alone.
   Server s({"-m", v4, "--parallel", "3"});
   const json fresh = post(s, "/v1/completions", follow_up);
   CHECK(fresh["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
@@ -356,7 +356,7 @@ TEST_CASE("moat serve with DeepSeek-V4: a repeated greedy request gives the same
   REQUIRE(metrics);
   std::smatch m;
   REQUIRE(std::regex_search(metrics->body, m, std::regex(R"(moat_decode_batch_mean ([0-9.]+))")));
-  CHECK(std::stod(m[1]) > 1.0);  // steps did carry several sequences (a pass each)
+  CHECK(std::stod(m[1]) > 1.0);  // steps did carry several sequences
 }
 
 TEST_CASE("a port in use, a bad device or option: exit 2 naming it") {

@@ -266,18 +266,26 @@ TEST_CASE("a DeepSeek-V4 session cuts back up to its rewind limit exactly, and e
   on_cpu_then_opencl([](backends::Device& device, runtime::KernelCache& cache, bool) { check_cut_back(device, cache); });
 }
 
-TEST_CASE("DeepSeek-V4 passes hold one sequence") {
-  CHECK_FALSE(golden_model().batches_sequences());
+TEST_CASE("DeepSeek-V4 passes of several sequences hold one token of each") {
+  CHECK(golden_model().batch_tokens_per_sequence() == 1);
   models::PassSpec batched;
   batched.batched = true;
-  batched.cache_rows = 64;
-  CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("one sequence"), UserError);
+  batched.cache_rows = 64 * 2;
+  batched.sequences = 2;
+  batched.one_sequence = false;
+  batched.tokens = 3;
+  CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("one new token of each"), UserError);
+  batched.tokens = 2;
+  CHECK_NOTHROW(golden_model().pass_graph(batched));
+  batched.cache_rows = 0;
+  CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("whole sequences"), UserError);
 }
 
 namespace {
 
-// Sessions of several sequences over V4 (a pass per sequence, each over its own block of
-// every cache part): sequences at different positions, joining and leaving at different
+// Sessions of several sequences over V4 (each sequence a block of every cache part): a
+// step of one token of each sequence is one pass, a step where one sequence prefills is a
+// pass per sequence; sequences at different positions, joining and leaving at different
 // steps, each must give the golden's row at its own position.
 void check_sequences(backends::Device& device, runtime::KernelCache& cache, int64_t steps) {
   const std::vector<int32_t> tokens = golden_tokens();
@@ -332,7 +340,7 @@ void check_sequences(backends::Device& device, runtime::KernelCache& cache, int6
 
 }  // namespace
 
-TEST_CASE("DeepSeek-V4 sessions of several sequences: a pass per sequence, each at its own position, gives transformers' logits") {
+TEST_CASE("DeepSeek-V4 sessions of several sequences: decode steps batched, each sequence at its own position, give transformers' logits") {
   on_cpu_then_opencl([](backends::Device& device, runtime::KernelCache& cache, bool cpu) {
     check_sequences(device, cache, cpu ? 140 : 20);
   });

@@ -92,11 +92,19 @@ const Kernels& golden_kernels(const jit::Schedule& schedule) {
           if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));
     }
     // DeepSeek-V4: a session's passes over its cache (48-token prompt, decode; context
-    // 320), and its pass over the golden's whole sequence (320 tokens)
+    // 320), its pass over the golden's whole sequence (320 tokens), and a session of 4
+    // sequences' passes (a 48-token prompt of one, a decode step of all four)
     const std::unique_ptr<moat::models::Model> v4 = moat::models::open_model(dir + "v4");
     std::vector<moat::ir::Graph> v4_graphs = moat::runtime::session_graphs(*v4, 48, 320);
     const auto& v4_model = dynamic_cast<const moat::models::DeepSeekV4Model&>(*v4);
     v4_graphs.push_back(moat::models::deepseek4_sequence_graph(v4_model.hparams, v4_model.weights, 320));
+    for (const auto& [tokens, one_sequence] : {std::pair<int64_t, bool>{48, true}, {4, false}}) {
+      moat::models::PassSpec batched{tokens, false, moat::models::LogitRows::all, 4 * 320};
+      batched.batched = true;
+      batched.sequences = 4;
+      batched.one_sequence = one_sequence;
+      v4_graphs.push_back(v4->pass_graph(batched));
+    }
     for (const moat::ir::Graph& g : v4_graphs)
       for (jit::PlanKernel& pk : jit::lower(g, {}, schedule).kernels)
         if (names.insert(pk.kernel.name).second) it->second.push_back(std::move(pk.kernel));

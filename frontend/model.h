@@ -78,8 +78,10 @@ double cache_bytes_per_token(const std::vector<CachePart>& layout, ir::DType cac
 //
 // `batched`: the pass may hold tokens of several sequences (continuous batching), each
 // sequence's cache a range of the parts' rows. Extra inputs "cache_at" i32[T] (the row
-// each new token's cache entry goes to) and "key_starts" i32[T] (the first row of its
-// sequence: a token attends to rows key_starts..cache_at); with LogitRows::last,
+// each new token's cache entry goes to) and "key_starts" i32[T] (its sequence x the
+// context: the first row of its sequence in a part of a row per token, where a token
+// attends to rows key_starts..cache_at; a family whose parts hold other row counts finds
+// the sequence from it, DeepSeek-V4); with LogitRows::last,
 // "logit_rows" i32[outputs] (which new tokens get logits, [outputs, vocab]). `first`
 // then means one sequence at positions 0..T-1. `sequences`: how many sequences' rows each
 // part holds, each sequence's a block of part.rows(cache_rows / sequences) rows in turn

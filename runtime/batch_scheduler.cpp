@@ -194,14 +194,19 @@ void BatchScheduler::decode_pass() {
     if (running_[0] && running_[0]->pending >= 0) speculative_pass(*running_[0]);
     return;
   }
-  std::vector<SequenceTokens> work;
   std::vector<Running*> members;
   for (auto& r : running_)
-    if (r && r->pending >= 0) {
-      work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});
-      members.push_back(r.get());
-    }
-  if (work.empty()) return;
+    if (r && r->pending >= 0) members.push_back(r.get());
+  // A pass holds at most the session's batch of tokens: more running requests than
+  // that decode in several passes.
+  const auto most = static_cast<size_t>(session_.max_batch());
+  for (size_t first = 0; first < members.size(); first += most)
+    decode_group(std::span<Running* const>(members).subspan(first, std::min(most, members.size() - first)));
+}
+
+void BatchScheduler::decode_group(std::span<Running* const> members) {
+  std::vector<SequenceTokens> work;
+  for (Running* r : members) work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});
   const auto start = std::chrono::steady_clock::now();
   const double setup_ms = session_.stats().setup_ms();
   std::vector<float> logits;

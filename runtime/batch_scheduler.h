@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +87,7 @@ class BatchScheduler {
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
   void decode_pass();
+  void decode_group(std::span<Running* const> members);  // one pass of a token of each
   void speculative_pass(Running& r);
   // After a token's logits: choose the next token, pass it on, or finish.
   void advance(Running& r, std::span<const float> logits);

@@ -287,7 +287,8 @@ void Session::check_memory(const SessionOptions& options) {
   if (drafts()) largest.push_back(PlanKey{max_batch_, false, models::LogitRows::all, 1, true, true});
   // A step of every sequence, where passes of several sequences take another form.
   const int64_t step = std::min(sequences(), max_batch_);
-  if (pass_.batched && step > 1) largest.push_back(PlanKey{step, false, models::LogitRows::all, 1, false, false});
+  if (pass_.batched && step > 1 && model_.batch_tokens_per_sequence() != models::Model::kAnyTokens)
+    largest.push_back(PlanKey{step, false, models::LogitRows::all, 1, false, false});
   std::vector<std::set<std::string>> weights(n);
   // Per device: the largest arena its plans share, and what each plan keeps of its own
   // while it is held (carry buffers, the device copies of values from other devices).
@@ -452,7 +453,6 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
     check_tokens(w.tokens);
     total += static_cast<int64_t>(w.tokens.size());
   }
-  if (total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
   for (const SequenceTokens& w : work)
     if (static_cast<int64_t>(w.tokens.size()) > max_batch_)
       user_error("sequence ", w.sequence, ": a pass of ", w.tokens.size(), " tokens passes the batch of ", max_batch_);
@@ -460,6 +460,7 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
       work.size() > 1 && std::any_of(work.begin(), work.end(), [&](const SequenceTokens& w) {
         return static_cast<int64_t>(w.tokens.size()) > model_.batch_tokens_per_sequence();
       });
+  if (!mixes_runs && total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
   if (!mixes_runs) return forward(work, models::LogitRows::last);
   std::vector<float> logits;  // a pass per sequence
   for (const SequenceTokens& w : work) {
@@ -497,7 +498,10 @@ Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::
   int64_t outputs = 1;
   if (pass_.batched && rows == models::LogitRows::last) outputs = static_cast<int64_t>(work.size());
   if (new_tokens == outputs) rows = models::LogitRows::all, outputs = 1;  // every token's logits: the same pass
-  return {new_tokens, first, rows, outputs, false, work.size() == 1};
+  // One sequence's tokens and several sequences' take two forms only where the model's
+  // passes of several sequences are limited (DeepSeek-V4's).
+  const bool one_form = model_.batch_tokens_per_sequence() == models::Model::kAnyTokens;
+  return {new_tokens, first, rows, outputs, false, one_form || work.size() == 1};
 }
 
 StagedPlan& Session::plan_for(const PlanKey& key, const std::function<void(StagedPlan&)>& warm_up) {

@@ -271,8 +271,9 @@ ir::Graph deepseek4_sequence_graph(const DeepSeekV4HParams& h, const DeepSeekV4W
 }
 
 ir::Graph deepseek4_pass_graph(const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass) {
-  if (pass.batched && (pass.cache_rows == 0 || pass.draft || pass.sequences < 1 || pass.cache_rows % pass.sequences != 0))
-    user_error("a batched DeepSeek-V4 pass runs the model over the cache of whole sequences");
+  if (pass.batched && (pass.cache_rows == 0 || pass.draft || pass.sequences < 2 || pass.cache_rows % pass.sequences != 0))
+    user_error("a batched DeepSeek-V4 pass runs the model over the cache of two or more whole sequences "
+               "(PassSpec::sequences), got ", pass.sequences, " over ", pass.cache_rows, " rows");
   if (pass.batched && !pass.one_sequence && pass.tokens > pass.sequences)
     user_error("a DeepSeek-V4 pass of several sequences holds one new token of each: ", pass.tokens, " tokens of ",
                pass.sequences, " sequences (Model::batch_tokens_per_sequence)");

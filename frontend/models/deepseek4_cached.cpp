@@ -17,6 +17,10 @@
 // "state.L" (the last overlap * ratio tokens' projections and kRewindSlack more, token p
 // in row p % rows).
 //
+// Rows are those of the pass's sequence: where the parts hold several sequences' (a
+// batched session), its block of each, gathered for reading and written at the block's
+// offset (part_row, sequence_rows).
+//
 // Reads before writes: the ring and the state are read at their old values, so their
 // write_rows nodes are built after every node that reads the old rows (the JIT stores
 // in place when every other reader of a cache input runs before the write:

@@ -28,7 +28,8 @@ namespace moat::models {
 
 class DeepSeekV4PassBuilder {
  public:
-  // `pass.cache_rows` 0: the whole-sequence pass; else the cache's context in tokens.
+  // `pass.cache_rows` 0: the whole-sequence pass; else the cache's context in tokens
+  // (times pass.sequences, of which the parts hold the rows).
   DeepSeekV4PassBuilder(ir::Builder& b, const DeepSeekV4HParams& h, const DeepSeekV4Weights& w, const PassSpec& pass)
       : b_(b), h_(h), w_(w), pass_(pass), t_(pass.tokens) {}
 

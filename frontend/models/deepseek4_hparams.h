@@ -62,7 +62,8 @@ struct DeepSeekV4HParams {
 DeepSeekV4HParams hparams_from_gguf_v4(const gguf::File& file);
 DeepSeekV4HParams hparams_from_hf_v4(const hf::DeepSeekV4Config& config);
 
-// The cache of decoder layers `first`..`end`-1, per layer L in this order:
+// The cache of decoder layers `first`..`end`-1, per layer L in this order (rows of one
+// sequence; a session of several holds a block of them per sequence):
 //   "window.L"       the last `window` tokens' key = value rows (head_dim), a ring of
 //                    ring_rows(): token p in row p % ring_rows();
 //   "compressed.L"   ratio 4 or 128: a row of head_dim per block of `ratio` tokens,

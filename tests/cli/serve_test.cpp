@@ -257,6 +257,24 @@ TEST_CASE("continuous batching: a greedy request gives the same text alone or am
   CHECK(std::stod(m[1]) > 2.0);  // passes did carry several sequences
 }
 
+TEST_CASE("more running requests than --batch tokens decode in several passes a step, each the text it gets alone") {
+  Server s({"--parallel", "4", "--batch", "2"});
+  auto request = [](int i) {
+    return json{{"prompt", "In the beginning " + std::to_string(i)}, {"max_tokens", 12}, {"temperature", 0}};
+  };
+  std::vector<std::string> alone, together(4);
+  for (int i = 0; i < 4; ++i) alone.push_back(post(s, "/v1/completions", request(i))["choices"][0]["text"]);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i)
+    clients.emplace_back([&, i] { together[static_cast<size_t>(i)] = post(s, "/v1/completions", request(i))["choices"][0]["text"]; });
+  for (std::thread& t : clients) t.join();
+  for (size_t i = 0; i < 4; ++i) {
+    INFO("request " << i);
+    CHECK(!alone[i].empty());
+    CHECK(together[i] == alone[i]);
+  }
+}
+
 TEST_CASE("moat serve on opencl:0 (PoCL): the scheduler's thread drives the device, the CPU's greedy text") {
   const testing::CliResult devices = testing::run_moat({"devices"});
   if (!testing::contains(devices.out, "opencl:0")) {

@@ -279,6 +279,10 @@ TEST_CASE("DeepSeek-V4 passes of several sequences hold one token of each") {
   CHECK_NOTHROW(golden_model().pass_graph(batched));
   batched.cache_rows = 0;
   CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("whole sequences"), UserError);
+  batched.cache_rows = 64;
+  batched.sequences = 1;  // the cache of one sequence: not a batched pass
+  batched.tokens = 1;
+  CHECK_THROWS_WITH_AS(golden_model().pass_graph(batched), doctest::Contains("two or more"), UserError);
 }
 
 namespace {

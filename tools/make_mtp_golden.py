@@ -53,14 +53,29 @@ from 63 whose MTP logits have every top-2 margin above 1e-3 of max|logit| and wh
 selections are clear of ties. The files are v3_mtp's, plus tokens.json (v4's); logits.npy is
 v4's and mtp_logits.npy is f32 [319, 256].
 
+--arch v4 then writes two GGUFs into the folder with llama.cpp's own convert_hf_to_gguf.py
+(make_v4_golden.write_gguf: --outtype f32, its three replaced methods), and --arch v4 --gguf
+writes only these two from the folder as it is (every other file is left byte-identical,
+checked by sha256):
+
+  model-f32.gguf       the converter without --mtp: the main model (it skips the mtp.* tensors)
+  mtp-model-f32.gguf   the converter with --mtp (llama.cpp's MTP-only draft export): embed / norm /
+                       head, mtp.0.* as blk.<n_layer>.*, nextn.eh_proj = cat(e_proj, h_proj) as
+                       Q8_0 (the converter forces it), nextn.enorm / hnorm / shared_head_norm, the
+                       MTP's hc_head_* under the root output_hc_* names; block_count n_layer + 1,
+                       nextn_predict_layers 1
+
+both read back with the venv's gguf-py (v4_mtp_gguf says what is checked).
+
     /tmp/toolsvenv/bin/pip install torch transformers==5.23.0 safetensors numpy gguf==0.19.0 ml_dtypes
-    /tmp/toolsvenv/bin/python tools/make_mtp_golden.py [--arch v3|v32|v4]
+    /tmp/toolsvenv/bin/python tools/make_mtp_golden.py [--arch v3|v32|v4] [--gguf (v4 only)]
 
 (gguf and ml_dtypes for v32 and v4: make_v32_golden.py / make_v4_golden.py import them.)
 """
 
 import argparse
 import copy
+import hashlib
 import json
 import math
 import os
@@ -410,10 +425,204 @@ def v4_mtp(cfg, mtp_cfg, weights, tokens, ref_logits):
     return model, dict(weights, **mtp_w), mtp_logits
 
 
+# ---------------------------------------------------------------------------------------
+# DeepSeek-V4 GGUFs (--arch v4 [--gguf]), written by llama.cpp's own converter
+# ---------------------------------------------------------------------------------------
+
+V4_MTP_GGUF = "mtp-model-f32.gguf"
+
+
+def v4_mtp_other_keys():
+    """make_v4_golden.GGUF_OTHER_KEYS but general.version: the converter takes that from the folder's
+    name ("v4" is one, "v4_mtp" is not)."""
+    import make_v4_golden
+    return make_v4_golden.GGUF_OTHER_KEYS - {"general.version"}
+
+
+def folder_digests(folder, skip):
+    """{file: sha256} of the folder's files but `skip`."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if name not in skip:
+            with open(os.path.join(folder, name), "rb") as f:
+                out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def v4_mtp_expected_tensors(cfg, weights):
+    """{GGUF name: (ne, ggml type, data, [safetensors names])} of the --mtp file, from
+    make_v4_golden.expected_gguf_tensors (llama.cpp's deepseek4 tensor table, not the converter):
+    that table for n_layer + 1 layers with mtp.0.<rest> standing as layers.<n_layer>.<rest>, kept
+    for blk.<n_layer>.* and token_embd / output_norm / output; then output_hc_* from the MTP's
+    hc_head_* and the nextn tensors. eh_proj's data is cat(e_proj, h_proj) [D, 2D] in f32 (the file
+    holds it as Q8_0)."""
+    import make_v4_golden
+    n, d = cfg["num_hidden_layers"], cfg["hidden_size"]
+    p, blk = "mtp.0.", f"blk.{n}."
+    layer = {f"layers.{n}." + k[len(p):]: v for k, v in weights.items()
+             if k.startswith(p) and k[len(p):] not in V4_MTP_OWN}
+    main = {k: v for k, v in weights.items() if not k.startswith(p)}
+    table = make_v4_golden.expected_gguf_tensors(dict(cfg, num_hidden_layers=n + 1), dict(main, **layer))
+    out = {}
+    for gname, (ne, typ, data, srcs) in table.items():
+        if gname.startswith(blk) or gname in ("token_embd.weight", "output_norm.weight", "output.weight"):
+            out[gname] = (ne, typ, data, [p + s[len(f"layers.{n}."):] if s.startswith(f"layers.{n}.") else s for s in srcs])
+    hc = cfg["hc_mult"]
+    for gname, ne, src in (("output_hc_fn.weight", [hc * d, hc], "hc_head_fn"), ("output_hc_base.weight", [hc], "hc_head_base"),
+                           ("output_hc_scale.weight", [1], "hc_head_scale"), (blk + "nextn.enorm.weight", [d], "enorm.weight"),
+                           (blk + "nextn.hnorm.weight", [d], "hnorm.weight"),
+                           (blk + "nextn.shared_head_norm.weight", [d], "norm.weight")):
+        data = weights[p + src]
+        assert list(reversed(data.shape)) == ne, (gname, data.shape, ne)
+        out[gname] = (ne, "F32", data, [p + src])
+    eh = np.concatenate([weights[p + "e_proj.weight"], weights[p + "h_proj.weight"]], axis=1)
+    out[blk + "nextn.eh_proj.weight"] = ([2 * d, d], "Q8_0", eh, [p + "e_proj.weight", p + "h_proj.weight"])
+    used = sorted(s for v in out.values() for s in v[3])
+    want_used = sorted([k for k in weights if k.startswith(p)] + ["embed.weight", "norm.weight", "head.weight"])
+    assert used == want_used, "every mtp.0.* tensor, and embed / norm / head, goes into exactly one GGUF tensor"
+    return out
+
+
+def v4_mtp_verify_mtp_file(path, cfg, weights):
+    """Reads the --mtp GGUF back with the venv's gguf-py: make_v4_golden.expected_gguf_keys for
+    n_layer + 1 blocks (block_count, the swiglu arrays) plus nextn_predict_layers 1, nothing else but
+    GGUF_OTHER_KEYS; exactly v4_mtp_expected_tensors' tensors with their ne and type, F32 ones bit
+    for bit, eh_proj (Q8_0) dequantised within Q8_0's error of cat(e_proj, h_proj) per 32-block
+    (<= max|block| / 127) and byte-identical to gguf-py's own Q8_0 quantisation of it."""
+    import gguf
+    import make_v4_golden as v4
+    n = cfg["num_hidden_layers"]
+    reader = gguf.GGUFReader(path)
+    want_keys = v4.expected_gguf_keys(dict(cfg, num_hidden_layers=n + 1))
+    want_keys["deepseek4.nextn_predict_layers"] = ("UINT32", cfg["num_nextn_predict_layers"], "MTP")
+    got_keys = {k: v4.field_value(f) for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+    extra = set(got_keys) - set(want_keys) - v4_mtp_other_keys()
+    missing = (set(want_keys) | v4_mtp_other_keys()) - set(got_keys)
+    assert not extra and not missing, (extra, missing)
+    for key, (typ, value, _) in want_keys.items():
+        got_type, got = got_keys[key]
+        assert got_type == typ, (key, got_type, typ)
+        if typ.endswith("FLOAT32"):
+            value = np.float32(value).tolist()
+        assert got == value, (key, got if len(str(got)) < 200 else "...", value if len(str(value)) < 200 else "...")
+    assert got_keys["general.architecture"] == ("STRING", "deepseek4")
+    assert got_keys["general.name"] == ("STRING", v4.GGUF_MODEL_NAME)
+    assert got_keys["deepseek4.block_count"][1] == n + 1 and got_keys["deepseek4.nextn_predict_layers"][1] == 1
+
+    want = v4_mtp_expected_tensors(cfg, weights)
+    got = {t.name: t for t in reader.tensors}
+    assert len(got) == len(reader.tensors) and set(got) == set(want), (set(got) ^ set(want))
+    eh_err = None
+    for gname, (ne, typ, data, _) in want.items():
+        t = got[gname]
+        assert t.tensor_type.name == typ, (gname, t.tensor_type.name, typ)
+        assert [int(x) for x in t.shape] == ne, (gname, list(t.shape), ne)
+        if typ == "Q8_0":
+            raw = np.asarray(t.data)
+            back = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q8_0)
+            assert back.shape == data.shape, (gname, back.shape, data.shape)
+            blocks = data.reshape(-1, 32)
+            err = np.abs(back.reshape(-1, 32) - blocks).max(-1)
+            bound = np.abs(blocks).max(-1) / 127
+            assert (err <= bound).all(), (gname, float((err / bound).max()))
+            requant = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+            assert np.array_equal(requant.reshape(-1).view(np.uint8), raw.reshape(-1).view(np.uint8)), gname
+            eh_err = (float(err.max()), float((err / bound).max()))
+            continue
+        back = np.asarray(t.data)
+        assert back.dtype == data.dtype and back.size == data.size, gname
+        assert np.array_equal(back.reshape(data.shape), data), gname
+    for k in ("hc_head_fn", "hc_head_base", "hc_head_scale"):  # the MTP's, not the model's
+        assert not np.array_equal(weights[k], weights["mtp.0." + k]), k
+    return want_keys, want, got_keys, eh_err
+
+
+def print_gguf(path, keys, tensors, got_keys):
+    """make_v4_golden.make_gguf's listing: every key (type, value, how llama.cpp reads it) and
+    every tensor (ne, type <- safetensors)."""
+    print(f"{os.path.basename(path)} keys (type, value, llama.cpp):")
+    for key in sorted(got_keys):
+        typ, value = got_keys[key]
+        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
+            value = f"[{len(value)} items]"
+        elif key == "tokenizer.chat_template":
+            value = f"<{len(value)} characters>"
+        print(f"  {key}: {typ} = {value!r}" + (f" ({keys[key][2]})" if key in keys else ""))
+    print(f"{os.path.basename(path)} tensors (ne, type <- model.safetensors):")
+    for gname in sorted(tensors):
+        ne, typ, _, srcs = tensors[gname]
+        src = srcs[0] if len(srcs) == 1 else (f"cat({srcs[0]}, {srcs[1]}, dim=1)" if typ == "Q8_0"
+                                              else f"stack of {srcs[0]} .. {srcs[-1]}")
+        print(f"  {gname} {ne} {typ} <- {src}")
+
+
+def v4_mtp_gguf(folder, llama_dir=None):
+    """--arch v4 [--gguf]: writes folder/model-f32.gguf (llama.cpp's converter, no --mtp) and
+    folder/mtp-model-f32.gguf (--mtp) from the folder's config.json + model.safetensors, and checks
+    them: the main file with make_v4_golden.verify_gguf against the folder's config and its non-mtp
+    tensors (so no blk.<n_layer>.*, no nextn_predict_layers); the MTP file with
+    v4_mtp_verify_mtp_file. Every other file of the folder stays byte-identical."""
+    import make_v4_golden as v4
+    llama_dir = llama_dir or v4.LLAMA_CPP
+    names = (v4.GGUF_NAME, V4_MTP_GGUF)
+    before = folder_digests(folder, names)
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    n = cfg["num_hidden_layers"]
+    assert cfg["num_nextn_predict_layers"] == 1 and len(cfg["compress_ratios"]) == n + 1
+    weights = load_file(os.path.join(folder, "model.safetensors"))
+    main_weights = {k: v for k, v in weights.items() if not k.startswith("mtp.")}
+
+    main_path = v4.write_gguf(llama_dir, folder)
+    mtp_path = v4.write_gguf(llama_dir, folder, extra_args=["--mtp"], out_name=V4_MTP_GGUF)
+    assert os.path.basename(main_path) == v4.GGUF_NAME and os.path.basename(mtp_path) == V4_MTP_GGUF
+
+    other, v4.GGUF_OTHER_KEYS = v4.GGUF_OTHER_KEYS, v4_mtp_other_keys()
+    try:
+        main_keys, main_tensors, main_got = v4.verify_gguf(main_path, cfg, main_weights)
+    finally:
+        v4.GGUF_OTHER_KEYS = other
+    assert not any(t.startswith(f"blk.{n}.") or ".nextn." in t for t in main_tensors)
+    assert "deepseek4.nextn_predict_layers" not in main_got and main_got["deepseek4.block_count"][1] == n
+    mtp_keys, mtp_tensors, mtp_got, eh_err = v4_mtp_verify_mtp_file(mtp_path, cfg, weights)
+    print_gguf(main_path, main_keys, main_tensors, main_got)
+    print_gguf(mtp_path, mtp_keys, mtp_tensors, mtp_got)
+
+    print("deepseek4.* keys of the MTP file that differ from the main file's:")
+    for key in sorted(k for k in set(main_got) | set(mtp_got) if k.startswith("deepseek4.")):
+        a, b = main_got.get(key), mtp_got.get(key)
+        if a != b:
+            print(f"  {key}: main {a[1] if a else '(absent)'!r} -> MTP {b[1] if b else '(absent)'!r}")
+    print(f"nextn.eh_proj Q8_0: max|dequantised - cat(e_proj, h_proj)| = {eh_err[0]:.3e} "
+          f"({eh_err[1]:.3f} of max|block| / 127 at worst); bytes equal gguf-py's own Q8_0 quantisation")
+
+    after = folder_digests(folder, names)
+    assert after == before, "a file of the folder other than the two GGUFs changed"
+    assert sorted(os.listdir(folder)) == sorted(list(before) + list(names))
+    for path, tensors in ((main_path, main_tensors), (mtp_path, mtp_tensors)):
+        os.chmod(path, 0o644)
+        size = os.path.getsize(path)
+        assert size < 2_500_000, (path, size)
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        print(f"{path}: {size} bytes, sha256 {digest}, {len(tensors)} tensors, written by llama.cpp's "
+              f"convert_hf_to_gguf.py ({llama_dir})")
+    print(f"the folder's other {len(before)} files unchanged (sha256)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=sorted(SEEDS), default="v3")
-    arch = parser.parse_args().arch
+    parser.add_argument("--gguf", action="store_true",
+                        help="--arch v4 only: (re)write just model-f32.gguf and mtp-model-f32.gguf of v4_mtp/ "
+                             "from its config.json + model.safetensors, with llama.cpp's converter")
+    args = parser.parse_args()
+    arch = args.arch
+    if args.gguf:
+        if arch != "v4":
+            parser.error("--gguf needs --arch v4")
+        v4_mtp_gguf(os.path.join(GOLDENS, "v4_mtp"))
+        return
     torch.set_num_threads(2)
     torch.manual_seed(0)
     src = os.path.join(GOLDENS, arch)
@@ -474,6 +683,8 @@ def main():
         assert err < 1e-6
     for name in os.listdir(out_dir):
         os.chmod(os.path.join(out_dir, name), 0o644)  # save_file writes 0600
+    if arch == "v4":
+        v4_mtp_gguf(out_dir)
     print(f"wrote {out_dir}")
 
 

@@ -696,9 +696,10 @@ GGUF_NAME = "model-f32.gguf"
 GGUF_MODEL_NAME = "moatless-golden-v4"
 
 
-def write_gguf(llama_dir, folder):
+def write_gguf(llama_dir, folder, extra_args=(), out_name=GGUF_NAME):
     """Runs llama.cpp's convert_hf_to_gguf.py (DeepseekV4Model, with the checkout's own gguf-py)
-    on config.json + model.safetensors, --outtype f32, and returns the path of the GGUF. Three
+    on config.json + model.safetensors, --outtype f32 (plus extra_args, e.g. ["--mtp"]), writing
+    folder/out_name, and returns the path of the GGUF. Three
     methods of the class are replaced, nothing else:
       - set_vocab: the byte tokenizer of the other goldens (make_goldens.finish_gguf's keys; the
         golden has no tokenizer files);
@@ -710,7 +711,7 @@ def write_gguf(llama_dir, folder):
         MOSTLY_MXFP4_MOE; here only the base runs, so general.file_type stays ALL_F32 (0).
     Every other key and tensor (names, hash-layer bias dropped, tid2eid cast to I32, F32 kept for
     f32 sources, the chat template the class adds) is the converter's own doing."""
-    out = os.path.join(folder, GGUF_NAME)
+    out = os.path.join(folder, out_name)
     if os.path.exists(out):
         os.remove(out)
     harness = f"""
@@ -743,7 +744,7 @@ V4.set_vocab = set_vocab
 V4._write_mxfp4_expert_tensor = write_f32_experts
 V4.prepare_tensors = prepare_tensors
 sys.argv = ["convert_hf_to_gguf.py", {folder!r}, "--outtype", "f32", "--outfile", {out!r},
-            "--model-name", {GGUF_MODEL_NAME!r}]
+            "--model-name", {GGUF_MODEL_NAME!r}] + {list(extra_args)!r}
 import runpy; runpy.run_path({os.path.join(llama_dir, 'convert_hf_to_gguf.py')!r}, run_name="__main__")
 """
     run = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True)

@@ -12,7 +12,9 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "frontend/model.h"
@@ -42,6 +44,16 @@ struct DeepSeekV4Weights {
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
                                             const std::vector<int64_t>& fp8_block = {128, 128}, bool draft = false);
 DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const DeepSeekV4HParams& h);
+// The first MTP layer from llama.cpp's separate MTP GGUF (its converter's --mtp export,
+// "mtp-*.gguf": the layer as blk.<n_layer>.*, nextn.eh_proj = [e_proj | h_proj] along
+// the input, nextn.{enorm,hnorm,shared_head_norm}, the MTP's hc_head under the root
+// names), added to `w` as layer n_layer ("layers.<n_layer>.*", e_proj and h_proj split
+// apart); returns its compress ratio. UserError naming the file for one of another
+// model (its layers, widths or vocabulary) or one without the layer.
+int64_t load_deepseek4_gguf_mtp(const std::string& path, const DeepSeekV4HParams& h, DeepSeekV4Weights& w);
+// DeepSeek's name of a layer tensor from llama.cpp's name after "blk.N." ("attn_q_a.weight"
+// -> "attn.wq_a.weight"), nullopt for one that is not in a deepseek4 layer.
+std::optional<std::string> deepseek4_layer_tensor_name(std::string_view gguf_suffix);
 
 // Inputs "tokens" i32[T] (positions 0..T-1); output the logits f32[T, vocab], and with
 // `indexer_choices` then, per ratio-4 layer in order, the blocks its indexer keeps for

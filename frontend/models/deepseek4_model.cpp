@@ -1,6 +1,7 @@
 // Opening a DeepSeek-V4 model, and what its weights weigh (frontend/models/deepseek4_model.h).
 #include "frontend/models/deepseek4_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,14 +69,24 @@ DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& optio
     m.hparams = hparams_from_gguf_v4(file);
     m.eos = static_cast<int32_t>(file.find_i64("tokenizer.ggml.eos_token_id").value_or(-1));
     m.weights = load_deepseek4_gguf_weights(path, m.hparams);
+    if (options.draft && !options.draft_file.empty()) {  // llama.cpp keeps V4's MTP layer in a file of its own
+      const int64_t ratio = load_deepseek4_gguf_mtp(options.draft_file, m.hparams, m.weights);
+      m.hparams.compress_ratio.resize(static_cast<size_t>(m.hparams.n_layer));
+      m.hparams.compress_ratio.push_back(ratio);
+      m.hparams.n_mtp = std::max<int64_t>(m.hparams.n_mtp, 1);
+      m.draft_loaded = true;
+    }
   }
+  if (!options.draft_file.empty() && m.format != "gguf")
+    user_error(options.draft_file, ": a separate MTP file goes with a DeepSeek-V4 GGUF (llama.cpp's mtp-*.gguf); the folder ",
+               path, " holds its MTP layer (mtp.0.*) itself");
   return m;
 }
 
 std::string DeepSeekV4Model::why_no_draft() const {
   if (format == "gguf")
-    return "moatless drafts with DeepSeek-V4's MTP layer from a Hugging Face folder (mtp.0.*) only: llama.cpp writes "
-           "it to a separate mtp-*.gguf, which it does not read yet";
+    return "llama.cpp writes DeepSeek-V4's MTP layer to a separate GGUF (convert_hf_to_gguf.py --mtp, mtp-*.gguf): give it "
+           "with --draft-model FILE (LoadOptions::draft_file)";
   if (hparams.n_mtp == 0) return "the folder has no MTP layers (num_nextn_predict_layers 0)";
   return "the MTP layer was not loaded (LoadOptions::draft)";
 }

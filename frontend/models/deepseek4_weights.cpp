@@ -168,6 +168,16 @@ constexpr NamePair kLayer[] = {
     {"ffn_down_shexp.weight", "ffn.shared_experts.w2.weight"},
 };
 
+}  // namespace
+
+std::optional<std::string> deepseek4_layer_tensor_name(std::string_view gguf_suffix) {
+  for (const NamePair& n : kLayer)
+    if (gguf_suffix == n.gguf) return std::string(n.deepseek);
+  return std::nullopt;
+}
+
+namespace {
+
 // tid2eid as i32 expert ids, each checked to name an expert.
 ir::HostTensor expert_table(const ir::HostTensor& table, const DeepSeekV4HParams& h, const std::string& where) {
   const std::vector<int64_t> ids = table.to_i64();

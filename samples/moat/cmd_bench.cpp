@@ -203,6 +203,7 @@ int run_bench(const ParsedArgs& args) {
   options.cold = args.has("--cold");
   options.parallel = integer_list(args, "--parallel", {1}, 1, 256, "a number of sequences", "1,4,8");
   if (spec_option(args)) options.draft = integer_list(args, "--draft", {1}, 1, 16, "a number of drafted tokens", "1,2");
+  const std::string draft_file = draft_model_option(args);
   auto any = [](const std::vector<int64_t>& v) { return std::any_of(v.begin(), v.end(), [](int64_t x) { return x > 0; }); };
   if (!any(options.n_prompt) && !any(options.n_gen))
     user_error("-p 0 and -n 0 leave nothing to measure; give -p N or -n N above 0");
@@ -221,7 +222,8 @@ int run_bench(const ParsedArgs& args) {
   report.cpu_info = backends::describe_host_cpu().name;
   report.cold = options.cold;
   {  // loaded once up front: a bad model fails before any device work; its sizes
-    const std::unique_ptr<models::Model> model = models::open_model(report.model_filename, {.draft = !options.draft.empty()});
+    const std::unique_ptr<models::Model> model =
+        models::open_model(report.model_filename, {.draft = !options.draft.empty(), .draft_file = draft_file});
     for (const std::string& note : model->load_notes()) std::cerr << "note: " << note << "\n";
     report.model = model->size();
     layers = model->layers();
@@ -276,7 +278,7 @@ int run_bench(const ParsedArgs& args) {
     d.placement = cat("--mpi ", ranks->mode, ": ", join(parts, " | "));
     options.kernel_cache_dir = cache_dir;
     d.test_time = utc_now();
-    d.result = runtime::bench_devices(report.model_filename, {}, ranks->session_devices(), ranks->placement.spec, options);
+    d.result = runtime::bench_devices(report.model_filename, {.draft_file = draft_file}, ranks->session_devices(), ranks->placement.spec, options);
     if (ranks->link->rank() > 0) return 0;  // rank 0 reports
   }
   for (const std::vector<backends::DeviceInfo>& group : devices) {
@@ -319,7 +321,7 @@ int run_bench(const ParsedArgs& args) {
       d.test_time = utc_now();
       std::vector<backends::Device*> devices_of_row;
       for (const auto& device : opened) devices_of_row.push_back(device.get());
-      d.result = runtime::bench_devices(report.model_filename, {}, devices_of_row, placement ? placement->spec : runtime::PlacementSpec{},
+      d.result = runtime::bench_devices(report.model_filename, {.draft_file = draft_file}, devices_of_row, placement ? placement->spec : runtime::PlacementSpec{},
                                         options);
       const runtime::BenchResult& r = d.result;
       std::cerr << "moat bench: " << d.info.id << ": compile " << static_cast<int64_t>(r.compile_ms) << " ms ("
@@ -373,7 +375,9 @@ const Command kBench{
                               "(llama-batched-bench's -npl; aggregate tokens/s; depth 0)"},
       {"--spec", "mtp", "also run each tg test as greedy generation by speculative decoding, the model's MTP layer "
                         "drafting (rows tg N mtpD, with the drafts' acceptance; depth 0)"},
-      {"--draft", "N,...", "tokens --spec mtp drafts per pass (default 1)"}},
+      {"--draft", "N,...", "tokens --spec mtp drafts per pass (default 1)"},
+      {"--draft-model", "FILE", "the MTP layer's own file where the model keeps it apart: llama.cpp's mtp-*.gguf "
+                                "(convert_hf_to_gguf.py --mtp) beside a DeepSeek-V4 GGUF"}},
      0,
      0,
      "As llama-bench: every combination of the lists is a test and a row, per device (and\n"

@@ -86,6 +86,7 @@ int run_emit(const ParsedArgs& args) {
   if (args.has("-m")) {
     models::LoadOptions load;
     load.draft = spec_option(args);  // --spec mtp: the MTP layer's passes too
+    load.draft_file = draft_model_option(args);
     const std::unique_ptr<models::Model> model = models::open_model(args.value("-m"), load);
     if (load.draft && !model->has_draft()) user_error("--spec mtp: ", model->why_no_draft());
     const int64_t prompt = symbols.count("T") ? symbols.at("T") : 32;
@@ -132,6 +133,7 @@ const Command kEmit{
       {"--target", "TARGET", kTargetHelp},
       {"--arch", "ARCH", "the target's architecture (ptx: sm_80, sm_90, ...; hip: gfx90a, gfx1030, ...); default: the host CPU for llvm, else the target's first"},
       {"--spec", "mtp", "with -m: also the passes of speculative decoding with the model's MTP layer"},
+      {"--draft-model", "FILE", "with --spec mtp: the MTP layer's own file (llama.cpp's mtp-*.gguf beside a DeepSeek-V4 GGUF)"},
       {"-o", "DIR", "output directory"}}},
     run_emit};
 

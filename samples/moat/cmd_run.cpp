@@ -209,6 +209,8 @@ const Command kRun{
                         "(the same text as without it when greedy, the same distribution when sampling; needs a file "
                         "with MTP layers, nextn_predict_layers > 0). Default: none"},
       {"--draft", "N", "tokens --spec mtp drafts per pass (default 1; 1..16)"},
+      {"--draft-model", "FILE", "the MTP layer's own file where the model keeps it apart: llama.cpp's mtp-*.gguf "
+                                "(convert_hf_to_gguf.py --mtp) beside a DeepSeek-V4 GGUF"},
       {"-t", "N", "CPU threads (default: physical cores)"},
       {"--logits-out", "FILE", "write the logits of every evaluated position as .npy [positions, vocab]"},
       {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc (default: inferred)"},

@@ -119,6 +119,8 @@ const Command& serve_command() {
         {"--spec", "mtp", "speculative decoding with the model's MTP layer, one stream at a time (--parallel 1, the "
                           "default with it): the same text as without it when greedy, the same distribution when sampling"},
         {"--draft", "N", "tokens --spec mtp drafts per pass (default 1)"},
+        {"--draft-model", "FILE", "the MTP layer's own file where the model keeps it apart: llama.cpp's mtp-*.gguf "
+                                  "(convert_hf_to_gguf.py --mtp) beside a DeepSeek-V4 GGUF"},
         {"-t", "N", "CPU threads (default: physical cores)"}}, false),
        0,
        0,

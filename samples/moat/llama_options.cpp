@@ -52,6 +52,8 @@ constexpr Alias kAliases[] = {
     {"-a", "--alias"},
     {"--spec-type", "--spec"},  // llama.cpp's draft-mtp is moat's mtp (run_setup.h)
     {"--spec-draft-n-max", "--draft"},
+    {"-md", "--draft-model"},  // llama.cpp's draft model; for draft-mtp, V4's mtp-*.gguf
+    {"--model-draft", "--draft-model"},
 };
 
 struct Missing {

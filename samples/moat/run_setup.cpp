@@ -43,6 +43,7 @@ void open_run(const ParsedArgs& args, bool need_tokenizer, RunSetup& setup,
   models::LoadOptions load;
   load.routing_method = args.value_or("--routing", "");
   load.draft = setup.draft_tokens > 0;
+  load.draft_file = draft_model_option(args);
   setup.model = models::open_model(setup.model_path, load);
   std::string why;
   setup.tokenizer = try_tokenizer(setup.model_path, why);
@@ -158,6 +159,12 @@ bool spec_option(const ParsedArgs& args) {
     user_error("--spec ", spec, ": the only draft is mtp (the model's own multi-token-prediction layer), or none");
   if (spec == "none" && args.has("--draft")) user_error("--draft sets how many tokens --spec mtp drafts; give --spec mtp too");
   return spec == "mtp";
+}
+
+std::string draft_model_option(const ParsedArgs& args) {
+  if (args.has("--draft-model") && !spec_option(args))
+    user_error("--draft-model names the file of the MTP layer that --spec mtp drafts with; give --spec mtp too");
+  return args.value_or("--draft-model", "");
 }
 
 int64_t draft_option(const ParsedArgs& args) { return spec_option(args) ? args.integer("--draft", 1, 1, 16) : 0; }

@@ -72,6 +72,9 @@ bool spec_option(const ParsedArgs& args);
 // With --draft N (tokens per pass, default 1): the tokens drafted per verification
 // pass, 0 without --spec.
 int64_t draft_option(const ParsedArgs& args);
+// --draft-model FILE: the file of the MTP layer where the model keeps it apart
+// (llama.cpp's mtp-*.gguf beside a DeepSeek-V4 GGUF), "" without; UserError without --spec.
+std::string draft_model_option(const ParsedArgs& args);
 
 // The stop tokens of generation: the model's EOS.
 std::vector<int32_t> stop_tokens(const RunSetup& setup);

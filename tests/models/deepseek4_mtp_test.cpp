@@ -129,3 +129,87 @@ TEST_CASE("DeepSeek-V4 speculative decoding when greedy gives transformers' gree
   // More drafts than the cache can take back is refused before any work.
   CHECK_THROWS_WITH_AS(greedy(session, prompt, n, 17), doctest::Contains("--draft 17"), UserError);
 }
+
+namespace {
+
+// The golden as llama.cpp's converter writes it: model-f32.gguf without the MTP layer,
+// mtp-model-f32.gguf its --mtp export (e_proj | h_proj as one Q8_0 eh_proj).
+const models::Model& gguf_drafting_model() {
+  static const std::unique_ptr<models::Model> m =
+      models::open_model(kDir + "model-f32.gguf", {.draft = true, .draft_file = kDir + "mtp-model-f32.gguf"});
+  return *m;
+}
+
+}  // namespace
+
+TEST_CASE("DeepSeek-V4's MTP layer from llama.cpp's mtp-*.gguf drafts as the folder's, and greedy drafting gives transformers' tokens") {
+  const models::Model& m = gguf_drafting_model();
+  REQUIRE(m.has_draft());
+  CHECK(m.draft_cache_layout().size() == 1);
+  // llama.cpp's converter writes e_proj | h_proj as one Q8_0 eh_proj: split apart, each is
+  // the folder's f32 projection within Q8_0's rounding; every other tensor of the layer is
+  // the folder's bit for bit.
+  for (const auto& [name, folder] : drafting_model().tensors()) {
+    if (name.rfind("layers.4.", 0) != 0) continue;
+    INFO(name);
+    REQUIRE(m.tensors().count(name) == 1);
+    const ir::HostTensor& read = m.tensors().at(name);
+    CHECK(read.shape() == folder.shape());
+    const bool projection = name.ends_with("_proj.weight") && name.find(".attn.") == std::string::npos;
+    CHECK(read.dtype() == (projection ? ir::DType::q8_0 : folder.dtype()));
+    const std::vector<float> a = read.to_f32(), b = folder.to_f32();
+    float most = 0, largest = 0;
+    for (size_t i = 0; i < a.size(); ++i) most = std::max(most, std::fabs(a[i] - b[i])), largest = std::max(largest, std::fabs(b[i]));
+    CHECK(most <= (projection ? largest / 127 : 0.0f));
+  }
+  // The drafts: the folder's layer with the same two projections (the f32 values of the
+  // Q8_0 blocks) gives the same logits, over the same streams of the model read from
+  // llama.cpp's model-f32.gguf. Against transformers' f32 composition that rounding alone
+  // moves the golden's random layer far (the folder's layer with it moves as far).
+  models::DeepSeekV4Model folder = models::load_deepseek4(kDir, {.draft = true});
+  for (const char* p : {"layers.4.e_proj.weight", "layers.4.h_proj.weight"})
+    folder.weights.tensors.at(p) = ir::HostTensor::from_f32(m.tensors().at(p).shape(), m.tensors().at(p).to_f32());
+  const std::vector<int32_t> tokens = read_json(kDir + "tokens.json").get<std::vector<int32_t>>();
+  const int64_t vocab = m.vocab_size();
+  runtime::KernelCache cache("");
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  auto draft_logits = [&](const models::Model& model) {
+    runtime::Session session(model, *cpu, cache, {.context = 320, .cache_dtype = ir::DType::f32, .max_batch = 64, .draft = true});
+    session.evaluate(tokens, 64);
+    std::vector<int32_t> next(tokens.begin() + 1, tokens.end());
+    next.push_back(tokens.back());
+    std::vector<float> drafts = session.draft_catch_up(next, models::LogitRows::all);
+    drafts.resize(drafts.size() - static_cast<size_t>(vocab));
+    return rows_of(std::move(drafts), vocab);
+  };
+  const NpyF32 from_gguf = draft_logits(m);
+  testing::expect_matches(from_gguf.values, draft_logits(folder), 1e-4,
+                          "cpu, mtp-model-f32.gguf's layer against the folder's with its rounded projections");
+  const NpyF32 want = read_npy_f32(kDir + "mtp_logits.npy");
+  double most = 0, largest = 0;
+  for (size_t i = 0; i < want.values.size(); ++i)
+    most = std::max(most, std::fabs(double(from_gguf.values[i]) - want.values[i])), largest = std::max(largest, std::fabs(double(want.values[i])));
+  MESSAGE("cpu, mtp-model-f32.gguf's layer against transformers' f32 layer: max|d|/max|ref| = " << most / largest);
+
+  // Speculative decoding is exact whatever the drafts: the folder's greedy tokens.
+  const nlohmann::json golden = read_json(kDir + "greedy.json");
+  const std::vector<int32_t> prompt = golden.at("prompt").get<std::vector<int32_t>>();
+  const std::vector<int32_t> continuation = golden.at("continuation").get<std::vector<int32_t>>();
+  runtime::Session session(m, *cpu, cache, {.context = 64, .cache_dtype = ir::DType::f32, .draft = true});
+  runtime::GenerationStats stats;
+  CHECK(greedy(session, prompt, static_cast<int64_t>(continuation.size()), 2, &stats) == continuation);
+  CHECK(stats.drafted > 0);
+}
+
+TEST_CASE("a separate DeepSeek-V4 MTP file: asked for where it belongs, refused where it does not") {
+  const std::unique_ptr<models::Model> without = models::open_model(kDir + "model-f32.gguf", {.draft = true});
+  CHECK_FALSE(without->has_draft());
+  CHECK(without->why_no_draft().find("--draft-model") != std::string::npos);
+  CHECK_THROWS_WITH_AS(models::open_model(kDir + "model-f32.gguf", {.draft = true, .draft_file = kDir + "model-f32.gguf"}),
+                       doctest::Contains("not an MTP file"), UserError);
+  CHECK_THROWS_WITH_AS(models::open_model(kDir, {.draft = true, .draft_file = kDir + "mtp-model-f32.gguf"}),
+                       doctest::Contains("holds its MTP layer"), UserError);
+  CHECK_THROWS_WITH_AS(models::open_model(MOAT_SOURCE_DIR "/models/kjv-tiny.gguf", {.draft = true, .draft_file = kDir + "mtp-model-f32.gguf"}),
+                       doctest::Contains("keeps its MTP layers"), UserError);
+}
+

@@ -306,6 +306,21 @@ TEST_CASE("moat run --spec mtp gives the same text and the acceptance in the sta
   const auto none = run_moat({"run", "-m", kSource + "/tests/data/goldens/v3", "--tokens", "5,6", "-n", "2", "--spec", "mtp"});
   CHECK(none.exit_code == 2);
   CHECK(contains(none.err, "has no MTP layers"));
+  // DeepSeek-V4 from llama.cpp's files: the MTP layer in its own mtp-*.gguf (-md, llama.cpp's flag)
+  const std::string v4 = kSource + "/tests/data/goldens/v4_mtp/";
+  const auto v4_plain = run_moat({"run", "-m", v4 + "model-f32.gguf", "--tokens", "5,6,7", "-n", "6", "--temp", "0"});
+  const auto v4_spec = run_moat({"run", "-m", v4 + "model-f32.gguf", "--tokens", "5,6,7", "-n", "6", "--temp", "0", "--spec", "mtp",
+                                 "-md", v4 + "mtp-model-f32.gguf"});
+  REQUIRE(v4_plain.exit_code == 0);
+  REQUIRE(v4_spec.exit_code == 0);
+  CHECK(v4_spec.out == v4_plain.out);
+  CHECK(contains(v4_spec.err, "mtp draft 1: acceptance "));
+  const auto v4_without = run_moat({"run", "-m", v4 + "model-f32.gguf", "--tokens", "5,6", "-n", "2", "--spec", "mtp"});
+  CHECK(v4_without.exit_code == 2);
+  CHECK(contains(v4_without.err, "--draft-model"));
+  const auto file_alone = run_moat({"run", "-p", "x", "--draft-model", v4 + "mtp-model-f32.gguf"});
+  CHECK(file_alone.exit_code == 2);
+  CHECK(contains(file_alone.err, "give --spec mtp too"));
 }
 
 }  // namespace moat

@@ -29,8 +29,9 @@ struct LoadOptions {
   // Load the model's draft module (DeepSeek's MTP layer) when it has one: Model::has_draft.
   // Off by default, so that sessions which do not draft never place its weights.
   bool draft = false;
-  // With `draft`: a separate file that holds the draft module (llama.cpp's mtp-*.gguf
-  // beside a DeepSeek-V4 GGUF). UserError for a model that keeps its own.
+  // A separate file that holds the draft module, read with `draft` (llama.cpp's mtp-*.gguf
+  // beside a DeepSeek-V4 GGUF). UserError, whatever `draft`, for any other model (which
+  // keeps its MTP layers in its own files, if it has any).
   std::string draft_file;
 };
 

@@ -51,6 +51,9 @@ DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const Dee
 // apart); returns its compress ratio. UserError naming the file for one of another
 // model (its layers, widths or vocabulary) or one without the layer.
 int64_t load_deepseek4_gguf_mtp(const std::string& path, const DeepSeekV4HParams& h, DeepSeekV4Weights& w);
+// Why llama.cpp's deepseek4 graph leaves tensor `t` of `file` unused (a note), if it is
+// one its loader accepts and its graph leaves: nullopt for any other.
+std::optional<std::string> unused_by_deepseek4(const gguf::File& file, const gguf::TensorInfo& t);
 // DeepSeek's name of a layer tensor from llama.cpp's name after "blk.N." ("attn_q_a.weight"
 // -> "attn.wq_a.weight"), nullopt for one that is not in a deepseek4 layer.
 std::optional<std::string> deepseek4_layer_tensor_name(std::string_view gguf_suffix);

@@ -48,6 +48,9 @@ bool is_deepseek4(const std::string& path) {
 DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& options) {
   DeepSeekV4Model m;
   m.path = path;
+  if (!config_json_of(path).empty() && !options.draft_file.empty())
+    user_error(options.draft_file, ": a separate MTP file goes with a DeepSeek-V4 GGUF (llama.cpp's mtp-*.gguf); a Hugging "
+               "Face folder (", path, ") keeps its MTP layers (mtp.*) in its own safetensors");
   if (!config_json_of(path).empty()) {
     const std::string folder = folder_of(path);
     const hf::DeepSeekV4Config config = hf::load_deepseek_v4_config(folder);
@@ -77,9 +80,6 @@ DeepSeekV4Model load_deepseek4(const std::string& path, const LoadOptions& optio
       m.draft_loaded = true;
     }
   }
-  if (!options.draft_file.empty() && m.format != "gguf")
-    user_error(options.draft_file, ": a separate MTP file goes with a DeepSeek-V4 GGUF (llama.cpp's mtp-*.gguf); the folder ",
-               path, " holds its MTP layer (mtp.0.*) itself");
   return m;
 }
 

@@ -8,6 +8,7 @@
 //   output_hc_{fn,base,scale}       the MTP's own head mix (not the model's)
 //   token_embd, output, output_norm the model's, kept beside it (not read: the model's own)
 #include <cstring>
+#include <map>
 
 #include "frontend/gguf.h"
 #include "frontend/models/deepseek4.h"
@@ -54,16 +55,38 @@ int64_t load_deepseek4_gguf_mtp(const std::string& path, const DeepSeekV4HParams
     if (mine != model)
       user_error(path, ": the MTP file's ", what, " is ", mine, " and the model's ", model, ": it belongs to another model");
   };
+  // Every size a weight's shape follows, and what the layer computes with.
   same("decoder layers", m.n_layer, h.n_layer);
   same("embedding width", m.n_embd, h.n_embd);
   same("vocabulary", m.n_vocab, h.n_vocab);
   same("hyper-connection streams", m.hc_mult, h.hc_mult);
+  same("heads", m.n_head, h.n_head);
   same("head width", m.head_dim, h.head_dim);
+  same("rotated head width", m.rope_dim, h.rope_dim);
+  same("query rank", m.q_lora_rank, h.q_lora_rank);
+  same("output groups", m.o_groups, h.o_groups);
+  same("output rank", m.o_lora_rank, h.o_lora_rank);
+  same("window", m.window, h.window);
   same("routed experts", m.n_expert, h.n_expert);
+  same("experts per token", m.n_expert_used, h.n_expert_used);
+  same("shared experts", m.n_expert_shared, h.n_expert_shared);
+  same("expert width", m.n_ff_expert, h.n_ff_expert);
+  same("indexer heads", m.index_heads, h.index_heads);
+  same("indexer head width", m.index_head, h.index_head);
+  if (static_cast<int64_t>(m.compress_ratio.size()) <= h.n_layer)
+    user_error(path, ": deepseek4.attention.compress_ratios lists ", m.compress_ratio.size(), " layers, not the MTP layer ",
+               h.n_layer, " too (llama.cpp refuses it as well)");
   w.keep_alive.push_back(file);
   const std::string blk = cat("blk.", h.n_layer, "."), layer = cat("layers.", h.n_layer, ".");
   int64_t read = 0;
+  std::map<std::string, std::vector<std::string>> unused;  // why -> tensor names
   for (const gguf::TensorInfo& t : file->tensors()) {
+    if (t.name == "token_embd.weight" || t.name == "output.weight" || t.name == "output_norm.weight")
+      continue;  // the model's, which the draft pass reads from the model
+    if (const std::optional<std::string> why = unused_by_deepseek4(*file, t)) {
+      unused[*why].push_back(t.name);
+      continue;
+    }
     const std::optional<ir::DType> dtype = gguf::to_ir_dtype(t.type);
     if (!dtype)
       user_error(path, ": tensor ", t.name, " has type ", gguf::ggml_type_name(t.type), ", which moatless does not compute with (it takes ",
@@ -72,8 +95,6 @@ int64_t load_deepseek4_gguf_mtp(const std::string& path, const DeepSeekV4HParams
     std::string name;
     if (t.name == "output_hc_fn.weight" || t.name == "output_hc_base.weight" || t.name == "output_hc_scale.weight") {
       name = layer + "hc_head_" + t.name.substr(10, t.name.size() - 10 - 7);  // the MTP's own head mix
-    } else if (t.name == "token_embd.weight" || t.name == "output.weight" || t.name == "output_norm.weight") {
-      continue;  // the model's, which the draft pass reads from the model
     } else if (t.name.rfind(blk, 0) != 0) {
       user_error(path, ": tensor ", t.name, " is not one of the MTP layer's (", blk, "*) in llama.cpp's deepseek4 names");
     } else if (const std::string suffix = t.name.substr(blk.size()); suffix == "nextn.eh_proj.weight") {
@@ -97,7 +118,10 @@ int64_t load_deepseek4_gguf_mtp(const std::string& path, const DeepSeekV4HParams
   }
   for (const char* needed : {"e_proj.weight", "enorm.weight", "hnorm.weight", "norm.weight", "hc_head_fn", "attn.wq_a.weight"})
     if (!w.tensors.count(layer + needed)) user_error(path, ": the MTP layer has no ", layer + needed, " (", read, " tensors read)");
-  return static_cast<int64_t>(m.compress_ratio.size()) > h.n_layer ? m.compress_ratio[static_cast<size_t>(h.n_layer)] : 0;
+  for (const auto& [why, names] : unused)
+    w.notes.push_back(cat(path, ": ", names.size(), names.size() == 1 ? " tensor (" : " tensors (", names.front(),
+                          names.size() > 1 ? ", ..." : "", ") left unused: ", why));
+  return m.compress_ratio[static_cast<size_t>(h.n_layer)];
 }
 
 }  // namespace moat::models

@@ -186,6 +186,8 @@ ir::HostTensor expert_table(const ir::HostTensor& table, const DeepSeekV4HParams
   return ir::HostTensor::from_i64(table.shape(), ids, DType::i32);
 }
 
+}  // namespace
+
 // Why llama.cpp's deepseek4 graph leaves tensor `t` unused, if it is one it loads and
 // then leaves: the routing bias for image tokens (exp_probs_b_vl, vision input), and the
 // ".scale" / ".input_scale" companions llama.cpp's loader accepts beside every weight
@@ -207,7 +209,6 @@ std::optional<std::string> unused_by_deepseek4(const gguf::File& file, const ggu
   return std::nullopt;
 }
 
-}  // namespace
 
 DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const DeepSeekV4HParams& h,
                                             const std::vector<int64_t>& fp8_block, bool draft) {
@@ -273,6 +274,9 @@ DeepSeekV4Weights load_deepseek4_hf_weights(const std::string& folder, const Dee
 
 DeepSeekV4Weights load_deepseek4_gguf_weights(const std::string& path, const DeepSeekV4HParams& h) {
   auto file = std::make_shared<gguf::File>(gguf::File::open(path));
+  if (h.n_mtp > 0 && !file->find_tensor("blk.0.attn_norm.weight"))  // llama.cpp's own test of an MTP-only file
+    user_error(path, " holds DeepSeek-V4's MTP layer only (llama.cpp's convert_hf_to_gguf.py --mtp): give the model's GGUF "
+               "with -m and this one with --draft-model FILE");
   DeepSeekV4Weights w;
   w.keep_alive.push_back(file);
   std::map<std::string, std::string> deepseek_name;

@@ -125,7 +125,7 @@ int run_emit(const ParsedArgs& args) {
 const std::string kTargetHelp = cat("kir (Kernel IR text) or a target: ", jit::target_names());
 
 const Command kEmit{
-    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] [--spec mtp] -o DIR",
+    {"emit", "(-m MODEL | --graph FILE.mir) [--sym NAME=N,...] --target TARGET [--arch ARCH] [--spec mtp [--draft-model FILE]] -o DIR",
      "write every kernel of a model or graph for a target",
      {{"-m", "MODEL", "model file or folder"},
       {"--graph", "FILE", "a Tensor IR graph (.mir)"},

@@ -181,7 +181,7 @@ const Command kRun{
     {"run",
      "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--mpi pipeline|expert] (-p TEXT | -f FILE | --tokens ID,ID,... | --chat) [-n N] [--ctx N] [--batch K] [--cache-type T] [--memory-budget SIZE] "
      "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty P] [--repeat-last-n N] [--presence-penalty P] "
-     "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [-t N] [--logits-out FILE.npy] "
+     "[--frequency-penalty P] [--seed S] [--ignore-eos] [--spec mtp] [--draft N] [--draft-model FILE] [-t N] [--logits-out FILE.npy] "
      "[--routing METHOD] [--no-bos] [--no-display-prompt] [--system TEXT] [--chat-template NAME]",
      "generate text (or token ids, or logits) with a model on a device; --chat for a conversation",
      with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model, models/kjv-tiny.gguf)"},
@@ -207,7 +207,7 @@ const Command kRun{
       {"--ignore-eos", "", "keep generating past the model's end-of-sequence token"},
       {"--spec", "mtp", "speculative decoding: the model's MTP layer drafts tokens, one pass of the model verifies them "
                         "(the same text as without it when greedy, the same distribution when sampling; needs a file "
-                        "with MTP layers, nextn_predict_layers > 0). Default: none"},
+                        "with MTP layers, nextn_predict_layers > 0, or DeepSeek-V4's apart: --draft-model). Default: none"},
       {"--draft", "N", "tokens --spec mtp drafts per pass (default 1; 1..16)"},
       {"--draft-model", "FILE", "the MTP layer's own file where the model keeps it apart: llama.cpp's mtp-*.gguf "
                                 "(convert_hf_to_gguf.py --mtp) beside a DeepSeek-V4 GGUF"},

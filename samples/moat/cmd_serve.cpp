@@ -100,7 +100,7 @@ int run_serve(const ParsedArgs& args) {
 const Command& serve_command() {
   static const Command command{
       {"serve",
-       "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N]]",
+       "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N] [--draft-model FILE]]",
        "OpenAI-compatible HTTP server with continuous batching",
        with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
         {"--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)"},

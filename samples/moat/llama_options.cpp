@@ -53,6 +53,7 @@ constexpr Alias kAliases[] = {
     {"--spec-type", "--spec"},  // llama.cpp's draft-mtp is moat's mtp (run_setup.h)
     {"--spec-draft-n-max", "--draft"},
     {"-md", "--draft-model"},  // llama.cpp's draft model; for draft-mtp, V4's mtp-*.gguf
+    {"--spec-draft-model", "--draft-model"},
     {"--model-draft", "--draft-model"},
 };
 

@@ -208,8 +208,10 @@ TEST_CASE("a separate DeepSeek-V4 MTP file: asked for where it belongs, refused 
   CHECK_THROWS_WITH_AS(models::open_model(kDir + "model-f32.gguf", {.draft = true, .draft_file = kDir + "model-f32.gguf"}),
                        doctest::Contains("not an MTP file"), UserError);
   CHECK_THROWS_WITH_AS(models::open_model(kDir, {.draft = true, .draft_file = kDir + "mtp-model-f32.gguf"}),
-                       doctest::Contains("holds its MTP layer"), UserError);
+                       doctest::Contains("in its own safetensors"), UserError);
   CHECK_THROWS_WITH_AS(models::open_model(MOAT_SOURCE_DIR "/models/kjv-tiny.gguf", {.draft = true, .draft_file = kDir + "mtp-model-f32.gguf"}),
-                       doctest::Contains("keeps its MTP layers"), UserError);
+                       doctest::Contains("read only beside a DeepSeek-V4 GGUF"), UserError);
+  // The MTP file given as the model.
+  CHECK_THROWS_WITH_AS(models::open_model(kDir + "mtp-model-f32.gguf"), doctest::Contains("--draft-model"), UserError);
 }
 

@@ -496,15 +496,7 @@ def v4_mtp_verify_mtp_file(path, cfg, weights):
     want_keys = v4.expected_gguf_keys(dict(cfg, num_hidden_layers=n + 1))
     want_keys["deepseek4.nextn_predict_layers"] = ("UINT32", cfg["num_nextn_predict_layers"], "MTP")
     got_keys = {k: v4.field_value(f) for k, f in reader.fields.items() if not k.startswith("GGUF.")}
-    extra = set(got_keys) - set(want_keys) - v4_mtp_other_keys()
-    missing = (set(want_keys) | v4_mtp_other_keys()) - set(got_keys)
-    assert not extra and not missing, (extra, missing)
-    for key, (typ, value, _) in want_keys.items():
-        got_type, got = got_keys[key]
-        assert got_type == typ, (key, got_type, typ)
-        if typ.endswith("FLOAT32"):
-            value = np.float32(value).tolist()
-        assert got == value, (key, got if len(str(got)) < 200 else "...", value if len(str(value)) < 200 else "...")
+    v4.check_keys(got_keys, want_keys, v4_mtp_other_keys())
     assert got_keys["general.architecture"] == ("STRING", "deepseek4")
     assert got_keys["general.name"] == ("STRING", v4.GGUF_MODEL_NAME)
     assert got_keys["deepseek4.block_count"][1] == n + 1 and got_keys["deepseek4.nextn_predict_layers"][1] == 1

@@ -696,6 +696,20 @@ GGUF_NAME = "model-f32.gguf"
 GGUF_MODEL_NAME = "moatless-golden-v4"
 
 
+def check_keys(got_keys, want_keys, other_keys):
+    """Asserts that a GGUF's keys {key: (type, value)} are exactly `want_keys` ({key: (type,
+    value, reader)}) and `other_keys` (names only), each wanted one of its type and value."""
+    extra = set(got_keys) - set(want_keys) - other_keys
+    missing = (set(want_keys) | other_keys) - set(got_keys)
+    assert not extra and not missing, (extra, missing)
+    for key, (typ, value, _) in want_keys.items():
+        got_type, got = got_keys[key]
+        assert got_type == typ, (key, got_type, typ)
+        if typ.endswith("FLOAT32"):
+            value = np.float32(value).tolist()
+        assert got == value, (key, got if len(str(got)) < 200 else "...", value if len(str(value)) < 200 else "...")
+
+
 def write_gguf(llama_dir, folder, extra_args=(), out_name=GGUF_NAME):
     """Runs llama.cpp's convert_hf_to_gguf.py (DeepseekV4Model, with the checkout's own gguf-py)
     on config.json + model.safetensors, --outtype f32 (plus extra_args, e.g. ["--mtp"]), writing
@@ -921,15 +935,7 @@ def verify_gguf(path, cfg, weights):
     reader = gguf.GGUFReader(path)
     want_keys = expected_gguf_keys(cfg)
     got_keys = {k: field_value(f) for k, f in reader.fields.items() if not k.startswith("GGUF.")}
-    extra = set(got_keys) - set(want_keys) - GGUF_OTHER_KEYS
-    missing = (set(want_keys) | GGUF_OTHER_KEYS) - set(got_keys)
-    assert not extra and not missing, (extra, missing)
-    for key, (typ, value, _) in want_keys.items():
-        got_type, got = got_keys[key]
-        assert got_type == typ, (key, got_type, typ)
-        if typ.endswith("FLOAT32"):
-            value = np.float32(value).tolist()
-        assert got == value, (key, got if len(str(got)) < 200 else "...", value if len(str(value)) < 200 else "...")
+    check_keys(got_keys, want_keys, GGUF_OTHER_KEYS)
     assert got_keys["general.name"] == ("STRING", GGUF_MODEL_NAME)
 
     want = expected_gguf_tensors(cfg, weights)

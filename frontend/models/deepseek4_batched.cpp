@@ -74,19 +74,9 @@ NodeId DeepSeekV4PassBuilder::token_attention(int64_t l, NodeId hn, NodeId q, No
   std::vector<NodeId> keys{to_f32(ring)};
   std::vector<NodeId> seen{ring_seen};
   if (ratio > 0) {
-    const NewBlocks blocks = pool_token_blocks(hn, p + "compressor.", ratio, d, cat("state.", l));
-    updated_[cat("state.", l)] = blocks.state;
-    NodeId compressed = write_compressed(cat("compressed.", l), blocks);  // [T, rows, D]
-    const int64_t rows = block_rows(cat("compressed.", l));
-    NodeId visible = blocks_visible(b_.iota(DType::i32, Dim::of(rows)), ratio);  // [T, rows]
-    NodeId keep = visible;
-    if (ratio == 4) {
-      const NewBlocks index_blocks = pool_token_blocks(hn, p + "indexer.compressor.", 4, h_.index_head, cat("index_state.", l));
-      updated_[cat("index_state.", l)] = index_blocks.state;
-      keep = indexer_keep(hn, q_latent, l, to_f32(write_compressed(cat("index.", l), index_blocks)), visible);
-    }
-    keys.push_back(to_f32(compressed));
-    seen.push_back(keep);
+    const CompressedKeys compressed = compressed_keys(l, hn, q_latent);  // [T, rows, D]
+    keys.push_back(compressed.keys);
+    seen.push_back(compressed.keep);
   }
   keys.push_back(kv);  // [T, 1, D]: the token itself
   seen.push_back(b_.broadcast(b_.scalar(DType::boolean, 1), {t, one}));

@@ -126,6 +126,26 @@ NodeId DeepSeekV4PassBuilder::write_compressed(const std::string& part, const Ne
   return sequence_rows(written, part);
 }
 
+DeepSeekV4PassBuilder::CompressedKeys DeepSeekV4PassBuilder::compressed_keys(int64_t l, NodeId hn, NodeId q_latent) {
+  const std::string p = cat("layers.", l, ".attn.");
+  const int64_t ratio = h_.compress_ratio[static_cast<size_t>(l)];
+  auto pool = [&](const std::string& prefix, int64_t r, int64_t width, const std::string& state_part) {
+    return token_per_sequence() ? pool_token_blocks(hn, prefix, r, width, state_part)
+                                : pool_new_blocks(hn, prefix, r, width, state_part);
+  };
+  const NewBlocks blocks = pool(p + "compressor.", ratio, h_.head_dim, cat("state.", l));
+  updated_[cat("state.", l)] = blocks.state;
+  NodeId compressed = write_compressed(cat("compressed.", l), blocks);
+  NodeId visible = blocks_visible(b_.iota(DType::i32, Dim::of(block_rows(cat("compressed.", l)))), ratio);  // [T, rows]
+  NodeId keep = visible;
+  if (ratio == 4) {
+    const NewBlocks index_blocks = pool(p + "indexer.compressor.", 4, h_.index_head, cat("index_state.", l));
+    updated_[cat("index_state.", l)] = index_blocks.state;
+    keep = indexer_keep(hn, q_latent, l, to_f32(write_compressed(cat("index.", l), index_blocks)), visible);
+  }
+  return {to_f32(compressed), keep};
+}
+
 NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, NodeId q_latent, NodeId kv) {
   const std::string p = cat("layers.", l, ".attn.");
   const int64_t ratio = h_.compress_ratio[static_cast<size_t>(l)], d = h_.head_dim, window = h_.window;
@@ -148,19 +168,10 @@ NodeId DeepSeekV4PassBuilder::cached_attention(int64_t l, NodeId hn, NodeId q, N
   std::vector<NodeId> keys{to_f32(b_.reshape(ring, {Dim::of(ring_rows), one, Dim::of(d)})), kv};
   std::vector<NodeId> seen{ring_seen, own_seen};
   if (ratio > 0) {
-    const NewBlocks blocks = pool_new_blocks(hn, p + "compressor.", ratio, d, cat("state.", l));
-    updated_[cat("state.", l)] = blocks.state;
-    NodeId compressed = write_compressed(cat("compressed.", l), blocks);
-    const int64_t rows = b_.type(compressed).shape[0].value;
-    NodeId visible = blocks_visible(b_.iota(DType::i32, Dim::of(rows)), ratio);  // [T, rows]
-    NodeId keep = visible;
-    if (ratio == 4) {
-      const NewBlocks index_blocks = pool_new_blocks(hn, p + "indexer.compressor.", 4, h_.index_head, cat("index_state.", l));
-      updated_[cat("index_state.", l)] = index_blocks.state;
-      keep = indexer_keep(hn, q_latent, l, to_f32(write_compressed(cat("index.", l), index_blocks)), visible);
-    }
-    keys.push_back(to_f32(b_.reshape(compressed, {Dim::of(rows), one, Dim::of(d)})));
-    seen.push_back(keep);
+    const CompressedKeys compressed = compressed_keys(l, hn, q_latent);  // [rows, D]
+    const int64_t rows = b_.type(compressed.keys).shape[0].value;
+    keys.push_back(b_.reshape(compressed.keys, {Dim::of(rows), one, Dim::of(d)}));
+    seen.push_back(compressed.keep);
   }
   NodeId bias = b_.select(b_.concat(seen, 1), f32(0), f32(-kInf));
   NodeId all_keys = b_.concat(keys, 0);

@@ -107,6 +107,13 @@ class DeepSeekV4PassBuilder {
                             const std::string& state_part);
   ir::NodeId write_compressed(const std::string& part, const NewBlocks& blocks);
   ir::NodeId cached_attention(int64_t l, ir::NodeId hn, ir::NodeId q, ir::NodeId q_latent, ir::NodeId kv);
+  // Layer l's compressed rows after the pass wrote the blocks it completes (f32 [rows, D],
+  // per token [T, rows, D]), and which of them each query sees, bool [T, rows]: complete,
+  // and for ratio 4 the indexer's top-k.
+  struct CompressedKeys {
+    ir::NodeId keys, keep;
+  };
+  CompressedKeys compressed_keys(int64_t l, ir::NodeId hn, ir::NodeId q_latent);
 
   // One token of each of T sequences (deepseek4_batched.cpp): the blocks the tokens
   // complete, and the attention of each token over its own sequence's rows.

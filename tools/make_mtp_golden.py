@@ -532,14 +532,8 @@ def v4_mtp_verify_mtp_file(path, cfg, weights):
 def print_gguf(path, keys, tensors, got_keys):
     """make_v4_golden.make_gguf's listing: every key (type, value, how llama.cpp reads it) and
     every tensor (ne, type <- safetensors)."""
-    print(f"{os.path.basename(path)} keys (type, value, llama.cpp):")
-    for key in sorted(got_keys):
-        typ, value = got_keys[key]
-        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
-            value = f"[{len(value)} items]"
-        elif key == "tokenizer.chat_template":
-            value = f"<{len(value)} characters>"
-        print(f"  {key}: {typ} = {value!r}" + (f" ({keys[key][2]})" if key in keys else ""))
+    import make_v4_golden
+    make_v4_golden.print_keys(f"{os.path.basename(path)} keys (type, value, llama.cpp):", got_keys, keys)
     print(f"{os.path.basename(path)} tensors (ne, type <- model.safetensors):")
     for gname in sorted(tensors):
         ne, typ, _, srcs = tensors[gname]

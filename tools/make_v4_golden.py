@@ -696,6 +696,19 @@ GGUF_NAME = "model-f32.gguf"
 GGUF_MODEL_NAME = "moatless-golden-v4"
 
 
+def print_keys(title, got_keys, keys):
+    """Prints `title`, then every key of a GGUF (type, value, how llama.cpp reads it, from
+    `keys` where it is there); the token lists and the chat template by their size."""
+    print(title)
+    for key in sorted(got_keys):
+        typ, value = got_keys[key]
+        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
+            value = f"[{len(value)} items]"
+        elif key == "tokenizer.chat_template":
+            value = f"<{len(value)} characters>"
+        print(f"  {key}: {typ} = {value!r}" + (f" ({keys[key][2]})" if key in keys else ""))
+
+
 def check_keys(got_keys, want_keys, other_keys):
     """Asserts that a GGUF's keys {key: (type, value)} are exactly `want_keys` ({key: (type,
     value, reader)}) and `other_keys` (names only), each wanted one of its type and value."""
@@ -961,14 +974,7 @@ def make_gguf(llama_dir, folder, weights):
     print(f"  {path}: {size} bytes, written by llama.cpp's convert_hf_to_gguf.py; read back with gguf-py "
           f"{importlib.metadata.version('gguf')}: {len(keys)} keys as llama.cpp's loader reads "
           f"them, {len(tensors)} tensors equal to model.safetensors")
-    print("GGUF keys (type, value, llama.cpp):")
-    for key in sorted(got_keys):
-        typ, value = got_keys[key]
-        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
-            value = f"[{len(value)} items]"
-        elif key == "tokenizer.chat_template":
-            value = f"<{len(value)} characters>"
-        print(f"  {key}: {typ} = {value!r}" + (f" ({keys[key][2]})" if key in keys else ""))
+    print_keys("GGUF keys (type, value, llama.cpp):", got_keys, keys)
     print("GGUF tensors (ne, type <- model.safetensors):")
     for gname, (ne, typ, _, srcs) in tensors.items():
         src = srcs[0] if len(srcs) == 1 else f"stack of {srcs[0]} .. {srcs[-1]}"

@@ -60,11 +60,12 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
   return {for_loop(r, begin, end, c_i64(1), row_body(bounded_ref(r, 0, rows - 1)))};
 }
 
-// The relative cost of one element of node `id`'s value computed inline: 1 plus
-// kTranscendentalCost for each transcendental function in its expression (its own op
-// when `own`, and those of operands that are computed inline, not loaded). A CPU libm
-// call (expf, tanhf, ...) costs about as much as that many additions: a SwiGLU over
-// 4096 elements is worth several work-groups where a plain sum of as many is one.
+// The relative cost of one element of node `id`'s value computed inline, beyond its own
+// op: 1 for each operand computed inline (not loaded), and kTranscendentalCost for each
+// transcendental function among them (its own too when `own`). A libm call (expf,
+// tanhf, ...) costs about as much as that many additions: a SwiGLU over 4096 elements is
+// worth several work-groups where a plain sum of as many is one, and RoPE's rotated and
+// gathered q of 8 tokens (a dozen ops an element) two where a copy of as many is one.
 constexpr int64_t kTranscendentalCost = 16;
 
 int64_t inline_cost(const LowerContext& ctx, ir::NodeId id, bool own, int depth = 0) {
@@ -77,7 +78,7 @@ int64_t inline_cost(const LowerContext& ctx, ir::NodeId id, bool own, int depth 
   using ir::Op;
   const bool transcendental = node.op == Op::exp || node.op == Op::log || node.op == Op::sin || node.op == Op::cos ||
                               node.op == Op::tanh || node.op == Op::sigmoid || node.op == Op::silu || node.op == Op::pow;
-  int64_t cost = transcendental ? kTranscendentalCost : 0;
+  int64_t cost = (own ? 0 : 1) + (transcendental ? kTranscendentalCost : 0);
   for (ir::NodeId o : node.operands) cost += inline_cost(ctx, o, false, depth + 1);
   return cost;
 }
@@ -137,9 +138,31 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     return kb.finish("map", over_rows(kb, numel(shape), 1, element));
   }
   const RowSplit split = split_rows(shape);
+  // A computed concat along the last axis: one inner loop per part, each storing its
+  // part's value, so no element evaluates (and selects between) every part's expression.
+  const ir::Node& node = ctx.node(id);
+  std::vector<ir::NodeId> parts;
+  if (node.op == ir::Op::concat && ctx.buffer_of[static_cast<size_t>(id)] < 0) {
+    int64_t axis = ir::attr_int(node, "axis");
+    if (axis < 0) axis += static_cast<int64_t>(shape.size());
+    if (axis + 1 == static_cast<int64_t>(shape.size())) parts = node.operands;
+  }
   auto row_body = [&](NodeRef row) {
+    const std::vector<NodeRef> outer = delinearize(row, split.outer);
+    std::vector<NodeRef> loops;
+    int64_t offset = 0;
+    for (ir::NodeId part : parts) {
+      const int64_t len = ctx.shape(part).back();
+      std::string j = kb.fresh("j");
+      NodeRef local = bounded_ref(j, 0, len - 1);
+      std::vector<NodeRef> inner{kb.store_value(out, with_last(outer, iadd(local, c_i64(offset))),
+                                                kb.value_at(part, with_last(outer, local)))};
+      loops.push_back(for_loop(j, c_i64(0), c_i64(len), c_i64(1), std::move(inner)));
+      offset += len;
+    }
+    if (!parts.empty()) return loops;
     std::string j = kb.fresh("j");
-    std::vector<NodeRef> idx = with_last(delinearize(row, split.outer), bounded_ref(j, 0, split.inner - 1));
+    std::vector<NodeRef> idx = with_last(outer, bounded_ref(j, 0, split.inner - 1));
     std::vector<NodeRef> inner{kb.store_value(out, idx, value(idx))};
     return std::vector<NodeRef>{for_loop(j, c_i64(0), c_i64(split.inner), c_i64(1), std::move(inner))};
   };

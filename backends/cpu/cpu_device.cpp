@@ -198,7 +198,7 @@ class CpuDevice final : public Device {
   std::string compile_fingerprint() const override {
     const cpu::HostTarget& host = cpu::host_target();
     return cat("cpu r", kCompilerRevision, " llvm ", host.llvm_version, " O3 ", host.triple, " cpu=", host.cpu,
-               " features=", host.features);
+               " features=", host.features, host.vector_math.empty() ? "" : " veclib=" + host.vector_math);
   }
 
   Stream& stream() override { return *stream_; }

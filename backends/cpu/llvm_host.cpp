@@ -5,6 +5,8 @@
 #include <llvm/Support/Host.h>
 #include <llvm/Support/TargetSelect.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -13,6 +15,13 @@
 namespace moat::backends::cpu {
 
 namespace {
+
+// Loads glibc's vector math library for the whole process (RTLD_GLOBAL: the JIT's
+// process symbol search finds its functions). Its entry points exist for x86-64 only.
+std::string load_vector_math(const std::string& triple) {
+  if (triple.rfind("x86_64", 0) != 0) return "";
+  return dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL) ? "libmvec" : "";
+}
 
 HostTarget detect() {
   llvm::InitializeNativeTarget();
@@ -30,6 +39,7 @@ HostTarget detect() {
     return a.substr(1) < b.substr(1);
   });
   host.features = join(flags, ",");
+  host.vector_math = load_vector_math(host.triple);
   return host;
 }
 

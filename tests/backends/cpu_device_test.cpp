@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/llvm_compiler.h"
+#include "backends/cpu/llvm_host.h"
 #include "backends/cpu/llvm_verify.h"
 #include "backends/device.h"
 #include "support/error.h"
@@ -169,6 +170,35 @@ TEST_CASE("kernels call libm through the JIT's process symbols") {
   KernelArg args[] = {KernelArg::of(*in_buffer), KernelArg::of(*out_buffer)};
   device->stream().launch(module->kernel("exp_half"), grid, args);
   for (int i = 0; i < 100; ++i) CHECK(out[i] == doctest::Approx(std::exp(in[i]) * 0.5f).epsilon(1e-6));
+}
+
+TEST_CASE("a loop of exp calls libmvec's vector expf where glibc has it, and the JIT links it") {
+  const std::string ir = cpu::optimise_llvm_ir(Artifact::text("ll", testing::kExpHalfLl, {"exp_half"}));
+  if (cpu::host_target().vector_math != "libmvec") {
+    MESSAGE("skipped: no libmvec.so.1 on this host (one libm call per element)");
+    CHECK(!contains(ir, "_ZGV"));
+    return;
+  }
+  CHECK(contains(ir, "_ZGV"));  // _ZGVdN8v_expf, _ZGVbN4v_expf: the vectorised loop's calls
+  CHECK(contains(cpu_with(1)->compile_fingerprint(), "veclib=libmvec"));  // cached objects say so
+  // One group of many elements: the vector calls and the scalar remainder, against libm.
+  auto device = cpu_with(1);
+  auto module = build(*device, testing::kExpHalfLl, "exp_half");
+  const int n = 1003;
+  std::vector<float> in(n), out(n, -1);
+  for (int i = 0; i < n; ++i) in[i] = -80.0f + 0.159f * static_cast<float>(i);
+  in[500] = 100.0f;  // overflows to +inf, as libm's does
+  in[501] = -110.0f;  // underflows to 0
+  auto in_buffer = device->wrap_host(in.data(), in.size() * sizeof(float));
+  auto out_buffer = device->wrap_host(out.data(), out.size() * sizeof(float));
+  Grid grid;
+  grid.groups[0] = n;
+  KernelArg args[] = {KernelArg::of(*in_buffer), KernelArg::of(*out_buffer)};
+  device->stream().launch(module->kernel("exp_half"), grid, args);
+  for (int i = 0; i < n; ++i)
+    if (i != 500) CHECK_MESSAGE(out[i] == doctest::Approx(std::exp(in[i]) * 0.5f).epsilon(4e-7), "x = ", in[i]);
+  CHECK(std::isinf(out[500]));
+  CHECK(out[501] == 0.0f);
 }
 
 TEST_CASE("modules: same kernel name in two modules, unloading one keeps the other") {

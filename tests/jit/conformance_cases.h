@@ -373,6 +373,15 @@ inline void views(BackendUnderTest& be) {
   });
   check_op(be, "concat of three", {{DType::f32, {3, 2}}, {DType::f32, {3, 5}}, {DType::f32, {3, 1}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.concat({x[0], x[1], x[2]}, 1); });
+  // Computed parts (a loop per part on the CPU), a part that is itself a concat, and a
+  // concat along an inner axis (one loop with selects).
+  check_op(be, "concat of computed parts, last axis", {{DType::f32, {2, 3, 4}}, {DType::f32, {2, 3, 6}}},
+           [](Builder& b, const std::vector<NodeId>& x) {
+             NodeId inner = b.concat({b.unary(Op::exp, x[1]), b.slice(x[0], 2, 1, 3)}, -1);  // [2, 3, 8]
+             return b.concat({b.mul(x[0], b.scalar(DType::f32, 2.0)), inner, b.unary(Op::neg, x[0])}, 2);
+           });
+  check_op(be, "concat of computed parts, middle axis", {{DType::f32, {2, 3, 4}}, {DType::f32, {2, 5, 4}}},
+           [](Builder& b, const std::vector<NodeId>& x) { return b.concat({b.unary(Op::exp, x[0]), b.unary(Op::neg, x[1])}, 1); });
   check_op(be, "broadcast", {{DType::f16, {3, 1}}}, [](Builder& b, const std::vector<NodeId>& x) {
     return b.broadcast(x[0], static_shape({4, 3, 5}));
   });

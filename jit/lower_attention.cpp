@@ -413,7 +413,14 @@ PlanKernel write_rows_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     std::vector<NodeRef> inner{row_prologue(div(x, c_i64(row_len))),
                                if_then(in_range, {element(div(x, c_i64(row_len)), rem(x, c_i64(row_len)))})};
     body.push_back(if_then(lt(ref("x", kI64), c_i64(total)), std::move(inner)));
-  } else {  // one group writes every row (a few rows of a few KB)
+  } else if (row_shape.size() == 1) {  // one group writes every row (a few rows of a few KB)
+    NodeRef i = bounded_ref("i", 0, n_rows - 1);
+    auto store_element = [&](NodeRef e, NodeRef value) {
+      return store(k, o, add(mul(ref("dst_row", kI64), c_i64(row_len)), e), kb.to_storage(value, node.type.dtype));
+    };
+    body.push_back(for_loop("i", c_i64(0), c_i64(n_rows), c_i64(1),
+                            {row_prologue(i), if_then(in_range, row_loops(kb, node.operands[1], {i}, row_len, store_element))}));
+  } else {
     NodeRef i = bounded_ref("i", 0, n_rows - 1);
     NodeRef e = bounded_ref("e", 0, row_len - 1);
     body.push_back(for_loop("i", c_i64(0), c_i64(n_rows), c_i64(1),

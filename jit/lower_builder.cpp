@@ -432,6 +432,12 @@ NodeRef KernelBuilder::view(const ir::Node& node, ir::NodeId id, const std::vect
       const size_t a = static_cast<size_t>(axis);
       NodeRef result;
       int64_t offset = 0;
+      if (concat_part.concat == id) {
+        for (size_t p = 0; p < concat_part.part; ++p) offset += ctx_.shape(node.operands[p])[a];
+        std::vector<NodeRef> in = idx;
+        in[a] = binary(BinaryOp::sub, idx[a], c_i64(offset));
+        return value_at(node.operands[concat_part.part], in);
+      }
       for (ir::NodeId part : node.operands) {
         const int64_t len = ctx_.shape(part)[a];
         std::vector<NodeRef> in = idx;

@@ -64,6 +64,16 @@ class KernelBuilder {
   // Stores `value` (a value of node dtype) at `idx` of plan buffer `buffer`.
   NodeRef store_value(int buffer, const std::vector<NodeRef>& idx, NodeRef value);
 
+  // While set, the computed concat node `concat` yields only its operand `part` (at the
+  // index less the part's offset, without the selects between parts): a loop over one
+  // part's range of the last axis (row_loops) computes what is above the concat once
+  // per part.
+  struct ConcatPart {
+    ir::NodeId concat = -1;
+    size_t part = 0;
+  };
+  ConcatPart concat_part;
+
   // Completes the kernel; its name is `prefix` plus a hash of its text, so identical
   // kernels (the same layer repeated) share one name and one compiled artifact.
   PlanKernel finish(std::string_view prefix, std::vector<NodeRef> body);

@@ -118,6 +118,49 @@ GroupReduction group_reduce(KernelBuilder& kb, NodeRef partial, BinaryOp combine
   return {std::move(stmts), load(k, local, c_i64(0))};
 }
 
+std::vector<NodeRef> row_loops(KernelBuilder& kb, ir::NodeId id, const std::vector<NodeRef>& outer, int64_t len,
+                               const std::function<NodeRef(NodeRef j, NodeRef value)>& store) {
+  LowerContext& ctx = kb.ctx();
+  const bool computed = ctx.buffer_of[static_cast<size_t>(id)] < 0;
+  auto value = [&](NodeRef j) {
+    const std::vector<NodeRef> idx = with_last(outer, j);
+    return computed ? kb.compute_at(id, idx) : kb.value_at(id, idx);
+  };
+  // The concat: the node itself, or under a chain of computed one-operand elementwise
+  // ops of its shape (the f16 rounding of a cache row).
+  ir::NodeId concat = id;
+  for (int depth = 0; depth < 8 && ctx.node(concat).op != ir::Op::concat; ++depth) {
+    const ir::Node& n = ctx.node(concat);
+    const ir::OpKind kind = ir::op_kind(n.op);
+    if ((kind != ir::OpKind::Unary && kind != ir::OpKind::Cast) || n.operands.size() != 1) break;
+    const ir::NodeId below = n.operands[0];
+    if (ctx.buffer_of[static_cast<size_t>(below)] >= 0 || ctx.shape(below) != ctx.shape(id)) break;
+    concat = below;
+  }
+  const ir::Node& node = ctx.node(concat);
+  int64_t axis = node.op == ir::Op::concat ? ir::attr_int(node, "axis") : 0;
+  if (axis < 0) axis += static_cast<int64_t>(ctx.shape(concat).size());
+  std::vector<NodeRef> loops;
+  if (!computed || node.op != ir::Op::concat || axis + 1 != static_cast<int64_t>(ctx.shape(concat).size())) {
+    std::string j = kb.fresh("j");
+    NodeRef at = bounded_ref(j, 0, len - 1);
+    loops.push_back(for_loop(j, c_i64(0), c_i64(len), c_i64(1), {store(at, value(at))}));
+    return loops;
+  }
+  int64_t offset = 0;
+  for (size_t p = 0; p < node.operands.size(); ++p) {
+    const int64_t part_len = ctx.shape(node.operands[p]).back();
+    std::string j = kb.fresh("j");
+    NodeRef at = iadd(bounded_ref(j, 0, part_len - 1), c_i64(offset));
+    kb.concat_part = {concat, p};
+    NodeRef v = value(at);
+    kb.concat_part = {};
+    loops.push_back(for_loop(j, c_i64(0), c_i64(part_len), c_i64(1), {store(at, v)}));
+    offset += part_len;
+  }
+  return loops;
+}
+
 PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   KernelBuilder kb(ctx);
   // A node that already has a buffer is copied (an output that is a source or alias).
@@ -138,33 +181,10 @@ PlanKernel map_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     return kb.finish("map", over_rows(kb, numel(shape), 1, element));
   }
   const RowSplit split = split_rows(shape);
-  // A computed concat along the last axis: one inner loop per part, each storing its
-  // part's value, so no element evaluates (and selects between) every part's expression.
-  const ir::Node& node = ctx.node(id);
-  std::vector<ir::NodeId> parts;
-  if (node.op == ir::Op::concat && ctx.buffer_of[static_cast<size_t>(id)] < 0) {
-    int64_t axis = ir::attr_int(node, "axis");
-    if (axis < 0) axis += static_cast<int64_t>(shape.size());
-    if (axis + 1 == static_cast<int64_t>(shape.size())) parts = node.operands;
-  }
   auto row_body = [&](NodeRef row) {
     const std::vector<NodeRef> outer = delinearize(row, split.outer);
-    std::vector<NodeRef> loops;
-    int64_t offset = 0;
-    for (ir::NodeId part : parts) {
-      const int64_t len = ctx.shape(part).back();
-      std::string j = kb.fresh("j");
-      NodeRef local = bounded_ref(j, 0, len - 1);
-      std::vector<NodeRef> inner{kb.store_value(out, with_last(outer, iadd(local, c_i64(offset))),
-                                                kb.value_at(part, with_last(outer, local)))};
-      loops.push_back(for_loop(j, c_i64(0), c_i64(len), c_i64(1), std::move(inner)));
-      offset += len;
-    }
-    if (!parts.empty()) return loops;
-    std::string j = kb.fresh("j");
-    std::vector<NodeRef> idx = with_last(outer, bounded_ref(j, 0, split.inner - 1));
-    std::vector<NodeRef> inner{kb.store_value(out, idx, value(idx))};
-    return std::vector<NodeRef>{for_loop(j, c_i64(0), c_i64(split.inner), c_i64(1), std::move(inner))};
+    return row_loops(kb, id, outer, split.inner,
+                     [&](NodeRef j, NodeRef v) { return kb.store_value(out, with_last(outer, j), v); });
   };
   return kb.finish("map", over_rows(kb, split.rows, split.inner * (1 + inline_cost(ctx, id, true)), row_body));
 }

@@ -2,6 +2,8 @@
 // `out` with the value of node `id` (schedules from ctx.schedule).
 #pragma once
 
+#include <functional>
+
 #include "jit/lower_builder.h"
 
 namespace moat::jit {
@@ -28,6 +30,15 @@ std::vector<PlanKernel> attention_kernels(LowerContext& ctx, ir::NodeId id, int 
 std::vector<int> attention_contiguous_operands(const ir::Graph& g, ir::NodeId id);
 // write_rows: stores the new rows into `out` (the destination's buffer when in place).
 PlanKernel write_rows_kernel(LowerContext& ctx, ir::NodeId id, int out);
+
+// The loops that store one row (the last axis, `len` elements) of node `id`'s value at
+// outer index `outer`: `store(j, value)` for each element j. A computed concat along the
+// last axis (the node, or under computed unary ops and casts of its shape) gets one loop
+// per part, each computing only its part's value, so no element evaluates (and selects
+// between) every part's expression (RoPE's rotated half beside the plain one); anything
+// else one loop. CPU schedules: a row per iteration.
+std::vector<NodeRef> row_loops(KernelBuilder& kb, ir::NodeId id, const std::vector<NodeRef>& outer, int64_t len,
+                               const std::function<NodeRef(NodeRef j, NodeRef value)>& store);
 
 // GPU schedules: a work-group of `items` work-items (a power of two) reduces one value
 // per work-item (`partial`, scalar) through local memory: returns the statements that

@@ -601,6 +601,23 @@ inline void composites(BackendUnderTest& be) {
     bindings.tensors["start"] = HostTensor::from_i64({t}, starts, DType::i32);
     be.check(g, bindings, moat::cat("attention from key starts, t", t));
   }
+  {  // rows that are a rounded concat of computed parts (MLA's normalised latent | roped
+     // key): one loop per part on the CPU
+    Graph g;
+    Builder b(g);
+    NodeId dst = b.input("dst", tensor_type(DType::f16, {6, 7}));
+    NodeId a = b.input("a", tensor_type(DType::f32, {2, 4}));
+    NodeId c = b.input("c", tensor_type(DType::f32, {2, 3}));
+    NodeId at = b.input("at", tensor_type(DType::i32, {2}));
+    NodeId row = b.concat({b.mul(a, b.scalar(DType::f32, 3.0)), b.unary(Op::exp, c)}, 1);  // [2, 7]
+    b.output(b.write_rows(dst, b.cast(b.unary(Op::neg, row), DType::f16), at));
+    Bindings bindings;
+    bindings.tensors["dst"] = random_tensor(DType::f16, {6, 7}, 1);
+    bindings.tensors["a"] = random_tensor(DType::f32, {2, 4}, 2);
+    bindings.tensors["c"] = random_tensor(DType::f32, {2, 3}, 3);
+    bindings.tensors["at"] = HostTensor::from_i64({2}, std::vector<int64_t>{5, 0}, DType::i32);
+    be.check(g, bindings, "write_rows of a concat's parts");
+  }
   {  // write_rows whose destination is read again: a copy, then the rows
     Graph g;
     Builder b(g);

@@ -345,13 +345,26 @@ class LlvmEmitter {
     scopes_.back().push_back(name);
   }
 
+  // A load from kernel buffer `buffer`. A global buffer the kernel never writes holds the
+  // same values for the whole launch (a kernel's inputs are not its outputs: plan buffers
+  // live at once never overlap, and an in-place update is one written buffer), so its
+  // loads are !invariant.load on the CPU: LLVM hoists them out of loops that store
+  // elsewhere (an expert's weight out of the loop over a row) and vectorises those loops.
+  Value* buffer_load(int buffer, llvm::Type* type, Value* p, llvm::Align align) {
+    llvm::LoadInst* load = b_.CreateAlignedLoad(type, p, align);
+    const BufferDecl& decl = k_.buffers[static_cast<size_t>(buffer)];
+    if (!spir_ && decl.space == Space::global && !decl.written)
+      load->setMetadata(llvm::LLVMContext::MD_invariant_load, llvm::MDNode::get(ctx_, {}));
+    return load;
+  }
+
   void stmt(const Node& n) {
     switch (n.kind) {
       case NodeKind::block: stmts(n.body); return;
       case NodeKind::let: bind(n.name, expr(*n.args[0]), false); return;
       case NodeKind::load_vector: {  // aligned to its size (kir.h)
         Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), n.type);
-        Value* v = b_.CreateAlignedLoad(le::value_type(ctx_, n.type), p, llvm::Align(static_cast<uint64_t>(4 * n.type.lanes)));
+        Value* v = buffer_load(static_cast<int>(n.i), le::value_type(ctx_, n.type), p, llvm::Align(static_cast<uint64_t>(4 * n.type.lanes)));
         for (int l = 0; l < n.type.lanes; ++l) bind(lane_name(n.name, l), b_.CreateExtractElement(v, static_cast<uint64_t>(l)), false);
         return;
       }
@@ -510,7 +523,7 @@ class LlvmEmitter {
       }
       case NodeKind::load: {
         Value* p = element_ptr(static_cast<int>(n.i), expr(*n.args[0]), t);
-        return b_.CreateAlignedLoad(le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
+        return buffer_load(static_cast<int>(n.i), le::value_type(ctx_, t), p, element_align(static_cast<int>(n.i)));
       }
       case NodeKind::table_load: return table_load(n);
       case NodeKind::dot4:

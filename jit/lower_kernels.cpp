@@ -3,6 +3,7 @@
 // vectorises what it can); GPU schedule: one output element (map) or row (reduce,
 // top-k) per work-item.
 #include <limits>
+#include <optional>
 
 #include "jit/lower_kernels.h"
 #include "support/error.h"
@@ -274,6 +275,44 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     body.push_back(if_then(binary(BinaryOp::eq, builtin(Builtin::item_id, 0), c_i64(0)),
                            {kb.store_value(out, idx, cast(vt, tree.result))}));
     return kb.finish(is_max ? "reduce_max" : "reduce_sum", std::move(body));
+  }
+
+  // CPU, f32, an axis with elements after it (MoE's weighted sum over the chosen experts
+  // of [T, k, D]): per row of the axes before it and chunk of the axes after it, the
+  // chunk is the inner loop, accumulated in the output, so the inner loop is contiguous
+  // (vectorised) and what the value computes per reduced index (an expert's weight) is
+  // computed once per chunk. The same sums in the same order as one accumulator per
+  // element.
+  const int64_t inner = numel(std::vector<int64_t>(in_shape.begin() + axis + 1, in_shape.end()));
+  if (inner > 1 && acc_type == kF32 && ctx.plan.buffers[static_cast<size_t>(ctx.plan.root_of(out))].dtype == ir::DType::f32) {
+    constexpr int64_t kChunk = 256;  // elements of the inner axes per work unit
+    const std::vector<int64_t> outer_shape(in_shape.begin(), in_shape.begin() + axis);
+    const std::vector<int64_t> inner_shape(in_shape.begin() + axis + 1, in_shape.end());
+    const int64_t chunk = std::min(inner, kChunk), chunks = (inner + chunk - 1) / chunk;
+    const bool kept = out_shape.size() == in_shape.size();  // the reduced axis kept as 1
+    const BinaryOp combine = is_max ? BinaryOp::max : BinaryOp::add;
+    auto row_body = [&](NodeRef row) {
+      const std::vector<NodeRef> outer = delinearize(div(row, c_i64(chunks)), outer_shape);
+      const std::string first = kb.fresh("first");
+      NodeRef begin = ref(first, kI64), end = min_(iadd(begin, c_i64(chunk)), c_i64(inner));
+      auto at = [&](std::optional<NodeRef> k, NodeRef j) {
+        std::vector<NodeRef> idx = outer;
+        if (k) idx.push_back(*k);
+        else if (kept) idx.push_back(c_i64(0));
+        for (NodeRef x : delinearize(j, inner_shape)) idx.push_back(x);
+        return idx;
+      };
+      std::string j0 = kb.fresh("j"), k = kb.fresh("k"), j = kb.fresh("j");
+      NodeRef j0_at = bounded_ref(j0, 0, inner - 1), j_at = bounded_ref(j, 0, inner - 1), k_at = bounded_ref(k, 0, len - 1);
+      NodeRef sum = binary(combine, kb.load_value(out, at(std::nullopt, j_at)), cast(acc_type, kb.value_at(src, at(k_at, j_at))));
+      std::vector<NodeRef> accumulate{for_loop(j, begin, end, c_i64(1), {kb.store_value(out, at(std::nullopt, j_at), sum)})};
+      return std::vector<NodeRef>{
+          let(first, imul(rem(row, c_i64(chunks)), c_i64(chunk))),
+          for_loop(j0, begin, end, c_i64(1), {kb.store_value(out, at(std::nullopt, j0_at), init)}),
+          for_loop(k, c_i64(0), c_i64(len), c_i64(1), std::move(accumulate))};
+    };
+    return kb.finish(is_max ? "reduce_max" : "reduce_sum",
+                     over_rows(kb, numel(outer_shape) * chunks, len * chunk * (1 + inline_cost(ctx, src, false)), row_body));
   }
 
   auto element = [&](NodeRef out_linear) {

@@ -127,6 +127,12 @@ inline void reduce(BackendUnderTest& be) {
              [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, x[0], 1); });
     check_op(be, std::string(op_name(op)) + " of exp [64, 300]", {{DType::f32, {64, 300}}},
              [&](Builder& b, const std::vector<NodeId>& x) { return b.reduce(op, b.unary(Op::exp, x[0]), 1); });
+    // MoE's combine: rows weighted by a broadcast per (token, expert), summed over the
+    // experts; inner rows longer than the CPU's chunk
+    check_op(be, std::string(op_name(op)) + " of weighted rows [5, 4, 600] axis 1",
+             {{DType::f32, {5, 4, 600}}, {DType::f32, {5, 4, 1}}}, [&](Builder& b, const std::vector<NodeId>& x) {
+               return b.reduce(op, b.mul(x[0], b.div(x[1], b.scalar(DType::f32, 3.0))), 1);
+             });
   }
 }
 

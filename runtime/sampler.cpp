@@ -58,12 +58,37 @@ int32_t Sampler::draw(const TokenDistribution& d) {
 
 double Sampler::uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
 
+namespace {
+
+// The first index of the largest value, as std::max_element finds it (a NaN never wins
+// over an earlier value; a NaN first wins), in two passes the compiler vectorises: the
+// largest value over 16 independent lanes, then the first index holding it.
+// std::max_element's compare-and-move chain costs ~8 cycles an element: 10 us for a
+// vocabulary of 4096, 8% of a decode step of the demo model.
+size_t argmax(std::span<const float> v) {
+  if (std::isnan(v[0])) return 0;
+  constexpr size_t kLanes = 16;
+  float lanes[kLanes];
+  std::fill(std::begin(lanes), std::end(lanes), v[0]);
+  size_t i = 0;
+  for (; i + kLanes <= v.size(); i += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] = v[i + l] > lanes[l] ? v[i + l] : lanes[l];
+  float best = v[0];
+  for (float x : lanes) best = x > best ? x : best;
+  for (; i < v.size(); ++i) best = v[i] > best ? v[i] : best;
+  return static_cast<size_t>(std::find(v.begin(), v.end(), best) - v.begin());
+}
+
+}  // namespace
+
 TokenDistribution Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) const {
   const size_t n = logits.size();
   MOAT_INTERNAL_CHECK(n > 0, "sampling from an empty row");
+  const bool penalised = o_.repeat_penalty != 1.0 || o_.frequency_penalty != 0.0 || o_.presence_penalty != 0.0;
+  if (o_.temperature == 0 && !penalised) return {{static_cast<int32_t>(argmax(logits))}, {1.0}};
   std::vector<float> l(logits.begin(), logits.end());
   apply_penalties(l, history);
-  if (o_.temperature == 0) return {{static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin())}, {1.0}};
+  if (o_.temperature == 0) return {{static_cast<int32_t>(argmax(l))}, {1.0}};
 
   // candidates by descending logit (ties: lower id first)
   std::vector<int32_t> ids(n);

@@ -1,6 +1,8 @@
 #include "samples/moat/serve_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -141,10 +143,15 @@ void ServeServer::Impl::routes() {
   http.new_task_queue = [n = options.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   // httplib's default also sets SO_REUSEPORT, with which a second server binds a port in
   // use and the two split its connections: SO_REUSEADDR alone (restarts bind at once).
+  // TCP_NODELAY (accepted connections inherit it): a response's headers and body go out
+  // at once, not the body after the client's delayed ACK of the headers (40 ms on Linux,
+  // which made one request in three of a kept-alive connection take 40 ms longer).
   http.set_socket_options([](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
   });
+  http.set_tcp_nodelay(true);
   http.set_payload_max_length(options.max_body);
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     ++http_requests;

@@ -1,8 +1,10 @@
 #include "runtime/bench.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <span>
 
 #include "runtime/generate.h"
@@ -120,21 +122,33 @@ Measured run_tg(Session& session, DeviceGroup& device, Depth& depth, std::span<c
   return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
-// The tg test over `sequences` sequences: each gets the one-token prompt tokens[0]
-// (untimed), then every step decodes tokens[i] for all of them in one pass.
-Measured run_tg_parallel(Session& session, DeviceGroup& device, std::span<const int32_t> tokens, int64_t sequences) {
+// Sequence s's token at step i of a parallel test: the test's tokens rotated by 7 s, so
+// every sequence decodes a stream of its own (as a server's requests do: each token
+// routed to its own experts, each row its own attention) rather than the same token as
+// every other sequence, which would let the batch share its experts.
+int32_t token_of(std::span<const int32_t> tokens, int64_t s, size_t i) {
+  return tokens[(i + 7 * static_cast<size_t>(s)) % tokens.size()];
+}
+
+// The tg test over `sequences` sequences: each gets a one-token prompt (untimed), then
+// every step decodes the next token of each of them in one pass; `steps` of them (all the
+// test's tokens but the prompt by default).
+Measured run_tg_parallel(Session& session, DeviceGroup& device, std::span<const int32_t> tokens, int64_t sequences,
+                         size_t steps = SIZE_MAX) {
+  std::vector<std::array<int32_t, 1>> next(static_cast<size_t>(sequences));
   std::vector<SequenceTokens> work;
   for (int64_t s = 0; s < sequences; ++s) {
     session.rewind(s, 0);
-    work.push_back({s, tokens.first(1)});
+    next[static_cast<size_t>(s)] = {token_of(tokens, s, 0)};
+    work.push_back({s, next[static_cast<size_t>(s)]});
   }
   session.evaluate_sequences(work);
   const double setup_before = session.stats().setup_ms();
   const auto traffic_before = device.traffic();
   const uint64_t moved_before = session.moved_bytes_total();
   const auto start = Clock::now();
-  for (size_t i = 1; i < tokens.size(); ++i) {
-    for (SequenceTokens& w : work) w.tokens = tokens.subspan(i, 1);
+  for (size_t i = 1; i < tokens.size() && i <= steps; ++i) {
+    for (int64_t s = 0; s < sequences; ++s) next[static_cast<size_t>(s)] = {token_of(tokens, s, i)};
     session.evaluate_sequences(work);
   }
   const double ms = ms_since(start);
@@ -161,9 +175,13 @@ Measured run_tg_draft(Session& session, DeviceGroup& device, std::span<const int
 
 KernelProfile profile_parallel_step(Session& session, DeviceGroup& device, std::span<const int32_t> tokens,
                                     int64_t sequences) {
-  run_tg_parallel(session, device, tokens.first(2), sequences);
+  run_tg_parallel(session, device, tokens, sequences, 1);
+  std::vector<std::array<int32_t, 1>> next(static_cast<size_t>(sequences));
   std::vector<SequenceTokens> work;
-  for (int64_t s = 0; s < sequences; ++s) work.push_back({s, tokens.subspan(2, 1)});
+  for (int64_t s = 0; s < sequences; ++s) {
+    next[static_cast<size_t>(s)] = {token_of(tokens, s, 2)};
+    work.push_back({s, next[static_cast<size_t>(s)]});
+  }
   KernelProfile profile;
   ProfileScope scope(profile);
   session.evaluate_sequences(work);

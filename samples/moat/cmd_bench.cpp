@@ -371,8 +371,9 @@ const Command kBench{
       {"--cold", "", "measure compile cold (an empty temporary kernel cache) and warm"},
       {"--remeasure-bandwidth", "", "measure the host's memory bandwidth again (else the cached value)"},
       {"--profile", "", "time every kernel of one prefill and one decode step"},
-      {"--parallel", "N,...", "also run each tg test with N sequences decoded together, one pass per step "
-                              "(llama-batched-bench's -npl; aggregate tokens/s; depth 0)"},
+      {"--parallel", "N,...", "also run each tg test with N sequences decoded together, one pass per step, each "
+                              "sequence its own tokens (llama-batched-bench's -npl, whose tokens are random per "
+                              "sequence too; aggregate tokens/s; depth 0)"},
       {"--spec", "mtp", "also run each tg test as greedy generation by speculative decoding, the model's MTP layer "
                         "drafting (rows tg N mtpD, with the drafts' acceptance; depth 0)"},
       {"--draft", "N,...", "tokens --spec mtp drafts per pass (default 1)"},

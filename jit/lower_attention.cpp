@@ -77,6 +77,16 @@ int64_t key_splits(const Schedule& s, const AttentionShape& a) {
   return std::clamp<int64_t>(ceil_div(wanted, a.T), 1, s.gpu ? 64 : 16);
 }
 
+// The fewest keys a split takes (the key count is known only at run time): on the CPU,
+// enough for about 32k multiply-adds over the heads, so that a short context (a small
+// model's first hundred tokens) runs in a split or two, not sixteen of a few keys each,
+// every one paying its setup and the combine its partial results. GPUs: any (occupancy).
+int64_t min_split_keys(const Schedule& s, const AttentionShape& a) {
+  constexpr int64_t kMinSplitWork = 32768;  // multiply-adds
+  if (s.gpu) return 1;
+  return std::max<int64_t>(1, ceil_div(kMinSplitWork, a.H * (a.Dk + a.Dv)));
+}
+
 // `lanes` consecutive elements from element `index` as f32; a block-quantised buffer is
 // decoded (32 lanes, `index` a multiple of 32).
 NodeRef f32_load(Kernel& k, int buffer, NodeRef index, int64_t lanes) {
@@ -216,7 +226,8 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
     bound = min_(c_i64(a.S), max_(ref("lo", kI64), add(pos, c_i64(1))));
   }
   body.push_back(let("bound", bound));
-  body.push_back(let("chunk", div(add(sub(ref("bound", kI64), ref("lo", kI64)), c_i64(splits - 1)), c_i64(splits))));
+  NodeRef even = div(add(sub(ref("bound", kI64), ref("lo", kI64)), c_i64(splits - 1)), c_i64(splits));
+  body.push_back(let("chunk", splits > 1 ? max_(even, c_i64(min_split_keys(ctx.schedule, a))) : even));
   body.push_back(let("j0", add(ref("lo", kI64), mul(split, ref("chunk", kI64)))));
   body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
   body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));

@@ -62,7 +62,8 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
 }
 
 // The relative cost of one element of node `id`'s value computed inline, beyond its own
-// op: 1 for each operand computed inline (not loaded), and kTranscendentalCost for each
+// op: 1 for each operand node computed inline (not loaded; views and gathers count, as
+// their index arithmetic does; a shared operand once per use), and kTranscendentalCost for each
 // transcendental function among them (its own too when `own`). A libm call (expf,
 // tanhf, ...) costs about as much as that many additions: a SwiGLU over 4096 elements is
 // worth several work-groups where a plain sum of as many is one, and RoPE's rotated and
@@ -280,16 +281,18 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   // CPU, f32, an axis with elements after it (MoE's weighted sum over the chosen experts
   // of [T, k, D]): per row of the axes before it and chunk of the axes after it, the
   // chunk is the inner loop, accumulated in the output, so the inner loop is contiguous
-  // (vectorised) and what the value computes per reduced index (an expert's weight) is
-  // computed once per chunk. The same sums in the same order as one accumulator per
-  // element.
+  // and LLVM vectorises it, hoisting what the value computes per reduced index (an
+  // expert's weight: the kernel IR recomputes it per element, but its loads are of
+  // buffers the kernel never writes, !invariant.load in emit_llvm). The same sums in the
+  // same order as one accumulator per element. GPUs keep a work-item per element.
   const int64_t inner = numel(std::vector<int64_t>(in_shape.begin() + axis + 1, in_shape.end()));
-  if (inner > 1 && acc_type == kF32 && ctx.plan.buffers[static_cast<size_t>(ctx.plan.root_of(out))].dtype == ir::DType::f32) {
+  if (!s.gpu && inner > 1 && acc_type == kF32 &&
+      ctx.plan.buffers[static_cast<size_t>(ctx.plan.root_of(out))].dtype == ir::DType::f32) {
     constexpr int64_t kChunk = 256;  // elements of the inner axes per work unit
     const std::vector<int64_t> outer_shape(in_shape.begin(), in_shape.begin() + axis);
     const std::vector<int64_t> inner_shape(in_shape.begin() + axis + 1, in_shape.end());
     const int64_t chunk = std::min(inner, kChunk), chunks = (inner + chunk - 1) / chunk;
-    const bool kept = out_shape.size() == in_shape.size();  // the reduced axis kept as 1
+    MOAT_INTERNAL_CHECK(out_shape.size() == in_shape.size(), "reduce: the reduced axis is kept as 1");
     const BinaryOp combine = is_max ? BinaryOp::max : BinaryOp::add;
     auto row_body = [&](NodeRef row) {
       const std::vector<NodeRef> outer = delinearize(div(row, c_i64(chunks)), outer_shape);
@@ -297,8 +300,7 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
       NodeRef begin = ref(first, kI64), end = min_(iadd(begin, c_i64(chunk)), c_i64(inner));
       auto at = [&](std::optional<NodeRef> k, NodeRef j) {
         std::vector<NodeRef> idx = outer;
-        if (k) idx.push_back(*k);
-        else if (kept) idx.push_back(c_i64(0));
+        idx.push_back(k ? *k : c_i64(0));
         for (NodeRef x : delinearize(j, inner_shape)) idx.push_back(x);
         return idx;
       };

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <span>
 
 #include "runtime/generate.h"
@@ -122,12 +123,15 @@ Measured run_tg(Session& session, DeviceGroup& device, Depth& depth, std::span<c
   return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
-// Sequence s's token at step i of a parallel test: the test's tokens rotated by 7 s, so
-// every sequence decodes a stream of its own (as a server's requests do: each token
-// routed to its own experts, each row its own attention) rather than the same token as
-// every other sequence, which would let the batch share its experts.
+// Sequence s's token at step i of a parallel test: the test's tokens rotated by s times
+// a stride coprime with their count (7 or the next such), so up to that many sequences
+// each decode a stream of their own (as a server's requests do: each token routed to its
+// own experts, each row its own attention) rather than the same token as every other
+// sequence, which would let the batch share its experts.
 int32_t token_of(std::span<const int32_t> tokens, int64_t s, size_t i) {
-  return tokens[(i + 7 * static_cast<size_t>(s)) % tokens.size()];
+  size_t stride = 7;
+  while (std::gcd(stride, tokens.size()) != 1) ++stride;
+  return tokens[(i + stride * static_cast<size_t>(s)) % tokens.size()];
 }
 
 // The tg test over `sequences` sequences: each gets a one-token prompt (untimed), then

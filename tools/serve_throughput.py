@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Aggregate generation speed of `moat serve`: N concurrent chats against one, through the
 HTTP API, with a client light enough not to be what is measured (the standard library's
-http.client, one kept-alive connection per stream, whole responses: no per-token parsing,
+http.client, a kept-alive connection per stream, whole responses: no per-token parsing,
 so the client's threads stay off the two cores the server computes on).
 
     python3 tools/serve_throughput.py [--moat build/bin/moat] [-m MODEL] [--parallel 8]
@@ -31,19 +31,23 @@ def chat(conn, content, tokens):
                        "temperature": 0, "ignore_eos": True})
     conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
-    answer = json.loads(response.read())
+    raw = response.read()
     if response.status != 200:
-        sys.exit(f"the server answered {response.status}: {answer}")
-    return answer["usage"]["completion_tokens"]
+        raise RuntimeError(f"the server answered {response.status}: {raw[:300]!r}")
+    return json.loads(raw)["usage"]["completion_tokens"]
 
 
 def streams(port, n, requests, tokens, tag):
-    """Generated tokens per wall second of n connections sending `requests` chats each."""
+    """Generated tokens per wall second of n connections sending `requests` chats each
+    (http.client reconnects by itself where the server closes a kept-alive connection)."""
     conns = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(n)]
-    got = [0] * n
+    got, errors = [0] * n, []
 
     def worker(j):
-        got[j] = sum(chat(conns[j], f"Tell me of day {j} in {tag} {i}", tokens) for i in range(requests))
+        try:
+            got[j] = sum(chat(conns[j], f"Tell me of day {j} in {tag} {i}", tokens) for i in range(requests))
+        except Exception as e:  # reported by the caller: a thread's exception would only print
+            errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(j,)) for j in range(n)]
     start = time.perf_counter()
@@ -51,7 +55,12 @@ def streams(port, n, requests, tokens, tag):
         t.start()
     for t in threads:
         t.join()
-    return sum(got) / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    if errors:
+        sys.exit(f"a chat failed: {errors[0]}")
+    return sum(got) / seconds
 
 
 def busy_seconds(port):
@@ -78,8 +87,8 @@ def main():
         line = server.stdout.readline()
         if "http://" not in line:
             sys.exit("moat serve did not start: " + line)
-        streams(args.port, args.parallel, 1, 8, "warm-up")  # every batch size's plan compiled
-        streams(args.port, 1, 1, 8, "warm-up")
+        for n in range(args.parallel, 0, -1):  # the decode passes of every batch size compiled
+            streams(args.port, n, 1, 8, f"warm-up {n}")
         print(f"| round | 1 stream, tokens/s | {args.parallel} streams, tokens/s | ratio | server busy (1 / {args.parallel}) |")
         print("|---|---:|---:|---:|---|")
         for r in range(args.rounds):

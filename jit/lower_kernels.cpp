@@ -3,7 +3,6 @@
 // vectorises what it can); GPU schedule: one output element (map) or row (reduce,
 // top-k) per work-item.
 #include <limits>
-#include <optional>
 
 #include "jit/lower_kernels.h"
 #include "support/error.h"
@@ -124,10 +123,7 @@ std::vector<NodeRef> row_loops(KernelBuilder& kb, ir::NodeId id, const std::vect
                                const std::function<NodeRef(NodeRef j, NodeRef value)>& store) {
   LowerContext& ctx = kb.ctx();
   const bool computed = ctx.buffer_of[static_cast<size_t>(id)] < 0;
-  auto value = [&](NodeRef j) {
-    const std::vector<NodeRef> idx = with_last(outer, j);
-    return computed ? kb.compute_at(id, idx) : kb.value_at(id, idx);
-  };
+  auto value = [&](NodeRef j) { return kb.value_at(id, with_last(outer, j)); };  // computed, or loaded
   // The concat: the node itself, or under a chain of computed one-operand elementwise
   // ops of its shape (the f16 rounding of a cache row).
   ir::NodeId concat = id;
@@ -298,19 +294,20 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
       const std::vector<NodeRef> outer = delinearize(div(row, c_i64(chunks)), outer_shape);
       const std::string first = kb.fresh("first");
       NodeRef begin = ref(first, kI64), end = min_(iadd(begin, c_i64(chunk)), c_i64(inner));
-      auto at = [&](std::optional<NodeRef> k, NodeRef j) {
+      // (outer, k, inner j): the input at k, the output (its axis kept as 1) at k = 0
+      auto at = [&](NodeRef k, NodeRef j) {
         std::vector<NodeRef> idx = outer;
-        idx.push_back(k ? *k : c_i64(0));
+        idx.push_back(k);
         for (NodeRef x : delinearize(j, inner_shape)) idx.push_back(x);
         return idx;
       };
       std::string j0 = kb.fresh("j"), k = kb.fresh("k"), j = kb.fresh("j");
       NodeRef j0_at = bounded_ref(j0, 0, inner - 1), j_at = bounded_ref(j, 0, inner - 1), k_at = bounded_ref(k, 0, len - 1);
-      NodeRef sum = binary(combine, kb.load_value(out, at(std::nullopt, j_at)), cast(acc_type, kb.value_at(src, at(k_at, j_at))));
-      std::vector<NodeRef> accumulate{for_loop(j, begin, end, c_i64(1), {kb.store_value(out, at(std::nullopt, j_at), sum)})};
+      NodeRef sum = binary(combine, kb.load_value(out, at(c_i64(0), j_at)), cast(acc_type, kb.value_at(src, at(k_at, j_at))));
+      std::vector<NodeRef> accumulate{for_loop(j, begin, end, c_i64(1), {kb.store_value(out, at(c_i64(0), j_at), sum)})};
       return std::vector<NodeRef>{
           let(first, imul(rem(row, c_i64(chunks)), c_i64(chunk))),
-          for_loop(j0, begin, end, c_i64(1), {kb.store_value(out, at(std::nullopt, j0_at), init)}),
+          for_loop(j0, begin, end, c_i64(1), {kb.store_value(out, at(c_i64(0), j0_at), init)}),
           for_loop(k, c_i64(0), c_i64(len), c_i64(1), std::move(accumulate))};
     };
     return kb.finish(is_max ? "reduce_max" : "reduce_sum",

@@ -123,27 +123,31 @@ Measured run_tg(Session& session, DeviceGroup& device, Depth& depth, std::span<c
   return measured((ms - (session.stats().setup_ms() - setup_before)) * 1e6, device, traffic_before, session, moved_before);
 }
 
-// Sequence s's token at step i of a parallel test: the test's tokens rotated by s times
-// a stride coprime with their count (7 or the next such), so up to that many sequences
-// each decode a stream of their own (as a server's requests do: each token routed to its
-// own experts, each row its own attention) rather than the same token as every other
-// sequence, which would let the batch share its experts.
-int32_t token_of(std::span<const int32_t> tokens, int64_t s, size_t i) {
+// A parallel test's tokens for each sequence: sequence s's token at step i is the test's
+// tokens rotated by s times a stride coprime with their count (7 or the next such), so up
+// to that many sequences each decode a stream of their own (as a server's requests do:
+// each token routed to its own experts, each row its own attention) rather than the same
+// token as every other sequence, which would let the batch share its experts.
+struct SequenceStreams {
+  std::span<const int32_t> tokens;
   size_t stride = 7;
-  while (std::gcd(stride, tokens.size()) != 1) ++stride;
-  return tokens[(i + stride * static_cast<size_t>(s)) % tokens.size()];
-}
+  explicit SequenceStreams(std::span<const int32_t> t) : tokens(t) {
+    while (std::gcd(stride, tokens.size()) != 1) ++stride;
+  }
+  int32_t token_of(int64_t s, size_t i) const { return tokens[(i + stride * static_cast<size_t>(s)) % tokens.size()]; }
+};
 
 // The tg test over `sequences` sequences: each gets a one-token prompt (untimed), then
 // every step decodes the next token of each of them in one pass; `steps` of them (all the
 // test's tokens but the prompt by default).
 Measured run_tg_parallel(Session& session, DeviceGroup& device, std::span<const int32_t> tokens, int64_t sequences,
                          size_t steps = SIZE_MAX) {
+  const SequenceStreams streams(tokens);
   std::vector<std::array<int32_t, 1>> next(static_cast<size_t>(sequences));
   std::vector<SequenceTokens> work;
   for (int64_t s = 0; s < sequences; ++s) {
     session.rewind(s, 0);
-    next[static_cast<size_t>(s)] = {token_of(tokens, s, 0)};
+    next[static_cast<size_t>(s)] = {streams.token_of(s, 0)};
     work.push_back({s, next[static_cast<size_t>(s)]});
   }
   session.evaluate_sequences(work);
@@ -152,7 +156,7 @@ Measured run_tg_parallel(Session& session, DeviceGroup& device, std::span<const 
   const uint64_t moved_before = session.moved_bytes_total();
   const auto start = Clock::now();
   for (size_t i = 1; i < tokens.size() && i <= steps; ++i) {
-    for (int64_t s = 0; s < sequences; ++s) next[static_cast<size_t>(s)] = {token_of(tokens, s, i)};
+    for (int64_t s = 0; s < sequences; ++s) next[static_cast<size_t>(s)] = {streams.token_of(s, i)};
     session.evaluate_sequences(work);
   }
   const double ms = ms_since(start);
@@ -180,10 +184,11 @@ Measured run_tg_draft(Session& session, DeviceGroup& device, std::span<const int
 KernelProfile profile_parallel_step(Session& session, DeviceGroup& device, std::span<const int32_t> tokens,
                                     int64_t sequences) {
   run_tg_parallel(session, device, tokens, sequences, 1);
+  const SequenceStreams streams(tokens);
   std::vector<std::array<int32_t, 1>> next(static_cast<size_t>(sequences));
   std::vector<SequenceTokens> work;
   for (int64_t s = 0; s < sequences; ++s) {
-    next[static_cast<size_t>(s)] = {token_of(tokens, s, 2)};
+    next[static_cast<size_t>(s)] = {streams.token_of(s, 2)};
     work.push_back({s, next[static_cast<size_t>(s)]});
   }
   KernelProfile profile;

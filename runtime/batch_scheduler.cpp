@@ -153,16 +153,63 @@ void BatchScheduler::count_pass(double seconds, size_t decode_tokens) {
 }
 
 void BatchScheduler::step() {
-  // At most one prompt chunk per step (the request that joined first), then a decode
+  std::vector<Running*> prefilling, decoding;
+  for (auto& r : running_) {
+    if (!r) continue;
+    if (r->next_prompt < r->request->prompt.size()) prefilling.push_back(r.get());
+    else if (r->pending >= 0) decoding.push_back(r.get());
+  }
+  if (!prefilling.empty() && draft_tokens_ == 0 && session_.mixes_chunks() &&
+      static_cast<int64_t>(decoding.size()) < std::min(prompt_chunk_, session_.max_batch()))
+    return mixed_pass(decoding, prefilling);
+  // At most one prompt chunk per step (the request on the first sequence), then a decode
   // pass over every request with a chosen token.
-  Running* prefilling = nullptr;
-  for (auto& r : running_)
-    if (r && r->next_prompt < r->request->prompt.size()) {
-      prefilling = r.get();
-      break;
-    }
-  if (prefilling) prefill_chunk(*prefilling);
+  if (!prefilling.empty()) prefill_chunk(*prefilling.front());
   decode_pass();
+}
+
+void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling) {
+  // A power of two tokens in all where the prompts left allow it (a bounded set of plans),
+  // else one prompt token beside the decoded ones (the plan of a decode pass one larger).
+  size_t left = 0;
+  for (const Running* r : prefilling) left += r->request->prompt.size() - r->next_prompt;
+  const size_t most = static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch()));
+  const size_t total = std::bit_floor(std::min(most, decoding.size() + left));
+  size_t budget = total > decoding.size() ? total - decoding.size() : 1;
+  std::vector<SequenceTokens> work;
+  std::vector<Running*> members(decoding.begin(), decoding.end());
+  for (Running* r : decoding) work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});
+  for (Running* r : prefilling) {
+    if (budget == 0) break;
+    const size_t n = std::min(budget, r->request->prompt.size() - r->next_prompt);
+    work.push_back({r->sequence, std::span<const int32_t>(r->request->prompt.data() + r->next_prompt, n)});
+    members.push_back(r);
+    budget -= n;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const double setup_ms = session_.stats().setup_ms();
+  std::vector<float> logits;
+  try {
+    logits = session_.evaluate_sequences(work);
+  } catch (const std::exception& e) {
+    for (Running* r : members) finish(*r, FinishReason::error, e.what());
+    return;
+  }
+  count_pass(run_seconds(start, session_, setup_ms), decoding.size());
+  const size_t vocab = logits.size() / work.size();
+  for (size_t i = 0; i < members.size(); ++i) {
+    Running& r = *members[i];
+    std::vector<int32_t>& held = held_[static_cast<size_t>(r.sequence)];
+    held.insert(held.end(), work[i].tokens.begin(), work[i].tokens.end());
+    const std::span<const float> row(logits.data() + i * vocab, vocab);
+    if (i < decoding.size()) {
+      r.pending = -1;
+      advance(r, row);
+    } else {
+      r.next_prompt += work[i].tokens.size();
+      if (r.next_prompt == r.request->prompt.size()) advance(r, row);
+    }
+  }
 }
 
 void BatchScheduler::prefill_chunk(Running& r) {

@@ -4,9 +4,13 @@
 //
 // A request that joins takes a free sequence: the one whose cached tokens share the
 // longest prefix with its prompt (a conversation continued reuses its rows), then its
-// prompt's remaining tokens are evaluated in chunks of at most `prompt_chunk` tokens, a
-// power of two each (a bounded set of plans whatever the prompts' lengths), one chunk
-// per step between decode passes, so a long prompt never stalls the others for long.
+// prompt's remaining tokens are evaluated in chunks. Where the session's passes take a
+// chunk beside other sequences' tokens (Session::mixes_chunks), a step is one pass: a
+// token of each decoding request and as many prompt tokens (of the requests prefilling,
+// first sequence first) as make a power of two in all, at most `prompt_chunk` (a bounded
+// set of plans whatever the prompts' lengths), or one prompt token where no power of two
+// fits beside the decoded ones. Otherwise a step is a chunk of a power of two tokens of
+// one prompt, then a decode pass. Either way a long prompt never stalls the others for long.
 // One thread (started by the constructor) drives the session; submit, drain and metrics
 // may be called from any thread. Callbacks run on that thread and must not block long.
 //
@@ -86,6 +90,8 @@ class BatchScheduler {
   void count_pass(double seconds, size_t decode_tokens);  // metrics after a pass
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
+  // One pass: a token of each of `decoding` and prompt tokens of `prefilling` (in order).
+  void mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling);
   void decode_pass();
   void decode_group(std::span<Running* const> members);  // one pass of a token of each
   void speculative_pass(Running& r);

@@ -498,6 +498,10 @@ Session::PlanKey Session::key_for(std::span<const SequenceTokens> work, models::
   int64_t outputs = 1;
   if (pass_.batched && rows == models::LogitRows::last) outputs = static_cast<int64_t>(work.size());
   if (new_tokens == outputs) rows = models::LogitRows::all, outputs = 1;  // every token's logits: the same pass
+  // A prompt's chunk beside other sequences' tokens: a row of logits per sequence of the
+  // session, at most one per token (the rows past the entries repeat the last), so that
+  // such passes differ in their token count only (a bounded set of plans; batch_scheduler.h).
+  else if (outputs > 1) outputs = std::min(sequences(), new_tokens);
   // One sequence's tokens and several sequences' take two forms only where the model's
   // passes of several sequences are limited (DeepSeek-V4's).
   const bool one_form = model_.batch_tokens_per_sequence() == models::Model::kAnyTokens;
@@ -575,13 +579,15 @@ std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const 
     logit_rows.push_back(static_cast<int64_t>(ids.size()) - 1);
   }
   const int64_t T = static_cast<int64_t>(ids.size());
+  const PlanKey key = key_for(work, rows);
+  logit_rows.resize(static_cast<size_t>(std::get<3>(key)), logit_rows.back());  // rows past the entries repeat the last
   ir::Bindings bindings;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
   bindings.tensors["positions"] = ir::HostTensor::from_i64({T}, positions, ir::DType::i32);
   if (pass_.batched) {
     bindings.tensors["cache_at"] = ir::HostTensor::from_i64({T}, cache_at, ir::DType::i32);
     bindings.tensors["key_starts"] = ir::HostTensor::from_i64({T}, key_starts, ir::DType::i32);
-    if (std::get<2>(key_for(work, rows)) == models::LogitRows::last)
+    if (std::get<2>(key) == models::LogitRows::last)
       bindings.tensors["logit_rows"] = ir::HostTensor::from_i64({static_cast<int64_t>(logit_rows.size())}, logit_rows, ir::DType::i32);
   }
   return run_plan(plan, bindings);
@@ -611,7 +617,10 @@ std::vector<float> Session::forward(std::span<const SequenceTokens> work, models
     const std::vector<float> hidden = out.back().to_f32();
     pending_hidden_.insert(pending_hidden_.end(), hidden.begin(), hidden.end());
   }
-  return out[0].to_f32();
+  std::vector<float> logits = out[0].to_f32();
+  const int64_t outputs = std::get<3>(key_for(work, rows));
+  if (outputs > 1) logits.resize(logits.size() / static_cast<size_t>(outputs) * work.size());  // the entries' rows
+  return logits;
 }
 
 std::vector<float> Session::draft_catch_up(std::span<const int32_t> next_tokens, models::LogitRows rows) {

@@ -144,6 +144,11 @@ class Session {
   // each than an entry has (Model::batch_tokens_per_sequence: a pass each).
   // UserError before any work for a sequence out of range, repeated, or past its context.
   std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
+  // Whether one pass of evaluate_sequences takes several tokens of a sequence beside
+  // other sequences' (a prompt's chunk beside decoded tokens) for one read of the weights.
+  bool mixes_chunks() const {
+    return pass_.batched && model_.batch_tokens_per_sequence() == models::Model::kAnyTokens;
+  }
 
   // Forgets every token after the first `tokens` (a conversation that diverges from
   // what was evaluated): later tokens are evaluated after those. No-op when `tokens`
@@ -199,11 +204,12 @@ class Session {
   uint64_t last_moved_bytes() const { return last_moved_; }
   uint64_t moved_bytes_total() const { return moved_total_; }
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
-  // Several sequences: one more per decode batch size (1..sequences) and room for the
-  // power-of-two prompt chunks of both forms (batch_scheduler.h).
+  // Several sequences: one more per decode batch size (1..sequences), room for the
+  // power-of-two prompt chunks of both forms and for the power-of-two passes mixing
+  // chunks with decoded tokens (batch_scheduler.h).
   size_t max_plans() const {
-    return sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) + 2 * static_cast<size_t>(std::bit_width(
-                                                                                   static_cast<uint64_t>(max_batch_)))
+    return sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) +
+                                 3 * static_cast<size_t>(std::bit_width(static_cast<uint64_t>(max_batch_)))
                            : kMaxPlans;
   }
 

@@ -379,6 +379,9 @@ std::string ServeServer::Impl::metrics_text() const {
   metric("busy_seconds_total", "counter", "seconds spent evaluating passes", m.busy_seconds);
   metric("generated_tokens_per_second", "gauge", "tokens generated per busy second",
          m.busy_seconds > 0 ? static_cast<double>(m.generated_tokens_total) / m.busy_seconds : 0.0);
+  metric("passes_total", "counter", "forward passes run (prompt chunks and decode steps)", static_cast<double>(m.passes));
+  metric("decode_passes_total", "counter", "passes that decoded a token of each running request",
+         static_cast<double>(m.decode_passes));
   metric("decode_batch_mean", "gauge", "sequences per decode pass, on average",
          m.decode_passes > 0 ? static_cast<double>(m.decode_tokens) / static_cast<double>(m.decode_passes) : 0.0);
   metric("drafted_tokens_total", "counter", "tokens drafted by the MTP layer (--spec mtp)", static_cast<double>(m.drafted_tokens_total));

@@ -162,6 +162,27 @@ inline void matmul_float(BackendUnderTest& be) {
   check_op(be, "batched matmul, B [K, N] broadcast over the outer batch, N past whole vectors",
            {{DType::f32, {2, 3, 5, 20}}, {DType::f16, {3, 20, 37}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
+  // Float expert tables gathered by index, few slots and many (grouped: the slots in
+  // passes of two sharing each converted chunk, then the odd one); 25 tokens give the
+  // experts odd counts.
+  for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
+    for (int64_t t : {2, 25}) {
+      Graph g;
+      Builder b(g);
+      const int64_t e = 4, n = 36, k = 96;
+      NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
+      NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
+      NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
+      b.output(b.matmul_weight(x, b.gather(w, idx)));
+      Bindings bindings;
+      bindings.tensors["x"] = random_tensor(DType::f32, {t, 1, 1, k}, 3);
+      std::vector<int64_t> ids(static_cast<size_t>(2 * t));
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
+      bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
+      bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
+      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t));
+    }
+  }
 }
 
 // matmul with quantised B dequantised in registers: every block-quantised dtype. The

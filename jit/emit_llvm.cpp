@@ -18,7 +18,9 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <bit>
 #include <map>
+#include <span>
 #include <unordered_map>
 
 #include "jit/emit_llvm_module.h"
@@ -334,10 +336,62 @@ class LlvmEmitter {
   void stmts(const std::vector<NodeRef>& list) {
     cache_.emplace_back();
     scopes_.emplace_back();
-    for (const NodeRef& s : list) stmt(*s);
+    for (size_t i = 0; i < list.size();) {
+      size_t end = i;
+      while (end < list.size() && stores_joint_reduction(*list[end])) ++end;
+      if (end > i + 1) {
+        joint_reductions(std::span(list).subspan(i, end - i));
+        i = end;
+      } else {
+        stmt(*list[i++]);
+      }
+    }
     for (const std::string& name : scopes_.back()) names_.erase(name);
     scopes_.pop_back();
     cache_.pop_back();
+  }
+
+  // A reduction of a named vector (a tile's accumulator) whose lanes are a power of two:
+  // one that may be computed together with others of its kind (joint_horizontal).
+  static bool joinable(const Node& n) {
+    return n.kind == NodeKind::reduce && n.args[0]->kind == NodeKind::ref && n.args[0]->type.lanes >= 2 &&
+           std::has_single_bit(static_cast<unsigned>(n.args[0]->type.lanes));
+  }
+  static void joinable_in(const NodeRef& e, std::vector<const Node*>& found) {
+    if (joinable(*e)) found.push_back(e.get());
+    else for (const NodeRef& a : e->args) joinable_in(a, found);
+  }
+  static bool stores_joint_reduction(const Node& n) {
+    std::vector<const Node*> found;
+    if (n.kind == NodeKind::store) joinable_in(n.args[1], found);
+    return !found.empty();
+  }
+
+  // Consecutive stores of reductions of named vectors: the reductions of one operation
+  // and type are computed together first (named values do not change between stores),
+  // then the stores run as written.
+  void joint_reductions(std::span<const NodeRef> run) {
+    std::map<std::pair<uint8_t, std::string>, std::vector<const Node*>> kinds;
+    for (const NodeRef& s : run) {
+      std::vector<const Node*> found;
+      joinable_in(s->args[1], found);
+      for (const Node* r : found) {
+        std::vector<const Node*>& same = kinds[{r->op, type_name(r->args[0]->type)}];
+        if (std::find(same.begin(), same.end(), r) == same.end()) same.push_back(r);
+      }
+    }
+    for (const auto& [kind, reductions] : kinds) {
+      if (reductions.size() < 2) continue;
+      std::vector<Value*> vectors;
+      for (const Node* r : reductions) vectors.push_back(expr(*r->args[0]));
+      const Type t = reductions[0]->args[0]->type;
+      const auto op = static_cast<ReduceOp>(kind.first);
+      const std::vector<Value*> sums =
+          le::joint_horizontal(b_, vectors, t.lanes, [&](Value* a, Value* c) { return combine(op, a, c, t); });
+      for (size_t i = 0; i < reductions.size(); ++i) joint_[reductions[i]] = sums[i];
+    }
+    for (const NodeRef& s : run) stmt(*s);
+    joint_.clear();
   }
 
   void bind(const std::string& name, Value* v, bool is_var) {
@@ -511,7 +565,9 @@ class LlvmEmitter {
         for (int i = 0; i < t.lanes; ++i) lanes[static_cast<size_t>(i)] = i;
         return b_.CreateShuffleVector(as_vector(expr(*n.args[0])), as_vector(expr(*n.args[1])), lanes);
       }
-      case NodeKind::reduce: return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
+      case NodeKind::reduce:
+        if (auto joint = joint_.find(&n); joint != joint_.end()) return joint->second;
+        return horizontal(static_cast<ReduceOp>(n.op), expr(*n.args[0]), n.args[0]->type);
       case NodeKind::subgroup_reduce: {
         if (!spir_) return expr(*n.args[0]);  // sub-groups of one work-item on the CPU
         MOAT_INTERNAL_CHECK(n.i == 0, "llvm emitter: clustered sub-group reduction for spir (kernel ", k_.name, ")");
@@ -635,6 +691,7 @@ class LlvmEmitter {
   std::unordered_map<std::string, Named> names_;
   std::vector<std::vector<std::string>> scopes_;
   std::vector<std::unordered_map<const Node*, Value*>> cache_;
+  std::unordered_map<const Node*, Value*> joint_;  // reductions computed together (joint_reductions)
   ReuseAnalysis reuse_;
 };
 

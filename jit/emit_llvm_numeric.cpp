@@ -5,6 +5,7 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsX86.h>
 
+#include <bit>
 #include <cmath>
 
 #include "support/error.h"
@@ -215,6 +216,52 @@ Value* dot4(IRBuilder<>& b, Value* acc, Value* a, Value* bv, bool vnni) {
     sum = b.CreateAdd(sum, part);
   }
   return sum;
+}
+
+std::vector<Value*> joint_horizontal(IRBuilder<>& b, const std::vector<Value*>& vectors, int lanes,
+                                     const std::function<Value*(Value*, Value*)>& combine) {
+  MOAT_INTERNAL_CHECK(lanes >= 1 && std::has_single_bit(static_cast<unsigned>(lanes)),
+                      "joint_horizontal: ", lanes, " lanes, not a power of two");
+  std::vector<Value*> results;
+  for (size_t at = 0; at < vectors.size();) {
+    // A group of a power of two vectors, at most `lanes`: each holds `items` reductions
+    // in progress, `len` consecutive lanes each (items x len = lanes until the end).
+    const size_t group = std::min(std::bit_floor(vectors.size() - at), static_cast<size_t>(lanes));
+    std::vector<Value*> level(vectors.begin() + static_cast<std::ptrdiff_t>(at),
+                              vectors.begin() + static_cast<std::ptrdiff_t>(at + group));
+    int items = 1, len = lanes;
+    // low / high halves of every item of `parts` vectors (lanes of vector p from p x lanes)
+    auto halves = [&](int parts, int half) {
+      std::vector<int> lo, hi;
+      for (int p = 0; p < parts; ++p)
+        for (int item = 0; item < items; ++item)
+          for (int t = 0; t < half; ++t) {
+            lo.push_back(p * lanes + item * len + t);
+            hi.push_back(p * lanes + item * len + half + t);
+          }
+      return std::pair{lo, hi};
+    };
+    while (level.size() > 1) {  // two vectors' items halved into one vector
+      std::vector<Value*> next;
+      const auto [lo, hi] = halves(2, len / 2);
+      for (size_t i = 0; i < level.size(); i += 2)
+        next.push_back(combine(b.CreateShuffleVector(level[i], level[i + 1], lo),
+                               b.CreateShuffleVector(level[i], level[i + 1], hi)));
+      level = std::move(next);
+      items *= 2;
+      len /= 2;
+    }
+    Value* v = level[0];
+    while (len > 1) {  // the items halved within the vector
+      const auto [lo, hi] = halves(1, len / 2);
+      v = combine(b.CreateShuffleVector(v, lo), b.CreateShuffleVector(v, hi));
+      len /= 2;
+    }
+    for (int item = 0; item < items; ++item)
+      results.push_back(v->getType()->isVectorTy() ? b.CreateExtractElement(v, static_cast<uint64_t>(item)) : v);
+    at += group;
+  }
+  return results;
 }
 
 }  // namespace moat::jit::llvm_emit

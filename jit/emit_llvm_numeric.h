@@ -5,6 +5,9 @@
 
 #include <llvm/IR/IRBuilder.h>
 
+#include <functional>
+#include <vector>
+
 #include "jit/kir.h"
 
 namespace moat::jit::llvm_emit {
@@ -32,5 +35,14 @@ llvm::Value* byte_lookup(llvm::IRBuilder<>& b, const std::vector<int64_t>& table
 llvm::Value* float_max(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);
 llvm::Value* float_min(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);
 llvm::Value* binary_op(llvm::IRBuilder<>& b, BinaryOp op, llvm::Value* x, llvm::Value* y, Type t);
+
+// Horizontal reductions of several vectors of `lanes` lanes each (a power of two): one
+// scalar per vector, each computed in the order of a single vector's reduction by
+// halving (lane i op lane i + half, repeated), so bit for bit the same. Up to `lanes`
+// vectors share each step: their halves are shuffled into whole vectors, so n vectors
+// take about 3n vector operations instead of 2 log2(lanes) each (the reductions after
+// a matmul's few-row tiles). `combine` applies the reduction's operation.
+std::vector<llvm::Value*> joint_horizontal(llvm::IRBuilder<>& b, const std::vector<llvm::Value*>& vectors, int lanes,
+                                           const std::function<llvm::Value*(llvm::Value*, llvm::Value*)>& combine);
 
 }  // namespace moat::jit::llvm_emit

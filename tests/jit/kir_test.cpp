@@ -150,6 +150,39 @@ TEST_CASE("local memory, vectors and horizontal reductions") {
   CHECK(run_on_cpu(k, {xs, {0.0f}}, {}, 1)[0] == 136.0f);
 }
 
+TEST_CASE("consecutive stores of reductions are computed together, bit for bit in the halving order of one") {
+  // out[v] = reduce(x[v*lanes .. (v+1)*lanes)) for `count` named vectors, stored one after
+  // another: the LLVM emitter reduces them jointly (joint_horizontal); each result must
+  // equal the single vector's halving (lane i op lane i + half, repeated) exactly.
+  for (const int lanes : {16, 32})
+    for (const int count : {1, 3, 4, 16, 19})
+      for (const ReduceOp op : {ReduceOp::add, ReduceOp::max}) {
+        INFO(lanes << " lanes, " << count << " vectors, op " << static_cast<int>(op));
+        Kernel k;
+        k.name = "joint";
+        const int64_t n = static_cast<int64_t>(lanes) * count;
+        int x = k.add_buffer({"x", moat::ir::DType::f32, Space::global, n, false});
+        int out = k.add_buffer({"out", moat::ir::DType::f32, Space::global, count, true});
+        std::vector<NodeRef> body, stores;
+        for (int v = 0; v < count; ++v) {
+          const std::string name = "acc" + std::to_string(v);
+          body.push_back(var(name, load(k, x, c_i64(static_cast<int64_t>(v) * lanes), lanes)));
+          stores.push_back(store(k, out, c_i64(v), reduce(op, ref(name, kF32.with_lanes(lanes)))));
+        }
+        body.insert(body.end(), stores.begin(), stores.end());
+        k.body = block(std::move(body));
+        const std::vector<float> xs = moat::testing::random_values(static_cast<size_t>(n), 7, -1e3f, 1e3f);
+        const std::vector<float> got = run_on_cpu(k, {xs, std::vector<float>(static_cast<size_t>(count))}, {}, 1);
+        for (int v = 0; v < count; ++v) {
+          std::vector<float> lane(xs.begin() + v * lanes, xs.begin() + (v + 1) * lanes);
+          for (size_t half = lane.size() / 2; half >= 1; half /= 2)
+            for (size_t i = 0; i < half; ++i)
+              lane[i] = op == ReduceOp::add ? lane[i] + lane[i + half] : std::max(lane[i], lane[i + half]);
+          CHECK(got[static_cast<size_t>(v)] == lane[0]);
+        }
+      }
+}
+
 TEST_CASE("constant tables: printed with their values - read by scalar and consecutive and gathered indices on the CPU") {
   const Kernel k = moat::testing::table_kernel();
   const std::string text = print(k);

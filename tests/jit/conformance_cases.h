@@ -162,11 +162,11 @@ inline void matmul_float(BackendUnderTest& be) {
   check_op(be, "batched matmul, B [K, N] broadcast over the outer batch, N past whole vectors",
            {{DType::f32, {2, 3, 5, 20}}, {DType::f16, {3, 20, 37}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
-  // Float expert tables gathered by index, few slots and many (grouped: the slots in
-  // passes of two sharing each converted chunk, then the odd one); 25 tokens give the
-  // experts odd counts.
+  // Float expert tables gathered by index: few slots (a GEMV each) and grouped, 7 tokens
+  // (experts of 2 to 5 slots: passes of two sharing each converted chunk, then the odd
+  // one) and 25 (8 to 17 slots: rows staged in local memory).
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
-    for (int64_t t : {2, 25}) {
+    for (int64_t t : {2, 7, 25}) {
       Graph g;
       Builder b(g);
       const int64_t e = 4, n = 36, k = 96;

@@ -11,7 +11,7 @@ It starts `moat serve --parallel N` itself, warms every batch size's plan, then 
 interleaved rounds of: `--requests` x N chats one after another on one connection (one
 stream), then N connections each sending `--requests` chats (N streams). Every chat asks
 for exactly --tokens tokens (ignore_eos). Prints a Markdown table of generated tokens per
-wall second and the server's own /metrics share of busy time. tools/serve_openai_check.py
+wall second, the server's own /metrics share of busy time and its forward passes. tools/serve_openai_check.py
 drives the same server with the official openai client instead (streams parsed chunk by
 chunk in Python: on two cores the client is then the bottleneck).
 """
@@ -63,9 +63,13 @@ def streams(port, n, requests, tokens, tag):
     return sum(got) / seconds
 
 
-def busy_seconds(port):
+def metrics(port):
+    """(busy seconds, passes) so far, from the server's /metrics (passes: 0 where a
+    server older than moat_passes_total does not export it)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    return float(re.search(r"^moat_busy_seconds_total (\S+)", text, re.M).group(1))
+    busy = float(re.search(r"^moat_busy_seconds_total (\S+)", text, re.M).group(1))
+    passes = re.search(r"^moat_passes_total (\S+)", text, re.M)
+    return busy, int(float(passes.group(1))) if passes else 0
 
 
 def main():
@@ -89,16 +93,17 @@ def main():
             sys.exit("moat serve did not start: " + line)
         for n in range(args.parallel, 0, -1):  # the decode passes of every batch size compiled
             streams(args.port, n, 1, 8, f"warm-up {n}")
-        print(f"| round | 1 stream, tokens/s | {args.parallel} streams, tokens/s | ratio | server busy (1 / {args.parallel}) |")
-        print("|---|---:|---:|---:|---|")
+        print(f"| round | 1 stream, tokens/s | {args.parallel} streams, tokens/s | ratio | server busy (1 / {args.parallel}) "
+              f"| passes (1 / {args.parallel}) |")
+        print("|---|---:|---:|---:|---|---|")
         for r in range(args.rounds):
-            b0, t0 = busy_seconds(args.port), time.perf_counter()
+            (b0, p0), t0 = metrics(args.port), time.perf_counter()
             alone = streams(args.port, 1, args.requests * args.parallel, args.tokens, f"round {r} alone")
-            b1, t1 = busy_seconds(args.port), time.perf_counter()
+            (b1, p1), t1 = metrics(args.port), time.perf_counter()
             together = streams(args.port, args.parallel, args.requests, args.tokens, f"round {r}")
-            b2, t2 = busy_seconds(args.port), time.perf_counter()
+            (b2, p2), t2 = metrics(args.port), time.perf_counter()
             print(f"| {r + 1} | {alone:.0f} | {together:.0f} | {together / alone:.2f}x | "
-                  f"{100 * (b1 - b0) / (t1 - t0):.0f}% / {100 * (b2 - b1) / (t2 - t1):.0f}% |")
+                  f"{100 * (b1 - b0) / (t1 - t0):.0f}% / {100 * (b2 - b1) / (t2 - t1):.0f}% | {p1 - p0} / {p2 - p1} |")
     finally:
         server.terminate()
         server.wait()

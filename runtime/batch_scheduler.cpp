@@ -126,6 +126,7 @@ void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
     if (request->prompt.empty()) user_error("the prompt is empty");
     if (static_cast<int64_t>(request->prompt.size()) > session_.context())
       user_error("the prompt (", request->prompt.size(), " tokens) does not fit the context of ", session_.context(), " tokens");
+    session_.check_tokens(request->prompt);  // here, not in a pass it shares with other requests
   } catch (const std::exception& e) {
     finish(run, FinishReason::error, e.what());
     return;
@@ -159,8 +160,7 @@ void BatchScheduler::step() {
     if (r->next_prompt < r->request->prompt.size()) prefilling.push_back(r.get());
     else if (r->pending >= 0) decoding.push_back(r.get());
   }
-  if (!prefilling.empty() && draft_tokens_ == 0 && session_.mixes_chunks() &&
-      static_cast<int64_t>(decoding.size()) < std::min(prompt_chunk_, session_.max_batch()))
+  if (!prefilling.empty() && draft_tokens_ == 0 && session_.mixes_chunks() && mixes(decoding.size(), prefilling))
     return mixed_pass(decoding, prefilling);
   // At most one prompt chunk per step (the request on the first sequence), then a decode
   // pass over every request with a chosen token.
@@ -168,14 +168,30 @@ void BatchScheduler::step() {
   decode_pass();
 }
 
-void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling) {
-  // A power of two tokens in all where the prompts left allow it (a bounded set of plans),
-  // else one prompt token beside the decoded ones (the plan of a decode pass one larger).
+size_t BatchScheduler::prompt_left(std::span<Running* const> prefilling) {
   size_t left = 0;
   for (const Running* r : prefilling) left += r->request->prompt.size() - r->next_prompt;
+  return left;
+}
+
+// Tokens of a mixed pass: a power of two in all where the prompts left allow one above the
+// decoded tokens (a bounded set of plans), else one more than those (the plan of a decode
+// pass one larger; 0 where that would take more than kCrawlTokens steps: the prompt then
+// goes in chunks of its own).
+size_t BatchScheduler::mixed_tokens(size_t decoding, size_t left) const {
   const size_t most = static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch()));
-  const size_t total = std::bit_floor(std::min(most, decoding.size() + left));
-  size_t budget = total > decoding.size() ? total - decoding.size() : 1;
+  if (decoding >= most) return 0;
+  const size_t total = std::bit_floor(std::min(most, decoding + left));
+  if (total > decoding) return total;
+  return left <= kCrawlTokens ? decoding + 1 : 0;
+}
+
+bool BatchScheduler::mixes(size_t decoding, std::span<Running* const> prefilling) const {
+  return mixed_tokens(decoding, prompt_left(prefilling)) > 0;
+}
+
+void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling) {
+  size_t budget = mixed_tokens(decoding.size(), prompt_left(prefilling)) - decoding.size();
   std::vector<SequenceTokens> work;
   std::vector<Running*> members(decoding.begin(), decoding.end());
   for (Running* r : decoding) work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});

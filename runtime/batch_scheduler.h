@@ -9,8 +9,9 @@
 // token of each decoding request and as many prompt tokens (of the requests prefilling,
 // first sequence first) as make a power of two in all, at most `prompt_chunk` (a bounded
 // set of plans whatever the prompts' lengths), or one prompt token where no power of two
-// fits beside the decoded ones. Otherwise a step is a chunk of a power of two tokens of
-// one prompt, then a decode pass. Either way a long prompt never stalls the others for long.
+// fits beside the decoded ones and few are left (mixed_tokens). Otherwise a step is a
+// chunk of a power of two tokens of one prompt, then a decode pass. Either way a long
+// prompt never stalls the others for long.
 // One thread (started by the constructor) drives the session; submit, drain and metrics
 // may be called from any thread. Callbacks run on that thread and must not block long.
 //
@@ -90,8 +91,12 @@ class BatchScheduler {
   void count_pass(double seconds, size_t decode_tokens);  // metrics after a pass
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
-  // One pass: a token of each of `decoding` and prompt tokens of `prefilling` (in order).
+  // One pass: a token of each of `decoding` and prompt tokens of `prefilling` (in order),
+  // mixed_tokens in all; where mixes() says so.
   void mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling);
+  bool mixes(size_t decoding, std::span<Running* const> prefilling) const;
+  size_t mixed_tokens(size_t decoding, size_t prompt_left) const;
+  static size_t prompt_left(std::span<Running* const> prefilling);  // prompt tokens not yet evaluated
   void decode_pass();
   void decode_group(std::span<Running* const> members);  // one pass of a token of each
   void speculative_pass(Running& r);
@@ -102,6 +107,10 @@ class BatchScheduler {
   bool deliver(Running& r, int32_t token, bool evaluated);
   void finish(Running& r, FinishReason reason, std::string error = {});
   int64_t free_sequence_for(const std::vector<int32_t>& prompt) const;
+
+  // A prompt's last few tokens ride one a step beside decoded ones where no power of two
+  // fits; more go in chunks of their own.
+  static constexpr size_t kCrawlTokens = 4;
 
   Session& session_;
   const int64_t max_queue_, prompt_chunk_, draft_tokens_;

@@ -144,6 +144,8 @@ class Session {
   // each than an entry has (Model::batch_tokens_per_sequence: a pass each).
   // UserError before any work for a sequence out of range, repeated, or past its context.
   std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
+  // UserError naming the first token id outside the model's vocabulary.
+  void check_tokens(std::span<const int32_t> tokens) const;
   // Whether one pass of evaluate_sequences takes several tokens of a sequence beside
   // other sequences' (a prompt's chunk beside decoded tokens) for one read of the weights.
   bool mixes_chunks() const {
@@ -229,7 +231,6 @@ class Session {
   std::vector<ir::HostTensor> run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,
                                              std::span<const float> hidden);
   std::vector<ir::HostTensor> run_plan(StagedPlan& plan, const ir::Bindings& bindings);
-  void check_tokens(std::span<const int32_t> tokens) const;
   LoweredPass lower_pass(const PlanKey& key);
   void check_memory(const SessionOptions& options);
   // UserError naming `where`, the sizes and what to lower when `needs` passes its budget.

@@ -132,7 +132,8 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
                             let(tile, irem(builtin(Builtin::group_id, 0), tiles))};
   const MatmulBuilder::SlotList list = mm.slots_of_expert(e_ref, slots, count);  // slots that chose the expert
   body.insert(body.end(), list.stmts.begin(), list.stmts.end());
-  const int64_t rows = o.n % kPassRows == 0 ? kPassRows : 1;  // B rows per pass: an A chunk loaded once for all
+  // B rows per pass (an A chunk loaded once for all), tiles of whole passes
+  const int64_t rows = o.n % kPassRows == 0 && cols % kPassRows == 0 ? kPassRows : 1;
   NodeRef n0 = imul(ref(tile, kI64), c_i64(cols));
   auto over_n = [&](std::vector<NodeRef> per_n) {
     return for_loop(n, n0, min_(iadd(n0, c_i64(cols)), c_i64(o.n)), c_i64(rows), std::move(per_n));

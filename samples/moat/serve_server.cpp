@@ -380,7 +380,7 @@ std::string ServeServer::Impl::metrics_text() const {
   metric("generated_tokens_per_second", "gauge", "tokens generated per busy second",
          m.busy_seconds > 0 ? static_cast<double>(m.generated_tokens_total) / m.busy_seconds : 0.0);
   metric("passes_total", "counter", "forward passes run (prompt chunks and decode steps)", static_cast<double>(m.passes));
-  metric("decode_passes_total", "counter", "passes that decoded a token of each running request",
+  metric("decode_passes_total", "counter", "passes that decoded tokens (beside prompt tokens or not)",
          static_cast<double>(m.decode_passes));
   metric("decode_batch_mean", "gauge", "sequences per decode pass, on average",
          m.decode_passes > 0 ? static_cast<double>(m.decode_tokens) / static_cast<double>(m.decode_passes) : 0.0);

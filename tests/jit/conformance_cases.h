@@ -162,14 +162,15 @@ inline void matmul_float(BackendUnderTest& be) {
   check_op(be, "batched matmul, B [K, N] broadcast over the outer batch, N past whole vectors",
            {{DType::f32, {2, 3, 5, 20}}, {DType::f16, {3, 20, 37}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
-  // Float expert tables gathered by index: few slots (a GEMV each) and grouped, 7 tokens
-  // (experts of 2 to 5 slots: passes of two sharing each converted chunk, then the odd
-  // one) and 25 (8 to 17 slots: rows staged in local memory).
+  // Float expert tables gathered by index: few slots (a GEMV each) and grouped: 5 tokens
+  // (experts of 1 to 4 slots: passes of two sharing each converted chunk, then the odd
+  // one), 10 (3 to 7 slots, N not a multiple of the 4 rows a pass takes) and 25 (8 to 17
+  // slots: rows staged in local memory).
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
-    for (int64_t t : {2, 7, 25}) {
+    for (auto [t, n] : {std::pair<int64_t, int64_t>{2, 36}, {5, 36}, {10, 34}, {25, 36}}) {
       Graph g;
       Builder b(g);
-      const int64_t e = 4, n = 36, k = 96;
+      const int64_t e = 4, k = 96;
       NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
       NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
       NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
@@ -180,7 +181,8 @@ inline void matmul_float(BackendUnderTest& be) {
       for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
       bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
       bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
-      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t));
+      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t) + " n" +
+                                std::to_string(n));
     }
   }
 }

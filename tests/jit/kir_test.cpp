@@ -171,6 +171,11 @@ TEST_CASE("consecutive stores of reductions are computed together, bit for bit i
         }
         body.insert(body.end(), stores.begin(), stores.end());
         k.body = block(std::move(body));
+        // two vectors' halves shuffled together: the joint path, taken for two or more
+        const std::string ir = emit_llvm(k, {});
+        const bool joint = ir.find("shufflevector <" + std::to_string(lanes) + " x float> %acc") != std::string::npos &&
+                           ir.find(", <" + std::to_string(lanes) + " x float> %acc") != std::string::npos;
+        CHECK(joint == (count > 1));
         const std::vector<float> xs = moat::testing::random_values(static_cast<size_t>(n), 7, -1e3f, 1e3f);
         const std::vector<float> got = run_on_cpu(k, {xs, std::vector<float>(static_cast<size_t>(count))}, {}, 1);
         for (int v = 0; v < count; ++v) {

@@ -9,6 +9,7 @@
 #include "backends/device.h"
 #include "backends/registry.h"
 #include "frontend/models/deepseek_weights.h"
+#include "runtime/batch_scheduler.h"
 #include "runtime/session.h"
 #include "tests/runtime/demo_session.h"
 #include "support/error.h"
@@ -102,7 +103,9 @@ TEST_CASE("a prompt in chunks beside other sequences' decoded tokens: each seque
     INFO(id);
     auto device = backends::open_device(id, {.threads = 2});
     runtime::KernelCache cache{{}};
-    runtime::Session batched(demo(), *device, cache, {.context = 64, .sequences = 3});
+    // Four sequences, three in the passes: the mixed passes' rows of logits are padded to
+    // four and cut back.
+    runtime::Session batched(demo(), *device, cache, {.context = 64, .sequences = 4});
     REQUIRE(batched.mixes_chunks());
     std::vector<std::vector<std::vector<float>>> got(3);
     for (size_t s = 0; s < 2; ++s)
@@ -142,6 +145,45 @@ TEST_CASE("a prompt in chunks beside other sequences' decoded tokens: each seque
         CHECK(max_relative_diff(got[s][i], want[i]) < tolerance);
       }
     }
+  }
+}
+
+TEST_CASE("the scheduler's steps carry prompts beside decoded tokens: every request the greedy tokens it gets alone") {
+  auto device = backends::open_device("cpu", {.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session batched(demo(), *device, cache, {.context = 64, .sequences = 4});
+  // Greedy tokens after each prompt, alone (argmax of the logits after each step).
+  const int steps = 6;
+  std::vector<std::vector<int32_t>> want;
+  for (const std::vector<int32_t>& prompt : kPrompts) {
+    std::vector<int32_t> tokens;
+    for (const std::vector<float>& row : alone(*device, cache, prompt, steps - 1)) tokens.push_back(argmax(row));
+    want.push_back(tokens);
+  }
+  std::vector<std::vector<int32_t>> got(kPrompts.size() + 2);
+  std::vector<runtime::BatchResult> results(got.size());
+  {
+    // Prompt chunks of at most 4 tokens: the 12-token prompt takes several steps, beside
+    // the others' decoded tokens; a request of one token ends in the pass of its prompt.
+    runtime::BatchScheduler scheduler(batched, 16, 4);
+    for (size_t i = 0; i < got.size(); ++i) {
+      auto request = std::make_shared<runtime::BatchRequest>();
+      request->prompt = kPrompts[i % kPrompts.size()];
+      request->max_tokens = i == kPrompts.size() ? 1 : steps;
+      request->on_token = [&got, i](int32_t t) { return got[i].push_back(t), true; };
+      request->on_done = [&results, i](const runtime::BatchResult& r) { results[i] = r; };
+      REQUIRE(scheduler.submit(request) == runtime::SubmitResult::queued);
+    }
+    scheduler.drain();
+    // separate prompt chunks would take 12 passes more than the decode passes
+    CHECK(scheduler.metrics().passes < scheduler.metrics().decode_passes + 6);
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("request " << i);
+    CHECK(results[i].reason == runtime::FinishReason::length);
+    const std::vector<int32_t>& expect = want[i % kPrompts.size()];
+    CHECK(got[i] == std::vector<int32_t>(expect.begin(), expect.begin() + static_cast<std::ptrdiff_t>(got[i].size())));
+    CHECK(got[i].size() == (i == kPrompts.size() ? 1u : static_cast<size_t>(steps)));
   }
 }
 

@@ -168,6 +168,21 @@ void BatchScheduler::step() {
   decode_pass();
 }
 
+std::vector<float> BatchScheduler::run_pass(std::span<Running* const> members, std::span<const SequenceTokens> work,
+                                           size_t decode_tokens) {
+  const auto start = std::chrono::steady_clock::now();
+  const double setup_ms = session_.stats().setup_ms();
+  std::vector<float> logits;
+  try {
+    logits = session_.evaluate_sequences(work);
+  } catch (const std::exception& e) {
+    for (Running* r : members) finish(*r, FinishReason::error, e.what());
+    return {};
+  }
+  count_pass(run_seconds(start, session_, setup_ms), decode_tokens);
+  return logits;
+}
+
 size_t BatchScheduler::prompt_left(std::span<Running* const> prefilling) {
   size_t left = 0;
   for (const Running* r : prefilling) left += r->request->prompt.size() - r->next_prompt;
@@ -202,16 +217,8 @@ void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Ru
     members.push_back(r);
     budget -= n;
   }
-  const auto start = std::chrono::steady_clock::now();
-  const double setup_ms = session_.stats().setup_ms();
-  std::vector<float> logits;
-  try {
-    logits = session_.evaluate_sequences(work);
-  } catch (const std::exception& e) {
-    for (Running* r : members) finish(*r, FinishReason::error, e.what());
-    return;
-  }
-  count_pass(run_seconds(start, session_, setup_ms), decoding.size());
+  const std::vector<float> logits = run_pass(members, work, decoding.size());
+  if (logits.empty()) return;
   const size_t vocab = logits.size() / work.size();
   for (size_t i = 0; i < members.size(); ++i) {
     Running& r = *members[i];
@@ -236,17 +243,10 @@ void BatchScheduler::prefill_chunk(Running& r) {
   const size_t n = std::bit_floor(std::min<size_t>(static_cast<size_t>(std::min(prompt_chunk_, session_.max_batch())),
                                                    prompt.size() - r.next_prompt));
   const std::span<const int32_t> chunk(prompt.data() + r.next_prompt, n);
-  const auto start = std::chrono::steady_clock::now();
-  const double setup_ms = session_.stats().setup_ms();
-  std::vector<float> logits;
-  try {
-    const SequenceTokens work{r.sequence, chunk};
-    logits = session_.evaluate_sequences({&work, 1});
-  } catch (const std::exception& e) {
-    finish(r, FinishReason::error, e.what());
-    return;
-  }
-  count_pass(run_seconds(start, session_, setup_ms), 0);
+  Running* const member = &r;
+  const SequenceTokens work{r.sequence, chunk};
+  const std::vector<float> logits = run_pass({&member, 1}, {&work, 1}, 0);
+  if (logits.empty()) return;
   held_[static_cast<size_t>(r.sequence)].insert(held_[static_cast<size_t>(r.sequence)].end(), chunk.begin(), chunk.end());
   r.next_prompt += n;
   if (r.next_prompt == prompt.size()) advance(r, logits);
@@ -270,16 +270,8 @@ void BatchScheduler::decode_pass() {
 void BatchScheduler::decode_group(std::span<Running* const> members) {
   std::vector<SequenceTokens> work;
   for (Running* r : members) work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});
-  const auto start = std::chrono::steady_clock::now();
-  const double setup_ms = session_.stats().setup_ms();
-  std::vector<float> logits;
-  try {
-    logits = session_.evaluate_sequences(work);
-  } catch (const std::exception& e) {
-    for (Running* r : members) finish(*r, FinishReason::error, e.what());
-    return;
-  }
-  count_pass(run_seconds(start, session_, setup_ms), work.size());
+  const std::vector<float> logits = run_pass(members, work, work.size());
+  if (logits.empty()) return;
   const size_t vocab = logits.size() / work.size();
   for (size_t i = 0; i < members.size(); ++i) {
     Running& r = *members[i];

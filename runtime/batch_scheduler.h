@@ -89,6 +89,10 @@ class BatchScheduler {
   void loop();
   void step();
   void count_pass(double seconds, size_t decode_tokens);  // metrics after a pass
+  // One pass over `work` (an entry per member, in order), counted: the logits of each
+  // entry's last token, or none after finishing every member with the pass's error.
+  std::vector<float> run_pass(std::span<Running* const> members, std::span<const SequenceTokens> work,
+                              size_t decode_tokens);
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
   // One pass: a token of each of `decoding` and prompt tokens of `prefilling` (in order),

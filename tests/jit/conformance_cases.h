@@ -137,6 +137,26 @@ inline void reduce(BackendUnderTest& be) {
 }
 
 // matmul with f32 / f16 / bf16 B, transposed or not, batched and broadcast
+// x[t, K] against 2 of 4 experts [4, N, K] of dtype bd chosen per token (a fixed mix, so
+// that the experts get different slot counts), gathered from the table in place.
+inline void check_experts(BackendUnderTest& be, DType bd, int64_t t, int64_t n, int64_t k) {
+  Graph g;
+  Builder b(g);
+  const int64_t e = 4;
+  NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
+  NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
+  NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
+  b.output(b.matmul_weight(x, b.gather(w, idx)));
+  Bindings bindings;
+  bindings.tensors["x"] = random_tensor(DType::f32, {t, 1, 1, k}, 3);
+  std::vector<int64_t> ids(static_cast<size_t>(2 * t));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
+  bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
+  bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
+  be.check(g, bindings,
+           "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t) + " n" + std::to_string(n));
+}
+
 inline void matmul_float(BackendUnderTest& be) {
   // m 2..8 with K a multiple of the vector width: the CPU's blocks of columns
   // (tiled_columns.cpp), with N not a multiple of the block
@@ -167,23 +187,8 @@ inline void matmul_float(BackendUnderTest& be) {
   // one), 10 (3 to 7 slots, N not a multiple of the 4 rows a pass takes) and 25 (8 to 17
   // slots: rows staged in local memory).
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
-    for (auto [t, n] : {std::pair<int64_t, int64_t>{2, 36}, {5, 36}, {10, 34}, {25, 36}}) {
-      Graph g;
-      Builder b(g);
-      const int64_t e = 4, k = 96;
-      NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
-      NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
-      NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
-      b.output(b.matmul_weight(x, b.gather(w, idx)));
-      Bindings bindings;
-      bindings.tensors["x"] = random_tensor(DType::f32, {t, 1, 1, k}, 3);
-      std::vector<int64_t> ids(static_cast<size_t>(2 * t));
-      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
-      bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
-      bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
-      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t) + " n" +
-                                std::to_string(n));
-    }
+    for (auto [t, n] : {std::pair<int64_t, int64_t>{2, 36}, {5, 36}, {10, 34}, {25, 36}})
+      check_experts(be, bd, t, n, 96);
   }
 }
 
@@ -293,22 +298,7 @@ inline void matmul_quantised(BackendUnderTest& be) {
       be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
                                 std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
     }
-    for (int64_t t : {2, 24}) {  // 24 tokens x 2 of 4 experts: grouped
-      Graph g;
-      Builder b(g);
-      const int64_t e = 4, n = 32, k = 64 * kk;
-      NodeId x = b.input("x", tensor_type(DType::f32, {t, 1, 1, k}));
-      NodeId idx = b.input("idx", tensor_type(DType::i32, {t, 2}));
-      NodeId w = b.param("experts", tensor_type(bd, {e, n, k}));
-      b.output(b.matmul_weight(x, b.gather(w, idx)));
-      Bindings bindings;
-      bindings.tensors["x"] = random_tensor(DType::f32, {t, 1, 1, k}, 3);
-      std::vector<int64_t> ids(static_cast<size_t>(2 * t));
-      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + i / 3) % e);
-      bindings.tensors["idx"] = HostTensor::from_i64({t, 2}, ids, DType::i32);
-      bindings.tensors["experts"] = random_tensor(bd, {e, n, k}, 4);
-      be.check(g, bindings, "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t));
-    }
+    for (int64_t t : {2, 24}) check_experts(be, bd, t, 32, 64 * kk);  // 24 tokens x 2 of 4 experts: grouped
   }
   // The quantisation itself, read back: f32 and f16 sources, rows of several blocks.
   for (DType from : {DType::f32, DType::f16}) {

@@ -160,8 +160,9 @@ void BatchScheduler::step() {
     if (r->next_prompt < r->request->prompt.size()) prefilling.push_back(r.get());
     else if (r->pending >= 0) decoding.push_back(r.get());
   }
-  if (!prefilling.empty() && draft_tokens_ == 0 && session_.mixes_chunks() && mixes(decoding.size(), prefilling))
-    return mixed_pass(decoding, prefilling);
+  if (!prefilling.empty() && draft_tokens_ == 0 && session_.mixes_chunks())
+    if (const size_t tokens = mixed_tokens(decoding.size(), prompt_left(prefilling)); tokens > 0)
+      return mixed_pass(decoding, prefilling, tokens);
   // At most one prompt chunk per step (the request on the first sequence), then a decode
   // pass over every request with a chosen token.
   if (!prefilling.empty()) prefill_chunk(*prefilling.front());
@@ -201,12 +202,8 @@ size_t BatchScheduler::mixed_tokens(size_t decoding, size_t left) const {
   return left <= kCrawlTokens ? decoding + 1 : 0;
 }
 
-bool BatchScheduler::mixes(size_t decoding, std::span<Running* const> prefilling) const {
-  return mixed_tokens(decoding, prompt_left(prefilling)) > 0;
-}
-
-void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling) {
-  size_t budget = mixed_tokens(decoding.size(), prompt_left(prefilling)) - decoding.size();
+void BatchScheduler::mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling, size_t tokens) {
+  size_t budget = tokens - decoding.size();
   std::vector<SequenceTokens> work;
   std::vector<Running*> members(decoding.begin(), decoding.end());
   for (Running* r : decoding) work.push_back({r->sequence, std::span<const int32_t>(&r->pending, 1)});

@@ -95,10 +95,9 @@ class BatchScheduler {
                               size_t decode_tokens);
   void admit(std::shared_ptr<BatchRequest> request);
   void prefill_chunk(Running& r);
-  // One pass: a token of each of `decoding` and prompt tokens of `prefilling` (in order),
-  // mixed_tokens in all; where mixes() says so.
-  void mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling);
-  bool mixes(size_t decoding, std::span<Running* const> prefilling) const;
+  // One pass of `tokens` (mixed_tokens, > 0): a token of each of `decoding` and prompt
+  // tokens of `prefilling` (in order) for the rest.
+  void mixed_pass(std::span<Running* const> decoding, std::span<Running* const> prefilling, size_t tokens);
   size_t mixed_tokens(size_t decoding, size_t prompt_left) const;
   static size_t prompt_left(std::span<Running* const> prefilling);  // prompt tokens not yet evaluated
   void decode_pass();

@@ -192,13 +192,15 @@ void Session::prepare(int64_t prompt_tokens, int64_t batch, models::LogitRows ro
   for (int64_t left = prompt_tokens; left > 0;) {
     const int64_t n = std::min(left, batch);
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), static_cast<size_t>(n))};
-    plan_for(key_for({&work, 1}, rows), [&](StagedPlan& e) { run_pass(e, {&work, 1}, rows); });
+    const PlanKey key = key_for({&work, 1}, rows);
+    plan_for(key, [&](StagedPlan& e) { run_pass(e, {&work, 1}, key); });
     cached_[0] += n;
     left -= n;
   }
   if (cached_[0] < context_) {
     const SequenceTokens work{0, std::span<const int32_t>(zeros.data(), 1)};
-    plan_for(key_for({&work, 1}, models::LogitRows::all), [&](StagedPlan& e) { run_pass(e, {&work, 1}, models::LogitRows::all); });
+    const PlanKey key = key_for({&work, 1}, models::LogitRows::all);
+    plan_for(key, [&](StagedPlan& e) { run_pass(e, {&work, 1}, key); });
   }
   cached_[0] = held;
 }
@@ -566,7 +568,7 @@ std::vector<ir::HostTensor> Session::run_plan(StagedPlan& plan, const ir::Bindin
 
 // Runs `plan` for `work`, each sequence's tokens after those it holds: their cache rows
 // are written in place (a warm-up's rows are written again by the real pass).
-std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows) {
+std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, const PlanKey& key) {
   std::vector<int64_t> ids, positions, cache_at, key_starts, logit_rows;
   for (const SequenceTokens& w : work) {
     const int64_t past = cached_[static_cast<size_t>(w.sequence)], first_row = w.sequence * context_;
@@ -579,7 +581,6 @@ std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const 
     logit_rows.push_back(static_cast<int64_t>(ids.size()) - 1);
   }
   const int64_t T = static_cast<int64_t>(ids.size());
-  const PlanKey key = key_for(work, rows);
   logit_rows.resize(static_cast<size_t>(std::get<3>(key)), logit_rows.back());  // rows past the entries repeat the last
   ir::Bindings bindings;
   bindings.tensors["tokens"] = ir::HostTensor::from_i64({T}, ids, ir::DType::i32);
@@ -594,7 +595,8 @@ std::vector<ir::HostTensor> Session::run_pass(StagedPlan& plan, std::span<const 
 }
 
 std::vector<float> Session::forward(std::span<const SequenceTokens> work, models::LogitRows rows) {
-  StagedPlan& plan = plan_for(key_for(work, rows), [&](StagedPlan& e) { run_pass(e, work, rows); });
+  const PlanKey key = key_for(work, rows);
+  StagedPlan& plan = plan_for(key, [&](StagedPlan& e) { run_pass(e, work, key); });
   // A pass writes its rows in place as it runs: one that fails half-way has written
   // them too, and a sequence whose cache can no longer be cut back to what it holds
   // is emptied (the caller's record then follows cached_tokens()).
@@ -604,7 +606,7 @@ std::vector<float> Session::forward(std::span<const SequenceTokens> work, models
   }
   std::vector<ir::HostTensor> out;
   try {
-    out = run_pass(plan, work, rows);
+    out = run_pass(plan, work, key);
   } catch (...) {
     for (const SequenceTokens& w : work) {
       const auto s = static_cast<size_t>(w.sequence);
@@ -618,7 +620,7 @@ std::vector<float> Session::forward(std::span<const SequenceTokens> work, models
     pending_hidden_.insert(pending_hidden_.end(), hidden.begin(), hidden.end());
   }
   std::vector<float> logits = out[0].to_f32();
-  const int64_t outputs = std::get<3>(key_for(work, rows));
+  const int64_t outputs = std::get<3>(key);
   if (outputs > 1) logits.resize(logits.size() / static_cast<size_t>(outputs) * work.size());  // the entries' rows
   return logits;
 }

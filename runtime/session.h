@@ -227,7 +227,8 @@ class Session {
   // Writes zeros over all of `buffer` (a cache part that passes read before writing).
   static void zero_fill(backends::Device& device, backends::Buffer& buffer);
   PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
-  std::vector<ir::HostTensor> run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, models::LogitRows rows);
+  // One pass of `work` on the plan of `key` (key_for(work, rows)).
+  std::vector<ir::HostTensor> run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, const PlanKey& key);
   std::vector<ir::HostTensor> run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,
                                              std::span<const float> hidden);
   std::vector<ir::HostTensor> run_plan(StagedPlan& plan, const ir::Bindings& bindings);

@@ -98,7 +98,8 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   pass_.cache_dtype = options.cache_dtype;
   pass_.batched = options.sequences > 1;
   pass_.sequences = options.sequences;
-  max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, context_));
+  // One sequence's tokens in a pass fit its context; a pass of several holds each one's.
+  max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, pass_.cache_rows));
   check_memory(options);
   // The latent cache lives on the device of the layer that writes it, for the whole
   // context: written in place by the passes (write_rows), never copied to or from the

@@ -226,4 +226,22 @@ TEST_CASE("a pass over several sequences refuses bad work before doing any") {
   CHECK(s.memory_needs().cache == 2 * single.memory_needs().cache);
 }
 
+TEST_CASE("a pass of one token per sequence may hold more tokens than one sequence's context") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session s(demo(), *cpu, cache, {.context = 4, .max_batch = 8, .sequences = 8});
+  CHECK(s.max_batch() == 8);
+  const std::vector<int32_t> token{5};
+  std::vector<runtime::SequenceTokens> work;
+  for (int64_t q = 0; q < 8; ++q) work.push_back({q, token});
+  const std::vector<float> logits = s.evaluate_sequences(work);
+  REQUIRE(logits.size() == 8 * static_cast<size_t>(demo().vocab_size()));
+  // Every sequence saw the same token at the same position: the same row of logits.
+  const std::span<const float> first(logits.data(), static_cast<size_t>(demo().vocab_size()));
+  for (size_t q = 1; q < 8; ++q)
+    CHECK(max_relative_diff(std::span<const float>(logits).subspan(q * first.size(), first.size()), first) < 1e-6);
+  const std::vector<int32_t> five(5, 5);
+  CHECK_THROWS_WITH_AS(s.evaluate(0, five, 8), doctest::Contains("pass the context of 4"), UserError);
+}
+
 }  // namespace moat

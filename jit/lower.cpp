@@ -136,6 +136,32 @@ bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vect
   return true;
 }
 
+// Whether float param `id` gets the CPU's tiles of 16 rows (jit/weight_packing.h): an
+// expert table [E, N, K] whose every use is a gather of expert rows read by matmuls with
+// one f32 row of A each (the kernels that read the tiles: jit/matmul/float_expert_tiles.cpp).
+bool tiles_float_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
+                        const std::vector<int64_t>& shape) {
+  const ir::Node& param = g.node(id);
+  if (param.op != Op::param || shape.size() != 3 || !float_packable(param.type.dtype, shape) ||
+      users[static_cast<size_t>(id)].empty())
+    return false;
+  auto one_row_times = [&](ir::NodeId user, ir::NodeId gathered) {
+    const ir::Node& u = g.node(user);
+    if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != gathered || u.operands[0] == gathered) return false;
+    const ir::TensorType& a = g.type(u.operands[0]);
+    const ir::Dim& m = a.shape[a.shape.size() - 2];
+    return ir::attr_bool(u, "b_transposed") && a.dtype == ir::DType::f32 && m.is_static() && m.value == 1;
+  };
+  for (ir::NodeId user : users[static_cast<size_t>(id)]) {
+    const ir::Node& u = g.node(user);
+    if (u.op != Op::gather || u.operands[0] != id || !is_gathered_weight(g, user) || users[static_cast<size_t>(user)].empty())
+      return false;
+    for (ir::NodeId m : users[static_cast<size_t>(user)])
+      if (!one_row_times(m, user)) return false;
+  }
+  return true;
+}
+
 int add_buffer(Plan& plan, PlanBuffer b) {
   b.bytes = ir::tensor_bytes(b.dtype, b.shape);
   plan.buffers.push_back(std::move(b));
@@ -184,7 +210,8 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
   const Op kept[] = {Op::attention};
   const ir::Graph g = ir::expand_composites(graph, kept);
   Plan plan;
-  LowerContext ctx{g, {}, std::vector<int>(g.nodes.size(), -1), plan, schedule, std::vector<int>(g.nodes.size(), -1)};
+  LowerContext ctx{g,        {}, std::vector<int>(g.nodes.size(), -1), plan, schedule, std::vector<int>(g.nodes.size(), -1),
+                   std::vector<bool>(g.nodes.size(), false)};
   for (const ir::Node& node : g.nodes) ctx.shapes.push_back(ir::resolve(node.type.shape, symbols));
   const Partition part = partition(g, ctx.shapes);
   std::vector<std::vector<ir::NodeId>> users(g.nodes.size());
@@ -218,6 +245,14 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       scales.shape = {ps.scales};
       ctx.buffer_of[i] = add_buffer(plan, std::move(quads));
       ctx.packed_scales_of[i] = add_buffer(plan, std::move(scales));
+      continue;
+    }
+    if (!schedule.gpu && tiles_float_weight(g, id, users, b.shape)) {  // one buffer: the tiles
+      b.role = PlanBuffer::Role::param;
+      b.name = packed_tiles_name(ir::attr_string(node, "name"));
+      b.shape = {numel(b.shape)};
+      ctx.buffer_of[i] = add_buffer(plan, std::move(b));
+      ctx.float_tiles_of[i] = true;
       continue;
     }
     if (node.op == Op::input || node.op == Op::param) {

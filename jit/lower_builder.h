@@ -20,6 +20,8 @@ struct LowerContext {
   // A weight in the packed CPU layout (jit/weight_packing.h): buffer_of holds its quads,
   // this its scales; -1 for every other node.
   std::vector<int> packed_scales_of;
+  // A float weight in tiles of 16 rows (jit/weight_packing.h): buffer_of holds the tiles.
+  std::vector<bool> float_tiles_of;
 
   const std::vector<int64_t>& shape(ir::NodeId id) const { return shapes.at(static_cast<size_t>(id)); }
   const ir::Node& node(ir::NodeId id) const { return graph.node(id); }

@@ -20,7 +20,7 @@ uint32_t fifth_bits_by_quad(uint32_t qh) {
   return out;
 }
 
-constexpr std::string_view kQuads = "#quads16", kScales = "#scales16";
+constexpr std::string_view kQuads = "#quads16", kScales = "#scales16", kTiles = "#tiles16";
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -99,8 +99,10 @@ void pack_super_block(ir::DType dtype, const uint8_t* block, int64_t tb, int64_t
 std::string packed_quads_name(std::string_view name) { return std::string(name) + std::string(kQuads); }
 std::string packed_scales_name(std::string_view name) { return std::string(name) + std::string(kScales); }
 
+std::string packed_tiles_name(std::string_view name) { return std::string(name) + std::string(kTiles); }
+
 std::string packed_weight_of(std::string_view buffer_name) {
-  for (std::string_view suffix : {kQuads, kScales})
+  for (std::string_view suffix : {kQuads, kScales, kTiles})
     if (ends_with(buffer_name, suffix)) return std::string(buffer_name.substr(0, buffer_name.size() - suffix.size()));
   return {};
 }
@@ -121,6 +123,28 @@ bool packable(ir::DType dtype, const std::vector<int64_t>& shape) {
   if ((!packed_legacy_blocks(dtype) && !packed_super_blocks(dtype)) || shape.size() < 2) return false;
   const int64_t rows = rows_of(shape), block = ir::dtype_block_elems(dtype);
   return rows > 0 && rows % kPackRows == 0 && shape.back() % block == 0 && shape.back() > 0;
+}
+
+bool float_packable(ir::DType dtype, const std::vector<int64_t>& shape) {
+  const bool plain_float = dtype == ir::DType::f32 || dtype == ir::DType::f16 || dtype == ir::DType::bf16;
+  if (!plain_float || shape.size() < 2) return false;
+  const int64_t matrix_rows = shape[shape.size() - 2];  // a tile never straddles two matrices
+  return rows_of(shape) > 0 && matrix_rows % kPackRows == 0 && shape.back() > 0;
+}
+
+std::vector<uint8_t> pack_float_weight(ir::DType dtype, const std::vector<int64_t>& shape, std::span<const uint8_t> bytes) {
+  MOAT_INTERNAL_CHECK(float_packable(dtype, shape), "pack_float_weight: a ", ir::dtype_name(dtype), " weight that cannot be packed");
+  const int64_t rows = rows_of(shape), k = shape.back();
+  const auto size = static_cast<size_t>(ir::dtype_block_bytes(dtype));  // bytes per element
+  MOAT_INTERNAL_CHECK(bytes.size() == static_cast<size_t>(rows * k) * size, "pack_float_weight: ", bytes.size(),
+                      " bytes for ", rows, " rows of ", k);
+  std::vector<uint8_t> out(bytes.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = bytes.data() + static_cast<size_t>(r * k) * size;
+    uint8_t* tile = out.data() + static_cast<size_t>((r / kPackRows) * k * kPackRows + r % kPackRows) * size;
+    for (int64_t i = 0; i < k; ++i) std::memcpy(tile + static_cast<size_t>(i * kPackRows) * size, row + static_cast<size_t>(i) * size, size);
+  }
+  return out;
 }
 
 int64_t packed_vectors(ir::DType dtype) {

@@ -75,10 +75,20 @@ namespace moat::jit {
 
 inline constexpr int64_t kPackRows = 16;
 
+// Float weights (f32 / f16 / bf16) [.., R, K], R % 16 == 0 (each matrix's rows), for the CPU's expert kernels
+// (jit/matmul/float_expert_tiles.cpp): rows in tiles of 16, each k's 16 rows side by
+// side, so one vector of 16 elements is B(k, n .. n + 15):
+//   element (row r, k) at ((r / 16) * K + k) * 16 + r % 16
+// One plan buffer, "NAME#tiles16", of the weight's dtype and element count (no scales).
+std::string packed_tiles_name(std::string_view name);
+bool float_packable(ir::DType dtype, const std::vector<int64_t>& shape);
+// `bytes`: the weight in its file layout (float_packable(dtype, shape) holds).
+std::vector<uint8_t> pack_float_weight(ir::DType dtype, const std::vector<int64_t>& shape, std::span<const uint8_t> bytes);
+
 // Names of the two plan buffers of a packed weight `name` (the Tensor IR param).
 std::string packed_quads_name(std::string_view name);
 std::string packed_scales_name(std::string_view name);
-// The weight's name when `buffer_name` is one of the two, else "".
+// The weight's name when `buffer_name` is one of the two (or a float weight's tiles), else "".
 std::string packed_weight_of(std::string_view buffer_name);
 
 // Whether a weight of this type and [.., R, K] shape has the packed layout.

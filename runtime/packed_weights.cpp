@@ -16,6 +16,14 @@ const ir::HostTensor* PackedWeights::find(const std::string& buffer_name, const 
   auto it = weights.find(weight);
   if (it == weights.end()) user_error("no tensor bound to ", weight, " (the weight of ", buffer_name, ")");
   const ir::HostTensor& w = it->second;
+  if (buffer_name == jit::packed_tiles_name(weight)) {  // a float weight: one buffer of its dtype
+    if (!jit::float_packable(w.dtype(), w.shape()))
+      user_error("tensor ", weight, " is a ", ir::dtype_name(w.dtype()), " tensor that the compiled graph cannot use packed");
+    std::vector<uint8_t> tiles = jit::pack_float_weight(w.dtype(), w.shape(), w.bytes());
+    release_host_pages(w.bytes().data(), w.bytes().size());  // kernels read the packed copy from now on
+    const int64_t elements = static_cast<int64_t>(tiles.size()) / ir::dtype_block_bytes(w.dtype());
+    return &(packed_[buffer_name] = ir::HostTensor::from_bytes(w.dtype(), {elements}, std::move(tiles)));
+  }
   if (!jit::packable(w.dtype(), w.shape()))
     user_error("tensor ", weight, " is a ", ir::dtype_name(w.dtype()), " tensor that the compiled graph cannot use packed");
   jit::PackedWeight p = jit::pack_weight(w.dtype(), w.shape(), w.bytes());

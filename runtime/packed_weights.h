@@ -1,6 +1,7 @@
 // Weights in the packed CPU layout (jit/weight_packing.h): the lowering names a packed
-// weight's two plan buffers "NAME#quads16" and "NAME#scales16"; this makes their host
-// tensors from the weight NAME, once per weight, and keeps them.
+// weight's two plan buffers "NAME#quads16" and "NAME#scales16" (a float weight's one,
+// "NAME#tiles16"); this makes their host tensors from the weight NAME, once per weight,
+// and keeps them.
 #pragma once
 
 #include <map>

@@ -14,6 +14,8 @@
 //   the demo model's experts in a step of 8 sequences).
 // The sums run in the order of `tiled` (32-lane chunks, then a horizontal add), so a
 // slot's result does not depend on the strategy or on the slots beside it.
+// Float tables the lowering tiles (N a multiple of 16, every use a one-row expert
+// matmul) go to float_expert_tiles.cpp instead; this takes the other float ones.
 #include "jit/matmul/grouped_experts.h"
 
 #include <functional>

@@ -32,6 +32,7 @@ struct MatmulShape {
   bool transposed = false;           // B is [.., N, K] (the weight layout)
   bool fp8_scales = false;           // B has block scales (a third operand)
   bool packed_b = false;             // B is in the packed CPU layout (jit/weight_packing.h)
+  bool float_tiles_b = false;        // B (a float table) is in the CPU's tiles of 16 rows (jit/weight_packing.h)
   bool gathered_b = false;           // B is gather(table, idx) read in place (MoE experts)
   int64_t experts = 0;               // gathered_b: rows of the table (E)
   int table_rank = 0;                // gathered_b: rank of the table
@@ -53,6 +54,7 @@ struct MatmulShape {
 struct Operands {
   int a = -1, b = -1, scales = -1;  // kernel buffers
   int b_scales = -1;                 // B in the packed layout (jit/weight_packing.h): b holds its quads
+  bool b_float_tiles = false;        // B's float table in tiles of 16 rows (jit/weight_packing.h)
   ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
   int64_t m = 0, n = 0, k = 0;
   bool transposed = false;
@@ -137,6 +139,7 @@ extern const MatmulStrategy kGroupedExpertsInt8;  // grouped_experts_int8.cpp
 extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
 extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp
 extern const MatmulStrategy kInt8GemvPacked;      // int8_gemv_packed.cpp
+extern const MatmulStrategy kFloatExpertTiles;    // float_expert_tiles.cpp
 extern const MatmulStrategy kTiledColumns;        // tiled_columns.cpp
 extern const MatmulStrategy kTiled;               // tiled.cpp
 extern const MatmulStrategy kTiledUntransposed;   // tiled_untransposed.cpp

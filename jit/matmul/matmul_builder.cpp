@@ -53,6 +53,7 @@ MatmulBuilder::MatmulBuilder(LowerContext& c, ir::NodeId id, int out) : ctx(c), 
     o.b = kb.use(ctx.buffer_of.at(static_cast<size_t>(gather.operands[0])), false);
     if (ctx.packed_scales_of[static_cast<size_t>(gather.operands[0])] >= 0)
       o.b_scales = kb.use(ctx.packed_scales_of[static_cast<size_t>(gather.operands[0])], false);
+    o.b_float_tiles = ctx.float_tiles_of[static_cast<size_t>(gather.operands[0])];
   }
   if (node.operands.size() == 3) {
     o.scales = kb.use(ctx.buffer_of.at(static_cast<size_t>(node.operands[2])), false);
@@ -77,6 +78,7 @@ MatmulShape MatmulBuilder::shape() const {
   s.transposed = o.transposed;
   s.fp8_scales = o.scales >= 0;
   s.packed_b = o.b_scales >= 0;
+  s.float_tiles_b = o.b_float_tiles;
   s.gathered_b = gather_indices >= 0;
   s.experts = s.gathered_b ? table_shape[0] : 0;
   s.table_rank = static_cast<int>(table_shape.size());

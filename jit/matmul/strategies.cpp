@@ -1,4 +1,5 @@
-// The matmul strategies in the order they are tried: the most specific first (a GPU's
+// The matmul strategies in the order they are tried: the most specific first (the only
+// one that reads a float expert table in tiles, a GPU's
 // packed int8 weights, its few-row products with float weights, MoE
 // experts grouped, int8 products, packed weights, a few rows in blocks of columns), then the CPU's tiles, the GPU's
 // split over K, and per_output, which takes every matmul left.
@@ -9,7 +10,7 @@ namespace moat::jit::matmul {
 namespace {
 
 const MatmulStrategy* const kOrder[] = {
-    &kGpuInt8Tiles,       &kGpuInt8TilesK,     &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
+    &kFloatExpertTiles,   &kGpuInt8Tiles,       &kGpuInt8TilesK,     &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
     &kTiled,              &kTiledUntransposed, &kSplitK, &kPerOutput,
 };
 

@@ -182,13 +182,19 @@ inline void matmul_float(BackendUnderTest& be) {
   check_op(be, "batched matmul, B [K, N] broadcast over the outer batch, N past whole vectors",
            {{DType::f32, {2, 3, 5, 20}}, {DType::f16, {3, 20, 37}}},
            [](Builder& b, const std::vector<NodeId>& x) { return b.matmul(x[0], x[1], false); });
-  // Float expert tables gathered by index: few slots (a GEMV each) and grouped: 5 tokens
-  // (experts of 1 to 4 slots: passes of two sharing each converted chunk, then the odd
-  // one), 10 (3 to 7 slots, N not a multiple of the 4 rows a pass takes) and 25 (8 to 17
-  // slots: rows staged in local memory).
+  // Float expert tables gathered by index, N not in tiles of 16 (read as the file has
+  // them): few slots (a GEMV each) and grouped: 5 tokens (experts of 1 to 4 slots: passes
+  // of two sharing each converted chunk, then the odd one), 10 (3 to 7 slots, N not a
+  // multiple of the 4 rows a pass takes) and 25 (8 to 17 slots: rows staged in local
+  // memory).
+  // N in tiles of 16 (the CPU reads them tiled, float_expert_tiles.cpp): a work-group per
+  // slot (2 tokens), and grouped in passes of 4, 2 and 1 slots over blocks of 1 tile (N
+  // 48), 4 (N 64) and 8 (N 256: passes of 4 slots take 4 tiles at a time); K of any length.
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
     for (auto [t, n] : {std::pair<int64_t, int64_t>{2, 36}, {5, 36}, {10, 34}, {25, 36}})
       check_experts(be, bd, t, n, 96);
+    for (auto [t, n, k] : {std::array<int64_t, 3>{2, 32, 96}, {5, 48, 96}, {10, 64, 37}, {25, 256, 40}})
+      check_experts(be, bd, t, n, k);
   }
 }
 

@@ -236,3 +236,47 @@ TEST_CASE("the lowering packs weights read only by int8 matmuls: every packable 
   CHECK(has_buffer(halves, "w8"));
   CHECK_FALSE(has_buffer(halves, jit::packed_quads_name("w8")));
 }
+
+TEST_CASE("pack_float_weight puts row r, element k at ((r / 16) * K + k) * 16 + r % 16") {
+  for (ir::DType d : {ir::DType::f32, ir::DType::f16, ir::DType::bf16}) {
+    CAPTURE(ir::dtype_name(d));
+    const int64_t rows = 48, k = 5;
+    const ir::HostTensor w = testing::random_tensor(d, {3, 16, k}, 11);
+    REQUIRE(jit::float_packable(d, w.shape()));
+    const std::vector<uint8_t> tiles = jit::pack_float_weight(d, w.shape(), w.bytes());
+    REQUIRE(tiles.size() == w.bytes().size());
+    const auto size = static_cast<size_t>(ir::dtype_block_bytes(d));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < k; ++i)
+        REQUIRE(std::memcmp(tiles.data() + static_cast<size_t>(((r / 16) * k + i) * 16 + r % 16) * size,
+                            w.bytes().data() + static_cast<size_t>(r * k + i) * size, size) == 0);
+  }
+  CHECK_FALSE(jit::float_packable(ir::DType::f16, {24, 64}));     // rows not a multiple of 16
+  CHECK_FALSE(jit::float_packable(ir::DType::f16, {4, 36, 64}));  // 144 rows, but a tile would straddle two matrices
+  CHECK_FALSE(jit::float_packable(ir::DType::q8_0, {32, 64}));
+  CHECK(jit::packed_weight_of(jit::packed_tiles_name("blk.1.ffn_up_exps.weight")) == "blk.1.ffn_up_exps.weight");
+}
+
+TEST_CASE("the lowering tiles float expert tables read only by gathered one-row matmuls, on the CPU") {
+  auto plan_of = [](bool also_dense, int64_t rows, const jit::Schedule& s) {
+    ir::Graph g;
+    ir::Builder b(g);
+    ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({3, 1, rows, 64})});
+    ir::NodeId idx = b.input("idx", {ir::DType::i32, ir::static_shape({3, 2})});
+    ir::NodeId table = b.param("experts", {ir::DType::f16, ir::static_shape({4, 32, 64})});
+    g.outputs = {b.matmul_weight(x, b.gather(table, idx))};
+    if (also_dense) g.outputs.push_back(b.matmul(x, b.cast(table, ir::DType::f32), true));
+    return jit::lower(g, {}, s);
+  };
+  const jit::Plan tiled = plan_of(false, 1, cpu_schedule());
+  CHECK(has_buffer(tiled, jit::packed_tiles_name("experts")));
+  CHECK_FALSE(has_buffer(tiled, "experts"));
+  // also read another way, or by matmuls of several rows: the file's layout
+  CHECK(has_buffer(plan_of(true, 1, cpu_schedule()), "experts"));
+  CHECK(has_buffer(plan_of(false, 2, cpu_schedule()), "experts"));
+  jit::Schedule gpu;
+  gpu.gpu = true;
+  gpu.work_group_size = 256;
+  gpu.local_memory_bytes = 32 * 1024;
+  CHECK(has_buffer(plan_of(false, 1, gpu), "experts"));
+}

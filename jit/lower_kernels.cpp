@@ -329,6 +329,8 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
                    over_rows(kb, numel(out_shape), len * (1 + inline_cost(ctx, src, false)), element));
 }
 
+constexpr int64_t kMaxRankedRow = 256;  // CPU top-k: rows up to this long are ranked (below)
+
 PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   KernelBuilder kb(ctx);
   const ir::Node& node = ctx.node(id);
@@ -352,6 +354,26 @@ PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {
                   binary(BinaryOp::land, binary(BinaryOp::land, na, nb), lower));
   };
 
+  if (!ctx.schedule.gpu && n <= kMaxRankedRow) {
+    // Each element's rank is the count of those that rank before it (a total order), and
+    // the first k are stored at their ranks: O(n^2) compares, but in a loop LLVM
+    // vectorises, where the selection below is k chains of n dependent compare-selects
+    // (a router's 8 rows x 16 experts x top-4: 3 us a launch, 0.4 us ranked).
+    auto ranked = [&](NodeRef row) {
+      std::vector<NodeRef> outer = delinearize(row, split.outer);
+      std::string c = kb.fresh("c"), d = kb.fresh("d"), vc = kb.fresh("vc"), vd = kb.fresh("vd"), rank = kb.fresh("rank");
+      NodeRef c_ref = bounded_ref(c, 0, n - 1), rank_ref = ref(rank, kI64);
+      NodeRef ahead = before(ref(vd, vt), ref(d, kI64), ref(vc, vt), c_ref);
+      std::vector<NodeRef> count{let(vd, kb.value_at(src, with_last(outer, ref(d, kI64)))),
+                                 assign(rank, add(rank_ref, select(ahead, c_i64(1), c_i64(0))))};
+      std::vector<NodeRef> per_element{
+          let(vc, kb.value_at(src, with_last(outer, c_ref))), var(rank, c_i64(0)),
+          for_loop(d, c_i64(0), c_i64(n), c_i64(1), std::move(count)),
+          if_then(lt(rank_ref, c_i64(k)), {kb.store_value(out, with_last(outer, rank_ref), cast(kI32, c_ref))})};
+      return std::vector<NodeRef>{for_loop(c, c_i64(0), c_i64(n), c_i64(1), std::move(per_element))};
+    };
+    return kb.finish("topk", over_rows(kb, split.rows, n * n, ranked));
+  }
   auto row_body = [&](NodeRef row) {
     std::vector<NodeRef> outer = delinearize(row, split.outer);
     std::string last_v = kb.fresh("last_v"), last_i = kb.fresh("last_i");

@@ -356,7 +356,8 @@ inline void gather(BackendUnderTest& be) {
   be.check(g, bindings, "take_along");
 }
 
-// topk: largest first, ties to the lower index, NaN ranked first
+// topk: largest first, ties to the lower index, NaN ranked first (the CPU ranks rows of
+// up to 256, selects in longer ones)
 inline void topk(BackendUnderTest& be) {
   std::vector<float> v = moat::testing::random_values(5 * 40, 9);
   for (float& x : v) x = std::round(x * 10.0f) / 10.0f;  // many ties
@@ -370,6 +371,16 @@ inline void topk(BackendUnderTest& be) {
     Bindings bindings;
     bindings.tensors["x"] = HostTensor::from_f32({5, 40}, v);
     be.check(g, bindings, "topk k=" + std::to_string(k));
+  }
+  {  // rows longer than the CPU ranks (selection), with ties
+    Graph g;
+    Builder b(g);
+    b.output(b.topk(b.input("x", tensor_type(DType::f32, {2, 300})), 5));
+    std::vector<float> w = moat::testing::random_values(2 * 300, 10);
+    for (float& x : w) x = std::round(x * 10.0f) / 10.0f;
+    Bindings bindings;
+    bindings.tensors["x"] = HostTensor::from_f32({2, 300}, w);
+    be.check(g, bindings, "topk of 300, k=5");
   }
   // kth_largest: topk's last value by bisection over the f32 bits: ties, NaNs (a row
   // whose k-th is NaN for k = 1, 2), infinities, +-0 and an f16 row.

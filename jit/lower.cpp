@@ -206,7 +206,7 @@ bool writes_in_place(const ir::Graph& g, ir::NodeId id, const std::vector<std::v
 }
 }  // namespace
 
-Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule) {
+Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule, const LowerOptions& options) {
   const Op kept[] = {Op::attention};
   const ir::Graph g = ir::expand_composites(graph, kept);
   Plan plan;
@@ -247,7 +247,8 @@ Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedu
       ctx.packed_scales_of[i] = add_buffer(plan, std::move(scales));
       continue;
     }
-    if (!schedule.gpu && tiles_float_weight(g, id, users, b.shape)) {  // one buffer: the tiles
+    if (!schedule.gpu && tiles_float_weight(g, id, users, b.shape) &&
+        (!options.may_copy || options.may_copy(ir::attr_string(node, "name")))) {  // one buffer: the tiles
       b.role = PlanBuffer::Role::param;
       b.name = packed_tiles_name(ir::attr_string(node, "name"));
       b.shape = {numel(b.shape)};

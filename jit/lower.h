@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,18 @@ struct Plan {
   }
 };
 
+// What the caller knows of its weights and the graph does not say.
+struct LowerOptions {
+  // Whether float weight `name` may be read from a copy in another layout (the CPU's
+  // expert tiles, jit/weight_packing.h): yes where the copy takes the place of the
+  // weight's resident bytes (a file-mapped weight, whose pages go), no where both would
+  // stay in memory (a weight built in memory by the loader). Unset: every weight may.
+  std::function<bool(const std::string& name)> may_copy;
+};
+
 // UserError when a symbol is unbound or a shape does not fit; InternalError for an op
 // the lowering does not handle (a bug: every primitive is lowered).
-Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule);
+Plan lower(const ir::Graph& graph, const ir::SymbolValues& symbols, const Schedule& schedule,
+           const LowerOptions& options = {});
 
 }  // namespace moat::jit

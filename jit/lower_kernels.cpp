@@ -69,19 +69,34 @@ std::vector<NodeRef> over_rows(KernelBuilder& kb, int64_t rows, int64_t work_per
 // gathered q of 8 tokens (a dozen ops an element) two where a copy of as many is one.
 constexpr int64_t kTranscendentalCost = 16;
 
-int64_t inline_cost(const LowerContext& ctx, ir::NodeId id, bool own, int depth = 0) {
-  if (depth > 64 || (!own && ctx.buffer_of[static_cast<size_t>(id)] >= 0)) return 0;
-  const ir::Node& node = ctx.node(id);
-  const ir::OpKind kind = ir::op_kind(node.op);
-  if (kind != ir::OpKind::Unary && kind != ir::OpKind::Binary && kind != ir::OpKind::Ternary && kind != ir::OpKind::Cast &&
-      kind != ir::OpKind::View && kind != ir::OpKind::Gather)
-    return 0;
+// A libm function: its vectorised (libmvec) and scalar forms may differ in the last bit.
+bool transcendental(ir::Op op) {
   using ir::Op;
-  const bool transcendental = node.op == Op::exp || node.op == Op::log || node.op == Op::sin || node.op == Op::cos ||
-                              node.op == Op::tanh || node.op == Op::sigmoid || node.op == Op::silu || node.op == Op::pow;
-  int64_t cost = (own ? 0 : 1) + (transcendental ? kTranscendentalCost : 0);
+  return op == Op::exp || op == Op::log || op == Op::sin || op == Op::cos || op == Op::tanh || op == Op::sigmoid ||
+         op == Op::silu || op == Op::pow;
+}
+
+bool computed_inline(const LowerContext& ctx, ir::NodeId id) {
+  const ir::OpKind kind = ir::op_kind(ctx.node(id).op);
+  return kind == ir::OpKind::Unary || kind == ir::OpKind::Binary || kind == ir::OpKind::Ternary ||
+         kind == ir::OpKind::Cast || kind == ir::OpKind::View || kind == ir::OpKind::Gather;
+}
+
+int64_t inline_cost(const LowerContext& ctx, ir::NodeId id, bool own, int depth = 0) {
+  if (depth > 64 || (!own && ctx.buffer_of[static_cast<size_t>(id)] >= 0) || !computed_inline(ctx, id)) return 0;
+  const ir::Node& node = ctx.node(id);
+  int64_t cost = (own ? 0 : 1) + (transcendental(node.op) ? kTranscendentalCost : 0);
   for (ir::NodeId o : node.operands) cost += inline_cost(ctx, o, false, depth + 1);
   return cost;
+}
+
+// Whether node `id`'s value, read from a kernel, computes a transcendental function inline.
+bool inlines_transcendental(const LowerContext& ctx, ir::NodeId id, int depth = 0) {
+  if (ctx.buffer_of[static_cast<size_t>(id)] >= 0 || !computed_inline(ctx, id)) return false;
+  if (depth > 64 || transcendental(ctx.node(id).op)) return true;  // too deep to tell: as if it did
+  for (ir::NodeId o : ctx.node(id).operands)
+    if (inlines_transcendental(ctx, o, depth + 1)) return true;
+  return false;
 }
 
 std::vector<NodeRef> with_last(std::vector<NodeRef> idx, NodeRef last) {
@@ -354,11 +369,14 @@ PlanKernel topk_kernel(LowerContext& ctx, ir::NodeId id, int out) {
                   binary(BinaryOp::land, binary(BinaryOp::land, na, nb), lower));
   };
 
-  if (!ctx.schedule.gpu && n <= kMaxRankedRow) {
+  if (!ctx.schedule.gpu && n <= kMaxRankedRow && k <= n && !inlines_transcendental(ctx, src)) {
     // Each element's rank is the count of those that rank before it (a total order), and
-    // the first k are stored at their ranks: O(n^2) compares, but in a loop LLVM
-    // vectorises, where the selection below is k chains of n dependent compare-selects
-    // (a router's 8 rows x 16 experts x top-4: 3 us a launch, 0.4 us ranked).
+    // the first k are stored at their ranks: O(n^2) compares without a chain of
+    // dependent ones, where the selection below is k chains of n dependent
+    // compare-selects (a router's 8 rows x 16 experts x top-4: 3 us a launch, 0.4 us
+    // ranked). Each element is computed once per comparison, so not where that is a libm
+    // function, whose vectorised form may differ from the scalar one in the last bit:
+    // the order would not be one.
     auto ranked = [&](NodeRef row) {
       std::vector<NodeRef> outer = delinearize(row, split.outer);
       std::string c = kb.fresh("c"), d = kb.fresh("d"), vc = kb.fresh("vc"), vd = kb.fresh("vd"), rank = kb.fresh("rank");

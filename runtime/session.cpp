@@ -98,8 +98,9 @@ Session::Session(const models::Model& model, std::span<backends::Device* const> 
   pass_.cache_dtype = options.cache_dtype;
   pass_.batched = options.sequences > 1;
   pass_.sequences = options.sequences;
-  // One sequence's tokens in a pass fit its context; a pass of several holds each one's.
-  max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, pass_.cache_rows));
+  // One sequence's tokens in a pass fit its context; a pass of several holds at least a
+  // token of each (a decode step), even where there are more sequences than context.
+  max_batch_ = std::max<int64_t>(1, std::min(options.max_batch, std::max(context_, options.sequences)));
   check_memory(options);
   // The latent cache lives on the device of the layer that writes it, for the whole
   // context: written in place by the passes (write_rows), never copied to or from the
@@ -219,7 +220,13 @@ LoweredPass Session::lower_pass(const PlanKey& key) {
   auto lower_on = [&](int device, const ir::Graph& g) {
     const DeviceState& d = devices_.at(static_cast<size_t>(device));
     if (!d.device) return jit::Plan{};  // another rank's: not lowered here
-    jit::Plan plan = jit::lower(g, {}, schedule_for(d.device->properties()));
+    jit::LowerOptions options;
+    options.may_copy = [this](const std::string& name) {  // a file-mapped weight, whose pages the copy replaces
+      if (parse_share_weight_name(name)) return false;    // a rank's share: a copy already
+      auto weight = model_.tensors().find(name);
+      return weight == model_.tensors().end() || weight->second.is_borrowed();
+    };
+    jit::Plan plan = jit::lower(g, {}, schedule_for(d.device->properties()), options);
     require_cache_writes_in_place(g, plan);
     return plan;
   };

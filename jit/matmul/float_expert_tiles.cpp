@@ -1,6 +1,7 @@
 // CPU, experts of a MoE layer with a float table (f32 / f16 / bf16) in tiles of 16 rows
 // (jit/weight_packing.h; the lowering tiles a table only where every use is this
-// strategy's): B gathered from [E, N, K] by each slot's expert index, one f32 row of A
+// strategy's and the caller lets it copy the table, jit/lower.h's LowerOptions): B
+// gathered from [E, N, K] by each slot's expert index, one f32 row of A
 // per slot. A vector of a tile is B(k, n .. n + 15), so a slot's tiles of outputs
 // accumulate A[slot, k] (broadcast) times such vectors, k in order, and are stored as
 // vectors: no horizontal adds, and each converted vector of B serves every slot of the
@@ -13,6 +14,7 @@
 // slot's result does not depend on the slots beside it (a sequence decoded alone or in
 // a batch gets the same bits).
 #include <algorithm>
+#include <bit>
 
 #include "jit/matmul/matmul.h"
 #include "support/error.h"
@@ -23,7 +25,9 @@ namespace {
 
 constexpr int64_t kLanes = kPackRows;  // columns per tile: one vector of f32
 constexpr int64_t kBlockTiles = 8;     // tiles per work-group where N allows (else 4, 2, 1)
-constexpr int64_t kAccumulators = 16;  // vectors a pass accumulates at once (slots x tiles)
+// Vectors of 16 f32 a pass accumulates at once (slots x tiles): half of AVX-512's 32
+// registers; 6 (12 of 16 registers) where a vector takes two (AVX2).
+constexpr int64_t kAccumulators = 16, kAccumulatorsNarrow = 6;
 constexpr int kPassSlots[] = {4, 2, 1};  // grouped: slots per pass, largest first
 constexpr int64_t kLocalShare = 4;     // the slot list: at most 1 / kLocalShare of local memory
 
@@ -37,16 +41,18 @@ int64_t block_tiles(int64_t tiles) {
   return c;
 }
 
-// One pass: `slots` (their output batches) times expert `e`'s tiles t0 .. t0 + block - 1,
-// as many tiles at a time as keep kAccumulators vectors (at least 8 with one slot, so
-// the multiply-adds of one k do not wait on each other).
+// One pass: `slots` (their output batches) times expert `e`'s tiles t0 .. t0 + block_tiles
+// - 1, as many tiles at a time as fill the accumulators (a power of two: with one slot
+// and 8 tiles a block, 8 chains, so the multiply-adds of one k do not wait on each other).
 NodeRef pass(MatmulBuilder& mm, const std::vector<NodeRef>& slots, const NodeRef& e, const NodeRef& t0, int64_t block_tiles) {
   KernelBuilder& kb = mm.kb;
   const Operands& o = mm.o;
   Kernel& k = kb.kernel();
   const Type t = kF32.with_lanes(static_cast<int>(kLanes));
   const int64_t tiles = o.n / kLanes;
-  const int64_t block = std::min(block_tiles, kAccumulators / static_cast<int64_t>(slots.size()));
+  const int64_t accumulators = mm.schedule().vector_lanes >= kLanes ? kAccumulators : kAccumulatorsNarrow;
+  const auto fit = static_cast<uint64_t>(std::max<int64_t>(1, accumulators / static_cast<int64_t>(slots.size())));
+  const int64_t block = std::min(block_tiles, static_cast<int64_t>(std::bit_floor(fit)));
   std::string kc = kb.fresh("k"), tc = kb.fresh("t");
   NodeRef kk = ref(kc, kI64), first = ref(tc, kI64);
   std::vector<NodeRef> stmts, dot;

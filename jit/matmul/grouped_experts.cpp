@@ -14,8 +14,10 @@
 //   the demo model's experts in a step of 8 sequences).
 // The sums run in the order of `tiled` (32-lane chunks, then a horizontal add), so a
 // slot's result does not depend on the strategy or on the slots beside it.
-// Float tables the lowering tiles (N a multiple of 16, every use a one-row expert
-// matmul) go to float_expert_tiles.cpp instead; this takes the other float ones.
+// On the CPU most float tables now go to float_expert_tiles.cpp instead (the lowering
+// tiles those with N a multiple of 16, every use a one-row expert matmul, in file-mapped
+// memory); the float paths here take the others (N not a multiple of 16, or a table the
+// loader built in memory), whatever the numbers above say of the demo model.
 #include "jit/matmul/grouped_experts.h"
 
 #include <functional>

@@ -1,8 +1,8 @@
-// The matmul strategies in the order they are tried: the most specific first (the only
-// one that reads a float expert table in tiles, a GPU's
-// packed int8 weights, its few-row products with float weights, MoE
-// experts grouped, int8 products, packed weights, a few rows in blocks of columns), then the CPU's tiles, the GPU's
-// split over K, and per_output, which takes every matmul left.
+// The matmul strategies in the order they are tried: the most specific first (float
+// expert tables in tiles, which only it reads; a GPU's packed int8 weights, its few-row
+// products with float weights; MoE experts grouped, int8 products, packed weights, a
+// few rows in blocks of columns), then the CPU's tiles, the GPU's split over K, and
+// per_output, which takes every matmul left.
 #include "jit/matmul/matmul.h"
 
 namespace moat::jit::matmul {

@@ -258,7 +258,7 @@ TEST_CASE("pack_float_weight puts row r, element k at ((r / 16) * K + k) * 16 + 
 }
 
 TEST_CASE("the lowering tiles float expert tables read only by gathered one-row matmuls, on the CPU") {
-  auto plan_of = [](bool also_dense, int64_t rows, const jit::Schedule& s) {
+  auto plan_of = [](bool also_dense, int64_t rows, const jit::Schedule& s, const jit::LowerOptions& options = {}) {
     ir::Graph g;
     ir::Builder b(g);
     ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({3, 1, rows, 64})});
@@ -266,7 +266,7 @@ TEST_CASE("the lowering tiles float expert tables read only by gathered one-row 
     ir::NodeId table = b.param("experts", {ir::DType::f16, ir::static_shape({4, 32, 64})});
     g.outputs = {b.matmul_weight(x, b.gather(table, idx))};
     if (also_dense) g.outputs.push_back(b.matmul(x, b.cast(table, ir::DType::f32), true));
-    return jit::lower(g, {}, s);
+    return jit::lower(g, {}, s, options);
   };
   const jit::Plan tiled = plan_of(false, 1, cpu_schedule());
   CHECK(has_buffer(tiled, jit::packed_tiles_name("experts")));
@@ -274,6 +274,10 @@ TEST_CASE("the lowering tiles float expert tables read only by gathered one-row 
   // also read another way, or by matmuls of several rows: the file's layout
   CHECK(has_buffer(plan_of(true, 1, cpu_schedule()), "experts"));
   CHECK(has_buffer(plan_of(false, 2, cpu_schedule()), "experts"));
+  // a table the caller built in memory: a tiled copy would not replace it
+  jit::LowerOptions in_memory;
+  in_memory.may_copy = [](const std::string& name) { return name != "experts"; };
+  CHECK(has_buffer(plan_of(false, 1, cpu_schedule(), in_memory), "experts"));
   jit::Schedule gpu;
   gpu.gpu = true;
   gpu.work_group_size = 256;

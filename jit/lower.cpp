@@ -108,6 +108,28 @@ Partition partition(const ir::Graph& g, const std::vector<std::vector<int64_t>>&
   return p;
 }
 
+// Whether `user` is a matmul that reads `operand` as its transposed B, [.., N, K], beside
+// an A of `a_dtype` (with one row when `one_row`).
+bool transposed_b_of(const ir::Graph& g, ir::NodeId user, ir::NodeId operand, ir::DType a_dtype, bool one_row) {
+  const ir::Node& u = g.node(user);
+  if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != operand || u.operands[0] == operand) return false;
+  if (!ir::attr_bool(u, "b_transposed")) return false;
+  const ir::TensorType& a = g.type(u.operands[0]);
+  const ir::Dim& m = a.shape[a.shape.size() - 2];
+  return a.dtype == a_dtype && (!one_row || (m.is_static() && m.value == 1));
+}
+
+// Whether `user` gathers expert rows of param `id` that only matmuls with one row of A
+// of `a_dtype` each read.
+bool experts_of_one_row_matmuls(const ir::Graph& g, ir::NodeId id, ir::NodeId user,
+                                const std::vector<std::vector<ir::NodeId>>& users, ir::DType a_dtype) {
+  const ir::Node& u = g.node(user);
+  if (u.op != Op::gather || u.operands[0] != id || !is_gathered_weight(g, user)) return false;
+  for (ir::NodeId m : users[static_cast<size_t>(user)])
+    if (!transposed_b_of(g, m, user, a_dtype, true)) return false;
+  return true;
+}
+
 // Whether param `id` gets the packed CPU layout (jit/weight_packing.h): every use is B of
 // an int8 matmul (A quantised to the weight's activation type, ir::activation_dtype: q8_0
 // or q8_k; B [.., N, K] transposed), directly or through a gather of
@@ -117,22 +139,10 @@ bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vect
                   const std::vector<int64_t>& shape) {
   const ir::Node& param = g.node(id);
   if (param.op != Op::param || !packable(param.type.dtype, shape) || users[static_cast<size_t>(id)].empty()) return false;
-  auto int8_matmul_b = [&](ir::NodeId user, ir::NodeId operand, bool one_row) {
-    const ir::Node& u = g.node(user);
-    if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != operand || u.operands[0] == operand) return false;
-    if (!ir::attr_bool(u, "b_transposed")) return false;
-    const ir::TensorType& a = g.type(u.operands[0]);
-    if (a.dtype != ir::activation_dtype(param.type.dtype) || !ir::is_quantised(a.dtype)) return false;
-    const ir::Dim& m = a.shape[a.shape.size() - 2];
-    return !one_row || (m.is_static() && m.value == 1);
-  };
-  for (ir::NodeId user : users[static_cast<size_t>(id)]) {
-    if (int8_matmul_b(user, id, false)) continue;
-    const ir::Node& u = g.node(user);
-    if (u.op != Op::gather || u.operands[0] != id || !is_gathered_weight(g, user)) return false;
-    for (ir::NodeId m : users[static_cast<size_t>(user)])
-      if (!int8_matmul_b(m, user, true)) return false;
-  }
+  const ir::DType a_dtype = ir::activation_dtype(param.type.dtype);
+  if (!ir::is_quantised(a_dtype)) return false;
+  for (ir::NodeId user : users[static_cast<size_t>(id)])
+    if (!transposed_b_of(g, user, id, a_dtype, false) && !experts_of_one_row_matmuls(g, id, user, users, a_dtype)) return false;
   return true;
 }
 
@@ -145,20 +155,9 @@ bool tiles_float_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std
   if (param.op != Op::param || shape.size() != 3 || !float_packable(param.type.dtype, shape) ||
       users[static_cast<size_t>(id)].empty())
     return false;
-  auto one_row_times = [&](ir::NodeId user, ir::NodeId gathered) {
-    const ir::Node& u = g.node(user);
-    if (u.op != Op::matmul || u.operands.size() != 2 || u.operands[1] != gathered || u.operands[0] == gathered) return false;
-    const ir::TensorType& a = g.type(u.operands[0]);
-    const ir::Dim& m = a.shape[a.shape.size() - 2];
-    return ir::attr_bool(u, "b_transposed") && a.dtype == ir::DType::f32 && m.is_static() && m.value == 1;
-  };
-  for (ir::NodeId user : users[static_cast<size_t>(id)]) {
-    const ir::Node& u = g.node(user);
-    if (u.op != Op::gather || u.operands[0] != id || !is_gathered_weight(g, user) || users[static_cast<size_t>(user)].empty())
+  for (ir::NodeId user : users[static_cast<size_t>(id)])
+    if (users[static_cast<size_t>(user)].empty() || !experts_of_one_row_matmuls(g, id, user, users, ir::DType::f32))
       return false;
-    for (ir::NodeId m : users[static_cast<size_t>(user)])
-      if (!one_row_times(m, user)) return false;
-  }
   return true;
 }
 

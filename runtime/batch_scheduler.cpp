@@ -45,10 +45,47 @@ BatchScheduler::BatchScheduler(Session& session, int64_t max_queue, int64_t prom
   held_.resize(static_cast<size_t>(session.sequences()));
   metrics_.sequences = session.sequences();
   metrics_.cache_tokens_capacity = session.sequences() * session.context();
+  metrics_.plans_compiled = static_cast<uint64_t>(session.stats().plans);
   thread_ = std::thread([this] { loop(); });
 }
 
 BatchScheduler::~BatchScheduler() { drain(); }
+
+int64_t BatchScheduler::prepare_passes(Session& session, int64_t prompt_chunk,
+                                       const std::function<void(int64_t done, int64_t total)>& progress) {
+  if (session.drafts()) return 0;
+  const int64_t most = std::min(prompt_chunk, session.max_batch()), context = session.context();
+  const int64_t sequences = std::min(session.sequences(), session.max_batch());
+  const std::vector<int32_t> zeros(static_cast<size_t>(std::max(most, sequences)), 0);
+  auto tokens = [&](int64_t n) { return std::span<const int32_t>(zeros.data(), static_cast<size_t>(n)); };
+  struct Pass {
+    std::vector<SequenceTokens> work;
+    int64_t cached;  // tokens each of its sequences holds
+  };
+  std::vector<Pass> passes;
+  for (int64_t d = 1; d <= sequences && context >= 2; ++d) {  // a token of each of d sequences after their prompts
+    Pass p{{}, 1};
+    for (int64_t s = 0; s < d; ++s) p.work.push_back({s, tokens(1)});
+    passes.push_back(std::move(p));
+  }
+  if (session.mixes_chunks())  // (mixed_tokens) a decoded token beside a prompt's chunk, a power of two in all
+    for (int64_t n = 4; n <= most && n - 1 <= context; n *= 2) passes.push_back({{{0, tokens(1)}, {1, tokens(n - 1)}}, 0});
+  for (int64_t n = 1; n <= most && n <= context; n *= 2) {  // a prompt's chunks (prefill_chunk), first and later
+    passes.push_back({{{0, tokens(n)}}, 0});
+    if (n > 1 && n + 1 <= context) passes.push_back({{{0, tokens(n)}}, 1});  // (one token: a decode pass)
+  }
+  session.keep_plans(passes.size() + kMaxPlans);  // room for them beside the passes of other shapes
+  const size_t room = session.max_plans() - std::min(session.max_plans(), session.plans_held());
+  if (passes.size() > room) passes.resize(room);
+  int64_t prepared = 0;
+  for (size_t i = 0; i < passes.size(); ++i) {
+    const size_t held = session.plans_held();
+    session.prepare_pass(passes[i].work, passes[i].cached);
+    prepared += session.plans_held() > held;
+    if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(passes.size()));
+  }
+  return prepared;
+}
 
 SubmitResult BatchScheduler::submit(std::shared_ptr<BatchRequest> request) {
   {
@@ -145,7 +182,9 @@ void BatchScheduler::admit(std::shared_ptr<BatchRequest> request) {
 void BatchScheduler::count_pass(double seconds, size_t decode_tokens) {
   int64_t used = 0;
   for (int64_t q = 0; q < session_.sequences(); ++q) used += session_.cached_tokens(q);
+  const auto plans = static_cast<uint64_t>(session_.stats().plans);
   std::lock_guard lock(mutex_);
+  metrics_.plans_compiled = plans;
   metrics_.busy_seconds += seconds;
   ++metrics_.passes;
   if (decode_tokens > 0) ++metrics_.decode_passes;

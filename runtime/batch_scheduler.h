@@ -67,6 +67,9 @@ struct BatchMetrics {
   double busy_seconds = 0;            // time spent running passes (compilation excluded)
   uint64_t passes = 0, decode_passes = 0, decode_tokens = 0;  // decode_tokens / decode_passes: the mean batch
   uint64_t drafted_tokens_total = 0, accepted_drafts_total = 0;  // speculative decoding
+  // Pass shapes the session has compiled (SessionStats::plans), those of prepare_passes
+  // included: a rise while serving is a pass that waited for its compilation.
+  uint64_t plans_compiled = 0;
 };
 
 enum class SubmitResult { queued, queue_full, draining };
@@ -78,6 +81,19 @@ class BatchScheduler {
   ~BatchScheduler();  // drains
   BatchScheduler(const BatchScheduler&) = delete;
   BatchScheduler& operator=(const BatchScheduler&) = delete;
+
+  // Compiles, before a scheduler over `session` with prompt chunks of at most
+  // `prompt_chunk` tokens serves, the passes it takes (Session::prepare_pass), so that
+  // no request waits for a compilation (seconds with a cold kernel cache, the lowering
+  // with a warm one) and a pass whose activations do not fit fails now: decode passes of
+  // 1 .. sequences() tokens, a prompt's chunks of a power of two (its first, over an
+  // empty cache, and later ones) and, where the session mixes chunks with decoded tokens,
+  // passes of a power of two tokens mixing them; the session keeps them all, with room
+  // for others (Session::keep_plans). Call it before any pass. A drafting session's speculative
+  // passes compile at first use. `progress` (optional) gets the passes done of those to
+  // prepare after each. Returns the passes prepared.
+  static int64_t prepare_passes(Session& session, int64_t prompt_chunk,
+                                const std::function<void(int64_t done, int64_t total)>& progress = {});
 
   SubmitResult submit(std::shared_ptr<BatchRequest> request);
   // Takes no more requests, finishes those queued and running, then stops the thread.

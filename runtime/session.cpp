@@ -445,8 +445,7 @@ std::vector<float> Session::evaluate(int64_t sequence, std::span<const int32_t> 
   return logits;
 }
 
-std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> work) {
-  if (work.empty()) return {};
+bool Session::runs_apart(std::span<const SequenceTokens> work) const {
   if (work.size() > 1 && !pass_.batched)
     user_error("a pass over ", work.size(), " sequences needs a session of several (SessionOptions::sequences)");
   int64_t total = 0;
@@ -471,6 +470,31 @@ std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> w
         return static_cast<int64_t>(w.tokens.size()) > model_.batch_tokens_per_sequence();
       });
   if (!mixes_runs && total > max_batch_) user_error("a pass of ", total, " tokens passes the batch of ", max_batch_);
+  return mixes_runs;
+}
+
+void Session::prepare_pass(std::span<const SequenceTokens> work, int64_t cached) {
+  const std::vector<int64_t> held = cached_;
+  for (const SequenceTokens& w : work)
+    if (w.sequence >= 0 && w.sequence < sequences()) cached_[static_cast<size_t>(w.sequence)] = cached;
+  auto prepare = [&](std::span<const SequenceTokens> part) {
+    const PlanKey key = key_for(part, models::LogitRows::last);
+    plan_for(key, [&](StagedPlan& e) { run_pass(e, part, key); });
+  };
+  try {
+    if (!runs_apart(work)) prepare(work);
+    else
+      for (const SequenceTokens& w : work) prepare({&w, 1});
+  } catch (...) {
+    cached_ = held;
+    throw;
+  }
+  cached_ = held;
+}
+
+std::vector<float> Session::evaluate_sequences(std::span<const SequenceTokens> work) {
+  if (work.empty()) return {};
+  const bool mixes_runs = runs_apart(work);
   if (!mixes_runs) return forward(work, models::LogitRows::last);
   std::vector<float> logits;  // a pass per sequence
   for (const SequenceTokens& w : work) {

@@ -144,6 +144,12 @@ class Session {
   // each than an entry has (Model::batch_tokens_per_sequence: a pass each).
   // UserError before any work for a sequence out of range, repeated, or past its context.
   std::vector<float> evaluate_sequences(std::span<const SequenceTokens> work);
+  // Compiles the plan(s) evaluate_sequences(work) would run, each of work's sequences
+  // taken as holding `cached` tokens (0: a prompt's first chunk), without running them
+  // (but once where the driver compiles at first launch: rows past `cached` are written
+  // then, which later passes write again); what the sequences hold is unchanged. The
+  // same UserErrors as evaluate_sequences, for those sequences holding `cached` tokens.
+  void prepare_pass(std::span<const SequenceTokens> work, int64_t cached);
   // UserError naming the first token id outside the model's vocabulary.
   void check_tokens(std::span<const int32_t> tokens) const;
   // Whether one pass of evaluate_sequences takes several tokens of a sequence beside
@@ -205,15 +211,22 @@ class Session {
   // Bytes the last pass moved between devices, and every pass so far.
   uint64_t last_moved_bytes() const { return last_moved_; }
   uint64_t moved_bytes_total() const { return moved_total_; }
+  // Where later long steps report (SessionOptions::progress; null: nowhere).
+  const ProgressFn& progress() const { return progress_; }
+  void set_progress(ProgressFn progress) { progress_ = std::move(progress); }
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
   // Several sequences: one more per decode batch size (1..sequences), room for the
   // power-of-two prompt chunks of both forms and for the power-of-two passes mixing
   // chunks with decoded tokens (batch_scheduler.h).
+  // At least keep_plans()'s.
   size_t max_plans() const {
-    return sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) +
-                                 3 * static_cast<size_t>(std::bit_width(static_cast<uint64_t>(max_batch_)))
-                           : kMaxPlans;
+    return std::max(kept_plans_, sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) +
+                                                       3 * static_cast<size_t>(std::bit_width(static_cast<uint64_t>(max_batch_)))
+                                                 : kMaxPlans);
   }
+  // Keeps at least `plans` compiled plans from now on (a batch scheduler's prepared
+  // passes beside others: BatchScheduler::prepare_passes).
+  void keep_plans(size_t plans) { kept_plans_ = std::max(kept_plans_, plans); }
 
  private:
   // One pass; logits of every token (rows all) or of each entry's last one.
@@ -227,6 +240,9 @@ class Session {
   // Writes zeros over all of `buffer` (a cache part that passes read before writing).
   static void zero_fill(backends::Device& device, backends::Buffer& buffer);
   PlanKey key_for(std::span<const SequenceTokens> work, models::LogitRows rows) const;
+  // evaluate_sequences' checks of `work` (UserError); whether its entries go in passes of
+  // their own (the model's passes of several sequences take fewer tokens of each).
+  bool runs_apart(std::span<const SequenceTokens> work) const;
   // One pass of `work` on the plan of `key` (key_for(work, rows)).
   std::vector<ir::HostTensor> run_pass(StagedPlan& plan, std::span<const SequenceTokens> work, const PlanKey& key);
   std::vector<ir::HostTensor> run_draft_pass(StagedPlan& plan, int64_t first_position, std::span<const int32_t> tokens,
@@ -281,6 +297,7 @@ class Session {
     uint64_t last_use = 0;
   };
   std::map<PlanKey, CachedPlan> plans_;
+  size_t kept_plans_ = 0;  // keep_plans()
   std::map<PlanKey, LoweredPass> lowered_;  // lowered by check_memory, not compiled yet
   int64_t max_batch_ = 512;
   MemoryNeeds needs_;

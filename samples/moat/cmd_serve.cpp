@@ -2,13 +2,16 @@
 // (samples/moat/serve_server.h over runtime/batch_scheduler.h). SIGTERM or SIGINT
 // drains: new requests get 503, those in flight finish, then the process exits 0.
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <pthread.h>
 #include <random>
 #include <thread>
 
+#include "runtime/batch_scheduler.h"
 #include "samples/moat/commands.h"
 #include "samples/moat/placement_options.h"
 #include "samples/moat/run_setup.h"
@@ -49,6 +52,32 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
+// Compiles the passes the scheduler takes before the server listens (prompt chunks of
+// up to the session's batch, as ServeServer's scheduler takes them): one progress line
+// for them all, not one per pass.
+void warm_up(runtime::Session& session, ProgressBar& bar) {
+  const auto start = std::chrono::steady_clock::now();
+  const runtime::ProgressFn per_pass = session.progress();
+  session.set_progress(nullptr);
+  int64_t passes = 0;
+  try {
+    passes = runtime::BatchScheduler::prepare_passes(session, session.max_batch(), [&](int64_t done, int64_t total) {
+      if (per_pass) bar.update("warm-up", done, total);
+    });
+  } catch (...) {
+    session.set_progress(per_pass);
+    throw;
+  }
+  session.set_progress(per_pass);
+  if (passes == 0) return;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "moat: warm-up: " << passes << " passes compiled in " << std::fixed << std::setprecision(1) << seconds
+            << " s (decode passes of 1-" << std::min(session.sequences(), session.max_batch())
+            << " sequences, prompt chunks of up to " << std::min(session.max_batch(), session.context())
+            << " tokens; --no-warmup: each at first use)\n";
+  std::cerr.unsetf(std::ios::floatfield);
+}
+
 int run_serve(const ParsedArgs& args) {
   const sigset_t stop_signals = block_stop_signals();
   RunSetup setup;
@@ -71,6 +100,8 @@ int run_serve(const ParsedArgs& args) {
   options.chat_format = serve_chat_format(setup, args);
   options.stop_ids = stop_tokens(setup);
   options.draft_tokens = setup.draft_tokens;
+
+  if (!args.has("--no-warmup")) warm_up(*setup.session, setup.progress);
 
   ServeServer server(*setup.tokenizer, *setup.session, options);
   const int port = server.bind();
@@ -100,7 +131,7 @@ int run_serve(const ParsedArgs& args) {
 const Command& serve_command() {
   static const Command command{
       {"serve",
-       "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--spec mtp [--draft N] [--draft-model FILE]]",
+       "[-m MODEL] [--device ID[,ID...]] [--split layers[:R,...]] [--moe-device ID] [--n-moe-device N] [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY] [--no-warmup] [--spec mtp [--draft N] [--draft-model FILE]]",
        "OpenAI-compatible HTTP server with continuous batching",
        with_placement_options({{"-m", "MODEL", "model file (GGUF) or Hugging Face folder (default: the demo model)"},
         {"--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)"},
@@ -115,6 +146,8 @@ const Command& serve_command() {
         {"--chat-template", "NAME", "chat format when the model's template is not recognised"},
         {"--max-queue", "N", "requests waiting for a sequence at most (default 64; more get 429)"},
         {"--max-body", "BYTES", "largest request body (default 1048576; larger get 413)"},
+        {"--no-warmup", "", "listen at once: each pass compiles when first taken (by default every pass the batches take "
+                            "compiles before the server listens, so that no request waits for a compilation)"},
         {"--routing", "METHOD", "expert routing of a GGUF model: greedy, group_limited_greedy or noaux_tc"},
         {"--spec", "mtp", "speculative decoding with the model's MTP layer, one stream at a time (--parallel 1, the "
                           "default with it): the same text as without it when greedy, the same distribution when sampling"},

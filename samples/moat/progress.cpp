@@ -14,6 +14,7 @@ constexpr int kBarWidth = 30;  // characters between the brackets
 const char* unit_of(const std::string& stage) {
   if (stage == "compile") return "kernels";
   if (stage == "upload") return "weights";
+  if (stage == "warm-up") return "passes";
   if (stage == "score") return "windows";
   return "steps";
 }

@@ -386,6 +386,9 @@ std::string ServeServer::Impl::metrics_text() const {
          m.decode_passes > 0 ? static_cast<double>(m.decode_tokens) / static_cast<double>(m.decode_passes) : 0.0);
   metric("drafted_tokens_total", "counter", "tokens drafted by the MTP layer (--spec mtp)", static_cast<double>(m.drafted_tokens_total));
   metric("accepted_drafts_total", "counter", "drafted tokens the model accepted", static_cast<double>(m.accepted_drafts_total));
+  metric("plans_compiled_total", "counter",
+         "pass shapes compiled (the warm-up's included; a rise while serving: a pass waited for its compilation)",
+         static_cast<double>(m.plans_compiled));
   metric("sequences", "gauge", "sequences decoded together at most (--parallel)", static_cast<double>(m.sequences));
   metric("cache_tokens_used", "gauge", "cache rows holding tokens", static_cast<double>(m.cache_tokens_used));
   metric("cache_tokens_capacity", "gauge", "cache rows of every sequence", static_cast<double>(m.cache_tokens_capacity));

@@ -17,15 +17,17 @@ namespace {
 using nlohmann::json;
 using testing::CliProcess;
 
-// A running `moat serve`; stopped (SIGTERM) and reaped when it goes out of scope.
+// A running `moat serve`; stopped (SIGTERM) and reaped when it goes out of scope. It
+// listens at once (--no-warmup) unless `warm_up`: it then compiles its passes first.
 struct Server {
-  explicit Server(std::vector<std::string> args) {
+  explicit Server(std::vector<std::string> args, bool warm_up = false) {
     std::vector<std::string> all{"serve", "--port", "0", "-t", "2"};
     if (std::find(args.begin(), args.end(), "--ctx") == args.end()) all.insert(all.end(), {"--ctx", "256"});
+    if (!warm_up) all.push_back("--no-warmup");
     all.insert(all.end(), args.begin(), args.end());
     process = testing::start_moat(all);
     const bool up = testing::wait_for_output(
-        process, [](const std::string& out) { return testing::contains(out, "listening on"); }, std::chrono::seconds(120));
+        process, [](const std::string& out) { return testing::contains(out, "listening on"); }, std::chrono::seconds(300));
     INFO(process.err());
     REQUIRE(up);
     std::smatch m;
@@ -54,6 +56,15 @@ struct Server {
   int port = 0;
   bool reaped = false;
 };
+
+// The value of the Prometheus metric `name` (moat_...) in the server's /metrics.
+double metric(const Server& s, const std::string& name) {
+  httplib::Result r = s.client().Get("/metrics");
+  REQUIRE(r);
+  std::smatch m;
+  REQUIRE(std::regex_search(r->body, m, std::regex("\n" + name + " ([0-9.e+]+)")));
+  return std::stod(m[1]);
+}
 
 json post(const Server& s, const std::string& path, const json& body, int* status = nullptr, const std::string& key = "") {
   httplib::Result r = s.client(key).Post(path.c_str(), body.dump(), "application/json");
@@ -217,7 +228,11 @@ TEST_CASE("moat serve answers bad requests with OpenAI's errors and the right st
 }
 
 TEST_CASE("continuous batching: a greedy request gives the same text alone or among seven others, and 32 streams all finish") {
-  Server s({"--parallel", "8"});
+  Server s({"--parallel", "8"}, true);
+  // The warm-up compiled every pass these batches take: none compiles while serving.
+  CHECK(testing::contains(s.process.err(), "moat: warm-up: "));
+  const double plans = metric(s, "moat_plans_compiled_total");
+  CHECK(plans > 8);
   auto request = [](int i) {
     return json{{"prompt", "And the LORD said unto " + std::to_string(i)}, {"max_tokens", 20}, {"temperature", 0}};
   };
@@ -255,10 +270,12 @@ TEST_CASE("continuous batching: a greedy request gives the same text alone or am
   std::smatch m;
   REQUIRE(std::regex_search(metrics->body, m, std::regex(R"(moat_decode_batch_mean ([0-9.]+))")));
   CHECK(std::stod(m[1]) > 2.0);  // passes did carry several sequences
+  CHECK(metric(s, "moat_plans_compiled_total") == plans);
 }
 
 TEST_CASE("more running requests than --batch tokens decode in several passes a step, each the text it gets alone") {
-  Server s({"--parallel", "4", "--batch", "2"});
+  Server s({"--parallel", "4", "--batch", "2"}, true);  // the warm-up's passes: of at most 2 tokens
+  const double plans = metric(s, "moat_plans_compiled_total");
   auto request = [](int i) {
     return json{{"prompt", "In the beginning " + std::to_string(i)}, {"max_tokens", 12}, {"temperature", 0}};
   };
@@ -273,6 +290,7 @@ TEST_CASE("more running requests than --batch tokens decode in several passes a 
     CHECK(!alone[i].empty());
     CHECK(together[i] == alone[i]);
   }
+  CHECK(metric(s, "moat_plans_compiled_total") == plans);
 }
 
 TEST_CASE("moat serve on opencl:0 (PoCL): the scheduler's thread drives the device, the CPU's greedy text") {

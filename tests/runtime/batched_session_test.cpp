@@ -187,6 +187,73 @@ TEST_CASE("the scheduler's steps carry prompts beside decoded tokens: every requ
   }
 }
 
+TEST_CASE("the passes a scheduler takes compile before it serves: none compiles while it serves, and the same tokens, on every device") {
+  const int steps = 5;
+  for (const std::string& id : device_ids()) {
+    INFO(id);
+    auto device = backends::open_device(id, {.threads = 2});
+    runtime::KernelCache cache{{}};
+    runtime::Session batched(demo(), *device, cache, {.context = 32, .sequences = 3});
+    const int64_t prepared = runtime::BatchScheduler::prepare_passes(batched, 4);
+    // decode passes of 1..3 sequences, 4 tokens mixing a chunk and a decoded token, chunks
+    // of 1, 2, 4 tokens first and of 2, 4 later
+    CHECK(prepared == 9);
+    CHECK(batched.stats().plans == 9);
+    for (int64_t q = 0; q < batched.sequences(); ++q) CHECK(batched.cached_tokens(q) == 0);
+    std::vector<std::vector<int32_t>> want;
+    for (const std::vector<int32_t>& prompt : kPrompts) {
+      std::vector<int32_t> tokens;
+      for (const std::vector<float>& row : alone(*device, cache, prompt, steps - 1)) tokens.push_back(argmax(row));
+      want.push_back(tokens);
+    }
+    std::vector<std::vector<int32_t>> got(kPrompts.size() * 2);
+    {
+      runtime::BatchScheduler scheduler(batched, 16, 4);
+      for (size_t i = 0; i < got.size(); ++i) {
+        auto request = std::make_shared<runtime::BatchRequest>();
+        request->prompt = kPrompts[i % kPrompts.size()];
+        request->max_tokens = steps;
+        request->on_token = [&got, i](int32_t t) { return got[i].push_back(t), true; };
+        REQUIRE(scheduler.submit(request) == runtime::SubmitResult::queued);
+      }
+      scheduler.drain();
+      CHECK(scheduler.metrics().plans_compiled == 9);
+    }
+    CHECK(batched.stats().plans == 9);
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("request " << i);
+      CHECK(got[i] == want[i % kPrompts.size()]);
+    }
+  }
+}
+
+TEST_CASE("a pass's plan prepared ahead leaves what the sequences hold, and is refused as the pass would be") {
+  auto cpu = backends::open_cpu_device({.threads = 2});
+  runtime::KernelCache cache{{}};
+  runtime::Session s(demo(), *cpu, cache, {.context = 16, .max_batch = 8, .sequences = 2});
+  s.evaluate(1, kPrompts[0], 8, models::LogitRows::last);
+  const int plans = s.stats().plans;
+  const std::vector<int32_t> one{5}, four(4, 5), nine(9, 5);
+  s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, one}, {1, four}}, 3);  // 5 tokens, 2 rows of logits
+  s.prepare_pass(std::vector<runtime::SequenceTokens>{{1, one}}, 3);              // a decode step of one sequence
+  CHECK(s.stats().plans == plans + 2);
+  CHECK(s.cached_tokens(0) == 0);
+  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()));
+  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, four}}, 14), doctest::Contains("pass the context of 16"),
+                       UserError);
+  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, nine}}, 0), doctest::Contains("passes the batch of 8"),
+                       UserError);
+  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{2, one}}, 0), doctest::Contains("sequence 2 of a session of 2"),
+                       UserError);
+  CHECK(s.cached_tokens(0) == 0);
+  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()));
+  // sequence 1's next token: the decode plan prepared, nothing compiled
+  const runtime::SequenceTokens next{1, one};
+  CHECK(s.evaluate_sequences({&next, 1}).size() == static_cast<size_t>(demo().hparams.n_vocab));
+  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()) + 1);
+  CHECK(s.stats().plans == plans + 2);
+}
+
 TEST_CASE("a sequence rewound and evaluated again leaves the others' rows alone") {
   auto cpu = backends::open_cpu_device({.threads = 2});
   runtime::KernelCache cache{{}};

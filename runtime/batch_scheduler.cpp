@@ -63,13 +63,26 @@ int64_t BatchScheduler::prepare_passes(Session& session, int64_t prompt_chunk,
     int64_t cached;  // tokens each of its sequences holds
   };
   std::vector<Pass> passes;
-  for (int64_t d = 1; d <= sequences && context >= 2; ++d) {  // a token of each of d sequences after their prompts
-    Pass p{{}, 1};
+  // (decode_group, and mixed passes of one token each) a token of each of d sequences:
+  // one sequence's after its prompt, several any time (a one-token prompt's included)
+  for (int64_t d = 1; d <= sequences; ++d) {
+    if (d == 1 && context < 2) continue;
+    Pass p{{}, d == 1 ? 1 : 0};
     for (int64_t s = 0; s < d; ++s) p.work.push_back({s, tokens(1)});
     passes.push_back(std::move(p));
   }
-  if (session.mixes_chunks())  // (mixed_tokens) a decoded token beside a prompt's chunk, a power of two in all
-    for (int64_t n = 4; n <= most && n - 1 <= context; n *= 2) passes.push_back({{{0, tokens(1)}, {1, tokens(n - 1)}}, 0});
+  // (mixed_tokens) a decoded token beside prompt tokens, a power of two in all, those
+  // spread over as many sequences as their context needs
+  for (int64_t n = 4; session.mixes_chunks() && n <= most; n *= 2) {
+    Pass p{{{0, tokens(1)}}, 0};
+    int64_t left = n - 1;
+    for (int64_t s = 1; s < session.sequences() && left > 0; ++s) {
+      const int64_t take = std::min(left, context);
+      p.work.push_back({s, tokens(take)});
+      left -= take;
+    }
+    if (left == 0) passes.push_back(std::move(p));
+  }
   for (int64_t n = 1; n <= most && n <= context; n *= 2) {  // a prompt's chunks (prefill_chunk), first and later
     passes.push_back({{{0, tokens(n)}}, 0});
     if (n > 1 && n + 1 <= context) passes.push_back({{{0, tokens(n)}}, 1});  // (one token: a decode pass)
@@ -216,6 +229,10 @@ std::vector<float> BatchScheduler::run_pass(std::span<Running* const> members, s
   try {
     logits = session_.evaluate_sequences(work);
   } catch (const std::exception& e) {
+    {
+      std::lock_guard lock(mutex_);
+      metrics_.plans_compiled = static_cast<uint64_t>(session_.stats().plans);  // a plan made before the pass failed
+    }
     for (Running* r : members) finish(*r, FinishReason::error, e.what());
     return {};
   }

@@ -474,9 +474,16 @@ bool Session::runs_apart(std::span<const SequenceTokens> work) const {
 }
 
 void Session::prepare_pass(std::span<const SequenceTokens> work, int64_t cached) {
+  if (work.empty()) return;
   const std::vector<int64_t> held = cached_;
-  for (const SequenceTokens& w : work)
-    if (w.sequence >= 0 && w.sequence < sequences()) cached_[static_cast<size_t>(w.sequence)] = cached;
+  for (const SequenceTokens& w : work) {
+    if (w.sequence < 0 || w.sequence >= sequences()) continue;  // refused below
+    const int64_t holds = cached_[static_cast<size_t>(w.sequence)];
+    if (holds > cached)  // a warm-up run would write over its rows
+      user_error("sequence ", w.sequence, " holds ", holds, " tokens: a pass prepared for it as holding ", cached,
+                 " would write over them (prepare before evaluating, or rewind it first)");
+    cached_[static_cast<size_t>(w.sequence)] = cached;
+  }
   auto prepare = [&](std::span<const SequenceTokens> part) {
     const PlanKey key = key_for(part, models::LogitRows::last);
     plan_for(key, [&](StagedPlan& e) { run_pass(e, part, key); });

@@ -148,7 +148,8 @@ class Session {
   // taken as holding `cached` tokens (0: a prompt's first chunk), without running them
   // (but once where the driver compiles at first launch: rows past `cached` are written
   // then, which later passes write again); what the sequences hold is unchanged. The
-  // same UserErrors as evaluate_sequences, for those sequences holding `cached` tokens.
+  // same UserErrors as evaluate_sequences, for those sequences holding `cached` tokens,
+  // and one where a sequence holds more than `cached` (rows the run could write over).
   void prepare_pass(std::span<const SequenceTokens> work, int64_t cached);
   // UserError naming the first token id outside the model's vocabulary.
   void check_tokens(std::span<const int32_t> tokens) const;

@@ -2,6 +2,7 @@
 // (samples/moat/serve_server.h over runtime/batch_scheduler.h). SIGTERM or SIGINT
 // drains: new requests get 503, those in flight finish, then the process exits 0.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <iostream>
 #include <pthread.h>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "runtime/batch_scheduler.h"
@@ -54,7 +56,7 @@ std::string base_name(const std::string& path) {
 
 // Compiles the passes the scheduler takes before the server listens (prompt chunks of
 // up to the session's batch, as ServeServer's scheduler takes them): one progress line
-// for them all, not one per pass.
+// for them all, not one per pass. A drafting session's compile at first use.
 void warm_up(runtime::Session& session, ProgressBar& bar) {
   const auto start = std::chrono::steady_clock::now();
   const runtime::ProgressFn per_pass = session.progress();
@@ -69,13 +71,15 @@ void warm_up(runtime::Session& session, ProgressBar& bar) {
     throw;
   }
   session.set_progress(per_pass);
+  bar.clear();
   if (passes == 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "moat: warm-up: " << passes << " passes compiled in " << std::fixed << std::setprecision(1) << seconds
-            << " s (decode passes of 1-" << std::min(session.sequences(), session.max_batch())
-            << " sequences, prompt chunks of up to " << std::min(session.max_batch(), session.context())
-            << " tokens; --no-warmup: each at first use)\n";
-  std::cerr.unsetf(std::ios::floatfield);
+  const auto chunk = std::bit_floor(static_cast<uint64_t>(std::min(session.max_batch(), session.context())));
+  std::ostringstream line;
+  line << "moat: warm-up: " << passes << " passes compiled in " << std::fixed << std::setprecision(1) << seconds
+       << " s (decode passes of 1-" << std::min(session.sequences(), session.max_batch())
+       << " sequences, prompt chunks of up to " << chunk << " tokens; --no-warmup: each at first use)\n";
+  std::cerr << line.str();
 }
 
 int run_serve(const ParsedArgs& args) {

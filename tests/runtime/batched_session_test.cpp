@@ -227,31 +227,42 @@ TEST_CASE("the passes a scheduler takes compile before it serves: none compiles 
   }
 }
 
-TEST_CASE("a pass's plan prepared ahead leaves what the sequences hold, and is refused as the pass would be") {
-  auto cpu = backends::open_cpu_device({.threads = 2});
-  runtime::KernelCache cache{{}};
-  runtime::Session s(demo(), *cpu, cache, {.context = 16, .max_batch = 8, .sequences = 2});
-  s.evaluate(1, kPrompts[0], 8, models::LogitRows::last);
-  const int plans = s.stats().plans;
-  const std::vector<int32_t> one{5}, four(4, 5), nine(9, 5);
-  s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, one}, {1, four}}, 3);  // 5 tokens, 2 rows of logits
-  s.prepare_pass(std::vector<runtime::SequenceTokens>{{1, one}}, 3);              // a decode step of one sequence
-  CHECK(s.stats().plans == plans + 2);
-  CHECK(s.cached_tokens(0) == 0);
-  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()));
-  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, four}}, 14), doctest::Contains("pass the context of 16"),
-                       UserError);
-  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, nine}}, 0), doctest::Contains("passes the batch of 8"),
-                       UserError);
-  CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{2, one}}, 0), doctest::Contains("sequence 2 of a session of 2"),
-                       UserError);
-  CHECK(s.cached_tokens(0) == 0);
-  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()));
-  // sequence 1's next token: the decode plan prepared, nothing compiled
-  const runtime::SequenceTokens next{1, one};
-  CHECK(s.evaluate_sequences({&next, 1}).size() == static_cast<size_t>(demo().hparams.n_vocab));
-  CHECK(s.cached_tokens(1) == static_cast<int64_t>(kPrompts[0].size()) + 1);
-  CHECK(s.stats().plans == plans + 2);
+TEST_CASE("a pass prepared ahead changes nothing a sequence holds, on every device, and is refused as the pass would be") {
+  for (const std::string& id : device_ids()) {
+    INFO(id);
+    auto device = backends::open_device(id, {.threads = 2});
+    runtime::KernelCache cache{{}};
+    const runtime::SessionOptions options{.context = 16, .max_batch = 8, .sequences = 2};
+    runtime::Session plain(demo(), *device, cache, options), s(demo(), *device, cache, options);
+    const auto held = static_cast<int64_t>(kPrompts[0].size());
+    for (runtime::Session* session : {&plain, &s}) session->evaluate(1, kPrompts[0], 8, models::LogitRows::last);
+    const int plans = s.stats().plans;
+    const std::vector<int32_t> one{5}, four(4, 5), nine(9, 5);
+    // as sequence 1 holds its prompt (a warm-up run, where the driver compiles at first
+    // launch, writes past it): a pass of 5 tokens, 2 rows of logits; a decode step
+    s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, one}, {1, four}}, held);
+    s.prepare_pass(std::vector<runtime::SequenceTokens>{{1, one}}, held);
+    CHECK(s.stats().plans == plans + 2);
+    CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{1, one}}, 3),
+                         doctest::Contains("holds 8 tokens"), UserError);  // would write over its rows
+    CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, four}}, 14),
+                         doctest::Contains("pass the context of 16"), UserError);
+    CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{0, nine}}, 0),
+                         doctest::Contains("passes the batch of 8"), UserError);
+    CHECK_THROWS_WITH_AS(s.prepare_pass(std::vector<runtime::SequenceTokens>{{2, one}}, 0),
+                         doctest::Contains("sequence 2 of a session of 2"), UserError);
+    CHECK(s.cached_tokens(0) == 0);
+    CHECK(s.cached_tokens(1) == held);
+    // sequence 1's next token on the prepared plan (nothing compiled), then a prompt on
+    // sequence 0: the logits of the session that prepared nothing
+    const runtime::SequenceTokens next{1, one};
+    const std::vector<float> got = s.evaluate_sequences({&next, 1}), want = plain.evaluate_sequences({&next, 1});
+    CHECK(s.stats().plans == plans + 2);
+    CHECK(max_relative_diff(got, want) < 1e-6);
+    CHECK(max_relative_diff(s.evaluate(0, kPrompts[1], 8, models::LogitRows::last),
+                            plain.evaluate(0, kPrompts[1], 8, models::LogitRows::last)) < 1e-6);
+    CHECK(s.cached_tokens(1) == held + 1);
+  }
 }
 
 TEST_CASE("a sequence rewound and evaluated again leaves the others' rows alone") {

@@ -247,6 +247,10 @@ PlanKernel quantize_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   return kb.finish("quantize_q8_0", over_rows(kb, numel(ctx.shape(id)) / 32, 32, block_body));
 }
 
+// What an element of a reduction along a row costs beside an element of a map: an add
+// that waits for the one before it (one chain per output, in order), not a vector lane.
+constexpr int64_t kChainCost = 8;
+
 PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   KernelBuilder kb(ctx);
   const ir::Node& node = ctx.node(id);
@@ -341,7 +345,7 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
     return stmts;
   };
   return kb.finish(is_max ? "reduce_max" : "reduce_sum",
-                   over_rows(kb, numel(out_shape), len * (1 + inline_cost(ctx, src, false)), element));
+                   over_rows(kb, numel(out_shape), len * kChainCost * (1 + inline_cost(ctx, src, false)), element));
 }
 
 constexpr int64_t kMaxRankedRow = 256;  // CPU top-k: rows up to this long are ranked (below)

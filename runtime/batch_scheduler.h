@@ -89,9 +89,10 @@ class BatchScheduler {
   // 1 .. sequences() tokens, a prompt's chunks of a power of two (its first, over an
   // empty cache, and later ones) and, where the session mixes chunks with decoded tokens,
   // passes of a power of two tokens mixing them; the session keeps them all, with room
-  // for others (Session::keep_plans). Call it before any pass. A drafting session's speculative
-  // passes compile at first use. `progress` (optional) gets the passes done of those to
-  // prepare after each. Returns the passes prepared.
+  // for others (Session::keep_plans). Call it before any pass (UserError where a
+  // sequence holds tokens). A drafting session's speculative passes compile at first
+  // use. `progress` (optional) gets the passes done of those to prepare after each.
+  // Returns the passes prepared (those of shapes not compiled before).
   static int64_t prepare_passes(Session& session, int64_t prompt_chunk,
                                 const std::function<void(int64_t done, int64_t total)>& progress = {});
 

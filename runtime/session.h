@@ -218,8 +218,7 @@ class Session {
   size_t plans_held() const { return plans_.size(); }  // compiled plans kept now (<= max_plans())
   // Several sequences: one more per decode batch size (1..sequences), room for the
   // power-of-two prompt chunks of both forms and for the power-of-two passes mixing
-  // chunks with decoded tokens (batch_scheduler.h).
-  // At least keep_plans()'s.
+  // chunks with decoded tokens (batch_scheduler.h). At least keep_plans()'s.
   size_t max_plans() const {
     return std::max(kept_plans_, sequences() > 1 ? kMaxPlans + static_cast<size_t>(sequences()) +
                                                        3 * static_cast<size_t>(std::bit_width(static_cast<uint64_t>(max_batch_)))

@@ -56,7 +56,7 @@ std::string base_name(const std::string& path) {
 
 // Compiles the passes the scheduler takes before the server listens (prompt chunks of
 // up to the session's batch, as ServeServer's scheduler takes them): one progress line
-// for them all, not one per pass. A drafting session's compile at first use.
+// for them all, not one per pass. A drafting session's passes compile at first use.
 void warm_up(runtime::Session& session, ProgressBar& bar) {
   const auto start = std::chrono::steady_clock::now();
   const runtime::ProgressFn per_pass = session.progress();

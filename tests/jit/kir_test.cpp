@@ -188,6 +188,46 @@ TEST_CASE("consecutive stores of reductions are computed together, bit for bit i
       }
 }
 
+TEST_CASE("a CPU row reduction takes one order per row, whatever rows share the launch: vector lanes, halved, then the tail") {
+  // reduce_sum / reduce_max over rows of 300 (a tail past the last whole vector), alone
+  // and 8 rows at a time: row 0 must get the same bits either way, and exactly the
+  // documented order (lane l sums elements l, l + lanes, ... in order; lanes halved
+  // pairwise; the tail in order). A greedy request's text alone or batched rests on it.
+  auto device = backends::open_cpu_device({.threads = 2});
+  moat::runtime::KernelCache cache{{}};
+  const Schedule schedule = moat::runtime::schedule_for(device->properties());
+  const int64_t len = 300, lanes = schedule.vector_lanes;
+  const std::vector<float> xs = moat::testing::random_values(static_cast<size_t>(8 * len), 11, -1e3f, 1e3f);
+  for (const moat::ir::Op op : {moat::ir::Op::reduce_sum, moat::ir::Op::reduce_max}) {
+    auto combine = [&](float a, float b) { return op == moat::ir::Op::reduce_sum ? a + b : std::max(a, b); };
+    std::vector<float> want(8);
+    for (int64_t r = 0; r < 8; ++r) {
+      const float* row = xs.data() + r * len;
+      std::vector<float> part(static_cast<size_t>(lanes), op == moat::ir::Op::reduce_sum ? 0.0f : -INFINITY);
+      const int64_t whole = len / lanes * lanes;
+      for (int64_t k = 0; k < whole; k += lanes)
+        for (int64_t l = 0; l < lanes; ++l) part[static_cast<size_t>(l)] = combine(part[static_cast<size_t>(l)], row[k + l]);
+      for (int64_t half = lanes / 2; half >= 1; half /= 2)
+        for (int64_t l = 0; l < half; ++l) part[static_cast<size_t>(l)] = combine(part[static_cast<size_t>(l)], part[static_cast<size_t>(l + half)]);
+      for (int64_t k = whole; k < len; ++k) part[0] = combine(part[0], row[k]);
+      want[static_cast<size_t>(r)] = part[0];
+    }
+    for (const int64_t rows : {1, 8}) {
+      INFO(moat::ir::op_name(op) << " of " << rows << " rows");
+      moat::ir::Graph g;
+      moat::ir::Builder b(g);
+      b.output(b.reduce(op, b.input("x", moat::testing::tensor_type(moat::ir::DType::f32, {rows, len})), 1));
+      moat::ir::Bindings bindings;
+      bindings.tensors["x"] = moat::ir::HostTensor::from_f32(
+          {rows, len}, std::vector<float>(xs.begin(), xs.begin() + rows * len), moat::ir::DType::f32);
+      moat::runtime::Executor exec(*device, cache, lower(g, bindings.symbols, schedule));
+      const std::vector<float> got = exec.run(bindings).at(0).to_f32();
+      REQUIRE(got.size() == static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) CHECK(got[static_cast<size_t>(r)] == want[static_cast<size_t>(r)]);
+    }
+  }
+}
+
 TEST_CASE("constant tables: printed with their values - read by scalar and consecutive and gathered indices on the CPU") {
   const Kernel k = moat::testing::table_kernel();
   const std::string text = print(k);

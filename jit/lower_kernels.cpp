@@ -352,7 +352,7 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
   // register instead of a chain of `len` dependent adds per row (a decode step of 8
   // sequences, its RMSNorms' sums of squares over rows of 256: 9 launches, 13.1 -> 1.2 us).
   const int lanes = s.vector_lanes;
-  if (!s.gpu && acc_type == kF32 && inner == 1 && lanes > 1 && len >= 2 * lanes) {
+  if (!s.gpu && acc_type == kF32 && inner == 1 && lanes > 1 && len >= 2 * lanes && out_shape.size() == in_shape.size()) {
     const BinaryOp combine = is_max ? BinaryOp::max : BinaryOp::add;
     auto row = [&](NodeRef out_linear) {
       std::vector<NodeRef> idx = delinearize(out_linear, out_shape);

@@ -344,7 +344,8 @@ PlanKernel reduce_kernel(LowerContext& ctx, ir::NodeId id, int out) {
                      over_rows(kb, numel(outer_shape) * chunks, len * chunk * (1 + inline_cost(ctx, src, false)), row_body));
   }
 
-  // CPU, f32, the reduced axis last (contiguous), at least two vectors long: `lanes`
+  // CPU, f32, the reduced axis last (contiguous, unless the value read is a permuted
+  // view), at least two vectors long: `lanes`
   // partial results, lane l taking elements l, l + lanes, ... in order, then halved
   // pairwise (l with l + lanes / 2, ...), then the tail past the last whole vector in
   // order: one fixed order per row, whatever the rows around it (a sequence gets the

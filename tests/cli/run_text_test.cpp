@@ -53,6 +53,7 @@ TEST_CASE("greedy generation equals transformers' argmax continuation, on every 
       CHECK(parse_ids(first.out) == expected);
       if (name == "v3") {
         const auto again = run_moat({"run", "-m", kV3, "--tokens", prompt, "-n", n, "--temp", "0", "--device", device});
+        INFO("the second run exited ", again.exit_code, ", stderr: ", again.err);
         CHECK(again.out == first.out);
       }
     }

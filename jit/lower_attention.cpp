@@ -121,6 +121,7 @@ struct AttentionPlan {
   bool causal = true;
   std::optional<StridedView> qv, kv, vv;
   int64_t splits = 1, items = 1, block = 16, lk = 1, lv = 1;  // lk / lv: f32 lanes of q.k / of v
+  int64_t tile = 1;  // heads of one key/value head that take each loaded key and value chunk
   bool direct = false;  // one split, f32 output: accumulate into the output, no combine
   int scores_buf = -1, acc_buf = -1, stats_buf = -1;
 };
@@ -144,6 +145,11 @@ AttentionPlan plan_attention(LowerContext& ctx, ir::NodeId id, int out) {
   const bool direct = splits == 1 && node.type.dtype == ir::DType::f32;  // accumulate into the output
   const int64_t items = s.gpu ? std::min<int64_t>(s.work_group_size, a.H) : 1;
   const int64_t block = s.gpu ? 8 : 16;                            // keys per online-softmax step
+  // CPU: heads sharing a key/value head (all of them in MLA's absorbed form) go in tiles
+  // of up to 4, so that each chunk of a key or value row is loaded (and converted from
+  // f16 or decoded) once per tile rather than once per head; each head's arithmetic and
+  // its order are those of a tile of one. GPUs spread heads over work-items instead.
+  const int64_t tile = s.gpu ? 1 : lanes_for(a.group(), 4);
   const int64_t cap = s.gpu ? 4 : 4 * std::max(1, s.vector_lanes);  // f32 lanes per vector
   int64_t lk = lanes_for(a.Dk, cap), lv = lanes_for(a.Dv, cap);
   // A block-quantised cache (q8_0) is decoded a block at a time: 32 lanes, and every row
@@ -159,7 +165,7 @@ AttentionPlan plan_attention(LowerContext& ctx, ir::NodeId id, int out) {
     lk = lv = 32;
   }
 
-  // Scratch: scores [groups * items, block], (m, l) [T, splits, H, 2]; without `direct`
+  // Scratch: scores [groups * items, tile, block], (m, l) [T, splits, H, 2]; without `direct`
   // also acc [T, splits, H, Dv].
   auto scratch = [&](const std::string& name, int64_t elements) {
     PlanBuffer b;
@@ -169,7 +175,7 @@ AttentionPlan plan_attention(LowerContext& ctx, ir::NodeId id, int out) {
     ctx.plan.buffers.push_back(std::move(b));
     return static_cast<int>(ctx.plan.buffers.size()) - 1;
   };
-  const int scores_buf = scratch("scores", a.T * splits * items * block);
+  const int scores_buf = scratch("scores", a.T * splits * items * tile * block);
   const int acc_buf = direct ? out : scratch("partial sums", a.T * splits * a.H * a.Dv);
   const int stats_buf = scratch("partial max and sum", a.T * splits * a.H * 2);
 
@@ -184,6 +190,7 @@ AttentionPlan plan_attention(LowerContext& ctx, ir::NodeId id, int out) {
   p.splits = splits;
   p.items = items;
   p.block = block;
+  p.tile = tile;
   p.lk = lk;
   p.lv = lv;
   p.direct = direct;
@@ -230,14 +237,19 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   body.push_back(let("chunk", splits > 1 ? max_(even, c_i64(min_split_keys(ctx.schedule, a))) : even));
   body.push_back(let("j0", add(ref("lo", kI64), mul(split, ref("chunk", kI64)))));
   body.push_back(let("j1", min_(ref("bound", kI64), add(ref("j0", kI64), ref("chunk", kI64)))));
-  body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(block))));
+  body.push_back(let("srow", imul(iadd(imul(g, c_i64(items)), builtin(Builtin::item_id, 0)), c_i64(plan.tile * block))));
 
   // Per head h (a loop variable): the slot of its partial results.
   NodeRef h = ref("h", kI64);
-  NodeRef slot = iadd(imul(g, c_i64(a.H)), h);                          // (t * splits + split) * H + h
-  NodeRef acc_base = direct ? imul(iadd(imul(t, c_i64(a.H)), h), c_i64(a.Dv)) : imul(slot, c_i64(a.Dv));
-  NodeRef kvh = a.group() == 1 ? h : div(h, c_i64(a.group()));
-  NodeRef q_base = iadd(c_i64(qv->offset), iadd(imul(t, c_i64(qv->strides[0])), imul(h, c_i64(qv->strides[1]))));
+  auto slot_of = [&](NodeRef head) { return iadd(imul(g, c_i64(a.H)), head); };  // (t * splits + split) * H + h
+  auto acc_base_of = [&](NodeRef head) {
+    return direct ? imul(iadd(imul(t, c_i64(a.H)), head), c_i64(a.Dv)) : imul(slot_of(head), c_i64(a.Dv));
+  };
+  auto q_base_of = [&](NodeRef head) {
+    return iadd(c_i64(qv->offset), iadd(imul(t, c_i64(qv->strides[0])), imul(head, c_i64(qv->strides[1]))));
+  };
+  NodeRef slot = slot_of(h);
+  NodeRef kvh = a.group() == 1 ? h : div(h, c_i64(a.group()));  // a tile's heads share it
   auto key_base = [&](NodeRef j) {
     return iadd(c_i64(kv->offset), iadd(imul(j, c_i64(kv->strides[0])), imul(kvh, c_i64(kv->strides[1]))));
   };
@@ -252,7 +264,7 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   NodeRef acc_at = add(ref("acc_base", kI64), ref("d", kI64));
   NodeRef m_at = imul(slot, c_i64(2)), l_at = iadd(imul(slot, c_i64(2)), c_i64(1));
   auto over_heads = [&](std::vector<NodeRef> per_head) {
-    per_head.insert(per_head.begin(), let("acc_base", acc_base));
+    per_head.insert(per_head.begin(), let("acc_base", acc_base_of(h)));
     return for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items), std::move(per_head));
   };
   // A head's sink logit joins its softmax once, in split 0: it starts there as the
@@ -266,46 +278,83 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), {store(k, acc, acc_at, broadcast(c_f32(0), static_cast<int>(lv)))}),
                              store(k, stats, m_at, m0), store(k, stats, l_at, l0)}));
 
-  // One block of keys jb .. jb + block - 1 (those >= j1 masked) for head h.
-  std::vector<NodeRef> blk{let("q_base", q_base)};
+  // One block of keys jb .. jb + block - 1 (those >= j1 masked) for the tile of heads
+  // h .. h + tile - 1. Head i's names carry i as a suffix (none in a tile of one).
+  const int64_t tile = plan.tile;
+  auto named = [&](const char* base, int64_t i) { return tile == 1 ? std::string(base) : cat(base, i); };
+  auto head = [&](int64_t i) { return i == 0 ? h : iadd(h, c_i64(i)); };
+  auto f = [&](const char* base, int64_t i) { return ref(named(base, i), kF32); };
   NodeRef j = add(ref("jb", kI64), ref("b", kI64));
   NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
-  NodeRef dot_step = fma(f32_load(k, q, add(ref("q_base", kI64), ref("e", kI64)), lk),
-                         f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk), ref("dot", vk));
-  NodeRef score = mul(reduce(ReduceOp::add, ref("dot", vk)), c_f32(scale));
+  NodeRef sc_row = ref("srow", kI64);  // the tile's scores: head i's at srow + i * block
+  auto sc_at = [&](int64_t i) { return add(i == 0 ? sc_row : iadd(sc_row, c_i64(i * block)), ref("b", kI64)); };
+  auto m_at_of = [&](int64_t i) { return imul(slot_of(head(i)), c_i64(2)); };
+  auto l_at_of = [&](int64_t i) { return iadd(imul(slot_of(head(i)), c_i64(2)), c_i64(1)); };
+  // A key chunk (and below a value chunk) loaded once for the tile: inline for a tile of one.
+  NodeRef key_chunk = f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk);
   const bool biased = at.key_bias >= 0;  // a sparse selection: unselected keys' bias is -inf
-  if (biased) score = add(score, kb.value_at(node.operands[static_cast<size_t>(at.key_bias)], {t, jc}));
-  score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
-  NodeRef sc_at = add(ref("srow", kI64), ref("b", kI64));
-  blk.push_back(var("bmax", c_f32(kNegInf)));
-  blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
-                         {let("k_base", key_base(jc)), var("dot", broadcast(c_f32(0), static_cast<int>(lk))),
-                          for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), {assign("dot", dot_step)}),
-                          let("score", score), store(k, sc, sc_at, ref("score", kF32)),
-                          assign("bmax", max_(ref("bmax", kF32), ref("score", kF32)))}));
-  blk.push_back(let("m", load(k, stats, m_at)));
-  blk.push_back(let("m_new", max_(ref("m", kF32), ref("bmax", kF32))));
-  // With a bias, a block (and the max so far) may be all -inf: exponents then take 0
-  // as the max, so that every p and corr is 0 rather than exp(-inf + inf) = NaN.
-  NodeRef m_use = ref("m_new", kF32);
-  if (biased) {
-    blk.push_back(let("m_use", select(binary(BinaryOp::eq, ref("m_new", kF32), c_f32(kNegInf)), c_f32(0), ref("m_new", kF32))));
-    m_use = ref("m_use", kF32);
+
+  std::vector<NodeRef> blk, dots_init, dot_steps, score_steps;
+  for (int64_t i = 0; i < tile; ++i) {
+    blk.push_back(let(named("q_base", i), q_base_of(head(i))));
+    blk.push_back(var(named("bmax", i), c_f32(kNegInf)));
+    const std::string dot = named("dot", i);
+    dots_init.push_back(var(dot, broadcast(c_f32(0), static_cast<int>(lk))));
+    dot_steps.push_back(assign(dot, fma(f32_load(k, q, add(ref(named("q_base", i), kI64), ref("e", kI64)), lk),
+                                        tile == 1 ? key_chunk : ref("kx", vk), ref(dot, vk))));
+    NodeRef score = mul(reduce(ReduceOp::add, ref(dot, vk)), c_f32(scale));
+    if (biased) score = add(score, kb.value_at(node.operands[static_cast<size_t>(at.key_bias)], {t, jc}));
+    score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
+    score_steps.push_back(let(named("score", i), score));
+    score_steps.push_back(store(k, sc, sc_at(i), f("score", i)));
+    score_steps.push_back(assign(named("bmax", i), max_(f("bmax", i), f("score", i))));
   }
-  blk.push_back(let("corr", unary(UnaryOp::exp, sub(ref("m", kF32), m_use))));
-  blk.push_back(var("l", mul(load(k, stats, l_at), ref("corr", kF32))));
-  NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at), m_use));
-  blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
-                         {let("p", p), store(k, sc, sc_at, ref("p", kF32)), assign("l", add(ref("l", kF32), ref("p", kF32)))}));
-  NodeRef v_step = fma(broadcast(load(k, sc, sc_at), static_cast<int>(lv)),
-                       f32_load(k, val, add(val_base(jc), ref("d", kI64)), lv), ref("a", vvt));
-  blk.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),
-                         {var("a", mul(load(k, acc, acc_at, static_cast<int>(lv)), broadcast(ref("corr", kF32), static_cast<int>(lv)))),
-                          for_loop("b", c_i64(0), c_i64(block), c_i64(1), {assign("a", v_step)}),
-                          store(k, acc, acc_at, ref("a", vvt))}));
-  blk.push_back(store(k, stats, m_at, ref("m_new", kF32)));
-  blk.push_back(store(k, stats, l_at, ref("l", kF32)));
-  body.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block), {over_heads(std::move(blk))}));
+  if (tile > 1) dot_steps.insert(dot_steps.begin(), let("kx", key_chunk));
+  std::vector<NodeRef> per_key{let("k_base", key_base(jc))};
+  per_key.insert(per_key.end(), dots_init.begin(), dots_init.end());
+  per_key.push_back(for_loop("e", c_i64(0), c_i64(a.Dk), c_i64(lk), std::move(dot_steps)));
+  per_key.insert(per_key.end(), score_steps.begin(), score_steps.end());
+  blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1), std::move(per_key)));
+
+  for (int64_t i = 0; i < tile; ++i) {
+    blk.push_back(let(named("m", i), load(k, stats, m_at_of(i))));
+    blk.push_back(let(named("m_new", i), max_(f("m", i), f("bmax", i))));
+    // With a bias, a block (and the max so far) may be all -inf: exponents then take 0
+    // as the max, so that every p and corr is 0 rather than exp(-inf + inf) = NaN.
+    NodeRef m_use = f("m_new", i);
+    if (biased) {
+      blk.push_back(let(named("m_use", i), select(binary(BinaryOp::eq, f("m_new", i), c_f32(kNegInf)), c_f32(0), f("m_new", i))));
+      m_use = f("m_use", i);
+    }
+    blk.push_back(let(named("corr", i), unary(UnaryOp::exp, sub(f("m", i), m_use))));
+    blk.push_back(var(named("l", i), mul(load(k, stats, l_at_of(i)), f("corr", i))));
+    NodeRef p = unary(UnaryOp::exp, sub(load(k, sc, sc_at(i)), m_use));
+    blk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1),
+                           {let(named("p", i), p), store(k, sc, sc_at(i), f("p", i)), assign(named("l", i), add(f("l", i), f("p", i)))}));
+  }
+  NodeRef value_chunk = f32_load(k, val, add(val_base(jc), ref("d", kI64)), lv);
+  std::vector<NodeRef> accs_init, v_steps, acc_stores;
+  for (int64_t i = 0; i < tile; ++i) {
+    const std::string acc_i = named("a", i);
+    NodeRef at_i = add(ref(named("acc_base", i), kI64), ref("d", kI64));
+    accs_init.push_back(var(acc_i, mul(load(k, acc, at_i, static_cast<int>(lv)), broadcast(f("corr", i), static_cast<int>(lv)))));
+    v_steps.push_back(assign(acc_i, fma(broadcast(load(k, sc, sc_at(i)), static_cast<int>(lv)),
+                                        tile == 1 ? value_chunk : ref("vx", vvt), ref(acc_i, vvt))));
+    acc_stores.push_back(store(k, acc, at_i, ref(acc_i, vvt)));
+  }
+  if (tile > 1) v_steps.insert(v_steps.begin(), let("vx", value_chunk));
+  std::vector<NodeRef> per_chunk = std::move(accs_init);
+  per_chunk.push_back(for_loop("b", c_i64(0), c_i64(block), c_i64(1), std::move(v_steps)));
+  per_chunk.insert(per_chunk.end(), acc_stores.begin(), acc_stores.end());
+  blk.push_back(for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv), std::move(per_chunk)));
+  for (int64_t i = 0; i < tile; ++i) {
+    blk.push_back(store(k, stats, m_at_of(i), f("m_new", i)));
+    blk.push_back(store(k, stats, l_at_of(i), f("l", i)));
+  }
+  // Over the tiles: head i's acc_base first (over_heads' for a tile of one).
+  for (int64_t i = tile; i-- > 0;) blk.insert(blk.begin(), let(named("acc_base", i), acc_base_of(head(i))));
+  body.push_back(for_loop("jb", ref("j0", kI64), ref("j1", kI64), c_i64(block),
+                          {for_loop("h", builtin(Builtin::item_id, 0), c_i64(a.H), c_i64(items * tile), std::move(blk))}));
   if (direct) {  // one split: normalise in place
     NodeRef inv = broadcast(div(c_f32(1), load(k, stats, l_at)), static_cast<int>(lv));
     body.push_back(over_heads({for_loop("d", c_i64(0), c_i64(a.Dv), c_i64(lv),

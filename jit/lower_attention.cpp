@@ -305,9 +305,14 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
     NodeRef score = mul(reduce(ReduceOp::add, ref(dot, vk)), c_f32(scale));
     if (biased) score = add(score, kb.value_at(node.operands[static_cast<size_t>(at.key_bias)], {t, jc}));
     score = select(lt(j, ref("j1", kI64)), score, c_f32(kNegInf));
-    score_steps.push_back(let(named("score", i), score));
-    score_steps.push_back(store(k, sc, sc_at(i), f("score", i)));
-    score_steps.push_back(assign(named("bmax", i), max_(f("bmax", i), f("score", i))));
+    if (tile == 1) {
+      score_steps.push_back(let(named("score", i), score));
+      score_steps.push_back(store(k, sc, sc_at(i), f("score", i)));
+      score_steps.push_back(assign(named("bmax", i), max_(f("bmax", i), f("score", i))));
+    } else {  // the tile's scores stored one after another: their sums are computed jointly
+      score_steps.insert(score_steps.begin() + i, store(k, sc, sc_at(i), score));
+      score_steps.push_back(assign(named("bmax", i), max_(f("bmax", i), load(k, sc, sc_at(i)))));
+    }
   }
   if (tile > 1) dot_steps.insert(dot_steps.begin(), let("kx", key_chunk));
   std::vector<NodeRef> per_key{let("k_base", key_base(jc))};

@@ -281,6 +281,7 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   // One block of keys jb .. jb + block - 1 (those >= j1 masked) for the tile of heads
   // h .. h + tile - 1. Head i's names carry i as a suffix (none in a tile of one).
   const int64_t tile = plan.tile;
+  MOAT_INTERNAL_CHECK(tile == 1 || items == 1, "attention: head tiles are for one work-item per group");
   auto named = [&](const char* base, int64_t i) { return tile == 1 ? std::string(base) : cat(base, i); };
   auto head = [&](int64_t i) { return i == 0 ? h : iadd(h, c_i64(i)); };
   auto f = [&](const char* base, int64_t i) { return ref(named(base, i), kF32); };

@@ -144,6 +144,48 @@ bool split_multiples(const NodeRef& a, int64_t c, NodeRef& quotient, NodeRef& re
   return found;
 }
 
+// a = k * quotient + rest with k a divisor of c and 0 <= rest < k, found term by term in
+// the sum `a` for the first k (> 1) among its products' constant factors that works:
+// then a / c = quotient / (c / k) and a % c = k * (quotient % (c / k)) + rest, as
+// (16 r + j) / 64 = r / 4 for j in [0, 15]. False unless every term is non-negative.
+bool split_scaled(const NodeRef& a, int64_t c, int64_t& k, NodeRef& quotient, NodeRef& rest) {
+  std::vector<NodeRef> terms;
+  add_terms(a, terms);
+  std::vector<int64_t> factors;
+  for (const NodeRef& t : terms) {
+    if (!non_negative(t)) return false;
+    if (is_binary(t, BinaryOp::mul))
+      for (const NodeRef& side : t->args)
+        if (is_const(side, side->i) && side->i > 1 && c % side->i == 0) factors.push_back(side->i);
+  }
+  for (int64_t f : factors) {
+    quotient = c_i64(0);
+    rest = c_i64(0);
+    for (const NodeRef& t : terms) {
+      if (is_const(t, t->i) && t->i % f == 0) {
+        quotient = iadd(quotient, c_i64(t->i / f));
+        continue;
+      }
+      bool scaled = false;
+      if (is_binary(t, BinaryOp::mul))
+        for (int side = 0; side < 2 && !scaled; ++side) {
+          const NodeRef& m = t->args[side];
+          if (is_const(m, m->i) && m->i % f == 0) {
+            quotient = iadd(quotient, imul(t->args[1 - side], c_i64(m->i / f)));
+            scaled = true;
+          }
+        }
+      if (!scaled) rest = iadd(rest, t);
+    }
+    const std::optional<Range> r = range_of(rest);
+    if (r && r->lo >= 0 && r->hi < f) {
+      k = f;
+      return true;
+    }
+  }
+  return false;
+}
+
 // (x / c) * c + x % c, in either order: x.
 const NodeRef* undivided(const NodeRef& a, const NodeRef& b) {
   if (!is_binary(a, BinaryOp::mul) || !is_binary(b, BinaryOp::rem)) return nullptr;
@@ -187,6 +229,7 @@ NodeRef idiv(NodeRef a, int64_t b) {
     return idiv(a->args[0], a->args[1]->i * b);  // (x / c) / b = x / (c b) for x >= 0
   NodeRef quotient, rest;
   if (split_multiples(a, b, quotient, rest)) return iadd(quotient, idiv(rest, b));
+  if (int64_t k = 0; split_scaled(a, b, k, quotient, rest)) return idiv(quotient, b / k);
   return div(std::move(a), c_i64(b));
 }
 
@@ -196,7 +239,22 @@ NodeRef irem(NodeRef a, int64_t b) {
   if (const std::optional<Range> r = range_of(a); r && r->lo >= 0 && r->hi < b) return a;
   NodeRef quotient, rest;
   if (split_multiples(a, b, quotient, rest)) return irem(rest, b);
+  if (int64_t k = 0; split_scaled(a, b, k, quotient, rest)) return iadd(imul(irem(quotient, b / k), c_i64(k)), rest);
   return rem(std::move(a), c_i64(b));
+}
+
+NodeRef isub(NodeRef a, int64_t b) {
+  if (b == 0) return a;
+  std::vector<NodeRef> terms;
+  add_terms(a, terms);
+  for (NodeRef& t : terms)
+    if (t->kind == NodeKind::constant && t->type == kI64) {
+      t = c_i64(t->i - b);
+      NodeRef sum = c_i64(0);
+      for (const NodeRef& u : terms) sum = iadd(sum, u);
+      return sum;
+    }
+  return sub(std::move(a), c_i64(b));
 }
 
 NodeRef linear_index(const std::vector<NodeRef>& idx, const std::vector<int64_t>& shape) {
@@ -435,7 +493,7 @@ NodeRef KernelBuilder::view(const ir::Node& node, ir::NodeId id, const std::vect
       if (concat_part.concat == id) {
         for (size_t p = 0; p < concat_part.part; ++p) offset += ctx_.shape(node.operands[p])[a];
         std::vector<NodeRef> in = idx;
-        in[a] = binary(BinaryOp::sub, idx[a], c_i64(offset));
+        in[a] = isub(idx[a], offset);
         return value_at(node.operands[concat_part.part], in);
       }
       for (ir::NodeId part : node.operands) {

@@ -39,6 +39,7 @@ NodeRef iadd(NodeRef a, NodeRef b);
 NodeRef imul(NodeRef a, NodeRef b);
 NodeRef idiv(NodeRef a, int64_t b);
 NodeRef irem(NodeRef a, int64_t b);
+NodeRef isub(NodeRef a, int64_t b);  // a - b, folded into a's constant term where it has one
 NodeRef linear_index(const std::vector<NodeRef>& idx, const std::vector<int64_t>& shape);
 std::vector<NodeRef> delinearize(NodeRef linear, const std::vector<int64_t>& shape);
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 
 #include "backends/cpu/llvm_verify.h"
@@ -15,6 +16,7 @@
 #include "jit/emit_llvm.h"
 #include "jit/kir.h"
 #include "jit/legalize.h"
+#include "jit/lower_builder.h"
 #include "support/error.h"
 #include "support/half.h"
 #include "tests/test_data.h"
@@ -186,6 +188,64 @@ TEST_CASE("consecutive stores of reductions are computed together, bit for bit i
           CHECK(got[static_cast<size_t>(v)] == lane[0]);
         }
       }
+}
+
+// An integer index expression's value with its refs bound by name.
+int64_t eval_index(const NodeRef& e, const std::map<std::string, int64_t>& at) {
+  switch (e->kind) {
+    case NodeKind::constant: return e->i;
+    case NodeKind::ref: return at.at(e->name);
+    case NodeKind::binary: {
+      const int64_t a = eval_index(e->args[0], at), b = eval_index(e->args[1], at);
+      switch (static_cast<BinaryOp>(e->op)) {
+        case BinaryOp::add: return a + b;
+        case BinaryOp::sub: return a - b;
+        case BinaryOp::mul: return a * b;
+        case BinaryOp::div: return a / b;
+        case BinaryOp::rem: return a % b;
+        default: break;
+      }
+      break;
+    }
+    default: break;
+  }
+  FAIL("not index arithmetic: node kind ", static_cast<int>(e->kind));
+  return 0;
+}
+
+int count_divisions(const NodeRef& e) {
+  int n = e->kind == NodeKind::binary && (static_cast<BinaryOp>(e->op) == BinaryOp::div ||
+                                          static_cast<BinaryOp>(e->op) == BinaryOp::rem);
+  for (const NodeRef& a : e->args) n += count_divisions(a);
+  return n;
+}
+
+TEST_CASE("index arithmetic: a sum scaled by a divisor of c, plus less than the scale, divides by c as the scaled part does") {
+  // (16 r + j) / 64 = r / 4 and (16 r + j) % 64 = 16 (r % 4) + j for j in [0, 15]: one
+  // division each instead of a division of the sum; j in [0, 16] must not fold.
+  const NodeRef r = bounded_ref("r", 0, 31), j = bounded_ref("j", 0, 15), wide = bounded_ref("w", 0, 16);
+  const NodeRef sum = iadd(imul(r, c_i64(16)), j), wide_sum = iadd(imul(r, c_i64(16)), wide);
+  const NodeRef q = idiv(sum, 64), m = irem(sum, 64), q8 = idiv(iadd(sum, c_i64(32)), 64);
+  CHECK(count_divisions(q) == 1);
+  CHECK(count_divisions(m) == 1);
+  CHECK(q->args[0] == r);
+  for (int64_t rv = 0; rv <= 31; ++rv)
+    for (int64_t jv = 0; jv <= 16; ++jv) {
+      const std::map<std::string, int64_t> at{{"r", rv}, {"j", jv}, {"w", jv}};
+      if (jv <= 15) {
+        CHECK(eval_index(q, at) == (16 * rv + jv) / 64);
+        CHECK(eval_index(m, at) == (16 * rv + jv) % 64);
+        CHECK(eval_index(q8, at) == (16 * rv + jv + 32) / 64);
+      }
+      CHECK(eval_index(idiv(wide_sum, 64), at) == (16 * rv + jv) / 64);
+      CHECK(eval_index(irem(wide_sum, 64), at) == (16 * rv + jv) % 64);
+    }
+  CHECK(count_divisions(idiv(wide_sum, 64)) == 1);
+  CHECK(idiv(wide_sum, 64)->args[0] == wide_sum);  // not folded: w may reach 16
+  // A concat part's offset folds into the index's constant term.
+  CHECK(isub(iadd(j, c_i64(64)), 64) == j);
+  CHECK(eval_index(isub(iadd(j, c_i64(64)), 60), {{"j", 3}}) == 7);
+  CHECK(eval_index(isub(j, 5), {{"j", 3}}) == -2);
 }
 
 TEST_CASE("a CPU row reduction takes one order per row, whatever rows share the launch: vector lanes, halved, then the tail") {

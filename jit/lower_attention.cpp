@@ -287,10 +287,19 @@ PlanKernel partial_kernel(LowerContext& ctx, const AttentionPlan& plan) {
   auto f = [&](const char* base, int64_t i) { return ref(named(base, i), kF32); };
   NodeRef j = add(ref("jb", kI64), ref("b", kI64));
   NodeRef jc = min_(j, sub(ref("j1", kI64), c_i64(1)));                  // in range for the loads
-  NodeRef sc_row = ref("srow", kI64);  // the tile's scores: head i's at srow + i * block
-  auto sc_at = [&](int64_t i) { return add(i == 0 ? sc_row : iadd(sc_row, c_i64(i * block)), ref("b", kI64)); };
-  auto m_at_of = [&](int64_t i) { return imul(slot_of(head(i)), c_i64(2)); };
-  auto l_at_of = [&](int64_t i) { return iadd(imul(slot_of(head(i)), c_i64(2)), c_i64(1)); };
+  // Head i's score at key b (the tile's scores: head i's at srow + i * block), running max
+  // and sum: one node each, built once (head 0's are those above), so that emitters reuse
+  // their values.
+  NodeRef sc_row = ref("srow", kI64);
+  std::vector<NodeRef> sc_ats{add(sc_row, ref("b", kI64))}, m_ats{m_at}, l_ats{l_at};
+  for (int64_t i = 1; i < tile; ++i) {
+    sc_ats.push_back(add(iadd(sc_row, c_i64(i * block)), ref("b", kI64)));
+    m_ats.push_back(imul(slot_of(head(i)), c_i64(2)));
+    l_ats.push_back(iadd(imul(slot_of(head(i)), c_i64(2)), c_i64(1)));
+  }
+  auto sc_at = [&](int64_t i) { return sc_ats[static_cast<size_t>(i)]; };
+  auto m_at_of = [&](int64_t i) { return m_ats[static_cast<size_t>(i)]; };
+  auto l_at_of = [&](int64_t i) { return l_ats[static_cast<size_t>(i)]; };
   // A key chunk (and below a value chunk) loaded once for the tile: inline for a tile of one.
   NodeRef key_chunk = f32_load(k, key, add(ref("k_base", kI64), ref("e", kI64)), lk);
   const bool biased = at.key_bias >= 0;  // a sparse selection: unselected keys' bias is -inf

@@ -112,36 +112,49 @@ void add_terms(const NodeRef& e, std::vector<NodeRef>& terms) {
   }
 }
 
-// a = c * quotient + rest, found term by term in the sum `a` (constants and products by
-// a multiple of c go to the quotient). False unless every term is non-negative (then
-// truncating division and remainder split exactly) and some term is a multiple.
-bool split_multiples(const NodeRef& a, int64_t c, NodeRef& quotient, NodeRef& rest) {
-  std::vector<NodeRef> terms;
-  add_terms(a, terms);
+// The terms of a sum that are multiples of f (constants and products by a multiple of
+// f) go to `quotient`, divided by f; the others to `rest`. True when some term went to
+// the quotient.
+bool divide_terms(const std::vector<NodeRef>& terms, int64_t f, NodeRef& quotient, NodeRef& rest) {
   quotient = c_i64(0);
   rest = c_i64(0);
   bool found = false;
   for (const NodeRef& t : terms) {
-    if (!non_negative(t)) return false;
-    if (is_const(t, t->i) && t->i % c == 0) {
-      quotient = iadd(quotient, c_i64(t->i / c));
+    if (is_const(t, t->i) && t->i % f == 0) {
+      quotient = iadd(quotient, c_i64(t->i / f));
       found = true;
       continue;
     }
-    if (is_binary(t, BinaryOp::mul)) {
-      for (int side = 0; side < 2; ++side) {
-        const NodeRef& k = t->args[side];
-        if (is_const(k, k->i) && k->i % c == 0) {
-          quotient = iadd(quotient, imul(t->args[1 - side], c_i64(k->i / c)));
-          found = true;
-          goto next_term;
+    bool scaled = false;
+    if (is_binary(t, BinaryOp::mul))
+      for (int side = 0; side < 2 && !scaled; ++side) {
+        const NodeRef& m = t->args[side];
+        if (is_const(m, m->i) && m->i % f == 0) {
+          quotient = iadd(quotient, imul(t->args[1 - side], c_i64(m->i / f)));
+          scaled = true;
         }
       }
-    }
-    rest = iadd(rest, t);
-  next_term:;
+    if (scaled) found = true;
+    else rest = iadd(rest, t);
   }
   return found;
+}
+
+// The terms of the sum `a`, or none unless every term is non-negative (then truncating
+// division and remainder split exactly).
+std::vector<NodeRef> non_negative_terms(const NodeRef& a) {
+  std::vector<NodeRef> terms;
+  add_terms(a, terms);
+  for (const NodeRef& t : terms)
+    if (!non_negative(t)) return {};
+  return terms;
+}
+
+// a = c * quotient + rest, found term by term in the sum `a`. False unless every term is
+// non-negative and some term is a multiple of c.
+bool split_multiples(const NodeRef& a, int64_t c, NodeRef& quotient, NodeRef& rest) {
+  const std::vector<NodeRef> terms = non_negative_terms(a);
+  return !terms.empty() && divide_terms(terms, c, quotient, rest);
 }
 
 // a = k * quotient + rest with k a divisor of c and 0 <= rest < k, found term by term in
@@ -149,40 +162,17 @@ bool split_multiples(const NodeRef& a, int64_t c, NodeRef& quotient, NodeRef& re
 // then a / c = quotient / (c / k) and a % c = k * (quotient % (c / k)) + rest, as
 // (16 r + j) / 64 = r / 4 for j in [0, 15]. False unless every term is non-negative.
 bool split_scaled(const NodeRef& a, int64_t c, int64_t& k, NodeRef& quotient, NodeRef& rest) {
-  std::vector<NodeRef> terms;
-  add_terms(a, terms);
-  std::vector<int64_t> factors;
-  for (const NodeRef& t : terms) {
-    if (!non_negative(t)) return false;
+  const std::vector<NodeRef> terms = non_negative_terms(a);
+  for (const NodeRef& t : terms)
     if (is_binary(t, BinaryOp::mul))
       for (const NodeRef& side : t->args)
-        if (is_const(side, side->i) && side->i > 1 && c % side->i == 0) factors.push_back(side->i);
-  }
-  for (int64_t f : factors) {
-    quotient = c_i64(0);
-    rest = c_i64(0);
-    for (const NodeRef& t : terms) {
-      if (is_const(t, t->i) && t->i % f == 0) {
-        quotient = iadd(quotient, c_i64(t->i / f));
-        continue;
-      }
-      bool scaled = false;
-      if (is_binary(t, BinaryOp::mul))
-        for (int side = 0; side < 2 && !scaled; ++side) {
-          const NodeRef& m = t->args[side];
-          if (is_const(m, m->i) && m->i % f == 0) {
-            quotient = iadd(quotient, imul(t->args[1 - side], c_i64(m->i / f)));
-            scaled = true;
+        if (is_const(side, side->i) && side->i > 1 && c % side->i == 0) {
+          divide_terms(terms, side->i, quotient, rest);
+          if (const std::optional<Range> r = range_of(rest); r && r->lo >= 0 && r->hi < side->i) {
+            k = side->i;
+            return true;
           }
         }
-      if (!scaled) rest = iadd(rest, t);
-    }
-    const std::optional<Range> r = range_of(rest);
-    if (r && r->lo >= 0 && r->hi < f) {
-      k = f;
-      return true;
-    }
-  }
   return false;
 }
 

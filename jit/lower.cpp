@@ -146,18 +146,21 @@ bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vect
   return true;
 }
 
-// Whether float param `id` gets the CPU's tiles of 16 rows (jit/weight_packing.h): an
-// expert table [E, N, K] whose every use is a gather of expert rows read by matmuls with
-// one f32 row of A each (the kernels that read the tiles: jit/matmul/float_expert_tiles.cpp).
+// Whether float param `id` gets the CPU's tiles of 16 rows (jit/weight_packing.h): every
+// use is a matmul reading it whole as its transposed B beside an f32 A
+// (jit/matmul/float_tiles.cpp), or, for an expert table [E, N, K], a gather of expert
+// rows read by matmuls with one f32 row of A each (jit/matmul/float_expert_tiles.cpp).
 bool tiles_float_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
                         const std::vector<int64_t>& shape) {
   const ir::Node& param = g.node(id);
-  if (param.op != Op::param || shape.size() != 3 || !float_packable(param.type.dtype, shape) ||
-      users[static_cast<size_t>(id)].empty())
+  if (param.op != Op::param || !float_packable(param.type.dtype, shape) || users[static_cast<size_t>(id)].empty())
     return false;
-  for (ir::NodeId user : users[static_cast<size_t>(id)])
-    if (users[static_cast<size_t>(user)].empty() || !experts_of_one_row_matmuls(g, id, user, users, ir::DType::f32))
+  for (ir::NodeId user : users[static_cast<size_t>(id)]) {
+    if (transposed_b_of(g, user, id, ir::DType::f32, false)) continue;
+    if (shape.size() != 3 || users[static_cast<size_t>(user)].empty() ||
+        !experts_of_one_row_matmuls(g, id, user, users, ir::DType::f32))
       return false;
+  }
   return true;
 }
 

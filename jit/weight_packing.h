@@ -75,9 +75,9 @@ namespace moat::jit {
 
 inline constexpr int64_t kPackRows = 16;
 
-// Float weights (f32 / f16 / bf16) [.., R, K], R % 16 == 0 (each matrix's rows), for the CPU's expert kernels
-// (jit/matmul/float_expert_tiles.cpp): rows in tiles of 16, each k's 16 rows side by
-// side, so one vector of 16 elements is B(k, n .. n + 15):
+// Float weights (f32 / f16 / bf16) [.., R, K], R % 16 == 0 (each matrix's rows), for the CPU's float
+// kernels (jit/matmul/float_tiles.h: weights read whole, expert tables): rows in tiles of 16, each
+// k's 16 rows side by side, so one vector of 16 elements is B(k, n .. n + 15):
 //   element (row r, k) at ((r / 16) * K + k) * 16 + r % 16
 // One plan buffer, "NAME#tiles16", of the weight's dtype and element count (no scales).
 std::string packed_tiles_name(std::string_view name);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 
+#include "jit/weight_packing.h"
 #include "runtime/emit.h"
 #include "support/error.h"
 
@@ -22,14 +23,16 @@ struct Executor::Compiled {
 namespace {
 
 // "matmul_f32_2feaf63054082fd8 [attn_q_a]": the kernel's name and the weights it reads
-// without their layer prefix and ".weight", so that a profile tells launches apart by
-// what they compute and sums the same work over layers.
+// (a packed or tiled weight's buffers by the weight's name) without their layer prefix
+// and ".weight", so that a profile tells launches apart by what they compute and sums
+// the same work over layers.
 std::string profile_label(const jit::Plan& plan, const jit::PlanKernel& pk) {
   std::vector<std::string> weights;
   for (int b : pk.args) {
     const jit::PlanBuffer& buffer = plan.buffers.at(static_cast<size_t>(b));
     if (buffer.role != jit::PlanBuffer::Role::param) continue;
-    std::string name = buffer.name;
+    std::string name = jit::packed_weight_of(buffer.name);
+    if (name.empty()) name = buffer.name;
     if (name.starts_with("blk.")) name = name.substr(std::min(name.size(), name.find('.', 4) + 1));
     if (name.ends_with(".weight")) name.resize(name.size() - 7);
     if (std::find(weights.begin(), weights.end(), name) == weights.end()) weights.push_back(name);

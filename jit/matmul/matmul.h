@@ -140,6 +140,7 @@ extern const MatmulStrategy kGroupedExperts;      // grouped_experts.cpp
 extern const MatmulStrategy kInt8Gemm;            // int8_gemm.cpp
 extern const MatmulStrategy kInt8GemvPacked;      // int8_gemv_packed.cpp
 extern const MatmulStrategy kFloatExpertTiles;    // float_expert_tiles.cpp
+extern const MatmulStrategy kFloatTiles;          // float_tiles.cpp
 extern const MatmulStrategy kTiledColumns;        // tiled_columns.cpp
 extern const MatmulStrategy kTiled;               // tiled.cpp
 extern const MatmulStrategy kTiledUntransposed;   // tiled_untransposed.cpp

@@ -43,6 +43,7 @@ MatmulBuilder::MatmulBuilder(LowerContext& c, ir::NodeId id, int out) : ctx(c), 
     o.b = kb.use(ctx.buffer_of[static_cast<size_t>(b_node)], false);
     if (ctx.packed_scales_of[static_cast<size_t>(b_node)] >= 0)
       o.b_scales = kb.use(ctx.packed_scales_of[static_cast<size_t>(b_node)], false);
+    o.b_float_tiles = ctx.float_tiles_of[static_cast<size_t>(b_node)];
   } else {
     // gather(table, idx): B's batch (i.., j..) is table[idx[i..], j..]
     MOAT_INTERNAL_CHECK(is_gathered_weight(ctx.graph, b_node) && node.operands.size() == 2,

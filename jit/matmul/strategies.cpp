@@ -1,5 +1,5 @@
 // The matmul strategies in the order they are tried: the most specific first (float
-// expert tables in tiles, which only it reads; a GPU's packed int8 weights, its few-row
+// weights in tiles, expert tables and whole, which only they read; a GPU's packed int8 weights, its few-row
 // products with float weights; MoE experts grouped, int8 products, packed weights, a
 // few rows in blocks of columns), then the CPU's tiles, the GPU's split over K, and
 // per_output, which takes every matmul left.
@@ -10,7 +10,7 @@ namespace moat::jit::matmul {
 namespace {
 
 const MatmulStrategy* const kOrder[] = {
-    &kFloatExpertTiles,   &kGpuInt8Tiles,       &kGpuInt8TilesK,     &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
+    &kFloatExpertTiles,   &kFloatTiles,        &kGpuInt8Tiles,       &kGpuInt8TilesK,     &kGpuFloatGemv,      &kGroupedExpertsInt8, &kGroupedExperts, &kInt8Gemm,          &kInt8GemvPacked, &kTiledColumns,
     &kTiled,              &kTiledUntransposed, &kSplitK, &kPerOutput,
 };
 

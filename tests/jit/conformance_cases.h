@@ -196,6 +196,33 @@ inline void matmul_float(BackendUnderTest& be) {
     for (auto [t, n, k] : {std::array<int64_t, 3>{2, 32, 96}, {5, 48, 96}, {10, 64, 37}, {25, 256, 40}})
       check_experts(be, bd, t, n, k);
   }
+  // Float weights as params read whole, N in tiles of 16 (the CPU reads them tiled,
+  // float_tiles.cpp): one row over blocks of 8 tiles (N 256) and of 1 (N 80, 5 tiles); row
+  // passes of 8, 4 and 1 (m 13) and of 8 only (m 8: a decode step of 8 sequences); blocks
+  // of 64 rows and a partial one (m 70); per-head matrices (batch 3, blocks shrunk to
+  // give several work-groups); the weight also read by a second matmul; K of any length.
+  for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
+    for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{
+             {1, 1, 256, 40}, {1, 1, 80, 33}, {1, 13, 48, 37}, {1, 8, 128, 64}, {1, 70, 32, 9}, {3, 5, 32, 16}}) {
+      Graph g;
+      Builder b(g);
+      std::vector<int64_t> a_shape{m, k}, w_shape{n, k};
+      if (batch > 1) {
+        a_shape.insert(a_shape.begin(), batch);
+        w_shape.insert(w_shape.begin(), batch);
+      }
+      NodeId a = b.input("a", tensor_type(DType::f32, a_shape));
+      NodeId w = b.param("w", tensor_type(bd, w_shape));
+      NodeId out = b.matmul_weight(a, w);
+      if (batch == 1 && m == 13) out = b.add(out, b.matmul_weight(b.unary(Op::neg, a), w));
+      b.output(out);
+      Bindings bindings;
+      bindings.tensors["a"] = random_tensor(DType::f32, a_shape, 1);
+      bindings.tensors["w"] = random_tensor(bd, w_shape, 2);
+      be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
+                                std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
+    }
+  }
 }
 
 // matmul with quantised B dequantised in registers: every block-quantised dtype. The

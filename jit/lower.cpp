@@ -146,10 +146,10 @@ bool packs_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vect
   return true;
 }
 
-// Whether float param `id` gets the CPU's tiles of 16 rows (jit/weight_packing.h): every
-// use is a matmul reading it whole as its transposed B beside an f32 A
-// (jit/matmul/float_tiles.cpp), or, for an expert table [E, N, K], a gather of expert
-// rows read by matmuls with one f32 row of A each (jit/matmul/float_expert_tiles.cpp).
+// Whether float param `id` gets the CPU's tiles of 16 rows (jit/weight_packing.h): each
+// of its uses is a matmul reading it whole as its transposed B beside an f32 A
+// (jit/matmul/float_tiles.cpp) or, for an expert table [E, N, K], a gather of expert rows
+// read by matmuls with one f32 row of A each (jit/matmul/float_expert_tiles.cpp).
 bool tiles_float_weight(const ir::Graph& g, ir::NodeId id, const std::vector<std::vector<ir::NodeId>>& users,
                         const std::vector<int64_t>& shape) {
   const ir::Node& param = g.node(id);

@@ -63,7 +63,7 @@ struct Plan {
 // What the caller knows of its weights and the graph does not say.
 struct LowerOptions {
   // Whether float weight `name` may be read from a copy in another layout (the CPU's
-  // expert tiles, jit/weight_packing.h): yes where the copy takes the place of the
+  // tiles of 16 rows, jit/weight_packing.h): yes where the copy takes the place of the
   // weight's resident bytes (a file-mapped weight, whose pages go), no where both would
   // stay in memory (a weight built in memory by the loader). Unset: every weight may.
   std::function<bool(const std::string& name)> may_copy;

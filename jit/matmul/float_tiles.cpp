@@ -3,7 +3,7 @@
 // this strategy or float_expert_tiles.cpp takes, and the caller lets it copy the weight,
 // jit/lower.h's LowerOptions): B [.., N, K] transposed, A f32 [.., M, K]. A work-group
 // takes a block of a matrix's tiles and a block of rows of A, in float_tiles.h's passes
-// of 8, 4, 2 and 1 rows: a pass of 8 rows converts each vector of B once for 8
+// of 8, 4, 2 and 1 rows (4, 2, 1 with narrower vectors than AVX-512's): a pass of 8 rows converts each vector of B once for 8
 // multiply-adds, where a dot product per output (tiled.cpp) ends every output with a
 // horizontal sum, half again the multiply-adds' work at K 256.
 #include "jit/matmul/float_tiles.h"
@@ -21,9 +21,12 @@ namespace {
 // registers; 6 (12 of 16 registers) where a vector takes two (AVX2).
 constexpr int64_t kAccumulators = 16, kAccumulatorsNarrow = 6;
 constexpr int64_t kMaxRowBlock = 64;  // rows of A a work-group takes at most
-constexpr int64_t kMinGroups = 8;     // work-groups a launch gets where blocks can shrink to give them
+constexpr int64_t kMinGroups = 16;    // work-groups a launch gets where blocks can shrink to give them
 
-bool applies(const Schedule&, const MatmulShape& mm) { return mm.float_tiles_b && !mm.gathered_b; }
+// An empty product (no rows or batches) is per_output's, which reads no B.
+bool applies(const Schedule&, const MatmulShape& mm) {
+  return mm.float_tiles_b && !mm.gathered_b && mm.m > 0 && mm.batches > 0;
+}
 
 // Rows per pass, largest first: none above the accumulators (AVX2: 4).
 std::vector<int64_t> pass_rows(const Schedule& s) {
@@ -41,11 +44,12 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
                       ")");
   Kernel& k = kb.kernel();
   const int64_t batches = numel(mm.out_batch), tiles = o.n / kTileLanes, widest = pass_rows(s).front();
-  // Blocks of tiles and of rows as large as give kMinGroups work-groups (a block of
-  // tiles keeps 2 where it can, for two chains of multiply-adds in a one-row pass).
+  // Blocks of tiles and of rows as large as give kMinGroups work-groups (with fewer than
+  // 4 rows a block of tiles keeps 2 where it can: two chains of multiply-adds a pass).
   int64_t block = float_block_tiles(tiles), row_block = std::min(o.m, kMaxRowBlock);
   auto groups = [&] { return batches * ceil_div(o.m, row_block) * (tiles / block); };
-  while (groups() < kMinGroups && block > 2) block /= 2;
+  const int64_t least_block = o.m >= 4 ? 1 : 2;
+  while (groups() < kMinGroups && block > least_block) block /= 2;
   while (groups() < kMinGroups && row_block > widest) row_block = ceil_div(row_block / 2, widest) * widest;
   const int64_t row_blocks = ceil_div(o.m, row_block), tile_blocks = tiles / block;
   k.groups[0] = groups();
@@ -57,17 +61,19 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   std::vector<NodeRef> body{let(batch, idiv(gid, row_blocks * tile_blocks)),
                             let(rb, irem(idiv(gid, tile_blocks), row_blocks)),
                             let(g, irem(gid, tile_blocks)), let(e, mm.batch_b(batch_ref))};
+  NodeRef matrix = bounded_ref(e, 0, std::max<int64_t>(1, numel(mm.b_batch)) - 1);
   NodeRef first_row = imul(bounded_ref(rb, 0, row_blocks - 1), c_i64(row_block));
   body.push_back(let(end_rows, min_(iadd(first_row, c_i64(row_block)), c_i64(o.m))));
   NodeRef t0 = imul(bounded_ref(g, 0, tile_blocks - 1), c_i64(block));
   // passes of the widest size while that many rows are left, then of each smaller size
   NodeRef begin = first_row;
   for (int64_t size : pass_rows(s)) {
+    if (size > row_block) continue;  // never a whole pass of this size
     std::string r0 = kb.fresh("r0"), end = kb.fresh("end");
     body.push_back(let(end, iadd(begin, imul(idiv(binary(BinaryOp::sub, ref(end_rows, kI64), begin), size), c_i64(size)))));
     std::vector<TileRow> rows;
     for (int64_t i = 0; i < size; ++i) rows.push_back({batch_ref, iadd(bounded_ref(r0, 0, o.m - 1), c_i64(i))});
-    std::vector<NodeRef> per_pass{float_tile_pass(mm, rows, ref(e, kI64), t0, block)};
+    std::vector<NodeRef> per_pass{float_tile_pass(mm, rows, matrix, t0, block)};
     body.push_back(for_loop(r0, begin, ref(end, kI64), c_i64(size), std::move(per_pass)));
     begin = ref(end, kI64);
   }

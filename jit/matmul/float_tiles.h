@@ -27,9 +27,10 @@ struct TileRow {
 };
 
 // One pass: `rows` times matrix `matrix`'s tiles t0 .. t0 + block_tiles - 1 (B's tiles
-// over all its matrices: matrix * N / 16 + tile), as many tiles at a time as fill half
-// the vector registers (a power of two: with one row and 8 tiles a block, 8 chains, so
-// the multiply-adds of one k do not wait on each other).
+// over all its matrices: matrix * N / 16 + tile), as many tiles at a time as 16
+// accumulators of 16 f32 hold (6 where the schedule's vectors are narrower: AVX2's 16
+// registers; a power of two: with one row and 8 tiles a block, 8 chains, so the
+// multiply-adds of one k do not wait on each other).
 NodeRef float_tile_pass(MatmulBuilder& mm, const std::vector<TileRow>& rows, const NodeRef& matrix, const NodeRef& t0,
                         int64_t block_tiles);
 

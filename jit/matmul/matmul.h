@@ -32,7 +32,7 @@ struct MatmulShape {
   bool transposed = false;           // B is [.., N, K] (the weight layout)
   bool fp8_scales = false;           // B has block scales (a third operand)
   bool packed_b = false;             // B is in the packed CPU layout (jit/weight_packing.h)
-  bool float_tiles_b = false;        // B (a float table) is in the CPU's tiles of 16 rows (jit/weight_packing.h)
+  bool float_tiles_b = false;        // B (a float weight or table) is in the CPU's tiles of 16 rows (jit/weight_packing.h)
   bool gathered_b = false;           // B is gather(table, idx) read in place (MoE experts)
   int64_t experts = 0;               // gathered_b: rows of the table (E)
   int table_rank = 0;                // gathered_b: rank of the table
@@ -54,7 +54,7 @@ struct MatmulShape {
 struct Operands {
   int a = -1, b = -1, scales = -1;  // kernel buffers
   int b_scales = -1;                 // B in the packed layout (jit/weight_packing.h): b holds its quads
-  bool b_float_tiles = false;        // B's float table in tiles of 16 rows (jit/weight_packing.h)
+  bool b_float_tiles = false;        // B's float weight or table in tiles of 16 rows (jit/weight_packing.h)
   ir::DType a_dtype = ir::DType::f32, b_dtype = ir::DType::f32;
   int64_t m = 0, n = 0, k = 0;
   bool transposed = false;

@@ -197,13 +197,16 @@ inline void matmul_float(BackendUnderTest& be) {
       check_experts(be, bd, t, n, k);
   }
   // Float weights as params read whole, N in tiles of 16 (the CPU reads them tiled,
-  // float_tiles.cpp): one row over blocks of 8 tiles (N 256) and of 1 (N 80, 5 tiles); row
-  // passes of 8, 4 and 1 (m 13) and of 8 only (m 8: a decode step of 8 sequences); blocks
-  // of 64 rows and a partial one (m 70); per-head matrices (batch 3, blocks shrunk to
-  // give several work-groups); the weight also read by a second matmul; K of any length.
+  // float_tiles.cpp, on AVX-512): one row over blocks of 8 tiles (N 2048), of 2 (N 256:
+  // blocks shrunk to give 8 work-groups) and of 1 (N 80, 5 tiles); row blocks of 8 and 5
+  // in passes of 8, then 4 and 1 (m 13), with the weight also read by a second matmul;
+  // blocks of 1 tile and 8 rows (m 8, a decode step of 8 sequences, and m 70); blocks of
+  // 64 rows, 8 passes of 8 each, and a partial one of 2 (m 130); per-head matrices
+  // (batch 3) in passes of 4 and 1; K of any length.
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
     for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{
-             {1, 1, 256, 40}, {1, 1, 80, 33}, {1, 13, 48, 37}, {1, 8, 128, 64}, {1, 70, 32, 9}, {3, 5, 32, 16}}) {
+             {1, 1, 2048, 16}, {1, 1, 256, 40}, {1, 1, 80, 33}, {1, 13, 48, 37}, {1, 8, 128, 64}, {1, 70, 32, 9},
+             {1, 130, 256, 8}, {3, 5, 32, 16}}) {
       Graph g;
       Builder b(g);
       std::vector<int64_t> a_shape{m, k}, w_shape{n, k};

@@ -284,3 +284,35 @@ TEST_CASE("the lowering tiles float expert tables read only by gathered one-row 
   gpu.local_memory_bytes = 32 * 1024;
   CHECK(has_buffer(plan_of(false, 1, gpu), "experts"));
 }
+
+TEST_CASE("the lowering tiles float weights read whole only by transposed matmuls of an f32 A, on the CPU") {
+  enum class Also { nothing, untransposed, f16_a, another_op };
+  auto plan_of = [](Also also, const jit::Schedule& s, const jit::LowerOptions& options = {}) {
+    ir::Graph g;
+    ir::Builder b(g);
+    ir::NodeId x = b.input("x", {ir::DType::f32, ir::static_shape({5, 64})});
+    ir::NodeId w = b.param("w", {ir::DType::f16, ir::static_shape({32, 64})});
+    g.outputs = {b.matmul_weight(x, w)};  // the output head's case: the matmul is a graph output
+    if (also == Also::untransposed) g.outputs.push_back(b.matmul(b.input("y", {ir::DType::f32, ir::static_shape({5, 32})}), w, false));
+    if (also == Also::f16_a) g.outputs.push_back(b.matmul(b.cast(x, ir::DType::f16), w, true));
+    if (also == Also::another_op) g.outputs.push_back(b.unary(ir::Op::neg, w));
+    return jit::lower(g, {}, s, options);
+  };
+  const jit::Plan tiled = plan_of(Also::nothing, cpu_schedule());
+  CHECK(has_buffer(tiled, jit::packed_tiles_name("w")));
+  CHECK_FALSE(has_buffer(tiled, "w"));
+  // also read another way: the file's layout
+  for (Also also : {Also::untransposed, Also::f16_a, Also::another_op}) {
+    const jit::Plan plain = plan_of(also, cpu_schedule());
+    CHECK(has_buffer(plain, "w"));
+    CHECK_FALSE(has_buffer(plain, jit::packed_tiles_name("w")));
+  }
+  jit::LowerOptions in_memory;
+  in_memory.may_copy = [](const std::string& name) { return name != "w"; };
+  CHECK(has_buffer(plan_of(Also::nothing, cpu_schedule(), in_memory), "w"));
+  jit::Schedule gpu;
+  gpu.gpu = true;
+  gpu.work_group_size = 256;
+  gpu.local_memory_bytes = 32 * 1024;
+  CHECK(has_buffer(plan_of(Also::nothing, gpu), "w"));
+}

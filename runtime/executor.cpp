@@ -63,6 +63,9 @@ Executor::Executor(backends::Device& device, runtime::KernelCache& cache, jit::P
     if (options.progress)
       options.progress(static_cast<int64_t>(compiled_->kernels.size()), static_cast<int64_t>(plan_.kernels.size()));
   }
+  // A launch needs a kernel's name, grid and arguments: its body, emitted, goes (the
+  // Kernel IR of a session's many plans is tens of MB).
+  for (jit::PlanKernel& pk : plan_.kernels) pk.kernel.body = nullptr;
   stats_.kernels = static_cast<int>(plan_.kernels.size());
   stats_.distinct_kernels = static_cast<int>(compiled_->modules.size());
   stats_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -68,7 +68,7 @@ class Executor {
                                   std::span<const backends::Buffer* const> output_into = {},
                                   const std::map<std::string, const backends::Buffer*>* carried = nullptr);
 
-  const jit::Plan& plan() const { return plan_; }
+  const jit::Plan& plan() const { return plan_; }  // its kernels without their bodies (compiled)
   const MemoryPlan& memory() const { return memory_; }
   const ExecutorStats& stats() const { return stats_; }
 

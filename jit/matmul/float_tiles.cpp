@@ -34,6 +34,16 @@ std::vector<int64_t> pass_rows(const Schedule& s) {
   return {4, 2, 1};
 }
 
+// Whether `rows` rows, taken in passes of the sizes of `sizes` (largest first, the
+// largest as often as it fits, then each smaller once at most), take a pass of `size`.
+bool takes_pass(const std::vector<int64_t>& sizes, int64_t rows, int64_t size) {
+  for (int64_t s : sizes) {
+    if (s == size) return rows >= s;
+    rows -= rows / s * s;
+  }
+  return false;
+}
+
 std::vector<NodeRef> lower(MatmulBuilder& mm) {
   KernelBuilder& kb = mm.kb;
   const Operands& o = mm.o;
@@ -65,10 +75,13 @@ std::vector<NodeRef> lower(MatmulBuilder& mm) {
   NodeRef first_row = imul(bounded_ref(rb, 0, row_blocks - 1), c_i64(row_block));
   body.push_back(let(end_rows, min_(iadd(first_row, c_i64(row_block)), c_i64(o.m))));
   NodeRef t0 = imul(bounded_ref(g, 0, tile_blocks - 1), c_i64(block));
-  // passes of the widest size while that many rows are left, then of each smaller size
+  // passes of the widest size while that many rows are left, then of each smaller size,
+  // those the blocks of rows take (every block has row_block rows but the last): the
+  // kernel of a decode step of 8 sequences has the passes of 8 only
+  const int64_t last_rows = o.m - (row_blocks - 1) * row_block;
   NodeRef begin = first_row;
   for (int64_t size : pass_rows(s)) {
-    if (size > row_block) continue;  // never a whole pass of this size
+    if (!takes_pass(pass_rows(s), row_block, size) && !takes_pass(pass_rows(s), last_rows, size)) continue;
     std::string r0 = kb.fresh("r0"), end = kb.fresh("end");
     body.push_back(let(end, iadd(begin, imul(idiv(binary(BinaryOp::sub, ref(end_rows, kI64), begin), size), c_i64(size)))));
     std::vector<TileRow> rows;

@@ -157,6 +157,31 @@ inline void check_experts(BackendUnderTest& be, DType bd, int64_t t, int64_t n, 
            "matmul param experts " + std::string(dtype_name(bd)) + " t" + std::to_string(t) + " n" + std::to_string(n));
 }
 
+// out = A[batch.., m, K] x W^T for a weight param W [batch.., n, K] of dtype bd (the
+// lowering may pack or tile a param, jit/weight_packing.h); `second_use`: W read by a
+// second matmul too, of -A, added.
+inline void check_weight_param(BackendUnderTest& be, DType bd, int64_t batch, int64_t m, int64_t n, int64_t k,
+                               bool second_use = false) {
+  Graph g;
+  Builder b(g);
+  std::vector<int64_t> a_shape{m, k}, w_shape{n, k};
+  if (batch > 1) {
+    a_shape.insert(a_shape.begin(), batch);
+    w_shape.insert(w_shape.begin(), batch);
+  }
+  NodeId a = b.input("a", tensor_type(DType::f32, a_shape));
+  NodeId w = b.param("w", tensor_type(bd, w_shape));
+  NodeId out = b.matmul_weight(a, w);
+  if (second_use) out = b.add(out, b.matmul_weight(b.unary(Op::neg, a), w));
+  b.output(out);
+  Bindings bindings;
+  bindings.tensors["a"] = random_tensor(DType::f32, a_shape, 1);
+  bindings.tensors["w"] = random_tensor(bd, w_shape, 2);
+  be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
+                            std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k) +
+                            (second_use ? " read twice" : ""));
+}
+
 inline void matmul_float(BackendUnderTest& be) {
   // m 2..8 with K a multiple of the vector width: the CPU's blocks of columns
   // (tiled_columns.cpp), with N not a multiple of the block
@@ -206,25 +231,8 @@ inline void matmul_float(BackendUnderTest& be) {
   for (DType bd : {DType::f32, DType::f16, DType::bf16}) {
     for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{
              {1, 1, 2048, 16}, {1, 1, 256, 40}, {1, 1, 80, 33}, {1, 13, 48, 37}, {1, 8, 128, 64}, {1, 70, 32, 9},
-             {1, 130, 256, 8}, {3, 5, 32, 16}}) {
-      Graph g;
-      Builder b(g);
-      std::vector<int64_t> a_shape{m, k}, w_shape{n, k};
-      if (batch > 1) {
-        a_shape.insert(a_shape.begin(), batch);
-        w_shape.insert(w_shape.begin(), batch);
-      }
-      NodeId a = b.input("a", tensor_type(DType::f32, a_shape));
-      NodeId w = b.param("w", tensor_type(bd, w_shape));
-      NodeId out = b.matmul_weight(a, w);
-      if (batch == 1 && m == 13) out = b.add(out, b.matmul_weight(b.unary(Op::neg, a), w));
-      b.output(out);
-      Bindings bindings;
-      bindings.tensors["a"] = random_tensor(DType::f32, a_shape, 1);
-      bindings.tensors["w"] = random_tensor(bd, w_shape, 2);
-      be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
-                                std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
-    }
+             {1, 130, 256, 8}, {3, 5, 32, 16}})
+      check_weight_param(be, bd, batch, m, n, k, m == 13);
   }
 }
 
@@ -316,24 +324,8 @@ inline void matmul_quantised(BackendUnderTest& be) {
                    DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k, DType::iq4_xs}) {
     const int64_t kk = ir::dtype_block_elems(bd) / 32;  // K below in blocks of 32 (super-blocks for Q4_K / Q6_K)
     for (auto [batch, m, n, k] : std::vector<std::array<int64_t, 4>>{{1, 1, 16, 32}, {1, 1, 144, 256}, {1, 7, 32, 64},
-                                                                    {1, 21, 48, 96}, {3, 5, 16, 64}, {3, 1, 32, 32}}) {
-      k *= kk;
-      Graph g;
-      Builder b(g);
-      std::vector<int64_t> a_shape{m, k}, w_shape{n, k};
-      if (batch > 1) {
-        a_shape.insert(a_shape.begin(), batch);
-        w_shape.insert(w_shape.begin(), batch);
-      }
-      NodeId a = b.input("a", tensor_type(DType::f32, a_shape));
-      NodeId w = b.param("w", tensor_type(bd, w_shape));
-      b.output(b.matmul_weight(a, w));
-      Bindings bindings;
-      bindings.tensors["a"] = random_tensor(DType::f32, a_shape, 1);
-      bindings.tensors["w"] = random_tensor(bd, w_shape, 2);
-      be.check(g, bindings, "matmul param B " + std::string(dtype_name(bd)) + " b" + std::to_string(batch) + " m" +
-                                std::to_string(m) + " n" + std::to_string(n) + " k" + std::to_string(k));
-    }
+                                                                    {1, 21, 48, 96}, {3, 5, 16, 64}, {3, 1, 32, 32}})
+      check_weight_param(be, bd, batch, m, n, k * kk);
     for (int64_t t : {2, 24}) check_experts(be, bd, t, 32, 64 * kk);  // 24 tokens x 2 of 4 experts: grouped
   }
   // The quantisation itself, read back: f32 and f16 sources, rows of several blocks.

@@ -1,9 +1,9 @@
 // CPU, experts of a MoE layer with a float table (f32 / f16 / bf16) in tiles of 16 rows
 // (jit/weight_packing.h; the lowering tiles a table only where each use is this
 // strategy's or float_tiles.cpp's and the caller lets it copy the table, jit/lower.h's
-// LowerOptions): B
-// gathered from [E, N, K] by each slot's expert index, one f32 row of A per slot, in
-// float_tiles.h's passes (each converted vector of B serves every slot of the pass).
+// LowerOptions): B gathered from [E, N, K] by each slot's expert index, one f32 row of
+// A per slot, in float_tiles.h's passes (each converted vector of B serves every slot
+// of the pass).
 // - grouped (enough slots per expert to share its weights, as in a decode step of
 //   several sequences or a prefill): a work-group per expert and block of tiles lists
 //   the slots that chose the expert and runs them in passes of 4, then 2, then 1;

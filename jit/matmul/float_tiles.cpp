@@ -3,9 +3,10 @@
 // this strategy or float_expert_tiles.cpp takes, and the caller lets it copy the weight,
 // jit/lower.h's LowerOptions): B [.., N, K] transposed, A f32 [.., M, K]. A work-group
 // takes a block of a matrix's tiles and a block of rows of A, in float_tiles.h's passes
-// of 8, 4, 2 and 1 rows (4, 2, 1 with narrower vectors than AVX-512's): a pass of 8 rows converts each vector of B once for 8
-// multiply-adds, where a dot product per output (tiled.cpp) ends every output with a
-// horizontal sum, half again the multiply-adds' work at K 256.
+// of 8, 4, 2 and 1 rows (4, 2, 1 with narrower vectors than AVX-512's). A pass of 8 rows
+// multiplies each converted vector of B into 8 rows and ends with vector stores, where a
+// dot product per output (tiled.cpp) ends every output with a horizontal sum: about 50
+// more vector instructions per 16 outputs beside their 256 multiply-adds at K 256.
 #include "jit/matmul/float_tiles.h"
 
 #include <algorithm>
